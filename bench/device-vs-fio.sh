@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# FileDevice (O_DIRECT, one thread, queue depth 1) next to fio --ioengine=psync --direct=1 on
+# the same file, pattern by pattern, in one run. Prints a Markdown table; with --record it is
+# also written into bench/RESULTS.md (section "FileDevice vs fio").
+#   bench/device-vs-fio.sh [--record] [--dir DIR] [--size-mib N] [--seconds S]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+. "$ROOT/scripts/jdk.sh"
+dmsnap_find_jdk
+record=0; dir=${TMPDIR:-/tmp}; size_mib=1024; seconds=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --record) record=1 ;;
+        --dir) dir=$2; shift ;;
+        --size-mib) size_mib=$2; shift ;;
+        --seconds) seconds=$2; shift ;;
+        *) echo "usage: $0 [--record] [--dir DIR] [--size-mib N] [--seconds S]" >&2; exit 2 ;;
+    esac
+    shift
+done
+command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
+command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
+jar="$ROOT/bench/target/benchmarks.jar"
+if [ ! -f "$jar" ]; then
+    dmsnap_find_maven
+    (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
+fi
+work=$(mktemp -d "$dir/dmsnap-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+file="$work/bench.img"
+echo "filling $file with $size_mib MiB of random data..." >&2
+fio --name=fill --filename="$file" --size="${size_mib}M" --rw=write --bs=1M --direct=1 \
+    --ioengine=psync --refill_buffers --output-format=terse >/dev/null
+
+# pattern  fio-rw     bs     jmh-method
+patterns="randread-4k randread 4k randomRead4k
+randwrite-4k randwrite 4k randomWrite4k
+read-1m read 1m sequentialRead1m
+write-1m write 1m sequentialWrite1m"
+
+rows=""
+while read -r name rw bs method; do
+    fio_json=$(fio --name="$name" --filename="$file" --size="${size_mib}M" --rw="$rw" --bs="$bs" \
+        --direct=1 --ioengine=psync --iodepth=1 --numjobs=1 --time_based --runtime="$seconds" \
+        --norandommap --randrepeat=0 --output-format=json)
+    if [[ $rw == *read* ]]; then key=read; else key=write; fi
+    fio_iops=$(echo "$fio_json" | jq ".jobs[0].$key.iops")
+    jmh_json="$work/$method.json"
+    "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
+        "FileDeviceBenchmark.$method\$" -f 1 -wi 2 -w 3s -i 3 -r "${seconds}s" \
+        -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
+        || { cat "$work/$method.log" >&2; exit 1; }
+    jmh_ops=$(jq '.[0].primaryMetric.score' "$jmh_json")
+    jmh_err=$(jq '.[0].primaryMetric.scoreError' "$jmh_json")
+    ratio=$(awk -v a="$jmh_ops" -v b="$fio_iops" 'BEGIN { printf "%.3f", a / b }')
+    mib=$( [ "$bs" = 4k ] && echo 4096 || echo 1048576 )
+    row=$(awk -v n="$name" -v f="$fio_iops" -v j="$jmh_ops" -v e="$jmh_err" -v r="$ratio" -v m="$mib" \
+        'BEGIN { printf "| %s | %.0f | %.1f | %.0f ± %.0f | %.1f | %s |", n, f, f*m/1048576, j, e, j*m/1048576, r }')
+    echo "$row" >&2
+    rows="$rows$row"$'\n'
+done <<<"$patterns"
+
+fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
+header="Machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); fio: $(fio --version); file: ${size_mib} MiB on $fs; $(date -u +%Y-%m-%d).
+Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds\` (fio psync direct=1 iodepth=1 numjobs=1 time_based ${seconds}s vs JMH 1 fork, 2×3s warmup, 3×${seconds}s measurement, one thread; run pattern by pattern, alternating).
+
+| pattern | fio IOPS | fio MiB/s | FileDevice ops/s (JMH ± 99.9% CI) | FileDevice MiB/s | FileDevice / fio |
+|---|---|---|---|---|---|
+$rows"
+echo "$header"
+if [ $record -eq 1 ]; then
+    results="$ROOT/bench/RESULTS.md"
+    [ -f "$results" ] || printf '# Benchmark results\n\nEvery table comes with the command that produced it; peers measured side by side in the same run.\n' >"$results"
+    python3 - "$results" "$header" <<'PY'
+import sys, re
+path, body = sys.argv[1], sys.argv[2]
+text = open(path).read()
+section = "## FileDevice vs fio (O_DIRECT, queue depth 1)\n\n" + body.strip() + "\n"
+pattern = re.compile(r"## FileDevice vs fio.*?(?=\n## |\Z)", re.S)
+text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text if text.endswith("\n") else text + "\n")
+PY
+    echo "recorded in $results" >&2
+fi

@@ -1,0 +1,43 @@
+package dmsnap.cli;
+
+import dmsnap.ffm.Platform;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+
+/** Entry point of {@code ./dmsnap}. */
+public final class Main {
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs one command line with the given streams and returns its exit status. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        try {
+            Platform.requireSupported();
+        } catch (UnsupportedOperationException e) {
+            err.println("dmsnap: " + e.getMessage());
+            return ExitCodes.UNSUPPORTED_PLATFORM;
+        }
+        CommandLine cli = new CommandLine(new DmsnapCommand())
+                .setOut(out)
+                .setErr(err)
+                .setExitCodeExceptionMapper(t -> ExitCodes.FAILED);
+        cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            commandLine.getErr().println("dmsnap: " + ex.getMessage());
+            if (parseResult.hasMatchedOption("--verbose")) {
+                ex.printStackTrace(commandLine.getErr());
+            }
+            return ExitCodes.FAILED;
+        });
+        cli.setParameterExceptionHandler((ex, args2) -> {
+            CommandLine c = ex.getCommandLine();
+            c.getErr().println("dmsnap: " + ex.getMessage());
+            c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help' for more information.");
+            return ExitCodes.USAGE;
+        });
+        return cli.execute(args);
+    }
+}

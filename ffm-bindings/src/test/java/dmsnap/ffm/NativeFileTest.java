@@ -1,0 +1,237 @@
+package dmsnap.ffm;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+class NativeFileTest {
+    @TempDir
+    Path dir;
+
+    private Path sparse(String name, long bytes) throws IOException {
+        Path p = dir.resolve(name);
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(bytes);
+        }
+        return p;
+    }
+
+    @Test
+    void createWriteReadRoundTrip() throws IOException {
+        Path p = dir.resolve("new.img");
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE);
+             Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocateFrom("hello, dmsnap");
+            f.write(1000, data);
+            f.fdatasync();
+            f.fsync();
+            MemorySegment back = arena.allocate(data.byteSize());
+            assertEquals(data.byteSize(), f.read(1000, back));
+            assertEquals("hello, dmsnap", back.getString(0));
+            assertEquals(1000 + data.byteSize(), f.stat().sizeBytes());
+            assertEquals(FileType.REGULAR_FILE, f.stat().type());
+        }
+        assertEquals("hello, dmsnap", new String(Files.readAllBytes(p), 1000, 13));
+    }
+
+    @Test
+    void createExclusiveOnAnExistingFileFailsWithEexist() throws IOException {
+        Path p = sparse("exists.img", 4096);
+        ErrnoException e = assertThrows(ErrnoException.class,
+                () -> NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE));
+        assertEquals(Errno.EEXIST, e.errno());
+        assertEquals("open(path=" + p + ") failed: EEXIST (File exists)", e.getMessage());
+        assertEquals("open", e.syscall());
+        assertEquals(p, e.path());
+    }
+
+    @Test
+    void readStopsShortOnlyAtEndOfFile() throws IOException {
+        Path p = sparse("short.img", 6000);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY); Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(8192);
+            assertEquals(6000, f.read(0, buf));
+            assertEquals(0, f.read(6000, buf));
+        }
+    }
+
+    @Test
+    void directIoOnExt4NeedsAlignmentAndSaysWhich() throws IOException {
+        Path p = sparse("direct.img", 1 << 20);
+        NativeFile f;
+        try {
+            f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DIRECT);
+        } catch (ErrnoException e) {
+            assumeTrue(false, "O_DIRECT unsupported in " + dir + ": " + e.getMessage());
+            return;
+        }
+        try (f; Arena arena = Arena.ofConfined()) {
+            int align = f.directOffsetAlignment();
+            assertTrue(align >= 512 && Integer.bitCount(align) == 1, "alignment " + align);
+            MemorySegment buf = arena.allocate(8192, 4096);
+            buf.fill((byte) 7);
+            f.write(align, buf.asSlice(0, align));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.write(100, buf.asSlice(0, align)));
+            assertEquals("pwrite(path=" + p + ", offset=100, length=" + align + "): O_DIRECT needs offset and length aligned to "
+                    + align + " bytes and the buffer address to " + f.directMemoryAlignment()
+                    + " bytes (buffer address % " + f.directMemoryAlignment() + " = 0)", e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> f.read(0, buf.asSlice(8, align)));
+            assertThrows(IllegalArgumentException.class, () -> f.read(0, buf.asSlice(0, 100)));
+            MemorySegment back = arena.allocate(align, 4096);
+            f.read(align, back);
+            assertEquals(7, back.get(JAVA_BYTE, align - 1));
+        }
+    }
+
+    @Test
+    void heapSegmentsAreRefused() throws IOException {
+        Path p = sparse("heap.img", 4096);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            assertThrows(IllegalArgumentException.class, () -> f.read(0, MemorySegment.ofArray(new byte[16])));
+        }
+    }
+
+    @Test
+    void fallocatePunchAndZeroRange() throws IOException {
+        Path p = dir.resolve("falloc.img");
+        Files.write(p, new byte[64 << 10]);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE); Arena arena = Arena.ofConfined()) {
+            MemorySegment ones = arena.allocate(64 << 10);
+            ones.fill((byte) 1);
+            f.write(0, ones);
+            f.fallocate(Fallocate.PUNCH_HOLE, 4096, 4096);
+            f.fallocate(Fallocate.ZERO_RANGE, 16384, 4096);
+            f.fallocate(Fallocate.KEEP_SIZE, 1 << 20, 4096);
+            MemorySegment back = arena.allocate(64 << 10);
+            f.read(0, back);
+            assertEquals(1, back.get(JAVA_BYTE, 4095));
+            assertEquals(0, back.get(JAVA_BYTE, 4096));
+            assertEquals(0, back.get(JAVA_BYTE, 8191));
+            assertEquals(1, back.get(JAVA_BYTE, 8192));
+            assertEquals(0, back.get(JAVA_BYTE, 16384));
+            assertEquals(1, back.get(JAVA_BYTE, 20480));
+            assertEquals(64 << 10, f.stat().sizeBytes(), "KEEP_SIZE keeps the size");
+        }
+        try (NativeFile ro = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            ErrnoException e = assertThrows(ErrnoException.class, () -> ro.fallocate(Fallocate.PUNCH_HOLE, 0, 4096));
+            assertEquals("fallocate(path=" + p + ", offset=0, length=4096) failed: EBADF (Bad file descriptor)",
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void flockConflictsBetweenOpenFileDescriptions() throws IOException {
+        Path p = sparse("lock.img", 4096);
+        try (NativeFile a = NativeFile.open(p, OpenFlag.READ_WRITE);
+             NativeFile b = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            assertTrue(a.tryLock(true));
+            assertFalse(b.tryLock(false));
+            a.unlock();
+            assertTrue(b.tryLock(false));
+            assertFalse(a.tryLock(true));
+        }
+    }
+
+    @Test
+    void statReportsTypeIdentityAndDirectAlignment() throws IOException {
+        Path p = sparse("stat.img", 12345);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            FileStat st = f.stat();
+            assertEquals(FileType.REGULAR_FILE, st.type());
+            assertEquals(12345, st.sizeBytes());
+            assertEquals(Files.getAttribute(p, "unix:ino"), st.inode());
+            assertEquals(0, st.rdevMajor());
+            assertTrue(st.blockSizeBytes() > 0);
+        }
+        try (NativeFile d = NativeFile.open(dir, OpenFlag.READ_ONLY)) {
+            assertEquals(FileType.DIRECTORY, d.stat().type());
+        }
+        try (NativeFile n = NativeFile.open(Path.of("/dev/null"), OpenFlag.READ_ONLY)) {
+            FileStat st = n.stat();
+            assertEquals(FileType.CHARACTER_DEVICE, st.type());
+            assertEquals(1, st.rdevMajor());
+            assertEquals(3, st.rdevMinor());
+        }
+    }
+
+    @Test
+    void blockIoctlsOnARegularFileFailWithEnotty() throws IOException {
+        Path p = sparse("notblock.img", 4096);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            ErrnoException e = assertThrows(ErrnoException.class, () -> BlockDevices.geometry(f));
+            assertEquals("ioctl BLKGETSIZE64(path=" + p + ") failed: ENOTTY (Inappropriate ioctl for device)",
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void mmapStoresReachTheFileAndMsyncSucceeds() throws IOException {
+        Path p = sparse("map.img", 64 << 10);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE)) {
+            try (MappedRegion region = f.map(8192, 8192)) {
+                region.segment().set(JAVA_INT, 0, 0x70416e53);
+                region.segment().set(JAVA_BYTE, 8191, (byte) 9);
+                region.sync(0, 16);
+                region.sync();
+                assertEquals(8192, region.fileOffsetBytes());
+            }
+            assertThrows(IllegalArgumentException.class, () -> f.map(100, 4096));
+        }
+        byte[] bytes = Files.readAllBytes(p);
+        assertArrayEquals(new byte[] {0x53, 0x6e, 0x41, 0x70}, java.util.Arrays.copyOfRange(bytes, 8192, 8196));
+        assertEquals(9, bytes[16383]);
+    }
+
+    @Test
+    void readOnlyMappingIsReadOnly() throws IOException {
+        Path p = sparse("romap.img", 8192);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY); MappedRegion region = f.map(0, 4096)) {
+            assertTrue(region.segment().isReadOnly());
+        }
+    }
+
+    @Test
+    void closeIsIdempotentAndUseAfterCloseFails() throws IOException {
+        Path p = sparse("close.img", 4096);
+        NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY);
+        f.close();
+        f.close();
+        assertFalse(f.isOpen());
+        try (Arena arena = Arena.ofConfined()) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> f.read(0, arena.allocate(16)));
+            assertEquals(p + " is closed", e.getMessage());
+        }
+    }
+
+    @Test
+    void bothOrNeitherAccessModeIsACallerBug() {
+        assertThrows(IllegalArgumentException.class, () -> NativeFile.open(dir.resolve("x")));
+        assertThrows(IllegalArgumentException.class,
+                () -> NativeFile.open(dir.resolve("x"), OpenFlag.READ_ONLY, OpenFlag.READ_WRITE));
+    }
+
+    @Test
+    void errnoNamesAndTexts() {
+        assertEquals("Input/output error", Errno.EIO.text());
+        assertEquals(Errno.EIO, Errno.of(Errno.EIO.value()));
+        assertEquals(Errno.UNKNOWN, Errno.of(4000));
+        ErrnoException e = new ErrnoException("pwrite", Errno.EIO, Path.of("/dev/loop0"), 1048576, 4096);
+        assertEquals("pwrite(path=/dev/loop0, offset=1048576, length=4096) failed: EIO (Input/output error)",
+                e.getMessage());
+        assertTrue(new ErrnoException("x", 4000, null, -1, -1).getMessage().startsWith("x() failed: errno 4000 ("));
+    }
+}

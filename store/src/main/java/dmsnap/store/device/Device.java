@@ -1,0 +1,86 @@
+package dmsnap.store.device;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A block device as dmsnap's targets and stores see it: a fixed-size array of bytes addressed
+ * in bytes, with a logical block size that every offset and length must respect, a volatile
+ * write cache that {@link #flush()} makes durable, and discard / write-zeroes.
+ *
+ * <p>All methods may be called concurrently from any thread. Errors from the environment are
+ * {@link IOException}s (usually {@code dmsnap.ffm.ErrnoException}); a request outside the device
+ * or misaligned is a caller bug and fails with {@link IllegalArgumentException} before any I/O.
+ * After {@link #close()} every call fails with {@link IllegalStateException}.
+ */
+public interface Device extends AutoCloseable {
+
+    /** A name for messages: the path, or a description. */
+    String name();
+
+    /** Size in bytes, as last read (see {@link #refreshSize()}). */
+    long sizeBytes();
+
+    /** Size in 512-byte sectors, rounded down. */
+    default long sizeSectors() {
+        return sizeBytes() >>> 9;
+    }
+
+    /** Re-reads the size from the backing file or device (it may have grown) and returns it. */
+    default long refreshSize() throws IOException {
+        return sizeBytes();
+    }
+
+    /** The smallest addressable unit: offsets and lengths of I/O must be multiples of it. */
+    int logicalBlockBytes();
+
+    /** The unit the device writes atomically (informational). */
+    int physicalBlockBytes();
+
+    /** Alignment the buffer's address must have (1 when anything goes). */
+    int bufferAlignmentBytes();
+
+    boolean readOnly();
+
+    /** Reads {@code dst.byteSize()} bytes at {@code offsetBytes}; the range must lie inside the device. */
+    void read(long offsetBytes, MemorySegment dst) throws IOException;
+
+    /** Writes all of {@code src} at {@code offsetBytes}; durable only after {@link #flush()}. */
+    void write(long offsetBytes, MemorySegment src) throws IOException;
+
+    /** Makes every write that completed before this call durable. */
+    void flush() throws IOException;
+
+    /** The range may afterwards read as zeroes or as its old contents. */
+    void discard(long offsetBytes, long lengthBytes) throws IOException;
+
+    /** The range reads back as zeroes afterwards. */
+    void writeZeroes(long offsetBytes, long lengthBytes) throws IOException;
+
+    /** Idempotent; waits for I/O in progress. */
+    @Override
+    void close() throws IOException;
+
+    /**
+     * Checks a request against this device: inside {@code [0, sizeBytes())}, offset and length
+     * multiples of the logical block size, buffer aligned. Throws {@link IllegalArgumentException}
+     * with a one-line reason otherwise.
+     */
+    static void checkRequest(Device device, String op, long offsetBytes, long lengthBytes, MemorySegment buffer) {
+        long size = device.sizeBytes();
+        if (offsetBytes < 0 || lengthBytes < 0 || offsetBytes > size || lengthBytes > size - offsetBytes) {
+            throw new IllegalArgumentException(op + "(" + device.name() + ", offset=" + offsetBytes + ", length="
+                    + lengthBytes + ") is outside the device (size " + size + " bytes)");
+        }
+        int block = device.logicalBlockBytes();
+        if (offsetBytes % block != 0 || lengthBytes % block != 0) {
+            throw new IllegalArgumentException(op + "(" + device.name() + ", offset=" + offsetBytes + ", length="
+                    + lengthBytes + ") is not aligned to the logical block size (" + block + " bytes)");
+        }
+        int align = device.bufferAlignmentBytes();
+        if (buffer != null && align > 1 && buffer.address() % align != 0) {
+            throw new IllegalArgumentException(op + "(" + device.name() + ", offset=" + offsetBytes + ", length="
+                    + lengthBytes + "): the buffer address must be aligned to " + align + " bytes");
+        }
+    }
+}

@@ -1,0 +1,294 @@
+package dmsnap.store.device;
+
+import dmsnap.ffm.BlockDevices;
+import dmsnap.ffm.BlockGeometry;
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.ffm.Fallocate;
+import dmsnap.ffm.FileStat;
+import dmsnap.ffm.FileType;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.Set;
+
+/**
+ * A regular file or a block device, opened through {@link NativeFile} (O_DIRECT unless {@link
+ * Option#BUFFERED}). Nobody else may use it meanwhile: a block device is opened {@code O_EXCL}
+ * (the kernel refuses a second exclusive open and a mounted device with EBUSY), a regular file
+ * takes an {@code flock} (exclusive for read-write, shared for read-only), so a second user gets
+ * "Device or resource busy" instead of silent sharing.
+ *
+ * <p>Geometry: a block device reports its own ({@code BLKGETSIZE64}/{@code BLKSSZGET}/{@code
+ * BLKPBSZGET}); a file has 512-byte logical blocks, or its O_DIRECT offset alignment when that is
+ * larger, and its size is rounded down to whole logical blocks.
+ */
+public final class FileDevice implements Device {
+
+    /** How to open. The default is read-write with O_DIRECT. */
+    public enum Option {
+        READ_ONLY,
+        /** Without O_DIRECT: through the page cache, no alignment rule for buffers. */
+        BUFFERED
+    }
+
+    private static final int SECTOR = 512;
+    private static final int ZERO_CHUNK_BYTES = 1 << 20;
+
+    private final NativeFile file;
+    private final FileStat stat;
+    private final boolean blockDevice;
+    private final boolean readOnly;
+    private final int logicalBlockBytes;
+    private final int physicalBlockBytes;
+    private final InFlight inFlight;
+    private volatile long sizeBytes;
+
+    private FileDevice(NativeFile file, FileStat stat, boolean readOnly) throws IOException {
+        this.file = file;
+        this.stat = stat;
+        this.readOnly = readOnly;
+        this.blockDevice = stat.type() == FileType.BLOCK_DEVICE;
+        this.inFlight = new InFlight(file.path().toString());
+        if (blockDevice) {
+            BlockGeometry geometry = BlockDevices.geometry(file);
+            this.logicalBlockBytes = geometry.logicalBlockBytes();
+            this.physicalBlockBytes = geometry.physicalBlockBytes();
+            this.sizeBytes = geometry.sizeBytes() - geometry.sizeBytes() % logicalBlockBytes;
+        } else {
+            this.logicalBlockBytes = Math.max(SECTOR, file.directOffsetAlignment());
+            this.physicalBlockBytes = Math.max(logicalBlockBytes, Math.max(SECTOR, stat.blockSizeBytes()));
+            this.sizeBytes = stat.sizeBytes() - stat.sizeBytes() % logicalBlockBytes;
+        }
+    }
+
+    /** Opens {@code path} (a regular file or block device) for exclusive use. */
+    public static FileDevice open(Path path, Option... options) throws IOException {
+        Set<Option> opts = options.length == 0 ? EnumSet.noneOf(Option.class) : EnumSet.of(options[0], options);
+        boolean readOnly = opts.contains(Option.READ_ONLY);
+        if (Files.isDirectory(path)) {
+            throw new IOException(path + " is a directory: a device must be a regular file or a block device");
+        }
+        EnumSet<OpenFlag> flags = EnumSet.of(readOnly ? OpenFlag.READ_ONLY : OpenFlag.READ_WRITE);
+        if (!opts.contains(Option.BUFFERED)) {
+            flags.add(OpenFlag.DIRECT);
+        }
+        // O_EXCL without O_CREAT means an exclusive open for a block device and nothing for a file.
+        flags.add(OpenFlag.EXCLUSIVE);
+        NativeFile file;
+        try {
+            file = NativeFile.open(path, flags);
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.EBUSY) {
+                throw new ErrnoException("open", e.errnoValue(), path, -1, -1,
+                        "another process holds it exclusively or it is mounted");
+            }
+            throw e;
+        }
+        boolean ok = false;
+        try {
+            FileStat stat = file.stat();
+            if (stat.type() != FileType.REGULAR_FILE && stat.type() != FileType.BLOCK_DEVICE) {
+                throw new IOException(path + " is a " + stat.type().describe()
+                        + ": a device must be a regular file or a block device");
+            }
+            if (stat.type() == FileType.REGULAR_FILE && !file.tryLock(!readOnly)) {
+                throw new ErrnoException("flock", Errno.EBUSY.value(), path, -1, -1,
+                        "it is already in use (another open holds its lock)");
+            }
+            FileDevice device = new FileDevice(file, stat, readOnly);
+            ok = true;
+            return device;
+        } finally {
+            if (!ok) {
+                file.close();
+            }
+        }
+    }
+
+    @Override
+    public String name() {
+        return file.path().toString();
+    }
+
+    public Path path() {
+        return file.path();
+    }
+
+    /** statx of the file at open time: type, identity (device, inode, rdev). */
+    public FileStat stat() {
+        return stat;
+    }
+
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    public boolean isDirect() {
+        return file.isDirect();
+    }
+
+    @Override
+    public long sizeBytes() {
+        return sizeBytes;
+    }
+
+    @Override
+    public long refreshSize() throws IOException {
+        inFlight.acquire();
+        try {
+            long size = blockDevice ? BlockDevices.geometry(file).sizeBytes() : file.stat().sizeBytes();
+            sizeBytes = size - size % logicalBlockBytes;
+            return sizeBytes;
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    @Override
+    public int logicalBlockBytes() {
+        return logicalBlockBytes;
+    }
+
+    @Override
+    public int physicalBlockBytes() {
+        return physicalBlockBytes;
+    }
+
+    @Override
+    public int bufferAlignmentBytes() {
+        return file.directMemoryAlignment();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    @Override
+    public void read(long offsetBytes, MemorySegment dst) throws IOException {
+        Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+        inFlight.acquire();
+        try {
+            long n = file.read(offsetBytes, dst);
+            if (n != dst.byteSize()) {
+                throw new ErrnoException("pread", Errno.EIO.value(), file.path(), offsetBytes + n, dst.byteSize() - n,
+                        "end of file: the file is shorter than the device size " + sizeBytes);
+            }
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    @Override
+    public void write(long offsetBytes, MemorySegment src) throws IOException {
+        checkWritable("write");
+        Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
+        inFlight.acquire();
+        try {
+            file.write(offsetBytes, src);
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        inFlight.acquire();
+        try {
+            // fdatasync on a block device also issues a cache flush; on a file it flushes the
+            // file's data and the metadata needed to find it, then the disk cache.
+            file.fdatasync();
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    @Override
+    public void discard(long offsetBytes, long lengthBytes) throws IOException {
+        checkWritable("discard");
+        Device.checkRequest(this, "discard", offsetBytes, lengthBytes, null);
+        if (lengthBytes == 0) {
+            return;
+        }
+        inFlight.acquire();
+        try {
+            if (blockDevice) {
+                BlockDevices.discard(file, offsetBytes, lengthBytes);
+            } else {
+                try {
+                    file.fallocate(Fallocate.PUNCH_HOLE, offsetBytes, lengthBytes);
+                } catch (ErrnoException e) {
+                    if (e.errno() != Errno.EOPNOTSUPP) {
+                        throw e;
+                    }
+                    // A discard may leave old data behind; without hole punching it does nothing.
+                }
+            }
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    @Override
+    public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
+        checkWritable("writeZeroes");
+        Device.checkRequest(this, "writeZeroes", offsetBytes, lengthBytes, null);
+        if (lengthBytes == 0) {
+            return;
+        }
+        inFlight.acquire();
+        try {
+            if (blockDevice) {
+                BlockDevices.zeroOut(file, offsetBytes, lengthBytes);
+                return;
+            }
+            try {
+                file.fallocate(Fallocate.ZERO_RANGE, offsetBytes, lengthBytes);
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EOPNOTSUPP) {
+                    throw e;
+                }
+                writeZeroBuffers(offsetBytes, lengthBytes);
+            }
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    private void writeZeroBuffers(long offsetBytes, long lengthBytes) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            long chunk = Math.min(lengthBytes, ZERO_CHUNK_BYTES);
+            MemorySegment zeroes = arena.allocate(chunk, Math.max(bufferAlignmentBytes(), 8));
+            for (long done = 0; done < lengthBytes; done += chunk) {
+                long n = Math.min(chunk, lengthBytes - done);
+                file.write(offsetBytes + done, zeroes.asSlice(0, n));
+            }
+        }
+    }
+
+    private void checkWritable(String op) {
+        if (readOnly) {
+            throw new IllegalStateException(op + "(" + name() + "): the device is open read-only");
+        }
+    }
+
+    /** Closes the descriptor (releasing the lock) once I/O in progress has finished. Idempotent. */
+    @Override
+    public void close() throws IOException {
+        if (inFlight.close()) {
+            file.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "FileDevice[" + name() + ", " + stat.type().describe() + ", " + sizeBytes + " bytes, "
+                + (isDirect() ? "O_DIRECT" : "buffered") + "]";
+    }
+}

@@ -1,0 +1,91 @@
+package dmsnap.store.device;
+
+import dmsnap.store.testing.DeviceContract;
+import dmsnap.store.testing.LoopDevices;
+import dmsnap.store.testing.TempFiles;
+import java.io.IOException;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The device contract on real block devices: a loop device with 512-byte sectors and one with
+ * 4096-byte sectors ({@code losetup --sector-size 4096}). Needs root; elsewhere skipped with the
+ * reason printed.
+ */
+class FileDeviceLoopIT {
+
+    abstract static class LoopContract extends DeviceContract {
+        @TempDir
+        Path dir;
+        private LoopDevices.Loop loop;
+
+        abstract int sectorBytes();
+
+        @Override
+        protected Device openDevice(long sizeBytes) throws IOException {
+            String why = LoopDevices.unavailableReason();
+            if (why != null) {
+                System.out.println("SKIPPED loop-device contract (" + sectorBytes() + "-byte sectors): " + why);
+            }
+            assumeTrue(why == null, why);
+            loop = LoopDevices.attach(TempFiles.sparse(dir, "backing.img", sizeBytes), sectorBytes());
+            FileDevice device = FileDevice.open(loop.device());
+            System.out.println("loop-device contract on " + loop.device() + ": block device="
+                    + device.isBlockDevice() + ", logical=" + device.logicalBlockBytes() + " physical="
+                    + device.physicalBlockBytes() + " O_DIRECT alignment=" + device.bufferAlignmentBytes());
+            assertEquals(true, device.isBlockDevice());
+            assertEquals(sectorBytes(), device.logicalBlockBytes());
+            return device;
+        }
+
+        @AfterEach
+        void detach() throws IOException {
+            if (loop != null) {
+                device().close();
+                loop.close();
+            }
+        }
+    }
+
+    @Nested
+    class Exclusive {
+        @TempDir
+        Path dir;
+
+        @org.junit.jupiter.api.Test
+        void aHeldBlockDeviceIsBusyForASecondOpener() throws IOException {
+            String why = LoopDevices.unavailableReason();
+            assumeTrue(why == null, why);
+            try (LoopDevices.Loop loop = LoopDevices.attach(TempFiles.sparse(dir, "held.img", 1 << 20), 512)) {
+                try (FileDevice first = FileDevice.open(loop.device())) {
+                    dmsnap.ffm.ErrnoException e = org.junit.jupiter.api.Assertions.assertThrows(
+                            dmsnap.ffm.ErrnoException.class, () -> FileDevice.open(loop.device()));
+                    assertEquals("open(path=" + loop.device() + ") failed: EBUSY (Device or resource busy): "
+                            + "another process holds it exclusively or it is mounted", e.getMessage());
+                    assertEquals(1 << 20, first.sizeBytes());
+                }
+            }
+        }
+    }
+
+    @Nested
+    class Sectors512 extends LoopContract {
+        @Override
+        int sectorBytes() {
+            return 512;
+        }
+    }
+
+    @Nested
+    class Sectors4096 extends LoopContract {
+        @Override
+        int sectorBytes() {
+            return 4096;
+        }
+    }
+}

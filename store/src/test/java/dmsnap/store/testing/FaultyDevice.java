@@ -1,0 +1,313 @@
+package dmsnap.store.testing;
+
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.store.device.Device;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.function.Predicate;
+
+/**
+ * A device with a volatile write cache and injectable faults, over a "media" device that holds
+ * what survived. Completed writes sit in the cache (reads see them) until {@link #flush()} moves
+ * them to the media; {@link #crash()} loses every write since the last completed flush, and
+ * {@link #crash(Random)} keeps a random subset, possibly torn at a sector boundary, as a disk
+ * whose cache was partly written back.
+ *
+ * <p>Faults, each consumed when it fires: fail the n-th read/write/flush from now, fail every
+ * operation after n more, fail requests matching a predicate, tear the next write (its first k
+ * sectors land, then EIO), drop the next write silently, corrupt the next write. Injected
+ * failures are {@link ErrnoException}s with EIO and the detail "injected fault".
+ *
+ * <p>Synchronised on itself: tests are about correctness, not speed.
+ */
+public final class FaultyDevice implements Device {
+
+    /** The operations faults can target. */
+    public enum Op { READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES }
+
+    /** A request as faults see it; lengthBytes is 0 for a flush. */
+    public record Request(Op op, long offsetBytes, long lengthBytes) {
+    }
+
+    private record CachedWrite(long offsetBytes, MemorySegment data) {
+    }
+
+    private static final int SECTOR = 512;
+
+    private final Device media;
+    private final Arena arena = Arena.ofAuto();
+    private final List<CachedWrite> cache = new ArrayList<>();
+    private final long[] countdown = {-1, -1, -1, -1, -1};
+    private long failAfterOps = -1;
+    private Predicate<Request> failWhen;
+    private int tearNextWriteSectors = -1;
+    private boolean dropNextWrite;
+    private Random corruptNextWrite;
+    private long operations;
+    private long flushes;
+    private long injectedFaults;
+
+    public FaultyDevice(Device media) {
+        this.media = media;
+    }
+
+    // ---- fault injection -------------------------------------------------------------------
+
+    /** The {@code n}-th (1-based) operation of kind {@code op} from now fails. */
+    public synchronized FaultyDevice failNth(Op op, long n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("n must be >= 1");
+        }
+        countdown[op.ordinal()] = n;
+        return this;
+    }
+
+    /** After {@code n} more successful operations of any kind, every operation fails. */
+    public synchronized FaultyDevice failAfter(long n) {
+        failAfterOps = n;
+        return this;
+    }
+
+    /** Every request matching {@code predicate} fails (null clears). */
+    public synchronized FaultyDevice failWhen(Predicate<Request> predicate) {
+        failWhen = predicate;
+        return this;
+    }
+
+    /** The next write stores only its first {@code keepSectors} sectors, then fails with EIO. */
+    public synchronized FaultyDevice tearNextWrite(int keepSectors) {
+        tearNextWriteSectors = keepSectors;
+        return this;
+    }
+
+    /** The next write reports success and stores nothing (a lost write). */
+    public synchronized FaultyDevice dropNextWrite() {
+        dropNextWrite = true;
+        return this;
+    }
+
+    /** The next write reports success and stores data with a few bytes flipped. */
+    public synchronized FaultyDevice corruptNextWrite(Random random) {
+        corruptNextWrite = random;
+        return this;
+    }
+
+    /** Removes every pending fault. */
+    public synchronized FaultyDevice heal() {
+        java.util.Arrays.fill(countdown, -1);
+        failAfterOps = -1;
+        failWhen = null;
+        tearNextWriteSectors = -1;
+        dropNextWrite = false;
+        corruptNextWrite = null;
+        return this;
+    }
+
+    /** Power loss: every write since the last completed flush is lost. Faults stay armed. */
+    public synchronized void crash() {
+        cache.clear();
+    }
+
+    /**
+     * Power loss with a partly written-back cache: each unflushed write survives or not at
+     * random, and a survivor may keep only a prefix of its sectors. Reproducible from the random.
+     */
+    public synchronized void crash(Random random) throws IOException {
+        for (CachedWrite w : cache) {
+            if (random.nextBoolean()) {
+                long sectors = w.data().byteSize() / SECTOR;
+                long keep = random.nextInt(4) == 0 ? random.nextLong(sectors + 1) : sectors;
+                if (keep > 0) {
+                    media.write(w.offsetBytes(), w.data().asSlice(0, keep * SECTOR));
+                }
+            }
+        }
+        cache.clear();
+        media.flush();
+    }
+
+    /** Writes completed but not yet flushed. */
+    public synchronized int unflushedWrites() {
+        return cache.size();
+    }
+
+    public synchronized long flushes() {
+        return flushes;
+    }
+
+    public synchronized long injectedFaults() {
+        return injectedFaults;
+    }
+
+    public Device media() {
+        return media;
+    }
+
+    // ---- Device ------------------------------------------------------------------------------
+
+    @Override
+    public String name() {
+        return "faulty(" + media.name() + ")";
+    }
+
+    @Override
+    public long sizeBytes() {
+        return media.sizeBytes();
+    }
+
+    @Override
+    public int logicalBlockBytes() {
+        return media.logicalBlockBytes();
+    }
+
+    @Override
+    public int physicalBlockBytes() {
+        return media.physicalBlockBytes();
+    }
+
+    @Override
+    public int bufferAlignmentBytes() {
+        return media.bufferAlignmentBytes();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return media.readOnly();
+    }
+
+    @Override
+    public synchronized void read(long offsetBytes, MemorySegment dst) throws IOException {
+        Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+        maybeFail(new Request(Op.READ, offsetBytes, dst.byteSize()));
+        media.read(offsetBytes, dst);
+        long end = offsetBytes + dst.byteSize();
+        for (CachedWrite w : cache) {
+            long from = Math.max(offsetBytes, w.offsetBytes());
+            long to = Math.min(end, w.offsetBytes() + w.data().byteSize());
+            if (from < to) {
+                MemorySegment.copy(w.data(), from - w.offsetBytes(), dst, from - offsetBytes, to - from);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void write(long offsetBytes, MemorySegment src) throws IOException {
+        Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
+        if (tearNextWriteSectors >= 0) {
+            long keep = Math.min((long) tearNextWriteSectors * SECTOR, src.byteSize());
+            tearNextWriteSectors = -1;
+            countOp();
+            if (keep > 0) {
+                cache(offsetBytes, src.asSlice(0, keep));
+            }
+            throw injected("pwrite", offsetBytes, src.byteSize());
+        }
+        maybeFail(new Request(Op.WRITE, offsetBytes, src.byteSize()));
+        if (dropNextWrite) {
+            dropNextWrite = false;
+            return;
+        }
+        MemorySegment data = cache(offsetBytes, src);
+        if (corruptNextWrite != null) {
+            Random r = corruptNextWrite;
+            corruptNextWrite = null;
+            for (int i = 0; i < 3; i++) {
+                long at = r.nextLong(data.byteSize());
+                data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at,
+                        (byte) (data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) ^ (1 + r.nextInt(255))));
+            }
+        }
+    }
+
+    private MemorySegment cache(long offsetBytes, MemorySegment src) {
+        MemorySegment copy = arena.allocate(src.byteSize(), 8);
+        copy.copyFrom(src);
+        cache.add(new CachedWrite(offsetBytes, copy));
+        return copy;
+    }
+
+    @Override
+    public synchronized void flush() throws IOException {
+        maybeFail(new Request(Op.FLUSH, 0, 0));
+        for (CachedWrite w : cache) {
+            media.write(w.offsetBytes(), w.data());
+        }
+        cache.clear();
+        media.flush();
+        flushes++;
+    }
+
+    @Override
+    public synchronized void discard(long offsetBytes, long lengthBytes) throws IOException {
+        writeZeroesAs(Op.DISCARD, offsetBytes, lengthBytes);
+    }
+
+    @Override
+    public synchronized void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
+        writeZeroesAs(Op.WRITE_ZEROES, offsetBytes, lengthBytes);
+    }
+
+    private void writeZeroesAs(Op op, long offsetBytes, long lengthBytes) throws IOException {
+        Device.checkRequest(this, op.name().toLowerCase(java.util.Locale.ROOT), offsetBytes, lengthBytes, null);
+        maybeFail(new Request(op, offsetBytes, lengthBytes));
+        if (lengthBytes > 0) {
+            cache.add(new CachedWrite(offsetBytes, arena.allocate(lengthBytes, 8)));
+        }
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+        cache.clear();
+        media.close();
+    }
+
+    private void maybeFail(Request request) throws ErrnoException {
+        countOp();
+        boolean fail = false;
+        int i = request.op().ordinal();
+        if (countdown[i] > 0 && --countdown[i] == 0) {
+            countdown[i] = -1;
+            fail = true;
+        }
+        if (failAfterOps >= 0) {
+            if (failAfterOps == 0) {
+                fail = true;
+            } else {
+                failAfterOps--;
+            }
+        }
+        if (failWhen != null && failWhen.test(request)) {
+            fail = true;
+        }
+        if (fail) {
+            String call = switch (request.op()) {
+                case READ -> "pread";
+                case WRITE -> "pwrite";
+                case FLUSH -> "fdatasync";
+                case DISCARD -> "discard";
+                case WRITE_ZEROES -> "writeZeroes";
+            };
+            throw injected(call, request.op() == Op.FLUSH ? -1 : request.offsetBytes(),
+                    request.op() == Op.FLUSH ? -1 : request.lengthBytes());
+        }
+    }
+
+    private void countOp() {
+        operations++;
+    }
+
+    private ErrnoException injected(String call, long offsetBytes, long lengthBytes) {
+        injectedFaults++;
+        return new ErrnoException(call, Errno.EIO.value(), Path.of(name()), offsetBytes, lengthBytes, "injected fault");
+    }
+
+    public synchronized long operations() {
+        return operations;
+    }
+}

@@ -1,0 +1,122 @@
+package dmsnap.store.testing;
+
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.store.device.Device;
+import dmsnap.store.device.MemoryDevice;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class FaultyDeviceTest extends DeviceContract {
+    @Override
+    protected Device openDevice(long sizeBytes) {
+        return new FaultyDevice(new MemoryDevice("media", sizeBytes));
+    }
+
+    @Nested
+    class Faults {
+        private final Arena arena = Arena.ofAuto();
+        private final FaultyDevice device = new FaultyDevice(new MemoryDevice("media", 1 << 20));
+
+        private MemorySegment filled(int bytes, int value) {
+            MemorySegment s = arena.allocate(bytes, 4096);
+            s.fill((byte) value);
+            return s;
+        }
+
+        private MemorySegment read(long offset, int bytes) throws IOException {
+            MemorySegment s = arena.allocate(bytes, 4096);
+            device.read(offset, s);
+            return s;
+        }
+
+        @Test
+        void crashLosesEverythingSinceTheLastFlush() throws IOException {
+            device.write(0, filled(4096, 1));
+            device.flush();
+            device.write(0, filled(4096, 2));
+            device.write(8192, filled(4096, 3));
+            assertEquals(2, read(0, 4096).get(JAVA_BYTE, 0));
+            assertEquals(2, device.unflushedWrites());
+            device.crash();
+            assertEquals(1, read(0, 4096).get(JAVA_BYTE, 0));
+            assertTrue(Patterns.isZero(read(8192, 4096)));
+        }
+
+        @Test
+        void randomCrashIsReproducibleFromTheSeed() throws IOException {
+            MemorySegment[] outcomes = new MemorySegment[2];
+            for (int run = 0; run < 2; run++) {
+                FaultyDevice d = new FaultyDevice(new MemoryDevice("media", 1 << 20));
+                for (int i = 0; i < 32; i++) {
+                    d.write(i * 8192L, filled(8192, i + 1));
+                }
+                d.crash(new Random(Seeds.seed()));
+                outcomes[run] = arena.allocate(1 << 20);
+                d.read(0, outcomes[run]);
+            }
+            assertNull(Patterns.difference(outcomes[0], outcomes[1]));
+        }
+
+        @Test
+        void failNthFailsExactlyThatOperationWithEio() throws IOException {
+            device.failNth(FaultyDevice.Op.WRITE, 2);
+            device.write(0, filled(512, 1));
+            ErrnoException e = assertThrows(ErrnoException.class, () -> device.write(512, filled(512, 2)));
+            assertEquals(Errno.EIO, e.errno());
+            assertTrue(e.getMessage().contains("pwrite(path=faulty(media), offset=512, length=512) failed: EIO"),
+                    e.getMessage());
+            device.write(1024, filled(512, 3));
+            assertTrue(Patterns.isZero(read(512, 512)), "the failed write stored nothing");
+        }
+
+        @Test
+        void failAfterFailsEveryLaterOperation() throws IOException {
+            device.failAfter(2);
+            device.write(0, filled(512, 1));
+            read(0, 512);
+            assertThrows(ErrnoException.class, device::flush);
+            assertThrows(ErrnoException.class, () -> read(0, 512));
+            device.heal();
+            device.flush();
+        }
+
+        @Test
+        void tornWriteKeepsAPrefixOfSectors() throws IOException {
+            device.tearNextWrite(3);
+            assertThrows(ErrnoException.class, () -> device.write(0, filled(4096, 7)));
+            MemorySegment back = read(0, 4096);
+            assertEquals(7, back.get(JAVA_BYTE, 3 * 512 - 1));
+            assertTrue(Patterns.isZero(back.asSlice(3 * 512)));
+        }
+
+        @Test
+        void droppedAndCorruptedWritesReportSuccess() throws IOException {
+            device.dropNextWrite();
+            device.write(0, filled(512, 9));
+            assertTrue(Patterns.isZero(read(0, 512)));
+            device.corruptNextWrite(new Random(1));
+            MemorySegment data = filled(512, 9);
+            device.write(0, data);
+            assertNotNull(Patterns.difference(data, read(0, 512)));
+        }
+
+        @Test
+        void predicateFaultsTargetRanges() throws IOException {
+            device.failWhen(r -> r.op() == FaultyDevice.Op.READ && r.offsetBytes() >= 65536);
+            read(0, 512);
+            assertThrows(ErrnoException.class, () -> read(65536, 512));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole dmsnap test suite: `mvn verify` (unit tests, integration tests on real loop devices
+# when root, the gcc probe of the generated bindings) and then the end-to-end tests in tests/e2e.
+# As root it first installs the Debian packages the suite needs when they are missing.
+# Exits non-zero on any failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/jdk.sh
+. "$ROOT/scripts/jdk.sh"
+
+PACKAGES=(maven gcc libc6-dev util-linux mount e2fsprogs fio nbdkit libnbd-bin python3-libnbd nbdfuse qemu-utils)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: missing Debian packages: ${missing[*]}; run as root to install them, or install them yourself." >&2
+        exit 1
+    fi
+    echo "== installing missing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+dmsnap_find_jdk || exit 1
+dmsnap_find_maven || exit 1
+echo "== JDK: $DMSNAP_JAVA_HOME ($("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1))"
+echo "== running as uid $(id -u)$( [ "$(id -u)" -eq 0 ] && echo ' (root: loop-device tests run)' || echo ' (not root: loop-device tests are skipped)')"
+
+echo "== mvn verify"
+dmsnap_mvn -ntp ${DMSNAP_MVN_ARGS:-} verify
+
+echo "== end-to-end tests (tests/e2e)"
+passed=0
+failed=0
+failures=()
+for t in tests/e2e/*.sh; do
+    name=$(basename "$t" .sh)
+    echo "-- $name"
+    if bash "$t"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+done
+[ $failed -eq 0 ] || echo "failed end-to-end tests: ${failures[*]}"
+echo "e2e: $passed passed, $failed failed"
+[ $failed -eq 0 ]
