@@ -9,7 +9,8 @@ cd "$ROOT"
 # shellcheck source=scripts/jdk.sh
 . "$ROOT/scripts/jdk.sh"
 
-PACKAGES=(maven gcc libc6-dev util-linux mount e2fsprogs fio nbdkit libnbd-bin python3-libnbd nbdfuse qemu-utils)
+# nbdfuse comes with libnbd-bin on Debian 12.
+PACKAGES=(maven gcc libc6-dev util-linux mount e2fsprogs fio jq nbdkit libnbd-bin python3-libnbd qemu-utils)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
