@@ -39,32 +39,38 @@ read-1m read 1m sequentialRead1m
 write-1m write 1m sequentialWrite1m"
 
 rows=""
-while read -r name rw bs method; do
-    fio_json=$(fio --name="$name" --filename="$file" --size="${size_mib}M" --rw="$rw" --bs="$bs" \
+run_fio() { # name rw bs -> IOPS
+    local json key
+    json=$(fio --name="$1" --filename="$file" --size="${size_mib}M" --rw="$2" --bs="$3" \
         --direct=1 --ioengine=psync --iodepth=1 --numjobs=1 --time_based --runtime="$seconds" \
         --norandommap --randrepeat=0 --output-format=json)
-    if [[ $rw == *read* ]]; then key=read; else key=write; fi
-    fio_iops=$(echo "$fio_json" | jq ".jobs[0].$key.iops")
+    if [[ $2 == *read* ]]; then key=read; else key=write; fi
+    echo "$json" | jq ".jobs[0].$key.iops"
+}
+
+while read -r name rw bs method; do
+    # fio before and after JMH, so that any drift (host cache, thermal) shows and is averaged.
+    fio_before=$(run_fio "$name" "$rw" "$bs")
     jmh_json="$work/$method.json"
     "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
         "FileDeviceBenchmark.$method\$" -f 1 -wi 2 -w 3s -i 3 -r "${seconds}s" \
         -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
         || { cat "$work/$method.log" >&2; exit 1; }
+    fio_after=$(run_fio "$name" "$rw" "$bs")
     jmh_ops=$(jq '.[0].primaryMetric.score' "$jmh_json")
     jmh_err=$(jq '.[0].primaryMetric.scoreError' "$jmh_json")
-    ratio=$(awk -v a="$jmh_ops" -v b="$fio_iops" 'BEGIN { printf "%.3f", a / b }')
     mib=$( [ "$bs" = 4k ] && echo 4096 || echo 1048576 )
-    row=$(awk -v n="$name" -v f="$fio_iops" -v j="$jmh_ops" -v e="$jmh_err" -v r="$ratio" -v m="$mib" \
-        'BEGIN { printf "| %s | %.0f | %.1f | %.0f ± %.0f | %.1f | %s |", n, f, f*m/1048576, j, e, j*m/1048576, r }')
+    row=$(awk -v n="$name" -v fb="$fio_before" -v fa="$fio_after" -v j="$jmh_ops" -v e="$jmh_err" -v m="$mib" \
+        'BEGIN { f = (fb + fa) / 2; printf "| %s | %.0f / %.0f | %.1f | %.0f ± %.0f | %.1f | %.3f |", n, fb, fa, f*m/1048576, j, e, j*m/1048576, j / f }')
     echo "$row" >&2
     rows="$rows$row"$'\n'
 done <<<"$patterns"
 
 fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
 header="Machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); fio: $(fio --version); file: ${size_mib} MiB on $fs; $(date -u +%Y-%m-%d).
-Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds\` (fio psync direct=1 iodepth=1 numjobs=1 time_based ${seconds}s vs JMH 1 fork, 2×3s warmup, 3×${seconds}s measurement, one thread; run pattern by pattern, alternating).
+Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds\` (per pattern: fio psync direct=1 iodepth=1 numjobs=1 time_based ${seconds}s, then JMH 1 fork 2×3s warmup 3×${seconds}s one thread, then fio again; the ratio is JMH over the mean of the two fio runs).
 
-| pattern | fio IOPS | fio MiB/s | FileDevice ops/s (JMH ± 99.9% CI) | FileDevice MiB/s | FileDevice / fio |
+| pattern | fio IOPS before / after | fio MiB/s (mean) | FileDevice ops/s (JMH ± 99.9% CI) | FileDevice MiB/s | FileDevice / fio |
 |---|---|---|---|---|---|
 $rows"
 echo "$header"

@@ -57,6 +57,15 @@ public interface Device extends AutoCloseable {
     /** The range reads back as zeroes afterwards. */
     void writeZeroes(long offsetBytes, long lengthBytes) throws IOException;
 
+    /**
+     * Maps {@code [offsetBytes, offsetBytes + lengthBytes)} for metadata, or returns null when
+     * this device cannot map that range (the caller then uses {@link #read}/{@link #write}). The
+     * range must lie inside the device.
+     */
+    default MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
+        return null;
+    }
+
     /** Idempotent; waits for I/O in progress. */
     @Override
     void close() throws IOException;

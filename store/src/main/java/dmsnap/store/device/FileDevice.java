@@ -7,6 +7,7 @@ import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.FileStat;
 import dmsnap.ffm.FileType;
+import dmsnap.ffm.MappedRegion;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import java.io.IOException;
@@ -269,6 +270,47 @@ public final class FileDevice implements Device {
                 long n = Math.min(chunk, lengthBytes - done);
                 file.write(offsetBytes + done, zeroes.asSlice(0, n));
             }
+        }
+    }
+
+    /**
+     * A shared mmap of the range when it is page-aligned (offset and length multiples of {@link
+     * MappedRegion#PAGE_BYTES}); null otherwise, because a page shared between mmapped metadata
+     * and O_DIRECT data writes could lose stores when direct I/O invalidates the page cache.
+     */
+    @Override
+    public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
+        Device.checkRequest(this, "mapMetadata", offsetBytes, lengthBytes, null);
+        if (offsetBytes % MappedRegion.PAGE_BYTES != 0 || lengthBytes % MappedRegion.PAGE_BYTES != 0
+                || lengthBytes == 0) {
+            return null;
+        }
+        inFlight.acquire();
+        try {
+            MappedRegion region = file.map(offsetBytes, lengthBytes);
+            return new MetadataMap() {
+                @Override
+                public MemorySegment segment() {
+                    return region.segment();
+                }
+
+                @Override
+                public long deviceOffsetBytes() {
+                    return offsetBytes;
+                }
+
+                @Override
+                public void sync(long offset, long length) throws IOException {
+                    region.sync(offset, length);
+                }
+
+                @Override
+                public void close() {
+                    region.close();
+                }
+            };
+        } finally {
+            inFlight.release();
         }
     }
 

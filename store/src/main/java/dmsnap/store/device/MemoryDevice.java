@@ -110,6 +110,34 @@ public final class MemoryDevice implements Device {
         }
     }
 
+    /** A slice of the device's own memory: stores are on the device at once, sync does nothing. */
+    @Override
+    public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) {
+        Device.checkRequest(this, "mapMetadata", offsetBytes, lengthBytes, null);
+        MemorySegment slice = memory.asSlice(offsetBytes, lengthBytes);
+        return new MetadataMap() {
+            @Override
+            public MemorySegment segment() {
+                return slice;
+            }
+
+            @Override
+            public long deviceOffsetBytes() {
+                return offsetBytes;
+            }
+
+            @Override
+            public void sync(long offset, long length) {
+                java.util.Objects.checkFromIndexSize(offset, length, slice.byteSize());
+            }
+
+            @Override
+            public void close() {
+                // Nothing to release: the memory belongs to the device.
+            }
+        };
+    }
+
     /** A read-only view of the whole device, for tests and checksums. */
     public MemorySegment contents() {
         return memory.asReadOnly();

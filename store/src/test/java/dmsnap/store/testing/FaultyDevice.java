@@ -3,6 +3,7 @@ package dmsnap.store.testing;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.store.device.Device;
+import dmsnap.store.device.MetadataMap;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -43,6 +44,7 @@ public final class FaultyDevice implements Device {
     private final Device media;
     private final Arena arena = Arena.ofAuto();
     private final List<CachedWrite> cache = new ArrayList<>();
+    private final List<EmulatedMap> maps = new ArrayList<>();
     private final long[] countdown = {-1, -1, -1, -1, -1};
     private long failAfterOps = -1;
     private Predicate<Request> failWhen;
@@ -129,6 +131,11 @@ public final class FaultyDevice implements Device {
             }
         }
         cache.clear();
+        // A real mmap may have written back stores that were never msynced: some sectors land,
+        // with the newest contents.
+        for (EmulatedMap map : maps) {
+            map.writeBackSomeDirtySectors(random);
+        }
         media.flush();
     }
 
@@ -147,6 +154,82 @@ public final class FaultyDevice implements Device {
 
     public Device media() {
         return media;
+    }
+
+    // ---- metadata maps ---------------------------------------------------------------------
+
+    /**
+     * An emulated mmap: a private copy of the range; {@link MetadataMap#sync} writes the synced
+     * range through this device's write path (into the volatile cache, subject to faults), and
+     * {@link #crash(Random)} may write back stores that were never synced, as the kernel's
+     * writeback of a dirty shared mapping can.
+     */
+    @Override
+    public synchronized MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
+        Device.checkRequest(this, "mapMetadata", offsetBytes, lengthBytes, null);
+        MemorySegment copy = arena.allocate(lengthBytes, 4096);
+        read(offsetBytes, copy);
+        MemorySegment synced = arena.allocate(lengthBytes, 8);
+        synced.copyFrom(copy);
+        EmulatedMap map = new EmulatedMap(offsetBytes, copy, synced);
+        maps.add(map);
+        return map;
+    }
+
+    private final class EmulatedMap implements MetadataMap {
+        private final long deviceOffset;
+        private final MemorySegment view;
+        /** What the device has been given for this range (by sync or by emulated writeback). */
+        private final MemorySegment synced;
+        private boolean closed;
+
+        EmulatedMap(long deviceOffset, MemorySegment view, MemorySegment synced) {
+            this.deviceOffset = deviceOffset;
+            this.view = view;
+            this.synced = synced;
+        }
+
+        @Override
+        public MemorySegment segment() {
+            return view;
+        }
+
+        @Override
+        public long deviceOffsetBytes() {
+            return deviceOffset;
+        }
+
+        @Override
+        public void sync(long offsetBytes, long lengthBytes) throws IOException {
+            java.util.Objects.checkFromIndexSize(offsetBytes, lengthBytes, view.byteSize());
+            int block = logicalBlockBytes();
+            long from = offsetBytes - offsetBytes % block;
+            long to = Math.min(view.byteSize(), (offsetBytes + lengthBytes + block - 1) / block * block);
+            synchronized (FaultyDevice.this) {
+                write(deviceOffset + from, view.asSlice(from, to - from));
+                MemorySegment.copy(view, from, synced, from, to - from);
+            }
+        }
+
+        void writeBackSomeDirtySectors(Random random) throws IOException {
+            if (closed) {
+                return;
+            }
+            for (long at = 0; at < view.byteSize(); at += SECTOR) {
+                MemorySegment now = view.asSlice(at, SECTOR);
+                if (now.mismatch(synced.asSlice(at, SECTOR)) >= 0 && random.nextBoolean()) {
+                    media.write(deviceOffset + at, now);
+                }
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (FaultyDevice.this) {
+                closed = true;
+                maps.remove(this);
+            }
+        }
     }
 
     // ---- Device ------------------------------------------------------------------------------

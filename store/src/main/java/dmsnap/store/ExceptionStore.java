@@ -1,0 +1,95 @@
+package dmsnap.store;
+
+import dmsnap.store.persistent.PersistentExceptionStore;
+import java.io.IOException;
+
+/**
+ * Where a snapshot keeps its exceptions: the kernel's {@code dm_exception_store_type} ops
+ * ({@code dm-exception-store.h}). {@link PersistentExceptionStore} ({@code P}, {@code PO}) keeps
+ * them on the COW device in the kernel's format; {@link TransientExceptionStore} ({@code N})
+ * only in memory.
+ *
+ * <p>Life cycle: created by {@link ExceptionStores} when a snapshot table is loaded; {@link
+ * #load} once (not for a handover destination, which receives a live store instead); then any
+ * number of {@link #prepare}/{@link #commit} pairs, merge steps, {@link #invalidate}; {@link
+ * #close} when the snapshot is destroyed. All methods are thread-safe.
+ */
+public sealed interface ExceptionStore extends AutoCloseable
+        permits PersistentExceptionStore, TransientExceptionStore {
+
+    /** What {@link #load} found. */
+    enum LoadResult {
+        /** The exceptions were replayed; the snapshot is usable. */
+        VALID,
+        /** The COW says the snapshot was invalidated; nothing was replayed ("Snapshot is marked invalid."). */
+        INVALID
+    }
+
+    /** "P" or "N", the type letter table status prints. */
+    String typeLetter();
+
+    /** The effective chunk size (the COW header's for an existing persistent COW). */
+    ChunkSize chunkSize();
+
+    /**
+     * read_metadata: reads (or, for a new persistent COW, initialises) the metadata and replays
+     * every stored remap into {@code sink} in on-disk order.
+     *
+     * @throws CorruptStoreException when the metadata is unusable (the table load then fails
+     *                               with "Failed to read snapshot metadata")
+     */
+    LoadResult load(RemapSink sink) throws IOException;
+
+    /**
+     * prepare_exception: allocates the COW chunk for {@code oldChunk}.
+     *
+     * @throws StoreFullException when the COW has no room (overflow / invalidation is the caller's call)
+     */
+    PendingRemap prepare(long oldChunk) throws IOException;
+
+    /**
+     * commit_exception: records {@code remap} once its copy has finished ({@code copySucceeded}
+     * false invalidates the store). May be called in any order; remaps are committed and
+     * {@code callback}s run in allocation order, each only after its entry is durable, several
+     * sharing one flush. The callback may run on this thread or on another committer's.
+     */
+    void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
+
+    /**
+     * prepare_merge: the last run of consecutive entries (within one area) to merge next, or
+     * null when nothing is left.
+     *
+     * @throws IOException reading an earlier area failed
+     */
+    MergeRun prepareMerge() throws IOException;
+
+    /** commit_merge: forgets the last {@code count} entries durably. */
+    void commitMerge(int count) throws IOException;
+
+    /** Whether prepare_merge/commit_merge are supported (persistent only). */
+    boolean supportsMerge();
+
+    /** drop_snapshot: marks the store invalid (persistently for {@code P}). Idempotent. */
+    void invalidate();
+
+    /** False once invalidated or after a failed metadata write. */
+    boolean isValid();
+
+    /** allocated/total metadata, from the current COW size. */
+    StoreUsage usage() throws IOException;
+
+    /** "PO" semantics: a full COW on a snapshot write overflows instead of invalidating. */
+    boolean overflowSupported();
+
+    /** Set from the table that owns the store (a handover passes the store to a table with its own flag). */
+    void setOverflowSupported(boolean supported);
+
+    /** {@code P 8}, {@code PO 16}, {@code N 8}: the store part of table status. */
+    default String tableArgs() {
+        return typeLetter() + (overflowSupported() ? "O" : "") + " " + chunkSize();
+    }
+
+    /** Releases memory and mappings; writes nothing. Idempotent. */
+    @Override
+    void close();
+}

@@ -1,0 +1,28 @@
+package dmsnap.store.device;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A writable view of a small range of a device for metadata (a COW's header and exception
+ * areas): stores into {@link #segment()} reach the device when {@link #sync} returns, and are
+ * durable after the next {@link Device#flush()}. They may also reach the device earlier (a real
+ * mmap is written back whenever the kernel likes), so a caller stores only what may become
+ * visible at any time. Data chunks never go through a map.
+ *
+ * <p>One owner; not for concurrent use with {@link #close()}.
+ */
+public interface MetadataMap extends AutoCloseable {
+
+    /** The mapped bytes; byte 0 is device offset {@link #deviceOffsetBytes()}. */
+    MemorySegment segment();
+
+    long deviceOffsetBytes();
+
+    /** Writes {@code [offset, offset + length)} of the map to the device (msync), not yet durable. */
+    void sync(long offsetBytes, long lengthBytes) throws IOException;
+
+    /** Unmaps; stores not yet synced may or may not reach the device. Idempotent. */
+    @Override
+    void close();
+}

@@ -1,0 +1,82 @@
+package dmsnap.store.persistent;
+
+import dmsnap.store.device.Device;
+import dmsnap.store.device.MetadataMap;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One metadata chunk of a persistent COW (the header or an exception area) as a segment: an
+ * mmap of the chunk where the device can map it (page-aligned chunks), otherwise an aligned
+ * buffer read at open and written back block by block on {@link #sync}. Either way, stores
+ * reach the device only through {@link #sync} (or, for a real mmap, kernel writeback), and are
+ * durable after the device's next flush.
+ */
+final class MetadataChunk implements AutoCloseable {
+    private final Device device;
+    private final long offsetBytes;
+    private final MetadataMap map;
+    private final Arena bufferArena;
+    private final MemorySegment segment;
+
+    private MetadataChunk(Device device, long offsetBytes, MetadataMap map, Arena bufferArena, MemorySegment segment) {
+        this.device = device;
+        this.offsetBytes = offsetBytes;
+        this.map = map;
+        this.bufferArena = bufferArena;
+        this.segment = segment;
+    }
+
+    static MetadataChunk open(Device device, long offsetBytes, long lengthBytes) throws IOException {
+        MetadataMap map = device.mapMetadata(offsetBytes, lengthBytes);
+        if (map != null) {
+            return new MetadataChunk(device, offsetBytes, map, null, map.segment());
+        }
+        Arena arena = Arena.ofShared();
+        boolean ok = false;
+        try {
+            MemorySegment buffer = arena.allocate(lengthBytes, Math.max(4096, device.bufferAlignmentBytes()));
+            device.read(offsetBytes, buffer);
+            ok = true;
+            return new MetadataChunk(device, offsetBytes, null, arena, buffer);
+        } finally {
+            if (!ok) {
+                arena.close();
+            }
+        }
+    }
+
+    MemorySegment segment() {
+        return segment;
+    }
+
+    /** Writes {@code [offset, offset + length)} of the chunk to the device (not yet durable). */
+    void sync(long offset, long length) throws IOException {
+        if (map != null) {
+            map.sync(offset, length);
+            return;
+        }
+        int block = device.logicalBlockBytes();
+        long from = offset - offset % block;
+        long to = Math.min(segment.byteSize(), (offset + length + block - 1) / block * block);
+        device.write(offsetBytes + from, segment.asSlice(from, to - from));
+    }
+
+    void syncAll() throws IOException {
+        sync(0, segment.byteSize());
+    }
+
+    boolean isMapped() {
+        return map != null;
+    }
+
+    @Override
+    public void close() {
+        if (map != null) {
+            map.close();
+        } else {
+            bufferArena.close();
+        }
+    }
+}

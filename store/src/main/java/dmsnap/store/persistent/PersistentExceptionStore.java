@@ -1,0 +1,607 @@
+package dmsnap.store.persistent;
+
+import dmsnap.store.ChunkSize;
+import dmsnap.store.CommitCallback;
+import dmsnap.store.CorruptStoreException;
+import dmsnap.store.ExceptionStore;
+import dmsnap.store.MergeRun;
+import dmsnap.store.PendingRemap;
+import dmsnap.store.RemapSink;
+import dmsnap.store.StoreFullException;
+import dmsnap.store.StoreUsage;
+import dmsnap.store.device.Device;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code P} / {@code PO}: the kernel's persistent exception store ({@code dm-snap-persistent.c}),
+ * byte-compatible with it (layout in {@link PersistentLayout}).
+ *
+ * <p>Metadata (the header and the current area) is reached through {@link MetadataChunk}s
+ * (mmapped where the device allows); data chunks never are. Commit protocol, as the kernel's:
+ * remaps are applied strictly in allocation order (early completions are parked); an applied
+ * remap waits while other prepared remaps are outstanding and its area is not full, so that many
+ * share one write (group commit). A flush round then: zeroes the next area if this round fills
+ * the current one, flushes the COW (the remaps' data and the zeroed area become durable), stores
+ * the entries into the area, syncs it and flushes again, and only then runs the callbacks, in
+ * order. A failed write makes the store invalid for good; later callbacks report failure.
+ *
+ * <p>Locking: {@link #lock} guards every field below it. One committer at a time (the
+ * "leader", {@link #flushing}) does a round's I/O without holding the lock; others stage their
+ * remaps and return. Merge and commit never run at once on one store (a merging snapshot takes
+ * no new exceptions).
+ */
+public final class PersistentExceptionStore implements ExceptionStore {
+    private static final Logger log = LoggerFactory.getLogger(PersistentExceptionStore.class);
+    private static final ValueLayout.OfLong LE64 =
+            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final Device cow;
+    private final int originBlockBytes;
+    /** The table's chunk size; 0 means "take the header's, or the default for a new COW". */
+    private final ChunkSize tableChunkSize;
+    private volatile boolean overflowSupported;
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private ChunkSize chunkSize;
+    private PersistentLayout layout;
+    private MetadataChunk header;
+    /** The area new entries go into (or, while merging, the area entries are taken from). */
+    private MetadataChunk area;
+    /** The next area, zeroed by the round that fills {@link #area}. */
+    private MetadataChunk nextArea;
+    private long currentArea;
+    /** Entries of the current area that are on disk (or being written by the current round). */
+    private int currentCommitted;
+    private long nextFree = PersistentLayout.FIRST_DATA_CHUNK;
+    private boolean valid = true;
+    private boolean loaded;
+    private boolean closed;
+    /** After a load, stale non-zero entries may follow the terminator; zero them before appending. */
+    private boolean staleTail;
+    /** Prepared remaps not yet applied. */
+    private long pendingCount;
+    private long nextSequence;
+    private long nextToApply;
+    private final TreeMap<Long, Completion> parked = new TreeMap<>();
+    private final ArrayDeque<Completion> staged = new ArrayDeque<>();
+    private boolean flushing;
+
+    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
+    }
+
+    /**
+     * A store over {@code cow}. Nothing is read until {@link #load}; a handover destination is
+     * created with chunk size 0 and never loaded.
+     *
+     * @param tableChunkSize    the table's chunk size (0: from the COW header, or the default)
+     * @param overflowSupported the table said {@code PO}
+     * @param originBlockBytes  the origin's logical block size (an on-disk chunk size must be a
+     *                          multiple of it, as of the COW's)
+     */
+    public PersistentExceptionStore(Device cow, ChunkSize tableChunkSize, boolean overflowSupported,
+                                    int originBlockBytes) {
+        this.cow = cow;
+        this.tableChunkSize = tableChunkSize;
+        this.chunkSize = tableChunkSize;
+        this.overflowSupported = overflowSupported;
+        this.originBlockBytes = originBlockBytes;
+    }
+
+    @Override
+    public String typeLetter() {
+        return "P";
+    }
+
+    @Override
+    public ChunkSize chunkSize() {
+        lock.lock();
+        try {
+            return chunkSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public boolean overflowSupported() {
+        return overflowSupported;
+    }
+
+    @Override
+    public void setOverflowSupported(boolean supported) {
+        overflowSupported = supported;
+    }
+
+    @Override
+    public boolean supportsMerge() {
+        return true;
+    }
+
+    // ---- load ---------------------------------------------------------------------------------
+
+    @Override
+    public LoadResult load(RemapSink sink) throws IOException {
+        lock.lock();
+        try {
+            if (loaded) {
+                throw new IllegalStateException("the store of " + cow.name() + " is loaded already");
+            }
+            loaded = true;
+            DiskHeader disk = readHeader();
+            if (disk.isNew()) {
+                initialiseNewCow();
+                return LoadResult.VALID;
+            }
+            if (disk.magic() != PersistentLayout.SNAP_MAGIC) {
+                throw new CorruptStoreException("Invalid or corrupt snapshot");
+            }
+            if (disk.version() != PersistentLayout.SNAPSHOT_DISK_VERSION) {
+                throw new CorruptStoreException("unable to handle snapshot disk version " + disk.version());
+            }
+            long diskChunk = Integer.toUnsignedLong(disk.chunkSectors());
+            if (tableChunkSize.isSet() && tableChunkSize.sectors() != diskChunk) {
+                log.warn("{}: chunk size {} in device metadata overrides table chunk size of {}.", cow.name(),
+                        diskChunk, tableChunkSize);
+            }
+            String reason = ChunkSize.invalidReason(diskChunk, cow.logicalBlockBytes(), originBlockBytes);
+            if (reason != null) {
+                throw new CorruptStoreException("invalid on-disk chunk size " + diskChunk + ": " + reason + ".");
+            }
+            useChunkSize(new ChunkSize(diskChunk));
+            checkFits(1, "the header chunk");
+            header = MetadataChunk.open(cow, 0, layout.chunkBytes());
+            if (disk.valid() == 0) {
+                valid = false;
+                return LoadResult.INVALID;
+            }
+            readExceptions(sink);
+            return LoadResult.VALID;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private DiskHeader readHeader() throws IOException {
+        int block = cow.logicalBlockBytes();
+        if (cow.sizeBytes() < block) {
+            throw new CorruptStoreException("the COW " + cow.name() + " is too small to hold a header ("
+                    + cow.sizeBytes() + " bytes)");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment first = arena.allocate(block, Math.max(4096, cow.bufferAlignmentBytes()));
+            cow.read(0, first);
+            return DiskHeader.read(first);
+        }
+    }
+
+    private void useChunkSize(ChunkSize size) {
+        chunkSize = size;
+        layout = new PersistentLayout(size);
+    }
+
+    /** A brand-new COW (magic 0): header chunk, then a zeroed area 0, at load time as the kernel. */
+    private void initialiseNewCow() throws IOException {
+        long sectors = tableChunkSize.isSet() ? tableChunkSize.sectors()
+                : Math.max(PersistentLayout.DEFAULT_CHUNK_SECTORS, cow.logicalBlockBytes() / 512);
+        useChunkSize(new ChunkSize(sectors));
+        checkFits(2, "the header and area 0");
+        header = MetadataChunk.open(cow, 0, layout.chunkBytes());
+        DiskHeader.fresh(sectors, true).writeChunk(header.segment());
+        header.syncAll();
+        area = MetadataChunk.open(cow, layout.chunkOffsetBytes(layout.areaLocation(0)), layout.chunkBytes());
+        area.segment().fill((byte) 0);
+        area.syncAll();
+        cow.flush();
+        currentArea = 0;
+        currentCommitted = 0;
+        nextFree = PersistentLayout.FIRST_DATA_CHUNK;
+    }
+
+    private void checkFits(long chunks, String what) throws IOException {
+        if (chunks * layout.chunkBytes() > cow.sizeBytes()) {
+            throw new CorruptStoreException("the COW " + cow.name() + " (" + cow.sizeBytes()
+                    + " bytes) is too small for " + what + " with chunk size " + chunkSize);
+        }
+    }
+
+    /**
+     * Reads areas 0, 1, ... replaying entries until the first entry whose new chunk is 0. The
+     * kernel trusts what it reads; dmsnap also refuses entries it could not serve correctly
+     * (pointing into metadata or past the end, a COW chunk used twice) rather than corrupting
+     * data later.
+     */
+    private void readExceptions(RemapSink sink) throws IOException {
+        long cowChunks = cow.sizeBytes() / layout.chunkBytes();
+        long epa = layout.exceptionsPerArea();
+        long lastNew = -1;
+        Set<Long> seenNew = null;
+        for (long k = 0; ; k++) {
+            long location = layout.areaLocation(k);
+            if (location >= cowChunks) {
+                throw new CorruptStoreException("area " + k + " (chunk " + location
+                        + ") lies beyond the end of the COW (" + cowChunks + " chunks): the exception list has no terminator");
+            }
+            MetadataChunk chunk = MetadataChunk.open(cow, layout.chunkOffsetBytes(location), layout.chunkBytes());
+            boolean keep = false;
+            try {
+                MemorySegment entries = chunk.segment();
+                for (int i = 0; i < epa; i++) {
+                    long oldChunk = entries.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES);
+                    long newChunk = entries.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES + 8);
+                    if (newChunk == 0) {
+                        currentArea = k;
+                        currentCommitted = i;
+                        staleTail = hasNonZeroEntries(entries, i + 1, epa);
+                        area = chunk;
+                        keep = true;
+                        nextFree = layout.skipMetadata(nextFree);
+                        return;
+                    }
+                    String where = "exception " + i + " of area " + k + " (byte " + (layout.chunkOffsetBytes(location)
+                            + (long) i * PersistentLayout.EXCEPTION_BYTES) + ")";
+                    if (newChunk < 0 || newChunk >= cowChunks) {
+                        throw new CorruptStoreException(where + " points at COW chunk " + Long.toUnsignedString(newChunk)
+                                + ", past the end of the COW (" + cowChunks + " chunks)");
+                    }
+                    if (layout.isMetadataChunk(newChunk)) {
+                        throw new CorruptStoreException(where + " points at COW chunk " + newChunk
+                                + ", which holds metadata");
+                    }
+                    if (oldChunk < 0) {
+                        throw new CorruptStoreException(where + " names origin chunk "
+                                + Long.toUnsignedString(oldChunk) + ", out of range");
+                    }
+                    // New chunks normally ascend; only when they do not is a set needed to find reuse.
+                    if (newChunk <= lastNew && seenNew == null) {
+                        seenNew = new HashSet<>();
+                        rescanNewChunks(seenNew, k, i);
+                    }
+                    if (seenNew != null && !seenNew.add(newChunk)) {
+                        throw new CorruptStoreException(where + " points at COW chunk " + newChunk
+                                + ", which an earlier exception uses too");
+                    }
+                    lastNew = Math.max(lastNew, newChunk);
+                    sink.remap(oldChunk, newChunk);
+                    if (nextFree <= newChunk) {
+                        nextFree = newChunk + 1;
+                    }
+                }
+            } finally {
+                if (!keep) {
+                    chunk.close();
+                }
+            }
+        }
+    }
+
+    /** Fills {@code seen} with the new chunks of every entry before (area k, entry i). */
+    private void rescanNewChunks(Set<Long> seen, long k, int i) throws IOException {
+        long epa = layout.exceptionsPerArea();
+        for (long a = 0; a <= k; a++) {
+            try (MetadataChunk chunk = MetadataChunk.open(cow, layout.chunkOffsetBytes(layout.areaLocation(a)),
+                    layout.chunkBytes())) {
+                long end = a < k ? epa : i;
+                for (long e = 0; e < end; e++) {
+                    seen.add(chunk.segment().get(LE64, e * PersistentLayout.EXCEPTION_BYTES + 8));
+                }
+            }
+        }
+    }
+
+    private static boolean hasNonZeroEntries(MemorySegment entries, long from, long to) {
+        long start = from * PersistentLayout.EXCEPTION_BYTES;
+        long end = to * PersistentLayout.EXCEPTION_BYTES;
+        for (long at = start; at < end; at += 8) {
+            if (entries.get(LE64, at) != 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ---- prepare / commit -------------------------------------------------------------------------
+
+    @Override
+    public PendingRemap prepare(long oldChunk) throws IOException {
+        lock.lock();
+        try {
+            requireReady();
+            long needSectors = (nextFree + 1) * chunkSize.sectors();
+            if (cow.sizeSectors() < needSectors && (cow.refreshSize() >>> 9) < needSectors) {
+                throw new StoreFullException("COW " + cow.name() + " is full (" + cow.sizeSectors() + " sectors)");
+            }
+            long newChunk = nextFree++;
+            nextFree = layout.skipMetadata(nextFree);
+            pendingCount++;
+            return new PendingRemap(oldChunk, newChunk, nextSequence++);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
+        lock.lock();
+        try {
+            if (remap.sequence() < nextToApply || parked.containsKey(remap.sequence())) {
+                throw new IllegalStateException("remap " + remap + " was committed twice");
+            }
+            parked.put(remap.sequence(), new Completion(remap, copySucceeded, callback));
+            while (!parked.isEmpty() && parked.firstKey() == nextToApply) {
+                Completion c = parked.pollFirstEntry().getValue();
+                nextToApply++;
+                pendingCount--;
+                if (!c.copySucceeded()) {
+                    valid = false;
+                }
+                staged.add(c);
+            }
+            if (flushing || !roundNeeded()) {
+                return;
+            }
+            flushing = true;
+        } finally {
+            lock.unlock();
+        }
+        flushRounds();
+    }
+
+    /** The kernel's rule: write when nothing else is outstanding, or when the area is full. */
+    private boolean roundNeeded() {
+        return !staged.isEmpty()
+                && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea());
+    }
+
+    /** Runs rounds while some are needed; the caller set {@link #flushing}. */
+    private void flushRounds() {
+        while (true) {
+            List<Completion> batch = new ArrayList<>();
+            long areaIndex;
+            int base;
+            boolean fillsArea;
+            boolean writeIt;
+            lock.lock();
+            try {
+                if (!roundNeeded()) {
+                    flushing = false;
+                    return;
+                }
+                int room = (int) (layout.exceptionsPerArea() - currentCommitted);
+                while (batch.size() < room && !staged.isEmpty()) {
+                    batch.add(staged.poll());
+                }
+                areaIndex = currentArea;
+                base = currentCommitted;
+                fillsArea = base + batch.size() == layout.exceptionsPerArea();
+                writeIt = valid && !closed;
+            } finally {
+                lock.unlock();
+            }
+            boolean written = writeIt && writeRound(batch, areaIndex, base, fillsArea);
+            boolean ok;
+            lock.lock();
+            try {
+                if (!written) {
+                    valid = false;
+                } else {
+                    currentCommitted = base + batch.size();
+                    if (fillsArea) {
+                        area.close();
+                        area = nextArea;
+                        nextArea = null;
+                        currentArea = areaIndex + 1;
+                        currentCommitted = 0;
+                    }
+                }
+                ok = valid;
+            } finally {
+                lock.unlock();
+            }
+            for (Completion c : batch) {
+                try {
+                    c.callback().committed(c.remap(), ok);
+                } catch (RuntimeException e) {
+                    log.error("{}: commit callback for {} failed", cow.name(), c.remap(), e);
+                }
+            }
+        }
+    }
+
+    /** One round's I/O; false (logged once) when any write or flush failed. */
+    private boolean writeRound(List<Completion> batch, long areaIndex, int base, boolean fillsArea) {
+        long epa = layout.exceptionsPerArea();
+        try {
+            MemorySegment entries = area.segment();
+            if (staleTail) {
+                // Entries after the terminator were never part of the list; clear them before
+                // appending so that they cannot become part of it.
+                entries.asSlice((long) base * PersistentLayout.EXCEPTION_BYTES).fill((byte) 0);
+                area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
+                        (epa - base) * PersistentLayout.EXCEPTION_BYTES);
+                staleTail = false;
+            }
+            if (fillsArea) {
+                long next = layout.areaLocation(areaIndex + 1);
+                if ((next + 1) * layout.chunkBytes() > cow.sizeBytes()
+                        && (next + 1) * layout.chunkBytes() > cow.refreshSize()) {
+                    // The kernel's allocator does not reserve the next area: on a COW that ends
+                    // here the zeroing write fails and the snapshot is invalidated.
+                    log.error("{}: cannot zero area {} at chunk {}: past the end of the COW", cow.name(),
+                            areaIndex + 1, next);
+                    return false;
+                }
+                nextArea = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
+                nextArea.segment().fill((byte) 0);
+                nextArea.syncAll();
+            }
+            // The remaps' data (and the zeroed next area) must be durable before any entry is.
+            cow.flush();
+            for (int i = 0; i < batch.size(); i++) {
+                PendingRemap r = batch.get(i).remap();
+                long at = (long) (base + i) * PersistentLayout.EXCEPTION_BYTES;
+                entries.set(LE64, at, r.oldChunk());
+                entries.set(LE64, at + 8, r.newChunk());
+            }
+            area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
+                    (long) batch.size() * PersistentLayout.EXCEPTION_BYTES);
+            cow.flush();
+            return true;
+        } catch (IOException | RuntimeException e) {
+            log.error("{}: writing exception area {} failed: {}", cow.name(), areaIndex, e.getMessage());
+            return false;
+        }
+    }
+
+    // ---- merge ------------------------------------------------------------------------------------
+
+    @Override
+    public MergeRun prepareMerge() throws IOException {
+        lock.lock();
+        try {
+            requireReady();
+            if (currentCommitted == 0) {
+                if (currentArea == 0) {
+                    return null;
+                }
+                MetadataChunk previous = MetadataChunk.open(cow,
+                        layout.chunkOffsetBytes(layout.areaLocation(currentArea - 1)), layout.chunkBytes());
+                area.close();
+                area = previous;
+                currentArea--;
+                currentCommitted = (int) layout.exceptionsPerArea();
+            }
+            MemorySegment entries = area.segment();
+            int last = currentCommitted - 1;
+            long lastOld = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES);
+            long lastNew = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES + 8);
+            int count = 1;
+            while (count <= last) {
+                long at = (long) (last - count) * PersistentLayout.EXCEPTION_BYTES;
+                if (entries.get(LE64, at) != lastOld - count || entries.get(LE64, at + 8) != lastNew - count) {
+                    break;
+                }
+                count++;
+            }
+            return new MergeRun(lastOld, lastNew, count);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void commitMerge(int count) throws IOException {
+        lock.lock();
+        try {
+            requireReady();
+            if (count < 1 || count > currentCommitted) {
+                throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
+            }
+            long from = (long) (currentCommitted - count) * PersistentLayout.EXCEPTION_BYTES;
+            long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
+            area.segment().asSlice(from, length).fill((byte) 0);
+            area.sync(from, length);
+            cow.flush();
+            currentCommitted -= count;
+            nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- invalidation, usage, close ------------------------------------------------------------------
+
+    @Override
+    public void invalidate() {
+        lock.lock();
+        try {
+            boolean wasValid = valid;
+            valid = false;
+            if (!wasValid && header != null && DiskHeader.read(header.segment()).valid() == 0) {
+                return;
+            }
+            if (header == null || closed) {
+                return;
+            }
+            DiskHeader.fresh(chunkSize.sectors(), false).writeChunk(header.segment());
+            header.syncAll();
+            cow.flush();
+        } catch (IOException | RuntimeException e) {
+            log.error("{}: write header failed: {}", cow.name(), e.getMessage());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public boolean isValid() {
+        lock.lock();
+        try {
+            return valid;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public StoreUsage usage() throws IOException {
+        lock.lock();
+        try {
+            long sectors = chunkSize.sectors();
+            long total = cow.refreshSize() >>> 9;
+            if (!chunkSize.isSet()) {
+                return new StoreUsage(0, total, 0); // a handover destination before its resume
+            }
+            return new StoreUsage(nextFree * sectors, total, (currentArea + 2) * sectors);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            for (MetadataChunk c : new MetadataChunk[] {header, area, nextArea}) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+            header = null;
+            area = null;
+            nextArea = null;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void requireReady() {
+        if (closed) {
+            throw new IllegalStateException("the store of " + cow.name() + " is closed");
+        }
+        if (layout == null || area == null) {
+            throw new IllegalStateException("the store of " + cow.name() + " has not been loaded");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "PersistentExceptionStore[" + cow.name() + ", chunk " + chunkSize + "]";
+    }
+}
