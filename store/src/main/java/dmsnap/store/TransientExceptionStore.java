@@ -2,12 +2,13 @@ package dmsnap.store;
 
 import dmsnap.store.device.Device;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * {@code N}: exceptions live only in memory ({@code dm-snap-transient.c}). The COW holds data
  * chunks from chunk 0 on, nothing else is written, and everything is gone when the store is
  * closed (unless a handover passed it on). A bump allocator in sectors; commit reports the copy
- * result at once.
+ * result as soon as every earlier remap has committed (allocation order, as for every store).
  */
 public final class TransientExceptionStore implements ExceptionStore {
     private final Device cow;
@@ -16,6 +17,7 @@ public final class TransientExceptionStore implements ExceptionStore {
     private long nextFreeSector;
     private long nextSequence;
     private boolean valid = true;
+    private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
     /** Never set by the table's options ("NO" is plain "N"); a handover copies the destination's flag. */
     private volatile boolean overflowSupported;
 
@@ -60,14 +62,23 @@ public final class TransientExceptionStore implements ExceptionStore {
 
     @Override
     public void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
-        boolean ok;
+        List<Completion> ready;
         synchronized (this) {
-            if (!copySucceeded) {
-                valid = false;
-            }
-            ok = valid;
+            ready = inOrder.arrive(remap.sequence(), new Completion(remap, copySucceeded, callback));
         }
-        callback.committed(remap, ok);
+        for (Completion c : ready) {
+            boolean ok;
+            synchronized (this) {
+                if (!c.copySucceeded()) {
+                    valid = false;
+                }
+                ok = valid;
+            }
+            c.callback().committed(c.remap(), ok);
+        }
+    }
+
+    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
     }
 
     @Override

@@ -4,6 +4,7 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.CommitCallback;
 import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
+import dmsnap.store.InOrderCommits;
 import dmsnap.store.MergeRun;
 import dmsnap.store.PendingRemap;
 import dmsnap.store.RemapSink;
@@ -20,7 +21,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -74,8 +74,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     /** Prepared remaps not yet applied. */
     private long pendingCount;
     private long nextSequence;
-    private long nextToApply;
-    private final TreeMap<Long, Completion> parked = new TreeMap<>();
+    private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
     private final ArrayDeque<Completion> staged = new ArrayDeque<>();
     private boolean flushing;
 
@@ -336,13 +335,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     public void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
         lock.lock();
         try {
-            if (remap.sequence() < nextToApply || parked.containsKey(remap.sequence())) {
-                throw new IllegalStateException("remap " + remap + " was committed twice");
-            }
-            parked.put(remap.sequence(), new Completion(remap, copySucceeded, callback));
-            while (!parked.isEmpty() && parked.firstKey() == nextToApply) {
-                Completion c = parked.pollFirstEntry().getValue();
-                nextToApply++;
+            for (Completion c : inOrder.arrive(remap.sequence(), new Completion(remap, copySucceeded, callback))) {
                 pendingCount--;
                 if (!c.copySucceeded()) {
                     valid = false;
