@@ -8,4 +8,5 @@ module dmsnap.store {
 
     exports dmsnap.store;
     exports dmsnap.store.device;
+    exports dmsnap.store.persistent;
 }

@@ -11,7 +11,7 @@ import picocli.CommandLine.Option;
             "Linux device-mapper snapshots (dm-snapshot) in userspace: kernel-compatible COW",
             "devices, snapshot-origin/snapshot/snapshot-merge targets, served over NBD."
         },
-        subcommands = {QuickstartCommand.class},
+        subcommands = {QuickstartCommand.class, CowCommand.class},
         footer = {"", "Examples:", "  ./dmsnap quickstart", "  ./dmsnap --version"})
 final class DmsnapCommand implements java.util.concurrent.Callable<Integer> {
     @picocli.CommandLine.Spec
