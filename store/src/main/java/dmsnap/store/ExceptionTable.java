@@ -1,0 +1,547 @@
+package dmsnap.store;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.locks.StampedLock;
+import java.util.function.Consumer;
+
+/**
+ * A snapshot's completed exceptions, origin chunk to COW chunk: the kernel's "complete" table
+ * ({@code dm-snap.c}, {@code struct dm_exception_table} with {@code DM_CHUNK_CONSECUTIVE_BITS}),
+ * off-heap and compact.
+ *
+ * <p><b>Runs, as the kernel packs them.</b> An entry is a run: origin chunks {@code [o, o+count]}
+ * map to COW chunks {@code [n, n+count]}, count 0..255, never crossing a 256-chunk group
+ * ({@code o >> 8}). Inserting (o, n) extends the run that ends at (o-1, n-1), else the run that
+ * starts at (o+1, n+1) (at its front), else starts a run of one. Runs are never merged. Merge
+ * removes chunks only at run ends; the kernel's two errors are reproduced word for word.
+ *
+ * <p><b>Layout.</b> Slots of 12 bytes in open-addressing tables (linear probing), split into
+ * {@value #SEGMENTS} segments that each grow by 1.15x at 86% load, their sizes staggered so
+ * they do not grow together: the table stays about 75-86% full at every size (~15 bytes per
+ * random exception, ~1 byte per sequential one). A slot is
+ * keyed by a 16-chunk "micro-group" ({@code chunk >> 4}); a run is stored once in every
+ * micro-group it touches (at most 16), so a lookup probes one micro-group's key and finds at
+ * most 16 runs there, wherever the exceptions are: expected O(1). Slot = int key (the micro-group's
+ * low 32 bits) + long value: bit 63 occupied, bits 56-62 the micro-group's high bits, bits 16-55
+ * the run's first COW chunk, bits 8-15 the run's first chunk within its 256-group, bits 0-7
+ * count. Limits: origin chunks below 2^43, COW chunks below 2^40 (with 512-byte chunks: 4 PiB
+ * and 512 TiB).
+ *
+ * <p><b>Concurrency.</b> One writer at a time, lock-free readers: lookups run optimistically
+ * under a {@link StampedLock} and retry under the read lock when a write intervened. A
+ * resize closes the old slots' arena under the write lock; an optimistic reader that touches it
+ * gets an {@link IllegalStateException} from the closed arena (shared arenas make that safe),
+ * which counts as a failed validation. Lock order: take this table's lock last.
+ */
+public final class ExceptionTable implements AutoCloseable {
+    static final int SEGMENTS = 64;
+    private static final int SEGMENT_BITS = 6;
+    private static final int MIN_CAPACITY = 16;
+    private static final double MAX_LOAD = 0.86;
+    private static final double GROWTH = 1.15;
+    private static final long MAX_OLD_CHUNK = (1L << 43) - 1;
+    private static final long MAX_NEW_CHUNK = (1L << 40) - 1;
+    private static final long OCCUPIED = 1L << 63;
+    private static final long SLOT_BYTES = 12;
+
+    private final StampedLock lock = new StampedLock();
+    private final Segment[] segments = new Segment[SEGMENTS];
+    private long exceptions;
+    private long runs;
+    private boolean closed;
+
+    /** One open-addressing table: keys and values in parallel off-heap arrays. */
+    private static final class Segment {
+        final Arena arena;
+        final MemorySegment keys;
+        final MemorySegment values;
+        final int capacity;
+        int size;
+
+        Segment(int capacity) {
+            this.capacity = capacity;
+            this.arena = Arena.ofShared();
+            this.keys = arena.allocate(ValueLayout.JAVA_INT, capacity);
+            this.values = arena.allocate(ValueLayout.JAVA_LONG, capacity);
+        }
+
+        int home(long hash) {
+            return (int) (((hash & 0xffffffffL) * capacity) >>> 32);
+        }
+
+        long value(int slot) {
+            return values.getAtIndex(ValueLayout.JAVA_LONG, slot);
+        }
+
+        int key(int slot) {
+            return keys.getAtIndex(ValueLayout.JAVA_INT, slot);
+        }
+
+        void set(int slot, int key, long value) {
+            keys.setAtIndex(ValueLayout.JAVA_INT, slot, key);
+            values.setAtIndex(ValueLayout.JAVA_LONG, slot, value);
+        }
+    }
+
+    public ExceptionTable() {
+        for (int i = 0; i < SEGMENTS; i++) {
+            segments[i] = new Segment(initialCapacity(i));
+        }
+    }
+
+    /**
+     * Staggered over one growth step, so that the segments (which fill evenly) do not all resize
+     * at once: the table's average load then stays near the middle of its range at every size.
+     */
+    private static int initialCapacity(int segment) {
+        return (int) Math.round(MIN_CAPACITY * 4 * Math.pow(GROWTH, (double) segment / SEGMENTS));
+    }
+
+    // ---- encoding ----------------------------------------------------------------------------
+
+    private static long hash(long micro) {
+        long h = micro * 0x9E3779B97F4A7C15L;
+        h ^= h >>> 29;
+        h *= 0xBF58476D1CE4E5B9L;
+        return h ^ (h >>> 32);
+    }
+
+    private static int segmentOf(long hash) {
+        return (int) (hash >>> (64 - SEGMENT_BITS));
+    }
+
+    private static long encode(long micro, long runOld, long runNew, int count) {
+        return OCCUPIED | (micro >>> 32) << 56 | runNew << 16 | (runOld & 0xff) << 8 | count;
+    }
+
+    private static boolean matches(int key, long value, long micro) {
+        return value < 0 && key == (int) micro && ((value >>> 56) & 0x7f) == (micro >>> 32);
+    }
+
+    private static long runOld(long micro, long value) {
+        return (micro >>> 4) << 8 | ((value >>> 8) & 0xff);
+    }
+
+    private static long runNew(long value) {
+        return (value >>> 16) & MAX_NEW_CHUNK;
+    }
+
+    private static int runCount(long value) {
+        return (int) (value & 0xff);
+    }
+
+    // ---- reads ---------------------------------------------------------------------------------
+
+    /** The COW chunk {@code oldChunk} maps to, or -1 when it has no completed exception. */
+    public long lookup(long oldChunk) {
+        if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK) {
+            return -1;
+        }
+        long stamp = lock.tryOptimisticRead();
+        if (stamp != 0) {
+            try {
+                long result = lookupUnlocked(oldChunk);
+                if (lock.validate(stamp)) {
+                    return result;
+                }
+            } catch (IllegalStateException | IndexOutOfBoundsException raced) {
+                // A resize closed the slots under us: fall through to the read lock.
+            }
+        }
+        stamp = lock.readLock();
+        try {
+            return lookupUnlocked(oldChunk);
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** The run holding {@code oldChunk}, or null. */
+    public ExceptionRun runOf(long oldChunk) {
+        long stamp = lock.readLock();
+        try {
+            requireOpen();
+            long micro = oldChunk >>> 4;
+            Segment s = segments[segmentOf(hash(micro))];
+            int slot = findRun(s, micro, oldChunk);
+            if (slot < 0) {
+                return null;
+            }
+            long v = s.value(slot);
+            return new ExceptionRun(runOld(micro, v), runNew(v), runCount(v));
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    private long lookupUnlocked(long oldChunk) {
+        if (closed) {
+            throw new IllegalStateException("the exception table is closed");
+        }
+        long micro = oldChunk >>> 4;
+        Segment s = segments[segmentOf(hash(micro))];
+        int slot = findRun(s, micro, oldChunk);
+        if (slot < 0) {
+            return -1;
+        }
+        long v = s.value(slot);
+        return runNew(v) + (oldChunk - runOld(micro, v));
+    }
+
+    /** The slot of the run in micro-group {@code micro} that contains {@code chunk}, or -1. */
+    private static int findRun(Segment s, long micro, long chunk) {
+        int cap = s.capacity;
+        int i = s.home(hash(micro));
+        for (int probes = 0; probes < cap; probes++) {
+            long v = s.value(i);
+            if (v == 0) {
+                return -1;
+            }
+            if (matches(s.key(i), v, micro)) {
+                long start = runOld(micro, v);
+                if (chunk >= start && chunk <= start + runCount(v)) {
+                    return i;
+                }
+            }
+            if (++i == cap) {
+                i = 0;
+            }
+        }
+        return -1;
+    }
+
+    /** The slot in micro-group {@code micro} holding the run that starts at {@code runStart}, or -1. */
+    private static int findRunStartingAt(Segment s, long micro, long runStart) {
+        int cap = s.capacity;
+        int i = s.home(hash(micro));
+        for (int probes = 0; probes < cap; probes++) {
+            long v = s.value(i);
+            if (v == 0) {
+                return -1;
+            }
+            if (matches(s.key(i), v, micro) && runOld(micro, v) == runStart) {
+                return i;
+            }
+            if (++i == cap) {
+                i = 0;
+            }
+        }
+        return -1;
+    }
+
+    /** Exceptions (chunks), not runs. */
+    public long size() {
+        long stamp = lock.readLock();
+        try {
+            return exceptions;
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    public long runCount() {
+        long stamp = lock.readLock();
+        try {
+            return runs;
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** Off-heap bytes held, empty slots included. */
+    public long memoryBytes() {
+        long stamp = lock.readLock();
+        try {
+            long bytes = 0;
+            for (Segment s : segments) {
+                bytes += s.capacity * SLOT_BYTES;
+            }
+            return bytes;
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** Every run, highest origin chunk first (a sorted copy: O(n log n)). */
+    public void forEachRunDescending(Consumer<ExceptionRun> visitor) {
+        List<ExceptionRun> all = new ArrayList<>();
+        long stamp = lock.readLock();
+        try {
+            requireOpen();
+            for (Segment s : segments) {
+                for (int i = 0; i < s.capacity; i++) {
+                    long v = s.value(i);
+                    if (v != 0) {
+                        long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(s.key(i));
+                        long start = runOld(micro, v);
+                        if (start >>> 4 == micro) { // the run's first micro-group: report it once
+                            all.add(new ExceptionRun(start, runNew(v), runCount(v)));
+                        }
+                    }
+                }
+            }
+        } finally {
+            lock.unlockRead(stamp);
+        }
+        all.sort(Comparator.comparingLong(ExceptionRun::oldChunk).reversed());
+        all.forEach(visitor);
+    }
+
+    // ---- writes --------------------------------------------------------------------------------
+
+    /**
+     * Adds the completed exception {@code oldChunk -> newChunk} with the kernel's packing.
+     *
+     * @return false (and changes nothing) when {@code oldChunk} already has an exception
+     */
+    public boolean insert(long oldChunk, long newChunk) {
+        if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK) {
+            throw new IllegalArgumentException("origin chunk " + oldChunk + " is outside 0.." + MAX_OLD_CHUNK
+                    + " (the exception table's limit)");
+        }
+        if (newChunk < 0 || newChunk > MAX_NEW_CHUNK) {
+            throw new IllegalArgumentException("COW chunk " + newChunk + " is outside 0.." + MAX_NEW_CHUNK
+                    + " (the exception table's limit)");
+        }
+        long stamp = lock.writeLock();
+        try {
+            requireOpen();
+            if (lookupUnlocked(oldChunk) >= 0) {
+                return false;
+            }
+            long group = oldChunk >>> 8;
+            // Extend the run that ends just before, in both old and new chunks.
+            if ((oldChunk & 0xff) != 0) {
+                ExceptionRun before = runContaining(oldChunk - 1);
+                if (before != null && before.lastOld() == oldChunk - 1 && before.lastNew() == newChunk - 1
+                        && before.count() < 255 && (before.oldChunk() >>> 8) == group) {
+                    replaceRun(before, new ExceptionRun(before.oldChunk(), before.newChunk(), before.count() + 1));
+                    exceptions++;
+                    return true;
+                }
+            }
+            // Or the run that starts just after, at its front.
+            if ((oldChunk & 0xff) != 0xff) {
+                ExceptionRun after = runContaining(oldChunk + 1);
+                if (after != null && after.oldChunk() == oldChunk + 1 && after.newChunk() == newChunk + 1
+                        && after.count() < 255) {
+                    replaceRun(after, new ExceptionRun(oldChunk, newChunk, after.count() + 1));
+                    exceptions++;
+                    return true;
+                }
+            }
+            addRun(new ExceptionRun(oldChunk, newChunk, 0));
+            exceptions++;
+            runs++;
+            return true;
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    /**
+     * Removes {@code oldChunk} for merge, only at a run's end, with the kernel's errors
+     * ({@code remove_single_exception_chunk}).
+     */
+    public void removeForMerge(long oldChunk) throws CorruptStoreException {
+        long stamp = lock.writeLock();
+        try {
+            requireOpen();
+            ExceptionRun run = runContaining(oldChunk);
+            if (run == null) {
+                throw new CorruptStoreException("Corruption detected: exception for block " + oldChunk
+                        + " is on disk but not in memory");
+            }
+            if (run.count() == 0) {
+                removeRun(run);
+                runs--;
+            } else if (oldChunk == run.oldChunk()) {
+                replaceRun(run, new ExceptionRun(run.oldChunk() + 1, run.newChunk() + 1, run.count() - 1));
+            } else if (oldChunk == run.lastOld()) {
+                replaceRun(run, new ExceptionRun(run.oldChunk(), run.newChunk(), run.count() - 1));
+            } else {
+                throw new CorruptStoreException("Attempt to merge block " + oldChunk + " from the middle of a chunk range ["
+                        + run.oldChunk() + " - " + run.lastOld() + "]");
+            }
+            exceptions--;
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    /**
+     * A sink for {@link ExceptionStore#load} that fills this table and refuses a second
+     * exception for one origin chunk (which only a damaged COW can hold).
+     */
+    public RemapSink loadingSink() {
+        return (oldChunk, newChunk) -> {
+            if (!insert(oldChunk, newChunk)) {
+                throw new CorruptStoreException("origin chunk " + oldChunk + " has a second exception (COW chunk "
+                        + newChunk + "; the first points at COW chunk " + lookup(oldChunk) + ")");
+            }
+        };
+    }
+
+    /** Forgets everything (the table stays usable). */
+    public void clear() {
+        long stamp = lock.writeLock();
+        try {
+            requireOpen();
+            for (int i = 0; i < SEGMENTS; i++) {
+                segments[i].arena.close();
+                segments[i] = new Segment(initialCapacity(i));
+            }
+            exceptions = 0;
+            runs = 0;
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    /** Frees the off-heap memory. Idempotent; later use fails with {@link IllegalStateException}. */
+    @Override
+    public void close() {
+        long stamp = lock.writeLock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            for (Segment s : segments) {
+                s.arena.close();
+            }
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("the exception table is closed");
+        }
+    }
+
+    // ---- slot maintenance (under the write lock) --------------------------------------------------
+
+    private ExceptionRun runContaining(long chunk) {
+        long micro = chunk >>> 4;
+        Segment s = segments[segmentOf(hash(micro))];
+        int slot = findRun(s, micro, chunk);
+        if (slot < 0) {
+            return null;
+        }
+        long v = s.value(slot);
+        return new ExceptionRun(runOld(micro, v), runNew(v), runCount(v));
+    }
+
+    private void addRun(ExceptionRun run) {
+        for (long micro = run.oldChunk() >>> 4; micro <= run.lastOld() >>> 4; micro++) {
+            putSlot(micro, encode(micro, run.oldChunk(), run.newChunk(), run.count()));
+        }
+    }
+
+    private void removeRun(ExceptionRun run) {
+        for (long micro = run.oldChunk() >>> 4; micro <= run.lastOld() >>> 4; micro++) {
+            deleteSlot(micro, run.oldChunk());
+        }
+    }
+
+    /** Rewrites a run's slots for its new extent, adding or deleting micro-groups at its ends. */
+    private void replaceRun(ExceptionRun from, ExceptionRun to) {
+        long fromFirst = from.oldChunk() >>> 4;
+        long fromLast = from.lastOld() >>> 4;
+        long toFirst = to.oldChunk() >>> 4;
+        long toLast = to.lastOld() >>> 4;
+        for (long micro = fromFirst; micro <= fromLast; micro++) {
+            if (micro < toFirst || micro > toLast) {
+                deleteSlot(micro, from.oldChunk());
+            } else {
+                Segment s = segments[segmentOf(hash(micro))];
+                int slot = findRunStartingAt(s, micro, from.oldChunk());
+                s.set(slot, (int) micro, encode(micro, to.oldChunk(), to.newChunk(), to.count()));
+            }
+        }
+        for (long micro = toFirst; micro <= toLast; micro++) {
+            if (micro < fromFirst || micro > fromLast) {
+                putSlot(micro, encode(micro, to.oldChunk(), to.newChunk(), to.count()));
+            }
+        }
+    }
+
+    private void putSlot(long micro, long value) {
+        long h = hash(micro);
+        int index = segmentOf(h);
+        Segment s = segments[index];
+        if (s.size + 1 > s.capacity * MAX_LOAD) {
+            s = grow(index);
+        }
+        int i = s.home(h);
+        while (s.value(i) != 0) {
+            if (++i == s.capacity) {
+                i = 0;
+            }
+        }
+        s.set(i, (int) micro, value);
+        s.size++;
+    }
+
+    /** Deletes the slot of the run starting at {@code runStart} in {@code micro}, shifting back followers. */
+    private void deleteSlot(long micro, long runStart) {
+        Segment s = segments[segmentOf(hash(micro))];
+        int hole = findRunStartingAt(s, micro, runStart);
+        if (hole < 0) {
+            throw new IllegalStateException("exception table slot for run " + runStart + " in micro-group " + micro
+                    + " is missing");
+        }
+        int cap = s.capacity;
+        int j = hole;
+        while (true) {
+            if (++j == cap) {
+                j = 0;
+            }
+            long v = s.value(j);
+            if (v == 0) {
+                break;
+            }
+            long m = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(s.key(j));
+            int home = s.home(hash(m));
+            // j may move into the hole when its home is not cyclically inside (hole, j].
+            boolean stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+            if (!stays) {
+                s.set(hole, s.key(j), v);
+                hole = j;
+            }
+        }
+        s.set(hole, 0, 0);
+        s.size--;
+    }
+
+    private Segment grow(int index) {
+        Segment old = segments[index];
+        int capacity = Math.max(MIN_CAPACITY, (int) Math.min(Integer.MAX_VALUE - 8, (long) (old.capacity * GROWTH) + 1));
+        Segment bigger = new Segment(capacity);
+        for (int i = 0; i < old.capacity; i++) {
+            long v = old.value(i);
+            if (v != 0) {
+                int key = old.key(i);
+                long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(key);
+                int j = bigger.home(hash(micro));
+                while (bigger.value(j) != 0) {
+                    if (++j == bigger.capacity) {
+                        j = 0;
+                    }
+                }
+                bigger.set(j, key, v);
+                bigger.size++;
+            }
+        }
+        segments[index] = bigger;
+        old.arena.close();
+        return bigger;
+    }
+}

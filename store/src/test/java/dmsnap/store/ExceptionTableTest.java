@@ -1,0 +1,338 @@
+package dmsnap.store;
+
+import dmsnap.store.testing.Seeds;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@ExtendWith(Seeds.class)
+class ExceptionTableTest {
+
+    private static List<ExceptionRun> runs(ExceptionTable t) {
+        List<ExceptionRun> list = new ArrayList<>();
+        t.forEachRunDescending(list::add);
+        return list.reversed();
+    }
+
+    @Test
+    void consecutiveInsertsExtendARunAtTheEndAndAtTheFront() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            assertTrue(t.insert(10, 100));
+            assertTrue(t.insert(11, 101));
+            assertTrue(t.insert(12, 102));
+            assertTrue(t.insert(9, 99));
+            assertEquals(List.of(new ExceptionRun(9, 99, 3)), runs(t));
+            assertEquals(4, t.size());
+            assertEquals(1, t.runCount());
+            assertEquals(101, t.lookup(11));
+            assertEquals(-1, t.lookup(13));
+            assertEquals(-1, t.lookup(8));
+        }
+    }
+
+    @Test
+    void aGapInNewChunksStartsANewRunAndRunsAreNeverCoalesced() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            t.insert(10, 100);
+            t.insert(11, 200);
+            t.insert(13, 300);
+            t.insert(12, 299); // extends 13's run at the front; 11's run ends at new 200: no link
+            assertEquals(List.of(new ExceptionRun(10, 100, 0), new ExceptionRun(11, 200, 0),
+                    new ExceptionRun(12, 299, 1)), runs(t));
+        }
+    }
+
+    @Test
+    void runsStopAtTheGroupBoundaryOf256Chunks() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            for (int i = 0; i < 600; i++) {
+                t.insert(i, 1000 + i);
+            }
+            assertEquals(List.of(new ExceptionRun(0, 1000, 255), new ExceptionRun(256, 1256, 255),
+                    new ExceptionRun(512, 1512, 87)), runs(t));
+            for (int i = 0; i < 600; i++) {
+                assertEquals(1000 + i, t.lookup(i));
+            }
+            assertTrue(t.memoryBytes() < 64 * 80 * 12, "three runs fit the initial slots: " + t.memoryBytes());
+        }
+    }
+
+    @Test
+    void aSecondInsertOfAChunkIsRefused() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            assertTrue(t.insert(5, 50));
+            assertFalse(t.insert(5, 51));
+            assertEquals(50, t.lookup(5));
+            assertEquals(1, t.size());
+        }
+    }
+
+    @Test
+    void mergeRemovesOnlyAtRunEndsWithTheKernelsErrors() throws CorruptStoreException {
+        try (ExceptionTable t = new ExceptionTable()) {
+            for (int i = 0; i < 5; i++) {
+                t.insert(20 + i, 2 + i);
+            }
+            CorruptStoreException middle = assertThrows(CorruptStoreException.class, () -> t.removeForMerge(22));
+            assertEquals("Attempt to merge block 22 from the middle of a chunk range [20 - 24]", middle.getMessage());
+            CorruptStoreException missing = assertThrows(CorruptStoreException.class, () -> t.removeForMerge(99));
+            assertEquals("Corruption detected: exception for block 99 is on disk but not in memory", missing.getMessage());
+            t.removeForMerge(24);
+            t.removeForMerge(20);
+            assertEquals(List.of(new ExceptionRun(21, 3, 2)), runs(t));
+            t.removeForMerge(23);
+            t.removeForMerge(22);
+            t.removeForMerge(21);
+            assertEquals(0, t.size());
+            assertEquals(0, t.runCount());
+            assertEquals(-1, t.lookup(21));
+        }
+    }
+
+    @Test
+    void limitsAreEnforcedWithAClearMessage() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.insert(1L << 43, 5));
+            assertTrue(e.getMessage().contains("the exception table's limit"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> t.insert(5, 1L << 40));
+            assertEquals(-1, t.lookup(1L << 50));
+        }
+    }
+
+    @Test
+    void closeIsIdempotentAndLaterUseFails() {
+        ExceptionTable t = new ExceptionTable();
+        t.insert(1, 2);
+        t.close();
+        t.close();
+        assertThrows(IllegalStateException.class, () -> t.lookup(1));
+        assertThrows(IllegalStateException.class, () -> t.insert(3, 4));
+    }
+
+    @Test
+    void clearForgetsEverything() {
+        try (ExceptionTable t = new ExceptionTable()) {
+            for (int i = 0; i < 1000; i++) {
+                t.insert(i * 7L, i);
+            }
+            t.clear();
+            assertEquals(0, t.size());
+            assertEquals(-1, t.lookup(7));
+            assertNull(t.runOf(7));
+        }
+    }
+
+    /** The kernel's algorithm on a sorted list of runs per group: the reference. */
+    private static final class KernelModel {
+        final Map<Long, List<long[]>> buckets = new TreeMap<>(); // group -> sorted runs {old, new, count}
+
+        void insert(long o, long n) {
+            List<long[]> bucket = buckets.computeIfAbsent(o >>> 8, g -> new ArrayList<>());
+            for (long[] e : bucket) {
+                if (o == e[0] + e[2] + 1 && n == e[1] + e[2] + 1) {
+                    e[2]++;
+                    return;
+                }
+                if (o == e[0] - 1 && n == e[1] - 1) {
+                    e[0]--;
+                    e[1]--;
+                    e[2]++;
+                    return;
+                }
+            }
+            int at = 0;
+            while (at < bucket.size() && bucket.get(at)[0] < o) {
+                at++;
+            }
+            bucket.add(at, new long[] {o, n, 0});
+        }
+
+        long lookup(long c) {
+            for (long[] e : buckets.getOrDefault(c >>> 8, List.of())) {
+                if (c >= e[0] && c <= e[0] + e[2]) {
+                    return e[1] + c - e[0];
+                }
+            }
+            return -1;
+        }
+
+        String remove(long c) {
+            List<long[]> bucket = buckets.getOrDefault(c >>> 8, new ArrayList<>());
+            for (int i = 0; i < bucket.size(); i++) {
+                long[] e = bucket.get(i);
+                if (c >= e[0] && c <= e[0] + e[2]) {
+                    if (e[2] == 0) {
+                        bucket.remove(i);
+                    } else if (c == e[0]) {
+                        e[0]++;
+                        e[1]++;
+                        e[2]--;
+                    } else if (c == e[0] + e[2]) {
+                        e[2]--;
+                    } else {
+                        return "Attempt to merge block " + c + " from the middle of a chunk range [" + e[0] + " - "
+                                + (e[0] + e[2]) + "]";
+                    }
+                    return null;
+                }
+            }
+            return "Corruption detected: exception for block " + c + " is on disk but not in memory";
+        }
+
+        List<ExceptionRun> runs() {
+            List<ExceptionRun> all = new ArrayList<>();
+            buckets.values().forEach(b -> b.forEach(e -> all.add(new ExceptionRun(e[0], e[1], (int) e[2]))));
+            all.sort(java.util.Comparator.comparingLong(ExceptionRun::oldChunk));
+            return all;
+        }
+    }
+
+    @Test
+    void randomInsertsAndMergeRemovalsMatchTheKernelModel() {
+        Random random = Seeds.random("exception-table-model");
+        for (int round = 0; round < 40; round++) {
+            try (ExceptionTable t = new ExceptionTable()) {
+                KernelModel model = new KernelModel();
+                long nextNew = 2;
+                long span = 1 + random.nextInt(round % 2 == 0 ? 2000 : 200_000);
+                for (int step = 0; step < 3000; step++) {
+                    int kind = random.nextInt(10);
+                    long o;
+                    long n;
+                    if (kind < 4) {                // sequential: next chunk after a random existing point
+                        o = random.nextLong(span);
+                        n = nextNew++;
+                        for (int k = 0; k < 1 + random.nextInt(40) && model.lookup(o) < 0; k++, o++) {
+                            model.insert(o, n);
+                            assertTrue(t.insert(o, n));
+                            n = nextNew++;
+                        }
+                        continue;
+                    } else if (kind < 5) {         // descending: front extensions
+                        o = random.nextLong(span) + 40;
+                        for (int k = 0; k < 1 + random.nextInt(20) && o >= 0 && model.lookup(o) < 0; k++, o--) {
+                            n = nextNew;
+                            // new chunks descending too, so the front extends
+                            model.insert(o, 1_000_000_000L - n);
+                            assertTrue(t.insert(o, 1_000_000_000L - n));
+                            nextNew++;
+                        }
+                        continue;
+                    } else if (kind < 8) {         // random single
+                        o = random.nextLong(span);
+                        n = nextNew++;
+                        if (model.lookup(o) < 0) {
+                            model.insert(o, n);
+                            assertTrue(t.insert(o, n));
+                        } else {
+                            assertFalse(t.insert(o, n));
+                        }
+                    } else {                       // merge-style removal of a random chunk
+                        long c = random.nextLong(span + 50);
+                        String expected = model.remove(c);
+                        String actual = null;
+                        try {
+                            t.removeForMerge(c);
+                        } catch (CorruptStoreException e) {
+                            actual = e.getMessage();
+                        }
+                        assertEquals(expected, actual, "removal of " + c);
+                    }
+                }
+                for (long c = 0; c < Math.min(span + 100, 50_000); c++) {
+                    assertEquals(model.lookup(c), t.lookup(c), "lookup " + c);
+                }
+                List<ExceptionRun> expected = model.runs();
+                assertEquals(expected, runs(t));
+                assertEquals(expected.size(), t.runCount());
+                assertEquals(expected.stream().mapToLong(r -> r.count() + 1L).sum(), t.size());
+            }
+        }
+    }
+
+    @Test
+    void readersNeverSeeAWrongMappingWhileAWriterInsertsAndGrows() throws Exception {
+        try (ExceptionTable t = new ExceptionTable()) {
+            int total = 200_000;
+            AtomicLong inserted = new AtomicLong();
+            AtomicBoolean done = new AtomicBoolean();
+            ExecutorService pool = Executors.newFixedThreadPool(4);
+            try {
+                List<Future<Long>> readers = new ArrayList<>();
+                for (int r = 0; r < 3; r++) {
+                    int seed = r;
+                    readers.add(pool.submit(() -> {
+                        Random random = new Random(Seeds.seed() + seed);
+                        long checks = 0;
+                        while (!done.get()) {
+                            long limit = inserted.get();
+                            if (limit == 0) {
+                                continue;
+                            }
+                            long i = random.nextLong(limit);
+                            long chunk = i * 3;           // chunks 0, 3, 6, ... -> new 10 + i
+                            long got = t.lookup(chunk);
+                            if (got != 10 + i) {
+                                throw new AssertionError("chunk " + chunk + " read " + got + ", expected " + (10 + i));
+                            }
+                            if (t.lookup(chunk + 1) != -1) {
+                                throw new AssertionError("chunk " + (chunk + 1) + " was never inserted");
+                            }
+                            checks++;
+                        }
+                        return checks;
+                    }));
+                }
+                for (long i = 0; i < total; i++) {
+                    t.insert(i * 3, 10 + i);
+                    inserted.set(i + 1);
+                }
+                done.set(true);
+                long checks = 0;
+                for (Future<Long> f : readers) {
+                    checks += f.get();
+                }
+                assertTrue(checks > 1000, "readers ran: " + checks);
+            } finally {
+                done.set(true);
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    @Test
+    void randomExceptionsCostAtMost16BytesEachAndSequentialOnesFarLess() {
+        try (ExceptionTable random = new ExceptionTable(); ExceptionTable sequential = new ExceptionTable()) {
+            Random r = Seeds.random("bytes-per-exception");
+            int n = 1_000_000;
+            for (int i = 0; i < n; i++) {
+                long o;
+                do {
+                    o = r.nextLong(1L << 34);
+                } while (!random.insert(o, 2 + i));
+                sequential.insert(i, 2 + i);
+            }
+            double perRandom = (double) random.memoryBytes() / random.size();
+            double perSequential = (double) sequential.memoryBytes() / sequential.size();
+            System.out.printf("exception table: %.2f bytes per random exception, %.3f per sequential one (1M each)%n",
+                    perRandom, perSequential);
+            assertTrue(perRandom <= 16.0, "random: " + perRandom);
+            assertTrue(perSequential < 1.0, "sequential: " + perSequential);
+        }
+    }
+}
