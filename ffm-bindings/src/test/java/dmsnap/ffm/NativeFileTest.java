@@ -98,6 +98,16 @@ class NativeFileTest {
     }
 
     @Test
+    void dsyncWritesLand() throws IOException {
+        Path p = sparse("dsync.img", 8192);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DSYNC); Arena arena = Arena.ofConfined()) {
+            assertTrue(f.flags().contains(OpenFlag.DSYNC));
+            f.write(4096, arena.allocate(4096).fill((byte) 3));
+        }
+        assertEquals(3, Files.readAllBytes(p)[8191]);
+    }
+
+    @Test
     void heapSegmentsAreRefused() throws IOException {
         Path p = sparse("heap.img", 4096);
         try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {

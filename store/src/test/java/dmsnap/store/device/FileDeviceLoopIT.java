@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -69,6 +70,40 @@ class FileDeviceLoopIT {
                             + "another process holds it exclusively or it is mounted", e.getMessage());
                     assertEquals(1 << 20, first.sizeBytes());
                 }
+            }
+        }
+    }
+
+    @Nested
+    class Ioctls {
+        @TempDir
+        Path dir;
+
+        @org.junit.jupiter.api.Test
+        void geometryDiscardZeroOutAndFlushBuffersOnARealBlockDevice() throws IOException {
+            String why = LoopDevices.unavailableReason();
+            assumeTrue(why == null, why);
+            try (LoopDevices.Loop loop = LoopDevices.attach(TempFiles.sparse(dir, "ioctl.img", 4 << 20), 4096);
+                 dmsnap.ffm.NativeFile dev = dmsnap.ffm.NativeFile.open(loop.device(), dmsnap.ffm.OpenFlag.READ_WRITE,
+                         dmsnap.ffm.OpenFlag.DIRECT);
+                 java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                assertEquals(new dmsnap.ffm.BlockGeometry(4 << 20, 4096, 4096), dmsnap.ffm.BlockDevices.geometry(dev));
+                assertEquals(dmsnap.ffm.FileType.BLOCK_DEVICE, dev.stat().type());
+                assertEquals(7, dev.stat().rdevMajor(), "loop devices are major 7");
+                java.lang.foreign.MemorySegment buf = arena.allocate(64 << 10, 4096).fill((byte) 0x33);
+                dev.write(0, buf);
+                dmsnap.ffm.BlockDevices.flushBuffers(dev);
+                dmsnap.ffm.BlockDevices.zeroOut(dev, 0, 4096);
+                dmsnap.ffm.BlockDevices.discard(dev, 8192, 8192);
+                dev.read(0, buf);
+                assertEquals(0, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0));
+                assertEquals(0x33, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 4096));
+                assertEquals(0, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 8192), "a loop discard reads back zeroes");
+                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> dev.write(512, buf.asSlice(0, 512)));
+                assertTrue(e.getMessage().contains("O_DIRECT needs offset and length aligned to 4096 bytes"), e.getMessage());
+                System.out.println("block ioctls on " + loop.device() + ": BLKGETSIZE64/BLKSSZGET/BLKPBSZGET/"
+                        + "BLKFLSBUF/BLKZEROOUT/BLKDISCARD ok");
             }
         }
     }

@@ -318,19 +318,22 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     }
 
     @Test
-    void duplicateOriginChunksAreRefusedByTheSink() throws IOException {
+    void duplicateOriginChunksAreRefusedByTheExceptionTable() throws IOException {
         MemoryDevice cow = basicCow();
         poke64(cow, 4096 + 4 * 16, 0); // entry 4 maps origin chunk 0 again
         String before = KernelFixtures.sha256(cow.contents());
-        Map<Long, Long> table = new HashMap<>();
-        try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512)) {
-            CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> {
-                if (table.putIfAbsent(o, n) != null) {
-                    throw new CorruptStoreException("origin chunk " + o + " has two exceptions");
-                }
-            }));
-            assertEquals("origin chunk 0 has two exceptions", e.getMessage());
+        try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
+             dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
+            CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load(table.loadingSink()));
+            assertEquals("origin chunk 0 has a second exception (COW chunk 6; the first points at COW chunk 2)",
+                    e.getMessage());
         }
         assertEquals(before, KernelFixtures.sha256(cow.contents()));
+    }
+
+    @Test
+    void aTransientCowIsNotAPersistentOne() {
+        // The kernel's transient COW holds only data: its first word is origin data ("ORG0").
+        assertRefused(KernelFixtures.imageDevice("transient", "cow.img"), "Invalid or corrupt snapshot");
     }
 }

@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 @ExtendWith(Seeds.class)
 class PersistentStoreCrashTest {
-    private static final int SEQUENCES = Integer.getInteger("dmsnap.tests.crashSequences", 40);
+    private static final int SEQUENCES = Integer.getInteger("dmsnap.tests.crashSequences", 100);
 
     /** The data a remap's COW chunk holds: every 8 bytes = old chunk * 2^20 + sequence. */
     private static void fillFor(MemorySegment chunk, PendingRemap r) {
