@@ -75,16 +75,6 @@ Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds\` (per
 $rows"
 echo "$header"
 if [ $record -eq 1 ]; then
-    results="$ROOT/bench/RESULTS.md"
-    [ -f "$results" ] || printf '# Benchmark results\n\nEvery table comes with the command that produced it; peers measured side by side in the same run.\n' >"$results"
-    python3 - "$results" "$header" <<'PY'
-import sys, re
-path, body = sys.argv[1], sys.argv[2]
-text = open(path).read()
-section = "## FileDevice vs fio (O_DIRECT, queue depth 1)\n\n" + body.strip() + "\n"
-pattern = re.compile(r"## FileDevice vs fio.*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-PY
-    echo "recorded in $results" >&2
+    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "FileDevice vs fio (O_DIRECT, queue depth 1)" "$header"
+    echo "recorded in $ROOT/bench/RESULTS.md" >&2
 fi

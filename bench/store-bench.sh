@@ -89,14 +89,6 @@ $commit_rows
 "
 echo "$body"
 if [ $record -eq 1 ]; then
-    python3 - "$ROOT/bench/RESULTS.md" "$body" <<'PY'
-import sys, re
-path, body = sys.argv[1], sys.argv[2]
-text = open(path).read()
-section = "## Exception stores (issue 4)\n\n" + body.strip() + "\n"
-pattern = re.compile(r"## Exception stores \(issue 4\).*?(?=\n## |\Z)", re.S)
-text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-PY
+    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "Exception stores (issue 4)" "$body"
     echo "recorded in $ROOT/bench/RESULTS.md" >&2
 fi

@@ -1,0 +1,56 @@
+package dmsnap.table;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * dmsetup table text to {@link Table}: one {@code <start> <length> <target> [args...]} line
+ * per target, blank lines and {@code #} comments ignored, whitespace-separated words. The lines
+ * must start at sector 0 and follow each other without gaps (the kernel's "Gap in table") and
+ * none may be empty ("zero-length target").
+ */
+public final class TableParser {
+    private TableParser() {
+    }
+
+    public static Table parse(String text) throws TableLoadException {
+        List<TableLine> lines = new ArrayList<>();
+        long expectedStart = 0;
+        for (String raw : text.split("\n", -1)) {
+            String line = raw.strip();
+            if (line.isEmpty() || line.startsWith("#")) {
+                continue;
+            }
+            String[] words = line.split("\\s+");
+            if (words.length < 3) {
+                throw new TableLoadException(null, "Invalid format on line " + (lines.size() + 1) + ": " + line);
+            }
+            long start = sectors(words[0], "start", line);
+            long length = sectors(words[1], "length", line);
+            String type = words[2];
+            if (length == 0) {
+                throw new TableLoadException(type, "zero-length target");
+            }
+            if (start != expectedStart) {
+                throw new TableLoadException(type, "Gap in table");
+            }
+            if (Long.MAX_VALUE - start < length) {
+                throw new TableLoadException(type, "target extends past the largest device size");
+            }
+            lines.add(new TableLine(start, length, type, Arrays.asList(words).subList(3, words.length)));
+            expectedStart = start + length;
+        }
+        if (lines.isEmpty()) {
+            throw new TableLoadException(null, "empty table");
+        }
+        return new Table(lines);
+    }
+
+    private static long sectors(String word, String what, String line) throws TableLoadException {
+        if (word.isEmpty() || !word.chars().allMatch(c -> c >= '0' && c <= '9') || word.length() > 18) {
+            throw new TableLoadException(null, "Invalid " + what + " '" + word + "' in line: " + line);
+        }
+        return Long.parseLong(word);
+    }
+}
