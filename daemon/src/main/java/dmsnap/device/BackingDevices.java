@@ -1,0 +1,154 @@
+package dmsnap.device;
+
+import dmsnap.ffm.FileStat;
+import dmsnap.ffm.FileType;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
+import dmsnap.store.device.Device;
+import dmsnap.store.device.FileDevice;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The files and block devices tables name, each opened once (O_DIRECT, exclusively: see
+ * {@link FileDevice}) and shared by every target that names it, like the kernel's
+ * {@code dm_get_device}. A device is identified by what it is, not by how it was named: a
+ * block device by its major:minor, a file by its file system and inode, so a file and a symlink
+ * to it are the same device. Released when the last target lets go.
+ *
+ * <p>Device arguments: a path, or {@code MAJOR:MINOR} of a block device (what table status
+ * prints, so that a printed table can be loaded again). Locks: this object's monitor guards
+ * the open set.
+ */
+public final class BackingDevices {
+    private static final Pattern MAJOR_MINOR = Pattern.compile("(\\d+):(\\d+)");
+
+    /** What makes two device arguments the same device. */
+    public record Identity(boolean blockDevice, long first, long second) {
+    }
+
+    private final Map<Identity, Shared> open = new HashMap<>();
+
+    private final class Shared {
+        final Identity identity;
+        final FileDevice device;
+        final String canonicalName;
+        int users;
+
+        Shared(Identity identity, FileDevice device, String canonicalName) {
+            this.identity = identity;
+            this.device = device;
+            this.canonicalName = canonicalName;
+        }
+    }
+
+    /** A target's use of a backing device; closing it releases that use. */
+    public final class Handle implements AutoCloseable {
+        private final Shared shared;
+        private boolean closed;
+
+        private Handle(Shared shared) {
+            this.shared = shared;
+        }
+
+        public Device device() {
+            return shared.device;
+        }
+
+        public Identity identity() {
+            return shared.identity;
+        }
+
+        /** How table status names it: {@code major:minor} for a block device, the real path for a file. */
+        public String canonicalName() {
+            return shared.canonicalName;
+        }
+
+        @Override
+        public void close() throws IOException {
+            synchronized (BackingDevices.this) {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+                if (--shared.users == 0) {
+                    open.remove(shared.identity);
+                    shared.device.close();
+                }
+            }
+        }
+    }
+
+    /**
+     * Opens (or shares) the device {@code argument} names.
+     *
+     * @throws IOException it does not exist, is not a file or block device, or someone else holds it
+     */
+    public synchronized Handle open(String argument) throws IOException {
+        Path path = resolve(argument);
+        Path real = path.toRealPath();
+        Identity identity = identify(real);
+        Shared shared = open.get(identity);
+        if (shared == null) {
+            FileDevice device = FileDevice.open(real);
+            boolean ok = false;
+            try {
+                FileStat stat = device.stat();
+                String canonical = stat.type() == FileType.BLOCK_DEVICE
+                        ? stat.rdevMajor() + ":" + stat.rdevMinor() : real.toString();
+                shared = new Shared(identity, device, canonical);
+                open.put(identity, shared);
+                ok = true;
+            } finally {
+                if (!ok) {
+                    device.close();
+                }
+            }
+        }
+        shared.users++;
+        return new Handle(shared);
+    }
+
+    /** How many distinct devices are open (for tests and metrics). */
+    public synchronized int openCount() {
+        return open.size();
+    }
+
+    /** {@code MAJOR:MINOR} to its device node; anything else is a path. */
+    static Path resolve(String argument) throws IOException {
+        Matcher m = MAJOR_MINOR.matcher(argument);
+        if (!m.matches()) {
+            return Path.of(argument);
+        }
+        Path byNumber = Path.of("/dev/block", argument);
+        if (Files.exists(byNumber)) {
+            return byNumber;
+        }
+        Path uevent = Path.of("/sys/dev/block", argument, "uevent");
+        if (Files.isReadable(uevent)) {
+            for (String line : Files.readAllLines(uevent)) {
+                if (line.startsWith("DEVNAME=")) {
+                    return Path.of("/dev", line.substring("DEVNAME=".length()));
+                }
+            }
+        }
+        throw new NoSuchFileException(argument, null, "no block device " + argument);
+    }
+
+    /** statx through a short read-only open (no lock, no O_DIRECT) to learn what the path is. */
+    private static Identity identify(Path real) throws IOException {
+        try (NativeFile probe = NativeFile.open(real, OpenFlag.READ_ONLY)) {
+            FileStat stat = probe.stat();
+            if (stat.type() == FileType.BLOCK_DEVICE) {
+                return new Identity(true, stat.rdevMajor(), stat.rdevMinor());
+            }
+            return new Identity(false, (long) stat.deviceMajor() << 32 | stat.deviceMinor(), stat.inode());
+        }
+    }
+}

@@ -1,0 +1,143 @@
+package dmsnap.device;
+
+import dmsnap.table.Table;
+import dmsnap.table.TableLoadException;
+import dmsnap.target.TargetTypes;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The set of mapped devices by name ({@code dm-ioctl.c}'s name hash), with the dmsetup verbs.
+ * Minors are allocated lowest-free under major {@value #DM_MAJOR}, as the kernel does. Locks:
+ * this object's monitor guards the name map and minors; it is taken before a device's control
+ * lock, never after.
+ */
+public final class DeviceManager {
+    private static final Logger log = LoggerFactory.getLogger(DeviceManager.class);
+    public static final int DM_MAJOR = 253;
+    /** DM_NAME_LEN - 1. */
+    public static final int MAX_NAME_BYTES = 127;
+
+    private final TargetTypes types;
+    private final BackingDevices devices;
+    private final Map<String, MappedDevice> byName = new TreeMap<>();
+    private final BitSet minors = new BitSet();
+
+    public DeviceManager(TargetTypes types, BackingDevices devices) {
+        this.types = types;
+        this.devices = devices;
+    }
+
+    public TargetTypes targetTypes() {
+        return types;
+    }
+
+    public BackingDevices backingDevices() {
+        return devices;
+    }
+
+    /** The dm name rules: not empty, at most 127 bytes, no '/', not "." or "..". */
+    public static void checkName(String name) throws DmException {
+        if (name == null || name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
+                || name.chars().anyMatch(c -> c < 0x20)) {
+            throw new DmException("EINVAL", "Invalid device name '" + name + "'");
+        }
+        if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
+            throw new DmException("EINVAL", "Device name too long (at most " + MAX_NAME_BYTES + " bytes)");
+        }
+    }
+
+    /**
+     * Creates a device; with a table also loads and resumes it (dmsetup create), and on a load
+     * failure removes the device again, leaving nothing behind.
+     */
+    public MappedDevice create(String name, String uuid, Table table)
+            throws DmException, TableLoadException, InterruptedException {
+        checkName(name);
+        MappedDevice device;
+        synchronized (this) {
+            if (byName.containsKey(name)) {
+                throw new DmException("EBUSY", "Device " + name + " already exists");
+            }
+            if (uuid != null && !uuid.isEmpty()
+                    && byName.values().stream().anyMatch(d -> uuid.equals(d.uuid()))) {
+                throw new DmException("EBUSY", "A device with uuid " + uuid + " already exists");
+            }
+            int minor = minors.nextClearBit(0);
+            minors.set(minor);
+            device = new MappedDevice(name, uuid, DM_MAJOR, minor);
+            byName.put(name, device);
+        }
+        log.info("{}: created ({}:{})", name, DM_MAJOR, device.minor());
+        if (table != null) {
+            try {
+                device.load(table, types, devices);
+                device.resume();
+            } catch (TableLoadException | DmException | InterruptedException e) {
+                forget(device);
+                throw e;
+            }
+        }
+        return device;
+    }
+
+    public synchronized MappedDevice get(String name) throws DmException {
+        MappedDevice device = byName.get(name);
+        if (device == null) {
+            throw new DmException("ENXIO", "Device " + name + " not found");
+        }
+        return device;
+    }
+
+    public synchronized MappedDevice find(String name) {
+        return byName.get(name);
+    }
+
+    public void load(String name, Table table) throws DmException, TableLoadException {
+        get(name).load(table, types, devices);
+    }
+
+    public void remove(String name, boolean force) throws DmException {
+        MappedDevice device = get(name);
+        device.remove(force);
+        synchronized (this) {
+            byName.remove(name, device);
+            minors.clear(device.minor());
+        }
+        log.info("{}: removed", name);
+    }
+
+    private void forget(MappedDevice device) {
+        try {
+            device.remove(true);
+        } catch (DmException e) {
+            throw new IllegalStateException("a forced remove cannot fail", e);
+        }
+        synchronized (this) {
+            byName.remove(device.name(), device);
+            minors.clear(device.minor());
+        }
+    }
+
+    public synchronized void rename(String from, String to) throws DmException {
+        checkName(to);
+        MappedDevice device = get(from);
+        if (byName.containsKey(to)) {
+            throw new DmException("EBUSY", "Device " + to + " already exists");
+        }
+        byName.remove(from);
+        device.rename(to);
+        byName.put(to, device);
+        log.info("{}: renamed to {}", from, to);
+    }
+
+    /** Every device, by name. */
+    public synchronized List<MappedDevice> list() {
+        return new ArrayList<>(byName.values());
+    }
+}

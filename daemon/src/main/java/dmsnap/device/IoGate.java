@@ -1,0 +1,83 @@
+package dmsnap.device;
+
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Suspend for a mapped device: after {@link #suspend()} returns no I/O is in flight and none
+ * starts until {@link #resume()}; I/O arriving meanwhile waits (it is parked, not failed), as
+ * with dm's suspend. Table swaps and handovers happen only while suspended.
+ */
+public final class IoGate {
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition changed = lock.newCondition();
+    /** Guarded by lock. */
+    private long inFlight;
+    private boolean suspended;
+
+    /** Enters the gate, waiting while the device is suspended. Pair with {@link #exit()}. */
+    public void enter() throws InterruptedException {
+        lock.lock();
+        try {
+            while (suspended) {
+                changed.await();
+            }
+            inFlight++;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void exit() {
+        lock.lock();
+        try {
+            if (--inFlight == 0) {
+                changed.signalAll();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Blocks new I/O and waits for I/O in flight to finish. Idempotent. */
+    public void suspend() throws InterruptedException {
+        lock.lock();
+        try {
+            suspended = true;
+            while (inFlight > 0) {
+                changed.await();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Lets parked and new I/O through. */
+    public void resume() {
+        lock.lock();
+        try {
+            suspended = false;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public boolean isSuspended() {
+        lock.lock();
+        try {
+            return suspended;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public long inFlight() {
+        lock.lock();
+        try {
+            return inFlight;
+        } finally {
+            lock.unlock();
+        }
+    }
+}

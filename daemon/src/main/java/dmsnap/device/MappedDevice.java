@@ -1,0 +1,361 @@
+package dmsnap.device;
+
+import dmsnap.table.Table;
+import dmsnap.table.TableLine;
+import dmsnap.table.TableLoadException;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import dmsnap.target.TargetArgs;
+import dmsnap.target.TargetContext;
+import dmsnap.target.TargetTypes;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A mapped device ({@code struct mapped_device}): a name, a live table that I/O goes through, an
+ * inactive table waiting for resume, and suspend state. Lifecycle as the kernel's (spec 10.5):
+ * load builds every target of a table into the inactive slot (constructors run then); resume
+ * swaps it in (suspending first if needed), runs preresume hooks (the first refusal leaves the
+ * device suspended, with the new table live) and resume hooks; suspend runs presuspend hooks,
+ * drains I/O through the {@link IoGate} and runs postsuspend hooks.
+ *
+ * <p>Locks: {@link #control} serialises control operations on this device and guards the
+ * fields below it; {@link #live} is also read without it by I/O, which is safe because a table
+ * is swapped only while the gate is closed.
+ */
+public final class MappedDevice {
+    private static final Logger log = LoggerFactory.getLogger(MappedDevice.class);
+
+    /** A constructed table: its lines and targets, in order. */
+    public record LiveTable(Table table, List<Target> targets) {
+        long lengthSectors() {
+            return table.lengthSectors();
+        }
+    }
+
+    private final ReentrantLock control = new ReentrantLock();
+    private final IoGate gate = new IoGate();
+    private final int major;
+    private final int minor;
+    private final String uuid;
+    private final AtomicLong eventNumber = new AtomicLong();
+    private volatile String name;
+    private volatile LiveTable live;
+    private LiveTable inactive;
+    private int openCount;
+    private boolean removed;
+
+    MappedDevice(String name, String uuid, int major, int minor) {
+        this.name = name;
+        this.uuid = uuid;
+        this.major = major;
+        this.minor = minor;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    void rename(String newName) {
+        this.name = newName;
+    }
+
+    public String uuid() {
+        return uuid;
+    }
+
+    public int minor() {
+        return minor;
+    }
+
+    /** Size of the live table in sectors (0 without one). */
+    public long sizeSectors() {
+        LiveTable t = live;
+        return t == null ? 0 : t.lengthSectors();
+    }
+
+    // ---- I/O -----------------------------------------------------------------------------------
+
+    /**
+     * Performs {@code io} through the live table: split at target boundaries and at each target's
+     * maximum I/O size, flushes sent to every target. Waits while the device is suspended.
+     *
+     * @throws IOException EIO from a target, or the device has no table
+     */
+    public void submit(IoRequest io) throws IOException, InterruptedException {
+        gate.enter();
+        try {
+            LiveTable t = live;
+            if (t == null) {
+                throw new IOException(name + " has no table");
+            }
+            if (io.op() == IoRequest.Op.FLUSH) {
+                for (Target target : t.targets()) {
+                    target.map(io);
+                }
+                return;
+            }
+            if (io.endSector() > t.lengthSectors()) {
+                throw new IOException(name + ": I/O at sector " + io.sector() + "+" + io.lengthSectors()
+                        + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
+            }
+            List<TableLine> lines = t.table().lines();
+            int index = lineIndex(lines, io.sector());
+            long at = io.sector();
+            while (at < io.endSector()) {
+                TableLine line = lines.get(index);
+                Target target = t.targets().get(index);
+                if ((io.op() == IoRequest.Op.DISCARD || io.op() == IoRequest.Op.WRITE_ZEROES) && !target.supportsDiscard()) {
+                    throw new IOException(name + ": " + target.typeName() + " does not support " + io.op());
+                }
+                long end = Math.min(io.endSector(), line.endSector());
+                long relative = at - line.startSector();
+                long max = target.maxIoSectors();
+                if (max > 0) {
+                    end = Math.min(end, line.startSector() + (relative / max + 1) * max);
+                }
+                target.map(io.slice(at, end - at, relative));
+                at = end;
+                if (at == line.endSector()) {
+                    index++;
+                }
+            }
+        } finally {
+            gate.exit();
+        }
+    }
+
+    private static int lineIndex(List<TableLine> lines, long sector) {
+        int lo = 0;
+        int hi = lines.size() - 1;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) >>> 1;
+            if (lines.get(mid).startSector() <= sector) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        return lo;
+    }
+
+    // ---- control ---------------------------------------------------------------------------------
+
+    /** Builds {@code table} into the inactive slot; on failure nothing changes. */
+    public void load(Table table, TargetTypes types, BackingDevices devices) throws TableLoadException {
+        control.lock();
+        try {
+            requireNotRemoved();
+            List<Target> built = new ArrayList<>();
+            boolean ok = false;
+            try {
+                for (TableLine line : table.lines()) {
+                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors()),
+                            new TargetArgs(line.targetType(), line.args())));
+                }
+                ok = true;
+            } finally {
+                if (!ok) {
+                    destroy(new LiveTable(table, built));
+                }
+            }
+            LiveTable previous = inactive;
+            inactive = new LiveTable(table, List.copyOf(built));
+            destroy(previous);
+            log.info("{}: table loaded ({} target{})", name, built.size(), built.size() == 1 ? "" : "s");
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** Destroys the inactive table. */
+    public void clear() {
+        control.lock();
+        try {
+            LiveTable previous = inactive;
+            inactive = null;
+            destroy(previous);
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** Suspends: presuspend hooks, drain I/O, postsuspend hooks. No-op when suspended already. */
+    public void suspend() throws InterruptedException {
+        control.lock();
+        try {
+            requireNotRemoved();
+            suspendLocked();
+        } finally {
+            control.unlock();
+        }
+    }
+
+    private void suspendLocked() throws InterruptedException {
+        if (gate.isSuspended()) {
+            return;
+        }
+        LiveTable t = live;
+        if (t != null) {
+            t.targets().forEach(Target::presuspend);
+        }
+        gate.suspend();
+        if (t != null) {
+            t.targets().forEach(Target::postsuspend);
+        }
+        log.info("{}: suspended", name);
+    }
+
+    /**
+     * Resumes: swaps in the inactive table if there is one (suspending first), runs preresume
+     * hooks (a refusal leaves the device suspended and is thrown) and resume hooks, lets I/O go.
+     */
+    public void resume() throws DmException, InterruptedException {
+        control.lock();
+        try {
+            requireNotRemoved();
+            LiveTable old = null;
+            if (inactive != null) {
+                suspendLocked();
+                old = live;
+                live = inactive;
+                inactive = null;
+            } else if (!gate.isSuspended()) {
+                return;
+            }
+            try {
+                if (live == null) {
+                    throw new DmException("EINVAL", name + " has no table to resume");
+                }
+                for (Target target : live.targets()) {
+                    try {
+                        target.preresume();
+                    } catch (TableLoadException e) {
+                        throw new DmException(e.errno(), e.getMessage(), e);
+                    }
+                }
+                live.targets().forEach(Target::resume);
+                gate.resume();
+                log.info("{}: resumed", name);
+            } finally {
+                destroy(old);
+            }
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** Destroys both tables; the device must not be open unless {@code force}. */
+    void remove(boolean force) throws DmException {
+        control.lock();
+        try {
+            requireNotRemoved();
+            if (openCount > 0 && !force) {
+                throw new DmException("EBUSY", name + " is open (" + openCount + " users)");
+            }
+            removed = true;
+            LiveTable l = live;
+            LiveTable i = inactive;
+            live = null;
+            inactive = null;
+            gate.resume(); // parked I/O sees no table and fails
+            destroy(i);
+            destroy(l);
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** An NBD client or a stacked target has the device open. */
+    public void open() {
+        control.lock();
+        try {
+            requireNotRemoved();
+            openCount++;
+        } finally {
+            control.unlock();
+        }
+    }
+
+    public void close() {
+        control.lock();
+        try {
+            openCount--;
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** Counts an event (invalidation), as {@code dm_table_event}. */
+    public void event() {
+        eventNumber.incrementAndGet();
+    }
+
+    public boolean isSuspended() {
+        return gate.isSuspended();
+    }
+
+    public DeviceInfo info() {
+        control.lock();
+        try {
+            LiveTable t = live;
+            return new DeviceInfo(name, uuid, gate.isSuspended(), t != null, inactive != null, openCount,
+                    eventNumber.get(), major, minor, t == null ? 0 : t.targets().size());
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /**
+     * {@code dmsetup status} or {@code dmsetup table} lines of the live (or inactive) table:
+     * {@code <start> <length> <type> <status>}, with the space before an empty status kept.
+     */
+    public List<String> statusLines(StatusType type, boolean inactiveTable) throws IOException {
+        control.lock();
+        try {
+            LiveTable t = inactiveTable ? inactive : live;
+            List<String> lines = new ArrayList<>();
+            if (t == null) {
+                return lines;
+            }
+            for (int i = 0; i < t.targets().size(); i++) {
+                TableLine line = t.table().lines().get(i);
+                lines.add(line.startSector() + " " + line.lengthSectors() + " " + line.targetType() + " "
+                        + t.targets().get(i).status(type));
+            }
+            return lines;
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** The live table, for tests and the state file. */
+    public Table liveTable() {
+        LiveTable t = live;
+        return t == null ? null : t.table();
+    }
+
+    private void requireNotRemoved() {
+        if (removed) {
+            throw new IllegalStateException(name + " has been removed");
+        }
+    }
+
+    private void destroy(LiveTable table) {
+        if (table == null) {
+            return;
+        }
+        for (Target target : table.targets()) {
+            try {
+                target.close();
+            } catch (IOException | RuntimeException e) {
+                log.warn("{}: closing {} target failed: {}", name, target.typeName(), e.getMessage());
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+package dmsnap.device;
+
+import dmsnap.table.TableLoadException;
+import dmsnap.table.TableParser;
+import dmsnap.target.StatusType;
+import dmsnap.target.TargetTypes;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Mapped devices with the simple targets: tables, I/O routing, suspend/resume, dmsetup views. */
+class MappedDeviceTest {
+    @TempDir
+    Path dir;
+    private Arena arena;
+    private BackingDevices backing;
+    private DeviceManager dm;
+    private Path base;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        arena = Arena.ofShared();
+        backing = new BackingDevices();
+        dm = new DeviceManager(TargetTypes.withBasicTargets(), backing);
+        base = dir.resolve("base.img");
+        try (RandomAccessFile f = new RandomAccessFile(base.toFile(), "rw")) {
+            f.setLength(1 << 20);
+            for (int s = 0; s < 2048; s++) {
+                f.seek(s * 512L);
+                f.write(s & 0xff);
+            }
+        }
+    }
+
+    @AfterEach
+    void tearDown() throws DmException {
+        for (MappedDevice d : dm.list()) {
+            dm.remove(d.name(), true);
+        }
+        arena.close();
+    }
+
+    private MemorySegment buffer(long sectors) {
+        return arena.allocate(sectors << 9, 4096);
+    }
+
+    @Test
+    void linearZeroAndErrorTargetsRouteIoAcrossLines() throws Exception {
+        MappedDevice d = dm.create("mix", null, TableParser.parse(
+                "0 100 linear " + base + " 50\n100 20 zero\n120 8 error\n128 64 linear " + base + " 0\n"));
+        MemorySegment b = buffer(120);
+        d.submit(IoRequest.read(0, b));
+        assertEquals(50, b.get(JAVA_BYTE, 0), "sector 0 is base sector 50");
+        assertEquals((byte) 149, b.get(JAVA_BYTE, 99 * 512L));
+        assertEquals(0, b.get(JAVA_BYTE, 100 * 512L), "zero target");
+        IOException e = assertThrows(IOException.class, () -> d.submit(IoRequest.read(110, buffer(20))));
+        assertTrue(e.getMessage().contains("error target"), e.getMessage());
+        MemorySegment tail = buffer(64);
+        d.submit(IoRequest.read(128, tail));
+        assertEquals(3, tail.get(JAVA_BYTE, 3 * 512L));
+        d.submit(IoRequest.write(100, buffer(20).fill((byte) 9), false)); // dropped by zero
+        assertThrows(IOException.class, () -> d.submit(IoRequest.flush()), "a flush reaches the error target too");
+        assertEquals(List.of("0 100 linear ", "100 20 zero ", "120 8 error ", "128 64 linear "),
+                d.statusLines(StatusType.INFO, false));
+        assertEquals(List.of("0 100 linear " + base.toRealPath() + " 50", "100 20 zero ", "120 8 error ",
+                "128 64 linear " + base.toRealPath() + " 0"), d.statusLines(StatusType.TABLE, false));
+        assertEquals(1, backing.openCount(), "one base file, opened once for both linear lines");
+    }
+
+    @Test
+    void writesGoThroughAndBeyondTheEndIsRefused() throws Exception {
+        MappedDevice d = dm.create("lin", null, TableParser.parse("0 64 linear " + base + " 8"));
+        d.submit(IoRequest.write(0, buffer(1).fill((byte) 0x7e), true));
+        assertEquals(0x7e, Files.readAllBytes(base)[8 * 512]);
+        assertThrows(IOException.class, () -> d.submit(IoRequest.read(60, buffer(8))));
+    }
+
+    @Test
+    void loadFailuresChangeNothingAndNameTheReason() throws Exception {
+        MappedDevice d = dm.create("lin", null, TableParser.parse("0 64 linear " + base + " 0"));
+        TableLoadException count = assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 64 linear " + base)));
+        assertEquals("Invalid argument count", count.getMessage());
+        assertEquals("Invalid device sector", assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 64 linear " + base + " x"))).getMessage());
+        assertTrue(assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 64 linear " + dir.resolve("nope") + " 0"))).getMessage()
+                .startsWith("Device lookup failed"));
+        assertTrue(assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 4096 linear " + base + " 0"))).getMessage()
+                .contains("too small for target"));
+        assertEquals("unknown target type", assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 64 nosuch"))).getMessage());
+        assertEquals("No arguments required", assertThrows(TableLoadException.class,
+                () -> dm.load("lin", TableParser.parse("0 64 zero 1"))).getMessage());
+        assertEquals("LIVE", d.info().tablesPresent());
+        assertEquals(1, backing.openCount());
+    }
+
+    @Test
+    void reloadSwapsTablesAtResumeAndDestroysTheOldOne() throws Exception {
+        MappedDevice d = dm.create("dev", null, TableParser.parse("0 64 zero"));
+        d.load(TableParser.parse("0 64 linear " + base + " 0"), dm.targetTypes(), backing);
+        assertEquals("LIVE & INACTIVE", d.info().tablesPresent());
+        assertEquals(List.of("0 64 linear " + base.toRealPath() + " 0"), d.statusLines(StatusType.TABLE, true));
+        MemorySegment b = buffer(1);
+        d.submit(IoRequest.read(5, b));
+        assertEquals(0, b.get(JAVA_BYTE, 0), "still the zero table");
+        d.resume();
+        d.submit(IoRequest.read(5, b));
+        assertEquals(5, b.get(JAVA_BYTE, 0));
+        assertEquals("LIVE", d.info().tablesPresent());
+        d.load(TableParser.parse("0 64 zero"), dm.targetTypes(), backing);
+        d.clear();
+        assertEquals("LIVE", d.info().tablesPresent());
+    }
+
+    @Test
+    void suspendParksIoUntilResumeWithoutErrors() throws Exception {
+        MappedDevice d = dm.create("dev", null, TableParser.parse("0 64 linear " + base + " 0"));
+        d.suspend();
+        assertTrue(d.info().suspended());
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            Future<Byte> parked = pool.submit(() -> {
+                MemorySegment b = buffer(1);
+                d.submit(IoRequest.read(7, b));
+                return b.get(JAVA_BYTE, 0);
+            });
+            Thread.sleep(200);
+            assertFalse(parked.isDone(), "I/O waits while the device is suspended");
+            d.resume();
+            assertEquals((byte) 7, parked.get(5, TimeUnit.SECONDS).byteValue());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void devicesNamesAndMinors() throws Exception {
+        MappedDevice a = dm.create("a", "uuid-a", null);
+        assertEquals("None", a.info().tablesPresent());
+        assertEquals("EBUSY", assertThrows(DmException.class, () -> dm.create("a", null, null)).errno());
+        assertEquals("EINVAL", assertThrows(DmException.class, () -> dm.create("x/y", null, null)).errno());
+        assertEquals("EINVAL", assertThrows(DmException.class, () -> dm.create("n".repeat(128), null, null)).errno());
+        assertEquals("ENXIO", assertThrows(DmException.class, () -> dm.remove("nope", false)).errno());
+        MappedDevice b = dm.create("b", null, null);
+        assertEquals(a.minor() + 1, b.minor());
+        dm.remove("a", false);
+        MappedDevice c = dm.create("c", null, null);
+        assertEquals(a.minor(), c.minor(), "the lowest free minor is reused");
+        dm.rename("c", "c2");
+        assertNull(dm.find("c"));
+        assertEquals(c, dm.get("c2"));
+        c.open();
+        assertEquals("EBUSY", assertThrows(DmException.class, () -> dm.remove("c2", false)).errno());
+        dm.remove("c2", true);
+        String info = b.info().dmsetupText();
+        assertTrue(info.startsWith("Name:              b\nState:             ACTIVE\nRead Ahead:        256\n"
+                + "Tables present:    None\nOpen count:        0\nEvent number:      0\nMajor, minor:      253, "), info);
+    }
+
+    @Test
+    void aFileAndASymlinkToItAreOneDevice() throws Exception {
+        Path link = dir.resolve("link.img");
+        Files.createSymbolicLink(link, base);
+        try (BackingDevices.Handle h1 = backing.open(base.toString()); BackingDevices.Handle h2 = backing.open(link.toString())) {
+            assertEquals(h1.identity(), h2.identity());
+            assertEquals(1, backing.openCount());
+            assertEquals(base.toRealPath().toString(), h2.canonicalName());
+        }
+        assertEquals(0, backing.openCount());
+    }
+}
