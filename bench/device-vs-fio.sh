@@ -2,19 +2,22 @@
 # FileDevice (O_DIRECT, one thread, queue depth 1) next to fio --ioengine=psync --direct=1 on
 # the same file, pattern by pattern, in one run. Prints a Markdown table; with --record it is
 # also written into bench/RESULTS.md (section "FileDevice vs fio").
-#   bench/device-vs-fio.sh [--record] [--dir DIR] [--size-mib N] [--seconds S]
+#   bench/device-vs-fio.sh [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R]
+# Each pattern runs R rounds of (fio, one JMH fork), alternating, so that both tools see the
+# same mix of process placements and host-cache states; the table gives means and spreads.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 . "$ROOT/scripts/jdk.sh"
 dmsnap_find_jdk
-record=0; dir=${TMPDIR:-/tmp}; size_mib=1024; seconds=10
+record=0; dir=${TMPDIR:-/tmp}; size_mib=1024; seconds=10; rounds=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --record) record=1 ;;
         --dir) dir=$2; shift ;;
         --size-mib) size_mib=$2; shift ;;
         --seconds) seconds=$2; shift ;;
-        *) echo "usage: $0 [--record] [--dir DIR] [--size-mib N] [--seconds S]" >&2; exit 2 ;;
+        --rounds) rounds=$2; shift ;;
+        *) echo "usage: $0 [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -49,29 +52,34 @@ run_fio() { # name rw bs -> IOPS
 }
 
 while read -r name rw bs method; do
-    # fio before and after JMH, so that any drift (host cache, thermal) shows and is averaged.
-    fio_before=$(run_fio "$name" "$rw" "$bs")
-    jmh_json="$work/$method.json"
-    "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
-        "FileDeviceBenchmark.$method\$" -f 1 -wi 2 -w 3s -i 3 -r "${seconds}s" \
-        -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
-        || { cat "$work/$method.log" >&2; exit 1; }
-    fio_after=$(run_fio "$name" "$rw" "$bs")
-    jmh_ops=$(jq '.[0].primaryMetric.score' "$jmh_json")
-    jmh_err=$(jq '.[0].primaryMetric.scoreError' "$jmh_json")
+    fio_runs=""
+    jmh_runs=""
+    for round in $(seq 1 "$rounds"); do
+        fio_runs="$fio_runs $(run_fio "$name" "$rw" "$bs")"
+        jmh_json="$work/$method-$round.json"
+        "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
+            "FileDeviceBenchmark.$method\$" -f 1 -wi 1 -w 3s -i 1 -r "${seconds}s" \
+            -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
+            || { cat "$work/$method.log" >&2; exit 1; }
+        jmh_runs="$jmh_runs $(jq '.[0].primaryMetric.score' "$jmh_json")"
+    done
     mib=$( [ "$bs" = 4k ] && echo 4096 || echo 1048576 )
-    row=$(awk -v n="$name" -v fb="$fio_before" -v fa="$fio_after" -v j="$jmh_ops" -v e="$jmh_err" -v m="$mib" \
-        'BEGIN { f = (fb + fa) / 2; printf "| %s | %.0f / %.0f | %.1f | %.0f ± %.0f | %.1f | %.3f |", n, fb, fa, f*m/1048576, j, e, j*m/1048576, j / f }')
+    row=$(awk -v n="$name" -v fr="$fio_runs" -v jr="$jmh_runs" -v m="$mib" '
+        function stats(list, out,   k, x, i, s, q) { k = split(list, x, " "); s = 0; for (i = 1; i <= k; i++) s += x[i];
+            out["mean"] = s / k; q = 0; for (i = 1; i <= k; i++) q += (x[i] - out["mean"]) ^ 2; out["sd"] = k > 1 ? sqrt(q / (k - 1)) : 0 }
+        BEGIN { stats(fr, f); stats(jr, j);
+            printf "| %s | %s | %.0f ± %.0f | %.1f | %s | %.0f ± %.0f | %.1f | %.3f |", n, fr, f["mean"], f["sd"], f["mean"]*m/1048576,
+                jr, j["mean"], j["sd"], j["mean"]*m/1048576, j["mean"] / f["mean"] }')
     echo "$row" >&2
     rows="$rows$row"$'\n'
 done <<<"$patterns"
 
 fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
 header="Machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); fio: $(fio --version); file: ${size_mib} MiB on $fs; $(date -u +%Y-%m-%d).
-Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds\` (per pattern: fio psync direct=1 iodepth=1 numjobs=1 time_based ${seconds}s, then JMH 1 fork 2×3s warmup 3×${seconds}s one thread, then fio again; the ratio is JMH over the mean of the two fio runs).
+Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (per pattern, $rounds rounds of: fio psync direct=1 iodepth=1 numjobs=1 time_based ${seconds}s, then one JMH fork, 3s warmup + ${seconds}s measurement, one thread; mean ± standard deviation over the rounds; the ratio is of the means).
 
-| pattern | fio IOPS before / after | fio MiB/s (mean) | FileDevice ops/s (JMH ± 99.9% CI) | FileDevice MiB/s | FileDevice / fio |
-|---|---|---|---|---|---|
+| pattern | fio IOPS per round | fio IOPS mean ± sd | fio MiB/s | FileDevice ops/s per round | FileDevice mean ± sd | FileDevice MiB/s | FileDevice / fio |
+|---|---|---|---|---|---|---|---|
 $rows"
 echo "$header"
 if [ $record -eq 1 ]; then

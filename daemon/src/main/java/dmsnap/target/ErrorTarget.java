@@ -1,0 +1,49 @@
+package dmsnap.target;
+
+import dmsnap.device.IoRequest;
+import java.io.IOException;
+
+/** {@code error}: every I/O fails with EIO ({@code dm-target.c} io_err); arguments are ignored. */
+public final class ErrorTarget implements Target {
+    public static final TargetType TYPE = new TargetType() {
+        @Override
+        public String name() {
+            return "error";
+        }
+
+        @Override
+        public String version() {
+            return "1.6.0";
+        }
+
+        @Override
+        public Target create(TargetContext context, TargetArgs args) {
+            return new ErrorTarget();
+        }
+    };
+
+    @Override
+    public String typeName() {
+        return "error";
+    }
+
+    @Override
+    public void map(IoRequest io) throws IOException {
+        throw new IOException("I/O error (error target)");
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return true;
+    }
+
+    @Override
+    public String status(StatusType type) {
+        return "";
+    }
+
+    @Override
+    public void close() {
+        // Holds nothing.
+    }
+}
