@@ -7,7 +7,6 @@ module dmsnap.daemon {
     requires info.picocli;
     requires org.slf4j;
     requires com.fasterxml.jackson.databind;
-    requires me.tongfei.progressbar;
 
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;

@@ -10,9 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.function.LongConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -60,8 +57,8 @@ final class CowReadCommand implements Callable<Integer> {
             }
             String sha;
             try (FileDevice target = FileDevice.open(out);
-                 ProgressBar bar = progressBar(originDevice.sizeBytes())) {
-                LongConsumer progress = bar == null ? done -> { } : bar::stepTo;
+                 ProgressLine bar = ProgressLine.onTerminal("cow read", originDevice.sizeBytes())) {
+                LongConsumer progress = bar == null ? done -> { } : bar::update;
                 sha = SnapshotImage.write(originDevice, cow, report.chunkSize(), report.remaps(), target, progress);
             }
             spec.commandLine().getOut().println("wrote " + out + ": " + originDevice.sizeBytes() + " bytes, "
@@ -69,14 +66,5 @@ final class CowReadCommand implements Callable<Integer> {
             spec.commandLine().getOut().println("snapshot view sha256 " + sha);
         }
         return ExitCodes.OK;
-    }
-
-    /** A bar on a terminal only; scripts and pipes get just the result lines. */
-    private static ProgressBar progressBar(long totalBytes) {
-        if (System.console() == null || !System.console().isTerminal()) {
-            return null;
-        }
-        return new ProgressBarBuilder().setTaskName("cow read").setInitialMax(totalBytes)
-                .setStyle(ProgressBarStyle.ASCII).setUnit(" MiB", 1 << 20).showSpeed().build();
     }
 }
