@@ -55,13 +55,13 @@ while read -r name rw bs method; do
     fio_runs=""
     jmh_runs=""
     for round in $(seq 1 "$rounds"); do
-        fio_runs="$fio_runs $(run_fio "$name" "$rw" "$bs")"
+        fio_runs="$fio_runs $(printf '%.0f' "$(run_fio "$name" "$rw" "$bs")")"
         jmh_json="$work/$method-$round.json"
         "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
             "FileDeviceBenchmark.$method\$" -f 1 -wi 1 -w 3s -i 1 -r "${seconds}s" \
             -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
             || { cat "$work/$method.log" >&2; exit 1; }
-        jmh_runs="$jmh_runs $(jq '.[0].primaryMetric.score' "$jmh_json")"
+        jmh_runs="$jmh_runs $(printf '%.0f' "$(jq '.[0].primaryMetric.score' "$jmh_json")")"
     done
     mib=$( [ "$bs" = 4k ] && echo 4096 || echo 1048576 )
     row=$(awk -v n="$name" -v fr="$fio_runs" -v jr="$jmh_runs" -v m="$mib" '

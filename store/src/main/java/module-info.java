@@ -9,4 +9,5 @@ module dmsnap.store {
     exports dmsnap.store;
     exports dmsnap.store.device;
     exports dmsnap.store.persistent;
+    exports dmsnap.store.copy;
 }

@@ -4,7 +4,8 @@ import dmsnap.device.BackingDevices;
 
 /**
  * What a target constructor may use besides its arguments: the shared backing devices, the
- * name of the mapped device it is loaded into, and the length of its line.
+ * name of the mapped device it is loaded into, the length of its line, and how to raise a
+ * device event (dm_table_event, e.g. when a snapshot is invalidated).
  */
-public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors) {
+public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event) {
 }

@@ -1,0 +1,144 @@
+package dmsnap.snapshot;
+
+import dmsnap.device.BackingDevices;
+import dmsnap.device.IoRequest;
+import dmsnap.store.device.Device;
+import dmsnap.table.TableLoadException;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import dmsnap.target.TargetArgs;
+import dmsnap.target.TargetContext;
+import dmsnap.target.TargetType;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+
+/**
+ * {@code snapshot-origin <origin>} (spec 1.1, 5.1): reads pass through; a write is split at the
+ * split boundary (the smallest chunk size of the origin's snapshots, computed at this target's
+ * resume) and each piece waits until every valid, active snapshot that lacks its chunk has a
+ * committed copy, then goes to the origin.
+ */
+public final class OriginTarget implements Target {
+    /** With no snapshots the kernel uses 2^31 sectors. */
+    static final long NO_SPLIT = 1L << 31;
+
+    private final BackingDevices.Handle origin;
+    private final Registry registry;
+    private volatile long splitSectors = NO_SPLIT;
+
+    private OriginTarget(BackingDevices.Handle origin, Registry registry) {
+        this.origin = origin;
+        this.registry = registry;
+    }
+
+    public static TargetType type(Registry registry) {
+        return new TargetType() {
+            @Override
+            public String name() {
+                return "snapshot-origin";
+            }
+
+            @Override
+            public String version() {
+                return "1.9.0";
+            }
+
+            @Override
+            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
+                if (args.size() != 1) {
+                    throw args.fail("origin: incorrect number of arguments");
+                }
+                BackingDevices.Handle handle;
+                try {
+                    handle = context.devices().open(args.next());
+                } catch (IOException e) {
+                    throw args.fail("Cannot get target device");
+                }
+                if (context.lengthSectors() > handle.device().sizeSectors()) {
+                    try {
+                        handle.close();
+                    } catch (IOException e) {
+                        // Reporting the size problem matters more.
+                    }
+                    throw args.fail("Device " + handle.canonicalName() + " too small for target");
+                }
+                return new OriginTarget(handle, registry);
+            }
+        };
+    }
+
+    @Override
+    public String typeName() {
+        return "snapshot-origin";
+    }
+
+    @Override
+    public void map(IoRequest io) throws IOException, InterruptedException {
+        Device device = origin.device();
+        switch (io.op()) {
+            case READ -> device.read(io.sector() << 9, io.buffer());
+            case FLUSH -> device.flush();
+            case WRITE -> {
+                long at = io.sector();
+                while (at < io.endSector()) {
+                    long end = Math.min(io.endSector(), (at / splitSectors + 1) * splitSectors);
+                    IoRequest piece = io.slice(at, end - at, at);
+                    preserveAll(piece.sector());
+                    device.write(piece.sector() << 9, piece.buffer());
+                    at = end;
+                }
+                if (io.fua()) {
+                    device.flush();
+                }
+            }
+            default -> throw new IOException("snapshot-origin does not support " + io.op());
+        }
+    }
+
+    /** Copy-out for a write starting at {@code sector}, repeated until no snapshot needs anything. */
+    private void preserveAll(long sector) throws InterruptedException {
+        while (true) {
+            List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+            for (Snapshot s : registry.snapshotsOf(origin.identity())) {
+                long chunkSectors = s.chunkSectors();
+                if (chunkSectors == 0 || sector >= s.lengthSectors()) {
+                    continue;
+                }
+                CompletableFuture<Boolean> f = s.preserve(sector / chunkSectors);
+                if (f != null) {
+                    waits.add(f);
+                }
+            }
+            if (waits.isEmpty()) {
+                return;
+            }
+            for (CompletableFuture<Boolean> f : waits) {
+                try {
+                    f.get();
+                } catch (ExecutionException e) {
+                    // A failed copy invalidated its snapshot; the next pass skips it.
+                }
+            }
+        }
+    }
+
+    /** The split boundary is computed here only, as the kernel's origin_resume does. */
+    @Override
+    public void resume() {
+        long min = registry.minimumChunkSectors(origin.identity());
+        splitSectors = min == 0 ? NO_SPLIT : min;
+    }
+
+    @Override
+    public String status(StatusType type) {
+        return type == StatusType.TABLE ? origin.canonicalName() : "";
+    }
+
+    @Override
+    public void close() throws IOException {
+        origin.close();
+    }
+}

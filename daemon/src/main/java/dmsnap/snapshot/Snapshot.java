@@ -1,0 +1,394 @@
+package dmsnap.snapshot;
+
+import dmsnap.device.BackingDevices;
+import dmsnap.device.IoRequest;
+import dmsnap.store.ChunkSize;
+import dmsnap.store.ExceptionStore;
+import dmsnap.store.ExceptionTable;
+import dmsnap.store.PendingRemap;
+import dmsnap.store.StoreFullException;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.copy.CopyOp;
+import dmsnap.store.device.Device;
+import java.io.IOException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One snapshot instance ({@code struct dm_snapshot}): its origin and COW, exception store and
+ * complete table, pending exceptions and tracked reads, and the valid / overflowed / active
+ * flags. Implements the copy-out an origin write triggers and the snapshot device's I/O.
+ *
+ * <p>Locks: this object's monitor guards {@link #pending}, {@link #trackedReads} and the flags;
+ * no I/O and no waiting happens while holding it.
+ */
+public final class Snapshot {
+    private static final Logger log = LoggerFactory.getLogger(Snapshot.class);
+
+    private final BackingDevices.Handle origin;
+    private final BackingDevices.Handle cow;
+    private final ChunkCopier copier;
+    private final long lengthSectors;
+    private final Runnable event;
+    private final String deviceName;
+    private ExceptionStore store;
+    private ExceptionTable complete;
+    private volatile boolean valid = true;
+    private volatile boolean overflowed;
+    private volatile boolean active;
+    private final Map<Long, Pending> pending = new HashMap<>();
+    private final Map<Long, Integer> trackedReads = new HashMap<>();
+
+    /** An exception being made: its copy (or full-chunk write) and commit are in progress. */
+    private static final class Pending {
+        final PendingRemap remap;
+        final CompletableFuture<Boolean> done = new CompletableFuture<>();
+
+        Pending(PendingRemap remap) {
+            this.remap = remap;
+        }
+    }
+
+    Snapshot(String deviceName, BackingDevices.Handle origin, BackingDevices.Handle cow, ExceptionStore store,
+             ChunkCopier copier, long lengthSectors, Runnable event) {
+        this.deviceName = deviceName;
+        this.origin = origin;
+        this.cow = cow;
+        this.store = store;
+        this.copier = copier;
+        this.lengthSectors = lengthSectors;
+        this.event = event;
+        this.complete = new ExceptionTable();
+    }
+
+    BackingDevices.Identity originIdentity() {
+        return origin.identity();
+    }
+
+    BackingDevices.Identity cowIdentity() {
+        return cow.identity();
+    }
+
+    BackingDevices.Handle originHandle() {
+        return origin;
+    }
+
+    BackingDevices.Handle cowHandle() {
+        return cow;
+    }
+
+    ExceptionStore store() {
+        return store;
+    }
+
+    ExceptionTable completeTable() {
+        return complete;
+    }
+
+    long lengthSectors() {
+        return lengthSectors;
+    }
+
+    long chunkSectors() {
+        return store.chunkSize().sectors();
+    }
+
+    /** For the registry's order. */
+    long sortChunkSectors() {
+        return chunkSectors();
+    }
+
+    boolean isValid() {
+        return valid;
+    }
+
+    boolean isOverflowed() {
+        return overflowed;
+    }
+
+    boolean isActive() {
+        return active;
+    }
+
+    void markActive() {
+        active = true;
+    }
+
+    /** "Snapshot is marked invalid." at load: the COW says so; nothing is written. */
+    void markLoadedInvalid() {
+        valid = false;
+    }
+
+    /**
+     * Invalidates once: status Invalid, later I/O errors, origin writes skip it, the persistent
+     * header says valid=0, and the device counts an event.
+     */
+    void invalidate(String why) {
+        synchronized (this) {
+            if (!valid) {
+                return;
+            }
+            valid = false;
+        }
+        log.error("{}: Invalidating snapshot: {}", deviceName, why);
+        store.invalidate();
+        event.run();
+    }
+
+    private void overflow() {
+        boolean first;
+        synchronized (this) {
+            first = !overflowed;
+            overflowed = true;
+        }
+        if (first) {
+            log.error("{}: Snapshot overflowed: Unable to allocate exception.", deviceName);
+        }
+    }
+
+    // ---- copy-out, for origin writes ---------------------------------------------------------------
+
+    /**
+     * Makes sure origin chunk {@code chunk} is preserved in this snapshot: returns null when
+     * nothing is needed (invalid, not active, already there), else a future that completes when
+     * the copy is committed (true) or failed (false; the snapshot is then invalid).
+     */
+    CompletableFuture<Boolean> preserve(long chunk) {
+        Pending p;
+        synchronized (this) {
+            if (!valid || !active) {
+                return null;
+            }
+            if (complete.lookup(chunk) >= 0) {
+                return null;
+            }
+            p = pending.get(chunk);
+            if (p != null) {
+                return p.done;
+            }
+            PendingRemap remap;
+            try {
+                remap = store.prepare(chunk);
+            } catch (StoreFullException full) {
+                remap = null;
+            } catch (IOException e) {
+                remap = null;
+            }
+            if (remap == null) {
+                p = null;
+            } else {
+                p = new Pending(remap);
+                pending.put(chunk, p);
+            }
+        }
+        if (p == null) {
+            // An origin write that needs room in a full COW invalidates, even with PO.
+            invalidate("Unable to allocate exception.");
+            return null;
+        }
+        startCopy(p);
+        return p.done;
+    }
+
+    private void startCopy(Pending p) {
+        long chunkBytes = store.chunkSize().bytes();
+        long start = p.remap.oldChunk() * chunkBytes;
+        long length = Math.min(chunkBytes, origin.device().sizeBytes() - start);
+        copier.copy(new CopyOp(origin.device(), start, length,
+                        List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes))))
+                .whenComplete((result, failure) -> commit(p, failure == null && result.allSucceeded()));
+    }
+
+    private void commit(Pending p, boolean copied) {
+        store.commit(p.remap, copied, (remap, ok) -> finish(p, ok));
+    }
+
+    /** pending_complete: on success the remap becomes visible, after reads of the chunk drain. */
+    private void finish(Pending p, boolean ok) {
+        long chunk = p.remap.oldChunk();
+        if (!ok || !valid) {
+            synchronized (this) {
+                pending.remove(chunk);
+            }
+            invalidate("Error reading/writing.");
+            p.done.complete(false);
+            return;
+        }
+        synchronized (this) {
+            complete.insert(chunk, p.remap.newChunk());
+        }
+        // An origin write released now could overwrite data a snapshot read is still fetching.
+        while (trackedReadsOf(chunk) > 0) {
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+        synchronized (this) {
+            pending.remove(chunk);
+        }
+        p.done.complete(true);
+    }
+
+    private synchronized int trackedReadsOf(long chunk) {
+        return trackedReads.getOrDefault(chunk, 0);
+    }
+
+    // ---- the snapshot device's I/O ---------------------------------------------------------------
+
+    /** Maps I/O on the snapshot device; {@code io} never crosses a chunk. */
+    void map(IoRequest io) throws IOException, InterruptedException {
+        Device cowDevice = cow.device();
+        if (io.op() == IoRequest.Op.FLUSH) {
+            cowDevice.flush(); // works even on an invalid snapshot
+            return;
+        }
+        if (!valid) {
+            throw new IOException(deviceName + ": snapshot is invalid");
+        }
+        ChunkSize chunkSize = store.chunkSize();
+        long chunk = chunkSize.chunkOf(io.sector());
+        long offsetInChunk = (io.sector() & chunkSize.mask()) << 9;
+        switch (io.op()) {
+            case READ -> read(io, chunk, offsetInChunk, chunkSize);
+            case WRITE -> write(io, chunk, offsetInChunk, chunkSize);
+            default -> throw new IOException(deviceName + ": discard is not supported without discard_zeroes_cow");
+        }
+    }
+
+    private void read(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize) throws IOException {
+        long mapped;
+        synchronized (this) {
+            mapped = complete.lookup(chunk);
+            if (mapped < 0) {
+                trackedReads.merge(chunk, 1, Integer::sum);
+            }
+        }
+        if (mapped >= 0) {
+            cow.device().read(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
+            return;
+        }
+        try {
+            origin.device().read(io.sector() << 9, io.buffer());
+        } finally {
+            synchronized (this) {
+                trackedReads.computeIfPresent(chunk, (k, n) -> n == 1 ? null : n - 1);
+            }
+        }
+    }
+
+    private void write(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize)
+            throws IOException, InterruptedException {
+        if (overflowed) {
+            throw new IOException(deviceName + ": snapshot overflowed");
+        }
+        while (true) {
+            Pending mine = null;
+            CompletableFuture<Boolean> wait;
+            long mapped;
+            synchronized (this) {
+                if (!valid) {
+                    throw new IOException(deviceName + ": snapshot is invalid");
+                }
+                mapped = complete.lookup(chunk);
+                Pending other = mapped >= 0 ? null : pending.get(chunk);
+                wait = other == null ? null : other.done;
+                if (mapped < 0 && other == null) {
+                    PendingRemap remap;
+                    try {
+                        remap = store.prepare(chunk);
+                    } catch (IOException full) {
+                        remap = null;
+                    }
+                    if (remap != null) {
+                        mine = new Pending(remap);
+                        pending.put(chunk, mine);
+                    }
+                }
+            }
+            if (mapped >= 0) {
+                cow.device().write(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
+                if (io.fua()) {
+                    cow.device().flush();
+                }
+                return;
+            }
+            if (wait != null) {
+                awaitQuietly(wait);
+                continue; // the exception is complete (or the snapshot invalid) now
+            }
+            if (mine == null) {
+                if (store.overflowSupported()) {
+                    overflow();
+                } else {
+                    invalidate("Unable to allocate exception.");
+                }
+                throw new IOException(deviceName + ": no room in the COW");
+            }
+            if (io.lengthSectors() == chunkSize.sectors()) {
+                // A whole-chunk write is the copy: no need to read the origin.
+                boolean written = true;
+                try {
+                    cow.device().write(mine.remap.newChunk() * chunkSize.bytes(), io.buffer());
+                } catch (IOException e) {
+                    written = false;
+                }
+                commit(mine, written);
+                if (!awaitQuietly(mine.done)) {
+                    throw new IOException(deviceName + ": writing the exception failed");
+                }
+                return;
+            }
+            startCopy(mine);
+            if (!awaitQuietly(mine.done)) {
+                throw new IOException(deviceName + ": copying the exception failed");
+            }
+            // Now mapped: the loop writes the request into the COW copy.
+        }
+    }
+
+    private static boolean awaitQuietly(CompletableFuture<Boolean> f) throws InterruptedException {
+        try {
+            return f.get();
+        } catch (ExecutionException e) {
+            return false;
+        }
+    }
+
+    // ---- status ----------------------------------------------------------------------------------
+
+    String infoStatus() throws IOException {
+        if (!valid) {
+            return "Invalid";
+        }
+        if (overflowed) {
+            return "Overflow";
+        }
+        return store.usage().statusString();
+    }
+
+    String tableStatus() {
+        return origin.canonicalName() + " " + cow.canonicalName() + " " + store.tableArgs();
+    }
+
+    /** Releases the table and store (after waiting for pending exceptions) and the devices. */
+    void close() throws IOException {
+        List<Pending> waiting;
+        synchronized (this) {
+            waiting = List.copyOf(pending.values());
+        }
+        for (Pending p : waiting) {
+            p.done.join();
+        }
+        store.close();
+        complete.close();
+        try {
+            cow.close();
+        } finally {
+            origin.close();
+        }
+    }
+}

@@ -1,0 +1,225 @@
+package dmsnap.snapshot;
+
+import dmsnap.device.BackingDevices;
+import dmsnap.device.IoRequest;
+import dmsnap.store.CorruptStoreException;
+import dmsnap.store.ExceptionStore;
+import dmsnap.store.ExceptionStores;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.table.TableLoadException;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import dmsnap.target.TargetArgs;
+import dmsnap.target.TargetContext;
+import dmsnap.target.TargetType;
+import java.io.IOException;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code snapshot <origin> <cow> <P|PO|N> <chunk> [<#features> <feature>...]} (spec 1.2), with
+ * the kernel's argument order of checks and sentences. Loading reads (or formats) the COW.
+ * A second instance on a COW that a live snapshot uses is refused for now ("Snapshot cow
+ * pairing for exception table handover failed"): the live handover is not built yet.
+ */
+public final class SnapshotTarget implements Target {
+    private static final Logger log = LoggerFactory.getLogger(SnapshotTarget.class);
+
+    private final Snapshot snapshot;
+    private final Registry registry;
+    private final boolean discardZeroesCow;
+    private final boolean discardPassdownOrigin;
+
+    private SnapshotTarget(Snapshot snapshot, Registry registry, boolean zeroes, boolean passdown) {
+        this.snapshot = snapshot;
+        this.registry = registry;
+        this.discardZeroesCow = zeroes;
+        this.discardPassdownOrigin = passdown;
+    }
+
+    /** The {@code snapshot} target type over a registry and a copier. */
+    public static TargetType type(Registry registry, ChunkCopier copier) {
+        return new TargetType() {
+            @Override
+            public String name() {
+                return "snapshot";
+            }
+
+            @Override
+            public String version() {
+                return "1.16.0";
+            }
+
+            @Override
+            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
+                return construct(context, args, registry, copier);
+            }
+        };
+    }
+
+    private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier)
+            throws TableLoadException {
+        if (args.size() < 4) {
+            throw args.fail("requires 4 or more arguments");
+        }
+        String originArg = args.next();
+        String cowArg = args.next();
+        String storeType = args.next();
+        String chunkArg = args.next();
+        boolean zeroes = false;
+        boolean passdown = false;
+        if (args.remaining() > 0) {
+            long count;
+            try {
+                count = args.nextUnsigned("Invalid number of feature arguments");
+            } catch (TableLoadException e) {
+                throw args.fail("Invalid number of feature arguments");
+            }
+            if (count > 2 || count > args.remaining()) {
+                throw args.fail("Invalid number of feature arguments");
+            }
+            for (long i = 0; i < count; i++) {
+                String feature = args.next().toLowerCase(Locale.ROOT);
+                switch (feature) {
+                    case "discard_zeroes_cow" -> zeroes = true;
+                    case "discard_passdown_origin" -> passdown = true;
+                    default -> throw args.fail("Unrecognised feature requested");
+                }
+            }
+            if (passdown && !zeroes) {
+                throw args.fail("discard_passdown_origin feature depends on discard_zeroes_cow");
+            }
+        }
+        BackingDevices.Handle origin;
+        try {
+            origin = context.devices().open(originArg);
+        } catch (IOException e) {
+            throw args.fail("Cannot get origin device");
+        }
+        BackingDevices.Handle cow = null;
+        boolean ok = false;
+        try {
+            try {
+                cow = context.devices().open(cowArg);
+            } catch (IOException e) {
+                throw args.fail("Cannot get COW device");
+            }
+            if (cow.identity().equals(origin.identity())) {
+                throw args.fail("COW device cannot be the same as origin device");
+            }
+            ExceptionStore store;
+            try {
+                store = ExceptionStores.create(storeType, chunkArg, cow.device(), origin.device());
+            } catch (IllegalArgumentException e) {
+                log.error("{}: snapshot: {}", context.deviceName(), e.getMessage());
+                throw args.fail("Couldn't create exception store");
+            }
+            if (context.lengthSectors() > origin.device().sizeSectors()) {
+                store.close();
+                throw args.fail("Origin " + origin.canonicalName() + " too small for target: len="
+                        + context.lengthSectors() + ", dev_size=" + origin.device().sizeSectors());
+            }
+            for (Snapshot other : registry.snapshotsOf(origin.identity())) {
+                if (other.cowIdentity().equals(cow.identity())) {
+                    store.close();
+                    throw args.fail("Snapshot cow pairing for exception table handover failed");
+                }
+            }
+            Snapshot snapshot = new Snapshot(context.deviceName(), origin, cow, store, copier, context.lengthSectors(),
+                    context.event());
+            try {
+                ExceptionStore.LoadResult result = store.load(snapshot.completeTable().loadingSink());
+                if (result == ExceptionStore.LoadResult.INVALID) {
+                    log.warn("{}: Snapshot is marked invalid.", context.deviceName());
+                    snapshot.markLoadedInvalid();
+                }
+            } catch (CorruptStoreException e) {
+                log.error("{}: {}", context.deviceName(), e.getMessage());
+                snapshot.close();
+                cow = null;
+                origin = null;
+                throw args.fail("Failed to read snapshot metadata");
+            } catch (IOException e) {
+                log.error("{}: reading the COW failed: {}", context.deviceName(), e.getMessage());
+                snapshot.close();
+                cow = null;
+                origin = null;
+                throw args.fail("Failed to read snapshot metadata");
+            }
+            if (!store.chunkSize().isSet()) {
+                snapshot.close();
+                cow = null;
+                origin = null;
+                throw args.fail("Chunk size not set");
+            }
+            registry.register(snapshot);
+            ok = true;
+            return new SnapshotTarget(snapshot, registry, zeroes, passdown);
+        } catch (IOException e) {
+            throw args.fail("Couldn't create exception store");
+        } finally {
+            if (!ok) {
+                closeQuietly(cow);
+                closeQuietly(origin);
+            }
+        }
+    }
+
+    private static void closeQuietly(BackingDevices.Handle handle) {
+        if (handle == null) {
+            return;
+        }
+        try {
+            handle.close();
+        } catch (IOException e) {
+            // The constructor's own error is what the user needs to see.
+        }
+    }
+
+    Snapshot snapshot() {
+        return snapshot;
+    }
+
+    @Override
+    public String typeName() {
+        return "snapshot";
+    }
+
+    @Override
+    public void map(IoRequest io) throws IOException, InterruptedException {
+        snapshot.map(io);
+    }
+
+    @Override
+    public long maxIoSectors() {
+        return snapshot.chunkSectors();
+    }
+
+    @Override
+    public String status(StatusType type) throws IOException {
+        if (type == StatusType.INFO) {
+            return snapshot.infoStatus();
+        }
+        String table = snapshot.tableStatus();
+        if (discardZeroesCow && discardPassdownOrigin) {
+            table += " 2 discard_zeroes_cow discard_passdown_origin";
+        } else if (discardZeroesCow) {
+            table += " 1 discard_zeroes_cow";
+        }
+        return table;
+    }
+
+    /** The first resume makes the snapshot active: from then on origin writes copy into it. */
+    @Override
+    public void resume() {
+        snapshot.markActive();
+        registry.resort(snapshot.originIdentity());
+    }
+
+    @Override
+    public void close() throws IOException {
+        registry.unregister(snapshot);
+        snapshot.close();
+    }
+}

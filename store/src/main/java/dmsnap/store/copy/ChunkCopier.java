@@ -1,0 +1,140 @@
+package dmsnap.store.copy;
+
+import dmsnap.store.device.Device;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Copies runs of chunks between devices (kcopyd). A fixed pool of platform threads does the
+ * blocking I/O (foreign calls would pin a virtual thread's carrier); each thread owns one
+ * aligned off-heap buffer of {@code bufferBytes}, so a copy needs no allocation and no
+ * {@code byte[]}. A copy longer than a buffer is done in buffer-sized pieces. The source is
+ * read once per piece and written to every destination; errors are reported per destination.
+ *
+ * <p>Lifetime: the copier owns its arena and threads; {@link #close()} lets queued copies
+ * finish, then frees the buffers. Thread-safe.
+ */
+public final class ChunkCopier implements AutoCloseable {
+    private final Arena arena = Arena.ofShared();
+    private final BlockingQueue<MemorySegment> buffers;
+    private final ExecutorService pool;
+    private final long bufferBytes;
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicInteger copies = new AtomicInteger();
+
+    /**
+     * @param threads     I/O threads (copies in flight at once)
+     * @param bufferBytes bytes per buffer, a multiple of 4096; the largest piece one read moves
+     */
+    public ChunkCopier(int threads, long bufferBytes) {
+        if (threads < 1 || bufferBytes < 4096 || bufferBytes % 4096 != 0) {
+            throw new IllegalArgumentException("threads >= 1 and a buffer size that is a multiple of 4096");
+        }
+        this.bufferBytes = bufferBytes;
+        this.buffers = new ArrayBlockingQueue<>(threads);
+        for (int i = 0; i < threads; i++) {
+            buffers.add(arena.allocate(bufferBytes, 4096));
+        }
+        AtomicInteger n = new AtomicInteger();
+        ThreadFactory factory = r -> {
+            Thread t = new Thread(r, "dmsnap-copier-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
+        this.pool = Executors.newFixedThreadPool(threads, factory);
+    }
+
+    /** Starts {@code op}; the future completes with its result (never exceptionally for I/O errors). */
+    public CompletableFuture<CopyResult> copy(CopyOp op) {
+        if (closed.get()) {
+            return CompletableFuture.failedFuture(new IllegalStateException("the chunk copier is closed"));
+        }
+        try {
+            return CompletableFuture.supplyAsync(() -> run(op), pool);
+        } catch (RejectedExecutionException e) {
+            return CompletableFuture.failedFuture(new IllegalStateException("the chunk copier is closed", e));
+        }
+    }
+
+    /** Copies done since creation (for metrics and tests). */
+    public int completedCopies() {
+        return copies.get();
+    }
+
+    private CopyResult run(CopyOp op) {
+        MemorySegment buffer = buffers.poll();
+        if (buffer == null) {
+            throw new IllegalStateException("more copies in flight than buffers");
+        }
+        Exception[] writeErrors = new Exception[op.destinations().size()];
+        try {
+            for (long done = 0; done < op.lengthBytes(); done += bufferBytes) {
+                long n = Math.min(bufferBytes, op.lengthBytes() - done);
+                MemorySegment piece = buffer.asSlice(0, n);
+                try {
+                    op.source().read(op.sourceOffsetBytes() + done, piece);
+                } catch (IOException | RuntimeException e) {
+                    return new CopyResult(e, Arrays.asList(new Exception[writeErrors.length]));
+                }
+                for (int i = 0; i < writeErrors.length; i++) {
+                    if (writeErrors[i] != null) {
+                        continue; // this destination failed on an earlier piece already
+                    }
+                    CopyOp.Destination d = op.destinations().get(i);
+                    try {
+                        d.device().write(d.offsetBytes() + done, piece);
+                    } catch (IOException | RuntimeException e) {
+                        writeErrors[i] = e;
+                    }
+                }
+            }
+            return new CopyResult(null, Arrays.asList(writeErrors));
+        } finally {
+            buffers.add(buffer);
+            copies.incrementAndGet();
+        }
+    }
+
+    /** Lets queued copies finish, then frees the buffers. Idempotent. */
+    @Override
+    public void close() throws InterruptedException {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        pool.shutdown();
+        while (!pool.awaitTermination(1, java.util.concurrent.TimeUnit.SECONDS)) {
+            Thread.onSpinWait();
+        }
+        arena.close();
+    }
+
+    /** Copies {@code ops} and waits for all of them (for callers that copy in batches). */
+    public List<CopyResult> copyAll(List<CopyOp> ops) throws InterruptedException {
+        List<CompletableFuture<CopyResult>> futures = new ArrayList<>();
+        for (CopyOp op : ops) {
+            futures.add(copy(op));
+        }
+        List<CopyResult> results = new ArrayList<>();
+        for (CompletableFuture<CopyResult> f : futures) {
+            try {
+                results.add(f.get());
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new IllegalStateException("copy failed outside I/O", e.getCause());
+            }
+        }
+        return results;
+    }
+}

@@ -1,0 +1,107 @@
+package dmsnap.store.copy;
+
+import dmsnap.store.device.MemoryDevice;
+import dmsnap.store.testing.FaultyDevice;
+import dmsnap.store.testing.Patterns;
+import dmsnap.store.testing.Seeds;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@ExtendWith(Seeds.class)
+class ChunkCopierTest {
+
+    private static MemoryDevice filled(String name, long bytes) {
+        MemoryDevice d = new MemoryDevice(name, bytes);
+        MemorySegment data = MemorySegment.ofArray(new byte[(int) bytes]);
+        Patterns.fill(data, Seeds.random(name));
+        d.write(0, data);
+        return d;
+    }
+
+    @Test
+    void oneReadFeedsEveryDestinationInBufferSizedPieces() throws Exception {
+        try (ChunkCopier copier = new ChunkCopier(2, 8192);
+             MemoryDevice origin = filled("origin", 1 << 20);
+             MemoryDevice cowA = new MemoryDevice("a", 1 << 20);
+             MemoryDevice cowB = new MemoryDevice("b", 1 << 20)) {
+            CopyResult r = copier.copy(new CopyOp(origin, 65536, 32768,
+                    List.of(new CopyOp.Destination(cowA, 4096), new CopyOp.Destination(cowB, 0)))).get();
+            assertTrue(r.allSucceeded());
+            assertNull(Patterns.difference(origin.contents().asSlice(65536, 32768), cowA.contents().asSlice(4096, 32768)));
+            assertNull(Patterns.difference(origin.contents().asSlice(65536, 32768), cowB.contents().asSlice(0, 32768)));
+            assertTrue(Patterns.isZero(cowA.contents().asSlice(0, 4096)), "nothing outside the range");
+            assertEquals(1, copier.completedCopies());
+        }
+    }
+
+    @Test
+    void aReadErrorWritesNothingAndIsReported() throws Exception {
+        FaultyDevice origin = new FaultyDevice(filled("origin", 1 << 20));
+        try (ChunkCopier copier = new ChunkCopier(1, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            origin.failNth(FaultyDevice.Op.READ, 2);
+            CopyResult r = copier.copy(new CopyOp(origin, 0, 16384, List.of(new CopyOp.Destination(cow, 0)))).get();
+            assertNotNull(r.readError());
+            assertFalse(r.succeeded(0));
+            assertTrue(r.readError().getMessage().contains("EIO"), r.readError().getMessage());
+        }
+    }
+
+    @Test
+    void aWriteErrorConcernsOnlyItsDestination() throws Exception {
+        FaultyDevice bad = new FaultyDevice(new MemoryDevice("bad", 1 << 20));
+        bad.failNth(FaultyDevice.Op.WRITE, 1);
+        try (ChunkCopier copier = new ChunkCopier(1, 4096);
+             MemoryDevice origin = filled("origin", 1 << 20);
+             MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
+            CopyResult r = copier.copy(new CopyOp(origin, 0, 4096,
+                    List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0)))).get();
+            assertFalse(r.succeeded(0));
+            assertTrue(r.succeeded(1));
+            assertNull(Patterns.difference(origin.contents().asSlice(0, 4096), good.contents().asSlice(0, 4096)));
+        }
+    }
+
+    @Test
+    void manyConcurrentCopiesOnAFewThreads() throws Exception {
+        try (ChunkCopier copier = new ChunkCopier(2, 4096);
+             MemoryDevice origin = filled("origin", 1 << 20);
+             MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            List<CopyOp> ops = new ArrayList<>();
+            for (int i = 0; i < 256; i++) {
+                ops.add(new CopyOp(origin, i * 4096L, 4096, List.of(new CopyOp.Destination(cow, (255 - i) * 4096L))));
+            }
+            List<CopyResult> results = copier.copyAll(ops);
+            assertTrue(results.stream().allMatch(CopyResult::allSucceeded));
+            for (int i = 0; i < 256; i++) {
+                assertNull(Patterns.difference(origin.contents().asSlice(i * 4096L, 4096),
+                        cow.contents().asSlice((255 - i) * 4096L, 4096)));
+            }
+        }
+    }
+
+    @Test
+    void closeFinishesQueuedCopiesAndRefusesNewOnes() throws Exception {
+        ChunkCopier copier = new ChunkCopier(1, 4096);
+        try (MemoryDevice origin = filled("origin", 1 << 20); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            var pending = copier.copy(new CopyOp(origin, 0, 65536, List.of(new CopyOp.Destination(cow, 0))));
+            copier.close();
+            copier.close();
+            assertTrue(pending.get().allSucceeded());
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> copier.copy(new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0)))).get());
+            assertTrue(e.getCause() instanceof IllegalStateException);
+        }
+        assertThrows(IllegalArgumentException.class, () -> new ChunkCopier(0, 4096));
+    }
+}
