@@ -155,7 +155,7 @@ public final class MappedDevice {
             boolean ok = false;
             try {
                 for (TableLine line : table.lines()) {
-                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors(), this::event),
+                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors(), this::event, this::isSuspended),
                             new TargetArgs(line.targetType(), line.args())));
                 }
                 ok = true;

@@ -83,11 +83,17 @@ public final class OriginTarget implements Target {
             case FLUSH -> device.flush();
             case WRITE -> {
                 long at = io.sector();
+                var quiesce = registry.originIoLock(origin.identity()).readLock();
                 while (at < io.endSector()) {
                     long end = Math.min(io.endSector(), (at / splitSectors + 1) * splitSectors);
                     IoRequest piece = io.slice(at, end - at, at);
-                    preserveAll(piece.sector());
-                    device.write(piece.sector() << 9, piece.buffer());
+                    quiesce.lockInterruptibly();
+                    try {
+                        preserveAll(piece.sector());
+                        device.write(piece.sector() << 9, piece.buffer());
+                    } finally {
+                        quiesce.unlock();
+                    }
                     at = end;
                 }
                 if (io.fua()) {

@@ -20,16 +20,73 @@ public final class Registry {
 
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Map<BackingDevices.Identity, List<Snapshot>> byOrigin = new HashMap<>();
+    /** Per origin: origin writes hold it shared while they copy out and write; a handover exclusively. */
+    private final Map<BackingDevices.Identity, ReentrantReadWriteLock> originIo = new HashMap<>();
+
+    /** The instances of one COW on one origin, as the kernel's sharing scan sees them (spec 8.1). */
+    record Sharing(int count, Snapshot source, Snapshot destination) {
+    }
+
+    /** How a newly registered instance starts. */
+    enum Role {
+        /** No live instance on the COW: the store reads the COW. */
+        FRESH,
+        /** A live instance exists: this one takes its store at resume and reads nothing. */
+        DESTINATION
+    }
 
     private static final Comparator<Snapshot> LARGEST_CHUNK_FIRST =
             Comparator.comparingLong(Snapshot::sortChunkSectors).reversed();
 
-    void register(Snapshot s) {
+    /**
+     * Constructor-time validation and registration, atomically (spec 8.2): refuses a load while
+     * two instances share the COW or one of them was never resumed; otherwise registers
+     * {@code s} as a fresh instance or as the handover destination of the live one.
+     */
+    Role register(Snapshot s) throws HandoverException {
         lock.writeLock().lock();
         try {
+            Sharing sharing = scan(s);
+            if (sharing.count() == 2 || sharing.destination() != null) {
+                throw new HandoverException("Snapshot cow pairing for exception table handover failed");
+            }
             List<Snapshot> list = byOrigin.computeIfAbsent(s.originIdentity(), k -> new ArrayList<>());
             list.add(s);
             list.sort(LARGEST_CHUNK_FIRST); // stable: a new one goes after others of its size
+            return sharing.source() == null ? Role.FRESH : Role.DESTINATION;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** The sharing scan for {@code x}: instances on x's origin with x's COW (x included if registered). */
+    Sharing scan(Snapshot x) {
+        lock.readLock().lock();
+        try {
+            int count = 0;
+            Snapshot source = null;
+            Snapshot destination = null;
+            for (Snapshot s : byOrigin.getOrDefault(x.originIdentity(), List.of())) {
+                if (s.cowIdentity().equals(x.cowIdentity())) {
+                    count++;
+                    if (s.isActive()) {
+                        source = s;
+                    } else {
+                        destination = s;
+                    }
+                }
+            }
+            return new Sharing(count, source, destination);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The lock origin writes to {@code origin} hold shared, and a handover exclusively. */
+    ReentrantReadWriteLock originIoLock(BackingDevices.Identity origin) {
+        lock.writeLock().lock();
+        try {
+            return originIo.computeIfAbsent(origin, k -> new ReentrantReadWriteLock());
         } finally {
             lock.writeLock().unlock();
         }

@@ -35,9 +35,13 @@ public final class Snapshot {
     private final ChunkCopier copier;
     private final long lengthSectors;
     private final Runnable event;
+    private final java.util.function.BooleanSupplier deviceSuspended;
     private final String deviceName;
-    private ExceptionStore store;
-    private ExceptionTable complete;
+    /** "PO" in this instance's own table: a store handed over to it takes this flag. */
+    private final boolean tableOverflow;
+    /** Swapped by a handover, under the origin's I/O lock with this device suspended. */
+    private volatile ExceptionStore store;
+    private volatile ExceptionTable complete;
     private volatile boolean valid = true;
     private volatile boolean overflowed;
     private volatile boolean active;
@@ -55,8 +59,10 @@ public final class Snapshot {
     }
 
     Snapshot(String deviceName, BackingDevices.Handle origin, BackingDevices.Handle cow, ExceptionStore store,
-             ChunkCopier copier, long lengthSectors, Runnable event) {
+             ChunkCopier copier, long lengthSectors, Runnable event, java.util.function.BooleanSupplier deviceSuspended) {
         this.deviceName = deviceName;
+        this.deviceSuspended = deviceSuspended;
+        this.tableOverflow = store.overflowSupported();
         this.origin = origin;
         this.cow = cow;
         this.store = store;
@@ -117,6 +123,47 @@ public final class Snapshot {
 
     void markActive() {
         active = true;
+    }
+
+    boolean deviceSuspended() {
+        return deviceSuspended.getAsBoolean();
+    }
+
+    String deviceName() {
+        return deviceName;
+    }
+
+    /**
+     * The handover (spec 8.5), called on the destination: it takes the source's store and
+     * complete table (the source gets this one's unused ones), the valid and overflow flags;
+     * the store's overflow flag comes from this table; the source becomes invalid. The caller
+     * holds the origin's I/O lock exclusively and the source's device is suspended, so no copy
+     * is in flight on either side.
+     */
+    void takeOver(Snapshot source) {
+        ExceptionStore myStore = store;
+        ExceptionTable myTable = complete;
+        store = source.store;
+        complete = source.complete;
+        source.store = myStore;
+        source.complete = myTable;
+        store.setOverflowSupported(tableOverflow);
+        valid = source.valid;
+        overflowed = source.overflowed;
+        source.valid = false;
+        log.info("{}: took over the exception store of {} ({} exceptions)", deviceName, source.deviceName,
+                complete.size());
+    }
+
+    /** A destination gives back the store it was built with for one of chunk size 0 (spec 8.2, step 6). */
+    void replaceUnusedStore(ExceptionStore unsized) {
+        store = unsized;
+    }
+
+    /** The source went away before the handover: this destination will be invalid. */
+    void cancelHandover() {
+        valid = false;
+        log.warn("{}: Cancelling snapshot handover.", deviceName);
     }
 
     /** "Snapshot is marked invalid." at load: the COW says so; nothing is written. */

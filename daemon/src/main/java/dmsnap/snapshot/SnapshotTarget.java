@@ -19,9 +19,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code snapshot <origin> <cow> <P|PO|N> <chunk> [<#features> <feature>...]} (spec 1.2), with
- * the kernel's argument order of checks and sentences. Loading reads (or formats) the COW.
- * A second instance on a COW that a live snapshot uses is refused for now ("Snapshot cow
- * pairing for exception table handover failed"): the live handover is not built yet.
+ * the kernel's argument order of checks and sentences. Loading reads (or formats) the COW,
+ * unless a live instance already uses it: then this one is a handover destination (spec 8)
+ * that reads nothing, shows chunk size 0, and takes the live store over at its resume.
  */
 public final class SnapshotTarget implements Target {
     private static final Logger log = LoggerFactory.getLogger(SnapshotTarget.class);
@@ -120,40 +120,44 @@ public final class SnapshotTarget implements Target {
                 throw args.fail("Origin " + origin.canonicalName() + " too small for target: len="
                         + context.lengthSectors() + ", dev_size=" + origin.device().sizeSectors());
             }
-            for (Snapshot other : registry.snapshotsOf(origin.identity())) {
-                if (other.cowIdentity().equals(cow.identity())) {
-                    store.close();
-                    throw args.fail("Snapshot cow pairing for exception table handover failed");
-                }
-            }
             Snapshot snapshot = new Snapshot(context.deviceName(), origin, cow, store, copier, context.lengthSectors(),
-                    context.event());
+                    context.event(), context.deviceSuspended());
+            Registry.Role role;
+            try {
+                role = registry.register(snapshot);
+            } catch (HandoverException e) {
+                store.close();
+                snapshot.completeTable().close();
+                throw args.fail(e.getMessage());
+            }
+            if (role == Registry.Role.DESTINATION) {
+                // A destination reads nothing and has chunk size 0 until it takes over at resume.
+                snapshot.replaceUnusedStore(ExceptionStores.create(storeType, "0", cow.device(), origin.device()));
+                store.close();
+                ok = true;
+                return new SnapshotTarget(snapshot, registry, zeroes, passdown);
+            }
             try {
                 ExceptionStore.LoadResult result = store.load(snapshot.completeTable().loadingSink());
                 if (result == ExceptionStore.LoadResult.INVALID) {
                     log.warn("{}: Snapshot is marked invalid.", context.deviceName());
                     snapshot.markLoadedInvalid();
                 }
-            } catch (CorruptStoreException e) {
-                log.error("{}: {}", context.deviceName(), e.getMessage());
-                snapshot.close();
-                cow = null;
-                origin = null;
-                throw args.fail("Failed to read snapshot metadata");
             } catch (IOException e) {
-                log.error("{}: reading the COW failed: {}", context.deviceName(), e.getMessage());
+                log.error("{}: {}", context.deviceName(), e.getMessage());
+                registry.unregister(snapshot);
                 snapshot.close();
                 cow = null;
                 origin = null;
                 throw args.fail("Failed to read snapshot metadata");
             }
             if (!store.chunkSize().isSet()) {
+                registry.unregister(snapshot);
                 snapshot.close();
                 cow = null;
                 origin = null;
                 throw args.fail("Chunk size not set");
             }
-            registry.register(snapshot);
             ok = true;
             return new SnapshotTarget(snapshot, registry, zeroes, passdown);
         } catch (IOException e) {
@@ -210,15 +214,51 @@ public final class SnapshotTarget implements Target {
         return table;
     }
 
-    /** The first resume makes the snapshot active: from then on origin writes copy into it. */
+    /**
+     * Spec 8.3: with a handover pending, the source may not come back, and the destination waits
+     * for the source's device to be suspended.
+     */
+    @Override
+    public void preresume() throws TableLoadException {
+        Registry.Sharing sharing = registry.scan(snapshot);
+        if (sharing.source() == null || sharing.destination() == null) {
+            return;
+        }
+        if (sharing.source() == snapshot) {
+            throw new TableLoadException("snapshot", "Unable to resume snapshot source until handover completes.");
+        }
+        if (!sharing.source().deviceSuspended()) {
+            throw new TableLoadException("snapshot", "Unable to perform snapshot handover until source is suspended.");
+        }
+    }
+
+    /**
+     * Spec 8.4: quiesce origin writes, hand the store over if this is a pending destination,
+     * then become active (from now on origin writes copy into this snapshot).
+     */
     @Override
     public void resume() {
-        snapshot.markActive();
+        var io = registry.originIoLock(snapshot.originIdentity()).writeLock();
+        io.lock();
+        try {
+            Registry.Sharing sharing = registry.scan(snapshot);
+            if (sharing.source() != null && sharing.destination() == snapshot) {
+                snapshot.takeOver(sharing.source());
+            }
+            snapshot.markActive();
+        } finally {
+            io.unlock();
+        }
         registry.resort(snapshot.originIdentity());
     }
 
+    /** Spec 8.6: a source destroyed before its destination resumed cancels the handover. */
     @Override
     public void close() throws IOException {
+        Registry.Sharing sharing = registry.scan(snapshot);
+        if (sharing.source() == snapshot && sharing.destination() != null) {
+            sharing.destination().cancelHandover();
+        }
         registry.unregister(snapshot);
         snapshot.close();
     }

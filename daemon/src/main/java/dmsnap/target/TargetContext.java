@@ -4,8 +4,10 @@ import dmsnap.device.BackingDevices;
 
 /**
  * What a target constructor may use besides its arguments: the shared backing devices, the
- * name of the mapped device it is loaded into, the length of its line, and how to raise a
- * device event (dm_table_event, e.g. when a snapshot is invalidated).
+ * name of the mapped device it is loaded into, the length of its line, how to raise a device
+ * event (dm_table_event, e.g. when a snapshot is invalidated), and whether that device is
+ * suspended right now (a handover needs its source suspended).
  */
-public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event) {
+public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event,
+                            java.util.function.BooleanSupplier deviceSuspended) {
 }

@@ -160,15 +160,20 @@ class KernelScenarioReplayTest {
                 }
                 default -> fail("unknown dmsetup verb in fixture: " + args);
             }
-        } catch (TableLoadException | DmException e) {
+        } catch (TableLoadException e) {
             rc[0] = 1;
-            out.add("failed: " + e.getMessage());
+            out.add(dmsnap.ffm.Errno.valueOf(e.errno()).text());
+            out.add(e.getMessage());
+        } catch (DmException e) {
+            rc[0] = 1;
+            out.add(dmsnap.ffm.Errno.valueOf(e.errno()).text());
+            out.add(e.getMessage());
         }
         return out;
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"basic", "transient", "overflow"})
+    @ValueSource(strings = {"basic", "transient", "overflow", "handover"})
     void replaysTheKernelsTranscript(String scenario) throws Exception {
         setUpDrives(scenario);
         Map<String, String> shaDevice = new LinkedHashMap<>();
@@ -205,6 +210,20 @@ class KernelScenarioReplayTest {
                     assertEquals(expectedRc, rc[0], line + ": " + actual);
                     if (expectedRc == 0) {
                         assertEquals(expected, actual, line);
+                    } else {
+                        // dmsetup: "device-mapper: <verb> ioctl on <name> ... failed: <strerror>"
+                        assertTrue(expected.getFirst().endsWith("failed: " + actual.getFirst()),
+                                line + ": kernel said " + expected + ", we " + actual);
+                        // The kernel's reason, when it logged one, is ours word for word.
+                        List<String> kmsg = new ArrayList<>();
+                        for (int k = i + 1; k < lines.length && lines[k].startsWith("KMSG: "); k++) {
+                            kmsg.add(lines[k]);
+                        }
+                        List<String> reasons = kmsg.stream().filter(k -> k.contains("snapshot")).toList();
+                        if (!reasons.isEmpty()) {
+                            assertTrue(reasons.stream().anyMatch(k -> k.contains(actual.get(1))),
+                                    line + ": kernel logged " + reasons + ", we said " + actual.get(1));
+                        }
                     }
                     checked++;
                 } else if ((m = WRITE.matcher(line)).matches()) {
