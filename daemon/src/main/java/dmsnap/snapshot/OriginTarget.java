@@ -2,6 +2,8 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.StatusType;
@@ -12,6 +14,8 @@ import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 
@@ -27,14 +31,16 @@ public final class OriginTarget implements Target {
 
     private final BackingDevices.Handle origin;
     private final Registry registry;
+    private final ChunkCopier copier;
     private volatile long splitSectors = NO_SPLIT;
 
-    private OriginTarget(BackingDevices.Handle origin, Registry registry) {
+    private OriginTarget(BackingDevices.Handle origin, Registry registry, ChunkCopier copier) {
         this.origin = origin;
         this.registry = registry;
+        this.copier = copier;
     }
 
-    public static TargetType type(Registry registry) {
+    public static TargetType type(Registry registry, ChunkCopier copier) {
         return new TargetType() {
             @Override
             public String name() {
@@ -65,7 +71,7 @@ public final class OriginTarget implements Target {
                     }
                     throw args.fail("Device " + handle.canonicalName() + " too small for target");
                 }
-                return new OriginTarget(handle, registry);
+                return new OriginTarget(handle, registry, copier);
             }
         };
     }
@@ -104,20 +110,30 @@ public final class OriginTarget implements Target {
         }
     }
 
-    /** Copy-out for a write starting at {@code sector}, repeated until no snapshot needs anything. */
+    /**
+     * Copy-out for a write starting at {@code sector}, repeated until no snapshot needs
+     * anything. Snapshots with the same chunk size need the same origin range: one copy reads
+     * it once and writes it into all of their COWs.
+     */
     private void preserveAll(long sector) throws InterruptedException {
         while (true) {
             List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+            Map<Long, List<Snapshot.Copy>> copiesByChunkSize = new TreeMap<>();
             for (Snapshot s : registry.snapshotsOf(origin.identity())) {
                 long chunkSectors = s.chunkSectors();
                 if (chunkSectors == 0 || sector >= s.lengthSectors()) {
                     continue;
                 }
-                CompletableFuture<Boolean> f = s.preserve(sector / chunkSectors);
-                if (f != null) {
-                    waits.add(f);
+                switch (s.need(sector / chunkSectors)) {
+                    case null -> { }
+                    case Snapshot.Wait w -> waits.add(w.done());
+                    case Snapshot.Copy c -> {
+                        copiesByChunkSize.computeIfAbsent(chunkSectors, k -> new ArrayList<>()).add(c);
+                        waits.add(c.done());
+                    }
                 }
             }
+            copiesByChunkSize.forEach((chunkSectors, copies) -> startCopy(sector / chunkSectors, chunkSectors, copies));
             if (waits.isEmpty()) {
                 return;
             }
@@ -129,6 +145,17 @@ public final class OriginTarget implements Target {
                 }
             }
         }
+    }
+
+    private void startCopy(long chunk, long chunkSectors, List<Snapshot.Copy> copies) {
+        long start = chunk * chunkSectors << 9;
+        long length = copies.getFirst().snapshot().copyLength(chunk);
+        List<CopyOp.Destination> destinations = copies.stream().map(Snapshot.Copy::destination).toList();
+        copier.copy(new CopyOp(origin.device(), start, length, destinations)).whenComplete((result, failure) -> {
+            for (int i = 0; i < copies.size(); i++) {
+                copies.get(i).copied(failure == null && result.succeeded(i));
+            }
+        });
     }
 
     /** The split boundary is computed here only, as the kernel's origin_resume does. */

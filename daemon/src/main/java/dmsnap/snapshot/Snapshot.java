@@ -6,7 +6,6 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
 import dmsnap.store.PendingRemap;
-import dmsnap.store.StoreFullException;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
@@ -49,7 +48,7 @@ public final class Snapshot {
     private final Map<Long, Integer> trackedReads = new HashMap<>();
 
     /** An exception being made: its copy (or full-chunk write) and commit are in progress. */
-    private static final class Pending {
+    static final class Pending {
         final PendingRemap remap;
         final CompletableFuture<Boolean> done = new CompletableFuture<>();
 
@@ -200,12 +199,37 @@ public final class Snapshot {
 
     // ---- copy-out, for origin writes ---------------------------------------------------------------
 
+    /** What an origin write must do for this snapshot before it may overwrite a chunk. */
+    sealed interface Need permits Wait, Copy {
+    }
+
+    /** Another write already started the exception: wait for it. */
+    record Wait(CompletableFuture<Boolean> done) implements Need {
+    }
+
+    /** A new exception: the caller copies the origin chunk into {@link #destination()} and commits. */
+    record Copy(Snapshot snapshot, Pending pending) implements Need {
+        /** Where the copy goes in this snapshot's COW. */
+        CopyOp.Destination destination() {
+            return new CopyOp.Destination(snapshot.cow.device(), pending.remap.newChunk() * snapshot.store.chunkSize().bytes());
+        }
+
+        /** The copy's outcome for this snapshot: commit, then the exception completes. */
+        void copied(boolean ok) {
+            snapshot.commit(pending, ok);
+        }
+
+        CompletableFuture<Boolean> done() {
+            return pending.done;
+        }
+    }
+
     /**
-     * Makes sure origin chunk {@code chunk} is preserved in this snapshot: returns null when
-     * nothing is needed (invalid, not active, already there), else a future that completes when
-     * the copy is committed (true) or failed (false; the snapshot is then invalid).
+     * What preserving origin chunk {@code chunk} in this snapshot needs: null when nothing (invalid,
+     * not active, already there), a {@link Wait}, or a {@link Copy} the caller must perform. A full
+     * COW invalidates the snapshot here, even with PO (spec 7).
      */
-    CompletableFuture<Boolean> preserve(long chunk) {
+    Need need(long chunk) {
         Pending p;
         synchronized (this) {
             if (!valid || !active) {
@@ -216,14 +240,12 @@ public final class Snapshot {
             }
             p = pending.get(chunk);
             if (p != null) {
-                return p.done;
+                return new Wait(p.done);
             }
             PendingRemap remap;
             try {
                 remap = store.prepare(chunk);
-            } catch (StoreFullException full) {
-                remap = null;
-            } catch (IOException e) {
+            } catch (IOException full) {
                 remap = null;
             }
             if (remap == null) {
@@ -234,12 +256,16 @@ public final class Snapshot {
             }
         }
         if (p == null) {
-            // An origin write that needs room in a full COW invalidates, even with PO.
             invalidate("Unable to allocate exception.");
             return null;
         }
-        startCopy(p);
-        return p.done;
+        return new Copy(this, p);
+    }
+
+    /** Bytes of origin chunk {@code chunk} a copy moves: the last chunk of an origin may be short. */
+    long copyLength(long chunk) {
+        long chunkBytes = store.chunkSize().bytes();
+        return Math.min(chunkBytes, origin.device().sizeBytes() - chunk * chunkBytes);
     }
 
     private void startCopy(Pending p) {

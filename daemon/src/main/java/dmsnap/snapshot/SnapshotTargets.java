@@ -9,7 +9,7 @@ public final class SnapshotTargets {
     }
 
     public static TargetTypes register(TargetTypes types, Registry registry, ChunkCopier copier) {
-        types.register(OriginTarget.type(registry));
+        types.register(OriginTarget.type(registry, copier));
         types.register(SnapshotTarget.type(registry, copier));
         return types;
     }
