@@ -185,6 +185,15 @@ public final class MappedDevice {
         }
     }
 
+    /**
+     * {@code dmsetup suspend --noflush}: the same as {@link #suspend()} here, because no dmsnap
+     * target pushes I/O back for requeueing (spec 5.5); it differs only in the file-system
+     * freeze that userspace may skip.
+     */
+    public void suspend(boolean noflush) throws InterruptedException {
+        suspend();
+    }
+
     /** Suspends: presuspend hooks, drain I/O, postsuspend hooks. No-op when suspended already. */
     public void suspend() throws InterruptedException {
         control.lock();

@@ -328,7 +328,48 @@ public final class Snapshot {
         switch (io.op()) {
             case READ -> read(io, chunk, offsetInChunk, chunkSize);
             case WRITE -> write(io, chunk, offsetInChunk, chunkSize);
-            default -> throw new IOException(deviceName + ": discard is not supported without discard_zeroes_cow");
+            default -> throw new IOException(deviceName + ": " + io.op() + " is not supported here");
+        }
+    }
+
+    /**
+     * A discard with {@code discard_zeroes_cow} (spec 5.2): a whole chunk that has an exception
+     * reads zeroes afterwards (its COW chunk is zeroed, the exception stays); part of such a
+     * chunk is discarded on the COW; a chunk without an exception is left alone (no copy-out).
+     * With {@code discard_passdown_origin} the range is also discarded on the origin device
+     * directly, not through the origin target, so no other snapshot copies it.
+     */
+    void discard(IoRequest io, boolean passdown) throws IOException {
+        if (!valid) {
+            throw new IOException(deviceName + ": snapshot is invalid");
+        }
+        ChunkSize chunkSize = store.chunkSize();
+        long chunk = chunkSize.chunkOf(io.sector());
+        long offsetInChunk = (io.sector() & chunkSize.mask()) << 9;
+        if (passdown) {
+            synchronized (this) {
+                trackedReads.merge(chunk, 1, Integer::sum);
+            }
+            try {
+                origin.device().discard(io.sector() << 9, io.lengthSectors() << 9);
+            } finally {
+                synchronized (this) {
+                    trackedReads.computeIfPresent(chunk, (k, n) -> n == 1 ? null : n - 1);
+                }
+            }
+        }
+        long mapped;
+        synchronized (this) {
+            mapped = complete.lookup(chunk);
+        }
+        if (mapped < 0) {
+            return;
+        }
+        long at = mapped * chunkSize.bytes() + offsetInChunk;
+        if (io.lengthSectors() == chunkSize.sectors()) {
+            cow.device().writeZeroes(at, chunkSize.bytes());
+        } else {
+            cow.device().discard(at, io.lengthSectors() << 9);
         }
     }
 

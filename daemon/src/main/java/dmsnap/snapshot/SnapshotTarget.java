@@ -192,7 +192,17 @@ public final class SnapshotTarget implements Target {
 
     @Override
     public void map(IoRequest io) throws IOException, InterruptedException {
+        if (io.op() == IoRequest.Op.DISCARD) {
+            snapshot.discard(io, discardPassdownOrigin);
+            return;
+        }
         snapshot.map(io);
+    }
+
+    /** Discards reach this target only with {@code discard_zeroes_cow} (spec 1.2). */
+    @Override
+    public boolean supportsDiscard() {
+        return discardZeroesCow;
     }
 
     @Override
