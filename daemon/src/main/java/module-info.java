@@ -8,6 +8,12 @@ module dmsnap.daemon {
     requires org.slf4j;
     requires com.fasterxml.jackson.databind;
 
+    // The engine is usable embedded (and by the benchmarks): tables, targets, devices, snapshots.
+    exports dmsnap.table;
+    exports dmsnap.target;
+    exports dmsnap.device;
+    exports dmsnap.snapshot;
+
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;
 }

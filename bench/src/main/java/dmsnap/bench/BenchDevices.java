@@ -26,4 +26,42 @@ final class BenchDevices {
     static FileDevice openDirect(Path path) throws IOException {
         return FileDevice.open(path);
     }
+
+    /**
+     * Writes a persistent COW (chunk 8) holding {@code exceptions} exceptions in the kernel's
+     * layout, as a sparse file: header, full areas, terminator. Old chunks are scattered over 2^32
+     * when {@code scattered}, else 0, 1, 2, ...; new chunks ascend as the kernel allocates them.
+     */
+    static void writeCowWithExceptions(Path cow, long exceptions, boolean scattered) throws IOException {
+        long epa = 256;
+        long areas = exceptions / epa + 1;
+        long chunks = 2 + exceptions + areas;
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(cow.toFile(), "rw")) {
+            f.setLength(chunks * 4096);
+        }
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(cow,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            header.putInt(0x70416e53).putInt(1).putInt(1).putInt(8).flip();
+            ch.write(header, 0);
+            java.nio.ByteBuffer area = java.nio.ByteBuffer.allocate(4096).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            long nextNew = 2;
+            long written = 0;
+            for (long k = 0; k < areas; k++) {
+                area.clear();
+                for (int i = 0; i < epa && written < exceptions; i++, written++) {
+                    if (nextNew % (epa + 1) == 1) {
+                        nextNew++;
+                    }
+                    area.putLong(scattered ? written * 2654435761L % (1L << 32) : written).putLong(nextNew++);
+                }
+                while (area.hasRemaining()) {
+                    area.put((byte) 0);
+                }
+                area.flip();
+                ch.write(area, (1 + k * (epa + 1)) * 4096);
+            }
+            ch.force(true);
+        }
+    }
 }

@@ -7,13 +7,8 @@ import dmsnap.store.PendingRemap;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.PersistentExceptionStore;
 import java.io.IOException;
-import java.io.RandomAccessFile;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -51,36 +46,7 @@ public class PersistentLoadBenchmark {
     public void writeCow() throws IOException {
         Path dir = Path.of(System.getProperty("dmsnap.bench.dir", System.getProperty("java.io.tmpdir")));
         cow = Files.createTempFile(dir, "load-bench", ".cow");
-        long epa = 256;
-        long areas = exceptions / epa + 1;
-        long chunks = 2 + exceptions + areas;
-        try (RandomAccessFile f = new RandomAccessFile(cow.toFile(), "rw")) {
-            f.setLength(chunks * 4096);
-        }
-        try (FileChannel ch = FileChannel.open(cow, StandardOpenOption.WRITE)) {
-            ByteBuffer header = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-            header.putInt(0x70416e53).putInt(1).putInt(1).putInt(8).flip();
-            ch.write(header, 0);
-            ByteBuffer area = ByteBuffer.allocate(4096).order(ByteOrder.LITTLE_ENDIAN);
-            long nextNew = 2;
-            long written = 0;
-            for (long k = 0; k < areas; k++) {
-                area.clear();
-                for (int i = 0; i < epa && written < exceptions; i++, written++) {
-                    if (nextNew % (epa + 1) == 1) {
-                        nextNew++;
-                    }
-                    // Old chunks scattered (a real snapshot's are), new ones ascending.
-                    area.putLong(written * 2654435761L % (1L << 32)).putLong(nextNew++);
-                }
-                while (area.hasRemaining()) {
-                    area.put((byte) 0);
-                }
-                area.flip();
-                ch.write(area, (1 + k * (epa + 1)) * 4096);
-            }
-            ch.force(true);
-        }
+        BenchDevices.writeCowWithExceptions(cow, exceptions, true);
     }
 
     @TearDown(Level.Trial)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Engine benchmarks of issue 5, in one run: origin first writes with 1 and 4 snapshots next to
+# the model bound (the same reads, COW writes, commits and data writes done directly), snapshot
+# reads next to raw O_DIRECT reads, and handover (live refresh) next to activation from disk
+# for 10 k and 1 M exceptions. --record writes the tables into bench/RESULTS.md.
+#   bench/engine-bench.sh [--record] [--dir DIR]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+. "$ROOT/scripts/jdk.sh"
+dmsnap_find_jdk
+record=0; dir=${TMPDIR:-/tmp}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --record) record=1 ;;
+        --dir) dir=$2; shift ;;
+        *) echo "usage: $0 [--record] [--dir DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
+command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
+jar="$ROOT/bench/target/benchmarks.jar"
+if [ ! -f "$jar" ]; then
+    dmsnap_find_maven
+    (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
+fi
+work=$(mktemp -d "$dir/dmsnap-engine-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+run() { # name pattern -> "method params score error unit" lines
+    local name=$1; shift
+    "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" "$@" \
+        -jvmArgsAppend "-Ddmsnap.bench.dir=$work" -rf json -rff "$work/$name.json" >"$work/$name.log" 2>&1 \
+        || { cat "$work/$name.log" >&2; exit 1; }
+    jq -r '.[] | "\(.benchmark | split(".") | last) \(.params // {} | to_entries | map("\(.key)=\(.value)") | join(",") | if . == "" then "-" else . end) \(.primaryMetric.score) \(.primaryMetric.scoreError) \(.primaryMetric.scoreUnit)"' "$work/$name.json"
+}
+echo "== origin first writes" >&2
+writes=$(run writes SnapshotWriteBenchmark)
+echo "$writes" >&2
+echo "== snapshot reads" >&2
+reads=$(run reads SnapshotReadBenchmark)
+echo "$reads" >&2
+echo "== handover" >&2
+handover=$(run handover HandoverBenchmark)
+echo "$handover" >&2
+
+rows() { awk '{ printf "| %s | %s | %.1f ± %.1f %s |\n", $1, $2, $3, $4, $5 }'; }
+ratio() { # lines pattern-a pattern-b -> ratio of scores
+    awk -v a="$2" -v b="$3" '$1 " " $2 == a { x = $3 } $1 " " $2 == b { y = $3 } END { if (y > 0) printf "%.3f", x / y; else print "n/a" }' <<<"$1"
+}
+fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
+body="Machine: $(nproc) cores, $(uname -r); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); files on $fs; $(date -u +%Y-%m-%d).
+Command: \`bench/engine-bench.sh\` (JMH 1 fork; throughput 2x3s warmup + 3x5s; single shots 3 warmup + 10 measured).
+
+Origin first writes, 4 KiB, each into a chunk no snapshot has yet (target: engine >= 0.9 of the model bound):
+
+| benchmark | params | score |
+|---|---|---|
+$(rows <<<"$writes")
+
+Engine / model bound: 1 snapshot $(ratio "$writes" "engineFirstWrite snapshots=1" "modelBound snapshots=1"), 4 snapshots $(ratio "$writes" "engineFirstWrite snapshots=4" "modelBound snapshots=4").
+
+4 KiB random reads, half the chunks remapped to the COW (target: snapshot >= 0.95 of raw):
+
+| benchmark | params | score |
+|---|---|---|
+$(rows <<<"$reads")
+
+Snapshot / raw: $(ratio "$reads" "snapshotRead -" "rawRead -").
+
+Live refresh (handover) vs activation from disk (target: handover <= 1 ms and independent of the count):
+
+| benchmark | params | time |
+|---|---|---|
+$(rows <<<"$handover")
+"
+echo "$body"
+if [ $record -eq 1 ]; then
+    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "Engine (issue 5)" "$body"
+    echo "recorded in $ROOT/bench/RESULTS.md" >&2
+fi
