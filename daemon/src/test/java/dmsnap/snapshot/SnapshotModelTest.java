@@ -190,6 +190,12 @@ class SnapshotModelTest {
                     }));
                 }
                 for (int i = 0; i < 100; i++) {
+                    // Keep the load on: each refresh waits until the workers did more I/O.
+                    int seen = ios.get();
+                    long deadline = System.nanoTime() + 2_000_000_000L;
+                    while (ios.get() < seen + 20 && System.nanoTime() < deadline) {
+                        Thread.sleep(1);
+                    }
                     run.refresh(i % 2 == 0 ? a : b);
                 }
                 stop.set(true);
@@ -207,6 +213,7 @@ class SnapshotModelTest {
                 }
             }
             System.out.println("refresh under load: 100 handovers, " + ios.get() + " I/Os by 4 threads, no error, views equal the model");
+            assertTrue(ios.get() >= 2000, "the refreshes ran under load: " + ios.get() + " I/Os");
         }
     }
 }

@@ -88,10 +88,8 @@ public final class ExceptionTable implements AutoCloseable {
         }
     }
 
+    /** Segments are created on first use: an empty table (a handover destination's) costs nothing. */
     public ExceptionTable() {
-        for (int i = 0; i < SEGMENTS; i++) {
-            segments[i] = new Segment(initialCapacity(i));
-        }
     }
 
     /**
@@ -168,7 +166,7 @@ public final class ExceptionTable implements AutoCloseable {
             requireOpen();
             long micro = oldChunk >>> 4;
             Segment s = segments[segmentOf(hash(micro))];
-            int slot = findRun(s, micro, oldChunk);
+            int slot = s == null ? -1 : findRun(s, micro, oldChunk);
             if (slot < 0) {
                 return null;
             }
@@ -185,7 +183,7 @@ public final class ExceptionTable implements AutoCloseable {
         }
         long micro = oldChunk >>> 4;
         Segment s = segments[segmentOf(hash(micro))];
-        int slot = findRun(s, micro, oldChunk);
+        int slot = s == null ? -1 : findRun(s, micro, oldChunk);
         if (slot < 0) {
             return -1;
         }
@@ -259,7 +257,7 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             long bytes = 0;
             for (Segment s : segments) {
-                bytes += s.capacity * SLOT_BYTES;
+                bytes += s == null ? 0 : s.capacity * SLOT_BYTES;
             }
             return bytes;
         } finally {
@@ -274,7 +272,7 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             requireOpen();
             for (Segment s : segments) {
-                for (int i = 0; i < s.capacity; i++) {
+                for (int i = 0; s != null && i < s.capacity; i++) {
                     long v = s.value(i);
                     if (v != 0) {
                         long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(s.key(i));
@@ -393,8 +391,10 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             requireOpen();
             for (int i = 0; i < SEGMENTS; i++) {
-                segments[i].arena.close();
-                segments[i] = new Segment(initialCapacity(i));
+                if (segments[i] != null) {
+                    segments[i].arena.close();
+                    segments[i] = null;
+                }
             }
             exceptions = 0;
             runs = 0;
@@ -413,7 +413,9 @@ public final class ExceptionTable implements AutoCloseable {
             }
             closed = true;
             for (Segment s : segments) {
-                s.arena.close();
+                if (s != null) {
+                    s.arena.close();
+                }
             }
         } finally {
             lock.unlockWrite(stamp);
@@ -431,7 +433,7 @@ public final class ExceptionTable implements AutoCloseable {
     private ExceptionRun runContaining(long chunk) {
         long micro = chunk >>> 4;
         Segment s = segments[segmentOf(hash(micro))];
-        int slot = findRun(s, micro, chunk);
+        int slot = s == null ? -1 : findRun(s, micro, chunk);
         if (slot < 0) {
             return null;
         }
@@ -477,6 +479,9 @@ public final class ExceptionTable implements AutoCloseable {
         long h = hash(micro);
         int index = segmentOf(h);
         Segment s = segments[index];
+        if (s == null) {
+            s = segments[index] = new Segment(initialCapacity(index));
+        }
         if (s.size + 1 > s.capacity * MAX_LOAD) {
             s = grow(index);
         }
