@@ -22,30 +22,49 @@ import java.util.regex.Pattern;
  * block device by its major:minor, a file by its file system and inode, so a file and a symlink
  * to it are the same device. Released when the last target lets go.
  *
- * <p>Device arguments: a path, or {@code MAJOR:MINOR} of a block device (what table status
- * prints, so that a printed table can be loaded again). Locks: this object's monitor guards
- * the open set.
+ * <p>Device arguments: a path, {@code MAJOR:MINOR} of a block device, or {@code dm:NAME} for
+ * another dmsnap mapped device (stacking). Table status prints what can be loaded again:
+ * {@code major:minor} for a block device, the real path for a file, {@code dm:NAME} for a
+ * mapped device (the kernel would print 253:N; that number could be a real dm device of the
+ * host). Locks: this object's monitor guards the open set.
  */
 public final class BackingDevices {
     private static final Pattern MAJOR_MINOR = Pattern.compile("(\\d+):(\\d+)");
 
+    /** What a device argument names. */
+    public enum Kind { BLOCK_DEVICE, FILE, MAPPED_DEVICE }
+
     /** What makes two device arguments the same device. */
-    public record Identity(boolean blockDevice, long first, long second) {
+    public record Identity(Kind kind, long first, long second) {
     }
 
+    /** Finds a mapped device by name, for {@code dm:NAME} arguments. */
+    @FunctionalInterface
+    public interface MappedDevices {
+        MappedDevice find(String name);
+    }
+
+    private static final String DM_PREFIX = "dm:";
+
     private final Map<Identity, Shared> open = new HashMap<>();
+    private volatile MappedDevices mappedDevices = name -> null;
 
     private final class Shared {
         final Identity identity;
-        final FileDevice device;
-        final String canonicalName;
+        final Device device;
+        final java.util.function.Supplier<String> canonicalName;
         int users;
 
-        Shared(Identity identity, FileDevice device, String canonicalName) {
+        Shared(Identity identity, Device device, java.util.function.Supplier<String> canonicalName) {
             this.identity = identity;
             this.device = device;
             this.canonicalName = canonicalName;
         }
+    }
+
+    /** Lets {@code dm:NAME} arguments find mapped devices (the device manager registers itself). */
+    public void useMappedDevices(MappedDevices devices) {
+        this.mappedDevices = devices;
     }
 
     /** A target's use of a backing device; closing it releases that use. */
@@ -67,7 +86,7 @@ public final class BackingDevices {
 
         /** How table status names it: {@code major:minor} for a block device, the real path for a file. */
         public String canonicalName() {
-            return shared.canonicalName;
+            return shared.canonicalName.get();
         }
 
         @Override
@@ -91,6 +110,9 @@ public final class BackingDevices {
      * @throws IOException it does not exist, is not a file or block device, or someone else holds it
      */
     public synchronized Handle open(String argument) throws IOException {
+        if (argument.startsWith(DM_PREFIX)) {
+            return openMapped(argument.substring(DM_PREFIX.length()));
+        }
         Path path = resolve(argument);
         Path real = path.toRealPath();
         Identity identity = identify(real);
@@ -102,7 +124,7 @@ public final class BackingDevices {
                 FileStat stat = device.stat();
                 String canonical = stat.type() == FileType.BLOCK_DEVICE
                         ? stat.rdevMajor() + ":" + stat.rdevMinor() : real.toString();
-                shared = new Shared(identity, device, canonical);
+                shared = new Shared(identity, device, () -> canonical);
                 open.put(identity, shared);
                 ok = true;
             } finally {
@@ -110,6 +132,21 @@ public final class BackingDevices {
                     device.close();
                 }
             }
+        }
+        shared.users++;
+        return new Handle(shared);
+    }
+
+    private Handle openMapped(String name) throws IOException {
+        MappedDevice mapped = mappedDevices.find(name);
+        if (mapped == null) {
+            throw new java.nio.file.NoSuchFileException(DM_PREFIX + name, null, "no mapped device " + name);
+        }
+        Identity identity = new Identity(Kind.MAPPED_DEVICE, DeviceManager.DM_MAJOR, mapped.minor());
+        Shared shared = open.get(identity);
+        if (shared == null) {
+            shared = new Shared(identity, new StackedDevice(mapped), () -> DM_PREFIX + mapped.name());
+            open.put(identity, shared);
         }
         shared.users++;
         return new Handle(shared);
@@ -146,9 +183,9 @@ public final class BackingDevices {
         try (NativeFile probe = NativeFile.open(real, OpenFlag.READ_ONLY)) {
             FileStat stat = probe.stat();
             if (stat.type() == FileType.BLOCK_DEVICE) {
-                return new Identity(true, stat.rdevMajor(), stat.rdevMinor());
+                return new Identity(Kind.BLOCK_DEVICE, stat.rdevMajor(), stat.rdevMinor());
             }
-            return new Identity(false, (long) stat.deviceMajor() << 32 | stat.deviceMinor(), stat.inode());
+            return new Identity(Kind.FILE, (long) stat.deviceMajor() << 32 | stat.deviceMinor(), stat.inode());
         }
     }
 }

@@ -31,6 +31,7 @@ public final class DeviceManager {
     public DeviceManager(TargetTypes types, BackingDevices devices) {
         this.types = types;
         this.devices = devices;
+        devices.useMappedDevices(this::find);
     }
 
     public TargetTypes targetTypes() {
