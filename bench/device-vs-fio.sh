@@ -5,31 +5,19 @@
 #   bench/device-vs-fio.sh [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R]
 # Each pattern runs R rounds of (fio, one JMH fork), alternating, so that both tools see the
 # same mix of process placements and host-cache states; the table gives means and spreads.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-. "$ROOT/scripts/jdk.sh"
-dmsnap_find_jdk
-record=0; dir=${TMPDIR:-/tmp}; size_mib=1024; seconds=10; rounds=3
-while [ $# -gt 0 ]; do
+size_mib=1024; seconds=10; rounds=3
+bench_extra_usage="[--size-mib N] [--seconds S] [--rounds R]"
+bench_option() {
     case "$1" in
-        --record) record=1 ;;
-        --dir) dir=$2; shift ;;
-        --size-mib) size_mib=$2; shift ;;
-        --seconds) seconds=$2; shift ;;
-        --rounds) rounds=$2; shift ;;
-        *) echo "usage: $0 [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R]" >&2; exit 2 ;;
+        --size-mib) size_mib=$2 ;;
+        --seconds) seconds=$2 ;;
+        --rounds) rounds=$2 ;;
+        *) return 1 ;;
     esac
-    shift
-done
-command -v fio >/dev/null || { echo "fio is needed (apt-get install fio)" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
-jar="$ROOT/bench/target/benchmarks.jar"
-if [ ! -f "$jar" ]; then
-    dmsnap_find_maven
-    (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
-fi
-work=$(mktemp -d "$dir/dmsnap-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+}
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+bench_parse_args "$@"
+bench_prepare fio jq
 file="$work/bench.img"
 echo "filling $file with $size_mib MiB of random data..." >&2
 fio --name=fill --filename="$file" --size="${size_mib}M" --rw=write --bs=1M --direct=1 \
@@ -82,7 +70,4 @@ Command: \`bench/device-vs-fio.sh --size-mib $size_mib --seconds $seconds --roun
 |---|---|---|---|---|---|---|---|
 $rows"
 echo "$header"
-if [ $record -eq 1 ]; then
-    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "FileDevice vs fio (O_DIRECT, queue depth 1)" "$header"
-    echo "recorded in $ROOT/bench/RESULTS.md" >&2
-fi
+bench_record "FileDevice vs fio (O_DIRECT, queue depth 1)" "$header"

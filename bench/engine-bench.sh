@@ -4,27 +4,9 @@
 # reads next to raw O_DIRECT reads, and handover (live refresh) next to activation from disk
 # for 10 k and 1 M exceptions. --record writes the tables into bench/RESULTS.md.
 #   bench/engine-bench.sh [--record] [--dir DIR]
-set -euo pipefail
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-. "$ROOT/scripts/jdk.sh"
-dmsnap_find_jdk
-record=0; dir=${TMPDIR:-/tmp}
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --record) record=1 ;;
-        --dir) dir=$2; shift ;;
-        *) echo "usage: $0 [--record] [--dir DIR]" >&2; exit 2 ;;
-    esac
-    shift
-done
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
-jar="$ROOT/bench/target/benchmarks.jar"
-if [ ! -f "$jar" ]; then
-    dmsnap_find_maven
-    (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
-fi
-work=$(mktemp -d "$dir/dmsnap-engine-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+bench_parse_args "$@"
+bench_prepare jq
 
 run() { # name pattern -> "method params score error unit" lines
     local name=$1; shift
@@ -74,7 +56,4 @@ Live refresh (handover) vs activation from disk (target: handover <= 1 ms and in
 $(rows <<<"$handover")
 "
 echo "$body"
-if [ $record -eq 1 ]; then
-    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "Engine (issue 5)" "$body"
-    echo "recorded in $ROOT/bench/RESULTS.md" >&2
-fi
+bench_record "Engine (issue 5)" "$body"

@@ -4,28 +4,9 @@
 # with 1 M exceptions, and commits per second with group commit vs one flush per commit at 1, 16
 # and 64 committers on a real file. --record writes the tables into bench/RESULTS.md.
 #   bench/store-bench.sh [--record] [--dir DIR]
-set -euo pipefail
-ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-. "$ROOT/scripts/jdk.sh"
-dmsnap_find_jdk
-record=0; dir=${TMPDIR:-/tmp}
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --record) record=1 ;;
-        --dir) dir=$2; shift ;;
-        *) echo "usage: $0 [--record] [--dir DIR]" >&2; exit 2 ;;
-    esac
-    shift
-done
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
-jar="$ROOT/bench/target/benchmarks.jar"
-if [ ! -f "$jar" ]; then
-    dmsnap_find_maven
-    (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
-fi
-java=("$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED)
-work=$(mktemp -d "$dir/dmsnap-store-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+bench_parse_args "$@"
+bench_prepare jq
 
 echo "== footprint" >&2
 footprint=$("${java[@]}" -cp "$jar" dmsnap.bench.ExceptionTableFootprint 10000000)
@@ -88,7 +69,4 @@ Commits per second, each = allocate + (with data: a 4 KiB O_DIRECT write of the 
 $commit_rows
 "
 echo "$body"
-if [ $record -eq 1 ]; then
-    python3 "$ROOT/bench/record-results.py" "$ROOT/bench/RESULTS.md" "Exception stores (issue 4)" "$body"
-    echo "recorded in $ROOT/bench/RESULTS.md" >&2
-fi
+bench_record "Exception stores (issue 4)" "$body"

@@ -23,6 +23,32 @@ final class BenchDevices {
         return path;
     }
 
+    /** A device manager with the snapshot targets over {@code copier}. */
+    static dmsnap.device.DeviceManager engine(dmsnap.store.copy.ChunkCopier copier) {
+        return new dmsnap.device.DeviceManager(dmsnap.snapshot.SnapshotTargets.register(
+                dmsnap.target.TargetTypes.withBasicTargets(), new dmsnap.snapshot.Registry(), copier),
+                new dmsnap.device.BackingDevices());
+    }
+
+    /** Removes every device of {@code dm}, then the files of {@code dir} and {@code dir}. */
+    static void tearDown(dmsnap.device.DeviceManager dm, Path dir) throws Exception {
+        for (dmsnap.device.MappedDevice d : dm.list()) {
+            dm.remove(d.name(), true);
+        }
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList()) {
+                Files.delete(p);
+            }
+        }
+        Files.delete(dir);
+    }
+
+    /** A fresh directory under {@code -Ddmsnap.bench.dir} (default: the temp directory). */
+    static Path scratchDir(String prefix) throws IOException {
+        return Files.createTempDirectory(Path.of(System.getProperty("dmsnap.bench.dir",
+                System.getProperty("java.io.tmpdir"))), prefix);
+    }
+
     static FileDevice openDirect(Path path) throws IOException {
         return FileDevice.open(path);
     }

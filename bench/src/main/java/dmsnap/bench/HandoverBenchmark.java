@@ -1,14 +1,10 @@
 package dmsnap.bench;
 
-import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
-import dmsnap.snapshot.Registry;
-import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.Table;
 import dmsnap.table.TableParser;
-import dmsnap.target.TargetTypes;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -50,8 +46,7 @@ public class HandoverBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        dir = Files.createTempDirectory(Path.of(System.getProperty("dmsnap.bench.dir", System.getProperty("java.io.tmpdir"))),
-                "handover");
+        dir = BenchDevices.scratchDir("handover");
         Path base = dir.resolve("base.img");
         long originChunks = exceptions + 1024;
         try (RandomAccessFile f = new RandomAccessFile(base.toFile(), "rw")) {
@@ -60,8 +55,7 @@ public class HandoverBenchmark {
         Path cow = dir.resolve("cow.img");
         BenchDevices.writeCowWithExceptions(cow, exceptions, false);
         copier = new ChunkCopier(2, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = BenchDevices.engine(copier);
         table = TableParser.parse("0 " + originChunks * 8 + " snapshot " + base + " " + cow + " P 8");
     }
 
@@ -75,16 +69,8 @@ public class HandoverBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
-        for (MappedDevice d : dm.list()) {
-            dm.remove(d.name(), true);
-        }
+        BenchDevices.tearDown(dm, dir);
         copier.close();
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.delete(p);
-            }
-        }
-        Files.delete(dir);
     }
 
     /** lvchange --refresh: load the identical table and resume; the store moves in O(1). */

@@ -1,15 +1,11 @@
 package dmsnap.bench;
 
-import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
-import dmsnap.snapshot.Registry;
-import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.table.TableParser;
-import dmsnap.target.TargetTypes;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -61,8 +57,7 @@ public class SnapshotReadBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        dir = Files.createTempDirectory(Path.of(System.getProperty("dmsnap.bench.dir", System.getProperty("java.io.tmpdir"))),
-                "snapread");
+        dir = BenchDevices.scratchDir("snapread");
         base = dir.resolve("base.img");
         try (FileChannel ch = FileChannel.open(base, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
             ByteBuffer data = ByteBuffer.allocate(1 << 20);
@@ -83,8 +78,7 @@ public class SnapshotReadBenchmark {
         arena = Arena.ofShared();
         buffer = arena.allocate(4096, 4096);
         copier = new ChunkCopier(4, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = BenchDevices.engine(copier);
         long sectors = BYTES >>> 9;
         MappedDevice origin = dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-origin " + base));
         origin.suspend();
@@ -102,17 +96,9 @@ public class SnapshotReadBenchmark {
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
         raw.close();
-        for (MappedDevice d : dm.list()) {
-            dm.remove(d.name(), true);
-        }
-        copier.close();
         arena.close();
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.delete(p);
-            }
-        }
-        Files.delete(dir);
+        BenchDevices.tearDown(dm, dir);
+        copier.close();
     }
 
     @Benchmark

@@ -1,18 +1,14 @@
 package dmsnap.bench;
 
-import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
-import dmsnap.snapshot.Registry;
-import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.PendingRemap;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.PersistentExceptionStore;
 import dmsnap.table.TableParser;
-import dmsnap.target.TargetTypes;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
@@ -76,15 +72,13 @@ public class SnapshotWriteBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        dir = Files.createTempDirectory(Path.of(System.getProperty("dmsnap.bench.dir", System.getProperty("java.io.tmpdir"))),
-                "snapwrite");
+        dir = BenchDevices.scratchDir("snapwrite");
         arena = Arena.ofShared();
         chunk = arena.allocate(4096, 4096).fill((byte) 0x5a);
         copyBuffer = arena.allocate(4096, 4096);
         Path base = sparse("base.img", ORIGIN_BYTES);
         copier = new ChunkCopier(4, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = BenchDevices.engine(copier);
         long sectors = ORIGIN_BYTES >>> 9;
         origin = dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-origin " + base));
         origin.suspend();
@@ -114,10 +108,6 @@ public class SnapshotWriteBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
-        for (MappedDevice d : dm.list()) {
-            dm.remove(d.name(), true);
-        }
-        copier.close();
         for (PersistentExceptionStore s : modelStores) {
             s.close();
         }
@@ -126,12 +116,8 @@ public class SnapshotWriteBenchmark {
         }
         modelOrigin.close();
         arena.close();
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.delete(p);
-            }
-        }
-        Files.delete(dir);
+        BenchDevices.tearDown(dm, dir);
+        copier.close();
     }
 
     @Benchmark
