@@ -216,4 +216,99 @@ class SnapshotModelTest {
             assertTrue(ios.get() >= 2000, "the refreshes ran under load: " + ios.get() + " I/Os");
         }
     }
+
+    /**
+     * Small COWs that fill up: a P snapshot (or an origin write into any full COW) invalidates,
+     * a PO snapshot write into a full COW overflows. The model then expects: an invalid snapshot
+     * errors every read and write; an overflowed one errors writes and still reads its view;
+     * the origin is never affected.
+     */
+    @Test
+    void fullCowsInvalidateOrOverflowAsTheKernelDoes() throws Exception {
+        Random seeds = Seeds.random("snapshot-overflow");
+        int cases = Math.max(5, CASES / 3);
+        int invalidated = 0;
+        int overflowed = 0;
+        for (int c = 0; c < cases; c++) {
+            long seed = seeds.nextLong();
+            Random random = new Random(seed);
+            Path caseDir = Files.createDirectories(dir.resolve("full" + c));
+            try (SnapshotEngine engine = new SnapshotEngine(caseDir, ORIGIN_SECTORS << 9, 512)) {
+                ReferenceSnapshotModel model = new ReferenceSnapshotModel(Files.readAllBytes(engine.base));
+                engine.dm.create("origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
+                String store = c % 2 == 1 || random.nextBoolean() ? "PO" : "P";
+                Path cow = caseDir.resolve("small.cow");
+                Files.write(cow, new byte[(int) ((16 + random.nextInt(32)) * 4096L)]);
+                engine.dm.get("origin").suspend();
+                engine.dm.create("snap", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot " + engine.base + " "
+                        + cow + " " + store + " 8"));
+                engine.dm.get("origin").resume();
+                model.createSnapshot("snap");
+                Run run = new Run(engine, model);
+                boolean invalid = false;
+                boolean overflow = false;
+                boolean sawOverflow = false;
+                for (int op = 0; op < 120; op++) {
+                    String context = "seed " + seed + " op " + op + " (" + store + ")";
+                    int sectors = 1 + random.nextInt(16);
+                    long sector = random.nextLong(ORIGIN_SECTORS - sectors + 1);
+                    // Odd cases write mostly to the snapshot, so that a snapshot write finds the COW full.
+                    int kind = c % 2 == 1 && random.nextInt(20) != 0 ? 1 + random.nextInt(2) : random.nextInt(3);
+                    if (kind == 0) {
+                        write(run, "origin", sector, randomData(random, sectors)); // never fails
+                    } else if (kind == 1) {
+                        byte[] data = randomData(random, sectors);
+                        MemorySegment buf = engine.buffer(sectors);
+                        buf.copyFrom(MemorySegment.ofArray(data));
+                        try {
+                            engine.dm.get("snap").submit(IoRequest.write(sector, buf, false));
+                            if (invalid || overflow) {
+                                throw new AssertionError(context + ": a write to a full snapshot succeeded");
+                            }
+                            model.write("snap", sector, data);
+                        } catch (java.io.IOException e) {
+                            // Allowed only once the COW is full: learn which state the kernel rules give.
+                            String status = engine.status("snap", false);
+                            invalid = status.endsWith("Invalid");
+                            overflow = status.endsWith("Overflow");
+                            assertTrue(invalid || overflow, context + ": write failed but status is " + status);
+                            assertEquals(store.equals("PO") && !invalid, overflow, context);
+                            sawOverflow |= overflow;
+                            // A failed multi-chunk write may have landed its first chunks: resync the model.
+                            if (overflow) {
+                                MemorySegment back = engine.buffer(sectors);
+                                engine.dm.get("snap").submit(IoRequest.read(sector, back));
+                                model.write("snap", sector, bytes(back));
+                            }
+                        }
+                    } else if (!invalid) {
+                        checkRead(run, "snap", sector, sectors, context);
+                    }
+                    String status = engine.status("snap", false);
+                    if (status.endsWith("Invalid")) {
+                        invalid = true;
+                        overflow = false;
+                    }
+                    if (invalid) {
+                        assertTrue(throwsOnRead(engine, sector, sectors), context + ": an invalid snapshot read data");
+                    }
+                    checkRead(run, "origin", sector, sectors, context);
+                }
+                invalidated += invalid ? 1 : 0;
+                overflowed += sawOverflow ? 1 : 0;
+            }
+        }
+        System.out.println("full COWs: " + cases + " cases, " + invalidated + " ended invalid, " + overflowed
+                + " overflowed on a snapshot write (an origin write may invalidate them later)");
+        assertTrue(invalidated > 0 && overflowed > 0, "both outcomes were reached");
+    }
+
+    private static boolean throwsOnRead(SnapshotEngine engine, long sector, int sectors) throws Exception {
+        try {
+            engine.dm.get("snap").submit(IoRequest.read(sector, engine.buffer(sectors)));
+            return false;
+        } catch (java.io.IOException e) {
+            return true;
+        }
+    }
 }
