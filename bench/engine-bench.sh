@@ -19,7 +19,7 @@ echo "== origin first writes" >&2
 writes=$(run writes SnapshotWriteBenchmark)
 echo "$writes" >&2
 echo "== snapshot reads" >&2
-reads=$(run reads SnapshotReadBenchmark)
+reads=$(run reads SnapshotReadBenchmark -f 3)
 echo "$reads" >&2
 echo "== handover" >&2
 handover=$(run handover HandoverBenchmark)
@@ -31,7 +31,7 @@ ratio() { # lines pattern-a pattern-b -> ratio of scores
 }
 fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
 body="Machine: $(nproc) cores, $(uname -r); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); files on $fs; $(date -u +%Y-%m-%d).
-Command: \`bench/engine-bench.sh\` (JMH 1 fork; throughput 2x3s warmup + 3x5s; single shots 3 warmup + 10 measured).
+Command: \`bench/engine-bench.sh\` (JMH 1 fork, 3 forks for the reads; throughput 2x3s warmup + 3x5s; single shots 3 warmup + 10 measured).
 
 Origin first writes, 4 KiB, each into a chunk no snapshot has yet (target: engine >= 0.9 of the model bound):
 

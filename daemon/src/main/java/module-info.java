@@ -7,12 +7,16 @@ module dmsnap.daemon {
     requires info.picocli;
     requires org.slf4j;
     requires com.fasterxml.jackson.databind;
+    requires jdk.net;
+    requires jdk.unsupported; // sun.misc.Signal: SIGTERM/SIGINT stop the daemon in order and exit 0
 
     // The engine is usable embedded (and by the benchmarks): tables, targets, devices, snapshots.
     exports dmsnap.table;
     exports dmsnap.target;
     exports dmsnap.device;
     exports dmsnap.snapshot;
+    exports dmsnap.control;
+    exports dmsnap.daemon;
 
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;

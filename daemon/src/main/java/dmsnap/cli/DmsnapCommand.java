@@ -11,7 +11,12 @@ import picocli.CommandLine.Option;
             "Linux device-mapper snapshots (dm-snapshot) in userspace: kernel-compatible COW",
             "devices, snapshot-origin/snapshot/snapshot-merge targets, served over NBD."
         },
-        subcommands = {QuickstartCommand.class, CowCommand.class},
+        subcommands = {QuickstartCommand.class, DaemonCommand.class,
+            DeviceCommands.Create.class, DeviceCommands.Load.class, DeviceCommands.Suspend.class,
+            DeviceCommands.Resume.class, DeviceCommands.Clear.class, DeviceCommands.Remove.class,
+            DeviceCommands.Rename.class, DeviceCommands.Status.class, DeviceCommands.TableCmd.class,
+            DeviceCommands.Info.class, DeviceCommands.Ls.class, DeviceCommands.Targets.class,
+            CowCommand.class},
         footer = {"", "Examples:", "  ./dmsnap quickstart", "  ./dmsnap --version"})
 final class DmsnapCommand implements java.util.concurrent.Callable<Integer> {
     @picocli.CommandLine.Spec

@@ -34,7 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @ExtendWith(Seeds.class)
 class SnapshotModelTest {
-    private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 30);
+    private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
     @TempDir

@@ -1,0 +1,39 @@
+package dmsnap.cli;
+
+import dmsnap.daemon.Daemon;
+import dmsnap.daemon.DaemonConfig;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import sun.misc.Signal;
+
+/** {@code dmsnap daemon}: runs the daemon in the foreground until SIGTERM or SIGINT. */
+@Command(name = "daemon",
+        description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock.",
+            "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
+        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap"})
+final class DaemonCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--run-dir", paramLabel = "DIR",
+            description = "Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).")
+    Path runDir;
+
+    @Option(names = "--state-dir", paramLabel = "DIR", description = "Where device tables are recorded.")
+    Path stateDir;
+
+    @Override
+    public Integer call() throws Exception {
+        DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir);
+        Daemon daemon = Daemon.start(config, VersionProvider.version());
+        for (String signal : new String[] {"TERM", "INT"}) {
+            Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
+        }
+        daemon.awaitStop();
+        return ExitCodes.OK;
+    }
+}

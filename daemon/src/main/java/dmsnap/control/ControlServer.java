@@ -1,0 +1,135 @@
+package dmsnap.control;
+
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+import jdk.net.ExtendedSocketOptions;
+import jdk.net.UnixDomainPrincipal;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Listens on {@code control.sock} (mode 0600): each connection sends one request line and gets
+ * one response line. A peer that is neither root nor the daemon's user is refused (SO_PEERCRED)
+ * and logged; a request over {@value #MAX_REQUEST_BYTES} bytes, garbage, or a client that hangs
+ * up gets an error or is dropped; nothing else is affected. One virtual thread per connection.
+ */
+public final class ControlServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(ControlServer.class);
+    static final int MAX_REQUEST_BYTES = 1 << 20;
+
+    private final Path socketPath;
+    private final ControlHandler handler;
+    private final String daemonUser;
+    private final ServerSocketChannel server;
+    private final ExecutorService connections = Executors.newVirtualThreadPerTaskExecutor();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final Thread acceptor;
+
+    public ControlServer(Path socketPath, ControlHandler handler) throws IOException {
+        this.socketPath = socketPath;
+        this.handler = handler;
+        this.daemonUser = System.getProperty("user.name");
+        Files.deleteIfExists(socketPath); // stale: the caller holds the run directory's lock
+        server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        server.bind(UnixDomainSocketAddress.of(socketPath));
+        Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString("rw-------"));
+        acceptor = Thread.ofPlatform().name("dmsnap-control").daemon(true).start(this::acceptLoop);
+        log.info("control socket {}", socketPath);
+    }
+
+    private void acceptLoop() {
+        while (!closed.get()) {
+            try {
+                SocketChannel client = server.accept();
+                connections.submit(() -> serve(client));
+            } catch (IOException e) {
+                if (!closed.get()) {
+                    log.warn("control socket accept failed: {}", e.getMessage());
+                }
+            }
+        }
+    }
+
+    private void serve(SocketChannel client) {
+        try (client) {
+            UnixDomainPrincipal peer = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
+            String user = peer.user().getName();
+            String line = readLine(client);
+            if (!user.equals("root") && !user.equals(daemonUser)) {
+                log.warn("refused control request from user {} (only root and {} may use {})", user, daemonUser,
+                        socketPath);
+                write(client, new ControlResponse.Failure("connect", "EACCES", "permission denied: user " + user
+                        + " may not control this daemon").toJson());
+                return;
+            }
+            if (line == null) {
+                return; // the client hung up before sending a whole request
+            }
+            ControlResponse response;
+            try {
+                ControlRequest request = ControlRequest.fromJson(line);
+                response = handler.handle(request);
+                if (response instanceof ControlResponse.Failure f) {
+                    log.info("{} {}: {} {}", request.verb(), request.name(), f.errno(), f.reason());
+                }
+            } catch (IOException e) {
+                log.warn("bad control request: {}", e.getMessage());
+                response = new ControlResponse.Failure("request", "EINVAL", e.getMessage());
+            }
+            write(client, response.toJson());
+        } catch (IOException | RuntimeException e) {
+            log.debug("control connection ended: {}", e.getMessage());
+        }
+    }
+
+    /** One line, at most {@value #MAX_REQUEST_BYTES} bytes; null when the peer closed first. */
+    private static String readLine(SocketChannel client) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(8192);
+        java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+        while (true) {
+            buf.clear();
+            int n = client.read(buf);
+            if (n < 0) {
+                return null;
+            }
+            buf.flip();
+            while (buf.hasRemaining()) {
+                byte b = buf.get();
+                if (b == '\n') {
+                    return line.toString(StandardCharsets.UTF_8);
+                }
+                line.write(b);
+                if (line.size() > MAX_REQUEST_BYTES) {
+                    throw new IOException("request longer than " + MAX_REQUEST_BYTES + " bytes");
+                }
+            }
+        }
+    }
+
+    static void write(SocketChannel channel, String json) throws IOException {
+        ByteBuffer out = ByteBuffer.wrap((json + "\n").getBytes(StandardCharsets.UTF_8));
+        while (out.hasRemaining()) {
+            channel.write(out);
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed.compareAndSet(false, true)) {
+            server.close();
+            connections.shutdown();
+            Files.deleteIfExists(socketPath);
+        }
+    }
+}

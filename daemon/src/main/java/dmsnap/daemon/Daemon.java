@@ -1,0 +1,155 @@
+package dmsnap.daemon;
+
+import dmsnap.control.ControlHandler;
+import dmsnap.control.ControlServer;
+import dmsnap.device.BackingDevices;
+import dmsnap.device.DeviceManager;
+import dmsnap.device.DmException;
+import dmsnap.device.MappedDevice;
+import dmsnap.snapshot.Registry;
+import dmsnap.snapshot.SnapshotTargets;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.target.TargetTypes;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One dmsnap daemon: the run directory (0700) and its lock (a second daemon on the same run
+ * directory is refused with the first one's pid), the engine, and the control socket.
+ * {@link #stop()} is the orderly shutdown: no new requests, every device suspended (which
+ * drains I/O and waits for copies) and removed (every store flushed and closed), the copier
+ * closed.
+ */
+public final class Daemon implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Daemon.class);
+
+    private final DaemonConfig config;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+    private final ChunkCopier copier;
+    private final DeviceManager devices;
+    private final ControlServer control;
+    private final AtomicBoolean stopped = new AtomicBoolean();
+    private final CountDownLatch done = new CountDownLatch(1);
+
+    private Daemon(DaemonConfig config, FileChannel lockChannel, FileLock lock, String version) throws IOException {
+        this.config = config;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+        this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
+        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
+                new BackingDevices());
+        this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version));
+    }
+
+    /**
+     * Starts a daemon on {@code config.runDir()}.
+     *
+     * @throws IOException the run directory cannot be made or another daemon holds it
+     */
+    public static Daemon start(DaemonConfig config, String version) throws IOException {
+        Files.createDirectories(config.runDir(), PosixFilePermissions.asFileAttribute(
+                PosixFilePermissions.fromString("rwx------")));
+        Files.setPosixFilePermissions(config.runDir(), PosixFilePermissions.fromString("rwx------"));
+        FileChannel channel = FileChannel.open(config.lockFile(), StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        FileLock lock = channel.tryLock();
+        if (lock == null) {
+            String holder = new String(Files.readAllBytes(config.lockFile()), StandardCharsets.UTF_8).strip();
+            channel.close();
+            throw new IOException("another dmsnap daemon (pid " + (holder.isEmpty() ? "?" : holder)
+                    + ") is running with run directory " + config.runDir());
+        }
+        channel.truncate(0);
+        channel.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)), 0);
+        boolean ok = false;
+        try {
+            Daemon daemon = new Daemon(config, channel, lock, version);
+            log.info("dmsnap {} daemon started (pid {}), run directory {}", version, ProcessHandle.current().pid(),
+                    config.runDir());
+            ok = true;
+            return daemon;
+        } finally {
+            if (!ok) {
+                lock.release();
+                channel.close();
+            }
+        }
+    }
+
+    public DeviceManager devices() {
+        return devices;
+    }
+
+    public DaemonConfig config() {
+        return config;
+    }
+
+    /** Blocks until {@link #stop()} has finished. */
+    public void awaitStop() throws InterruptedException {
+        done.await();
+    }
+
+    /** The orderly shutdown; idempotent. */
+    public void stop() {
+        if (!stopped.compareAndSet(false, true)) {
+            return;
+        }
+        log.info("stopping: suspending and removing {} device(s)", devices.list().size());
+        try {
+            control.close();
+        } catch (IOException e) {
+            log.warn("closing the control socket: {}", e.getMessage());
+        }
+        List<MappedDevice> all = devices.list();
+        for (MappedDevice d : all) {
+            try {
+                d.suspend();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        // Remove upper devices first: a stacked device holds the ones below it open.
+        for (int pass = 0; pass < 8 && !devices.list().isEmpty(); pass++) {
+            for (MappedDevice d : devices.list()) {
+                try {
+                    devices.remove(d.name(), false);
+                } catch (DmException e) {
+                    if (pass == 7) {
+                        log.warn("removing {} at shutdown: {}", d.name(), e.getMessage());
+                    }
+                }
+            }
+        }
+        try {
+            copier.close();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            lock.release();
+            lockChannel.close();
+            Files.deleteIfExists(config.lockFile());
+        } catch (IOException e) {
+            log.warn("releasing the run directory lock: {}", e.getMessage());
+        }
+        log.info("stopped");
+        done.countDown();
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+}

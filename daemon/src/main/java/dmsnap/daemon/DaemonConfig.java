@@ -1,0 +1,35 @@
+package dmsnap.daemon;
+
+import java.nio.file.Path;
+
+/**
+ * Where the daemon lives: the run directory (control socket, lock) and the state directory.
+ *
+ * @param runDir   {@code --run-dir}, env {@code DMSNAP_RUN_DIR}; default /run/dmsnap as root,
+ *                 else $XDG_RUNTIME_DIR/dmsnap
+ * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
+ */
+public record DaemonConfig(Path runDir, Path stateDir) {
+
+    /** The run directory a client or daemon uses when none is given. */
+    public static Path defaultRunDir() {
+        String env = System.getenv("DMSNAP_RUN_DIR");
+        if (env != null && !env.isBlank()) {
+            return Path.of(env);
+        }
+        if ("root".equals(System.getProperty("user.name"))) {
+            return Path.of("/run/dmsnap");
+        }
+        String xdg = System.getenv("XDG_RUNTIME_DIR");
+        return xdg != null && !xdg.isBlank() ? Path.of(xdg, "dmsnap")
+                : Path.of(System.getProperty("java.io.tmpdir"), "dmsnap-" + System.getProperty("user.name"));
+    }
+
+    public Path controlSocket() {
+        return runDir.resolve("control.sock");
+    }
+
+    public Path lockFile() {
+        return runDir.resolve("daemon.lock");
+    }
+}

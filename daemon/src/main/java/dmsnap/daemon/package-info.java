@@ -1,0 +1,7 @@
+/**
+ * The long-running daemon: {@link dmsnap.daemon.Daemon} wires the engine (device manager,
+ * snapshot registry, chunk copier) to the control socket, holds the run directory's lock, and
+ * stops in order on SIGTERM/SIGINT (suspend with flush, remove every device so that every store
+ * is flushed and closed, close the copier).
+ */
+package dmsnap.daemon;

@@ -1,0 +1,111 @@
+package dmsnap.control;
+
+import dmsnap.device.BackingDevices;
+import dmsnap.device.DeviceManager;
+import dmsnap.target.TargetTypes;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The control socket with bad and concurrent clients. */
+class ControlServerTest {
+    @TempDir
+    Path dir;
+    private DeviceManager dm;
+    private ControlServer server;
+    private ControlClient client;
+
+    @BeforeEach
+    void start() throws Exception {
+        dm = new DeviceManager(TargetTypes.withBasicTargets(), new BackingDevices());
+        server = new ControlServer(dir.resolve("control.sock"), new ControlHandler(dm, "test"));
+        client = new ControlClient(dir.resolve("control.sock"));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        server.close();
+    }
+
+    private String raw(String text) throws Exception {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(dir.resolve("control.sock")));
+            ch.write(ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8)));
+            ch.shutdownOutput(); // the client is done (or hangs up mid-request)
+            ByteBuffer buf = ByteBuffer.allocate(65536);
+            StringBuilder sb = new StringBuilder();
+            while (ch.read(buf) >= 0) {
+                buf.flip();
+                sb.append(StandardCharsets.UTF_8.decode(buf));
+                buf.clear();
+            }
+            return sb.toString();
+        }
+    }
+
+    @Test
+    void garbageUnknownVerbsAndHangupsGetAnErrorAndChangeNothing() throws Exception {
+        assertTrue(raw("this is not json\n").contains("malformed request: not JSON"));
+        assertTrue(raw("{\"verb\": 5}\n").contains("malformed request: no verb"));
+        assertTrue(raw("{\"verb\":\"explode\"}\n").contains("unknown request 'explode'"));
+        assertEquals("", raw("{\"verb\":\"ls\""), "a client that hangs up mid-request gets nothing");
+        ControlResponse r = client.send(ControlRequest.of("ls", null));
+        assertEquals(new ControlResponse.Success(List.of("No devices found"), ((ControlResponse.Success) r).data()), r);
+        ControlResponse missing = client.send(ControlRequest.of("resume", "nope"));
+        assertEquals("ENXIO", assertInstanceOf(ControlResponse.Failure.class, missing).errno());
+        ControlResponse badTable = client.send(new ControlRequest("create", "x", "0 10 linear", null, null,
+                false, false, false, false));
+        assertEquals("reload", ((ControlResponse.Failure) badTable).operation());
+        assertEquals("linear: Invalid argument count", ((ControlResponse.Failure) badTable).reason());
+        ControlResponse badName = client.send(new ControlRequest("create", "a/b", null, null, null,
+                false, false, false, true));
+        assertEquals("EINVAL", ((ControlResponse.Failure) badName).errno());
+        assertEquals(List.of(), dm.list());
+    }
+
+    @Test
+    void twentyClientsCreatingAndRemovingAtOnceLeaveAConsistentState() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(20);
+        try {
+            List<Future<?>> futures = new ArrayList<>();
+            for (int c = 0; c < 20; c++) {
+                int id = c;
+                futures.add(pool.submit(() -> {
+                    for (int i = 0; i < 10; i++) {
+                        String name = "dev" + id + "-" + i;
+                        ControlResponse created = client.send(new ControlRequest("create", name, "0 100 zero", null, null,
+                                false, false, false, false));
+                        assertInstanceOf(ControlResponse.Success.class, created, name);
+                        if (i % 2 == 0) {
+                            assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("remove", name)));
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : futures) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        assertEquals(100, dm.list().size(), "20 clients x 5 kept devices");
+        assertEquals(100, dm.list().stream().map(d -> d.minor()).distinct().count(), "distinct minors");
+    }
+}
