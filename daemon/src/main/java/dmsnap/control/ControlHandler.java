@@ -29,13 +29,33 @@ public final class ControlHandler {
 
     private final DeviceManager dm;
     private final String version;
+    private final StateListener listener;
+
+    /** Told after every successful request (verb, name, new name), e.g. to record live tables. */
+    @FunctionalInterface
+    public interface StateListener {
+        void changed(String verb, String name, String newName);
+    }
 
     public ControlHandler(DeviceManager dm, String version) {
+        this(dm, version, (verb, name, newName) -> { });
+    }
+
+    public ControlHandler(DeviceManager dm, String version, StateListener listener) {
         this.dm = dm;
         this.version = version;
+        this.listener = listener;
     }
 
     public ControlResponse handle(ControlRequest r) {
+        ControlResponse response = execute(r);
+        if (response instanceof ControlResponse.Success) {
+            listener.changed(r.verb(), r.name(), r.newName());
+        }
+        return response;
+    }
+
+    private ControlResponse execute(ControlRequest r) {
         try {
             return switch (r.verb()) {
                 case "create" -> create(r);

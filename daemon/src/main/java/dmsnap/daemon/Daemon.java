@@ -40,6 +40,7 @@ public final class Daemon implements AutoCloseable {
     private final ChunkCopier copier;
     private final DeviceManager devices;
     private final ControlServer control;
+    private final StateStore state;
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
@@ -50,7 +51,65 @@ public final class Daemon implements AutoCloseable {
         this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
         this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
                 new BackingDevices());
-        this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version));
+        this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
+        if (state != null) {
+            restore();
+        }
+        this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+    }
+
+    /** After a successful control request that may have changed a live table: record it. */
+    private void recordState(String verb, String name, String newName) {
+        if (state == null) {
+            return;
+        }
+        try {
+            switch (verb) {
+                case "remove" -> state.forget(name);
+                case "rename" -> state.rename(name, devices.get(newName));
+                case "create", "resume" -> state.record(devices.get(name));
+                default -> { }
+            }
+        } catch (IOException | DmException e) {
+            log.error("recording the state of {} failed: {}", name, e.getMessage());
+        }
+    }
+
+    /**
+     * Brings back every recorded device: devices others stack on (dm:NAME) first, snapshots
+     * before origins (an origin computes its split boundary when it resumes). A device that
+     * cannot come back (a vanished backing file) is reported and skipped.
+     */
+    private void restore() throws IOException {
+        List<StateStore.Recorded> pending = new java.util.ArrayList<>(state.load());
+        pending.sort(java.util.Comparator.comparingInt(r -> r.table().contains("snapshot-origin") ? 1 : 0));
+        int restored = 0;
+        while (!pending.isEmpty()) {
+            StateStore.Recorded next = null;
+            for (StateStore.Recorded r : pending) {
+                boolean ready = pending.stream().noneMatch(o -> o != r && r.table().contains("dm:" + o.name() + " ")
+                        || o != r && r.table().contains("dm:" + o.name() + "\n"));
+                if (ready) {
+                    next = r;
+                    break;
+                }
+            }
+            if (next == null) {
+                next = pending.getFirst(); // a cycle cannot load anyway; report it below
+            }
+            pending.remove(next);
+            try {
+                devices.create(next.name(), next.uuid(), dmsnap.table.TableParser.parse(next.table()));
+                restored++;
+                log.info("{}: restored", next.name());
+            } catch (dmsnap.table.TableLoadException | DmException e) {
+                log.error("{}: not restored: {}", next.name(), e.getMessage());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while restoring devices", e);
+            }
+        }
+        log.info("restored {} device(s) from {}", restored, config.stateDir());
     }
 
     /**
