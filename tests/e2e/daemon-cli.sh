@@ -7,8 +7,13 @@ work=$(mktemp -d)
 RUN="$work/run"
 daemon_pid=""
 cleanup() {
-    [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+    local rc=$?
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
+    exit $rc
 }
 trap cleanup EXIT
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }

@@ -8,8 +8,13 @@ work=$(mktemp -d)
 RUN="$work/run"; STATE="$work/state"
 daemon_pid=""
 cleanup() {
-    [ -n "$daemon_pid" ] && kill -9 "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+    local rc=$?
+    if [ -n "$daemon_pid" ]; then
+        kill -9 "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
+    exit $rc
 }
 trap cleanup EXIT
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
