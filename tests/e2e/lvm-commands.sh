@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The LVM-style commands through the real daemon: origin create, snapshot create (COW file
+# created, origin suspended around it), snapshot refresh (handover), snapshot remove.
+. "$(dirname "$0")/lib.sh"
+work=$(mktemp -d)
+RUN="$work/run"
+daemon_pid=""
+cleanup() {
+    local rc=$?
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
+"$DMSNAP" --version >/dev/null
+"$DMSNAP" daemon --run-dir "$RUN" 2>"$work/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 1 100); do [ -S "$RUN/control.sock" ] && break; sleep 0.1; done
+[ -S "$RUN/control.sock" ] || fail "the daemon did not start"
+
+truncate -s 8M "$work/base.img"
+out=$(d origin create vol "$work/base.img")
+expect_contains "origin create" "created origin vol over $work/base.img (16384 sectors)" "$out"
+out=$(d snapshot create vol vol-snap --cow "$work/snap.cow" --cow-size 4M)
+echo "$out" | sed 's/^/  /'
+expect_contains "COW created" "created $work/snap.cow to 4194304 bytes" "$out"
+expect_contains "origin suspended" "suspended origin vol" "$out"
+expect_contains "origin resumed" "resumed origin vol" "$out"
+expect_eq "snapshot status" "0 16384 snapshot 16/8192 16" "$(d status vol-snap)"
+out=$(d snapshot refresh vol-snap)
+expect_contains "refresh" "resumed vol-snap (exception store handed over)" "$out"
+expect_eq "status after refresh" "0 16384 snapshot 16/8192 16" "$(d status vol-snap)"
+out=$(d snapshot remove vol-snap)
+expect_contains "remove" "removed snapshot vol-snap" "$out"
+expect_eq "ls after remove" "$(printf 'vol\t(253:0)')" "$(d ls)"
+set +e
+err=$(d snapshot create nosuch s2 --cow "$work/snap.cow" 2>&1); rc=$?
+set -e
+expect_eq "exit status for a missing origin" 3 "$rc"
+echo "lvm commands: ok"
