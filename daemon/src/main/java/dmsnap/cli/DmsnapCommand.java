@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
             DeviceCommands.Resume.class, DeviceCommands.Clear.class, DeviceCommands.Remove.class,
             DeviceCommands.Rename.class, DeviceCommands.Status.class, DeviceCommands.TableCmd.class,
             DeviceCommands.Info.class, DeviceCommands.Ls.class, DeviceCommands.Targets.class,
-            LvmCommands.Origin.class, LvmCommands.Snapshot.class, CowCommand.class},
+            LvmCommands.Origin.class, LvmCommands.Snapshot.class, CowCommand.class, CompletionCommand.class},
         footer = {"", "Examples:", "  ./dmsnap quickstart", "  ./dmsnap --version"})
 final class DmsnapCommand implements java.util.concurrent.Callable<Integer> {
     @picocli.CommandLine.Spec

@@ -13,6 +13,16 @@ public final class Main {
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 
+    /** --help and --version on every subcommand, not only on the top-level command. */
+    private static void addHelpOptions(CommandLine command) {
+        for (CommandLine sub : command.getSubcommands().values()) {
+            if (!sub.getCommandSpec().mixinStandardHelpOptions()) {
+                sub.getCommandSpec().mixinStandardHelpOptions(true);
+            }
+            addHelpOptions(sub);
+        }
+    }
+
     /** Runs one command line with the given streams and returns its exit status. */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
         try {
@@ -25,6 +35,7 @@ public final class Main {
                 .setOut(out)
                 .setErr(err)
                 .setExitCodeExceptionMapper(t -> ExitCodes.FAILED);
+        addHelpOptions(cli);
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             commandLine.getErr().println("dmsnap: " + ex.getMessage());
             if (parseResult.hasMatchedOption("--verbose")) {

@@ -27,6 +27,11 @@ import org.slf4j.LoggerFactory;
 public final class ControlServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ControlServer.class);
     static final int MAX_REQUEST_BYTES = 1 << 20;
+    /** A client that has not sent its whole request by then is dropped. */
+    static final java.time.Duration REQUEST_TIMEOUT =
+            java.time.Duration.ofMillis(Long.getLong("dmsnap.control.requestTimeoutMs", 30_000));
+    private final java.util.concurrent.ScheduledExecutorService timeouts =
+            Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dmsnap-control-timeout").daemon(true).unstarted(r));
 
     private final Path socketPath;
     private final ControlHandler handler;
@@ -62,10 +67,19 @@ public final class ControlServer implements AutoCloseable {
     }
 
     private void serve(SocketChannel client) {
+        // A client that sends half a request and stalls must not hold its thread forever.
+        var timeout = timeouts.schedule(() -> {
+            try {
+                client.close();
+            } catch (IOException e) {
+                // Closing an abandoned connection; nothing to report.
+            }
+        }, REQUEST_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
         try (client) {
             UnixDomainPrincipal peer = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
             String user = peer.user().getName();
             String line = readLine(client);
+            timeout.cancel(false);
             if (!user.equals("root") && !user.equals(daemonUser)) {
                 log.warn("refused control request from user {} (only root and {} may use {})", user, daemonUser,
                         socketPath);
@@ -90,6 +104,8 @@ public final class ControlServer implements AutoCloseable {
             write(client, response.toJson());
         } catch (IOException | RuntimeException e) {
             log.debug("control connection ended: {}", e.getMessage());
+        } finally {
+            timeout.cancel(false);
         }
     }
 
@@ -129,6 +145,7 @@ public final class ControlServer implements AutoCloseable {
         if (closed.compareAndSet(false, true)) {
             server.close();
             connections.shutdown();
+            timeouts.shutdownNow();
             Files.deleteIfExists(socketPath);
         }
     }

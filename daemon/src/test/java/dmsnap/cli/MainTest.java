@@ -34,4 +34,24 @@ class MainTest {
         assertEquals(ExitCodes.UNAVAILABLE, r.exitCode());
         assertTrue(r.err().contains("not yet available"), r.err());
     }
+
+    @Test
+    void completionIsABashScriptCoveringTheCommands() {
+        CliRunner r = CliRunner.run("completion");
+        assertEquals(0, r.exitCode());
+        assertTrue(r.out().startsWith("#!/usr/bin/env bash"), r.out());
+        for (String command : new String[] {"daemon", "create", "status", "snapshot", "cow"}) {
+            assertTrue(r.out().contains(command), command);
+        }
+    }
+
+    @Test
+    void everyCommandHasHelpWithAnExample() {
+        for (String command : new String[] {"create", "load", "suspend", "resume", "remove", "status", "table", "info",
+                "ls", "daemon", "quickstart", "completion"}) {
+            CliRunner r = CliRunner.run(command, "--help");
+            assertEquals(0, r.exitCode(), command);
+            assertTrue(r.out().contains("Example:"), command + " --help has an example");
+        }
+    }
 }

@@ -108,4 +108,20 @@ class ControlServerTest {
         assertEquals(100, dm.list().size(), "20 clients x 5 kept devices");
         assertEquals(100, dm.list().stream().map(d -> d.minor()).distinct().count(), "distinct minors");
     }
+
+    @Test
+    void aClientThatStallsMidRequestIsDroppedAndOthersAreServed() throws Exception {
+        try (SocketChannel stalled = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            stalled.connect(UnixDomainSocketAddress.of(dir.resolve("control.sock")));
+            stalled.write(ByteBuffer.wrap("{\"verb\":\"ls\"".getBytes(StandardCharsets.UTF_8)));
+            assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)),
+                    "other clients are served meanwhile");
+            long start = System.nanoTime();
+            ByteBuffer buf = ByteBuffer.allocate(16);
+            int n = stalled.read(buf); // returns -1 once the server drops the connection
+            assertEquals(-1, n);
+            long waitedMs = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(waitedMs < 10_000, "dropped after " + waitedMs + " ms");
+        }
+    }
 }
