@@ -23,12 +23,27 @@ final class DaemonCommand implements Callable<Integer> {
             description = "Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).")
     Path runDir;
 
-    @Option(names = "--state-dir", paramLabel = "DIR", description = "Where device tables are recorded.")
+    @Option(names = "--state-dir", paramLabel = "DIR", description = "Where device tables are recorded and restored from at start.")
     Path stateDir;
+
+    @Option(names = "--usage-warn", paramLabel = "PERCENT[,PERCENT...]", split = ",", defaultValue = "80,95",
+            description = "Log a warning when a snapshot's COW usage crosses each threshold (default 80,95).")
+    int[] usageWarn;
+
+    @Option(names = "--autoextend-threshold", paramLabel = "PERCENT", defaultValue = "100",
+            description = "Grow a file-backed COW when its usage reaches PERCENT (100, the default, never), like LVM's snapshot_autoextend_threshold.")
+    int autoextendThreshold;
+
+    @Option(names = "--autoextend-percent", paramLabel = "PERCENT", defaultValue = "20",
+            description = "Grow it by PERCENT of its size (default 20), like LVM's snapshot_autoextend_percent.")
+    int autoextendPercent;
 
     @Override
     public Integer call() throws Exception {
-        DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir);
+        int[] thresholds = usageWarn.clone();
+        java.util.Arrays.sort(thresholds);
+        DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
+                new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent));
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));

@@ -41,6 +41,9 @@ public final class Daemon implements AutoCloseable {
     private final DeviceManager devices;
     private final ControlServer control;
     private final StateStore state;
+    private final java.util.concurrent.ScheduledExecutorService monitor =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+                    r -> Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
@@ -56,6 +59,8 @@ public final class Daemon implements AutoCloseable {
             restore();
         }
         this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+        CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
+        monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     }
 
     /** After a successful control request that may have changed a live table: record it. */
@@ -166,6 +171,7 @@ public final class Daemon implements AutoCloseable {
             return;
         }
         log.info("stopping: suspending and removing {} device(s)", devices.list().size());
+        monitor.shutdownNow();
         try {
             control.close();
         } catch (IOException e) {

@@ -8,8 +8,13 @@ import java.nio.file.Path;
  * @param runDir   {@code --run-dir}, env {@code DMSNAP_RUN_DIR}; default /run/dmsnap as root,
  *                 else $XDG_RUNTIME_DIR/dmsnap
  * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
+ * @param cowPolicy COW usage warnings and autoextend
  */
-public record DaemonConfig(Path runDir, Path stateDir) {
+public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy) {
+
+    public DaemonConfig(Path runDir, Path stateDir) {
+        this(runDir, stateDir, CowMonitor.Policy.defaults());
+    }
 
     /** The run directory a client or daemon uses when none is given. */
     public static Path defaultRunDir() {

@@ -1,0 +1,111 @@
+package dmsnap.daemon;
+
+import dmsnap.device.DeviceManager;
+import dmsnap.device.MappedDevice;
+import dmsnap.target.StatusType;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Watches snapshot COW usage (allocated / total sectors, as status shows it): a warning in the
+ * log when a device crosses each configured threshold (default 80% and 95%), and, like LVM's
+ * {@code snapshot_autoextend_threshold} / {@code snapshot_autoextend_percent}, growth of a
+ * file-backed COW by a percentage once usage reaches the threshold (100 turns it off). The
+ * store re-reads the COW size on every status and allocation, so the new room shows at once.
+ */
+public final class CowMonitor {
+    private static final Logger log = LoggerFactory.getLogger(CowMonitor.class);
+
+    /** What happened in one check, for tests and metrics. */
+    public record Event(String device, String kind, String message) {
+    }
+
+    /**
+     * @param warnPercents       thresholds to warn at, ascending
+     * @param autoextendThreshold usage in percent at which a file COW grows; >= 100 disables
+     * @param autoextendPercent  growth in percent of the current size
+     */
+    public record Policy(int[] warnPercents, int autoextendThreshold, int autoextendPercent) {
+        public static Policy defaults() {
+            return new Policy(new int[] {80, 95}, 100, 20);
+        }
+    }
+
+    private final DeviceManager devices;
+    private final Policy policy;
+    /** Highest threshold already warned about, per device name. */
+    private final Map<String, Integer> warned = new HashMap<>();
+
+    public CowMonitor(DeviceManager devices, Policy policy) {
+        this.devices = devices;
+        this.policy = policy;
+    }
+
+    /** One pass over every snapshot device. */
+    public synchronized List<Event> check() {
+        List<Event> events = new ArrayList<>();
+        for (MappedDevice d : devices.list()) {
+            try {
+                checkDevice(d, events);
+            } catch (IOException | RuntimeException e) {
+                log.debug("{}: usage check skipped: {}", d.name(), e.getMessage());
+            }
+        }
+        return events;
+    }
+
+    private void checkDevice(MappedDevice d, List<Event> events) throws IOException {
+        List<String> status = d.statusLines(StatusType.INFO, false);
+        List<String> table = d.statusLines(StatusType.TABLE, false);
+        if (status.size() != 1 || table.size() != 1) {
+            return;
+        }
+        String[] s = status.getFirst().split(" ");
+        String[] t = table.getFirst().split(" ");
+        if (s.length < 5 || !s[2].equals("snapshot") || !s[3].contains("/")) {
+            return; // not a snapshot, or Invalid / Overflow / Merge failed
+        }
+        long allocated = Long.parseLong(s[3].substring(0, s[3].indexOf('/')));
+        long total = Long.parseLong(s[3].substring(s[3].indexOf('/') + 1));
+        if (total == 0) {
+            return;
+        }
+        double percent = 100.0 * allocated / total;
+        int already = warned.getOrDefault(d.name(), 0);
+        int crossed = 0;
+        for (int threshold : policy.warnPercents()) {
+            if (percent >= threshold) {
+                crossed = threshold;
+            }
+        }
+        if (crossed > already) {
+            String message = String.format("%s: COW usage %.1f%% (%d/%d sectors) crossed %d%%", d.name(), percent,
+                    allocated, total, crossed);
+            log.warn(message);
+            events.add(new Event(d.name(), "warn", message));
+        }
+        warned.put(d.name(), crossed);
+        if (policy.autoextendThreshold() < 100 && percent >= policy.autoextendThreshold() && t.length >= 5) {
+            Path cow = Path.of(t[4]);
+            if (cow.isAbsolute() && Files.isRegularFile(cow)) {
+                long size = Files.size(cow);
+                long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
+                try (RandomAccessFile f = new RandomAccessFile(cow.toFile(), "rw")) {
+                    f.setLength(grown);
+                }
+                String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
+                        d.name(), cow, size, grown, percent, policy.autoextendThreshold());
+                log.info(message);
+                events.add(new Event(d.name(), "extend", message));
+            }
+        }
+    }
+}
