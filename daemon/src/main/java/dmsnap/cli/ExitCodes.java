@@ -7,8 +7,6 @@ public final class ExitCodes {
     public static final int FAILED = 1;
     /** Wrong arguments or options. */
     public static final int USAGE = 2;
-    /** The feature exists in the plan but not yet in this build. */
-    public static final int UNAVAILABLE = 69;
     /** The machine cannot run dmsnap (OS/architecture the bindings were not generated for). */
     public static final int UNSUPPORTED_PLATFORM = 70;
 

@@ -29,10 +29,22 @@ class MainTest {
     }
 
     @Test
-    void quickstartSaysItIsNotYetAvailable() {
-        CliRunner r = CliRunner.run("quickstart");
-        assertEquals(ExitCodes.UNAVAILABLE, r.exitCode());
-        assertTrue(r.err().contains("not yet available"), r.err());
+    void quickstartShowsTheSnapshotKeepingItsDataAndCleansUp(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        java.nio.file.Path folder = tmp.resolve("qs");
+        CliRunner r = CliRunner.run("quickstart", folder.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("origin reads: \"dmsnap quickstart: written through the origin after the snapshot\""), r.out());
+        assertTrue(r.out().contains("snap reads:   \"dmsnap quickstart: original data\"   <- the snapshot keeps the old data"), r.out());
+        assertTrue(r.out().contains("snap: 0 131072 snapshot 24/32768 16"), r.out());
+        assertTrue(r.out().contains("cleaned up " + folder), r.out());
+        assertTrue(!java.nio.file.Files.exists(folder));
+        try {
+            java.nio.file.Files.writeString(tmp.resolve("keep.txt"), "user data");
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        CliRunner again = CliRunner.run("quickstart", tmp.toString());
+        assertEquals(ExitCodes.FAILED, again.exitCode(), "a non-empty folder is refused");
     }
 
     @Test
