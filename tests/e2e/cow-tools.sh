@@ -4,8 +4,7 @@
 # fixture records, read reproduces the recorded snapshot sha256, check names damage and exits 1.
 . "$(dirname "$0")/lib.sh"
 FX="$E2E_ROOT/store/src/test/resources/kernel-cow"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=$E2E_WORK
 
 for case in basic:cow.img:origin.img handover:cow.img:origin.img overflow:cow2.img:origin2.img; do
     IFS=: read -r scenario cow origin <<<"$case"

@@ -3,26 +3,12 @@
 # lines for the basic fixture's setup, errors with their exit codes, a second daemon refused,
 # the run directory and socket modes, a non-root client refused (as root), and SIGTERM → exit 0.
 . "$(dirname "$0")/lib.sh"
-work=$(mktemp -d)
+work=$E2E_WORK
 RUN="$work/run"
-daemon_pid=""
-cleanup() {
-    local rc=$?
-    if [ -n "$daemon_pid" ]; then
-        kill "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
 
 "$DMSNAP" --version >/dev/null   # build once before timing-sensitive steps
-"$DMSNAP" daemon --run-dir "$RUN" 2>"$work/daemon.log" &
-daemon_pid=$!
-for _ in $(seq 1 100); do [ -S "$RUN/control.sock" ] && break; sleep 0.1; done
-[ -S "$RUN/control.sock" ] || { cat "$work/daemon.log"; fail "the daemon did not create its control socket"; }
+start_daemon "$RUN"
 expect_eq "run directory mode" "700" "$(stat -c %a "$RUN")"
 expect_eq "control socket mode" "600" "$(stat -c %a "$RUN/control.sock")"
 

@@ -4,26 +4,11 @@
 # the same status and table lines; a device whose backing file vanished is reported and
 # skipped while the others come up.
 . "$(dirname "$0")/lib.sh"
-work=$(mktemp -d)
+work=$E2E_WORK
 RUN="$work/run"; STATE="$work/state"
-daemon_pid=""
-cleanup() {
-    local rc=$?
-    if [ -n "$daemon_pid" ]; then
-        kill -9 "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
+E2E_KILL=9
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
-start() {
-    "$DMSNAP" daemon --run-dir "$RUN" --state-dir "$STATE" 2>>"$work/daemon.log" &
-    daemon_pid=$!
-    for _ in $(seq 1 100); do [ -S "$RUN/control.sock" ] && return 0; sleep 0.1; done
-    cat "$work/daemon.log"; fail "the daemon did not start"
-}
+start() { start_daemon "$RUN" --state-dir "$STATE"; }
 
 "$DMSNAP" --version >/dev/null
 truncate -s 8M "$work/base.img" "$work/other.img"

@@ -21,8 +21,7 @@ expect_contains "unknown option message" "Unknown option: '--no-such-option'" "$
 
 # No suitable JDK: the finder must say what it needs and list what it found. Simulated by
 # raising the minimum to 99 and offering a fake JDK 17 through JAVA_HOME.
-fake=$(mktemp -d)
-trap 'rm -rf "$fake"' EXIT
+fake=$E2E_WORK/fake
 mkdir -p "$fake/bin"
 cat >"$fake/bin/java" <<'J'
 #!/bin/sh

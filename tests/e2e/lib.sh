@@ -17,3 +17,29 @@ expect_eq() {
 expect_contains() {
     case "$3" in *"$2"*) ;; *) fail "$1: [$2] not found in [$3]" ;; esac
 }
+
+# A daemon for one test: start_daemon RUN_DIR [ARGS...] starts it in the background with its log
+# in $E2E_WORK/daemon.log and waits for its control socket; the EXIT trap (e2e_cleanup) stops it
+# (SIGKILL when E2E_KILL=9), removes $E2E_WORK and keeps the test's exit status.
+E2E_WORK=$(mktemp -d)
+daemon_pid=""
+e2e_cleanup() {
+    local rc=$?
+    if [ -n "$daemon_pid" ]; then
+        kill "-${E2E_KILL:-TERM}" "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$E2E_WORK"
+    exit $rc
+}
+trap e2e_cleanup EXIT
+
+start_daemon() {
+    local run=$1; shift
+    "$DMSNAP" daemon --run-dir "$run" "$@" 2>>"$E2E_WORK/daemon.log" &
+    daemon_pid=$!
+    local _
+    for _ in $(seq 1 100); do [ -S "$run/control.sock" ] && return 0; sleep 0.1; done
+    cat "$E2E_WORK/daemon.log" >&2
+    fail "the daemon did not create $run/control.sock"
+}

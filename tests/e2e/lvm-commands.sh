@@ -2,25 +2,11 @@
 # The LVM-style commands through the real daemon: origin create, snapshot create (COW file
 # created, origin suspended around it), snapshot refresh (handover), snapshot remove.
 . "$(dirname "$0")/lib.sh"
-work=$(mktemp -d)
+work=$E2E_WORK
 RUN="$work/run"
-daemon_pid=""
-cleanup() {
-    local rc=$?
-    if [ -n "$daemon_pid" ]; then
-        kill "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
 "$DMSNAP" --version >/dev/null
-"$DMSNAP" daemon --run-dir "$RUN" 2>"$work/daemon.log" &
-daemon_pid=$!
-for _ in $(seq 1 100); do [ -S "$RUN/control.sock" ] && break; sleep 0.1; done
-[ -S "$RUN/control.sock" ] || fail "the daemon did not start"
+start_daemon "$RUN"
 
 truncate -s 8M "$work/base.img"
 out=$(d origin create vol "$work/base.img")

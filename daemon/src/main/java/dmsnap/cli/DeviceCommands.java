@@ -44,6 +44,23 @@ final class DeviceCommands {
         return ControlRequest.of(verb, name);
     }
 
+    /** A verb on one named device with no other arguments: resume, clear, info... */
+    abstract static class OnDevice implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        ClientOptions options;
+
+        abstract String verb();
+
+        abstract String deviceName();
+
+        @Override
+        public Integer call() {
+            return DaemonRequests.run(spec, options, request(verb(), deviceName()));
+        }
+    }
+
     @Command(name = "create", description = "Create a device; with a table also load and resume it (a failed load leaves nothing).",
             footer = {"", "Example:", "  dmsnap create origin --table \"0 16384 snapshot-origin /img/base\""})
     static final class Create implements Callable<Integer> {
@@ -107,32 +124,34 @@ final class DeviceCommands {
 
     @Command(name = "resume", description = "Resume a device, making a loaded table live first.",
             footer = {"", "Example:", "  dmsnap resume origin"})
-    static final class Resume implements Callable<Integer> {
-        @Spec
-        CommandSpec spec;
-        @Mixin
-        ClientOptions options;
+    static final class Resume extends OnDevice {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
 
         @Override
-        public Integer call() {
-            return DaemonRequests.run(spec, options, request("resume", name));
+        String verb() {
+            return "resume";
+        }
+
+        @Override
+        String deviceName() {
+            return name;
         }
     }
 
     @Command(name = "clear", description = "Destroy the device's inactive table.", footer = {"", "Example:", "  dmsnap clear snap"})
-    static final class Clear implements Callable<Integer> {
-        @Spec
-        CommandSpec spec;
-        @Mixin
-        ClientOptions options;
+    static final class Clear extends OnDevice {
         @Parameters(index = "0", paramLabel = "NAME")
         String name;
 
         @Override
-        public Integer call() {
-            return DaemonRequests.run(spec, options, request("clear", name));
+        String verb() {
+            return "clear";
+        }
+
+        @Override
+        String deviceName() {
+            return name;
         }
     }
 
@@ -208,17 +227,18 @@ final class DeviceCommands {
     }
 
     @Command(name = "info", description = "Print device information, as dmsetup info.", footer = {"", "Example:", "  dmsnap info snap"})
-    static final class Info implements Callable<Integer> {
-        @Spec
-        CommandSpec spec;
-        @Mixin
-        ClientOptions options;
+    static final class Info extends OnDevice {
         @Parameters(index = "0", arity = "0..1", paramLabel = "NAME")
         String name;
 
         @Override
-        public Integer call() {
-            return DaemonRequests.run(spec, options, request("info", name));
+        String verb() {
+            return "info";
+        }
+
+        @Override
+        String deviceName() {
+            return name;
         }
     }
 
