@@ -17,6 +17,7 @@ module dmsnap.daemon {
     exports dmsnap.snapshot;
     exports dmsnap.control;
     exports dmsnap.daemon;
+    exports dmsnap.nbd;
 
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;

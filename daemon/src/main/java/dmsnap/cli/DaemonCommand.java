@@ -12,9 +12,11 @@ import sun.misc.Signal;
 
 /** {@code dmsnap daemon}: runs the daemon in the foreground until SIGTERM or SIGINT. */
 @Command(name = "daemon",
-        description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock.",
+        description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock,",
+            "and every device served over NBD on RUN_DIR/nbd.sock (nbd+unix:///NAME?socket=RUN_DIR/nbd.sock).",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap"})
+        footer = {"", "Examples:", "  dmsnap daemon --run-dir /run/dmsnap",
+            "  dmsnap daemon --state-dir /var/lib/dmsnap --nbd-listen 10809   # also nbd://127.0.0.1:10809/NAME"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -38,12 +40,22 @@ final class DaemonCommand implements Callable<Integer> {
             description = "Grow it by PERCENT of its size (default 20), like LVM's snapshot_autoextend_percent.")
     int autoextendPercent;
 
+    @Option(names = "--nbd-listen", paramLabel = "[HOST:]PORT", converter = ListenAddress.Converter.class,
+            description = {"Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1).",
+                "Any other address only when named, e.g. 0.0.0.0:10809; there is no TLS, so use a trusted network."})
+    java.net.InetSocketAddress nbdListen;
+
+    @Option(names = "--default-export", paramLabel = "NAME",
+            description = "The device an NBD client gets for the empty export name (default: the only device).")
+    String defaultExport;
+
     @Override
     public Integer call() throws Exception {
         int[] thresholds = usageWarn.clone();
         java.util.Arrays.sort(thresholds);
         DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
-                new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent));
+                new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
+                new DaemonConfig.Nbd(nbdListen, defaultExport));
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));

@@ -6,6 +6,7 @@ import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.nbd.NbdServer;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -40,6 +41,7 @@ public final class Daemon implements AutoCloseable {
     private final ChunkCopier copier;
     private final DeviceManager devices;
     private final ControlServer control;
+    private final NbdServer nbd;
     private final StateStore state;
     private final java.util.concurrent.ScheduledExecutorService monitor =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
@@ -58,7 +60,14 @@ public final class Daemon implements AutoCloseable {
         if (state != null) {
             restore();
         }
-        this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+        this.nbd = new NbdServer(devices, config.nbdSocket(), config.nbd().tcp(), config.nbd().defaultExport(),
+                NbdServer.Settings.defaults());
+        try {
+            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+        } catch (IOException | RuntimeException e) {
+            nbd.close();
+            throw e;
+        }
         CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
         monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     }
@@ -160,6 +169,10 @@ public final class Daemon implements AutoCloseable {
         return config;
     }
 
+    public NbdServer nbd() {
+        return nbd;
+    }
+
     /** Blocks until {@link #stop()} has finished. */
     public void awaitStop() throws InterruptedException {
         done.await();
@@ -177,6 +190,7 @@ public final class Daemon implements AutoCloseable {
         } catch (IOException e) {
             log.warn("closing the control socket: {}", e.getMessage());
         }
+        nbd.close(); // clients' requests in flight finish first; then the devices are no longer open
         List<MappedDevice> all = devices.list();
         for (MappedDevice d : all) {
             try {

@@ -1,5 +1,6 @@
 package dmsnap.daemon;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
 /**
@@ -9,11 +10,22 @@ import java.nio.file.Path;
  *                 else $XDG_RUNTIME_DIR/dmsnap
  * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
  * @param cowPolicy COW usage warnings and autoextend
+ * @param nbd       the NBD server's listeners and default export
  */
-public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy) {
+public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd) {
+
+    /**
+     * NBD: the Unix socket {@code RUN_DIR/nbd.sock} always.
+     *
+     * @param tcp           {@code --nbd-listen}: also listen on TCP here, or null
+     * @param defaultExport {@code --default-export}: the device the empty export name selects, or null
+     */
+    public record Nbd(InetSocketAddress tcp, String defaultExport) {
+        public static final Nbd UNIX_ONLY = new Nbd(null, null);
+    }
 
     public DaemonConfig(Path runDir, Path stateDir) {
-        this(runDir, stateDir, CowMonitor.Policy.defaults());
+        this(runDir, stateDir, CowMonitor.Policy.defaults(), Nbd.UNIX_ONLY);
     }
 
     /** The run directory a client or daemon uses when none is given. */
@@ -32,6 +44,10 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
 
     public Path controlSocket() {
         return runDir.resolve("control.sock");
+    }
+
+    public Path nbdSocket() {
+        return runDir.resolve("nbd.sock");
     }
 
     public Path lockFile() {

@@ -28,6 +28,18 @@ public final class IoGate {
         }
     }
 
+    /** Waits while the device is suspended (without entering). */
+    public void awaitResumed() throws InterruptedException {
+        lock.lock();
+        try {
+            while (suspended) {
+                changed.await();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
     public void exit() {
         lock.lock();
         try {

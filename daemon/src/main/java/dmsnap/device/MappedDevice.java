@@ -130,6 +130,29 @@ public final class MappedDevice {
         }
     }
 
+    /** Waits while the device is suspended; I/O submitted afterwards normally does not park. */
+    public void awaitResumed() throws InterruptedException {
+        gate.awaitResumed();
+    }
+
+    /** The largest logical block size of the live table's devices (512 without a table). */
+    public int logicalBlockBytes() {
+        LiveTable t = live;
+        int block = 512;
+        if (t != null) {
+            for (Target target : t.targets()) {
+                block = Math.max(block, target.logicalBlockBytes());
+            }
+        }
+        return block;
+    }
+
+    /** Whether every target of the live table takes discards. */
+    public boolean supportsDiscard() {
+        LiveTable t = live;
+        return t != null && t.targets().stream().allMatch(Target::supportsDiscard);
+    }
+
     private static int lineIndex(List<TableLine> lines, long sector) {
         int lo = 0;
         int hi = lines.size() - 1;

@@ -166,6 +166,11 @@ public final class OriginTarget implements Target {
     }
 
     @Override
+    public int logicalBlockBytes() {
+        return origin.device().logicalBlockBytes();
+    }
+
+    @Override
     public String status(StatusType type) {
         return type == StatusType.TABLE ? origin.canonicalName() : "";
     }

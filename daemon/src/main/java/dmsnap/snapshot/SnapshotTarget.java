@@ -206,6 +206,12 @@ public final class SnapshotTarget implements Target {
     }
 
     @Override
+    public int logicalBlockBytes() {
+        return Math.max(snapshot.originHandle().device().logicalBlockBytes(),
+                snapshot.cowHandle().device().logicalBlockBytes());
+    }
+
+    @Override
     public long maxIoSectors() {
         return snapshot.chunkSectors();
     }

@@ -74,6 +74,11 @@ public final class LinearTarget implements Target {
     }
 
     @Override
+    public int logicalBlockBytes() {
+        return device.logicalBlockBytes();
+    }
+
+    @Override
     public boolean supportsDiscard() {
         return true;
     }

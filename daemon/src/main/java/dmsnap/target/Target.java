@@ -32,6 +32,11 @@ public interface Target extends AutoCloseable {
         return false;
     }
 
+    /** The logical block size of the devices under this target: I/O must be aligned to it. */
+    default int logicalBlockBytes() {
+        return 512;
+    }
+
     /** Status text after the {@code <start> <length> <type>} prefix; may be empty. */
     String status(StatusType type) throws IOException;
 

@@ -1,0 +1,304 @@
+package dmsnap.nbd;
+
+import static dmsnap.nbd.NbdProtocol.*;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * One client in the transmission phase. The reader (this connection's virtual thread) takes
+ * requests off the socket: a write's payload goes straight from the socket into an aligned
+ * off-heap buffer, which the device is then written from; a read's buffer is filled by the
+ * device and sent from. Requests run concurrently on the server's I/O threads, and their
+ * replies go out in completion order through the writer, a second virtual thread, so a client
+ * that does not read its replies never holds an I/O thread.
+ *
+ * <p>Bounds: at most {@value #MAX_IN_FLIGHT} requests per connection between being read and
+ * their reply being sent, and at most {@value #QUOTA_BYTES} bytes of their buffers; past
+ * either the reader waits. Errors: a request that breaks its command's rules (bounds,
+ * alignment, length, flags) gets the spec's error and the connection goes on; broken framing
+ * (bad magic) or a stalled message ends the connection. Ending waits for the requests in flight.
+ */
+final class NbdConnection {
+    private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
+    private static final Logger io = LoggerFactory.getLogger("dmsnap.io");
+    static final int MAX_IN_FLIGHT = 64;
+    static final long QUOTA_BYTES = 64L << 20;
+    private static final int KNOWN_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
+
+    private final NbdChannel channel;
+    private final NbdExport export;
+    private final boolean structured;
+    private final Executor ioThreads;
+    private final BufferPool buffers;
+    private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
+    private final Semaphore quota = BufferPool.quota(QUOTA_BYTES);
+    private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
+    private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
+    private final ByteBuffer discard = ByteBuffer.allocateDirect(64 * 1024);
+    private volatile boolean writerFailed;
+
+    /** A request as it came off the wire. */
+    record Request(int flags, int type, long cookie, long offset, long length) {
+        boolean fua() {
+            return (flags & NBD_CMD_FLAG_FUA) != 0;
+        }
+    }
+
+    /** Why a request may not run at all: the protocol's error and a sentence for structured replies. */
+    private record Refusal(int error, String message) {
+    }
+
+    /** One reply: an error (with a message for structured replies) or success, with read data. */
+    private record Reply(Request request, int error, String message, BufferPool.Buffer data) {
+        static final Reply END = new Reply(null, 0, null, null);
+    }
+
+    NbdConnection(NbdChannel channel, NbdExport export, boolean structured, Executor ioThreads, BufferPool buffers) {
+        this.channel = channel;
+        this.export = export;
+        this.structured = structured;
+        this.ioThreads = ioThreads;
+        this.buffers = buffers;
+    }
+
+    /** Serves requests until the client disconnects or breaks the protocol; then waits for the ones in flight. */
+    void serve() {
+        Thread writer = Thread.ofVirtual().name("nbd-writer-" + channel.peer()).start(this::writeReplies);
+        try {
+            readRequests();
+        } catch (EOFException e) {
+            log.debug("{}: {}", channel.peer(), e.getMessage());
+        } catch (IOException e) {
+            if (channel.isOpen()) {
+                log.warn("{} on {}: dropping the connection: {}", channel.peer(), export.name(), e.getMessage());
+            } else {
+                log.debug("{}: connection closed: {}", channel.peer(), e.getMessage());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            // Every request in flight has its reply sent (or dropped) before the writer ends.
+            inFlight.acquireUninterruptibly(MAX_IN_FLIGHT);
+            replies.add(Reply.END);
+            try {
+                writer.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            channel.close();
+            export.close();
+        }
+    }
+
+    private void readRequests() throws IOException, InterruptedException {
+        while (!writerFailed) {
+            requestHeader.clear();
+            if (!channel.readMessage(requestHeader)) {
+                return; // the client hung up between requests
+            }
+            requestHeader.flip();
+            int magic = requestHeader.getInt();
+            if (magic != NBD_REQUEST_MAGIC) {
+                throw new IOException("bad request magic 0x" + Integer.toHexString(magic));
+            }
+            Request r = new Request(Short.toUnsignedInt(requestHeader.getShort()),
+                    Short.toUnsignedInt(requestHeader.getShort()), requestHeader.getLong(), requestHeader.getLong(),
+                    Integer.toUnsignedLong(requestHeader.getInt()));
+            if (r.type() == NBD_CMD_DISC) {
+                channel.endMessage();
+                log.debug("{}: disconnect from {}", channel.peer(), export.name());
+                return;
+            }
+            inFlight.acquire();
+            boolean handedOn = false;
+            BufferPool.Buffer buffer = null;
+            try {
+                Refusal refusal = check(r);
+                if (refusal != null) {
+                    if (r.type() == NBD_CMD_WRITE) {
+                        channel.skip(r.length(), discard); // its payload follows; keep the framing
+                    }
+                    channel.endMessage();
+                    io.trace("{}: refused: {}", export.name(), refusal.message());
+                    queue(new Reply(r, refusal.error(), refusal.message(), null));
+                    handedOn = true;
+                    continue;
+                }
+                if (r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE) {
+                    buffer = buffers.acquire(r.length(), quota);
+                }
+                if (r.type() == NBD_CMD_WRITE) {
+                    channel.readFully(buffer.segment().asByteBuffer());
+                }
+                channel.endMessage();
+                export.awaitResumed();
+                BufferPool.Buffer data = buffer;
+                try {
+                    ioThreads.execute(() -> perform(r, data));
+                    handedOn = true;
+                } catch (RejectedExecutionException e) {
+                    buffer.release();
+                    queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down", null));
+                    handedOn = true;
+                }
+            } finally {
+                if (!handedOn) {
+                    if (buffer != null) {
+                        buffer.release();
+                    }
+                    inFlight.release();
+                }
+            }
+        }
+    }
+
+    /** The refusal for a request that breaks the rules of its command, or null. */
+    private Refusal check(Request r) {
+        String what = commandName(r.type()) + " at " + Long.toUnsignedString(r.offset()) + "+" + r.length();
+        switch (r.type()) {
+            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLUSH -> { }
+            default -> {
+                return new Refusal(NBD_EINVAL, commandName(r.type()) + " is not supported");
+            }
+        }
+        boolean df = (r.flags() & NBD_CMD_FLAG_DF) != 0;
+        boolean noHole = (r.flags() & NBD_CMD_FLAG_NO_HOLE) != 0;
+        if ((r.flags() & ~KNOWN_FLAGS) != 0) {
+            return new Refusal(NBD_EINVAL, what + ": unknown flags 0x" + Integer.toHexString(r.flags()));
+        }
+        if (df && (r.type() != NBD_CMD_READ || !structured) || noHole && r.type() != NBD_CMD_WRITE_ZEROES) {
+            return new Refusal(NBD_EINVAL, what + ": flag not valid for this command");
+        }
+        if (r.type() == NBD_CMD_FLUSH) {
+            return null; // offset and length are reserved; clients send zeroes
+        }
+        if (r.type() == NBD_CMD_TRIM && !export.canTrim()) {
+            return new Refusal(NBD_EINVAL, "TRIM is not supported by " + export.name());
+        }
+        boolean payload = r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE;
+        if (payload && (r.length() > MAX_PAYLOAD_BYTES || r.length() == 0)) {
+            return new Refusal(NBD_EINVAL, what + ": length must be 1.." + MAX_PAYLOAD_BYTES + " bytes");
+        }
+        long block = export.minimumBlockBytes();
+        if (Long.remainderUnsigned(r.offset(), block) != 0 || r.length() % block != 0) {
+            return new Refusal(NBD_EINVAL, what + ": not aligned to the minimum block size " + block);
+        }
+        if (Long.compareUnsigned(r.offset(), export.sizeBytes()) > 0 || r.length() > export.sizeBytes() - r.offset()) {
+            boolean write = r.type() == NBD_CMD_WRITE || r.type() == NBD_CMD_WRITE_ZEROES;
+            return new Refusal(write ? NBD_ENOSPC : NBD_EINVAL,
+                    what + " is beyond the end of " + export.name() + " (" + export.sizeBytes() + " bytes)");
+        }
+        return null;
+    }
+
+    /** Runs on an I/O thread. */
+    private void perform(Request r, BufferPool.Buffer buffer) {
+        MDC.put("device", export.name());
+        int error = 0;
+        String message = null;
+        try {
+            switch (r.type()) {
+                case NBD_CMD_READ -> export.read(r.offset(), buffer.segment());
+                case NBD_CMD_WRITE -> export.write(r.offset(), buffer.segment(), r.fua());
+                case NBD_CMD_FLUSH -> export.flush();
+                case NBD_CMD_TRIM -> export.trim(r.offset(), r.length(), r.fua());
+                case NBD_CMD_WRITE_ZEROES -> export.writeZeroes(r.offset(), r.length(), r.fua());
+                default -> throw new IllegalStateException("unchecked command " + r.type());
+            }
+            io.trace("{} {} {}+{}: ok", export.name(), commandName(r.type()), r.offset(), r.length());
+        } catch (IOException e) {
+            error = NBD_EIO;
+            message = e.getMessage();
+            io.trace("{} {} {}+{}: {}", export.name(), commandName(r.type()), r.offset(), r.length(), message);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            error = NBD_ESHUTDOWN;
+            message = "the server is shutting down";
+        } catch (RuntimeException e) {
+            log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(r.type()), e);
+            error = NBD_EIO;
+            message = String.valueOf(e.getMessage());
+        } finally {
+            MDC.remove("device");
+        }
+        BufferPool.Buffer data = r.type() == NBD_CMD_READ && error == 0 ? buffer : null;
+        if (buffer != null && data == null) {
+            buffer.release();
+        }
+        queue(new Reply(r, error, message, data));
+    }
+
+    private void queue(Reply reply) {
+        replies.add(reply);
+    }
+
+    /** The writer: sends replies as they come; after a failed write it only releases what they hold. */
+    private void writeReplies() {
+        ByteBuffer head = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
+        while (true) {
+            Reply reply;
+            try {
+                reply = replies.take();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            if (reply == Reply.END) {
+                return;
+            }
+            try {
+                if (!writerFailed) {
+                    send(reply, head);
+                }
+            } catch (IOException e) {
+                writerFailed = true;
+                log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+                channel.close(); // the reader ends too
+            } finally {
+                if (reply.data() != null) {
+                    reply.data().release();
+                }
+                inFlight.release();
+            }
+        }
+    }
+
+    private void send(Reply reply, ByteBuffer head) throws IOException {
+        Request r = reply.request();
+        head.clear();
+        if (!structured || r.type() != NBD_CMD_READ && reply.error() == 0) {
+            head.putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(reply.error()).putLong(r.cookie()).flip();
+            if (reply.data() != null) {
+                channel.writeFully(head, reply.data().segment().asByteBuffer());
+            } else {
+                channel.writeFully(head);
+            }
+            return;
+        }
+        if (reply.error() == 0) {
+            long length = reply.data().segment().byteSize();
+            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
+                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
+                    .putLong(r.offset()).flip();
+            channel.writeFully(head, reply.data().segment().asByteBuffer());
+            return;
+        }
+        byte[] message = reply.message() == null ? new byte[0] : reply.message().getBytes(StandardCharsets.UTF_8);
+        int messageLength = Math.min(message.length, MAX_STRING_BYTES);
+        head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
+                .putShort((short) NBD_REPLY_TYPE_ERROR).putLong(r.cookie()).putInt(6 + messageLength)
+                .putInt(reply.error()).putShort((short) messageLength).put(message, 0, messageLength).flip();
+        channel.writeFully(head);
+    }
+}

@@ -1,0 +1,340 @@
+package dmsnap.nbd;
+
+import dmsnap.device.DeviceManager;
+import dmsnap.device.MappedDevice;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import jdk.net.ExtendedSocketOptions;
+import jdk.net.UnixDomainPrincipal;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * Serves every mapped device over NBD: always on a Unix socket ({@code RUN_DIR/nbd.sock}, mode
+ * 0600, peers checked with SO_PEERCRED: root or the daemon's user), on TCP only when asked.
+ * The export name is the device name; the empty name is the default export (the one named by
+ * {@code --default-export}, else the only device). One virtual thread per connection (plus one
+ * for its replies); device I/O runs on a bounded pool of platform threads, because a native
+ * call pins a virtual thread's carrier; request buffers come from one {@link BufferPool} whose
+ * budget bounds the memory of all requests in flight.
+ *
+ * <p>A watchdog closes connections whose handshake, request or reply is overdue
+ * ({@code dmsnap.nbd.timeoutMs}, default 30 s); past {@code dmsnap.nbd.maxConnections}
+ * connections (default 1024) new ones are closed at once.
+ */
+public final class NbdServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
+
+    /** Tunables, with the defaults the daemon uses. */
+    public record Settings(Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes) {
+        public static Settings defaults() {
+            return new Settings(Duration.ofMillis(Long.getLong("dmsnap.nbd.timeoutMs", 30_000)),
+                    Integer.getInteger("dmsnap.nbd.maxConnections", 1024),
+                    Integer.getInteger("dmsnap.nbd.ioThreads", 64),
+                    Long.getLong("dmsnap.nbd.bufferBudgetBytes", 512L << 20));
+        }
+    }
+
+    private final DeviceManager devices;
+    private final String defaultExport;
+    private final Settings settings;
+    private final Path socketPath;
+    private final String daemonUser = System.getProperty("user.name");
+    private final List<ServerSocketChannel> listeners = new ArrayList<>();
+    private final List<Thread> acceptors = new ArrayList<>();
+    private final InetSocketAddress tcpAddress;
+    private final ExecutorService connections = Executors.newVirtualThreadPerTaskExecutor();
+    private final ExecutorService ioThreads;
+    private final BufferPool buffers;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment zeroes;
+    private final Set<NbdChannel> open = ConcurrentHashMap.newKeySet();
+    private final AtomicInteger connectionCount = new AtomicInteger();
+    private final AtomicLong accepted = new AtomicLong();
+    private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().name("dmsnap-nbd-watchdog").daemon(true).unstarted(r));
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    /**
+     * Starts serving {@code devices}.
+     *
+     * @param socketPath    the Unix socket (a stale one is replaced: the caller holds the run directory)
+     * @param tcp           a TCP address to listen on too, or null
+     * @param defaultExport the device the empty export name selects, or null
+     */
+    public NbdServer(DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings)
+            throws IOException {
+        this.devices = devices;
+        this.defaultExport = defaultExport;
+        this.settings = settings;
+        this.socketPath = socketPath;
+        this.buffers = new BufferPool(settings.bufferBudgetBytes(), Math.min(settings.bufferBudgetBytes(), 128L << 20));
+        this.zeroes = arena.allocate(1 << 20, BufferPool.ALIGNMENT);
+        AtomicInteger ioThread = new AtomicInteger();
+        this.ioThreads = Executors.newFixedThreadPool(settings.ioThreads(),
+                r -> Thread.ofPlatform().name("dmsnap-nbd-io-" + ioThread.incrementAndGet()).daemon(true).unstarted(r));
+        boolean ok = false;
+        try {
+            Files.deleteIfExists(socketPath);
+            ServerSocketChannel unix = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+            listeners.add(unix);
+            unix.bind(UnixDomainSocketAddress.of(socketPath));
+            Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString("rw-------"));
+            acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-unix").daemon(true).start(() -> acceptLoop(unix, true)));
+            InetSocketAddress bound = null;
+            if (tcp != null) {
+                ServerSocketChannel inet = ServerSocketChannel.open();
+                listeners.add(inet);
+                inet.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+                try {
+                    inet.bind(tcp);
+                } catch (IOException e) {
+                    throw new IOException("cannot listen for NBD on " + tcp.getHostString() + ":" + tcp.getPort() + ": "
+                            + e.getMessage(), e);
+                }
+                bound = (InetSocketAddress) inet.getLocalAddress();
+                acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-tcp").daemon(true).start(() -> acceptLoop(inet, false)));
+            }
+            this.tcpAddress = bound;
+            long period = Math.max(10, Math.min(1000, settings.timeout().toMillis() / 4));
+            watchdog.scheduleWithFixedDelay(this::closeOverdue, period, period, TimeUnit.MILLISECONDS);
+            ok = true;
+        } finally {
+            if (!ok) {
+                close();
+            }
+        }
+        log.info("NBD on {}{}", socketPath, tcpAddress == null ? "" : " and tcp " + tcpAddress.getHostString() + ":"
+                + tcpAddress.getPort());
+    }
+
+    public Path socketPath() {
+        return socketPath;
+    }
+
+    /** The TCP address actually bound (port 0 picks one), or null. */
+    public InetSocketAddress tcpAddress() {
+        return tcpAddress;
+    }
+
+    /** The {@code nbd+unix://} URI of an export. */
+    public String unixUri(String export) {
+        return "nbd+unix:///" + export + "?socket=" + socketPath;
+    }
+
+    /** Connections being served now. */
+    public int connectionCount() {
+        return connectionCount.get();
+    }
+
+    /** Bytes of request buffers in use now, and the most ever (for memory measurements). */
+    public long bufferBytesInUse() {
+        return buffers.inUseBytes();
+    }
+
+    public long bufferBytesHighWater() {
+        return buffers.highWaterBytes();
+    }
+
+    private void acceptLoop(ServerSocketChannel listener, boolean unix) {
+        while (!closed.get()) {
+            SocketChannel client;
+            try {
+                client = listener.accept();
+            } catch (IOException e) {
+                if (!closed.get()) {
+                    log.warn("NBD accept failed: {}", e.getMessage());
+                }
+                continue;
+            }
+            long id = accepted.incrementAndGet();
+            if (connectionCount.incrementAndGet() > settings.maxConnections()) {
+                connectionCount.decrementAndGet();
+                log.warn("NBD: refused a connection: already {} (dmsnap.nbd.maxConnections)", settings.maxConnections());
+                closeQuietly(client);
+                continue;
+            }
+            try {
+                connections.submit(() -> serve(client, id, unix));
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                connectionCount.decrementAndGet();
+                closeQuietly(client);
+            }
+        }
+    }
+
+    private void serve(SocketChannel client, long id, boolean unix) {
+        String peer = "nbd#" + id;
+        NbdChannel channel = null;
+        try {
+            if (unix) {
+                UnixDomainPrincipal principal = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
+                String user = principal.user().getName();
+                if (!user.equals("root") && !user.equals(daemonUser)) {
+                    log.warn("NBD: refused a connection from user {} (only root and {} may use {})", user, daemonUser,
+                            socketPath);
+                    return;
+                }
+                peer += " (" + user + ")";
+            } else {
+                client.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                peer += " (" + client.getRemoteAddress() + ")";
+            }
+            channel = new NbdChannel(client, peer, settings.timeout().toNanos());
+            open.add(channel);
+            if (closed.get()) {
+                return;
+            }
+            NbdHandshake.Result result = new NbdHandshake(channel, exports(), zeroes).negotiate();
+            if (result == null) {
+                return;
+            }
+            MDC.put("device", result.export().name());
+            log.info("{}: serving {} ({} bytes{})", peer, result.export().name(), result.export().sizeBytes(),
+                    result.structuredReplies() ? ", structured replies" : "");
+            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers).serve();
+            log.info("{}: done with {}", peer, result.export().name());
+        } catch (IOException e) {
+            if (channel != null && !channel.isOpen()) {
+                log.info("{}: connection closed during the handshake: {}", peer, e.getMessage());
+            } else {
+                log.warn("{}: handshake failed: {}", peer, e.getMessage());
+            }
+        } catch (RuntimeException e) {
+            log.error("{}: connection failed", peer, e);
+        } finally {
+            MDC.remove("device");
+            if (channel != null) {
+                open.remove(channel);
+                channel.close();
+            }
+            closeQuietly(client);
+            connectionCount.decrementAndGet();
+        }
+    }
+
+    private NbdHandshake.Exports exports() {
+        return new NbdHandshake.Exports() {
+            @Override
+            public MappedDevice resolve(String name) throws NbdHandshake.NoSuchExportException {
+                MappedDevice device;
+                if (name.isEmpty()) {
+                    device = defaultDevice();
+                } else {
+                    device = devices.find(name);
+                    if (device == null) {
+                        throw new NbdHandshake.NoSuchExportException("no device named '" + name + "'");
+                    }
+                }
+                if (device.liveTable() == null) {
+                    throw new NbdHandshake.NoSuchExportException("device " + device.name() + " has no live table");
+                }
+                return device;
+            }
+
+            @Override
+            public List<MappedDevice> list() {
+                return devices.list().stream().filter(d -> d.liveTable() != null).toList();
+            }
+        };
+    }
+
+    private MappedDevice defaultDevice() throws NbdHandshake.NoSuchExportException {
+        if (defaultExport != null) {
+            MappedDevice device = devices.find(defaultExport);
+            if (device == null) {
+                throw new NbdHandshake.NoSuchExportException("the default export " + defaultExport + " does not exist");
+            }
+            return device;
+        }
+        List<MappedDevice> all = devices.list();
+        if (all.size() == 1) {
+            return all.getFirst();
+        }
+        throw new NbdHandshake.NoSuchExportException(all.isEmpty() ? "there are no devices"
+                : "no default export among " + all.size() + " devices ("
+                + String.join(", ", all.stream().map(MappedDevice::name).toList()) + "): name one");
+    }
+
+    private void closeOverdue() {
+        long now = System.nanoTime();
+        for (NbdChannel c : open) {
+            if (c.closeIfOverdue(now)) {
+                log.warn("{}: closed: a message or reply took longer than {} ms", c.peer(), settings.timeout().toMillis());
+            }
+        }
+    }
+
+    private static void closeQuietly(SocketChannel client) {
+        try {
+            client.close();
+        } catch (IOException e) {
+            // Dropping a connection; nobody to tell.
+        }
+    }
+
+    /**
+     * Stops: no new connections; every connection stops reading, its requests in flight finish and
+     * are answered, then it is closed (waiting at most the timeout); then the I/O threads and buffers go.
+     */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        for (ServerSocketChannel l : listeners) {
+            try {
+                l.close();
+            } catch (IOException e) {
+                log.warn("closing an NBD listener: {}", e.getMessage());
+            }
+        }
+        open.forEach(NbdChannel::shutdownInput);
+        connections.shutdown();
+        try {
+            if (!connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
+                open.forEach(NbdChannel::close);
+                connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        watchdog.shutdownNow();
+        ioThreads.shutdown();
+        try {
+            ioThreads.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        buffers.close();
+        arena.close();
+        try {
+            Files.deleteIfExists(socketPath);
+        } catch (IOException e) {
+            log.warn("removing {}: {}", socketPath, e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package dmsnap.nbd;
+
+import dmsnap.device.BackingDevices;
+import dmsnap.device.DeviceManager;
+import dmsnap.snapshot.Registry;
+import dmsnap.snapshot.SnapshotTargets;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.table.TableParser;
+import dmsnap.target.TargetTypes;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * An engine with an origin ({@code vol}), a snapshot of it ({@code snap}, P 8) and a linear
+ * device ({@code lin}) over files in {@code dir}, served by an {@link NbdServer} on
+ * {@code dir/nbd.sock} with a short message timeout.
+ */
+final class NbdFixture implements AutoCloseable {
+    static final int SECTORS = 16384;
+    final Path dir;
+    final Path base;
+    final Path cow;
+    final Path plain;
+    final ChunkCopier copier = new ChunkCopier(4, 1 << 20);
+    final DeviceManager dm;
+    final NbdServer server;
+
+    NbdFixture(Path dir, Duration timeout) throws Exception {
+        this(dir, new NbdServer.Settings(timeout, 1024, 16, 64L << 20), null);
+    }
+
+    NbdFixture(Path dir, NbdServer.Settings settings, String defaultExport) throws Exception {
+        this.dir = Files.createDirectories(dir);
+        base = dir.resolve("base.img");
+        cow = dir.resolve("cow.img");
+        plain = dir.resolve("plain.img");
+        Files.write(base, pattern(SECTORS));
+        Files.write(cow, new byte[4 << 20]);
+        Files.write(plain, new byte[1 << 20]);
+        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
+                new BackingDevices());
+        dm.create("vol", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + base));
+        dm.get("vol").suspend();
+        dm.create("snap", null, TableParser.parse("0 " + SECTORS + " snapshot " + base + " " + cow + " P 8"));
+        dm.get("vol").resume();
+        dm.create("lin", null, TableParser.parse("0 2048 linear " + plain + " 0"));
+        server = new NbdServer(dm, dir.resolve("nbd.sock"), null, defaultExport, settings);
+    }
+
+    /** Sector i holds the byte {@code i * 7 + 1}. */
+    static byte[] pattern(int sectors) {
+        byte[] b = new byte[sectors * 512];
+        for (int s = 0; s < sectors; s++) {
+            java.util.Arrays.fill(b, s * 512, s * 512 + 512, (byte) (s * 7 + 1));
+        }
+        return b;
+    }
+
+    static byte original(long offsetBytes) {
+        return (byte) ((offsetBytes >>> 9) * 7 + 1);
+    }
+
+    NbdTestClient open(String export, boolean structured) throws Exception {
+        return NbdTestClient.open(server.socketPath(), export, structured);
+    }
+
+    @Override
+    public void close() throws Exception {
+        server.close();
+        for (var d : dm.list()) {
+            dm.remove(d.name(), true);
+        }
+        copier.close();
+    }
+}

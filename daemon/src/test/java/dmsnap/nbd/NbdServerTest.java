@@ -1,0 +1,222 @@
+package dmsnap.nbd;
+
+import static dmsnap.nbd.NbdProtocol.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The NBD server against the protocol: negotiation, flags, every command, concurrency, suspend. */
+@Timeout(60)
+class NbdServerTest {
+    @TempDir
+    Path dir;
+    NbdFixture fx;
+
+    @BeforeEach
+    void start() throws Exception {
+        fx = new NbdFixture(dir, Duration.ofSeconds(5));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        fx.close();
+    }
+
+    @Test
+    void goReportsSizeFlagsAndBlockSizes() throws Exception {
+        try (NbdTestClient c = fx.open("vol", true)) {
+            assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
+            int expected = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_WRITE_ZEROES
+                    | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_DF;
+            assertEquals(expected, c.transmissionFlags, "snapshot-origin takes no discards: no SEND_TRIM");
+            assertEquals(512, c.minimumBlock);
+            assertEquals(4096, c.preferredBlock);
+            assertEquals(MAX_PAYLOAD_BYTES, c.maximumPayload);
+        }
+        try (NbdTestClient c = fx.open("lin", false)) {
+            assertEquals(2048 * 512L, c.exportSize);
+            assertTrue((c.transmissionFlags & NBD_FLAG_SEND_TRIM) != 0, "linear takes discards");
+            assertEquals(0, c.transmissionFlags & NBD_FLAG_SEND_DF, "no DF without structured replies");
+        }
+    }
+
+    @Test
+    void listInfoUnknownAndDefaultExport() throws Exception {
+        try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
+            assertEquals(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES, c.greeting());
+            c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE);
+            c.option(NBD_OPT_LIST, new byte[0]);
+            Set<String> names = new HashSet<>();
+            NbdTestClient.OptionReply r;
+            while ((r = c.optionReply()).type() == NBD_REP_SERVER) {
+                ByteBuffer d = ByteBuffer.wrap(r.data());
+                byte[] name = new byte[d.getInt()];
+                d.get(name);
+                names.add(new String(name, StandardCharsets.UTF_8));
+            }
+            assertEquals(NBD_REP_ACK, r.type());
+            assertEquals(Set.of("vol", "snap", "lin"), names);
+
+            r = c.go(NBD_OPT_INFO, "nosuch", NBD_INFO_BLOCK_SIZE);
+            assertEquals(NBD_REP_ERR_UNKNOWN, r.type());
+            assertTrue(r.text().contains("no device named 'nosuch'"), r.text());
+            r = c.go(NBD_OPT_INFO, "", NBD_INFO_BLOCK_SIZE);
+            assertEquals(NBD_REP_ERR_UNKNOWN, r.type(), "three devices and no --default-export");
+            assertTrue(r.text().contains("name one"), r.text());
+            r = c.go(NBD_OPT_INFO, "snap", NBD_INFO_NAME, NBD_INFO_DESCRIPTION);
+            assertEquals(NBD_REP_ACK, r.type());
+            assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
+            c.option(NBD_OPT_STARTTLS, new byte[0]);
+            assertEquals(NBD_REP_ERR_POLICY, c.optionReply().type());
+            c.option(NBD_OPT_ABORT, new byte[0]);
+            assertEquals(NBD_REP_ACK, c.optionReply().type());
+            assertTrue(c.closedByServer());
+        }
+        assertEquals(0, fx.dm.get("snap").info().openCount(), "INFO does not keep the device open");
+    }
+
+    @Test
+    void theDefaultExportIsTheNamedOne() throws Exception {
+        fx.close();
+        fx = new NbdFixture(dir.resolve("d2"), new NbdServer.Settings(Duration.ofSeconds(5), 16, 4, 64L << 20), "snap");
+        try (NbdTestClient c = fx.open("", true)) {
+            assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
+            assertEquals(1, fx.dm.get("snap").info().openCount());
+        }
+    }
+
+    @Test
+    void exportNameWithAndWithoutZeroes() throws Exception {
+        for (boolean noZeroes : new boolean[] {true, false}) {
+            try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
+                c.greeting();
+                c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE | (noZeroes ? NBD_FLAG_C_NO_ZEROES : 0));
+                c.option(NBD_OPT_EXPORT_NAME, "lin".getBytes(StandardCharsets.UTF_8));
+                ByteBuffer b = c.read(noZeroes ? 10 : 134);
+                assertEquals(2048 * 512L, b.getLong());
+                assertTrue((b.getShort() & NBD_FLAG_HAS_FLAGS) != 0);
+                byte[] data = c.read(0, 4096);
+                assertArrayEquals(new byte[4096], data);
+            }
+        }
+        try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
+            c.greeting();
+            c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE);
+            c.option(NBD_OPT_EXPORT_NAME, "nosuch".getBytes(StandardCharsets.UTF_8));
+            assertTrue(c.closedByServer(), "EXPORT_NAME of an unknown export: the spec says hang up");
+        }
+    }
+
+    @Test
+    void originWritesThroughNbdLeaveTheSnapshotViewAlone() throws Exception {
+        for (boolean structured : new boolean[] {false, true}) {
+            try (NbdTestClient vol = fx.open("vol", structured); NbdTestClient snap = fx.open("snap", structured)) {
+                long at = structured ? 1 << 20 : 2 << 20;
+                byte[] data = new byte[64 * 1024];
+                Arrays.fill(data, (byte) 0x5a);
+                vol.sendWrite(9, at, data, true);
+                NbdTestClient.Reply w = vol.reply();
+                assertEquals(9, w.cookie());
+                assertEquals(0, w.error());
+                assertArrayEquals(data, vol.read(at, data.length));
+                byte[] old = snap.read(at, data.length);
+                for (int i = 0; i < old.length; i += 512) {
+                    assertEquals(NbdFixture.original(at + i), old[i]);
+                }
+                assertEquals(0, vol.command(NBD_CMD_FLUSH, 0, 0, 0));
+                // Zeroes are writes too: the snapshot keeps the old chunk.
+                long z = at + (1 << 19);
+                assertEquals(0, vol.command(NBD_CMD_WRITE_ZEROES, NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FUA, z, 8192));
+                assertArrayEquals(new byte[8192], vol.read(z, 8192));
+                assertEquals(NbdFixture.original(z), snap.read(z, 512)[0]);
+                vol.disconnect();
+                assertTrue(vol.closedByServer());
+            }
+        }
+        assertEquals(0, fx.dm.get("vol").info().openCount());
+    }
+
+    @Test
+    void trimReachesALinearDevice() throws Exception {
+        try (NbdTestClient c = fx.open("lin", true)) {
+            byte[] data = new byte[8192];
+            Arrays.fill(data, (byte) 7);
+            assertEquals(0, c.write(4096, data));
+            assertEquals(0, c.command(NBD_CMD_TRIM, 0, 4096, 8192));
+            assertArrayEquals(new byte[8192], c.read(4096, 8192));
+        }
+        try (NbdTestClient c = fx.open("vol", true)) {
+            c.request(0, NBD_CMD_TRIM, 5, 0, 4096, null);
+            NbdTestClient.Reply r = c.reply();
+            assertEquals(NBD_EINVAL, r.error());
+            assertTrue(r.message().contains("TRIM is not supported"), r.message());
+        }
+    }
+
+    @Test
+    void manyRequestsInFlightAllGetTheirReply() throws Exception {
+        try (NbdTestClient c = fx.open("snap", true)) {
+            int n = 200;
+            for (int i = 0; i < n; i++) {
+                c.sendRead(1000 + i, (long) i * 4096, 4096);
+            }
+            Set<Long> cookies = new HashSet<>();
+            for (int i = 0; i < n; i++) {
+                NbdTestClient.Reply r = c.reply();
+                assertEquals(0, r.error());
+                long offset = (r.cookie() - 1000) * 4096;
+                assertEquals(NbdFixture.original(offset), r.data()[0]);
+                cookies.add(r.cookie());
+            }
+            assertEquals(n, cookies.size());
+        }
+    }
+
+    @Test
+    void aSuspendedDeviceParksRequestsUntilResume() throws Exception {
+        try (NbdTestClient c = fx.open("snap", false)) {
+            fx.dm.get("snap").suspend();
+            CompletableFuture<NbdTestClient.Reply> reply = CompletableFuture.supplyAsync(() -> {
+                try {
+                    c.sendRead(77, 0, 4096);
+                    return c.reply();
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            Thread.sleep(300);
+            assertFalse(reply.isDone(), "parked while suspended");
+            fx.dm.get("snap").resume();
+            NbdTestClient.Reply r = reply.get(10, TimeUnit.SECONDS);
+            assertEquals(0, r.error(), "latency, not an error");
+            assertEquals(NbdFixture.original(0), r.data()[0]);
+        }
+    }
+
+    @Test
+    void anOpenExportCannotBeRemoved() throws Exception {
+        try (NbdTestClient c = fx.open("lin", false)) {
+            assertEquals(1, fx.dm.get("lin").info().openCount());
+            var e = assertThrows(dmsnap.device.DmException.class, () -> fx.dm.remove("lin", false));
+            assertEquals("EBUSY", e.errno());
+            assertEquals(0, c.write(0, new byte[512]));
+        }
+        for (int i = 0; i < 100 && fx.dm.get("lin").info().openCount() > 0; i++) {
+            Thread.sleep(20);
+        }
+        fx.dm.remove("lin", false);
+    }
+}
