@@ -23,8 +23,18 @@ expect_contains() {
 # (SIGKILL when E2E_KILL=9), removes $E2E_WORK and keeps the test's exit status.
 E2E_WORK=$(mktemp -d)
 daemon_pid=""
+e2e_hooks=()
+# on_exit COMMAND...: run COMMAND (e.g. unmount, detach a loop device) at exit, before the
+# daemon is stopped; hooks run last-registered first and their failures are ignored.
+on_exit() {
+    e2e_hooks+=("$*")
+}
 e2e_cleanup() {
     local rc=$?
+    local i
+    for ((i = ${#e2e_hooks[@]} - 1; i >= 0; i--)); do
+        eval "${e2e_hooks[$i]}" >/dev/null 2>&1 || true
+    done
     if [ -n "$daemon_pid" ]; then
         kill "-${E2E_KILL:-TERM}" "$daemon_pid" 2>/dev/null || true
         wait "$daemon_pid" 2>/dev/null || true
