@@ -15,7 +15,7 @@ import sun.misc.Signal;
         description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock,",
             "and every device served over NBD on RUN_DIR/nbd.sock (nbd+unix:///NAME?socket=RUN_DIR/nbd.sock).",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Examples:", "  dmsnap daemon --run-dir /run/dmsnap",
+        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap",
             "  dmsnap daemon --state-dir /var/lib/dmsnap --nbd-listen 10809   # also nbd://127.0.0.1:10809/NAME"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec

@@ -51,6 +51,10 @@ final class QuickstartCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // The guided run prints its own steps; the embedded daemon's log shows only problems.
+        if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
+            System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+        }
         PrintWriter out = spec.commandLine().getOut();
         Path folder = dir.toAbsolutePath().normalize();
         if (Files.exists(folder) && (!Files.isDirectory(folder) || Files.list(folder).findAny().isPresent())) {
@@ -91,12 +95,20 @@ final class QuickstartCommand implements Callable<Integer> {
             dm.get("snap").resume();
             out.println("  snap reads:   " + firstSector(dm.get("snap"), arena) + "   <- same data, nothing re-read");
             status(out, dm);
+            String snapUri = daemon.nbd().unixUri("snap");
+            out.println();
+            out.println("NBD exports, served on " + daemon.nbd().socketPath() + (serve ? ":" : " (with --serve they stay up):"));
+            out.println("  origin  " + daemon.nbd().unixUri("origin"));
+            out.println("  snap    " + snapUri);
             out.println();
             out.println("Try next (keep it running with: ./dmsnap quickstart DIR --serve):");
+            out.println("  nbdinfo '" + snapUri + "'");
+            out.println("  qemu-img convert -f raw -O qcow2 '" + snapUri + "' " + folder.resolve("snap.qcow2"));
+            out.println("  nbdcopy '" + snapUri + "' - | head -c 64");
+            out.println("  nbdfuse " + folder.resolve("snap.img") + " '" + snapUri + "' &   # a file to losetup and mount");
             out.println("  ./dmsnap status --run-dir " + run);
             out.println("  ./dmsnap cow dump " + cow);
             out.println("  ./dmsnap cow read --origin " + base + " --cow " + cow + " --out " + folder.resolve("snap.raw"));
-            out.println("  NBD exports (nbdinfo, qemu-img, nbdfuse) come with dmsnap's NBD server, not built yet.");
             if (serve) {
                 keep = true;
                 out.println();
