@@ -2,8 +2,10 @@ package dmsnap.cli;
 
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
+import dmsnap.metrics.MetricsAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -14,7 +16,9 @@ import sun.misc.Signal;
 @Command(name = "daemon",
         description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock.",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap"})
+        footer = {"", "Examples:", "  dmsnap daemon --run-dir /run/dmsnap",
+            "  dmsnap daemon --metrics 9100   # metrics at http://127.0.0.1:9100/metrics",
+            "  dmsnap daemon --metrics 0.0.0.0:9100   # on every interface"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -38,17 +42,34 @@ final class DaemonCommand implements Callable<Integer> {
             description = "Grow it by PERCENT of its size (default 20), like LVM's snapshot_autoextend_percent.")
     int autoextendPercent;
 
+    @Option(names = "--metrics", paramLabel = "[HOST:]PORT", converter = MetricsAddressConverter.class,
+            description = "Serve Prometheus metrics at http://HOST:PORT/metrics. Only PORT: loopback (127.0.0.1); "
+                    + "any other address only when named, e.g. 0.0.0.0:9100 (no authentication: a trusted network only).")
+    MetricsAddress metrics;
+
     @Override
     public Integer call() throws Exception {
         int[] thresholds = usageWarn.clone();
         java.util.Arrays.sort(thresholds);
         DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
-                new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent));
+                new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent), metrics);
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
         }
         daemon.awaitStop();
         return ExitCodes.OK;
+    }
+
+    /** picocli: a malformed --metrics value is a usage error naming the option. */
+    static final class MetricsAddressConverter implements CommandLine.ITypeConverter<MetricsAddress> {
+        @Override
+        public MetricsAddress convert(String value) {
+            try {
+                return MetricsAddress.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
     }
 }

@@ -6,6 +6,8 @@ import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.metrics.DaemonMetrics;
+import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -41,6 +43,8 @@ public final class Daemon implements AutoCloseable {
     private final DeviceManager devices;
     private final ControlServer control;
     private final StateStore state;
+    /** Null without {@code --metrics}. */
+    private final DaemonMetrics metrics;
     private final java.util.concurrent.ScheduledExecutorService monitor =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
                     r -> Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
@@ -52,13 +56,25 @@ public final class Daemon implements AutoCloseable {
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
-        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
-        this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
-        if (state != null) {
-            restore();
+        this.metrics = config.metrics() == null ? null : new DaemonMetrics(copier);
+        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier,
+                metrics == null ? CommitObserver.NONE : metrics.commits()), new BackingDevices());
+        if (metrics != null) {
+            metrics.serve(config.metrics(), devices); // before any device exists: a taken port changes nothing
         }
-        this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+        boolean ok = false;
+        try {
+            this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
+            if (state != null) {
+                restore();
+            }
+            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+            ok = true;
+        } finally {
+            if (!ok && metrics != null) {
+                metrics.close();
+            }
+        }
         CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
         monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     }
@@ -160,6 +176,11 @@ public final class Daemon implements AutoCloseable {
         return config;
     }
 
+    /** The metrics, or null without {@code --metrics}. */
+    public DaemonMetrics metrics() {
+        return metrics;
+    }
+
     /** Blocks until {@link #stop()} has finished. */
     public void awaitStop() throws InterruptedException {
         done.await();
@@ -176,6 +197,9 @@ public final class Daemon implements AutoCloseable {
             control.close();
         } catch (IOException e) {
             log.warn("closing the control socket: {}", e.getMessage());
+        }
+        if (metrics != null) {
+            metrics.close();
         }
         List<MappedDevice> all = devices.list();
         for (MappedDevice d : all) {

@@ -1,5 +1,6 @@
 package dmsnap.daemon;
 
+import dmsnap.metrics.MetricsAddress;
 import java.nio.file.Path;
 
 /**
@@ -9,11 +10,16 @@ import java.nio.file.Path;
  *                 else $XDG_RUNTIME_DIR/dmsnap
  * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
  * @param cowPolicy COW usage warnings and autoextend
+ * @param metrics  {@code --metrics}: where Prometheus text is served (null: nowhere)
  */
-public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy) {
+public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, MetricsAddress metrics) {
 
     public DaemonConfig(Path runDir, Path stateDir) {
         this(runDir, stateDir, CowMonitor.Policy.defaults());
+    }
+
+    public DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy) {
+        this(runDir, stateDir, cowPolicy, null);
     }
 
     /** The run directory a client or daemon uses when none is given. */
