@@ -16,9 +16,8 @@ import sun.misc.Signal;
 @Command(name = "daemon",
         description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock.",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Examples:", "  dmsnap daemon --run-dir /run/dmsnap",
-            "  dmsnap daemon --metrics 9100   # metrics at http://127.0.0.1:9100/metrics",
-            "  dmsnap daemon --metrics 0.0.0.0:9100   # on every interface"})
+        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap --metrics 9100",
+            "  curl http://127.0.0.1:9100/metrics      # Prometheus text from another shell"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
