@@ -8,6 +8,11 @@ module dmsnap.daemon {
     requires org.slf4j;
     requires com.fasterxml.jackson.databind;
     requires jdk.net;
+    // --metrics: the Prometheus client (automatic modules); its HTTP server is the JDK's.
+    requires io.prometheus.metrics.core;
+    requires io.prometheus.metrics.model;
+    requires io.prometheus.metrics.exporter.httpserver;
+    requires jdk.httpserver;
     requires jdk.unsupported; // sun.misc.Signal: SIGTERM/SIGINT stop the daemon in order and exit 0
 
     // The engine is usable embedded (and by the benchmarks): tables, targets, devices, snapshots.

@@ -2,8 +2,10 @@ package dmsnap.cli;
 
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
+import dmsnap.daemon.ListenAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -15,8 +17,8 @@ import sun.misc.Signal;
         description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock,",
             "and every device served over NBD on RUN_DIR/nbd.sock (nbd+unix:///NAME?socket=RUN_DIR/nbd.sock).",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap",
-            "  dmsnap daemon --state-dir /var/lib/dmsnap --nbd-listen 10809   # also nbd://127.0.0.1:10809/NAME"})
+        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap --state-dir /var/lib/dmsnap",
+            "  dmsnap daemon --nbd-listen 10809 --metrics 9100   # nbd://127.0.0.1:10809/NAME, http://127.0.0.1:9100/metrics"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -40,14 +42,19 @@ final class DaemonCommand implements Callable<Integer> {
             description = "Grow it by PERCENT of its size (default 20), like LVM's snapshot_autoextend_percent.")
     int autoextendPercent;
 
-    @Option(names = "--nbd-listen", paramLabel = "[HOST:]PORT", converter = ListenAddress.Converter.class,
-            description = {"Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1).",
-                "Any other address only when named, e.g. 0.0.0.0:10809; there is no TLS, so use a trusted network."})
-    java.net.InetSocketAddress nbdListen;
+    @Option(names = "--nbd-listen", paramLabel = "[HOST:]PORT", converter = ListenAddressConverter.class,
+            description = {"Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1);",
+                "any other address only when named, e.g. 0.0.0.0:10809 (no TLS: a trusted network only)."})
+    ListenAddress nbdListen;
 
     @Option(names = "--default-export", paramLabel = "NAME",
             description = "The device an NBD client gets for the empty export name (default: the only device).")
     String defaultExport;
+
+    @Option(names = "--metrics", paramLabel = "[HOST:]PORT", converter = ListenAddressConverter.class,
+            description = "Serve Prometheus metrics at http://HOST:PORT/metrics. Only PORT: loopback (127.0.0.1); "
+                    + "any other address only when named, e.g. 0.0.0.0:9100 (no authentication: a trusted network only).")
+    ListenAddress metrics;
 
     @Override
     public Integer call() throws Exception {
@@ -55,12 +62,24 @@ final class DaemonCommand implements Callable<Integer> {
         java.util.Arrays.sort(thresholds);
         DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
-                new DaemonConfig.Nbd(nbdListen, defaultExport));
+                new DaemonConfig.Nbd(nbdListen, defaultExport), metrics);
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
         }
         daemon.awaitStop();
         return ExitCodes.OK;
+    }
+
+    /** picocli: a malformed --metrics value is a usage error naming the option. */
+    static final class ListenAddressConverter implements CommandLine.ITypeConverter<ListenAddress> {
+        @Override
+        public ListenAddress convert(String value) {
+            try {
+                return ListenAddress.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
     }
 }

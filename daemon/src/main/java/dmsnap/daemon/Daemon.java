@@ -7,6 +7,8 @@ import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.nbd.NbdServer;
+import dmsnap.metrics.DaemonMetrics;
+import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -43,6 +45,8 @@ public final class Daemon implements AutoCloseable {
     private final ControlServer control;
     private final NbdServer nbd;
     private final StateStore state;
+    /** Null without {@code --metrics}. */
+    private final DaemonMetrics metrics;
     private final java.util.concurrent.ScheduledExecutorService monitor =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
                     r -> Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
@@ -54,19 +58,33 @@ public final class Daemon implements AutoCloseable {
         this.lockChannel = lockChannel;
         this.lock = lock;
         this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
-        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
-        this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
-        if (state != null) {
-            restore();
+        this.metrics = config.metrics() == null ? null : new DaemonMetrics(copier);
+        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier,
+                metrics == null ? CommitObserver.NONE : metrics.commits()), new BackingDevices());
+        if (metrics != null) {
+            metrics.serve(config.metrics(), devices); // before any device exists: a taken port changes nothing
         }
-        this.nbd = new NbdServer(devices, config.nbdSocket(), config.nbd().tcp(), config.nbd().defaultExport(),
-                NbdServer.Settings.defaults());
+        NbdServer nbdServer = null;
+        boolean ok = false;
         try {
+            this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
+            if (state != null) {
+                restore();
+            }
+            nbdServer = new NbdServer(devices, config.nbdSocket(), config.nbd().tcpSocketAddress(),
+                    config.nbd().defaultExport(), NbdServer.Settings.defaults());
+            this.nbd = nbdServer;
             this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
-        } catch (IOException | RuntimeException e) {
-            nbd.close();
-            throw e;
+            ok = true;
+        } finally {
+            if (!ok) {
+                if (nbdServer != null) {
+                    nbdServer.close();
+                }
+                if (metrics != null) {
+                    metrics.close();
+                }
+            }
         }
         CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
         monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
@@ -173,6 +191,11 @@ public final class Daemon implements AutoCloseable {
         return nbd;
     }
 
+    /** The metrics, or null without {@code --metrics}. */
+    public DaemonMetrics metrics() {
+        return metrics;
+    }
+
     /** Blocks until {@link #stop()} has finished. */
     public void awaitStop() throws InterruptedException {
         done.await();
@@ -191,6 +214,9 @@ public final class Daemon implements AutoCloseable {
             log.warn("closing the control socket: {}", e.getMessage());
         }
         nbd.close(); // clients' requests in flight finish first; then the devices are no longer open
+        if (metrics != null) {
+            metrics.close();
+        }
         List<MappedDevice> all = devices.list();
         for (MappedDevice d : all) {
             try {

@@ -11,8 +11,9 @@ import java.nio.file.Path;
  * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
  * @param cowPolicy COW usage warnings and autoextend
  * @param nbd       the NBD server's listeners and default export
+ * @param metrics   {@code --metrics}: where Prometheus text is served (null: nowhere)
  */
-public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd) {
+public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd, ListenAddress metrics) {
 
     /**
      * NBD: the Unix socket {@code RUN_DIR/nbd.sock} always.
@@ -20,12 +21,17 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
      * @param tcp           {@code --nbd-listen}: also listen on TCP here, or null
      * @param defaultExport {@code --default-export}: the device the empty export name selects, or null
      */
-    public record Nbd(InetSocketAddress tcp, String defaultExport) {
+    public record Nbd(ListenAddress tcp, String defaultExport) {
         public static final Nbd UNIX_ONLY = new Nbd(null, null);
+
+        /** The TCP address to bind, or null. */
+        public InetSocketAddress tcpSocketAddress() {
+            return tcp == null ? null : new InetSocketAddress(tcp.host(), tcp.port());
+        }
     }
 
     public DaemonConfig(Path runDir, Path stateDir) {
-        this(runDir, stateDir, CowMonitor.Policy.defaults(), Nbd.UNIX_ONLY);
+        this(runDir, stateDir, CowMonitor.Policy.defaults(), Nbd.UNIX_ONLY, null);
     }
 
     /** The run directory a client or daemon uses when none is given. */

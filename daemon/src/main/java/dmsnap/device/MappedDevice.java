@@ -40,6 +40,7 @@ public final class MappedDevice {
 
     private final ReentrantLock control = new ReentrantLock();
     private final IoGate gate = new IoGate();
+    private final IoStats stats = new IoStats();
     private final int major;
     private final int minor;
     private final String uuid;
@@ -83,12 +84,14 @@ public final class MappedDevice {
 
     /**
      * Performs {@code io} through the live table: split at target boundaries and at each target's
-     * maximum I/O size, flushes sent to every target. Waits while the device is suspended.
+     * maximum I/O size, flushes sent to every target. Waits while the device is suspended. Counted
+     * in {@link #ioStats()} when it completes, failed or not.
      *
      * @throws IOException EIO from a target, or the device has no table
      */
     public void submit(IoRequest io) throws IOException, InterruptedException {
         gate.enter();
+        boolean failed = true;
         try {
             LiveTable t = live;
             if (t == null) {
@@ -98,6 +101,7 @@ public final class MappedDevice {
                 for (Target target : t.targets()) {
                     target.map(io);
                 }
+                failed = false;
                 return;
             }
             if (io.endSector() > t.lengthSectors()) {
@@ -125,7 +129,9 @@ public final class MappedDevice {
                     index++;
                 }
             }
+            failed = false;
         } finally {
+            stats.account(io, failed);
             gate.exit();
         }
     }
@@ -321,6 +327,11 @@ public final class MappedDevice {
         } finally {
             control.unlock();
         }
+    }
+
+    /** What I/O this device has seen, for metrics. */
+    public IoStats ioStats() {
+        return stats;
     }
 
     /** Counts an event (invalidation), as {@code dm_table_event}. */

@@ -36,6 +36,7 @@ public final class Snapshot {
     private final Runnable event;
     private final java.util.function.BooleanSupplier deviceSuspended;
     private final String deviceName;
+    private final CommitObserver commits;
     /** "PO" in this instance's own table: a store handed over to it takes this flag. */
     private final boolean tableOverflow;
     /** Swapped by a handover, under the origin's I/O lock with this device suspended. */
@@ -58,8 +59,10 @@ public final class Snapshot {
     }
 
     Snapshot(String deviceName, BackingDevices.Handle origin, BackingDevices.Handle cow, ExceptionStore store,
-             ChunkCopier copier, long lengthSectors, Runnable event, java.util.function.BooleanSupplier deviceSuspended) {
+             ChunkCopier copier, long lengthSectors, Runnable event, java.util.function.BooleanSupplier deviceSuspended,
+             CommitObserver commits) {
         this.deviceName = deviceName;
+        this.commits = commits;
         this.deviceSuspended = deviceSuspended;
         this.tableOverflow = store.overflowSupported();
         this.origin = origin;
@@ -278,7 +281,12 @@ public final class Snapshot {
     }
 
     private void commit(Pending p, boolean copied) {
-        store.commit(p.remap, copied, (remap, ok) -> finish(p, ok));
+        ExceptionStore s = store;
+        long requested = System.nanoTime();
+        s.commit(p.remap, copied, (remap, ok) -> {
+            commits.committed(s, System.nanoTime() - requested, ok);
+            finish(p, ok);
+        });
     }
 
     /** pending_complete: on success the remap becomes visible, after reads of the chunk drain. */

@@ -40,6 +40,11 @@ public final class SnapshotTarget implements Target {
 
     /** The {@code snapshot} target type over a registry and a copier. */
     public static TargetType type(Registry registry, ChunkCopier copier) {
+        return type(registry, copier, CommitObserver.NONE);
+    }
+
+    /** The same, telling {@code commits} how long each exception commit took. */
+    public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
         return new TargetType() {
             @Override
             public String name() {
@@ -53,13 +58,13 @@ public final class SnapshotTarget implements Target {
 
             @Override
             public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
-                return construct(context, args, registry, copier);
+                return construct(context, args, registry, copier, commits);
             }
         };
     }
 
-    private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier)
-            throws TableLoadException {
+    private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,
+                                    CommitObserver commits) throws TableLoadException {
         if (args.size() < 4) {
             throw args.fail("requires 4 or more arguments");
         }
@@ -121,7 +126,7 @@ public final class SnapshotTarget implements Target {
                         + context.lengthSectors() + ", dev_size=" + origin.device().sizeSectors());
             }
             Snapshot snapshot = new Snapshot(context.deviceName(), origin, cow, store, copier, context.lengthSectors(),
-                    context.event(), context.deviceSuspended());
+                    context.event(), context.deviceSuspended(), commits);
             Registry.Role role;
             try {
                 role = registry.register(snapshot);

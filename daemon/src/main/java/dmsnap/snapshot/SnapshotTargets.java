@@ -9,8 +9,14 @@ public final class SnapshotTargets {
     }
 
     public static TargetTypes register(TargetTypes types, Registry registry, ChunkCopier copier) {
+        return register(types, registry, copier, CommitObserver.NONE);
+    }
+
+    /** The same, with every snapshot telling {@code commits} how long its exception commits take. */
+    public static TargetTypes register(TargetTypes types, Registry registry, ChunkCopier copier,
+                                       CommitObserver commits) {
         types.register(OriginTarget.type(registry, copier));
-        types.register(SnapshotTarget.type(registry, copier));
+        types.register(SnapshotTarget.type(registry, copier, commits));
         return types;
     }
 }

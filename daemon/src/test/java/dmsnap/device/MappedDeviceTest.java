@@ -87,6 +87,28 @@ class MappedDeviceTest {
     }
 
     @Test
+    void ioIsCountedWhenItCompletesAsTheKernelsDiskStatsCountIt() throws Exception {
+        MappedDevice d = dm.create("mix", null, TableParser.parse("0 64 zero\n64 8 error\n"));
+        assertEquals(new IoStats.Totals(0, 0, 0, 0, 0, 0, 0, 0), d.ioStats().totals());
+        d.submit(IoRequest.read(0, buffer(8)));
+        d.submit(IoRequest.read(8, buffer(1)));
+        d.submit(IoRequest.write(0, buffer(2), true));
+        d.submit(new IoRequest(IoRequest.Op.WRITE_ZEROES, 16, 8, null, false));
+        d.submit(new IoRequest(IoRequest.Op.DISCARD, 32, 16, null, false));
+        assertEquals(new IoStats.Totals(2, 9 * 512, 2, 10 * 512, 0, 1, 16 * 512, 0), d.ioStats().totals());
+        // Failed requests count too, and as errors: the error target, a flush reaching it, the end.
+        assertThrows(IOException.class, () -> d.submit(IoRequest.read(60, buffer(8))));
+        assertThrows(IOException.class, () -> d.submit(IoRequest.flush()));
+        assertThrows(IOException.class, () -> d.submit(IoRequest.write(72, buffer(1), false)));
+        assertEquals(new IoStats.Totals(3, 17 * 512, 3, 11 * 512, 1, 1, 16 * 512, 3), d.ioStats().totals());
+        // A stacked device's I/O is counted by both devices, as dm-N stats are.
+        MappedDevice upper = dm.create("upper", null, TableParser.parse("0 8 linear dm:mix 0"));
+        upper.submit(IoRequest.read(0, buffer(8)));
+        assertEquals(1, upper.ioStats().totals().reads());
+        assertEquals(4, d.ioStats().totals().reads());
+    }
+
+    @Test
     void writesGoThroughAndBeyondTheEndIsRefused() throws Exception {
         MappedDevice d = dm.create("lin", null, TableParser.parse("0 64 linear " + base + " 8"));
         d.submit(IoRequest.write(0, buffer(1).fill((byte) 0x7e), true));

@@ -16,6 +16,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Copies runs of chunks between devices (kcopyd). A fixed pool of platform threads does the
@@ -25,7 +26,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * read once per piece and written to every destination; errors are reported per destination.
  *
  * <p>Lifetime: the copier owns its arena and threads; {@link #close()} lets queued copies
- * finish, then frees the buffers. Thread-safe.
+ * finish, then frees the buffers. Thread-safe. It counts what it did ({@link #stats()}) for the
+ * daemon's metrics.
  */
 public final class ChunkCopier implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
@@ -33,7 +35,23 @@ public final class ChunkCopier implements AutoCloseable {
     private final ExecutorService pool;
     private final long bufferBytes;
     private final AtomicBoolean closed = new AtomicBoolean();
-    private final AtomicInteger copies = new AtomicInteger();
+    private final LongAdder copies = new LongAdder();
+    private final LongAdder readBytes = new LongAdder();
+    private final LongAdder writtenBytes = new LongAdder();
+    private final LongAdder failedReads = new LongAdder();
+    private final LongAdder failedWrites = new LongAdder();
+
+    /**
+     * What a copier has done since it was created.
+     *
+     * @param copies       copy operations finished, failed ones included
+     * @param readBytes    bytes read from sources (once per operation, whatever its destinations)
+     * @param writtenBytes bytes written to destinations (each destination counts)
+     * @param readErrors   operations whose source read failed (nothing was written)
+     * @param writeErrors  destinations whose write failed
+     */
+    public record Stats(long copies, long readBytes, long writtenBytes, long readErrors, long writeErrors) {
+    }
 
     /**
      * @param threads     I/O threads (copies in flight at once)
@@ -69,9 +87,14 @@ public final class ChunkCopier implements AutoCloseable {
         }
     }
 
-    /** Copies done since creation (for metrics and tests). */
+    /** Copies done since creation (for tests). */
     public int completedCopies() {
-        return copies.get();
+        return copies.intValue();
+    }
+
+    /** Totals since creation; each number is exact, the set is not one atomic snapshot. */
+    public Stats stats() {
+        return new Stats(copies.sum(), readBytes.sum(), writtenBytes.sum(), failedReads.sum(), failedWrites.sum());
     }
 
     private CopyResult run(CopyOp op) {
@@ -87,8 +110,10 @@ public final class ChunkCopier implements AutoCloseable {
                 try {
                     op.source().read(op.sourceOffsetBytes() + done, piece);
                 } catch (IOException | RuntimeException e) {
+                    failedReads.increment();
                     return new CopyResult(e, Arrays.asList(new Exception[writeErrors.length]));
                 }
+                readBytes.add(n);
                 for (int i = 0; i < writeErrors.length; i++) {
                     if (writeErrors[i] != null) {
                         continue; // this destination failed on an earlier piece already
@@ -96,15 +121,17 @@ public final class ChunkCopier implements AutoCloseable {
                     CopyOp.Destination d = op.destinations().get(i);
                     try {
                         d.device().write(d.offsetBytes() + done, piece);
+                        writtenBytes.add(n);
                     } catch (IOException | RuntimeException e) {
                         writeErrors[i] = e;
+                        failedWrites.increment();
                     }
                 }
             }
             return new CopyResult(null, Arrays.asList(writeErrors));
         } finally {
             buffers.add(buffer);
-            copies.incrementAndGet();
+            copies.increment();
         }
     }
 

@@ -73,6 +73,30 @@ class ChunkCopierTest {
     }
 
     @Test
+    void statsCountCopiesBytesAndFailuresPerDestination() throws Exception {
+        FaultyDevice bad = new FaultyDevice(new MemoryDevice("bad", 1 << 20));
+        FaultyDevice flaky = new FaultyDevice(filled("flaky", 1 << 20));
+        try (ChunkCopier copier = new ChunkCopier(1, 4096);
+             MemoryDevice origin = filled("origin", 1 << 20);
+             MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
+            assertEquals(new ChunkCopier.Stats(0, 0, 0, 0, 0), copier.stats());
+            // 8 KiB read in two pieces, written to two destinations.
+            copier.copy(new CopyOp(origin, 0, 8192,
+                    List.of(new CopyOp.Destination(good, 0), new CopyOp.Destination(good, 65536)))).get();
+            assertEquals(new ChunkCopier.Stats(1, 8192, 16384, 0, 0), copier.stats());
+            // The bad destination fails its first piece and is skipped for the second.
+            bad.failNth(FaultyDevice.Op.WRITE, 1);
+            copier.copy(new CopyOp(origin, 0, 8192,
+                    List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0)))).get();
+            assertEquals(new ChunkCopier.Stats(2, 16384, 24576, 0, 1), copier.stats());
+            // A failed second read: the first piece was read and written, the op counts once.
+            flaky.failNth(FaultyDevice.Op.READ, 2);
+            copier.copy(new CopyOp(flaky, 0, 8192, List.of(new CopyOp.Destination(good, 0)))).get();
+            assertEquals(new ChunkCopier.Stats(3, 20480, 28672, 1, 1), copier.stats());
+        }
+    }
+
+    @Test
     void manyConcurrentCopiesOnAFewThreads() throws Exception {
         try (ChunkCopier copier = new ChunkCopier(2, 4096);
              MemoryDevice origin = filled("origin", 1 << 20);

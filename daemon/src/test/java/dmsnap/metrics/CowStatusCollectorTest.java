@@ -1,0 +1,131 @@
+package dmsnap.metrics;
+
+import dmsnap.daemon.ListenAddress;
+import dmsnap.device.BackingDevices;
+import dmsnap.device.DeviceManager;
+import dmsnap.device.IoRequest;
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.table.TableParser;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import dmsnap.target.TargetContext;
+import dmsnap.target.TargetType;
+import dmsnap.target.TargetTypes;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+/**
+ * COW metrics come from status lines, whatever builds the target: stand-in {@code snapshot} and
+ * {@code snapshot-merge} targets print the status strings of spec 6.1 and 9.5 (the real merge
+ * target is built elsewhere), scraped over HTTP.
+ */
+class CowStatusCollectorTest {
+    /** What each stand-in target's INFO status says, by its one argument. */
+    private static final Map<String, String> STATUS = new ConcurrentHashMap<>();
+
+    private static TargetType standIn(String name) {
+        return new TargetType() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public String version() {
+                return "0.0.0";
+            }
+
+            @Override
+            public Target create(TargetContext context, dmsnap.target.TargetArgs args) {
+                String key = args.next();
+                return new Target() {
+                    @Override
+                    public String typeName() {
+                        return name;
+                    }
+
+                    @Override
+                    public void map(IoRequest io) {
+                    }
+
+                    @Override
+                    public String status(StatusType type) {
+                        return type == StatusType.INFO ? STATUS.get(key) : key;
+                    }
+
+                    @Override
+                    public void close() {
+                    }
+                };
+            }
+        };
+    }
+
+    @Test
+    void mergeProgressAndStatesFollowTheStatusOfSnapshotMergeDevices() throws Exception {
+        TargetTypes types = TargetTypes.withBasicTargets();
+        types.register(standIn("snapshot-merge"));
+        types.register(standIn("snapshot"));
+        DeviceManager dm = new DeviceManager(types, new BackingDevices());
+        try (ChunkCopier copier = new ChunkCopier(1, 4096); DaemonMetrics metrics = new DaemonMetrics(copier)) {
+            int port = metrics.serve(new ListenAddress("127.0.0.1", 0), dm);
+            STATUS.put("m", "40/8192 16");
+            STATUS.put("s", "Overflow");
+            STATUS.put("two-a", "24/100 16");
+            STATUS.put("two-b", "Invalid");
+            dm.create("merging", null, TableParser.parse("0 100 snapshot-merge m"));
+            dm.create("full", null, TableParser.parse("0 100 snapshot s"));
+            dm.create("two", null, TableParser.parse("0 100 snapshot two-a\n100 100 snapshot two-b\n"));
+            dm.create("plain", null, TableParser.parse("0 100 zero"));
+
+            Scrape s = Scrape.of(port);
+            s.expect("dmsnap_merge_cow_allocated_sectors{device=\"merging\"}", 40);
+            s.expect("dmsnap_merge_cow_total_sectors{device=\"merging\"}", 8192);
+            s.expect("dmsnap_merge_cow_metadata_sectors{device=\"merging\"}", 16);
+            s.expect("dmsnap_merge_remaining_sectors{device=\"merging\"}", 24);
+            s.expect("dmsnap_merge_state{device=\"merging\",state=\"merging\"}", 1);
+            s.expect("dmsnap_merge_state{device=\"merging\",state=\"failed\"}", 0);
+            s.expect("dmsnap_merge_state{device=\"merging\",state=\"invalid\"}", 0);
+            s.expect("dmsnap_snapshot_state{device=\"full\",state=\"overflow\"}", 1);
+            s.expect("dmsnap_snapshot_state{device=\"full\",state=\"valid\"}", 0);
+            assertFalse(s.series().containsKey("dmsnap_snapshot_cow_allocated_sectors{device=\"full\"}"));
+            // Two snapshot lines in one table: the numbers of the valid one, the worse state.
+            s.expect("dmsnap_snapshot_cow_allocated_sectors{device=\"two\"}", 24);
+            s.expect("dmsnap_snapshot_state{device=\"two\",state=\"invalid\"}", 1);
+            s.expect("dmsnap_snapshot_state{device=\"two\",state=\"valid\"}", 0);
+            assertFalse(s.text().contains("merge_state{device=\"full\""), "a snapshot is not a merge");
+            assertFalse(s.text().contains("snapshot_state{device=\"merging\""), "a merge is not a snapshot");
+            assertFalse(s.text().contains("state{device=\"plain\""), "no COW, no COW metrics");
+
+            STATUS.put("m", "16/8192 16");
+            Scrape done = Scrape.of(port);
+            done.expect("dmsnap_merge_remaining_sectors{device=\"merging\"}", 0);
+            STATUS.put("m", "Merge failed");
+            Scrape failed = Scrape.of(port);
+            failed.expect("dmsnap_merge_state{device=\"merging\",state=\"failed\"}", 1);
+            failed.expect("dmsnap_merge_state{device=\"merging\",state=\"merging\"}", 0);
+            assertFalse(failed.series().containsKey("dmsnap_merge_remaining_sectors{device=\"merging\"}"));
+            STATUS.put("m", "Invalid");
+            Scrape.of(port).expect("dmsnap_merge_state{device=\"merging\",state=\"invalid\"}", 1);
+        } finally {
+            for (var d : dm.list()) {
+                dm.remove(d.name(), true);
+            }
+        }
+    }
+
+    @Test
+    void usageNumbersParseOnlyInTheStatusFormat() {
+        assertArrayEquals(new long[] {16, 8192, 16}, CowStatusCollector.parseUsage("16/8192 16"));
+        assertNull(CowStatusCollector.parseUsage("Unknown"));
+        assertNull(CowStatusCollector.parseUsage("16/8192"));
+        assertNull(CowStatusCollector.parseUsage("16/ 16"));
+        assertNull(CowStatusCollector.parseUsage("a/b c"));
+        assertNull(CowStatusCollector.parseUsage("16/8192 "));
+    }
+}
