@@ -3,8 +3,8 @@
 # series for an origin and a snapshot made with the LVM-style commands, the snapshot's COW usage
 # and state as status shows them, copier and commit series; a rename moves the device's series,
 # a remove drops them; a taken port and a malformed value fail in one line; SIGTERM closes it.
-# (No CLI verb does device I/O yet, so the I/O counters are checked at zero here; the unit test
-# DaemonMetricsTest checks their values after known I/O.)
+# I/O goes through the NBD export with nbdsh: 3 writes of 4 KiB to new chunks of the origin
+# (3 copies, 3 commits), 2 reads of the snapshot, a flush.
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
 RUN="$work/run"
@@ -44,6 +44,26 @@ expect_eq "copy write errors" "0.0" "$(series 'dmsnap_chunk_copy_errors_total{op
 expect_eq "commits" "0" "$(series 'dmsnap_exception_commit_seconds_count{store="persistent"}')"
 expect_contains "commit histogram" '# TYPE dmsnap_exception_commit_seconds histogram' "$metrics"
 
+PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///vol?socket=$RUN/nbd.sock" -c '
+for i in range(3):
+    h.pwrite(b"m" * 4096, i * 65536)
+h.flush()
+'
+PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///vol-snap?socket=$RUN/nbd.sock" -c '
+assert h.pread(4096, 0) == bytes(4096)
+assert h.pread(4096, 65536) == bytes(4096)
+'
+metrics=$(scrape)
+expect_eq "origin writes" "3.0" "$(series 'dmsnap_device_writes_total{device="vol"}')"
+expect_eq "origin bytes written" "12288.0" "$(series 'dmsnap_device_written_bytes_total{device="vol"}')"
+expect_eq "origin flushes" "1.0" "$(series 'dmsnap_device_flushes_total{device="vol"}')"
+expect_eq "snapshot reads" "2.0" "$(series 'dmsnap_device_reads_total{device="vol-snap"}')"
+expect_eq "snapshot bytes read" "8192.0" "$(series 'dmsnap_device_read_bytes_total{device="vol-snap"}')"
+expect_eq "copies after 3 first writes" "3.0" "$(series dmsnap_chunk_copies_total)"
+expect_eq "commits after 3 first writes" "3" "$(series 'dmsnap_exception_commit_seconds_count{store="persistent"}')"
+expect_eq "allocated sectors after 3 copies" "40.0" "$(series 'dmsnap_snapshot_cow_allocated_sectors{device="vol-snap"}')"
+expect_eq "status agrees" "0 16384 snapshot 40/8192 16" "$(d status vol-snap)"
+
 # The COW grows: the next scrape shows the new size (computed at scrape time, not polled).
 truncate -s 8M "$work/snap.cow"
 metrics=$(scrape)
@@ -51,12 +71,12 @@ expect_eq "total sectors after growing the COW" "16384.0" "$(series 'dmsnap_snap
 
 d rename vol-snap renamed
 metrics=$(scrape)
-expect_eq "renamed device's series" "16.0" "$(series 'dmsnap_snapshot_cow_allocated_sectors{device="renamed"}')"
+expect_eq "renamed device's series" "40.0" "$(series 'dmsnap_snapshot_cow_allocated_sectors{device="renamed"}')"
 case "$metrics" in *'device="vol-snap"'*) fail "the old name is still scraped" ;; esac
 d snapshot remove renamed >/dev/null
 metrics=$(scrape)
 case "$metrics" in *'device="renamed"'*) fail "a removed device is still scraped" ;; esac
-expect_eq "the origin stays" "0.0" "$(series 'dmsnap_device_writes_total{device="vol"}')"
+expect_eq "the origin stays" "3.0" "$(series 'dmsnap_device_writes_total{device="vol"}')"
 
 # A second daemon on the port already taken: refused in one line, exit status 1.
 set +e
