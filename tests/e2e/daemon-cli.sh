@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The real daemon driven only through the CLI: dmsetup verbs with the kernel's status/table
 # lines for the basic fixture's setup, errors with their exit codes, a second daemon refused,
-# the run directory and socket modes, a non-root client refused (as root), and SIGTERM → exit 0.
+# the run directory and socket modes, bad input (names, tables, garbage and half requests on the
+# control socket, removing a device an NBD client holds open) changing nothing, 20 CLI clients
+# creating and removing devices at once, a non-root client refused (as root), and SIGTERM → exit 0.
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
 RUN="$work/run"
@@ -62,6 +64,60 @@ set -e
 expect_eq "exit status for an unknown target" 1 "$rc"
 expect_contains "unknown target" "nosuch: unknown target type" "$err"
 expect_eq "json ls" "253:1" "$(d ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snap"])')"
+
+# Bad input: the failed operation and the reason, nothing changes.
+before=$(d ls)
+bad() {  # bad EXIT-STATUS EXPECTED-TEXT ARGS...
+    local want=$1 text=$2; shift 2
+    set +e
+    err=$(d "$@" 2>&1 >/dev/null); rc=$?
+    set -e
+    expect_eq "exit status of: $*" "$want" "$rc"
+    expect_contains "error of: $*" "$text" "$err"
+    # dmsetup's shape: the failed operation, then the reason
+    expect_eq "two lines for: $*" 2 "$(printf '%s\n' "$err" | wc -l)"
+}
+bad 1 "Invalid device name 'a/b'" create a/b --table "0 2048 zero"
+bad 1 "Device name too long (at most 127 bytes)" create "$(printf 'n%.0s' $(seq 1 128))" --table "0 2048 zero"
+bad 1 "origin: incorrect number of arguments" create o2 --table "0 16384 snapshot-origin"
+bad 1 "snapshot: requires 4 or more arguments" create s2 --table "0 16384 snapshot $base $cow P"
+bad 1 "Invalid length 'abc' in line: 0 abc linear" create s2 --table "0 abc linear $base 0"
+bad 1 "Cannot get origin device" create s2 --table "0 16384 snapshot $work/nosuch.img $cow P 8"
+bad 4 "Device origin already exists" create origin --table "0 2048 zero"
+expect_eq "nothing changed by bad input" "$before" "$(d ls)"
+# Garbage and a half request on the control socket: an error line / a dropped connection.
+reply=$(/usr/bin/python3 - "$RUN/control.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"\x00\xffgarbage\n")
+print(s.makefile().readline().strip())
+h = socket.socket(socket.AF_UNIX); h.connect(sys.argv[1]); h.sendall(b'{"verb":"create","name":"half'); h.close()
+PY
+)
+expect_contains "garbage on the control socket" '"errno":"EINVAL"' "$reply"
+expect_eq "nothing changed by garbage" "$before" "$(d ls)"
+# A device an NBD client has open cannot be removed (dmsetup's EBUSY): exit status 4.
+PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///snap?socket=$RUN/nbd.sock" \
+    -c "import os, time; [time.sleep(0.1) for _ in range(600) if not os.path.exists('$work/release')]" &
+holder=$!
+on_exit "touch '$work/release'"
+for _ in $(seq 1 40); do d info snap | grep -q "Open count:        1" && break; sleep 0.1; done
+expect_contains "open count while an NBD client is connected" "Open count:        1" "$(d info snap)"
+bad 4 "snap is open (1 users)" remove snap
+touch "$work/release"
+wait "$holder"
+expect_eq "still there after a refused remove" "$before" "$(d ls)"
+
+# 20 CLI clients at once, each creating and removing its own device: all succeed, none is left.
+pids=()
+for i in $(seq 1 20); do
+    ( d create "c$i" --table "0 2048 zero" && d status "c$i" >/dev/null && d remove "c$i" ) >"$work/c$i.out" 2>&1 &
+    pids+=($!)
+done
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+[ "$failed" -eq 0 ] || { cat "$work"/c*.out; fail "$failed of 20 concurrent CLI clients failed"; }
+expect_eq "state after 20 concurrent clients" "$before" "$(d ls)"
+echo "  bad input refused (operation + reason); 20 concurrent CLI clients; an open device is not removed"
 
 # A second daemon on the same run directory is refused.
 set +e
