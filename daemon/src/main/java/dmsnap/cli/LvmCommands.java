@@ -143,10 +143,7 @@ final class LvmCommands {
 
         @Override
         public Integer call() throws IOException {
-            long sectors;
-            try (FileDevice d = FileDevice.open(device, FileDevice.Option.READ_ONLY, FileDevice.Option.BUFFERED)) {
-                sectors = d.sizeSectors();
-            }
+            long sectors = FileDevice.probeSizeSectors(device); // the daemon may already use it (another table)
             try {
                 new Steps(spec, options).run("created origin " + name + " over " + device + " (" + sectors + " sectors)",
                         create(name, "0 " + sectors + " snapshot-origin " + device.toRealPath()));

@@ -50,6 +50,11 @@ public record IoRequest(Op op, long sector, long lengthSectors, MemorySegment bu
         return new IoRequest(op, newSector, sectors, part, fua);
     }
 
+    /** The same request without FUA (its durability then comes from a flush afterwards). */
+    public IoRequest withoutFua() {
+        return fua ? new IoRequest(op, sector, lengthSectors, buffer, false) : this;
+    }
+
     public boolean isWrite() {
         return op == Op.WRITE || op == Op.DISCARD || op == Op.WRITE_ZEROES;
     }

@@ -83,9 +83,13 @@ public final class MappedDevice {
     // ---- I/O -----------------------------------------------------------------------------------
 
     /**
-     * Performs {@code io} through the live table: split at target boundaries and at each target's
-     * maximum I/O size, flushes sent to every target. Waits while the device is suspended. Counted
-     * in {@link #ioStats()} when it completes, failed or not.
+     * Performs {@code io} through the live table: split at target boundaries and where each
+     * target splits, flushes sent to every target. Waits while the device is suspended. The
+     * pieces of a split request are issued together, as dm core issues its clones without
+     * waiting for one before mapping the next: the exceptions they need are made side by side
+     * and share their commits. A FUA request split in pieces ends with one flush of each target
+     * it touched instead of one per piece. Counted in {@link #ioStats()} when it completes,
+     * failed or not.
      *
      * @throws IOException EIO from a target, or the device has no table
      */
@@ -108,31 +112,70 @@ public final class MappedDevice {
                 throw new IOException(name + ": I/O at sector " + io.sector() + "+" + io.lengthSectors()
                         + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
             }
-            List<TableLine> lines = t.table().lines();
-            int index = lineIndex(lines, io.sector());
-            long at = io.sector();
-            while (at < io.endSector()) {
-                TableLine line = lines.get(index);
-                Target target = t.targets().get(index);
-                if ((io.op() == IoRequest.Op.DISCARD || io.op() == IoRequest.Op.WRITE_ZEROES) && !target.supportsDiscard()) {
-                    throw new IOException(name + ": " + target.typeName() + " does not support " + io.op());
-                }
-                long end = Math.min(io.endSector(), line.endSector());
-                long relative = at - line.startSector();
-                long max = target.maxIoSectors();
-                if (max > 0) {
-                    end = Math.min(end, line.startSector() + (relative / max + 1) * max);
-                }
-                target.map(io.slice(at, end - at, relative));
-                at = end;
-                if (at == line.endSector()) {
-                    index++;
+            List<Piece> pieces = split(t, io);
+            if (pieces.size() == 1) {
+                pieces.getFirst().run();
+            } else {
+                runTogether(pieces);
+                if (io.fua()) {
+                    for (Target target : pieces.stream().map(Piece::target).distinct().toList()) {
+                        target.map(IoRequest.flush());
+                    }
                 }
             }
             failed = false;
         } finally {
             stats.account(io, failed);
             gate.exit();
+        }
+    }
+
+    /** One target's part of a request, in target-relative sectors. */
+    private record Piece(Target target, IoRequest io) {
+        void run() throws IOException, InterruptedException {
+            target.map(io);
+        }
+    }
+
+    /** The pieces of {@code io}; refuses a discard that a target cannot take before any piece runs. */
+    private List<Piece> split(LiveTable t, IoRequest io) throws IOException {
+        List<TableLine> lines = t.table().lines();
+        int index = lineIndex(lines, io.sector());
+        long at = io.sector();
+        List<Piece> pieces = new ArrayList<>(1);
+        while (at < io.endSector()) {
+            TableLine line = lines.get(index);
+            Target target = t.targets().get(index);
+            if ((io.op() == IoRequest.Op.DISCARD || io.op() == IoRequest.Op.WRITE_ZEROES) && !target.supportsDiscard()) {
+                throw new IOException(name + ": " + target.typeName() + " does not support " + io.op());
+            }
+            long end = Math.min(io.endSector(), line.endSector());
+            long relative = at - line.startSector();
+            long boundary = target.splitSectors(io.op());
+            if (boundary > 0) {
+                end = Math.min(end, line.startSector() + (relative / boundary + 1) * boundary);
+            }
+            pieces.add(new Piece(target, io.slice(at, end - at, relative)));
+            at = end;
+            if (at == line.endSector()) {
+                index++;
+            }
+        }
+        if (pieces.size() > 1 && io.fua()) {
+            pieces.replaceAll(p -> new Piece(p.target(), p.io().withoutFua()));
+        }
+        return pieces;
+    }
+
+    /** Runs the pieces side by side, mapped in order ({@link MapOrder}); the first failure wins. */
+    private static void runTogether(List<Piece> pieces) throws IOException, InterruptedException {
+        switch (MapOrder.runInOrder(pieces.stream().<MapOrder.Piece>map(p -> p::run).toList())) {
+            case null -> { }
+            case IOException e -> throw e;
+            case InterruptedException e -> throw e;
+            case RuntimeException e -> throw e;
+            case Error e -> throw e;
+            case Throwable e -> throw new IOException(e);
         }
     }
 

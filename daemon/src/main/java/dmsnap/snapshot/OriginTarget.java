@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
+import dmsnap.device.MapOrder;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
@@ -32,7 +33,7 @@ public final class OriginTarget implements Target {
     private final BackingDevices.Handle origin;
     private final Registry registry;
     private final ChunkCopier copier;
-    private volatile long splitSectors = NO_SPLIT;
+    private volatile long splitBoundary = NO_SPLIT;
 
     private OriginTarget(BackingDevices.Handle origin, Registry registry, ChunkCopier copier) {
         this.origin = origin;
@@ -88,19 +89,14 @@ public final class OriginTarget implements Target {
             case READ -> device.read(io.sector() << 9, io.buffer());
             case FLUSH -> device.flush();
             case WRITE -> {
-                long at = io.sector();
+                // The device split the write at the split boundary (splitSectors): one chunk at most.
                 var quiesce = registry.originIoLock(origin.identity()).readLock();
-                while (at < io.endSector()) {
-                    long end = Math.min(io.endSector(), (at / splitSectors + 1) * splitSectors);
-                    IoRequest piece = io.slice(at, end - at, at);
-                    quiesce.lockInterruptibly();
-                    try {
-                        preserveAll(piece.sector());
-                        device.write(piece.sector() << 9, piece.buffer());
-                    } finally {
-                        quiesce.unlock();
-                    }
-                    at = end;
+                quiesce.lockInterruptibly();
+                try {
+                    preserveAll(io.sector());
+                    device.write(io.sector() << 9, io.buffer());
+                } finally {
+                    quiesce.unlock();
                 }
                 if (io.fua()) {
                     device.flush();
@@ -134,6 +130,7 @@ public final class OriginTarget implements Target {
                 }
             }
             copiesByChunkSize.forEach((chunkSectors, copies) -> startCopy(sector / chunkSectors, chunkSectors, copies));
+            MapOrder.mapped(); // the exceptions this write needs are allocated: the next piece may map
             if (waits.isEmpty()) {
                 return;
             }
@@ -158,11 +155,17 @@ public final class OriginTarget implements Target {
         });
     }
 
+    /** Writes are split at the split boundary (origin_map's dm_accept_partial_bio); reads never. */
+    @Override
+    public long splitSectors(IoRequest.Op op) {
+        return op == IoRequest.Op.WRITE ? splitBoundary : 0;
+    }
+
     /** The split boundary is computed here only, as the kernel's origin_resume does. */
     @Override
     public void resume() {
         long min = registry.minimumChunkSectors(origin.identity());
-        splitSectors = min == 0 ? NO_SPLIT : min;
+        splitBoundary = min == 0 ? NO_SPLIT : min;
     }
 
     @Override

@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
+import dmsnap.device.MapOrder;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
@@ -247,7 +248,7 @@ public final class Snapshot {
             }
             PendingRemap remap;
             try {
-                remap = store.prepare(chunk);
+                remap = prepare(chunk);
             } catch (IOException full) {
                 remap = null;
             }
@@ -263,6 +264,16 @@ public final class Snapshot {
             return null;
         }
         return new Copy(this, p);
+    }
+
+    /**
+     * prepare_exception, with the store's commits held while the rest of a split request is
+     * still being mapped (see {@link MapOrder#whileMapping}). Called under this object's monitor.
+     */
+    private PendingRemap prepare(long chunk) throws IOException {
+        ExceptionStore s = store;
+        MapOrder.whileMapping(s, s::holdCommits, s::releaseCommits);
+        return s.prepare(chunk);
     }
 
     /** Bytes of origin chunk {@code chunk} a copy moves: the last chunk of an origin may be short. */
@@ -389,6 +400,7 @@ public final class Snapshot {
                 trackedReads.merge(chunk, 1, Integer::sum);
             }
         }
+        MapOrder.mapped();
         if (mapped >= 0) {
             cow.device().read(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
             return;
@@ -421,7 +433,7 @@ public final class Snapshot {
                 if (mapped < 0 && other == null) {
                     PendingRemap remap;
                     try {
-                        remap = store.prepare(chunk);
+                        remap = prepare(chunk);
                     } catch (IOException full) {
                         remap = null;
                     }
@@ -432,6 +444,7 @@ public final class Snapshot {
                 }
             }
             if (mapped >= 0) {
+                MapOrder.mapped();
                 cow.device().write(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
                 if (io.fua()) {
                     cow.device().flush();
@@ -439,6 +452,7 @@ public final class Snapshot {
                 return;
             }
             if (wait != null) {
+                MapOrder.mapped();
                 awaitQuietly(wait);
                 continue; // the exception is complete (or the snapshot invalid) now
             }
@@ -448,8 +462,10 @@ public final class Snapshot {
                 } else {
                     invalidate("Unable to allocate exception.");
                 }
+                MapOrder.mapped();
                 throw new IOException(deviceName + ": no room in the COW");
             }
+            MapOrder.mapped(); // this piece's COW chunk is allocated: the next piece may map
             if (io.lengthSectors() == chunkSize.sectors()) {
                 // A whole-chunk write is the copy: no need to read the origin.
                 boolean written = true;

@@ -16,7 +16,7 @@ public interface Target extends AutoCloseable {
 
     /**
      * Performs {@code io}, whose sectors are relative to the start of this target and never
-     * cross {@link #maxIoSectors()} boundaries. Returns when the I/O is complete.
+     * cross {@link #splitSectors} boundaries. Returns when the I/O is complete.
      *
      * @throws IOException the I/O failed (the caller sees EIO)
      */
@@ -25,6 +25,14 @@ public interface Target extends AutoCloseable {
     /** The largest I/O this target takes, aligned: requests are split at multiples of it. 0: no limit. */
     default long maxIoSectors() {
         return 0;
+    }
+
+    /**
+     * Where requests of kind {@code op} are split ({@code max_io_len}, or a target's own
+     * {@code dm_accept_partial_bio} rule): multiples of the returned sector count; 0: not split.
+     */
+    default long splitSectors(IoRequest.Op op) {
+        return maxIoSectors();
     }
 
     /** Whether a discard/write-zeroes may be sent to it (else the request fails as unsupported). */

@@ -68,6 +68,25 @@ public final class FileDevice implements Device {
         }
     }
 
+    /**
+     * The size of {@code path} (a regular file or block device) in whole 512-byte sectors, read
+     * without taking it: no exclusive open, no lock, so it works while a daemon uses it.
+     */
+    public static long probeSizeSectors(Path path) throws IOException {
+        if (Files.isDirectory(path)) {
+            throw new IOException(path + " is a directory: a device must be a regular file or a block device");
+        }
+        try (NativeFile file = NativeFile.open(path, EnumSet.of(OpenFlag.READ_ONLY))) {
+            FileStat stat = file.stat();
+            return switch (stat.type()) {
+                case BLOCK_DEVICE -> BlockDevices.geometry(file).sizeBytes() / SECTOR;
+                case REGULAR_FILE -> stat.sizeBytes() / SECTOR;
+                default -> throw new IOException(path + " is a " + stat.type().describe()
+                        + ": a device must be a regular file or a block device");
+            };
+        }
+    }
+
     /** Opens {@code path} (a regular file or block device) for exclusive use. */
     public static FileDevice open(Path path, Option... options) throws IOException {
         Set<Option> opts = options.length == 0 ? EnumSet.noneOf(Option.class) : EnumSet.of(options[0], options);
