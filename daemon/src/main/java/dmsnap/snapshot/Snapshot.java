@@ -248,7 +248,10 @@ public final class Snapshot {
             }
             PendingRemap remap;
             try {
-                remap = prepare(chunk);
+                // No commit hold here: an origin write's pieces each hold the origin's I/O lock while
+                // they wait for their copies, so a held commit could wait for a piece that waits
+                // behind a handover for that lock.
+                remap = store.prepare(chunk);
             } catch (IOException full) {
                 remap = null;
             }
@@ -267,8 +270,9 @@ public final class Snapshot {
     }
 
     /**
-     * prepare_exception, with the store's commits held while the rest of a split request is
-     * still being mapped (see {@link MapOrder#whileMapping}). Called under this object's monitor.
+     * prepare_exception for a snapshot-device write, with the store's commits held while the
+     * rest of its split request is still being mapped (see {@link MapOrder#whileMapping}), so
+     * that its pieces share a commit. Called under this object's monitor.
      */
     private PendingRemap prepare(long chunk) throws IOException {
         ExceptionStore s = store;
