@@ -11,6 +11,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
@@ -46,6 +47,7 @@ final class NbdConnection {
     private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
     private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     private final ByteBuffer discard = ByteBuffer.allocateDirect(64 * 1024);
+    private final AtomicLong unexpectedErrors;
     private volatile boolean writerFailed;
 
     /** A request as it came off the wire. */
@@ -64,8 +66,10 @@ final class NbdConnection {
         static final Reply END = new Reply(null, 0, null, null);
     }
 
-    NbdConnection(NbdChannel channel, NbdExport export, boolean structured, Executor ioThreads, BufferPool buffers) {
+    NbdConnection(NbdChannel channel, NbdExport export, boolean structured, Executor ioThreads, BufferPool buffers,
+            AtomicLong unexpectedErrors) {
         this.channel = channel;
+        this.unexpectedErrors = unexpectedErrors;
         this.export = export;
         this.structured = structured;
         this.ioThreads = ioThreads;
@@ -96,8 +100,9 @@ final class NbdConnection {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
-            channel.close();
+            // The device first: a client that sees the connection closed finds it no longer held open.
             export.close();
+            channel.close();
         }
     }
 
@@ -108,6 +113,10 @@ final class NbdConnection {
                 return; // the client hung up between requests
             }
             requestHeader.flip();
+            // The header is in. Waiting for a slot or for buffer budget is the server's wait, not the
+            // client's: no deadline runs then (else the watchdog drops clients the server is slow to
+            // serve); a write's payload is a message of its own.
+            channel.endMessage();
             int magic = requestHeader.getInt();
             if (magic != NBD_REQUEST_MAGIC) {
                 throw new IOException("bad request magic 0x" + Integer.toHexString(magic));
@@ -116,7 +125,6 @@ final class NbdConnection {
                     Short.toUnsignedInt(requestHeader.getShort()), requestHeader.getLong(), requestHeader.getLong(),
                     Integer.toUnsignedLong(requestHeader.getInt()));
             if (r.type() == NBD_CMD_DISC) {
-                channel.endMessage();
                 log.debug("{}: disconnect from {}", channel.peer(), export.name());
                 return;
             }
@@ -127,9 +135,10 @@ final class NbdConnection {
                 Refusal refusal = check(r);
                 if (refusal != null) {
                     if (r.type() == NBD_CMD_WRITE) {
+                        channel.startMessage();
                         channel.skip(r.length(), discard); // its payload follows; keep the framing
+                        channel.endMessage();
                     }
-                    channel.endMessage();
                     io.trace("{}: refused: {}", export.name(), refusal.message());
                     queue(new Reply(r, refusal.error(), refusal.message(), null));
                     handedOn = true;
@@ -139,9 +148,10 @@ final class NbdConnection {
                     buffer = buffers.acquire(r.length(), quota);
                 }
                 if (r.type() == NBD_CMD_WRITE) {
+                    channel.startMessage();
                     channel.readFully(buffer.segment().asByteBuffer());
+                    channel.endMessage();
                 }
-                channel.endMessage();
                 export.awaitResumed();
                 BufferPool.Buffer data = buffer;
                 try {
@@ -226,6 +236,7 @@ final class NbdConnection {
             error = NBD_ESHUTDOWN;
             message = "the server is shutting down";
         } catch (RuntimeException e) {
+            unexpectedErrors.incrementAndGet();
             log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(r.type()), e);
             error = NBD_EIO;
             message = String.valueOf(e.getMessage());
@@ -265,6 +276,12 @@ final class NbdConnection {
                 writerFailed = true;
                 log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
                 channel.close(); // the reader ends too
+            } catch (RuntimeException e) {
+                // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
+                unexpectedErrors.incrementAndGet();
+                writerFailed = true;
+                log.error("{}: sending a reply failed", channel.peer(), e);
+                channel.close();
             } finally {
                 if (reply.data() != null) {
                     reply.data().release();

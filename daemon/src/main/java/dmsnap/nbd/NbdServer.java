@@ -74,6 +74,7 @@ public final class NbdServer implements AutoCloseable {
     private final Set<NbdChannel> open = ConcurrentHashMap.newKeySet();
     private final AtomicInteger connectionCount = new AtomicInteger();
     private final AtomicLong accepted = new AtomicLong();
+    private final AtomicLong unexpectedErrors = new AtomicLong();
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().name("dmsnap-nbd-watchdog").daemon(true).unstarted(r));
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -101,7 +102,9 @@ public final class NbdServer implements AutoCloseable {
             Files.deleteIfExists(socketPath);
             ServerSocketChannel unix = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
             listeners.add(unix);
-            unix.bind(UnixDomainSocketAddress.of(socketPath));
+            // A backlog as deep as the connection limit: the default (50) makes a burst of clients that
+            // connect without blocking (libnbd, virtual threads) fail with EAGAIN.
+            unix.bind(UnixDomainSocketAddress.of(socketPath), settings.maxConnections());
             Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString("rw-------"));
             acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-unix").daemon(true).start(() -> acceptLoop(unix, true)));
             InetSocketAddress bound = null;
@@ -110,7 +113,7 @@ public final class NbdServer implements AutoCloseable {
                 listeners.add(inet);
                 inet.setOption(StandardSocketOptions.SO_REUSEADDR, true);
                 try {
-                    inet.bind(tcp);
+                    inet.bind(tcp, settings.maxConnections());
                 } catch (IOException e) {
                     throw new IOException("cannot listen for NBD on " + tcp.getHostString() + ":" + tcp.getPort() + ": "
                             + e.getMessage(), e);
@@ -157,6 +160,11 @@ public final class NbdServer implements AutoCloseable {
 
     public long bufferBytesHighWater() {
         return buffers.highWaterBytes();
+    }
+
+    /** Exceptions no client should be able to cause (server bugs), logged as errors; counted for tests. */
+    long unexpectedErrors() {
+        return unexpectedErrors.get();
     }
 
     private void acceptLoop(ServerSocketChannel listener, boolean unix) {
@@ -215,7 +223,8 @@ public final class NbdServer implements AutoCloseable {
             MDC.put("device", result.export().name());
             log.info("{}: serving {} ({} bytes{})", peer, result.export().name(), result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "");
-            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers).serve();
+            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers, unexpectedErrors)
+                    .serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {
             if (channel != null && !channel.isOpen()) {
@@ -224,6 +233,7 @@ public final class NbdServer implements AutoCloseable {
                 log.warn("{}: handshake failed: {}", peer, e.getMessage());
             }
         } catch (RuntimeException e) {
+            unexpectedErrors.incrementAndGet();
             log.error("{}: connection failed", peer, e);
         } finally {
             MDC.remove("device");
@@ -246,7 +256,7 @@ public final class NbdServer implements AutoCloseable {
                 } else {
                     device = devices.find(name);
                     if (device == null) {
-                        throw new NbdHandshake.NoSuchExportException("no device named '" + name + "'");
+                        throw new NbdHandshake.NoSuchExportException("no device named '" + printable(name) + "'");
                     }
                 }
                 if (device.liveTable() == null) {
@@ -286,6 +296,19 @@ public final class NbdServer implements AutoCloseable {
                 log.warn("{}: closed: a message or reply took longer than {} ms", c.peer(), settings.timeout().toMillis());
             }
         }
+    }
+
+    /** {@code s} with control characters escaped: a name a client chose goes into the log and back to it. */
+    static String printable(String s) {
+        StringBuilder b = new StringBuilder(s.length());
+        s.codePoints().forEach(c -> {
+            if (Character.isISOControl(c) || c == 0x2028 || c == 0x2029) {
+                b.append(String.format("\\u%04x", c));
+            } else {
+                b.appendCodePoint(c);
+            }
+        });
+        return b.toString();
     }
 
     private static void closeQuietly(SocketChannel client) {

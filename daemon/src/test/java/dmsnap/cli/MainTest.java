@@ -63,7 +63,7 @@ class MainTest {
                 "ls", "daemon", "quickstart", "completion"}) {
             CliRunner r = CliRunner.run(command, "--help");
             assertEquals(0, r.exitCode(), command);
-            assertTrue(r.out().contains("Example:"), command + " --help has an example");
+            assertTrue(r.out().contains("Example:") || r.out().contains("Examples:"), command + " --help has an example");
         }
     }
 }
