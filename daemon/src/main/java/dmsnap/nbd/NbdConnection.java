@@ -46,7 +46,8 @@ final class NbdConnection {
     private final Semaphore quota = BufferPool.quota(QUOTA_BYTES);
     private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
     private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
-    private final ByteBuffer discard = ByteBuffer.allocateDirect(64 * 1024);
+    /** For skipping the payload of refused writes; made at the first one. */
+    private ByteBuffer discard;
     private final AtomicLong unexpectedErrors;
     private volatile boolean writerFailed;
 
@@ -136,6 +137,9 @@ final class NbdConnection {
                 if (refusal != null) {
                     if (r.type() == NBD_CMD_WRITE) {
                         channel.startMessage();
+                        if (discard == null) {
+                            discard = ByteBuffer.allocateDirect(64 * 1024);
+                        }
                         channel.skip(r.length(), discard); // its payload follows; keep the framing
                         channel.endMessage();
                     }

@@ -51,7 +51,7 @@ final class NbdHandshake {
     private final Exports exports;
     private final MemorySegment zeroes;
     private final ByteBuffer header = ByteBuffer.allocate(16);
-    private final ByteBuffer scratch = ByteBuffer.allocate(64 * 1024);
+    private ByteBuffer scratch;
     private boolean noZeroes;
     private boolean structuredReplies;
 
@@ -92,6 +92,9 @@ final class NbdHandshake {
             if (length > MAX_OPTION_BYTES) {
                 if (option == NBD_OPT_EXPORT_NAME || length > MAX_SKIPPED_OPTION_BYTES) {
                     throw new IOException(optionName(option) + " with " + length + " bytes of data");
+                }
+                if (scratch == null) {
+                    scratch = ByteBuffer.allocate(64 * 1024);
                 }
                 channel.skip(length, scratch);
                 reply(option, NBD_REP_ERR_TOO_BIG, "option data of " + length + " bytes is too big");

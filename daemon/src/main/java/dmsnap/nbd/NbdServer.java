@@ -175,6 +175,11 @@ public final class NbdServer implements AutoCloseable {
             } catch (IOException e) {
                 if (!closed.get()) {
                     log.warn("NBD accept failed: {}", e.getMessage());
+                    try {
+                        Thread.sleep(100); // e.g. out of file descriptors: do not spin
+                    } catch (InterruptedException stop) {
+                        return;
+                    }
                 }
                 continue;
             }
@@ -337,23 +342,29 @@ public final class NbdServer implements AutoCloseable {
         }
         open.forEach(NbdChannel::shutdownInput);
         connections.shutdown();
+        ioThreads.shutdown();
+        boolean done = false;
         try {
-            if (!connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS)) {
+            done = connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
+            if (!done) {
+                // Requests parked on a suspended device, or clients that do not take their replies:
+                // interrupt them (they are answered ESHUTDOWN where the socket still takes it).
                 open.forEach(NbdChannel::close);
-                connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
+                connections.shutdownNow();
+                ioThreads.shutdownNow();
+                done = connections.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
             }
+            done &= ioThreads.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
         watchdog.shutdownNow();
-        ioThreads.shutdown();
-        try {
-            ioThreads.awaitTermination(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        if (done) {
+            buffers.close();
+            arena.close();
+        } else {
+            log.warn("NBD: some requests did not end; their buffers are left to the process exit");
         }
-        buffers.close();
-        arena.close();
         try {
             Files.deleteIfExists(socketPath);
         } catch (IOException e) {
