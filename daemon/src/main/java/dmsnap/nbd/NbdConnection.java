@@ -50,6 +50,16 @@ final class NbdConnection {
     private ByteBuffer discard;
     private final AtomicLong unexpectedErrors;
     private volatile boolean writerFailed;
+    /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
+    private final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
+    private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
+    static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
+    static final long INLINE_MAX_BYTES = 1 << 20;
+    /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
+    static final long ROUND_TRIP_NANOS = 10_000;
+    /** Reader-thread state for the inline decision. */
+    private boolean lastAlone;
+    private long lastInlineReplyNanos;
 
     /** A request as it came off the wire. */
     record Request(int flags, int type, long cookie, long offset, long length) {
@@ -113,6 +123,7 @@ final class NbdConnection {
             if (!channel.readMessage(requestHeader)) {
                 return; // the client hung up between requests
             }
+            long arrived = System.nanoTime();
             requestHeader.flip();
             // The header is in. Waiting for a slot or for buffer budget is the server's wait, not the
             // client's: no deadline runs then (else the watchdog drops clients the server is slow to
@@ -158,8 +169,23 @@ final class NbdConnection {
                 }
                 export.awaitResumed();
                 BufferPool.Buffer data = buffer;
+                boolean alone = inFlight.availablePermits() == MAX_IN_FLIGHT - 1 && replies.isEmpty();
+                boolean inline = INLINE && alone && lastAlone && r.length() <= INLINE_MAX_BYTES
+                        && arrived - lastInlineReplyNanos > ROUND_TRIP_NANOS;
+                lastAlone = alone;
+                if (inline) {
+                    // A queue-depth-1 client: this request and the one before it came alone, each a
+                    // round trip after the last reply, so nothing waits behind it in the socket. It runs
+                    // here and its reply goes out from here, saving two thread hand-offs; the native
+                    // call pins this virtual thread's carrier for as long as the device I/O takes.
+                    handedOn = true;
+                    buffer = null;
+                    sendNow(perform(r, data));
+                    lastInlineReplyNanos = System.nanoTime();
+                    continue;
+                }
                 try {
-                    ioThreads.execute(() -> perform(r, data));
+                    ioThreads.execute(() -> queue(perform(r, data)));
                     handedOn = true;
                 } catch (RejectedExecutionException e) {
                     buffer.release();
@@ -216,8 +242,8 @@ final class NbdConnection {
         return null;
     }
 
-    /** Runs on an I/O thread. */
-    private void perform(Request r, BufferPool.Buffer buffer) {
+    /** Performs a checked request (on an I/O thread, or inline); returns its reply. */
+    private Reply perform(Request r, BufferPool.Buffer buffer) {
         MDC.put("device", export.name());
         int error = 0;
         String message = null;
@@ -251,11 +277,21 @@ final class NbdConnection {
         if (buffer != null && data == null) {
             buffer.release();
         }
-        queue(new Reply(r, error, message, data));
+        return new Reply(r, error, message, data);
     }
 
     private void queue(Reply reply) {
         replies.add(reply);
+    }
+
+    /** Sends a reply from the reader's thread (see {@link #readRequests}). */
+    private void sendNow(Reply reply) {
+        sending.lock();
+        try {
+            sendAndRelease(reply, inlineHead);
+        } finally {
+            sending.unlock();
+        }
     }
 
     /** The writer: sends replies as they come; after a failed write it only releases what they hold. */
@@ -272,26 +308,36 @@ final class NbdConnection {
             if (reply == Reply.END) {
                 return;
             }
+            sending.lock();
             try {
-                if (!writerFailed) {
-                    send(reply, head);
-                }
-            } catch (IOException e) {
-                writerFailed = true;
-                log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
-                channel.close(); // the reader ends too
-            } catch (RuntimeException e) {
-                // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
-                unexpectedErrors.incrementAndGet();
-                writerFailed = true;
-                log.error("{}: sending a reply failed", channel.peer(), e);
-                channel.close();
+                sendAndRelease(reply, head);
             } finally {
-                if (reply.data() != null) {
-                    reply.data().release();
-                }
-                inFlight.release();
+                sending.unlock();
             }
+        }
+    }
+
+    /** Sends {@code reply} unless sending already failed, then gives back what it holds. Under {@link #sending}. */
+    private void sendAndRelease(Reply reply, ByteBuffer head) {
+        try {
+            if (!writerFailed) {
+                send(reply, head);
+            }
+        } catch (IOException e) {
+            writerFailed = true;
+            log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+            channel.close(); // the reader ends too
+        } catch (RuntimeException e) {
+            // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
+            unexpectedErrors.incrementAndGet();
+            writerFailed = true;
+            log.error("{}: sending a reply failed", channel.peer(), e);
+            channel.close();
+        } finally {
+            if (reply.data() != null) {
+                reply.data().release();
+            }
+            inFlight.release();
         }
     }
 
