@@ -3,7 +3,6 @@ package dmsnap.snapshot;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
 import dmsnap.store.copy.ChunkCopier;
-import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.StatusType;
@@ -12,12 +11,6 @@ import dmsnap.target.TargetArgs;
 import dmsnap.target.TargetContext;
 import dmsnap.target.TargetType;
 import java.io.IOException;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Map;
-import java.util.TreeMap;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 
 /**
  * {@code snapshot-origin <origin>} (spec 1.1, 5.1): reads pass through; a write is split at the
@@ -31,13 +24,13 @@ public final class OriginTarget implements Target {
 
     private final BackingDevices.Handle origin;
     private final Registry registry;
-    private final ChunkCopier copier;
+    private final CopyOut copyOut;
     private volatile long splitSectors = NO_SPLIT;
 
     private OriginTarget(BackingDevices.Handle origin, Registry registry, ChunkCopier copier) {
         this.origin = origin;
         this.registry = registry;
-        this.copier = copier;
+        this.copyOut = new CopyOut(registry, origin, copier);
     }
 
     public static TargetType type(Registry registry, ChunkCopier copier) {
@@ -87,75 +80,9 @@ public final class OriginTarget implements Target {
         switch (io.op()) {
             case READ -> device.read(io.sector() << 9, io.buffer());
             case FLUSH -> device.flush();
-            case WRITE -> {
-                long at = io.sector();
-                var quiesce = registry.originIoLock(origin.identity()).readLock();
-                while (at < io.endSector()) {
-                    long end = Math.min(io.endSector(), (at / splitSectors + 1) * splitSectors);
-                    IoRequest piece = io.slice(at, end - at, at);
-                    quiesce.lockInterruptibly();
-                    try {
-                        preserveAll(piece.sector());
-                        device.write(piece.sector() << 9, piece.buffer());
-                    } finally {
-                        quiesce.unlock();
-                    }
-                    at = end;
-                }
-                if (io.fua()) {
-                    device.flush();
-                }
-            }
+            case WRITE -> copyOut.write(io, splitSectors);
             default -> throw new IOException("snapshot-origin does not support " + io.op());
         }
-    }
-
-    /**
-     * Copy-out for a write starting at {@code sector}, repeated until no snapshot needs
-     * anything. Snapshots with the same chunk size need the same origin range: one copy reads
-     * it once and writes it into all of their COWs.
-     */
-    private void preserveAll(long sector) throws InterruptedException {
-        while (true) {
-            List<CompletableFuture<Boolean>> waits = new ArrayList<>();
-            Map<Long, List<Snapshot.Copy>> copiesByChunkSize = new TreeMap<>();
-            for (Snapshot s : registry.snapshotsOf(origin.identity())) {
-                long chunkSectors = s.chunkSectors();
-                if (chunkSectors == 0 || sector >= s.lengthSectors()) {
-                    continue;
-                }
-                switch (s.need(sector / chunkSectors)) {
-                    case null -> { }
-                    case Snapshot.Wait w -> waits.add(w.done());
-                    case Snapshot.Copy c -> {
-                        copiesByChunkSize.computeIfAbsent(chunkSectors, k -> new ArrayList<>()).add(c);
-                        waits.add(c.done());
-                    }
-                }
-            }
-            copiesByChunkSize.forEach((chunkSectors, copies) -> startCopy(sector / chunkSectors, chunkSectors, copies));
-            if (waits.isEmpty()) {
-                return;
-            }
-            for (CompletableFuture<Boolean> f : waits) {
-                try {
-                    f.get();
-                } catch (ExecutionException e) {
-                    // A failed copy invalidated its snapshot; the next pass skips it.
-                }
-            }
-        }
-    }
-
-    private void startCopy(long chunk, long chunkSectors, List<Snapshot.Copy> copies) {
-        long start = chunk * chunkSectors << 9;
-        long length = copies.getFirst().snapshot().copyLength(chunk);
-        List<CopyOp.Destination> destinations = copies.stream().map(Snapshot.Copy::destination).toList();
-        copier.copy(new CopyOp(origin.device(), start, length, destinations)).whenComplete((result, failure) -> {
-            for (int i = 0; i < copies.size(); i++) {
-                copies.get(i).copied(failure == null && result.succeeded(i));
-            }
-        });
     }
 
     /** The split boundary is computed here only, as the kernel's origin_resume does. */

@@ -3,7 +3,7 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.target.TargetTypes;
 
-/** Registers {@code snapshot-origin} and {@code snapshot} over one registry and copier. */
+/** Registers {@code snapshot-origin}, {@code snapshot} and {@code snapshot-merge} over one registry and copier. */
 public final class SnapshotTargets {
     private SnapshotTargets() {
     }
@@ -11,6 +11,7 @@ public final class SnapshotTargets {
     public static TargetTypes register(TargetTypes types, Registry registry, ChunkCopier copier) {
         types.register(OriginTarget.type(registry, copier));
         types.register(SnapshotTarget.type(registry, copier));
+        types.register(SnapshotMergeTarget.type(registry, copier));
         return types;
     }
 }
