@@ -142,8 +142,25 @@ public final class SnapshotMergeTarget implements Target {
         SnapshotTarget.destroy(snapshot, registry);
     }
 
-    /** Whether the merge loop is running (for tests). */
-    boolean merging() {
-        return snapshot.merger().isRunning();
+    /**
+     * How far the merge is, for the merge flow (lvm2 polls the status line for the same):
+     * exceptions left in memory, whether the loop runs, and whether it is done, which the status
+     * line cannot tell once it says {@code Merge failed} (a resume still finishes the merge).
+     *
+     * @param remainingChunks chunks still on the COW
+     * @param complete        nothing is left, in memory or in the store (allocated == metadata)
+     */
+    public record Progress(boolean valid, boolean failed, boolean running, long remainingChunks, long chunkBytes,
+                           boolean complete) {
+    }
+
+    public Progress progress() throws IOException {
+        long remaining = snapshot.completeTable().size();
+        boolean valid = snapshot.isValid();
+        var usage = snapshot.store().usage();
+        boolean complete = valid && remaining == 0 && usage.allocatedSectors() == usage.metadataSectors()
+                && snapshot.chunkSectors() > 0;
+        return new Progress(valid, snapshot.isMergeFailed(), snapshot.merger().isRunning(), remaining,
+                snapshot.chunkSectors() << 9, complete);
     }
 }

@@ -38,7 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @ExtendWith(Seeds.class)
 class MergeModelTest {
-    private static final int CASES = Integer.getInteger("dmsnap.tests.mergeCases", 10);
+    private static final int CASES = Integer.getInteger("dmsnap.tests.mergeCases", 8);
     private static final long SECTORS = 4096; // 2 MiB
 
     @TempDir
