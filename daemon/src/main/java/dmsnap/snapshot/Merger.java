@@ -39,6 +39,9 @@ import org.slf4j.LoggerFactory;
 final class Merger {
     private static final Logger log = LoggerFactory.getLogger(Merger.class);
 
+    /** Sub-copy size of a run's copy. */
+    static final long SUB_COPY_BYTES = 256 << 10;
+
     private final Snapshot snapshot;
     private final CopyOut copyOut;
     private final Registry registry;
@@ -162,18 +165,10 @@ final class Merger {
         Device cow = snapshot.cowHandle().device();
         long lengthBytes = Math.min(runSectors, origin.sizeSectors() - startSector) << 9;
         if (lengthBytes > 0) {
-            CopyResult copied;
-            try {
-                copied = snapshot.copier().copy(new CopyOp(cow, run.firstNew() * chunkSize.bytes(), lengthBytes,
-                        List.of(new CopyOp.Destination(origin, startSector << 9)))).get();
-            } catch (ExecutionException e) {
-                return fail("Read error: shutting down merge. (" + e.getCause().getMessage() + ")");
-            }
-            if (copied.readError() != null) {
-                return fail("Read error: shutting down merge. (" + copied.readError().getMessage() + ")");
-            }
-            if (!copied.succeeded(0)) {
-                return fail("Write error: shutting down merge. (" + copied.writeErrors().getFirst().getMessage() + ")");
+            String failed = copyRun(cow, run.firstNew() * chunkSize.bytes(), origin, startSector << 9, lengthBytes,
+                    chunkSize.bytes());
+            if (failed != null) {
+                return fail(failed);
             }
         }
         try {
@@ -192,6 +187,42 @@ final class Merger {
             return fail(e.getMessage());
         }
         return true;
+    }
+
+    /**
+     * Step 8: the run from the COW to the origin, in sub-copies of {@value #SUB_COPY_BYTES} bytes
+     * (or one chunk, if larger) that the copier's threads run at once, so that reads and writes
+     * overlap, as kcopyd splits a job into sub-jobs. Null, or the kernel's sentence for what failed.
+     */
+    private String copyRun(Device cow, long from, Device origin, long to, long lengthBytes, long chunkBytes)
+            throws InterruptedException {
+        long piece = Math.max(SUB_COPY_BYTES, chunkBytes);
+        List<CompletableFuture<CopyResult>> copies = new ArrayList<>();
+        for (long done = 0; done < lengthBytes; done += piece) {
+            long n = Math.min(piece, lengthBytes - done);
+            copies.add(snapshot.copier().copy(new CopyOp(cow, from + done, n,
+                    List.of(new CopyOp.Destination(origin, to + done)))));
+        }
+        String readError = null;
+        String writeError = null;
+        for (CompletableFuture<CopyResult> c : copies) {
+            try {
+                CopyResult r = c.get();
+                if (r.readError() != null && readError == null) {
+                    readError = r.readError().getMessage();
+                } else if (r.readError() == null && !r.succeeded(0) && writeError == null) {
+                    writeError = r.writeErrors().getFirst().getMessage();
+                }
+            } catch (ExecutionException e) {
+                if (readError == null) {
+                    readError = String.valueOf(e.getCause().getMessage());
+                }
+            }
+        }
+        if (readError != null) {
+            return "Read error: shutting down merge. (" + readError + ")";
+        }
+        return writeError == null ? null : "Write error: shutting down merge. (" + writeError + ")";
     }
 
     /**

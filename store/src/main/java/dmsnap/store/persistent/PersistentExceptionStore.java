@@ -508,8 +508,13 @@ public final class PersistentExceptionStore implements ExceptionStore {
             byte[] before = entries.toArray(ValueLayout.JAVA_BYTE);
             entries.fill((byte) 0);
             try {
+                // The kernel writes the area with PREFLUSH + FUA. No earlier COW write needs to be
+                // durable first (a merge allocates nothing; what it read is on the origin and flushed),
+                // so one flush of the area is enough: msync(MS_SYNC) of a real mapping is that.
                 area.sync(from, length);
-                cow.flush();
+                if (!area.syncIsDurable()) {
+                    cow.flush();
+                }
             } catch (IOException | RuntimeException e) {
                 // The kernel leaves the entries cleared in its area buffer, so a restarted merge would
                 // take (0, 0) as the next run. Keep them instead: the disk holds either version (both
