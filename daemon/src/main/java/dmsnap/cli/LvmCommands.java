@@ -324,14 +324,16 @@ final class LvmCommands {
     }
 
     @Command(name = "merge",
-            description = {"Merge a snapshot back into its origin, online (lvconvert --merge): the origin device gets a",
-                "snapshot-merge table and takes over the snapshot's exception store, the snapshot device is removed,",
-                "and the origin reads the snapshot's content at once while the chunks are copied back. When the",
-                "merge is done the origin's table becomes snapshot-origin (other snapshots remain) or linear.",
-                "If the origin is open (an NBD client, a stacked device), the merge starts once nothing holds it",
-                "open, as LVM defers it to the next activation. The daemon sees the merge through, also after a",
-                "restart with --state-dir; interrupting this command does not stop it.",
-                "Without --background it waits: a progress bar on a terminal, one JSON line per update with --json."},
+            description = {"Merge a snapshot back into its origin, online (lvconvert --merge): the",
+                "origin device gets a snapshot-merge table and takes over the snapshot's",
+                "exception store, the snapshot device is removed, and the origin reads the",
+                "snapshot's content at once while the chunks are copied back. When the merge",
+                "is done the origin becomes snapshot-origin (other snapshots remain) or linear.",
+                "If the origin is open (an NBD client, a stacked device), the merge starts once",
+                "nothing holds it open, as LVM defers it to the next activation. The daemon",
+                "sees the merge through, also after a restart with --state-dir; interrupting",
+                "this command does not stop it. Without --background it waits: a progress bar",
+                "on a terminal, one JSON line per update with --json."},
             footer = {"", "Examples:", "  dmsnap snapshot merge vol-snap", "  dmsnap snapshot merge vol-snap --background",
                 "  dmsnap snapshot merge --status", "  dmsnap snapshot merge --status vol --json"})
     static final class SnapshotMerge implements Callable<Integer> {
