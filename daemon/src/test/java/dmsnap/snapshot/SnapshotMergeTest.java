@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -463,10 +462,5 @@ class SnapshotMergeTest {
             }
             Thread.sleep(1);
         }
-    }
-
-    @SuppressWarnings("unused")
-    private static List<String> lines(String... l) {
-        return new ArrayList<>(List.of(l));
     }
 }
