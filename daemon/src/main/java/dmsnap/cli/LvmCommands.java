@@ -85,6 +85,31 @@ final class LvmCommands {
             }
         }
 
+        /** Sends {@code request}; a failure is printed (as by {@link #run}) and thrown. */
+        ControlResponse.Success success(ControlRequest request, String description) throws StepFailed {
+            ControlResponse response;
+            try {
+                response = client.send(request);
+            } catch (IOException e) {
+                spec.commandLine().getErr().println("dmsnap: cannot reach the daemon at " + client.socketPath() + ": "
+                        + e.getMessage());
+                throw new StepFailed(DaemonRequests.NO_DAEMON);
+            }
+            if (response instanceof ControlResponse.Failure f) {
+                PrintWriter err = spec.commandLine().getErr();
+                err.println("dmsnap: " + description + ": " + f.operation() + " failed: " + text(f.errno()));
+                if (!f.reason().isEmpty()) {
+                    err.println("dmsnap: " + f.reason());
+                }
+                throw new StepFailed(switch (f.errno()) {
+                    case "ENXIO", "ENODEV" -> DaemonRequests.NO_DEVICE;
+                    case "EBUSY" -> DaemonRequests.BUSY;
+                    default -> ExitCodes.FAILED;
+                });
+            }
+            return (ControlResponse.Success) response;
+        }
+
         /** The single line of {@code name}'s live table, split into words. */
         String[] tableOf(String name) throws StepFailed {
             List<String> lines = run(null, new ControlRequest("table", name, null, null, null, false, false, false, false));
@@ -155,7 +180,7 @@ final class LvmCommands {
     }
 
     @Command(name = "snapshot", description = "Snapshots the LVM way.",
-            subcommands = {SnapshotCreate.class, SnapshotRefresh.class, SnapshotRemove.class})
+            subcommands = {SnapshotCreate.class, SnapshotRefresh.class, SnapshotMerge.class, SnapshotRemove.class})
     static final class Snapshot implements Callable<Integer> {
         @Spec
         CommandSpec spec;
@@ -291,6 +316,143 @@ final class LvmCommands {
                 return ExitCodes.OK;
             } catch (StepFailed e) {
                 return e.exitCode;
+            }
+        }
+    }
+
+    @Command(name = "merge",
+            description = {"Merge a snapshot back into its origin, online (lvconvert --merge): the",
+                "origin device gets a snapshot-merge table and takes over the snapshot's",
+                "exception store, the snapshot device is removed, and the origin reads the",
+                "snapshot's content at once while the chunks are copied back. When the merge",
+                "is done the origin becomes snapshot-origin (other snapshots remain) or linear.",
+                "If the origin is open (an NBD client, a stacked device), the merge starts once",
+                "nothing holds it open, as LVM defers it to the next activation. The daemon",
+                "sees the merge through, also after a restart with --state-dir; interrupting",
+                "this command does not stop it. Without --background it waits: a progress bar",
+                "on a terminal, one JSON line per update with --json."},
+            footer = {"", "Examples:", "  dmsnap snapshot merge vol-snap", "  dmsnap snapshot merge vol-snap --background",
+                "  dmsnap snapshot merge --status", "  dmsnap snapshot merge --status vol --json"})
+    static final class SnapshotMerge implements Callable<Integer> {
+        private static final long POLL_MILLIS = 200;
+
+        @Spec
+        CommandSpec spec;
+        @Mixin
+        ClientOptions options;
+        @Parameters(index = "0", arity = "0..1", paramLabel = "SNAP",
+                description = "The snapshot device to merge (with --status: a snapshot or origin device, optional).")
+        String name;
+        @Option(names = "--background", description = "Start the merge and return; follow it with --status.")
+        boolean background;
+        @Option(names = "--status", description = "Show the merges the daemon knows of, with their progress.")
+        boolean status;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            if (status) {
+                return DaemonRequests.run(spec, options, ControlRequest.of("merge-status", name));
+            }
+            if (name == null) {
+                spec.commandLine().getErr().println("dmsnap: snapshot merge needs SNAP (or --status)");
+                return ExitCodes.USAGE;
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            Steps steps = new Steps(spec, options);
+            ControlResponse.Success started;
+            try {
+                started = steps.success(ControlRequest.of("merge", name), "merge " + name);
+            } catch (StepFailed e) {
+                return e.exitCode;
+            }
+            String origin = started.data().path("origin").asText();
+            String state = started.data().path("state").asText();
+            if (options.json) {
+                out.println(started.data().toString());
+            } else {
+                started.lines().forEach(out::println);
+            }
+            if (state.equals("waiting")) {
+                return ExitCodes.OK;
+            }
+            if (background) {
+                if (!options.json) {
+                    out.println("merging in the background; follow it with: dmsnap snapshot merge --status " + origin);
+                }
+                return ExitCodes.OK;
+            }
+            return follow(steps, origin);
+        }
+
+        /** Polls the merge until the daemon has finished it. */
+        private int follow(Steps steps, String origin) throws InterruptedException {
+            PrintWriter out = spec.commandLine().getOut();
+            long startNanos = System.nanoTime();
+            long startBytes = 0; // this command started the merge
+            ProgressLine bar = null;
+            String lastJson = null;
+            try {
+                while (true) {
+                    ControlResponse.Success s;
+                    try {
+                        s = steps.success(ControlRequest.of("merge-status", origin), "merge status of " + origin);
+                    } catch (StepFailed e) {
+                        return e.exitCode;
+                    }
+                    com.fasterxml.jackson.databind.JsonNode row = s.data().path("merges").path(0);
+                    String state = row.path("state").asText();
+                    long done = row.path("mergedBytes").asLong();
+                    long total = row.path("totalBytes").asLong();
+                    if (options.json) {
+                        double seconds = Math.max(1e-9, (System.nanoTime() - startNanos) / 1e9);
+                        double rate = (done - startBytes) / seconds;
+                        com.fasterxml.jackson.databind.node.ObjectNode line = ((com.fasterxml.jackson.databind.node.ObjectNode) row)
+                                .deepCopy();
+                        line.put("mibPerSecond", Math.round(rate / 1048576.0 * 10) / 10.0);
+                        line.put("etaSeconds", rate > 0 ? Math.round((total - done) / rate) : 0);
+                        String text = line.toString();
+                        String key = row.path("state").asText() + row.path("percent").asText();
+                        if (!key.equals(lastJson)) {
+                            out.println(text);
+                            out.flush();
+                            lastJson = key;
+                        }
+                    } else {
+                        if (bar == null) {
+                            bar = ProgressLine.onTerminal("merge " + name, total);
+                        }
+                        if (bar != null) {
+                            bar.update(done);
+                        }
+                    }
+                    switch (state) {
+                        case "finished" -> {
+                            if (bar != null) {
+                                bar.close();
+                                bar = null;
+                            }
+                            if (!options.json) {
+                                out.println("merged " + name + " into " + origin + "; " + origin + " is now: "
+                                        + row.path("table").asText());
+                            }
+                            return ExitCodes.OK;
+                        }
+                        case "failed", "invalid" -> {
+                            if (bar != null) {
+                                bar.close();
+                                bar = null;
+                            }
+                            spec.commandLine().getErr().println("dmsnap: merge of " + name + " into " + origin + ": "
+                                    + s.lines().getFirst().substring(origin.length() + 2));
+                            return ExitCodes.FAILED;
+                        }
+                        default -> Thread.sleep(POLL_MILLIS);
+                    }
+                }
+            } finally {
+                if (bar != null) {
+                    bar.close();
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ public final class ControlHandler {
     private final DeviceManager dm;
     private final String version;
     private final StateListener listener;
+    private final MergeService merges;
 
     /** Told after every successful request (verb, name, new name), e.g. to record live tables. */
     @FunctionalInterface
@@ -42,9 +43,15 @@ public final class ControlHandler {
     }
 
     public ControlHandler(DeviceManager dm, String version, StateListener listener) {
+        this(dm, version, listener, null);
+    }
+
+    /** With the daemon's merge flow behind the {@code merge} and {@code merge-status} verbs. */
+    public ControlHandler(DeviceManager dm, String version, StateListener listener, MergeService merges) {
         this.dm = dm;
         this.version = version;
         this.listener = listener;
+        this.merges = merges;
     }
 
     public ControlResponse handle(ControlRequest r) {
@@ -89,6 +96,8 @@ public final class ControlHandler {
                 case "version" -> new ControlResponse.Success(List.of("Library version:   dmsnap " + version,
                         "Driver version:    dmsnap " + version), null);
                 case "targets" -> targets();
+                case "merge" -> merges == null ? noMerges(r) : merges.merge(requireName(r));
+                case "merge-status" -> merges == null ? noMerges(r) : merges.status(r.name());
                 default -> new ControlResponse.Failure(r.verb(), "EINVAL", "unknown request '" + r.verb() + "'");
             };
         } catch (TableLoadException e) {
@@ -106,6 +115,10 @@ public final class ControlHandler {
             log.error("{} failed", r.verb(), e);
             return new ControlResponse.Failure(r.verb(), "EIO", String.valueOf(e.getMessage()));
         }
+    }
+
+    private static ControlResponse noMerges(ControlRequest r) {
+        return new ControlResponse.Failure(r.verb(), "EINVAL", "this daemon runs no merge flow");
     }
 
     private static ControlResponse ok() {

@@ -47,6 +47,7 @@ public final class Daemon implements AutoCloseable {
     private final StateStore state;
     /** Null without {@code --metrics}. */
     private final DaemonMetrics metrics;
+    private final MergeFlows merges;
     private final java.util.concurrent.ScheduledExecutorService monitor =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
                     r -> Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
@@ -71,10 +72,13 @@ public final class Daemon implements AutoCloseable {
             if (state != null) {
                 restore();
             }
+            this.merges = new MergeFlows(devices, state);
+            merges.restore();
             nbdServer = new NbdServer(devices, config.nbdSocket(), config.nbd().tcpSocketAddress(),
                     config.nbd().defaultExport(), NbdServer.Settings.defaults());
             this.nbd = nbdServer;
-            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState));
+            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState,
+                    merges));
             ok = true;
         } finally {
             if (!ok) {
@@ -88,6 +92,7 @@ public final class Daemon implements AutoCloseable {
         }
         CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
         monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+        monitor.scheduleWithFixedDelay(merges::check, 250, 250, java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
     /** After a successful control request that may have changed a live table: record it. */
@@ -109,12 +114,14 @@ public final class Daemon implements AutoCloseable {
 
     /**
      * Brings back every recorded device: devices others stack on (dm:NAME) first, snapshots
-     * before origins (an origin computes its split boundary when it resumes). A device that
-     * cannot come back (a vanished backing file) is reported and skipped.
+     * before merging origins (a merge starts at its resume: every other snapshot must be active
+     * by then, or the merge would overwrite chunks it never got), and those before origins (an
+     * origin computes its split boundary when it resumes). A device that cannot come back (a
+     * vanished backing file) is reported and skipped.
      */
     private void restore() throws IOException {
         List<StateStore.Recorded> pending = new java.util.ArrayList<>(state.load());
-        pending.sort(java.util.Comparator.comparingInt(r -> r.table().contains("snapshot-origin") ? 1 : 0));
+        pending.sort(java.util.Comparator.comparingInt(r -> restoreRank(r.table())));
         int restored = 0;
         while (!pending.isEmpty()) {
             StateStore.Recorded next = null;
@@ -142,6 +149,14 @@ public final class Daemon implements AutoCloseable {
             }
         }
         log.info("restored {} device(s) from {}", restored, config.stateDir());
+    }
+
+    /** 0 for snapshots and everything else, 1 for snapshot-merge, 2 for snapshot-origin. */
+    private static int restoreRank(String table) {
+        if (table.contains(" snapshot-origin ")) {
+            return 2;
+        }
+        return table.contains(" snapshot-merge ") ? 1 : 0;
     }
 
     /**

@@ -40,31 +40,65 @@ public final class StateStore {
             forget(device.name());
             return;
         }
+        record(device.name(), device.uuid(), table);
+    }
+
+    /**
+     * Records {@code table} as the device's table before it is live: the merge flow records the
+     * snapshot-merge table of the origin before it resumes it, so that a crash in between
+     * restores the merge (from the COW), never the snapshot and the merge at once.
+     */
+    public synchronized void record(String name, String uuid, Table table) throws IOException {
         Properties p = new Properties();
-        p.setProperty("name", device.name());
-        if (device.uuid() != null) {
-            p.setProperty("uuid", device.uuid());
+        p.setProperty("name", name);
+        if (uuid != null) {
+            p.setProperty("uuid", uuid);
         }
         p.setProperty("table", table.toString());
-        Path tmp = dir.resolve("." + device.name() + SUFFIX + ".tmp");
+        writeAtomically(name + SUFFIX, p, "dmsnap device state");
+    }
+
+    /** Writes {@code dir/fileName} atomically: temporary file, fsync, rename, fsync of the directory. */
+    synchronized void writeAtomically(String fileName, Properties p, String comment) throws IOException {
+        Path tmp = dir.resolve("." + fileName + ".tmp");
         try (var out = Files.newOutputStream(tmp)) {
-            p.store(out, "dmsnap device state");
+            p.store(out, comment);
         }
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
             ch.force(true);
         }
         try {
-            Files.move(tmp, file(device.name()), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            Files.move(tmp, dir.resolve(fileName), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
             throw new IOException("the state directory " + dir + " cannot rename atomically", e);
         }
         syncDirectory();
     }
 
-    public synchronized void forget(String name) throws IOException {
-        if (Files.deleteIfExists(file(name))) {
+    /** Deletes {@code dir/fileName} if it exists (durably). */
+    synchronized void delete(String fileName) throws IOException {
+        if (Files.deleteIfExists(dir.resolve(fileName))) {
             syncDirectory();
         }
+    }
+
+    /** The properties of every {@code *suffix} file. */
+    synchronized List<Properties> loadAll(String suffix) throws IOException {
+        List<Properties> all = new ArrayList<>();
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + suffix)) {
+            for (Path f : files) {
+                Properties p = new Properties();
+                try (var in = Files.newInputStream(f)) {
+                    p.load(new java.io.InputStreamReader(in, StandardCharsets.ISO_8859_1));
+                }
+                all.add(p);
+            }
+        }
+        return all;
+    }
+
+    public synchronized void forget(String name) throws IOException {
+        delete(name + SUFFIX);
     }
 
     public synchronized void rename(String from, MappedDevice device) throws IOException {
@@ -75,20 +109,10 @@ public final class StateStore {
     /** Every recorded device, in no particular order. */
     public synchronized List<Recorded> load() throws IOException {
         List<Recorded> all = new ArrayList<>();
-        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + SUFFIX)) {
-            for (Path f : files) {
-                Properties p = new Properties();
-                try (var in = Files.newInputStream(f)) {
-                    p.load(new java.io.InputStreamReader(in, StandardCharsets.ISO_8859_1));
-                }
-                all.add(new Recorded(p.getProperty("name"), p.getProperty("uuid"), p.getProperty("table")));
-            }
+        for (Properties p : loadAll(SUFFIX)) {
+            all.add(new Recorded(p.getProperty("name"), p.getProperty("uuid"), p.getProperty("table")));
         }
         return all;
-    }
-
-    private Path file(String name) {
-        return dir.resolve(name + SUFFIX);
     }
 
     private void syncDirectory() throws IOException {

@@ -46,8 +46,25 @@ public final class BackingDevices {
 
     private static final String DM_PREFIX = "dm:";
 
+    /** Opens the file or block device at a real path (tests put fault injection here). */
+    @FunctionalInterface
+    public interface Opener {
+        Device open(Path real) throws IOException;
+    }
+
     private final Map<Identity, Shared> open = new HashMap<>();
+    private final Opener opener;
     private volatile MappedDevices mappedDevices = name -> null;
+
+    /** Files and block devices opened as {@link FileDevice}s (O_DIRECT, exclusively). */
+    public BackingDevices() {
+        this(real -> FileDevice.open(real));
+    }
+
+    /** Files and block devices opened by {@code opener} (which may wrap a {@link FileDevice}). */
+    public BackingDevices(Opener opener) {
+        this.opener = opener;
+    }
 
     private final class Shared {
         final Identity identity;
@@ -118,20 +135,11 @@ public final class BackingDevices {
         Identity identity = identify(real);
         Shared shared = open.get(identity);
         if (shared == null) {
-            FileDevice device = FileDevice.open(real);
-            boolean ok = false;
-            try {
-                FileStat stat = device.stat();
-                String canonical = stat.type() == FileType.BLOCK_DEVICE
-                        ? stat.rdevMajor() + ":" + stat.rdevMinor() : real.toString();
-                shared = new Shared(identity, device, () -> canonical);
-                open.put(identity, shared);
-                ok = true;
-            } finally {
-                if (!ok) {
-                    device.close();
-                }
-            }
+            Device device = opener.open(real);
+            String canonical = identity.kind() == Kind.BLOCK_DEVICE
+                    ? identity.first() + ":" + identity.second() : real.toString();
+            shared = new Shared(identity, device, () -> canonical);
+            open.put(identity, shared);
         }
         shared.users++;
         return new Handle(shared);

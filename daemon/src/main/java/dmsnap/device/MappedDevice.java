@@ -420,6 +420,12 @@ public final class MappedDevice {
         }
     }
 
+    /** The live table's targets in table order (empty without one), for the daemon's merge flow. */
+    public List<Target> liveTargets() {
+        LiveTable t = live;
+        return t == null ? List.of() : t.targets();
+    }
+
     /** The live table, for tests and the state file. */
     public Table liveTable() {
         LiveTable t = live;

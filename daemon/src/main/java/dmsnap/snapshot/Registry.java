@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
+import dmsnap.store.ExceptionStore;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -23,8 +24,11 @@ public final class Registry {
     /** Per origin: origin writes hold it shared while they copy out and write; a handover exclusively. */
     private final Map<BackingDevices.Identity, ReentrantReadWriteLock> originIo = new HashMap<>();
 
-    /** The instances of one COW on one origin, as the kernel's sharing scan sees them (spec 8.1). */
-    record Sharing(int count, Snapshot source, Snapshot destination) {
+    /**
+     * The instances of one COW on one origin, as the kernel's sharing scan sees them (spec 8.1),
+     * and the origin's merging snapshot (a snapshot-merge instance on any COW), or null.
+     */
+    record Sharing(int count, Snapshot source, Snapshot destination, Snapshot merging) {
     }
 
     /** How a newly registered instance starts. */
@@ -40,8 +44,11 @@ public final class Registry {
 
     /**
      * Constructor-time validation and registration, atomically (spec 8.2): refuses a load while
-     * two instances share the COW or one of them was never resumed; otherwise registers
-     * {@code s} as a fresh instance or as the handover destination of the live one.
+     * two instances share the COW or one of them was never resumed; a snapshot-merge taking
+     * over while the origin has a merging snapshot, or from a store that cannot merge; otherwise
+     * registers {@code s} as a fresh instance or as the handover destination of the live one.
+     * A fresh snapshot-merge on a transient store is refused too, which the kernel does not do
+     * (spec 1.4: it would then merge with a store that has no merge operations).
      */
     Role register(Snapshot s) throws HandoverException {
         lock.writeLock().lock();
@@ -49,6 +56,15 @@ public final class Registry {
             Sharing sharing = scan(s);
             if (sharing.count() == 2 || sharing.destination() != null) {
                 throw new HandoverException("Snapshot cow pairing for exception table handover failed");
+            }
+            if (s.isMerging()) {
+                if (sharing.source() != null && sharing.merging() != null) {
+                    throw new HandoverException("A snapshot is already merging.");
+                }
+                ExceptionStore store = sharing.source() != null ? sharing.source().store() : s.store();
+                if (!store.supportsMerge()) {
+                    throw new HandoverException("Snapshot exception store does not support snapshot-merge.");
+                }
             }
             List<Snapshot> list = byOrigin.computeIfAbsent(s.originIdentity(), k -> new ArrayList<>());
             list.add(s);
@@ -66,7 +82,11 @@ public final class Registry {
             int count = 0;
             Snapshot source = null;
             Snapshot destination = null;
+            Snapshot merging = null;
             for (Snapshot s : byOrigin.getOrDefault(x.originIdentity(), List.of())) {
+                if (s.isMerging()) {
+                    merging = s;
+                }
                 if (s.cowIdentity().equals(x.cowIdentity())) {
                     count++;
                     if (s.isActive()) {
@@ -76,7 +96,7 @@ public final class Registry {
                     }
                 }
             }
-            return new Sharing(count, source, destination);
+            return new Sharing(count, source, destination, merging);
         } finally {
             lock.readLock().unlock();
         }
@@ -125,6 +145,27 @@ public final class Registry {
         try {
             List<Snapshot> list = byOrigin.get(origin);
             return list == null ? List.of() : List.copyOf(list);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The snapshot-merge instance registered on {@code origin} (the last one, as the kernel's scan), or null. */
+    Snapshot mergingSnapshotOf(BackingDevices.Identity origin) {
+        Snapshot merging = null;
+        for (Snapshot s : snapshotsOf(origin)) {
+            if (s.isMerging()) {
+                merging = s;
+            }
+        }
+        return merging;
+    }
+
+    /** Every registered snapshot (for tests and metrics). */
+    List<Snapshot> allSnapshots() {
+        lock.readLock().lock();
+        try {
+            return byOrigin.values().stream().flatMap(List::stream).toList();
         } finally {
             lock.readLock().unlock();
         }

@@ -22,10 +22,13 @@ import org.slf4j.LoggerFactory;
 /**
  * One snapshot instance ({@code struct dm_snapshot}): its origin and COW, exception store and
  * complete table, pending exceptions and tracked reads, and the valid / overflowed / active
- * flags. Implements the copy-out an origin write triggers and the snapshot device's I/O.
+ * flags. Implements the copy-out an origin write triggers and the snapshot device's I/O; for a
+ * snapshot-merge instance also the merging device's I/O (spec 9.3) and the merge step's view of
+ * it: the chunks being merged, the writes tracked and queued around them (spec 9.2).
  *
- * <p>Locks: this object's monitor guards {@link #pending}, {@link #trackedReads} and the flags;
- * no I/O and no waiting happens while holding it.
+ * <p>Locks: this object's monitor guards {@link #pending}, {@link #trackedReads},
+ * {@link #trackedWrites}, the merge-step fields and the flags; no I/O happens while holding it,
+ * and the only wait under it is the merge step's for tracked writes ({@link Object#wait()}).
  */
 public final class Snapshot {
     private static final Logger log = LoggerFactory.getLogger(Snapshot.class);
@@ -48,6 +51,18 @@ public final class Snapshot {
     private volatile boolean active;
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Long, Integer> trackedReads = new HashMap<>();
+    /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
+    private final boolean merging;
+    private volatile Merger merger;
+    /** In memory only, never cleared for this instance, not handed over (spec 9.2). */
+    private volatile boolean mergeFailed;
+    /** Writes on the merging device remapped to the COW, in flight, by chunk (spec 4, 9.3). */
+    private final Map<Long, Integer> trackedWrites = new HashMap<>();
+    /** The chunks of the merge step in progress ({@code first_merging_chunk}, {@code num_merging_chunks}). */
+    private long firstMergingChunk;
+    private long mergingChunks;
+    /** Completes when the step in progress has committed (true) or failed (false): queued writes wait on it. */
+    private CompletableFuture<Boolean> mergeStep;
 
     /** An exception being made: its copy (or full-chunk write) and commit are in progress. */
     static final class Pending {
@@ -61,7 +76,8 @@ public final class Snapshot {
 
     Snapshot(String deviceName, BackingDevices.Handle origin, BackingDevices.Handle cow, ExceptionStore store,
              ChunkCopier copier, long lengthSectors, Runnable event, java.util.function.BooleanSupplier deviceSuspended,
-             CommitObserver commits) {
+             CommitObserver commits, boolean merging) {
+        this.merging = merging;
         this.deviceName = deviceName;
         this.commits = commits;
         this.deviceSuspended = deviceSuspended;
@@ -122,6 +138,27 @@ public final class Snapshot {
 
     boolean isActive() {
         return active;
+    }
+
+    boolean isMerging() {
+        return merging;
+    }
+
+    /** The merge loop of a snapshot-merge instance (null for a plain snapshot). */
+    Merger merger() {
+        return merger;
+    }
+
+    void attachMerger(Merger m) {
+        merger = m;
+    }
+
+    boolean isMergeFailed() {
+        return mergeFailed;
+    }
+
+    ChunkCopier copier() {
+        return copier;
     }
 
     void markActive() {
@@ -234,6 +271,9 @@ public final class Snapshot {
      * COW invalidates the snapshot here, even with PO (spec 7).
      */
     Need need(long chunk) {
+        if (merging) {
+            return null; // a merging snapshot never gets new exceptions
+        }
         Pending p;
         synchronized (this) {
             if (!valid || !active) {
@@ -500,11 +540,136 @@ public final class Snapshot {
         }
     }
 
+    // ---- the merging device's I/O (snapshot-merge, spec 9.3) ---------------------------------------
+
+    /**
+     * Maps a read or write on the merging device; {@code io} never crosses a chunk of any
+     * snapshot of the origin. A chunk that still has an exception is read from, or written to,
+     * the COW (writes tracked, so that the merge step waits for them); a write to a chunk of the
+     * step in progress waits for the step and is then mapped again (the chunk is on the origin
+     * by then). Everything else goes to the origin, writes through the copy-out of the other
+     * snapshots. An invalid merging snapshot sends everything to the origin.
+     */
+    void mapMerging(IoRequest io, CopyOut copyOut, long splitSectors) throws IOException, InterruptedException {
+        boolean write = io.op() == IoRequest.Op.WRITE;
+        while (true) {
+            ChunkSize chunkSize = null;
+            long chunk = -1;
+            long mapped = -1;
+            CompletableFuture<Boolean> queued = null;
+            synchronized (this) {
+                if (valid) { // an invalid one (chunk size maybe 0) sends everything to the origin
+                    chunkSize = store.chunkSize();
+                    chunk = chunkSize.chunkOf(io.sector());
+                    mapped = complete.lookup(chunk);
+                    if (mapped >= 0 && write && mergeStep != null && chunk >= firstMergingChunk
+                            && chunk < firstMergingChunk + mergingChunks) {
+                        queued = mergeStep;
+                    } else if (mapped >= 0 && write) {
+                        trackedWrites.merge(chunk, 1, Integer::sum);
+                    }
+                }
+            }
+            if (queued != null) {
+                if (!awaitQuietly(queued)) {
+                    throw new IOException(deviceName + ": the merge of chunk " + chunk + " failed");
+                }
+                continue;
+            }
+            if (mapped < 0) {
+                if (write) {
+                    copyOut.write(io, splitSectors);
+                } else {
+                    origin.device().read(io.sector() << 9, io.buffer());
+                }
+                return;
+            }
+            long at = mapped * chunkSize.bytes() + ((io.sector() & chunkSize.mask()) << 9);
+            if (!write) {
+                cow.device().read(at, io.buffer());
+                return;
+            }
+            try {
+                cow.device().write(at, io.buffer());
+                if (io.fua()) {
+                    cow.device().flush();
+                }
+            } finally {
+                synchronized (this) {
+                    if (trackedWrites.merge(chunk, -1, Integer::sum) == 0) {
+                        trackedWrites.remove(chunk);
+                        notifyAll();
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    // ---- the merge step's side (spec 9.2 steps 6, 7, 12, 13) ---------------------------------------
+
+    /** Step 6: writes to chunks {@code [first, first + count)} queue from now on. */
+    synchronized void beginMergeStep(long first, long count) {
+        firstMergingChunk = first;
+        mergingChunks = count;
+        mergeStep = new CompletableFuture<>();
+    }
+
+    /** Step 7: waits until no tracked write to the step's chunks is in flight. */
+    synchronized void awaitTrackedWrites() throws InterruptedException {
+        while (trackedWrites.keySet().stream().anyMatch(c -> c >= firstMergingChunk && c < firstMergingChunk + mergingChunks)) {
+            wait();
+        }
+    }
+
+    /**
+     * Steps 12 and 13: forgets the step's chunks, highest first, and releases the queued
+     * writes. A removal error (the kernel's words) fails the step instead.
+     */
+    void finishMergeStep() throws dmsnap.store.CorruptStoreException {
+        CompletableFuture<Boolean> step;
+        synchronized (this) {
+            for (long c = firstMergingChunk + mergingChunks - 1; c >= firstMergingChunk; c--) {
+                complete.removeForMerge(c);
+            }
+            step = endStepLocked();
+        }
+        step.complete(true);
+    }
+
+    /** Failure handling of a step: merge_failed, the range cleared, queued writes fail. */
+    void failMergeStep() {
+        CompletableFuture<Boolean> step;
+        synchronized (this) {
+            mergeFailed = true;
+            step = endStepLocked();
+        }
+        if (step != null) {
+            step.complete(false);
+        }
+    }
+
+    /** merge_failed without a step in progress (reading the store failed). */
+    void markMergeFailed() {
+        mergeFailed = true;
+    }
+
+    private CompletableFuture<Boolean> endStepLocked() {
+        CompletableFuture<Boolean> step = mergeStep;
+        mergeStep = null;
+        firstMergingChunk = 0;
+        mergingChunks = 0;
+        return step;
+    }
+
     // ---- status ----------------------------------------------------------------------------------
 
     String infoStatus() throws IOException {
         if (!valid) {
             return "Invalid";
+        }
+        if (mergeFailed) {
+            return "Merge failed";
         }
         if (overflowed) {
             return "Overflow";

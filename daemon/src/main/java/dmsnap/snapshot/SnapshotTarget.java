@@ -65,6 +65,21 @@ public final class SnapshotTarget implements Target {
 
     private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,
                                     CommitObserver commits) throws TableLoadException {
+        Constructed c = construct(context, args, registry, copier, commits, false);
+        return new SnapshotTarget(c.snapshot(), registry, c.discardZeroesCow(), c.discardPassdownOrigin());
+    }
+
+    /** What the constructor of {@code snapshot} and of {@code snapshot-merge} builds. */
+    record Constructed(Snapshot snapshot, boolean discardZeroesCow, boolean discardPassdownOrigin) {
+    }
+
+    /**
+     * The constructor shared by {@code snapshot} and {@code snapshot-merge} (spec 1.2, 1.4: the
+     * same grammar and checks, in the kernel's order): devices, store, registration with the
+     * handover rules, then the metadata, unless this instance is a handover destination.
+     */
+    static Constructed construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,
+                                 CommitObserver commits, boolean merge) throws TableLoadException {
         if (args.size() < 4) {
             throw args.fail("requires 4 or more arguments");
         }
@@ -117,7 +132,7 @@ public final class SnapshotTarget implements Target {
             try {
                 store = ExceptionStores.create(storeType, chunkArg, cow.device(), origin.device());
             } catch (IllegalArgumentException e) {
-                log.error("{}: snapshot: {}", context.deviceName(), e.getMessage());
+                log.error("{}: {}: {}", context.deviceName(), merge ? "snapshot-merge" : "snapshot", e.getMessage());
                 throw args.fail("Couldn't create exception store");
             }
             if (context.lengthSectors() > origin.device().sizeSectors()) {
@@ -126,7 +141,7 @@ public final class SnapshotTarget implements Target {
                         + context.lengthSectors() + ", dev_size=" + origin.device().sizeSectors());
             }
             Snapshot snapshot = new Snapshot(context.deviceName(), origin, cow, store, copier, context.lengthSectors(),
-                    context.event(), context.deviceSuspended(), commits);
+                    context.event(), context.deviceSuspended(), commits, merge);
             Registry.Role role;
             try {
                 role = registry.register(snapshot);
@@ -140,7 +155,7 @@ public final class SnapshotTarget implements Target {
                 snapshot.replaceUnusedStore(ExceptionStores.create(storeType, "0", cow.device(), origin.device()));
                 store.close();
                 ok = true;
-                return new SnapshotTarget(snapshot, registry, zeroes, passdown);
+                return new Constructed(snapshot, zeroes, passdown);
             }
             try {
                 ExceptionStore.LoadResult result = store.load(snapshot.completeTable().loadingSink());
@@ -164,7 +179,7 @@ public final class SnapshotTarget implements Target {
                 throw args.fail("Chunk size not set");
             }
             ok = true;
-            return new SnapshotTarget(snapshot, registry, zeroes, passdown);
+            return new Constructed(snapshot, zeroes, passdown);
         } catch (IOException e) {
             throw args.fail("Couldn't create exception store");
         } finally {
@@ -235,50 +250,81 @@ public final class SnapshotTarget implements Target {
         return table;
     }
 
-    /**
-     * Spec 8.3: with a handover pending, the source may not come back, and the destination waits
-     * for the source's device to be suspended.
-     */
     @Override
     public void preresume() throws TableLoadException {
+        checkHandoverBeforeResume(snapshot, registry, "snapshot");
+    }
+
+    /**
+     * Spec 8.3 (snapshot and snapshot-merge): with a handover pending, the source may not come
+     * back, and the destination waits for the source's device to be suspended.
+     */
+    static void checkHandoverBeforeResume(Snapshot snapshot, Registry registry, String target) throws TableLoadException {
         Registry.Sharing sharing = registry.scan(snapshot);
         if (sharing.source() == null || sharing.destination() == null) {
             return;
         }
         if (sharing.source() == snapshot) {
-            throw new TableLoadException("snapshot", "Unable to resume snapshot source until handover completes.");
+            throw new TableLoadException(target, "Unable to resume snapshot source until handover completes.");
         }
         if (!sharing.source().deviceSuspended()) {
-            throw new TableLoadException("snapshot", "Unable to perform snapshot handover until source is suspended.");
+            throw new TableLoadException(target, "Unable to perform snapshot handover until source is suspended.");
         }
+    }
+
+    @Override
+    public void resume() {
+        resume(snapshot, registry);
     }
 
     /**
-     * Spec 8.4: quiesce origin writes, hand the store over if this is a pending destination,
-     * then become active (from now on origin writes copy into this snapshot).
+     * Spec 8.4 (snapshot, and the first half of snapshot-merge): stop the origin's merge if one
+     * is running (it waits for the step in progress), quiesce origin writes, hand the store over
+     * if this is a pending destination, become active (from now on origin writes copy into this
+     * snapshot), then restart the merge. The kernel restarts the merge before it marks the
+     * resumed snapshot active, so a merge step could overwrite an origin chunk the new snapshot
+     * never got; here the restart comes after.
      */
-    @Override
-    public void resume() {
-        var io = registry.originIoLock(snapshot.originIdentity()).writeLock();
-        io.lock();
+    static void resume(Snapshot snapshot, Registry registry) {
+        Snapshot merging = registry.mergingSnapshotOf(snapshot.originIdentity());
+        boolean restart = merging != null && merging != snapshot && merging.merger() != null
+                && merging.merger().stopIfRunning();
         try {
-            Registry.Sharing sharing = registry.scan(snapshot);
-            if (sharing.source() != null && sharing.destination() == snapshot) {
-                snapshot.takeOver(sharing.source());
+            var io = registry.originIoLock(snapshot.originIdentity()).writeLock();
+            io.lock();
+            try {
+                Registry.Sharing sharing = registry.scan(snapshot);
+                if (sharing.source() != null && sharing.destination() == snapshot) {
+                    snapshot.takeOver(sharing.source());
+                }
+                snapshot.markActive();
+            } finally {
+                io.unlock();
             }
-            snapshot.markActive();
+            registry.resort(snapshot.originIdentity());
         } finally {
-            io.unlock();
+            if (restart) {
+                merging.merger().start();
+            }
         }
-        registry.resort(snapshot.originIdentity());
     }
 
-    /** Spec 8.6: a source destroyed before its destination resumed cancels the handover. */
     @Override
     public void close() throws IOException {
+        destroy(snapshot, registry);
+    }
+
+    /**
+     * Spec 8.6: a source destroyed before its destination resumed cancels the handover; a
+     * merge stops (after the step in progress); then the instance leaves the origin's list.
+     */
+    static void destroy(Snapshot snapshot, Registry registry) throws IOException {
         Registry.Sharing sharing = registry.scan(snapshot);
         if (sharing.source() == snapshot && sharing.destination() != null) {
             sharing.destination().cancelHandover();
+        }
+        if (snapshot.merger() != null) {
+            snapshot.merger().stop();
         }
         registry.unregister(snapshot);
         snapshot.close();

@@ -3,7 +3,7 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.target.TargetTypes;
 
-/** Registers {@code snapshot-origin} and {@code snapshot} over one registry and copier. */
+/** Registers {@code snapshot-origin}, {@code snapshot} and {@code snapshot-merge} over one registry and copier. */
 public final class SnapshotTargets {
     private SnapshotTargets() {
     }
@@ -17,6 +17,7 @@ public final class SnapshotTargets {
                                        CommitObserver commits) {
         types.register(OriginTarget.type(registry, copier));
         types.register(SnapshotTarget.type(registry, copier, commits));
+        types.register(SnapshotMergeTarget.type(registry, copier, commits));
         return types;
     }
 }

@@ -26,18 +26,35 @@ final class SnapshotEngine implements AutoCloseable {
     final long sectors;
 
     SnapshotEngine(Path dir, long baseBytes, long cowBytes) throws IOException {
+        this(dir, baseBytes, cowBytes, new BackingDevices());
+    }
+
+    /** With backing devices opened by {@code devices} (fault injection). */
+    SnapshotEngine(Path dir, long baseBytes, long cowBytes, BackingDevices devices) throws IOException {
+        this(dir, fill(dir.resolve("base.img"), baseBytes), zeroes(dir.resolve("cow.img"), cowBytes), devices);
+    }
+
+    /** Over existing files (a restart after a crash): nothing is written. */
+    SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices) throws IOException {
         this.dir = dir;
-        this.sectors = baseBytes >>> 9;
-        base = dir.resolve("base.img");
-        cow = dir.resolve("cow.img");
+        this.base = base;
+        this.cow = cow;
+        this.sectors = Files.size(base) >>> 9;
+        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier), devices);
+    }
+
+    private static Path fill(Path base, long baseBytes) throws IOException {
         byte[] content = new byte[(int) baseBytes];
         for (int s = 0; s < baseBytes / 512; s++) {
             java.util.Arrays.fill(content, s * 512, s * 512 + 512, (byte) (s * 7 + 1));
         }
         Files.write(base, content);
-        Files.write(cow, new byte[(int) cowBytes]);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier),
-                new BackingDevices());
+        return base;
+    }
+
+    private static Path zeroes(Path file, long bytes) throws IOException {
+        Files.write(file, new byte[(int) bytes]);
+        return file;
     }
 
     String snapshotTable(String store, int chunk) {
@@ -50,6 +67,64 @@ final class SnapshotEngine implements AutoCloseable {
         dm.get("origin").suspend();
         dm.create("snap", null, TableParser.parse(snapshotTable(store, chunk)));
         dm.get("origin").resume();
+    }
+
+    String mergeTable(String store, int chunk) {
+        return "0 " + sectors + " snapshot-merge " + base + " " + cow + " " + store + " " + chunk;
+    }
+
+    /**
+     * lvconvert --merge (spec 8.7): the snapshot-merge table is loaded into the origin device,
+     * snapshot and origin are suspended, the origin resumed (handover; the merge starts), the
+     * old snapshot device resumed (it is invalid now) and removed.
+     */
+    void startMerge(String store, int chunk) throws Exception {
+        dm.load("origin", TableParser.parse(mergeTable(store, chunk)));
+        dm.get("origin").suspend();
+        dm.get("snap").suspend();
+        dm.get("origin").resume();
+        dm.get("snap").resume();
+        dm.remove("snap", false);
+    }
+
+    /** The origin's merging snapshot (or null). */
+    Snapshot merging() {
+        for (Snapshot s : registry.allSnapshots()) {
+            if (s.isMerging()) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /** Waits until the merge loop has stopped (finished, failed, or stopped by a suspend). */
+    void awaitMergeStopped() throws InterruptedException {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        Snapshot m;
+        while ((m = merging()) != null && m.merger().isRunning()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the merge did not stop within 60 s");
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    /** The whole device read through the engine, as a sha256. */
+    String sha(String device) throws Exception {
+        MappedDevice d = dm.get(device);
+        java.security.MessageDigest digest = java.security.MessageDigest.getInstance("SHA-256");
+        MemorySegment buf = buffer(2048);
+        for (long s = 0; s < d.sizeSectors(); s += 2048) {
+            MemorySegment piece = buf.asSlice(0, Math.min(2048, d.sizeSectors() - s) << 9);
+            d.submit(IoRequest.read(s, piece));
+            digest.update(piece.asByteBuffer());
+        }
+        return java.util.HexFormat.of().formatHex(digest.digest());
+    }
+
+    static String sha(Path file) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(Files.readAllBytes(file)));
     }
 
     MemorySegment buffer(long sectorCount) {

@@ -323,6 +323,12 @@ public final class FileDevice implements Device {
                     region.sync(offset, length);
                 }
 
+                /** msync(MS_SYNC) is vfs_fsync_range(datasync): written back and the device cache flushed. */
+                @Override
+                public boolean syncIsDurable() {
+                    return true;
+                }
+
                 @Override
                 public void close() {
                     region.close();

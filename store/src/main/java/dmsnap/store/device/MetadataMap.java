@@ -22,6 +22,15 @@ public interface MetadataMap extends AutoCloseable {
     /** Writes {@code [offset, offset + length)} of the map to the device (msync), not yet durable. */
     void sync(long offsetBytes, long lengthBytes) throws IOException;
 
+    /**
+     * Whether {@link #sync} itself makes the range durable, so that no device flush is needed for
+     * it. A real shared mapping synced with {@code msync(MS_SYNC)} is: on Linux that is an
+     * {@code fdatasync} of the range, the device cache flush included.
+     */
+    default boolean syncIsDurable() {
+        return false;
+    }
+
     /** Unmaps; stores not yet synced may or may not reach the device. Idempotent. */
     @Override
     void close();

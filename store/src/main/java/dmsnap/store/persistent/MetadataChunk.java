@@ -71,6 +71,11 @@ final class MetadataChunk implements AutoCloseable {
         return map != null;
     }
 
+    /** Whether {@link #sync} alone makes the range durable (no device flush needed after it). */
+    boolean syncIsDurable() {
+        return map != null && map.syncIsDurable();
+    }
+
     @Override
     public void close() {
         if (map != null) {

@@ -534,9 +534,24 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             long from = (long) (currentCommitted - count) * PersistentLayout.EXCEPTION_BYTES;
             long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
-            area.segment().asSlice(from, length).fill((byte) 0);
-            area.sync(from, length);
-            cow.flush();
+            MemorySegment entries = area.segment().asSlice(from, length);
+            byte[] before = entries.toArray(ValueLayout.JAVA_BYTE);
+            entries.fill((byte) 0);
+            try {
+                // The kernel writes the area with PREFLUSH + FUA. No earlier COW write needs to be
+                // durable first (a merge allocates nothing; what it read is on the origin and flushed),
+                // so one flush of the area is enough: msync(MS_SYNC) of a real mapping is that.
+                area.sync(from, length);
+                if (!area.syncIsDurable()) {
+                    cow.flush();
+                }
+            } catch (IOException | RuntimeException e) {
+                // The kernel leaves the entries cleared in its area buffer, so a restarted merge would
+                // take (0, 0) as the next run. Keep them instead: the disk holds either version (both
+                // are safe, the data is on the origin already), and a retry merges them again.
+                entries.copyFrom(MemorySegment.ofArray(before));
+                throw e;
+            }
             currentCommitted -= count;
             nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
         } finally {

@@ -183,6 +183,25 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     }
 
     @Test
+    void aFailedCommitMergeKeepsTheEntriesSoThatARetryMergesThemAgain() throws IOException {
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
+        try (PersistentExceptionStore s = store(cow, 1)) {
+            for (int i = 0; i < 3; i++) {
+                s.commit(s.prepare(10 + i), true, (x, ok) -> assertTrue(ok));
+            }
+            MergeRun run = s.prepareMerge();
+            assertEquals(new MergeRun(12, 4, 3), run);
+            cow.failNth(FaultyDevice.Op.FLUSH, 1);
+            assertThrows(IOException.class, () -> s.commitMerge(3));
+            assertEquals("5/512 2", s.usage().statusString(), "nothing was forgotten");
+            assertEquals(run, s.prepareMerge(), "the same run comes again, not (0, 0)");
+            s.commitMerge(3);
+            assertNull(s.prepareMerge());
+            assertEquals("2/512 2", s.usage().statusString());
+        }
+    }
+
+    @Test
     void aPartlyMergedCowReloadsWithTheRemainingEntries() throws IOException {
         try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10)) {
             try (PersistentExceptionStore s = store(cow, 1)) {

@@ -26,6 +26,16 @@ public final class ReferenceSnapshotModel {
         snapshots.remove(name);
     }
 
+    /**
+     * snapshot-merge of {@code name} (lvconvert --merge): from now on the origin reads the
+     * snapshot's view and the snapshot is gone; the other snapshots keep theirs.
+     */
+    public synchronized void mergeSnapshot(String name) {
+        byte[] view = view(name);
+        System.arraycopy(view, 0, origin, 0, origin.length);
+        snapshots.remove(name);
+    }
+
     /** Writes {@code data} at {@code sector} of {@code device}: "origin" or a snapshot's name. */
     public synchronized void write(String device, long sector, byte[] data) {
         System.arraycopy(data, 0, view(device), (int) (sector << 9), data.length);

@@ -1,0 +1,498 @@
+package dmsnap.daemon;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dmsnap.control.ControlResponse;
+import dmsnap.control.MergeService;
+import dmsnap.device.DeviceManager;
+import dmsnap.device.DmException;
+import dmsnap.device.MappedDevice;
+import dmsnap.snapshot.SnapshotMergeTarget;
+import dmsnap.table.Table;
+import dmsnap.table.TableLoadException;
+import dmsnap.table.TableParser;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * lvconvert --merge and lvmpolld in one (spec 8.7): merges a snapshot into its origin and sees
+ * it through. Starting: load {@code snapshot-merge} (the snapshot's origin, COW, store and chunk
+ * size) into the origin device, suspend the origin and the snapshot, resume the origin (the
+ * snapshot's exception store is handed over and the merge starts), resume the old snapshot
+ * device (it is invalid now) and remove it. When the merge is complete the origin's table
+ * becomes {@code snapshot-origin} again if other snapshots of it remain, else {@code linear}, as
+ * lvm2 does; the COW file is left alone.
+ *
+ * <p>While the origin device is open (an NBD client, a device stacked on it), the merge would
+ * change its content under its user's feet: as LVM ("Can't merge over open origin volume"), the
+ * merge is deferred to the origin's next activation. dmsnap has no deactivate/activate cycle of
+ * its own, so here that is the moment nothing holds the origin open any more (or the next daemon
+ * start, which activates everything): then the same sequence runs.
+ *
+ * <p>Each merge the flow looks after is recorded in the state directory ({@code ORIGIN.merge}),
+ * and the origin's snapshot-merge table is recorded (and the snapshot's record dropped) before
+ * the origin resumes: a daemon killed at any point comes back with either the snapshot or the
+ * merge, never both, and a restored merge continues from the COW and is finished by this flow.
+ * Merges loaded by hand (dmsetup style) are reported, never finished: that is userspace's job.
+ *
+ * <p>Locks: this object's monitor guards {@link #flows} and {@link #finished}; it is taken before
+ * the device manager's and devices' locks.
+ */
+public final class MergeFlows implements MergeService {
+    private static final Logger log = LoggerFactory.getLogger(MergeFlows.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String SUFFIX = ".merge";
+
+    private final DeviceManager devices;
+    private final StateStore state;
+    private final Map<String, Flow> flows = new TreeMap<>();
+    private final Map<String, Finished> finished = new TreeMap<>();
+
+    /** A merge this flow looks after, by origin device. */
+    private static final class Flow {
+        final String origin;
+        final String snapshot;
+        final String cow;
+        boolean started;
+        long totalBytes;
+        String reported;
+
+        Flow(String origin, String snapshot, String cow) {
+            this.origin = origin;
+            this.snapshot = snapshot;
+            this.cow = cow;
+        }
+    }
+
+    private record Finished(String origin, String snapshot, String table, long totalBytes) {
+    }
+
+    /** A step of the sequence failed; the response says which and why. */
+    private static final class StepFailed extends Exception {
+        private static final long serialVersionUID = 1L;
+        final transient ControlResponse.Failure failure;
+
+        StepFailed(String operation, String errno, String reason) {
+            super(reason, null, false, false);
+            this.failure = new ControlResponse.Failure(operation, errno, reason);
+        }
+    }
+
+    /**
+     * @param state where flows are recorded, or null (then a daemon restart forgets them)
+     */
+    public MergeFlows(DeviceManager devices, StateStore state) {
+        this.devices = devices;
+        this.state = state;
+    }
+
+    /** Takes up the flows recorded in the state directory (after the devices were restored). */
+    public synchronized void restore() throws IOException {
+        if (state == null) {
+            return;
+        }
+        for (Properties p : state.loadAll(SUFFIX)) {
+            Flow f = new Flow(p.getProperty("origin"), p.getProperty("snapshot"), p.getProperty("cow"));
+            f.started = Boolean.parseBoolean(p.getProperty("started", "false"));
+            f.totalBytes = Long.parseLong(p.getProperty("totalBytes", "0"));
+            flows.put(f.origin, f);
+            log.info("{}: taking up the merge of {} ({})", f.origin, f.snapshot, f.started ? "started" : "waiting");
+        }
+    }
+
+    // ---- starting --------------------------------------------------------------------------------
+
+    @Override
+    public synchronized ControlResponse merge(String snapshot) {
+        try {
+            MappedDevice snap = devices.get(snapshot);
+            String[] t = tableWords(snap);
+            if (t == null || !t[2].equals("snapshot")) {
+                return new ControlResponse.Failure("merge", "EINVAL", snapshot + " is not a snapshot");
+            }
+            for (Flow f : flows.values()) {
+                if (f.snapshot.equals(snapshot) && !f.started) {
+                    return success(List.of("Merging of snapshot " + snapshot + " will occur on next activation of "
+                            + f.origin + " (already requested)."), f, "waiting");
+                }
+            }
+            List<MappedDevice> origins = devicesWith("snapshot-origin", t[3]);
+            if (origins.isEmpty()) {
+                List<MappedDevice> merging = devicesWith("snapshot-merge", t[3]);
+                if (!merging.isEmpty()) {
+                    Flow other = flows.get(merging.getFirst().name());
+                    return new ControlResponse.Failure("merge", "EBUSY", "Cannot merge snapshot " + snapshot
+                            + " into the origin " + merging.getFirst().name() + " with merging snapshot "
+                            + (other == null ? "(loaded by hand)" : other.snapshot) + ".");
+                }
+                return new ControlResponse.Failure("merge", "ENXIO", "no origin device of " + snapshot
+                        + " is active (a snapshot-origin over " + t[3] + ")");
+            }
+            if (origins.size() > 1) {
+                return new ControlResponse.Failure("merge", "EINVAL", "several origin devices over " + t[3] + ": "
+                        + String.join(", ", origins.stream().map(MappedDevice::name).toList()));
+            }
+            MappedDevice origin = origins.getFirst();
+            Flow f = new Flow(origin.name(), snapshot, t[4]);
+            int users = origin.info().openCount();
+            flows.put(f.origin, f);
+            persist(f);
+            if (users > 0) {
+                log.info("{}: open ({} users): the merge of {} waits until it is not", f.origin, users, snapshot);
+                return success(List.of("Can't merge over open origin volume.",
+                        "Merging of snapshot " + snapshot + " will occur on next activation of " + f.origin
+                                + " (when nothing holds it open: " + users + " user" + (users == 1 ? "" : "s") + " now)."),
+                        f, "waiting");
+            }
+            try {
+                return success(start(f), f, "merging");
+            } catch (StepFailed e) {
+                forget(f);
+                return e.failure;
+            }
+        } catch (DmException e) {
+            return new ControlResponse.Failure("merge", e.errno(), e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            log.error("merge of {} failed", snapshot, e);
+            return new ControlResponse.Failure("merge", "EIO", String.valueOf(e.getMessage()));
+        }
+    }
+
+    /** The lvconvert --merge sequence; the lines say what was done. */
+    private List<String> start(Flow f) throws StepFailed, IOException {
+        List<String> lines = new ArrayList<>();
+        MappedDevice snap = require(f.snapshot);
+        MappedDevice origin = require(f.origin);
+        String[] t = tableWords(snap);
+        Table originTable = origin.liveTable();
+        Table mergeTable;
+        try {
+            mergeTable = TableParser.parse("0 " + origin.sizeSectors() + " snapshot-merge " + t[3] + " " + t[4] + " "
+                    + t[5] + " " + t[6]);
+            devices.load(f.origin, mergeTable);
+        } catch (TableLoadException e) {
+            throw new StepFailed("reload", e.errno(), (e.target() == null ? "" : e.target() + ": ") + e.getMessage());
+        } catch (DmException e) {
+            throw new StepFailed("reload", e.errno(), e.getMessage());
+        }
+        lines.add("loaded " + f.origin + ": " + mergeTable.toString().strip());
+        try {
+            origin.suspend();
+            lines.add("suspended " + f.origin);
+            snap.suspend();
+            lines.add("suspended " + f.snapshot);
+            if (state != null) {
+                state.forget(f.snapshot);
+                state.record(f.origin, origin.uuid(), mergeTable);
+            }
+            try {
+                origin.resume();
+            } catch (DmException e) {
+                // The merge table is live but the device stayed suspended; nothing was handed over.
+                recover(f, origin, snap, originTable);
+                throw new StepFailed("resume", e.errno(), e.getMessage());
+            }
+            lines.add("resumed " + f.origin + ": the exception store of " + f.snapshot + " was handed over, merging");
+            try {
+                snap.resume();
+                devices.remove(f.snapshot, false);
+                lines.add("removed " + f.snapshot + " (it errors all I/O after the handover)");
+            } catch (DmException e) {
+                lines.add("left " + f.snapshot + " in place: " + e.getMessage() + " (it errors all I/O; remove it once closed)");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new StepFailed("merge", "EINTR", "interrupted");
+        }
+        SnapshotMergeTarget.Progress p = progressOf(origin);
+        f.started = true;
+        f.totalBytes = p == null ? 0 : p.remainingChunks() * p.chunkBytes();
+        persist(f);
+        log.info("{}: merging {} ({} bytes on the COW)", f.origin, f.snapshot, f.totalBytes);
+        return lines;
+    }
+
+    private void recover(Flow f, MappedDevice origin, MappedDevice snap, Table originTable) {
+        try {
+            origin.load(originTable, devices.targetTypes(), devices.backingDevices());
+            origin.resume();
+            snap.resume();
+            if (state != null) {
+                state.record(origin);
+                state.record(snap);
+            }
+        } catch (TableLoadException | DmException | InterruptedException | IOException e) {
+            log.error("{}: putting the origin table back after a failed merge start failed: {}", f.origin, e.getMessage());
+        }
+    }
+
+    // ---- the poller ------------------------------------------------------------------------------
+
+    /** One pass (the daemon calls it every 250 ms): finish complete merges, start deferred ones. */
+    public synchronized void check() {
+        for (Flow f : List.copyOf(flows.values())) {
+            try {
+                checkFlow(f);
+            } catch (IOException | DmException | TableLoadException | RuntimeException e) {
+                report(f, "checking the merge failed: " + e.getMessage());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    private void checkFlow(Flow f) throws IOException, DmException, TableLoadException, InterruptedException {
+        MappedDevice origin = devices.find(f.origin);
+        if (origin == null) {
+            return; // not active: the flow waits for its activation
+        }
+        SnapshotMergeTarget.Progress p = progressOf(origin);
+        if (p != null) {
+            if (!f.started) { // restored between the record of the merge table and the resume
+                f.started = true;
+                f.totalBytes = p.remainingChunks() * p.chunkBytes();
+                persist(f);
+            }
+            if (p.complete()) {
+                finish(f, origin);
+            } else if (!p.valid()) {
+                report(f, "the snapshot is invalid: there is nothing to merge; replace the table of " + f.origin + " by hand");
+            } else if (p.failed() && !p.running()) {
+                report(f, "Merge failed (the daemon log has the error); reactivate " + f.origin + " to retry");
+            }
+            return;
+        }
+        String[] t = tableWords(origin);
+        if (t != null && t[2].equals("snapshot-origin")) {
+            MappedDevice snap = devices.find(f.snapshot);
+            if (snap == null) {
+                log.warn("{}: {} is gone: dropping its merge", f.origin, f.snapshot);
+                forget(f);
+                return;
+            }
+            if (origin.info().openCount() == 0 && !origin.isSuspended()) {
+                log.info("{}: no longer open: starting the merge of {}", f.origin, f.snapshot);
+                try {
+                    start(f);
+                } catch (StepFailed e) {
+                    log.error("{}: the merge of {} could not start: {}: {}", f.origin, f.snapshot, e.failure.operation(),
+                            e.failure.reason());
+                    forget(f);
+                }
+            }
+            return;
+        }
+        log.warn("{}: its table is no longer the merge of {}: dropping it", f.origin, f.snapshot);
+        forget(f);
+    }
+
+    /** The merge is complete: snapshot-origin if other snapshots of the origin remain, else linear. */
+    private void finish(Flow f, MappedDevice origin) throws IOException, DmException, TableLoadException,
+            InterruptedException {
+        String[] t = tableWords(origin);
+        String originArg = t[3];
+        boolean others = !devicesWith("snapshot", originArg).isEmpty();
+        Table next = TableParser.parse("0 " + origin.sizeSectors() + (others ? " snapshot-origin " + originArg
+                : " linear " + originArg + " 0"));
+        devices.load(f.origin, next);
+        origin.resume();
+        if (state != null) {
+            state.record(origin);
+        }
+        forget(f);
+        finished.put(f.origin, new Finished(f.origin, f.snapshot, next.toString().strip(), f.totalBytes));
+        log.info("{}: merge of {} finished; the table is now: {} (the COW {} is no longer used)", f.origin, f.snapshot,
+                next.toString().strip(), f.cow);
+    }
+
+    private void report(Flow f, String problem) {
+        if (!problem.equals(f.reported)) {
+            f.reported = problem;
+            log.error("{}: merging {}: {}", f.origin, f.snapshot, problem);
+        }
+    }
+
+    // ---- status ----------------------------------------------------------------------------------
+
+    @Override
+    public synchronized ControlResponse status(String name) {
+        List<String> lines = new ArrayList<>();
+        ObjectNode data = JSON.createObjectNode();
+        ArrayNode rows = data.putArray("merges");
+        try {
+            for (Flow f : flows.values()) {
+                if (name == null || name.equals(f.origin) || name.equals(f.snapshot)) {
+                    row(rows, lines, f);
+                }
+            }
+            for (Finished done : finished.values()) {
+                if ((name == null || name.equals(done.origin()) || name.equals(done.snapshot()))
+                        && !flows.containsKey(done.origin())) {
+                    ObjectNode n = rows.addObject();
+                    n.put("origin", done.origin());
+                    n.put("snapshot", done.snapshot());
+                    n.put("state", "finished");
+                    n.put("percent", 100.0);
+                    n.put("mergedBytes", done.totalBytes());
+                    n.put("totalBytes", done.totalBytes());
+                    n.put("table", done.table());
+                    lines.add(done.origin() + ": merge of " + done.snapshot() + " finished; " + done.origin() + " is now: "
+                            + done.table());
+                }
+            }
+            for (MappedDevice d : devices.list()) {
+                SnapshotMergeTarget.Progress p = progressOf(d);
+                if (p != null && !flows.containsKey(d.name()) && (name == null || name.equals(d.name()))) {
+                    ObjectNode n = rows.addObject();
+                    n.put("origin", d.name());
+                    n.putNull("snapshot");
+                    String st = stateOf(p);
+                    n.put("state", st);
+                    n.put("remainingBytes", p.remainingChunks() * p.chunkBytes());
+                    n.put("status", String.join(" ", d.statusLines(StatusType.INFO, false)));
+                    lines.add(d.name() + ": " + st + " (a snapshot-merge table loaded by hand: replace it when done), "
+                            + mib(p.remainingChunks() * p.chunkBytes()) + " left, status "
+                            + String.join(" ", d.statusLines(StatusType.INFO, false)));
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return new ControlResponse.Failure("merge-status", "EIO", String.valueOf(e.getMessage()));
+        }
+        if (rows.isEmpty()) {
+            if (name != null) {
+                return new ControlResponse.Failure("merge-status", "ENXIO", "no merge of " + name);
+            }
+            lines.add("No merges");
+        }
+        return new ControlResponse.Success(lines, data);
+    }
+
+    private void row(ArrayNode rows, List<String> lines, Flow f) throws IOException {
+        ObjectNode n = rows.addObject();
+        n.put("origin", f.origin);
+        n.put("snapshot", f.snapshot);
+        n.put("cow", f.cow);
+        MappedDevice origin = devices.find(f.origin);
+        SnapshotMergeTarget.Progress p = origin == null ? null : progressOf(origin);
+        if (p == null) {
+            int users = origin == null ? 0 : origin.info().openCount();
+            n.put("state", "waiting");
+            n.put("openCount", users);
+            lines.add(f.origin + ": merge of " + f.snapshot + " waits for the next activation of " + f.origin
+                    + (origin == null ? " (not active)" : " (open by " + users + ")"));
+            return;
+        }
+        long remaining = p.remainingChunks() * p.chunkBytes();
+        long total = Math.max(f.totalBytes, remaining);
+        double percent = total == 0 ? 100.0 : 100.0 * (total - remaining) / total;
+        String st = stateOf(p);
+        String status = String.join(" ", origin.statusLines(StatusType.INFO, false));
+        n.put("state", st);
+        n.put("percent", Math.round(percent * 10) / 10.0);
+        n.put("mergedBytes", total - remaining);
+        n.put("totalBytes", total);
+        n.put("remainingBytes", remaining);
+        n.put("status", status);
+        String what = switch (st) {
+            case "failed" -> "failed (Merge failed; the daemon log has the error): reactivate " + f.origin + " to retry";
+            case "invalid" -> "impossible: the snapshot is invalid";
+            case "complete" -> "complete, the table is being replaced";
+            default -> st;
+        };
+        lines.add(String.format(Locale.ROOT, "%s: merging %s: %s, %.1f%% (%s of %s), status %s", f.origin, f.snapshot,
+                what, percent, mib(total - remaining), mib(total), status));
+    }
+
+    private static String stateOf(SnapshotMergeTarget.Progress p) {
+        if (!p.valid()) {
+            return "invalid";
+        }
+        if (p.complete()) {
+            return "complete";
+        }
+        if (p.failed() && !p.running()) {
+            return "failed";
+        }
+        return p.running() ? "merging" : "stopped";
+    }
+
+    private static String mib(long bytes) {
+        return String.format(Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
+    }
+
+    // ---- helpers ---------------------------------------------------------------------------------
+
+    private ControlResponse success(List<String> lines, Flow f, String st) {
+        ObjectNode data = JSON.createObjectNode();
+        data.put("origin", f.origin);
+        data.put("snapshot", f.snapshot);
+        data.put("state", st);
+        return new ControlResponse.Success(lines, data);
+    }
+
+    private MappedDevice require(String name) throws StepFailed {
+        MappedDevice d = devices.find(name);
+        if (d == null) {
+            throw new StepFailed("merge", "ENXIO", "Device " + name + " not found");
+        }
+        return d;
+    }
+
+    /** The merge target of a device whose table is a single snapshot-merge line, or null. */
+    private static SnapshotMergeTarget.Progress progressOf(MappedDevice d) throws IOException {
+        List<Target> targets = d.liveTargets();
+        if (targets.size() == 1 && targets.getFirst() instanceof SnapshotMergeTarget m) {
+            return m.progress();
+        }
+        return null;
+    }
+
+    /** The words of a device's single live table line as table status prints it, or null. */
+    private static String[] tableWords(MappedDevice d) throws IOException {
+        List<String> lines = d.statusLines(StatusType.TABLE, false);
+        return lines.size() == 1 ? lines.getFirst().split(" ") : null;
+    }
+
+    /** Devices whose single live line is {@code type} over the origin {@code originArg}. */
+    private List<MappedDevice> devicesWith(String type, String originArg) throws IOException {
+        List<MappedDevice> found = new ArrayList<>();
+        for (MappedDevice d : devices.list()) {
+            String[] t = tableWords(d);
+            if (t != null && t.length > 3 && t[2].equals(type) && t[3].equals(originArg)) {
+                found.add(d);
+            }
+        }
+        return found;
+    }
+
+    private void persist(Flow f) throws IOException {
+        if (state == null) {
+            return;
+        }
+        Properties p = new Properties();
+        p.setProperty("origin", f.origin);
+        p.setProperty("snapshot", f.snapshot);
+        p.setProperty("cow", f.cow);
+        p.setProperty("started", Boolean.toString(f.started));
+        p.setProperty("totalBytes", Long.toString(f.totalBytes));
+        state.writeAtomically(f.origin + SUFFIX, p, "dmsnap merge of " + f.snapshot + " into " + f.origin);
+    }
+
+    private void forget(Flow f) throws IOException {
+        flows.remove(f.origin);
+        if (state != null) {
+            state.delete(f.origin + SUFFIX);
+        }
+    }
+}

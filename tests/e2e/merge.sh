@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# snapshot merge through the real daemon: a kernel COW merged in the foreground with --json
+# progress lines (the origin ends as the kernel's snapshot view, its table linear); a large COW
+# of single-chunk runs whose merge waits while the origin is open (a stacked device), starts
+# when it is closed, survives a kill -9 of the daemon in the middle (the restored snapshot-merge
+# table continues from the COW) and is finished by the restarted daemon: origin sha256 == the
+# snapshot view's, the table snapshot-origin while another snapshot remains.
+. "$(dirname "$0")/lib.sh"
+work=$E2E_WORK
+RUN="$work/run"; STATE="$work/state"
+E2E_KILL=9
+d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
+start() { start_daemon "$RUN" --state-dir "$STATE"; }
+"$DMSNAP" --version >/dev/null
+
+# 1. The basic fixture: the kernel's final origin and COW; its snapshot view has this sha256.
+fixtures="$E2E_ROOT/store/src/test/resources/kernel-cow/basic/final"
+gunzip -c "$fixtures/origin.img.gz" >"$work/k-origin.img"
+gunzip -c "$fixtures/cow.img.gz" >"$work/k-cow.img"
+kview=dab91b7720293d7a4d1d094fe09325605f017a4d34e58c28ce04a6c7003cd09f
+expect_contains "offline view of the kernel COW" "snapshot view sha256 $kview" \
+    "$("$DMSNAP" cow read --origin "$work/k-origin.img" --cow "$work/k-cow.img" --out "$work/k-view.raw")"
+
+# 2. A large COW (chunk 8) in the kernel's layout: 3000 exceptions of every other origin chunk
+#    (each its own run: one merge step, two flushes each), random data, over a sparse origin.
+python3 - "$work/big-origin.img" "$work/big-cow.img" >"$work/big.sha" <<'EOF'
+import hashlib, os, struct, sys
+origin_path, cow_path = sys.argv[1], sys.argv[2]
+chunk, n, origin_chunks = 4096, 3000, 16384
+epa = 256
+with open(origin_path, "wb") as o:
+    o.truncate(origin_chunks * chunk)
+    o.seek(1 * chunk); o.write(b"\x11" * chunk)          # a chunk without exception, with data
+view = {}
+with open(cow_path, "wb") as c:
+    areas = n // epa + 1
+    c.truncate((2 + n + areas + 8) * chunk)
+    c.write(struct.pack("<IIII", 0x70416e53, 1, 1, 8))
+    new, done = 2, 0
+    for k in range(areas):
+        entries = b""
+        for i in range(epa):
+            if done == n:
+                break
+            if new % (epa + 1) == 1:
+                new += 1
+            data = os.urandom(chunk)
+            c.seek(new * chunk); c.write(data)
+            view[2 * done] = data
+            entries += struct.pack("<QQ", 2 * done, new)
+            new += 1; done += 1
+        c.seek((1 + k * (epa + 1)) * chunk); c.write(entries.ljust(chunk, b"\0"))
+h, before = hashlib.sha256(), hashlib.sha256()
+zero = b"\0" * chunk
+for i in range(origin_chunks):
+    old = b"\x11" * chunk if i == 1 else zero
+    h.update(view.get(i, old))
+    before.update(old)
+# the snapshot's status: the kernel's allocation pointer, the COW size, header + areas 0..k
+print(h.hexdigest(), before.hexdigest(), "%d/%d %d" % (new * 8, (2 + n + areas + 8) * 8, (k + 2) * 8))
+EOF
+read -r bview borig busage <"$work/big.sha"
+expect_contains "offline view of the big COW" "snapshot view sha256 $bview" \
+    "$("$DMSNAP" cow read --origin "$work/big-origin.img" --cow "$work/big-cow.img" --out "$work/big-view.raw")"
+rm -f "$work/big-view.raw" "$work/k-view.raw"
+
+start
+d origin create kvol "$work/k-origin.img" >/dev/null
+d snapshot create kvol ksnap --cow "$work/k-cow.img" >/dev/null
+expect_eq "kernel COW as a snapshot" "0 16384 snapshot 104/8192 16" "$(d status ksnap)"
+out=$(d snapshot merge ksnap --json)
+echo "$out" | head -n 3 | sed 's/^/  /'
+expect_contains "merge started" '"state":"merging"' "$(echo "$out" | head -n 1)"
+expect_contains "progress lines end finished" '"state":"finished"' "$(echo "$out" | tail -n 1)"
+expect_contains "progress lines carry the rate" '"mibPerSecond"' "$(echo "$out" | tail -n 1)"
+expect_eq "the snapshot device is gone, kvol is linear" "kvol: 0 16384 linear $(readlink -f "$work/k-origin.img") 0" \
+    "$(d table)"
+expect_contains "merge status after" "kvol: merge of ksnap finished" "$(d snapshot merge --status)"
+expect_eq "the origin is the kernel's snapshot view" "$kview" "$(sha256sum "$work/k-origin.img" | cut -d' ' -f1)"
+
+# 3. The big one, with a second snapshot that must keep its point in time.
+bsize=$((16384 * 8))
+d origin create vol "$work/big-origin.img" >/dev/null
+d snapshot create vol vol-snap --cow "$work/big-cow.img" >/dev/null
+d snapshot create vol other --cow "$work/other.cow" --cow-size 200M >/dev/null
+expect_eq "big snapshot" "0 $bsize snapshot $busage" "$(d status vol-snap)"
+d create upper --table "0 $bsize linear dm:vol 0"
+out=$(d snapshot merge vol-snap)
+expect_contains "deferred while open" "Can't merge over open origin volume." "$out"
+expect_contains "deferred until" "Merging of snapshot vol-snap will occur on next activation of vol" "$out"
+expect_contains "waiting" "vol: merge of vol-snap waits for the next activation of vol (open by 1)" "$(d snapshot merge --status vol)"
+expect_eq "still snapshot-origin" "0 $bsize snapshot-origin $(readlink -f "$work/big-origin.img")" "$(d table vol)"
+d remove upper   # nothing holds vol open now: the daemon starts the merge
+initial=${busage%%/*}
+killed=""
+for _ in $(seq 1 200); do
+    s=$(d status vol)
+    case "$s" in
+        *snapshot-merge*/*)
+            alloc=$(echo "$s" | awk '{ split($4, a, "/"); print a[1] }')
+            if [ "$alloc" -lt $((initial - 800)) ]; then
+                kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=""
+                killed="$s"; break
+            fi ;;
+    esac
+    sleep 0.05
+done
+[ -n "$killed" ] || fail "did not catch the merge in progress (last status: $s)"
+echo "  killed the daemon at: $killed"
+rm -f "$RUN/control.sock"
+start
+expect_contains "restored as snapshot-merge" "snapshot-merge" "$(d table vol)"
+expect_contains "the merge was taken up" "vol: taking up the merge of vol-snap (started)" "$(cat "$work/daemon.log")"
+json=$(d snapshot merge --status vol --json)
+expect_contains "status json" '"snapshot" : "vol-snap"' "$json"
+for _ in $(seq 1 600); do
+    st=$(d snapshot merge --status vol 2>&1 || true)
+    case "$st" in *finished*) break ;; esac
+    sleep 0.1
+done
+expect_contains "finished after the restart" "vol: merge of vol-snap finished; vol is now: 0 $bsize snapshot-origin" "$st"
+expect_eq "vol keeps snapshot-origin for the other snapshot" "0 $bsize snapshot-origin $(readlink -f "$work/big-origin.img")" \
+    "$(d table vol)"
+expect_eq "devices" "$(printf "kvol\nother\nvol")" "$(d ls | cut -f1)"
+expect_contains "the other snapshot is intact" "0 $bsize snapshot " "$(d status other)"
+kill -TERM "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=""
+expect_eq "the origin is the snapshot view" "$bview" "$(sha256sum "$work/big-origin.img" | cut -d' ' -f1)"
+expect_contains "the other snapshot still reads the old origin" "snapshot view sha256 $borig" \
+    "$("$DMSNAP" cow read --origin "$work/big-origin.img" --cow "$work/other.cow" --out "$work/other.raw")"
+echo "merge: ok"
