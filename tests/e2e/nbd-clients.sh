@@ -54,7 +54,24 @@ out=$(nbdinfo "$(uri nosuch)" 2>&1); rc=$?
 set -e
 [ $rc -ne 0 ] || fail "nbdinfo of a missing export succeeded"
 expect_contains "missing export" "No such file or directory for export: nosuch" "$out"
-echo "  nbdinfo: size, flags, block sizes, --list, TCP on port $port, unknown export refused"
+d create ro --readonly --table "0 131072 linear $work/base.img 0"
+expect_contains "dmsetup info of a read-only device" "State:             ACTIVE (READ-ONLY)" "$(d info ro)"
+expect_eq "read-only export" true "$(nbdinfo --json "$(uri ro)" | jq -r '.exports[0].is_read_only')"
+out=$(qemu-io -f raw -c 'write -P 0xcd 0 4k' "$(uri ro)" 2>&1 || true)
+expect_contains "qemu-io refuses to open a read-only export for writing" "Permission denied" "$out"
+out=$(/usr/bin/python3 -c '
+import sys, nbd
+h = nbd.NBD(); h.connect_uri(sys.argv[1])
+assert h.is_read_only()
+h.set_strict_mode(0)   # send the write anyway: the server must refuse it
+try:
+    h.pwrite(bytes(4096), 0); print("written")
+except nbd.Error as e:
+    print(e.errno)
+' "$(uri ro)")
+expect_eq "libnbd write to a read-only export (server's answer)" "EPERM" "$out"
+d remove ro
+echo "  nbdinfo: size, flags, block sizes, --list, TCP on port $port, unknown export refused, --readonly export"
 
 # ---- nbdcopy both ways -------------------------------------------------------------------------------
 nbdcopy "$(uri snap)" "$work/snap.raw"

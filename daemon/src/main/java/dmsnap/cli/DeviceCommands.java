@@ -76,12 +76,14 @@ final class DeviceCommands {
         String uuid;
         @Option(names = "--notable", description = "Create the device without a table.")
         boolean notable;
+        @Option(names = {"-r", "--readonly"}, description = "Make the table read-only: writes fail; NBD exports it read-only.")
+        boolean readOnly;
 
         @Override
         public Integer call() throws IOException {
             String text = notable ? null : (table == null ? new TableSource() : table).read();
             return DaemonRequests.run(spec, options,
-                    new ControlRequest("create", name, text, uuid, null, false, false, false, notable));
+                    new ControlRequest("create", name, text, uuid, null, false, false, false, notable, readOnly));
         }
     }
 
@@ -96,11 +98,14 @@ final class DeviceCommands {
         String name;
         @ArgGroup(exclusive = true)
         TableSource table;
+        @Option(names = {"-r", "--readonly"}, description = "Make the table read-only: writes fail; NBD exports it read-only.")
+        boolean readOnly;
 
         @Override
         public Integer call() throws IOException {
             String text = (table == null ? new TableSource() : table).read();
-            return DaemonRequests.run(spec, options, new ControlRequest("load", name, text, null, null, false, false, false, false));
+            return DaemonRequests.run(spec, options,
+                    new ControlRequest("load", name, text, null, null, false, false, false, false, readOnly));
         }
     }
 
@@ -118,7 +123,7 @@ final class DeviceCommands {
 
         @Override
         public Integer call() {
-            return DaemonRequests.run(spec, options, new ControlRequest("suspend", name, null, null, null, false, noflush, false, false));
+            return DaemonRequests.run(spec, options, new ControlRequest("suspend", name, null, null, null, false, noflush, false, false, false));
         }
     }
 
@@ -169,7 +174,7 @@ final class DeviceCommands {
 
         @Override
         public Integer call() {
-            return DaemonRequests.run(spec, options, new ControlRequest("remove", name, null, null, null, false, false, force, false));
+            return DaemonRequests.run(spec, options, new ControlRequest("remove", name, null, null, null, false, false, force, false, false));
         }
     }
 
@@ -186,7 +191,7 @@ final class DeviceCommands {
 
         @Override
         public Integer call() {
-            return DaemonRequests.run(spec, options, new ControlRequest("rename", name, null, null, newName, false, false, false, false));
+            return DaemonRequests.run(spec, options, new ControlRequest("rename", name, null, null, newName, false, false, false, false, false));
         }
     }
 
@@ -204,7 +209,7 @@ final class DeviceCommands {
 
         @Override
         public Integer call() {
-            return DaemonRequests.run(spec, options, new ControlRequest("status", name, null, null, null, inactive, false, false, false));
+            return DaemonRequests.run(spec, options, new ControlRequest("status", name, null, null, null, inactive, false, false, false, false));
         }
     }
 
@@ -222,7 +227,7 @@ final class DeviceCommands {
 
         @Override
         public Integer call() {
-            return DaemonRequests.run(spec, options, new ControlRequest("table", name, null, null, null, inactive, false, false, false));
+            return DaemonRequests.run(spec, options, new ControlRequest("table", name, null, null, null, inactive, false, false, false, false));
         }
     }
 

@@ -112,7 +112,7 @@ final class LvmCommands {
 
         /** The single line of {@code name}'s live table, split into words. */
         String[] tableOf(String name) throws StepFailed {
-            List<String> lines = run(null, new ControlRequest("table", name, null, null, null, false, false, false, false));
+            List<String> lines = run(null, new ControlRequest("table", name, null, null, null, false, false, false, false, false));
             if (lines.size() != 1) {
                 spec.commandLine().getErr().println("dmsnap: " + name + " has " + lines.size()
                         + " table lines; expected one");
@@ -123,7 +123,7 @@ final class LvmCommands {
     }
 
     private static ControlRequest create(String name, String table) {
-        return new ControlRequest("create", name, table, null, null, false, false, false, false);
+        return new ControlRequest("create", name, table, null, null, false, false, false, false, false);
     }
 
     private static ControlRequest plain(String verb, String name) {
@@ -133,7 +133,7 @@ final class LvmCommands {
     /** Devices whose live table is a snapshot-origin over {@code originDevice}. */
     private static List<String> originsOf(Steps steps, String originDevice) throws StepFailed {
         List<String> names = new ArrayList<>();
-        for (String line : steps.run(null, new ControlRequest("table", null, null, null, null, false, false, false, false))) {
+        for (String line : steps.run(null, new ControlRequest("table", null, null, null, null, false, false, false, false, false))) {
             String[] w = line.split(" ");
             if (w.length >= 5 && w[3].equals("snapshot-origin") && w[4].equals(originDevice)) {
                 names.add(w[0].substring(0, w[0].length() - 1));
@@ -274,7 +274,7 @@ final class LvmCommands {
             try {
                 String table = String.join(" ", steps.tableOf(name));
                 steps.run("loaded " + name + ": " + table, new ControlRequest("load", name, table, null, null,
-                        false, false, false, false));
+                        false, false, false, false, false));
                 steps.run("resumed " + name + " (exception store handed over)", plain("resume", name));
                 return ExitCodes.OK;
             } catch (StepFailed e) {

@@ -67,7 +67,7 @@ public final class ControlHandler {
             return switch (r.verb()) {
                 case "create" -> create(r);
                 case "load" -> {
-                    dm.load(requireName(r), parse(r));
+                    dm.load(requireName(r), parse(r), r.readOnly());
                     yield ok();
                 }
                 case "clear" -> {
@@ -151,7 +151,7 @@ public final class ControlHandler {
             return ok();
         }
         try {
-            dm.load(name, table);
+            dm.load(name, table, r.readOnly());
         } catch (TableLoadException e) {
             dm.remove(name, true);
             throw e;
@@ -209,6 +209,7 @@ public final class ControlHandler {
             n.put("name", info.name());
             n.put("uuid", info.uuid());
             n.put("state", info.suspended() ? "SUSPENDED" : "ACTIVE");
+            n.put("readOnly", info.readOnly());
             n.put("tablesPresent", info.tablesPresent());
             n.put("openCount", info.openCount());
             n.put("eventNumber", info.eventNumber());

@@ -7,14 +7,14 @@ import java.io.IOException;
 
 /**
  * One control request: a dmsetup verb and its arguments ({@code name}, {@code table},
- * {@code uuid}, {@code newName}, flags). On the wire: one line of JSON.
+ * {@code uuid}, {@code newName}, flags; {@code readOnly} is dmsetup's {@code --readonly} for create and load). On the wire: one line of JSON.
  */
 public record ControlRequest(String verb, String name, String table, String uuid, String newName,
-                             boolean inactive, boolean noflush, boolean force, boolean notable) {
+                             boolean inactive, boolean noflush, boolean force, boolean notable, boolean readOnly) {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public static ControlRequest of(String verb, String name) {
-        return new ControlRequest(verb, name, null, null, null, false, false, false, false);
+        return new ControlRequest(verb, name, null, null, null, false, false, false, false, false);
     }
 
     public String toJson() {
@@ -28,6 +28,7 @@ public record ControlRequest(String verb, String name, String table, String uuid
         n.put("noflush", noflush);
         n.put("force", force);
         n.put("notable", notable);
+        n.put("readonly", readOnly);
         return n.toString();
     }
 
@@ -50,7 +51,7 @@ public record ControlRequest(String verb, String name, String table, String uuid
         }
         return new ControlRequest(n.get("verb").asText(), text(n, "name"), text(n, "table"), text(n, "uuid"),
                 text(n, "newName"), n.path("inactive").asBoolean(false), n.path("noflush").asBoolean(false),
-                n.path("force").asBoolean(false), n.path("notable").asBoolean(false));
+                n.path("force").asBoolean(false), n.path("notable").asBoolean(false), n.path("readonly").asBoolean(false));
     }
 
     private static String text(JsonNode n, String key) {

@@ -138,7 +138,7 @@ public final class Daemon implements AutoCloseable {
             }
             pending.remove(next);
             try {
-                devices.create(next.name(), next.uuid(), dmsnap.table.TableParser.parse(next.table()));
+                devices.create(next.name(), next.uuid(), dmsnap.table.TableParser.parse(next.table()), next.readOnly());
                 restored++;
                 log.info("{}: restored", next.name());
             } catch (dmsnap.table.TableLoadException | DmException e) {

@@ -30,8 +30,8 @@ public final class StateStore {
         this.dir = Files.createDirectories(dir);
     }
 
-    /** A recorded device. */
-    public record Recorded(String name, String uuid, String table) {
+    /** A recorded device; {@code readOnly}: its table was loaded read-only. */
+    public record Recorded(String name, String uuid, String table, boolean readOnly) {
     }
 
     public synchronized void record(MappedDevice device) throws IOException {
@@ -40,7 +40,7 @@ public final class StateStore {
             forget(device.name());
             return;
         }
-        record(device.name(), device.uuid(), table);
+        record(device.name(), device.uuid(), table, device.isReadOnly());
     }
 
     /**
@@ -49,7 +49,14 @@ public final class StateStore {
      * restores the merge (from the COW), never the snapshot and the merge at once.
      */
     public synchronized void record(String name, String uuid, Table table) throws IOException {
+        record(name, uuid, table, false);
+    }
+
+    private void record(String name, String uuid, Table table, boolean readOnly) throws IOException {
         Properties p = new Properties();
+        if (readOnly) {
+            p.setProperty("readonly", "true");
+        }
         p.setProperty("name", name);
         if (uuid != null) {
             p.setProperty("uuid", uuid);
@@ -110,7 +117,8 @@ public final class StateStore {
     public synchronized List<Recorded> load() throws IOException {
         List<Recorded> all = new ArrayList<>();
         for (Properties p : loadAll(SUFFIX)) {
-            all.add(new Recorded(p.getProperty("name"), p.getProperty("uuid"), p.getProperty("table")));
+            all.add(new Recorded(p.getProperty("name"), p.getProperty("uuid"), p.getProperty("table"),
+                    Boolean.parseBoolean(p.getProperty("readonly", "false"))));
         }
         return all;
     }

@@ -3,11 +3,13 @@ package dmsnap.device;
 /**
  * What {@code dmsetup info} prints for a device.
  *
- * @param state         ACTIVE or SUSPENDED
+ * @param suspended     SUSPENDED rather than ACTIVE
+ * @param readOnly      the live table is read-only ("(READ-ONLY)" after the state, as dmsetup prints it)
  * @param liveTable     a live table is present
  * @param inactiveTable an inactive table is present
  */
-public record DeviceInfo(String name, String uuid, boolean suspended, boolean liveTable, boolean inactiveTable,
+public record DeviceInfo(String name, String uuid, boolean suspended, boolean readOnly, boolean liveTable,
+                         boolean inactiveTable,
                          int openCount, long eventNumber, int major, int minor, int targets) {
 
     /** "LIVE & INACTIVE", "LIVE", "INACTIVE" or "None". */
@@ -22,7 +24,8 @@ public record DeviceInfo(String name, String uuid, boolean suspended, boolean li
     public String dmsetupText() {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format("Name:              %s%n", name));
-        sb.append(String.format("State:             %s%n", suspended ? "SUSPENDED" : "ACTIVE"));
+        sb.append(String.format("State:             %s%s%n", suspended ? "SUSPENDED" : "ACTIVE",
+                readOnly ? " (READ-ONLY)" : ""));
         sb.append(String.format("Read Ahead:        %d%n", 256));
         sb.append(String.format("Tables present:    %s%n", tablesPresent()));
         sb.append(String.format("Open count:        %d%n", openCount));

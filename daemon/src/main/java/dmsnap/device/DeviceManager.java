@@ -59,6 +59,12 @@ public final class DeviceManager {
      */
     public MappedDevice create(String name, String uuid, Table table)
             throws DmException, TableLoadException, InterruptedException {
+        return create(name, uuid, table, false);
+    }
+
+    /** The same, the table read-only when {@code readOnly} ({@code dmsetup create --readonly}). */
+    public MappedDevice create(String name, String uuid, Table table, boolean readOnly)
+            throws DmException, TableLoadException, InterruptedException {
         checkName(name);
         MappedDevice device;
         synchronized (this) {
@@ -77,7 +83,7 @@ public final class DeviceManager {
         log.info("{}: created ({}:{})", name, DM_MAJOR, device.minor());
         if (table != null) {
             try {
-                device.load(table, types, devices);
+                device.load(table, types, devices, readOnly);
                 device.resume();
             } catch (TableLoadException | DmException | InterruptedException e) {
                 forget(device);
@@ -100,7 +106,12 @@ public final class DeviceManager {
     }
 
     public void load(String name, Table table) throws DmException, TableLoadException {
-        get(name).load(table, types, devices);
+        load(name, table, false);
+    }
+
+    /** {@code dmsetup load [--readonly]}. */
+    public void load(String name, Table table, boolean readOnly) throws DmException, TableLoadException {
+        get(name).load(table, types, devices, readOnly);
     }
 
     public void remove(String name, boolean force) throws DmException {

@@ -31,8 +31,8 @@ import org.slf4j.LoggerFactory;
 public final class MappedDevice {
     private static final Logger log = LoggerFactory.getLogger(MappedDevice.class);
 
-    /** A constructed table: its lines and targets, in order. */
-    public record LiveTable(Table table, List<Target> targets) {
+    /** A constructed table: its lines and targets, in order; {@code readOnly}: dmsetup's --readonly. */
+    public record LiveTable(Table table, List<Target> targets, boolean readOnly) {
         long lengthSectors() {
             return table.lengthSectors();
         }
@@ -107,6 +107,9 @@ public final class MappedDevice {
                 }
                 failed = false;
                 return;
+            }
+            if (t.readOnly() && io.isWrite()) {
+                throw new IOException(name + ": " + io.op() + " refused: the device is read-only");
             }
             if (io.endSector() > t.lengthSectors()) {
                 throw new IOException(name + ": I/O at sector " + io.sector() + "+" + io.lengthSectors()
@@ -196,6 +199,12 @@ public final class MappedDevice {
         return block;
     }
 
+    /** Whether the live table is read-only. */
+    public boolean isReadOnly() {
+        LiveTable t = live;
+        return t != null && t.readOnly();
+    }
+
     /** Whether every target of the live table takes discards. */
     public boolean supportsDiscard() {
         LiveTable t = live;
@@ -220,6 +229,14 @@ public final class MappedDevice {
 
     /** Builds {@code table} into the inactive slot; on failure nothing changes. */
     public void load(Table table, TargetTypes types, BackingDevices devices) throws TableLoadException {
+        load(table, types, devices, false);
+    }
+
+    /**
+     * The same, read-only ({@code dmsetup load --readonly}) when {@code readOnly}: once live,
+     * the device refuses writes, discards and write-zeroes, and NBD exports it read-only.
+     */
+    public void load(Table table, TargetTypes types, BackingDevices devices, boolean readOnly) throws TableLoadException {
         control.lock();
         try {
             requireNotRemoved();
@@ -233,11 +250,11 @@ public final class MappedDevice {
                 ok = true;
             } finally {
                 if (!ok) {
-                    destroy(new LiveTable(table, built));
+                    destroy(new LiveTable(table, built, readOnly));
                 }
             }
             LiveTable previous = inactive;
-            inactive = new LiveTable(table, List.copyOf(built));
+            inactive = new LiveTable(table, List.copyOf(built), readOnly);
             destroy(previous);
             log.info("{}: table loaded ({} target{})", name, built.size(), built.size() == 1 ? "" : "s");
         } finally {
@@ -390,8 +407,8 @@ public final class MappedDevice {
         control.lock();
         try {
             LiveTable t = live;
-            return new DeviceInfo(name, uuid, gate.isSuspended(), t != null, inactive != null, openCount,
-                    eventNumber.get(), major, minor, t == null ? 0 : t.targets().size());
+            return new DeviceInfo(name, uuid, gate.isSuspended(), t != null && t.readOnly(), t != null, inactive != null,
+                    openCount, eventNumber.get(), major, minor, t == null ? 0 : t.targets().size());
         } finally {
             control.unlock();
         }

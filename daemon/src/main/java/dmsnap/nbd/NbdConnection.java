@@ -223,6 +223,9 @@ final class NbdConnection {
         if (r.type() == NBD_CMD_FLUSH) {
             return null; // offset and length are reserved; clients send zeroes
         }
+        if (export.readOnly() && r.type() != NBD_CMD_READ) {
+            return new Refusal(NBD_EPERM, what + ": " + export.name() + " is read-only");
+        }
         if (r.type() == NBD_CMD_TRIM && !export.canTrim()) {
             return new Refusal(NBD_EINVAL, "TRIM is not supported by " + export.name());
         }

@@ -10,7 +10,8 @@ import java.lang.foreign.MemorySegment;
  * sizes, flags, as the client was told), requests turned into {@link IoRequest}s on the device.
  * Holds the device open (its open count) until {@link #close()}.
  *
- * <p>Flags: {@code SEND_FLUSH} and {@code SEND_FUA} always (a flush reaches every target, and a
+ * <p>Flags: {@code READ_ONLY} when the live table was loaded read-only (then no
+ * {@code SEND_WRITE_ZEROES} or {@code SEND_TRIM}); {@code SEND_FLUSH} and {@code SEND_FUA} always (a flush reaches every target, and a
  * write completes only when its exceptions are committed); {@code SEND_WRITE_ZEROES} always,
  * done as writes of zeroes so that an origin write of zeroes copies out like any other;
  * {@code SEND_TRIM} only when every target of the live table takes discards;
@@ -23,6 +24,7 @@ final class NbdExport implements AutoCloseable {
     private final long sizeBytes;
     private final int minimumBlockBytes;
     private final boolean trim;
+    private final boolean readOnly;
     private final MemorySegment zeroes;
     private boolean closed;
 
@@ -31,7 +33,8 @@ final class NbdExport implements AutoCloseable {
         this.name = name;
         this.sizeBytes = device.sizeSectors() << 9;
         this.minimumBlockBytes = Math.max(512, device.logicalBlockBytes());
-        this.trim = device.supportsDiscard();
+        this.readOnly = device.isReadOnly();
+        this.trim = !readOnly && device.supportsDiscard();
         this.zeroes = zeroes;
     }
 
@@ -61,10 +64,20 @@ final class NbdExport implements AutoCloseable {
         return trim;
     }
 
+    /** The table was loaded read-only: writes, trims and zeroes get EPERM. */
+    boolean readOnly() {
+        return readOnly;
+    }
+
     /** The transmission flags; {@code SEND_DF} only with structured replies (every read is one chunk). */
     int transmissionFlags(boolean structuredReplies) {
         int flags = NbdProtocol.NBD_FLAG_HAS_FLAGS | NbdProtocol.NBD_FLAG_SEND_FLUSH | NbdProtocol.NBD_FLAG_SEND_FUA
-                | NbdProtocol.NBD_FLAG_SEND_WRITE_ZEROES | NbdProtocol.NBD_FLAG_CAN_MULTI_CONN;
+                | NbdProtocol.NBD_FLAG_CAN_MULTI_CONN;
+        if (readOnly) {
+            flags |= NbdProtocol.NBD_FLAG_READ_ONLY;
+        } else {
+            flags |= NbdProtocol.NBD_FLAG_SEND_WRITE_ZEROES;
+        }
         if (trim) {
             flags |= NbdProtocol.NBD_FLAG_SEND_TRIM;
         }

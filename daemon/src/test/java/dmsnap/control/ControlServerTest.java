@@ -70,11 +70,11 @@ class ControlServerTest {
         ControlResponse missing = client.send(ControlRequest.of("resume", "nope"));
         assertEquals("ENXIO", assertInstanceOf(ControlResponse.Failure.class, missing).errno());
         ControlResponse badTable = client.send(new ControlRequest("create", "x", "0 10 linear", null, null,
-                false, false, false, false));
+                false, false, false, false, false));
         assertEquals("reload", ((ControlResponse.Failure) badTable).operation());
         assertEquals("linear: Invalid argument count", ((ControlResponse.Failure) badTable).reason());
         ControlResponse badName = client.send(new ControlRequest("create", "a/b", null, null, null,
-                false, false, false, true));
+                false, false, false, true, false));
         assertEquals("EINVAL", ((ControlResponse.Failure) badName).errno());
         assertEquals(List.of(), dm.list());
     }
@@ -90,7 +90,7 @@ class ControlServerTest {
                     for (int i = 0; i < 10; i++) {
                         String name = "dev" + id + "-" + i;
                         ControlResponse created = client.send(new ControlRequest("create", name, "0 100 zero", null, null,
-                                false, false, false, false));
+                                false, false, false, false, false));
                         assertInstanceOf(ControlResponse.Success.class, created, name);
                         if (i % 2 == 0) {
                             assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("remove", name)));

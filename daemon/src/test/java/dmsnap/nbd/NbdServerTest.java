@@ -207,6 +207,28 @@ class NbdServerTest {
     }
 
     @Test
+    void aReadOnlyTableIsAReadOnlyExport() throws Exception {
+        fx.dm.create("ro", null, dmsnap.table.TableParser.parse("0 2048 linear " + fx.base + " 0"), true);
+        assertTrue(fx.dm.get("ro").info().dmsetupText().contains("State:             ACTIVE (READ-ONLY)"));
+        try (NbdTestClient c = fx.open("ro", true)) {
+            assertEquals(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA
+                    | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_DF, c.transmissionFlags);
+            assertEquals(NbdFixture.original(4096), c.read(4096, 512)[0]);
+            c.sendWrite(4, 4096, new byte[512], false);
+            NbdTestClient.Reply w = c.reply();
+            assertEquals(NBD_EPERM, w.error());
+            assertTrue(w.message().contains("ro is read-only"), w.message());
+            assertEquals(NBD_EPERM, c.command(NBD_CMD_WRITE_ZEROES, 0, 0, 4096));
+            assertEquals(NBD_EPERM, c.command(NBD_CMD_TRIM, 0, 0, 4096));
+            assertEquals(0, c.command(NBD_CMD_FLUSH, 0, 0, 0));
+            assertEquals(NbdFixture.original(4096), c.read(4096, 512)[0], "nothing was written");
+        }
+        var e = assertThrows(java.io.IOException.class, () -> fx.dm.get("ro").submit(
+                dmsnap.device.IoRequest.write(0, java.lang.foreign.Arena.ofAuto().allocate(512, 512), false)));
+        assertTrue(e.getMessage().contains("read-only"), e.getMessage());
+    }
+
+    @Test
     void anOpenExportCannotBeRemoved() throws Exception {
         try (NbdTestClient c = fx.open("lin", false)) {
             assertEquals(1, fx.dm.get("lin").info().openCount());
