@@ -84,12 +84,10 @@ public final class MappedDevice {
 
     /**
      * Performs {@code io} through the live table: split at target boundaries and where each
-     * target splits, flushes sent to every target. Waits while the device is suspended. The
-     * pieces of a split request are issued together, as dm core issues its clones without
-     * waiting for one before mapping the next: the exceptions they need are made side by side
-     * and share their commits. A FUA request split in pieces ends with one flush of each target
-     * it touched instead of one per piece. Counted in {@link #ioStats()} when it completes,
-     * failed or not.
+     * target splits (the snapshot targets take whole requests and split them themselves, keeping
+     * the kernel's per-chunk order), flushes sent to every target. Waits while the device is
+     * suspended. A FUA request split in pieces ends with one flush of each target it touched
+     * instead of one per piece. Counted in {@link #ioStats()} when it completes, failed or not.
      *
      * @throws IOException EIO from a target, or the device has no table
      */
@@ -116,14 +114,12 @@ public final class MappedDevice {
                         + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
             }
             List<Piece> pieces = split(t, io);
-            if (pieces.size() == 1) {
-                pieces.getFirst().run();
-            } else {
-                runTogether(pieces);
-                if (io.fua()) {
-                    for (Target target : pieces.stream().map(Piece::target).distinct().toList()) {
-                        target.map(IoRequest.flush());
-                    }
+            for (Piece p : pieces) {
+                p.run();
+            }
+            if (pieces.size() > 1 && io.fua()) {
+                for (Target target : pieces.stream().map(Piece::target).distinct().toList()) {
+                    target.map(IoRequest.flush());
                 }
             }
             failed = false;
@@ -168,18 +164,6 @@ public final class MappedDevice {
             pieces.replaceAll(p -> new Piece(p.target(), p.io().withoutFua()));
         }
         return pieces;
-    }
-
-    /** Runs the pieces side by side, mapped in order ({@link MapOrder}); the first failure wins. */
-    private static void runTogether(List<Piece> pieces) throws IOException, InterruptedException {
-        switch (MapOrder.runInOrder(pieces.stream().<MapOrder.Piece>map(p -> p::run).toList())) {
-            case null -> { }
-            case IOException e -> throw e;
-            case InterruptedException e -> throw e;
-            case RuntimeException e -> throw e;
-            case Error e -> throw e;
-            case Throwable e -> throw new IOException(e);
-        }
     }
 
     /** Waits while the device is suspended; I/O submitted afterwards normally does not park. */

@@ -2,7 +2,6 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
-import dmsnap.device.MapOrder;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
@@ -11,6 +10,7 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -288,9 +288,6 @@ public final class Snapshot {
             }
             PendingRemap remap;
             try {
-                // No commit hold here: an origin write's pieces each hold the origin's I/O lock while
-                // they wait for their copies, so a held commit could wait for a piece that waits
-                // behind a handover for that lock.
                 remap = store.prepare(chunk);
             } catch (IOException full) {
                 remap = null;
@@ -307,17 +304,6 @@ public final class Snapshot {
             return null;
         }
         return new Copy(this, p);
-    }
-
-    /**
-     * prepare_exception for a snapshot-device write, with the store's commits held while the
-     * rest of its split request is still being mapped (see {@link MapOrder#whileMapping}), so
-     * that its pieces share a commit. Called under this object's monitor.
-     */
-    private PendingRemap prepare(long chunk) throws IOException {
-        ExceptionStore s = store;
-        MapOrder.whileMapping(s, s::holdCommits, s::releaseCommits);
-        return s.prepare(chunk);
     }
 
     /** Bytes of origin chunk {@code chunk} a copy moves: the last chunk of an origin may be short. */
@@ -375,7 +361,12 @@ public final class Snapshot {
 
     // ---- the snapshot device's I/O ---------------------------------------------------------------
 
-    /** Maps I/O on the snapshot device; {@code io} never crosses a chunk. */
+    /**
+     * Maps I/O on the snapshot device. A read or write may cover several chunks (the device does
+     * not split them): each chunk is decided in order, as dm core maps the per-chunk clones of a
+     * bio one after the other, and then neighbouring chunks that are neighbours in the COW (or
+     * both on the origin) move in one device I/O, as the block layer merges the clones' requests.
+     */
     void map(IoRequest io) throws IOException, InterruptedException {
         Device cowDevice = cow.device();
         if (io.op() == IoRequest.Op.FLUSH) {
@@ -388,9 +379,16 @@ public final class Snapshot {
         ChunkSize chunkSize = store.chunkSize();
         long chunk = chunkSize.chunkOf(io.sector());
         long offsetInChunk = (io.sector() & chunkSize.mask()) << 9;
+        boolean oneChunk = chunkSize.chunkOf(io.endSector() - 1) == chunk;
         switch (io.op()) {
-            case READ -> read(io, chunk, offsetInChunk, chunkSize);
-            case WRITE -> write(io, chunk, offsetInChunk, chunkSize);
+            case READ -> read(io, chunkSize);
+            case WRITE -> {
+                if (oneChunk) {
+                    write(io, chunk, offsetInChunk, chunkSize);
+                } else {
+                    writeSpan(io, chunkSize);
+                }
+            }
             default -> throw new IOException(deviceName + ": " + io.op() + " is not supported here");
         }
     }
@@ -436,100 +434,265 @@ public final class Snapshot {
         }
     }
 
-    private void read(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize) throws IOException {
-        long mapped;
+    /** The parts of {@code io} that fall into each chunk, in order. */
+    private static List<IoRequest> pieces(IoRequest io, ChunkSize chunkSize) {
+        List<IoRequest> pieces = new java.util.ArrayList<>();
+        long at = io.sector();
+        while (at < io.endSector()) {
+            long end = Math.min(io.endSector(), (chunkSize.chunkOf(at) + 1) * chunkSize.sectors());
+            pieces.add(io.slice(at, end - at, at));
+            at = end;
+        }
+        return pieces;
+    }
+
+    /**
+     * Reads: chunks with an exception from the COW, the others from the origin, tracked until the
+     * read is done (an origin write releasing a new exception for one of them waits for it).
+     */
+    private void read(IoRequest io, ChunkSize chunkSize) throws IOException {
+        List<IoRequest> pieces = pieces(io, chunkSize);
+        long[] mapped = new long[pieces.size()];
         synchronized (this) {
-            mapped = complete.lookup(chunk);
-            if (mapped < 0) {
-                trackedReads.merge(chunk, 1, Integer::sum);
+            for (int i = 0; i < mapped.length; i++) {
+                long chunk = chunkSize.chunkOf(pieces.get(i).sector());
+                mapped[i] = complete.lookup(chunk);
+                if (mapped[i] < 0) {
+                    trackedReads.merge(chunk, 1, Integer::sum);
+                }
             }
         }
-        MapOrder.mapped();
-        if (mapped >= 0) {
-            cow.device().read(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
-            return;
-        }
         try {
-            origin.device().read(io.sector() << 9, io.buffer());
+            for (int i = 0; i < mapped.length; ) {
+                int j = i + 1;
+                while (j < mapped.length && (mapped[i] < 0 ? mapped[j] < 0 : mapped[j] == mapped[j - 1] + 1)) {
+                    j++;
+                }
+                IoRequest first = pieces.get(i);
+                MemorySegment into = io.buffer().asSlice((first.sector() - io.sector()) << 9,
+                        (pieces.get(j - 1).endSector() - first.sector()) << 9);
+                if (mapped[i] >= 0) {
+                    cow.device().read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
+                } else {
+                    origin.device().read(first.sector() << 9, into);
+                }
+                i = j;
+            }
         } finally {
             synchronized (this) {
-                trackedReads.computeIfPresent(chunk, (k, n) -> n == 1 ? null : n - 1);
+                for (int i = 0; i < mapped.length; i++) {
+                    if (mapped[i] < 0) {
+                        trackedReads.computeIfPresent(chunkSize.chunkOf(pieces.get(i).sector()),
+                                (k, n) -> n == 1 ? null : n - 1);
+                    }
+                }
             }
         }
     }
 
+    /** What a snapshot write finds for one chunk, decided under this object's monitor. */
+    private sealed interface Decision permits Mapped, Waiting, Allocated, NoRoom {
+    }
+
+    /** The chunk has an exception: write into its COW chunk. */
+    private record Mapped(long cowChunk) implements Decision {
+    }
+
+    /** Another write is making the exception: wait for it. */
+    private record Waiting(CompletableFuture<Boolean> done) implements Decision {
+    }
+
+    /** This write makes the exception (its COW chunk is allocated). */
+    private record Allocated(Pending pending) implements Decision {
+    }
+
+    /** The COW is full. */
+    private record NoRoom() implements Decision {
+    }
+
+    /** Decides one chunk of a snapshot write; allocates its exception when it has none. */
+    private Decision decideWrite(long chunk) throws IOException {
+        synchronized (this) {
+            if (!valid) {
+                throw new IOException(deviceName + ": snapshot is invalid");
+            }
+            long mapped = complete.lookup(chunk);
+            if (mapped >= 0) {
+                return new Mapped(mapped);
+            }
+            Pending other = pending.get(chunk);
+            if (other != null) {
+                return new Waiting(other.done);
+            }
+            PendingRemap remap;
+            try {
+                remap = store.prepare(chunk);
+            } catch (IOException full) {
+                return new NoRoom();
+            }
+            Pending mine = new Pending(remap);
+            pending.put(chunk, mine);
+            return new Allocated(mine);
+        }
+    }
+
+    /** A full COW on a snapshot write: PO overflows, P and N invalidate (spec 7); the write errors. */
+    private IOException noRoom() {
+        if (store.overflowSupported()) {
+            overflow();
+        } else {
+            invalidate("Unable to allocate exception.");
+        }
+        return new IOException(deviceName + ": no room in the COW");
+    }
+
+    /** A write inside one chunk. */
     private void write(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize)
             throws IOException, InterruptedException {
         if (overflowed) {
             throw new IOException(deviceName + ": snapshot overflowed");
         }
         while (true) {
-            Pending mine = null;
-            CompletableFuture<Boolean> wait;
-            long mapped;
-            synchronized (this) {
-                if (!valid) {
-                    throw new IOException(deviceName + ": snapshot is invalid");
-                }
-                mapped = complete.lookup(chunk);
-                Pending other = mapped >= 0 ? null : pending.get(chunk);
-                wait = other == null ? null : other.done;
-                if (mapped < 0 && other == null) {
-                    PendingRemap remap;
-                    try {
-                        remap = prepare(chunk);
-                    } catch (IOException full) {
-                        remap = null;
+            switch (decideWrite(chunk)) {
+                case Mapped m -> {
+                    cow.device().write(m.cowChunk() * chunkSize.bytes() + offsetInChunk, io.buffer());
+                    if (io.fua()) {
+                        cow.device().flush();
                     }
-                    if (remap != null) {
-                        mine = new Pending(remap);
-                        pending.put(chunk, mine);
+                    return;
+                }
+                case Waiting w -> awaitQuietly(w.done()); // complete (or the snapshot invalid) now
+                case NoRoom n -> throw noRoom();
+                case Allocated a -> {
+                    if (io.lengthSectors() == chunkSize.sectors()) {
+                        // A whole-chunk write is the copy: no need to read the origin.
+                        writeExceptions(List.of(a.pending()), io.buffer(), chunkSize);
+                        if (!awaitQuietly(a.pending().done)) {
+                            throw new IOException(deviceName + ": writing the exception failed");
+                        }
+                        return;
                     }
+                    startCopy(a.pending());
+                    if (!awaitQuietly(a.pending().done)) {
+                        throw new IOException(deviceName + ": copying the exception failed");
+                    }
+                    // Now mapped: the loop writes the request into the COW copy.
                 }
             }
-            if (mapped >= 0) {
-                MapOrder.mapped();
-                cow.device().write(mapped * chunkSize.bytes() + offsetInChunk, io.buffer());
-                if (io.fua()) {
-                    cow.device().flush();
-                }
-                return;
-            }
-            if (wait != null) {
-                MapOrder.mapped();
-                awaitQuietly(wait);
-                continue; // the exception is complete (or the snapshot invalid) now
-            }
-            if (mine == null) {
-                if (store.overflowSupported()) {
-                    overflow();
-                } else {
-                    invalidate("Unable to allocate exception.");
-                }
-                MapOrder.mapped();
-                throw new IOException(deviceName + ": no room in the COW");
-            }
-            MapOrder.mapped(); // this piece's COW chunk is allocated: the next piece may map
-            if (io.lengthSectors() == chunkSize.sectors()) {
-                // A whole-chunk write is the copy: no need to read the origin.
-                boolean written = true;
-                try {
-                    cow.device().write(mine.remap.newChunk() * chunkSize.bytes(), io.buffer());
-                } catch (IOException e) {
-                    written = false;
-                }
-                commit(mine, written);
-                if (!awaitQuietly(mine.done)) {
-                    throw new IOException(deviceName + ": writing the exception failed");
-                }
-                return;
-            }
-            startCopy(mine);
-            if (!awaitQuietly(mine.done)) {
-                throw new IOException(deviceName + ": copying the exception failed");
-            }
-            // Now mapped: the loop writes the request into the COW copy.
         }
+    }
+
+    /**
+     * Whole-chunk writes that make new exceptions with consecutive COW chunks: one device write of
+     * {@code data} for all of them, then each is committed (the write is its copy).
+     */
+    private void writeExceptions(List<Pending> run, MemorySegment data, ChunkSize chunkSize) {
+        boolean written = true;
+        try {
+            cow.device().write(run.getFirst().remap.newChunk() * chunkSize.bytes(), data);
+        } catch (IOException e) {
+            written = false;
+        }
+        for (Pending p : run) {
+            commit(p, written);
+        }
+    }
+
+    /**
+     * A write over several chunks: every chunk is decided in order first (so exceptions are
+     * allocated in sector order and share their commits), then neighbouring whole-chunk new
+     * exceptions and neighbouring mapped chunks are written in one device write each, partial
+     * chunks copy first, and the write completes when every exception it made is committed.
+     */
+    private void writeSpan(IoRequest io, ChunkSize chunkSize) throws IOException, InterruptedException {
+        if (overflowed) {
+            throw new IOException(deviceName + ": snapshot overflowed");
+        }
+        List<IoRequest> pieces = pieces(io, chunkSize);
+        List<Decision> decisions = new java.util.ArrayList<>(pieces.size());
+        IOException failure = null;
+        for (IoRequest piece : pieces) {
+            Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
+            if (d instanceof NoRoom) {
+                failure = noRoom(); // the rest of the write fails with it, as the kernel's later clones do
+                break;
+            }
+            decisions.add(d);
+        }
+        List<Integer> later = new java.util.ArrayList<>(); // pieces that go through write() once ready
+        for (int i = 0; i < decisions.size(); ) {
+            IoRequest piece = pieces.get(i);
+            boolean whole = piece.lengthSectors() == chunkSize.sectors();
+            int j = i + 1;
+            switch (decisions.get(i)) {
+                case Allocated a when whole -> {
+                    List<Pending> run = new java.util.ArrayList<>(List.of(a.pending()));
+                    while (j < decisions.size() && pieces.get(j).lengthSectors() == chunkSize.sectors()
+                            && decisions.get(j) instanceof Allocated next
+                            && next.pending().remap.newChunk() == run.getLast().remap.newChunk() + 1) {
+                        run.add(next.pending());
+                        j++;
+                    }
+                    writeExceptions(run, span(io, pieces, i, j), chunkSize);
+                }
+                case Allocated a -> {
+                    startCopy(a.pending());
+                    later.add(i);
+                }
+                case Mapped m -> {
+                    while (j < decisions.size() && decisions.get(j) instanceof Mapped next
+                            && next.cowChunk() == ((Mapped) decisions.get(j - 1)).cowChunk() + 1) {
+                        j++;
+                    }
+                    try {
+                        cow.device().write(m.cowChunk() * chunkSize.bytes() + ((piece.sector() & chunkSize.mask()) << 9),
+                                span(io, pieces, i, j));
+                    } catch (IOException e) {
+                        failure = failure == null ? e : failure;
+                    }
+                }
+                case Waiting w -> later.add(i);
+                case NoRoom n -> throw new IllegalStateException("no room was handled while deciding");
+            }
+            i = j;
+        }
+        for (int i = 0; i < decisions.size(); i++) {
+            Decision d = decisions.get(i);
+            boolean ok = switch (d) {
+                case Allocated a -> awaitQuietly(a.pending().done);
+                case Waiting w -> {
+                    awaitQuietly(w.done());
+                    yield true;
+                }
+                default -> true;
+            };
+            if (!ok && failure == null) {
+                failure = new IOException(deviceName + ": making the exception failed");
+            }
+        }
+        for (int i : later) {
+            if (failure != null) {
+                break;
+            }
+            IoRequest piece = pieces.get(i).withoutFua();
+            try {
+                write(piece, chunkSize.chunkOf(piece.sector()), (piece.sector() & chunkSize.mask()) << 9, chunkSize);
+            } catch (IOException e) {
+                failure = e;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        if (io.fua()) {
+            cow.device().flush();
+        }
+    }
+
+    /** The buffer of pieces {@code [from, to)} of {@code io}. */
+    private static MemorySegment span(IoRequest io, List<IoRequest> pieces, int from, int to) {
+        return io.buffer().asSlice((pieces.get(from).sector() - io.sector()) << 9,
+                (pieces.get(to - 1).endSector() - pieces.get(from).sector()) << 9);
     }
 
     private static boolean awaitQuietly(CompletableFuture<Boolean> f) throws InterruptedException {

@@ -231,6 +231,16 @@ public final class SnapshotTarget implements Target {
                 snapshot.cowHandle().device().logicalBlockBytes());
     }
 
+    /**
+     * Reads and writes are taken whole and mapped chunk by chunk by {@link Snapshot} (so that
+     * neighbouring chunks move in one device I/O); discards are split per chunk, as the kernel's
+     * max_io_len splits them.
+     */
+    @Override
+    public long splitSectors(IoRequest.Op op) {
+        return op == IoRequest.Op.READ || op == IoRequest.Op.WRITE ? 0 : maxIoSectors();
+    }
+
     @Override
     public long maxIoSectors() {
         return snapshot.chunkSectors();

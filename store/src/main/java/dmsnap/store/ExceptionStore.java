@@ -56,19 +56,6 @@ public sealed interface ExceptionStore extends AutoCloseable
     void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
 
     /**
-     * Holds back the commit rounds that "nothing else outstanding" would start, until the
-     * matching {@link #releaseCommits()}: while the pieces of one split request are still being
-     * mapped, more prepares are coming, as they would be within microseconds in the kernel, so
-     * their commits share a round. Rounds still start when an area fills. Counted; thread-safe.
-     */
-    default void holdCommits() {
-    }
-
-    /** Ends one {@link #holdCommits()}; starts the round that was held back, if any, on this thread. */
-    default void releaseCommits() {
-    }
-
-    /**
      * prepare_merge: the last run of consecutive entries (within one area) to merge next, or
      * null when nothing is left.
      *

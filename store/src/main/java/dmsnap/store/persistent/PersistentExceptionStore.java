@@ -73,8 +73,6 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private boolean staleTail;
     /** Prepared remaps not yet applied. */
     private long pendingCount;
-    /** Holds from {@link #holdCommits()}: while positive, only a full area starts a round. Guarded by lock. */
-    private int commitHolds;
     private long nextSequence;
     private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
     private final ArrayDeque<Completion> staged = new ArrayDeque<>();
@@ -356,36 +354,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     /** The kernel's rule: write when nothing else is outstanding, or when the area is full. */
     private boolean roundNeeded() {
-        return !staged.isEmpty() && (pendingCount == 0 && commitHolds == 0
-                || currentCommitted + staged.size() >= layout.exceptionsPerArea());
-    }
-
-    @Override
-    public void holdCommits() {
-        lock.lock();
-        try {
-            commitHolds++;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    @Override
-    public void releaseCommits() {
-        lock.lock();
-        try {
-            if (commitHolds <= 0) {
-                throw new IllegalStateException("releaseCommits without holdCommits");
-            }
-            commitHolds--;
-            if (flushing || !roundNeeded()) {
-                return;
-            }
-            flushing = true;
-        } finally {
-            lock.unlock();
-        }
-        flushRounds();
+        return !staged.isEmpty()
+                && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea());
     }
 
     /** Runs rounds while some are needed; the caller set {@link #flushing}. */
@@ -480,7 +450,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
                     (long) batch.size() * PersistentLayout.EXCEPTION_BYTES);
-            cow.flush();
+            if (!area.syncIsDurable()) {
+                cow.flush(); // the kernel's FUA on the area write; msync(MS_SYNC) of a real mapping is one
+            }
             return true;
         } catch (IOException | RuntimeException e) {
             log.error("{}: writing exception area {} failed: {}", cow.name(), areaIndex, e.getMessage());
