@@ -104,7 +104,7 @@ one_write() {
         qemu-nbd)
             rm -f "$work/overlay.qcow2"
             qemu-img create -q -f qcow2 -b "$base" -F raw "$work/overlay.qcow2"
-            start_server qemu qemu-nbd -k "$work/qemu.sock" --cache=none --aio=native -f qcow2 "$work/overlay.qcow2"
+            start_server qemu qemu-nbd -t -k "$work/qemu.sock" --cache=none --aio=native -f qcow2 "$work/overlay.qcow2"
             iops=$(run_fio "nbd+unix:///?socket=$work/qemu.sock" "$2" "$3" "$4"); stop_server ;;
         nbdkit-cow)
             start_server nbdkit-cow nbdkit -f -U "$work/nbdkit-cow.sock" --filter=cow file "$base"
@@ -127,7 +127,9 @@ run_group() { # kind servers... ; reads "read" patterns, writes "write" patterns
         for round in $(seq 1 "$rounds"); do
             for s in "${servers[@]}"; do
                 echo "  $rw $bs qd$depth $s round $round" >&2
-                runs[$s]="${runs[$s]:-} $("one_$kind" "$s" "$rw" "$bs" "$depth")"
+                iops=$("one_$kind" "$s" "$rw" "$bs" "$depth") && [ -n "$iops" ] \
+                    || { echo "$s failed on $rw $bs qd$depth" >&2; exit 1; }
+                runs[$s]="${runs[$s]:-} $iops"
             done
         done
         local own
@@ -147,7 +149,7 @@ run_group write dmsnap qemu-nbd nbdkit-cow
 kernel=$(uname -r); java=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
 body="Machine: $(nproc) cores, $kernel; JDK: $java; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
-Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`--cache=none --aio=native\` on a new qcow2 over the base, nbdkit \`--filter=cow\`).
+Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`-t --cache=none --aio=native\` on a new qcow2 over the base, nbdkit \`--filter=cow\`).
 
 $table"
 echo "$body"

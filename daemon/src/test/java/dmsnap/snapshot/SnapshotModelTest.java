@@ -34,7 +34,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @ExtendWith(Seeds.class)
 class SnapshotModelTest {
+    /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
+    private static final int TMPFS_CASES = Integer.getInteger("dmsnap.tests.modelTmpfsCases", 1500);
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
     @TempDir
@@ -109,13 +111,44 @@ class SnapshotModelTest {
 
     @Test
     void randomOperationsMatchTheModel() throws Exception {
-        Random seeds = Seeds.random("snapshot-model");
+        randomCases("snapshot model", dir, CASES, dmsnap.device.BackingDevices::new);
+    }
+
+    /**
+     * The same on tmpfs ({@code /dev/shm}), where a flush costs nothing, so that thousands of
+     * cases fit in CI; the files are opened buffered (tmpfs has no cache to bypass).
+     */
+    @Test
+    void randomOperationsMatchTheModelOnTmpfs() throws Exception {
+        Path shm = Path.of("/dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && Files.isWritable(shm),
+                "no writable /dev/shm");
+        Path root = Files.createTempDirectory(shm, "dmsnap-model");
+        try {
+            randomCases("snapshot model on tmpfs", root, TMPFS_CASES, () -> new dmsnap.device.BackingDevices(
+                    real -> dmsnap.store.device.FileDevice.open(real, dmsnap.store.device.FileDevice.Option.BUFFERED)));
+        } finally {
+            deleteTree(root);
+        }
+    }
+
+    private static void deleteTree(Path root) throws java.io.IOException {
+        try (var files = Files.walk(root)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
+    private void randomCases(String label, Path root, int cases,
+                             java.util.function.Supplier<dmsnap.device.BackingDevices> backing) throws Exception {
+        Random seeds = Seeds.random(label);
         int operations = 0;
-        for (int c = 0; c < CASES; c++) {
+        for (int c = 0; c < cases; c++) {
             long seed = seeds.nextLong();
             Random random = new Random(seed);
-            Path caseDir = Files.createDirectories(dir.resolve("case" + c));
-            try (SnapshotEngine engine = new SnapshotEngine(caseDir, ORIGIN_SECTORS << 9, 512)) {
+            Path caseDir = Files.createDirectories(root.resolve("case" + c));
+            try (SnapshotEngine engine = new SnapshotEngine(caseDir, ORIGIN_SECTORS << 9, 512, backing.get())) {
                 Run run = new Run(engine, new ReferenceSnapshotModel(Files.readAllBytes(engine.base)));
                 engine.dm.create("origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
                 run.createSnapshot(random);
@@ -152,8 +185,9 @@ class SnapshotModelTest {
                     assertTrue(!engine.status(snap, false).contains("Invalid"), "seed " + seed + ": " + snap + " stayed valid");
                 }
             }
+            deleteTree(caseDir); // thousands of cases: keep what is on tmpfs (memory) small
         }
-        System.out.println("snapshot model: " + CASES + " cases, " + operations + " operations, all reads match");
+        System.out.println(label + ": " + cases + " cases, " + operations + " operations, all reads match");
     }
 
     @Test
