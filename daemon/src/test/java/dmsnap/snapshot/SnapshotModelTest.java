@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SnapshotModelTest {
     /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
-    private static final int TMPFS_CASES = Integer.getInteger("dmsnap.tests.modelTmpfsCases", 1500);
+    private static final int TMPFS_CASES = Integer.getInteger("dmsnap.tests.modelTmpfsCases", 2000);
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
     @TempDir
