@@ -35,39 +35,26 @@ public final class OriginTarget implements Target {
     }
 
     public static TargetType type(Registry registry, ChunkCopier copier) {
-        return new TargetType() {
-            @Override
-            public String name() {
-                return "snapshot-origin";
+        return TargetType.of("snapshot-origin", "1.9.0", (context, args) -> {
+            if (args.size() != 1) {
+                throw args.fail("origin: incorrect number of arguments");
             }
-
-            @Override
-            public String version() {
-                return "1.9.0";
+            BackingDevices.Handle handle;
+            try {
+                handle = context.devices().open(args.next());
+            } catch (IOException e) {
+                throw args.fail("Cannot get target device");
             }
-
-            @Override
-            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
-                if (args.size() != 1) {
-                    throw args.fail("origin: incorrect number of arguments");
-                }
-                BackingDevices.Handle handle;
+            if (context.lengthSectors() > handle.device().sizeSectors()) {
                 try {
-                    handle = context.devices().open(args.next());
+                    handle.close();
                 } catch (IOException e) {
-                    throw args.fail("Cannot get target device");
+                    // Reporting the size problem matters more.
                 }
-                if (context.lengthSectors() > handle.device().sizeSectors()) {
-                    try {
-                        handle.close();
-                    } catch (IOException e) {
-                        // Reporting the size problem matters more.
-                    }
-                    throw args.fail("Device " + handle.canonicalName() + " too small for target");
-                }
-                return new OriginTarget(handle, registry, copier);
+                throw args.fail("Device " + handle.canonicalName() + " too small for target");
             }
-        };
+            return new OriginTarget(handle, registry, copier);
+        });
     }
 
     @Override

@@ -43,30 +43,10 @@ public final class SnapshotMergeTarget implements Target {
         snapshot.attachMerger(new Merger(snapshot, copyOut, registry, () -> maxIoSectors));
     }
 
-    /** The {@code snapshot-merge} target type over a registry and a copier. */
-    public static TargetType type(Registry registry, ChunkCopier copier) {
-        return type(registry, copier, CommitObserver.NONE);
-    }
-
-    /** The same, telling {@code commits} how long each exception commit took. */
+    /** The {@code snapshot-merge} target type over a registry and a copier; commit times go to {@code commits}. */
     public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
-        return new TargetType() {
-            @Override
-            public String name() {
-                return "snapshot-merge";
-            }
-
-            @Override
-            public String version() {
-                return "1.5.0";
-            }
-
-            @Override
-            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
-                return new SnapshotMergeTarget(SnapshotTarget.construct(context, args, registry, copier, commits, true),
-                        registry, copier);
-            }
-        };
+        return TargetType.of("snapshot-merge", "1.5.0", (context, args) -> new SnapshotMergeTarget(
+                SnapshotTarget.construct(context, args, registry, copier, commits, true), registry, copier));
     }
 
     Snapshot snapshot() {

@@ -38,29 +38,9 @@ public final class SnapshotTarget implements Target {
         this.discardPassdownOrigin = passdown;
     }
 
-    /** The {@code snapshot} target type over a registry and a copier. */
-    public static TargetType type(Registry registry, ChunkCopier copier) {
-        return type(registry, copier, CommitObserver.NONE);
-    }
-
-    /** The same, telling {@code commits} how long each exception commit took. */
+    /** The {@code snapshot} target type over a registry and a copier; commit times go to {@code commits}. */
     public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
-        return new TargetType() {
-            @Override
-            public String name() {
-                return "snapshot";
-            }
-
-            @Override
-            public String version() {
-                return "1.16.0";
-            }
-
-            @Override
-            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
-                return construct(context, args, registry, copier, commits);
-            }
-        };
+        return TargetType.of("snapshot", "1.16.0", (context, args) -> construct(context, args, registry, copier, commits));
     }
 
     private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,

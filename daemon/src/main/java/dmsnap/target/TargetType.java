@@ -15,4 +15,30 @@ public interface TargetType {
      * @throws TableLoadException with the kernel's sentence when the arguments or devices are refused
      */
     Target create(TargetContext context, TargetArgs args) throws TableLoadException;
+
+    /** What builds a target from its arguments; see {@link #create}. */
+    @FunctionalInterface
+    interface Constructor {
+        Target create(TargetContext context, TargetArgs args) throws TableLoadException;
+    }
+
+    /** A target type named {@code name} at {@code version} whose targets {@code constructor} builds. */
+    static TargetType of(String name, String version, Constructor constructor) {
+        return new TargetType() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public String version() {
+                return version;
+            }
+
+            @Override
+            public Target create(TargetContext context, TargetArgs args) throws TableLoadException {
+                return constructor.create(context, args);
+            }
+        };
+    }
 }

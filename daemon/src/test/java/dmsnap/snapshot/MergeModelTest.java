@@ -58,15 +58,7 @@ class MergeModelTest {
         String create(Random random, int index, String store) throws Exception {
             String name = "snap" + index;
             int chunk = new int[] {1, 2, 4, 8, 16}[random.nextInt(5)];
-            long n = (SECTORS + chunk - 1) / chunk;
-            long epa = chunk * 32L;
-            long cowSectors = (1 + n + (n + epa) / epa) * chunk;
-            Path cow = engine.dir.resolve(name + ".cow");
-            Files.write(cow, new byte[(int) (cowSectors << 9)]);
-            String table = "0 " + SECTORS + " snapshot " + engine.base + " " + cow + " " + store + " " + chunk;
-            engine.dm.get("origin").suspend();
-            engine.dm.create(name, null, TableParser.parse(table));
-            engine.dm.get("origin").resume();
+            String table = engine.addSnapshot(name, store, chunk, SECTORS);
             model.createSnapshot(name);
             snapshots.add(name);
             tables.put(name, table);

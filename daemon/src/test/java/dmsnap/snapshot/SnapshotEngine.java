@@ -69,6 +69,23 @@ final class SnapshotEngine implements AutoCloseable {
         dm.get("origin").resume();
     }
 
+    /**
+     * Adds snapshot {@code name} of the origin device ({@code origin}, {@code originSectors} long)
+     * the LVM way, on a new COW that can never overflow (lvm2's formula, spec 10.3); returns its table.
+     */
+    String addSnapshot(String name, String store, int chunk, long originSectors) throws Exception {
+        long n = (originSectors + chunk - 1) / chunk;
+        long epa = chunk * 32L;
+        long cowSectors = (1 + n + (n + epa) / epa) * chunk;
+        Path cowFile = dir.resolve(name + ".cow");
+        Files.write(cowFile, new byte[(int) (cowSectors << 9)]);
+        String table = "0 " + originSectors + " snapshot " + base + " " + cowFile + " " + store + " " + chunk;
+        dm.get("origin").suspend();
+        dm.create(name, null, TableParser.parse(table));
+        dm.get("origin").resume();
+        return table;
+    }
+
     String mergeTable(String store, int chunk) {
         return "0 " + sectors + " snapshot-merge " + base + " " + cow + " " + store + " " + chunk;
     }

@@ -54,20 +54,12 @@ class SnapshotModelTest {
             this.model = model;
         }
 
-        /** A COW that can never overflow for this origin (lvm2's formula, spec 10.3). */
+        /** A COW that can never overflow for this origin. */
         String createSnapshot(Random random) throws Exception {
             String name = "snap" + (created++);
             String store = new String[] {"P", "PO", "N"}[random.nextInt(3)];
             int chunk = new int[] {1, 2, 4, 8, 16}[random.nextInt(5)];
-            long n = (ORIGIN_SECTORS + chunk - 1) / chunk;
-            long epa = chunk * 32L;
-            long cowSectors = (1 + n + (n + epa) / epa) * chunk;
-            Path cow = engine.dir.resolve(name + ".cow");
-            Files.write(cow, new byte[(int) (cowSectors << 9)]);
-            String table = "0 " + ORIGIN_SECTORS + " snapshot " + engine.base + " " + cow + " " + store + " " + chunk;
-            engine.dm.get("origin").suspend();
-            engine.dm.create(name, null, TableParser.parse(table));
-            engine.dm.get("origin").resume();
+            String table = engine.addSnapshot(name, store, chunk, ORIGIN_SECTORS);
             model.createSnapshot(name);
             snapshots.add(name);
             tables.put(name, table);
