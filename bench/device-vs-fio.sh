@@ -45,9 +45,9 @@ while read -r name rw bs method; do
     for round in $(seq 1 "$rounds"); do
         fio_runs="$fio_runs $(printf '%.0f' "$(run_fio "$name" "$rw" "$bs")")"
         jmh_json="$work/$method-$round.json"
-        "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" \
+        "${java[@]}" -jar "$jar" \
             "FileDeviceBenchmark.$method\$" -f 1 -wi 1 -w 3s -i 1 -r "${seconds}s" \
-            -jvmArgsAppend "-Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
+            -jvmArgsAppend "$fork_args -Ddmsnap.bench.file=$file" -rf json -rff "$jmh_json" >"$work/$method.log" 2>&1 \
             || { cat "$work/$method.log" >&2; exit 1; }
         jmh_runs="$jmh_runs $(printf '%.0f' "$(jq '.[0].primaryMetric.score' "$jmh_json")")"
     done

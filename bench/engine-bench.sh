@@ -10,8 +10,8 @@ bench_prepare jq
 
 run() { # name pattern -> "method params score error unit" lines
     local name=$1; shift
-    "$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$jar" "$@" \
-        -jvmArgsAppend "-Ddmsnap.bench.dir=$work" -rf json -rff "$work/$name.json" >"$work/$name.log" 2>&1 \
+    "${java[@]}" -jar "$jar" "$@" \
+        -jvmArgsAppend "$fork_args -Ddmsnap.bench.dir=$work" -rf json -rff "$work/$name.json" >"$work/$name.log" 2>&1 \
         || { cat "$work/$name.log" >&2; exit 1; }
     jq -r '.[] | "\(.benchmark | split(".") | last) \(.params // {} | to_entries | map("\(.key)=\(.value)") | join(",") | if . == "" then "-" else . end) \(.primaryMetric.score) \(.primaryMetric.scoreError) \(.primaryMetric.scoreUnit)"' "$work/$name.json"
 }

@@ -1,12 +1,17 @@
 # Shared by the bench scripts (sourced): the JDK, option parsing for --record / --dir, the
 # benchmarks jar (built when missing), and a scratch directory removed on exit.
-# After sourcing: $ROOT, $DMSNAP_JAVA_HOME, $record, $dir, $jar, $work, and bench_record TITLE BODY.
+# After sourcing: $ROOT, $DMSNAP_JAVA_HOME, ${java[@]}, $fork_args, $record, $dir, $jar, $work, and
+# bench_record TITLE BODY.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[1]}")")/.." && pwd)
 . "$ROOT/scripts/jdk.sh"
 dmsnap_find_jdk
 record=0
 dir=${TMPDIR:-/tmp}
+# The JDK as the scripts run it, and what every JMH fork needs: -jvmArgsAppend on the command line
+# replaces @Fork(jvmArgsAppend), so the scripts pass these again with their own properties.
+java=("$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow)
+fork_args="--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow"
 bench_extra_usage=${bench_extra_usage:-}
 
 # bench_parse_args "$@": handles --record and --dir; other options go to bench_option NAME VALUE.

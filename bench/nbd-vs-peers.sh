@@ -146,9 +146,9 @@ run_group() { # kind servers... ; reads "read" patterns, writes "write" patterns
 run_group read dmsnap nbdkit-file nbdkit-file-nocache
 run_group write dmsnap qemu-nbd nbdkit-cow
 
-kernel=$(uname -r); java=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
+kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
-body="Machine: $(nproc) cores, $kernel; JDK: $java; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
+body="Machine: $(nproc) cores, $kernel; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
 Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`-t --cache=none --aio=native\` on a new qcow2 over the base, nbdkit \`--filter=cow\`).
 
 $table"

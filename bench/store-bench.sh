@@ -14,7 +14,7 @@ echo "$footprint" >&2
 
 jmh() { # name args... -> json file
     local name=$1; shift
-    "${java[@]}" -jar "$jar" "$@" -jvmArgsAppend "-Ddmsnap.bench.dir=$work" -rf json -rff "$work/$name.json" \
+    "${java[@]}" -jar "$jar" "$@" -jvmArgsAppend "$fork_args -Ddmsnap.bench.dir=$work" -rf json -rff "$work/$name.json" \
         >"$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
     jq -r '.[] | "\(.benchmark | split(".") | last) \(.params // {} | to_entries | map("\(.key)=\(.value)") | join(",")) threads=\(.threads) \(.primaryMetric.score) \(.primaryMetric.scoreError) \(.primaryMetric.scoreUnit)"' "$work/$name.json"
 }
