@@ -16,7 +16,7 @@ run() { # name pattern -> "method params score error unit" lines
     jq -r '.[] | "\(.benchmark | split(".") | last) \(.params // {} | to_entries | map("\(.key)=\(.value)") | join(",") | if . == "" then "-" else . end) \(.primaryMetric.score) \(.primaryMetric.scoreError) \(.primaryMetric.scoreUnit)"' "$work/$name.json"
 }
 echo "== origin first writes" >&2
-writes=$(run writes SnapshotWriteBenchmark)
+writes=$(run writes SnapshotWriteBenchmark -f 3)
 echo "$writes" >&2
 echo "== snapshot reads" >&2
 reads=$(run reads SnapshotReadBenchmark -f 3)
@@ -31,7 +31,7 @@ ratio() { # lines pattern-a pattern-b -> ratio of scores
 }
 fs=$(df -T "$dir" | awk 'NR==2 { print $2 " on " $1 }')
 body="Machine: $(nproc) cores, $(uname -r); JDK: $("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n1); files on $fs; $(date -u +%Y-%m-%d).
-Command: \`bench/engine-bench.sh\` (JMH 1 fork, 3 forks for the reads; throughput 2x3s warmup + 3x5s; single shots 3 warmup + 10 measured).
+Command: \`bench/engine-bench.sh\` (JMH 1 fork, 3 forks for the first writes and the reads; throughput 2x3s warmup + 3x5s; single shots 3 warmup + 10 measured).
 
 Origin first writes, 4 KiB, each into a chunk no snapshot has yet (target: engine >= 0.9 of the model bound):
 

@@ -11,7 +11,7 @@ dir=${TMPDIR:-/tmp}
 # The JDK as the scripts run it, and what every JMH fork needs: -jvmArgsAppend on the command line
 # replaces @Fork(jvmArgsAppend), so the scripts pass these again with their own properties.
 java=("$DMSNAP_JAVA_HOME/bin/java" --sun-misc-unsafe-memory-access=allow)
-fork_args="--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow"
+fork_args="--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Dorg.slf4j.simpleLogger.defaultLogLevel=warn"
 bench_extra_usage=${bench_extra_usage:-}
 
 # bench_parse_args "$@": handles --record and --dir; other options go to bench_option NAME VALUE.
