@@ -54,27 +54,13 @@ final class LvmCommands {
             this.client = new ControlClient(new DaemonConfig(options.runDir(), null).controlSocket());
         }
 
+        /** Sends {@code request}; prints {@code description} when it succeeded; a failure is printed and thrown. */
         List<String> run(String description, ControlRequest request) throws StepFailed {
-            ControlResponse response;
-            try {
-                response = client.send(request);
-            } catch (IOException e) {
-                spec.commandLine().getErr().println("dmsnap: cannot reach the daemon at " + client.socketPath() + ": "
-                        + e.getMessage());
-                throw new StepFailed(DaemonRequests.NO_DAEMON);
-            }
-            if (response instanceof ControlResponse.Failure f) {
-                PrintWriter err = spec.commandLine().getErr();
-                err.println("dmsnap: " + description + ": " + f.operation() + " failed: " + text(f.errno()));
-                if (!f.reason().isEmpty()) {
-                    err.println("dmsnap: " + f.reason());
-                }
-                throw new StepFailed(f.errno().equals("ENXIO") ? DaemonRequests.NO_DEVICE : ExitCodes.FAILED);
-            }
+            List<String> lines = success(request, description).lines();
             if (description != null) {
                 spec.commandLine().getOut().println(description);
             }
-            return ((ControlResponse.Success) response).lines();
+            return lines;
         }
 
         private static String text(String errno) {

@@ -87,16 +87,7 @@ public final class SnapshotMergeTarget implements Target {
     /** Same strings as {@code snapshot} (spec 6.1, 6.2), with {@code Merge failed} after {@code Invalid}. */
     @Override
     public String status(StatusType type) throws IOException {
-        if (type == StatusType.INFO) {
-            return snapshot.infoStatus();
-        }
-        String table = snapshot.tableStatus();
-        if (discardZeroesCow && discardPassdownOrigin) {
-            table += " 2 discard_zeroes_cow discard_passdown_origin";
-        } else if (discardZeroesCow) {
-            table += " 1 discard_zeroes_cow";
-        }
-        return table;
+        return SnapshotTarget.status(snapshot, type, discardZeroesCow, discardPassdownOrigin);
     }
 
     @Override

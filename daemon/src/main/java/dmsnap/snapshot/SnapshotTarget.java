@@ -228,6 +228,12 @@ public final class SnapshotTarget implements Target {
 
     @Override
     public String status(StatusType type) throws IOException {
+        return status(snapshot, type, discardZeroesCow, discardPassdownOrigin);
+    }
+
+    /** Status of {@code snapshot} and {@code snapshot-merge} (spec 6.1, 6.2): features in the kernel's order. */
+    static String status(Snapshot snapshot, StatusType type, boolean discardZeroesCow, boolean discardPassdownOrigin)
+            throws IOException {
         if (type == StatusType.INFO) {
             return snapshot.infoStatus();
         }
