@@ -17,11 +17,11 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.MDC;
 
 /**
- * One client in the transmission phase. The reader (this connection's virtual thread) takes
+ * One client in the transmission phase. The reader (this connection's thread) takes
  * requests off the socket: a write's payload goes straight from the socket into an aligned
  * off-heap buffer, which the device is then written from; a read's buffer is filled by the
  * device and sent from. Requests run concurrently on the server's I/O threads, and their
- * replies go out in completion order through the writer, a second virtual thread, so a client
+ * replies go out in completion order through the writer, a second thread, so a client
  * that does not read its replies never holds an I/O thread.
  *
  * <p>Bounds: at most {@value #MAX_IN_FLIGHT} requests per connection between being read and
@@ -89,7 +89,8 @@ final class NbdConnection {
 
     /** Serves requests until the client disconnects or breaks the protocol; then waits for the ones in flight. */
     void serve() {
-        Thread writer = Thread.ofVirtual().name("nbd-writer-" + channel.peer()).start(this::writeReplies);
+        Thread writer = Thread.ofPlatform().name("nbd-writer-" + channel.peer()).daemon(true)
+                .stackSize(NbdServer.CONNECTION_STACK_BYTES).start(this::writeReplies);
         try {
             readRequests();
         } catch (EOFException e) {
@@ -176,8 +177,7 @@ final class NbdConnection {
                 if (inline) {
                     // A queue-depth-1 client: this request and the one before it came alone, each a
                     // round trip after the last reply, so nothing waits behind it in the socket. It runs
-                    // here and its reply goes out from here, saving two thread hand-offs; the native
-                    // call pins this virtual thread's carrier for as long as the device I/O takes.
+                    // here and its reply goes out from here, saving two thread hand-offs.
                     handedOn = true;
                     buffer = null;
                     sendNow(perform(r, data));

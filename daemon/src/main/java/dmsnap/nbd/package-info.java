@@ -7,6 +7,6 @@
  *
  * <p>Locks: none of its own beyond thread-safe queues and semaphores; a request takes, in order,
  * its connection's in-flight permit, the connection's buffer quota, the pool's budget. Device
- * I/O never runs on a connection's virtual thread.
+ * I/O runs on the I/O threads, or on the connection's thread for a queue-depth-1 client.
  */
 package dmsnap.nbd;

@@ -48,9 +48,11 @@ final class CopyOut {
         quiesce.lockInterruptibly();
         try {
             List<CompletableFuture<Boolean>> waits = new ArrayList<>();
+            List<Planned> copies = new ArrayList<>();
             for (long at = io.sector(); at < io.endSector(); at = (at / splitSectors + 1) * splitSectors) {
-                waits.addAll(start(at));
+                waits.addAll(start(at, copies));
             }
+            launch(copies);
             if (!waits.isEmpty()) {
                 awaitAll(waits);
                 for (long at = io.sector(); at < io.endSector(); at = (at / splitSectors + 1) * splitSectors) {
@@ -72,7 +74,9 @@ final class CopyOut {
      */
     void preserve(long sector) throws InterruptedException {
         while (true) {
-            List<CompletableFuture<Boolean>> waits = start(sector);
+            List<Planned> copies = new ArrayList<>();
+            List<CompletableFuture<Boolean>> waits = start(sector, copies);
+            launch(copies);
             if (waits.isEmpty()) {
                 return;
             }
@@ -87,6 +91,17 @@ final class CopyOut {
      * range: one copy reads it once and writes it into all of their COWs.
      */
     List<CompletableFuture<Boolean>> start(long sector) {
+        List<Planned> copies = new ArrayList<>();
+        List<CompletableFuture<Boolean>> waits = start(sector, copies);
+        copies.forEach(c -> c.start(false));
+        return waits;
+    }
+
+    /**
+     * As {@link #start(long)}, but the copies are added to {@code copies} for {@link #launch};
+     * their exceptions are allocated already.
+     */
+    private List<CompletableFuture<Boolean>> start(long sector, List<Planned> copies) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
         Map<Long, List<Snapshot.Copy>> copiesByChunkSize = new TreeMap<>();
         for (Snapshot s : registry.snapshotsOf(origin.identity())) {
@@ -103,7 +118,7 @@ final class CopyOut {
                 }
             }
         }
-        copiesByChunkSize.forEach((chunkSectors, copies) -> startCopy(sector / chunkSectors, chunkSectors, copies));
+        copiesByChunkSize.forEach((chunkSectors, needs) -> copies.add(new Planned(sector / chunkSectors, chunkSectors, needs)));
         return waits;
     }
 
@@ -117,14 +132,39 @@ final class CopyOut {
         }
     }
 
-    private void startCopy(long chunk, long chunkSectors, List<Snapshot.Copy> copies) {
-        long start = chunk * chunkSectors << 9;
-        long length = copies.getFirst().snapshot().copyLength(chunk);
-        List<CopyOp.Destination> destinations = copies.stream().map(Snapshot.Copy::destination).toList();
-        copier.copy(new CopyOp(origin.device(), start, length, destinations)).whenComplete((result, failure) -> {
-            for (int i = 0; i < copies.size(); i++) {
-                copies.get(i).copied(failure == null && result.succeeded(i));
-            }
-        });
+    /**
+     * Starts copies a writer is about to wait for: all but the last on the copier's threads, the
+     * last on this thread (which would only wait for it otherwise; a chunk copy takes less time
+     * than handing it to another thread and back).
+     */
+    private static void launch(List<Planned> copies) {
+        for (int i = 0; i < copies.size(); i++) {
+            copies.get(i).start(i == copies.size() - 1);
+        }
+    }
+
+    /** One origin range to copy into the COWs of {@code needs} (snapshots of one chunk size). */
+    private final class Planned {
+        private final long chunk;
+        private final long chunkSectors;
+        private final List<Snapshot.Copy> needs;
+
+        Planned(long chunk, long chunkSectors, List<Snapshot.Copy> needs) {
+            this.chunk = chunk;
+            this.chunkSectors = chunkSectors;
+            this.needs = needs;
+        }
+
+        /** Copies on the copier's threads, or on this one when {@code here} (then done on return). */
+        void start(boolean here) {
+            long start = chunk * chunkSectors << 9;
+            long length = needs.getFirst().snapshot().copyLength(chunk);
+            CopyOp op = new CopyOp(origin.device(), start, length, needs.stream().map(Snapshot.Copy::destination).toList());
+            (here ? copier.copyHere(op) : copier.copy(op)).whenComplete((result, failure) -> {
+                for (int i = 0; i < needs.size(); i++) {
+                    needs.get(i).copied(failure == null && result.succeeded(i));
+                }
+            });
+        }
     }
 }

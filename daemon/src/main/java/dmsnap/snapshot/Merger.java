@@ -28,6 +28,12 @@ import org.slf4j.LoggerFactory;
  * data is durable on the origin, so the list on disk is always a valid prefix and a crash at any
  * point leaves a COW whose remaining entries are merged again (copying the same data again).
  *
+ * <p>Unlike the kernel, which runs one step at a time, the next step begins (steps 1 to 8: its
+ * run is taken from before the entries of this one, its chunks queue writes, its copy starts)
+ * while this one waits for its copy, flushes and commits: with 4 KiB chunks a step moves at most
+ * one area's 1 MiB, and the flush and area write would otherwise idle the copier for as long as
+ * the copy takes. The order on disk is the kernel's: commits stay one at a time, from the tail.
+ *
  * <p>Starts at every resume of the merging device, stops (after the step in progress) at its
  * presuspend and destructor and while another snapshot of the origin resumes; ends by itself when
  * nothing is left, when the snapshot is invalid, or on an error (merge failed: logged once with
@@ -41,6 +47,17 @@ final class Merger {
 
     /** Sub-copy size of a run's copy. */
     static final long SUB_COPY_BYTES = 256 << 10;
+    /**
+     * Copied steps committed together (one origin flush, one COW flush for their area writes):
+     * with 4 KiB chunks a step moves at most one area's 1 MiB, and two flushes per MiB would
+     * cost about as much as the copy. Only steps of at least {@link #BATCH_STEP_BYTES} wait for
+     * others (smaller ones commit at once, and status shrinks step by step as the kernel's);
+     * writes queued on their chunks wait for the batch.
+     */
+    static final int COMMIT_BATCH = 16;
+    static final long BATCH_STEP_BYTES = 1 << 20;
+    /** {@link #BATCH_STEP_BYTES}, or {@code dmsnap.merge.batchStepBytes} (tests batch small steps). */
+    private final long batchStepBytes = Long.getLong("dmsnap.merge.batchStepBytes", BATCH_STEP_BYTES);
 
     private final Snapshot snapshot;
     private final CopyOut copyOut;
@@ -49,6 +66,10 @@ final class Merger {
     private final LongSupplier stepSectors;
     private Thread thread;
     private boolean stopRequested;
+    /** The merge thread's: prepare_merge found no entries left. */
+    private boolean nothingLeft;
+    /** The merge thread's: steps copied and not yet committed, the last run of the list first. */
+    private final List<Step> copied = new ArrayList<>();
     private long steps;
 
     Merger(Snapshot snapshot, CopyOut copyOut, Registry registry, LongSupplier stepSectors) {
@@ -64,6 +85,8 @@ final class Merger {
             return;
         }
         stopRequested = false;
+        nothingLeft = false;
+        copied.clear();
         thread = Thread.ofPlatform().name("dmsnap-merge-" + snapshot.deviceName()).daemon(true).unstarted(this::run);
         thread.start();
     }
@@ -117,10 +140,15 @@ final class Merger {
     private void run() {
         org.slf4j.MDC.put("device", snapshot.deviceName());
         try {
-            while (!stopRequested() && step()) {
-                synchronized (this) {
-                    steps++;
-                }
+            Step step = begin(0);
+            if (step != null) {
+                step.startCopy();
+            }
+            while (step != null) {
+                step = advance(step);
+            }
+            if (nothingLeft) {
+                log.info("{}: merge finished", snapshot.deviceName());
             }
         } catch (InterruptedException e) {
             log.error("{}: merge interrupted", snapshot.deviceName());
@@ -135,74 +163,144 @@ final class Merger {
         }
     }
 
-    /** One step; false when the loop ends (done, invalid, failed). */
-    private boolean step() throws InterruptedException {
+    /** A step from its chunks' marking on: its run, where its copy goes, and the copy once started. */
+    private final class Step {
+        final MergeRun run;
+        final Snapshot.MergeStep chunks;
+        final long from;
+        final long to;
+        final long lengthBytes;
+        final long chunkBytes;
+        List<CompletableFuture<CopyResult>> copies = List.of();
+
+        Step(MergeRun run, Snapshot.MergeStep chunks, long from, long to, long lengthBytes, long chunkBytes) {
+            this.run = run;
+            this.chunks = chunks;
+            this.from = from;
+            this.to = to;
+            this.lengthBytes = lengthBytes;
+            this.chunkBytes = chunkBytes;
+        }
+
+        /**
+         * Step 8: the run from the COW to the origin, in sub-copies of {@value #SUB_COPY_BYTES}
+         * bytes (or one chunk, if larger) that the copier's threads run at once, so that reads and
+         * writes overlap, as kcopyd splits a job into sub-jobs.
+         */
+        void startCopy() {
+            Device cow = snapshot.cowHandle().device();
+            Device origin = snapshot.originHandle().device();
+            long piece = Math.max(SUB_COPY_BYTES, chunkBytes);
+            List<CompletableFuture<CopyResult>> started = new ArrayList<>();
+            for (long done = 0; done < lengthBytes; done += piece) {
+                long n = Math.min(piece, lengthBytes - done);
+                started.add(snapshot.copier().copy(new CopyOp(cow, from + done, n,
+                        List.of(new CopyOp.Destination(origin, to + done)))));
+            }
+            copies = started;
+        }
+    }
+
+    /**
+     * Steps 1 to 7 of the step whose run ends {@code taken} entries before the end of the list
+     * (those are the step in progress): takes the run, has the other snapshots copy its origin
+     * range, queues writes to its chunks and waits for tracked writes. Null when there is nothing
+     * to do (nothing left, the snapshot is invalid, the store unreadable).
+     */
+    private Step begin(int taken) throws InterruptedException {
         String name = snapshot.deviceName();
         if (!snapshot.isValid()) {
             log.error("{}: Snapshot is invalid: can't merge", name);
-            return false;
+            return null;
         }
         ExceptionStore store = snapshot.store();
         MergeRun run;
         try {
-            run = store.prepareMerge();
+            run = store.prepareMerge(taken);
         } catch (IOException e) {
             log.error("{}: Read error in exception store: shutting down merge ({})", name, e.getMessage());
             snapshot.markMergeFailed();
-            return false;
+            return null;
         }
         if (run == null) {
-            log.info("{}: merge finished", name);
-            return false;
+            nothingLeft = true;
+            return null;
         }
         ChunkSize chunkSize = store.chunkSize();
         long startSector = chunkSize.firstSector(run.firstOld());
         long runSectors = run.count() * chunkSize.sectors();
         protectOtherSnapshots(startSector, runSectors);
-        snapshot.beginMergeStep(run.firstOld(), run.count());
-        snapshot.awaitTrackedWrites();
-        Device origin = snapshot.originHandle().device();
-        Device cow = snapshot.cowHandle().device();
-        long lengthBytes = Math.min(runSectors, origin.sizeSectors() - startSector) << 9;
-        if (lengthBytes > 0) {
-            String failed = copyRun(cow, run.firstNew() * chunkSize.bytes(), origin, startSector << 9, lengthBytes,
-                    chunkSize.bytes());
-            if (failed != null) {
-                return fail(failed);
-            }
-        }
-        try {
-            origin.flush();
-        } catch (IOException e) {
-            return fail("Flush after merge failed: shutting down merge (" + e.getMessage() + ")");
-        }
-        try {
-            store.commitMerge(run.count());
-        } catch (IOException | RuntimeException e) {
-            return fail("Write error in exception store: shutting down merge (" + e.getMessage() + ")");
-        }
-        try {
-            snapshot.finishMergeStep();
-        } catch (CorruptStoreException e) {
-            return fail(e.getMessage());
-        }
-        return true;
+        Snapshot.MergeStep chunks = snapshot.beginMergeStep(run.firstOld(), run.count());
+        snapshot.awaitTrackedWrites(chunks);
+        long lengthBytes = Math.max(0, Math.min(runSectors, snapshot.originHandle().device().sizeSectors() - startSector) << 9);
+        return new Step(run, chunks, run.firstNew() * chunkSize.bytes(), startSector << 9, lengthBytes, chunkSize.bytes());
     }
 
     /**
-     * Step 8: the run from the COW to the origin, in sub-copies of {@value #SUB_COPY_BYTES} bytes
-     * (or one chunk, if larger) that the copier's threads run at once, so that reads and writes
-     * overlap, as kcopyd splits a job into sub-jobs. Null, or the kernel's sentence for what failed.
+     * Finishes {@code step}, whose copy is under way, and returns the next one with its copy
+     * under way (null when the loop ends): takes the next run (reading its area, if need be,
+     * while this copy runs) unless asked to stop, waits for this copy, starts the next one, and
+     * then flushes the origin, {@code commit_merge}s and forgets this step's chunks (steps 9 to
+     * 13) while the next copy runs. Runs are still copied one after the other from the tail, and
+     * entries leave the disk from the tail, each only after its data is durable on the origin; a
+     * crash with two steps under way leaves both runs on disk, to be merged again.
      */
-    private String copyRun(Device cow, long from, Device origin, long to, long lengthBytes, long chunkBytes)
-            throws InterruptedException {
-        long piece = Math.max(SUB_COPY_BYTES, chunkBytes);
-        List<CompletableFuture<CopyResult>> copies = new ArrayList<>();
-        for (long done = 0; done < lengthBytes; done += piece) {
-            long n = Math.min(piece, lengthBytes - done);
-            copies.add(snapshot.copier().copy(new CopyOp(cow, from + done, n,
-                    List.of(new CopyOp.Destination(origin, to + done)))));
+    private Step advance(Step step) throws InterruptedException {
+        boolean stop = stopRequested();
+        int taken = step.run.count() + copied.stream().mapToInt(c -> c.run.count()).sum();
+        Step next = stop ? null : begin(taken);
+        String failed = awaitCopy(step.copies);
+        if (failed == null) {
+            copied.add(step);
+            if (next != null) {
+                next.startCopy();
+            }
+            if (next == null || copied.size() >= COMMIT_BATCH || step.lengthBytes < batchStepBytes) {
+                failed = commit(copied);
+                copied.clear();
+            }
         }
+        if (failed != null) {
+            if (next != null) {
+                awaitCopy(next.copies); // not left running; the step is abandoned with this one
+            }
+            fail(failed);
+            return null;
+        }
+        synchronized (this) {
+            steps++;
+        }
+        return next;
+    }
+
+    /**
+     * Steps 9 to 13 for copied steps, the last run of the list first: one origin flush, their
+     * commit_merges with one COW flush, then their chunks are forgotten; null or the kernel's
+     * sentence.
+     */
+    private String commit(List<Step> steps) {
+        try {
+            snapshot.originHandle().device().flush();
+        } catch (IOException e) {
+            return "Flush after merge failed: shutting down merge (" + e.getMessage() + ")";
+        }
+        try {
+            snapshot.store().commitMerges(steps.stream().mapToInt(st -> st.run.count()).toArray());
+        } catch (IOException | RuntimeException e) {
+            return "Write error in exception store: shutting down merge (" + e.getMessage() + ")";
+        }
+        try {
+            for (Step st : steps) {
+                snapshot.finishMergeStep(st.chunks);
+            }
+        } catch (CorruptStoreException e) {
+            return e.getMessage();
+        }
+        return null;
+    }
+
+    /** Waits for a step's copy: null, or the kernel's sentence for what failed. */
+    private static String awaitCopy(List<CompletableFuture<CopyResult>> copies) throws InterruptedException {
         String readError = null;
         String writeError = null;
         for (CompletableFuture<CopyResult> c : copies) {

@@ -58,11 +58,21 @@ public final class Snapshot {
     private volatile boolean mergeFailed;
     /** Writes on the merging device remapped to the COW, in flight, by chunk (spec 4, 9.3). */
     private final Map<Long, Integer> trackedWrites = new HashMap<>();
-    /** The chunks of the merge step in progress ({@code first_merging_chunk}, {@code num_merging_chunks}). */
-    private long firstMergingChunk;
-    private long mergingChunks;
-    /** Completes when the step in progress has committed (true) or failed (false): queued writes wait on it. */
-    private CompletableFuture<Boolean> mergeStep;
+    /**
+     * The merge steps in progress, oldest first: the one committing and the one copying behind it
+     * (each the kernel's {@code first_merging_chunk}, {@code num_merging_chunks}).
+     */
+    private final java.util.ArrayDeque<MergeStep> mergeSteps = new java.util.ArrayDeque<>();
+
+    /**
+     * The chunks {@code [first, first + count)} of one merge step; {@link #done} completes when
+     * the step has committed (true) or failed (false): writes queued on its chunks wait on it.
+     */
+    record MergeStep(long first, long count, CompletableFuture<Boolean> done) {
+        boolean holds(long chunk) {
+            return chunk >= first && chunk < first + count;
+        }
+    }
 
     /** An exception being made: its copy (or full-chunk write) and commit are in progress. */
     static final class Pending {
@@ -312,12 +322,14 @@ public final class Snapshot {
         return Math.min(chunkBytes, origin.device().sizeBytes() - chunk * chunkBytes);
     }
 
-    private void startCopy(Pending p) {
+    /** Copies the origin chunk of {@code p} into its COW chunk, on this thread when {@code here}. */
+    private void startCopy(Pending p, boolean here) {
         long chunkBytes = store.chunkSize().bytes();
         long start = p.remap.oldChunk() * chunkBytes;
         long length = Math.min(chunkBytes, origin.device().sizeBytes() - start);
-        copier.copy(new CopyOp(origin.device(), start, length,
-                        List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes))))
+        CopyOp op = new CopyOp(origin.device(), start, length,
+                List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes)));
+        (here ? copier.copyHere(op) : copier.copy(op))
                 .whenComplete((result, failure) -> commit(p, failure == null && result.allSucceeded()));
     }
 
@@ -572,7 +584,7 @@ public final class Snapshot {
                         }
                         return;
                     }
-                    startCopy(a.pending());
+                    startCopy(a.pending(), true); // this thread would only wait for it
                     if (!awaitQuietly(a.pending().done)) {
                         throw new IOException(deviceName + ": copying the exception failed");
                     }
@@ -636,7 +648,7 @@ public final class Snapshot {
                     writeExceptions(run, span(io, pieces, i, j), chunkSize);
                 }
                 case Allocated a -> {
-                    startCopy(a.pending());
+                    startCopy(a.pending(), false);
                     later.add(i);
                 }
                 case Mapped m -> {
@@ -725,10 +737,14 @@ public final class Snapshot {
                     chunkSize = store.chunkSize();
                     chunk = chunkSize.chunkOf(io.sector());
                     mapped = complete.lookup(chunk);
-                    if (mapped >= 0 && write && mergeStep != null && chunk >= firstMergingChunk
-                            && chunk < firstMergingChunk + mergingChunks) {
-                        queued = mergeStep;
-                    } else if (mapped >= 0 && write) {
+                    if (mapped >= 0 && write) {
+                        for (MergeStep step : mergeSteps) {
+                            if (step.holds(chunk)) {
+                                queued = step.done();
+                            }
+                        }
+                    }
+                    if (queued == null && mapped >= 0 && write) {
                         trackedWrites.merge(chunk, 1, Integer::sum);
                     }
                 }
@@ -772,15 +788,15 @@ public final class Snapshot {
     // ---- the merge step's side (spec 9.2 steps 6, 7, 12, 13) ---------------------------------------
 
     /** Step 6: writes to chunks {@code [first, first + count)} queue from now on. */
-    synchronized void beginMergeStep(long first, long count) {
-        firstMergingChunk = first;
-        mergingChunks = count;
-        mergeStep = new CompletableFuture<>();
+    synchronized MergeStep beginMergeStep(long first, long count) {
+        MergeStep step = new MergeStep(first, count, new CompletableFuture<>());
+        mergeSteps.addLast(step);
+        return step;
     }
 
     /** Step 7: waits until no tracked write to the step's chunks is in flight. */
-    synchronized void awaitTrackedWrites() throws InterruptedException {
-        while (trackedWrites.keySet().stream().anyMatch(c -> c >= firstMergingChunk && c < firstMergingChunk + mergingChunks)) {
+    synchronized void awaitTrackedWrites(MergeStep step) throws InterruptedException {
+        while (trackedWrites.keySet().stream().anyMatch(step::holds)) {
             wait();
         }
     }
@@ -789,40 +805,32 @@ public final class Snapshot {
      * Steps 12 and 13: forgets the step's chunks, highest first, and releases the queued
      * writes. A removal error (the kernel's words) fails the step instead.
      */
-    void finishMergeStep() throws dmsnap.store.CorruptStoreException {
-        CompletableFuture<Boolean> step;
+    void finishMergeStep(MergeStep step) throws dmsnap.store.CorruptStoreException {
         synchronized (this) {
-            for (long c = firstMergingChunk + mergingChunks - 1; c >= firstMergingChunk; c--) {
+            for (long c = step.first() + step.count() - 1; c >= step.first(); c--) {
                 complete.removeForMerge(c);
             }
-            step = endStepLocked();
+            mergeSteps.remove(step);
         }
-        step.complete(true);
+        step.done().complete(true);
     }
 
-    /** Failure handling of a step: merge_failed, the range cleared, queued writes fail. */
+    /** Failure handling of a step: merge_failed, the ranges cleared, queued writes fail. */
     void failMergeStep() {
-        CompletableFuture<Boolean> step;
+        List<MergeStep> failed;
         synchronized (this) {
             mergeFailed = true;
-            step = endStepLocked();
+            failed = List.copyOf(mergeSteps);
+            mergeSteps.clear();
         }
-        if (step != null) {
-            step.complete(false);
+        for (MergeStep step : failed) {
+            step.done().complete(false);
         }
     }
 
     /** merge_failed without a step in progress (reading the store failed). */
     void markMergeFailed() {
         mergeFailed = true;
-    }
-
-    private CompletableFuture<Boolean> endStepLocked() {
-        CompletableFuture<Boolean> step = mergeStep;
-        mergeStep = null;
-        firstMergingChunk = 0;
-        mergingChunks = 0;
-        return step;
     }
 
     // ---- status ----------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -210,8 +212,22 @@ class MergeCrashTest {
         return power.failed.get() ? "resumed and completed" : "completed before the cut";
     }
 
-    @Test
-    void aPowerCutAtEveryOperationOfTheMergeLeavesACowThatFinishesTheMerge() throws Exception {
+    /**
+     * Every cut point, with steps committed one by one (as the kernel) and, with every step
+     * batched ({@code dmsnap.merge.batchStepBytes=1}), several steps per origin flush and COW flush.
+     */
+    @ParameterizedTest(name = "batch steps of at least {0} bytes")
+    @ValueSource(longs = {Merger.BATCH_STEP_BYTES, 1})
+    void aPowerCutAtEveryOperationOfTheMergeLeavesACowThatFinishesTheMerge(long batchStepBytes) throws Exception {
+        System.setProperty("dmsnap.merge.batchStepBytes", Long.toString(batchStepBytes));
+        try {
+            powerCutMatrix(batchStepBytes);
+        } finally {
+            System.clearProperty("dmsnap.merge.batchStepBytes");
+        }
+    }
+
+    private void powerCutMatrix(long batchStepBytes) throws Exception {
         Random random = Seeds.random("merge-crash");
         Prepared p = prepare(random);
         // A clean run: how many operations, and which.
@@ -231,7 +247,7 @@ class MergeCrashTest {
             }
         }
         StringBuilder table = new StringBuilder("merge crash matrix (" + total + " operations, chunk 1, "
-                + "every cut point x {lose all unflushed, random partial writeback}):\n");
+                + (batchStepBytes == 1 ? "steps committed in batches, " : "steps committed one by one, ") + "every cut point x {lose all unflushed, random partial writeback}):\n");
         table.append(String.format("  %-28s %-26s %-26s%n", "power cut before", "lose unflushed", "random writeback"));
         matrix.forEach((step, n) -> table.append(String.format("  %-28s %-26s %-26s%n", step,
                 n[0] + " resumed+completed" + (n[1] > 0 ? ", " + n[1] + " done" : ""),

@@ -61,10 +61,34 @@ public sealed interface ExceptionStore extends AutoCloseable
      *
      * @throws IOException reading an earlier area failed
      */
-    MergeRun prepareMerge() throws IOException;
+    default MergeRun prepareMerge() throws IOException {
+        return prepareMerge(0);
+    }
+
+    /**
+     * prepare_merge, looking past the last {@code taken} entries (a step still in progress, to be
+     * committed before this run): the run of consecutive entries that ends there, within one area,
+     * or null when nothing is left before them. {@code prepareMerge(0)} is the kernel's call.
+     *
+     * @throws IOException reading an earlier area failed
+     */
+    MergeRun prepareMerge(int taken) throws IOException;
 
     /** commit_merge: forgets the last {@code count} entries durably. */
     void commitMerge(int count) throws IOException;
+
+    /**
+     * commit_merge of several runs at once, the last first ({@code counts[0]} entries from the
+     * end, then {@code counts[1]} before them, ...), durable with one flush. Only for runs whose
+     * data is all durable on the origin: then any subset of the area writes reaching the disk
+     * first is a valid list. On an error the runs stay forgotten in memory (their data is
+     * merged) and the disk may hold either version of each area.
+     */
+    default void commitMerges(int... counts) throws IOException {
+        for (int count : counts) {
+            commitMerge(count);
+        }
+    }
 
     /** Whether prepare_merge/commit_merge are supported (persistent only). */
     boolean supportsMerge();

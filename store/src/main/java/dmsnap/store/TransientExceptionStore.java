@@ -82,7 +82,7 @@ public final class TransientExceptionStore implements ExceptionStore {
     }
 
     @Override
-    public MergeRun prepareMerge() {
+    public MergeRun prepareMerge(int taken) {
         throw new UnsupportedOperationException("the transient store cannot merge");
     }
 

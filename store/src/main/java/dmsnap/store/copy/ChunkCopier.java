@@ -32,6 +32,7 @@ import java.util.concurrent.atomic.LongAdder;
 public final class ChunkCopier implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final BlockingQueue<MemorySegment> buffers;
+    private final BlockingQueue<MemorySegment> callerBuffers;
     private final ExecutorService pool;
     private final long bufferBytes;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -63,8 +64,10 @@ public final class ChunkCopier implements AutoCloseable {
         }
         this.bufferBytes = bufferBytes;
         this.buffers = new ArrayBlockingQueue<>(threads);
+        this.callerBuffers = new ArrayBlockingQueue<>(threads);
         for (int i = 0; i < threads; i++) {
             buffers.add(arena.allocate(bufferBytes, 4096));
+            callerBuffers.add(arena.allocate(bufferBytes, 4096));
         }
         AtomicInteger n = new AtomicInteger();
         ThreadFactory factory = r -> {
@@ -87,6 +90,24 @@ public final class ChunkCopier implements AutoCloseable {
         }
     }
 
+    /**
+     * Does {@code op} on the calling thread when a caller buffer is free (there are as many as
+     * I/O threads), else as {@link #copy}. For a caller that would only block until the copy is
+     * done: the two thread hand-offs cost more than the copy of one chunk. The returned future
+     * is complete when a buffer was free, so what the caller chains onto it runs here too.
+     */
+    public CompletableFuture<CopyResult> copyHere(CopyOp op) {
+        MemorySegment buffer = closed.get() ? null : callerBuffers.poll();
+        if (buffer == null) {
+            return copy(op);
+        }
+        try {
+            return CompletableFuture.completedFuture(run(op, buffer));
+        } finally {
+            callerBuffers.add(buffer);
+        }
+    }
+
     /** Copies done since creation (for tests). */
     public int completedCopies() {
         return copies.intValue();
@@ -102,6 +123,14 @@ public final class ChunkCopier implements AutoCloseable {
         if (buffer == null) {
             throw new IllegalStateException("more copies in flight than buffers");
         }
+        try {
+            return run(op, buffer);
+        } finally {
+            buffers.add(buffer);
+        }
+    }
+
+    private CopyResult run(CopyOp op, MemorySegment buffer) {
         Exception[] writeErrors = new Exception[op.destinations().size()];
         try {
             for (long done = 0; done < op.lengthBytes(); done += bufferBytes) {
@@ -130,7 +159,6 @@ public final class ChunkCopier implements AutoCloseable {
             }
             return new CopyResult(null, Arrays.asList(writeErrors));
         } finally {
-            buffers.add(buffer);
             copies.increment();
         }
     }
@@ -144,6 +172,9 @@ public final class ChunkCopier implements AutoCloseable {
         pool.shutdown();
         while (!pool.awaitTermination(1, java.util.concurrent.TimeUnit.SECONDS)) {
             Thread.onSpinWait();
+        }
+        while (callerBuffers.remainingCapacity() > 0) { // a copy on a caller's thread still has one
+            Thread.sleep(1);
         }
         arena.close();
     }

@@ -329,6 +329,12 @@ public final class FileDevice implements Device {
                     return true;
                 }
 
+                /** flush() is fdatasync of this file: its dirty pages, mapped ones included, are written back. */
+                @Override
+                public boolean flushWritesBack() {
+                    return true;
+                }
+
                 @Override
                 public void close() {
                     region.close();

@@ -31,6 +31,15 @@ public interface MetadataMap extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Whether the device's next {@link Device#flush()} makes stores durable without a
+     * {@link #sync} first: a real shared mapping of the file that flush is an {@code fdatasync}
+     * of (it writes back the file's dirty pages, mapped ones included).
+     */
+    default boolean flushWritesBack() {
+        return false;
+    }
+
     /** Unmaps; stores not yet synced may or may not reach the device. Idempotent. */
     @Override
     void close();

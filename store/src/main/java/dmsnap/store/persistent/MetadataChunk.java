@@ -63,6 +63,17 @@ final class MetadataChunk implements AutoCloseable {
         device.write(offsetBytes + from, segment.asSlice(from, to - from));
     }
 
+    /**
+     * Makes {@code [offset, offset + length)} durable at the device's next flush, without a
+     * flush of its own where it can: a real file mapping's stores are dirty page cache already,
+     * which that flush (fdatasync of the same file) writes back; otherwise {@link #sync}.
+     */
+    void writeBack(long offset, long length) throws IOException {
+        if (map == null || !map.flushWritesBack()) {
+            sync(offset, length);
+        }
+    }
+
     void syncAll() throws IOException {
         sync(0, segment.byteSize());
     }

@@ -62,6 +62,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private MetadataChunk area;
     /** The next area, zeroed by the round that fills {@link #area}. */
     private MetadataChunk nextArea;
+    /** While merging: the areas before {@link #area}, nearest first, read ahead for runs before the last entries. */
+    private final List<MetadataChunk> previousAreas = new ArrayList<>();
     private long currentArea;
     /** Entries of the current area that are on disk (or being written by the current round). */
     private int currentCommitted;
@@ -463,7 +465,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     // ---- merge ------------------------------------------------------------------------------------
 
     @Override
-    public MergeRun prepareMerge() throws IOException {
+    public MergeRun prepareMerge(int taken) throws IOException {
         lock.lock();
         try {
             requireReady();
@@ -471,15 +473,26 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 if (currentArea == 0) {
                     return null;
                 }
-                MetadataChunk previous = MetadataChunk.open(cow,
-                        layout.chunkOffsetBytes(layout.areaLocation(currentArea - 1)), layout.chunkBytes());
-                area.close();
-                area = previous;
-                currentArea--;
-                currentCommitted = (int) layout.exceptionsPerArea();
+                stepBack();
             }
+            if (taken < 0) {
+                throw new IllegalArgumentException("cannot look past " + taken + " entries");
+            }
+            // Areas before the current one are full: the run ends in the area where `taken` runs out.
             MemorySegment entries = area.segment();
-            int last = currentCommitted - 1;
+            long end = currentCommitted - (long) taken;
+            for (int back = 1; end <= 0; back++) {
+                if (currentArea - back < 0) {
+                    return null;
+                }
+                while (previousAreas.size() < back) {
+                    previousAreas.addLast(MetadataChunk.open(cow, layout.chunkOffsetBytes(
+                            layout.areaLocation(currentArea - previousAreas.size() - 1)), layout.chunkBytes()));
+                }
+                entries = previousAreas.get(back - 1).segment();
+                end += layout.exceptionsPerArea();
+            }
+            int last = (int) end - 1;
             long lastOld = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES);
             long lastNew = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES + 8);
             int count = 1;
@@ -496,11 +509,24 @@ public final class PersistentExceptionStore implements ExceptionStore {
         }
     }
 
+    /** The current area is merged: the one before it (read ahead, or read now) becomes current, full. */
+    private void stepBack() throws IOException {
+        MetadataChunk previous = !previousAreas.isEmpty() ? previousAreas.removeFirst() : MetadataChunk.open(cow,
+                layout.chunkOffsetBytes(layout.areaLocation(currentArea - 1)), layout.chunkBytes());
+        area.close();
+        area = previous;
+        currentArea--;
+        currentCommitted = (int) layout.exceptionsPerArea();
+    }
+
     @Override
     public void commitMerge(int count) throws IOException {
         lock.lock();
         try {
             requireReady();
+            if (currentCommitted == 0 && currentArea > 0 && !previousAreas.isEmpty()) {
+                stepBack(); // the run was prepared past the end of the area merged before it
+            }
             if (count < 1 || count > currentCommitted) {
                 throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
             }
@@ -526,6 +552,31 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             currentCommitted -= count;
             nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void commitMerges(int... counts) throws IOException {
+        lock.lock();
+        try {
+            requireReady();
+            for (int count : counts) {
+                if (currentCommitted == 0 && currentArea > 0) {
+                    stepBack(); // the area merged before this run is written back already
+                }
+                if (count < 1 || count > currentCommitted) {
+                    throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
+                }
+                long from = (long) (currentCommitted - count) * PersistentLayout.EXCEPTION_BYTES;
+                long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
+                area.segment().asSlice(from, length).fill((byte) 0);
+                currentCommitted -= count;
+                nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
+                area.writeBack(from, length);
+            }
+            cow.flush();
         } finally {
             lock.unlock();
         }
@@ -593,6 +644,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     c.close();
                 }
             }
+            previousAreas.forEach(MetadataChunk::close);
+            previousAreas.clear();
             header = null;
             area = null;
             nextArea = null;
