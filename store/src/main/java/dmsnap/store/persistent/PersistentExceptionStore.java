@@ -440,7 +440,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
                 nextArea = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
                 nextArea.segment().fill((byte) 0);
-                nextArea.syncAll();
+                nextArea.writeBack(0, layout.chunkBytes()); // durable with the data, at the flush below
             }
             // The remaps' data (and the zeroed next area) must be durable before any entry is.
             cow.flush();
