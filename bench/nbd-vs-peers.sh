@@ -151,6 +151,14 @@ fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
 body="Machine: $(nproc) cores, $kernel; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
 Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`-t --cache=none --aio=native\` on a new qcow2 over the base, nbdkit \`--filter=cow\`).
 
-$table"
+$table
+
+What the write rows compare: dmsnap completes a first-touch write only when its exception is committed
+(the data, then the area entries, each flushed; spec 5.1 and checklist 30, as the kernel's persistent store),
+so every such reply costs two device flushes (a 1 MiB write fills about one area: one round of commits for
+256 chunks). qemu-nbd with cache=none and nbdkit's cow filter (a temporary file) flush nothing until the
+client sends FLUSH. The reads: dmsnap reads with O_DIRECT; nbdkit file reads through the page cache, which
+the 1 MiB sequential reads' readahead and the 4 KiB reads' repeats hit during a run (nocache: the pages are
+dropped after each request, readahead still works)."
 echo "$body"
 bench_record "NBD vs nbdkit and qemu-nbd" "$body"
