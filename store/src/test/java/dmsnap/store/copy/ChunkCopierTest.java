@@ -45,6 +45,53 @@ class ChunkCopierTest {
         }
     }
 
+    /**
+     * copyHere runs on the calling thread while a caller buffer is free (one per I/O thread),
+     * and on the copier's threads once all of them are taken; both copy the same bytes.
+     */
+    @Test
+    void copyHereRunsOnTheCallersThreadWhileACallerBufferIsFree() throws Exception {
+        MemoryDevice data = filled("origin", 1 << 20);
+        FaultyDevice origin = new FaultyDevice(data);
+        List<Thread> readers = new java.util.concurrent.CopyOnWriteArrayList<>();
+        origin.failWhen(r -> {
+            readers.add(Thread.currentThread());
+            return false;
+        });
+        // The first copy holds the only caller buffer while its write waits (on another device's monitor).
+        FaultyDevice slow = new FaultyDevice(new MemoryDevice("slow", 1 << 20));
+        java.util.concurrent.CountDownLatch holding = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        slow.failWhen(r -> {
+            holding.countDown();
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return false;
+        });
+        try (ChunkCopier copier = new ChunkCopier(1, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            Thread holder = Thread.ofPlatform().start(() -> copier.copyHere(
+                    new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(slow, 0)))).join());
+            holding.await();
+            assertEquals(holder, readers.getFirst(), "the first copy ran on its caller's thread");
+            var second = copier.copyHere(new CopyOp(origin, 8192, 4096, List.of(new CopyOp.Destination(cow, 8192))));
+            assertTrue(second.get().allSucceeded());
+            assertTrue(readers.get(1).getName().startsWith("dmsnap-copier-"),
+                    "no caller buffer free: on the copier's thread, not " + readers.get(1).getName());
+            release.countDown();
+            holder.join();
+            var third = copier.copyHere(new CopyOp(origin, 16384, 4096, List.of(new CopyOp.Destination(cow, 16384))));
+            assertTrue(third.isDone(), "done when it returns");
+            assertEquals(Thread.currentThread(), readers.get(2));
+            for (long at : new long[] {8192, 16384}) {
+                assertNull(Patterns.difference(data.contents().asSlice(at, 4096), cow.contents().asSlice(at, 4096)));
+            }
+            assertEquals(3, copier.completedCopies());
+        }
+    }
+
     @Test
     void aReadErrorWritesNothingAndIsReported() throws Exception {
         FaultyDevice origin = new FaultyDevice(filled("origin", 1 << 20));
