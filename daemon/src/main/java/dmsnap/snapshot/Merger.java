@@ -12,6 +12,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -28,11 +30,15 @@ import org.slf4j.LoggerFactory;
  * data is durable on the origin, so the list on disk is always a valid prefix and a crash at any
  * point leaves a COW whose remaining entries are merged again (copying the same data again).
  *
- * <p>Unlike the kernel, which runs one step at a time, the next step begins (steps 1 to 8: its
- * run is taken from before the entries of this one, its chunks queue writes, its copy starts)
- * while this one waits for its copy, flushes and commits: with 4 KiB chunks a step moves at most
- * one area's 1 MiB, and the flush and area write would otherwise idle the copier for as long as
- * the copy takes. The order on disk is the kernel's: commits stay one at a time, from the tail.
+ * <p>Unlike the kernel, which runs one step at a time, the next run is taken while a step's copy
+ * runs, and its copy starts as soon as that one is done, before the step commits. Steps of
+ * {@value #BATCH_STEP_BYTES} bytes or more (with 4 KiB chunks a run stops at the area's 1 MiB)
+ * commit in batches of up to {@value #COMMIT_BATCH} on a committer thread (one origin flush, their
+ * area writes, one COW flush) while the copies go on: two flushes per step would otherwise cost
+ * about as much as the copy. The order on disk is the kernel's: entries leave from the tail, each
+ * only after its data is durable on the origin, batches one at a time; a crash with several steps
+ * copied leaves their runs on disk, to be merged again. Smaller steps commit one at a time (their
+ * status shrinks step by step, as the kernel's).
  *
  * <p>Starts at every resume of the merging device, stops (after the step in progress) at its
  * presuspend and destructor and while another snapshot of the origin resumes; ends by itself when
@@ -45,8 +51,6 @@ import org.slf4j.LoggerFactory;
 final class Merger {
     private static final Logger log = LoggerFactory.getLogger(Merger.class);
 
-    /** Sub-copy size of a run's copy. */
-    static final long SUB_COPY_BYTES = 256 << 10;
     /**
      * Copied steps committed together (one origin flush, one COW flush for their area writes):
      * with 4 KiB chunks a step moves at most one area's 1 MiB, and two flushes per MiB would
@@ -139,13 +143,44 @@ final class Merger {
 
     private void run() {
         org.slf4j.MDC.put("device", snapshot.deviceName());
+        ExecutorService committer = Executors.newSingleThreadExecutor(
+                r -> Thread.ofPlatform().name("dmsnap-merge-commit-" + snapshot.deviceName()).daemon(true).unstarted(r));
+        CompletableFuture<String> committing = CompletableFuture.completedFuture(null);
         try {
-            Step step = begin(0);
+            Step step = begin();
             if (step != null) {
                 step.startCopy();
             }
             while (step != null) {
-                step = advance(step);
+                Step next = stopRequested() ? null : begin(); // while this step copies
+                String failed = awaitCopy(step.copies);
+                if (next != null) {
+                    next.startCopy(); // the copier goes on while this step commits
+                }
+                if (failed == null) {
+                    copied.add(step);
+                    boolean large = step.lengthBytes >= batchStepBytes;
+                    if (next == null || !large || copied.size() >= COMMIT_BATCH) {
+                        failed = outcome(committing); // batches commit in order, one at a time
+                        if (failed == null) {
+                            List<Step> batch = List.copyOf(copied);
+                            copied.clear();
+                            committing = CompletableFuture.supplyAsync(() -> commit(batch), committer);
+                            if (!large || next == null) {
+                                failed = outcome(committing); // small steps one at a time, as the kernel's
+                            }
+                        }
+                    }
+                }
+                if (failed != null) {
+                    outcome(committing);
+                    if (next != null) {
+                        awaitCopy(next.copies); // not left running; abandoned with this step
+                    }
+                    fail(failed);
+                    return;
+                }
+                step = next;
             }
             if (nothingLeft) {
                 log.info("{}: merge finished", snapshot.deviceName());
@@ -157,9 +192,23 @@ final class Merger {
             log.error("{}: merge stopped by an internal error", snapshot.deviceName(), e);
             snapshot.failMergeStep();
         } finally {
+            outcome(committing); // never a commit left running when the loop has ended
+            committer.shutdown();
+            copied.clear();
+            snapshot.store().releaseMerges(); // runs prepared and abandoned are taken again at the next start
             synchronized (this) {
                 thread = null;
             }
+        }
+    }
+
+    /** What a batch's commit came to: null, or the sentence that stops the merge. */
+    private String outcome(CompletableFuture<String> commit) {
+        try {
+            return commit.join();
+        } catch (java.util.concurrent.CompletionException | java.util.concurrent.CancellationException e) {
+            log.error("{}: merge commit stopped by an internal error", snapshot.deviceName(), e.getCause());
+            return "merge commit failed: " + e.getCause();
         }
     }
 
@@ -170,44 +219,36 @@ final class Merger {
         final long from;
         final long to;
         final long lengthBytes;
-        final long chunkBytes;
         List<CompletableFuture<CopyResult>> copies = List.of();
 
-        Step(MergeRun run, Snapshot.MergeStep chunks, long from, long to, long lengthBytes, long chunkBytes) {
+        Step(MergeRun run, Snapshot.MergeStep chunks, long from, long to, long lengthBytes) {
             this.run = run;
             this.chunks = chunks;
             this.from = from;
             this.to = to;
             this.lengthBytes = lengthBytes;
-            this.chunkBytes = chunkBytes;
         }
 
         /**
-         * Step 8: the run from the COW to the origin, in sub-copies of {@value #SUB_COPY_BYTES}
-         * bytes (or one chunk, if larger) that the copier's threads run at once, so that reads and
-         * writes overlap, as kcopyd splits a job into sub-jobs.
+         * Step 8: the run from the COW to the origin as one copy on the copier's threads (read
+         * and written in its buffer-sized pieces, as a plain copy loop), while the merge thread
+         * takes the next run.
          */
         void startCopy() {
-            Device cow = snapshot.cowHandle().device();
-            Device origin = snapshot.originHandle().device();
-            long piece = Math.max(SUB_COPY_BYTES, chunkBytes);
-            List<CompletableFuture<CopyResult>> started = new ArrayList<>();
-            for (long done = 0; done < lengthBytes; done += piece) {
-                long n = Math.min(piece, lengthBytes - done);
-                started.add(snapshot.copier().copy(new CopyOp(cow, from + done, n,
-                        List.of(new CopyOp.Destination(origin, to + done)))));
+            if (lengthBytes > 0) {
+                copies = List.of(snapshot.copier().copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
+                        List.of(new CopyOp.Destination(snapshot.originHandle().device(), to)))));
             }
-            copies = started;
         }
     }
 
     /**
-     * Steps 1 to 7 of the step whose run ends {@code taken} entries before the end of the list
-     * (those are the step in progress): takes the run, has the other snapshots copy its origin
-     * range, queues writes to its chunks and waits for tracked writes. Null when there is nothing
-     * to do (nothing left, the snapshot is invalid, the store unreadable).
+     * Steps 1 to 7 of the next step: takes the run before those of the steps under way (the
+     * store counts them), has the other snapshots copy its origin range, queues writes to its
+     * chunks and waits for tracked writes. Null when there is nothing to do (nothing left, the
+     * snapshot is invalid, the store unreadable).
      */
-    private Step begin(int taken) throws InterruptedException {
+    private Step begin() throws InterruptedException {
         String name = snapshot.deviceName();
         if (!snapshot.isValid()) {
             log.error("{}: Snapshot is invalid: can't merge", name);
@@ -216,7 +257,7 @@ final class Merger {
         ExceptionStore store = snapshot.store();
         MergeRun run;
         try {
-            run = store.prepareMerge(taken);
+            run = store.prepareMerge();
         } catch (IOException e) {
             log.error("{}: Read error in exception store: shutting down merge ({})", name, e.getMessage());
             snapshot.markMergeFailed();
@@ -233,44 +274,7 @@ final class Merger {
         Snapshot.MergeStep chunks = snapshot.beginMergeStep(run.firstOld(), run.count());
         snapshot.awaitTrackedWrites(chunks);
         long lengthBytes = Math.max(0, Math.min(runSectors, snapshot.originHandle().device().sizeSectors() - startSector) << 9);
-        return new Step(run, chunks, run.firstNew() * chunkSize.bytes(), startSector << 9, lengthBytes, chunkSize.bytes());
-    }
-
-    /**
-     * Finishes {@code step}, whose copy is under way, and returns the next one with its copy
-     * under way (null when the loop ends): takes the next run (reading its area, if need be,
-     * while this copy runs) unless asked to stop, waits for this copy, starts the next one, and
-     * then flushes the origin, {@code commit_merge}s and forgets this step's chunks (steps 9 to
-     * 13) while the next copy runs. Runs are still copied one after the other from the tail, and
-     * entries leave the disk from the tail, each only after its data is durable on the origin; a
-     * crash with two steps under way leaves both runs on disk, to be merged again.
-     */
-    private Step advance(Step step) throws InterruptedException {
-        boolean stop = stopRequested();
-        int taken = step.run.count() + copied.stream().mapToInt(c -> c.run.count()).sum();
-        Step next = stop ? null : begin(taken);
-        String failed = awaitCopy(step.copies);
-        if (failed == null) {
-            copied.add(step);
-            if (next != null) {
-                next.startCopy();
-            }
-            if (next == null || copied.size() >= COMMIT_BATCH || step.lengthBytes < batchStepBytes) {
-                failed = commit(copied);
-                copied.clear();
-            }
-        }
-        if (failed != null) {
-            if (next != null) {
-                awaitCopy(next.copies); // not left running; the step is abandoned with this one
-            }
-            fail(failed);
-            return null;
-        }
-        synchronized (this) {
-            steps++;
-        }
-        return next;
+        return new Step(run, chunks, run.firstNew() * chunkSize.bytes(), startSector << 9, lengthBytes);
     }
 
     /**
@@ -278,20 +282,23 @@ final class Merger {
      * commit_merges with one COW flush, then their chunks are forgotten; null or the kernel's
      * sentence.
      */
-    private String commit(List<Step> steps) {
+    private String commit(List<Step> batch) {
         try {
             snapshot.originHandle().device().flush();
         } catch (IOException e) {
             return "Flush after merge failed: shutting down merge (" + e.getMessage() + ")";
         }
         try {
-            snapshot.store().commitMerges(steps.stream().mapToInt(st -> st.run.count()).toArray());
+            snapshot.store().commitMerges(batch.stream().mapToInt(st -> st.run.count()).toArray());
         } catch (IOException | RuntimeException e) {
             return "Write error in exception store: shutting down merge (" + e.getMessage() + ")";
         }
         try {
-            for (Step st : steps) {
+            for (Step st : batch) {
                 snapshot.finishMergeStep(st.chunks);
+                synchronized (this) {
+                    steps++;
+                }
             }
         } catch (CorruptStoreException e) {
             return e.getMessage();

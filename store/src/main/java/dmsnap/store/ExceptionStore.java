@@ -56,39 +56,35 @@ public sealed interface ExceptionStore extends AutoCloseable
     void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
 
     /**
-     * prepare_merge: the last run of consecutive entries (within one area) to merge next, or
-     * null when nothing is left.
+     * prepare_merge: the last run of consecutive entries (within one area) before the runs
+     * already prepared and not yet committed, or null when nothing is left before them. With
+     * nothing prepared (the kernel's one step at a time) that is the last run of the list.
      *
      * @throws IOException reading an earlier area failed
      */
-    default MergeRun prepareMerge() throws IOException {
-        return prepareMerge(0);
-    }
+    MergeRun prepareMerge() throws IOException;
 
     /**
-     * prepare_merge, looking past the last {@code taken} entries (a step still in progress, to be
-     * committed before this run): the run of consecutive entries that ends there, within one area,
-     * or null when nothing is left before them. {@code prepareMerge(0)} is the kernel's call.
-     *
-     * @throws IOException reading an earlier area failed
+     * commit_merge: forgets the last {@code count} entries durably. A failure releases every
+     * prepared run (the next prepare starts from the last entry again).
      */
-    MergeRun prepareMerge(int taken) throws IOException;
-
-    /** commit_merge: forgets the last {@code count} entries durably. */
     void commitMerge(int count) throws IOException;
 
     /**
-     * commit_merge of several runs at once, the last first ({@code counts[0]} entries from the
-     * end, then {@code counts[1]} before them, ...), durable with one flush. Only for runs whose
-     * data is all durable on the origin: then any subset of the area writes reaching the disk
-     * first is a valid list. On an error the runs stay forgotten in memory (their data is
-     * merged) and the disk may hold either version of each area.
+     * commit_merge of several prepared runs at once, the last first ({@code counts[0]} entries
+     * from the end, then {@code counts[1]} before them, ...), durable with one flush. Only for
+     * runs whose data is all durable on the origin: then any subset of the area writes reaching
+     * the disk first is a valid list. On an error the runs stay forgotten in memory (their data
+     * is merged), the disk may hold either version of each area, and the prepared runs are released.
      */
     default void commitMerges(int... counts) throws IOException {
         for (int count : counts) {
             commitMerge(count);
         }
     }
+
+    /** Forgets the runs prepared and not committed (a merge that stopped or failed): the next prepare starts at the end. */
+    void releaseMerges();
 
     /** Whether prepare_merge/commit_merge are supported (persistent only). */
     boolean supportsMerge();

@@ -82,13 +82,18 @@ public final class TransientExceptionStore implements ExceptionStore {
     }
 
     @Override
-    public MergeRun prepareMerge(int taken) {
+    public MergeRun prepareMerge() {
         throw new UnsupportedOperationException("the transient store cannot merge");
     }
 
     @Override
     public void commitMerge(int count) {
         throw new UnsupportedOperationException("the transient store cannot merge");
+    }
+
+    @Override
+    public void releaseMerges() {
+        // Nothing is ever prepared.
     }
 
     @Override

@@ -62,6 +62,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private MetadataChunk area;
     /** The next area, zeroed by the round that fills {@link #area}. */
     private MetadataChunk nextArea;
+    /** While merging: entries at the end of the list handed out by prepareMerge and not yet committed. */
+    private int mergePrepared;
     /** While merging: the areas before {@link #area}, nearest first, read ahead for runs before the last entries. */
     private final List<MetadataChunk> previousAreas = new ArrayList<>();
     private long currentArea;
@@ -465,18 +467,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
     // ---- merge ------------------------------------------------------------------------------------
 
     @Override
-    public MergeRun prepareMerge(int taken) throws IOException {
+    public MergeRun prepareMerge() throws IOException {
         lock.lock();
         try {
             requireReady();
+            int taken = mergePrepared;
             if (currentCommitted == 0) {
                 if (currentArea == 0) {
                     return null;
                 }
                 stepBack();
-            }
-            if (taken < 0) {
-                throw new IllegalArgumentException("cannot look past " + taken + " entries");
             }
             // Areas before the current one are full: the run ends in the area where `taken` runs out.
             MemorySegment entries = area.segment();
@@ -503,6 +503,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
                 count++;
             }
+            mergePrepared += count;
             return new MergeRun(lastOld, lastNew, count);
         } finally {
             lock.unlock();
@@ -548,9 +549,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 // take (0, 0) as the next run. Keep them instead: the disk holds either version (both
                 // are safe, the data is on the origin already), and a retry merges them again.
                 entries.copyFrom(MemorySegment.ofArray(before));
+                mergePrepared = 0;
                 throw e;
             }
             currentCommitted -= count;
+            mergePrepared = Math.max(0, mergePrepared - count);
             nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
         } finally {
             lock.unlock();
@@ -573,10 +576,24 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
                 area.segment().asSlice(from, length).fill((byte) 0);
                 currentCommitted -= count;
+                mergePrepared = Math.max(0, mergePrepared - count);
                 nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
                 area.writeBack(from, length);
             }
             cow.flush();
+        } catch (IOException | RuntimeException e) {
+            mergePrepared = 0;
+            throw e;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void releaseMerges() {
+        lock.lock();
+        try {
+            mergePrepared = 0;
         } finally {
             lock.unlock();
         }
