@@ -35,11 +35,12 @@ body="Machine: $(nproc) cores, $(uname -r); JDK: $("$DMSNAP_JAVA_HOME/bin/java" 
 Command: \`bench/merge-bench.sh --mib $mib --rounds $rounds\` (one process: per chunk size a $mib MiB COW of consecutive
 chunks with random data, over an allocated origin; a warm-up, then $rounds rounds of: raw copy, merge; medians).
 
-Merge = activate the COW as snapshot-merge and wait until it is done (load, then per area one step: copy the run
-from the COW in 256 KiB sub-copies on the copier's threads; while it runs the next run is taken, and while that one
-copies this step commits: origin flush, commit_merge, forget the chunks; steps of 1 MiB or more commit in batches of
-up to 16, one origin flush and one COW flush per batch); raw copy = the same COW ranges to the same origin ranges,
-O_DIRECT 1 MiB reads and writes on one thread, one fdatasync at the end (target: merge >= 0.8 of raw):
+Merge = activate the COW as snapshot-merge and wait until it is done (load, then per area one step: the run is
+copied from the COW by the chunk copier in 1 MiB pieces while the merge thread takes the next run; steps of 1 MiB
+or more commit in batches of up to 16 on a committer thread while the copies go on: one origin flush, their
+commit_merge area writes, one COW flush, then their chunks are forgotten; smaller steps commit one at a time);
+raw copy = the same COW ranges to the same origin ranges, O_DIRECT 1 MiB reads and writes on one thread, one
+fdatasync at the end (target: merge >= 0.8 of raw):
 
 | chunk (sectors) | run per step | raw copy MiB/s | merge MiB/s | merge / raw | per round |
 |---|---|---|---|---|---|
@@ -47,8 +48,10 @@ $rows
 
 What a step adds to the copy is what the kernel's protocol prescribes per run: the origin flush, the area write
 with its flush (commit_merge), reading the previous area, forgetting the run's chunks; a run never spans two areas,
-so with 4 KiB chunks a step moves at most 1 MiB. Batching and overlap take most of that off the copy's path; what
-is left at 4 KiB is the copy itself running slower than the raw one while the batch's flushes run next to it.
+so with 4 KiB chunks a step moves at most 1 MiB. Batching and the committer thread take the flushes off the copy's
+path; at 4 KiB what is left per MiB is a hand-off to the copier and back, taking the next run (reading its area),
+and the batch's flushes competing with the copy for the disk. The raw copy rate itself moves between about 400
+and 1100 MiB/s from one process to the next on this VM, and the ratio falls when the disk is fast.
 "
 echo "$body"
 bench_record "Merge (issue 8)" "$body"
