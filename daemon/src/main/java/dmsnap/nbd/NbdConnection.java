@@ -77,8 +77,17 @@ final class NbdConnection {
         static final Reply END = new Reply(null, 0, null, null);
     }
 
+    /** How the server logs warnings about clients (rate-limited; the format's last {@code {}} is for it). */
+    @FunctionalInterface
+    interface Warnings {
+        void log(String format, Object... args);
+    }
+
+    private final Warnings warn;
+
     NbdConnection(NbdChannel channel, NbdExport export, boolean structured, Executor ioThreads, BufferPool buffers,
-            AtomicLong unexpectedErrors) {
+            AtomicLong unexpectedErrors, Warnings warn) {
+        this.warn = warn;
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
         this.export = export;
@@ -97,7 +106,7 @@ final class NbdConnection {
             log.debug("{}: {}", channel.peer(), e.getMessage());
         } catch (IOException e) {
             if (channel.isOpen()) {
-                log.warn("{} on {}: dropping the connection: {}", channel.peer(), export.name(), e.getMessage());
+                warn.log("{} on {}: dropping the connection: {}{}", channel.peer(), export.name(), e.getMessage());
             } else {
                 log.debug("{}: connection closed: {}", channel.peer(), e.getMessage());
             }

@@ -86,6 +86,7 @@ public final class NbdServer implements AutoCloseable {
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().name("dmsnap-nbd-watchdog").daemon(true).unstarted(r));
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final WarningLimit warnings = new WarningLimit();
 
     /**
      * Starts serving {@code devices}.
@@ -194,7 +195,7 @@ public final class NbdServer implements AutoCloseable {
             long id = accepted.incrementAndGet();
             if (connectionCount.incrementAndGet() > settings.maxConnections()) {
                 connectionCount.decrementAndGet();
-                log.warn("NBD: refused a connection: already {} (dmsnap.nbd.maxConnections)", settings.maxConnections());
+                warn("NBD: refused a connection: already {} (dmsnap.nbd.maxConnections){}", settings.maxConnections());
                 closeQuietly(client);
                 continue;
             }
@@ -215,7 +216,7 @@ public final class NbdServer implements AutoCloseable {
                 UnixDomainPrincipal principal = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
                 String user = principal.user().getName();
                 if (!user.equals("root") && !user.equals(daemonUser)) {
-                    log.warn("NBD: refused a connection from user {} (only root and {} may use {})", user, daemonUser,
+                    warn("NBD: refused a connection from user {} (only root and {} may use {}){}", user, daemonUser,
                             socketPath);
                     return;
                 }
@@ -237,14 +238,14 @@ public final class NbdServer implements AutoCloseable {
             MDC.put("device", result.export().name());
             log.info("{}: serving {} ({} bytes{})", peer, result.export().name(), result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "");
-            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers, unexpectedErrors)
-                    .serve();
+            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers, unexpectedErrors,
+                    this::warn).serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {
             if (channel != null && !channel.isOpen()) {
                 log.info("{}: connection closed during the handshake: {}", peer, e.getMessage());
             } else {
-                log.warn("{}: handshake failed: {}", peer, e.getMessage());
+                warn("{}: handshake failed: {}{}", peer, e.getMessage());
             }
         } catch (RuntimeException e) {
             unexpectedErrors.incrementAndGet();
@@ -303,11 +304,24 @@ public final class NbdServer implements AutoCloseable {
                 + String.join(", ", all.stream().map(MappedDevice::name).toList()) + "): name one");
     }
 
+    /**
+     * Logs a warning about a client unless too many came lately ({@link WarningLimit}); the last
+     * {@code {}} of {@code format} takes the count of those left out.
+     */
+    void warn(String format, Object... args) {
+        String leftOut = warnings.allow();
+        if (leftOut != null) {
+            Object[] all = java.util.Arrays.copyOf(args, args.length + 1);
+            all[args.length] = leftOut;
+            log.warn(format, all);
+        }
+    }
+
     private void closeOverdue() {
         long now = System.nanoTime();
         for (NbdChannel c : open) {
             if (c.closeIfOverdue(now)) {
-                log.warn("{}: closed: a message or reply took longer than {} ms", c.peer(), settings.timeout().toMillis());
+                warn("{}: closed: a message or reply took longer than {} ms{}", c.peer(), settings.timeout().toMillis());
             }
         }
     }
