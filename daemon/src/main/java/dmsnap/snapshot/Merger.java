@@ -45,8 +45,10 @@ import org.slf4j.LoggerFactory;
  * nothing is left, when the snapshot is invalid, or on an error (merge failed: logged once with
  * the kernel's sentence, status {@code Merge failed}, data kept, and the next resume starts again).
  *
- * <p>Locks: this object's monitor guards {@link #thread} and {@link #stopRequested}; it is never
- * held while a step runs.
+ * <p>Threads and locks: the merge thread owns {@link #copied} and {@link #nothingLeft}; the
+ * committer thread (one per run of the loop) only commits the batches handed to it, one at a time,
+ * and the loop waits for it before it ends. This object's monitor guards {@link #thread},
+ * {@link #stopRequested} and {@link #steps}; it is never held while a step runs.
  */
 final class Merger {
     private static final Logger log = LoggerFactory.getLogger(Merger.class);
