@@ -126,6 +126,44 @@ set -e
 [ "$rc" -ne 0 ] || fail "a second daemon started"
 expect_contains "second daemon" "another dmsnap daemon (pid $daemon_pid) is running with run directory $RUN" "$err"
 
+# A snapshot of an image on a read-only mount (root only: a read-only bind mount): the snapshot
+# opens its origin for reading, as the kernel's (spec 1.2 step 3); writes go to the COW and the
+# image is untouched; a snapshot-origin table on it, which needs writes, is refused.
+mkdir -p "$work/rw" "$work/ro"
+if [ "$(id -u)" -eq 0 ] && mount --bind "$work/rw" "$work/ro" 2>/dev/null; then
+    on_exit "umount '$work/ro' 2>/dev/null || true"
+    mount -o remount,bind,ro "$work/ro"
+    head -c 8388608 /dev/urandom >"$work/rw/ro.img"
+    before_sha=$(sha256sum <"$work/rw/ro.img" | cut -d' ' -f1)
+    roimg=$(readlink -f "$work/ro/ro.img")
+    truncate -s 4M "$work/ro.cow"
+    rocow=$(readlink -f "$work/ro.cow")
+    d create rosnap --table "0 16384 snapshot $roimg $rocow P 8"
+    expect_eq "status of a snapshot of a read-only image" "0 16384 snapshot 16/8192 16" "$(d status rosnap)"
+    PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///rosnap?socket=$RUN/nbd.sock" -c '
+import hashlib
+h.pwrite(b"\xab" * 65536, 1048576)
+assert h.pread(65536, 1048576) == b"\xab" * 65536
+print(hashlib.sha256(h.pread(1048576, 0)).hexdigest())' >"$work/rosnap.out"
+    expect_eq "the snapshot reads the origin where it was not written" \
+        "$(head -c 1048576 "$work/rw/ro.img" | sha256sum | cut -d' ' -f1)" "$(cat "$work/rosnap.out")"
+    expect_contains "the write made 16 exceptions" "snapshot 144/8192 16" "$(d status rosnap)"
+    bad 1 "Cannot get target device" create rowrite --table "0 16384 snapshot-origin $roimg"
+    d remove rosnap
+    bad 1 "Cannot get target device" create rowrite --table "0 16384 snapshot-origin $roimg"
+    d create --readonly rolinear --table "0 16384 linear $roimg 0"
+    expect_eq "a read-only linear table reads the image" "$before_sha" \
+        "$(PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///rolinear?socket=$RUN/nbd.sock" -c '
+import hashlib
+print(hashlib.sha256(h.pread(8388608, 0)).hexdigest())')"
+    d remove rolinear
+    umount "$work/ro"
+    expect_eq "the read-only image is unchanged" "$before_sha" "$(sha256sum <"$work/rw/ro.img" | cut -d' ' -f1)"
+    echo "  an image on a read-only mount: a snapshot of it written through NBD, a --readonly linear table read, snapshot-origin refused, the image unchanged"
+else
+    echo "  SKIPPED read-only origin: not root, or no bind mount here"
+fi
+
 # A non-root client is refused by SO_PEERCRED (root only: needs setpriv and a second user).
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
     chmod 755 "$work" "$RUN"; chmod 666 "$RUN/control.sock"

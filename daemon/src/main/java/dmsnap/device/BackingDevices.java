@@ -1,5 +1,7 @@
 package dmsnap.device;
 
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.FileStat;
 import dmsnap.ffm.FileType;
 import dmsnap.ffm.NativeFile;
@@ -49,8 +51,20 @@ public final class BackingDevices {
     /** Opens the file or block device at a real path (tests put fault injection here). */
     @FunctionalInterface
     public interface Opener {
+        /** Read-write. */
         Device open(Path real) throws IOException;
+
+        /** Read-only, for a device that refuses writes (a test opener may open it read-write). */
+        default Device openReadOnly(Path real) throws IOException {
+            return open(real);
+        }
     }
+
+    /**
+     * How a target uses a device (the kernel's {@code dm_get_device} mode): {@code READ} for one
+     * that never writes it (a {@code snapshot}'s origin, any device of a read-only table).
+     */
+    public enum Access { READ, WRITE }
 
     private final Map<Identity, Shared> open = new HashMap<>();
     private final Opener opener;
@@ -58,7 +72,17 @@ public final class BackingDevices {
 
     /** Files and block devices opened as {@link FileDevice}s (O_DIRECT, exclusively). */
     public BackingDevices() {
-        this(real -> FileDevice.open(real));
+        this(new Opener() {
+            @Override
+            public Device open(Path real) throws IOException {
+                return FileDevice.open(real);
+            }
+
+            @Override
+            public Device openReadOnly(Path real) throws IOException {
+                return FileDevice.open(real, FileDevice.Option.READ_ONLY);
+            }
+        });
     }
 
     /** Files and block devices opened by {@code opener} (which may wrap a {@link FileDevice}). */
@@ -70,12 +94,15 @@ public final class BackingDevices {
         final Identity identity;
         final Device device;
         final java.util.function.Supplier<String> canonicalName;
+        /** False when the device refused a read-write open and is open read-only. */
+        final boolean writable;
         int users;
 
-        Shared(Identity identity, Device device, java.util.function.Supplier<String> canonicalName) {
+        Shared(Identity identity, Device device, java.util.function.Supplier<String> canonicalName, boolean writable) {
             this.identity = identity;
             this.device = device;
             this.canonicalName = canonicalName;
+            this.writable = writable;
         }
     }
 
@@ -121,12 +148,22 @@ public final class BackingDevices {
         }
     }
 
-    /**
-     * Opens (or shares) the device {@code argument} names.
-     *
-     * @throws IOException it does not exist, is not a file or block device, or someone else holds it
-     */
+    /** Opens (or shares) the device {@code argument} names, for writing. */
     public synchronized Handle open(String argument) throws IOException {
+        return open(argument, Access.WRITE);
+    }
+
+    /**
+     * Opens (or shares) the device {@code argument} names. One open serves every user of a
+     * device, so it is read-write whenever the device allows it; for {@link Access#READ} a device
+     * that refuses a read-write open (a read-only loop or block device, a file without write
+     * permission) is opened read-only, and a later {@link Access#WRITE} use of it is refused, as
+     * the kernel's upgrade of the open mode fails then.
+     *
+     * @throws IOException it does not exist, is not a file or block device, someone else holds it,
+     *                     or it refuses the writes {@code access} needs
+     */
+    public synchronized Handle open(String argument, Access access) throws IOException {
         if (argument.startsWith(DM_PREFIX)) {
             return openMapped(argument.substring(DM_PREFIX.length()));
         }
@@ -135,14 +172,31 @@ public final class BackingDevices {
         Identity identity = identify(real);
         Shared shared = open.get(identity);
         if (shared == null) {
-            Device device = opener.open(real);
+            Device device;
+            boolean writable = true;
+            try {
+                device = opener.open(real);
+            } catch (ErrnoException e) {
+                if (access == Access.WRITE || !refusesWrites(e)) {
+                    throw e;
+                }
+                device = opener.openReadOnly(real);
+                writable = false;
+            }
             String canonical = identity.kind() == Kind.BLOCK_DEVICE
                     ? identity.first() + ":" + identity.second() : real.toString();
-            shared = new Shared(identity, device, () -> canonical);
+            shared = new Shared(identity, device, () -> canonical, writable);
             open.put(identity, shared);
+        } else if (access == Access.WRITE && !shared.writable) {
+            throw new ErrnoException("open", Errno.EROFS, real, -1, -1);
         }
         shared.users++;
         return new Handle(shared);
+    }
+
+    /** A read-write open failed because the device or file does not allow writing. */
+    private static boolean refusesWrites(ErrnoException e) {
+        return e.errno() == Errno.EROFS || e.errno() == Errno.EACCES || e.errno() == Errno.EPERM;
     }
 
     private Handle openMapped(String name) throws IOException {
@@ -153,7 +207,7 @@ public final class BackingDevices {
         Identity identity = new Identity(Kind.MAPPED_DEVICE, DeviceManager.DM_MAJOR, mapped.minor());
         Shared shared = open.get(identity);
         if (shared == null) {
-            shared = new Shared(identity, new StackedDevice(mapped), () -> DM_PREFIX + mapped.name());
+            shared = new Shared(identity, new StackedDevice(mapped), () -> DM_PREFIX + mapped.name(), true);
             open.put(identity, shared);
         }
         shared.users++;

@@ -228,7 +228,8 @@ public final class MappedDevice {
             boolean ok = false;
             try {
                 for (TableLine line : table.lines()) {
-                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors(), this::event, this::isSuspended),
+                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors(), this::event, this::isSuspended,
+                            readOnly),
                             new TargetArgs(line.targetType(), line.args())));
                 }
                 ok = true;

@@ -5,9 +5,15 @@ import dmsnap.device.BackingDevices;
 /**
  * What a target constructor may use besides its arguments: the shared backing devices, the
  * name of the mapped device it is loaded into, the length of its line, how to raise a device
- * event (dm_table_event, e.g. when a snapshot is invalidated), and whether that device is
- * suspended right now (a handover needs its source suspended).
+ * event (dm_table_event, e.g. when a snapshot is invalidated), whether that device is
+ * suspended right now (a handover needs its source suspended), and whether the table is
+ * read-only ({@code dmsetup --readonly}: its devices are opened for reading).
  */
 public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event,
-                            java.util.function.BooleanSupplier deviceSuspended) {
+                            java.util.function.BooleanSupplier deviceSuspended, boolean readOnlyTable) {
+
+    /** The table's mode ({@code dm_table_get_mode}) as the access to open a device with. */
+    public BackingDevices.Access tableAccess() {
+        return readOnlyTable ? BackingDevices.Access.READ : BackingDevices.Access.WRITE;
+    }
 }
