@@ -68,7 +68,7 @@ public final class NbdServer implements AutoCloseable {
     private final InetSocketAddress tcpAddress;
     /**
      * Platform threads: a virtual thread blocked on its socket is woken through the poller, one
-     * more thread hand-off per request (at queue depth 1 a tenth of a 4 KiB read's round trip).
+     * more thread hand-off per request.
      */
     private final ExecutorService connections = Executors.newThreadPerTaskExecutor(
             Thread.ofPlatform().name("dmsnap-nbd-conn-", 1).daemon(true).stackSize(CONNECTION_STACK_BYTES).factory());

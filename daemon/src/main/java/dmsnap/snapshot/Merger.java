@@ -45,7 +45,7 @@ import org.slf4j.LoggerFactory;
  * nothing is left, when the snapshot is invalid, or on an error (merge failed: logged once with
  * the kernel's sentence, status {@code Merge failed}, data kept, and the next resume starts again).
  *
- * <p>Threads and locks: the merge thread owns {@link #copied} and {@link #nothingLeft}; the
+ * <p>Threads and locks: the merge thread owns {@link #nothingLeft}; the
  * committer thread (one per run of the loop) only commits the batches handed to it, one at a time,
  * and the loop waits for it before it ends. This object's monitor guards {@link #thread},
  * {@link #stopRequested} and {@link #steps}; it is never held while a step runs.
@@ -74,8 +74,6 @@ final class Merger {
     private boolean stopRequested;
     /** The merge thread's: prepare_merge found no entries left. */
     private boolean nothingLeft;
-    /** The merge thread's: steps copied and not yet committed, the last run of the list first. */
-    private final List<Step> copied = new ArrayList<>();
     private long steps;
 
     Merger(Snapshot snapshot, CopyOut copyOut, Registry registry, LongSupplier stepSectors) {
@@ -92,7 +90,6 @@ final class Merger {
         }
         stopRequested = false;
         nothingLeft = false;
-        copied.clear();
         thread = Thread.ofPlatform().name("dmsnap-merge-" + snapshot.deviceName()).daemon(true).unstarted(this::run);
         thread.start();
     }
@@ -148,6 +145,7 @@ final class Merger {
         ExecutorService committer = Executors.newSingleThreadExecutor(
                 r -> Thread.ofPlatform().name("dmsnap-merge-commit-" + snapshot.deviceName()).daemon(true).unstarted(r));
         CompletableFuture<String> committing = CompletableFuture.completedFuture(null);
+        List<Step> copied = new ArrayList<>(); // copied, not yet committed, the last run of the list first
         try {
             Step step = begin();
             if (step != null) {
@@ -155,7 +153,7 @@ final class Merger {
             }
             while (step != null) {
                 Step next = stopRequested() ? null : begin(); // while this step copies
-                String failed = awaitCopy(step.copies);
+                String failed = awaitCopy(step.copy);
                 if (next != null) {
                     next.startCopy(); // the copier goes on while this step commits
                 }
@@ -177,7 +175,7 @@ final class Merger {
                 if (failed != null) {
                     outcome(committing);
                     if (next != null) {
-                        awaitCopy(next.copies); // not left running; abandoned with this step
+                        awaitCopy(next.copy); // not left running; abandoned with this step
                     }
                     fail(failed);
                     return;
@@ -196,7 +194,6 @@ final class Merger {
         } finally {
             outcome(committing); // never a commit left running when the loop has ended
             committer.shutdown();
-            copied.clear();
             snapshot.store().releaseMerges(); // runs prepared and abandoned are taken again at the next start
             synchronized (this) {
                 thread = null;
@@ -221,7 +218,8 @@ final class Merger {
         final long from;
         final long to;
         final long lengthBytes;
-        List<CompletableFuture<CopyResult>> copies = List.of();
+        /** The copy once started; null while not, or when the run lies past the end of the origin. */
+        CompletableFuture<CopyResult> copy;
 
         Step(MergeRun run, Snapshot.MergeStep chunks, long from, long to, long lengthBytes) {
             this.run = run;
@@ -238,8 +236,8 @@ final class Merger {
          */
         void startCopy() {
             if (lengthBytes > 0) {
-                copies = List.of(snapshot.copier().copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
-                        List.of(new CopyOp.Destination(snapshot.originHandle().device(), to)))));
+                copy = snapshot.copier().copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
+                        List.of(new CopyOp.Destination(snapshot.originHandle().device(), to))));
             }
         }
     }
@@ -308,28 +306,24 @@ final class Merger {
         return null;
     }
 
-    /** Waits for a step's copy: null, or the kernel's sentence for what failed. */
-    private static String awaitCopy(List<CompletableFuture<CopyResult>> copies) throws InterruptedException {
-        String readError = null;
-        String writeError = null;
-        for (CompletableFuture<CopyResult> c : copies) {
-            try {
-                CopyResult r = c.get();
-                if (r.readError() != null && readError == null) {
-                    readError = r.readError().getMessage();
-                } else if (r.readError() == null && !r.succeeded(0) && writeError == null) {
-                    writeError = r.writeErrors().getFirst().getMessage();
-                }
-            } catch (ExecutionException e) {
-                if (readError == null) {
-                    readError = String.valueOf(e.getCause().getMessage());
-                }
+    /** Waits for a step's copy (null: none): null, or the kernel's sentence for what failed. */
+    private static String awaitCopy(CompletableFuture<CopyResult> copy) throws InterruptedException {
+        if (copy == null) {
+            return null;
+        }
+        String error;
+        try {
+            CopyResult r = copy.get();
+            if (r.readError() != null) {
+                error = "Read error: shutting down merge. (" + r.readError().getMessage() + ")";
+            } else {
+                error = r.succeeded(0) ? null
+                        : "Write error: shutting down merge. (" + r.writeErrors().getFirst().getMessage() + ")";
             }
+        } catch (ExecutionException e) {
+            error = "Read error: shutting down merge. (" + e.getCause().getMessage() + ")";
         }
-        if (readError != null) {
-            return "Read error: shutting down merge. (" + readError + ")";
-        }
-        return writeError == null ? null : "Write error: shutting down merge. (" + writeError + ")";
+        return error;
     }
 
     /**

@@ -59,8 +59,9 @@ public final class Snapshot {
     /** Writes on the merging device remapped to the COW, in flight, by chunk (spec 4, 9.3). */
     private final Map<Long, Integer> trackedWrites = new HashMap<>();
     /**
-     * The merge steps in progress, oldest first: the one committing and the one copying behind it
-     * (each the kernel's {@code first_merging_chunk}, {@code num_merging_chunks}).
+     * The merge steps in progress, oldest first: those copied and waiting for their batch's commit,
+     * the one copying and the one taken next (each the kernel's {@code first_merging_chunk},
+     * {@code num_merging_chunks}).
      */
     private final java.util.ArrayDeque<MergeStep> mergeSteps = new java.util.ArrayDeque<>();
 

@@ -525,7 +525,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
         lock.lock();
         try {
             requireReady();
-            if (currentCommitted == 0 && currentArea > 0 && !previousAreas.isEmpty()) {
+            if (currentCommitted == 0 && currentArea > 0) {
                 stepBack(); // the run was prepared past the end of the area merged before it
             }
             if (count < 1 || count > currentCommitted) {
