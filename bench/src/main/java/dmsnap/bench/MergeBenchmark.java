@@ -1,6 +1,7 @@
 package dmsnap.bench;
 
 import dmsnap.device.DeviceManager;
+import dmsnap.ffm.IoMemory;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
@@ -8,7 +9,6 @@ import dmsnap.table.Table;
 import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
 import java.io.RandomAccessFile;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -36,9 +36,10 @@ import org.openjdk.jmh.annotations.Warmup;
  * (chunk {@code chunk}) holding {@code mib} MiB of random data in exceptions of consecutive
  * origin chunks, as a snapshot of sequentially written data has (each area one run). {@code
  * merge} activates it as snapshot-merge and waits until the merge is done (load, every step with
- * its sub-copies, origin flush and {@code commit_merge}, the table removals); {@code rawCopy} copies the same
- * COW ranges to the same origin ranges with O_DIRECT 1 MiB reads and writes on one thread and one
- * fdatasync at the end, the least a merge must do. Before each shot the COW's areas are written
+ * its sub-copies, origin flush and {@code commit_merge}, the table removals); {@code rawCopy} copies
+ * the same COW ranges to the same origin ranges with O_DIRECT 1 MiB reads and writes (into a
+ * buffer in a huge page, as the copier's) on one thread and one fdatasync at the end, the least a
+ * merge must do. Before each shot the COW's areas are written
  * back (the merge clears them); the data chunks stay.
  */
 @BenchmarkMode(Mode.SingleShotTime)
@@ -162,8 +163,9 @@ public class MergeBenchmark {
 
     @Benchmark
     public void rawCopy() throws Exception {
-        try (FileDevice from = FileDevice.open(cow); FileDevice to = FileDevice.open(base); Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(1 << 20, 4096);
+        try (FileDevice from = FileDevice.open(cow); FileDevice to = FileDevice.open(base);
+             IoMemory memory = IoMemory.forBuffers(1, 1 << 20)) {
+            MemorySegment buffer = memory.segment().asSlice(0, 1 << 20); // in a huge page, as the copier's
             long done = 0;
             for (int k = 0; k < areas && done < exceptions; k++) {
                 long n = Math.min(epa, exceptions - done);

@@ -44,6 +44,7 @@ final class LibC {
     static final MethodHandle MMAP = link("mmap", Linux.mmap$descriptor(), ERRNO);
     static final MethodHandle MSYNC = link("msync", Linux.msync$descriptor(), ERRNO);
     static final MethodHandle MUNMAP = link("munmap", Linux.munmap$descriptor(), ERRNO);
+    static final MethodHandle MADVISE = link("madvise", Linux.madvise$descriptor(), ERRNO);
     /** strerror is only called while {@code Errno} initialises, from one thread. */
     static final MethodHandle STRERROR = link("strerror", Linux.strerror$descriptor());
 

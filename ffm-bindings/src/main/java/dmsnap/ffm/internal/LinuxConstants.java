@@ -32,6 +32,9 @@ public final class LinuxConstants {
     public static final int PROT_READ = Linux.PROT_READ();
     public static final int PROT_WRITE = Linux.PROT_WRITE();
     public static final int MAP_SHARED = Linux.MAP_SHARED();
+    public static final int MAP_PRIVATE = Linux.MAP_PRIVATE();
+    public static final int MAP_ANONYMOUS = Linux.MAP_ANONYMOUS();
+    public static final int MADV_HUGEPAGE = Linux.MADV_HUGEPAGE();
     public static final int MS_SYNC = Linux.MS_SYNC();
 
     public static final int LOCK_SH = Linux.LOCK_SH();

@@ -143,6 +143,14 @@ public final class Syscalls {
         }
     }
 
+    public static int madvise(MemorySegment capture, MemorySegment address, long length, int advice) {
+        try {
+            return (int) LibC.MADVISE.invokeExact(capture, address, length, advice);
+        } catch (Throwable t) {
+            throw bindingBug("madvise", t);
+        }
+    }
+
     public static int munmap(MemorySegment capture, MemorySegment address, long length) {
         try {
             return (int) LibC.MUNMAP.invokeExact(capture, address, length);

@@ -1,8 +1,9 @@
 package dmsnap.store.copy;
 
+import dmsnap.ffm.IoMemory;
 import dmsnap.store.device.Device;
 import java.io.IOException;
-import java.lang.foreign.Arena;
+import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -24,13 +25,15 @@ import java.util.concurrent.atomic.LongAdder;
  * aligned off-heap buffer of {@code bufferBytes}, so a copy needs no allocation and no
  * {@code byte[]}. A copy longer than a buffer is done in buffer-sized pieces. The source is
  * read once per piece and written to every destination; errors are reported per destination.
+ * The buffers live in huge pages ({@link IoMemory}): 1 MiB pieces into and out of a malloc'd
+ * buffer took two to five times as long (merge bench, bench/RESULTS.md).
  *
- * <p>Lifetime: the copier owns its arena and threads; {@link #close()} lets queued copies
+ * <p>Lifetime: the copier owns its buffer memory and threads; {@link #close()} lets queued copies
  * finish, then frees the buffers. Thread-safe. It counts what it did ({@link #stats()}) for the
  * daemon's metrics.
  */
 public final class ChunkCopier implements AutoCloseable {
-    private final Arena arena = Arena.ofShared();
+    private final IoMemory memory;
     private final BlockingQueue<MemorySegment> buffers;
     private final BlockingQueue<MemorySegment> callerBuffers;
     private final ExecutorService pool;
@@ -65,10 +68,14 @@ public final class ChunkCopier implements AutoCloseable {
         this.bufferBytes = bufferBytes;
         this.buffers = new ArrayBlockingQueue<>(threads);
         this.callerBuffers = new ArrayBlockingQueue<>(threads);
-        for (int i = 0; i < threads; i++) {
-            buffers.add(arena.allocate(bufferBytes, 4096));
-            callerBuffers.add(arena.allocate(bufferBytes, 4096));
+        try {
+            this.memory = IoMemory.forBuffers(2 * threads, bufferBytes);
+        } catch (IOException e) {
+            throw new UncheckedIOException("the chunk copier's buffers: " + e.getMessage(), e);
         }
+        List<MemorySegment> slices = memory.slices(2 * threads, bufferBytes);
+        buffers.addAll(slices.subList(0, threads));
+        callerBuffers.addAll(slices.subList(threads, 2 * threads));
         AtomicInteger n = new AtomicInteger();
         ThreadFactory factory = r -> {
             Thread t = new Thread(r, "dmsnap-copier-" + n.incrementAndGet());
@@ -176,7 +183,7 @@ public final class ChunkCopier implements AutoCloseable {
         while (callerBuffers.remainingCapacity() > 0) { // a copy on a caller's thread still has one
             Thread.sleep(1);
         }
-        arena.close();
+        memory.close();
     }
 
     /** Copies {@code ops} and waits for all of them (for callers that copy in batches). */
