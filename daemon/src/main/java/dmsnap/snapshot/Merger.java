@@ -4,6 +4,7 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.MergeRun;
+import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
@@ -31,7 +32,9 @@ import org.slf4j.LoggerFactory;
  * point leaves a COW whose remaining entries are merged again (copying the same data again).
  *
  * <p>Unlike the kernel, which runs one step at a time, the next run is taken while a step's copy
- * runs, and its copy starts as soon as that one is done, before the step commits. Steps of
+ * runs and its copy starts at once on the copier's lane ({@link ChunkCopier.Lane}): its reads
+ * from the COW overlap this step's writes, and it reaches the origin after this step's run, as
+ * in the kernel's order; a step commits only once its own copy is done. Steps of
  * {@value #BATCH_STEP_BYTES} bytes or more (with 4 KiB chunks a run stops at the area's 1 MiB)
  * commit in batches of up to {@value #COMMIT_BATCH} on a committer thread (one origin flush, their
  * area writes, one COW flush) while the copies go on: two flushes per step would otherwise cost
@@ -146,17 +149,19 @@ final class Merger {
                 r -> Thread.ofPlatform().name("dmsnap-merge-commit-" + snapshot.deviceName()).daemon(true).unstarted(r));
         CompletableFuture<String> committing = CompletableFuture.completedFuture(null);
         List<Step> copied = new ArrayList<>(); // copied, not yet committed, the last run of the list first
+        ChunkCopier.Lane lane = null;
         try {
+            lane = snapshot.copier().lane();
             Step step = begin();
             if (step != null) {
-                step.startCopy();
+                step.startCopy(lane);
             }
             while (step != null) {
                 Step next = stopRequested() ? null : begin(); // while this step copies
-                String failed = awaitCopy(step.copy);
                 if (next != null) {
-                    next.startCopy(); // the copier goes on while this step commits
+                    next.startCopy(lane); // read while this step's run is written, written after it
                 }
+                String failed = awaitCopy(step.copy);
                 if (failed == null) {
                     copied.add(step);
                     boolean large = step.lengthBytes >= batchStepBytes;
@@ -192,6 +197,9 @@ final class Merger {
             log.error("{}: merge stopped by an internal error", snapshot.deviceName(), e);
             snapshot.failMergeStep();
         } finally {
+            if (lane != null) {
+                lane.close(); // no copy left running either
+            }
             outcome(committing); // never a commit left running when the loop has ended
             committer.shutdown();
             snapshot.store().releaseMerges(); // runs prepared and abandoned are taken again at the next start
@@ -230,13 +238,13 @@ final class Merger {
         }
 
         /**
-         * Step 8: the run from the COW to the origin as one copy on the copier's threads (read
-         * and written in its buffer-sized pieces, as a plain copy loop), while the merge thread
-         * takes the next run.
+         * Step 8: the run from the COW to the origin on the copier's lane: read and written in
+         * its buffer-sized pieces, after the runs started before it, while the merge thread takes
+         * the next run.
          */
-        void startCopy() {
+        void startCopy(ChunkCopier.Lane lane) {
             if (lengthBytes > 0) {
-                copy = snapshot.copier().copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
+                copy = lane.copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
                         List.of(new CopyOp.Destination(snapshot.originHandle().device(), to))));
             }
         }

@@ -92,6 +92,78 @@ class ChunkCopierTest {
         }
     }
 
+    /**
+     * A lane writes its copies in the order they were started, piece after piece, while the
+     * next piece is read: the first write is held until the read of the piece after it has been
+     * seen, which only a read ahead can do.
+     */
+    @Test
+    void aLaneWritesInStartOrderWhileTheNextPieceIsRead() throws Exception {
+        MemoryDevice data = filled("origin", 1 << 20);
+        FaultyDevice origin = new FaultyDevice(data);
+        java.util.concurrent.CountDownLatch secondRead = new java.util.concurrent.CountDownLatch(1);
+        origin.failWhen(r -> {
+            if (r.offsetBytes() == 4096) {
+                secondRead.countDown();
+            }
+            return false;
+        });
+        MemoryDevice cowData = new MemoryDevice("cow", 1 << 20);
+        FaultyDevice cow = new FaultyDevice(cowData);
+        List<Long> writes = new java.util.concurrent.CopyOnWriteArrayList<>();
+        boolean[] overlapped = new boolean[1];
+        cow.failWhen(r -> {
+            if (r.op() == FaultyDevice.Op.WRITE) {
+                if (writes.isEmpty()) {
+                    try {
+                        overlapped[0] = secondRead.await(10, java.util.concurrent.TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                writes.add(r.offsetBytes());
+            }
+            return false;
+        });
+        try (ChunkCopier copier = new ChunkCopier(4, 4096)) {
+            List<java.util.concurrent.CompletableFuture<CopyResult>> copies = new ArrayList<>();
+            try (ChunkCopier.Lane lane = copier.lane()) {
+                copies.add(lane.copy(new CopyOp(origin, 0, 12288, List.of(new CopyOp.Destination(cow, 0)))));
+                copies.add(lane.copy(new CopyOp(origin, 65536, 8192, List.of(new CopyOp.Destination(cow, 65536)))));
+                copies.add(lane.copy(new CopyOp(origin, 131072, 4096, List.of(new CopyOp.Destination(cow, 131072)))));
+            } // close waits for them
+            for (var c : copies) {
+                assertTrue(c.isDone() && c.get().allSucceeded());
+            }
+            assertTrue(overlapped[0], "the second piece was read while the first was being written");
+            assertEquals(List.of(0L, 4096L, 8192L, 65536L, 69632L, 131072L), writes);
+            cow.flush(); // out of the faulty device's volatile cache
+            for (long at : new long[] {0, 65536, 131072}) {
+                assertNull(Patterns.difference(data.contents().asSlice(at, 4096), cowData.contents().asSlice(at, 4096)));
+            }
+            assertEquals(3, copier.completedCopies());
+            assertEquals(6 * 4096, copier.stats().writtenBytes());
+        }
+    }
+
+    @Test
+    void aReadErrorInALaneStopsOnlyItsCopy() throws Exception {
+        MemoryDevice data = filled("origin", 1 << 20);
+        FaultyDevice origin = new FaultyDevice(data);
+        origin.failWhen(r -> r.offsetBytes() == 69632);
+        try (ChunkCopier copier = new ChunkCopier(2, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+             ChunkCopier.Lane lane = copier.lane()) {
+            var first = lane.copy(new CopyOp(origin, 0, 8192, List.of(new CopyOp.Destination(cow, 0))));
+            var failing = lane.copy(new CopyOp(origin, 65536, 12288, List.of(new CopyOp.Destination(cow, 65536))));
+            var last = lane.copy(new CopyOp(origin, 131072, 4096, List.of(new CopyOp.Destination(cow, 131072))));
+            assertTrue(first.get().allSucceeded());
+            assertNotNull(failing.get().readError());
+            assertTrue(last.get().allSucceeded());
+            assertTrue(Patterns.isZero(cow.contents().asSlice(69632, 8192)), "nothing after the failed read");
+            assertNull(Patterns.difference(data.contents().asSlice(131072, 4096), cow.contents().asSlice(131072, 4096)));
+        }
+    }
+
     @Test
     void aReadErrorWritesNothingAndIsReported() throws Exception {
         FaultyDevice origin = new FaultyDevice(filled("origin", 1 << 20));
