@@ -808,9 +808,7 @@ public final class Snapshot {
      */
     void finishMergeStep(MergeStep step) throws dmsnap.store.CorruptStoreException {
         synchronized (this) {
-            for (long c = step.first() + step.count() - 1; c >= step.first(); c--) {
-                complete.removeForMerge(c);
-            }
+            complete.removeRangeForMerge(step.first(), step.count()); // highest first, as the kernel
             mergeSteps.remove(step);
         }
         step.done().complete(true);

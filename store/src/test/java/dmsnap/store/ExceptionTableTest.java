@@ -72,6 +72,92 @@ class ExceptionTableTest {
         }
     }
 
+    /**
+     * The loading sink gathers consecutive remaps into runs; whatever the order (sequential
+     * stretches, reversed ones, gaps in new chunks, group boundaries, a run joined from an
+     * earlier stretch), the table it builds has the runs one-by-one inserts give.
+     */
+    @Test
+    void theLoadingSinkPacksAsOneByOneInserts() throws Exception {
+        Random random = Seeds.random("loading-sink");
+        for (int round = 0; round < 200; round++) {
+            List<long[]> remaps = new ArrayList<>();
+            java.util.Set<Long> used = new java.util.HashSet<>();
+            long nextNew = 1 + random.nextInt(5);
+            int stretches = 1 + random.nextInt(12);
+            for (int st = 0; st < stretches; st++) {
+                long start = random.nextBoolean() ? random.nextInt(2048) : (remaps.isEmpty() ? 0 : remaps.getLast()[0] + 1);
+                int length = 1 + random.nextInt(random.nextBoolean() ? 8 : 600);
+                boolean down = random.nextInt(5) == 0;
+                for (int i = 0; i < length; i++) {
+                    long old = down ? start - i : start + i;
+                    if (old < 0 || !used.add(old)) {
+                        break;
+                    }
+                    if (random.nextInt(40) == 0) {
+                        nextNew++; // a gap in the COW (a metadata chunk, a reused chunk)
+                    }
+                    remaps.add(new long[] {old, nextNew++});
+                }
+            }
+            try (ExceptionTable loaded = new ExceptionTable(); ExceptionTable inserted = new ExceptionTable()) {
+                RemapSink sink = loaded.loadingSink();
+                for (long[] r : remaps) {
+                    sink.remap(r[0], r[1]);
+                    assertTrue(inserted.insert(r[0], r[1]));
+                }
+                sink.endOfList();
+                assertEquals(runs(inserted), runs(loaded), "round " + round);
+                assertEquals(inserted.size(), loaded.size());
+                assertEquals(inserted.runCount(), loaded.runCount());
+                for (long[] r : remaps) {
+                    assertEquals(r[1], loaded.lookup(r[0]));
+                }
+                // Merge removals: a range at once on one table, chunk by chunk from the top on the other.
+                for (int m = 0; m < 20 && inserted.size() > 0; m++) {
+                    long top = remaps.get(random.nextInt(remaps.size()))[0];
+                    long length = 1 + random.nextInt(300);
+                    String one = null;
+                    String range = null;
+                    try {
+                        for (long c = top; c > top - length && c >= 0; c--) {
+                            inserted.removeForMerge(c);
+                        }
+                    } catch (CorruptStoreException e) {
+                        one = e.getMessage();
+                    }
+                    try {
+                        long first = Math.max(0, top - length + 1);
+                        loaded.removeRangeForMerge(first, top - first + 1);
+                    } catch (CorruptStoreException e) {
+                        range = e.getMessage();
+                    }
+                    assertEquals(one, range, "round " + round);
+                    assertEquals(runs(inserted), runs(loaded), "round " + round + " after removals");
+                    assertEquals(inserted.size(), loaded.size());
+                    if (one != null) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void theLoadingSinkRefusesASecondExceptionInsideARun() throws Exception {
+        try (ExceptionTable t = new ExceptionTable()) {
+            RemapSink sink = t.loadingSink();
+            sink.remap(5, 50);
+            sink.remap(6, 51);
+            sink.remap(20, 60);
+            sink.remap(4, 70);
+            sink.remap(5, 71); // 5 is taken: found when the stretch 4..5 is added
+            CorruptStoreException e = assertThrows(CorruptStoreException.class, sink::endOfList);
+            assertEquals("origin chunk 5 has a second exception (COW chunk 71; the first points at COW chunk 50)",
+                    e.getMessage());
+        }
+    }
+
     @Test
     void aSecondInsertOfAChunkIsRefused() {
         try (ExceptionTable t = new ExceptionTable()) {

@@ -251,20 +251,19 @@ public final class PersistentExceptionStore implements ExceptionStore {
                         area = chunk;
                         keep = true;
                         nextFree = layout.skipMetadata(nextFree);
+                        sink.endOfList();
                         return;
                     }
-                    String where = "exception " + i + " of area " + k + " (byte " + (layout.chunkOffsetBytes(location)
-                            + (long) i * PersistentLayout.EXCEPTION_BYTES) + ")";
                     if (newChunk < 0 || newChunk >= cowChunks) {
-                        throw new CorruptStoreException(where + " points at COW chunk " + Long.toUnsignedString(newChunk)
+                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + Long.toUnsignedString(newChunk)
                                 + ", past the end of the COW (" + cowChunks + " chunks)");
                     }
                     if (layout.isMetadataChunk(newChunk)) {
-                        throw new CorruptStoreException(where + " points at COW chunk " + newChunk
+                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + newChunk
                                 + ", which holds metadata");
                     }
                     if (oldChunk < 0) {
-                        throw new CorruptStoreException(where + " names origin chunk "
+                        throw new CorruptStoreException(where(k, i) + " names origin chunk "
                                 + Long.toUnsignedString(oldChunk) + ", out of range");
                     }
                     // New chunks normally ascend; only when they do not is a set needed to find reuse.
@@ -273,7 +272,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                         rescanNewChunks(seenNew, k, i);
                     }
                     if (seenNew != null && !seenNew.add(newChunk)) {
-                        throw new CorruptStoreException(where + " points at COW chunk " + newChunk
+                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + newChunk
                                 + ", which an earlier exception uses too");
                     }
                     lastNew = Math.max(lastNew, newChunk);
@@ -288,6 +287,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
             }
         }
+    }
+
+    /** Where entry {@code i} of area {@code k} is, for an error (built only then: loads read millions). */
+    private String where(long k, int i) {
+        return "exception " + i + " of area " + k + " (byte " + (layout.chunkOffsetBytes(layout.areaLocation(k))
+                + (long) i * PersistentLayout.EXCEPTION_BYTES) + ")";
     }
 
     /** Fills {@code seen} with the new chunks of every entry before (area k, entry i). */
