@@ -38,8 +38,8 @@ chunks with random data, over an allocated origin; a warm-up, then $rounds round
 Merge = activate the COW as snapshot-merge and wait until it is done (load, then per area one step: the run is
 copied from the COW on the chunk copier's lane in 1 MiB pieces, the next run's reads overlapping this run's
 writes, the origin written in the kernel's order, while the merge thread takes the next run; steps of 1 MiB or
-more commit in batches of up to 16 on a committer thread while the copies go on: one origin flush, their
-commit_merge area writes, one COW flush, then their chunks are forgotten; smaller steps commit one at a time);
+more commit in batches (up to 64 steps or 64 MiB) on a committer thread while the copies go on: one origin flush,
+their commit_merge area writes, one COW flush, then their chunks are forgotten; smaller steps commit one at a time);
 raw copy = the same COW ranges to the same origin ranges, O_DIRECT 1 MiB reads and writes on one thread, one
 fdatasync at the end; both with buffers in huge pages (target: merge >= 0.8 of raw):
 
