@@ -157,8 +157,9 @@ What the write rows compare: dmsnap completes a first-touch write only when its 
 (the data, then the area entries, each flushed; spec 5.1 and checklist 30, as the kernel's persistent store),
 so every such reply costs two device flushes (a 1 MiB write fills about one area: one round of commits for
 256 chunks). qemu-nbd with cache=none and nbdkit's cow filter (a temporary file) flush nothing until the
-client sends FLUSH. The reads: dmsnap reads with O_DIRECT; nbdkit file reads through the page cache, which
-the 1 MiB sequential reads' readahead and the 4 KiB reads' repeats hit during a run (nocache: the pages are
-dropped after each request, readahead still works)."
+client sends FLUSH. The reads: dmsnap reads with O_DIRECT into request buffers that live in huge pages from
+64 KiB on (IoMemory; a 1 MiB transfer is one segment, not 256 scattered pages); nbdkit file reads through the
+page cache, which the 1 MiB sequential reads' readahead and the 4 KiB reads' repeats hit during a run (nocache:
+the pages are dropped after each request, readahead still works)."
 echo "$body"
 bench_record "NBD vs nbdkit and qemu-nbd" "$body"
