@@ -52,7 +52,7 @@ with its flush (commit_merge), reading the previous area, forgetting the run's c
 so with 4 KiB chunks a step moves at most 1 MiB. Of the raw copy's time on this VM about half is its one final
 fdatasync (the host writes back what its cache took); the merge's flushes (two per batch) each wait for that
 write-back of what was copied so far while the next copies go on, and loading the COW (65 536 exceptions at
-4 KiB) takes 60-110 ms of the merge's time. Buffers in huge pages (IoMemory) made both the copy and the raw copy
+4 KiB) takes 37-47 ms of the merge's time (60-110 ms before loads added runs whole). Buffers in huge pages (IoMemory) made both the copy and the raw copy
 two to five times faster than with malloc'd buffers; the ratio is measured with both on huge pages.
 "
 echo "$body"

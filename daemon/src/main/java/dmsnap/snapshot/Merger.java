@@ -70,6 +70,8 @@ final class Merger {
     static final long BATCH_STEP_BYTES = 1 << 20;
     /** {@link #BATCH_STEP_BYTES}, or {@code dmsnap.merge.batchStepBytes} (tests batch small steps). */
     private final long batchStepBytes = Long.getLong("dmsnap.merge.batchStepBytes", BATCH_STEP_BYTES);
+    /** {@link #COMMIT_BATCH}, or {@code dmsnap.merge.commitBatch} (tests cut between several small batches). */
+    private final int commitBatch = Integer.getInteger("dmsnap.merge.commitBatch", COMMIT_BATCH);
 
     private final Snapshot snapshot;
     private final CopyOut copyOut;
@@ -170,7 +172,7 @@ final class Merger {
                     copied.add(step);
                     copiedBytes += step.lengthBytes;
                     boolean large = step.lengthBytes >= batchStepBytes;
-                    if (next == null || !large || copied.size() >= COMMIT_BATCH || copiedBytes >= COMMIT_BATCH_BYTES) {
+                    if (next == null || !large || copied.size() >= commitBatch || copiedBytes >= COMMIT_BATCH_BYTES) {
                         copiedBytes = 0;
                         failed = outcome(committing); // batches commit in order, one at a time
                         if (failed == null) {

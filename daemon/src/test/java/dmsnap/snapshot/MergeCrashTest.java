@@ -214,16 +214,19 @@ class MergeCrashTest {
 
     /**
      * Every cut point, with steps committed one by one (as the kernel) and, with every step
-     * batched ({@code dmsnap.merge.batchStepBytes=1}), several steps per origin flush and COW flush.
+     * batched ({@code dmsnap.merge.batchStepBytes=1}), several steps per origin flush and COW flush
+     * (batches of 16, {@code dmsnap.merge.commitBatch}, so that cuts fall between batches too).
      */
     @ParameterizedTest(name = "batch steps of at least {0} bytes")
     @ValueSource(longs = {Merger.BATCH_STEP_BYTES, 1})
     void aPowerCutAtEveryOperationOfTheMergeLeavesACowThatFinishesTheMerge(long batchStepBytes) throws Exception {
         System.setProperty("dmsnap.merge.batchStepBytes", Long.toString(batchStepBytes));
+        System.setProperty("dmsnap.merge.commitBatch", "16");
         try {
             powerCutMatrix(batchStepBytes);
         } finally {
             System.clearProperty("dmsnap.merge.batchStepBytes");
+            System.clearProperty("dmsnap.merge.commitBatch");
         }
     }
 
