@@ -3,7 +3,8 @@
 #   reads of the raw base image: dmsnap (a linear device over it) vs nbdkit file (default and
 #     cache=none), page cache dropped before every run;
 #   first-touch writes: a dmsnap snapshot (P 8, fresh COW each run) vs qemu-nbd on a fresh qcow2
-#     overlay (cache=none, aio=native) vs nbdkit --filter=cow (fresh overlay each run);
+#     overlay (cache=none, aio=native; and cache=writethrough, as durable as dmsnap) vs nbdkit
+#     --filter=cow (fresh overlay each run);
 # each at 4 KiB random and 1 MiB sequential, iodepth 1 and 16. Rounds alternate the servers.
 # Prints a Markdown table; with --record it goes into bench/RESULTS.md ("NBD vs nbdkit and qemu-nbd").
 #   bench/nbd-vs-peers.sh [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R]
@@ -106,6 +107,11 @@ one_write() {
             qemu-img create -q -f qcow2 -b "$base" -F raw "$work/overlay.qcow2"
             start_server qemu qemu-nbd -t -k "$work/qemu.sock" --cache=none --aio=native -f qcow2 "$work/overlay.qcow2"
             iops=$(run_fio "nbd+unix:///?socket=$work/qemu.sock" "$2" "$3" "$4"); stop_server ;;
+        qemu-nbd-wt) # as durable as dmsnap: each write is flushed before it completes
+            rm -f "$work/overlay.qcow2"
+            qemu-img create -q -f qcow2 -b "$base" -F raw "$work/overlay.qcow2"
+            start_server qemu-wt qemu-nbd -t -k "$work/qemu-wt.sock" --cache=writethrough -f qcow2 "$work/overlay.qcow2"
+            iops=$(run_fio "nbd+unix:///?socket=$work/qemu-wt.sock" "$2" "$3" "$4"); stop_server ;;
         nbdkit-cow)
             start_server nbdkit-cow nbdkit -f -U "$work/nbdkit-cow.sock" --filter=cow file "$base"
             iops=$(run_fio "nbd+unix:///?socket=$work/nbdkit-cow.sock" "$2" "$3" "$4"); stop_server ;;
@@ -144,12 +150,12 @@ run_group() { # kind servers... ; reads "read" patterns, writes "write" patterns
     done
 }
 run_group read dmsnap nbdkit-file nbdkit-file-nocache
-run_group write dmsnap qemu-nbd nbdkit-cow
+run_group write dmsnap qemu-nbd qemu-nbd-wt nbdkit-cow
 
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
 body="Machine: $(nproc) cores, $kernel; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
-Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`-t --cache=none --aio=native\` on a new qcow2 over the base, nbdkit \`--filter=cow\`).
+Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; reads: ${seconds} s time-based, page cache dropped before each run; writes: 64 MiB of 4 KiB random or $((size_mib / 2)) MiB of 1 MiB sequential writes, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new COW, qemu-nbd \`-t --cache=none --aio=native\` on a new qcow2 over the base (qemu-nbd-wt: \`--cache=writethrough\`, every write flushed before its reply, as dmsnap's first-touch writes), nbdkit \`--filter=cow\`).
 
 $table
 
@@ -157,7 +163,7 @@ What the write rows compare: dmsnap completes a first-touch write only when its 
 (the data, then the area entries, each flushed; spec 5.1 and checklist 30, as the kernel's persistent store),
 so every such reply costs two device flushes (a 1 MiB write fills about one area: one round of commits for
 256 chunks). qemu-nbd with cache=none and nbdkit's cow filter (a temporary file) flush nothing until the
-client sends FLUSH. The reads: dmsnap reads with O_DIRECT into request buffers that live in huge pages from
+client sends FLUSH; qemu-nbd-wt is the peer at the same durability. The reads: dmsnap reads with O_DIRECT into request buffers that live in huge pages from
 64 KiB on (IoMemory; a 1 MiB transfer is one segment, not 256 scattered pages); nbdkit file reads through the
 page cache, which the 1 MiB sequential reads' readahead and the 4 KiB reads' repeats hit during a run (nocache:
 the pages are dropped after each request, readahead still works)."
