@@ -160,30 +160,36 @@ final class BufferPool implements AutoCloseable {
                 IoMemory m = IoMemory.map(1L << shift);
                 return new Owned(m, m.segment());
             }
-            if (shift >= HUGE_SHIFT && slabBytes.addAndGet(IoMemory.HUGE_PAGE_BYTES) > retainBytes) {
+            if (shift >= HUGE_SHIFT && slabBytes.addAndGet(IoMemory.HUGE_PAGE_BYTES) <= retainBytes) {
+                return fromNewSlab(shift);
+            }
+            if (shift >= HUGE_SHIFT) {
                 slabBytes.addAndGet(-IoMemory.HUGE_PAGE_BYTES); // slabs are full: plain memory
-            } else if (shift >= HUGE_SHIFT) {
-                IoMemory slab;
-                try {
-                    slab = IoMemory.map(IoMemory.HUGE_PAGE_BYTES);
-                } catch (IOException e) {
-                    slabBytes.addAndGet(-IoMemory.HUGE_PAGE_BYTES);
-                    throw e;
-                }
-                synchronized (slabs) {
-                    slabs.add(slab);
-                }
-                List<MemorySegment> parts = slab.slices(1 << (SLAB_SHIFT - shift), 1L << shift);
-                for (MemorySegment part : parts.subList(1, parts.size())) {
-                    free[shift - MIN_SHIFT].addLast(new Owned(null, part));
-                }
-                return new Owned(null, parts.getFirst());
             }
         } catch (IOException e) {
             // no mapping to be had (ENOMEM, a mapping limit): plain memory serves as well, slower
         }
         Arena arena = Arena.ofShared();
         return new Owned(arena, arena.allocate(1L << shift, ALIGNMENT));
+    }
+
+    /** A new slab (its bytes counted already) cut into buffers of the class: one returned, the rest freed. */
+    private Owned fromNewSlab(int shift) throws IOException {
+        IoMemory slab;
+        try {
+            slab = IoMemory.map(IoMemory.HUGE_PAGE_BYTES);
+        } catch (IOException e) {
+            slabBytes.addAndGet(-IoMemory.HUGE_PAGE_BYTES);
+            throw e;
+        }
+        synchronized (slabs) {
+            slabs.add(slab);
+        }
+        List<MemorySegment> parts = slab.slices(1 << (SLAB_SHIFT - shift), 1L << shift);
+        for (MemorySegment part : parts.subList(1, parts.size())) {
+            free[shift - MIN_SHIFT].addLast(new Owned(null, part));
+        }
+        return new Owned(null, parts.getFirst());
     }
 
     private void giveBack(Owned owned) {

@@ -38,9 +38,9 @@ import org.slf4j.LoggerFactory;
  * {@value #BATCH_STEP_BYTES} bytes or more (with 4 KiB chunks a run stops at the area's 1 MiB)
  * commit in batches of up to {@value #COMMIT_BATCH} steps or 64 MiB on a committer thread (one
  * origin flush, their area writes, one COW flush) while the copies go on: two flushes per step
- * would otherwise cost about as much as the copy. The order on disk is the kernel's: entries leave from the tail, each
- * only after its data is durable on the origin, batches one at a time; a crash with several steps
- * copied leaves their runs on disk, to be merged again. Smaller steps commit one at a time (their
+ * would otherwise cost about as much as the copy. The order on disk is the kernel's: entries
+ * leave from the tail, each only after its data is durable on the origin, batches one at a time;
+ * a crash with several steps copied leaves their runs on disk, to be merged again. Smaller steps commit one at a time (their
  * status shrinks step by step, as the kernel's).
  *
  * <p>Starts at every resume of the merging device, stops (after the step in progress) at its

@@ -76,23 +76,26 @@ public final class IoMemory implements AutoCloseable {
      */
     public static IoMemory forBuffers(int count, long bytesEach) throws ErrnoException {
         checkBuffers(count, bytesEach);
-        long perPage = bytesEach <= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES / bytesEach : 0;
-        long total = perPage > 0 ? (count + perPage - 1) / perPage * HUGE_PAGE_BYTES
-                : count * roundUp(bytesEach, HUGE_PAGE_BYTES);
-        return map(total);
+        return map(offsetOf(count - 1, bytesEach) + bytesEach);
     }
 
     /** The {@code count} buffers of {@code bytesEach} laid out as {@link #forBuffers} sized them. */
     public List<MemorySegment> slices(int count, long bytesEach) {
         checkBuffers(count, bytesEach);
-        long perPage = bytesEach <= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES / bytesEach : 0;
         List<MemorySegment> out = new ArrayList<>(count);
         for (int i = 0; i < count; i++) {
-            long offset = perPage > 0 ? i / perPage * HUGE_PAGE_BYTES + i % perPage * bytesEach
-                    : i * roundUp(bytesEach, HUGE_PAGE_BYTES);
-            out.add(segment.asSlice(offset, bytesEach));
+            out.add(segment.asSlice(offsetOf(i, bytesEach), bytesEach));
         }
         return out;
+    }
+
+    /** Where buffer {@code i} starts: as many per huge page as fit, a larger one on a boundary. */
+    private static long offsetOf(int i, long bytesEach) {
+        if (bytesEach > HUGE_PAGE_BYTES) {
+            return i * roundUp(bytesEach, HUGE_PAGE_BYTES);
+        }
+        long perPage = HUGE_PAGE_BYTES / bytesEach;
+        return i / perPage * HUGE_PAGE_BYTES + i % perPage * bytesEach;
     }
 
     /** The whole mapping: 2 MiB aligned, a whole number of huge pages. */

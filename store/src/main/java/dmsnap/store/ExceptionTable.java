@@ -1,7 +1,6 @@
 package dmsnap.store;
 
 import java.io.IOException;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
