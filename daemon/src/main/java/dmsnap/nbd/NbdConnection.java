@@ -4,9 +4,13 @@ import static dmsnap.nbd.NbdProtocol.*;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -55,6 +59,8 @@ final class NbdConnection {
     private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
     static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
     static final long INLINE_MAX_BYTES = 1 << 20;
+    /** Inline reads of twice this or more go out in pieces of this size (see {@link #readInPieces}). */
+    static final long READ_PIECE_BYTES = Long.getLong("dmsnap.nbd.readPieceBytes", 256 << 10);
     /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
     static final long ROUND_TRIP_NANOS = 10_000;
     /** Reader-thread state for the inline decision. */
@@ -189,7 +195,11 @@ final class NbdConnection {
                     // here and its reply goes out from here, saving two thread hand-offs.
                     handedOn = true;
                     buffer = null;
-                    sendNow(perform(r, data));
+                    if (structured && r.type() == NBD_CMD_READ && r.length() >= 2 * READ_PIECE_BYTES) {
+                        readInPieces(r, data);
+                    } else {
+                        sendNow(perform(r, data));
+                    }
                     lastInlineReplyNanos = System.nanoTime();
                     continue;
                 }
@@ -292,6 +302,83 @@ final class NbdConnection {
         return new Reply(r, error, message, data);
     }
 
+    /**
+     * A large read for a queue-depth-1 client, with structured replies: read in pieces, all
+     * started at once (the later ones on I/O threads), each sent as its own data chunk as soon
+     * as it and the ones before it are in, so that the socket transfer of the first pieces
+     * overlaps the device reads of the rest. A failed piece ends the reply with an error chunk
+     * (the client sees the read fail); the buffer is given back only when every piece is done.
+     */
+    private void readInPieces(Request r, BufferPool.Buffer buffer) {
+        MemorySegment whole = buffer.segment();
+        int count = (int) ((r.length() + READ_PIECE_BYTES - 1) / READ_PIECE_BYTES);
+        List<CompletableFuture<Refusal>> pieces = new ArrayList<>(count);
+        pieces.add(null);
+        for (int i = 1; i < count; i++) {
+            long from = i * READ_PIECE_BYTES;
+            MemorySegment into = whole.asSlice(from, Math.min(READ_PIECE_BYTES, r.length() - from));
+            try {
+                pieces.add(CompletableFuture.supplyAsync(() -> readPiece(r.offset() + from, into), ioThreads));
+            } catch (RejectedExecutionException e) {
+                pieces.add(CompletableFuture.completedFuture(new Refusal(NBD_ESHUTDOWN, "the server is shutting down")));
+            }
+        }
+        pieces.set(0, CompletableFuture.completedFuture(readPiece(r.offset(), whole.asSlice(0, READ_PIECE_BYTES))));
+        sending.lock();
+        try {
+            Refusal failed = null;
+            for (int i = 0; i < count; i++) {
+                Refusal error = pieces.get(i).join();
+                if (failed != null || writerFailed) {
+                    continue; // only waiting for the rest now
+                }
+                if (error != null) {
+                    failed = error;
+                    continue;
+                }
+                long from = i * READ_PIECE_BYTES;
+                MemorySegment data = whole.asSlice(from, Math.min(READ_PIECE_BYTES, r.length() - from));
+                inlineHead.clear();
+                inlineHead.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (i == count - 1 ? NBD_REPLY_FLAG_DONE : 0))
+                        .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + data.byteSize()))
+                        .putLong(r.offset() + from).flip();
+                try {
+                    channel.writeFully(inlineHead, data.asByteBuffer());
+                } catch (IOException e) {
+                    writerFailed = true;
+                    log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+                    channel.close(); // the reader ends too
+                }
+            }
+            buffer.release();
+            // The reply ends with the error, its DONE chunk after any data chunks already sent.
+            sendAndRelease(failed == null ? null : new Reply(r, failed.error(), failed.message(), null), inlineHead);
+        } finally {
+            sending.unlock();
+        }
+    }
+
+    /** Reads one piece of a read request; null, or the error its reply gets. */
+    private Refusal readPiece(long offsetBytes, MemorySegment into) {
+        MDC.put("device", export.name());
+        try {
+            export.read(offsetBytes, into);
+            return null;
+        } catch (IOException e) {
+            io.trace("{} read {}+{}: {}", export.name(), offsetBytes, into.byteSize(), e.getMessage());
+            return new Refusal(NBD_EIO, e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new Refusal(NBD_ESHUTDOWN, "the server is shutting down");
+        } catch (RuntimeException e) {
+            unexpectedErrors.incrementAndGet();
+            log.error("{} on {}: read failed", channel.peer(), export.name(), e);
+            return new Refusal(NBD_EIO, String.valueOf(e.getMessage()));
+        } finally {
+            MDC.remove("device");
+        }
+    }
+
     private void queue(Reply reply) {
         replies.add(reply);
     }
@@ -329,8 +416,15 @@ final class NbdConnection {
         }
     }
 
-    /** Sends {@code reply} unless sending already failed, then gives back what it holds. Under {@link #sending}. */
+    /**
+     * Sends {@code reply} unless sending already failed, then gives back what it holds (null: no
+     * reply left to send, only the request's slot to give back). Under {@link #sending}.
+     */
     private void sendAndRelease(Reply reply, ByteBuffer head) {
+        if (reply == null) {
+            inFlight.release(); // the reply went out in pieces
+            return;
+        }
         try {
             if (!writerFailed) {
                 send(reply, head);

@@ -624,13 +624,19 @@ public final class Snapshot {
         List<IoRequest> pieces = pieces(io, chunkSize);
         List<Decision> decisions = new java.util.ArrayList<>(pieces.size());
         IOException failure = null;
-        for (IoRequest piece : pieces) {
-            Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
-            if (d instanceof NoRoom) {
-                failure = noRoom(); // the rest of the write fails with it, as the kernel's later clones do
-                break;
+        // One monitor hold for the whole span: concurrent writes cannot interleave their
+        // allocations, so a span's new exceptions get consecutive COW chunks (one device write).
+        synchronized (this) {
+            for (IoRequest piece : pieces) {
+                Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
+                if (d instanceof NoRoom) {
+                    break;
+                }
+                decisions.add(d);
             }
-            decisions.add(d);
+        }
+        if (decisions.size() < pieces.size()) {
+            failure = noRoom(); // the rest of the write fails with it, as the kernel's later clones do
         }
         List<Integer> later = new java.util.ArrayList<>(); // pieces that go through write() once ready
         for (int i = 0; i < decisions.size(); ) {

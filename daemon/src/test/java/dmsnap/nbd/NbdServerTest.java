@@ -150,6 +150,38 @@ class NbdServerTest {
     }
 
     @Test
+    void largeReadsOfALoneClientComeInPiecesAndAFailedPieceEndsTheReplyWithItsError() throws Exception {
+        long piece = NbdConnection.READ_PIECE_BYTES;
+        int length = 1 << 20;
+        byte[] expected = Arrays.copyOfRange(NbdFixture.pattern(NbdFixture.SECTORS), 1 << 20, (1 << 20) + length);
+        try (NbdTestClient c = fx.open("vol", true)) {
+            for (int i = 0; i < 3; i++) { // the second and later come alone: they run inline
+                assertArrayEquals(expected, c.read(1 << 20, length), "read " + i);
+            }
+            assertEquals(length / piece, c.lastReplyChunks, "one data chunk per piece, the last one DONE");
+        }
+        try (NbdTestClient c = fx.open("vol", false)) {
+            for (int i = 0; i < 3; i++) {
+                assertArrayEquals(expected, c.read(1 << 20, length), "simple replies: one piece");
+            }
+        }
+        // The last quarter of this device errors: the reply ends with its error after the good pieces.
+        fx.dm.create("holed", null, dmsnap.table.TableParser.parse(
+                "0 1536 linear " + fx.base + " 0\n1536 512 error\n"));
+        try (NbdTestClient c = fx.open("holed", true)) {
+            for (int i = 0; i < 3; i++) {
+                c.sendRead(7, 0, length);
+                NbdTestClient.Reply r = c.reply();
+                assertEquals(7, r.cookie());
+                assertEquals(NBD_EIO, r.error(), "read " + i);
+                assertNull(r.data());
+            }
+            assertEquals(length / piece, c.lastReplyChunks, "three data chunks, then the error chunk");
+            assertArrayEquals(Arrays.copyOf(NbdFixture.pattern(8), 4096), c.read(0, 4096), "the connection goes on");
+        }
+    }
+
+    @Test
     void trimReachesALinearDevice() throws Exception {
         try (NbdTestClient c = fx.open("lin", true)) {
             byte[] data = new byte[8192];

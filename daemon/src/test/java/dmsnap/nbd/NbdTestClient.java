@@ -21,6 +21,18 @@ import java.util.Map;
 final class NbdTestClient implements AutoCloseable {
     final SocketChannel socket;
     private final Map<Long, Long> readLengths = new HashMap<>();
+    private final Map<Long, Long> readOffsets = new HashMap<>();
+    /** Structured replies being put together, by cookie: the data so far and the chunks seen. */
+    private final Map<Long, Partial> partial = new HashMap<>();
+    /** How many chunks the last structured reply came in. */
+    int lastReplyChunks;
+
+    private static final class Partial {
+        byte[] data;
+        int chunks;
+        int error;
+        String message;
+    }
     boolean structured;
     long exportSize;
     int transmissionFlags;
@@ -141,6 +153,7 @@ final class NbdTestClient implements AutoCloseable {
         }
         if (type == NBD_CMD_READ) {
             readLengths.put(cookie, length);
+            readOffsets.put(cookie, offset);
         }
         write(b.flip());
     }
@@ -172,32 +185,44 @@ final class NbdTestClient implements AutoCloseable {
         if (magic != NBD_STRUCTURED_REPLY_MAGIC) {
             throw new IOException("bad reply magic 0x" + Integer.toHexString(magic));
         }
-        ByteBuffer h = read(16);
-        int flags = Short.toUnsignedInt(h.getShort());
-        int type = Short.toUnsignedInt(h.getShort());
-        long cookie = h.getLong();
-        int length = h.getInt();
-        ByteBuffer payload = read(length);
-        if ((flags & NBD_REPLY_FLAG_DONE) == 0) {
-            throw new IOException("the server split a reply (not expected from dmsnap)");
+        for (boolean first = true; ; first = false) {
+            if (!first && read(4).getInt() != NBD_STRUCTURED_REPLY_MAGIC) {
+                throw new IOException("bad structured reply magic in a reply of several chunks");
+            }
+            ByteBuffer h = read(16);
+            int flags = Short.toUnsignedInt(h.getShort());
+            int type = Short.toUnsignedInt(h.getShort());
+            long cookie = h.getLong();
+            int length = h.getInt();
+            ByteBuffer payload = read(length);
+            Partial p = partial.computeIfAbsent(cookie, c -> new Partial());
+            p.chunks++;
+            switch (type) {
+                case NBD_REPLY_TYPE_OFFSET_DATA -> {
+                    long at = payload.getLong() - readOffsets.getOrDefault(cookie, 0L);
+                    if (p.data == null) {
+                        p.data = new byte[readLengths.getOrDefault(cookie, (long) length - 8).intValue()];
+                    }
+                    payload.get(p.data, (int) at, length - 8);
+                }
+                case NBD_REPLY_TYPE_NONE -> { }
+                case NBD_REPLY_TYPE_ERROR -> {
+                    p.error = payload.getInt();
+                    byte[] message = new byte[Short.toUnsignedInt(payload.getShort())];
+                    payload.get(message);
+                    p.message = new String(message, StandardCharsets.UTF_8);
+                }
+                default -> throw new IOException("unexpected structured reply type " + type);
+            }
+            if ((flags & NBD_REPLY_FLAG_DONE) == 0) {
+                continue; // more chunks of this reply (or of another) follow
+            }
+            partial.remove(cookie);
+            readLengths.remove(cookie);
+            readOffsets.remove(cookie);
+            lastReplyChunks = p.chunks;
+            return new Reply(cookie, p.error, p.error == 0 ? p.data : null, p.message);
         }
-        readLengths.remove(cookie);
-        return switch (type) {
-            case NBD_REPLY_TYPE_OFFSET_DATA -> {
-                payload.getLong();
-                byte[] data = new byte[length - 8];
-                payload.get(data);
-                yield new Reply(cookie, 0, data, null);
-            }
-            case NBD_REPLY_TYPE_NONE -> new Reply(cookie, 0, null, null);
-            case NBD_REPLY_TYPE_ERROR -> {
-                int error = payload.getInt();
-                byte[] message = new byte[Short.toUnsignedInt(payload.getShort())];
-                payload.get(message);
-                yield new Reply(cookie, error, null, new String(message, StandardCharsets.UTF_8));
-            }
-            default -> throw new IOException("unexpected structured reply type " + type);
-        };
     }
 
     byte[] read(long offset, int length) throws IOException {

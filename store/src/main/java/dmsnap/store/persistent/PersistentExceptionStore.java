@@ -60,8 +60,6 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private MetadataChunk header;
     /** The area new entries go into (or, while merging, the area entries are taken from). */
     private MetadataChunk area;
-    /** The next area, zeroed by the round that fills {@link #area}. */
-    private MetadataChunk nextArea;
     /** While merging: entries at the end of the list handed out by prepareMerge and not yet committed. */
     private int mergePrepared;
     /** While merging: the areas before {@link #area}, nearest first, read ahead for runs before the last entries. */
@@ -373,7 +371,6 @@ public final class PersistentExceptionStore implements ExceptionStore {
             List<Completion> batch = new ArrayList<>();
             long areaIndex;
             int base;
-            boolean fillsArea;
             boolean writeIt;
             lock.lock();
             try {
@@ -381,32 +378,37 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     flushing = false;
                     return;
                 }
-                int room = (int) (layout.exceptionsPerArea() - currentCommitted);
-                while (batch.size() < room && !staged.isEmpty()) {
+                int take = roundSize();
+                while (batch.size() < take) {
                     batch.add(staged.poll());
                 }
                 areaIndex = currentArea;
                 base = currentCommitted;
-                fillsArea = base + batch.size() == layout.exceptionsPerArea();
                 writeIt = valid && !closed;
             } finally {
                 lock.unlock();
             }
-            boolean written = writeIt && writeRound(batch, areaIndex, base, fillsArea);
+            List<MetadataChunk> later = new ArrayList<>();
+            boolean written = writeIt && writeRound(batch, areaIndex, base, later);
             boolean ok;
             lock.lock();
             try {
-                if (!written) {
-                    valid = false;
+                if (!written || closed) {
+                    valid = valid && written;
+                    later.forEach(MetadataChunk::close); // a store closed meanwhile has unmapped the rest
                 } else {
-                    currentCommitted = base + batch.size();
-                    if (fillsArea) {
+                    int total = base + batch.size();
+                    int filled = total / (int) layout.exceptionsPerArea();
+                    if (filled > 0) {
+                        // The filled areas are done with; the one after them is the current area.
                         area.close();
-                        area = nextArea;
-                        nextArea = null;
-                        currentArea = areaIndex + 1;
-                        currentCommitted = 0;
+                        for (int j = 0; j < filled - 1; j++) {
+                            later.get(j).close();
+                        }
+                        area = later.get(filled - 1);
                     }
+                    currentArea = areaIndex + filled;
+                    currentCommitted = total % (int) layout.exceptionsPerArea();
                 }
                 ok = valid;
             } finally {
@@ -422,9 +424,60 @@ public final class PersistentExceptionStore implements ExceptionStore {
         }
     }
 
-    /** One round's I/O; false (logged once) when any write or flush failed. */
-    private boolean writeRound(List<Completion> batch, long areaIndex, int base, boolean fillsArea) {
-        long epa = layout.exceptionsPerArea();
+    /**
+     * How many staged entries the next round writes: those that fill the current area (or all,
+     * when they do not), then - past a filled area - whole areas more, and the rest when nothing
+     * else is outstanding (the kernel would write that now too). Entries staged while a round's
+     * flushes run would otherwise wait for one round per area; here one pair of flushes serves
+     * them all. An area whose zeroing of the next one would fall past the end of the COW is left
+     * to a round of its own, which fails as the kernel's does. Caller holds {@link #lock}.
+     */
+    private int roundSize() {
+        int epa = (int) layout.exceptionsPerArea();
+        int take = Math.min(epa - currentCommitted, staged.size());
+        if (currentCommitted + take < epa) {
+            return take;
+        }
+        for (int areas = 1; areas < MAX_AREAS_PER_ROUND && staged.size() > take; areas++) {
+            int more = Math.min(epa, staged.size() - take);
+            if (more < epa) {
+                return pendingCount == 0 ? take + more : take;
+            }
+            if (!fitsQuietly(layout.areaLocation(currentArea + areas + 1))) {
+                return take;
+            }
+            take += more;
+        }
+        return take;
+    }
+
+    private boolean fitsQuietly(long chunk) {
+        try {
+            return fits(chunk);
+        } catch (IOException e) {
+            return false; // the round of its own reports it
+        }
+    }
+
+    /** At most this many areas get their entries in one round (bounds a round's latency and mappings). */
+    static final int MAX_AREAS_PER_ROUND = 64;
+
+    private boolean fits(long chunk) throws IOException {
+        long end = (chunk + 1) * layout.chunkBytes();
+        return end <= cow.sizeBytes() || end <= cow.refreshSize();
+    }
+
+    /**
+     * One round's I/O: the entries of {@code batch} from slot {@code base} of area
+     * {@code areaIndex} on, into the areas after it as they fill ({@code later} receives the
+     * mapping of each area after {@code areaIndex} the round reaches, in order; the last one is
+     * zeroed only when the batch ends on a filled area). False (logged once) when any write or
+     * flush failed.
+     */
+    private boolean writeRound(List<Completion> batch, long areaIndex, int base, List<MetadataChunk> later) {
+        int epa = (int) layout.exceptionsPerArea();
+        int total = base + batch.size();
+        int filled = total / epa;
         try {
             MemorySegment entries = area.segment();
             if (staleTail) {
@@ -432,36 +485,58 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 // appending so that they cannot become part of it.
                 entries.asSlice((long) base * PersistentLayout.EXCEPTION_BYTES).fill((byte) 0);
                 area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
-                        (epa - base) * PersistentLayout.EXCEPTION_BYTES);
+                        (long) (epa - base) * PersistentLayout.EXCEPTION_BYTES);
                 staleTail = false;
             }
-            if (fillsArea) {
-                long next = layout.areaLocation(areaIndex + 1);
-                if ((next + 1) * layout.chunkBytes() > cow.sizeBytes()
-                        && (next + 1) * layout.chunkBytes() > cow.refreshSize()) {
+            // Every area after a filled one is zeroed before any entry of this round can be on disk:
+            // a filled area must never be followed by stale entries (the kernel zeroes the next area
+            // in the round that fills one).
+            for (int j = 1; j <= filled; j++) {
+                long next = layout.areaLocation(areaIndex + j);
+                if (!fits(next)) {
                     // The kernel's allocator does not reserve the next area: on a COW that ends
                     // here the zeroing write fails and the snapshot is invalidated.
                     log.error("{}: cannot zero area {} at chunk {}: past the end of the COW", cow.name(),
-                            areaIndex + 1, next);
+                            areaIndex + j, next);
                     return false;
                 }
-                nextArea = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
-                nextArea.segment().fill((byte) 0);
-                nextArea.writeBack(0, layout.chunkBytes()); // durable with the data, at the flush below
+                MetadataChunk m = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
+                later.add(m);
+                m.segment().fill((byte) 0);
+                m.writeBack(0, layout.chunkBytes()); // durable with the data, at the flush below
             }
-            // The remaps' data (and the zeroed next area) must be durable before any entry is.
+            // The remaps' data (and the zeroed areas) must be durable before any entry is.
             cow.flush();
             for (int i = 0; i < batch.size(); i++) {
                 PendingRemap r = batch.get(i).remap();
-                long at = (long) (base + i) * PersistentLayout.EXCEPTION_BYTES;
-                entries.set(LE64, at, r.oldChunk());
-                entries.set(LE64, at + 8, r.newChunk());
+                int slot = base + i;
+                MemorySegment into = slot < epa ? entries : later.get(slot / epa - 1).segment();
+                long at = (long) (slot % epa) * PersistentLayout.EXCEPTION_BYTES;
+                into.set(LE64, at, r.oldChunk());
+                into.set(LE64, at + 8, r.newChunk());
             }
-            area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
-                    (long) batch.size() * PersistentLayout.EXCEPTION_BYTES);
-            if (!area.syncIsDurable()) {
-                cow.flush(); // the kernel's FUA on the area write; msync(MS_SYNC) of a real mapping is one
+            if (total <= epa) {
+                // One area, as the kernel: its write with FUA.
+                area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
+                        (long) batch.size() * PersistentLayout.EXCEPTION_BYTES);
+                if (!area.syncIsDurable()) {
+                    cow.flush(); // the kernel's FUA on the area write; msync(MS_SYNC) of a real mapping is one
+                }
+                return true;
             }
+            // Several areas: each written back, then one flush makes them all durable. Until it
+            // returns, any of them may be on disk without the others: a filled area followed by
+            // the old state of the next one (zeroes, or a prefix of the list) loads as a shorter
+            // list, and none of this round's remaps has been acknowledged yet.
+            area.writeBack((long) base * PersistentLayout.EXCEPTION_BYTES,
+                    (long) (epa - base) * PersistentLayout.EXCEPTION_BYTES);
+            for (int j = 1; j <= filled; j++) {
+                int count = Math.min(epa, total - j * epa);
+                if (count > 0) {
+                    later.get(j - 1).writeBack(0, (long) count * PersistentLayout.EXCEPTION_BYTES);
+                }
+            }
+            cow.flush();
             return true;
         } catch (IOException | RuntimeException e) {
             log.error("{}: writing exception area {} failed: {}", cow.name(), areaIndex, e.getMessage());
@@ -661,7 +736,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 return;
             }
             closed = true;
-            for (MetadataChunk c : new MetadataChunk[] {header, area, nextArea}) {
+            for (MetadataChunk c : new MetadataChunk[] {header, area}) {
                 if (c != null) {
                     c.close();
                 }
@@ -670,7 +745,6 @@ public final class PersistentExceptionStore implements ExceptionStore {
             previousAreas.clear();
             header = null;
             area = null;
-            nextArea = null;
         } finally {
             lock.unlock();
         }

@@ -94,6 +94,87 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         }
     }
 
+    /** Commits {@code count} remaps, the first one last, so that all of them are staged at once. */
+    private static List<Boolean> commitFirstLast(PersistentExceptionStore s, int count) throws IOException {
+        List<PendingRemap> prepared = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            prepared.add(s.prepare(i));
+        }
+        List<Boolean> results = new ArrayList<>();
+        for (int i = 1; i < count; i++) {
+            s.commit(prepared.get(i), true, (r, ok) -> results.add(ok));
+        }
+        assertEquals(0, results.size(), "nothing is acknowledged before the first remap commits");
+        s.commit(prepared.getFirst(), true, (r, ok) -> results.add(ok));
+        return results;
+    }
+
+    @Test
+    void remapsStagedPastSeveralAreasShareOneRoundAndLeaveTheKernelsImage() throws IOException {
+        // chunk 1 sector: 32 entries per area; 100 remaps fill areas 0..2 and 4 entries of area 3.
+        MemoryDevice oneByOne = new MemoryDevice("cow", 256 << 10);
+        try (PersistentExceptionStore s = store(oneByOne, 1)) {
+            for (int i = 0; i < 100; i++) {
+                PendingRemap r = s.prepare(i);
+                s.commit(r, true, (x, ok) -> assertTrue(ok));
+            }
+            assertEquals("105/512 5", s.usage().statusString(), "chunks 0..104: header, areas 0..3, 100 data");
+        }
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
+        // Stale entries where areas 1..4 go (a reused COW): each must be zeroed before the area before it fills.
+        for (long area = 1; area <= 4; area++) {
+            cow.media().write((1 + area * 33) * 512, MemorySegment.ofArray(new byte[512]).fill((byte) 0x55));
+        }
+        try (PersistentExceptionStore s = store(cow, 1)) {
+            long flushesBefore = cow.flushes();
+            List<Boolean> results = commitFirstLast(s, 100);
+            assertEquals(100, results.stream().filter(b -> b).count());
+            assertEquals(2, cow.flushes() - flushesBefore, "4 areas, one round: data flush + metadata flush");
+            assertEquals("105/512 5", s.usage().statusString());
+        }
+        MemoryDevice media = (MemoryDevice) cow.media();
+        for (long area = 0; area <= 3; area++) {
+            long at = (1 + area * 33) * 512;
+            assertEquals(-1, oneByOne.contents().asSlice(at, 512).mismatch(media.contents().asSlice(at, 512)),
+                    "area " + area + " as one round per area writes it");
+        }
+        List<Long> loaded = new ArrayList<>();
+        try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(1), false, 512)) {
+            assertEquals(LoadResult.VALID, s.load((o, n) -> loaded.add(o)));
+        }
+        assertEquals(100, loaded.size());
+    }
+
+    @Test
+    void whileOthersAreOutstandingARoundTakesWholeAreasOnly() throws IOException {
+        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10); PersistentExceptionStore s = store(cow, 1)) {
+            List<PendingRemap> prepared = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                prepared.add(s.prepare(i));
+            }
+            AtomicInteger acked = new AtomicInteger();
+            for (int i = 69; i >= 0; i--) {
+                s.commit(prepared.get(i), true, (r, ok) -> acked.incrementAndGet());
+            }
+            assertEquals(64, acked.get(), "areas 0 and 1 are full and written; 6 entries of area 2 wait for the rest");
+            for (int i = 70; i < 100; i++) {
+                s.commit(prepared.get(i), true, (r, ok) -> acked.incrementAndGet());
+            }
+            assertEquals(100, acked.get());
+        }
+    }
+
+    @Test
+    void anAreaWhoseNextAreaIsPastTheEndOfTheCowFailsInARoundOfItsOwn() throws IOException {
+        // header, area 0, 32 data chunks, area 1, 32 data chunks: no room for area 2.
+        try (MemoryDevice cow = new MemoryDevice("cow", 67 * 512); PersistentExceptionStore s = store(cow, 1)) {
+            List<Boolean> results = commitFirstLast(s, 64);
+            assertEquals(List.of(true, false), List.of(results.get(31), results.get(32)));
+            assertEquals(32, results.stream().filter(b -> b).count(), "area 0 committed as the kernel's first round");
+            assertFalse(s.isValid(), "zeroing area 2 fails: invalid, as the kernel");
+        }
+    }
+
     @Test
     void theNextAreaIsZeroedBeforeTheFullOneIsWritten() throws IOException {
         try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10)) {

@@ -84,7 +84,8 @@ class PersistentStoreCrashTest {
             Set<Long> usedOld = new HashSet<>();
             for (int round = 0; round < rounds && !crashed[0]; round++) {
                 List<PendingRemap> batch = new ArrayList<>();
-                int n = 1 + random.nextInt(6);
+                // Mostly a few at a time; now and then enough to stage several areas in one round.
+                int n = random.nextInt(4) == 0 ? 1 + random.nextInt(100) : 1 + random.nextInt(6);
                 for (int i = 0; i < n; i++) {
                     long old;
                     do {
@@ -162,6 +163,18 @@ class PersistentStoreCrashTest {
         }
     }
 
+    /**
+     * A reused COW: a zeroed header and area 0 (what a new COW needs), stale bytes everywhere
+     * after them, so an area that is not zeroed before the one before it fills would load junk.
+     */
+    private static MemoryDevice staleCow(long bytes, long chunkSectors, long seed) throws IOException {
+        MemoryDevice cow = new MemoryDevice("cow", bytes);
+        byte[] stale = new byte[(int) (bytes - 2 * chunkSectors * 512)];
+        new Random(~seed).nextBytes(stale);
+        cow.write(2 * chunkSectors * 512, MemorySegment.ofArray(stale));
+        return cow;
+    }
+
     @Test
     void everyAcknowledgedRemapSurvivesAPowerLossAtEveryFlushBoundary() throws IOException {
         Random seeds = Seeds.random("crash-sequences");
@@ -171,12 +184,12 @@ class PersistentStoreCrashTest {
             long chunkSectors = new long[] {1, 1, 2, 8}[s % 4];
             long cowBytes = (48 + new Random(seed).nextInt(120)) * chunkSectors * 512;
             // A clean run counts this sequence's flushes, and must itself reload intact.
-            FaultyDevice cleanCow = new FaultyDevice(new MemoryDevice("cow", cowBytes));
+            FaultyDevice cleanCow = new FaultyDevice(staleCow(cowBytes, chunkSectors, seed));
             Outcome clean = run(cleanCow, chunkSectors, seed, -1);
             cleanCow.heal();
             verifyAfterReload(cleanCow, chunkSectors, clean, "seed " + seed + " without a crash");
             for (int crashAt = 0; crashAt < clean.flushes(); crashAt++) {
-                FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", cowBytes));
+                FaultyDevice cow = new FaultyDevice(staleCow(cowBytes, chunkSectors, seed));
                 Outcome outcome = run(cow, chunkSectors, seed, crashAt);
                 cow.heal();
                 cow.crash(new Random(seed ^ crashAt));
