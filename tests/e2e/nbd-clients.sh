@@ -6,6 +6,8 @@
 # origin and verifies the snapshot.
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
+# fio saves its verify state files into the current directory.
+cd "$work"
 RUN="$work/run"
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
 need() { command -v "$1" >/dev/null || fail "$1 is not installed (./test.sh installs it as root)"; }

@@ -8,7 +8,6 @@ import dmsnap.ffm.Errno;
 import dmsnap.store.device.FileDevice;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -199,6 +198,11 @@ final class LvmCommands {
         long chunk;
         @Option(names = "--store", paramLabel = "P|PO|N", defaultValue = "P", description = "Exception store (default P).")
         String store;
+        @Option(names = "--preallocation", paramLabel = "off|falloc|full", defaultValue = "off",
+                description = {"How a new or extended COW file gets its bytes (as qemu-img): off = sparse (default),",
+                        "falloc = reserved, full = zeroes written now, thick like an LV (concurrent first writes",
+                        "then run in parallel on ext4/xfs)."})
+        String preallocation;
 
         @Override
         public Integer call() throws IOException {
@@ -225,20 +229,20 @@ final class LvmCommands {
             }
         }
 
-        /** A new COW file is created sparse; an existing file is extended, never shrunk. */
+        /** A new COW file is created (sparse unless --preallocation says else); an existing file is extended, never shrunk. */
         private void prepareCow() throws IOException {
+            CowPreallocation how = CowPreallocation.parse(preallocation);
             boolean exists = Files.exists(cow);
             if (!exists && cowSize == null) {
                 throw new IllegalArgumentException(cow + " does not exist; give --cow-size to create it");
             }
             if (cowSize != null && (!exists || Files.isRegularFile(cow))) {
                 long bytes = Sizes.parseBytes(cowSize);
-                try (RandomAccessFile f = new RandomAccessFile(cow.toFile(), "rw")) {
-                    if (f.length() < bytes) {
-                        f.setLength(bytes);
-                        spec.commandLine().getOut().println((exists ? "extended " : "created ") + cow + " to " + bytes
-                                + " bytes");
-                    }
+                long had = exists ? Files.size(cow) : 0;
+                if (had < bytes) {
+                    how.grow(cow, had, bytes, "preallocating " + cow.getFileName());
+                    spec.commandLine().getOut().println((exists ? "extended " : "created ") + cow + " to " + bytes
+                            + " bytes" + (how == CowPreallocation.OFF ? "" : " (preallocation " + preallocation + ")"));
                 }
             }
         }

@@ -1,0 +1,70 @@
+package dmsnap.cli;
+
+import dmsnap.ffm.Fallocate;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.EnumSet;
+
+/**
+ * How a COW file's new bytes are provided, named as qemu-img's {@code preallocation}. A COW on
+ * an LV is thick: every chunk exists before the first exception. A sparse file is not, and on
+ * ext4 or xfs each first write of a chunk then allocates (a journal commit on its flush) and
+ * holds the inode lock, so concurrent first-touch writes run one at a time. {@code full}
+ * writes the zeroes up front and makes the file behave like the LV; {@code falloc} only
+ * reserves the space (the blocks stay "unwritten", so writes still convert them).
+ */
+enum CowPreallocation {
+    OFF, FALLOC, FULL;
+
+    private static final long PIECE_BYTES = 1 << 20;
+    private static final long DIRECT_ALIGN = 4096;
+
+    static CowPreallocation parse(String name) {
+        for (CowPreallocation p : values()) {
+            if (p.name().equalsIgnoreCase(name)) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("--preallocation " + name + ": expected off, falloc or full");
+    }
+
+    /** Grows {@code path} from {@code fromBytes} to {@code toBytes} this way; the bytes below stay as they are. */
+    void grow(Path path, long fromBytes, long toBytes, String task) throws IOException {
+        if (this == OFF) {
+            try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
+                f.setLength(toBytes);
+            }
+            return;
+        }
+        boolean direct = this == FULL && fromBytes % DIRECT_ALIGN == 0 && toBytes % DIRECT_ALIGN == 0;
+        EnumSet<OpenFlag> flags = EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE);
+        if (direct) {
+            flags.add(OpenFlag.DIRECT); // a thick COW's zeroes need not pass through the page cache
+        }
+        try (NativeFile file = NativeFile.open(path, flags)) {
+            switch (this) {
+                case OFF -> throw new IllegalStateException("not here");
+                case FALLOC -> file.fallocate(Fallocate.ALLOCATE, fromBytes, toBytes - fromBytes);
+                case FULL -> writeZeroes(file, fromBytes, toBytes, task);
+            }
+            file.fdatasync();
+        }
+    }
+
+    private static void writeZeroes(NativeFile file, long fromBytes, long toBytes, String task) throws IOException {
+        try (Arena arena = Arena.ofConfined(); ProgressLine progress = ProgressLine.onTerminal(task, toBytes - fromBytes)) {
+            MemorySegment zeroes = arena.allocate(PIECE_BYTES, DIRECT_ALIGN); // allocate() zero-fills
+            for (long at = fromBytes; at < toBytes; at += PIECE_BYTES) {
+                file.write(at, zeroes.asSlice(0, Math.min(PIECE_BYTES, toBytes - at)));
+                if (progress != null) {
+                    progress.update(Math.min(toBytes, at + PIECE_BYTES) - fromBytes);
+                }
+            }
+        }
+    }
+}
