@@ -23,6 +23,17 @@ expect_eq "status after refresh" "0 16384 snapshot 16/8192 16" "$(d status vol-s
 out=$(d snapshot remove vol-snap)
 expect_contains "remove" "removed snapshot vol-snap" "$out"
 expect_eq "ls after remove" "$(printf 'vol\t(253:0)')" "$(d ls)"
+# A thick COW (--preallocation full): every block written, the snapshot works the same.
+out=$(d snapshot create vol thick --cow "$work/thick.cow" --cow-size 4M --preallocation full)
+expect_contains "thick COW created" "created $work/thick.cow to 4194304 bytes (preallocation full)" "$out"
+expect_eq "thick COW allocated" 4194304 "$(($(stat -c %b "$work/thick.cow") * 512))"
+expect_eq "thick snapshot status" "0 16384 snapshot 16/8192 16" "$(d status thick)"
+d snapshot remove thick >/dev/null
+set +e
+err=$(d snapshot create vol bad --cow "$work/bad.cow" --cow-size 4M --preallocation thick 2>&1); rc=$?
+set -e
+expect_contains "unknown preallocation" "--preallocation thick: expected off, falloc or full" "$err"
+[ ! -e "$work/bad.cow" ] || fail "a refused --preallocation created $work/bad.cow"
 set +e
 err=$(d snapshot create nosuch s2 --cow "$work/snap.cow" 2>&1); rc=$?
 set -e
