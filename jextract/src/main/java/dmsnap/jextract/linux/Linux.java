@@ -675,6 +675,15 @@ public class Linux extends Linux$shared {
     public static int MS_INVALIDATE() {
         return MS_INVALIDATE;
     }
+    private static final int MADV_RANDOM = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define MADV_RANDOM 1
+     * }
+     */
+    public static int MADV_RANDOM() {
+        return MADV_RANDOM;
+    }
     private static final int MADV_HUGEPAGE = (int)14L;
     /**
      * {@snippet lang=c :
