@@ -24,14 +24,19 @@ public final class MappedRegion implements AutoCloseable {
     private final Path path;
     private final long fileOffsetBytes;
     private final boolean writable;
-    private final Arena arena = Arena.ofShared();
+    /** The arena the mapping lives in: its own, or one it shares with other regions (see {@link NativeFile#map(long, long, Arena)}). */
+    private final Arena arena;
+    private final boolean ownsArena;
     private final MemorySegment segment;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    MappedRegion(Path path, MemorySegment address, long fileOffsetBytes, long lengthBytes, boolean writable) {
+    MappedRegion(Path path, MemorySegment address, long fileOffsetBytes, long lengthBytes, boolean writable,
+            Arena shared) {
         this.path = path;
         this.fileOffsetBytes = fileOffsetBytes;
         this.writable = writable;
+        this.ownsArena = shared == null;
+        this.arena = ownsArena ? Arena.ofShared() : shared;
         this.segment = Syscalls.sized(address, lengthBytes, arena, MappedRegion::unmap);
     }
 
@@ -68,10 +73,13 @@ public final class MappedRegion implements AutoCloseable {
         sync(0, segment.byteSize());
     }
 
-    /** Unmaps. Idempotent. Unsynced stores still reach the file eventually (shared mapping). */
+    /**
+     * Unmaps a region with an arena of its own; one in a shared arena stays mapped until that
+     * arena is closed. Idempotent. Unsynced stores still reach the file eventually (shared mapping).
+     */
     @Override
     public void close() {
-        if (closed.compareAndSet(false, true)) {
+        if (closed.compareAndSet(false, true) && ownsArena) {
             arena.close();
         }
     }

@@ -358,6 +358,16 @@ public final class NativeFile implements AutoCloseable {
      * until the returned region is closed; closing this file does not unmap it.
      */
     public MappedRegion map(long offsetBytes, long lengthBytes) throws ErrnoException {
+        return map(offsetBytes, lengthBytes, null);
+    }
+
+    /**
+     * As {@link #map(long, long)}, but the mapping lives in {@code shared} (a shared arena the
+     * caller owns): it is unmapped when that arena is closed, not when the region is. Closing a
+     * shared arena stops every Java thread for a handshake; regions that come and go often
+     * (exception areas, one per few hundred exceptions) share one to pay that once per many.
+     */
+    public MappedRegion map(long offsetBytes, long lengthBytes, Arena shared) throws ErrnoException {
         checkRange("mmap", offsetBytes, lengthBytes);
         if (lengthBytes == 0) {
             throw new IllegalArgumentException("mmap(path=" + path + "): length must be positive");
@@ -382,7 +392,7 @@ public final class NativeFile implements AutoCloseable {
             // exception area, which O_DIRECT writes then throw out of the page cache again. A hint
             // only: should the kernel refuse it, the mapping works as before.
             Syscalls.madvise(capture, address, lengthBytes, LinuxConstants.MADV_RANDOM);
-            return new MappedRegion(path, address, offsetBytes, lengthBytes, writable);
+            return new MappedRegion(path, address, offsetBytes, lengthBytes, writable, shared);
         } finally {
             release();
         }

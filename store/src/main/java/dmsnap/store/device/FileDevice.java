@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A regular file or a block device, opened through {@link NativeFile} (O_DIRECT unless {@link
@@ -48,6 +49,8 @@ public final class FileDevice implements Device {
     private final int logicalBlockBytes;
     private final int physicalBlockBytes;
     private final InFlight inFlight;
+    /** Where metadata maps live: closed by the group, not one by one (see {@link MapArenas}). */
+    private final MapArenas mapArenas = new MapArenas();
     private volatile long sizeBytes;
 
     private FileDevice(NativeFile file, FileStat stat, boolean readOnly) throws IOException {
@@ -306,7 +309,15 @@ public final class FileDevice implements Device {
         }
         inFlight.acquire();
         try {
-            MappedRegion region = file.map(offsetBytes, lengthBytes);
+            MapArenas.Group group = mapArenas.take(lengthBytes);
+            MappedRegion region;
+            try {
+                region = file.map(offsetBytes, lengthBytes, group.arena);
+            } catch (ErrnoException | RuntimeException e) {
+                group.release();
+                throw e;
+            }
+            AtomicBoolean closed = new AtomicBoolean();
             return new MetadataMap() {
                 @Override
                 public MemorySegment segment() {
@@ -337,7 +348,10 @@ public final class FileDevice implements Device {
 
                 @Override
                 public void close() {
-                    region.close();
+                    if (closed.compareAndSet(false, true)) {
+                        region.close();
+                        group.release(); // unmapped with the rest of its group
+                    }
                 }
             };
         } finally {
@@ -355,6 +369,7 @@ public final class FileDevice implements Device {
     @Override
     public void close() throws IOException {
         if (inFlight.close()) {
+            mapArenas.close();
             file.close();
         }
     }

@@ -17,34 +17,25 @@ final class MetadataChunk implements AutoCloseable {
     private final Device device;
     private final long offsetBytes;
     private final MetadataMap map;
-    private final Arena bufferArena;
     private final MemorySegment segment;
 
-    private MetadataChunk(Device device, long offsetBytes, MetadataMap map, Arena bufferArena, MemorySegment segment) {
+    private MetadataChunk(Device device, long offsetBytes, MetadataMap map, MemorySegment segment) {
         this.device = device;
         this.offsetBytes = offsetBytes;
         this.map = map;
-        this.bufferArena = bufferArena;
         this.segment = segment;
     }
 
     static MetadataChunk open(Device device, long offsetBytes, long lengthBytes) throws IOException {
         MetadataMap map = device.mapMetadata(offsetBytes, lengthBytes);
         if (map != null) {
-            return new MetadataChunk(device, offsetBytes, map, null, map.segment());
+            return new MetadataChunk(device, offsetBytes, map, map.segment());
         }
-        Arena arena = Arena.ofShared();
-        boolean ok = false;
-        try {
-            MemorySegment buffer = arena.allocate(lengthBytes, Math.max(4096, device.bufferAlignmentBytes()));
-            device.read(offsetBytes, buffer);
-            ok = true;
-            return new MetadataChunk(device, offsetBytes, null, arena, buffer);
-        } finally {
-            if (!ok) {
-                arena.close();
-            }
-        }
+        // Freed by the garbage collector: closing a shared arena per area would stop every thread
+        // for a handshake each time an area fills (see MapArenas).
+        MemorySegment buffer = Arena.ofAuto().allocate(lengthBytes, Math.max(4096, device.bufferAlignmentBytes()));
+        device.read(offsetBytes, buffer);
+        return new MetadataChunk(device, offsetBytes, null, buffer);
     }
 
     MemorySegment segment() {
@@ -91,8 +82,6 @@ final class MetadataChunk implements AutoCloseable {
     public void close() {
         if (map != null) {
             map.close();
-        } else {
-            bufferArena.close();
         }
     }
 }
