@@ -34,6 +34,26 @@ err=$(d snapshot create vol bad --cow "$work/bad.cow" --cow-size 4M --preallocat
 set -e
 expect_contains "unknown preallocation" "--preallocation thick: expected off, falloc or full" "$err"
 [ ! -e "$work/bad.cow" ] || fail "a refused --preallocation created $work/bad.cow"
+# No space for a thick COW: a clear error, and no file left behind (nor an extended one grown).
+# Everything is read before the small file system goes, the checks come after.
+if [ "$(id -u)" -eq 0 ]; then
+    mkdir "$work/small"
+    mount -t tmpfs -o size=2M tmpfs "$work/small"
+    set +e
+    err_new=$(d snapshot create vol nospace --cow "$work/small/n.cow" --cow-size 4M --preallocation full 2>&1); rc_new=$?
+    left=$([ -e "$work/small/n.cow" ] && echo yes || echo no)
+    head -c 1M /dev/zero >"$work/small/e.cow"
+    err_ext=$(d snapshot create vol nospace --cow "$work/small/e.cow" --cow-size 4M --preallocation falloc 2>&1); rc_ext=$?
+    size=$(stat -c %s "$work/small/e.cow")
+    set -e
+    umount "$work/small"
+    [ "$rc_new" -ne 0 ] || fail "a thick COW larger than its file system was created"
+    expect_contains "no space" "No space left on device" "$err_new"
+    expect_eq "the failed thick COW left behind" no "$left"
+    [ "$rc_ext" -ne 0 ] || fail "a falloc COW larger than its file system was created"
+    expect_eq "a failed extension is cut back" 1048576 "$size"
+    echo "  no space: refused ($err_ext), nothing left behind"
+fi
 set +e
 err=$(d snapshot create nosuch s2 --cow "$work/snap.cow" 2>&1); rc=$?
 set -e

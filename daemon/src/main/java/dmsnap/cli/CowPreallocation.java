@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
 
@@ -33,8 +34,28 @@ enum CowPreallocation {
         throw new IllegalArgumentException("--preallocation " + name + ": expected off, falloc or full");
     }
 
-    /** Grows {@code path} from {@code fromBytes} to {@code toBytes} this way; the bytes below stay as they are. */
+    /**
+     * Grows {@code path} from {@code fromBytes} to {@code toBytes} this way; the bytes below stay
+     * as they are. On failure (no space left, say) the file is as it was: a new one is removed,
+     * an existing one cut back to {@code fromBytes}.
+     */
     void grow(Path path, long fromBytes, long toBytes, String task) throws IOException {
+        boolean existed = Files.exists(path);
+        try {
+            growOrFail(path, fromBytes, toBytes, task);
+        } catch (IOException | RuntimeException e) {
+            if (!existed) {
+                Files.deleteIfExists(path);
+            } else {
+                try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
+                    f.setLength(fromBytes);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private void growOrFail(Path path, long fromBytes, long toBytes, String task) throws IOException {
         if (this == OFF) {
             try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
                 f.setLength(toBytes);
