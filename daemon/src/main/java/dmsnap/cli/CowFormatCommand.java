@@ -6,7 +6,6 @@ import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.CowInspector;
 import dmsnap.store.persistent.PersistentExceptionStore;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -35,8 +34,13 @@ final class CowFormatCommand implements Callable<Integer> {
     long chunkSectors;
 
     @Option(names = "--size", paramLabel = "SIZE",
-            description = "Create the file (sparse) with this size if it does not exist (e.g. 64M, 1G).")
+            description = "Create the file with this size if it does not exist (e.g. 64M, 1G).")
     String size;
+
+    @Option(names = "--preallocation", paramLabel = "off|falloc|full", defaultValue = "off",
+            description = "How a file created with --size gets its bytes: off = sparse (default), falloc = reserved, "
+                    + "full = zeroes written now (as snapshot create).")
+    String preallocation;
 
     @Option(names = "--force", description = "Overwrite an existing COW header.")
     boolean force;
@@ -47,13 +51,12 @@ final class CowFormatCommand implements Callable<Integer> {
         if (reason != null) {
             throw new IllegalArgumentException("--chunk-size " + chunkSectors + ": " + reason);
         }
+        CowPreallocation how = CowPreallocation.parse(preallocation);
         if (!Files.exists(path)) {
             if (size == null) {
                 throw new IllegalArgumentException(path + " does not exist; give --size to create it");
             }
-            try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
-                f.setLength(Sizes.parseBytes(size));
-            }
+            how.grow(path, 0, Sizes.parseBytes(size), "preallocating " + path.getFileName());
         } else if (size != null) {
             throw new IllegalArgumentException(path + " exists already; --size only creates a new file");
         }

@@ -140,6 +140,25 @@ class CowCommandTest {
     }
 
     @Test
+    void formatCanMakeAThickCowWhoseHeaderIsTheKernelsToo() throws IOException {
+        Path cow = dir.resolve("thick.img");
+        CliRunner r = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "8", "--size", "4M",
+                "--preallocation", "full");
+        assertEquals(0, r.exitCode(), r.err());
+        byte[] ours = Files.readAllBytes(cow);
+        assertArrayEquals(java.util.Arrays.copyOf(KernelFixtures.image("basic", "cow.img"), 4096),
+                java.util.Arrays.copyOf(ours, 4096));
+        Process stat = new ProcessBuilder("stat", "-c", "%b", cow.toString()).start();
+        assertEquals(4194304L, Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512,
+                "every block allocated");
+
+        CliRunner bad = CliRunner.run("cow", "format", dir.resolve("t2.img").toString(), "--chunk-size", "8",
+                "--size", "1M", "--preallocation", "thick");
+        assertEquals("dmsnap: --preallocation thick: expected off, falloc or full\n", bad.err());
+        assertTrue(!Files.exists(dir.resolve("t2.img")));
+    }
+
+    @Test
     void dumpJsonHasTheExceptionList() throws IOException {
         Path cow = extract("basic", "cow.img", "j/cow.img");
         CliRunner r = CliRunner.run("cow", "dump", cow.toString(), "--json");
