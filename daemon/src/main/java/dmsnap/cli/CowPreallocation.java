@@ -1,5 +1,7 @@
 package dmsnap.cli;
 
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
@@ -63,11 +65,7 @@ enum CowPreallocation {
             return;
         }
         boolean direct = this == FULL && fromBytes % DIRECT_ALIGN == 0 && toBytes % DIRECT_ALIGN == 0;
-        EnumSet<OpenFlag> flags = EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE);
-        if (direct) {
-            flags.add(OpenFlag.DIRECT); // a thick COW's zeroes need not pass through the page cache
-        }
-        try (NativeFile file = NativeFile.open(path, flags)) {
+        try (NativeFile file = open(path, direct)) {
             switch (this) {
                 case OFF -> throw new IllegalStateException("not here");
                 case FALLOC -> file.fallocate(Fallocate.ALLOCATE, fromBytes, toBytes - fromBytes);
@@ -75,6 +73,21 @@ enum CowPreallocation {
             }
             file.fdatasync();
         }
+    }
+
+    /** Read-write, created if missing; with O_DIRECT where asked and the file system has it (a thick COW's zeroes need not pass through the page cache). */
+    private static NativeFile open(Path path, boolean direct) throws ErrnoException {
+        EnumSet<OpenFlag> flags = EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE);
+        if (direct) {
+            try {
+                return NativeFile.open(path, EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.DIRECT));
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EINVAL) {
+                    throw e;
+                }
+            }
+        }
+        return NativeFile.open(path, flags);
     }
 
     private static void writeZeroes(NativeFile file, long fromBytes, long toBytes, String task) throws IOException {
