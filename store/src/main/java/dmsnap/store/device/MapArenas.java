@@ -12,7 +12,7 @@ import java.lang.foreign.Arena;
  */
 final class MapArenas {
     /** Bytes mapped per group at most: what a group whose other maps are done keeps mapped for one long-lived map. */
-    static final long GROUP_BYTES = 1 << 20;
+    static final long GROUP_BYTES = 256 << 10;
 
     private Group filling;
     private boolean closed;
