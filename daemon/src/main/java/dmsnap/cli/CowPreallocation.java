@@ -16,10 +16,10 @@ import java.util.EnumSet;
 /**
  * How a COW file's new bytes are provided, named as qemu-img's {@code preallocation}. A COW on
  * an LV is thick: every chunk exists before the first exception. A sparse file is not, and on
- * ext4 or xfs each first write of a chunk then allocates (a journal commit on its flush) and
- * holds the inode lock, so concurrent first-touch writes run one at a time. {@code full}
- * writes the zeroes up front and makes the file behave like the LV; {@code falloc} only
- * reserves the space (the blocks stay "unwritten", so writes still convert them).
+ * ext4 each first write of a chunk then allocates under the inode lock (so concurrent
+ * first-touch writes run one at a time) and its flush commits the journal. {@code full} writes
+ * the zeroes up front and makes the file behave like the LV; {@code falloc} only reserves the
+ * space: the blocks stay "unwritten", written in parallel but converted (the journal again).
  */
 enum CowPreallocation {
     OFF, FALLOC, FULL;
