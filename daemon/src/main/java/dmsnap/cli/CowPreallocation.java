@@ -44,34 +44,35 @@ enum CowPreallocation {
     void grow(Path path, long fromBytes, long toBytes, String task) throws IOException {
         boolean existed = Files.exists(path);
         try {
-            growOrFail(path, fromBytes, toBytes, task);
-        } catch (IOException | RuntimeException e) {
-            if (!existed) {
-                Files.deleteIfExists(path);
-            } else {
-                try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
-                    f.setLength(fromBytes);
+            switch (this) {
+                case OFF -> setLength(path, toBytes);
+                case FALLOC -> {
+                    try (NativeFile file = open(path, false)) {
+                        file.fallocate(Fallocate.ALLOCATE, fromBytes, toBytes - fromBytes);
+                        file.fdatasync();
+                    }
                 }
+                case FULL -> {
+                    boolean direct = fromBytes % DIRECT_ALIGN == 0 && toBytes % DIRECT_ALIGN == 0;
+                    try (NativeFile file = open(path, direct)) {
+                        writeZeroes(file, fromBytes, toBytes, task);
+                        file.fdatasync();
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            if (existed) {
+                setLength(path, fromBytes);
+            } else {
+                Files.deleteIfExists(path);
             }
             throw e;
         }
     }
 
-    private void growOrFail(Path path, long fromBytes, long toBytes, String task) throws IOException {
-        if (this == OFF) {
-            try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
-                f.setLength(toBytes);
-            }
-            return;
-        }
-        boolean direct = this == FULL && fromBytes % DIRECT_ALIGN == 0 && toBytes % DIRECT_ALIGN == 0;
-        try (NativeFile file = open(path, direct)) {
-            switch (this) {
-                case OFF -> throw new IllegalStateException("not here");
-                case FALLOC -> file.fallocate(Fallocate.ALLOCATE, fromBytes, toBytes - fromBytes);
-                case FULL -> writeZeroes(file, fromBytes, toBytes, task);
-            }
-            file.fdatasync();
+    private static void setLength(Path path, long bytes) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
+            f.setLength(bytes);
         }
     }
 
@@ -79,8 +80,10 @@ enum CowPreallocation {
     private static NativeFile open(Path path, boolean direct) throws ErrnoException {
         EnumSet<OpenFlag> flags = EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE);
         if (direct) {
+            EnumSet<OpenFlag> withDirect = EnumSet.copyOf(flags);
+            withDirect.add(OpenFlag.DIRECT);
             try {
-                return NativeFile.open(path, EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.DIRECT));
+                return NativeFile.open(path, withDirect);
             } catch (ErrnoException e) {
                 if (e.errno() != Errno.EINVAL) {
                     throw e;

@@ -201,7 +201,7 @@ final class LvmCommands {
         @Option(names = "--preallocation", paramLabel = "off|falloc|full", defaultValue = "off",
                 description = {"How a new or extended COW file gets its bytes (as qemu-img): off = sparse (default),",
                         "falloc = reserved, full = zeroes written now, thick like an LV (concurrent first writes",
-                        "then run in parallel on ext4/xfs)."})
+                        "then run in parallel on ext4)."})
         String preallocation;
 
         @Override

@@ -20,7 +20,7 @@ class CowPreallocationTest {
     Path dir;
 
     /** Bytes the file system has allocated to {@code p} (st_blocks * 512). */
-    private static long allocatedBytes(Path p) throws IOException, InterruptedException {
+    static long allocatedBytes(Path p) throws IOException, InterruptedException {
         Process stat = new ProcessBuilder("stat", "-c", "%b", p.toString()).redirectErrorStream(true).start();
         String out = new String(stat.getInputStream().readAllBytes()).trim();
         assertEquals(0, stat.waitFor(), out);
