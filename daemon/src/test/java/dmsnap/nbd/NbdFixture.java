@@ -36,7 +36,9 @@ final class NbdFixture implements AutoCloseable {
         cow = dir.resolve("cow.img");
         plain = dir.resolve("plain.img");
         Files.write(base, pattern(SECTORS));
-        Files.write(cow, new byte[4 << 20]);
+        // Room for every chunk of snap and its metadata (2048 data chunks, the header and 9 areas):
+        // no request stream, however mutated, can overflow it and invalidate snap for later clients.
+        Files.write(cow, new byte[9 << 20]);
         Files.write(plain, new byte[1 << 20]);
         dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
                 new BackingDevices());

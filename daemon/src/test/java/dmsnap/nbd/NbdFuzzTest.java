@@ -47,7 +47,11 @@ class NbdFuzzTest {
     static final int GUARD_BYTES = 1 << 20;
     static final long VOL_SIZE = NbdFixture.SECTORS * 512L;
     static final long LIN_SIZE = 2048 * 512L;
-    /** Generated writes stay in the first MiB so the 4 MiB COW of {@code snap} cannot overflow. */
+    /**
+     * Generated writes start in the first MiB, so most of them land on chunks written before. (A
+     * mutated length can reach far: a 6 MiB WRITE_ZEROES once overflowed a smaller COW, so
+     * {@link NbdFixture}'s COW holds every chunk of {@code snap}.)
+     */
     static final int WRITE_AREA = 1 << 20;
 
     @TempDir
