@@ -59,7 +59,7 @@ final class NbdConnection {
     private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
     static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
     static final long INLINE_MAX_BYTES = 1 << 20;
-    /** Inline reads of twice this or more go out in pieces of this size (see {@link #readInPieces}). */
+    /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
     static final long READ_PIECE_BYTES = Long.getLong("dmsnap.nbd.readPieceBytes", 256 << 10);
     /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
     static final long ROUND_TRIP_NANOS = 10_000;
@@ -78,9 +78,17 @@ final class NbdConnection {
     private record Refusal(int error, String message) {
     }
 
-    /** One reply: an error (with a message for structured replies) or success, with read data. */
-    private record Reply(Request request, int error, String message, BufferPool.Buffer data) {
-        static final Reply END = new Reply(null, 0, null, null);
+    /**
+     * One reply: an error (with a message for structured replies) or success, with read data. A
+     * structured read that failed in a later piece keeps its buffer for the pieces before it:
+     * {@code dataBytes} of data, then the error.
+     */
+    private record Reply(Request request, int error, String message, BufferPool.Buffer data, long dataBytes) {
+        static final Reply END = new Reply(null, 0, null, null, 0);
+
+        Reply(Request request, int error, String message) {
+            this(request, error, message, null, 0);
+        }
     }
 
     /** How the server logs warnings about clients (rate-limited; the format's last {@code {}} is for it). */
@@ -171,7 +179,7 @@ final class NbdConnection {
                         channel.endMessage();
                     }
                     io.trace("{}: refused: {}", export.name(), refusal.message());
-                    queue(new Reply(r, refusal.error(), refusal.message(), null));
+                    queue(new Reply(r, refusal.error(), refusal.message()));
                     handedOn = true;
                     continue;
                 }
@@ -195,7 +203,7 @@ final class NbdConnection {
                     // here and its reply goes out from here, saving two thread hand-offs.
                     handedOn = true;
                     buffer = null;
-                    if (structured && r.type() == NBD_CMD_READ && r.length() >= 2 * READ_PIECE_BYTES) {
+                    if (inPieces(r)) {
                         readInPieces(r, data);
                     } else {
                         sendNow(perform(r, data));
@@ -208,7 +216,7 @@ final class NbdConnection {
                     handedOn = true;
                 } catch (RejectedExecutionException e) {
                     buffer.release();
-                    queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down", null));
+                    queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down"));
                     handedOn = true;
                 }
             } finally {
@@ -295,11 +303,43 @@ final class NbdConnection {
         } finally {
             MDC.remove("device");
         }
+        if (error == NBD_EIO && inPieces(r)) {
+            return readAgainInPieces(r, buffer);
+        }
         BufferPool.Buffer data = r.type() == NBD_CMD_READ && error == 0 ? buffer : null;
         if (buffer != null && data == null) {
             buffer.release();
         }
-        return new Reply(r, error, message, data);
+        return new Reply(r, error, message, data, data == null ? 0 : r.length());
+    }
+
+    /**
+     * Whether a read's reply goes out as one data chunk per {@link #READ_PIECE_BYTES}: a structured
+     * read of two pieces or more, unless the client asked for one chunk (DF). Whichever thread
+     * sends it, so that a reply's shape does not depend on how the request was scheduled.
+     */
+    private boolean inPieces(Request r) {
+        return structured && r.type() == NBD_CMD_READ && (r.flags() & NBD_CMD_FLAG_DF) == 0
+                && r.length() >= 2 * READ_PIECE_BYTES;
+    }
+
+    /**
+     * A read to be sent in pieces failed as a whole: read again piece by piece, so that the reply
+     * has the pieces before the first failing one and then its error, as {@link #readInPieces} sends.
+     */
+    private Reply readAgainInPieces(Request r, BufferPool.Buffer buffer) {
+        MemorySegment whole = buffer.segment();
+        for (long at = 0; at < r.length(); at += READ_PIECE_BYTES) {
+            Refusal error = readPiece(r.offset() + at, whole.asSlice(at, Math.min(READ_PIECE_BYTES, r.length() - at)));
+            if (error != null) {
+                if (at == 0) {
+                    buffer.release();
+                    return new Reply(r, error.error(), error.message());
+                }
+                return new Reply(r, error.error(), error.message(), buffer, at);
+            }
+        }
+        return new Reply(r, 0, null, buffer, r.length()); // it failed only the first time
     }
 
     /**
@@ -338,12 +378,8 @@ final class NbdConnection {
                 }
                 long from = i * READ_PIECE_BYTES;
                 MemorySegment data = whole.asSlice(from, Math.min(READ_PIECE_BYTES, r.length() - from));
-                inlineHead.clear();
-                inlineHead.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (i == count - 1 ? NBD_REPLY_FLAG_DONE : 0))
-                        .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + data.byteSize()))
-                        .putLong(r.offset() + from).flip();
                 try {
-                    channel.writeFully(inlineHead, data.asByteBuffer());
+                    sendData(r, from, data, i == count - 1, inlineHead);
                 } catch (IOException e) {
                     writerFailed = true;
                     log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
@@ -352,7 +388,7 @@ final class NbdConnection {
             }
             buffer.release();
             // The reply ends with the error, its DONE chunk after any data chunks already sent.
-            sendAndRelease(failed == null ? null : new Reply(r, failed.error(), failed.message(), null), inlineHead);
+            sendAndRelease(failed == null ? null : new Reply(r, failed.error(), failed.message()), inlineHead);
         } finally {
             sending.unlock();
         }
@@ -447,6 +483,25 @@ final class NbdConnection {
         }
     }
 
+    /**
+     * Sends {@code data}, the part of read {@code r} at {@code fromBytes}, as OFFSET_DATA chunks:
+     * one per {@link #READ_PIECE_BYTES} when the read goes in pieces ({@link #inPieces}), else one;
+     * the last with DONE if {@code done}. Under {@link #sending}.
+     */
+    private void sendData(Request r, long fromBytes, MemorySegment data, boolean done, ByteBuffer head)
+            throws IOException {
+        long chunk = inPieces(r) ? READ_PIECE_BYTES : data.byteSize();
+        for (long at = 0; at < data.byteSize(); at += chunk) {
+            long length = Math.min(chunk, data.byteSize() - at);
+            boolean last = at + length == data.byteSize();
+            head.clear();
+            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (done && last ? NBD_REPLY_FLAG_DONE : 0))
+                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
+                    .putLong(r.offset() + fromBytes + at).flip();
+            channel.writeFully(head, data.asSlice(at, length).asByteBuffer());
+        }
+    }
+
     private void send(Reply reply, ByteBuffer head) throws IOException {
         Request r = reply.request();
         head.clear();
@@ -459,13 +514,12 @@ final class NbdConnection {
             }
             return;
         }
-        if (reply.error() == 0) {
-            long length = reply.data().segment().byteSize();
-            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
-                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
-                    .putLong(r.offset()).flip();
-            channel.writeFully(head, reply.data().segment().asByteBuffer());
-            return;
+        if (reply.data() != null) {
+            sendData(r, 0, reply.data().segment().asSlice(0, reply.dataBytes()), reply.error() == 0, head);
+            if (reply.error() == 0) {
+                return;
+            }
+            head.clear(); // the error follows the pieces before the failed one
         }
         byte[] message = reply.message() == null ? new byte[0] : reply.message().getBytes(StandardCharsets.UTF_8);
         int messageLength = Math.min(message.length, MAX_STRING_BYTES);
