@@ -14,14 +14,14 @@ public final class IoGate {
     /** Guarded by lock. */
     private long inFlight;
     private boolean suspended;
+    /** Threads parked while suspended; guarded by lock. */
+    private int parked;
 
     /** Enters the gate, waiting while the device is suspended. Pair with {@link #exit()}. */
     public void enter() throws InterruptedException {
         lock.lock();
         try {
-            while (suspended) {
-                changed.await();
-            }
+            awaitResumedLocked();
             inFlight++;
         } finally {
             lock.unlock();
@@ -32,11 +32,23 @@ public final class IoGate {
     public void awaitResumed() throws InterruptedException {
         lock.lock();
         try {
+            awaitResumedLocked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void awaitResumedLocked() throws InterruptedException {
+        if (!suspended) {
+            return;
+        }
+        parked++;
+        try {
             while (suspended) {
                 changed.await();
             }
         } finally {
-            lock.unlock();
+            parked--;
         }
     }
 
@@ -79,6 +91,16 @@ public final class IoGate {
         lock.lock();
         try {
             return suspended;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Threads waiting for {@link #resume()} now (to enter, or in {@link #awaitResumed()}). */
+    public int parked() {
+        lock.lock();
+        try {
+            return parked;
         } finally {
             lock.unlock();
         }

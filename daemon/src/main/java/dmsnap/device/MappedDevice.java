@@ -388,6 +388,11 @@ public final class MappedDevice {
         return gate.isSuspended();
     }
 
+    /** Callers parked until the device resumes (I/O that came while it was suspended). */
+    public int parkedIo() {
+        return gate.parked();
+    }
+
     public DeviceInfo info() {
         control.lock();
         try {

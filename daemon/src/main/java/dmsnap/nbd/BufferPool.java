@@ -14,9 +14,32 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The request buffers of the NBD server: aligned off-heap segments in power-of-two size classes
- * (4 KiB .. 32 MiB), reused, under a byte budget. A request waits for budget before its buffer
- * is taken, so the memory of all requests in flight over all connections is bounded however
- * many clients connect and whatever they send; freed buffers are kept for reuse up to a limit.
+ * (4 KiB .. 32 MiB), reused, under a byte budget, so that the memory of all requests in flight
+ * over all connections is bounded however many clients connect and whatever they send; freed
+ * buffers are kept for reuse up to a limit.
+ *
+ * <p>How the budget is shared. A buffer is held from the request until its reply has gone into
+ * the socket, so a client that never reads its replies holds its buffers until the watchdog
+ * closes it; a client cannot be made to give them back sooner. Had connections waited for each
+ * other's buffers, a few such clients would stall every other one for the timeout (eight did,
+ * with one budget and a 64 MiB quota per connection). So no connection ever waits for a buffer
+ * another connection holds:
+ * <ul>
+ * <li>Each connection has a {@link Share}: a <em>reserve</em> of its own ({@link #reserveBytes()},
+ *     a power of two, set aside for every possible connection: {@code maxShares} of them take half
+ *     the budget at most), and a claim on the <em>shared</em> rest of the budget.
+ * <li>A buffer comes from the reserve when it fits and the reserve has room, else from the shared
+ *     budget if it has room now and the connection stays within its fair share
+ *     ({@link #fairShareBytes()}: the shared budget over the connections open, never less than one
+ *     largest request); it never waits for the shared budget.
+ * <li>Otherwise the connection waits for its own reserve only, and does the request with it: in
+ *     pieces of the reserve if it is larger (the caller streams it). Its reserve comes back when
+ *     its own replies have been sent, so a connection waits only for its own client.
+ * </ul>
+ * Clients that do not read their replies can hold the shared budget, each within its fair share,
+ * and their own reserves; every other connection goes on with its reserve, more slowly. A
+ * connection that waits for its reserve stops reading requests: the back-pressure falls on the
+ * client that does not read, not on the others.
  *
  * <p>Buffers of 64 KiB and more live in huge pages ({@link IoMemory}): a 1 MiB O_DIRECT read
  * into scattered 4 KiB pages took up to twice as long (1 MiB reads through NBD: 1240 vs 500-1000
@@ -37,8 +60,16 @@ final class BufferPool implements AutoCloseable {
     private static final int HUGE_SHIFT = 16;
     private static final int SLAB_SHIFT = Long.numberOfTrailingZeros(IoMemory.HUGE_PAGE_BYTES);
 
-    private final Semaphore budget;
+    /** The largest reserve; more would rarely be used (reads and writes of 1 MiB are the common large ones). */
+    static final long MAX_RESERVE_BYTES = 1 << 20;
+
     private final long budgetBytes;
+    private final long reserveBytes;
+    private final int maxShares;
+    private final long sharedBytes;
+    /** The shared budget in permits of 4 KiB; never waited for, only tried. */
+    private final Semaphore shared;
+    private final AtomicInteger shares = new AtomicInteger();
     private final long retainBytes;
     private final AtomicLong retained = new AtomicLong();
     private final AtomicLong inUse = new AtomicLong();
@@ -70,13 +101,15 @@ final class BufferPool implements AutoCloseable {
     final class Buffer {
         private final Owned owned;
         private final MemorySegment segment;
-        private final Semaphore quota;
+        private final Share share;
+        private final boolean reserved;
         private final AtomicBoolean released = new AtomicBoolean();
 
-        private Buffer(Owned owned, long bytes, Semaphore quota) {
+        private Buffer(Owned owned, long bytes, Share share, boolean reserved) {
             this.owned = owned;
             this.segment = owned.segment().asSlice(0, bytes);
-            this.quota = quota;
+            this.share = share;
+            this.reserved = reserved;
         }
 
         MemorySegment segment() {
@@ -86,49 +119,132 @@ final class BufferPool implements AutoCloseable {
         void release() {
             if (released.compareAndSet(false, true)) {
                 giveBack(owned);
-                quota.release(permits(Long.numberOfTrailingZeros(owned.segment().byteSize())));
+                share.giveBack(Long.numberOfTrailingZeros(owned.segment().byteSize()), reserved);
             }
         }
     }
 
     /**
-     * @param budgetBytes the most bytes all buffers in use may take together (at least one largest buffer)
-     * @param retainBytes how many bytes of freed buffers to keep for reuse
+     * One connection's part of the budget (see the class comment): its reserve, and what it holds
+     * of the shared budget. Buffers are taken by one thread (the connection's reader) and given
+     * back by any.
      */
-    BufferPool(long budgetBytes, long retainBytes) {
-        long atLeast = 1L << MAX_SHIFT;
-        this.budgetBytes = Math.max(budgetBytes, atLeast);
+    final class Share implements AutoCloseable {
+        private final Semaphore reserve = new Semaphore(permits(shiftFor(reserveBytes)));
+        private final AtomicLong sharedHeld = new AtomicLong();
+        private final AtomicBoolean closed = new AtomicBoolean();
+
+        private Share() {
+        }
+
+        /**
+         * A buffer of {@code bytes} (1 .. 32 MiB) now: from the reserve if it fits there, else from
+         * the shared budget within the fair share; null if neither has room.
+         */
+        Buffer tryAcquire(long bytes) {
+            int shift = checkedShift(bytes);
+            long size = 1L << shift;
+            if (size <= reserveBytes && reserve.tryAcquire(permits(shift))) {
+                return take(shift, bytes, this, true);
+            }
+            if (sharedHeld.get() + size <= fairShareBytes() && shared.tryAcquire(permits(shift))) {
+                sharedHeld.addAndGet(size);
+                return take(shift, bytes, this, false);
+            }
+            return null;
+        }
+
+        /**
+         * A buffer of {@code bytes} (at most {@link #reserveBytes()}) from the reserve, waiting while
+         * this share's own buffers take it: only this connection's requests and replies give it back.
+         */
+        Buffer acquireReserved(long bytes) throws InterruptedException {
+            int shift = checkedShift(bytes);
+            if (1L << shift > reserveBytes) {
+                throw new IllegalArgumentException(bytes + " bytes do not fit a reserve of " + reserveBytes);
+            }
+            reserve.acquire(permits(shift));
+            return take(shift, bytes, this, true);
+        }
+
+        /** The largest buffer {@link #acquireReserved} gives. */
+        long reserveBytes() {
+            return reserveBytes;
+        }
+
+        private void giveBack(int shift, boolean reserved) {
+            if (reserved) {
+                reserve.release(permits(shift));
+            } else {
+                sharedHeld.addAndGet(-(1L << shift));
+                shared.release(permits(shift));
+            }
+        }
+
+        /**
+         * Gives the share up, once its buffers are back (its connection has waited for its requests
+         * and replies first, so this does not wait): a new share may take its reserve.
+         */
+        @Override
+        public void close() {
+            if (closed.compareAndSet(false, true)) {
+                reserve.acquireUninterruptibly(permits(shiftFor(reserveBytes)));
+                shares.decrementAndGet();
+            }
+        }
+    }
+
+    /**
+     * @param budgetBytes the most bytes all buffers in use may take together (raised if needed to
+     *                    at least one largest buffer in the shared budget, beside the reserves)
+     * @param retainBytes how many bytes of freed buffers to keep for reuse
+     * @param maxShares   the most shares (connections) open at once; each has a reserve
+     */
+    BufferPool(long budgetBytes, long retainBytes, int maxShares) {
+        if (maxShares < 1) {
+            throw new IllegalArgumentException("maxShares " + maxShares);
+        }
+        this.maxShares = maxShares;
+        this.reserveBytes = Math.min(MAX_RESERVE_BYTES,
+                Math.max(1L << MIN_SHIFT, Long.highestOneBit(Math.max(1, budgetBytes / 2 / maxShares))));
+        this.budgetBytes = Math.max(budgetBytes, maxShares * reserveBytes + (1L << MAX_SHIFT));
+        this.sharedBytes = this.budgetBytes - maxShares * reserveBytes;
         this.retainBytes = retainBytes;
-        this.budget = new Semaphore(Math.toIntExact(this.budgetBytes >>> MIN_SHIFT), true);
+        this.shared = new Semaphore(Math.toIntExact(sharedBytes >>> MIN_SHIFT));
         for (int i = 0; i < free.length; i++) {
             free[i] = new ConcurrentLinkedDeque<>();
         }
     }
 
-    /** A quota for one user (a connection): {@code bytes} of buffers at most, taken before the pool's budget. */
-    static Semaphore quota(long bytes) {
-        return new Semaphore(Math.toIntExact(Math.max(bytes, 1L << MAX_SHIFT) >>> MIN_SHIFT));
+    /** A share for a new connection; at most {@code maxShares} are open at once. */
+    Share openShare() {
+        if (shares.incrementAndGet() > maxShares) {
+            shares.decrementAndGet();
+            throw new IllegalStateException("more than " + maxShares + " buffer shares");
+        }
+        return new Share();
     }
 
     /**
-     * A buffer of {@code bytes} (1 .. 32 MiB), waiting while {@code quota} or the pool's budget is
-     * spent; the buffer gives both back when released.
+     * How much of the shared budget one connection may hold: an equal part for each connection
+     * open, but at least one largest buffer (so that a request of the largest payload can take it
+     * when it is free), and so at most the whole shared budget.
      */
-    Buffer acquire(long bytes, Semaphore quota) throws InterruptedException {
+    long fairShareBytes() {
+        return Math.max(1L << MAX_SHIFT, sharedBytes / Math.max(1, shares.get()));
+    }
+
+    private static int checkedShift(long bytes) {
         if (bytes <= 0 || bytes > 1L << MAX_SHIFT) {
             throw new IllegalArgumentException("buffer of " + bytes + " bytes");
         }
-        int shift = shiftFor(bytes);
-        quota.acquire(permits(shift));
-        try {
-            budget.acquire(permits(shift));
-        } catch (InterruptedException e) {
-            quota.release(permits(shift));
-            throw e;
-        }
+        return shiftFor(bytes);
+    }
+
+    /** A buffer of the size class {@code shift}, its budget (reserve or shared) already taken. */
+    private Buffer take(int shift, long bytes, Share share, boolean reserved) {
         if (closed.get()) {
-            budget.release(permits(shift));
-            quota.release(permits(shift));
+            share.giveBack(shift, reserved);
             throw new IllegalStateException("buffer pool is closed");
         }
         long now = inUse.addAndGet(1L << shift);
@@ -139,7 +255,7 @@ final class BufferPool implements AutoCloseable {
         } else if (!owned.inSlab()) {
             retained.addAndGet(-(1L << shift));
         }
-        Buffer buffer = new Buffer(owned, bytes, quota);
+        Buffer buffer = new Buffer(owned, bytes, share, reserved);
         if (owned.inSlab()) {
             slabBuffersInUse.incrementAndGet();
             if (closed.get()) { // closed meanwhile: its slabs may be unmapped already
@@ -211,7 +327,6 @@ final class BufferPool implements AutoCloseable {
             owned.free();
         }
         inUse.addAndGet(-size);
-        budget.release(permits(shift));
     }
 
     private static int shiftFor(long bytes) {
@@ -235,6 +350,16 @@ final class BufferPool implements AutoCloseable {
 
     long budgetBytes() {
         return budgetBytes;
+    }
+
+    /** Each share's reserve: a power of two from 4 KiB to {@link #MAX_RESERVE_BYTES}. */
+    long reserveBytes() {
+        return reserveBytes;
+    }
+
+    /** The budget less every possible share's reserve. */
+    long sharedBytes() {
+        return sharedBytes;
     }
 
     /** Frees the kept buffers; buffers still in use are freed when released (slabs with their last one). */

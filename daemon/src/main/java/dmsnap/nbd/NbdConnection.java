@@ -29,8 +29,16 @@ import org.slf4j.MDC;
  * that does not read its replies never holds an I/O thread.
  *
  * <p>Bounds: at most {@value #MAX_IN_FLIGHT} requests per connection between being read and
- * their reply being sent, and at most {@value #QUOTA_BYTES} bytes of their buffers; past
- * either the reader waits. Errors: a request that breaks its command's rules (bounds,
+ * their reply being sent; past that the reader waits. Buffers come from the connection's
+ * {@link BufferPool.Share}: its reserve, or the shared budget within its fair share, whichever
+ * has room at once. When neither has, the reader waits for its own reserve, which only its own
+ * replies give back, and does the request with it, on this thread: a request larger than the
+ * reserve is streamed in pieces of it ({@link #streamRead}, {@link #streamWrite}). So a client
+ * that does not read its replies stops only its own reader, once it holds its reserve and its
+ * fair share; the other connections never wait for the buffers it holds (see {@link BufferPool}).
+ * The watchdog still closes it when a reply has waited past the timeout.
+ *
+ * <p>Errors: a request that breaks its command's rules (bounds,
  * alignment, length, flags) gets the spec's error and the connection goes on; broken framing
  * (bad magic) or a stalled message ends the connection. Ending waits for the requests in flight.
  */
@@ -38,16 +46,15 @@ final class NbdConnection {
     private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
     private static final Logger io = LoggerFactory.getLogger("dmsnap.io");
     static final int MAX_IN_FLIGHT = 64;
-    static final long QUOTA_BYTES = 64L << 20;
     private static final int KNOWN_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
 
     private final NbdChannel channel;
     private final NbdExport export;
     private final boolean structured;
     private final Executor ioThreads;
-    private final BufferPool buffers;
+    /** This connection's part of the request buffers; closed when the connection ends. */
+    private final BufferPool.Share share;
     private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
-    private final Semaphore quota = BufferPool.quota(QUOTA_BYTES);
     private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
     private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     /** For skipping the payload of refused writes; made at the first one. */
@@ -59,7 +66,7 @@ final class NbdConnection {
     private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
     static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
     static final long INLINE_MAX_BYTES = 1 << 20;
-    /** Inline reads of twice this or more go out in pieces of this size (see {@link #readInPieces}). */
+    /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
     static final long READ_PIECE_BYTES = Long.getLong("dmsnap.nbd.readPieceBytes", 256 << 10);
     /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
     static final long ROUND_TRIP_NANOS = 10_000;
@@ -78,9 +85,17 @@ final class NbdConnection {
     private record Refusal(int error, String message) {
     }
 
-    /** One reply: an error (with a message for structured replies) or success, with read data. */
-    private record Reply(Request request, int error, String message, BufferPool.Buffer data) {
-        static final Reply END = new Reply(null, 0, null, null);
+    /**
+     * One reply: an error (with a message for structured replies) or success, with read data. A
+     * structured read that failed in a later piece keeps its buffer for the pieces before it:
+     * {@code dataBytes} of data, then the error.
+     */
+    private record Reply(Request request, int error, String message, BufferPool.Buffer data, long dataBytes) {
+        static final Reply END = new Reply(null, 0, null, null, 0);
+
+        Reply(Request request, int error, String message) {
+            this(request, error, message, null, 0);
+        }
     }
 
     /** How the server logs warnings about clients (rate-limited; the format's last {@code {}} is for it). */
@@ -99,7 +114,7 @@ final class NbdConnection {
         this.export = export;
         this.structured = structured;
         this.ioThreads = ioThreads;
-        this.buffers = buffers;
+        this.share = buffers.openShare();
     }
 
     /** Serves requests until the client disconnects or breaks the protocol; then waits for the ones in flight. */
@@ -130,6 +145,7 @@ final class NbdConnection {
             // The device first: a client that sees the connection closed finds it no longer held open.
             export.close();
             channel.close();
+            share.close(); // every buffer is back: the writer has sent or dropped every reply
         }
     }
 
@@ -171,12 +187,25 @@ final class NbdConnection {
                         channel.endMessage();
                     }
                     io.trace("{}: refused: {}", export.name(), refusal.message());
-                    queue(new Reply(r, refusal.error(), refusal.message(), null));
+                    queue(new Reply(r, refusal.error(), refusal.message()));
                     handedOn = true;
                     continue;
                 }
                 if (r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE) {
-                    buffer = buffers.acquire(r.length(), quota);
+                    buffer = share.tryAcquire(r.length());
+                    if (buffer == null && r.length() <= share.reserveBytes()) {
+                        buffer = share.acquireReserved(r.length()); // waits for this client's own replies only
+                    }
+                    if (buffer == null && r.type() == NBD_CMD_READ) {
+                        handedOn = true; // its reply is sent and its slot given back there
+                        streamRead(r);
+                        continue;
+                    }
+                    if (buffer == null) {
+                        queue(streamWrite(r));
+                        handedOn = true;
+                        continue;
+                    }
                 }
                 if (r.type() == NBD_CMD_WRITE) {
                     channel.startMessage();
@@ -195,7 +224,7 @@ final class NbdConnection {
                     // here and its reply goes out from here, saving two thread hand-offs.
                     handedOn = true;
                     buffer = null;
-                    if (structured && r.type() == NBD_CMD_READ && r.length() >= 2 * READ_PIECE_BYTES) {
+                    if (inPieces(r)) {
                         readInPieces(r, data);
                     } else {
                         sendNow(perform(r, data));
@@ -208,7 +237,7 @@ final class NbdConnection {
                     handedOn = true;
                 } catch (RejectedExecutionException e) {
                     buffer.release();
-                    queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down", null));
+                    queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down"));
                     handedOn = true;
                 }
             } finally {
@@ -295,11 +324,43 @@ final class NbdConnection {
         } finally {
             MDC.remove("device");
         }
+        if (error == NBD_EIO && inPieces(r)) {
+            return readAgainInPieces(r, buffer);
+        }
         BufferPool.Buffer data = r.type() == NBD_CMD_READ && error == 0 ? buffer : null;
         if (buffer != null && data == null) {
             buffer.release();
         }
-        return new Reply(r, error, message, data);
+        return new Reply(r, error, message, data, data == null ? 0 : r.length());
+    }
+
+    /**
+     * Whether a read's reply goes out as one data chunk per {@link #READ_PIECE_BYTES}: a structured
+     * read of two pieces or more, unless the client asked for one chunk (DF). Whichever thread
+     * sends it, so that a reply's shape does not depend on how the request was scheduled.
+     */
+    private boolean inPieces(Request r) {
+        return structured && r.type() == NBD_CMD_READ && (r.flags() & NBD_CMD_FLAG_DF) == 0
+                && r.length() >= 2 * READ_PIECE_BYTES;
+    }
+
+    /**
+     * A read to be sent in pieces failed as a whole: read again piece by piece, so that the reply
+     * has the pieces before the first failing one and then its error, as {@link #readInPieces} sends.
+     */
+    private Reply readAgainInPieces(Request r, BufferPool.Buffer buffer) {
+        MemorySegment whole = buffer.segment();
+        for (long at = 0; at < r.length(); at += READ_PIECE_BYTES) {
+            Refusal error = readPiece(r.offset() + at, whole.asSlice(at, Math.min(READ_PIECE_BYTES, r.length() - at)));
+            if (error != null) {
+                if (at == 0) {
+                    buffer.release();
+                    return new Reply(r, error.error(), error.message());
+                }
+                return new Reply(r, error.error(), error.message(), buffer, at);
+            }
+        }
+        return new Reply(r, 0, null, buffer, r.length()); // it failed only the first time
     }
 
     /**
@@ -338,21 +399,15 @@ final class NbdConnection {
                 }
                 long from = i * READ_PIECE_BYTES;
                 MemorySegment data = whole.asSlice(from, Math.min(READ_PIECE_BYTES, r.length() - from));
-                inlineHead.clear();
-                inlineHead.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (i == count - 1 ? NBD_REPLY_FLAG_DONE : 0))
-                        .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + data.byteSize()))
-                        .putLong(r.offset() + from).flip();
                 try {
-                    channel.writeFully(inlineHead, data.asByteBuffer());
+                    sendData(r, from, data, i == count - 1, inlineHead);
                 } catch (IOException e) {
-                    writerFailed = true;
-                    log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
-                    channel.close(); // the reader ends too
+                    sendFailed(e);
                 }
             }
             buffer.release();
             // The reply ends with the error, its DONE chunk after any data chunks already sent.
-            sendAndRelease(failed == null ? null : new Reply(r, failed.error(), failed.message(), null), inlineHead);
+            sendAndRelease(failed == null ? null : new Reply(r, failed.error(), failed.message()), inlineHead);
         } finally {
             sending.unlock();
         }
@@ -360,23 +415,163 @@ final class NbdConnection {
 
     /** Reads one piece of a read request; null, or the error its reply gets. */
     private Refusal readPiece(long offsetBytes, MemorySegment into) {
+        return transferPiece(NBD_CMD_READ, offsetBytes, into, false);
+    }
+
+    /** Reads or writes one piece of a request; null, or the error its reply gets. */
+    private Refusal transferPiece(int type, long offsetBytes, MemorySegment segment, boolean fua) {
         MDC.put("device", export.name());
         try {
-            export.read(offsetBytes, into);
+            if (type == NBD_CMD_READ) {
+                export.read(offsetBytes, segment);
+            } else {
+                export.write(offsetBytes, segment, fua);
+            }
             return null;
         } catch (IOException e) {
-            io.trace("{} read {}+{}: {}", export.name(), offsetBytes, into.byteSize(), e.getMessage());
+            io.trace("{} {} {}+{}: {}", export.name(), commandName(type), offsetBytes, segment.byteSize(), e.getMessage());
             return new Refusal(NBD_EIO, e.getMessage());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return new Refusal(NBD_ESHUTDOWN, "the server is shutting down");
         } catch (RuntimeException e) {
             unexpectedErrors.incrementAndGet();
-            log.error("{} on {}: read failed", channel.peer(), export.name(), e);
+            log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(type), e);
             return new Refusal(NBD_EIO, String.valueOf(e.getMessage()));
         } finally {
             MDC.remove("device");
         }
+    }
+
+    /**
+     * A read larger than the reserve while the shared budget has no room for it (see the class
+     * comment): read into the reserve a piece at a time, on this thread, each piece sent before
+     * the next is read, so that the connection holds no more than its reserve however long its
+     * client takes. Gives back the request's slot.
+     */
+    private void streamRead(Request r) throws InterruptedException {
+        try {
+            BufferPool.Buffer buffer = share.acquireReserved(share.reserveBytes());
+            try {
+                if (structured && (r.flags() & NBD_CMD_FLAG_DF) == 0) {
+                    streamChunks(r, buffer.segment());
+                } else {
+                    streamWhole(r, buffer.segment());
+                }
+            } finally {
+                buffer.release();
+            }
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    /**
+     * A streamed read with structured replies: each piece a data chunk of its own (cut further as
+     * {@link #sendData} cuts), the last one DONE; a failed piece ends the reply with its error.
+     */
+    private void streamChunks(Request r, MemorySegment piece) {
+        for (long at = 0; at < r.length(); at += piece.byteSize()) {
+            MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
+            Refusal error = readPiece(r.offset() + at, part);
+            sending.lock();
+            try {
+                if (writerFailed) {
+                    return;
+                }
+                if (error != null) {
+                    send(new Reply(r, error.error(), error.message()), inlineHead);
+                    return;
+                }
+                sendData(r, at, part, at + part.byteSize() == r.length(), inlineHead);
+            } catch (IOException e) {
+                sendFailed(e);
+                return;
+            } finally {
+                sending.unlock();
+            }
+        }
+    }
+
+    /**
+     * A streamed read whose reply gives the whole length before the data: a simple reply, or the
+     * one chunk of a DF read. The header goes out once the first piece is in (a failure there is
+     * the reply's error); a later piece that fails can no longer be reported, and the protocol
+     * then has the server close the connection.
+     */
+    private void streamWhole(Request r, MemorySegment piece) {
+        MemorySegment first = piece.asSlice(0, Math.min(piece.byteSize(), r.length()));
+        Refusal error = readPiece(r.offset(), first);
+        sending.lock();
+        try {
+            if (writerFailed) {
+                return;
+            }
+            if (error != null) {
+                send(new Reply(r, error.error(), error.message()), inlineHead);
+                return;
+            }
+            inlineHead.clear();
+            if (structured) {
+                inlineHead.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
+                        .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + r.length()))
+                        .putLong(r.offset());
+            } else {
+                inlineHead.putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie());
+            }
+            channel.writeFully(inlineHead.flip(), first.asByteBuffer());
+            for (long at = first.byteSize(); at < r.length(); at += piece.byteSize()) {
+                MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
+                error = readPiece(r.offset() + at, part);
+                if (error != null) {
+                    warn.log("{} on {}: READ at {}+{} failed after its reply began; closing the connection, as the"
+                            + " protocol requires: {}{}", channel.peer(), export.name(), Long.toUnsignedString(r.offset()),
+                            r.length(), error.message());
+                    writerFailed = true;
+                    channel.close(); // the reader ends too
+                    return;
+                }
+                channel.writeFully(part.asByteBuffer());
+            }
+        } catch (IOException e) {
+            sendFailed(e);
+        } finally {
+            sending.unlock();
+        }
+    }
+
+    /**
+     * A write larger than the reserve while the shared budget has no room for it: its payload
+     * taken off the socket a piece at a time into the reserve, each piece written before the next
+     * is read. Each piece is a message of its own for the watchdog (the device's time is not the
+     * client's). After a failed piece the rest of the payload is read and dropped, to keep the
+     * framing, and the reply has the error. Returns the reply.
+     */
+    private Reply streamWrite(Request r) throws IOException, InterruptedException {
+        BufferPool.Buffer buffer = share.acquireReserved(share.reserveBytes());
+        Refusal failed = null;
+        try {
+            MemorySegment piece = buffer.segment();
+            for (long at = 0; at < r.length(); at += piece.byteSize()) {
+                MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
+                channel.startMessage();
+                channel.readFully(part.asByteBuffer());
+                channel.endMessage();
+                if (failed == null) {
+                    failed = transferPiece(NBD_CMD_WRITE, r.offset() + at, part, r.fua());
+                }
+            }
+        } finally {
+            buffer.release();
+        }
+        return failed == null ? new Reply(r, 0, null) : new Reply(r, failed.error(), failed.message());
+    }
+
+    /** Sending failed: no more replies go out; the reader ends too. */
+    private void sendFailed(IOException e) {
+        writerFailed = true;
+        log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+        channel.close();
     }
 
     private void queue(Reply reply) {
@@ -430,9 +625,7 @@ final class NbdConnection {
                 send(reply, head);
             }
         } catch (IOException e) {
-            writerFailed = true;
-            log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
-            channel.close(); // the reader ends too
+            sendFailed(e);
         } catch (RuntimeException e) {
             // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
             unexpectedErrors.incrementAndGet();
@@ -444,6 +637,25 @@ final class NbdConnection {
                 reply.data().release();
             }
             inFlight.release();
+        }
+    }
+
+    /**
+     * Sends {@code data}, the part of read {@code r} at {@code fromBytes}, as OFFSET_DATA chunks:
+     * one per {@link #READ_PIECE_BYTES} when the read goes in pieces ({@link #inPieces}), else one;
+     * the last with DONE if {@code done}. Under {@link #sending}.
+     */
+    private void sendData(Request r, long fromBytes, MemorySegment data, boolean done, ByteBuffer head)
+            throws IOException {
+        long chunk = inPieces(r) ? READ_PIECE_BYTES : data.byteSize();
+        for (long at = 0; at < data.byteSize(); at += chunk) {
+            long length = Math.min(chunk, data.byteSize() - at);
+            boolean last = at + length == data.byteSize();
+            head.clear();
+            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (done && last ? NBD_REPLY_FLAG_DONE : 0))
+                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
+                    .putLong(r.offset() + fromBytes + at).flip();
+            channel.writeFully(head, data.asSlice(at, length).asByteBuffer());
         }
     }
 
@@ -459,13 +671,12 @@ final class NbdConnection {
             }
             return;
         }
-        if (reply.error() == 0) {
-            long length = reply.data().segment().byteSize();
-            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
-                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
-                    .putLong(r.offset()).flip();
-            channel.writeFully(head, reply.data().segment().asByteBuffer());
-            return;
+        if (reply.data() != null) {
+            sendData(r, 0, reply.data().segment().asSlice(0, reply.dataBytes()), reply.error() == 0, head);
+            if (reply.error() == 0) {
+                return;
+            }
+            head.clear(); // the error follows the pieces before the failed one
         }
         byte[] message = reply.message() == null ? new byte[0] : reply.message().getBytes(StandardCharsets.UTF_8);
         int messageLength = Math.min(message.length, MAX_STRING_BYTES);

@@ -69,7 +69,7 @@ final class NbdExport implements AutoCloseable {
         return readOnly;
     }
 
-    /** The transmission flags; {@code SEND_DF} only with structured replies (every read is one chunk). */
+    /** The transmission flags; {@code SEND_DF} only with structured replies (a read with DF is one chunk). */
     int transmissionFlags(boolean structuredReplies) {
         int flags = NbdProtocol.NBD_FLAG_HAS_FLAGS | NbdProtocol.NBD_FLAG_SEND_FLUSH | NbdProtocol.NBD_FLAG_SEND_FUA
                 | NbdProtocol.NBD_FLAG_CAN_MULTI_CONN;

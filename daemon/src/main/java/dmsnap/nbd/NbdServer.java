@@ -39,7 +39,8 @@ import org.slf4j.MDC;
  * {@code --default-export}, else the only device). One platform thread per connection (plus one
  * for its replies); device I/O runs on a bounded pool of I/O threads (on the connection's
  * thread for a queue-depth-1 client); request buffers come from one {@link BufferPool} whose
- * budget bounds the memory of all requests in flight.
+ * budget bounds the memory of all requests in flight, shared so that clients that do not read
+ * their replies cannot stall the others (each connection has a reserve of its own).
  *
  * <p>A watchdog closes connections whose handshake, request or reply is overdue
  * ({@code dmsnap.nbd.timeoutMs}, default 30 s); past {@code dmsnap.nbd.maxConnections}
@@ -101,7 +102,8 @@ public final class NbdServer implements AutoCloseable {
         this.defaultExport = defaultExport;
         this.settings = settings;
         this.socketPath = socketPath;
-        this.buffers = new BufferPool(settings.bufferBudgetBytes(), Math.min(settings.bufferBudgetBytes(), 128L << 20));
+        this.buffers = new BufferPool(settings.bufferBudgetBytes(), Math.min(settings.bufferBudgetBytes(), 128L << 20),
+                settings.maxConnections());
         this.zeroes = arena.allocate(1 << 20, BufferPool.ALIGNMENT);
         AtomicInteger ioThread = new AtomicInteger();
         this.ioThreads = Executors.newFixedThreadPool(settings.ioThreads(),
@@ -169,6 +171,11 @@ public final class NbdServer implements AutoCloseable {
 
     public long bufferBytesHighWater() {
         return buffers.highWaterBytes();
+    }
+
+    /** Each connection's reserve of request buffers (see {@link BufferPool}). */
+    long bufferReserveBytes() {
+        return buffers.reserveBytes();
     }
 
     /** Exceptions no client should be able to cause (server bugs), logged as errors; counted for tests. */

@@ -5,8 +5,11 @@
  * transmission phase (reader, I/O threads, writer); {@code NbdExport} adapts a
  * {@link dmsnap.device.MappedDevice}; {@code BufferPool} bounds request memory.
  *
- * <p>Locks: none of its own beyond thread-safe queues and semaphores; a request takes, in order,
- * its connection's in-flight permit, the connection's buffer quota, the pool's budget. Device
- * I/O runs on the I/O threads, or on the connection's thread for a queue-depth-1 client.
+ * <p>Locks: none of its own beyond thread-safe queues and semaphores, and a connection's lock
+ * for sending. A request takes its connection's in-flight permit, then a buffer from its
+ * connection's share of the pool: never waiting for the shared budget, only, when that has no
+ * room, for the connection's own reserve (see {@code BufferPool}), so no connection waits for
+ * buffers another holds. Device I/O runs on the I/O threads, or on the connection's thread for a
+ * queue-depth-1 client and for requests streamed through the reserve.
  */
 package dmsnap.nbd;

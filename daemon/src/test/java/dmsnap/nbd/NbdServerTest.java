@@ -19,7 +19,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The NBD server against the protocol: negotiation, flags, every command, concurrency, suspend. */
-@Timeout(60)
+@Timeout(300)
 class NbdServerTest {
     @TempDir
     Path dir;
@@ -149,36 +149,71 @@ class NbdServerTest {
         assertEquals(0, fx.dm.get("vol").info().openCount());
     }
 
+    /**
+     * The shape of a large structured read's reply does not depend on the thread that sends it: a
+     * read sent alone (which may run on the connection's thread) and reads sent together (which run
+     * on the I/O threads) both come as one data chunk per piece; a failed piece ends the reply with
+     * its error after the pieces before it; with DF the reply is one chunk.
+     */
     @Test
-    void largeReadsOfALoneClientComeInPiecesAndAFailedPieceEndsTheReplyWithItsError() throws Exception {
+    void largeStructuredReadsComeInPiecesAndAFailedPieceEndsTheReplyWithItsError() throws Exception {
         long piece = NbdConnection.READ_PIECE_BYTES;
         int length = 1 << 20;
+        int pieces = (int) (length / piece);
         byte[] expected = Arrays.copyOfRange(NbdFixture.pattern(NbdFixture.SECTORS), 1 << 20, (1 << 20) + length);
         try (NbdTestClient c = fx.open("vol", true)) {
-            for (int i = 0; i < 3; i++) { // the second and later come alone: they run inline
-                assertArrayEquals(expected, c.read(1 << 20, length), "read " + i);
+            for (NbdTestClient.Reply r : reads(c, 0, 1 << 20, length)) {
+                assertArrayEquals(expected, r.data(), "read " + r.cookie());
+                assertEquals(pieces, r.chunks(), "one data chunk per piece, the last one DONE");
+                assertEquals(pieces, r.dataChunks());
             }
-            assertEquals(length / piece, c.lastReplyChunks, "one data chunk per piece, the last one DONE");
+            for (NbdTestClient.Reply r : reads(c, NBD_CMD_FLAG_DF, 1 << 20, length)) {
+                assertArrayEquals(expected, r.data(), "DF read " + r.cookie());
+                assertEquals(1, r.chunks(), "DF: one chunk");
+            }
         }
         try (NbdTestClient c = fx.open("vol", false)) {
-            for (int i = 0; i < 3; i++) {
-                assertArrayEquals(expected, c.read(1 << 20, length), "simple replies: one piece");
+            for (NbdTestClient.Reply r : reads(c, 0, 1 << 20, length)) {
+                assertArrayEquals(expected, r.data(), "simple replies: one piece");
             }
         }
         // The last quarter of this device errors: the reply ends with its error after the good pieces.
         fx.dm.create("holed", null, dmsnap.table.TableParser.parse(
                 "0 1536 linear " + fx.base + " 0\n1536 512 error\n"));
         try (NbdTestClient c = fx.open("holed", true)) {
-            for (int i = 0; i < 3; i++) {
-                c.sendRead(7, 0, length);
-                NbdTestClient.Reply r = c.reply();
-                assertEquals(7, r.cookie());
-                assertEquals(NBD_EIO, r.error(), "read " + i);
+            for (NbdTestClient.Reply r : reads(c, 0, 0, length)) {
+                assertEquals(NBD_EIO, r.error(), "read " + r.cookie());
                 assertNull(r.data());
+                assertEquals(pieces, r.chunks(), "three data chunks, then the error chunk");
+                assertEquals(pieces - 1, r.dataChunks());
             }
-            assertEquals(length / piece, c.lastReplyChunks, "three data chunks, then the error chunk");
+            for (NbdTestClient.Reply r : reads(c, NBD_CMD_FLAG_DF, 0, length)) {
+                assertEquals(NBD_EIO, r.error(), "DF read " + r.cookie());
+                assertEquals(1, r.chunks(), "DF: the error chunk alone");
+            }
             assertArrayEquals(Arrays.copyOf(NbdFixture.pattern(8), 4096), c.read(0, 4096), "the connection goes on");
         }
+    }
+
+    /** Three reads one at a time, then three sent together; their replies in the order they came. */
+    private static java.util.List<NbdTestClient.Reply> reads(NbdTestClient c, int flags, long offset, int length)
+            throws Exception {
+        java.util.List<NbdTestClient.Reply> replies = new java.util.ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            c.request(flags, NBD_CMD_READ, i, offset, length, null);
+            replies.add(c.reply());
+            assertEquals(i, replies.getLast().cookie());
+        }
+        for (int i = 3; i < 6; i++) {
+            c.request(flags, NBD_CMD_READ, i, offset, length, null);
+        }
+        Set<Long> cookies = new HashSet<>();
+        for (int i = 3; i < 6; i++) {
+            replies.add(c.reply());
+            cookies.add(replies.getLast().cookie());
+        }
+        assertEquals(Set.of(3L, 4L, 5L), cookies);
+        return replies;
     }
 
     @Test
@@ -229,10 +264,13 @@ class NbdServerTest {
                     throw new RuntimeException(e);
                 }
             });
-            Thread.sleep(300);
+            // The request is parked on the suspended device, not failed and not answered.
+            dmsnap.device.MappedDevice snap = fx.dm.get("snap");
+            assertTrue(NbdProbe.eventually(60_000, () -> snap.parkedIo() == 1),
+                    "the read never reached the suspended device");
             assertFalse(reply.isDone(), "parked while suspended");
             fx.dm.get("snap").resume();
-            NbdTestClient.Reply r = reply.get(10, TimeUnit.SECONDS);
+            NbdTestClient.Reply r = reply.get(60, TimeUnit.SECONDS);
             assertEquals(0, r.error(), "latency, not an error");
             assertEquals(NbdFixture.original(0), r.data()[0]);
         }
@@ -268,9 +306,10 @@ class NbdServerTest {
             assertEquals("EBUSY", e.errno());
             assertEquals(0, c.write(0, new byte[512]));
         }
-        for (int i = 0; i < 100 && fx.dm.get("lin").info().openCount() > 0; i++) {
-            Thread.sleep(20);
-        }
+        // The server gives the device back after the client has gone: wait for it.
+        dmsnap.device.MappedDevice lin = fx.dm.get("lin");
+        assertTrue(NbdProbe.eventually(60_000, () -> lin.info().openCount() == 0),
+                "lin still open a minute after its client closed: " + lin.info().openCount());
         fx.dm.remove("lin", false);
     }
 }

@@ -24,12 +24,11 @@ final class NbdTestClient implements AutoCloseable {
     private final Map<Long, Long> readOffsets = new HashMap<>();
     /** Structured replies being put together, by cookie: the data so far and the chunks seen. */
     private final Map<Long, Partial> partial = new HashMap<>();
-    /** How many chunks the last structured reply came in. */
-    int lastReplyChunks;
 
     private static final class Partial {
         byte[] data;
         int chunks;
+        int dataChunks;
         int error;
         String message;
     }
@@ -47,8 +46,11 @@ final class NbdTestClient implements AutoCloseable {
         }
     }
 
-    /** A transmission reply: error 0 means success; data for reads. */
-    record Reply(long cookie, int error, byte[] data, String message) {
+    /**
+     * A transmission reply: error 0 means success; data for reads. A structured reply came in
+     * {@code chunks} chunks, {@code dataChunks} of them data; a simple reply counts as one chunk.
+     */
+    record Reply(long cookie, int error, byte[] data, String message, int chunks, int dataChunks) {
     }
 
     private NbdTestClient(SocketChannel socket) {
@@ -180,7 +182,7 @@ final class NbdTestClient implements AutoCloseable {
                 data = new byte[length.intValue()];
                 read(data.length).get(data);
             }
-            return new Reply(cookie, error, data, null);
+            return new Reply(cookie, error, data, null, 1, data == null ? 0 : 1);
         }
         if (magic != NBD_STRUCTURED_REPLY_MAGIC) {
             throw new IOException("bad reply magic 0x" + Integer.toHexString(magic));
@@ -199,6 +201,7 @@ final class NbdTestClient implements AutoCloseable {
             p.chunks++;
             switch (type) {
                 case NBD_REPLY_TYPE_OFFSET_DATA -> {
+                    p.dataChunks++;
                     long at = payload.getLong() - readOffsets.getOrDefault(cookie, 0L);
                     if (p.data == null) {
                         p.data = new byte[readLengths.getOrDefault(cookie, (long) length - 8).intValue()];
@@ -220,8 +223,7 @@ final class NbdTestClient implements AutoCloseable {
             partial.remove(cookie);
             readLengths.remove(cookie);
             readOffsets.remove(cookie);
-            lastReplyChunks = p.chunks;
-            return new Reply(cookie, p.error, p.error == 0 ? p.data : null, p.message);
+            return new Reply(cookie, p.error, p.error == 0 ? p.data : null, p.message, p.chunks, p.dataChunks);
         }
     }
 
