@@ -72,8 +72,8 @@ final class OwnedDirectory implements AutoCloseable {
      * @throws IOException one line saying why the directory is refused or which daemon holds it
      */
     static OwnedDirectory claim(Path dir, Kind kind) throws IOException {
-        boolean created = createIfMissing(dir);
-        check(dir, kind, created);
+        createIfMissing(dir);
+        check(dir, kind);
         NativeFile lock = openLock(dir, kind);
         boolean ok = false;
         try {
@@ -115,19 +115,10 @@ final class OwnedDirectory implements AutoCloseable {
         throw new IOException("/proc/self/status has no Uid line");
     }
 
-    /** Mode bits as chmod writes them ("0755"). */
-    static String octal(Set<PosixFilePermission> permissions) {
-        int bits = 0;
-        for (PosixFilePermission p : permissions) {
-            bits |= 1 << (PosixFilePermission.values().length - 1 - p.ordinal()); // OWNER_READ is 0400
-        }
-        return String.format("%04o", bits);
-    }
-
-    /** Creates {@code dir} with mode 0700 unless something is there; whether this call created it. */
-    private static boolean createIfMissing(Path dir) throws IOException {
+    /** Creates {@code dir} with mode 0700 unless something is there. */
+    private static void createIfMissing(Path dir) throws IOException {
         if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-            return false;
+            return;
         }
         Path parent = dir.toAbsolutePath().getParent();
         if (parent != null) {
@@ -136,24 +127,22 @@ final class OwnedDirectory implements AutoCloseable {
         try {
             Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
         } catch (FileAlreadyExistsException e) {
-            return false; // made by someone else meanwhile: checked like any existing directory
+            return; // made by someone else meanwhile: checked like any existing directory
         }
         // Our own new directory: undo what the umask took (never done to an existing one).
         Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
                 .setPermissions(OWNER_ONLY);
-        return true;
     }
 
-    private static void check(Path dir, Kind kind, boolean created) throws IOException {
+    private static void check(Path dir, Kind kind) throws IOException {
         Map<String, Object> a;
         try {
-            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions", LinkOption.NOFOLLOW_LINKS);
+            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode", LinkOption.NOFOLLOW_LINKS);
         } catch (NoSuchFileException e) {
             throw new IOException(kind.what + " " + dir + " vanished while it was being created");
         }
         if ((Boolean) a.get("isSymbolicLink")) {
-            throw new IOException(kind.what + " " + dir + " is a symbolic link; give the real directory (it must be "
-                    + "owned by this daemon's user and writable by no one else)");
+            throw new IOException(kind.what + " " + dir + " is a symbolic link: give the real directory");
         }
         if (!(Boolean) a.get("isDirectory")) {
             throw new IOException(kind.what + " " + dir + " is not a directory");
@@ -162,19 +151,19 @@ final class OwnedDirectory implements AutoCloseable {
         int uid = effectiveUid();
         if (owner != uid) {
             throw new IOException(kind.what + " " + dir + " is owned by uid " + owner + ", not by this daemon's uid "
-                    + uid + "; give a directory of its own");
+                    + uid + ": give a directory of its own");
         }
         @SuppressWarnings("unchecked")
-        Set<PosixFilePermission> mode = (Set<PosixFilePermission>) a.get("permissions");
-        if (kind.exactlyOwnerOnly && !mode.equals(OWNER_ONLY)) {
-            throw new IOException(kind.what + " " + dir + " has mode " + octal(mode) + ", not 0700; chmod 0700 it"
-                    + " or give another directory");
+        Set<PosixFilePermission> permissions = (Set<PosixFilePermission>) a.get("permissions");
+        String mode = String.format("%04o", (Integer) a.get("mode") & 07777); // as ls and chmod show it
+        if (kind.exactlyOwnerOnly && !permissions.equals(OWNER_ONLY)) {
+            throw new IOException(kind.what + " " + dir + " has mode " + mode + ", not 0700: chmod 0700 it if it is"
+                    + " the daemon's own, or give a new one (made with mode 0700)");
         }
-        if (mode.contains(PosixFilePermission.GROUP_WRITE) || mode.contains(PosixFilePermission.OTHERS_WRITE)) {
-            throw new IOException(kind.what + " " + dir + " is writable by others (mode " + octal(mode)
-                    + "); chmod go-w it or give another directory");
+        if (permissions.contains(PosixFilePermission.GROUP_WRITE) || permissions.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(kind.what + " " + dir + " is writable by others (mode " + mode + "): chmod go-w it if"
+                    + " it is the daemon's own, or give a new one (made with mode 0700)");
         }
-        assert !created || mode.equals(OWNER_ONLY);
     }
 
     private static NativeFile openLock(Path dir, Kind kind) throws IOException {
@@ -184,15 +173,15 @@ final class OwnedDirectory implements AutoCloseable {
             lock = NativeFile.open(file, EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.NO_FOLLOW));
         } catch (ErrnoException e) {
             if (e.errno() == Errno.ELOOP) {
-                throw new IOException("the lock file " + file + " of the " + kind.what + " is a symbolic link;"
-                        + " refusing it (remove it)", e);
+                throw new IOException("the lock file " + file + " of the " + kind.what + " is a symbolic link:"
+                        + " remove it", e);
             }
             throw e;
         }
         if (lock.type() != FileType.REGULAR_FILE) {
             lock.close();
-            throw new IOException("the lock file " + file + " of the " + kind.what + " is not a regular file;"
-                    + " refusing it (remove it)");
+            throw new IOException("the lock file " + file + " of the " + kind.what + " is not a regular file:"
+                    + " remove it");
         }
         return lock;
     }

@@ -234,7 +234,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         Map<String, Object> a = Files.readAttributes(tmp, "unix:isRegularFile,uid", LinkOption.NOFOLLOW_LINKS);
         if (!(Boolean) a.get("isRegularFile") || (Integer) a.get("uid") != uid) {
             throw new IOException(tmp + " is in the way and is not a regular file of uid " + uid
-                    + " (a symbolic link?); refusing to touch it: remove it");
+                    + " (a symbolic link?): remove it");
         }
         Files.delete(tmp);
     }
