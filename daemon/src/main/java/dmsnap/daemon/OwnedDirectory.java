@@ -8,6 +8,7 @@ import dmsnap.ffm.OpenFlag;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -57,11 +58,9 @@ final class OwnedDirectory implements AutoCloseable {
         }
     }
 
-    private final Path dir;
     private final NativeFile lock;
 
-    private OwnedDirectory(Path dir, NativeFile lock) {
-        this.dir = dir;
+    private OwnedDirectory(NativeFile lock) {
         this.lock = lock;
     }
 
@@ -87,16 +86,12 @@ final class OwnedDirectory implements AutoCloseable {
                 pid.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)));
             }
             ok = true;
-            return new OwnedDirectory(dir, lock);
+            return new OwnedDirectory(lock);
         } finally {
             if (!ok) {
                 lock.close();
             }
         }
-    }
-
-    Path path() {
-        return dir;
     }
 
     /** Releases the lock; idempotent. */
@@ -191,7 +186,7 @@ final class OwnedDirectory implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(32);
             long n = lock.read(0, buffer);
-            String text = new String(buffer.asSlice(0, n).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE),
+            String text = new String(buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE),
                     StandardCharsets.UTF_8).strip();
             return text.isEmpty() ? "?" : text.lines().findFirst().orElse("?");
         }
