@@ -24,6 +24,8 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A directory the daemon keeps its files in (the run directory, the state directory), and the
@@ -39,6 +41,7 @@ import java.util.Set;
  * creates a new one).
  */
 final class OwnedDirectory implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(OwnedDirectory.class);
     static final String LOCK_FILE = "daemon.lock";
     private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
 
@@ -79,12 +82,7 @@ final class OwnedDirectory implements AutoCloseable {
             if (!lock.tryLock(true)) {
                 throw new IOException("another dmsnap daemon (pid " + holder(lock) + ") " + kind.heldBy + " " + dir);
             }
-            // The holder writes its pid; a truncate through a second descriptor is harmless:
-            // flock belongs to the open file above, not to the process, unlike fcntl locks.
-            try (FileChannel pid = FileChannel.open(lock.path(), StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS)) {
-                pid.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)));
-            }
+            writePid(lock.path());
             ok = true;
             return new OwnedDirectory(lock);
         } finally {
@@ -181,7 +179,21 @@ final class OwnedDirectory implements AutoCloseable {
         return lock;
     }
 
-    /** The pid the holder wrote, or "?" while it has not yet. */
+    /**
+     * The holder writes its pid for the message of a refused daemon; only that message needs it,
+     * so a full file system does not stop the daemon. A truncate through a second descriptor is
+     * harmless: flock belongs to the open file, not to the process as fcntl locks do.
+     */
+    private static void writePid(Path file) {
+        try (FileChannel pid = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING,
+                LinkOption.NOFOLLOW_LINKS)) {
+            pid.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)));
+        } catch (IOException e) {
+            log.warn("{}: cannot write this daemon's pid into it: {}", file, e.getMessage());
+        }
+    }
+
+    /** The pid the holder wrote, or "?" when it has not (yet). */
     private static String holder(NativeFile lock) throws ErrnoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(32);

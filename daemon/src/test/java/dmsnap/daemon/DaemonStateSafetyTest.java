@@ -184,6 +184,10 @@ class DaemonStateSafetyTest {
                 assertInstanceOf(ControlResponse.Success.class, send(d, "rename", "kept", null, "renamed"));
                 acknowledged = lines(d, "table");
             }
+            // A state directory of an older daemon has no lock file: made on the full file system,
+            // it stays without the pid, and the devices come back all the same.
+            Files.delete(state.resolve("daemon.lock"));
+            small.fill();
             try (Daemon restarted = start(dir.resolve("run"), state)) {
                 assertEquals(acknowledged, lines(restarted, "table"));
                 assertEquals(List.of("renamed: 0 100 zero "), acknowledged);
