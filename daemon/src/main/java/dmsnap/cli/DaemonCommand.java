@@ -24,10 +24,13 @@ final class DaemonCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--run-dir", paramLabel = "DIR",
-            description = "Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).")
+            description = {"Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).",
+                "Made with mode 0700; an existing one must be a real directory of the daemon's user with mode 0700."})
     Path runDir;
 
-    @Option(names = "--state-dir", paramLabel = "DIR", description = "Where device tables are recorded and restored from at start.")
+    @Option(names = "--state-dir", paramLabel = "DIR",
+            description = {"Where device tables are recorded (before each change takes effect) and restored from at start.",
+                "Made with mode 0700; an existing one must be a real directory of the daemon's user, writable by no one else."})
     Path stateDir;
 
     @Option(names = "--usage-warn", paramLabel = "PERCENT[,PERCENT...]", split = ",", defaultValue = "80,95",

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dmsnap.device.DeviceInfo;
 import dmsnap.device.DeviceManager;
+import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.table.Table;
@@ -21,7 +22,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Executes control requests on the engine and renders what dmsetup prints. Failures become
  * {@link ControlResponse.Failure}s carrying the operation, errno and the kernel's reason; nothing
- * changes on a failed request (the engine's operations are all-or-nothing).
+ * changes on a failed request (the engine's operations are all-or-nothing). Every change of a
+ * live table, name or device is recorded by the {@link DeviceRecorder} before it takes effect
+ * (the daemon's state directory): a change it cannot record fails and is not made.
  */
 public final class ControlHandler {
     private static final Logger log = LoggerFactory.getLogger(ControlHandler.class);
@@ -29,40 +32,26 @@ public final class ControlHandler {
 
     private final DeviceManager dm;
     private final String version;
-    private final StateListener listener;
+    private final DeviceRecorder recorder;
     private final MergeService merges;
 
-    /** Told after every successful request (verb, name, new name), e.g. to record live tables. */
-    @FunctionalInterface
-    public interface StateListener {
-        void changed(String verb, String name, String newName);
-    }
-
     public ControlHandler(DeviceManager dm, String version) {
-        this(dm, version, (verb, name, newName) -> { });
+        this(dm, version, DeviceRecorder.NONE);
     }
 
-    public ControlHandler(DeviceManager dm, String version, StateListener listener) {
-        this(dm, version, listener, null);
+    public ControlHandler(DeviceManager dm, String version, DeviceRecorder recorder) {
+        this(dm, version, recorder, null);
     }
 
     /** With the daemon's merge flow behind the {@code merge} and {@code merge-status} verbs. */
-    public ControlHandler(DeviceManager dm, String version, StateListener listener, MergeService merges) {
+    public ControlHandler(DeviceManager dm, String version, DeviceRecorder recorder, MergeService merges) {
         this.dm = dm;
         this.version = version;
-        this.listener = listener;
+        this.recorder = recorder;
         this.merges = merges;
     }
 
     public ControlResponse handle(ControlRequest r) {
-        ControlResponse response = execute(r);
-        if (response instanceof ControlResponse.Success) {
-            listener.changed(r.verb(), r.name(), r.newName());
-        }
-        return response;
-    }
-
-    private ControlResponse execute(ControlRequest r) {
         try {
             return switch (r.verb()) {
                 case "create" -> create(r);
@@ -79,15 +68,15 @@ public final class ControlHandler {
                     yield ok();
                 }
                 case "resume" -> {
-                    dm.get(requireName(r)).resume();
+                    dm.get(requireName(r)).resume(recorder);
                     yield ok();
                 }
                 case "remove" -> {
-                    dm.remove(requireName(r), r.force());
+                    dm.remove(requireName(r), r.force(), recorder);
                     yield ok();
                 }
                 case "rename" -> {
-                    dm.rename(requireName(r), r.newName());
+                    dm.rename(requireName(r), r.newName(), recorder);
                     yield ok();
                 }
                 case "status", "table" -> status(r);
@@ -141,7 +130,8 @@ public final class ControlHandler {
 
     /**
      * dmsetup create: create, then (with a table) load and resume; when the load or the resume
-     * fails the device is removed again, and the failure names the step ("reload", "resume").
+     * (its table recorded first) fails the device is removed again, and the failure names the step
+     * ("reload", "resume"). A device without a table is not recorded: there is nothing to restore.
      */
     private ControlResponse create(ControlRequest r) throws DmException, TableLoadException, InterruptedException {
         Table table = r.notable() || r.table() == null ? null : parse(r);
@@ -156,10 +146,12 @@ public final class ControlHandler {
             dm.remove(name, true);
             throw e;
         }
+        MappedDevice device = dm.get(name);
         try {
-            dm.get(name).resume();
+            device.resume(recorder);
         } catch (DmException e) {
-            dm.remove(name, true);
+            // A live table was recorded (a preresume hook refused it): its record goes with it.
+            dm.remove(name, true, device.liveTable() == null ? DeviceRecorder.NONE : recorder);
             return new ControlResponse.Failure("resume", e.errno(), e.getMessage());
         }
         return ok();

@@ -4,6 +4,7 @@ import dmsnap.control.ControlHandler;
 import dmsnap.control.ControlServer;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
+import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.nbd.NbdServer;
@@ -14,13 +15,6 @@ import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -28,8 +22,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One dmsnap daemon: the run directory (0700) and its lock (a second daemon on the same run
- * directory is refused with the first one's pid), the engine, and the control socket.
+ * One dmsnap daemon: the run directory and the state directory, each the daemon's own and locked
+ * (see {@link OwnedDirectory}: a second daemon on either is refused with the first one's pid),
+ * the engine, and the control socket, whose changes are recorded in the state directory before
+ * they take effect (see {@link StateStore}).
  * {@link #stop()} is the orderly shutdown: no new requests, every device suspended (which
  * drains I/O and waits for copies) and removed (every store flushed and closed), the copier
  * closed.
@@ -38,8 +34,7 @@ public final class Daemon implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Daemon.class);
 
     private final DaemonConfig config;
-    private final FileChannel lockChannel;
-    private final FileLock lock;
+    private final OwnedDirectory runDir;
     private final ChunkCopier copier;
     private final DeviceManager devices;
     private final ControlServer control;
@@ -54,10 +49,10 @@ public final class Daemon implements AutoCloseable {
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
-    private Daemon(DaemonConfig config, FileChannel lockChannel, FileLock lock, String version) throws IOException {
+    private Daemon(DaemonConfig config, OwnedDirectory runDir, StateStore state, String version) throws IOException {
         this.config = config;
-        this.lockChannel = lockChannel;
-        this.lock = lock;
+        this.runDir = runDir;
+        this.state = state;
         this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
         this.metrics = config.metrics() == null ? null : new DaemonMetrics(copier);
         this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier,
@@ -68,7 +63,6 @@ public final class Daemon implements AutoCloseable {
         NbdServer nbdServer = null;
         boolean ok = false;
         try {
-            this.state = config.stateDir() == null ? null : new StateStore(config.stateDir());
             if (state != null) {
                 restore();
             }
@@ -77,8 +71,8 @@ public final class Daemon implements AutoCloseable {
             nbdServer = new NbdServer(devices, config.nbdSocket(), config.nbd().tcpSocketAddress(),
                     config.nbd().defaultExport(), NbdServer.Settings.defaults());
             this.nbd = nbdServer;
-            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version, this::recordState,
-                    merges));
+            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version,
+                    state == null ? DeviceRecorder.NONE : state, merges));
             ok = true;
         } finally {
             if (!ok) {
@@ -93,23 +87,6 @@ public final class Daemon implements AutoCloseable {
         CowMonitor cows = new CowMonitor(devices, config.cowPolicy());
         monitor.scheduleWithFixedDelay(cows::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
         monitor.scheduleWithFixedDelay(merges::check, 250, 250, java.util.concurrent.TimeUnit.MILLISECONDS);
-    }
-
-    /** After a successful control request that may have changed a live table: record it. */
-    private void recordState(String verb, String name, String newName) {
-        if (state == null) {
-            return;
-        }
-        try {
-            switch (verb) {
-                case "remove" -> state.forget(name);
-                case "rename" -> state.rename(name, devices.get(newName));
-                case "create", "resume" -> state.record(devices.get(name));
-                default -> { }
-            }
-        } catch (IOException | DmException e) {
-            log.error("recording the state of {} failed: {}", name, e.getMessage());
-        }
     }
 
     /**
@@ -160,36 +137,28 @@ public final class Daemon implements AutoCloseable {
     }
 
     /**
-     * Starts a daemon on {@code config.runDir()}.
+     * Starts a daemon on {@code config.runDir()} and {@code config.stateDir()}.
      *
-     * @throws IOException the run directory cannot be made or another daemon holds it
+     * @throws IOException one line: a directory is refused (see {@link OwnedDirectory}) or another
+     *                     daemon uses it, a listener cannot be opened, the state cannot be read
      */
     public static Daemon start(DaemonConfig config, String version) throws IOException {
-        Files.createDirectories(config.runDir(), PosixFilePermissions.asFileAttribute(
-                PosixFilePermissions.fromString("rwx------")));
-        Files.setPosixFilePermissions(config.runDir(), PosixFilePermissions.fromString("rwx------"));
-        FileChannel channel = FileChannel.open(config.lockFile(), StandardOpenOption.CREATE, StandardOpenOption.READ,
-                StandardOpenOption.WRITE);
-        FileLock lock = channel.tryLock();
-        if (lock == null) {
-            String holder = new String(Files.readAllBytes(config.lockFile()), StandardCharsets.UTF_8).strip();
-            channel.close();
-            throw new IOException("another dmsnap daemon (pid " + (holder.isEmpty() ? "?" : holder)
-                    + ") is running with run directory " + config.runDir());
-        }
-        channel.truncate(0);
-        channel.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)), 0);
+        OwnedDirectory runDir = OwnedDirectory.claim(config.runDir(), OwnedDirectory.Kind.RUN);
+        StateStore state = null;
         boolean ok = false;
         try {
-            Daemon daemon = new Daemon(config, channel, lock, version);
+            state = config.stateDir() == null ? null : new StateStore(config.stateDir());
+            Daemon daemon = new Daemon(config, runDir, state, version);
             log.info("dmsnap {} daemon started (pid {}), run directory {}", version, ProcessHandle.current().pid(),
                     config.runDir());
             ok = true;
             return daemon;
         } finally {
             if (!ok) {
-                lock.release();
-                channel.close();
+                if (state != null) {
+                    state.close();
+                }
+                runDir.close();
             }
         }
     }
@@ -258,11 +227,12 @@ public final class Daemon implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         try {
-            lock.release();
-            lockChannel.close();
-            Files.deleteIfExists(config.lockFile());
+            if (state != null) {
+                state.close();
+            }
+            runDir.close();
         } catch (IOException e) {
-            log.warn("releasing the run directory lock: {}", e.getMessage());
+            log.warn("releasing the directory locks: {}", e.getMessage());
         }
         log.info("stopped");
         done.countDown();

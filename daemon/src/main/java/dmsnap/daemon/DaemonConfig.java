@@ -4,11 +4,13 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 
 /**
- * Where the daemon lives: the run directory (control socket, lock) and the state directory.
+ * Where the daemon lives: the run directory (control socket, lock) and the state directory. Both
+ * must be the daemon's own: see {@link OwnedDirectory}.
  *
  * @param runDir   {@code --run-dir}, env {@code DMSNAP_RUN_DIR}; default /run/dmsnap as root,
- *                 else $XDG_RUNTIME_DIR/dmsnap
- * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded)
+ *                 else $XDG_RUNTIME_DIR/dmsnap; mode 0700
+ * @param stateDir {@code --state-dir}: where device tables are recorded (null: not recorded);
+ *                 writable by its owner only
  * @param cowPolicy COW usage warnings and autoextend
  * @param nbd       the NBD server's listeners and default export
  * @param metrics   {@code --metrics}: where Prometheus text is served (null: nowhere)
@@ -54,9 +56,5 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
 
     public Path nbdSocket() {
         return runDir.resolve("nbd.sock");
-    }
-
-    public Path lockFile() {
-        return runDir.resolve("daemon.lock");
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dmsnap.control.ControlResponse;
 import dmsnap.control.MergeService;
 import dmsnap.device.DeviceManager;
+import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.snapshot.SnapshotMergeTarget;
@@ -145,8 +146,12 @@ public final class MergeFlows implements MergeService {
             MappedDevice origin = origins.getFirst();
             Flow f = new Flow(origin.name(), snapshot, t[4]);
             int users = origin.info().openCount();
+            try {
+                persist(f);
+            } catch (IOException e) {
+                return new ControlResponse.Failure("merge", StateStore.errnoOf(e), notRecorded(f, e));
+            }
             flows.put(f.origin, f);
-            persist(f);
             if (users > 0) {
                 log.info("{}: open ({} users): the merge of {} waits until it is not", f.origin, users, snapshot);
                 return success(List.of("Can't merge over open origin volume.",
@@ -192,8 +197,13 @@ public final class MergeFlows implements MergeService {
             snap.suspend();
             lines.add("suspended " + f.snapshot);
             if (state != null) {
-                state.forget(f.snapshot);
-                state.record(f.origin, origin.uuid(), mergeTable);
+                try {
+                    state.forget(f.snapshot);
+                    state.record(f.origin, origin.uuid(), mergeTable);
+                } catch (IOException e) {
+                    recover(f, origin, snap, originTable); // the snapshot's record comes back first
+                    throw new StepFailed("merge", StateStore.errnoOf(e), notRecorded(f, e));
+                }
             }
             try {
                 origin.resume();
@@ -222,14 +232,19 @@ public final class MergeFlows implements MergeService {
         return lines;
     }
 
+    private String notRecorded(Flow f, IOException e) {
+        return "cannot record the merge of " + f.snapshot + " in the state directory " + state.directory() + ": "
+                + e.getMessage() + "; nothing was changed";
+    }
+
     private void recover(Flow f, MappedDevice origin, MappedDevice snap, Table originTable) {
         try {
             origin.load(originTable, devices.targetTypes(), devices.backingDevices());
             origin.resume();
             snap.resume();
             if (state != null) {
-                state.record(origin);
                 state.record(snap);
+                state.record(origin);
             }
         } catch (TableLoadException | DmException | InterruptedException | IOException e) {
             log.error("{}: putting the origin table back after a failed merge start failed: {}", f.origin, e.getMessage());
@@ -306,10 +321,7 @@ public final class MergeFlows implements MergeService {
         Table next = TableParser.parse("0 " + origin.sizeSectors() + (others ? " snapshot-origin " + originArg
                 : " linear " + originArg + " 0"));
         devices.load(f.origin, next);
-        origin.resume();
-        if (state != null) {
-            state.record(origin);
-        }
+        origin.resume(state == null ? DeviceRecorder.NONE : state); // not recorded: not live, the next check retries
         forget(f);
         finished.put(f.origin, new Finished(f.origin, f.snapshot, next.toString().strip(), f.totalBytes));
         log.info("{}: merge of {} finished; the table is now: {} (the COW {} is no longer used)", f.origin, f.snapshot,

@@ -1,38 +1,129 @@
 package dmsnap.daemon;
 
+import dmsnap.device.DeviceRecorder;
+import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
 import dmsnap.table.Table;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Every device's live table, one file per device in the state directory ({@code NAME.device}:
- * uuid and table text), written atomically (temporary file, fsync, rename, fsync of the
- * directory) whenever the live table changes, deleted when the device is removed. A restart
- * restores them all (see {@link Daemon}).
+ * uuid and table text; the file name is the device's name), deleted when the device is removed.
+ * A restart restores them all (see {@link Daemon}).
+ *
+ * <p>As the {@link DeviceRecorder} of the control path, a change is recorded before it takes
+ * effect, as LVM commits its metadata before it changes a device: the table before resume swaps
+ * it in, the removal before the device goes, the new name before it is used. A change that
+ * cannot be recorded (a full file system) fails with the errno and changes nothing, so every
+ * acknowledged change is on disk.
+ *
+ * <p>A file is written atomically: a new temporary file (O_EXCL, so never through a symbolic
+ * link or into someone else's file), fsync, rename over the record, fsync of the directory. A
+ * rename of a device is one rename(2) of its record. The directory is an {@link OwnedDirectory}:
+ * the daemon's own, and locked against a second daemon. Methods are synchronized: this object's
+ * monitor guards the files and is taken last (under a device's control lock on the control path).
  */
-public final class StateStore {
+public final class StateStore implements DeviceRecorder, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(StateStore.class);
     private static final String SUFFIX = ".device";
 
+    private final OwnedDirectory directory;
     private final Path dir;
+    private final int uid;
 
+    /**
+     * Creates the directory (0700) unless it exists, checks that it is the daemon's own (see
+     * {@link OwnedDirectory}) and locks it.
+     *
+     * @throws IOException one line: why the directory is refused, or which daemon uses it
+     */
     public StateStore(Path dir) throws IOException {
-        this.dir = Files.createDirectories(dir);
+        this.directory = OwnedDirectory.claim(dir, OwnedDirectory.Kind.STATE);
+        this.dir = dir;
+        this.uid = OwnedDirectory.effectiveUid();
     }
 
     /** A recorded device; {@code readOnly}: its table was loaded read-only. */
     public record Recorded(String name, String uuid, String table, boolean readOnly) {
     }
+
+    public Path directory() {
+        return dir;
+    }
+
+    // ---- the control path: recorded before the change takes effect --------------------------------
+
+    @Override
+    public void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
+        try {
+            record(device.name(), device.uuid(), table, readOnly);
+        } catch (IOException e) {
+            throw failure("record the new table of " + device.name(), e);
+        }
+    }
+
+    @Override
+    public void beforeRename(MappedDevice device, String newName) throws DmException {
+        try {
+            rename(device.name(), newName, device);
+        } catch (IOException e) {
+            throw failure("record the rename of " + device.name() + " to " + newName, e);
+        }
+    }
+
+    @Override
+    public void beforeRemove(MappedDevice device) throws DmException {
+        try {
+            forget(device.name());
+        } catch (IOException e) {
+            throw failure("forget " + device.name(), e);
+        }
+    }
+
+    private DmException failure(String what, IOException e) {
+        return new DmException(errnoOf(e), "cannot " + what + " in the state directory " + dir + ": " + e.getMessage()
+                + "; nothing was changed", e);
+    }
+
+    /** The errno name of a failed file operation (EIO when it does not say). */
+    static String errnoOf(IOException e) {
+        if (e instanceof ErrnoException n) {
+            return n.errno() == Errno.UNKNOWN ? "EIO" : n.errno().name();
+        }
+        String reason = e instanceof FileSystemException f ? f.getReason() : e.getMessage();
+        for (Errno errno : Errno.values()) { // the JDK's reason is strerror's text
+            if (errno != Errno.UNKNOWN && errno.text().equals(reason)) {
+                return errno.name();
+            }
+        }
+        return "EIO";
+    }
+
+    // ---- records ---------------------------------------------------------------------------------
 
     public synchronized void record(MappedDevice device) throws IOException {
         Table table = device.liveTable();
@@ -52,7 +143,7 @@ public final class StateStore {
         record(name, uuid, table, false);
     }
 
-    private void record(String name, String uuid, Table table, boolean readOnly) throws IOException {
+    private synchronized void record(String name, String uuid, Table table, boolean readOnly) throws IOException {
         Properties p = new Properties();
         if (readOnly) {
             p.setProperty("readonly", "true");
@@ -65,21 +156,95 @@ public final class StateStore {
         writeAtomically(name + SUFFIX, p, "dmsnap device state");
     }
 
-    /** Writes {@code dir/fileName} atomically: temporary file, fsync, rename, fsync of the directory. */
+    public synchronized void forget(String name) throws IOException {
+        delete(name + SUFFIX);
+    }
+
+    /**
+     * The record of {@code from} becomes that of {@code to} in one rename(2) (replacing a record
+     * left under that name by a device that was not restored); then its name line is brought up to
+     * date, which only a reader of the file needs. A device without a record gets one.
+     */
+    private synchronized void rename(String from, String to, MappedDevice device) throws IOException {
+        Path source = dir.resolve(from + SUFFIX);
+        if (!Files.isRegularFile(source, LinkOption.NOFOLLOW_LINKS)) {
+            if (device.liveTable() == null) {
+                forget(to);
+            } else {
+                record(to, device.uuid(), device.liveTable(), device.isReadOnly());
+            }
+            return;
+        }
+        move(source, dir.resolve(to + SUFFIX));
+        syncDirectory();
+        if (device.liveTable() != null) {
+            try {
+                record(to, device.uuid(), device.liveTable(), device.isReadOnly());
+            } catch (IOException e) {
+                log.warn("{}: renamed in {}, but its record still says name={} inside: {}", to, dir, from, e.getMessage());
+            }
+        }
+    }
+
+    /** Every recorded device, in no particular order. */
+    public synchronized List<Recorded> load() throws IOException {
+        List<Recorded> all = new ArrayList<>();
+        for (Map.Entry<String, Properties> e : read(SUFFIX)) {
+            String file = e.getKey();
+            Properties p = e.getValue();
+            all.add(new Recorded(file.substring(0, file.length() - SUFFIX.length()), p.getProperty("uuid"),
+                    p.getProperty("table"), Boolean.parseBoolean(p.getProperty("readonly", "false"))));
+        }
+        return all;
+    }
+
+    // ---- files -----------------------------------------------------------------------------------
+
+    /** Writes {@code dir/fileName} atomically: new temporary file, fsync, rename, fsync of the directory. */
     synchronized void writeAtomically(String fileName, Properties p, String comment) throws IOException {
+        ByteArrayOutputStream text = new ByteArrayOutputStream();
+        p.store(text, comment);
+        byte[] bytes = text.toByteArray();
         Path tmp = dir.resolve("." + fileName + ".tmp");
-        try (var out = Files.newOutputStream(tmp)) {
-            p.store(out, comment);
-        }
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-            ch.force(true);
-        }
+        removeStaleTemporary(tmp);
+        // O_EXCL: a file or symbolic link put there since is never opened, let alone truncated.
+        NativeFile f = NativeFile.open(tmp, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE);
         try {
-            Files.move(tmp, dir.resolve(fileName), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            throw new IOException("the state directory " + dir + " cannot rename atomically", e);
+            try (f; Arena arena = Arena.ofConfined()) {
+                f.write(0, arena.allocateFrom(ValueLayout.JAVA_BYTE, bytes));
+                f.fsync();
+            }
+            move(tmp, dir.resolve(fileName));
+        } catch (IOException | RuntimeException e) {
+            try {
+                Files.deleteIfExists(tmp); // ours: created above
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
         }
         syncDirectory();
+    }
+
+    /** A temporary file a crash left behind is removed, if it is a regular file of ours; anything else is refused. */
+    private void removeStaleTemporary(Path tmp) throws IOException {
+        if (!Files.exists(tmp, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        Map<String, Object> a = Files.readAttributes(tmp, "unix:isRegularFile,uid", LinkOption.NOFOLLOW_LINKS);
+        if (!(Boolean) a.get("isRegularFile") || (Integer) a.get("uid") != uid) {
+            throw new IOException(tmp + " is in the way and is not a regular file of uid " + uid
+                    + " (a symbolic link?): remove it");
+        }
+        Files.delete(tmp);
+    }
+
+    private static void move(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            throw new IOException("the state directory " + to.getParent() + " cannot rename atomically", e);
+        }
     }
 
     /** Deletes {@code dir/fileName} if it exists (durably). */
@@ -91,34 +256,24 @@ public final class StateStore {
 
     /** The properties of every {@code *suffix} file. */
     synchronized List<Properties> loadAll(String suffix) throws IOException {
-        List<Properties> all = new ArrayList<>();
+        return read(suffix).stream().map(Map.Entry::getValue).toList();
+    }
+
+    /** Every regular {@code *suffix} file by name, with its properties; anything else is reported and skipped. */
+    private List<Map.Entry<String, Properties>> read(String suffix) throws IOException {
+        List<Map.Entry<String, Properties>> all = new ArrayList<>();
         try (DirectoryStream<Path> files = Files.newDirectoryStream(dir, "*" + suffix)) {
             for (Path f : files) {
-                Properties p = new Properties();
-                try (var in = Files.newInputStream(f)) {
-                    p.load(new java.io.InputStreamReader(in, StandardCharsets.ISO_8859_1));
+                if (!Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) {
+                    log.warn("{}: not a regular file (a symbolic link?): ignored", f);
+                    continue;
                 }
-                all.add(p);
+                Properties p = new Properties();
+                try (var in = Files.newInputStream(f, LinkOption.NOFOLLOW_LINKS)) {
+                    p.load(new InputStreamReader(in, StandardCharsets.ISO_8859_1));
+                }
+                all.add(Map.entry(f.getFileName().toString(), p));
             }
-        }
-        return all;
-    }
-
-    public synchronized void forget(String name) throws IOException {
-        delete(name + SUFFIX);
-    }
-
-    public synchronized void rename(String from, MappedDevice device) throws IOException {
-        record(device);
-        forget(from);
-    }
-
-    /** Every recorded device, in no particular order. */
-    public synchronized List<Recorded> load() throws IOException {
-        List<Recorded> all = new ArrayList<>();
-        for (Properties p : loadAll(SUFFIX)) {
-            all.add(new Recorded(p.getProperty("name"), p.getProperty("uuid"), p.getProperty("table"),
-                    Boolean.parseBoolean(p.getProperty("readonly", "false"))));
         }
         return all;
     }
@@ -127,5 +282,11 @@ public final class StateStore {
         try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
             ch.force(true);
         }
+    }
+
+    /** Releases the state directory's lock; idempotent. */
+    @Override
+    public void close() throws IOException {
+        directory.close();
     }
 }

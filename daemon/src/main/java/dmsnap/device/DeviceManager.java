@@ -115,8 +115,13 @@ public final class DeviceManager {
     }
 
     public void remove(String name, boolean force) throws DmException {
+        remove(name, force, DeviceRecorder.NONE);
+    }
+
+    /** The same, once {@code recorder} has recorded the removal (nothing changes when it cannot). */
+    public void remove(String name, boolean force, DeviceRecorder recorder) throws DmException {
         MappedDevice device = get(name);
-        device.remove(force);
+        device.remove(force, recorder);
         synchronized (this) {
             byName.remove(name, device);
             minors.clear(device.minor());
@@ -126,7 +131,7 @@ public final class DeviceManager {
 
     private void forget(MappedDevice device) {
         try {
-            device.remove(true);
+            device.remove(true, DeviceRecorder.NONE);
         } catch (DmException e) {
             throw new IllegalStateException("a forced remove cannot fail", e);
         }
@@ -136,14 +141,19 @@ public final class DeviceManager {
         }
     }
 
-    public synchronized void rename(String from, String to) throws DmException {
+    public void rename(String from, String to) throws DmException {
+        rename(from, to, DeviceRecorder.NONE);
+    }
+
+    /** The same, once {@code recorder} has recorded the new name (nothing changes when it cannot). */
+    public synchronized void rename(String from, String to, DeviceRecorder recorder) throws DmException {
         checkName(to);
         MappedDevice device = get(from);
         if (byName.containsKey(to)) {
             throw new DmException("EBUSY", "Device " + to + " already exists");
         }
+        device.rename(to, recorder);
         byName.remove(from);
-        device.rename(to);
         byName.put(to, device);
         log.info("{}: renamed to {}", from, to);
     }

@@ -62,8 +62,16 @@ public final class MappedDevice {
         return name;
     }
 
-    void rename(String newName) {
-        this.name = newName;
+    /** Renames the device once {@code recorder} has recorded the new name. */
+    void rename(String newName, DeviceRecorder recorder) throws DmException {
+        control.lock();
+        try {
+            requireNotRemoved();
+            recorder.beforeRename(this, newName);
+            this.name = newName;
+        } finally {
+            control.unlock();
+        }
     }
 
     public String uuid() {
@@ -299,11 +307,21 @@ public final class MappedDevice {
      * hooks (a refusal leaves the device suspended and is thrown) and resume hooks, lets I/O go.
      */
     public void resume() throws DmException, InterruptedException {
+        resume(DeviceRecorder.NONE);
+    }
+
+    /**
+     * The same, with the inactive table recorded by {@code recorder} before it is swapped in: a
+     * table that cannot be recorded does not go live, and the device stays as it was (not
+     * suspended by this call, its inactive table kept).
+     */
+    public void resume(DeviceRecorder recorder) throws DmException, InterruptedException {
         control.lock();
         try {
             requireNotRemoved();
             LiveTable old = null;
             if (inactive != null) {
+                recorder.beforeLive(this, inactive.table(), inactive.readOnly());
                 suspendLocked();
                 old = live;
                 live = inactive;
@@ -333,14 +351,18 @@ public final class MappedDevice {
         }
     }
 
-    /** Destroys both tables; the device must not be open unless {@code force}. */
-    void remove(boolean force) throws DmException {
+    /**
+     * Destroys both tables once {@code recorder} has recorded the removal; the device must not be
+     * open unless {@code force}.
+     */
+    void remove(boolean force, DeviceRecorder recorder) throws DmException {
         control.lock();
         try {
             requireNotRemoved();
             if (openCount > 0 && !force) {
                 throw new DmException("EBUSY", name + " is open (" + openCount + " users)");
             }
+            recorder.beforeRemove(this);
             removed = true;
             LiveTable l = live;
             LiveTable i = inactive;

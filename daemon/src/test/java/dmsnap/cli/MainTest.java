@@ -48,6 +48,19 @@ class MainTest {
     }
 
     @Test
+    void aRefusedDirectoryStopsTheDaemonWithOneLine(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
+            throws java.io.IOException {
+        java.nio.file.Path shared = java.nio.file.Files.createDirectory(tmp.resolve("shared"));
+        java.nio.file.Path link = java.nio.file.Files.createSymbolicLink(tmp.resolve("run"), shared);
+        CliRunner r = CliRunner.run("daemon", "--run-dir", link.toString());
+        assertEquals(ExitCodes.FAILED, r.exitCode());
+        assertEquals("dmsnap: run directory " + link + " is a symbolic link: give the real directory\n", r.err());
+        CliRunner state = CliRunner.run("daemon", "--run-dir", tmp.resolve("run2").toString(), "--state-dir", link.toString());
+        assertEquals(ExitCodes.FAILED, state.exitCode());
+        assertEquals("dmsnap: state directory " + link + " is a symbolic link: give the real directory\n", state.err());
+    }
+
+    @Test
     void completionIsABashScriptCoveringTheCommands() {
         CliRunner r = CliRunner.run("completion");
         assertEquals(0, r.exitCode());

@@ -23,6 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -146,5 +147,48 @@ class MergeFlowsTest {
         MemorySegment b = arena.allocate(512, 4096);
         dm.get("other").submit(IoRequest.read(0, b));
         assertEquals(0x43, b.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "the other snapshot kept its point in time");
+    }
+
+    @Test
+    void aMergeThatCannotBeRecordedDoesNotStartAndTheSnapshotKeepsItsRecord() throws Exception {
+        snapshot("snap");
+        state.record(dm.get("vol"));
+        String snapRecord = Files.readString(dir.resolve("state/snap.device"));
+        Files.createDirectory(dir.resolve("state/.vol.device.tmp")); // in the way of the merge table's record
+        ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class, flows.merge("snap"));
+        assertFalse(dm.get("vol").isSuspended(), "the origin runs");
+        assertFalse(dm.get("snap").isSuspended(), "the snapshot runs");
+        assertEquals(snapRecord, Files.readString(dir.resolve("state/snap.device")), "the snapshot's record is kept");
+        assertEquals("0 8192 snapshot-origin " + base.toRealPath(), table("vol"));
+        assertEquals("merge", f.operation());
+        assertTrue(f.reason().startsWith("cannot record the merge of snap in the state directory " + dir.resolve("state")),
+                f.reason());
+        assertTrue(Files.readString(dir.resolve("state/vol.device")).contains("snapshot-origin"));
+        assertTrue(Files.notExists(dir.resolve("state/vol.merge")));
+        assertEquals(List.of("No merges"), ((ControlResponse.Success) flows.status(null)).lines());
+        Files.delete(dir.resolve("state/.vol.device.tmp"));
+        assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"), "with the way free it merges");
+        untilFinished();
+    }
+
+    @Test
+    void aFinishedMergeWhoseTableCannotBeRecordedKeepsTheMergeTableUntilItCan() throws Exception {
+        snapshot("snap");
+        write("vol", 0, 0x44);
+        assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
+        Path obstacle = Files.createDirectory(dir.resolve("state/.vol.device.tmp"));
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines()).contains("complete")) {
+            assertTrue(System.nanoTime() < deadline, "the merge did not complete");
+            flows.check(); // tries to finish, and cannot record the end table
+            Thread.sleep(5);
+        }
+        flows.check();
+        assertTrue(table("vol").contains(" snapshot-merge "), "the end table is not live before it is recorded");
+        assertTrue(Files.readString(dir.resolve("state/vol.device")).contains("snapshot-merge"));
+        Files.delete(obstacle);
+        untilFinished();
+        assertEquals("0 8192 linear " + base.toRealPath() + " 0", table("vol"));
+        assertTrue(Files.readString(dir.resolve("state/vol.device")).contains("linear"));
     }
 }

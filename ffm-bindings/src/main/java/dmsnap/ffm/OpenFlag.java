@@ -16,7 +16,9 @@ public enum OpenFlag {
     /** O_DIRECT: bypass the page cache; offsets, lengths and buffers must be aligned. */
     DIRECT,
     /** O_DSYNC: every write is durable when it returns. */
-    DSYNC;
+    DSYNC,
+    /** O_NOFOLLOW: fail with ELOOP when the last component of the path is a symbolic link. */
+    NO_FOLLOW;
 
     static int toNative(Set<OpenFlag> flags) {
         if (flags.contains(READ_ONLY) == flags.contains(READ_WRITE)) {
@@ -34,6 +36,9 @@ public enum OpenFlag {
         }
         if (flags.contains(DSYNC)) {
             bits |= LinuxConstants.O_DSYNC;
+        }
+        if (flags.contains(NO_FOLLOW)) {
+            bits |= LinuxConstants.O_NOFOLLOW;
         }
         return bits;
     }

@@ -144,6 +144,19 @@ class NativeFileTest {
     }
 
     @Test
+    void noFollowRefusesASymbolicLinkAndLeavesItsTargetAlone() throws IOException {
+        Path target = sparse("target.img", 4096);
+        Path link = Files.createSymbolicLink(dir.resolve("link.img"), target);
+        ErrnoException e = assertThrows(ErrnoException.class,
+                () -> NativeFile.open(link, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.NO_FOLLOW));
+        assertEquals(Errno.ELOOP, e.errno());
+        assertEquals(4096, Files.size(target));
+        try (NativeFile f = NativeFile.open(target, OpenFlag.READ_ONLY, OpenFlag.NO_FOLLOW)) {
+            assertTrue(f.flags().contains(OpenFlag.NO_FOLLOW));
+        }
+    }
+
+    @Test
     void flockConflictsBetweenOpenFileDescriptions() throws IOException {
         Path p = sparse("lock.img", 4096);
         try (NativeFile a = NativeFile.open(p, OpenFlag.READ_WRITE);

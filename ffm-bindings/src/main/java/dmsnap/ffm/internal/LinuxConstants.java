@@ -21,6 +21,7 @@ public final class LinuxConstants {
     public static final int O_DIRECT = Linux.O_DIRECT();
     public static final int O_DSYNC = Linux.O_DSYNC();
     public static final int O_CLOEXEC = Linux.O_CLOEXEC();
+    public static final int O_NOFOLLOW = Linux.O_NOFOLLOW();
 
     public static final long BLKGETSIZE64 = Linux.BLKGETSIZE64();
     public static final long BLKSSZGET = Linux.BLKSSZGET();

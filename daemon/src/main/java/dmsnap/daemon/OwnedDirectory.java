@@ -1,0 +1,206 @@
+package dmsnap.daemon;
+
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.ffm.FileType;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A directory the daemon keeps its files in (the run directory, the state directory), and the
+ * lock in it that makes one daemon its user. The daemon usually runs as root and is told these
+ * paths: it must never be led into changing the mode of, truncating or writing anything else.
+ * So an existing directory must be a real directory (a symbolic link is refused, the last
+ * component included), owned by the daemon's user, and writable by nobody else; the run
+ * directory's mode must be exactly 0700. A directory is never chmodded unless this class has
+ * just created it. The lock file ({@value #LOCK_FILE}) is opened without following a symbolic
+ * link, must be a regular file, and is held with {@code flock}, which belongs to the open file:
+ * a second daemon is refused, also one in the same JVM. It stays in place when released
+ * (deleting it would let a daemon that opened it just before the delete run beside one that
+ * creates a new one).
+ */
+final class OwnedDirectory implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(OwnedDirectory.class);
+    static final String LOCK_FILE = "daemon.lock";
+    private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
+
+    /** Which directory, for messages, and whether only the exact mode 0700 is accepted. */
+    enum Kind {
+        RUN("run directory", "is running with run directory", true),
+        STATE("state directory", "is using state directory", false);
+
+        final String what;
+        final String heldBy;
+        final boolean exactlyOwnerOnly;
+
+        Kind(String what, String heldBy, boolean exactlyOwnerOnly) {
+            this.what = what;
+            this.heldBy = heldBy;
+            this.exactlyOwnerOnly = exactlyOwnerOnly;
+        }
+    }
+
+    private final NativeFile lock;
+
+    private OwnedDirectory(NativeFile lock) {
+        this.lock = lock;
+    }
+
+    /**
+     * Creates {@code dir} (mode 0700) unless it exists, checks that it is the daemon's own, and
+     * takes its lock.
+     *
+     * @throws IOException one line saying why the directory is refused or which daemon holds it
+     */
+    static OwnedDirectory claim(Path dir, Kind kind) throws IOException {
+        createIfMissing(dir);
+        check(dir, kind);
+        NativeFile lock = openLock(dir, kind);
+        boolean ok = false;
+        try {
+            if (!lock.tryLock(true)) {
+                throw new IOException("another dmsnap daemon (pid " + holder(lock) + ") " + kind.heldBy + " " + dir);
+            }
+            writePid(lock.path());
+            ok = true;
+            return new OwnedDirectory(lock);
+        } finally {
+            if (!ok) {
+                lock.close();
+            }
+        }
+    }
+
+    /** Releases the lock; idempotent. */
+    @Override
+    public void close() throws IOException {
+        lock.close();
+    }
+
+    /** The effective uid of this process (field 2 of the Uid line of /proc/self/status). */
+    static int effectiveUid() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("Uid:")) {
+                return Integer.parseInt(line.substring(4).strip().split("\\s+")[1]);
+            }
+        }
+        throw new IOException("/proc/self/status has no Uid line");
+    }
+
+    /** Creates {@code dir} with mode 0700 unless something is there. */
+    private static void createIfMissing(Path dir) throws IOException {
+        if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        Path parent = dir.toAbsolutePath().getParent();
+        if (parent != null) {
+            Files.createDirectories(parent);
+        }
+        try {
+            Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+        } catch (FileAlreadyExistsException e) {
+            return; // made by someone else meanwhile: checked like any existing directory
+        }
+        // Our own new directory: undo what the umask took (never done to an existing one).
+        Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
+                .setPermissions(OWNER_ONLY);
+    }
+
+    private static void check(Path dir, Kind kind) throws IOException {
+        Map<String, Object> a;
+        try {
+            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode", LinkOption.NOFOLLOW_LINKS);
+        } catch (NoSuchFileException e) {
+            throw new IOException(kind.what + " " + dir + " vanished while it was being created");
+        }
+        if ((Boolean) a.get("isSymbolicLink")) {
+            throw new IOException(kind.what + " " + dir + " is a symbolic link: give the real directory");
+        }
+        if (!(Boolean) a.get("isDirectory")) {
+            throw new IOException(kind.what + " " + dir + " is not a directory");
+        }
+        int owner = (Integer) a.get("uid");
+        int uid = effectiveUid();
+        if (owner != uid) {
+            throw new IOException(kind.what + " " + dir + " is owned by uid " + owner + ", not by this daemon's uid "
+                    + uid + ": give a directory of its own");
+        }
+        @SuppressWarnings("unchecked")
+        Set<PosixFilePermission> permissions = (Set<PosixFilePermission>) a.get("permissions");
+        String mode = String.format("%04o", (Integer) a.get("mode") & 07777); // as ls and chmod show it
+        if (kind.exactlyOwnerOnly && !permissions.equals(OWNER_ONLY)) {
+            throw new IOException(kind.what + " " + dir + " has mode " + mode + ", not 0700: chmod 0700 it if it is"
+                    + " the daemon's own, or give a new one (made with mode 0700)");
+        }
+        if (permissions.contains(PosixFilePermission.GROUP_WRITE) || permissions.contains(PosixFilePermission.OTHERS_WRITE)) {
+            throw new IOException(kind.what + " " + dir + " is writable by others (mode " + mode + "): chmod go-w it if"
+                    + " it is the daemon's own, or give a new one (made with mode 0700)");
+        }
+    }
+
+    private static NativeFile openLock(Path dir, Kind kind) throws IOException {
+        Path file = dir.resolve(LOCK_FILE);
+        NativeFile lock;
+        try {
+            lock = NativeFile.open(file, EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.NO_FOLLOW));
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.ELOOP) {
+                throw new IOException("the lock file " + file + " of the " + kind.what + " is a symbolic link:"
+                        + " remove it", e);
+            }
+            throw e;
+        }
+        if (lock.type() != FileType.REGULAR_FILE) {
+            lock.close();
+            throw new IOException("the lock file " + file + " of the " + kind.what + " is not a regular file:"
+                    + " remove it");
+        }
+        return lock;
+    }
+
+    /**
+     * The holder writes its pid for the message of a refused daemon; only that message needs it,
+     * so a full file system does not stop the daemon. A truncate through a second descriptor is
+     * harmless: flock belongs to the open file, not to the process as fcntl locks do.
+     */
+    private static void writePid(Path file) {
+        try (FileChannel pid = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING,
+                LinkOption.NOFOLLOW_LINKS)) {
+            pid.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)));
+        } catch (IOException e) {
+            log.warn("{}: cannot write this daemon's pid into it: {}", file, e.getMessage());
+        }
+    }
+
+    /** The pid the holder wrote, or "?" when it has not (yet). */
+    private static String holder(NativeFile lock) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(32);
+            long n = lock.read(0, buffer);
+            String text = new String(buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE),
+                    StandardCharsets.UTF_8).strip();
+            return text.isEmpty() ? "?" : text.lines().findFirst().orElse("?");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+package dmsnap.device;
+
+import dmsnap.table.Table;
+
+/**
+ * Makes a change of a device durable before it takes effect, as LVM commits its metadata before
+ * it changes a device-mapper device: when a method throws, the change is refused and nothing
+ * changed. Each method runs under the device's control lock ({@link #beforeRename} also under the
+ * device manager's), so no other change of the device comes in between.
+ */
+public interface DeviceRecorder {
+    /** Records nothing: tests, the embedded engine, and the daemon's own restore and shutdown. */
+    DeviceRecorder NONE = new DeviceRecorder() {
+    };
+
+    /** {@code table} is about to become the device's live table (resume swaps it in). */
+    default void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
+    }
+
+    /** The device, whose live table is {@code device.liveTable()} (maybe null), is about to be named {@code newName}. */
+    default void beforeRename(MappedDevice device, String newName) throws DmException {
+    }
+
+    /** The device is about to be removed (it is not open, or the remove is forced). */
+    default void beforeRemove(MappedDevice device) throws DmException {
+    }
+}
