@@ -40,21 +40,13 @@ rc=0
     --csv "$work/samples.csv" --duration "$seconds" ${SOAK_DRIVER_ARGS:-} || rc=$?
 if [ $rc -ne 0 ]; then
     keep
+    echo "soak: the daemon's watchdog closed $(grep -c "closed: a message or reply took longer" "$work/daemon.log") connection(s)" >&2
     fail "the load run found problems (above)"
 fi
 [ -n "${SOAK_KEEP:-}" ] && keep
 
 # Past the connection limit: 1100 at once, 1024 served, 76 closed at once; then the daemon serves again.
 "${driver[@]}" --limit-check --limit 1024 --extra 76 || { keep; fail "connection limit"; }
-expect_eq "a verified read after the limit check" ok "$(/usr/bin/python3 - "$RUN/nbd.sock" <<'PY'
-import sys, nbd
-h = nbd.NBD(); h.connect_uri("nbd+unix:///lin0?socket=" + sys.argv[1])
-data = h.pread(4096, 50 << 20)           # slot 50 of lin0: nobody writes it; the base stamp of device 18
-import struct
-print("ok" if struct.unpack("<IIQ", data[:16]) == (18, (50 << 20) // 4096, 0) else data[:16].hex())
-h.shutdown()
-PY
-)"
 expect_contains "devices listed after the load" "mvol-s1" "$(d ls)"
 expect_contains "mvol is an origin again after its merge (mvol-s1 remains)" "snapshot-origin" "$(d table mvol)"
 

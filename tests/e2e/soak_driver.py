@@ -28,12 +28,13 @@ import os
 import random
 import resource
 import socket
+import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nbdraw import (BLOCK, CMD_FLUSH, CMD_READ, CMD_WRITE, CMD_WRITE_ZEROES, ERRNO_NAMES, FLAG_FUA, ZERO,  # noqa: E402
-                    Connection, check_greeting, expected, first_difference, raw_connect, raw_handshake,
+                    Connection, check_greeting, describe_block, expected, first_difference, raw_connect, raw_handshake,
                     request_header, stamp, sock_recv_exactly, write_base_image)
 
 MIB = 1 << 20
@@ -642,6 +643,30 @@ def connection_limit(args):
     if served != args.limit or refused != args.extra:
         print("limit: FAIL: expected %d served and %d refused" % (args.limit, args.extra), file=sys.stderr)
         return False
+    # Healthy afterwards: once the server has let go of those connections (it counts them down as their
+    # threads end: retry until then), a new one reads a base stamp of lin0 (slot 50: nobody writes it).
+    import nbd
+    deadline = time.monotonic() + 60
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            h = nbd.NBD()
+            h.connect_uri("nbd+unix:///lin0?socket=" + args.sock)
+            break
+        except nbd.Error as e:
+            if time.monotonic() > deadline:
+                print("limit: FAIL: no new connection within 60 s: %s" % e, file=sys.stderr)
+                return False
+            time.sleep(0.1)
+    block = 50 * MIB // BLOCK
+    data = h.pread(BLOCK, block * BLOCK)
+    h.shutdown()
+    dev_id, b, version = struct.unpack("<IIQ", data[:16])
+    if (b, version) != (block, 0) or data != stamp(dev_id, block, 0):
+        print("limit: FAIL: lin0 block %d after the limit check: %s" % (block, describe_block(data)), file=sys.stderr)
+        return False
+    print("limit: then a new connection (after %d tries) read lin0's base stamp" % tries)
     return True
 
 
