@@ -39,7 +39,7 @@ DMSNAP_JAVA_OPTS="${DMSNAP_JAVA_OPTS:-} -XX:+AlwaysPreTouch" start_daemon "$RUN"
 expect_eq "the daemon's pid is the JVM's" java "$(cat "/proc/$daemon_pid/comm")"
 driver=(/usr/bin/python3 "$here/soak_driver.py" --sock "$RUN/nbd.sock")
 rc=0
-"${driver[@]}" --setup --run-dir "$RUN" --dmsnap "$DMSNAP" --work "$work" --pid "$daemon_pid" \
+"${driver[@]}" --run-dir "$RUN" --dmsnap "$DMSNAP" --work "$work" --pid "$daemon_pid" \
     --csv "$work/samples.csv" --duration "$seconds" ${SOAK_DRIVER_ARGS:-} || rc=$?
 if [ $rc -ne 0 ]; then
     keep

@@ -472,12 +472,9 @@ class Soak:
         a = self.a
         self.csv = open(a.csv, "w")
         self.csv.write("t,phase,rss_kib,threads,fds,clients_open,requests,errors\n")
-        if a.setup:
-            started = time.monotonic()
-            await self.setup()
-            print("soak: 20 devices set up in %.1f s" % (time.monotonic() - started), flush=True)
-        else:
-            raise SystemExit("soak: --setup is the only mode")
+        started = time.monotonic()
+        await self.setup()
+        print("soak: 20 devices set up in %.1f s" % (time.monotonic() - started), flush=True)
         self.phase = "idle"
         idle = self.sample()
         sampler = asyncio.get_running_loop().create_task(self.sampler())
@@ -512,8 +509,8 @@ class Soak:
         self.phase = "load"
         self.t0 = time.monotonic()
         self.go.set()
-        # Warm-up: every kind of client has run, the slow readers hold their buffers, the heap has grown
-        # to its working size (its RSS creeps up for another 20 s or so as G1 touches the committed heap).
+        # Warm-up: every kind of client has run and the slow readers hold their buffers (with a heap not
+        # pre-touched, RSS crept up for another 30-50 s as G1 first touched its committed heap).
         warmup = min(max(20.0, 0.25 * a.duration), 600.0)
         merge_task = asyncio.get_running_loop().create_task(self.merge_flow(max(warmup, 0.3 * a.duration)))
         churn = asyncio.get_running_loop().create_task(self.churn())
@@ -680,7 +677,6 @@ def main():
     p.add_argument("--work")
     p.add_argument("--pid", type=int)
     p.add_argument("--csv")
-    p.add_argument("--setup", action="store_true")
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--connections", type=int, default=500)
     p.add_argument("--slow", type=int, default=10)
