@@ -50,7 +50,6 @@ pickle.dump((old, writes), open(work + "/acked.pickle", "wb"))
 before_status=$(d status); before_table=$(d table)
 
 kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=""
-rm -f "$RUN/control.sock"
 rm "$work/other.img"
 start
 expect_eq "status after kill -9 and restart" "$(echo "$before_status" | grep -v '^doomed')" "$(d status)"

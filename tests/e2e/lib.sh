@@ -44,12 +44,18 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 
+# It waits for this daemon's own "started" line, so a control.sock a killed daemon left behind (the
+# new one replaces it) does not count: nothing needs to be removed before a restart.
 start_daemon() {
     local run=$1; shift
     "$DMSNAP" daemon --run-dir "$run" "$@" 2>>"$E2E_WORK/daemon.log" &
     daemon_pid=$!
     local _
-    for _ in $(seq 1 100); do [ -S "$run/control.sock" ] && return 0; sleep 0.1; done
+    for _ in $(seq 1 600); do
+        grep -q "daemon started (pid $daemon_pid)" "$E2E_WORK/daemon.log" 2>/dev/null && [ -S "$run/control.sock" ] && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || break
+        sleep 0.1
+    done
     cat "$E2E_WORK/daemon.log" >&2
-    fail "the daemon did not create $run/control.sock"
+    fail "the daemon (pid $daemon_pid) did not start (no 'daemon started' line and $run/control.sock)"
 }

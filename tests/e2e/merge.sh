@@ -107,7 +107,6 @@ for _ in $(seq 1 200); do
 done
 [ -n "$killed" ] || fail "did not catch the merge in progress (last status: $s)"
 echo "  killed the daemon at: $killed"
-rm -f "$RUN/control.sock"
 start
 expect_contains "restored as snapshot-merge" "snapshot-merge" "$(d table vol)"
 expect_contains "the merge was taken up" "vol: taking up the merge of vol-snap (started)" "$(cat "$work/daemon.log")"
