@@ -50,6 +50,13 @@ public final class Snapshot {
     private volatile boolean valid = true;
     private volatile boolean overflowed;
     private volatile boolean active;
+    /**
+     * The first copy (or whole-chunk write) that failed, for the invalidation line: set before its
+     * commit, so whichever commit callback of that round invalidates (the first in allocation
+     * order, maybe one whose copy succeeded) can say why.
+     */
+    private final java.util.concurrent.atomic.AtomicReference<String> copyFailure =
+            new java.util.concurrent.atomic.AtomicReference<>();
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Long, Integer> trackedReads = new HashMap<>();
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
@@ -80,8 +87,6 @@ public final class Snapshot {
     static final class Pending {
         final PendingRemap remap;
         final CompletableFuture<Boolean> done = new CompletableFuture<>();
-        /** Why its copy (or whole-chunk write) failed, for the invalidation line; set before the commit. */
-        volatile String failure;
 
         Pending(PendingRemap remap) {
             this.remap = remap;
@@ -355,7 +360,9 @@ public final class Snapshot {
 
     /** Commits {@code p}, whose copy succeeded unless {@code failure} says why not. */
     private void commit(Pending p, String failure) {
-        p.failure = failure;
+        if (failure != null) {
+            copyFailure.compareAndSet(null, failure);
+        }
         ExceptionStore s = store;
         long requested = System.nanoTime();
         s.commit(p.remap, failure == null, (remap, ok) -> {
@@ -372,7 +379,7 @@ public final class Snapshot {
                 pending.remove(chunk);
             }
             String storeFailure = committedBy.failure();
-            invalidate("Error reading/writing.", p.failure != null ? p.failure
+            invalidate("Error reading/writing.", copyFailure.get() != null ? copyFailure.get()
                     : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
             p.done.complete(false);
             return;
