@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,8 +56,7 @@ public final class Snapshot {
      * commit, so whichever commit callback of that round invalidates (the first in allocation
      * order, maybe one whose copy succeeded) can say why.
      */
-    private final java.util.concurrent.atomic.AtomicReference<String> copyFailure =
-            new java.util.concurrent.atomic.AtomicReference<>();
+    private final AtomicReference<String> firstCopyFailure = new AtomicReference<>();
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Long, Integer> trackedReads = new HashMap<>();
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
@@ -361,7 +361,7 @@ public final class Snapshot {
     /** Commits {@code p}, whose copy succeeded unless {@code failure} says why not. */
     private void commit(Pending p, String failure) {
         if (failure != null) {
-            copyFailure.compareAndSet(null, failure);
+            firstCopyFailure.compareAndSet(null, failure);
         }
         ExceptionStore s = store;
         long requested = System.nanoTime();
@@ -379,7 +379,8 @@ public final class Snapshot {
                 pending.remove(chunk);
             }
             String storeFailure = committedBy.failure();
-            invalidate("Error reading/writing.", copyFailure.get() != null ? copyFailure.get()
+            String copy = firstCopyFailure.get();
+            invalidate("Error reading/writing.", copy != null ? copy
                     : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
             p.done.complete(false);
             return;
