@@ -84,7 +84,24 @@ bad 1 "snapshot: requires 4 or more arguments" create s2 --table "0 16384 snapsh
 bad 1 "Invalid length 'abc' in line: 0 abc linear" create s2 --table "0 abc linear $base 0"
 bad 1 "Cannot get origin device" create s2 --table "0 16384 snapshot $work/nosuch.img $cow P 8"
 bad 4 "Device origin already exists" create origin --table "0 2048 zero"
+# What is not a regular file or block device is refused at once (a FIFO used to hang the daemon).
+mkfifo "$work/fifo"
+bad 1 "linear: Device lookup failed: $work/fifo is a fifo: a device must be a regular file or a block device" \
+    create x --table "0 8 linear $work/fifo 0"
+bad 1 "linear: Device lookup failed: /dev/zero is a character device: a device must be a regular file or a block device" \
+    create x --table "0 8 linear /dev/zero 0"
 expect_eq "nothing changed by bad input" "$before" "$(d ls)"
+# A name that is not valid Unicode (a lone surrogate, only possible on the raw socket) is refused.
+reply=$(/usr/bin/python3 - "$RUN/control.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b'{"verb":"create","name":"a\\ud800b","table":"0 8 zero"}\n')
+r = json.loads(s.makefile().readline())
+print(r.get("errno"), r.get("reason"))
+PY
+)
+expect_eq "a lone surrogate in a name" "EINVAL Invalid device name 'a\\ud800b'" "$reply"
+expect_eq "nothing changed by a bad name" "$before" "$(d ls)"
 # Garbage and a half request on the control socket: an error line / a dropped connection.
 reply=$(/usr/bin/python3 - "$RUN/control.sock" <<'PY'
 import socket, sys

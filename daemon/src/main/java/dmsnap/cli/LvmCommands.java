@@ -97,10 +97,16 @@ final class LvmCommands {
 
         /** The single line of {@code name}'s live table, split into words. */
         String[] tableOf(String name) throws StepFailed {
-            List<String> lines = run(null, new ControlRequest("table", name, null, null, null, false, false, false, false, false));
+            return tableOf(name, false);
+        }
+
+        /** The single line of {@code name}'s live (or inactive) table, split into words. */
+        String[] tableOf(String name, boolean inactive) throws StepFailed {
+            List<String> lines = run(null, new ControlRequest("table", name, null, null, null, inactive, false, false,
+                    false, false));
             if (lines.size() != 1) {
                 spec.commandLine().getErr().println("dmsnap: " + name + " has " + lines.size()
-                        + " table lines; expected one");
+                        + (inactive ? " inactive" : "") + " table lines; expected one");
                 throw new StepFailed(ExitCodes.FAILED);
             }
             return lines.getFirst().split(" ");
@@ -248,7 +254,9 @@ final class LvmCommands {
         }
     }
 
-    @Command(name = "refresh", description = "Reload a snapshot's identical table and resume it: the live store is handed over (lvchange --refresh).",
+    @Command(name = "refresh", description = {"Reload a snapshot's identical table and resume it: the live store is handed over",
+            "(lvchange --refresh). When the reloaded table would not take the store over (its COW path now names",
+            "another file), the reload is cleared and the snapshot left as it was."},
             footer = {"", "Example:", "  dmsnap snapshot refresh vol-snap"})
     static final class SnapshotRefresh implements Callable<Integer> {
         @Spec
@@ -262,9 +270,25 @@ final class LvmCommands {
         public Integer call() {
             Steps steps = new Steps(spec, options);
             try {
-                String table = String.join(" ", steps.tableOf(name));
+                String[] live = steps.tableOf(name);
+                String table = String.join(" ", live);
                 steps.run("loaded " + name + ": " + table, new ControlRequest("load", name, table, null, null,
                         false, false, false, false, false));
+                if (!live[2].equals("snapshot") && !live[2].equals("snapshot-merge")) {
+                    steps.run("resumed " + name, plain("resume", name));
+                    return ExitCodes.OK;
+                }
+                // Until its resume a handover destination has chunk size 0 (spec 6.2): the one sign
+                // of whether the new table takes the live store over or has read the COW afresh.
+                if (!steps.tableOf(name, true)[6].equals("0")) {
+                    steps.run(null, plain("clear", name));
+                    // Not a destination: no live instance on that origin has that COW any more.
+                    spec.commandLine().getErr().println("dmsnap: " + name + ": the reloaded table did not take over the"
+                            + " live exception store: its origin " + live[3] + " or COW " + live[4] + " now names"
+                            + " another file than the live table's (was one replaced?); cleared the inactive table, "
+                            + name + " is unchanged");
+                    return ExitCodes.FAILED;
+                }
                 steps.run("resumed " + name + " (exception store handed over)", plain("resume", name));
                 return ExitCodes.OK;
             } catch (StepFailed e) {

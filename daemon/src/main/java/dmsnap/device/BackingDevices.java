@@ -9,11 +9,15 @@ import dmsnap.ffm.OpenFlag;
 import dmsnap.store.device.Device;
 import dmsnap.store.device.FileDevice;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -25,10 +29,17 @@ import java.util.regex.Pattern;
  * to it are the same device. Released when the last target lets go.
  *
  * <p>Device arguments: a path, {@code MAJOR:MINOR} of a block device, or {@code dm:NAME} for
- * another dmsnap mapped device (stacking). Table status prints what can be loaded again:
- * {@code major:minor} for a block device, the real path for a file, {@code dm:NAME} for a
- * mapped device (the kernel would print 253:N; that number could be a real dm device of the
- * host). Locks: this object's monitor guards the open set.
+ * another dmsnap mapped device (stacking). A path must name a regular file or a block device;
+ * anything else (a FIFO, a socket, a character device, a directory) is refused from an
+ * {@code O_PATH} look at it, before any open that could block. Table status prints what can be
+ * loaded again: {@code major:minor} for a block device, the real path for a file, {@code dm:NAME}
+ * for a mapped device (the kernel would print 253:N; that number could be a real dm device of the
+ * host).
+ *
+ * <p>Locks: this object's monitor guards {@link #open} and each entry's {@code users}; it is
+ * never held across an open of a device (which may be slow), only to find or add an entry. The
+ * first user of a device opens it outside the monitor; users arriving meanwhile wait for that
+ * open and share its result.
  */
 public final class BackingDevices {
     private static final Pattern MAJOR_MINOR = Pattern.compile("(\\d+):(\\d+)");
@@ -58,6 +69,16 @@ public final class BackingDevices {
         default Device openReadOnly(Path real) throws IOException {
             return open(real);
         }
+
+        /**
+         * Opens the file {@code located} refers to: an {@link OpenFlag#PATH} descriptor of a
+         * regular file or block device at {@code located.path()}. The default opener opens
+         * through it (a path replaced meanwhile cannot substitute another file); by default
+         * the path is opened, which is what test openers need.
+         */
+        default Device open(NativeFile located, boolean readOnly) throws IOException {
+            return readOnly ? openReadOnly(located.path()) : open(located.path());
+        }
     }
 
     /**
@@ -82,6 +103,11 @@ public final class BackingDevices {
             public Device openReadOnly(Path real) throws IOException {
                 return FileDevice.open(real, FileDevice.Option.READ_ONLY);
             }
+
+            @Override
+            public Device open(NativeFile located, boolean readOnly) throws IOException {
+                return readOnly ? FileDevice.open(located, FileDevice.Option.READ_ONLY) : FileDevice.open(located);
+            }
         });
     }
 
@@ -90,19 +116,24 @@ public final class BackingDevices {
         this.opener = opener;
     }
 
-    private final class Shared {
+    /**
+     * One open device and its users. The fields after {@link #opened} are set once, by the user
+     * that opens the device, before {@link #opened} completes; others read them after it has.
+     */
+    private static final class Shared {
         final Identity identity;
-        final Device device;
-        final java.util.function.Supplier<String> canonicalName;
-        /** False when the device refused a read-write open and is open read-only. */
-        final boolean writable;
+        final Supplier<String> canonicalName;
+        /** Completes when the device is open, or exceptionally when that open failed. */
+        final CompletableFuture<Void> opened = new CompletableFuture<>();
+        /** Handles, and users waiting for {@link #opened}; guarded by the BackingDevices monitor. */
         int users;
+        Device device;
+        /** False when the device refused a read-write open and is open read-only. */
+        boolean writable;
 
-        Shared(Identity identity, Device device, java.util.function.Supplier<String> canonicalName, boolean writable) {
+        Shared(Identity identity, Supplier<String> canonicalName) {
             this.identity = identity;
-            this.device = device;
             this.canonicalName = canonicalName;
-            this.writable = writable;
         }
     }
 
@@ -140,16 +171,21 @@ public final class BackingDevices {
                     return;
                 }
                 closed = true;
-                if (--shared.users == 0) {
-                    open.remove(shared.identity);
-                    shared.device.close();
-                }
+                release(shared);
             }
         }
     }
 
+    /** Drops one user; the last one closes the device. Caller holds this monitor. */
+    private void release(Shared shared) throws IOException {
+        if (--shared.users == 0) {
+            open.remove(shared.identity, shared);
+            shared.device.close();
+        }
+    }
+
     /** Opens (or shares) the device {@code argument} names, for writing. */
-    public synchronized Handle open(String argument) throws IOException {
+    public Handle open(String argument) throws IOException {
         return open(argument, Access.WRITE);
     }
 
@@ -163,35 +199,91 @@ public final class BackingDevices {
      * @throws IOException it does not exist, is not a file or block device, someone else holds it,
      *                     or it refuses the writes {@code access} needs
      */
-    public synchronized Handle open(String argument, Access access) throws IOException {
+    public Handle open(String argument, Access access) throws IOException {
         if (argument.startsWith(DM_PREFIX)) {
-            return openMapped(argument.substring(DM_PREFIX.length()));
+            synchronized (this) {
+                return openMapped(argument.substring(DM_PREFIX.length()));
+            }
         }
-        Path path = resolve(argument);
-        Path real = path.toRealPath();
-        Identity identity = identify(real);
-        Shared shared = open.get(identity);
-        if (shared == null) {
-            Device device;
-            boolean writable = true;
+        Path real = resolve(argument).toRealPath();
+        while (true) {
+            Shared shared;
+            boolean opening;
+            try (NativeFile located = NativeFile.locate(real)) {
+                Identity identity = identify(located);
+                synchronized (this) {
+                    shared = open.get(identity);
+                    opening = shared == null;
+                    if (opening) {
+                        String canonical = identity.kind() == Kind.BLOCK_DEVICE
+                                ? identity.first() + ":" + identity.second() : real.toString();
+                        shared = new Shared(identity, () -> canonical);
+                        open.put(identity, shared);
+                    }
+                    shared.users++;
+                }
+                if (opening) {
+                    openDevice(shared, located, access);
+                }
+            }
+            if (opening || awaitOpened(shared)) {
+                if (access == Access.WRITE && !shared.writable) {
+                    synchronized (this) {
+                        release(shared);
+                    }
+                    throw new ErrnoException("open", Errno.EROFS, real, -1, -1);
+                }
+                return new Handle(shared);
+            }
+            // The open this call waited for failed: try again, reporting its own failure if any.
+        }
+    }
+
+    /** The first user's open of {@code shared}, outside the monitor; on failure the entry goes. */
+    private void openDevice(Shared shared, NativeFile located, Access access) throws IOException {
+        try {
             try {
-                device = opener.open(real);
+                shared.device = opener.open(located, false);
+                shared.writable = true;
             } catch (ErrnoException e) {
                 if (access == Access.WRITE || !refusesWrites(e)) {
                     throw e;
                 }
-                device = opener.openReadOnly(real);
-                writable = false;
+                shared.device = opener.open(located, true);
+                shared.writable = false;
             }
-            String canonical = identity.kind() == Kind.BLOCK_DEVICE
-                    ? identity.first() + ":" + identity.second() : real.toString();
-            shared = new Shared(identity, device, () -> canonical, writable);
-            open.put(identity, shared);
-        } else if (access == Access.WRITE && !shared.writable) {
-            throw new ErrnoException("open", Errno.EROFS, real, -1, -1);
+        } catch (IOException | RuntimeException e) {
+            synchronized (this) {
+                shared.users--;
+                open.remove(shared.identity, shared);
+            }
+            shared.opened.completeExceptionally(e);
+            throw e;
         }
-        shared.users++;
-        return new Handle(shared);
+        shared.opened.complete(null);
+    }
+
+    /** Waits for another user's open of {@code shared}; false (no longer a user) when it failed. */
+    private boolean awaitOpened(Shared shared) throws IOException {
+        try {
+            shared.opened.get();
+            return true;
+        } catch (ExecutionException e) {
+            synchronized (this) {
+                shared.users--; // the failed opener removed the entry
+            }
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            synchronized (this) {
+                if (shared.opened.isDone() && !shared.opened.isCompletedExceptionally()) {
+                    release(shared); // opened meanwhile: this may be its last user now
+                } else {
+                    shared.users--; // the opener still counts itself, or removed the entry when it failed
+                }
+            }
+            throw new InterruptedIOException("interrupted while " + shared.canonicalName.get() + " was being opened");
+        }
     }
 
     /** A read-write open failed because the device or file does not allow writing. */
@@ -199,24 +291,34 @@ public final class BackingDevices {
         return e.errno() == Errno.EROFS || e.errno() == Errno.EACCES || e.errno() == Errno.EPERM;
     }
 
+    /** Caller holds this monitor. */
     private Handle openMapped(String name) throws IOException {
         MappedDevice mapped = mappedDevices.find(name);
         if (mapped == null) {
-            throw new java.nio.file.NoSuchFileException(DM_PREFIX + name, null, "no mapped device " + name);
+            throw new NoSuchFileException(DM_PREFIX + name, null, "no mapped device " + name);
         }
         Identity identity = new Identity(Kind.MAPPED_DEVICE, DeviceManager.DM_MAJOR, mapped.minor());
         Shared shared = open.get(identity);
         if (shared == null) {
-            shared = new Shared(identity, new StackedDevice(mapped), () -> DM_PREFIX + mapped.name(), true);
+            shared = new Shared(identity, () -> DM_PREFIX + mapped.name());
+            shared.device = new StackedDevice(mapped);
+            shared.writable = true;
+            shared.opened.complete(null);
             open.put(identity, shared);
         }
         shared.users++;
         return new Handle(shared);
     }
 
-    /** How many distinct devices are open (for tests and metrics). */
+    /** How many distinct devices are open or being opened (for tests and metrics). */
     public synchronized int openCount() {
         return open.size();
+    }
+
+    /** Users of the device whose table status name is {@code canonicalName}, waiting ones included (tests). */
+    synchronized int usersOf(String canonicalName) {
+        return open.values().stream().filter(s -> s.canonicalName.get().equals(canonicalName))
+                .mapToInt(s -> s.users).sum();
     }
 
     /** {@code MAJOR:MINOR} to its device node; anything else is a path. */
@@ -240,14 +342,19 @@ public final class BackingDevices {
         throw new NoSuchFileException(argument, null, "no block device " + argument);
     }
 
-    /** statx through a short read-only open (no lock, no O_DIRECT) to learn what the path is. */
-    private static Identity identify(Path real) throws IOException {
-        try (NativeFile probe = NativeFile.open(real, OpenFlag.READ_ONLY)) {
-            FileStat stat = probe.stat();
-            if (stat.type() == FileType.BLOCK_DEVICE) {
-                return new Identity(Kind.BLOCK_DEVICE, stat.rdevMajor(), stat.rdevMinor());
-            }
-            return new Identity(Kind.FILE, (long) stat.deviceMajor() << 32 | stat.deviceMinor(), stat.inode());
-        }
+    /**
+     * What the located path is, from statx of its {@code O_PATH} descriptor: a block device or a
+     * regular file; anything else is refused here, before an open that could block (a FIFO waits
+     * for a writer) or have effects (a character device's open).
+     */
+    private static Identity identify(NativeFile located) throws IOException {
+        FileStat stat = located.stat();
+        return switch (stat.type()) {
+            case BLOCK_DEVICE -> new Identity(Kind.BLOCK_DEVICE, stat.rdevMajor(), stat.rdevMinor());
+            case REGULAR_FILE -> new Identity(Kind.FILE, (long) stat.deviceMajor() << 32 | stat.deviceMinor(),
+                    stat.inode());
+            default -> throw new IOException(located.path() + " is a " + stat.type().describe()
+                    + ": a device must be a regular file or a block device");
+        };
     }
 }

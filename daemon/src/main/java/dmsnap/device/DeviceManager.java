@@ -42,15 +42,48 @@ public final class DeviceManager {
         return devices;
     }
 
-    /** The dm name rules: not empty, at most 127 bytes, no '/', not "." or "..". */
+    /**
+     * The dm name rules: not empty, at most 127 bytes, no '/', not "." or "..". And text that can
+     * be saved and shown: valid Unicode (no unpaired surrogate, which has no UTF-8 form) without
+     * control characters.
+     */
     public static void checkName(String name) throws DmException {
         if (name == null || name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
-                || name.chars().anyMatch(c -> c < 0x20)) {
-            throw new DmException("EINVAL", "Invalid device name '" + name + "'");
+                || !isPrintableText(name)) {
+            throw new DmException("EINVAL", "Invalid device name '" + (name == null ? "" : printable(name)) + "'");
         }
         if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
             throw new DmException("EINVAL", "Device name too long (at most " + MAX_NAME_BYTES + " bytes)");
         }
+    }
+
+    /** A uuid is saved and shown like a name: valid Unicode without control characters. */
+    static void checkUuid(String uuid) throws DmException {
+        if (uuid != null && !isPrintableText(uuid)) {
+            throw new DmException("EINVAL", "Invalid uuid '" + printable(uuid) + "'");
+        }
+    }
+
+    private static boolean isPrintableText(String s) {
+        return s.codePoints().noneMatch(c -> Character.isISOControl(c) || isSurrogate(c));
+    }
+
+    /** codePoints() yields an unpaired surrogate as itself; a pair becomes one supplementary code point. */
+    private static boolean isSurrogate(int codePoint) {
+        return codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE;
+    }
+
+    /** {@code s} for a one-line message: control characters and unpaired surrogates as backslash-u escapes. */
+    static String printable(String s) {
+        StringBuilder b = new StringBuilder(s.length());
+        s.codePoints().forEach(c -> {
+            if (Character.isISOControl(c) || isSurrogate(c)) {
+                b.append(String.format("\\u%04x", c));
+            } else {
+                b.appendCodePoint(c);
+            }
+        });
+        return b.toString();
     }
 
     /**
@@ -66,6 +99,7 @@ public final class DeviceManager {
     public MappedDevice create(String name, String uuid, Table table, boolean readOnly)
             throws DmException, TableLoadException, InterruptedException {
         checkName(name);
+        checkUuid(uuid);
         MappedDevice device;
         synchronized (this) {
             if (byName.containsKey(name)) {

@@ -162,7 +162,7 @@ final class CopyOut {
             CopyOp op = new CopyOp(origin.device(), start, length, needs.stream().map(Snapshot.Copy::destination).toList());
             (here ? copier.copyHere(op) : copier.copy(op)).whenComplete((result, failure) -> {
                 for (int i = 0; i < needs.size(); i++) {
-                    needs.get(i).copied(failure == null && result.succeeded(i));
+                    needs.get(i).copied(result, failure, i);
                 }
             });
         }

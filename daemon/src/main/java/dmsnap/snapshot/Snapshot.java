@@ -8,6 +8,7 @@ import dmsnap.store.ExceptionTable;
 import dmsnap.store.PendingRemap;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
+import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -16,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -49,6 +51,12 @@ public final class Snapshot {
     private volatile boolean valid = true;
     private volatile boolean overflowed;
     private volatile boolean active;
+    /**
+     * The first copy (or whole-chunk write) that failed, for the invalidation line: set before its
+     * commit, so whichever commit callback of that round invalidates (the first in allocation
+     * order, maybe one whose copy succeeded) can say why.
+     */
+    private final AtomicReference<String> firstCopyFailure = new AtomicReference<>();
     private final Map<Long, Pending> pending = new HashMap<>();
     private final Map<Long, Integer> trackedReads = new HashMap<>();
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
@@ -224,16 +232,21 @@ public final class Snapshot {
 
     /**
      * Invalidates once: status Invalid, later I/O errors, origin writes skip it, the persistent
-     * header says valid=0, and the device counts an event.
+     * header says valid=0, and the device counts an event. The one ERROR line has the kernel's
+     * phrase {@code why}, then {@code reason} (the device and what failed), when known.
      */
-    void invalidate(String why) {
+    void invalidate(String why, String reason) {
         synchronized (this) {
             if (!valid) {
                 return;
             }
             valid = false;
         }
-        log.error("{}: Invalidating snapshot: {}", deviceName, why);
+        if (reason == null) {
+            log.error("{}: Invalidating snapshot: {}", deviceName, why);
+        } else {
+            log.error("{}: Invalidating snapshot: {} {}", deviceName, why, reason);
+        }
         store.invalidate();
         event.run();
     }
@@ -266,9 +279,12 @@ public final class Snapshot {
             return new CopyOp.Destination(snapshot.cow.device(), pending.remap.newChunk() * snapshot.store.chunkSize().bytes());
         }
 
-        /** The copy's outcome for this snapshot: commit, then the exception completes. */
-        void copied(boolean ok) {
-            snapshot.commit(pending, ok);
+        /**
+         * The copy's outcome for this snapshot, which was its destination {@code index} ({@code
+         * failure}: the copy itself broke): commit, then the exception completes.
+         */
+        void copied(CopyResult result, Throwable failure, int index) {
+            snapshot.commit(pending, snapshot.copyFailure(result, failure, index));
         }
 
         CompletableFuture<Boolean> done() {
@@ -286,6 +302,7 @@ public final class Snapshot {
             return null; // a merging snapshot never gets new exceptions
         }
         Pending p;
+        String noRoom = null;
         synchronized (this) {
             if (!valid || !active) {
                 return null;
@@ -297,21 +314,16 @@ public final class Snapshot {
             if (p != null) {
                 return new Wait(p.done);
             }
-            PendingRemap remap;
             try {
-                remap = store.prepare(chunk);
-            } catch (IOException full) {
-                remap = null;
-            }
-            if (remap == null) {
-                p = null;
-            } else {
-                p = new Pending(remap);
+                p = new Pending(store.prepare(chunk));
                 pending.put(chunk, p);
+            } catch (IOException full) {
+                p = null;
+                noRoom = full.getMessage();
             }
         }
         if (p == null) {
-            invalidate("Unable to allocate exception.");
+            invalidate("Unable to allocate exception.", noRoom);
             return null;
         }
         return new Copy(this, p);
@@ -331,26 +343,45 @@ public final class Snapshot {
         CopyOp op = new CopyOp(origin.device(), start, length,
                 List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes)));
         (here ? copier.copyHere(op) : copier.copy(op))
-                .whenComplete((result, failure) -> commit(p, failure == null && result.allSucceeded()));
+                .whenComplete((result, failure) -> commit(p, copyFailure(result, failure, 0)));
     }
 
-    private void commit(Pending p, boolean copied) {
+    /** Why destination {@code index} of a copy did not get its data, naming the device; null when it did. */
+    String copyFailure(CopyResult result, Throwable failure, int index) {
+        if (failure != null) {
+            return "COW " + cow.device().name() + ": the copy failed: " + failure;
+        }
+        if (result.readError() != null) {
+            return "origin " + origin.device().name() + ": " + result.readError().getMessage();
+        }
+        Exception write = result.writeErrors().get(index);
+        return write == null ? null : "COW " + cow.device().name() + ": " + write.getMessage();
+    }
+
+    /** Commits {@code p}, whose copy succeeded unless {@code failure} says why not. */
+    private void commit(Pending p, String failure) {
+        if (failure != null) {
+            firstCopyFailure.compareAndSet(null, failure);
+        }
         ExceptionStore s = store;
         long requested = System.nanoTime();
-        s.commit(p.remap, copied, (remap, ok) -> {
+        s.commit(p.remap, failure == null, (remap, ok) -> {
             commits.committed(s, System.nanoTime() - requested, ok);
-            finish(p, ok);
+            finish(p, ok, s);
         });
     }
 
     /** pending_complete: on success the remap becomes visible, after reads of the chunk drain. */
-    private void finish(Pending p, boolean ok) {
+    private void finish(Pending p, boolean ok, ExceptionStore committedBy) {
         long chunk = p.remap.oldChunk();
         if (!ok || !valid) {
             synchronized (this) {
                 pending.remove(chunk);
             }
-            invalidate("Error reading/writing.");
+            String storeFailure = committedBy.failure();
+            String copy = firstCopyFailure.get();
+            invalidate("Error reading/writing.", copy != null ? copy
+                    : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
             p.done.complete(false);
             return;
         }
@@ -519,8 +550,8 @@ public final class Snapshot {
     private record Allocated(Pending pending) implements Decision {
     }
 
-    /** The COW is full. */
-    private record NoRoom() implements Decision {
+    /** The COW is full ({@code reason}: the store's words). */
+    private record NoRoom(String reason) implements Decision {
     }
 
     /** Decides one chunk of a snapshot write; allocates its exception when it has none. */
@@ -541,7 +572,7 @@ public final class Snapshot {
             try {
                 remap = store.prepare(chunk);
             } catch (IOException full) {
-                return new NoRoom();
+                return new NoRoom(full.getMessage());
             }
             Pending mine = new Pending(remap);
             pending.put(chunk, mine);
@@ -550,11 +581,11 @@ public final class Snapshot {
     }
 
     /** A full COW on a snapshot write: PO overflows, P and N invalidate (spec 7); the write errors. */
-    private IOException noRoom() {
+    private IOException noRoom(NoRoom full) {
         if (store.overflowSupported()) {
             overflow();
         } else {
-            invalidate("Unable to allocate exception.");
+            invalidate("Unable to allocate exception.", full.reason());
         }
         return new IOException(deviceName + ": no room in the COW");
     }
@@ -575,7 +606,7 @@ public final class Snapshot {
                     return;
                 }
                 case Waiting w -> awaitQuietly(w.done()); // complete (or the snapshot invalid) now
-                case NoRoom n -> throw noRoom();
+                case NoRoom n -> throw noRoom(n);
                 case Allocated a -> {
                     if (io.lengthSectors() == chunkSize.sectors()) {
                         // A whole-chunk write is the copy: no need to read the origin.
@@ -600,14 +631,14 @@ public final class Snapshot {
      * {@code data} for all of them, then each is committed (the write is its copy).
      */
     private void writeExceptions(List<Pending> run, MemorySegment data, ChunkSize chunkSize) {
-        boolean written = true;
+        String failure = null;
         try {
             cow.device().write(run.getFirst().remap.newChunk() * chunkSize.bytes(), data);
         } catch (IOException e) {
-            written = false;
+            failure = "COW " + cow.device().name() + ": " + e.getMessage();
         }
         for (Pending p : run) {
-            commit(p, written);
+            commit(p, failure);
         }
     }
 
@@ -624,19 +655,21 @@ public final class Snapshot {
         List<IoRequest> pieces = pieces(io, chunkSize);
         List<Decision> decisions = new java.util.ArrayList<>(pieces.size());
         IOException failure = null;
+        NoRoom full = null;
         // One monitor hold for the whole span: concurrent writes cannot interleave their
         // allocations, so a span's new exceptions get consecutive COW chunks (one device write).
         synchronized (this) {
             for (IoRequest piece : pieces) {
                 Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
-                if (d instanceof NoRoom) {
+                if (d instanceof NoRoom n) {
+                    full = n;
                     break;
                 }
                 decisions.add(d);
             }
         }
-        if (decisions.size() < pieces.size()) {
-            failure = noRoom(); // the rest of the write fails with it, as the kernel's later clones do
+        if (full != null) {
+            failure = noRoom(full); // the rest of the write fails with it, as the kernel's later clones do
         }
         List<Integer> later = new java.util.ArrayList<>(); // pieces that go through write() once ready
         for (int i = 0; i < decisions.size(); ) {

@@ -29,6 +29,11 @@ public final class ErrorTarget implements Target {
 
     @Override
     public void map(IoRequest io) throws IOException {
+        if (io.op() == IoRequest.Op.FLUSH) {
+            // io_err_ctr leaves num_flush_bios at 0: dm core never sends this target a flush, so a
+            // flush of a table with an error line (a COW that fails past its first MiB) succeeds.
+            return;
+        }
         throw new IOException("I/O error (error target)");
     }
 

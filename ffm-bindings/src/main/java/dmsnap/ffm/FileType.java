@@ -6,6 +6,8 @@ public enum FileType {
     BLOCK_DEVICE,
     DIRECTORY,
     CHARACTER_DEVICE,
+    FIFO,
+    SOCKET,
     OTHER;
 
     /** "regular file", "block device", ... for messages. */

@@ -71,17 +71,46 @@ public final class NativeFile implements AutoCloseable {
 
     public static NativeFile open(Path path, Set<OpenFlag> flags) throws ErrnoException {
         Objects.requireNonNull(path, "path");
+        return open(path, path.toString(), flags, null);
+    }
+
+    /**
+     * An {@link OpenFlag#PATH} descriptor of {@code path}: what it is ({@link #stat}, {@link
+     * #type}) without opening it for I/O, so a FIFO or a device with a slow open method cannot
+     * block the caller; then {@link #reopen} opens exactly that file.
+     */
+    public static NativeFile locate(Path path) throws ErrnoException {
+        return open(path, OpenFlag.PATH);
+    }
+
+    /**
+     * Opens the very file this descriptor refers to again, with {@code flags}, through {@code
+     * /proc/self/fd}: a path renamed or replaced since this one was opened cannot substitute
+     * another file. Errors name this file's path.
+     */
+    public NativeFile reopen(Set<OpenFlag> flags) throws ErrnoException {
+        acquire();
+        try {
+            return open(path, "/proc/self/fd/" + fd, flags, "reopening through /proc/self/fd");
+        } finally {
+            release();
+        }
+    }
+
+    private static NativeFile open(Path path, String target, Set<OpenFlag> flags, String how) throws ErrnoException {
         Set<OpenFlag> copy = flags.isEmpty() ? EnumSet.noneOf(OpenFlag.class) : EnumSet.copyOf(flags);
         int nativeFlags = OpenFlag.toNative(copy);
         int fd;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = Syscalls.allocateCapture(arena);
-            MemorySegment cPath = arena.allocateFrom(path.toString());
+            MemorySegment cPath = arena.allocateFrom(target);
             do {
                 fd = Syscalls.open(capture, cPath, nativeFlags, CREATE_MODE);
             } while (fd < 0 && Syscalls.errno(capture) == Errno.EINTR.value());
             if (fd < 0) {
-                throw new ErrnoException("open", Syscalls.errno(capture), path, -1, -1);
+                int errno = Syscalls.errno(capture);
+                throw how == null ? new ErrnoException("open", errno, path, -1, -1)
+                        : new ErrnoException("open", errno, path, -1, -1, how);
             }
         }
         boolean ok = false;
@@ -292,6 +321,8 @@ public final class NativeFile implements AutoCloseable {
                     : mode == LinuxConstants.S_IFBLK ? FileType.BLOCK_DEVICE
                     : mode == LinuxConstants.S_IFDIR ? FileType.DIRECTORY
                     : mode == LinuxConstants.S_IFCHR ? FileType.CHARACTER_DEVICE
+                    : mode == LinuxConstants.S_IFIFO ? FileType.FIFO
+                    : mode == LinuxConstants.S_IFSOCK ? FileType.SOCKET
                     : FileType.OTHER;
             boolean dio = (statx.stx_mask(buf) & LinuxConstants.STATX_DIOALIGN) != 0;
             boolean dev = type == FileType.BLOCK_DEVICE || type == FileType.CHARACTER_DEVICE;

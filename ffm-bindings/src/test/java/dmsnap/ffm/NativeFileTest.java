@@ -192,6 +192,47 @@ class NativeFileTest {
     }
 
     @Test
+    void locateNamesWhatAPathIsWithoutOpeningIt() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+        // A read open of a FIFO without a writer would wait for one; an O_PATH open does not.
+        try (NativeFile f = NativeFile.locate(fifo)) {
+            assertEquals(FileType.FIFO, f.type());
+            assertEquals("fifo", f.type().describe());
+        }
+        Path socket = dir.resolve("socket");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(socket));
+            try (NativeFile f = NativeFile.locate(socket)) {
+                assertEquals(FileType.SOCKET, f.stat().type());
+            }
+        }
+        try (NativeFile f = NativeFile.locate(Path.of("/dev/zero"))) {
+            assertEquals(FileType.CHARACTER_DEVICE, f.type());
+        }
+        ErrnoException missing = assertThrows(ErrnoException.class, () -> NativeFile.locate(dir.resolve("nope")));
+        assertEquals(Errno.ENOENT, missing.errno());
+        assertThrows(IllegalArgumentException.class,
+                () -> NativeFile.open(fifo, OpenFlag.PATH, OpenFlag.READ_ONLY), "PATH takes no other flag");
+    }
+
+    @Test
+    void reopenOpensTheLocatedFileEvenAfterItsPathWasReplaced() throws IOException {
+        Path p = sparse("located.img", 8192);
+        try (NativeFile located = NativeFile.locate(p); Arena arena = Arena.ofConfined()) {
+            Files.move(p, dir.resolve("moved.img"));
+            sparse("located.img", 4096); // another file under the old name
+            try (NativeFile f = located.reopen(java.util.EnumSet.of(OpenFlag.READ_WRITE))) {
+                assertEquals(p, f.path(), "errors keep naming the path it was located by");
+                assertEquals(8192, f.stat().sizeBytes(), "the file that was located, not the new one");
+                assertEquals(Files.getAttribute(dir.resolve("moved.img"), "unix:ino"), f.stat().inode());
+                f.write(0, arena.allocateFrom("moved"));
+            }
+            assertEquals("moved", new String(Files.readAllBytes(dir.resolve("moved.img")), 0, 5));
+        }
+    }
+
+    @Test
     void blockIoctlsOnARegularFileFailWithEnotty() throws IOException {
         Path p = sparse("notblock.img", 4096);
         try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {

@@ -95,6 +95,13 @@ public sealed interface ExceptionStore extends AutoCloseable
     /** False once invalidated or after a failed metadata write. */
     boolean isValid();
 
+    /**
+     * Why the store's own I/O made it invalid (a metadata write that failed: "writing exception
+     * area 3 failed: pwrite(...) failed: ENOSPC (No space left on device)"), for the snapshot's
+     * invalidation line; null while that has not happened. The store does not log it itself.
+     */
+    String failure();
+
     /** allocated/total metadata, from the current COW size. */
     StoreUsage usage() throws IOException;
 

@@ -96,6 +96,12 @@ public final class TransientExceptionStore implements ExceptionStore {
         // Nothing is ever prepared.
     }
 
+    /** Only a failed copy invalidates a transient store: it has no I/O of its own. */
+    @Override
+    public String failure() {
+        return null;
+    }
+
     @Override
     public boolean supportsMerge() {
         return false;

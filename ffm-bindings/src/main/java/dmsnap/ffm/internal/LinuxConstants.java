@@ -22,6 +22,7 @@ public final class LinuxConstants {
     public static final int O_DSYNC = Linux.O_DSYNC();
     public static final int O_CLOEXEC = Linux.O_CLOEXEC();
     public static final int O_NOFOLLOW = Linux.O_NOFOLLOW();
+    public static final int O_PATH = Linux.O_PATH();
 
     public static final long BLKGETSIZE64 = Linux.BLKGETSIZE64();
     public static final long BLKSSZGET = Linux.BLKSSZGET();
@@ -58,6 +59,8 @@ public final class LinuxConstants {
     public static final int S_IFBLK = Linux.S_IFBLK();
     public static final int S_IFDIR = Linux.S_IFDIR();
     public static final int S_IFCHR = Linux.S_IFCHR();
+    public static final int S_IFIFO = Linux.S_IFIFO();
+    public static final int S_IFSOCK = Linux.S_IFSOCK();
 
     private LinuxConstants() {
     }

@@ -1773,6 +1773,15 @@ public class Linux extends Linux$shared {
     public static int O_DIRECT() {
         return O_DIRECT;
     }
+    private static final int O_PATH = (int)2097152L;
+    /**
+     * {@snippet lang=c :
+     * #define O_PATH 2097152
+     * }
+     */
+    public static int O_PATH() {
+        return O_PATH;
+    }
     private static final int O_DSYNC = (int)4096L;
     /**
      * {@snippet lang=c :
@@ -1836,6 +1845,15 @@ public class Linux extends Linux$shared {
     public static int S_IFREG() {
         return S_IFREG;
     }
+    private static final int S_IFIFO = (int)4096L;
+    /**
+     * {@snippet lang=c :
+     * #define S_IFIFO 4096
+     * }
+     */
+    public static int S_IFIFO() {
+        return S_IFIFO;
+    }
     private static final int S_IFLNK = (int)40960L;
     /**
      * {@snippet lang=c :
@@ -1844,6 +1862,15 @@ public class Linux extends Linux$shared {
      */
     public static int S_IFLNK() {
         return S_IFLNK;
+    }
+    private static final int S_IFSOCK = (int)49152L;
+    /**
+     * {@snippet lang=c :
+     * #define S_IFSOCK 49152
+     * }
+     */
+    public static int S_IFSOCK() {
+        return S_IFSOCK;
     }
     private static final int STATX_TYPE = (int)1L;
     /**

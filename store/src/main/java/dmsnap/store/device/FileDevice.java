@@ -13,7 +13,6 @@ import dmsnap.ffm.OpenFlag;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.Set;
@@ -76,27 +75,36 @@ public final class FileDevice implements Device {
      * without taking it: no exclusive open, no lock, so it works while a daemon uses it.
      */
     public static long probeSizeSectors(Path path) throws IOException {
-        if (Files.isDirectory(path)) {
-            throw new IOException(path + " is a directory: a device must be a regular file or a block device");
-        }
-        try (NativeFile file = NativeFile.open(path, EnumSet.of(OpenFlag.READ_ONLY))) {
-            FileStat stat = file.stat();
-            return switch (stat.type()) {
-                case BLOCK_DEVICE -> BlockDevices.geometry(file).sizeBytes() / SECTOR;
-                case REGULAR_FILE -> stat.sizeBytes() / SECTOR;
-                default -> throw new IOException(path + " is a " + stat.type().describe()
-                        + ": a device must be a regular file or a block device");
-            };
+        try (NativeFile located = NativeFile.locate(path)) {
+            FileStat stat = checkType(located);
+            if (stat.type() == FileType.REGULAR_FILE) {
+                return stat.sizeBytes() / SECTOR;
+            }
+            try (NativeFile file = located.reopen(EnumSet.of(OpenFlag.READ_ONLY))) {
+                return BlockDevices.geometry(file).sizeBytes() / SECTOR;
+            }
         }
     }
 
     /** Opens {@code path} (a regular file or block device) for exclusive use. */
     public static FileDevice open(Path path, Option... options) throws IOException {
+        try (NativeFile located = NativeFile.locate(path)) {
+            return open(located, options);
+        }
+    }
+
+    /**
+     * Opens the file {@code located} refers to (see {@link NativeFile#locate}) for exclusive use.
+     * Anything but a regular file or a block device is refused before it is opened for I/O: a
+     * FIFO would block the open until a writer came, a character device's open may have effects.
+     * The open goes through {@code located}, so a path replaced since it was located cannot
+     * substitute another file.
+     */
+    public static FileDevice open(NativeFile located, Option... options) throws IOException {
         Set<Option> opts = options.length == 0 ? EnumSet.noneOf(Option.class) : EnumSet.of(options[0], options);
         boolean readOnly = opts.contains(Option.READ_ONLY);
-        if (Files.isDirectory(path)) {
-            throw new IOException(path + " is a directory: a device must be a regular file or a block device");
-        }
+        Path path = located.path();
+        checkType(located);
         EnumSet<OpenFlag> flags = EnumSet.of(readOnly ? OpenFlag.READ_ONLY : OpenFlag.READ_WRITE);
         if (!opts.contains(Option.BUFFERED)) {
             flags.add(OpenFlag.DIRECT);
@@ -105,7 +113,7 @@ public final class FileDevice implements Device {
         flags.add(OpenFlag.EXCLUSIVE);
         NativeFile file;
         try {
-            file = NativeFile.open(path, flags);
+            file = located.reopen(flags);
         } catch (ErrnoException e) {
             if (e.errno() == Errno.EBUSY) {
                 throw new ErrnoException("open", e.errnoValue(), path, -1, -1,
@@ -116,10 +124,6 @@ public final class FileDevice implements Device {
         boolean ok = false;
         try {
             FileStat stat = file.stat();
-            if (stat.type() != FileType.REGULAR_FILE && stat.type() != FileType.BLOCK_DEVICE) {
-                throw new IOException(path + " is a " + stat.type().describe()
-                        + ": a device must be a regular file or a block device");
-            }
             if (stat.type() == FileType.REGULAR_FILE && !file.tryLock(!readOnly)) {
                 throw new ErrnoException("flock", Errno.EBUSY.value(), path, -1, -1,
                         "it is already in use (another open holds its lock)");
@@ -132,6 +136,16 @@ public final class FileDevice implements Device {
                 file.close();
             }
         }
+    }
+
+    /** The located file's statx, when it is a regular file or a block device. */
+    private static FileStat checkType(NativeFile located) throws IOException {
+        FileStat stat = located.stat();
+        if (stat.type() != FileType.REGULAR_FILE && stat.type() != FileType.BLOCK_DEVICE) {
+            throw new IOException(located.path() + " is a " + stat.type().describe()
+                    + ": a device must be a regular file or a block device");
+        }
+        return stat;
     }
 
     @Override

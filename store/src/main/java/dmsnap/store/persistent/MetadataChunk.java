@@ -48,9 +48,12 @@ final class MetadataChunk implements AutoCloseable {
             map.sync(offset, length);
             return;
         }
-        int block = device.logicalBlockBytes();
-        long from = offset - offset % block;
-        long to = Math.min(segment.byteSize(), (offset + length + block - 1) / block * block);
+        // Whole units that keep the slice's address as aligned as the buffer (which is aligned to
+        // the device's buffer alignment): a stacked device takes 512-byte blocks, but only from
+        // 4096-aligned buffers.
+        long unit = Math.max(device.logicalBlockBytes(), device.bufferAlignmentBytes());
+        long from = offset - offset % unit;
+        long to = Math.min(segment.byteSize(), (offset + length + unit - 1) / unit * unit);
         device.write(offsetBytes + from, segment.asSlice(from, to - from));
     }
 

@@ -69,6 +69,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private int currentCommitted;
     private long nextFree = PersistentLayout.FIRST_DATA_CHUNK;
     private boolean valid = true;
+    /** What made the store invalid through its own I/O (see {@link #failure()}); the first such reason. */
+    private String failure;
     private boolean loaded;
     private boolean closed;
     /** After a load, stale non-zero entries may follow the terminator; zero them before appending. */
@@ -389,10 +391,14 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 lock.unlock();
             }
             List<MetadataChunk> later = new ArrayList<>();
-            boolean written = writeIt && writeRound(batch, areaIndex, base, later);
+            String writeFailure = writeIt ? writeRound(batch, areaIndex, base, later) : null;
+            boolean written = writeIt && writeFailure == null;
             boolean ok;
             lock.lock();
             try {
+                if (writeFailure != null && failure == null) {
+                    failure = writeFailure;
+                }
                 if (!written || closed) {
                     valid = valid && written;
                     later.forEach(MetadataChunk::close); // a store closed meanwhile has unmapped the rest
@@ -471,10 +477,10 @@ public final class PersistentExceptionStore implements ExceptionStore {
      * One round's I/O: the entries of {@code batch} from slot {@code base} of area
      * {@code areaIndex} on, into the areas after it as they fill ({@code later} receives the
      * mapping of each area after {@code areaIndex} the round reaches, in order; the last one is
-     * zeroed only when the batch ends on a filled area). False (logged once) when any write or
-     * flush failed.
+     * zeroed only when the batch ends on a filled area). Null when done, else why not: any write
+     * or flush failed (the snapshot's invalidation line reports it).
      */
-    private boolean writeRound(List<Completion> batch, long areaIndex, int base, List<MetadataChunk> later) {
+    private String writeRound(List<Completion> batch, long areaIndex, int base, List<MetadataChunk> later) {
         int epa = (int) layout.exceptionsPerArea();
         int total = base + batch.size();
         int filled = total / epa;
@@ -496,9 +502,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 if (!fits(next)) {
                     // The kernel's allocator does not reserve the next area: on a COW that ends
                     // here the zeroing write fails and the snapshot is invalidated.
-                    log.error("{}: cannot zero area {} at chunk {}: past the end of the COW", cow.name(),
-                            areaIndex + j, next);
-                    return false;
+                    return "cannot zero area " + (areaIndex + j) + " at chunk " + next + ": past the end of the COW";
                 }
                 MetadataChunk m = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
                 later.add(m);
@@ -522,7 +526,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 if (!area.syncIsDurable()) {
                     cow.flush(); // the kernel's FUA on the area write; msync(MS_SYNC) of a real mapping is one
                 }
-                return true;
+                return null;
             }
             // Several areas: each written back, then one flush makes them all durable. Until it
             // returns, any of them may be on disk without the others: a filled area followed by
@@ -537,10 +541,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
             }
             cow.flush();
-            return true;
+            return null;
         } catch (IOException | RuntimeException e) {
-            log.error("{}: writing exception area {} failed: {}", cow.name(), areaIndex, e.getMessage());
-            return false;
+            return "writing exception area " + areaIndex + " failed: " + e.getMessage();
         }
     }
 
@@ -708,6 +711,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
         lock.lock();
         try {
             return valid;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public String failure() {
+        lock.lock();
+        try {
+            return failure;
         } finally {
             lock.unlock();
         }

@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.HexFormat;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -17,6 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -58,6 +60,37 @@ class FileDeviceBadInputTest {
                 () -> FileDevice.open(Path.of("/dev/null"), FileDevice.Option.BUFFERED));
         assertEquals("/dev/null is a character device: a device must be a regular file or a block device",
                 e.getMessage());
+    }
+
+    /** A FIFO: a read-only open of it would wait for a writer that never comes. */
+    private Path fifo() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+        return fifo;
+    }
+
+    @Test
+    void aFifoIsRefusedWithoutWaitingForAWriter() throws Exception {
+        Path fifo = fifo();
+        String expected = fifo + " is a fifo: a device must be a regular file or a block device";
+        // The deadline only turns the old behaviour (an open that never returns) into a failure.
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            assertEquals(expected, assertThrows(IOException.class,
+                    () -> FileDevice.open(fifo, FileDevice.Option.READ_ONLY)).getMessage());
+            assertEquals(expected, assertThrows(IOException.class, () -> FileDevice.open(fifo)).getMessage());
+            assertEquals(expected, assertThrows(IOException.class, () -> FileDevice.probeSizeSectors(fifo)).getMessage());
+        });
+    }
+
+    @Test
+    void aSocketIsRefused() throws IOException {
+        Path socket = dir.resolve("socket");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(socket));
+            String expected = socket + " is a socket: a device must be a regular file or a block device";
+            assertEquals(expected, assertThrows(IOException.class, () -> FileDevice.open(socket)).getMessage());
+            assertEquals(expected, assertThrows(IOException.class, () -> FileDevice.probeSizeSectors(socket)).getMessage());
+        }
     }
 
     @Test

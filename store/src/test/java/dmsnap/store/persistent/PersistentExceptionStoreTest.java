@@ -436,4 +436,61 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         // The kernel's transient COW holds only data: its first word is origin data ("ORG0").
         assertRefused(KernelFixtures.imageDevice("transient", "cow.img"), "Invalid or corrupt snapshot");
     }
+
+    /** A COW that fails every request reaching past its first MiB (a dm table of linear, then error). */
+    private static FaultyDevice failingPastFirstMib(Device media, List<FaultyDevice.Request> requests) {
+        FaultyDevice cow = new FaultyDevice(media);
+        cow.failWhen(r -> {
+            requests.add(r);
+            return r.offsetBytes() + r.lengthBytes() > (1 << 20);
+        });
+        return cow;
+    }
+
+    /** Whether every read or write of {@code requests} lies in the header chunk or area 0 (chunk 8: [0, 8192)). */
+    private static boolean onlyHeaderAndAreaZero(List<FaultyDevice.Request> requests) {
+        return requests.stream().allMatch(r -> r.op() == FaultyDevice.Op.FLUSH || r.offsetBytes() + r.lengthBytes() <= 8192);
+    }
+
+    @Test
+    void activationReadsOnlyTheHeaderAndTheAreasUpToTheTerminator() throws IOException {
+        List<FaultyDevice.Request> requests = new ArrayList<>();
+        FaultyDevice fresh = failingPastFirstMib(new MemoryDevice("cow", 4 << 20), requests);
+        try (PersistentExceptionStore s = store(fresh, 8)) {
+            assertTrue(onlyHeaderAndAreaZero(requests), "a new COW: header and area 0 only, as the kernel: " + requests);
+            assertEquals(new dmsnap.store.StoreUsage(16, 8192, 16), s.usage());
+        }
+        // A COW with three exceptions in area 0, activated again over the failing device.
+        MemoryDevice media = new MemoryDevice("cow", 4 << 20);
+        try (PersistentExceptionStore s = store(media, 8)) {
+            for (int i = 0; i < 3; i++) {
+                s.commit(s.prepare(i), true, (r, ok) -> assertTrue(ok));
+            }
+        }
+        requests.clear();
+        Map<Long, Long> loaded = new HashMap<>();
+        try (PersistentExceptionStore s = new PersistentExceptionStore(failingPastFirstMib(media, requests),
+                new ChunkSize(8), false, 512)) {
+            assertEquals(LoadResult.VALID, s.load(loaded::put));
+            assertEquals(Map.of(0L, 2L, 1L, 3L, 2L, 4L), loaded);
+            assertTrue(onlyHeaderAndAreaZero(requests), "an existing COW: header and area 0 only: " + requests);
+        }
+    }
+
+    @Test
+    void onlyTheCommitThatNeedsTheFailingRegionInvalidates() throws IOException {
+        List<FaultyDevice.Request> requests = new ArrayList<>();
+        FaultyDevice cow = failingPastFirstMib(new MemoryDevice("cow", 4 << 20), requests);
+        try (PersistentExceptionStore s = store(cow, 8)) {
+            // Area 0 holds 256 entries; the commit that fills it zeroes area 1 (chunk 258), past 1 MiB.
+            for (int i = 0; i < 255; i++) {
+                s.commit(s.prepare(i), true, (r, ok) -> assertTrue(ok));
+            }
+            assertTrue(s.isValid());
+            boolean[] last = {true};
+            s.commit(s.prepare(255), true, (r, ok) -> last[0] = ok);
+            assertFalse(last[0]);
+            assertFalse(s.isValid());
+        }
+    }
 }

@@ -23,7 +23,8 @@ import java.util.function.Predicate;
  * <p>Faults, each consumed when it fires: fail the n-th read/write/flush from now, fail every
  * operation after n more, fail requests matching a predicate, tear the next write (its first k
  * sectors land, then EIO), drop the next write silently, corrupt the next write. Injected
- * failures are {@link ErrnoException}s with EIO and the detail "injected fault".
+ * failures are {@link ErrnoException}s with EIO (or the errno set by {@link #failWith}) and the
+ * detail "injected fault".
  *
  * <p>Synchronised on itself: tests are about correctness, not speed.
  */
@@ -54,6 +55,7 @@ public final class FaultyDevice implements Device {
     private long operations;
     private long flushes;
     private long injectedFaults;
+    private Errno injectedErrno = Errno.EIO;
 
     public FaultyDevice(Device media) {
         this.media = media;
@@ -79,6 +81,12 @@ public final class FaultyDevice implements Device {
     /** Every request matching {@code predicate} fails (null clears). */
     public synchronized FaultyDevice failWhen(Predicate<Request> predicate) {
         failWhen = predicate;
+        return this;
+    }
+
+    /** Injected faults fail with {@code errno} from now on (ENOSPC: a COW file on a full file system). */
+    public synchronized FaultyDevice failWith(Errno errno) {
+        injectedErrno = errno;
         return this;
     }
 
@@ -387,7 +395,7 @@ public final class FaultyDevice implements Device {
 
     private ErrnoException injected(String call, long offsetBytes, long lengthBytes) {
         injectedFaults++;
-        return new ErrnoException(call, Errno.EIO.value(), Path.of(name()), offsetBytes, lengthBytes, "injected fault");
+        return new ErrnoException(call, injectedErrno.value(), Path.of(name()), offsetBytes, lengthBytes, "injected fault");
     }
 
     public synchronized long operations() {
