@@ -1,7 +1,4 @@
 #!/usr/bin/env bash
-# PENDING (issue 16, point 5 (d)): enable by renaming to state-dir-lock.sh once the daemon locks its
-# --state-dir (being implemented on another branch); today a second daemon starts, fails to restore
-# the devices (their backing files are flocked) and runs on the same state directory.
 #
 # A second daemon on the same --state-dir (another run directory) is refused with one line and
 # changes nothing: the state files stay as they were, it leaves no sockets, the first daemon goes
