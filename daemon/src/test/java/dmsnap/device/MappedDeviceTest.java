@@ -138,6 +138,21 @@ class MappedDeviceTest {
         assertEquals(1, backing.openCount());
     }
 
+    /**
+     * Found by TableFuzzTest (seed -3160365047834691604, case 817): a linear offset past 2^63 - 1
+     * made a NumberFormatException escape the load, and create left the device behind.
+     */
+    @Test
+    void aLinearOffsetBeyondALongIsRefusedAndCreateLeavesNothing() {
+        for (String offset : new String[] {"9223372036854775808", "9999999999999999999"}) {
+            TableLoadException e = assertThrows(TableLoadException.class,
+                    () -> dm.create("lin", null, TableParser.parse("0 64 linear " + base + " " + offset)));
+            assertEquals("Invalid device sector", e.getMessage());
+            assertEquals(List.of(), dm.list());
+            assertEquals(0, backing.openCount());
+        }
+    }
+
     @Test
     void reloadSwapsTablesAtResumeAndDestroysTheOldOne() throws Exception {
         MappedDevice d = dm.create("dev", null, TableParser.parse("0 64 zero"));

@@ -6,7 +6,9 @@ import java.time.Duration;
  * How long a seeded fuzzer runs: at most {@code dmsnap.tests.<name>Cases} cases and
  * {@code dmsnap.tests.<name>Millis} milliseconds (each fuzzer gives its defaults, small enough for
  * the default suite), both multiplied by {@code dmsnap.tests.fuzzScale} (default 1). That one knob
- * makes every fuzzer run longer: {@code -Ddmsnap.tests.fuzzScale=20}.
+ * makes every fuzzer run longer: {@code -Ddmsnap.tests.fuzzScale=20}. The clock never stops a run
+ * before {@link #MIN_CASES} cases, so that a busy machine still runs a meaningful number and
+ * nothing a fuzzer asserts depends on how fast the machine is.
  *
  * @param name   the fuzzer's property prefix, e.g. {@code cowFuzz}
  * @param cases  the most cases to run
@@ -14,6 +16,8 @@ import java.time.Duration;
  */
 public record FuzzBudget(String name, int cases, long millis) {
     public static final String SCALE_PROPERTY = "dmsnap.tests.fuzzScale";
+    /** Cases run whatever the clock says (unless the count allows fewer). */
+    public static final int MIN_CASES = 50;
 
     public static FuzzBudget of(String name, int defaultCases, long defaultMillis) {
         double scale = scale();
@@ -56,7 +60,7 @@ public record FuzzBudget(String name, int cases, long millis) {
 
         /** Whether case number {@code done} (0-based) may start. */
         public boolean more(int done) {
-            return done < cases && System.nanoTime() - startNanos < millis * 1_000_000;
+            return done < cases && (done < MIN_CASES || System.nanoTime() - startNanos < millis * 1_000_000);
         }
 
         public long elapsedMillis() {
