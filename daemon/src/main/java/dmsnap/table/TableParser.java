@@ -7,10 +7,14 @@ import java.util.List;
 /**
  * dmsetup table text to {@link Table}: one {@code <start> <length> <target> [args...]} line
  * per target, blank lines and {@code #} comments ignored, whitespace-separated words. The lines
- * must start at sector 0 and follow each other without gaps (the kernel's "Gap in table") and
- * none may be empty ("zero-length target").
+ * must start at sector 0 and follow each other without gaps (the kernel's "Gap in table"), none
+ * may be empty ("zero-length target"), and the table may not end past {@link #MAX_SECTORS}
+ * ("too large device").
  */
 public final class TableParser {
+    /** LLONG_MAX >> 9: the kernel refuses a table that ends past it (its size in bytes would not fit). */
+    public static final long MAX_SECTORS = Long.MAX_VALUE >> 9;
+
     private TableParser() {
     }
 
@@ -35,8 +39,8 @@ public final class TableParser {
             if (start != expectedStart) {
                 throw new TableLoadException(type, "Gap in table");
             }
-            if (Long.MAX_VALUE - start < length) {
-                throw new TableLoadException(type, "target extends past the largest device size");
+            if (length > MAX_SECTORS - start) {
+                throw new TableLoadException(null, "too large device");
             }
             lines.add(new TableLine(start, length, type, Arrays.asList(words).subList(3, words.length)));
             expectedStart = start + length;

@@ -153,6 +153,21 @@ class MappedDeviceTest {
         }
     }
 
+    /**
+     * Found by TableFuzzTest (seed 5501169649150918072, case 671): a linear offset near 2^63
+     * overflowed the size check and the table loaded; the kernel's device_area_is_invalid refuses
+     * a start at or past the device's end.
+     */
+    @Test
+    void aLinearOffsetWhoseEndOverflowsIsTooSmallForTheTarget() {
+        TableLoadException e = assertThrows(TableLoadException.class,
+                () -> dm.create("lin", null, TableParser.parse("0 423 linear " + base + " 9223372036854775807")));
+        assertTrue(e.getMessage().contains("too small for target: start=9223372036854775807, len=423, dev_size=2048"),
+                e.getMessage());
+        assertEquals(List.of(), dm.list());
+        assertEquals(0, backing.openCount());
+    }
+
     @Test
     void reloadSwapsTablesAtResumeAndDestroysTheOldOne() throws Exception {
         MappedDevice d = dm.create("dev", null, TableParser.parse("0 64 zero"));

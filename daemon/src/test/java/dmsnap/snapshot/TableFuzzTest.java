@@ -55,7 +55,10 @@ import static org.junit.jupiter.api.Assertions.fail;
  * <p>Not yet here: FIFOs and {@code /dev/zero} as device paths (opening them is being fixed
  * elsewhere), and NUL or unpaired surrogate characters in device paths (they make {@code Path.of}
  * throw an InvalidPathException inside {@link BackingDevices}, which is being rewritten elsewhere:
- * {@link #withoutInvalidPathCharacters} keeps them out of the device words).
+ * {@link #withoutInvalidPathCharacters} keeps them out of the device words), and a table naming
+ * the device it is loaded into ({@code dm:fz} in a table of {@code fz}: the kernel's
+ * dm_get_device refuses that, here a transient snapshot with itself as COW loads; the check
+ * belongs in {@link BackingDevices} too).
  */
 @ExtendWith(Seeds.class)
 class TableFuzzTest {
@@ -92,7 +95,7 @@ class TableFuzzTest {
         Files.createDirectories(dir.resolve("sub"));
         paths = List.of(base.toString(), dir + "/base2.img", dir + "/cowA.img", dir + "/cowB.img", dir + "/small.img",
                 dir + "/odd.img", dir + "/empty.img", dir + "/link.img", dir + "/sub/../base.img", dir + "/./cowA.img",
-                dir + "//cowB.img", dir + "/sub", dir + "/missing.img", "dm:guard", "dm:fz", "dm:missing",
+                dir + "//cowB.img", dir + "/sub", dir + "/missing.img", "dm:guard", "dm:missing",
                 "relative-missing.img", dir + "/sub/../../" + dir.getFileName() + "/cowA.img");
     }
 
@@ -200,7 +203,7 @@ class TableFuzzTest {
         count("created");
         List<String> printed = device.statusLines(StatusType.TABLE, false);
         checkLoaded(device, table, printed, what);
-        dm.remove("fz", false);
+        remove("fz", what);
         assertNothingLeft(what + ": after removing it");
         // The table output loads again (into a device of another name) and prints the same.
         Table again = TableParser.parse(String.join("\n", printed));
@@ -211,12 +214,23 @@ class TableFuzzTest {
             throw new AssertionError(what + ": the table output " + printed + " does not load again: " + e.getMessage(), e);
         }
         assertEquals(printed, reloaded.statusLines(StatusType.TABLE, false), what + ": the table output loaded again");
-        dm.remove("fz2", false);
+        remove("fz2", what);
         assertNothingLeft(what + ": after removing the reloaded device");
+    }
+
+    private void remove(String name, String what) {
+        try {
+            dm.remove(name, false);
+        } catch (DmException e) {
+            throw new AssertionError(what + ": cannot remove " + name + ": " + e.getMessage(), e);
+        }
     }
 
     private void checkLoaded(MappedDevice device, Table table, List<String> printed, String what) throws Exception {
         assertEquals(table.lengthSectors(), device.sizeSectors(), what + ": the device's size");
+        // The kernel refuses a table past LLONG_MAX >> 9 sectors ("too large device"): its size in bytes would overflow.
+        assertTrue(device.sizeSectors() <= Long.MAX_VALUE >> 9, what + ": a device of " + device.sizeSectors()
+                + " sectors (" + device.sizeSectors() * 512 + " bytes as a long)");
         Table parsed = TableParser.parse(String.join("\n", printed));
         assertEquals(table.lines().size(), parsed.lines().size(), what + ": table output " + printed);
         for (int i = 0; i < table.lines().size(); i++) {
@@ -295,6 +309,9 @@ class TableFuzzTest {
         "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
         "99999999999999999999", "-1", "-0", "+1", "+0", "007", "0000000000000000000001", "0x10", "1e3", "1.5",
         "\uff18", "\u0668", "1 2", "18446744073709549568"};
+    /** Near the limits: a long, the kernel's largest device (LLONG_MAX >> 9 sectors), 18 and 19 digits. */
+    private static final String[] HUGE = {"9223372036854775807", "9223372036854775806", "9223372036854775808",
+        "18014398509481983", "18014398509481984", "999999999999999999", "9223372036854774000", "4611686018427387904"};
     private static final String[] TYPES = {"linear", "zero", "error", "snapshot", "snapshot-origin", "snapshot-merge",
         "Linear", "ZERO", "striped", "", "snapshot-origin\u0000", "lin ear"};
     private static final String[] STORES = {"P", "PO", "N", "p", "po", "POx", "Px", "NO", "Nfoo", "x", "O", "PP", "\u00de"};
@@ -327,7 +344,7 @@ class TableFuzzTest {
         switch (r.nextInt(14)) {
             case 0, 1 -> { // a number word (start, length, offset, chunk size, feature count) made interesting
                 int at = numberWord(words, r);
-                String n = pick(r, NUMBERS);
+                String n = r.nextBoolean() ? pick(r, NUMBERS) : pick(r, HUGE);
                 words.set(at, n);
                 done.add("word " + at + " of line " + li + " = " + shown(n));
             }

@@ -58,4 +58,20 @@ class TableParserTest {
                 () -> TableParser.parse("0 " + longWord + " zero")).getMessage();
         assertTrue(message.startsWith("Invalid length '999") && message.length() < 600, message);
     }
+
+    /**
+     * Found by TableFuzzTest (seed -2395800684807486916, case 531): a table of 2^54 sectors
+     * loaded, and its size in bytes overflowed a long. The kernel refuses a table past
+     * LLONG_MAX >> 9 sectors in dm_table_add_target.
+     */
+    @Test
+    void tablesPastTheKernelsLargestDeviceAreRefused() throws TableLoadException {
+        assertEquals(18014398509481983L, TableParser.parse("0 18014398509481983 zero").lengthSectors());
+        for (String table : new String[] {"0 18014398509481984 error", "0 999999999999999999 zero",
+            "0 18014398509481982 zero\n18014398509481982 2 zero"}) {
+            TableLoadException e = assertThrows(TableLoadException.class, () -> TableParser.parse(table), table);
+            assertEquals("too large device", e.getMessage());
+            assertEquals("dm-0: too large device (-EINVAL)", e.kernelLogLine("dm-0"));
+        }
+    }
 }
