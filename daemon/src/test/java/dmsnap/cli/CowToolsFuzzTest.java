@@ -54,7 +54,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 @ExtendWith(Seeds.class)
 class CowToolsFuzzTest {
-    static final FuzzBudget BUDGET = FuzzBudget.of("cowToolsFuzz", 2000, 15_000);
+    static final FuzzBudget BUDGET = FuzzBudget.of("cowToolsFuzz", 2000, 12_000);
     private static final Pattern VIEW_SHA = Pattern.compile("snapshot view sha256 ([0-9a-f]{64})");
     private static final Pattern CHECK_SUMMARY = Pattern.compile(".*: (clean.*|\\d+ problems?)");
 

@@ -52,7 +52,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 @ExtendWith(Seeds.class)
 class CowImageFuzzTest {
-    static final FuzzBudget BUDGET = FuzzBudget.of("cowFuzz", 3000, 15_000);
+    static final FuzzBudget BUDGET = FuzzBudget.of("cowFuzz", 3000, 12_000);
 
     @TempDir
     Path dir;
