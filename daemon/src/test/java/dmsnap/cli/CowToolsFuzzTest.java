@@ -68,19 +68,35 @@ class CowToolsFuzzTest {
     record Run(String command, int exitCode, String out, String err, Exception thrown) {
     }
 
-    static Run cli(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        CommandLine cli = Main.commandLine(new PrintWriter(out, true), new PrintWriter(err, true));
-        CommandLine.IExecutionExceptionHandler handler = cli.getExecutionExceptionHandler();
-        AtomicReference<Exception> thrown = new AtomicReference<>();
-        cli.setExecutionExceptionHandler((ex, c, parsed) -> {
-            thrown.set(ex);
-            return handler.handleExecutionException(ex, c, parsed);
-        });
-        int code = cli.execute(args);
-        return new Run(String.join(" ", args), code, out.toString(), err.toString(), thrown.get());
+    /**
+     * The CLI's own command line ({@link Main#commandLine}), built once and executed again for
+     * every command (picocli resets every option before it parses; building it costs more than
+     * most commands here), with what reached its execution exception handler recorded.
+     */
+    static final class Cli {
+        private final StringWriter out = new StringWriter();
+        private final StringWriter err = new StringWriter();
+        private final AtomicReference<Exception> thrown = new AtomicReference<>();
+        private final CommandLine cli = Main.commandLine(new PrintWriter(out, true), new PrintWriter(err, true));
+
+        Cli() {
+            CommandLine.IExecutionExceptionHandler handler = cli.getExecutionExceptionHandler();
+            cli.setExecutionExceptionHandler((ex, c, parsed) -> {
+                thrown.set(ex);
+                return handler.handleExecutionException(ex, c, parsed);
+            });
+        }
+
+        Run run(String... args) {
+            out.getBuffer().setLength(0);
+            err.getBuffer().setLength(0);
+            thrown.set(null);
+            int code = cli.execute(args);
+            return new Run(String.join(" ", args), code, out.toString(), err.toString(), thrown.get());
+        }
     }
+
+    private final Cli cli = new Cli();
 
     @Test
     void mutatedCowsGetOneLineErrorsAndAreNeverWritten() {
@@ -137,7 +153,7 @@ class CowToolsFuzzTest {
 
     /** Runs one command; the COW must be unchanged and stderr empty or one {@code dmsnap:} line. */
     private Run command(List<String> args, Path cow, byte[] bytes, String what) throws IOException {
-        Run run = cli(args.toArray(String[]::new));
+        Run run = cli.run(args.toArray(String[]::new));
         String where = what + ": " + run.command();
         outcomes.merge(args.get(1) + (args.contains("--json") ? " --json " : " ") + run.exitCode(), 1, Integer::sum);
         byte[] now = Files.readAllBytes(cow);
