@@ -3,6 +3,7 @@ package dmsnap.snapshot;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
+import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.testing.FuzzBudget;
@@ -14,14 +15,26 @@ import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.RandomAccessFile;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -99,9 +112,11 @@ class TableFuzzTest {
                 "relative-missing.img", dir + "/sub/../../" + dir.getFileName() + "/cowA.img");
     }
 
+    /** A zero-filled file of {@code bytes} (whatever it held before). */
     private Path sized(String name, long bytes) throws IOException {
         Path p = dir.resolve(name);
         try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(0);
             f.setLength(bytes);
         }
         return p;
@@ -158,7 +173,7 @@ class TableFuzzTest {
      */
     @Test
     void aHundredThousandTargetsLoadAndPrintBack() {
-        assertTimeoutPreemptively(java.time.Duration.ofMinutes(5), () -> {
+        assertTimeoutPreemptively(Duration.ofMinutes(5), () -> {
             for (String type : new String[] {"zero", "linear"}) {
                 hundredThousand(type);
             }
@@ -179,11 +194,11 @@ class TableFuzzTest {
         assertEquals(targets, device.sizeSectors());
         assertEquals(type.equals("zero") ? 0 : 1, backing.openCount(), "one open of the file for every line");
         long last = targets - 1;
-        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-            java.lang.foreign.MemorySegment sector = arena.allocate(512, 4096).fill((byte) 0x5a);
-            device.submit(dmsnap.device.IoRequest.write(last, sector, true));
-            device.submit(dmsnap.device.IoRequest.read(last, sector.fill((byte) 0)));
-            assertEquals(type.equals("zero") ? 0 : 0x5a, sector.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 511));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sector = arena.allocate(512, 4096).fill((byte) 0x5a);
+            device.submit(IoRequest.write(last, sector, true));
+            device.submit(IoRequest.read(last, sector.fill((byte) 0)));
+            assertEquals(type.equals("zero") ? 0 : 0x5a, sector.get(ValueLayout.JAVA_BYTE, 511));
         }
         if (type.equals("linear")) {
             assertEquals(0x5a, Files.readAllBytes(base)[(int) (last % BASE_SECTORS * 512)], "the last line's sector");
@@ -337,7 +352,7 @@ class TableFuzzTest {
         Table parsed = TableParser.parse(String.join("\n", printed));
         assertEquals(table.lines().size(), parsed.lines().size(), what + ": table output " + printed);
         // One open per device, however it was named (a symlink, "..", "//"): the table prints each by one name.
-        java.util.Set<String> devices = new java.util.HashSet<>();
+        Set<String> devices = new HashSet<>();
         for (TableLine line : parsed.lines()) {
             int count = switch (line.targetType()) {
                 case "linear", "snapshot-origin" -> 1;
@@ -413,13 +428,13 @@ class TableFuzzTest {
      * by the header with a warning, which is worth a case now and then but not in every log line.
      */
     private static long chunk(Path cow, Random r) {
-        try (java.io.InputStream in = Files.newInputStream(cow)) {
-            java.nio.ByteBuffer header = java.nio.ByteBuffer.wrap(in.readNBytes(16)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        try (InputStream in = Files.newInputStream(cow)) {
+            ByteBuffer header = ByteBuffer.wrap(in.readNBytes(16)).order(ByteOrder.LITTLE_ENDIAN);
             if (header.limit() == 16 && header.getInt(0) == 0x70416e53 && r.nextInt(16) != 0) {
                 return r.nextInt(4) == 0 ? 0 : Integer.toUnsignedLong(header.getInt(12));
             }
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
         return 1L << r.nextInt(8);
     }
@@ -614,7 +629,7 @@ class TableFuzzTest {
         return at.isEmpty() ? Math.min(words.size() - 1, 3) : at.get(r.nextInt(at.size()));
     }
 
-    private static final java.util.regex.Pattern WORD = java.util.regex.Pattern.compile("\\S+");
+    private static final Pattern WORD = Pattern.compile("\\S+");
 
     /**
      * The text with NUL and unpaired surrogates replaced by '?' in the fourth and fifth words of
@@ -623,7 +638,7 @@ class TableFuzzTest {
     static String withoutInvalidPathCharacters(String text) {
         StringBuilder out = new StringBuilder();
         for (String line : text.split("\n", -1)) {
-            java.util.regex.Matcher m = WORD.matcher(line);
+            Matcher m = WORD.matcher(line);
             StringBuilder l = new StringBuilder();
             int word = 0;
             while (m.find()) {
@@ -639,7 +654,7 @@ class TableFuzzTest {
                     }
                     w = clean.toString();
                 }
-                m.appendReplacement(l, java.util.regex.Matcher.quoteReplacement(w));
+                m.appendReplacement(l, Matcher.quoteReplacement(w));
                 word++;
             }
             m.appendTail(l);
