@@ -31,6 +31,11 @@ public final class Main {
             err.println("dmsnap: " + e.getMessage());
             return ExitCodes.UNSUPPORTED_PLATFORM;
         }
+        return commandLine(out, err).execute(args);
+    }
+
+    /** The command line {@link #run} executes: its streams, exit codes and one-line error handlers. */
+    static CommandLine commandLine(PrintWriter out, PrintWriter err) {
         CommandLine cli = new CommandLine(new DmsnapCommand())
                 .setOut(out)
                 .setErr(err)
@@ -49,6 +54,6 @@ public final class Main {
             c.getErr().println("Try '" + c.getCommandSpec().qualifiedName() + " --help' for more information.");
             return ExitCodes.USAGE;
         });
-        return cli.execute(args);
+        return cli;
     }
 }

@@ -32,7 +32,9 @@ public final class LinearTarget implements Target {
             } catch (IOException e) {
                 throw args.fail("Device lookup failed: " + e.getMessage());
             }
-            if (offset + context.lengthSectors() > handle.device().sizeSectors()) {
+            long deviceSectors = handle.device().sizeSectors();
+            // The kernel's device_area_is_invalid: also a start at or past the end (offset + length may overflow).
+            if (offset >= deviceSectors || context.lengthSectors() > deviceSectors - offset) {
                 closeQuietly(handle);
                 throw args.fail("Device " + handle.canonicalName() + " too small for target: start=" + offset
                         + ", len=" + context.lengthSectors() + ", dev_size=" + handle.device().sizeSectors());

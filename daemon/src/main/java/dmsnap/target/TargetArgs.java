@@ -34,14 +34,21 @@ public final class TargetArgs {
         return args.get(next++);
     }
 
-    /** The next word as an unsigned decimal (kstrtoull), or {@code message} as the error. */
+    /**
+     * The next word as an unsigned decimal (kstrtoull), or {@code message} as the error; also
+     * past 2^63 - 1, which no sector or count reaches.
+     */
     public long nextUnsigned(String message) throws TableLoadException {
         String word = next();
         String digits = word.startsWith("+") ? word.substring(1) : word;
         if (digits.isEmpty() || digits.length() > 19 || !digits.chars().allMatch(c -> c >= '0' && c <= '9')) {
             throw fail(message);
         }
-        return Long.parseLong(digits);
+        try {
+            return Long.parseLong(digits);
+        } catch (NumberFormatException e) {
+            throw fail(message);
+        }
     }
 
     public TableLoadException fail(String message) {

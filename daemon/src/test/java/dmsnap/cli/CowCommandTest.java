@@ -94,6 +94,25 @@ class CowCommandTest {
         assertEquals(ExitCodes.FAILED, read.exitCode());
     }
 
+    /**
+     * Found by CowImageFuzzTest (seed -6713343864973483144, case 18): without --origin, check
+     * called a COW clean whose origin chunk the loader refuses (negative as a signed number, or
+     * beyond what the exception table holds).
+     */
+    @ParameterizedTest
+    @CsvSource({"9223372036854775808", "18446744073709551615", "8796093022208"})
+    void checkFlagsOriginChunksTheLoaderRefusesWithoutAnOrigin(String oldChunk) throws IOException {
+        Path cow = extract("basic", "cow.img", "range/" + oldChunk + ".img");
+        try (RandomAccessFile f = new RandomAccessFile(cow.toFile(), "rw")) {
+            f.seek(4096 + 4 * 16);
+            f.writeLong(Long.reverseBytes(Long.parseUnsignedLong(oldChunk)));
+        }
+        CliRunner r = CliRunner.run("cow", "check", cow.toString());
+        assertEquals(CowCheckCommand.PROBLEMS, r.exitCode(), r.out());
+        assertEquals(cow + ": area 0 entry 4 (byte 4160): old_chunk " + oldChunk + " is out of range (the exception"
+                + " table holds origin chunks up to 8796093022207)\n" + cow + ": 1 problem\n", r.out());
+    }
+
     @Test
     void checkOfAnUnreadableCowSaysSo() {
         CliRunner r = CliRunner.run("cow", "check", dir.resolve("missing.img").toString());

@@ -142,6 +142,36 @@ class MappedDeviceTest {
         assertEquals(1, backing.openCount());
     }
 
+    /**
+     * Found by TableFuzzTest (seed -3160365047834691604, case 817): a linear offset past 2^63 - 1
+     * made a NumberFormatException escape the load, and create left the device behind.
+     */
+    @Test
+    void aLinearOffsetBeyondALongIsRefusedAndCreateLeavesNothing() {
+        for (String offset : new String[] {"9223372036854775808", "9999999999999999999"}) {
+            TableLoadException e = assertThrows(TableLoadException.class,
+                    () -> dm.create("lin", null, TableParser.parse("0 64 linear " + base + " " + offset)));
+            assertEquals("Invalid device sector", e.getMessage());
+            assertEquals(List.of(), dm.list());
+            assertEquals(0, backing.openCount());
+        }
+    }
+
+    /**
+     * Found by TableFuzzTest (seed 5501169649150918072, case 671): a linear offset near 2^63
+     * overflowed the size check and the table loaded; the kernel's device_area_is_invalid refuses
+     * a start at or past the device's end.
+     */
+    @Test
+    void aLinearOffsetWhoseEndOverflowsIsTooSmallForTheTarget() {
+        TableLoadException e = assertThrows(TableLoadException.class,
+                () -> dm.create("lin", null, TableParser.parse("0 423 linear " + base + " 9223372036854775807")));
+        assertTrue(e.getMessage().contains("too small for target: start=9223372036854775807, len=423, dev_size=2048"),
+                e.getMessage());
+        assertEquals(List.of(), dm.list());
+        assertEquals(0, backing.openCount());
+    }
+
     @Test
     void reloadSwapsTablesAtResumeAndDestroysTheOldOne() throws Exception {
         MappedDevice d = dm.create("dev", null, TableParser.parse("0 64 zero"));

@@ -71,6 +71,8 @@ class DiscardTest {
             String base = e.snapshotTable("P", 8);
             assertEquals("Invalid number of feature arguments", loadError(e, base + " 3 a b c"));
             assertEquals("Invalid number of feature arguments", loadError(e, base + " 2 discard_zeroes_cow"));
+            // Past 2^63 - 1 (TableFuzzTest found a NumberFormatException escaping for a linear offset).
+            assertEquals("Invalid number of feature arguments", loadError(e, base + " 9223372036854775808 a b"));
             assertEquals("Unrecognised feature requested", loadError(e, base + " 1 nope"));
             assertEquals("discard_passdown_origin feature depends on discard_zeroes_cow",
                     loadError(e, base + " 1 discard_passdown_origin"));

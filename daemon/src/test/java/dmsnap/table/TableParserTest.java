@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class TableParserTest {
     @Test
@@ -38,5 +39,39 @@ class TableParserTest {
         assertThrows(TableLoadException.class, () -> TableParser.parse("0 10"));
         assertThrows(TableLoadException.class, () -> TableParser.parse("0 -5 zero"));
         assertThrows(TableLoadException.class, () -> TableParser.parse("x 5 zero"));
+    }
+
+    /**
+     * Found by TableFuzzTest (seed -4894682473222077922, case 307): a parse error echoed the line
+     * with its carriage return (a second line on a terminal) and at any length.
+     */
+    @Test
+    void parseErrorsShowTheLineOnOneLineAndCutShort() {
+        assertEquals("Invalid start '-2' in line: -2 580 zero /a\\x0db", assertThrows(TableLoadException.class,
+                () -> TableParser.parse("-2 580 zero /a\rb")).getMessage());
+        assertEquals("Invalid format on line 1: 0\\x1b\\x0b5", assertThrows(TableLoadException.class,
+                () -> TableParser.parse("0\u001b\u000b5")).getMessage());
+        assertEquals("Invalid start '0\\x1b' in line: 0\\x1b\\x0b\\u2028 5", assertThrows(TableLoadException.class,
+                () -> TableParser.parse("0\u001b\u000b\u2028 5")).getMessage());
+        String longWord = "9".repeat(100_000);
+        String message = assertThrows(TableLoadException.class,
+                () -> TableParser.parse("0 " + longWord + " zero")).getMessage();
+        assertTrue(message.startsWith("Invalid length '999") && message.length() < 600, message);
+    }
+
+    /**
+     * Found by TableFuzzTest (seed -2395800684807486916, case 531): a table of 2^54 sectors
+     * loaded, and its size in bytes overflowed a long. The kernel refuses a table past
+     * LLONG_MAX >> 9 sectors in dm_table_add_target.
+     */
+    @Test
+    void tablesPastTheKernelsLargestDeviceAreRefused() throws TableLoadException {
+        assertEquals(18014398509481983L, TableParser.parse("0 18014398509481983 zero").lengthSectors());
+        for (String table : new String[] {"0 18014398509481984 error", "0 999999999999999999 zero",
+            "0 18014398509481982 zero\n18014398509481982 2 zero"}) {
+            TableLoadException e = assertThrows(TableLoadException.class, () -> TableParser.parse(table), table);
+            assertEquals("too large device", e.getMessage());
+            assertEquals("dm-0: too large device (-EINVAL)", e.kernelLogLine("dm-0"));
+        }
     }
 }

@@ -45,8 +45,10 @@ public final class ExceptionTable implements AutoCloseable {
     private static final int MIN_CAPACITY = 16;
     private static final double MAX_LOAD = 0.86;
     private static final double GROWTH = 1.15;
-    private static final long MAX_OLD_CHUNK = (1L << 43) - 1;
-    private static final long MAX_NEW_CHUNK = (1L << 40) - 1;
+    /** The largest origin chunk the packing holds; a loaded COW naming a larger one is refused. */
+    public static final long MAX_OLD_CHUNK = (1L << 43) - 1;
+    /** The largest COW chunk the packing holds. */
+    public static final long MAX_NEW_CHUNK = (1L << 40) - 1;
     private static final long OCCUPIED = 1L << 63;
     private static final long SLOT_BYTES = 12;
 
@@ -410,8 +412,9 @@ public final class ExceptionTable implements AutoCloseable {
     }
 
     /**
-     * A sink for {@link ExceptionStore#load} that fills this table and refuses a second
-     * exception for one origin chunk (which only a damaged COW can hold). Consecutive remaps of
+     * A sink for {@link ExceptionStore#load} that fills this table and refuses, as a {@link
+     * CorruptStoreException}, a second exception for one origin chunk and chunks beyond what the
+     * table holds (which only a damaged COW can hold). Consecutive remaps of
      * one 256-chunk group (as sequential writes leave them) are gathered and added as one run at
      * the first remap that does not continue them and at {@link RemapSink#endOfList()}: the
      * packing is what {@link #insert} one by one gives, without rewriting a growing run's slots
@@ -426,6 +429,11 @@ public final class ExceptionTable implements AutoCloseable {
 
             @Override
             public void remap(long oldChunk, long newChunk) throws IOException {
+                if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK || newChunk < 0 || newChunk > MAX_NEW_CHUNK) {
+                    throw new CorruptStoreException("origin chunk " + Long.toUnsignedString(oldChunk) + " (COW chunk "
+                            + Long.toUnsignedString(newChunk) + ") is beyond what the exception table holds (origin chunks"
+                            + " up to " + MAX_OLD_CHUNK + ", COW chunks up to " + MAX_NEW_CHUNK + ")");
+                }
                 if (count > 0 && oldChunk == first + count && newChunk == firstNew + count
                         && oldChunk >>> 8 == first >>> 8) {
                     count++;

@@ -1,6 +1,7 @@
 package dmsnap.store.persistent;
 
 import dmsnap.store.ChunkSize;
+import dmsnap.store.ExceptionTable;
 import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -201,7 +202,12 @@ public final class CowInspector {
                     } else if (!usedNew.add(newChunk)) {
                         problems.add(new Problem(k, i, at, "new_chunk " + newChunk + " is used by an earlier exception too"));
                     }
-                    if (originChunks >= 0 && Long.compareUnsigned(oldChunk, originChunks) >= 0) {
+                    if (oldChunk < 0 || oldChunk > ExceptionTable.MAX_OLD_CHUNK) {
+                        // The loader refuses it whatever the origin (ExceptionTable#loadingSink).
+                        problems.add(new Problem(k, i, at, "old_chunk " + Long.toUnsignedString(oldChunk)
+                                + " is out of range (the exception table holds origin chunks up to "
+                                + ExceptionTable.MAX_OLD_CHUNK + ")"));
+                    } else if (originChunks >= 0 && oldChunk >= originChunks) {
                         problems.add(new Problem(k, i, at, "old_chunk " + Long.toUnsignedString(oldChunk)
                                 + " is past the end of the origin (" + originChunks + " chunks)"));
                     }

@@ -431,6 +431,26 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         assertEquals(before, KernelFixtures.sha256(cow.contents()));
     }
 
+    /**
+     * Found by CowImageFuzzTest (seed 1699694008146732886, case 48): an origin chunk the
+     * exception table cannot hold made an IllegalArgumentException escape the load.
+     */
+    @Test
+    void originChunksBeyondWhatTheExceptionTableHoldsAreRefusedAsCorrupt() throws IOException {
+        for (long old : new long[] {1L << 43, 1L << 48, Long.MAX_VALUE}) {
+            MemoryDevice cow = basicCow();
+            poke64(cow, 4096 + 4 * 16, old);
+            String before = KernelFixtures.sha256(cow.contents());
+            try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
+                 dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
+                CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load(table.loadingSink()));
+                assertEquals("origin chunk " + old + " (COW chunk 6) is beyond what the exception table holds"
+                        + " (origin chunks up to 8796093022207, COW chunks up to 1099511627775)", e.getMessage());
+            }
+            assertEquals(before, KernelFixtures.sha256(cow.contents()));
+        }
+    }
+
     @Test
     void aTransientCowIsNotAPersistentOne() {
         // The kernel's transient COW holds only data: its first word is origin data ("ORG0").
