@@ -291,6 +291,11 @@ public final class BackingDevices {
         return e.errno() == Errno.EROFS || e.errno() == Errno.EACCES || e.errno() == Errno.EPERM;
     }
 
+    /** The device argument that names mapped device {@code name} ({@code dm:NAME}). */
+    public static String mappedArgument(String name) {
+        return DM_PREFIX + name;
+    }
+
     /** Caller holds this monitor. */
     private Handle openMapped(String name) throws IOException {
         MappedDevice mapped = mappedDevices.find(name);
@@ -325,7 +330,12 @@ public final class BackingDevices {
     static Path resolve(String argument) throws IOException {
         Matcher m = MAJOR_MINOR.matcher(argument);
         if (!m.matches()) {
-            return Path.of(argument);
+            try {
+                return Path.of(argument);
+            } catch (java.nio.file.InvalidPathException e) {
+                // NUL or an unpaired surrogate: no file has such a name.
+                throw new NoSuchFileException(DeviceManager.printable(argument), null, "not a valid path");
+            }
         }
         Path byNumber = Path.of("/dev/block", argument);
         if (Files.exists(byNumber)) {

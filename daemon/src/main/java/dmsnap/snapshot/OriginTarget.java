@@ -41,7 +41,7 @@ public final class OriginTarget implements Target {
             }
             BackingDevices.Handle handle;
             try {
-                handle = context.devices().open(args.next(), context.tableAccess());
+                handle = context.open(args.next(), context.tableAccess());
             } catch (IOException e) {
                 throw args.fail("Cannot get target device");
             }

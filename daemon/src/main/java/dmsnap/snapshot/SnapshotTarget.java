@@ -94,7 +94,7 @@ public final class SnapshotTarget implements Target {
         BackingDevices.Handle origin;
         try {
             // Spec 1.2 step 3: read-only for snapshot (its writes go to the COW), for writing for snapshot-merge.
-            origin = context.devices().open(originArg,
+            origin = context.open(originArg,
                     merge ? BackingDevices.Access.WRITE : BackingDevices.Access.READ);
         } catch (IOException e) {
             throw args.fail("Cannot get origin device");
@@ -103,7 +103,7 @@ public final class SnapshotTarget implements Target {
         boolean ok = false;
         try {
             try {
-                cow = context.devices().open(cowArg, context.tableAccess());
+                cow = context.open(cowArg, context.tableAccess());
             } catch (IOException e) {
                 throw args.fail("Cannot get COW device");
             }

@@ -28,7 +28,7 @@ public final class LinearTarget implements Target {
             long offset = args.nextUnsigned("Invalid device sector");
             BackingDevices.Handle handle;
             try {
-                handle = context.devices().open(deviceArg, context.tableAccess());
+                handle = context.open(deviceArg, context.tableAccess());
             } catch (IOException e) {
                 throw args.fail("Device lookup failed: " + e.getMessage());
             }

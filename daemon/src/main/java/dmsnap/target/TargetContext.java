@@ -12,6 +12,18 @@ import dmsnap.device.BackingDevices;
 public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event,
                             java.util.function.BooleanSupplier deviceSuspended, boolean readOnlyTable) {
 
+    /**
+     * Opens a device argument for this target ({@code dm_get_device}). A table may not name the
+     * device it is loaded into: the kernel refuses that with EINVAL, and here the device would
+     * hold itself open (and map its I/O onto itself).
+     */
+    public BackingDevices.Handle open(String argument, BackingDevices.Access access) throws java.io.IOException {
+        if (argument.equals(BackingDevices.mappedArgument(deviceName))) {
+            throw new java.io.IOException(argument + " is the device being loaded");
+        }
+        return devices.open(argument, access);
+    }
+
     /** The table's mode ({@code dm_table_get_mode}) as the access to open a device with. */
     public BackingDevices.Access tableAccess() {
         return readOnlyTable ? BackingDevices.Access.READ : BackingDevices.Access.WRITE;
