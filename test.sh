@@ -31,6 +31,12 @@ dmsnap_find_maven || exit 1
 echo "== JDK: $DMSNAP_JAVA_HOME ($("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1))"
 echo "== running as uid $(id -u)$( [ "$(id -u)" -eq 0 ] && echo ' (root: loop-device tests run)' || echo ' (not root: loop-device tests are skipped)')"
 
+# Reliability figures (cases, faults, kills, writes checked) recorded by the tests as they run;
+# scripts/reliability-report.sh puts them into RELIABILITY.md at the end.
+mkdir -p "$ROOT/target/reliability"
+export DMSNAP_FIGURES="$ROOT/target/reliability/figures.tsv"
+: >"$DMSNAP_FIGURES"
+
 echo "== mvn verify"
 dmsnap_mvn -ntp ${DMSNAP_MVN_ARGS:-} verify
 
@@ -52,3 +58,6 @@ done
 [ $failed -eq 0 ] || echo "failed end-to-end tests: ${failures[*]}"
 echo "e2e: $passed passed, $failed failed"
 [ $failed -eq 0 ]
+
+echo "== reliability figures"
+scripts/reliability-report.sh --figures "$DMSNAP_FIGURES"

@@ -59,3 +59,12 @@ start_daemon() {
     cat "$E2E_WORK/daemon.log" >&2
     fail "the daemon (pid $daemon_pid) did not start (no 'daemon started' line and $run/control.sock)"
 }
+
+# figure KEY VALUE: a figure of this test (cases, faults, writes checked), printed and appended to
+# $DMSNAP_FIGURES when set (./test.sh), for scripts/reliability-report.sh and RELIABILITY.md.
+figure() {
+    echo "  figure $1 = $2"
+    if [ -n "${DMSNAP_FIGURES:-}" ]; then
+        printf '%s\t%s\n' "$1" "$2" >>"$DMSNAP_FIGURES"
+    fi
+}

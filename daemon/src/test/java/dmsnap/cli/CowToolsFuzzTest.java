@@ -1,5 +1,6 @@
 package dmsnap.cli;
 
+import dmsnap.store.testing.Figures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dmsnap.store.testing.CowMutator;
@@ -145,6 +146,8 @@ class CowToolsFuzzTest {
         System.out.printf("COW tools fuzz: seed %d: %d cases in %d ms over %d seeds; exit codes: %s;"
                 + " reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(),
                 outcomes, Seeds.seed());
+        Figures.record("fuzz.cow-tools.cases", cases + " mutated COWs through cow check/dump/read: exit codes "
+                + new java.util.TreeMap<>(outcomes) + ", 0 stack traces, 0 writes to the input");
         if (cases >= FuzzBudget.MIN_CASES) {
             assertTrue(outcomes.getOrDefault("read 0", 0) > 0 && outcomes.getOrDefault("read 1", 0) > 0,
                     "cow read should both succeed and refuse: " + outcomes);

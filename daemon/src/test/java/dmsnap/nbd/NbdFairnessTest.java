@@ -1,5 +1,6 @@
 package dmsnap.nbd;
 
+import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProbe.*;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
@@ -115,6 +116,8 @@ class NbdFairnessTest {
                 + fx.server.connectionCount());
         System.out.printf("while %d clients did not read their replies, another completed %d requests%n", STALLED,
                 requests);
+        Figures.record("nbd.slow-readers", STALLED + " clients not reading their replies (watchdog 10 min): another"
+                + " completed " + requests + " requests, buffers within the budget");
     }
 
     /**

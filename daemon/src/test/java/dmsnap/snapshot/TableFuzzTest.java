@@ -1,5 +1,6 @@
 package dmsnap.snapshot;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
@@ -160,6 +161,8 @@ class TableFuzzTest {
         }
         System.out.printf("Table fuzz: seed %d: %d cases in %d ms; %s; reproduce with -Ddmsnap.tests.seed=%d%n",
                 Seeds.seed(), cases, clock.elapsedMillis(), outcomes, Seeds.seed());
+        Figures.record("fuzz.table.cases", cases + " random and mutated tables: " + new java.util.TreeMap<>(outcomes)
+                + ", nothing left behind after a refusal");
         if (cases >= 400) { // some outcomes are rarer than one in ten cases
             for (String outcome : new String[] {"created", "create refused", "loaded and resumed", "load refused",
                 "parse refused"}) {
@@ -219,6 +222,8 @@ class TableFuzzTest {
                 (rt.totalMemory() - rt.freeMemory()) >> 20);
         remove("big", type);
         assertNothingLeft(type + " x " + targets);
+        Figures.record("fuzz.table.large." + type, targets + " " + type + " targets loaded in " + loadedMillis
+                + " ms and reloaded from their table output");
     }
 
     private void count(String outcome) {

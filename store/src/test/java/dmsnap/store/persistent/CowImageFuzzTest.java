@@ -1,5 +1,6 @@
 package dmsnap.store.persistent;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.ExceptionTable;
@@ -83,6 +84,8 @@ class CowImageFuzzTest {
         System.out.printf("COW image fuzz: seed %d: %d cases in %d ms over %d seeds; store load and inspector: %s;"
                 + " reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(),
                 outcomes, Seeds.seed());
+        Figures.record("fuzz.cow-image.cases", cases + " mutated COWs (" + seeds.size() + " seeds): "
+                + outcomes.getOrDefault("load refused", 0) + " refused in one line, 0 escaped, 0 writes to the input");
         if (cases >= FuzzBudget.MIN_CASES) {
             assertTrue(outcomes.getOrDefault("load VALID", 0) > 0 && outcomes.getOrDefault("load refused", 0) > 0,
                     "the mutants should both load and be refused: " + outcomes);

@@ -1,5 +1,6 @@
 package dmsnap.store.persistent;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
@@ -200,6 +201,8 @@ class PersistentStoreCrashTest {
         }
         System.out.println("persistent store crash matrix: " + SEQUENCES + " sequences, " + cases
                 + " power losses at flush boundaries, all consistent");
+        Figures.record("crash.persistent-store.cuts", cases + " power cuts at flush boundaries over " + SEQUENCES
+                + " commit sequences: every committed remap and its data back, 0 inconsistent");
         assertTrue(cases > SEQUENCES, "expected several flush boundaries per sequence");
     }
 }
