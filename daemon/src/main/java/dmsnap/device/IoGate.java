@@ -14,14 +14,14 @@ public final class IoGate {
     /** Guarded by lock. */
     private long inFlight;
     private boolean suspended;
+    /** Threads waiting in {@link #enter()} or {@link #awaitResumed()} while suspended. Guarded by lock. */
+    private long parked;
 
     /** Enters the gate, waiting while the device is suspended. Pair with {@link #exit()}. */
     public void enter() throws InterruptedException {
         lock.lock();
         try {
-            while (suspended) {
-                changed.await();
-            }
+            awaitResumedLocked();
             inFlight++;
         } finally {
             lock.unlock();
@@ -32,11 +32,23 @@ public final class IoGate {
     public void awaitResumed() throws InterruptedException {
         lock.lock();
         try {
+            awaitResumedLocked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void awaitResumedLocked() throws InterruptedException {
+        if (!suspended) {
+            return;
+        }
+        parked++;
+        try {
             while (suspended) {
                 changed.await();
             }
         } finally {
-            lock.unlock();
+            parked--;
         }
     }
 
@@ -88,6 +100,16 @@ public final class IoGate {
         lock.lock();
         try {
             return inFlight;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Threads waiting for a resume (I/O parked by the suspend). */
+    public long parked() {
+        lock.lock();
+        try {
+            return parked;
         } finally {
             lock.unlock();
         }

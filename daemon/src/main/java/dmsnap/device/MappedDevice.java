@@ -388,6 +388,11 @@ public final class MappedDevice {
         return gate.isSuspended();
     }
 
+    /** I/O waiting for a resume. */
+    public long parkedIo() {
+        return gate.parked();
+    }
+
     public DeviceInfo info() {
         control.lock();
         try {
