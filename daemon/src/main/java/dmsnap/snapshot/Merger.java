@@ -145,7 +145,8 @@ final class Merger {
         return steps;
     }
 
-    private synchronized boolean stopRequested() {
+    /** A stop was asked for since the last start (tests wait for it). */
+    synchronized boolean stopRequested() {
         return stopRequested;
     }
 
