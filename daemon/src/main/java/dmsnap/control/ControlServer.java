@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -28,8 +29,8 @@ public final class ControlServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ControlServer.class);
     static final int MAX_REQUEST_BYTES = 1 << 20;
     /** A client that has not sent its whole request by then is dropped. */
-    static final java.time.Duration REQUEST_TIMEOUT =
-            java.time.Duration.ofMillis(Long.getLong("dmsnap.control.requestTimeoutMs", 30_000));
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+    private final Duration requestTimeout;
     private final java.util.concurrent.ScheduledExecutorService timeouts =
             Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dmsnap-control-timeout").daemon(true).unstarted(r));
 
@@ -42,8 +43,17 @@ public final class ControlServer implements AutoCloseable {
     private final Thread acceptor;
 
     public ControlServer(Path socketPath, ControlHandler handler) throws IOException {
+        this(socketPath, handler, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    /** @param requestTimeout how long a client may take to send its request line */
+    public ControlServer(Path socketPath, ControlHandler handler, Duration requestTimeout) throws IOException {
+        if (requestTimeout.isNegative() || requestTimeout.isZero()) {
+            throw new IllegalArgumentException("request timeout must be positive: " + requestTimeout);
+        }
         this.socketPath = socketPath;
         this.handler = handler;
+        this.requestTimeout = requestTimeout;
         this.daemonUser = System.getProperty("user.name");
         Files.deleteIfExists(socketPath); // stale: the caller holds the run directory's lock
         server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -74,7 +84,7 @@ public final class ControlServer implements AutoCloseable {
             } catch (IOException e) {
                 // Closing an abandoned connection; nothing to report.
             }
-        }, REQUEST_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        }, requestTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
         try (client) {
             UnixDomainPrincipal peer = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
             String user = peer.user().getName();
