@@ -84,6 +84,29 @@ class ControlServerTest {
     }
 
     @Test
+    void aRequestOverTheLimitGetsAnErrorReplyAndChangesNothing() throws Exception {
+        String table = "0 8 zero" + " ".repeat(ControlServer.MAX_REQUEST_BYTES);
+        ControlResponse big = client.send(new ControlRequest("create", "big", table, null, null,
+                false, false, false, false, false));
+        assertEquals(new ControlResponse.Failure("request", "EINVAL", "request longer than 1048576 bytes"), big);
+        byte[] unterminated = new byte[ControlServer.MAX_REQUEST_BYTES + 1];
+        java.util.Arrays.fill(unterminated, (byte) 'x');
+        assertTrue(raw(unterminated).contains("request longer than 1048576 bytes"), "without a newline too");
+        assertEquals(List.of(), dm.list());
+        assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)), "and the server goes on");
+    }
+
+    @Test
+    void invalidUtf8GetsAnErrorReplyAndChangesNothing() throws Exception {
+        byte[] request = "{\"verb\":\"create\",\"name\":\"a\u00ffb\"}\n".getBytes(StandardCharsets.ISO_8859_1);
+        String reply = raw(request);
+        ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(reply.strip()));
+        assertEquals("EINVAL", f.errno());
+        assertEquals("malformed request: not valid UTF-8", f.reason());
+        assertEquals(List.of(), dm.list());
+    }
+
+    @Test
     void twentyClientsCreatingAndRemovingAtOnceLeaveAConsistentState() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(20);
         try {
