@@ -40,7 +40,7 @@ import org.junit.jupiter.api.io.TempDir;
  * never names, still reads back exactly what it wrote on a held connection and on a new one.
  */
 @ExtendWith(Seeds.class)
-@Timeout(120)
+@Timeout(300)
 class NbdFuzzTest {
     static final int MAX_CASES = Integer.getInteger("dmsnap.tests.nbdFuzzCases", 2000);
     static final long MAX_MILLIS = Long.getLong("dmsnap.tests.nbdFuzzMillis", 20_000);
@@ -128,12 +128,12 @@ class NbdFuzzTest {
             assertEquals(0, fx.server.unexpectedErrors(), what + ": an exception escaped on the server");
             for (String name : new String[] {"vol", "snap", "lin"}) {
                 var device = fx.dm.find(name);
-                assertTrue(eventually(2000, () -> device.info().openCount() == 0), what + ": " + name + " left open");
+                assertTrue(eventually(WAIT_MS, () -> device.info().openCount() == 0), what + ": " + name + " left open");
             }
-            assertTrue(eventually(2000, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     what + ": buffers left in use: " + fx.server.bufferBytesInUse());
             goodClient(what);
-            assertTrue(eventually(2000, () -> fx.server.connectionCount() == 1),
+            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
                     what + ": connections left: " + fx.server.connectionCount());
         }
         long millis = (System.nanoTime() - start) / 1_000_000;
@@ -190,11 +190,11 @@ class NbdFuzzTest {
             }, command -> Thread.ofVirtual().start(command));
             Outcome out;
             try {
-                out = drained.get(5, TimeUnit.SECONDS);
+                out = drained.get(WAIT_MS, TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 return fail(what + ": the server did not close the connection after the client's input ended");
             }
-            assertTrue(writer.join(Duration.ofSeconds(5)), what + ": the client could not finish sending");
+            assertTrue(writer.join(Duration.ofMillis(WAIT_MS)), what + ": the client could not finish sending");
             return out;
         }
     }
@@ -214,7 +214,7 @@ class NbdFuzzTest {
             assertArrayEquals(Arrays.copyOfRange(guard, other, other + 65536), c.read(other, 65536),
                     what + ": a new connection's read");
             c.disconnect();
-            assertEquals(0, awaitClosed(c, 5000).bytesBefore());
+            assertEquals(0, awaitClosed(c, WAIT_MS).bytesBefore());
         }
     }
 
