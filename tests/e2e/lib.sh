@@ -48,8 +48,12 @@ start_daemon() {
     local run=$1; shift
     "$DMSNAP" daemon --run-dir "$run" "$@" 2>>"$E2E_WORK/daemon.log" &
     daemon_pid=$!
-    local _
-    for _ in $(seq 1 100); do [ -S "$run/control.sock" ] && return 0; sleep 0.1; done
+    local deadline=$((SECONDS + 120))   # a busy machine starts a JVM slowly
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        [ -S "$run/control.sock" ] && return 0
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$E2E_WORK/daemon.log" >&2; fail "the daemon exited at start"; }
+        sleep 0.1
+    done
     cat "$E2E_WORK/daemon.log" >&2
-    fail "the daemon did not create $run/control.sock"
+    fail "the daemon did not create $run/control.sock within 120 s"
 }
