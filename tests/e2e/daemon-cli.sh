@@ -114,10 +114,10 @@ expect_contains "garbage on the control socket" '"errno":"EINVAL"' "$reply"
 expect_eq "nothing changed by garbage" "$before" "$(d ls)"
 # A device an NBD client has open cannot be removed (dmsetup's EBUSY): exit status 4.
 PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///snap?socket=$RUN/nbd.sock" \
-    -c "import os, time; [time.sleep(0.1) for _ in range(600) if not os.path.exists('$work/release')]" &
+    -c "import os, time; [time.sleep(0.1) for _ in range(6000) if not os.path.exists('$work/release')]" &
 holder=$!
 on_exit "touch '$work/release'"
-for _ in $(seq 1 40); do d info snap | grep -q "Open count:        1" && break; sleep 0.1; done
+for _ in $(seq 1 600); do d info snap | grep -q "Open count:        1" && break; sleep 0.1; done
 expect_contains "open count while an NBD client is connected" "Open count:        1" "$(d info snap)"
 bad 4 "snap is open (1 users)" remove snap
 touch "$work/release"

@@ -50,14 +50,15 @@ start_daemon() {
     local run=$1; shift
     "$DMSNAP" daemon --run-dir "$run" "$@" 2>>"$E2E_WORK/daemon.log" &
     daemon_pid=$!
-    local _
-    for _ in $(seq 1 600); do
+    local deadline=$((SECONDS + 120))   # a busy machine starts a JVM slowly
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        # This daemon's own line: a stale control.sock of a killed one is no sign of life.
         grep -q "daemon started (pid $daemon_pid)" "$E2E_WORK/daemon.log" 2>/dev/null && [ -S "$run/control.sock" ] && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || break
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$E2E_WORK/daemon.log" >&2; fail "the daemon exited at start"; }
         sleep 0.1
     done
     cat "$E2E_WORK/daemon.log" >&2
-    fail "the daemon (pid $daemon_pid) did not start (no 'daemon started' line and $run/control.sock)"
+    fail "the daemon (pid $daemon_pid) did not start within 120 s (no 'daemon started' line and $run/control.sock)"
 }
 
 # figure KEY VALUE: a figure of this test (cases, faults, writes checked), printed and appended to

@@ -10,7 +10,7 @@ work=$E2E_WORK
 RUN="$work/run"
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-scrape() { curl -sS --max-time 10 "http://127.0.0.1:$port/metrics"; }
+scrape() { curl -sS --max-time 60 "http://127.0.0.1:$port/metrics"; }
 # series NAME{LABELS}: the value of one series in the last scrape, or nothing
 series() { awk -v k="$1" '$1 == k { print $2 }' <<<"$metrics"; }
 

@@ -14,10 +14,17 @@ need() { command -v "$1" >/dev/null || fail "$1 is not installed (./test.sh inst
 for tool in nbdinfo nbdcopy nbdsh nbdfuse qemu-img qemu-io fio jq; do need "$tool"; done
 "$DMSNAP" --version >/dev/null
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start_daemon "$RUN" --nbd-listen "127.0.0.1:$port"
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+metrics_port=$(free_port)
+start_daemon "$RUN" --nbd-listen "127.0.0.1:$port" --metrics "127.0.0.1:$metrics_port"
 SOCK="$RUN/nbd.sock"
 uri() { echo "nbd+unix:///$1?socket=$SOCK"; }
+# ios reads|writes DEVICE: the requests the daemon completed on DEVICE so far (its metrics).
+ios() {
+    curl -sS --max-time 60 "http://127.0.0.1:$metrics_port/metrics" \
+        | awk -v k="dmsnap_device_$1_total{device=\"$2\"}" '$1 == k { printf "%d\n", $2 }'
+}
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 # nbdsh runs "python3" from PATH, which may not be Debian's (the one with libnbd's module).
 nbdsh() { PATH="/usr/bin:$PATH" command nbdsh "$@"; }
@@ -139,8 +146,9 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
     mkdir -p "$work/fuse" "$work/fs"
     nbdfuse "$work/fuse/disk.img" "$(uri snap)" &
     fuse_pid=$!
-    for _ in $(seq 1 50); do [ -f "$work/fuse/disk.img" ] && break; sleep 0.1; done
+    for _ in $(seq 1 600); do [ -f "$work/fuse/disk.img" ] && break; sleep 0.1; done
     on_exit "umount '$work/fuse'; kill $fuse_pid"
+    [ -f "$work/fuse/disk.img" ] || fail "nbdfuse did not show the snapshot within 60 s"
     loop=$(losetup -f --show "$work/fuse/disk.img")
     on_exit "losetup -d $loop"
     on_exit "umount '$work/fs'"
@@ -172,6 +180,8 @@ rm -f "$work/snap.cow"
 fio --name=seed --ioengine=nbd --uri="$(uri vol)" --rw=write --bs=64k --size=32M --verify=crc32c --do_verify=0 \
     --output-format=json --output="$work/seed.json" >/dev/null
 d snapshot create vol snap --cow "$work/snap.cow" --cow-size 48M >/dev/null
+writes0=$(ios writes vol)
+reads0=$(ios reads snap)
 fio --name=origin --ioengine=nbd --uri="$(uri vol)" --rw=randwrite --bs=4k --size=32M --iodepth=16 \
     --verify=crc32c --verify_backlog=64 --verify_fatal=1 --randseed=7 --time_based --runtime=600 \
     >"$work/origin-load.txt" 2>&1 &
@@ -181,7 +191,17 @@ fio --name=seed --ioengine=nbd --uri="$(uri snap)" --rw=write --bs=64k --size=32
     --verify_fatal=1 --iodepth=8 --loops=100000 >"$work/snap-load.txt" 2>&1 &
 snap_fio=$!
 on_exit "kill -INT $snap_fio"
-sleep 1
+# Both loads are under way once the daemon has completed I/O of each (60 s at most).
+for _ in $(seq 1 600); do
+    [ "$(ios writes vol)" -gt "$writes0" ] && [ "$(ios reads snap)" -gt "$reads0" ] && break
+    kill -0 "$origin_fio" 2>/dev/null || { cat "$work/origin-load.txt"; fail "the origin fio ended before it wrote"; }
+    kill -0 "$snap_fio" 2>/dev/null || { cat "$work/snap-load.txt"; fail "the snapshot fio ended before it read"; }
+    sleep 0.1
+done
+writes1=$(ios writes vol)
+reads1=$(ios reads snap)
+[ "$writes1" -gt "$writes0" ] && [ "$reads1" -gt "$reads0" ] \
+    || fail "fio did no I/O within 60 s (origin writes $writes0 -> $writes1, snapshot reads $reads0 -> $reads1)"
 refreshed=0
 started=$(date +%s)
 for i in $(seq 1 50); do
@@ -189,6 +209,10 @@ for i in $(seq 1 50); do
     refreshed=$((refreshed + 1))
 done
 elapsed=$(( $(date +%s) - started ))
+writes2=$(ios writes vol)
+reads2=$(ios reads snap)
+[ "$writes2" -gt "$writes1" ] || fail "no origin write completed during the refreshes ($writes1 -> $writes2)"
+[ "$reads2" -gt "$reads1" ] || fail "no snapshot read completed during the refreshes ($reads1 -> $reads2)"
 kill -0 "$origin_fio" 2>/dev/null || { cat "$work/origin-load.txt"; fail "the origin fio ended before the refreshes did"; }
 kill -0 "$snap_fio" 2>/dev/null || { cat "$work/snap-load.txt"; fail "the snapshot fio ended before the refreshes did"; }
 kill -INT "$origin_fio" "$snap_fio"
@@ -201,5 +225,6 @@ done
 writes=$(grep -oE 'write: IOPS=[^,]+' "$work/origin-load.txt" | head -1)
 reads=$(grep -oE 'read: IOPS=[^,]+' "$work/snap-load.txt" | head -1)
 echo "  $refreshed refreshes in ${elapsed}s under load: origin fio ($writes, crc32c backlog verify) and snapshot fio ($reads, verify_only): err 0"
+echo "  during the refreshes the daemon completed $((writes2 - writes1)) origin writes and $((reads2 - reads1)) snapshot reads"
 expect_contains "snapshot still valid" "0 131072 snapshot " "$(d status snap)"
 echo "nbd clients: ok"

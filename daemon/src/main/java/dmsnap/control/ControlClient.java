@@ -24,17 +24,29 @@ public final class ControlClient {
     public ControlResponse send(ControlRequest request) throws IOException {
         try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             channel.connect(UnixDomainSocketAddress.of(socketPath));
-            ControlServer.write(channel, request.toJson());
+            IOException writeFailed = null;
+            try {
+                ControlServer.write(channel, request.toJson());
+            } catch (IOException e) {
+                writeFailed = e; // the daemon may have refused the request before reading all of it: read its answer
+            }
             ByteBuffer buf = ByteBuffer.allocate(8192);
             java.io.ByteArrayOutputStream response = new java.io.ByteArrayOutputStream();
-            while (channel.read(buf) >= 0) {
-                buf.flip();
-                response.write(buf.array(), 0, buf.limit());
-                buf.clear();
+            try {
+                while (channel.read(buf) >= 0) {
+                    buf.flip();
+                    response.write(buf.array(), 0, buf.limit());
+                    buf.clear();
+                }
+            } catch (IOException e) {
+                if (writeFailed == null) {
+                    throw e;
+                }
             }
             String text = response.toString(StandardCharsets.UTF_8).strip();
             if (text.isEmpty()) {
-                throw new IOException("the daemon at " + socketPath + " closed the connection without an answer");
+                throw writeFailed != null ? writeFailed
+                        : new IOException("the daemon at " + socketPath + " closed the connection without an answer");
             }
             return ControlResponse.fromJson(text);
         }

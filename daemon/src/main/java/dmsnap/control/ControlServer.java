@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -21,15 +22,16 @@ import org.slf4j.LoggerFactory;
 /**
  * Listens on {@code control.sock} (mode 0600): each connection sends one request line and gets
  * one response line. A peer that is neither root nor the daemon's user is refused (SO_PEERCRED)
- * and logged; a request over {@value #MAX_REQUEST_BYTES} bytes, garbage, or a client that hangs
- * up gets an error or is dropped; nothing else is affected. One virtual thread per connection.
+ * and logged; a request over {@value #MAX_REQUEST_BYTES} bytes, not UTF-8, or garbage gets a
+ * one-line error; a client that hangs up or stalls mid-request is dropped; nothing else is
+ * affected. One virtual thread per connection.
  */
 public final class ControlServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ControlServer.class);
     static final int MAX_REQUEST_BYTES = 1 << 20;
     /** A client that has not sent its whole request by then is dropped. */
-    static final java.time.Duration REQUEST_TIMEOUT =
-            java.time.Duration.ofMillis(Long.getLong("dmsnap.control.requestTimeoutMs", 30_000));
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+    private final Duration requestTimeout;
     private final java.util.concurrent.ScheduledExecutorService timeouts =
             Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dmsnap-control-timeout").daemon(true).unstarted(r));
 
@@ -42,8 +44,17 @@ public final class ControlServer implements AutoCloseable {
     private final Thread acceptor;
 
     public ControlServer(Path socketPath, ControlHandler handler) throws IOException {
+        this(socketPath, handler, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    /** @param requestTimeout how long a client may take to send its request line */
+    public ControlServer(Path socketPath, ControlHandler handler, Duration requestTimeout) throws IOException {
+        if (requestTimeout.isNegative() || requestTimeout.isZero()) {
+            throw new IllegalArgumentException("request timeout must be positive: " + requestTimeout);
+        }
         this.socketPath = socketPath;
         this.handler = handler;
+        this.requestTimeout = requestTimeout;
         this.daemonUser = System.getProperty("user.name");
         Files.deleteIfExists(socketPath); // stale: the caller holds the run directory's lock
         server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -74,19 +85,30 @@ public final class ControlServer implements AutoCloseable {
             } catch (IOException e) {
                 // Closing an abandoned connection; nothing to report.
             }
-        }, REQUEST_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        }, requestTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
         try (client) {
             UnixDomainPrincipal peer = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
             String user = peer.user().getName();
-            String line = readLine(client);
-            timeout.cancel(false);
+            String line = null;
+            MalformedRequestException malformed = null;
+            try {
+                line = readLine(client);
+            } catch (MalformedRequestException e) {
+                malformed = e;
+            }
             if (!user.equals("root") && !user.equals(daemonUser)) {
                 log.warn("refused control request from user {} (only root and {} may use {})", user, daemonUser,
                         socketPath);
-                write(client, new ControlResponse.Failure("connect", "EACCES", "permission denied: user " + user
-                        + " may not control this daemon").toJson());
+                answer(client, new ControlResponse.Failure("connect", "EACCES", "permission denied: user " + user
+                        + " may not control this daemon"), malformed);
                 return;
             }
+            if (malformed != null) {
+                log.warn("bad control request: {}", malformed.getMessage());
+                answer(client, new ControlResponse.Failure("request", "EINVAL", malformed.getMessage()), malformed);
+                return;
+            }
+            timeout.cancel(false);
             if (line == null) {
                 return; // the client hung up before sending a whole request
             }
@@ -109,7 +131,34 @@ public final class ControlServer implements AutoCloseable {
         }
     }
 
-    /** One line, at most {@value #MAX_REQUEST_BYTES} bytes; null when the peer closed first. */
+    /** Writes the answer to a request, then reads the rest of a line that was refused unread. */
+    private static void answer(SocketChannel client, ControlResponse response, MalformedRequestException malformed)
+            throws IOException {
+        write(client, response.toJson());
+        if (malformed != null && malformed.lineUnread) {
+            // The client is still sending: read the rest (until the request timeout at most) so
+            // that it finishes its write and reads this answer instead of a broken pipe.
+            client.shutdownOutput();
+            skipLine(client, malformed.readAhead);
+        }
+    }
+
+    /** A request line answered with an error without being parsed. */
+    private static final class MalformedRequestException extends IOException {
+        private static final long serialVersionUID = 1L;
+        /** The rest of the line is still to be read (after {@link #readAhead}). */
+        final boolean lineUnread;
+        /** Bytes read from the socket after the point where the line was refused. */
+        final transient ByteBuffer readAhead;
+
+        MalformedRequestException(String message, boolean lineUnread, ByteBuffer readAhead) {
+            super(message);
+            this.lineUnread = lineUnread;
+            this.readAhead = readAhead;
+        }
+    }
+
+    /** One line of UTF-8, at most {@value #MAX_REQUEST_BYTES} bytes; null when the peer closed first. */
     private static String readLine(SocketChannel client) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate(8192);
         java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
@@ -123,13 +172,39 @@ public final class ControlServer implements AutoCloseable {
             while (buf.hasRemaining()) {
                 byte b = buf.get();
                 if (b == '\n') {
-                    return line.toString(StandardCharsets.UTF_8);
+                    return decode(line.toByteArray());
                 }
                 line.write(b);
                 if (line.size() > MAX_REQUEST_BYTES) {
-                    throw new IOException("request longer than " + MAX_REQUEST_BYTES + " bytes");
+                    throw new MalformedRequestException("request longer than " + MAX_REQUEST_BYTES + " bytes", true,
+                            buf.slice());
                 }
             }
+        }
+    }
+
+    private static String decode(byte[] line) throws MalformedRequestException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(line)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new MalformedRequestException("malformed request: not valid UTF-8", false, null);
+        }
+    }
+
+    /** Reads and drops the rest of a refused line: up to its newline or the client's end. */
+    private static void skipLine(SocketChannel client, ByteBuffer readAhead) throws IOException {
+        ByteBuffer buf = readAhead;
+        while (true) {
+            while (buf.hasRemaining()) {
+                if (buf.get() == '\n') {
+                    return;
+                }
+            }
+            buf = ByteBuffer.allocate(8192);
+            if (client.read(buf) < 0) {
+                return;
+            }
+            buf.flip();
         }
     }
 

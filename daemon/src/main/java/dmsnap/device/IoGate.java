@@ -114,4 +114,5 @@ public final class IoGate {
             lock.unlock();
         }
     }
+
 }

@@ -69,10 +69,9 @@ final class Merger {
     static final int COMMIT_BATCH = 64;
     static final long COMMIT_BATCH_BYTES = 64L << 20;
     static final long BATCH_STEP_BYTES = 1 << 20;
-    /** {@link #BATCH_STEP_BYTES}, or {@code dmsnap.merge.batchStepBytes} (tests batch small steps). */
-    private final long batchStepBytes = Long.getLong("dmsnap.merge.batchStepBytes", BATCH_STEP_BYTES);
-    /** {@link #COMMIT_BATCH}, or {@code dmsnap.merge.commitBatch} (tests cut between several small batches). */
-    private final int commitBatch = Integer.getInteger("dmsnap.merge.commitBatch", COMMIT_BATCH);
+    /** {@link #BATCH_STEP_BYTES} and {@link #COMMIT_BATCH} by default (tests batch small steps). */
+    private final long batchStepBytes;
+    private final int commitBatch;
 
     private final Snapshot snapshot;
     private final CopyOut copyOut;
@@ -85,7 +84,9 @@ final class Merger {
     private boolean nothingLeft;
     private long steps;
 
-    Merger(Snapshot snapshot, CopyOut copyOut, Registry registry, LongSupplier stepSectors) {
+    Merger(Snapshot snapshot, CopyOut copyOut, Registry registry, LongSupplier stepSectors, MergeSettings settings) {
+        this.batchStepBytes = settings.batchStepBytes();
+        this.commitBatch = settings.commitBatch();
         this.snapshot = snapshot;
         this.copyOut = copyOut;
         this.registry = registry;
@@ -145,7 +146,8 @@ final class Merger {
         return steps;
     }
 
-    private synchronized boolean stopRequested() {
+    /** A stop was asked for since the last start (tests wait for it). */
+    synchronized boolean stopRequested() {
         return stopRequested;
     }
 

@@ -33,20 +33,24 @@ public final class SnapshotMergeTarget implements Target {
     /** The max I/O length: the store's chunk size after a fresh load, the origin's smallest at resume. */
     private volatile long maxIoSectors;
 
-    private SnapshotMergeTarget(SnapshotTarget.Constructed c, Registry registry, ChunkCopier copier) {
+    private SnapshotMergeTarget(SnapshotTarget.Constructed c, Registry registry, ChunkCopier copier,
+                                MergeSettings settings) {
         this.snapshot = c.snapshot();
         this.registry = registry;
         this.discardZeroesCow = c.discardZeroesCow();
         this.discardPassdownOrigin = c.discardPassdownOrigin();
         this.copyOut = new CopyOut(registry, snapshot.originHandle(), copier);
         this.maxIoSectors = snapshot.chunkSectors();
-        snapshot.attachMerger(new Merger(snapshot, copyOut, registry, () -> maxIoSectors));
+        snapshot.attachMerger(new Merger(snapshot, copyOut, registry, () -> maxIoSectors, settings));
     }
 
-    /** The {@code snapshot-merge} target type over a registry and a copier; commit times go to {@code commits}. */
-    public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
+    /**
+     * The {@code snapshot-merge} target type over a registry and a copier; commit times go to
+     * {@code commits}; merges batch their commits as {@code settings} say.
+     */
+    public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits, MergeSettings settings) {
         return TargetType.of("snapshot-merge", "1.5.0", (context, args) -> new SnapshotMergeTarget(
-                SnapshotTarget.construct(context, args, registry, copier, commits, true), registry, copier));
+                SnapshotTarget.construct(context, args, registry, copier, commits, true), registry, copier, settings));
     }
 
     Snapshot snapshot() {

@@ -79,9 +79,9 @@ class MergeFlowsTest {
 
     /** Runs the poller until the flow of vol is finished. */
     private void untilFinished() throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
+        long deadline = System.nanoTime() + 60_000_000_000L;
         while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines()).contains("finished")) {
-            assertTrue(System.nanoTime() < deadline, "the merge did not finish");
+            assertTrue(System.nanoTime() < deadline, "the merge did not finish within 60 s");
             flows.check();
             Thread.sleep(5);
         }

@@ -202,10 +202,16 @@ class MappedDeviceTest {
                 d.submit(IoRequest.read(7, b));
                 return b.get(JAVA_BYTE, 0);
             });
-            Thread.sleep(200);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (d.parkedIo() == 0) { // waits for the I/O to reach the closed gate
+                assertTrue(System.nanoTime() < deadline, "the I/O did not reach the gate within 60 s");
+                Thread.sleep(1);
+            }
             assertFalse(parked.isDone(), "I/O waits while the device is suspended");
+            assertEquals(1, d.parkedIo());
             d.resume();
-            assertEquals((byte) 7, parked.get(5, TimeUnit.SECONDS).byteValue());
+            assertEquals((byte) 7, parked.get(60, TimeUnit.SECONDS).byteValue());
+            assertEquals(0, d.parkedIo());
         } finally {
             pool.shutdownNow();
         }

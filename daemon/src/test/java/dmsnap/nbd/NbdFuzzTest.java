@@ -135,12 +135,12 @@ class NbdFuzzTest {
             assertEquals(0, fx.server.unexpectedErrors(), what + ": an exception escaped on the server");
             for (String name : new String[] {"vol", "snap", "lin"}) {
                 var device = fx.dm.find(name);
-                assertTrue(eventually(60_000, () -> device.info().openCount() == 0), what + ": " + name + " left open");
+                assertTrue(eventually(WAIT_MS, () -> device.info().openCount() == 0), what + ": " + name + " left open");
             }
-            assertTrue(eventually(60_000, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     what + ": buffers left in use: " + fx.server.bufferBytesInUse());
             goodClient(what);
-            assertTrue(eventually(60_000, () -> fx.server.connectionCount() == 1),
+            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
                     what + ": connections left: " + fx.server.connectionCount());
         }
         long millis = clock.elapsedMillis();
@@ -196,11 +196,11 @@ class NbdFuzzTest {
             }, command -> Thread.ofVirtual().start(command));
             Outcome out;
             try {
-                out = drained.get(60, TimeUnit.SECONDS);
+                out = drained.get(WAIT_MS, TimeUnit.MILLISECONDS);
             } catch (TimeoutException e) {
                 return fail(what + ": the server did not close the connection after the client's input ended");
             }
-            assertTrue(writer.join(Duration.ofSeconds(60)), what + ": the client could not finish sending");
+            assertTrue(writer.join(Duration.ofMillis(WAIT_MS)), what + ": the client could not finish sending");
             return out;
         }
     }
@@ -220,7 +220,7 @@ class NbdFuzzTest {
             assertArrayEquals(Arrays.copyOfRange(guard, other, other + 65536), c.read(other, 65536),
                     what + ": a new connection's read");
             c.disconnect();
-            assertEquals(0, awaitClosed(c, 60_000).bytesBefore());
+            assertEquals(0, awaitClosed(c, WAIT_MS).bytesBefore());
         }
     }
 

@@ -27,6 +27,9 @@ final class NbdProbe {
     private NbdProbe() {
     }
 
+    /** How long a test waits for what must happen (a busy machine is slow, not stuck). */
+    static final long WAIT_MS = 60_000;
+
     /** Where the good client may write on {@code lin}: its upper half (hostile cases stay out of it). */
     static final long GOOD_AREA = 512 * 1024;
     static final int GOOD_BLOCK = 8192;

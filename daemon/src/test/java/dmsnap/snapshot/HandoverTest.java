@@ -30,7 +30,8 @@ class HandoverTest {
             e.dm.load("snap", TableParser.parse(e.snapshotTable("P", 8)));
             assertEquals("0 16384 snapshot 0/8192 0", e.status("snap", true));
             assertEquals("0 16384 snapshot " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 0", e.table("snap", true));
-            assertEquals("pairing", loadFails(e, "snap"), "re-loading the pending inactive slot");
+            refusesPairing(e, "snap"); // re-loading the pending inactive slot
+            assertEquals("0 16384 snapshot 0/8192 0", e.status("snap", true), "the pending table stays");
             e.dm.get("snap").resume();
             assertEquals(usage, e.status("snap", false));
             assertEquals(SnapshotEngine.original(0), e.readByte("snap", 0));
@@ -39,11 +40,21 @@ class HandoverTest {
         }
     }
 
-    private static String loadFails(SnapshotEngine e, String device) throws IOException {
+    /**
+     * A load of the snapshot table on {@code device} is refused with the kernel's pairing
+     * sentence and EINVAL, and changes neither of the device's tables.
+     */
+    private static void refusesPairing(SnapshotEngine e, String device) throws Exception {
+        String tables = e.dm.get(device).info().tablesPresent();
+        String live = e.table(device, false);
+        String inactive = e.table(device, true);
         TableLoadException x = assertThrows(TableLoadException.class,
                 () -> e.dm.load(device, TableParser.parse(e.snapshotTable("P", 8))));
         assertEquals("Snapshot cow pairing for exception table handover failed", x.getMessage());
-        return "pairing";
+        assertEquals("EINVAL", x.errno());
+        assertEquals(tables, e.dm.get(device).info().tablesPresent(), "the load changed nothing");
+        assertEquals(live, e.table(device, false));
+        assertEquals(inactive, e.table(device, true));
     }
 
     @Test
@@ -66,7 +77,8 @@ class HandoverTest {
             assertThrows(IOException.class, () -> e.readByte("snap", 0));
             // Until the old instance is removed, the COW takes no further table.
             e.dm.create("snapC", null, null);
-            loadFails(e, "snapC");
+            refusesPairing(e, "snapC");
+            assertEquals("None", e.dm.get("snapC").info().tablesPresent());
             e.dm.remove("snap", false);
             e.dm.load("snapC", TableParser.parse(e.snapshotTable("P", 8)));
             assertEquals("0 16384 snapshot 0/8192 0", e.status("snapC", true));

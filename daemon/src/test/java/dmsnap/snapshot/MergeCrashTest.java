@@ -183,8 +183,14 @@ class MergeCrashTest {
 
     /** One crash: merge with the power failing before operation cutAt, crash, then finish the merge from disk. */
     private String crashAt(Prepared p, long cutAt, Random crash, Power power, String caseName) throws Exception {
+        return crashAt(p, cutAt, crash, power, caseName, MergeSettings.DEFAULTS);
+    }
+
+    /** The same, with the merge batching its commits as {@code merge} says (before and after the crash). */
+    private String crashAt(Prepared p, long cutAt, Random crash, Power power, String caseName, MergeSettings merge)
+            throws Exception {
         Disks disks = new Disks(p);
-        try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(power))) {
+        try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(power), merge)) {
             e.dm.create("origin", null, null);
             e.dm.load("origin", TableParser.parse(mergeTable(disks.base, disks.cow)));
             power.cutAt = cutAt;
@@ -201,7 +207,7 @@ class MergeCrashTest {
             }
             disks.keep();
         }
-        try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(null))) {
+        try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(null), merge)) {
             e.dm.create("origin", null, TableParser.parse(mergeTable(disks.base, disks.cow)));
             e.awaitMergeStopped();
             assertEquals("0 " + SECTORS + " snapshot-merge 2/512 2", e.status("origin", false), caseName + ": final status");
@@ -214,38 +220,38 @@ class MergeCrashTest {
 
     /**
      * Every cut point, with steps committed one by one (as the kernel) and, with every step
-     * batched ({@code dmsnap.merge.batchStepBytes=1}), several steps per origin flush and COW flush
-     * (batches of 16, {@code dmsnap.merge.commitBatch}, so that cuts fall between batches too).
+     * batched ({@link MergeSettings#batchStepBytes} 1), several steps per origin flush and COW
+     * flush (batches of 16, {@link MergeSettings#commitBatch}, so that cuts fall between batches too).
      */
     @ParameterizedTest(name = "batch steps of at least {0} bytes")
     @ValueSource(longs = {Merger.BATCH_STEP_BYTES, 1})
     void aPowerCutAtEveryOperationOfTheMergeLeavesACowThatFinishesTheMerge(long batchStepBytes) throws Exception {
-        System.setProperty("dmsnap.merge.batchStepBytes", Long.toString(batchStepBytes));
-        System.setProperty("dmsnap.merge.commitBatch", "16");
-        try {
-            powerCutMatrix(batchStepBytes);
-        } finally {
-            System.clearProperty("dmsnap.merge.batchStepBytes");
-            System.clearProperty("dmsnap.merge.commitBatch");
-        }
-    }
-
-    private void powerCutMatrix(long batchStepBytes) throws Exception {
+        MergeSettings merge = new MergeSettings(batchStepBytes, 16);
         Random random = Seeds.random("merge-crash");
         Prepared p = prepare(random);
         // A clean run: how many operations, and which.
         Power clean = new Power();
-        crashAt(p, Long.MAX_VALUE, null, clean, "clean");
+        crashAt(p, Long.MAX_VALUE, null, clean, "clean", merge);
         List<String> labels = List.copyOf(clean.labels);
         long total = labels.size();
         assertTrue(total > 100, "the merge does enough I/O to be interesting: " + total);
         assertTrue(labels.contains("area read (previous area)"), "the merge steps back over areas");
+        long copies = labels.stream().filter("COW data read"::equals).count();
+        long originFlushes = labels.stream().filter("origin flush"::equals).count();
+        System.out.println("merge crash, batch steps of at least " + batchStepBytes + " bytes: " + copies
+                + " copies, " + originFlushes + " origin flushes");
+        if (batchStepBytes == 1) {
+            assertTrue(originFlushes * 8 <= copies, "steps commit up to 16 at a time: " + originFlushes
+                    + " origin flushes for " + copies + " copies");
+        } else {
+            assertTrue(originFlushes >= copies, "one origin flush per step: " + originFlushes + " for " + copies + " copies");
+        }
         Map<String, int[]> matrix = new TreeMap<>();
         for (long k = 1; k <= total + 1; k++) {
             String step = k <= total ? labels.get((int) (k - 1)) : "after the last operation";
             for (int mode = 0; mode < 2; mode++) {
                 Random crash = mode == 0 ? null : new Random(random.nextLong());
-                String outcome = crashAt(p, k, crash, new Power(), "cut" + k + "m" + mode);
+                String outcome = crashAt(p, k, crash, new Power(), "cut" + k + "m" + mode, merge);
                 matrix.computeIfAbsent(step, s -> new int[4])[mode * 2 + (outcome.startsWith("resumed") ? 0 : 1)]++;
             }
         }

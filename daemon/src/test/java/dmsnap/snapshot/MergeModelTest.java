@@ -158,7 +158,7 @@ class MergeModelTest {
                         int control = random.nextInt(4);
                         if (control == 0) {
                             engine.dm.get("origin").suspend();
-                            Thread.sleep(1);
+                            Thread.sleep(1); // pacing only: the I/O parks meanwhile, no assertion depends on it
                             engine.dm.get("origin").resume();
                             pauses++;
                         } else if (control == 1 && !run.snapshots.isEmpty()) {
@@ -167,7 +167,7 @@ class MergeModelTest {
                             engine.dm.get(other).resume();
                             pauses++;
                         }
-                        Thread.sleep(2);
+                        Thread.sleep(2); // pacing only: the workers' I/O between two controls
                     }
                     stop.set(true);
                     for (Future<?> f : workers) {

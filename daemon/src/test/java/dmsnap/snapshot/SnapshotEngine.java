@@ -36,11 +36,17 @@ final class SnapshotEngine implements AutoCloseable {
 
     /** Over existing files (a restart after a crash): nothing is written. */
     SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices) throws IOException {
+        this(dir, base, cow, devices, MergeSettings.DEFAULTS);
+    }
+
+    /** The same, with merges batching their commits as {@code merge} says. */
+    SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices, MergeSettings merge) throws IOException {
         this.dir = dir;
         this.base = base;
         this.cow = cow;
         this.sectors = Files.size(base) >>> 9;
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier), devices);
+        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier,
+                CommitObserver.NONE, merge), devices);
     }
 
     private static Path fill(Path base, long baseBytes) throws IOException {

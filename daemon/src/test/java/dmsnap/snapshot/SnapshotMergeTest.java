@@ -15,7 +15,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,6 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SnapshotMergeTest {
     private static final long BASE = 8 << 20;  // 16384 sectors, 2048 chunks of 8
     private static final long COW = 4 << 20;   // 8192 sectors
+    /** How long a test waits for what must happen (a busy machine is slow, not stuck). */
+    private static final long WAIT_NANOS = TimeUnit.SECONDS.toNanos(60);
 
     @TempDir
     Path dir;
@@ -63,7 +70,7 @@ class SnapshotMergeTest {
     }
 
     private static void awaitStatus(SnapshotEngine e, String expected) throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
+        long deadline = System.nanoTime() + WAIT_NANOS;
         while (!e.status("origin", false).equals(expected)) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("status stayed " + e.status("origin", false) + ", expected " + expected);
@@ -205,19 +212,26 @@ class SnapshotMergeTest {
                 e.write("origin", c * 8L, 8, c); // 100 single-chunk runs
             }
             String view = e.sha("snap");
-            slowReads(faults.get("cow.img"), 2);
-            e.startMerge("P", 8);
-            awaitBelow(e, 816 - 8 * 5);
-            e.dm.get("origin").suspend();
-            String stopped = e.status("origin", false);
-            assertFalse(e.merging().merger().isRunning(), "no merge while suspended");
-            Thread.sleep(30);
-            assertEquals(stopped, e.status("origin", false), "status does not change while suspended");
-            e.dm.get("origin").resume();
-            slowReads(faults.get("cow.img"), 0);
-            e.awaitMergeStopped();
-            assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
-            assertEquals(view, e.sha("origin"));
+            try (GatedMerge m = startGatedMerge(e, faults.get("cow.img"), 5)) {
+                Merger merger = m.merger();
+                m.gate().awaitParked(1);
+                awaitAtMost(e, 816 - 8 * 5);
+                assertTrue(merger.isRunning(), "the merge is under way, parked at the gate");
+                stopWhileParked(merger, m.gate(), () -> e.dm.get("origin").suspend());
+                String stopped = e.status("origin", false);
+                long steps = merger.steps();
+                // The loop has ended (isRunning is cleared last): nothing can change the status until a resume.
+                assertFalse(merger.isRunning(), "no merge while suspended");
+                assertNotEquals("0 16384 snapshot-merge 16/8192 16", stopped, "stopped in the middle");
+                assertTrue(steps >= 5 && steps < 100, steps + " steps");
+                assertEquals(stopped, e.status("origin", false), "status does not change while suspended");
+                m.gate().open();
+                e.dm.get("origin").resume();
+                e.awaitMergeStopped();
+                assertTrue(merger.steps() > steps, "the resume continued the merge");
+                assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
+                assertEquals(view, e.sha("origin"));
+            }
         }
     }
 
@@ -232,11 +246,14 @@ class SnapshotMergeTest {
                 e.write("origin", c * 8L, 8, c);
             }
             view = e.sha("snap");
-            slowReads(faults.get("cow.img"), 2);
-            e.startMerge("P", 8);
-            awaitBelow(e, 816 - 8 * 10);
-            e.dm.remove("origin", false); // deactivate in the middle
-            partly = SnapshotEngine.sha(e.base);
+            try (GatedMerge m = startGatedMerge(e, faults.get("cow.img"), 10)) {
+                Merger merger = m.merger();
+                m.gate().awaitParked(1);
+                awaitAtMost(e, 816 - 8 * 10);
+                stopWhileParked(merger, m.gate(), () -> e.dm.remove("origin", false)); // deactivate in the middle
+                assertTrue(merger.steps() >= 10 && merger.steps() < 100, merger.steps() + " steps");
+                partly = SnapshotEngine.sha(e.base);
+            }
         }
         try (SnapshotEngine e = reopen()) {
             assertNotEquals(view, partly, "the merge was interrupted");
@@ -261,26 +278,31 @@ class SnapshotMergeTest {
             for (int c = 0; c < 400; c += 2) {
                 e.write("origin", c * 8L, 8, 0x40);
             }
-            slowReads(faults.get("cow.img"), 1);
-            e.startMerge("P", 8);
-            awaitBelow(e, 1616 - 8 * 5);
-            // Chunks still on the COW (merged last: the lowest), a chunk without exception, and a
-            // partial write into an exception chunk.
-            e.write("origin", 0, 8, 0x51);
-            e.write("origin", 8, 8, 0x52);
-            e.write("origin", 19, 2, 0x53);
-            e.write("origin", 3000, 8, 0x54);
-            slowReads(faults.get("cow.img"), 0);
-            e.awaitMergeStopped();
-            assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
-            byte[] base = Files.readAllBytes(e.base);
-            assertEquals(0x51, base[0]);
-            assertEquals(0x52, base[8 * 512]);
-            assertEquals(SnapshotEngine.original(16), base[16 * 512], "the rest of chunk 2 is the snapshot's");
-            assertEquals(0x53, base[19 * 512]);
-            assertEquals(0x53, base[20 * 512 + 511]);
-            assertEquals(SnapshotEngine.original(21), base[21 * 512]);
-            assertEquals(0x54, base[3000 * 512]);
+            try (GatedMerge m = startGatedMerge(e, faults.get("cow.img"), 5)) {
+                Merger merger = m.merger();
+                FaultyDevice.Gate gate = m.gate();
+                gate.awaitParked(1);
+                awaitAtMost(e, 1616 - 8 * 5);
+                // Chunks still on the COW (merged last: the lowest), a chunk without exception, and a
+                // partial write into an exception chunk.
+                e.write("origin", 0, 8, 0x51);
+                e.write("origin", 8, 8, 0x52);
+                e.write("origin", 19, 2, 0x53);
+                e.write("origin", 3000, 8, 0x54);
+                assertTrue(merger.isRunning() && gate.parked() > 0, "the writes came while the merge was parked mid-way");
+                assertNotEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
+                gate.open();
+                e.awaitMergeStopped();
+                assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
+                byte[] base = Files.readAllBytes(e.base);
+                assertEquals(0x51, base[0]);
+                assertEquals(0x52, base[8 * 512]);
+                assertEquals(SnapshotEngine.original(16), base[16 * 512], "the rest of chunk 2 is the snapshot's");
+                assertEquals(0x53, base[19 * 512]);
+                assertEquals(0x53, base[20 * 512 + 511]);
+                assertEquals(SnapshotEngine.original(21), base[21 * 512]);
+                assertEquals(0x54, base[3000 * 512]);
+            }
         }
     }
 
@@ -417,48 +439,111 @@ class SnapshotMergeTest {
             }
             String viewB = e.sha("snapB");
             String view = e.sha("snap");
-            slowReads(faults.get("cow.img"), 1);
-            e.startMerge("P", 8);
-            assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
-                    e.table("origin", false), "P from the merge table, not PO from the snapshot's");
-            for (int i = 0; i < 5; i++) {
-                e.dm.load("snapB", TableParser.parse(tableB));
-                e.dm.get("snapB").resume();
-                Thread.sleep(5);
+            // Each run of the loop parks at its first copy; a refresh stops the loop, whose copies
+            // then go on, and restarts it.
+            try (GatedMerge m = startGatedMerge(e, faults.get("cow.img"), 0)) {
+                Merger merger = m.merger();
+                FaultyDevice.Gate gate = m.gate();
+                assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
+                        e.table("origin", false), "P from the merge table, not PO from the snapshot's");
+                for (int i = 0; i < 5; i++) {
+                    gate.awaitParked(1);
+                    assertTrue(merger.isRunning(), "refresh " + i + " comes while the merge is under way");
+                    assertNotEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
+                    long steps = merger.steps();
+                    stopWhileParked(merger, gate, () -> {
+                        e.dm.load("snapB", TableParser.parse(tableB));
+                        e.dm.get("snapB").resume();
+                    });
+                    assertTrue(merger.steps() > steps, "the copies under way at the refresh were merged");
+                }
+                gate.awaitParked(1);
+                assertTrue(merger.isRunning(), "the merge was restarted after the last refresh");
+                gate.open();
+                e.awaitMergeStopped();
+                assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
+                assertEquals(view, e.sha("origin"));
+                assertEquals(viewB, e.sha("snapB"), "snapB got every chunk before the merge overwrote it");
+                assertEquals("0 16384 snapshot 812/8192 12", e.status("snapB", false), "200 chunks of 4 copied into snapB");
             }
-            slowReads(faults.get("cow.img"), 0);
-            e.awaitMergeStopped();
-            assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
-            assertEquals(view, e.sha("origin"));
-            assertEquals(viewB, e.sha("snapB"), "snapB got every chunk before the merge overwrote it");
-            assertEquals("0 16384 snapshot 812/8192 12", e.status("snapB", false), "200 chunks of 4 copied into snapB");
         }
     }
 
-    private static void slowReads(FaultyDevice device, long millis) {
-        device.failWhen(millis == 0 ? null : r -> {
-            if (r.op() == FaultyDevice.Op.READ) {
-                try {
-                    Thread.sleep(millis);
-                } catch (InterruptedException x) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-            return false;
-        });
+    /** A merge whose copies from the COW are held at a gate; closing opens the gate (a failed test ends). */
+    private record GatedMerge(Merger merger, FaultyDevice.Gate gate) implements AutoCloseable {
+        @Override
+        public void close() {
+            gate.open();
+        }
     }
 
-    /** Waits until the merging device's allocated sectors drop below {@code sectors}. */
-    private static void awaitBelow(SnapshotEngine e, long sectors) throws Exception {
-        long deadline = System.nanoTime() + 30_000_000_000L;
+    /**
+     * {@link SnapshotEngine#startMerge} with a gate on {@code cow} from before the merge starts:
+     * it holds the merge's reads (its copies) after the first {@code passed}, except while a
+     * stop of the merge is asked for (so that the stop finishes the steps under way and the
+     * next run of the loop is held again). The source's resume, which pauses the merge, is run
+     * as in {@link #stopWhileParked}.
+     */
+    private static GatedMerge startGatedMerge(SnapshotEngine e, FaultyDevice cow, int passed) throws Exception {
+        e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
+        Merger merger = e.merging().merger();
+        AtomicInteger reads = new AtomicInteger();
+        FaultyDevice.Gate gate = cow.hold(r -> r.op() == FaultyDevice.Op.READ && !merger.stopRequested()
+                && reads.incrementAndGet() > passed);
+        GatedMerge m = new GatedMerge(merger, gate);
+        try {
+            e.dm.get("origin").suspend();
+            e.dm.get("snap").suspend();
+            e.dm.get("origin").resume();
+            stopWhileParked(merger, gate, () -> e.dm.get("snap").resume());
+            e.dm.remove("snap", false);
+        } catch (Exception | Error x) {
+            m.close();
+            throw x;
+        }
+        return m;
+    }
+
+    /** What stops the merge (a suspend, a remove, another snapshot's resume). */
+    private interface MergeStop {
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs {@code stop} while the merge may be parked at {@code gate}: the stop waits for the
+     * steps under way, so the parked copies are released once the stop was asked for (the gate
+     * lets reads through while a stop is requested, and holds the next run's again).
+     */
+    private static void stopWhileParked(Merger merger, FaultyDevice.Gate gate, MergeStop stop) throws Exception {
+        ExecutorService pool = Executors.newSingleThreadExecutor();
+        try {
+            Future<?> stopping = pool.submit(() -> {
+                stop.run();
+                return null;
+            });
+            long deadline = System.nanoTime() + WAIT_NANOS;
+            while (!merger.stopRequested() && !stopping.isDone()) {
+                assertTrue(System.nanoTime() < deadline, "the merge was not asked to stop within 60 s");
+                Thread.sleep(1);
+            }
+            gate.releaseParked();
+            stopping.get(60, TimeUnit.SECONDS);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** Waits until the merging device's allocated sectors drop to {@code sectors} or fewer. */
+    private static void awaitAtMost(SnapshotEngine e, long sectors) throws Exception {
+        long deadline = System.nanoTime() + WAIT_NANOS;
         while (true) {
             String s = e.status("origin", false);
             String[] w = s.split(" ");
-            if (w[3].contains("/") && Long.parseLong(w[3].substring(0, w[3].indexOf('/'))) < sectors) {
+            if (w[3].contains("/") && Long.parseLong(w[3].substring(0, w[3].indexOf('/'))) <= sectors) {
                 return;
             }
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("the merge did not get below " + sectors + ": " + s);
+                throw new AssertionError("the merge did not get down to " + sectors + " sectors: " + s);
             }
             Thread.sleep(1);
         }

@@ -12,9 +12,12 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -194,6 +197,8 @@ class SnapshotModelTest {
             long region = ORIGIN_SECTORS / threads;
             AtomicBoolean stop = new AtomicBoolean();
             AtomicInteger ios = new AtomicInteger();
+            Semaphore done = new Semaphore(0); // a permit per I/O, taken by the refresh loop
+            CountDownLatch started = new CountDownLatch(threads);
             ExecutorService pool = Executors.newFixedThreadPool(threads);
             try {
                 List<Future<?>> workers = new ArrayList<>();
@@ -211,17 +216,16 @@ class SnapshotModelTest {
                                 checkRead(run, device, sector, sectors, "under load");
                             }
                             ios.incrementAndGet();
+                            done.release();
+                            started.countDown();
                         }
                         return null;
                     }));
                 }
+                awaitIo(workers, () -> started.await(1, TimeUnit.SECONDS), "every worker did I/O");
                 for (int i = 0; i < 100; i++) {
-                    // Keep the load on: each refresh waits until the workers did more I/O.
-                    int seen = ios.get();
-                    long deadline = System.nanoTime() + 2_000_000_000L;
-                    while (ios.get() < seen + 20 && System.nanoTime() < deadline) {
-                        Thread.sleep(1);
-                    }
+                    // Keep the load on: each refresh waits until the workers did 20 more I/Os.
+                    awaitIo(workers, () -> done.tryAcquire(20, 1, TimeUnit.SECONDS), "20 I/Os before refresh " + i);
                     run.refresh(i % 2 == 0 ? a : b);
                 }
                 stop.set(true);
@@ -240,6 +244,28 @@ class SnapshotModelTest {
             }
             System.out.println("refresh under load: 100 handovers, " + ios.get() + " I/Os by 4 threads, no error, views equal the model");
             assertTrue(ios.get() >= 2000, "the refreshes ran under load: " + ios.get() + " I/Os");
+        }
+    }
+
+    /** A wait of at most a second. */
+    private interface Wait {
+        boolean await() throws InterruptedException;
+    }
+
+    /**
+     * Waits up to 60 s until {@code wait} succeeds; fails at once with a worker's error if one
+     * has ended (they run until stopped).
+     */
+    private static void awaitIo(List<Future<?>> workers, Wait wait, String what) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!wait.await()) {
+            for (Future<?> w : workers) {
+                if (w.isDone()) {
+                    w.get(); // throws what ended it
+                    throw new AssertionError("a worker ended while waiting for " + what);
+                }
+            }
+            assertTrue(System.nanoTime() < deadline, "no " + what + " within 60 s");
         }
     }
 

@@ -116,7 +116,7 @@ class ChunkCopierTest {
             if (r.op() == FaultyDevice.Op.WRITE) {
                 if (writes.isEmpty()) {
                     try {
-                        overlapped[0] = secondRead.await(10, java.util.concurrent.TimeUnit.SECONDS);
+                        overlapped[0] = secondRead.await(60, java.util.concurrent.TimeUnit.SECONDS);
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();
                     }

@@ -26,7 +26,12 @@ import java.util.function.Predicate;
  * failures are {@link ErrnoException}s with EIO (or the errno set by {@link #failWith}) and the
  * detail "injected fault".
  *
- * <p>Synchronised on itself: tests are about correctness, not speed.
+ * <p>Interleavings: {@link #hold} puts a {@link Gate} before the device that parks matching
+ * requests until the test releases them, and counts them, so that a test can stop a background
+ * operation at a known point (a merge between two copies) and act while it is parked there.
+ *
+ * <p>Synchronised on itself: tests are about correctness, not speed. A request parked at the
+ * gate holds no lock of the device.
  */
 public final class FaultyDevice implements Device {
 
@@ -38,6 +43,83 @@ public final class FaultyDevice implements Device {
     }
 
     private record CachedWrite(long offsetBytes, MemorySegment data) {
+    }
+
+    /**
+     * Parks the requests that its predicate holds until {@link #releaseParked()} or
+     * {@link #open()}. The predicate sees each request once, when it arrives, before any fault
+     * is considered; a released request goes on to the device (and its faults).
+     */
+    public static final class Gate {
+        private static final long WAIT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+        private final Predicate<Request> holds;
+        /** Guarded by this. */
+        private boolean open;
+        private long releases;
+        private int parked;
+        private long held;
+
+        private Gate(Predicate<Request> holds) {
+            this.holds = holds;
+        }
+
+        private synchronized void pass(Request request) throws java.io.InterruptedIOException {
+            if (open || !holds.test(request)) {
+                return;
+            }
+            long release = releases;
+            parked++;
+            held++;
+            notifyAll();
+            try {
+                while (!open && releases == release) {
+                    wait();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted while held at the gate: " + request);
+            } finally {
+                parked--;
+                notifyAll();
+            }
+        }
+
+        /** Requests parked now. */
+        public synchronized int parked() {
+            return parked;
+        }
+
+        /** Requests held so far (parked now or released). */
+        public synchronized long held() {
+            return held;
+        }
+
+        /**
+         * Waits until at least {@code n} requests are parked; fails after 60 s (what must
+         * happen did not).
+         */
+        public synchronized void awaitParked(int n) throws InterruptedException {
+            long end = System.nanoTime() + WAIT_NANOS;
+            while (parked < n) {
+                long left = end - System.nanoTime();
+                if (left <= 0) {
+                    throw new AssertionError("no " + n + " requests parked at the gate within 60 s (" + parked + ")");
+                }
+                java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+        }
+
+        /** Lets the requests parked now go on; later ones are held again. */
+        public synchronized void releaseParked() {
+            releases++;
+            notifyAll();
+        }
+
+        /** Lets every request through, parked or to come, for good. */
+        public synchronized void open() {
+            open = true;
+            notifyAll();
+        }
     }
 
     private static final int SECTOR = 512;
@@ -52,6 +134,7 @@ public final class FaultyDevice implements Device {
     private int tearNextWriteSectors = -1;
     private boolean dropNextWrite;
     private Random corruptNextWrite;
+    private volatile Gate gate;
     private long operations;
     private long flushes;
     private long injectedFaults;
@@ -106,6 +189,27 @@ public final class FaultyDevice implements Device {
     public synchronized FaultyDevice corruptNextWrite(Random random) {
         corruptNextWrite = random;
         return this;
+    }
+
+    /**
+     * Puts a gate before the device that parks the requests {@code holds} matches (replacing
+     * a gate there, which is opened); {@link Gate#open()} it to let everything through again.
+     */
+    public Gate hold(Predicate<Request> holds) {
+        Gate g = new Gate(holds);
+        Gate old = gate;
+        gate = g;
+        if (old != null) {
+            old.open();
+        }
+        return g;
+    }
+
+    private void pass(Request request) throws java.io.InterruptedIOException {
+        Gate g = gate;
+        if (g != null) {
+            g.pass(request);
+        }
     }
 
     /** Removes every pending fault. */
@@ -176,7 +280,7 @@ public final class FaultyDevice implements Device {
     public synchronized MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
         Device.checkRequest(this, "mapMetadata", offsetBytes, lengthBytes, null);
         MemorySegment copy = arena.allocate(lengthBytes, 4096);
-        read(offsetBytes, copy);
+        readNow(offsetBytes, copy);
         MemorySegment synced = arena.allocate(lengthBytes, 8);
         synced.copyFrom(copy);
         EmulatedMap map = new EmulatedMap(offsetBytes, copy, synced);
@@ -213,8 +317,9 @@ public final class FaultyDevice implements Device {
             int block = logicalBlockBytes();
             long from = offsetBytes - offsetBytes % block;
             long to = Math.min(view.byteSize(), (offsetBytes + lengthBytes + block - 1) / block * block);
+            pass(new Request(Op.WRITE, deviceOffset + from, to - from));
             synchronized (FaultyDevice.this) {
-                write(deviceOffset + from, view.asSlice(from, to - from));
+                writeNow(deviceOffset + from, view.asSlice(from, to - from));
                 MemorySegment.copy(view, from, synced, from, to - from);
             }
         }
@@ -273,8 +378,14 @@ public final class FaultyDevice implements Device {
     }
 
     @Override
-    public synchronized void read(long offsetBytes, MemorySegment dst) throws IOException {
+    public void read(long offsetBytes, MemorySegment dst) throws IOException {
         Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+        pass(new Request(Op.READ, offsetBytes, dst.byteSize()));
+        readNow(offsetBytes, dst);
+    }
+
+    /** A read past the gate. */
+    private synchronized void readNow(long offsetBytes, MemorySegment dst) throws IOException {
         maybeFail(new Request(Op.READ, offsetBytes, dst.byteSize()));
         media.read(offsetBytes, dst);
         long end = offsetBytes + dst.byteSize();
@@ -288,8 +399,14 @@ public final class FaultyDevice implements Device {
     }
 
     @Override
-    public synchronized void write(long offsetBytes, MemorySegment src) throws IOException {
+    public void write(long offsetBytes, MemorySegment src) throws IOException {
         Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
+        pass(new Request(Op.WRITE, offsetBytes, src.byteSize()));
+        writeNow(offsetBytes, src);
+    }
+
+    /** A write past the gate. */
+    private synchronized void writeNow(long offsetBytes, MemorySegment src) throws IOException {
         if (tearNextWriteSectors >= 0) {
             long keep = Math.min((long) tearNextWriteSectors * SECTOR, src.byteSize());
             tearNextWriteSectors = -1;
@@ -324,8 +441,14 @@ public final class FaultyDevice implements Device {
     }
 
     @Override
-    public synchronized void flush() throws IOException {
-        maybeFail(new Request(Op.FLUSH, 0, 0));
+    public void flush() throws IOException {
+        Request request = new Request(Op.FLUSH, 0, 0);
+        pass(request);
+        flushNow(request);
+    }
+
+    private synchronized void flushNow(Request request) throws IOException {
+        maybeFail(request);
         for (CachedWrite w : cache) {
             media.write(w.offsetBytes(), w.data());
         }
@@ -335,18 +458,26 @@ public final class FaultyDevice implements Device {
     }
 
     @Override
-    public synchronized void discard(long offsetBytes, long lengthBytes) throws IOException {
+    public void discard(long offsetBytes, long lengthBytes) throws IOException {
         writeZeroesAs(Op.DISCARD, offsetBytes, lengthBytes);
     }
 
     @Override
-    public synchronized void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
+    public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
         writeZeroesAs(Op.WRITE_ZEROES, offsetBytes, lengthBytes);
     }
 
     private void writeZeroesAs(Op op, long offsetBytes, long lengthBytes) throws IOException {
         Device.checkRequest(this, op.name().toLowerCase(java.util.Locale.ROOT), offsetBytes, lengthBytes, null);
-        maybeFail(new Request(op, offsetBytes, lengthBytes));
+        Request request = new Request(op, offsetBytes, lengthBytes);
+        pass(request);
+        writeZeroesNow(request);
+    }
+
+    private synchronized void writeZeroesNow(Request request) throws IOException {
+        long offsetBytes = request.offsetBytes();
+        long lengthBytes = request.lengthBytes();
+        maybeFail(request);
         if (lengthBytes > 0) {
             cache.add(new CachedWrite(offsetBytes, arena.allocate(lengthBytes, 8)));
         }

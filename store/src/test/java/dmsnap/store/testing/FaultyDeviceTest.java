@@ -118,5 +118,31 @@ class FaultyDeviceTest extends DeviceContract {
             read(0, 512);
             assertThrows(ErrnoException.class, () -> read(65536, 512));
         }
+
+        @Test
+        void aGateParksMatchingRequestsUntilReleasedAndHoldsNoLock() throws Exception {
+            device.write(8192, filled(512, 4));
+            FaultyDevice.Gate gate = device.hold(r -> r.op() == FaultyDevice.Op.READ && r.offsetBytes() == 8192);
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2);
+            try {
+                var first = pool.submit(() -> read(8192, 512).get(JAVA_BYTE, 0));
+                gate.awaitParked(1);
+                assertEquals(false, first.isDone(), "parked at the gate");
+                device.write(0, filled(512, 5)); // the device is not locked meanwhile
+                assertEquals(5, read(0, 512).get(JAVA_BYTE, 0), "a request the gate does not hold goes on");
+                gate.releaseParked();
+                assertEquals(4, first.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
+                var second = pool.submit(() -> read(8192, 512).get(JAVA_BYTE, 0));
+                gate.awaitParked(1);
+                assertEquals(false, second.isDone(), "held again after a release");
+                gate.open();
+                assertEquals(4, second.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
+                assertEquals(4, read(8192, 512).get(JAVA_BYTE, 0), "an open gate holds nothing");
+                assertEquals(0, gate.parked());
+                assertEquals(2, gate.held());
+            } finally {
+                pool.shutdownNow();
+            }
+        }
     }
 }

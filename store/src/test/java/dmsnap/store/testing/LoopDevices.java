@@ -58,8 +58,10 @@ public final class LoopDevices {
         @Override
         public void close() throws IOException {
             IOException last = null;
-            // Detaching right after a close can race udev probing (EBUSY): retry briefly.
-            for (int attempt = 0; attempt < 20; attempt++) {
+            // Detaching right after a close can race udev probing (EBUSY): retry, for up to a
+            // minute on a busy machine.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < deadline) {
                 try {
                     run(List.of("losetup", "--detach", device.toString()));
                     return;
@@ -80,7 +82,7 @@ public final class LoopDevices {
     static String run(List<String> cmd) throws IOException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         try {
-            if (!p.waitFor(30, TimeUnit.SECONDS)) {
+            if (!p.waitFor(60, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new IOException(String.join(" ", cmd) + ": timed out");
             }
