@@ -87,7 +87,7 @@ public final class ControlHandler {
                 case "targets" -> targets();
                 case "merge" -> merges == null ? noMerges(r) : merges.merge(requireName(r));
                 case "merge-status" -> merges == null ? noMerges(r) : merges.status(r.name());
-                default -> new ControlResponse.Failure(r.verb(), "EINVAL", "unknown request '" + r.verb() + "'");
+                default -> new ControlResponse.Failure(r.verb(), "EINVAL", "unknown request '" + dmsnap.device.DeviceManager.quoted(r.verb()) + "'");
             };
         } catch (TableLoadException e) {
             String operation = r.verb().equals("create") || r.verb().equals("load") ? "reload" : r.verb();

@@ -20,6 +20,10 @@ public sealed interface ControlResponse {
      * name, and the kernel's reason (target and sentence) when there is one.
      */
     record Failure(String operation, String errno, String reason) implements ControlResponse {
+        /** A reason is one line whatever it quotes (a name or path with control characters). */
+        public Failure {
+            reason = reason == null ? null : dmsnap.device.DeviceManager.printable(reason);
+        }
     }
 
     ObjectMapper JSON = new ObjectMapper();

@@ -50,7 +50,7 @@ public final class DeviceManager {
     public static void checkName(String name) throws DmException {
         if (name == null || name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
                 || !isPrintableText(name)) {
-            throw new DmException("EINVAL", "Invalid device name '" + (name == null ? "" : printable(name)) + "'");
+            throw new DmException("EINVAL", "Invalid device name '" + (name == null ? "" : quoted(name)) + "'");
         }
         if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
             throw new DmException("EINVAL", "Device name too long (at most " + MAX_NAME_BYTES + " bytes)");
@@ -60,7 +60,7 @@ public final class DeviceManager {
     /** A uuid is saved and shown like a name: valid Unicode without control characters. */
     static void checkUuid(String uuid) throws DmException {
         if (uuid != null && !isPrintableText(uuid)) {
-            throw new DmException("EINVAL", "Invalid uuid '" + printable(uuid) + "'");
+            throw new DmException("EINVAL", "Invalid uuid '" + quoted(uuid) + "'");
         }
     }
 
@@ -73,8 +73,17 @@ public final class DeviceManager {
         return codePoint >= Character.MIN_SURROGATE && codePoint <= Character.MAX_SURROGATE;
     }
 
+    /** At most this many characters of a name are quoted in a message. */
+    private static final int QUOTED_CHARS = 200;
+
+    /** A name as an error quotes it: {@link #printable} and cut short (a request may carry 10 000 characters). */
+    public static String quoted(String name) {
+        String p = printable(name);
+        return p.length() <= QUOTED_CHARS ? p : p.substring(0, QUOTED_CHARS) + "...";
+    }
+
     /** {@code s} for a one-line message: control characters and unpaired surrogates as backslash-u escapes. */
-    static String printable(String s) {
+    public static String printable(String s) {
         StringBuilder b = new StringBuilder(s.length());
         s.codePoints().forEach(c -> {
             if (Character.isISOControl(c) || isSurrogate(c)) {
@@ -130,7 +139,7 @@ public final class DeviceManager {
     public synchronized MappedDevice get(String name) throws DmException {
         MappedDevice device = byName.get(name);
         if (device == null) {
-            throw new DmException("ENXIO", "Device " + name + " not found");
+            throw new DmException("ENXIO", "Device " + quoted(name) + " not found");
         }
         return device;
     }
