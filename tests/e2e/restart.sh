@@ -144,4 +144,6 @@ for c in $(seq 2 "$cycle"); do not_kept=$((not_kept + $(verified_field "$c" acke
 echo "restart: kills $kills (+1 SIGTERM); $(tail -n 1 "$work/driver.out" | sed 's/^restart driver: //')"
 echo "  the snapshot never showed an origin write; acknowledged writes not kept: $term_not_kept after SIGTERM, $not_kept after" \
     "the kills (0: a write is acknowledged only once durable); cow check clean"
+figure restart.kill9 "$kills kill -9 and 1 SIGTERM at random moments under load: $(tail -n 1 "$work/driver.out" | sed 's/^restart driver: //'); acknowledged writes not kept: $term_not_kept after SIGTERM, $not_kept after the kills"
+figure restart.second-daemon "a second daemon on the same run directory: exit 1, one line; the first went on serving"
 echo "restart: ok"

@@ -40,7 +40,8 @@ expect_eq "the daemon's pid is the JVM's" java "$(cat "/proc/$daemon_pid/comm")"
 driver=(/usr/bin/python3 "$here/soak_driver.py" --sock "$RUN/nbd.sock")
 rc=0
 "${driver[@]}" --run-dir "$RUN" --dmsnap "$DMSNAP" --work "$work" --pid "$daemon_pid" \
-    --csv "$work/samples.csv" --duration "$seconds" ${SOAK_DRIVER_ARGS:-} || rc=$?
+    --csv "$work/samples.csv" --duration "$seconds" ${SOAK_DRIVER_ARGS:-} >"$work/soak.out" || rc=$?
+cat "$work/soak.out"
 if [ $rc -ne 0 ]; then
     keep
     echo "soak: the daemon's watchdog closed $(grep -c "closed: a message or reply took longer" "$work/daemon.log") connection(s)" >&2
@@ -68,4 +69,12 @@ for cow in "$work"/*.cow; do
     checked=$((checked + 1))
 done
 echo "  after SIGTERM: exit 0, 'stopped'; cow check clean on $checked COW files"
+# The figures for RELIABILITY.md, from the driver's summary.
+row() { awk -v k="  $1 " 'index($0, k) == 1 { print $(NF-2) " MiB, " $(NF-1) " threads, " $NF " fds"; exit }' "$work/soak.out"; }
+figure soak.load "$(grep -m1 '^soak: .* of load' "$work/soak.out" | sed 's/^soak: //')"
+figure soak.normal-clients "$(grep -m1 'normal clients:' "$work/soak.out" | sed 's/^ *normal clients: //')"
+figure soak.misbehaving-clients "$(grep -m1 'slow readers:' "$work/soak.out" | sed 's/^ *//')"
+figure soak.churn "$(grep -m1 'churn:' "$work/soak.out" | sed 's/^ *churn: //'); merge: $(grep -m1 'merge of' "$work/soak.out" | sed 's/^ *merge of //; s/; mvol:.*//')"
+figure soak.daemon-resources "RSS, threads, fds: idle $(row idle); warm-up end $(row "warm-up end"); 2nd half max $(row "2nd half max"); after the clients left $(row after)"
+figure soak.connection-limit "1100 connections at once: 1024 served, 76 closed at once; served again after; SIGTERM exit 0, cow check clean on $checked COWs"
 echo "soak: ok (${SECONDS} s)"

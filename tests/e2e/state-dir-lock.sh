@@ -51,4 +51,5 @@ kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=""
 start_daemon "$RUN" --state-dir "$STATE"
 expect_eq "restored after kill -9" "snap vol" "$("$DMSNAP" ls --run-dir "$RUN" | awk '{print $1}' | sort | xargs)"
+figure state.second-daemon "a second daemon on the same state directory: exit 1, one line naming the holder; state files unchanged; the lock goes with the daemon (SIGTERM and kill -9)"
 echo "state dir lock: ok"

@@ -118,4 +118,6 @@ expect_eq "the snapshot keeps the old data" "old data" "$(/usr/bin/python3 -c '
 import sys, nbd
 h = nbd.NBD(); h.connect_uri("nbd+unix:///snap?socket=%s" % sys.argv[1])
 print(h.pread(512, 0)[:8].decode())' "$RUN/nbd.sock")"
+figure state.directories "run/state directories: a symlink, a shared (1777/0755/0775) or foreign-owned one refused in one line with its mode kept; a linked daemon.lock or temporary record never followed"
+figure state.full-directory "a full state directory: create and resume refused with ENOSPC, nothing live unrecorded; after kill -9 the restart shows exactly what was acknowledged"
 echo "state safety: ok"
