@@ -1,5 +1,6 @@
 package dmsnap.nbd;
 
+import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProbe.*;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
@@ -152,6 +153,10 @@ class NbdFuzzTest {
                 + " %d received; buffer high water %s; %s; reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases,
                 millis, kinds[0], kinds[1], kinds[2], kinds[3], reachedTransmission, modelled, sent, received,
                 mib(fx.server.bufferBytesHighWater()), Memory.now(), Seeds.seed());
+        Figures.record("fuzz.nbd.cases", cases + " hostile NBD streams (random bytes " + kinds[0] + ", mutated handshakes "
+                + kinds[1] + ", mutated requests " + kinds[2] + ", random after GO " + kinds[3] + "); " + modelled
+                + " replies checked against the model; a good client unaffected; buffer high water "
+                + mib(fx.server.bufferBytesHighWater()));
         assertTrue(modelled > 0, "no reply was checked against the model");
         assertTrue(fx.server.bufferBytesHighWater() <= 64L << 20);
     }

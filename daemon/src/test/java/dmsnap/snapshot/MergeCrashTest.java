@@ -1,5 +1,6 @@
 package dmsnap.snapshot;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
 import dmsnap.store.device.MemoryDevice;
@@ -262,6 +263,9 @@ class MergeCrashTest {
                 n[0] + " resumed+completed" + (n[1] > 0 ? ", " + n[1] + " done" : ""),
                 n[2] + " resumed+completed" + (n[3] > 0 ? ", " + n[3] + " done" : ""))));
         System.out.print(table);
+        Figures.record("crash.merge.cuts." + (batchStepBytes == 1 ? "batched" : "one-by-one"), 2 * (total + 1)
+                + " power cuts (before each of " + total + " merge operations and after the last, x {lose all"
+                + " unflushed, random partial writeback}): every one resumed and completed (or had completed), origin = snapshot view");
     }
 
     /**
