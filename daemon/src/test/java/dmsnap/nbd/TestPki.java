@@ -74,7 +74,7 @@ final class TestPki {
                 "-CAcreateserial", "-out", name + "-cert.pem", "-days", "2", "-extfile", name + ".ext");
     }
 
-    private void openssl(String... args) throws IOException, InterruptedException {
+    void openssl(String... args) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add("openssl");
         command.addAll(List.of(args));
