@@ -47,7 +47,8 @@ final class PeerAccess {
 
     /** Who may, for the log line of a refusal. */
     String whoMay() {
-        return group == null ? "root and " + daemonUser : "root, " + daemonUser + " and members of group " + group.getName();
+        String users = daemonUser.equals("root") ? "root" : "root, " + daemonUser;
+        return group == null ? users.replace(", ", " and ") : users + " and members of group " + group.getName();
     }
 
     private boolean listedMember(String user) {
