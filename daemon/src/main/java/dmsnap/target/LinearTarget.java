@@ -30,7 +30,7 @@ public final class LinearTarget implements Target {
             try {
                 handle = context.devices().open(deviceArg, context.tableAccess());
             } catch (IOException e) {
-                throw args.fail("Device lookup failed: " + e.getMessage());
+                throw args.failDevice("Device lookup failed: " + e.getMessage(), e);
             }
             if (offset + context.lengthSectors() > handle.device().sizeSectors()) {
                 closeQuietly(handle);

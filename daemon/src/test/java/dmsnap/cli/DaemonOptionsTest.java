@@ -2,6 +2,7 @@ package dmsnap.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,5 +45,13 @@ class DaemonOptionsTest {
         assertEquals(ExitCodes.FAILED, r.exitCode());
         assertEquals("dmsnap: TLS certificate " + cert + ": no such file\n", r.err());
         assertFalse(Files.exists(dir.resolve("run")));
+    }
+
+    @Test
+    void theKernelsPermissionDeniedAtConnectIsExit5NotNoDaemon() {
+        assertTrue(DaemonRequests.permissionDenied(new java.net.BindException("Permission denied")), "the JDK's EACCES");
+        assertTrue(DaemonRequests.permissionDenied(new java.nio.file.AccessDeniedException("/run/dmsnap/control.sock")));
+        assertFalse(DaemonRequests.permissionDenied(new java.net.ConnectException("Connection refused")));
+        assertFalse(DaemonRequests.permissionDenied(new java.io.IOException("Permission denied")), "not from a socket");
     }
 }
