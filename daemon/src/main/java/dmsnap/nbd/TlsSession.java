@@ -15,9 +15,9 @@ import javax.net.ssl.SSLException;
  * through an {@link SSLEngine}. A connection reads on one thread and writes on another, so the
  * two directions have a lock each: {@link #unwrapLock} for taking records off the socket,
  * {@link #wrapLock} for putting them on it. Every socket write happens under {@link #wrapLock}
- * (the engine's own messages too: a TLS 1.3 KeyUpdate answered while reading takes it after the
- * read side's lock, never the other way round), so the write deadline kept here is one
- * writer's. Renegotiation (TLS 1.2) is refused: it would need the writer to wait for the reader.
+ * (the engine's own messages too: a TLS 1.3 KeyUpdate answered while reading takes it, if free,
+ * after the read side's lock, never the other way round), so the write deadline kept here is
+ * one writer's. Renegotiation (TLS 1.2) is refused: it would need the writer to wait for the reader.
  *
  * <p>The negotiation reads the socket exactly option by option, so nothing a client sent after
  * its STARTTLS has been read when the session starts: plaintext sent behind it fails the TLS
@@ -173,7 +173,7 @@ final class TlsSession {
 
     /**
      * Post-handshake messages met while reading: a TLS 1.3 KeyUpdate is answered (under the
-     * write lock), a TLS 1.2 renegotiation refused.
+     * write lock, when it is free), a TLS 1.2 renegotiation refused.
      */
     private void afterUnwrap(SSLEngineResult r) throws IOException {
         HandshakeStatus status = r.getHandshakeStatus();
@@ -186,7 +186,18 @@ final class TlsSession {
         while (true) {
             switch (engine.getHandshakeStatus()) {
                 case NEED_TASK -> runTasks();
-                case NEED_WRAP -> flushHandshake();
+                case NEED_WRAP -> {
+                    // The KeyUpdate in answer. While the writer sends, its next record carries it
+                    // first (RFC 8446 4.6.3 asks no more): the reader never waits for the writer.
+                    if (!wrapLock.tryLock()) {
+                        return;
+                    }
+                    try {
+                        flushHandshake();
+                    } finally {
+                        wrapLock.unlock();
+                    }
+                }
                 case NOT_HANDSHAKING, FINISHED -> {
                     return;
                 }

@@ -118,6 +118,21 @@ class NbdTlsTest {
     }
 
     @Test
+    void ecAndEd25519ServerKeysServeToo() throws Exception {
+        for (String keyType : new String[] {"ec", "ed25519"}) {
+            TestPki other = TestPki.create(dir.resolve(keyType), keyType);
+            try (NbdServer s = new NbdServer(fx.dm, dir.resolve(keyType + ".sock"), new InetSocketAddress("127.0.0.1", 0),
+                    null, new NbdServer.Settings(Duration.ofSeconds(30), 16, 2, 16L << 20), new NbdServer.Access(null,
+                    NbdTls.load(other.serverCert, other.serverKey, null), NbdTls.Mode.REQUIRE));
+                    TlsTestClient c = TlsTestClient.handshake(s.tcpAddress())) {
+                c.startTls(other.client(), "localhost");
+                assertEquals(NBD_REP_ACK, c.go(NBD_OPT_GO, "snap").type(), keyType);
+                assertOriginal(c.read(0, 4096), 0);
+            }
+        }
+    }
+
+    @Test
     void exportNameWithoutTlsEndsTheConnectionWhereTlsIsRequired() throws Exception {
         InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);
         try (TlsTestClient c = TlsTestClient.handshake(address)) {
