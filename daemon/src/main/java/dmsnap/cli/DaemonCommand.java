@@ -55,9 +55,8 @@ final class DaemonCommand implements Callable<Integer> {
     ListenAddress nbdListen;
 
     @Option(names = "--nbd-group", paramLabel = "GROUP",
-            description = {"Members of GROUP may use RUN_DIR/nbd.sock too (mode 0660, group GROUP; the run directory 0710,",
-                "group GROUP): users whose primary group it is or who are listed in /etc/group. The control socket stays",
-                "root's and the daemon user's."})
+            description = {"Members of GROUP may use RUN_DIR/nbd.sock too (mode 0660 and the run directory 0710, both GROUP's).",
+                "Members: processes running with GROUP, users listed in /etc/group. control.sock stays 0600."})
     String nbdGroup;
 
     @Option(names = "--tls-cert", paramLabel = "FILE",
