@@ -189,4 +189,15 @@ expect_contains "warning for 0.0.0.0" "WARN dmsnap.nbd.NbdServer - NBD on 0.0.0.
     "$(cat "$work/daemon.log")"
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
 echo "  --nbd-listen 0.0.0.0:10809 without TLS: $(grep -o 'NBD on 0.0.0.0:10809 is reachable.*' "$work/daemon.log")"
+# Only a port: loopback, and nothing to warn about.
+: >"$work/daemon.log"
+unshare -n sh -c 'ip link set lo up 2>/dev/null; exec "$0" "$@"' "$DMSNAP" daemon --run-dir "$work/run-netns" \
+    --nbd-listen 10809 2>>"$work/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 1 100); do [ -S "$work/run-netns/control.sock" ] && break; sleep 0.1; done
+[ -S "$work/run-netns/control.sock" ] || { cat "$work/daemon.log" >&2; fail "the daemon in the namespace did not start"; }
+expect_contains "only a port" "and tcp 127.0.0.1:10809 (TLS off)" "$(cat "$work/daemon.log")"
+if grep -q "is reachable from the network" "$work/daemon.log"; then fail "a loopback listener was warned about"; fi
+kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
+echo "  --nbd-listen 10809: tcp 127.0.0.1:10809, no warning"
 echo "nbd-tls: OK"
