@@ -3,6 +3,7 @@ package dmsnap.cli;
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.daemon.ListenAddress;
+import dmsnap.nbd.NbdTls;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -18,7 +19,10 @@ import sun.misc.Signal;
             "and every device served over NBD on RUN_DIR/nbd.sock (nbd+unix:///NAME?socket=RUN_DIR/nbd.sock).",
             "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
         footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap --state-dir /var/lib/dmsnap",
-            "  dmsnap daemon --nbd-listen 10809 --metrics 9100   # nbd://127.0.0.1:10809/NAME, http://127.0.0.1:9100/metrics"})
+            "  dmsnap daemon --nbd-listen 10809 --metrics 9100   # nbd://127.0.0.1:10809/NAME, http://127.0.0.1:9100/metrics",
+            "  dmsnap daemon --nbd-listen 0.0.0.0:10809 --tls-cert server-cert.pem --tls-key server-key.pem \\",
+            "      --tls-ca ca-cert.pem   # nbds://HOST:10809/NAME?tls-certificates=DIR, client certificates required",
+            "  dmsnap daemon --nbd-group disk   # members of group disk may use RUN_DIR/nbd.sock"})
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -47,8 +51,31 @@ final class DaemonCommand implements Callable<Integer> {
 
     @Option(names = "--nbd-listen", paramLabel = "[HOST:]PORT", converter = ListenAddressConverter.class,
             description = {"Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1);",
-                "any other address only when named, e.g. 0.0.0.0:10809 (no TLS: a trusted network only)."})
+                "any other address only when named, e.g. 0.0.0.0:10809 (a warning at start unless --tls-cert and --tls-ca)."})
     ListenAddress nbdListen;
+
+    @Option(names = "--nbd-group", paramLabel = "GROUP",
+            description = {"Members of GROUP may use RUN_DIR/nbd.sock too (mode 0660 and the run directory 0710, both GROUP's).",
+                "Members: processes running with GROUP, users listed in /etc/group. control.sock stays 0600."})
+    String nbdGroup;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE",
+            description = "TLS for NBD (STARTTLS): the server's certificate, then any intermediate ones (PEM).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE",
+            description = "The certificate's private key: PEM PKCS#8 (BEGIN PRIVATE KEY), RSA, EC or Ed25519, not encrypted.")
+    Path tlsKey;
+
+    @Option(names = "--tls-ca", paramLabel = "FILE",
+            description = "Require TLS clients to present a certificate signed by a CA in FILE (PEM): verify-peer.")
+    Path tlsCa;
+
+    @Option(names = "--tls", paramLabel = "off|on|require",
+            description = {"TLS on TCP: off (STARTTLS refused), on (the client chooses), require (every option but STARTTLS",
+                "is refused until TLS runs). Default: require with --tls-cert, else off. On RUN_DIR/nbd.sock TLS is",
+                "always the client's choice (its peers are known to the kernel)."})
+    String tls;
 
     @Option(names = "--default-export", paramLabel = "NAME",
             description = "The device an NBD client gets for the empty export name (default: the only device).")
@@ -65,13 +92,43 @@ final class DaemonCommand implements Callable<Integer> {
         java.util.Arrays.sort(thresholds);
         DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
-                new DaemonConfig.Nbd(nbdListen, defaultExport), metrics);
+                new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()), metrics);
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
         }
         daemon.awaitStop();
         return ExitCodes.OK;
+    }
+
+    /** The TLS options, checked together; null without TLS. */
+    private DaemonConfig.Tls tlsConfig() {
+        NbdTls.Mode mode;
+        try {
+            mode = tls == null ? (tlsCert != null ? NbdTls.Mode.REQUIRE : NbdTls.Mode.OFF) : NbdTls.Mode.parse(tls);
+        } catch (IllegalArgumentException e) {
+            throw usage("--tls: " + e.getMessage());
+        }
+        if ((tlsCert == null) != (tlsKey == null)) {
+            throw usage(tlsCert == null ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key");
+        }
+        if (tlsCa != null && tlsCert == null) {
+            throw usage("--tls-ca needs --tls-cert and --tls-key (the server's own certificate)");
+        }
+        if (mode == NbdTls.Mode.OFF) {
+            if (tlsCert != null) {
+                throw usage("--tls=off with --tls-cert: leave out one of them");
+            }
+            return null;
+        }
+        if (tlsCert == null) {
+            throw usage("--tls=" + tls + " needs --tls-cert and --tls-key");
+        }
+        return new DaemonConfig.Tls(tlsCert, tlsKey, tlsCa, mode);
+    }
+
+    private CommandLine.ParameterException usage(String message) {
+        return new CommandLine.ParameterException(spec.commandLine(), message);
     }
 
     /** picocli: a malformed --metrics value is a usage error naming the option. */

@@ -27,6 +27,12 @@ final class DaemonRequests {
         try {
             response = client.send(request);
         } catch (IOException e) {
+            if (permissionDenied(e)) {
+                // The kernel's answer at connect (run directory or socket mode): not this user's daemon.
+                err.println("dmsnap: permission denied: user " + System.getProperty("user.name") + " may not use "
+                        + client.socketPath() + " (only root and the daemon's user may control it)");
+                return PERMISSION;
+            }
             err.println("dmsnap: cannot reach the daemon at " + client.socketPath() + ": " + e.getMessage()
                     + " (start it with: dmsnap daemon --run-dir " + options.runDir() + ")");
             return NO_DAEMON;
@@ -55,6 +61,15 @@ final class DaemonRequests {
                 };
             }
         };
+    }
+
+    /**
+     * EACCES from connect: the JDK gives no errno for a Unix socket, only its text (as a
+     * {@link java.net.SocketException}, a BindException today).
+     */
+    static boolean permissionDenied(IOException e) {
+        return e instanceof java.nio.file.AccessDeniedException
+                || e instanceof java.net.SocketException && Errno.EACCES.text().equals(e.getMessage());
     }
 
     private static String errnoText(String name) {

@@ -14,7 +14,11 @@ import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.target.TargetTypes;
+import dmsnap.nbd.NbdTls;
 import java.io.IOException;
+import java.nio.file.FileSystems;
+import java.nio.file.attribute.GroupPrincipal;
+import java.nio.file.attribute.UserPrincipalNotFoundException;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -49,7 +53,8 @@ public final class Daemon implements AutoCloseable {
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
-    private Daemon(DaemonConfig config, OwnedDirectory runDir, StateStore state, String version) throws IOException {
+    private Daemon(DaemonConfig config, OwnedDirectory runDir, StateStore state, NbdServer.Access nbdAccess,
+            String version) throws IOException {
         this.config = config;
         this.runDir = runDir;
         this.state = state;
@@ -69,7 +74,7 @@ public final class Daemon implements AutoCloseable {
             this.merges = new MergeFlows(devices, state);
             merges.restore();
             nbdServer = new NbdServer(devices, config.nbdSocket(), config.nbd().tcpSocketAddress(),
-                    config.nbd().defaultExport(), NbdServer.Settings.defaults());
+                    config.nbd().defaultExport(), NbdServer.Settings.defaults(), nbdAccess);
             this.nbd = nbdServer;
             this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version,
                     state == null ? DeviceRecorder.NONE : state, merges));
@@ -143,12 +148,14 @@ public final class Daemon implements AutoCloseable {
      *                     daemon uses it, a listener cannot be opened, the state cannot be read
      */
     public static Daemon start(DaemonConfig config, String version) throws IOException {
-        OwnedDirectory runDir = OwnedDirectory.claim(config.runDir(), OwnedDirectory.Kind.RUN);
+        // Before anything is claimed or restored: a wrong group or certificate changes nothing.
+        NbdServer.Access nbdAccess = nbdAccess(config.nbd());
+        OwnedDirectory runDir = OwnedDirectory.claim(config.runDir(), OwnedDirectory.Kind.RUN, nbdAccess.group());
         StateStore state = null;
         boolean ok = false;
         try {
             state = config.stateDir() == null ? null : new StateStore(config.stateDir());
-            Daemon daemon = new Daemon(config, runDir, state, version);
+            Daemon daemon = new Daemon(config, runDir, state, nbdAccess, version);
             log.info("dmsnap {} daemon started (pid {}), run directory {}", version, ProcessHandle.current().pid(),
                     config.runDir());
             ok = true;
@@ -160,6 +167,22 @@ public final class Daemon implements AutoCloseable {
                 }
                 runDir.close();
             }
+        }
+    }
+
+    private static NbdServer.Access nbdAccess(DaemonConfig.Nbd nbd) throws IOException {
+        GroupPrincipal group = nbd.group() == null ? null : group(nbd.group());
+        DaemonConfig.Tls tls = nbd.tls();
+        return tls == null ? new NbdServer.Access(group, null, NbdTls.Mode.OFF)
+                : new NbdServer.Access(group, NbdTls.load(tls.cert(), tls.key(), tls.ca()), tls.tcp());
+    }
+
+    /** {@code --nbd-group}'s group, from the group database. */
+    private static GroupPrincipal group(String name) throws IOException {
+        try {
+            return FileSystems.getDefault().getUserPrincipalLookupService().lookupPrincipalByGroupName(name);
+        } catch (UserPrincipalNotFoundException e) {
+            throw new IOException("--nbd-group: there is no group named " + name);
         }
     }
 

@@ -22,13 +22,38 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
      *
      * @param tcp           {@code --nbd-listen}: also listen on TCP here, or null
      * @param defaultExport {@code --default-export}: the device the empty export name selects, or null
+     * @param group         {@code --nbd-group}: a group whose members may use the Unix socket too
+     *                      (it gets mode 0660 and the group; the run directory 0710 and the group), or null
+     * @param tls           {@code --tls-*}: TLS credentials and mode, or null
      */
-    public record Nbd(ListenAddress tcp, String defaultExport) {
+    public record Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls) {
         public static final Nbd UNIX_ONLY = new Nbd(null, null);
+
+        public Nbd(ListenAddress tcp, String defaultExport) {
+            this(tcp, defaultExport, null, null);
+        }
 
         /** The TCP address to bind, or null. */
         public InetSocketAddress tcpSocketAddress() {
             return tcp == null ? null : new InetSocketAddress(tcp.host(), tcp.port());
+        }
+    }
+
+    /**
+     * TLS for NBD.
+     *
+     * @param cert {@code --tls-cert}: the server's certificate chain (PEM)
+     * @param key  {@code --tls-key}: its private key (PKCS#8 PEM)
+     * @param ca   {@code --tls-ca}: null, or CA certificates client certificates must chain to
+     * @param tcp  {@code --tls}: whether TCP clients may (ON) or must (REQUIRE, the default) use TLS
+     */
+    public record Tls(Path cert, Path key, Path ca, dmsnap.nbd.NbdTls.Mode tcp) {
+        public Tls {
+            java.util.Objects.requireNonNull(cert, "cert");
+            java.util.Objects.requireNonNull(key, "key");
+            if (tcp == dmsnap.nbd.NbdTls.Mode.OFF) {
+                throw new IllegalArgumentException("TLS credentials with TLS off");
+            }
         }
     }
 

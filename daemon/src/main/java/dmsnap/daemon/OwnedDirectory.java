@@ -18,6 +18,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.GroupPrincipal;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -33,7 +34,9 @@ import org.slf4j.LoggerFactory;
  * paths: it must never be led into changing the mode of, truncating or writing anything else.
  * So an existing directory must be a real directory (a symbolic link is refused, the last
  * component included), owned by the daemon's user, and writable by nobody else; the run
- * directory's mode must be exactly 0700. A directory is never chmodded unless this class has
+ * directory's mode must be exactly 0700, or with {@code --nbd-group} exactly 0710 with that
+ * group (its members may reach {@code nbd.sock} in it, not list it, and every other file in it
+ * is the daemon's only). A directory is never chmodded unless this class has
  * just created it. The lock file ({@value #LOCK_FILE}) is opened without following a symbolic
  * link, must be a regular file, and is held with {@code flock}, which belongs to the open file:
  * a second daemon is refused, also one in the same JVM. It stays in place when released
@@ -44,6 +47,8 @@ final class OwnedDirectory implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OwnedDirectory.class);
     static final String LOCK_FILE = "daemon.lock";
     private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
+    /** The run directory with {@code --nbd-group}: the group may pass through to the NBD socket. */
+    private static final Set<PosixFilePermission> GROUP_TRAVERSE = PosixFilePermissions.fromString("rwx--x---");
 
     /** Which directory, for messages, and whether only the exact mode 0700 is accepted. */
     enum Kind {
@@ -74,8 +79,19 @@ final class OwnedDirectory implements AutoCloseable {
      * @throws IOException one line saying why the directory is refused or which daemon holds it
      */
     static OwnedDirectory claim(Path dir, Kind kind) throws IOException {
-        createIfMissing(dir);
-        check(dir, kind);
+        return claim(dir, kind, null);
+    }
+
+    /**
+     * As {@link #claim(Path, Kind)}; with a {@code group} (the run directory with
+     * {@code --nbd-group}) the directory has mode 0710 and that group.
+     */
+    static OwnedDirectory claim(Path dir, Kind kind, GroupPrincipal group) throws IOException {
+        if (group != null && kind != Kind.RUN) {
+            throw new IllegalArgumentException("only the run directory is shared with a group");
+        }
+        createIfMissing(dir, group);
+        check(dir, kind, group);
         NativeFile lock = openLock(dir, kind);
         boolean ok = false;
         try {
@@ -108,8 +124,8 @@ final class OwnedDirectory implements AutoCloseable {
         throw new IOException("/proc/self/status has no Uid line");
     }
 
-    /** Creates {@code dir} with mode 0700 unless something is there. */
-    private static void createIfMissing(Path dir) throws IOException {
+    /** Creates {@code dir} with mode 0700 (0710 and {@code group} with one) unless something is there. */
+    private static void createIfMissing(Path dir, GroupPrincipal group) throws IOException {
         if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
@@ -123,14 +139,25 @@ final class OwnedDirectory implements AutoCloseable {
             return; // made by someone else meanwhile: checked like any existing directory
         }
         // Our own new directory: undo what the umask took (never done to an existing one).
-        Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
-                .setPermissions(OWNER_ONLY);
+        PosixFileAttributeView view = Files.getFileAttributeView(dir, PosixFileAttributeView.class,
+                LinkOption.NOFOLLOW_LINKS);
+        view.setPermissions(OWNER_ONLY);
+        if (group != null) {
+            try {
+                view.setGroup(group); // before the group may pass: never another group's for a moment
+            } catch (IOException e) {
+                throw new IOException("cannot give the run directory " + dir + " to group " + group.getName() + ": "
+                        + e.getMessage() + " (the daemon's user must be root or a member of it)", e);
+            }
+            view.setPermissions(GROUP_TRAVERSE);
+        }
     }
 
-    private static void check(Path dir, Kind kind) throws IOException {
+    private static void check(Path dir, Kind kind, GroupPrincipal group) throws IOException {
         Map<String, Object> a;
         try {
-            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode", LinkOption.NOFOLLOW_LINKS);
+            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode,group",
+                    LinkOption.NOFOLLOW_LINKS);
         } catch (NoSuchFileException e) {
             throw new IOException(kind.what + " " + dir + " vanished while it was being created");
         }
@@ -149,7 +176,13 @@ final class OwnedDirectory implements AutoCloseable {
         @SuppressWarnings("unchecked")
         Set<PosixFilePermission> permissions = (Set<PosixFilePermission>) a.get("permissions");
         String mode = String.format("%04o", (Integer) a.get("mode") & 07777); // as ls and chmod show it
-        if (kind.exactlyOwnerOnly && !permissions.equals(OWNER_ONLY)) {
+        if (group != null && !(permissions.equals(GROUP_TRAVERSE) && group.equals(a.get("group")))) {
+            String actual = ((GroupPrincipal) a.get("group")).getName();
+            throw new IOException(kind.what + " " + dir + " has mode " + mode + " and group " + actual + ", not 0710 and"
+                    + " group " + group.getName() + " (--nbd-group: the group reaches nbd.sock through it): chgrp "
+                    + group.getName() + " and chmod 0710 it if it is the daemon's own, or give a new one");
+        }
+        if (group == null && kind.exactlyOwnerOnly && !permissions.equals(OWNER_ONLY)) {
             throw new IOException(kind.what + " " + dir + " has mode " + mode + ", not 0700: chmod 0700 it if it is"
                     + " the daemon's own, or give a new one (made with mode 0700)");
         }

@@ -11,6 +11,10 @@ import java.nio.channels.SocketChannel;
  * must be complete within the timeout, and a reply must be taken by the client within it;
  * otherwise the watchdog closes the socket, which ends the blocked read or write. Waiting for
  * the first byte of the next request has no deadline: an idle client is a normal client.
+ *
+ * <p>After {@code NBD_OPT_STARTTLS} everything goes through a {@link TlsSession}; until then
+ * (and always on a plain connection) reads and writes go straight to the socket, from and into
+ * the caller's buffers.
  */
 final class NbdChannel implements AutoCloseable {
     private static final long NONE = Long.MAX_VALUE;
@@ -18,6 +22,8 @@ final class NbdChannel implements AutoCloseable {
     private final SocketChannel socket;
     private final String peer;
     private final long timeoutNanos;
+    /** Null until TLS is started: set by the negotiating thread before the connection's other threads start. */
+    private volatile TlsSession tls;
     private volatile long readDeadline = NONE;
     private volatile long writeDeadline = NONE;
 
@@ -29,6 +35,27 @@ final class NbdChannel implements AutoCloseable {
 
     String peer() {
         return peer;
+    }
+
+    /**
+     * Starts TLS on this connection (the {@code NBD_REP_ACK} to STARTTLS has been sent) and runs
+     * the TLS handshake.
+     *
+     * @throws IOException the handshake failed; the connection is unusable
+     */
+    void startTls(javax.net.ssl.SSLEngine engine) throws IOException {
+        TlsSession session = new TlsSession(socket, engine, timeoutNanos);
+        tls = session;
+        session.handshake();
+    }
+
+    /** The TLS session, or null on a plain connection. */
+    TlsSession tls() {
+        return tls;
+    }
+
+    private int read(ByteBuffer buffer) throws IOException {
+        return tls == null ? socket.read(buffer) : tls.read(buffer);
     }
 
     /** Starts a message: everything read until {@link #endMessage()} must arrive within the timeout. */
@@ -43,7 +70,7 @@ final class NbdChannel implements AutoCloseable {
     /** Fills {@code buffer}; EOF before it is full is an {@link EOFException}. */
     void readFully(ByteBuffer buffer) throws IOException {
         while (buffer.hasRemaining()) {
-            if (socket.read(buffer) < 0) {
+            if (read(buffer) < 0) {
                 throw new EOFException("client " + peer + " closed the connection");
             }
         }
@@ -56,7 +83,7 @@ final class NbdChannel implements AutoCloseable {
      */
     boolean readMessage(ByteBuffer buffer) throws IOException {
         while (buffer.position() == 0) {
-            if (socket.read(buffer) < 0) {
+            if (read(buffer) < 0) {
                 return false;
             }
         }
@@ -79,6 +106,10 @@ final class NbdChannel implements AutoCloseable {
     void writeFully(ByteBuffer... buffers) throws IOException {
         writeDeadline = System.nanoTime() + timeoutNanos;
         try {
+            if (tls != null) {
+                tls.write(buffers);
+                return;
+            }
             long left = 0;
             for (ByteBuffer b : buffers) {
                 left += b.remaining();
@@ -95,7 +126,9 @@ final class NbdChannel implements AutoCloseable {
     boolean closeIfOverdue(long now) {
         long read = readDeadline;
         long write = writeDeadline;
-        if (read != NONE && now - read > 0 || write != NONE && now - write > 0) {
+        TlsSession session = tls;
+        if (read != NONE && now - read > 0 || write != NONE && now - write > 0
+                || session != null && session.writeOverdue(now)) {
             close();
             return true;
         }
@@ -115,6 +148,23 @@ final class NbdChannel implements AutoCloseable {
         return socket.isOpen();
     }
 
+    /**
+     * Ends the connection cleanly: with TLS, close_notify first (when the socket takes it within
+     * the timeout). Only when no other thread uses the connection any more.
+     */
+    void finish() {
+        TlsSession session = tls;
+        if (session != null && socket.isOpen()) {
+            try {
+                session.closeOutbound();
+            } catch (IOException e) {
+                // The client left first: nothing to end cleanly.
+            }
+        }
+        close();
+    }
+
+    /** Closes the socket at once (also from the watchdog, while other threads block on it). */
     @Override
     public void close() {
         try {

@@ -144,7 +144,7 @@ final class NbdConnection {
             }
             // The device first: a client that sees the connection closed finds it no longer held open.
             export.close();
-            channel.close();
+            channel.finish(); // with TLS, close_notify first, as the protocol asks
             share.close(); // every buffer is back: the writer has sent or dropped every reply
         }
     }

@@ -15,8 +15,19 @@ import org.slf4j.LoggerFactory;
 /**
  * Fixed newstyle negotiation (proto.md "Handshake"): the greeting, the client flags, then
  * options until {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME} selects an export, or the
- * client aborts. Supported: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY; STARTTLS is
- * refused by policy; anything else is answered {@code NBD_REP_ERR_UNSUP}. Malformed options get
+ * client aborts. Supported: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY, and STARTTLS
+ * when the connection's {@link Policy} offers TLS (refused by policy otherwise); anything else is
+ * answered {@code NBD_REP_ERR_UNSUP}.
+ *
+ * <p>TLS (proto.md "TLS support"): where TLS is required (FORCEDTLS) every option but STARTTLS
+ * and ABORT is answered {@code NBD_REP_ERR_TLS_REQD} until TLS runs, and EXPORT_NAME, which
+ * cannot be answered with an error, ends the connection; where it is offered, the client may
+ * start it or not. After the TLS handshake the negotiation goes on over TLS with what was
+ * negotiated in plain text forgotten (structured replies), as a man in the middle may have
+ * chosen it; a second STARTTLS is {@code NBD_REP_ERR_INVALID}. A peer the server refuses gets
+ * {@code NBD_REP_ERR_POLICY} with the reason for every option (EXPORT_NAME: the connection ends).
+ *
+ * <p>Malformed options get
  * {@code NBD_REP_ERR_INVALID}, option data over {@value #MAX_OPTION_BYTES} bytes
  * {@code NBD_REP_ERR_TOO_BIG} (over {@value #MAX_SKIPPED_OPTION_BYTES} the connection is
  * dropped), as does a client that sends more than {@value #MAX_OPTIONS} options.
@@ -43,6 +54,18 @@ final class NbdHandshake {
         }
     }
 
+    /**
+     * What a connection may do: TLS offered ({@code tls} not null) and perhaps required; or,
+     * with a {@code refusal}, nothing (each option is refused with it).
+     */
+    record Policy(NbdTls tls, boolean tlsRequired, String refusal) {
+        static final Policy PLAIN = new Policy(null, false, null);
+
+        static Policy refuse(String reason) {
+            return new Policy(null, false, reason);
+        }
+    }
+
     /** The outcome: the export to serve and whether replies are structured. */
     record Result(NbdExport export, boolean structuredReplies) {
     }
@@ -50,15 +73,18 @@ final class NbdHandshake {
     private final NbdChannel channel;
     private final Exports exports;
     private final MemorySegment zeroes;
+    private final Policy policy;
     private final ByteBuffer header = ByteBuffer.allocate(16);
     private ByteBuffer scratch;
     private boolean noZeroes;
     private boolean structuredReplies;
+    private boolean tlsStarted;
 
-    NbdHandshake(NbdChannel channel, Exports exports, MemorySegment zeroes) {
+    NbdHandshake(NbdChannel channel, Exports exports, MemorySegment zeroes, Policy policy) {
         this.channel = channel;
         this.exports = exports;
         this.zeroes = zeroes;
+        this.policy = policy;
     }
 
     /**
@@ -97,7 +123,9 @@ final class NbdHandshake {
                     scratch = ByteBuffer.allocate(64 * 1024);
                 }
                 channel.skip(length, scratch);
-                reply(option, NBD_REP_ERR_TOO_BIG, "option data of " + length + " bytes is too big");
+                if (!refused(option)) {
+                    reply(option, NBD_REP_ERR_TOO_BIG, "option data of " + length + " bytes is too big");
+                }
                 continue;
             }
             ByteBuffer data = ByteBuffer.allocate((int) length);
@@ -117,6 +145,9 @@ final class NbdHandshake {
 
     /** One option; a result when it ended the negotiation with an export. */
     private Result option(int option, ByteBuffer data) throws IOException {
+        if (refused(option)) {
+            return null;
+        }
         switch (option) {
             case NBD_OPT_EXPORT_NAME -> {
                 MappedDevice device;
@@ -140,6 +171,9 @@ final class NbdHandshake {
             case NBD_OPT_ABORT -> {
                 try {
                     ack(option);
+                    if (tlsStarted) {
+                        channel.finish(); // close_notify, then the connection ends
+                    }
                 } catch (IOException e) {
                     // The client may close without waiting for the ACK (spec: handle it gracefully).
                 }
@@ -158,7 +192,7 @@ final class NbdHandshake {
                 return null;
             }
             case NBD_OPT_STARTTLS -> {
-                reply(option, NBD_REP_ERR_POLICY, "TLS is not offered: use the Unix socket, or TCP on a trusted network");
+                startTls(option, data);
                 return null;
             }
             case NBD_OPT_INFO, NBD_OPT_GO -> {
@@ -179,6 +213,55 @@ final class NbdHandshake {
                 reply(option, NBD_REP_ERR_UNSUP, optionName(option) + " is not supported");
                 return null;
             }
+        }
+    }
+
+    /**
+     * Answers an option the policy does not let through (a refused peer; TLS required and not
+     * running) with its error; true when it did.
+     *
+     * @throws IOException for EXPORT_NAME, which cannot be answered with an error: the spec has
+     *                     the server end the session
+     */
+    private boolean refused(int option) throws IOException {
+        if (option == NBD_OPT_ABORT) {
+            return false;
+        }
+        if (policy.refusal() != null) {
+            if (option == NBD_OPT_EXPORT_NAME) {
+                throw new IOException("EXPORT_NAME refused: " + policy.refusal());
+            }
+            reply(option, NBD_REP_ERR_POLICY, policy.refusal());
+            return true;
+        }
+        if (policy.tlsRequired() && !tlsStarted && option != NBD_OPT_STARTTLS) {
+            if (option == NBD_OPT_EXPORT_NAME) {
+                throw new IOException("EXPORT_NAME without TLS, which this server requires");
+            }
+            reply(option, NBD_REP_ERR_TLS_REQD, "TLS is required: send STARTTLS first (nbds:// URIs)");
+            return true;
+        }
+        return false;
+    }
+
+    private void startTls(int option, ByteBuffer data) throws IOException {
+        if (policy.tls() == null) {
+            reply(option, NBD_REP_ERR_POLICY, "TLS is not offered here (the daemon has no --tls-cert)");
+        } else if (tlsStarted) {
+            reply(option, NBD_REP_ERR_INVALID, "TLS is already running");
+        } else if (data.hasRemaining()) {
+            reply(option, NBD_REP_ERR_INVALID, "STARTTLS takes no data");
+        } else {
+            ack(option);
+            tlsStarted = true;
+            try {
+                channel.startTls(policy.tls().newEngine());
+            } catch (IOException e) {
+                throw new IOException("TLS handshake failed: " + e.getMessage(), e);
+            }
+            // Negotiated in plain text, where anyone on the way could have chosen it: forgotten.
+            structuredReplies = false;
+            log.debug("{}: TLS {}", channel.peer(), channel.tls().describe());
         }
     }
 

@@ -33,6 +33,7 @@ final class NbdProtocol {
     static final int NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR | 1;
     static final int NBD_REP_ERR_POLICY = NBD_REP_FLAG_ERROR | 2;
     static final int NBD_REP_ERR_INVALID = NBD_REP_FLAG_ERROR | 3;
+    static final int NBD_REP_ERR_TLS_REQD = NBD_REP_FLAG_ERROR | 5;
     static final int NBD_REP_ERR_UNKNOWN = NBD_REP_FLAG_ERROR | 6;
     static final int NBD_REP_ERR_SHUTDOWN = NBD_REP_FLAG_ERROR | 7;
     static final int NBD_REP_ERR_TOO_BIG = NBD_REP_FLAG_ERROR | 9;

@@ -12,7 +12,10 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.GroupPrincipal;
+import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -34,7 +37,11 @@ import org.slf4j.MDC;
 
 /**
  * Serves every mapped device over NBD: always on a Unix socket ({@code RUN_DIR/nbd.sock}, mode
- * 0600, peers checked with SO_PEERCRED: root or the daemon's user), on TCP only when asked.
+ * 0600, or 0660 with the group of {@link Access#group()}; peers checked with SO_PEERCRED, see
+ * {@link PeerAccess}), on TCP only when asked. With TLS credentials, STARTTLS is offered on both;
+ * TCP clients may or must use it as {@link Access#tcpTls()} says, while on the Unix socket, whose
+ * peers the kernel names, it stays the client's choice. A TCP listener others can reach without
+ * TLS and client certificates is warned about at start ({@link #exposureWarning}).
  * The export name is the device name; the empty name is the default export (the one named by
  * {@code --default-export}, else the only device). One platform thread per connection (plus one
  * for its replies); device I/O runs on a bounded pool of I/O threads (on the connection's
@@ -59,11 +66,30 @@ public final class NbdServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Who may connect and how.
+     *
+     * @param group  null, or the group whose members may use the Unix socket too (mode 0660)
+     * @param tls    null, or the TLS credentials: STARTTLS is offered
+     * @param tcpTls on TCP: OFF (STARTTLS refused), ON (the client's choice), REQUIRE (options
+     *               other than STARTTLS get NBD_REP_ERR_TLS_REQD until TLS runs)
+     */
+    public record Access(GroupPrincipal group, NbdTls tls, NbdTls.Mode tcpTls) {
+        public static final Access OWNER_ONLY = new Access(null, null, NbdTls.Mode.OFF);
+
+        public Access {
+            if (tcpTls != NbdTls.Mode.OFF && tls == null) {
+                throw new IllegalArgumentException("TLS mode " + tcpTls + " without credentials");
+            }
+        }
+    }
+
     private final DeviceManager devices;
     private final String defaultExport;
+    private final Access access;
+    private final PeerAccess peers;
     private final Settings settings;
     private final Path socketPath;
-    private final String daemonUser = System.getProperty("user.name");
     private final List<ServerSocketChannel> listeners = new ArrayList<>();
     private final List<Thread> acceptors = new ArrayList<>();
     private final InetSocketAddress tcpAddress;
@@ -98,7 +124,19 @@ public final class NbdServer implements AutoCloseable {
      */
     public NbdServer(DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings)
             throws IOException {
+        this(devices, socketPath, tcp, defaultExport, settings, Access.OWNER_ONLY);
+    }
+
+    /**
+     * Starts serving {@code devices} with {@code access}.
+     *
+     * @throws IOException one line: a listener cannot be opened, the socket cannot be given to the group
+     */
+    public NbdServer(DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings,
+            Access access) throws IOException {
         this.devices = devices;
+        this.access = access;
+        this.peers = new PeerAccess(System.getProperty("user.name"), access.group(), PeerAccess.GROUP_FILE);
         this.defaultExport = defaultExport;
         this.settings = settings;
         this.socketPath = socketPath;
@@ -116,7 +154,17 @@ public final class NbdServer implements AutoCloseable {
             // A backlog as deep as the connection limit: the default (50) makes a burst of clients that
             // connect without blocking (libnbd, virtual threads) fail with EAGAIN.
             unix.bind(UnixDomainSocketAddress.of(socketPath), settings.maxConnections());
-            Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString("rw-------"));
+            if (access.group() != null) {
+                try {
+                    Files.getFileAttributeView(socketPath, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
+                            .setGroup(access.group());
+                } catch (IOException e) {
+                    throw new IOException("cannot give " + socketPath + " to group " + access.group().getName() + ": "
+                            + e.getMessage() + " (the daemon's user must be root or a member of it)", e);
+                }
+            }
+            Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString(
+                    access.group() == null ? "rw-------" : "rw-rw----"));
             acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-unix").daemon(true).start(() -> acceptLoop(unix, true)));
             InetSocketAddress bound = null;
             if (tcp != null) {
@@ -130,6 +178,10 @@ public final class NbdServer implements AutoCloseable {
                             + e.getMessage(), e);
                 }
                 bound = (InetSocketAddress) inet.getLocalAddress();
+                String warning = exposureWarning(bound, access);
+                if (warning != null) {
+                    log.warn(warning);
+                }
                 acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-tcp").daemon(true).start(() -> acceptLoop(inet, false)));
             }
             this.tcpAddress = bound;
@@ -141,8 +193,32 @@ public final class NbdServer implements AutoCloseable {
                 close();
             }
         }
-        log.info("NBD on {}{}", socketPath, tcpAddress == null ? "" : " and tcp " + tcpAddress.getHostString() + ":"
-                + tcpAddress.getPort());
+        log.info("NBD on {} ({}){}{}", socketPath, peers.whoMay(), tcpAddress == null ? ""
+                : " and tcp " + hostPort(tcpAddress) + " (TLS " + access.tcpTls().name().toLowerCase(java.util.Locale.ROOT)
+                + ")", access.tls() == null ? "" : "; TLS certificate " + access.tls().describe());
+    }
+
+    /**
+     * The warning for a TCP listener at {@code bound} that is reachable from the network (not
+     * loopback) where TLS does not keep strangers out; null when there is nothing to warn about.
+     */
+    static String exposureWarning(InetSocketAddress bound, Access access) {
+        if (bound.getAddress() != null && bound.getAddress().isLoopbackAddress()) {
+            return null;
+        }
+        String where = "NBD on " + hostPort(bound) + " is reachable from the network; ";
+        return switch (access.tcpTls()) {
+            case OFF -> where + "without --tls-cert anyone who can reach it can read and write every device";
+            case ON -> where + "with --tls=on clients may still connect without TLS: anyone who can reach it can read"
+                    + " and write every device (--tls=require with --tls-ca keeps them out)";
+            case REQUIRE -> access.tls().verifiesPeer() ? null : where + "TLS is required, but without --tls-ca any"
+                    + " client that can reach it can read and write every device";
+        };
+    }
+
+    private static String hostPort(InetSocketAddress a) {
+        String host = a.getHostString();
+        return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + a.getPort();
     }
 
     public Path socketPath() {
@@ -219,32 +295,43 @@ public final class NbdServer implements AutoCloseable {
         String peer = "nbd#" + id;
         NbdChannel channel = null;
         try {
+            NbdHandshake.Policy policy;
             if (unix) {
                 UnixDomainPrincipal principal = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
                 String user = principal.user().getName();
-                if (!user.equals("root") && !user.equals(daemonUser)) {
-                    warn("NBD: refused a connection from user {} (only root and {} may use {}){}", user, daemonUser,
-                            socketPath);
-                    return;
-                }
                 peer += " (" + user + ")";
-                client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
+                if (peers.allows(principal)) {
+                    policy = new NbdHandshake.Policy(access.tls(), false, null);
+                    client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
+                } else {
+                    // Answered, not just closed: the client can tell its user why.
+                    warn("NBD: refused a connection from user {} (only {} may use {}){}", user, peers.whoMay(),
+                            socketPath);
+                    policy = NbdHandshake.Policy.refuse("permission denied: user " + user
+                            + " may not use this daemon's exports");
+                }
             } else {
                 client.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 peer += " (" + client.getRemoteAddress() + ")";
+                policy = switch (access.tcpTls()) {
+                    case OFF -> NbdHandshake.Policy.PLAIN;
+                    case ON -> new NbdHandshake.Policy(access.tls(), false, null);
+                    case REQUIRE -> new NbdHandshake.Policy(access.tls(), true, null);
+                };
             }
             channel = new NbdChannel(client, peer, settings.timeout().toNanos());
             open.add(channel);
             if (closed.get()) {
                 return;
             }
-            NbdHandshake.Result result = new NbdHandshake(channel, exports(), zeroes).negotiate();
+            NbdHandshake.Result result = new NbdHandshake(channel, exports(), zeroes, policy).negotiate();
             if (result == null) {
                 return;
             }
             MDC.put("device", result.export().name());
-            log.info("{}: serving {} ({} bytes{})", peer, result.export().name(), result.export().sizeBytes(),
-                    result.structuredReplies() ? ", structured replies" : "");
+            log.info("{}: serving {} ({} bytes{}{})", peer, result.export().name(), result.export().sizeBytes(),
+                    result.structuredReplies() ? ", structured replies" : "",
+                    channel.tls() == null ? "" : ", " + channel.tls().describe());
             new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers, unexpectedErrors,
                     this::warn).serve();
             log.info("{}: done with {}", peer, result.export().name());

@@ -43,7 +43,7 @@ public final class OriginTarget implements Target {
             try {
                 handle = context.open(args.next(), context.tableAccess());
             } catch (IOException e) {
-                throw args.fail("Cannot get target device");
+                throw args.failDevice("Cannot get target device", e);
             }
             if (context.lengthSectors() > handle.device().sizeSectors()) {
                 try {

@@ -97,7 +97,7 @@ public final class SnapshotTarget implements Target {
             origin = context.open(originArg,
                     merge ? BackingDevices.Access.WRITE : BackingDevices.Access.READ);
         } catch (IOException e) {
-            throw args.fail("Cannot get origin device");
+            throw args.failDevice("Cannot get origin device", e);
         }
         BackingDevices.Handle cow = null;
         boolean ok = false;
@@ -105,7 +105,7 @@ public final class SnapshotTarget implements Target {
             try {
                 cow = context.open(cowArg, context.tableAccess());
             } catch (IOException e) {
-                throw args.fail("Cannot get COW device");
+                throw args.failDevice("Cannot get COW device", e);
             }
             if (cow.identity().equals(origin.identity())) {
                 throw args.fail("COW device cannot be the same as origin device");

@@ -30,7 +30,7 @@ public final class LinearTarget implements Target {
             try {
                 handle = context.open(deviceArg, context.tableAccess());
             } catch (IOException e) {
-                throw args.fail("Device lookup failed: " + e.getMessage());
+                throw args.failDevice("Device lookup failed: " + e.getMessage(), e);
             }
             long deviceSectors = handle.device().sizeSectors();
             // The kernel's device_area_is_invalid: also a start at or past the end (offset + length may overflow).

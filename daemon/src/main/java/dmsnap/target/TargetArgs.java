@@ -1,6 +1,9 @@
 package dmsnap.target;
 
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
 import dmsnap.table.TableLoadException;
+import java.io.IOException;
 import java.util.List;
 
 /** A cursor over a target's arguments that fails with the constructor's own sentences. */
@@ -57,5 +60,26 @@ public final class TargetArgs {
 
     public TableLoadException fail(String message, String errno) {
         return new TableLoadException(target, message, errno);
+    }
+
+    /**
+     * A device argument that could not be opened: {@code message} with the errno the kernel's
+     * {@code dm_get_device} passes on for a device the caller may not open (EACCES, e.g. a
+     * daemon running as a user without access to it); EINVAL otherwise.
+     */
+    public TableLoadException failDevice(String message, IOException cause) {
+        return fail(message, permissionDenied(cause) ? "EACCES" : "EINVAL");
+    }
+
+    private static boolean permissionDenied(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.nio.file.AccessDeniedException) {
+                return true;
+            }
+            if (t instanceof ErrnoException errno && (errno.errno() == Errno.EACCES || errno.errno() == Errno.EPERM)) {
+                return true;
+            }
+        }
+        return false;
     }
 }
