@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
+import java.util.function.LongSupplier;
 
 /**
  * A client's socket with the deadlines the server's watchdog enforces: a message that has
@@ -11,6 +12,8 @@ import java.nio.channels.SocketChannel;
  * must be complete within the timeout, and a reply must be taken by the client within it;
  * otherwise the watchdog closes the socket, which ends the blocked read or write. Waiting for
  * the first byte of the next request has no deadline: an idle client is a normal client.
+ * Deadlines are on the server's clock ({@link NbdServer.Settings#nanoClock()}), which the
+ * watchdog reads too.
  *
  * <p>After {@code NBD_OPT_STARTTLS} everything goes through a {@link TlsSession}; until then
  * (and always on a plain connection) reads and writes go straight to the socket, from and into
@@ -22,15 +25,17 @@ final class NbdChannel implements AutoCloseable {
     private final SocketChannel socket;
     private final String peer;
     private final long timeoutNanos;
+    private final LongSupplier clock;
     /** Null until TLS is started: set by the negotiating thread before the connection's other threads start. */
     private volatile TlsSession tls;
     private volatile long readDeadline = NONE;
     private volatile long writeDeadline = NONE;
 
-    NbdChannel(SocketChannel socket, String peer, long timeoutNanos) {
+    NbdChannel(SocketChannel socket, String peer, long timeoutNanos, LongSupplier clock) {
         this.socket = socket;
         this.peer = peer;
         this.timeoutNanos = timeoutNanos;
+        this.clock = clock;
     }
 
     String peer() {
@@ -44,7 +49,7 @@ final class NbdChannel implements AutoCloseable {
      * @throws IOException the handshake failed; the connection is unusable
      */
     void startTls(javax.net.ssl.SSLEngine engine) throws IOException {
-        TlsSession session = new TlsSession(socket, engine, timeoutNanos);
+        TlsSession session = new TlsSession(socket, engine, timeoutNanos, clock);
         tls = session;
         session.handshake();
     }
@@ -60,7 +65,7 @@ final class NbdChannel implements AutoCloseable {
 
     /** Starts a message: everything read until {@link #endMessage()} must arrive within the timeout. */
     void startMessage() {
-        readDeadline = System.nanoTime() + timeoutNanos;
+        readDeadline = clock.getAsLong() + timeoutNanos;
     }
 
     void endMessage() {
@@ -104,7 +109,7 @@ final class NbdChannel implements AutoCloseable {
 
     /** Writes all of {@code buffers}, within the timeout. */
     void writeFully(ByteBuffer... buffers) throws IOException {
-        writeDeadline = System.nanoTime() + timeoutNanos;
+        writeDeadline = clock.getAsLong() + timeoutNanos;
         try {
             if (tls != null) {
                 tls.write(buffers);
@@ -122,17 +127,23 @@ final class NbdChannel implements AutoCloseable {
         }
     }
 
-    /** Watchdog: closes the socket when a message or a reply is overdue. */
+    /** Watchdog: closes the socket when a message or a reply is overdue; true when it did. */
     boolean closeIfOverdue(long now) {
         long read = readDeadline;
         long write = writeDeadline;
         TlsSession session = tls;
-        if (read != NONE && now - read > 0 || write != NONE && now - write > 0
-                || session != null && session.writeOverdue(now)) {
+        if ((read != NONE && now - read > 0 || write != NONE && now - write > 0
+                || session != null && session.writeOverdue(now)) && socket.isOpen()) {
             close();
             return true;
         }
         return false;
+    }
+
+    /** Whether a deadline runs on this open connection now: a message has begun, or a reply is being sent. */
+    boolean deadlineRunning() {
+        TlsSession session = tls;
+        return socket.isOpen() && (readDeadline != NONE || writeDeadline != NONE || session != null && session.writing());
     }
 
     /** Stops reading: a reader blocked for the next request sees end of input. */

@@ -20,6 +20,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
@@ -29,6 +30,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
 import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
@@ -56,8 +59,25 @@ import org.slf4j.MDC;
 public final class NbdServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NbdServer.class);
 
-    /** Tunables, with the defaults the daemon uses. */
-    public record Settings(Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes) {
+    /**
+     * Tunables, with the defaults the daemon uses.
+     *
+     * @param nanoClock the clock of the message and reply deadlines and of the watchdog that
+     *                  enforces them: {@code System::nanoTime}; tests give one that moves only when
+     *                  they move it, so that a deadline passes when they say, never because the
+     *                  machine is slow
+     */
+    public record Settings(Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes,
+            LongSupplier nanoClock) {
+        public Settings {
+            Objects.requireNonNull(nanoClock, "nanoClock");
+        }
+
+        /** With the system's clock. */
+        public Settings(Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes) {
+            this(timeout, maxConnections, ioThreads, bufferBudgetBytes, System::nanoTime);
+        }
+
         public static Settings defaults() {
             return new Settings(Duration.ofMillis(Long.getLong("dmsnap.nbd.timeoutMs", 30_000)),
                     Integer.getInteger("dmsnap.nbd.maxConnections", 1024),
@@ -110,6 +130,10 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicInteger connectionCount = new AtomicInteger();
     private final AtomicLong accepted = new AtomicLong();
     private final AtomicLong unexpectedErrors = new AtomicLong();
+    /** Connections the watchdog closed. */
+    private final AtomicLong timedOut = new AtomicLong();
+    /** Held for a watchdog pass: the scheduled passes and those tests run do not overlap. */
+    private final ReentrantLock watchdogPass = new ReentrantLock();
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().name("dmsnap-nbd-watchdog").daemon(true).unstarted(r));
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -259,6 +283,23 @@ public final class NbdServer implements AutoCloseable {
         return unexpectedErrors.get();
     }
 
+    /** Connections the watchdog has closed (for tests). */
+    long timedOut() {
+        return timedOut.get();
+    }
+
+    /**
+     * Connections with a deadline running now: a message has begun or a reply is being sent. A
+     * test waits until only the stalled ones have one before it moves the clock past the timeout.
+     */
+    int deadlinesRunning() {
+        int running = 0;
+        for (NbdChannel c : open) {
+            running += c.deadlineRunning() ? 1 : 0;
+        }
+        return running;
+    }
+
     private void acceptLoop(ServerSocketChannel listener, boolean unix) {
         while (!closed.get()) {
             SocketChannel client;
@@ -319,7 +360,7 @@ public final class NbdServer implements AutoCloseable {
                     case REQUIRE -> new NbdHandshake.Policy(access.tls(), true, null);
                 };
             }
-            channel = new NbdChannel(client, peer, settings.timeout().toNanos());
+            channel = new NbdChannel(client, peer, settings.timeout().toNanos(), settings.nanoClock());
             open.add(channel);
             if (closed.get()) {
                 return;
@@ -411,12 +452,24 @@ public final class NbdServer implements AutoCloseable {
         }
     }
 
-    private void closeOverdue() {
-        long now = System.nanoTime();
-        for (NbdChannel c : open) {
-            if (c.closeIfOverdue(now)) {
-                warn("{}: closed: a message or reply took longer than {} ms{}", c.peer(), settings.timeout().toMillis());
+    /**
+     * One pass of the watchdog: closes the connections whose message or reply is overdue by the
+     * clock now. Run every quarter of the timeout (10 ms .. 1 s); tests run one themselves after
+     * moving their clock. Passes do not overlap, so each connection is counted once.
+     */
+    void closeOverdue() {
+        watchdogPass.lock();
+        try {
+            long now = settings.nanoClock().getAsLong();
+            for (NbdChannel c : open) {
+                if (c.closeIfOverdue(now)) {
+                    timedOut.incrementAndGet();
+                    warn("{}: closed: a message or reply took longer than {} ms{}", c.peer(),
+                            settings.timeout().toMillis());
+                }
             }
+        } finally {
+            watchdogPass.unlock();
         }
     }
 

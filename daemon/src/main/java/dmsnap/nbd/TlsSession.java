@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongSupplier;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLEngineResult.HandshakeStatus;
@@ -32,6 +33,8 @@ final class TlsSession {
     private final SocketChannel socket;
     private final SSLEngine engine;
     private final long timeoutNanos;
+    /** The server's clock, as for {@link NbdChannel}'s deadlines. */
+    private final LongSupplier clock;
     /** Guards {@link #netIn}, {@link #appIn}, {@link #inboundDone} and the engine's unwrap side. */
     private final ReentrantLock unwrapLock = new ReentrantLock();
     /** Guards {@link #netOut}, the engine's wrap side and every socket write. */
@@ -46,10 +49,11 @@ final class TlsSession {
     /** When the socket write under way must be done by; the watchdog closes the socket past it. */
     private volatile long writeDeadline = NONE;
 
-    TlsSession(SocketChannel socket, SSLEngine engine, long timeoutNanos) {
+    TlsSession(SocketChannel socket, SSLEngine engine, long timeoutNanos, LongSupplier clock) {
         this.socket = socket;
         this.engine = engine;
         this.timeoutNanos = timeoutNanos;
+        this.clock = clock;
         int packet = engine.getSession().getPacketBufferSize();
         this.netIn = ByteBuffer.allocate(packet * RECORDS_PER_IO).flip();
         this.appIn = ByteBuffer.allocate(engine.getSession().getApplicationBufferSize()).flip();
@@ -275,6 +279,11 @@ final class TlsSession {
         return deadline != NONE && now - deadline > 0;
     }
 
+    /** Whether a socket write is under way (its deadline runs). */
+    boolean writing() {
+        return writeDeadline != NONE;
+    }
+
     /** Sends the engine's own messages (handshake, KeyUpdate) while it has any. */
     private void flushHandshake() throws IOException {
         wrapLock.lock();
@@ -302,7 +311,7 @@ final class TlsSession {
 
     /** Under {@link #wrapLock}: writes {@code data} whole, within the timeout. */
     private void send(ByteBuffer data) throws IOException {
-        writeDeadline = System.nanoTime() + timeoutNanos;
+        writeDeadline = clock.getAsLong() + timeoutNanos;
         try {
             while (data.hasRemaining()) {
                 socket.write(data);

@@ -9,7 +9,8 @@
  *
  * <p>Locks: none of its own beyond thread-safe queues and semaphores, and a connection's lock
  * for sending; with TLS, under it, the session's write lock (a reader may take it after the
- * session's read lock to answer a KeyUpdate, never the other way round). A request takes its
+ * session's read lock to answer a KeyUpdate, never the other way round); and the server's lock
+ * for a watchdog pass (under it, only the warning limit's). A request takes its
  * connection's in-flight permit, then a buffer from its connection's share of the pool: never
  * waiting for the shared budget, only, when that has no room, for the connection's own reserve
  * (see {@code BufferPool}), so no connection waits for buffers another holds. Device I/O runs on the I/O threads, or on the connection's thread for a

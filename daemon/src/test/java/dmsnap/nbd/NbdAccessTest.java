@@ -57,7 +57,7 @@ class NbdAccessTest {
         GroupPrincipal disk = group("disk");
         try (NbdFixture fx = new NbdFixture(dir.resolve("group"), Duration.ofSeconds(30));
                 NbdServer shared = new NbdServer(fx.dm, dir.resolve("group/shared.sock"), null, null,
-                        new NbdServer.Settings(Duration.ofSeconds(30), 16, 2, 16L << 20),
+                        new NbdServer.Settings(Duration.ofSeconds(30), 16, 2, 16L << 20, new ManualClock()),
                         new NbdServer.Access(disk, null, NbdTls.Mode.OFF))) {
             PosixFileAttributes a = attributes(shared.socketPath());
             assertEquals("rw-rw----", PosixFilePermissions.toString(a.permissions()));
@@ -151,7 +151,7 @@ class NbdAccessTest {
             };
             return CompletableFuture.supplyAsync(() -> {
                 try (SocketChannel client = listener.accept()) {
-                    NbdChannel channel = new NbdChannel(client, "refused", Duration.ofSeconds(60).toNanos());
+                    NbdChannel channel = new NbdChannel(client, "refused", Duration.ofSeconds(60).toNanos(), new ManualClock());
                     return new NbdHandshake(channel, none, arena.allocate(4096), NbdHandshake.Policy.refuse(REASON))
                             .negotiate();
                 } catch (IOException e) {

@@ -14,7 +14,8 @@ import java.time.Duration;
 /**
  * An engine with an origin ({@code vol}), a snapshot of it ({@code snap}, P 8) and a linear
  * device ({@code lin}) over files in {@code dir}, served by an {@link NbdServer} on
- * {@code dir/nbd.sock} with a short message timeout.
+ * {@code dir/nbd.sock}. With a plain timeout, the server's clock is a {@link ManualClock} nobody
+ * moves: no connection is timed out because the machine is slow.
  */
 final class NbdFixture implements AutoCloseable {
     static final int SECTORS = 16384;
@@ -27,7 +28,7 @@ final class NbdFixture implements AutoCloseable {
     final NbdServer server;
 
     NbdFixture(Path dir, Duration timeout) throws Exception {
-        this(dir, new NbdServer.Settings(timeout, 1024, 16, 64L << 20), null);
+        this(dir, new NbdServer.Settings(timeout, 1024, 16, 64L << 20, new ManualClock()), null);
     }
 
     NbdFixture(Path dir, NbdServer.Settings settings, String defaultExport) throws Exception {

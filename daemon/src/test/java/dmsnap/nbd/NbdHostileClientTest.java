@@ -15,7 +15,6 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -35,10 +34,13 @@ import org.junit.jupiter.api.io.TempDir;
  * other connections reading and writing correct data. After each test no request buffer is
  * left in use, the high water stayed within the budget and the server logged no unexpected
  * exception. Outcomes are printed as table rows ({@code | case | expected | observed |}).
+ *
+ * <p>The server's deadlines run on a {@link ManualClock}: no connection is timed out because the
+ * machine is slow; a stall is timed out when the test moves the clock past the timeout.
  */
 @Timeout(300)
 class NbdHostileClientTest {
-    /** Short, so that stalls are detected quickly; long enough for a loaded two-core machine. */
+    /** The message timeout, on {@link #clock}. */
     static final Duration TIMEOUT = Duration.ofMillis(1000);
     static final long BUDGET = 128L << 20;
     static final long LIN_SIZE = 2048 * 512L;
@@ -52,6 +54,8 @@ class NbdHostileClientTest {
     /** The budget and timeout of this test's server (tests that need others set them before start). */
     long budget = BUDGET;
     Duration timeout = TIMEOUT;
+    /** The server's clock: it moves only when a test moves it. */
+    final ManualClock clock = new ManualClock();
 
     private void start(TestInfo info, NbdServer.Settings settings) throws Exception {
         test = info.getTestMethod().orElseThrow().getName();
@@ -61,7 +65,11 @@ class NbdHostileClientTest {
     }
 
     private void start(TestInfo info) throws Exception {
-        start(info, new NbdServer.Settings(timeout, 1024, 16, budget));
+        start(info, settings(1024, 16));
+    }
+
+    private NbdServer.Settings settings(int maxConnections, int ioThreads) {
+        return new NbdServer.Settings(timeout, maxConnections, ioThreads, budget, clock);
     }
 
     @AfterEach
@@ -331,15 +339,15 @@ class NbdHostileClientTest {
     }
 
     /**
-     * A stall in the handshake is closed after the timeout; good clients meanwhile are served at
-     * once. An idle connection (between requests) all the while is not timed out: only a message
-     * that has begun has a deadline.
+     * A stall in the handshake is closed after the timeout; good clients meanwhile are served. An
+     * idle connection (between requests) all the while is not timed out: only a message that has
+     * begun has a deadline.
      */
     @Test
     void aClientThatStallsInTheHandshakeIsClosedAfterTheTimeout(TestInfo info) throws Exception {
         start(info);
         NbdTestClient idle = fx.open("vol", true);
-        long idleSince = System.nanoTime();
+        long idleSince = clock.getAsLong();
         record Stall(String what, boolean flags, byte[] sent) {
         }
         List<Stall> stalls = List.of(
@@ -349,19 +357,20 @@ class NbdHostileClientTest {
                 new Stall("GO with 10 of its 20 bytes", true, ByteBuffer.allocate(26).putLong(IHAVEOPT).putInt(NBD_OPT_GO)
                         .putInt(20).put(new byte[10]).array()));
         for (Stall s : stalls) {
-            long start = System.nanoTime();
             try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
-                c.greeting();
+                c.greeting(); // the handshake's deadline runs from before the greeting
                 if (s.flags()) {
                     c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE);
                 }
                 c.write(ByteBuffer.wrap(s.sent()));
-                stalledWhileOthersWork("handshake stall: " + s.what(), c, start);
+                stalledWhileOthersWork("handshake stall: " + s.what(), c);
             }
         }
         try (idle) {
-            long idleMs = (System.nanoTime() - idleSince) / 1_000_000;
+            long idleMs = (clock.getAsLong() - idleSince) / 1_000_000;
             assertTrue(idleMs > 2 * timeout.toMillis(), "idle for " + idleMs + " ms");
+            // Every watchdog pass since the clock moved found it idle: it closed the stalled ones only.
+            assertEquals(stalls.size(), fx.server.timedOut(), "connections the watchdog closed");
             byte[] data = idle.read(0, 4096);
             outcome("a connection idle for " + idleMs / timeout.toMillis() + "x the timeout", "still served",
                     data[0] == NbdFixture.original(0) && data[4095] == NbdFixture.original(4095) ? "still served"
@@ -370,19 +379,14 @@ class NbdHostileClientTest {
     }
 
     /**
-     * Checks that a good client is served while {@code c} stalls, then that the server closes
-     * {@code c} after (not before) the timeout counted from {@code start}.
+     * Checks that a good client is served while {@code c} stalls (the clock stands still: nothing
+     * is timed out meanwhile, and {@code c} still has its deadline running afterwards), then that
+     * the watchdog closes {@code c} once the clock is past the timeout, not before.
      */
-    private void stalledWhileOthersWork(String name, NbdTestClient c, long start) {
-        CompletableFuture<Closed> closing = CompletableFuture.supplyAsync(() -> awaitClosed(c, WAIT_MS),
-                command -> Thread.ofVirtual().start(command));
+    private void stalledWhileOthersWork(String name, NbdTestClient c) {
         good.check(name + " (during the stall)");
-        long checked = (System.nanoTime() - start) / 1_000_000;
-        assertFalse(closing.isDone(), name + ": closed before a good client's I/O finished (" + checked + " ms)");
-        Closed closed = closing.join();
-        long at = (System.nanoTime() - start) / 1_000_000;
-        assertTrue(at >= timeout.toMillis() - 20, name + ": closed after " + at + " ms, before the timeout");
-        System.out.printf("%s: good I/O done at %d ms, stalled connection closed at %d ms%n", name, checked, at);
+        closedAfterTheTimeout(fx.server, clock, timeout, 1, name);
+        Closed closed = awaitClosed(c, WAIT_MS);
         outcome(name, "closed after the " + timeout.toMillis() + " ms timeout, others served meanwhile",
                 (closed.bytesBefore() == 0 ? "closed" : "closed after " + closed.bytesBefore() + " bytes") + " after the "
                         + timeout.toMillis() + " ms timeout, others served meanwhile");
@@ -488,21 +492,19 @@ class NbdHostileClientTest {
             // (The good client's last read buffer may take a moment to be given back after its reply.)
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     "the good client's buffers are given back: " + fx.server.bufferBytesInUse());
-            long start = System.nanoTime();
             c.write(ByteBuffer.allocate(12).putInt(NBD_REQUEST_MAGIC).putShort((short) 0).putShort((short) NBD_CMD_READ)
                     .putInt(0).flip());
             assertEquals(0, fx.server.bufferBytesInUse(), "no buffer for half a header");
-            stalledWhileOthersWork("half a request header, then a stall", c, start);
+            stalledWhileOthersWork("half a request header, then a stall", c);
         }
         // A write's header and half its payload, then a stall: its buffer is held, then given back.
         byte[] before = readVol(1 << 20, 65536);
         try (NbdTestClient c = fx.open("vol", false)) {
-            long start = System.nanoTime();
             c.request(0, NBD_CMD_WRITE, 5, 1 << 20, 65536, null);
             c.write(ByteBuffer.wrap(filled(32768, 0x33)));
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 65536),
                     "the write's 64 KiB buffer is in use: " + fx.server.bufferBytesInUse());
-            stalledWhileOthersWork("a WRITE with half its payload, then a stall", c, start);
+            stalledWhileOthersWork("a WRITE with half its payload, then a stall", c);
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0), "the buffer is given back");
         }
         assertArrayEquals(before, readVol(1 << 20, 65536), "the half-sent write did not reach the device");
@@ -535,33 +537,30 @@ class NbdHostileClientTest {
      */
     @Test
     void aClientThatDoesNotReadItsRepliesIsClosedAndOthersGoOn(TestInfo info) throws Exception {
-        timeout = Duration.ofMillis(2000); // room for the good clients' checks in the first half
-        start(info, new NbdServer.Settings(timeout, 1024, 16, BUDGET));
+        start(info);
         int reads = 16;
         int length = 8 << 20;
         try (NbdTestClient c = fx.open("snap", false)) {
-            long start = System.nanoTime();
             for (int i = 0; i < reads; i++) {
                 c.sendRead(i, 0, length);
             }
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES),
                     "the stalled connection holds its share: " + fx.server.bufferBytesInUse());
             long held = fx.server.bufferBytesInUse();
-            // Good clients are served while it stalls (it still holds its quota afterwards: it is still there).
-            long checks = 0;
+            // Good clients are served while it stalls: the clock stands still, so they are not let
+            // through by the watchdog closing it (it still holds its share afterwards).
+            int checks = 8;
             long slowest = 0;
-            while (checks < 1 || System.nanoTime() - start < timeout.toNanos() / 2) {
+            for (int i = 0; i < checks; i++) {
                 slowest = Math.max(slowest, good.check("while a client does not read its replies"));
-                checks++;
             }
-            assertTrue(eventually(500, () -> fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES),
-                    "the stalled connection was still there after the good clients' I/O");
-            assertTrue(slowest < timeout.toMillis() / 2, "a good check took " + slowest + " ms");
+            assertEquals(0, fx.server.timedOut(), "the watchdog closed a connection while the clock stood still");
+            assertTrue(fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES,
+                    "the stalled connection still holds its share: " + fx.server.bufferBytesInUse());
+            closedAfterTheTimeout(fx.server, clock, timeout, 1, "replies never read");
             assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "the stalled connection is closed");
-            long closedAt = (System.nanoTime() - start) / 1_000_000;
-            assertTrue(closedAt >= timeout.toMillis() - 20, "closed after " + closedAt + " ms");
-            System.out.printf("non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms;"
-                    + " closed at %d ms%n", mib(held), mib(budget), checks, slowest, closedAt);
+            System.out.printf("non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms%n",
+                    mib(held), mib(budget), checks, slowest);
             Closed closed = awaitClosed(c, WAIT_MS);
             assertTrue(closed.bytesBefore() < (long) reads * length, "not every reply was sent");
             outcome("reads sent, replies never read", "closed after the reply timeout, others served meanwhile",
@@ -577,7 +576,10 @@ class NbdHostileClientTest {
     @Test
     void aClientHoldingTheSharedBudgetDelaysNoOne(TestInfo info) throws Exception {
         budget = 64L << 20; // 32 MiB shared: one stalled client's fair share takes all of it
-        start(info, new NbdServer.Settings(TIMEOUT, 1024, 16, budget));
+        start(info);
+        // The good client's held connection alone: the start check's others have gone.
+        assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "connections: "
+                + fx.server.connectionCount());
         try (NbdTestClient c = fx.open("snap", false); NbdTestClient other = fx.open("vol", true)) {
             for (int i = 0; i < 9; i++) {
                 c.sendRead(i, 0, 8 << 20);
@@ -587,10 +589,12 @@ class NbdHostileClientTest {
             byte[] large = other.read(0, 1 << 20); // larger than its reserve: in pieces of it
             boolean right = data[0] == NbdFixture.original(4096) && large[(1 << 20) - 1] == NbdFixture.original((1 << 20) - 1);
             int connections = fx.server.connectionCount(); // the good client's, the stalled one's, other's
+            long timedOut = fx.server.timedOut(); // none: the clock stands still
             outcome("reads while a stalled client holds the shared budget", "served while it is connected",
-                    !right ? "wrong data" : connections == 3 ? "served while it is connected"
-                            : "served with " + connections + " connections");
+                    !right ? "wrong data" : connections == 3 && timedOut == 0 ? "served while it is connected"
+                            : "served with " + connections + " connections, " + timedOut + " timed out");
             // Then the watchdog closes it (awaitClosed reads the replies: only once it is closed).
+            closedAfterTheTimeout(fx.server, clock, timeout, 1, "the stalled client");
             assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 2), "the stalled connection is closed");
             awaitClosed(c, WAIT_MS);
         }
@@ -649,7 +653,7 @@ class NbdHostileClientTest {
     /** Past maxConnections new connections are closed before the greeting; the others go on. */
     @Test
     void connectionsOverTheLimitAreClosed(TestInfo info) throws Exception {
-        start(info, new NbdServer.Settings(TIMEOUT, 8, 4, BUDGET));
+        start(info, settings(8, 4));
         assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1));
         List<NbdTestClient> open = new ArrayList<>();
         try {
@@ -692,13 +696,13 @@ class NbdHostileClientTest {
      * Many clients each sending a 32 MiB write at once: the buffers of all requests in flight stay
      * within the budget. The device is suspended first, so that every write parks holding its
      * buffers: the shared budget is then spent and the other writes are streamed through their
-     * connections' reserves; none is dropped while parked past the timeout. After the resume every
-     * write succeeds. Memory is measured.
+     * connections' reserves; none has a deadline running while parked, so none is dropped however
+     * long past the timeout it waits. After the resume every write succeeds. Memory is measured.
      */
     @Test
     void manyClientsWriting32MiBStayWithinTheBudget(TestInfo info) throws Exception {
         budget = 64L << 20;
-        start(info, new NbdServer.Settings(TIMEOUT, 1024, 16, budget));
+        start(info);
         fx.dm.create("big", null, TableParser.parse("0 " + (2L << 21) + " zero"));
         int clients = Integer.getInteger("dmsnap.tests.nbdBigWriters", 200);
         ByteBuffer payload = ByteBuffer.allocateDirect(MAX_PAYLOAD_BYTES);
@@ -743,9 +747,16 @@ class NbdHostileClientTest {
                         "parked writes: " + big.parkedIo() + " of " + clients);
                 assertTrue(fx.server.bufferBytesInUse() >= budget / 2,
                         "the parked writes hold the shared budget: " + fx.server.bufferBytesInUse());
-                Thread.sleep(timeout.toMillis() + 500); // the clients waiting for the budget are not timed out
+                // Waiting for the device (or for a reserve) is the server's wait, not the client's: no
+                // deadline runs, and a watchdog pass with the clock far past the timeout drops no one.
+                assertTrue(eventually(WAIT_MS, () -> fx.server.deadlinesRunning() == 0),
+                        "connections with a deadline running: " + fx.server.deadlinesRunning());
+                clock.advance(timeout.multipliedBy(10));
+                fx.server.closeOverdue();
                 parked = fx.server.bufferBytesInUse();
-                assertEquals(clients + 1, fx.server.connectionCount(), "no writer was dropped while it waited");
+                assertEquals(0, fx.server.timedOut(), "no writer was dropped while it waited");
+                assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == clients + 1),
+                        "every writer is still connected: " + fx.server.connectionCount());
             } finally {
                 fx.dm.get("big").resume();
             }

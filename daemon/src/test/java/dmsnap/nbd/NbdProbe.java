@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -134,6 +135,33 @@ final class NbdProbe {
     }
 
     record Closed(long bytesBefore, long millis) {
+    }
+
+    /**
+     * The watchdog's deadline, on the server's {@code clock}, for {@code stalled} connections each
+     * stuck in a message or a reply: once they alone have a deadline running, the clock is moved
+     * on by exactly {@code timeout} and a watchdog pass closes none of them; moved past it, they
+     * are closed (fails if not within {@link #WAIT_MS}).
+     */
+    static void closedAfterTheTimeout(NbdServer server, ManualClock clock, Duration timeout, int stalled, String what) {
+        assertTrue(eventually(WAIT_MS, () -> server.deadlinesRunning() == stalled),
+                what + ": " + server.deadlinesRunning() + " connections with a deadline running, not " + stalled);
+        long before = server.timedOut();
+        clock.advance(timeout);
+        server.closeOverdue();
+        assertEquals(before, server.timedOut(), what + ": closed at the timeout, not after it");
+        clock.advance(Duration.ofNanos(1));
+        assertTrue(eventually(WAIT_MS, () -> {
+            server.closeOverdue();
+            if (server.timedOut() - before >= stalled) {
+                return true;
+            }
+            // A reply the socket could still take was followed by the next, whose deadline runs from
+            // the moved clock: move on past that one too.
+            clock.advance(timeout);
+            return false;
+        }), what + ": not closed past the timeout");
+        assertEquals(before + stalled, server.timedOut(), what + ": connections the watchdog closed");
     }
 
     /** Waits (at most {@code withinMs}) for {@code condition}; false if it never held. */

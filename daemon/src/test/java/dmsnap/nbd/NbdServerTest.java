@@ -91,7 +91,7 @@ class NbdServerTest {
     @Test
     void theDefaultExportIsTheNamedOne() throws Exception {
         fx.close();
-        fx = new NbdFixture(dir.resolve("d2"), new NbdServer.Settings(Duration.ofSeconds(5), 16, 4, 64L << 20), "snap");
+        fx = new NbdFixture(dir.resolve("d2"), new NbdServer.Settings(Duration.ofSeconds(5), 16, 4, 64L << 20, new ManualClock()), "snap");
         try (NbdTestClient c = fx.open("", true)) {
             assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
             assertEquals(1, fx.dm.get("snap").info().openCount());

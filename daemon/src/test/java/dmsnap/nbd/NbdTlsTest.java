@@ -24,7 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
  * the negotiation and the transmission over TLS; FORCEDTLS ({@code --tls=require}) refusing every
  * other option with NBD_REP_ERR_TLS_REQD; STARTTLS refused without credentials; client
  * certificates (verify-peer); TLS 1.3 KeyUpdates while requests and replies are in flight; and
- * broken handshakes, which end their connection only.
+ * broken handshakes, which end their connection only. The servers' clocks move only when a test
+ * moves them ({@link ManualClock}).
  */
 @Timeout(300)
 class NbdTlsTest {
@@ -32,10 +33,14 @@ class NbdTlsTest {
     static Path pkiDir;
     static TestPki pki;
 
+    static final Duration TIMEOUT = Duration.ofSeconds(30);
+
     @TempDir
     Path dir;
     NbdFixture fx;
     NbdServer server;
+    /** The clock of {@link #server}. */
+    final ManualClock clock = new ManualClock();
 
     @BeforeAll
     static void certificates() throws Exception {
@@ -44,7 +49,7 @@ class NbdTlsTest {
 
     @BeforeEach
     void start() throws Exception {
-        fx = new NbdFixture(dir, Duration.ofSeconds(30));
+        fx = new NbdFixture(dir, TIMEOUT);
     }
 
     @AfterEach
@@ -57,13 +62,9 @@ class NbdTlsTest {
 
     /** A second server on the fixture's devices, on TCP 127.0.0.1 with {@code mode}. */
     private InetSocketAddress serve(NbdTls.Mode mode, Path ca) throws IOException {
-        return serve(mode, ca, Duration.ofSeconds(30));
-    }
-
-    private InetSocketAddress serve(NbdTls.Mode mode, Path ca, Duration timeout) throws IOException {
         NbdTls tls = mode == NbdTls.Mode.OFF ? null : NbdTls.load(pki.serverCert, pki.serverKey, ca);
         server = new NbdServer(fx.dm, dir.resolve("tcp-server.sock"), new InetSocketAddress("127.0.0.1", 0), null,
-                new NbdServer.Settings(timeout, 64, 4, 64L << 20), new NbdServer.Access(null, tls, mode));
+                new NbdServer.Settings(TIMEOUT, 64, 4, 64L << 20, clock), new NbdServer.Access(null, tls, mode));
         return server.tcpAddress();
     }
 
@@ -122,7 +123,7 @@ class NbdTlsTest {
         for (String keyType : new String[] {"ec", "ed25519"}) {
             TestPki other = TestPki.create(dir.resolve(keyType), keyType);
             try (NbdServer s = new NbdServer(fx.dm, dir.resolve(keyType + ".sock"), new InetSocketAddress("127.0.0.1", 0),
-                    null, new NbdServer.Settings(Duration.ofSeconds(30), 16, 2, 16L << 20), new NbdServer.Access(null,
+                    null, new NbdServer.Settings(TIMEOUT, 16, 2, 16L << 20, new ManualClock()), new NbdServer.Access(null,
                     NbdTls.load(other.serverCert, other.serverKey, null), NbdTls.Mode.REQUIRE));
                     TlsTestClient c = TlsTestClient.handshake(s.tcpAddress())) {
                 c.startTls(other.client(), "localhost");
@@ -232,10 +233,10 @@ class NbdTlsTest {
 
     @Test
     void theWatchdogClosesTlsClientsThatStall() throws Exception {
-        // Long enough for any handshake on a busy machine; a stall is still only waited for.
-        InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null, Duration.ofSeconds(5));
+        InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);
         try (TlsTestClient silent = TlsTestClient.handshake(address)) {
             assertEquals(NBD_REP_ACK, silent.ask(NBD_OPT_STARTTLS).type());
+            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, 1, "no ClientHello");
             assertTrue(silent.closedByServer(), "no ClientHello: closed when the handshake is overdue");
         }
         // A small receive buffer that does not grow: the server's writes block after a few MiB.
@@ -251,6 +252,7 @@ class NbdTlsTest {
                 assertOriginal(other.read(0, 4096), 0);
             }
             // Replies not taken: closed when a write is overdue (reading now would take them).
+            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, 1, "replies not taken over TLS");
             awaitNoConnections();
             assertTrue(deaf.closedByServer());
         }
