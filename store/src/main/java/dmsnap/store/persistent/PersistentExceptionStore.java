@@ -172,6 +172,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             readExceptions(sink);
             return LoadResult.VALID;
+        } catch (InternalError e) {
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -201,6 +203,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 : Math.max(PersistentLayout.DEFAULT_CHUNK_SECTORS, cow.logicalBlockBytes() / 512);
         useChunkSize(new ChunkSize(sectors));
         checkFits(2, "the header and area 0");
+        zeroChunks(0, 2);
         header = MetadataChunk.open(cow, 0, layout.chunkBytes());
         DiskHeader.fresh(sectors, true).writeChunk(header.segment());
         header.syncAll();
@@ -211,6 +214,18 @@ public final class PersistentExceptionStore implements ExceptionStore {
         currentArea = 0;
         currentCommitted = 0;
         nextFree = PersistentLayout.FIRST_DATA_CHUNK;
+    }
+
+    /**
+     * Zeroes {@code count} chunks from {@code first} with a device write, as the kernel writes a
+     * zeroed area: a sparse COW's file system that has no block left says ENOSPC here, where a
+     * store into the mapping of a hole would get SIGBUS. The chunks are mapped afterwards.
+     */
+    private void zeroChunks(long first, int count) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeroes = arena.allocate(count * layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
+            cow.write(layout.chunkOffsetBytes(first), zeroes);
+        }
     }
 
     private void checkFits(long chunks, String what) throws IOException {
@@ -327,9 +342,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
         lock.lock();
         try {
             requireReady();
+            // The size is read again on every allocation, as the kernel's get_dev_size: the COW may
+            // have grown (autoextend), or shrunk under us (a truncated file): then the chunks in use
+            // are gone, and no new exception may be made on top of them.
             long needSectors = (nextFree + 1) * chunkSize.sectors();
-            if (cow.sizeSectors() < needSectors && (cow.refreshSize() >>> 9) < needSectors) {
-                throw new StoreFullException("COW " + cow.name() + " is full (" + cow.sizeSectors() + " sectors)");
+            long sizeSectors = cow.refreshSize() >>> 9;
+            if (sizeSectors < needSectors) {
+                long inUse = nextFree * chunkSize.sectors();
+                throw new StoreFullException(sizeSectors < inUse
+                        ? "COW " + cow.name() + " shrank to " + sizeSectors + " sectors, below the " + inUse + " sectors in use"
+                        : "COW " + cow.name() + " is full (" + sizeSectors + " sectors)");
             }
             long newChunk = nextFree++;
             nextFree = layout.skipMetadata(nextFree);
@@ -485,6 +507,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
         int total = base + batch.size();
         int filled = total / epa;
         try {
+            if (header.isMapped() && DiskHeader.read(header.segment()).magic() != PersistentLayout.SNAP_MAGIC) {
+                // The file was truncated (and grown again) or overwritten under us: what the areas
+                // held is gone, so nothing may be added to them.
+                return "the header is gone (the file was truncated or overwritten)";
+            }
             MemorySegment entries = area.segment();
             if (staleTail) {
                 // Entries after the terminator were never part of the list; clear them before
@@ -504,10 +531,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     // here the zeroing write fails and the snapshot is invalidated.
                     return "cannot zero area " + (areaIndex + j) + " at chunk " + next + ": past the end of the COW";
                 }
-                MetadataChunk m = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
-                later.add(m);
-                m.segment().fill((byte) 0);
-                m.writeBack(0, layout.chunkBytes()); // durable with the data, at the flush below
+                zeroChunks(next, 1); // durable with the data, at the flush below
+                later.add(MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes()));
             }
             // The remaps' data (and the zeroed areas) must be durable before any entry is.
             cow.flush();
@@ -544,6 +569,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             return null;
         } catch (IOException | RuntimeException e) {
             return "writing exception area " + areaIndex + " failed: " + e.getMessage();
+        } catch (InternalError e) {
+            return "writing exception area " + areaIndex + " failed: " + MetadataChunk.mappedAccessFault(cow, e).getMessage();
         }
     }
 
@@ -588,6 +615,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             mergePrepared += count;
             return new MergeRun(lastOld, lastNew, count);
+        } catch (InternalError e) {
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -638,6 +667,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             currentCommitted -= count;
             mergePrepared = Math.max(0, mergePrepared - count);
             nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
+        } catch (InternalError e) {
+            mergePrepared = 0;
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -667,6 +699,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } catch (IOException | RuntimeException e) {
             mergePrepared = 0;
             throw e;
+        } catch (InternalError e) {
+            mergePrepared = 0;
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -690,17 +725,27 @@ public final class PersistentExceptionStore implements ExceptionStore {
         try {
             boolean wasValid = valid;
             valid = false;
-            if (!wasValid && header != null && DiskHeader.read(header.segment()).valid() == 0) {
+            if (header == null || closed) {
                 return;
             }
-            if (header == null || closed) {
+            long sizeBytes = cow.refreshSize();
+            if (sizeBytes < layout.chunkBytes()) {
+                // Truncated under us: the header page is past the end of the file (a store into
+                // its mapping would be SIGBUS), and a file too short for a header never loads again.
+                log.warn("{}: write header failed: the COW is {} bytes, shorter than its header chunk", cow.name(),
+                        sizeBytes);
+                return;
+            }
+            if (!wasValid && DiskHeader.read(header.segment()).valid() == 0) {
                 return;
             }
             DiskHeader.fresh(chunkSize.sectors(), false).writeChunk(header.segment());
             header.syncAll();
             cow.flush();
         } catch (IOException | RuntimeException e) {
-            log.error("{}: write header failed: {}", cow.name(), e.getMessage());
+            log.warn("{}: write header failed: {}", cow.name(), e.getMessage());
+        } catch (InternalError e) {
+            log.warn("{}: write header failed: {}", cow.name(), MetadataChunk.mappedAccessFault(cow, e).getMessage());
         } finally {
             lock.unlock();
         }
