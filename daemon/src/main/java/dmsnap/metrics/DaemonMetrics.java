@@ -43,7 +43,7 @@ public final class DaemonMetrics implements AutoCloseable {
 
             @Override
             public void invalidated(String device, dmsnap.snapshot.InvalidationCause cause) {
-                invalidations.invalidated(device, cause);
+                invalidations.invalidated(cause);
             }
         };
         registry.register(new CopierCollector(copier));

@@ -1,32 +1,38 @@
 package dmsnap.metrics;
 
 import dmsnap.snapshot.InvalidationCause;
+import io.prometheus.metrics.core.datapoints.CounterDataPoint;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import java.util.EnumMap;
+import java.util.Map;
 
 /**
- * {@code dmsnap_snapshot_invalidations_total{device, reason}}: snapshots invalidated at run time,
- * by device name and cause ({@code io_error}: a copy, write or commit failed; {@code cow_full}:
- * no room for an exception), for alerting: the state gauge says which snapshots are invalid
- * now, but a snapshot removed after its invalidation (as a script tidying up may do) leaves no
- * state to see, while this counter keeps the event until the daemon stops. A series appears at
- * the first invalidation of a name; an instance is invalidated at most once, so it rarely
- * exceeds 1 (a refreshed or re-created snapshot of the same name may count again).
+ * {@code dmsnap_snapshot_invalidations_total{reason}}: snapshots invalidated at run time, by
+ * cause ({@code io_error}: a copy, write or commit failed; {@code cow_full}: no room for an
+ * exception), for alerting on {@code increase(...) > 0}. Both series exist from the start at 0.
+ * The state gauge says which snapshots are invalid now; this counter also keeps the event of a
+ * snapshot removed since (a script tidying up invalid snapshots leaves no state to see). It has
+ * no device label because a removed device leaves no series behind (as every per-device metric
+ * here), and the one ERROR line of each invalidation names the device.
  */
 final class Invalidations {
-    private final Counter counter;
+    private final Map<InvalidationCause, CounterDataPoint> byCause = new EnumMap<>(InvalidationCause.class);
 
     Invalidations(PrometheusRegistry registry) {
-        counter = Counter.builder()
+        Counter counter = Counter.builder()
                 .name("dmsnap_snapshot_invalidations")
-                .help("Snapshots invalidated at run time (status Invalid), by device and reason "
+                .help("Snapshots invalidated at run time (status Invalid), by reason "
                         + "(io_error: a copy, write or commit failed; cow_full: no room for an exception).")
-                .labelNames("device", "reason")
+                .labelNames("reason")
                 .withoutExemplars()
                 .register(registry);
+        for (InvalidationCause cause : InvalidationCause.values()) {
+            byCause.put(cause, counter.labelValues(cause.label()));
+        }
     }
 
-    void invalidated(String device, InvalidationCause cause) {
-        counter.labelValues(device, cause.label()).inc();
+    void invalidated(InvalidationCause cause) {
+        byCause.get(cause).inc();
     }
 }
