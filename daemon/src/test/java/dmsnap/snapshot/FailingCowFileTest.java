@@ -224,6 +224,26 @@ class FailingCowFileTest {
     }
 
     @Test
+    void aCowSeenShrunkStaysLostWhenItGrowsAgain() throws Exception {
+        Random random = Seeds.random("truncated-regrown-size");
+        try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
+             LogCapture log = new LogCapture()) {
+            for (int chunk = 0; chunk < 8; chunk++) {
+                rig.mustWrite("origin", chunk * 8L, 8, random);
+            }
+            truncate(rig.victimCow, 2 * PAGE);
+            assertEquals("0 8192 snapshot 80/16 16", rig.status("victim")); // seen: its copies are gone
+            truncate(rig.victimCow, 5 << 20); // grown again (autoextend would): holes where the copies were
+            assertTimeoutPreemptively(HANG, () -> rig.mustWrite("origin", 800, 8, random));
+            rig.assertOnlyInvalid("victim");
+            String line = theOneLine(rig, log, InvalidationCause.NO_SPACE);
+            assertTrue(line.endsWith(" shrank to 16 sectors, below the 80 sectors in use"), line);
+            rig.verifyBystanders();
+        }
+        FAULT_CASES.incrementAndGet();
+    }
+
+    @Test
     void aTruncatedCowThatASnapshotWriteGrowsAgainIsInvalidatedAtTheNextCopy() throws Exception {
         Random random = Seeds.random("truncated-regrown");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));

@@ -71,6 +71,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private boolean valid = true;
     /** What made the store invalid through its own I/O (see {@link #failure()}); the first such reason. */
     private String failure;
+    /**
+     * Set when the COW was seen smaller than the chunks in use (truncated under us): their data is
+     * gone, so no exception may be added, however large the file is again later (an autoextend
+     * or a write past its end grows it back with holes).
+     */
+    private String shrank;
     private boolean loaded;
     private boolean closed;
     /** After a load, stale non-zero entries may follow the terminator; zero them before appending. */
@@ -346,12 +352,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
             // have grown (autoextend), or shrunk under us (a truncated file): then the chunks in use
             // are gone, and no new exception may be made on top of them.
             long needSectors = (nextFree + 1) * chunkSize.sectors();
-            long sizeSectors = cow.refreshSize() >>> 9;
+            long sizeSectors = noteSize(cow.refreshSize()) >>> 9;
+            if (shrank != null) {
+                throw new StoreFullException(shrank);
+            }
             if (sizeSectors < needSectors) {
-                long inUse = nextFree * chunkSize.sectors();
-                throw new StoreFullException(sizeSectors < inUse
-                        ? "COW " + cow.name() + " shrank to " + sizeSectors + " sectors, below the " + inUse + " sectors in use"
-                        : "COW " + cow.name() + " is full (" + sizeSectors + " sectors)");
+                throw new StoreFullException("COW " + cow.name() + " is full (" + sizeSectors + " sectors)");
             }
             long newChunk = nextFree++;
             nextFree = layout.skipMetadata(nextFree);
@@ -360,6 +366,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Remembers a size below the chunks in use (see {@link #shrank}); returns it. Caller holds {@link #lock}. */
+    private long noteSize(long sizeBytes) {
+        long inUseSectors = nextFree * chunkSize.sectors();
+        if (shrank == null && sizeBytes >>> 9 < inUseSectors) {
+            shrank = "COW " + cow.name() + " shrank to " + (sizeBytes >>> 9) + " sectors, below the " + inUseSectors
+                    + " sectors in use";
+        }
+        return sizeBytes;
     }
 
     @Override
@@ -396,6 +412,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long areaIndex;
             int base;
             boolean writeIt;
+            String lost;
             lock.lock();
             try {
                 if (!roundNeeded()) {
@@ -409,11 +426,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 areaIndex = currentArea;
                 base = currentCommitted;
                 writeIt = valid && !closed;
+                lost = shrank;
             } finally {
                 lock.unlock();
             }
             List<MetadataChunk> later = new ArrayList<>();
-            String writeFailure = writeIt ? writeRound(batch, areaIndex, base, later) : null;
+            String writeFailure = !writeIt ? null : lost != null ? lost : writeRound(batch, areaIndex, base, later);
             boolean written = writeIt && writeFailure == null;
             boolean ok;
             lock.lock();
@@ -779,6 +797,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long total = cow.refreshSize() >>> 9;
             if (!chunkSize.isSet()) {
                 return new StoreUsage(0, total, 0); // a handover destination before its resume
+            }
+            if (layout != null && area != null) {
+                noteSize(total << 9);
             }
             return new StoreUsage(nextFree * sectors, total, (currentArea + 2) * sectors);
         } finally {
