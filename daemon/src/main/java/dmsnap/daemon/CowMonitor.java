@@ -1,12 +1,12 @@
 package dmsnap.daemon;
 
 import dmsnap.device.DeviceManager;
+import dmsnap.device.MappedDevice;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
-import dmsnap.device.MappedDevice;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.io.RandomAccessFile;

@@ -3,6 +3,8 @@ package dmsnap.metrics;
 import dmsnap.daemon.ListenAddress;
 import dmsnap.device.DeviceManager;
 import dmsnap.snapshot.CommitObserver;
+import dmsnap.snapshot.InvalidationCause;
+import dmsnap.store.ExceptionStore;
 import dmsnap.store.copy.ChunkCopier;
 import io.prometheus.metrics.exporter.httpserver.HTTPServer;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
@@ -37,12 +39,12 @@ public final class DaemonMetrics implements AutoCloseable {
         Invalidations invalidations = new Invalidations(registry);
         this.observer = new CommitObserver() {
             @Override
-            public void committed(dmsnap.store.ExceptionStore store, long latencyNanos, boolean success) {
+            public void committed(ExceptionStore store, long latencyNanos, boolean success) {
                 commits.committed(store, latencyNanos, success);
             }
 
             @Override
-            public void invalidated(String device, dmsnap.snapshot.InvalidationCause cause) {
+            public void invalidated(String device, InvalidationCause cause) {
                 invalidations.invalidated(cause);
             }
         };
