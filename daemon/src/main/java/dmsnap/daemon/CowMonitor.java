@@ -2,6 +2,11 @@ package dmsnap.daemon;
 
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
+import dmsnap.ffm.ErrnoException;
+import dmsnap.ffm.Fallocate;
+import dmsnap.ffm.NativeFile;
+import dmsnap.ffm.OpenFlag;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -20,6 +25,12 @@ import org.slf4j.LoggerFactory;
  * {@code snapshot_autoextend_threshold} / {@code snapshot_autoextend_percent}, growth of a
  * file-backed COW by a percentage once usage reaches the threshold (100 turns it off). The
  * store re-reads the COW size on every status and allocation, so the new room shows at once.
+ *
+ * <p>The new room is allocated ({@code fallocate}), as {@code lvextend} allocates extents: a
+ * sparse size would promise room a full file system does not have, and the snapshot would be
+ * invalidated at its next copy instead. A growth that fails (ENOSPC) is said once, at ERROR, and
+ * tried again only when the COW's file system has room for it and its free space changed since;
+ * until then the checks say nothing more about it.
  */
 public final class CowMonitor {
     private static final Logger log = LoggerFactory.getLogger(CowMonitor.class);
@@ -43,6 +54,8 @@ public final class CowMonitor {
     private final Policy policy;
     /** Highest threshold already warned about, per device name. */
     private final Map<String, Integer> warned = new HashMap<>();
+    /** Devices whose COW could not grow, with the free bytes of its file system at that try. */
+    private final Map<String, Long> growthFailed = new HashMap<>();
 
     public CowMonitor(DeviceManager devices, Policy policy) {
         this.devices = devices;
@@ -96,16 +109,62 @@ public final class CowMonitor {
         if (policy.autoextendThreshold() < 100 && percent >= policy.autoextendThreshold() && t.length >= 5) {
             Path cow = Path.of(t[4]);
             if (cow.isAbsolute() && Files.isRegularFile(cow)) {
-                long size = Files.size(cow);
-                long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
-                try (RandomAccessFile f = new RandomAccessFile(cow.toFile(), "rw")) {
-                    f.setLength(grown);
-                }
-                String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
-                        d.name(), cow, size, grown, percent, policy.autoextendThreshold());
-                log.info(message);
-                events.add(new Event(d.name(), "extend", message));
+                extend(d.name(), cow, percent, events);
             }
+        }
+    }
+
+    private void extend(String device, Path cow, double percent, List<Event> events) throws IOException {
+        long size = Files.size(cow);
+        long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
+        long free = Files.getFileStore(cow).getUsableSpace();
+        Long freeAtFailure = growthFailed.get(device);
+        if (freeAtFailure != null && (free < grown - size || free == freeAtFailure)) {
+            return; // no room yet: trying again would fail the same way
+        }
+        try {
+            grow(cow, size, grown);
+        } catch (IOException e) {
+            growthFailed.put(device, free);
+            String message = String.format("%s: cannot grow COW %s from %d to %d bytes: %s", device, cow, size, grown,
+                    e.getMessage());
+            if (freeAtFailure == null) {
+                log.error(message);
+            } else {
+                log.debug(message);
+            }
+            events.add(new Event(device, "extend-failed", message));
+            return;
+        }
+        growthFailed.remove(device);
+        String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
+                device, cow, size, grown, percent, policy.autoextendThreshold());
+        log.info(message);
+        events.add(new Event(device, "extend", message));
+    }
+
+    /**
+     * Allocates {@code [fromBytes, toBytes)} of {@code cow} beyond its end, then moves the end:
+     * the store never sees a size whose room is not there. A file system without fallocate gets
+     * the plain size. On failure the blocks taken so far are given back and the size stays.
+     */
+    private static void grow(Path cow, long fromBytes, long toBytes) throws IOException {
+        try (NativeFile file = NativeFile.open(cow, OpenFlag.READ_WRITE)) {
+            try {
+                file.fallocate(Fallocate.KEEP_SIZE, fromBytes, toBytes - fromBytes);
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EOPNOTSUPP) {
+                    setLength(cow, fromBytes); // frees what the failed call allocated past the end
+                    throw e;
+                }
+            }
+        }
+        setLength(cow, toBytes);
+    }
+
+    private static void setLength(Path file, long bytes) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(bytes);
         }
     }
 }

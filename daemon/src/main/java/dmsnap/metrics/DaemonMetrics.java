@@ -3,6 +3,8 @@ package dmsnap.metrics;
 import dmsnap.daemon.ListenAddress;
 import dmsnap.device.DeviceManager;
 import dmsnap.snapshot.CommitObserver;
+import dmsnap.snapshot.InvalidationCause;
+import dmsnap.store.ExceptionStore;
 import dmsnap.store.copy.ChunkCopier;
 import io.prometheus.metrics.exporter.httpserver.HTTPServer;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
@@ -15,9 +17,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The daemon's metrics: a registry of its own (not the library's global one, so two daemons in
- * one JVM, as in tests, do not mix), the commit latency histogram the snapshot targets feed,
- * the collectors that read devices, COW status and the copier at scrape time, and the HTTP
- * server that serves them as Prometheus text at {@code /metrics}.
+ * one JVM, as in tests, do not mix), the commit latency histogram and the invalidation counter
+ * the snapshot targets feed, the collectors that read devices, COW status and the copier at
+ * scrape time, and the HTTP server that serves them as Prometheus text at {@code /metrics}.
  *
  * <p>Life cycle: built before the engine (its {@link #commits()} goes into the snapshot
  * targets), {@link #serve} once the device manager exists, {@link #close()} in the daemon's
@@ -27,19 +29,31 @@ public final class DaemonMetrics implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(DaemonMetrics.class);
 
     private final PrometheusRegistry registry = new PrometheusRegistry();
-    private final CommitLatency commits;
+    private final CommitObserver observer;
     private final AtomicBoolean closed = new AtomicBoolean();
     private volatile HTTPServer server;
     private volatile int port = -1;
 
     public DaemonMetrics(ChunkCopier copier) {
-        this.commits = new CommitLatency(registry);
+        CommitLatency commits = new CommitLatency(registry);
+        Invalidations invalidations = new Invalidations(registry);
+        this.observer = new CommitObserver() {
+            @Override
+            public void committed(ExceptionStore store, long latencyNanos, boolean success) {
+                commits.committed(store, latencyNanos, success);
+            }
+
+            @Override
+            public void invalidated(String device, InvalidationCause cause) {
+                invalidations.invalidated(cause);
+            }
+        };
         registry.register(new CopierCollector(copier));
     }
 
-    /** What the snapshot targets tell about each exception commit. */
+    /** What the snapshot targets tell about each exception commit and each invalidation. */
     public CommitObserver commits() {
-        return commits;
+        return observer;
     }
 
     /**

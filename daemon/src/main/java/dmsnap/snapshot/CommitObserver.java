@@ -5,7 +5,8 @@ import dmsnap.store.ExceptionStore;
 /**
  * Told how long each exception commit took: from the snapshot's commit request to the store
  * ({@code commit_exception}) to the store's callback saying the exception is durable (or never
- * will be). The daemon's metrics record it; the store itself knows nothing of metrics.
+ * will be), and when a snapshot is invalidated at run time. The daemon's metrics record it; the
+ * store itself knows nothing of metrics.
  */
 @FunctionalInterface
 public interface CommitObserver {
@@ -21,4 +22,15 @@ public interface CommitObserver {
      * @param success      false: the commit failed and the snapshot is being invalidated
      */
     void committed(ExceptionStore store, long latencyNanos, boolean success);
+
+    /**
+     * Called once per invalidation at run time, after its ERROR line (not for a COW loaded
+     * invalid, nor for a handover source, which is invalid by design); on the thread that
+     * invalidated (a committer, a copier, a writer); must be quick and must not block.
+     *
+     * @param device the snapshot's device name
+     * @param cause  why, as the kernel's line says
+     */
+    default void invalidated(String device, InvalidationCause cause) {
+    }
 }

@@ -233,9 +233,9 @@ public final class Snapshot {
     /**
      * Invalidates once: status Invalid, later I/O errors, origin writes skip it, the persistent
      * header says valid=0, and the device counts an event. The one ERROR line has the kernel's
-     * phrase {@code why}, then {@code reason} (the device and what failed), when known.
+     * phrase for {@code cause}, then {@code reason} (the device and what failed), when known.
      */
-    void invalidate(String why, String reason) {
+    void invalidate(InvalidationCause cause, String reason) {
         synchronized (this) {
             if (!valid) {
                 return;
@@ -243,11 +243,12 @@ public final class Snapshot {
             valid = false;
         }
         if (reason == null) {
-            log.error("{}: Invalidating snapshot: {}", deviceName, why);
+            log.error("{}: Invalidating snapshot: {}", deviceName, cause.kernelPhrase());
         } else {
-            log.error("{}: Invalidating snapshot: {} {}", deviceName, why, reason);
+            log.error("{}: Invalidating snapshot: {} {}", deviceName, cause.kernelPhrase(), reason);
         }
         store.invalidate();
+        commits.invalidated(deviceName, cause);
         event.run();
     }
 
@@ -323,7 +324,7 @@ public final class Snapshot {
             }
         }
         if (p == null) {
-            invalidate("Unable to allocate exception.", noRoom);
+            invalidate(InvalidationCause.NO_SPACE, noRoom);
             return null;
         }
         return new Copy(this, p);
@@ -380,7 +381,7 @@ public final class Snapshot {
             }
             String storeFailure = committedBy.failure();
             String copy = firstCopyFailure.get();
-            invalidate("Error reading/writing.", copy != null ? copy
+            invalidate(InvalidationCause.IO_ERROR, copy != null ? copy
                     : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
             p.done.complete(false);
             return;
@@ -585,7 +586,7 @@ public final class Snapshot {
         if (store.overflowSupported()) {
             overflow();
         } else {
-            invalidate("Unable to allocate exception.", full.reason());
+            invalidate(InvalidationCause.NO_SPACE, full.reason());
         }
         return new IOException(deviceName + ": no room in the COW");
     }

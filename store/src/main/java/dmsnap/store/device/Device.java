@@ -10,7 +10,8 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>All methods may be called concurrently from any thread. Errors from the environment are
  * {@link IOException}s (usually {@code dmsnap.ffm.ErrnoException}); a request outside the device
- * or misaligned is a caller bug and fails with {@link IllegalArgumentException} before any I/O.
+ * or misaligned is a caller bug and fails with {@link IllegalArgumentException} before any I/O,
+ * except past the end of a device that shrank under its user (a truncated file): that is EIO.
  * After {@link #close()} every call fails with {@link IllegalStateException}.
  */
 public interface Device extends AutoCloseable {

@@ -51,6 +51,8 @@ public final class FileDevice implements Device {
     /** Where metadata maps live: closed by the group, not one by one (see {@link MapArenas}). */
     private final MapArenas mapArenas = new MapArenas();
     private volatile long sizeBytes;
+    /** The largest {@link #sizeBytes} seen: I/O below it but past the current size is an I/O error. */
+    private volatile long largestSizeBytes;
 
     private FileDevice(NativeFile file, FileStat stat, boolean readOnly) throws IOException {
         this.file = file;
@@ -68,6 +70,7 @@ public final class FileDevice implements Device {
             this.physicalBlockBytes = Math.max(logicalBlockBytes, Math.max(SECTOR, stat.blockSizeBytes()));
             this.sizeBytes = stat.sizeBytes() - stat.sizeBytes() % logicalBlockBytes;
         }
+        this.largestSizeBytes = sizeBytes;
     }
 
     /**
@@ -181,6 +184,7 @@ public final class FileDevice implements Device {
         try {
             long size = blockDevice ? BlockDevices.geometry(file).sizeBytes() : file.stat().sizeBytes();
             sizeBytes = size - size % logicalBlockBytes;
+            largestSizeBytes = Math.max(largestSizeBytes, sizeBytes);
             return sizeBytes;
         } finally {
             inFlight.release();
@@ -207,9 +211,26 @@ public final class FileDevice implements Device {
         return readOnly;
     }
 
+    /**
+     * {@link Device#checkRequest}, except that a request past the current end but inside the size
+     * the device had is an I/O error (EIO), as the kernel's "attempt to access beyond end of
+     * device": the file was truncated, or the block device shrank, under us. Its writes are
+     * refused rather than growing a truncated file again over a hole.
+     */
+    private void checkRequest(String op, String call, long offsetBytes, long lengthBytes, MemorySegment buffer)
+            throws ErrnoException {
+        long size = sizeBytes;
+        if (offsetBytes >= 0 && lengthBytes >= 0 && offsetBytes + lengthBytes > size
+                && offsetBytes + lengthBytes <= largestSizeBytes) {
+            throw new ErrnoException(call, Errno.EIO.value(), file.path(), offsetBytes, lengthBytes,
+                    "beyond the end of the device: it shrank to " + size + " bytes");
+        }
+        Device.checkRequest(this, op, offsetBytes, lengthBytes, buffer);
+    }
+
     @Override
     public void read(long offsetBytes, MemorySegment dst) throws IOException {
-        Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+        checkRequest("read", "pread", offsetBytes, dst.byteSize(), dst);
         inFlight.acquire();
         try {
             long n = file.read(offsetBytes, dst);
@@ -225,7 +246,7 @@ public final class FileDevice implements Device {
     @Override
     public void write(long offsetBytes, MemorySegment src) throws IOException {
         checkWritable("write");
-        Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
+        checkRequest("write", "pwrite", offsetBytes, src.byteSize(), src);
         inFlight.acquire();
         try {
             file.write(offsetBytes, src);
@@ -249,7 +270,7 @@ public final class FileDevice implements Device {
     @Override
     public void discard(long offsetBytes, long lengthBytes) throws IOException {
         checkWritable("discard");
-        Device.checkRequest(this, "discard", offsetBytes, lengthBytes, null);
+        checkRequest("discard", "discard", offsetBytes, lengthBytes, null);
         if (lengthBytes == 0) {
             return;
         }
@@ -275,7 +296,7 @@ public final class FileDevice implements Device {
     @Override
     public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
         checkWritable("writeZeroes");
-        Device.checkRequest(this, "writeZeroes", offsetBytes, lengthBytes, null);
+        checkRequest("writeZeroes", "writeZeroes", offsetBytes, lengthBytes, null);
         if (lengthBytes == 0) {
             return;
         }
@@ -316,7 +337,7 @@ public final class FileDevice implements Device {
      */
     @Override
     public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
-        Device.checkRequest(this, "mapMetadata", offsetBytes, lengthBytes, null);
+        checkRequest("mapMetadata", "mmap", offsetBytes, lengthBytes, null);
         if (offsetBytes % MappedRegion.PAGE_BYTES != 0 || lengthBytes % MappedRegion.PAGE_BYTES != 0
                 || lengthBytes == 0) {
             return null;

@@ -87,4 +87,18 @@ final class MetadataChunk implements AutoCloseable {
             map.close();
         }
     }
+
+    /**
+     * {@code e} as the I/O error it stands for when it is the JDK's report of a fault on a mapped
+     * page ("a fault occurred in a[ recent] unsafe memory access operation"): SIGBUS, because the
+     * page lies past the end of the file (it was truncated) or its file system could not give it
+     * a block (it is full). Any other InternalError is a JVM problem and is thrown again.
+     */
+    static IOException mappedAccessFault(Device device, InternalError e) {
+        if (e.getMessage() == null || !e.getMessage().contains("unsafe memory access")) {
+            throw e;
+        }
+        return new IOException("SIGBUS on the mapped metadata of " + device.name()
+                + " (the file is shorter than its mapping, or its file system is full)", e);
+    }
 }

@@ -71,6 +71,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private boolean valid = true;
     /** What made the store invalid through its own I/O (see {@link #failure()}); the first such reason. */
     private String failure;
+    /**
+     * Set when the COW was seen smaller than the chunks in use (truncated under us): their data is
+     * gone, so no exception may be added, however large the file is again later (an autoextend
+     * or a write past its end grows it back with holes).
+     */
+    private String shrank;
     private boolean loaded;
     private boolean closed;
     /** After a load, stale non-zero entries may follow the terminator; zero them before appending. */
@@ -172,6 +178,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             readExceptions(sink);
             return LoadResult.VALID;
+        } catch (InternalError e) {
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -201,6 +209,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 : Math.max(PersistentLayout.DEFAULT_CHUNK_SECTORS, cow.logicalBlockBytes() / 512);
         useChunkSize(new ChunkSize(sectors));
         checkFits(2, "the header and area 0");
+        zeroChunks(0, 2);
         header = MetadataChunk.open(cow, 0, layout.chunkBytes());
         DiskHeader.fresh(sectors, true).writeChunk(header.segment());
         header.syncAll();
@@ -211,6 +220,18 @@ public final class PersistentExceptionStore implements ExceptionStore {
         currentArea = 0;
         currentCommitted = 0;
         nextFree = PersistentLayout.FIRST_DATA_CHUNK;
+    }
+
+    /**
+     * Zeroes {@code count} chunks from {@code first} with a device write, as the kernel writes a
+     * zeroed area: a sparse COW's file system that has no block left says ENOSPC here, where a
+     * store into the mapping of a hole would get SIGBUS. The chunks are mapped afterwards.
+     */
+    private void zeroChunks(long first, int count) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeroes = arena.allocate(count * layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
+            cow.write(layout.chunkOffsetBytes(first), zeroes);
+        }
     }
 
     private void checkFits(long chunks, String what) throws IOException {
@@ -327,9 +348,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
         lock.lock();
         try {
             requireReady();
+            // The size is read again on every allocation, as the kernel's get_dev_size: the COW may
+            // have grown (autoextend), or shrunk under us (a truncated file): then the chunks in use
+            // are gone, and no new exception may be made on top of them.
             long needSectors = (nextFree + 1) * chunkSize.sectors();
-            if (cow.sizeSectors() < needSectors && (cow.refreshSize() >>> 9) < needSectors) {
-                throw new StoreFullException("COW " + cow.name() + " is full (" + cow.sizeSectors() + " sectors)");
+            long sizeSectors = noteSize(cow.refreshSize()) >>> 9;
+            if (shrank != null) {
+                throw new StoreFullException(shrank);
+            }
+            if (sizeSectors < needSectors) {
+                throw new StoreFullException("COW " + cow.name() + " is full (" + sizeSectors + " sectors)");
             }
             long newChunk = nextFree++;
             nextFree = layout.skipMetadata(nextFree);
@@ -338,6 +366,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Remembers a size below the chunks in use (see {@link #shrank}); returns it. Caller holds {@link #lock}. */
+    private long noteSize(long sizeBytes) {
+        long inUseSectors = nextFree * chunkSize.sectors();
+        if (shrank == null && sizeBytes >>> 9 < inUseSectors) {
+            shrank = "COW " + cow.name() + " shrank to " + (sizeBytes >>> 9) + " sectors, below the " + inUseSectors
+                    + " sectors in use";
+        }
+        return sizeBytes;
     }
 
     @Override
@@ -374,6 +412,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long areaIndex;
             int base;
             boolean writeIt;
+            String lost;
             lock.lock();
             try {
                 if (!roundNeeded()) {
@@ -387,11 +426,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 areaIndex = currentArea;
                 base = currentCommitted;
                 writeIt = valid && !closed;
+                lost = shrank;
             } finally {
                 lock.unlock();
             }
             List<MetadataChunk> later = new ArrayList<>();
-            String writeFailure = writeIt ? writeRound(batch, areaIndex, base, later) : null;
+            String writeFailure = !writeIt ? null : lost != null ? lost : writeRound(batch, areaIndex, base, later);
             boolean written = writeIt && writeFailure == null;
             boolean ok;
             lock.lock();
@@ -485,6 +525,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
         int total = base + batch.size();
         int filled = total / epa;
         try {
+            if (header.isMapped() && DiskHeader.read(header.segment()).magic() != PersistentLayout.SNAP_MAGIC) {
+                // The file was truncated (and grown again) or overwritten under us: what the areas
+                // held is gone, so nothing may be added to them.
+                return "the header is gone (the file was truncated or overwritten)";
+            }
             MemorySegment entries = area.segment();
             if (staleTail) {
                 // Entries after the terminator were never part of the list; clear them before
@@ -504,10 +549,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     // here the zeroing write fails and the snapshot is invalidated.
                     return "cannot zero area " + (areaIndex + j) + " at chunk " + next + ": past the end of the COW";
                 }
-                MetadataChunk m = MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes());
-                later.add(m);
-                m.segment().fill((byte) 0);
-                m.writeBack(0, layout.chunkBytes()); // durable with the data, at the flush below
+                zeroChunks(next, 1); // durable with the data, at the flush below
+                later.add(MetadataChunk.open(cow, layout.chunkOffsetBytes(next), layout.chunkBytes()));
             }
             // The remaps' data (and the zeroed areas) must be durable before any entry is.
             cow.flush();
@@ -544,6 +587,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             return null;
         } catch (IOException | RuntimeException e) {
             return "writing exception area " + areaIndex + " failed: " + e.getMessage();
+        } catch (InternalError e) {
+            return "writing exception area " + areaIndex + " failed: " + MetadataChunk.mappedAccessFault(cow, e).getMessage();
         }
     }
 
@@ -588,6 +633,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             mergePrepared += count;
             return new MergeRun(lastOld, lastNew, count);
+        } catch (InternalError e) {
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -638,6 +685,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             currentCommitted -= count;
             mergePrepared = Math.max(0, mergePrepared - count);
             nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;
+        } catch (InternalError e) {
+            mergePrepared = 0;
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -667,6 +717,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } catch (IOException | RuntimeException e) {
             mergePrepared = 0;
             throw e;
+        } catch (InternalError e) {
+            mergePrepared = 0;
+            throw MetadataChunk.mappedAccessFault(cow, e);
         } finally {
             lock.unlock();
         }
@@ -690,17 +743,27 @@ public final class PersistentExceptionStore implements ExceptionStore {
         try {
             boolean wasValid = valid;
             valid = false;
-            if (!wasValid && header != null && DiskHeader.read(header.segment()).valid() == 0) {
+            if (header == null || closed) {
                 return;
             }
-            if (header == null || closed) {
+            long sizeBytes = cow.refreshSize();
+            if (sizeBytes < layout.chunkBytes()) {
+                // Truncated under us: the header page is past the end of the file (a store into
+                // its mapping would be SIGBUS), and a file too short for a header never loads again.
+                log.warn("{}: write header failed: the COW is {} bytes, shorter than its header chunk", cow.name(),
+                        sizeBytes);
+                return;
+            }
+            if (!wasValid && DiskHeader.read(header.segment()).valid() == 0) {
                 return;
             }
             DiskHeader.fresh(chunkSize.sectors(), false).writeChunk(header.segment());
             header.syncAll();
             cow.flush();
         } catch (IOException | RuntimeException e) {
-            log.error("{}: write header failed: {}", cow.name(), e.getMessage());
+            log.warn("{}: write header failed: {}", cow.name(), e.getMessage());
+        } catch (InternalError e) {
+            log.warn("{}: write header failed: {}", cow.name(), MetadataChunk.mappedAccessFault(cow, e).getMessage());
         } finally {
             lock.unlock();
         }
@@ -734,6 +797,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long total = cow.refreshSize() >>> 9;
             if (!chunkSize.isSet()) {
                 return new StoreUsage(0, total, 0); // a handover destination before its resume
+            }
+            if (layout != null && area != null) {
+                noteSize(total << 9);
             }
             return new StoreUsage(nextFree * sectors, total, (currentArea + 2) * sectors);
         } finally {
