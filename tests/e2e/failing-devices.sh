@@ -246,3 +246,4 @@ wait "$daemon_pid" || rc=$?
 daemon_pid=""
 expect_eq "daemon exit status" 0 "$rc"
 echo "failing devices (e2e): $cases fault cases, $invalidated snapshots invalidated alone (one ERROR line each), lin client: $lin_ops verified writes, 0 errors"
+figure faults.e2e "$cases faults from outside (nbdkit error filter through nbdfuse on a COW and an origin, a sparse COW on a full loop-mounted ext4, a COW truncated under the daemon, autoextend on a full file system): $invalidated snapshots invalidated alone, one ERROR line each, 0 stack traces; a client of another export: $lin_ops verified writes, 0 errors; SIGTERM exit 0"

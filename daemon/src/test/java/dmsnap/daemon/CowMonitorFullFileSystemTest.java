@@ -1,5 +1,6 @@
 package dmsnap.daemon;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.IoRequest;
@@ -157,6 +158,9 @@ class CowMonitorFullFileSystemTest {
                     + rig.cow + ", offset=65536, length=32768) failed: ENOSPC (No space left on device)",
                     "snap: Invalidating snapshot: Unable to allocate exception. COW " + rig.cow + " is full (128 sectors)"),
                     errors);
+            Figures.record("faults.autoextend", "autoextend on a full file system: one ERROR line (ENOSPC, the COW"
+                    + " unchanged), no retry while there is no room (8 checks), then the COW filled and the snapshot was"
+                    + " invalidated alone with one more line");
         }
     }
 

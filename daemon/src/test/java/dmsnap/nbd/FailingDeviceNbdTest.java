@@ -1,5 +1,6 @@
 package dmsnap.nbd;
 
+import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProtocol.NBD_CMD_FLUSH;
 import static dmsnap.nbd.NbdProtocol.NBD_EIO;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -38,6 +39,8 @@ class FailingDeviceNbdTest {
     static void summary() {
         System.out.println("failing devices (NBD): " + faultCases
                 + " fault cases, clients of the other exports saw no error");
+        Figures.record("faults.nbd", faultCases + " faults under NBD clients with requests in flight: only the failing"
+                + " export's client saw EIO, clients of the other exports saw no error");
     }
 
     private static void addVictim(NbdFixture fx, Path cowFile) throws Exception {

@@ -1,5 +1,6 @@
 package dmsnap.snapshot;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.ffm.Errno;
 import dmsnap.snapshot.FaultRig.Faults;
 import dmsnap.snapshot.FaultRig.LogCapture;
@@ -58,6 +59,10 @@ class FailingDevicesTest {
     static void summary() {
         System.out.println("failing devices (engine): " + FAULT_CASES.get() + " fault cases, " + INVALIDATED.get()
                 + " snapshots invalidated alone, " + SURVIVED.get() + " faults that failed only their request");
+        Figures.record("faults.engine", FAULT_CASES.get() + " injected faults (EIO on COW read/write/flush and origin"
+                + " read, a full COW, concurrent writers): " + INVALIDATED.get() + " snapshots invalidated alone (one ERROR"
+                + " line, header marked once, nothing written after), " + SURVIVED.get() + " faults failed only their"
+                + " request as the kernel's; origin, other snapshots and other devices equal to the model");
     }
 
     /** Origin writes to chunks 0-7, the victim's own writes (whole and partial chunks), bystander I/O. */
