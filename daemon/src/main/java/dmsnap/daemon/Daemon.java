@@ -13,13 +13,20 @@ import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
+import dmsnap.table.TableLine;
+import dmsnap.table.TableLoadException;
+import dmsnap.table.TableParser;
 import dmsnap.target.TargetTypes;
 import dmsnap.nbd.NbdTls;
 import java.io.IOException;
 import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.nio.file.attribute.GroupPrincipal;
 import java.nio.file.attribute.UserPrincipalNotFoundException;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -103,6 +110,7 @@ public final class Daemon implements AutoCloseable {
      */
     private void restore() throws IOException {
         List<StateStore.Recorded> pending = new java.util.ArrayList<>(state.load());
+        dropSnapshotsBeingMerged(pending);
         pending.sort(java.util.Comparator.comparingInt(r -> restoreRank(r.table())));
         int restored = 0;
         while (!pending.isEmpty()) {
@@ -120,10 +128,10 @@ public final class Daemon implements AutoCloseable {
             }
             pending.remove(next);
             try {
-                devices.create(next.name(), next.uuid(), dmsnap.table.TableParser.parse(next.table()), next.readOnly());
+                devices.create(next.name(), next.uuid(), TableParser.parse(next.table()), next.readOnly());
                 restored++;
                 log.info("{}: restored", next.name());
-            } catch (dmsnap.table.TableLoadException | DmException e) {
+            } catch (TableLoadException | DmException e) {
                 log.error("{}: not restored: {}", next.name(), e.getMessage());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -131,6 +139,71 @@ public final class Daemon implements AutoCloseable {
             }
         }
         log.info("restored {} device(s) from {}", restored, config.stateDir());
+    }
+
+    /**
+     * A snapshot whose COW a recorded snapshot-merge table merges is superseded by that merge: the
+     * merge flow records the merge table before it drops the snapshot's record, so a crash in
+     * between (or a failed unlink) leaves both, and the merge was decided before the origin
+     * resumed, as with the kernel and LVM. Such a snapshot is not restored and its record goes.
+     */
+    private void dropSnapshotsBeingMerged(List<StateStore.Recorded> records) {
+        Map<String, String> mergedCows = new HashMap<>(); // COW argument -> the merging origin
+        for (StateStore.Recorded r : records) {
+            TableLine line = singleLine(r.table(), "snapshot-merge");
+            if (line != null) {
+                mergedCows.put(line.args().get(1), r.name());
+            }
+        }
+        if (mergedCows.isEmpty()) {
+            return;
+        }
+        for (java.util.Iterator<StateStore.Recorded> it = records.iterator(); it.hasNext();) {
+            StateStore.Recorded r = it.next();
+            TableLine line = singleLine(r.table(), "snapshot");
+            if (line == null) {
+                continue;
+            }
+            String cow = line.args().get(1);
+            for (Map.Entry<String, String> merge : mergedCows.entrySet()) {
+                if (sameDevice(cow, merge.getKey())) {
+                    it.remove();
+                    log.warn("{}: not restored: its COW {} is being merged into {}", r.name(), cow, merge.getValue());
+                    try {
+                        state.forget(r.name());
+                    } catch (IOException e) {
+                        log.warn("{}: cannot remove its record from {}: {}", r.name(), config.stateDir(), e.getMessage());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /** The single line of a recorded table if it is of {@code type} with origin and COW arguments, else null. */
+    private static TableLine singleLine(String table, String type) {
+        try {
+            List<TableLine> lines = TableParser.parse(table).lines();
+            TableLine line = lines.getFirst();
+            return lines.size() == 1 && line.targetType().equals(type) && line.args().size() >= 2 ? line : null;
+        } catch (TableLoadException e) {
+            return null; // restore reports it when it loads it
+        }
+    }
+
+    /** Whether two device arguments name the same device: the same text, or the same file by two paths. */
+    private static boolean sameDevice(String a, String b) {
+        if (a.equals(b)) {
+            return true;
+        }
+        if (a.startsWith("dm:") || b.startsWith("dm:")) {
+            return false;
+        }
+        try {
+            return Files.isSameFile(Path.of(a), Path.of(b));
+        } catch (IOException | java.nio.file.InvalidPathException e) {
+            return false; // one of them is gone or no path: restore reports it when it loads it
+        }
     }
 
     /** 0 for snapshots and everything else, 1 for snapshot-merge, 2 for snapshot-origin. */

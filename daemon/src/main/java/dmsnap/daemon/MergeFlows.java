@@ -41,9 +41,10 @@ import org.slf4j.LoggerFactory;
  * start, which activates everything): then the same sequence runs.
  *
  * <p>Each merge the flow looks after is recorded in the state directory ({@code ORIGIN.merge}),
- * and the origin's snapshot-merge table is recorded (and the snapshot's record dropped) before
+ * and the origin's snapshot-merge table is recorded (then the snapshot's record dropped) before
  * the origin resumes: a daemon killed at any point comes back with either the snapshot or the
- * merge, never both, and a restored merge continues from the COW and is finished by this flow.
+ * merge, never both (a snapshot record left beside the merge of its COW is dropped at restore:
+ * the merge was decided), and a restored merge continues from the COW and is finished by this flow.
  * Merges loaded by hand (dmsetup style) are reported, never finished: that is userspace's job.
  *
  * <p>Locks: this object's monitor guards {@link #flows} and {@link #finished}; it is taken before
@@ -197,19 +198,28 @@ public final class MergeFlows implements MergeService {
             snap.suspend();
             lines.add("suspended " + f.snapshot);
             if (state != null) {
+                // The merge table first, in one atomic replace of the origin's record: when it
+                // fails nothing was recorded, and both records stay as they are. Once it is there
+                // the merge is decided (a restart restores it, and drops a snapshot record of its
+                // COW left by a crash or a failed unlink just below).
                 try {
-                    state.forget(f.snapshot);
                     state.record(f.origin, origin.uuid(), mergeTable);
                 } catch (IOException e) {
-                    recover(f, origin, snap, originTable); // the snapshot's record comes back first
+                    recover(f, origin, snap, originTable, false);
                     throw new StepFailed("merge", StateStore.errnoOf(e), notRecorded(f, e));
+                }
+                try {
+                    state.forget(f.snapshot);
+                } catch (IOException e) {
+                    log.warn("{}: cannot remove the record of {} from {}: {} (a restart drops it: its COW is being merged)",
+                            f.origin, f.snapshot, state.directory(), e.getMessage());
                 }
             }
             try {
                 origin.resume();
             } catch (DmException e) {
                 // The merge table is live but the device stayed suspended; nothing was handed over.
-                recover(f, origin, snap, originTable);
+                recover(f, origin, snap, originTable, true);
                 throw new StepFailed("resume", e.errno(), e.getMessage());
             }
             lines.add("resumed " + f.origin + ": the exception store of " + f.snapshot + " was handed over, merging");
@@ -237,12 +247,17 @@ public final class MergeFlows implements MergeService {
                 + e.getMessage() + "; nothing was changed";
     }
 
-    private void recover(Flow f, MappedDevice origin, MappedDevice snap, Table originTable) {
+    /**
+     * Puts the origin table back and resumes both devices; {@code recorded}: the merge table was
+     * recorded (and the snapshot's record dropped), so the snapshot's record comes back first
+     * (a crash in between restores the merge, never neither), then the origin's.
+     */
+    private void recover(Flow f, MappedDevice origin, MappedDevice snap, Table originTable, boolean recorded) {
         try {
             origin.load(originTable, devices.targetTypes(), devices.backingDevices());
             origin.resume();
             snap.resume();
-            if (state != null) {
+            if (state != null && recorded) {
                 state.record(snap);
                 state.record(origin);
             }
