@@ -37,7 +37,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>As the {@link DeviceRecorder} of the control path, a change is recorded before it takes
  * effect, as LVM commits its metadata before it changes a device: the table before resume swaps
- * it in, the removal before the device goes, the new name before it is used. A change that
+ * it in, the removal before the device goes, the new name (and the tables of the devices that
+ * name it as {@code dm:NAME}, which follow it) before it is used. A change that
  * cannot be recorded (a full file system) fails with the errno and changes nothing, so every
  * acknowledged change is on disk.
  *
@@ -87,9 +88,10 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
     }
 
     @Override
-    public void beforeRename(MappedDevice device, String newName) throws DmException {
+    public void beforeRename(MappedDevice device, String newName, List<DeviceRecorder.Dependent> dependents)
+            throws DmException {
         try {
-            rename(device.name(), newName, device);
+            rename(device.name(), newName, device, dependents);
         } catch (IOException e) {
             throw failure("record the rename of " + device.name() + " to " + newName, e);
         }
@@ -144,6 +146,12 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
     }
 
     private synchronized void record(String name, String uuid, Table table, boolean readOnly) throws IOException {
+        writeAtomically(name + SUFFIX, properties(name, uuid, table, readOnly), COMMENT);
+    }
+
+    private static final String COMMENT = "dmsnap device state";
+
+    private static Properties properties(String name, String uuid, Table table, boolean readOnly) {
         Properties p = new Properties();
         if (readOnly) {
             p.setProperty("readonly", "true");
@@ -153,7 +161,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             p.setProperty("uuid", uuid);
         }
         p.setProperty("table", table.toString());
-        writeAtomically(name + SUFFIX, p, "dmsnap device state");
+        return p;
     }
 
     public synchronized void forget(String name) throws IOException {
@@ -164,25 +172,63 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
      * The record of {@code from} becomes that of {@code to} in one rename(2) (replacing a record
      * left under that name by a device that was not restored); then its name line is brought up to
      * date, which only a reader of the file needs. A device without a record gets one.
+     *
+     * <p>The new records of the {@code dependents} (their tables naming {@code dm:TO}) are
+     * written to temporary files first: that is all the space the step needs, and when it fails
+     * they are deleted and nothing changed. Then only rename(2)s follow, back to back: the
+     * device's record, the dependents' records, one fsync of the directory.
      */
-    private synchronized void rename(String from, String to, MappedDevice device) throws IOException {
+    private synchronized void rename(String from, String to, MappedDevice device,
+            List<DeviceRecorder.Dependent> dependents) throws IOException {
+        List<Path[]> staged = new ArrayList<>(); // {temporary file, record}
         Path source = dir.resolve(from + SUFFIX);
-        if (!Files.isRegularFile(source, LinkOption.NOFOLLOW_LINKS)) {
-            if (device.liveTable() == null) {
+        boolean recorded = Files.isRegularFile(source, LinkOption.NOFOLLOW_LINKS);
+        try {
+            for (DeviceRecorder.Dependent d : dependents) {
+                MappedDevice user = d.device();
+                String file = user.name() + SUFFIX;
+                staged.add(new Path[] {stage(file, properties(user.name(), user.uuid(), d.liveTable(), user.isReadOnly()),
+                        COMMENT), dir.resolve(file)});
+            }
+            if (recorded) {
+                move(source, dir.resolve(to + SUFFIX));
+            } else if (device.liveTable() == null) {
                 forget(to);
             } else {
                 record(to, device.uuid(), device.liveTable(), device.isReadOnly());
             }
-            return;
-        }
-        move(source, dir.resolve(to + SUFFIX));
-        syncDirectory();
-        if (device.liveTable() != null) {
-            try {
-                record(to, device.uuid(), device.liveTable(), device.isReadOnly());
-            } catch (IOException e) {
-                log.warn("{}: renamed in {}, but its record still says name={} inside: {}", to, dir, from, e.getMessage());
+        } catch (IOException | RuntimeException e) {
+            for (Path[] s : staged) {
+                try {
+                    Files.deleteIfExists(s[0]); // ours: made by stage
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
             }
+            throw e;
+        }
+        for (Path[] s : staged) {
+            try {
+                move(s[0], s[1]);
+            } catch (IOException e) {
+                // After the rename itself there is no going back: say what a restart will miss.
+                log.error("{}: its record in {} still names dm:{}, which is now {}: {}", s[1].getFileName(), dir, from, to,
+                        e.getMessage());
+                Files.deleteIfExists(s[0]);
+            }
+        }
+        if (recorded) {
+            syncDirectory();
+            if (device.liveTable() != null) {
+                try {
+                    record(to, device.uuid(), device.liveTable(), device.isReadOnly());
+                } catch (IOException e) {
+                    log.warn("{}: renamed in {}, but its record still says name={} inside: {}", to, dir, from,
+                            e.getMessage());
+                }
+            }
+        } else if (!staged.isEmpty()) {
+            syncDirectory();
         }
     }
 
@@ -202,6 +248,25 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
 
     /** Writes {@code dir/fileName} atomically: new temporary file, fsync, rename, fsync of the directory. */
     synchronized void writeAtomically(String fileName, Properties p, String comment) throws IOException {
+        Path tmp = stage(fileName, p, comment);
+        try {
+            move(tmp, dir.resolve(fileName));
+        } catch (IOException | RuntimeException e) {
+            try {
+                Files.deleteIfExists(tmp); // ours: created by stage
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        syncDirectory();
+    }
+
+    /**
+     * Writes the new content of {@code dir/fileName} to its temporary file (fsynced), which a
+     * rename over the record then makes the record; on failure nothing is left.
+     */
+    private Path stage(String fileName, Properties p, String comment) throws IOException {
         ByteArrayOutputStream text = new ByteArrayOutputStream();
         p.store(text, comment);
         byte[] bytes = text.toByteArray();
@@ -214,7 +279,6 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
                 f.write(0, arena.allocateFrom(ValueLayout.JAVA_BYTE, bytes));
                 f.fsync();
             }
-            move(tmp, dir.resolve(fileName));
         } catch (IOException | RuntimeException e) {
             try {
                 Files.deleteIfExists(tmp); // ours: created above
@@ -223,7 +287,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             }
             throw e;
         }
-        syncDirectory();
+        return tmp;
     }
 
     /** A temporary file a crash left behind is removed, if it is a regular file of ours; anything else is refused. */

@@ -188,17 +188,40 @@ public final class DeviceManager {
         rename(from, to, DeviceRecorder.NONE);
     }
 
-    /** The same, once {@code recorder} has recorded the new name (nothing changes when it cannot). */
+    /**
+     * The same, once {@code recorder} has recorded the new name (nothing changes when it cannot).
+     * The devices whose tables name it ({@code dm:FROM}) name it {@code dm:TO} afterwards, their
+     * live tables recorded in the same step: the kernel's tables hold a device by its number, so
+     * a rename never breaks the devices stacked on it, nor should it break their restore.
+     */
     public synchronized void rename(String from, String to, DeviceRecorder recorder) throws DmException {
         checkName(to);
         MappedDevice device = get(from);
         if (byName.containsKey(to)) {
             throw new DmException("EBUSY", "Device " + to + " already exists");
         }
-        device.rename(to, recorder);
+        String oldArgument = BackingDevices.mappedArgument(from);
+        String newArgument = BackingDevices.mappedArgument(to);
+        List<MappedDevice> users = new ArrayList<>();
+        List<DeviceRecorder.Dependent> dependents = new ArrayList<>();
+        for (MappedDevice d : byName.values()) {
+            if (d != device && d.tablesHaveArgument(oldArgument)) {
+                users.add(d);
+                Table live = d.liveTable();
+                if (live != null && live.hasArgument(oldArgument)) {
+                    dependents.add(new DeviceRecorder.Dependent(d, live.replacingArgument(oldArgument, newArgument)));
+                }
+            }
+        }
+        device.rename(to, recorder, dependents);
         byName.remove(from);
         byName.put(to, device);
-        log.info("{}: renamed to {}", from, to);
+        for (MappedDevice d : users) {
+            d.replaceDeviceArgument(oldArgument, newArgument);
+        }
+        log.info("{}: renamed to {}{}", from, to, users.isEmpty() ? ""
+                : " (the tables of " + String.join(", ", users.stream().map(MappedDevice::name).toList())
+                        + " now name " + newArgument + ")");
     }
 
     /** Every device, by name. */

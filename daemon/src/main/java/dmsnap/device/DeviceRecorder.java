@@ -1,6 +1,7 @@
 package dmsnap.device;
 
 import dmsnap.table.Table;
+import java.util.List;
 
 /**
  * Makes a change of a device durable before it takes effect, as LVM commits its metadata before
@@ -17,8 +18,21 @@ public interface DeviceRecorder {
     default void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
     }
 
-    /** The device, whose live table is {@code device.liveTable()} (maybe null), is about to be named {@code newName}. */
-    default void beforeRename(MappedDevice device, String newName) throws DmException {
+    /**
+     * A device whose tables name a device being renamed ({@code dm:NAME}), and its live table
+     * with the new name: the kernel references a device by its number, so a rename never affects
+     * the devices that use it, and here their tables follow the new name.
+     */
+    record Dependent(MappedDevice device, Table liveTable) {
+    }
+
+    /**
+     * The device, whose live table is {@code device.liveTable()} (maybe null), is about to be
+     * named {@code newName}, and each of the {@code dependents} (devices whose live table names
+     * it) is about to have the live table given there. One step: when it throws, none of it
+     * happens.
+     */
+    default void beforeRename(MappedDevice device, String newName, List<Dependent> dependents) throws DmException {
     }
 
     /** The device is about to be removed (it is not open, or the remove is forced). */

@@ -62,13 +62,44 @@ public final class MappedDevice {
         return name;
     }
 
-    /** Renames the device once {@code recorder} has recorded the new name. */
-    void rename(String newName, DeviceRecorder recorder) throws DmException {
+    /** Renames the device once {@code recorder} has recorded the new name and the dependents' tables. */
+    void rename(String newName, DeviceRecorder recorder, List<DeviceRecorder.Dependent> dependents) throws DmException {
         control.lock();
         try {
             requireNotRemoved();
-            recorder.beforeRename(this, newName);
+            recorder.beforeRename(this, newName, dependents);
             this.name = newName;
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /**
+     * A device this one's tables name as {@code from} is now called {@code to}: the text of the
+     * live and inactive tables follows (their targets hold the device itself, not its name).
+     */
+    void replaceDeviceArgument(String from, String to) {
+        control.lock();
+        try {
+            LiveTable l = live;
+            if (l != null && l.table().hasArgument(from)) {
+                live = new LiveTable(l.table().replacingArgument(from, to), l.targets(), l.readOnly());
+            }
+            LiveTable i = inactive;
+            if (i != null && i.table().hasArgument(from)) {
+                inactive = new LiveTable(i.table().replacingArgument(from, to), i.targets(), i.readOnly());
+            }
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /** Whether the live or the inactive table has the argument {@code argument}. */
+    boolean tablesHaveArgument(String argument) {
+        control.lock();
+        try {
+            LiveTable l = live;
+            return l != null && l.table().hasArgument(argument) || inactive != null && inactive.table().hasArgument(argument);
         } finally {
             control.unlock();
         }

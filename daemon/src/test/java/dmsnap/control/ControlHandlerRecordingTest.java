@@ -63,11 +63,14 @@ class ControlHandlerRecordingTest {
         }
 
         @Override
-        public void beforeRename(MappedDevice device, String newName) throws DmException {
+        public void beforeRename(MappedDevice device, String newName, List<Dependent> dependents) throws DmException {
             check("rename " + device.name());
             String table = records.remove(device.name());
             if (table != null) {
                 records.put(newName, table);
+            }
+            for (Dependent d : dependents) {
+                records.put(d.device().name(), d.liveTable().toString().strip());
             }
         }
 

@@ -106,4 +106,17 @@ class DaemonRestoreTest {
             assertFalse(Files.exists(state().resolve("snap.device")), "the superseded record is gone");
         }
     }
+
+    @Test
+    void aDeviceStackedOnARenamedOneComesBackOnItsNewName() throws Exception {
+        try (Daemon d = start()) {
+            ok(d, "create", "a", "0 100 zero");
+            ok(d, "create", "b", "0 100 linear dm:a 0");
+            assertInstanceOf(ControlResponse.Success.class, send(d, "rename", "a", null, "c"));
+            assertEquals(List.of("b: 0 100 linear dm:c 0", "c: 0 100 zero "), tables(d));
+        }
+        try (Daemon restarted = start()) {
+            assertEquals(List.of("b: 0 100 linear dm:c 0", "c: 0 100 zero "), tables(restarted));
+        }
+    }
 }

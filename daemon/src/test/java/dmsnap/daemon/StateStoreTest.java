@@ -7,6 +7,7 @@ import dmsnap.device.MappedDevice;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.table.TableParser;
+import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;
 import java.nio.file.FileSystemException;
@@ -59,6 +60,52 @@ class StateStoreTest {
         assertFalse(Files.exists(stateDir.resolve("a.device")));
         assertEquals(List.of(new StateStore.Recorded("b", null, "0 100 zero\n", false)), state.load());
         assertTrue(Files.readString(stateDir.resolve("b.device")).contains("name=b"));
+    }
+
+    @Test
+    void aRenameRewritesTheTablesAndRecordsOfDevicesThatNameIt() throws Exception {
+        device("a", "0 100 zero");
+        MappedDevice b = device("b", "0 100 linear dm:a 0");
+        MappedDevice c = device("c", "0 50 linear dm:a 50");
+        dm.load("c", TableParser.parse("0 20 linear dm:a 10\n20 20 linear dm:a 60")); // inactive, not recorded yet
+        device("ab", "0 100 zero");
+        device("other", "0 100 linear dm:ab 0"); // names ab, not a
+        dm.rename("a", "z", state);
+        assertEquals("0 100 linear dm:z 0\n", b.liveTable().toString());
+        assertEquals("0 50 linear dm:z 50\n", c.liveTable().toString());
+        assertEquals(List.of("0 100 linear dm:z 0"), b.statusLines(StatusType.TABLE, false));
+        assertEquals(java.util.Map.of("z", "0 100 zero\n", "ab", "0 100 zero\n", "b", "0 100 linear dm:z 0\n",
+                "c", "0 50 linear dm:z 50\n", "other", "0 100 linear dm:ab 0\n"), recordedTables());
+        c.resume(state); // its inactive table names the new name too
+        assertEquals("0 20 linear dm:z 10\n20 20 linear dm:z 60\n", recordedTables().get("c"));
+    }
+
+    @Test
+    void aRenameWhoseDependentsCannotBeRecordedChangesNothing() throws Exception {
+        device("a", "0 100 zero");
+        MappedDevice b = device("b", "0 100 linear dm:a 0");
+        Files.createDirectory(stateDir.resolve(".b.device.tmp")); // in the way of b's new record
+        DmException e = assertThrows(DmException.class, () -> dm.rename("a", "z", state));
+        assertTrue(e.getMessage().startsWith("cannot record the rename of a to z in the state directory " + stateDir),
+                e.getMessage());
+        assertEquals(null, dm.find("z"));
+        assertEquals("0 100 linear dm:a 0\n", b.liveTable().toString());
+        assertEquals(java.util.Map.of("a", "0 100 zero\n", "b", "0 100 linear dm:a 0\n"), recordedTables());
+        assertEquals(List.of(".b.device.tmp", "a.device", "b.device", "daemon.lock"), files());
+    }
+
+    private java.util.Map<String, String> recordedTables() throws IOException {
+        java.util.Map<String, String> tables = new java.util.TreeMap<>();
+        for (StateStore.Recorded r : state.load()) {
+            tables.put(r.name(), r.table());
+        }
+        return tables;
+    }
+
+    private List<String> files() throws IOException {
+        try (var s = Files.list(stateDir)) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
     }
 
     @Test
