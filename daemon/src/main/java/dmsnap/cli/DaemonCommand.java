@@ -93,6 +93,9 @@ final class DaemonCommand implements Callable<Integer> {
         DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
                 new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()), metrics);
+        if (config.sameDirectories()) {
+            throw usage(DaemonConfig.SAME_DIRECTORIES);
+        }
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
             Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));

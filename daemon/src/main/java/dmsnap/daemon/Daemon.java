@@ -221,6 +221,9 @@ public final class Daemon implements AutoCloseable {
      *                     daemon uses it, a listener cannot be opened, the state cannot be read
      */
     public static Daemon start(DaemonConfig config, String version) throws IOException {
+        if (config.sameDirectories()) {
+            throw new IOException(DaemonConfig.SAME_DIRECTORIES);
+        }
         // Before anything is claimed or restored: a wrong group or certificate changes nothing.
         NbdServer.Access nbdAccess = nbdAccess(config.nbd());
         OwnedDirectory runDir = OwnedDirectory.claim(config.runDir(), OwnedDirectory.Kind.RUN, nbdAccess.group());

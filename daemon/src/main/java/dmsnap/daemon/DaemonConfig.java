@@ -61,6 +61,27 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
         this(runDir, stateDir, CowMonitor.Policy.defaults(), Nbd.UNIX_ONLY, null);
     }
 
+    /** Why a configuration whose run and state directories are one directory is refused. */
+    public static final String SAME_DIRECTORIES = "--run-dir and --state-dir must be different directories";
+
+    /**
+     * Whether the run and state directories are one directory (by two names, maybe): each holds
+     * its own lock file, and the daemon's second lock on it would look like another daemon's.
+     */
+    public boolean sameDirectories() {
+        if (stateDir == null) {
+            return false;
+        }
+        if (runDir.toAbsolutePath().normalize().equals(stateDir.toAbsolutePath().normalize())) {
+            return true;
+        }
+        try {
+            return java.nio.file.Files.isSameFile(runDir, stateDir);
+        } catch (java.io.IOException e) {
+            return false; // one of them does not exist yet: they are not the same
+        }
+    }
+
     /** The run directory a client or daemon uses when none is given. */
     public static Path defaultRunDir() {
         String env = System.getenv("DMSNAP_RUN_DIR");

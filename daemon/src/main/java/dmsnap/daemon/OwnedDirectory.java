@@ -36,7 +36,8 @@ import org.slf4j.LoggerFactory;
  * component included), owned by the daemon's user, and writable by nobody else; the run
  * directory's mode must be exactly 0700, or with {@code --nbd-group} exactly 0710 with that
  * group (its members may reach {@code nbd.sock} in it, not list it, and every other file in it
- * is the daemon's only). A directory is never chmodded unless this class has
+ * is the daemon's only). No directory above it may be writable by others unless it is sticky
+ * (as /tmp): else the path could be swapped between the checks and the use. A directory is never chmodded unless this class has
  * just created it. The lock file ({@value #LOCK_FILE}) is opened without following a symbolic
  * link, must be a regular file, and is held with {@code flock}, which belongs to the open file:
  * a second daemon is refused, also one in the same JVM. It stays in place when released
@@ -47,6 +48,8 @@ final class OwnedDirectory implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OwnedDirectory.class);
     static final String LOCK_FILE = "daemon.lock";
     private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
+    /** A missing directory above one of ours, made for it (mkdir -p). */
+    private static final Set<PosixFilePermission> PARENT = PosixFilePermissions.fromString("rwxr-xr-x");
     /** The run directory with {@code --nbd-group}: the group may pass through to the NBD socket. */
     private static final Set<PosixFilePermission> GROUP_TRAVERSE = PosixFilePermissions.fromString("rwx--x---");
 
@@ -90,6 +93,7 @@ final class OwnedDirectory implements AutoCloseable {
         if (group != null && kind != Kind.RUN) {
             throw new IllegalArgumentException("only the run directory is shared with a group");
         }
+        checkAncestors(dir, kind);
         createIfMissing(dir, group);
         check(dir, kind, group);
         NativeFile lock = openLock(dir, kind);
@@ -131,7 +135,8 @@ final class OwnedDirectory implements AutoCloseable {
         }
         Path parent = dir.toAbsolutePath().getParent();
         if (parent != null) {
-            Files.createDirectories(parent);
+            // Never writable by group or others whatever the umask: see checkAncestors.
+            Files.createDirectories(parent, PosixFilePermissions.asFileAttribute(PARENT));
         }
         try {
             Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
@@ -150,6 +155,41 @@ final class OwnedDirectory implements AutoCloseable {
                         + e.getMessage() + " (the daemon's user must be root or a member of it)", e);
             }
             view.setPermissions(GROUP_TRAVERSE);
+        }
+    }
+
+    /**
+     * Every existing directory above {@code dir}, as named and as it really is (through symbolic
+     * links), must be writable by its owner only, or sticky as /tmp is: else someone else could
+     * move the daemon's directory aside and put one of their own in its place between the checks
+     * below and the daemon's use of it. Missing ones are made by {@link #createIfMissing}.
+     */
+    private static void checkAncestors(Path dir, Kind kind) throws IOException {
+        Set<Path> ancestors = new java.util.LinkedHashSet<>();
+        Path deepest = null;
+        for (Path a = dir.toAbsolutePath().normalize().getParent(); a != null; a = a.getParent()) {
+            ancestors.add(a);
+            if (deepest == null && Files.exists(a)) {
+                deepest = a;
+            }
+        }
+        if (deepest != null) {
+            for (Path a = deepest.toRealPath(); a != null; a = a.getParent()) {
+                ancestors.add(a);
+            }
+        }
+        for (Path a : ancestors) {
+            int mode;
+            try {
+                mode = (Integer) Files.getAttribute(a, "unix:mode"); // through a link: the directory it names
+            } catch (NoSuchFileException e) {
+                continue; // made by createIfMissing, with the umask's mode
+            }
+            if ((mode & 0022) != 0 && (mode & 01000) == 0) {
+                throw new IOException(kind.what + " " + dir + " is inside " + a + ", which others may write to (mode "
+                        + String.format("%04o", mode & 07777) + ", not sticky): they could put another directory in its"
+                        + " place; chmod go-w " + a + " or give a directory elsewhere");
+            }
         }
     }
 

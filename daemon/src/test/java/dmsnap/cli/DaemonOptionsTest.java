@@ -38,6 +38,11 @@ class DaemonOptionsTest {
     }
 
     @Test
+    void theRunAndStateDirectoriesMustBeTwo() {
+        usage("--run-dir and --state-dir must be different directories", "--state-dir", dir.resolve("run").toString());
+    }
+
+    @Test
     void aCertificateThatCannotBeReadFailsTheStartWithOneLine() {
         Path cert = dir.resolve("c.pem");
         CliRunner r = CliRunner.run("daemon", "--run-dir", dir.resolve("run").toString(), "--tls-cert", cert.toString(),

@@ -103,6 +103,48 @@ class DaemonStateSafetyTest {
     }
 
     @Test
+    void aDirectoryInsideOneOthersMayWriteToIsRefusedUnlessThatOneIsSticky() throws Exception {
+        Path open = Files.createDirectory(dir.resolve("open"));
+        chmod("0777", open);
+        Path run = Files.createDirectory(open.resolve("run"), PosixFilePermissions.asFileAttribute(
+                PosixFilePermissions.fromString("rwx------")));
+        assertEquals("run directory " + run + " is inside " + open + ", which others may write to (mode 0777, not"
+                + " sticky): they could put another directory in its place; chmod go-w " + open + " or give a directory"
+                + " elsewhere", refusal(run, null));
+        assertFalse(Files.exists(run.resolve("daemon.lock")));
+        // Any directory above, group-writable too, and also where a symbolic link on the way leads.
+        Path group = Files.createDirectories(dir.resolve("group/a"));
+        chmod("0770", dir.resolve("group"));
+        assertTrue(refusal(dir.resolve("run"), group.resolve("state")).startsWith("state directory "
+                + group.resolve("state") + " is inside " + dir.resolve("group") + ", which others may write to (mode 0770,"),
+                refusal(dir.resolve("run"), group.resolve("state")));
+        Path link = Files.createSymbolicLink(dir.resolve("link"), group);
+        assertTrue(refusal(dir.resolve("run"), link.resolve("state")).contains(" is inside " + dir.resolve("group")
+                + ", which others may write to"));
+        assertFalse(Files.exists(group.resolve("state")), "nothing made");
+        // A sticky one (as /tmp) is fine: others cannot move what is not theirs.
+        Path tmpLike = Files.createDirectory(dir.resolve("tmp"));
+        chmod("1777", tmpLike);
+        try (Daemon d = start(tmpLike.resolve("run"), tmpLike.resolve("state"))) {
+            assertEquals(List.of("No devices found"), lines(d, "ls"));
+        }
+    }
+
+    @Test
+    void theRunAndStateDirectoriesMustBeTwo() throws Exception {
+        Path run = dir.resolve("run");
+        assertEquals("--run-dir and --state-dir must be different directories", refusal(run, run));
+        assertEquals("--run-dir and --state-dir must be different directories",
+                refusal(run, dir.resolve("x/../run/.")));
+        assertFalse(Files.exists(run), "nothing made");
+        try (Daemon d = start(run, null)) { // exists now: another name of it is the same directory
+            assertEquals(0700, mode(run));
+        }
+        Path link = Files.createSymbolicLink(dir.resolve("link"), run);
+        assertEquals("--run-dir and --state-dir must be different directories", refusal(run, link));
+    }
+
+    @Test
     void aSymbolicLinkAsLockFileIsRefusedAndItsTargetIsUntouched() throws Exception {
         Path victim = Files.writeString(dir.resolve("victim"), PRECIOUS);
         Path run = Files.createDirectory(dir.resolve("run"), PosixFilePermissions.asFileAttribute(
