@@ -172,6 +172,18 @@ class MergeFlowsTest {
     }
 
     @Test
+    void aSnapshotRecordThatCannotBeRemovedDoesNotStopTheRecordedMerge() throws Exception {
+        snapshot("snap");
+        // Not removable: a non-empty directory where the snapshot's record is.
+        Files.delete(dir.resolve("state/snap.device"));
+        Files.createDirectories(dir.resolve("state/snap.device/x"));
+        assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
+        assertTrue(Files.readString(dir.resolve("state/vol.device")).contains(" snapshot-merge "), "the merge is recorded");
+        untilFinished();
+        assertEquals("0 8192 linear " + base.toRealPath() + " 0", table("vol"));
+    }
+
+    @Test
     void aFinishedMergeWhoseTableCannotBeRecordedKeepsTheMergeTableUntilItCan() throws Exception {
         snapshot("snap");
         write("vol", 0, 0x44);
