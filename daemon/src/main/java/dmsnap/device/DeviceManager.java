@@ -7,15 +7,15 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
+import java.util.concurrent.ConcurrentSkipListMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The set of mapped devices by name ({@code dm-ioctl.c}'s name hash), with the dmsetup verbs.
  * Minors are allocated lowest-free under major {@value #DM_MAJOR}, as the kernel does. Locks:
- * this object's monitor guards the name map and minors; it is taken before a device's control
- * lock, never after.
+ * this object's monitor guards changes of the name map, and the minors; it is taken before a
+ * device's control lock, never after ({@link #find} needs no lock).
  */
 public final class DeviceManager {
     private static final Logger log = LoggerFactory.getLogger(DeviceManager.class);
@@ -25,7 +25,8 @@ public final class DeviceManager {
 
     private final TargetTypes types;
     private final BackingDevices devices;
-    private final Map<String, MappedDevice> byName = new TreeMap<>();
+    /** Changed under this object's monitor; read without it by {@link #find} (sorted, as the kernel lists). */
+    private final Map<String, MappedDevice> byName = new ConcurrentSkipListMap<>();
     private final BitSet minors = new BitSet();
 
     public DeviceManager(TargetTypes types, BackingDevices devices) {
@@ -144,7 +145,12 @@ public final class DeviceManager {
         return device;
     }
 
-    public synchronized MappedDevice find(String name) {
+    /**
+     * The device named {@code name}, or null. Takes no lock: a table load resolves
+     * {@code dm:NAME} with it under its device's control lock, which comes after this object's
+     * monitor in the lock order (a rename holds the monitor while it takes control locks).
+     */
+    public MappedDevice find(String name) {
         return byName.get(name);
     }
 
