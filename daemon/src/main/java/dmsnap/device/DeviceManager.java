@@ -7,15 +7,17 @@ import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
+import java.util.concurrent.ConcurrentSkipListMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The set of mapped devices by name ({@code dm-ioctl.c}'s name hash), with the dmsetup verbs.
  * Minors are allocated lowest-free under major {@value #DM_MAJOR}, as the kernel does. Locks:
- * this object's monitor guards the name map and minors; it is taken before a device's control
- * lock, never after.
+ * this object's monitor serialises changes of the name map and guards minors; it is taken before
+ * a device's control lock, never after. Lookups ({@link #find}, {@link #get}) take no lock: a
+ * table load resolves {@code dm:NAME} under its device's control lock, while a rename of that
+ * device may hold this monitor waiting for the same control lock.
  */
 public final class DeviceManager {
     private static final Logger log = LoggerFactory.getLogger(DeviceManager.class);
@@ -25,7 +27,7 @@ public final class DeviceManager {
 
     private final TargetTypes types;
     private final BackingDevices devices;
-    private final Map<String, MappedDevice> byName = new TreeMap<>();
+    private final Map<String, MappedDevice> byName = new ConcurrentSkipListMap<>();
     private final BitSet minors = new BitSet();
 
     public DeviceManager(TargetTypes types, BackingDevices devices) {
@@ -136,7 +138,7 @@ public final class DeviceManager {
         return device;
     }
 
-    public synchronized MappedDevice get(String name) throws DmException {
+    public MappedDevice get(String name) throws DmException {
         MappedDevice device = byName.get(name);
         if (device == null) {
             throw new DmException("ENXIO", "Device " + quoted(name) + " not found");
@@ -144,7 +146,7 @@ public final class DeviceManager {
         return device;
     }
 
-    public synchronized MappedDevice find(String name) {
+    public MappedDevice find(String name) {
         return byName.get(name);
     }
 
@@ -165,11 +167,13 @@ public final class DeviceManager {
     public void remove(String name, boolean force, DeviceRecorder recorder) throws DmException {
         MappedDevice device = get(name);
         device.remove(force, recorder);
+        // By its name now: a rename may have come between the lookup above and the removal.
+        String removedAs = device.name();
         synchronized (this) {
-            byName.remove(name, device);
+            byName.remove(removedAs, device);
             minors.clear(device.minor());
         }
-        log.info("{}: removed", name);
+        log.info("{}: removed", removedAs);
     }
 
     private void forget(MappedDevice device) {
@@ -202,7 +206,7 @@ public final class DeviceManager {
     }
 
     /** Every device, by name. */
-    public synchronized List<MappedDevice> list() {
+    public List<MappedDevice> list() {
         return new ArrayList<>(byName.values());
     }
 }

@@ -84,6 +84,15 @@ public final class NativeFile implements AutoCloseable {
     }
 
     /**
+     * The same, but a symbolic link as the last component is located itself ({@link
+     * FileType#SYMBOLIC_LINK}), not followed: a caller that resolved {@code path} already sees a
+     * link swapped in since, instead of the file it points to.
+     */
+    public static NativeFile locateNoFollow(Path path) throws ErrnoException {
+        return open(path, java.util.EnumSet.of(OpenFlag.PATH, OpenFlag.NO_FOLLOW));
+    }
+
+    /**
      * Opens the very file this descriptor refers to again, with {@code flags}, through {@code
      * /proc/self/fd}: a path renamed or replaced since this one was opened cannot substitute
      * another file. Errors name this file's path.
@@ -323,6 +332,7 @@ public final class NativeFile implements AutoCloseable {
                     : mode == LinuxConstants.S_IFCHR ? FileType.CHARACTER_DEVICE
                     : mode == LinuxConstants.S_IFIFO ? FileType.FIFO
                     : mode == LinuxConstants.S_IFSOCK ? FileType.SOCKET
+                    : mode == LinuxConstants.S_IFLNK ? FileType.SYMBOLIC_LINK
                     : FileType.OTHER;
             boolean dio = (statx.stx_mask(buf) & LinuxConstants.STATX_DIOALIGN) != 0;
             boolean dev = type == FileType.BLOCK_DEVICE || type == FileType.CHARACTER_DEVICE;

@@ -217,6 +217,22 @@ class NativeFileTest {
     }
 
     @Test
+    void locateNoFollowSeesASymbolicLinkItselfWhereLocateFollowsIt() throws IOException {
+        Path file = sparse("target.img", 4096);
+        Path link = Files.createSymbolicLink(dir.resolve("link.img"), file);
+        try (NativeFile followed = NativeFile.locate(link); NativeFile itself = NativeFile.locateNoFollow(link)) {
+            assertEquals(FileType.REGULAR_FILE, followed.type());
+            assertEquals(FileType.SYMBOLIC_LINK, itself.type());
+            assertEquals("symbolic link", itself.type().describe());
+        }
+        try (NativeFile plain = NativeFile.locateNoFollow(file)) {
+            assertEquals(FileType.REGULAR_FILE, plain.type());
+        }
+        assertThrows(IllegalArgumentException.class,
+                () -> NativeFile.open(file, OpenFlag.PATH, OpenFlag.NO_FOLLOW, OpenFlag.READ_ONLY));
+    }
+
+    @Test
     void reopenOpensTheLocatedFileEvenAfterItsPathWasReplaced() throws IOException {
         Path p = sparse("located.img", 8192);
         try (NativeFile located = NativeFile.locate(p); Arena arena = Arena.ofConfined()) {
