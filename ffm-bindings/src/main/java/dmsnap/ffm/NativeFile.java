@@ -267,6 +267,24 @@ public final class NativeFile implements AutoCloseable {
         }
     }
 
+    /** {@code ftruncate(length)}: the file's size becomes {@code sizeBytes}, growing (with a hole) or shrinking it. */
+    public void truncate(long sizeBytes) throws ErrnoException {
+        checkRange("ftruncate", sizeBytes, 0);
+        acquire();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = Syscalls.allocateCapture(arena);
+            int rc;
+            do {
+                rc = Syscalls.ftruncate(capture, fd, sizeBytes);
+            } while (rc < 0 && Syscalls.errno(capture) == Errno.EINTR.value());
+            if (rc < 0) {
+                throw new ErrnoException("ftruncate", Syscalls.errno(capture), path, sizeBytes, -1);
+            }
+        } finally {
+            release();
+        }
+    }
+
     /**
      * Takes an advisory {@code flock} without waiting.
      *

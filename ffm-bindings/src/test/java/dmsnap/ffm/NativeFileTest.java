@@ -233,6 +233,21 @@ class NativeFileTest {
     }
 
     @Test
+    void truncateGrowsAndShrinksAFile() throws IOException {
+        Path p = sparse("sized.img", 8192);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE)) {
+            f.truncate(1 << 20);
+            assertEquals(1 << 20, f.stat().sizeBytes());
+            f.truncate(4096);
+            assertEquals(4096, Files.size(p));
+        }
+        try (NativeFile ro = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            ErrnoException e = assertThrows(ErrnoException.class, () -> ro.truncate(0));
+            assertEquals(Errno.EINVAL, e.errno(), "ftruncate of a descriptor not open for writing");
+        }
+    }
+
+    @Test
     void reopenOpensTheLocatedFileEvenAfterItsPathWasReplaced() throws IOException {
         Path p = sparse("located.img", 8192);
         try (NativeFile located = NativeFile.locate(p); Arena arena = Arena.ofConfined()) {
