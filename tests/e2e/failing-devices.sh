@@ -70,7 +70,7 @@ for fs in ext4 ext4b; do
     mount -o loop "$work/$fs.img" "$work/$fs"
     on_exit "umount -l '$work/$fs'"
 done
-for _ in $(seq 1 100); do
+for _ in $(seq 1 1200); do # nbdfuse mounts in the background; a loaded machine may take long
     [ -f "$work/fuse/cow.img" ] && [ -f "$work/fuse2/origin.img" ] && break
     sleep 0.1
 done

@@ -9,7 +9,6 @@ import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.target.StatusType;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -115,56 +114,58 @@ public final class CowMonitor {
     }
 
     private void extend(String device, Path cow, double percent, List<Event> events) throws IOException {
-        long size = Files.size(cow);
-        long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
-        long free = Files.getFileStore(cow).getUsableSpace();
-        Long freeAtFailure = growthFailed.get(device);
-        if (freeAtFailure != null && (free < grown - size || free == freeAtFailure)) {
-            return; // no room yet: trying again would fail the same way
-        }
-        try {
-            grow(cow, size, grown);
-        } catch (IOException e) {
-            growthFailed.put(device, free);
-            String message = String.format("%s: cannot grow COW %s from %d to %d bytes: %s", device, cow, size, grown,
-                    e.getMessage());
-            if (freeAtFailure == null) {
-                log.error(message);
-            } else {
-                log.debug(message);
+        // One descriptor for the whole step, opened without following a link: the size read, the
+        // allocation and the new end are all of the same file.
+        try (NativeFile file = NativeFile.open(cow, OpenFlag.READ_WRITE, OpenFlag.NO_FOLLOW)) {
+            long size = file.stat().sizeBytes();
+            long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
+            long free = Files.getFileStore(cow).getUsableSpace();
+            Long freeAtFailure = growthFailed.get(device);
+            if (freeAtFailure != null && (free < grown - size || free == freeAtFailure)) {
+                return; // no room yet: trying again would fail the same way
             }
-            events.add(new Event(device, "extend-failed", message));
-            return;
+            try {
+                grow(file, size, grown);
+            } catch (IOException e) {
+                growthFailed.put(device, free);
+                String message = String.format("%s: cannot grow COW %s from %d to %d bytes: %s", device, cow, size,
+                        grown, e.getMessage());
+                if (freeAtFailure == null) {
+                    log.error(message);
+                } else {
+                    log.debug(message);
+                }
+                events.add(new Event(device, "extend-failed", message));
+                return;
+            }
+            growthFailed.remove(device);
+            String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
+                    device, cow, size, grown, percent, policy.autoextendThreshold());
+            log.info(message);
+            events.add(new Event(device, "extend", message));
         }
-        growthFailed.remove(device);
-        String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
-                device, cow, size, grown, percent, policy.autoextendThreshold());
-        log.info(message);
-        events.add(new Event(device, "extend", message));
     }
 
     /**
-     * Allocates {@code [fromBytes, toBytes)} of {@code cow} beyond its end, then moves the end:
+     * Allocates {@code [fromBytes, toBytes)} of {@code file} beyond its end, then moves the end:
      * the store never sees a size whose room is not there. A file system without fallocate gets
-     * the plain size. On failure the blocks taken so far are given back and the size stays.
+     * the plain size. On failure the blocks taken so far are given back and the size stays. The
+     * file only ever grows: when someone else grew it meanwhile (an administrator's truncate),
+     * its end is left where it is, since cutting it back would cut off chunks in use.
      */
-    private static void grow(Path cow, long fromBytes, long toBytes) throws IOException {
-        try (NativeFile file = NativeFile.open(cow, OpenFlag.READ_WRITE)) {
-            try {
-                file.fallocate(Fallocate.KEEP_SIZE, fromBytes, toBytes - fromBytes);
-            } catch (ErrnoException e) {
-                if (e.errno() != Errno.EOPNOTSUPP) {
-                    setLength(cow, fromBytes); // frees what the failed call allocated past the end
-                    throw e;
+    static void grow(NativeFile file, long fromBytes, long toBytes) throws IOException {
+        try {
+            file.fallocate(Fallocate.KEEP_SIZE, fromBytes, toBytes - fromBytes);
+        } catch (ErrnoException e) {
+            if (e.errno() != Errno.EOPNOTSUPP) {
+                if (file.stat().sizeBytes() == fromBytes) {
+                    file.truncate(fromBytes); // frees what the failed call allocated past the end
                 }
+                throw e;
             }
         }
-        setLength(cow, toBytes);
-    }
-
-    private static void setLength(Path file, long bytes) throws IOException {
-        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
-            f.setLength(bytes);
+        if (file.stat().sizeBytes() < toBytes) {
+            file.truncate(toBytes);
         }
     }
 }

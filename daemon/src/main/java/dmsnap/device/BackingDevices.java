@@ -209,7 +209,8 @@ public final class BackingDevices {
         while (true) {
             Shared shared;
             boolean opening;
-            try (NativeFile located = NativeFile.locate(real)) {
+            // The real path has no link in it: one swapped in since is refused, never followed.
+            try (NativeFile located = NativeFile.locateNoFollow(real)) {
                 Identity identity = identify(located);
                 synchronized (this) {
                     shared = open.get(identity);

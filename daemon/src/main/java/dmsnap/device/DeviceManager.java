@@ -14,8 +14,10 @@ import org.slf4j.LoggerFactory;
 /**
  * The set of mapped devices by name ({@code dm-ioctl.c}'s name hash), with the dmsetup verbs.
  * Minors are allocated lowest-free under major {@value #DM_MAJOR}, as the kernel does. Locks:
- * this object's monitor guards changes of the name map, and the minors; it is taken before a
- * device's control lock, never after ({@link #find} needs no lock).
+ * this object's monitor serialises changes of the name map and guards minors; it is taken before
+ * a device's control lock, never after. Lookups ({@link #find}, {@link #get}) take no lock: a
+ * table load resolves {@code dm:NAME} under its device's control lock, while a rename of that
+ * device may hold this monitor waiting for the same control lock.
  */
 public final class DeviceManager {
     private static final Logger log = LoggerFactory.getLogger(DeviceManager.class);
@@ -137,7 +139,7 @@ public final class DeviceManager {
         return device;
     }
 
-    public synchronized MappedDevice get(String name) throws DmException {
+    public MappedDevice get(String name) throws DmException {
         MappedDevice device = byName.get(name);
         if (device == null) {
             throw new DmException("ENXIO", "Device " + quoted(name) + " not found");
@@ -171,11 +173,13 @@ public final class DeviceManager {
     public void remove(String name, boolean force, DeviceRecorder recorder) throws DmException {
         MappedDevice device = get(name);
         device.remove(force, recorder);
+        // By its name now: a rename may have come between the lookup above and the removal.
+        String removedAs = device.name();
         synchronized (this) {
-            byName.remove(name, device);
+            byName.remove(removedAs, device);
             minors.clear(device.minor());
         }
-        log.info("{}: removed", name);
+        log.info("{}: removed", removedAs);
     }
 
     private void forget(MappedDevice device) {
@@ -231,7 +235,7 @@ public final class DeviceManager {
     }
 
     /** Every device, by name. */
-    public synchronized List<MappedDevice> list() {
+    public List<MappedDevice> list() {
         return new ArrayList<>(byName.values());
     }
 }

@@ -8,6 +8,8 @@ public enum FileType {
     CHARACTER_DEVICE,
     FIFO,
     SOCKET,
+    /** Only seen through {@link NativeFile#locateNoFollow}. */
+    SYMBOLIC_LINK,
     OTHER;
 
     /** "regular file", "block device", ... for messages. */

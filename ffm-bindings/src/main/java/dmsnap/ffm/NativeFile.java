@@ -84,6 +84,15 @@ public final class NativeFile implements AutoCloseable {
     }
 
     /**
+     * The same, but a symbolic link as the last component is located itself ({@link
+     * FileType#SYMBOLIC_LINK}), not followed: a caller that resolved {@code path} already sees a
+     * link swapped in since, instead of the file it points to.
+     */
+    public static NativeFile locateNoFollow(Path path) throws ErrnoException {
+        return open(path, java.util.EnumSet.of(OpenFlag.PATH, OpenFlag.NO_FOLLOW));
+    }
+
+    /**
      * Opens the very file this descriptor refers to again, with {@code flags}, through {@code
      * /proc/self/fd}: a path renamed or replaced since this one was opened cannot substitute
      * another file. Errors name this file's path.
@@ -258,6 +267,24 @@ public final class NativeFile implements AutoCloseable {
         }
     }
 
+    /** {@code ftruncate(length)}: the file's size becomes {@code sizeBytes}, growing (with a hole) or shrinking it. */
+    public void truncate(long sizeBytes) throws ErrnoException {
+        checkRange("ftruncate", sizeBytes, 0);
+        acquire();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = Syscalls.allocateCapture(arena);
+            int rc;
+            do {
+                rc = Syscalls.ftruncate(capture, fd, sizeBytes);
+            } while (rc < 0 && Syscalls.errno(capture) == Errno.EINTR.value());
+            if (rc < 0) {
+                throw new ErrnoException("ftruncate", Syscalls.errno(capture), path, sizeBytes, -1);
+            }
+        } finally {
+            release();
+        }
+    }
+
     /**
      * Takes an advisory {@code flock} without waiting.
      *
@@ -323,6 +350,7 @@ public final class NativeFile implements AutoCloseable {
                     : mode == LinuxConstants.S_IFCHR ? FileType.CHARACTER_DEVICE
                     : mode == LinuxConstants.S_IFIFO ? FileType.FIFO
                     : mode == LinuxConstants.S_IFSOCK ? FileType.SOCKET
+                    : mode == LinuxConstants.S_IFLNK ? FileType.SYMBOLIC_LINK
                     : FileType.OTHER;
             boolean dio = (statx.stx_mask(buf) & LinuxConstants.STATX_DIOALIGN) != 0;
             boolean dev = type == FileType.BLOCK_DEVICE || type == FileType.CHARACTER_DEVICE;

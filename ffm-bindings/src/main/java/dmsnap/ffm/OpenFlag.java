@@ -20,18 +20,19 @@ public enum OpenFlag {
     /** O_NOFOLLOW: fail with ELOOP when the last component of the path is a symbolic link. */
     NO_FOLLOW,
     /**
-     * O_PATH, alone: a descriptor that only locates the file, for {@link NativeFile#stat} and
-     * {@link NativeFile#reopen}; no I/O. Opening one never blocks (a FIFO waits for no writer)
+     * O_PATH, alone or with NO_FOLLOW: a descriptor that only locates the file, for {@link
+     * NativeFile#stat} and {@link NativeFile#reopen}; no I/O. Opening one never blocks (a FIFO waits for no writer)
      * and has no side effect (a device's open method is not called).
      */
     PATH;
 
     static int toNative(Set<OpenFlag> flags) {
         if (flags.contains(PATH)) {
-            if (flags.size() != 1) {
-                throw new IllegalArgumentException("PATH takes no other flag: " + flags);
+            if (flags.size() != (flags.contains(NO_FOLLOW) ? 2 : 1)) {
+                throw new IllegalArgumentException("PATH takes no other flag than NO_FOLLOW: " + flags);
             }
-            return LinuxConstants.O_CLOEXEC | LinuxConstants.O_PATH;
+            return LinuxConstants.O_CLOEXEC | LinuxConstants.O_PATH
+                    | (flags.contains(NO_FOLLOW) ? LinuxConstants.O_NOFOLLOW : 0);
         }
         if (flags.contains(READ_ONLY) == flags.contains(READ_WRITE)) {
             throw new IllegalArgumentException("exactly one of READ_ONLY and READ_WRITE is needed: " + flags);

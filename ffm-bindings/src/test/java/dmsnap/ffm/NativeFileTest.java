@@ -217,6 +217,37 @@ class NativeFileTest {
     }
 
     @Test
+    void locateNoFollowSeesASymbolicLinkItselfWhereLocateFollowsIt() throws IOException {
+        Path file = sparse("target.img", 4096);
+        Path link = Files.createSymbolicLink(dir.resolve("link.img"), file);
+        try (NativeFile followed = NativeFile.locate(link); NativeFile itself = NativeFile.locateNoFollow(link)) {
+            assertEquals(FileType.REGULAR_FILE, followed.type());
+            assertEquals(FileType.SYMBOLIC_LINK, itself.type());
+            assertEquals("symbolic link", itself.type().describe());
+        }
+        try (NativeFile plain = NativeFile.locateNoFollow(file)) {
+            assertEquals(FileType.REGULAR_FILE, plain.type());
+        }
+        assertThrows(IllegalArgumentException.class,
+                () -> NativeFile.open(file, OpenFlag.PATH, OpenFlag.NO_FOLLOW, OpenFlag.READ_ONLY));
+    }
+
+    @Test
+    void truncateGrowsAndShrinksAFile() throws IOException {
+        Path p = sparse("sized.img", 8192);
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE)) {
+            f.truncate(1 << 20);
+            assertEquals(1 << 20, f.stat().sizeBytes());
+            f.truncate(4096);
+            assertEquals(4096, Files.size(p));
+        }
+        try (NativeFile ro = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+            ErrnoException e = assertThrows(ErrnoException.class, () -> ro.truncate(0));
+            assertEquals(Errno.EINVAL, e.errno(), "ftruncate of a descriptor not open for writing");
+        }
+    }
+
+    @Test
     void reopenOpensTheLocatedFileEvenAfterItsPathWasReplaced() throws IOException {
         Path p = sparse("located.img", 8192);
         try (NativeFile located = NativeFile.locate(p); Arena arena = Arena.ofConfined()) {

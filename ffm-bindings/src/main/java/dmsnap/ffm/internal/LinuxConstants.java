@@ -61,6 +61,7 @@ public final class LinuxConstants {
     public static final int S_IFCHR = Linux.S_IFCHR();
     public static final int S_IFIFO = Linux.S_IFIFO();
     public static final int S_IFSOCK = Linux.S_IFSOCK();
+    public static final int S_IFLNK = Linux.S_IFLNK();
 
     private LinuxConstants() {
     }

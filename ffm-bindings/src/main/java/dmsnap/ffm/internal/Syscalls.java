@@ -86,6 +86,14 @@ public final class Syscalls {
         }
     }
 
+    public static int ftruncate(MemorySegment capture, int fd, long length) {
+        try {
+            return (int) LibC.FTRUNCATE.invokeExact(capture, fd, length);
+        } catch (Throwable t) {
+            throw bindingBug("ftruncate", t);
+        }
+    }
+
     public static int flock(MemorySegment capture, int fd, int operation) {
         try {
             return (int) LibC.FLOCK.invokeExact(capture, fd, operation);

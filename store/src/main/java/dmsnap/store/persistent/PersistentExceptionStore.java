@@ -405,10 +405,47 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea());
     }
 
-    /** Runs rounds while some are needed; the caller set {@link #flushing}. */
+    /**
+     * Runs rounds while some are needed; the caller set {@link #flushing}. Whatever goes wrong in
+     * a round (an {@link Error} from a callback, a bug) must not leave {@link #flushing} set with
+     * nobody flushing: every later commit would wait for a leader that is gone. So the store is
+     * invalidated and every commit not yet answered is answered as failed.
+     */
     private void flushRounds() {
+        List<Completion> unanswered = new ArrayList<>();
+        try {
+            runRounds(unanswered);
+        } catch (Throwable t) {
+            List<Completion> rest = new ArrayList<>(unanswered);
+            lock.lock();
+            try {
+                valid = false;
+                if (failure == null) {
+                    failure = "committing exceptions failed: " + t;
+                }
+                rest.addAll(staged);
+                staged.clear();
+                flushing = false;
+            } finally {
+                lock.unlock();
+            }
+            log.error("{}: committing exceptions failed, the snapshot is invalidated", cow.name(), t);
+            for (Completion c : rest) {
+                try {
+                    c.callback().committed(c.remap(), false);
+                } catch (RuntimeException | Error e) {
+                    t.addSuppressed(e);
+                }
+            }
+            throw t;
+        }
+    }
+
+    /** The rounds; {@code unanswered} holds the current round's commits whose callback has not run yet. */
+    private void runRounds(List<Completion> unanswered) {
         while (true) {
-            List<Completion> batch = new ArrayList<>();
+            List<Completion> batch = unanswered;
+            batch.clear();
             long areaIndex;
             int base;
             boolean writeIt;
@@ -460,7 +497,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             } finally {
                 lock.unlock();
             }
-            for (Completion c : batch) {
+            while (!batch.isEmpty()) {
+                Completion c = batch.removeFirst();
                 try {
                     c.callback().committed(c.remap(), ok);
                 } catch (RuntimeException e) {

@@ -94,6 +94,27 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         }
     }
 
+    @Test
+    void anErrorInACommitCallbackFailsTheStoreInsteadOfLeavingLaterCommitsWaiting() throws IOException {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); PersistentExceptionStore s = store(cow, 8)) {
+            PendingRemap first = s.prepare(1);
+            PendingRemap second = s.prepare(2);
+            List<String> answers = new ArrayList<>();
+            s.commit(second, true, (r, ok) -> answers.add("second " + ok));
+            AssertionError thrown = assertThrows(AssertionError.class, () -> s.commit(first, true, (r, ok) -> {
+                answers.add("first " + ok);
+                throw new AssertionError("a broken callback");
+            }));
+            assertEquals("a broken callback", thrown.getMessage());
+            assertEquals(List.of("first true", "second false"), answers,
+                    "the commit after the broken callback is answered, as failed");
+            s.commit(s.prepare(3), true, (r, ok) -> answers.add("third " + ok));
+            assertEquals("third false", answers.getLast(), "a later commit is answered, not left waiting for a flusher");
+            assertFalse(s.isValid());
+            assertTrue(s.failure().contains("a broken callback"), s.failure());
+        }
+    }
+
     /** Commits {@code count} remaps, the first one last, so that all of them are staged at once. */
     private static List<Boolean> commitFirstLast(PersistentExceptionStore s, int count) throws IOException {
         List<PendingRemap> prepared = new ArrayList<>();
