@@ -21,6 +21,7 @@ JAVA_TESTS=(
     InvalidationLogTest InvalidationMetricsTest PartlyFailingCowTest FileDeviceBadInputTest FileDeviceShrinkTest
     PersistentStoreCrashTest MergeCrashTest SnapshotModelTest KernelScenarioReplayTest
     DaemonStateSafetyTest StateStoreTest ControlHandlerRecordingTest MergeFlowsTest ControlServerTest DaemonRequestsTest
+    DaemonRestoreTest DeviceManagerConcurrencyTest CowMonitorGrowTest PersistentExceptionStoreTest
     BackingDevicesOpenTest DeviceArgumentTest DeviceManagerNameTest
 )
 E2E_TESTS=(failing-devices cow-overflow restart soak state-safety state-dir-lock nbd-tls non-root daemon-restore merge)
