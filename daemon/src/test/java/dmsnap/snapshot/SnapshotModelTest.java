@@ -39,7 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SnapshotModelTest {
     /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
-    private static final int TMPFS_CASES = Integer.getInteger("dmsnap.tests.modelTmpfsCases", 2000);
+    /** Thousands of cases where flushes are free: 2000 or two minutes (x fuzzScale), at least 50 on a busy machine. */
+    private static final dmsnap.store.testing.FuzzBudget TMPFS_CASES = dmsnap.store.testing.FuzzBudget.of("modelTmpfs", 2000, 120_000);
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
     @TempDir
@@ -106,7 +107,8 @@ class SnapshotModelTest {
 
     @Test
     void randomOperationsMatchTheModel() throws Exception {
-        randomCases("snapshot model", dir, CASES, dmsnap.device.BackingDevices::new);
+        randomCases("snapshot model", dir, dmsnap.store.testing.FuzzBudget.of("model", 60, 600_000),
+                dmsnap.device.BackingDevices::new);
     }
 
     /**
@@ -135,11 +137,13 @@ class SnapshotModelTest {
         }
     }
 
-    private void randomCases(String label, Path root, int cases,
+    private void randomCases(String label, Path root, dmsnap.store.testing.FuzzBudget budget,
                              java.util.function.Supplier<dmsnap.device.BackingDevices> backing) throws Exception {
         Random seeds = Seeds.random(label);
         int operations = 0;
-        for (int c = 0; c < cases; c++) {
+        dmsnap.store.testing.FuzzBudget.Clock clock = budget.start();
+        int c = 0;
+        for (; clock.more(c); c++) {
             long seed = seeds.nextLong();
             Random random = new Random(seed);
             Path caseDir = Files.createDirectories(root.resolve("case" + c));
@@ -182,7 +186,9 @@ class SnapshotModelTest {
             }
             deleteTree(caseDir); // thousands of cases: keep what is on tmpfs (memory) small
         }
-        System.out.println(label + ": " + cases + " cases, " + operations + " operations, all reads match");
+        System.out.println(label + ": " + c + " cases, " + operations + " operations, all reads match");
+        dmsnap.store.testing.Figures.record(budget.name().equals("model") ? "model.cases" : "model.tmpfs-cases",
+                c + " cases, " + operations + " operations against the reference model, all reads match");
     }
 
     @Test
