@@ -48,11 +48,14 @@ for t in tests/e2e/*.sh; do
     name=$(basename "$t" .sh)
     [ "$name" = lib ] && continue   # helpers, sourced by the tests
     echo "-- $name"
+    started=$SECONDS
     if bash "$t"; then
         passed=$((passed + 1))
+        echo "-- $name: passed in $((SECONDS - started)) s"
     else
         failed=$((failed + 1))
         failures+=("$name")
+        echo "-- $name: FAILED after $((SECONDS - started)) s"
     fi
 done
 [ $failed -eq 0 ] || echo "failed end-to-end tests: ${failures[*]}"
