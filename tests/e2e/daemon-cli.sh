@@ -3,7 +3,8 @@
 # lines for the basic fixture's setup, errors with their exit codes, a second daemon refused,
 # the run directory and socket modes, bad input (names, tables, garbage and half requests on the
 # control socket, removing a device an NBD client holds open) changing nothing, 20 CLI clients
-# creating and removing devices at once, a non-root client refused (as root), and SIGTERM → exit 0.
+# creating and removing devices at once, a non-root client refused (as root), global options before
+# the verb, and SIGTERM → exit 0.
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
 RUN="$work/run"
@@ -29,6 +30,10 @@ expect_eq "table snap" "0 16384 snapshot $base $cow P 8" "$(d table snap)"
 expect_contains "info" "Tables present:    LIVE" "$(d info snap)"
 expect_eq "ls" "$(printf 'origin\t(253:0)\nsnap\t(253:1)')" "$(d ls)"
 expect_contains "status of all devices" "snap: 0 16384 snapshot 16/8192 16" "$(d status)"
+# Global options before the verb, as dmsetup and LVM take them, also with a nested verb.
+expect_eq "--run-dir before the verb" "$(d ls)" "$("$DMSNAP" --run-dir "$RUN" ls)"
+expect_eq "--json and --run-dir before the verb" "$(d status snap --json)" "$("$DMSNAP" --json --run-dir "$RUN" status snap)"
+expect_eq "--run-dir before a nested verb" "$(d snapshot merge --status)" "$("$DMSNAP" --run-dir "$RUN" snapshot merge --status)"
 
 # A refresh (the handover path) keeps the usage.
 d load snap --table "0 16384 snapshot $base $cow P 8"

@@ -2,10 +2,18 @@ package dmsnap.cli;
 
 import dmsnap.ffm.Platform;
 import java.io.PrintWriter;
+import java.util.List;
 import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
 
 /** Entry point of {@code ./dmsnap}. */
 public final class Main {
+    /** Options of the top-level command that the verb declares and uses (see {@link DmsnapCommand}). */
+    static final List<String> GLOBAL_OPTIONS = List.of("--run-dir", "--json");
+
     private Main() {
     }
 
@@ -41,9 +49,17 @@ public final class Main {
                 .setErr(err)
                 .setExitCodeExceptionMapper(t -> ExitCodes.FAILED);
         addHelpOptions(cli);
+        cli.setExecutionStrategy(parseResult -> {
+            Integer help = CommandLine.executeHelpRequest(parseResult);
+            if (help != null) {
+                return help;
+            }
+            forwardGlobalOptions(parseResult);
+            return new CommandLine.RunLast().execute(parseResult);
+        });
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             commandLine.getErr().println("dmsnap: " + ex.getMessage());
-            if (parseResult.hasMatchedOption("--verbose")) {
+            if (matchedAnywhere(parseResult, "--verbose")) {
                 ex.printStackTrace(commandLine.getErr());
             }
             return ExitCodes.FAILED;
@@ -55,5 +71,48 @@ public final class Main {
             return ExitCodes.USAGE;
         });
         return cli;
+    }
+
+    /**
+     * A global option given before the verb becomes the verb's own option, as if given after it:
+     * the same value, the same checks in the verb, the same refusal of a second occurrence. A verb
+     * without that option refuses it, as it does after the verb.
+     */
+    static void forwardGlobalOptions(ParseResult top) {
+        ParseResult verb = top;
+        while (verb.hasSubcommand()) {
+            verb = verb.subcommand();
+        }
+        if (verb == top) {
+            return; // no verb: the top-level command prints its usage
+        }
+        CommandSpec spec = verb.commandSpec();
+        for (String name : GLOBAL_OPTIONS) {
+            OptionSpec given = top.matchedOption(name);
+            if (given == null) {
+                continue;
+            }
+            OptionSpec own = spec.findOption(name);
+            if (own == null) {
+                throw new ParameterException(spec.commandLine(),
+                        "option '" + name + "' does not apply to '" + spec.qualifiedName() + "'");
+            }
+            if (verb.hasMatchedOption(name)) {
+                // picocli's words for an option given twice after the verb
+                throw new ParameterException(spec.commandLine(), "option '" + name + "' "
+                        + (own.arity().max() == 0 ? "" : "(" + own.paramLabel() + ") ") + "should be specified only once");
+            }
+            own.setValue(given.getValue());
+        }
+    }
+
+    /** Whether {@code name} was given to the top-level command, a command group or the verb. */
+    private static boolean matchedAnywhere(ParseResult parseResult, String name) {
+        for (ParseResult r = parseResult; r != null; r = r.subcommand()) {
+            if (r.hasMatchedOption(name)) {
+                return true;
+            }
+        }
+        return false;
     }
 }
