@@ -24,6 +24,10 @@ import picocli.CommandLine.Option;
             DeviceCommands.Rename.class, DeviceCommands.Status.class, DeviceCommands.TableCmd.class,
             DeviceCommands.Info.class, DeviceCommands.Ls.class, DeviceCommands.Targets.class,
             LvmCommands.Origin.class, LvmCommands.Snapshot.class, CowCommand.class, CompletionCommand.class},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:success", "1:the command failed", "2:wrong arguments or options", "3:no such device",
+            "4:the device is busy", "5:permission denied (not the daemon's user)",
+            "6:no daemon at the run directory", "70:the bindings were not generated for this OS/architecture"},
         footer = {"", "Global options (--run-dir, --json, --verbose) may come before or after the verb.",
             "", "Examples:", "  ./dmsnap quickstart", "  ./dmsnap --run-dir /tmp/dmsnap-run ls", "  ./dmsnap --version"})
 final class DmsnapCommand implements java.util.concurrent.Callable<Integer> {
