@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.store.testing.KernelFixtures;
@@ -21,6 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -65,7 +67,7 @@ class MergeKernelFixturesTest {
             assertEquals("0 " + originSectors + " snapshot-merge " + dump.usage(), e.status("origin", true),
                     "the kernel's usage at load");
             e.dm.get("origin").resume();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 " + originSectors + " snapshot-merge 16/" + cowSectors + " 16", e.status("origin", false));
             assertEquals(dump.snapshotSha256(), e.sha("origin"));
         }
@@ -100,7 +102,7 @@ class MergeKernelFixturesTest {
         long sectors = Files.size(base) / 512;
         try (SnapshotEngine e = new SnapshotEngine(dir, base, cow, new BackingDevices())) {
             e.dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow + " PO 8"));
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 " + sectors + " snapshot-merge Invalid", e.status("origin", false));
             assertEquals(before, e.sha("origin"), "the device reads the origin");
         }
@@ -147,7 +149,7 @@ class MergeKernelFixturesTest {
             assertEquals("0 16384 snapshot 104/8192 16", e.status("snap", false), "the kernel's status after the writes");
             assertEquals(expectedSnap, e.sha("snap"));
             e.startMerge("P", 8);
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
             assertEquals(expectedSnap, e.sha("origin"));
         }

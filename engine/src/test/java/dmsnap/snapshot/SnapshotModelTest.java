@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;

@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.ffm.Errno;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;

@@ -1,6 +1,6 @@
-package dmsnap.snapshot;
+package dmsnap.daemon;
 
-import dmsnap.daemon.CowMonitor;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.IoRequest;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
@@ -23,6 +24,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -154,7 +157,7 @@ class MergeModelTest {
                             return null;
                         }));
                     }
-                    while (engine.merging().merger().isRunning() || done.get() < 300) {
+                    while (merging(engine).merger().isRunning() || done.get() < 300) {
                         int control = random.nextInt(4);
                         if (control == 0) {
                             engine.dm.get("origin").suspend();
@@ -178,7 +181,7 @@ class MergeModelTest {
                     pool.shutdownNow();
                 }
                 ios += done.get();
-                engine.awaitMergeStopped();
+                awaitMergeStopped(engine);
                 String status = engine.status("origin", false);
                 String[] s = status.split(" ");
                 String[] usage = s[3].split("[/ ]");

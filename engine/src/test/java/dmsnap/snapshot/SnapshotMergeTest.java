@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.table.TableLoadException;
@@ -24,6 +25,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -114,7 +117,7 @@ class SnapshotMergeTest {
             assertTrue(fails(e, "snap", IoRequest.write(0, e.buffer(8), false)), "and writes");
             assertEquals("0 16384 snapshot Invalid", e.status("snap", false));
             assertEquals(snapshotView, e.sha("origin"), "the merging device reads what the snapshot read");
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
             assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
                     e.table("origin", false));
@@ -148,7 +151,7 @@ class SnapshotMergeTest {
             });
             merging.set(true);
             e.startMerge("P", 8);
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             merging.set(false);
             // The exception list: 0-3 -> 2-5, 5 -> 6, 100-103 -> 7-10, 2047 -> 11, 1000-1001 -> 12-13.
             assertEquals(List.of(1000L, 2047L, 100L, 5L, 0L), originWrites,
@@ -173,7 +176,7 @@ class SnapshotMergeTest {
             e.dm.get("origin").resume();
             e.write("origin", 0, 8, 1);
             e.startMerge("P", 8);
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             TableLoadException again = assertThrows(TableLoadException.class,
                     () -> e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8))));
             assertEquals("A snapshot is already merging.", again.getMessage(), "a reload of the merging device");
@@ -227,7 +230,7 @@ class SnapshotMergeTest {
                 assertEquals(stopped, e.status("origin", false), "status does not change while suspended");
                 m.gate().open();
                 e.dm.get("origin").resume();
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 assertTrue(merger.steps() > steps, "the resume continued the merge");
                 assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 assertEquals(view, e.sha("origin"));
@@ -258,7 +261,7 @@ class SnapshotMergeTest {
         try (SnapshotEngine e = reopen()) {
             assertNotEquals(view, partly, "the merge was interrupted");
             e.dm.create("origin", null, TableParser.parse(e.mergeTable("P", 8)));
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
             assertEquals(view, e.sha("origin"));
             assertEquals(view, SnapshotEngine.sha(e.base));
@@ -292,7 +295,7 @@ class SnapshotMergeTest {
                 assertTrue(merger.isRunning() && gate.parked() > 0, "the writes came while the merge was parked mid-way");
                 assertNotEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 gate.open();
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 byte[] base = Files.readAllBytes(e.base);
                 assertEquals(0x51, base[0]);
@@ -322,7 +325,7 @@ class SnapshotMergeTest {
             String view = e.sha("snap");
             e.startMerge("P", 8);
             e.write("origin", 200, 8, 0x34); // through the merging device: copied out into snapB first
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals(viewB, e.sha("snapB"), "snapB still reads its point in time");
             byte[] expected = new byte[8 << 9];
             Arrays.fill(expected, (byte) 0x34);
@@ -349,7 +352,7 @@ class SnapshotMergeTest {
             AtomicBoolean armed = new AtomicBoolean(true);
             cow.failWhen(r -> r.op() == FaultyDevice.Op.READ && armed.get() && ++reads[0] == 5);
             e.startMerge("P", 8);
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             armed.set(false);
             assertEquals("0 16384 snapshot-merge Merge failed", e.status("origin", false));
             assertEquals(view, e.sha("origin"), "I/O to the merging device keeps working");
@@ -358,14 +361,14 @@ class SnapshotMergeTest {
             // The next resume of the same instance merges again; the status still says so.
             e.dm.get("origin").suspend();
             e.dm.get("origin").resume();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge Merge failed", e.status("origin", false));
             assertEquals(view, SnapshotEngine.sha(e.base), "the merge completed");
             assertArrayEquals(new byte[4096], area0(e));
             // A fresh activation starts clean.
             e.dm.remove("origin", false);
             e.dm.create("origin", null, TableParser.parse(e.mergeTable("P", 8)));
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
         }
     }
@@ -383,7 +386,7 @@ class SnapshotMergeTest {
             String before = SnapshotEngine.sha(e.base);
             e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
             e.dm.get("origin").resume();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge Invalid", e.status("origin", false));
             assertEquals(before, SnapshotEngine.sha(e.base), "nothing was copied");
             assertEquals(0x61, e.readByte("origin", 0), "reads go to the origin");
@@ -402,7 +405,7 @@ class SnapshotMergeTest {
             e.dm.get("origin").suspend();
             e.dm.get("snap").suspend();
             e.dm.get("origin").resume();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath()
                     + " P 8 1 discard_zeroes_cow", e.table("origin", false));
             long originFlushes = faults.get("base.img").flushes();
@@ -460,7 +463,7 @@ class SnapshotMergeTest {
                 gate.awaitParked(1);
                 assertTrue(merger.isRunning(), "the merge was restarted after the last refresh");
                 gate.open();
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 assertEquals(view, e.sha("origin"));
                 assertEquals(viewB, e.sha("snapB"), "snapB got every chunk before the merge overwrote it");
@@ -486,7 +489,7 @@ class SnapshotMergeTest {
      */
     private static GatedMerge startGatedMerge(SnapshotEngine e, FaultyDevice cow, int passed) throws Exception {
         e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
-        Merger merger = e.merging().merger();
+        Merger merger = merging(e).merger();
         AtomicInteger reads = new AtomicInteger();
         FaultyDevice.Gate gate = cow.hold(r -> r.op() == FaultyDevice.Op.READ && !merger.stopRequested()
                 && reads.incrementAndGet() > passed);

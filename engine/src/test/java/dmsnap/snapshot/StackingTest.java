@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.DmException;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -1,9 +1,13 @@
-package dmsnap.snapshot;
+package dmsnap.engine.testing;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
+import dmsnap.snapshot.CommitObserver;
+import dmsnap.snapshot.MergeSettings;
+import dmsnap.snapshot.Registry;
+import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
@@ -14,33 +18,37 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** An engine over files in a directory, for snapshot tests: origin and snapshot in a few calls. */
-final class SnapshotEngine implements AutoCloseable {
-    final Path dir;
-    final Path base;
-    final Path cow;
-    final Registry registry = new Registry();
-    final ChunkCopier copier = new ChunkCopier(4, 1 << 20);
-    final DeviceManager dm;
-    final Arena arena = Arena.ofShared();
-    final long sectors;
+/**
+ * An engine over files in a directory, for snapshot tests (the engine's and the daemon's): origin
+ * and snapshot in a few calls. What needs the snapshot package's own state (the merging
+ * snapshot) is in that package's tests ({@code MergeProbes}).
+ */
+public final class SnapshotEngine implements AutoCloseable {
+    public final Path dir;
+    public final Path base;
+    public final Path cow;
+    public final Registry registry = new Registry();
+    public final ChunkCopier copier = new ChunkCopier(4, 1 << 20);
+    public final DeviceManager dm;
+    public final Arena arena = Arena.ofShared();
+    public final long sectors;
 
-    SnapshotEngine(Path dir, long baseBytes, long cowBytes) throws IOException {
+    public SnapshotEngine(Path dir, long baseBytes, long cowBytes) throws IOException {
         this(dir, baseBytes, cowBytes, new BackingDevices());
     }
 
     /** With backing devices opened by {@code devices} (fault injection). */
-    SnapshotEngine(Path dir, long baseBytes, long cowBytes, BackingDevices devices) throws IOException {
+    public SnapshotEngine(Path dir, long baseBytes, long cowBytes, BackingDevices devices) throws IOException {
         this(dir, fill(dir.resolve("base.img"), baseBytes), zeroes(dir.resolve("cow.img"), cowBytes), devices);
     }
 
     /** Over existing files (a restart after a crash): nothing is written. */
-    SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices) throws IOException {
+    public SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices) throws IOException {
         this(dir, base, cow, devices, MergeSettings.DEFAULTS);
     }
 
     /** The same, with merges batching their commits as {@code merge} says. */
-    SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices, MergeSettings merge) throws IOException {
+    public SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices, MergeSettings merge) throws IOException {
         this.dir = dir;
         this.base = base;
         this.cow = cow;
@@ -63,12 +71,12 @@ final class SnapshotEngine implements AutoCloseable {
         return file;
     }
 
-    String snapshotTable(String store, int chunk) {
+    public String snapshotTable(String store, int chunk) {
         return "0 " + sectors + " snapshot " + base + " " + cow + " " + store + " " + chunk;
     }
 
     /** origin + snapshot the LVM way: the snapshot appears while the origin is suspended. */
-    void createOriginAndSnapshot(String store, int chunk) throws Exception {
+    public void createOriginAndSnapshot(String store, int chunk) throws Exception {
         dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-origin " + base));
         dm.get("origin").suspend();
         dm.create("snap", null, TableParser.parse(snapshotTable(store, chunk)));
@@ -79,7 +87,7 @@ final class SnapshotEngine implements AutoCloseable {
      * Adds snapshot {@code name} of the origin device ({@code origin}, {@code originSectors} long)
      * the LVM way, on a new COW that can never overflow (lvm2's formula, spec 10.3); returns its table.
      */
-    String addSnapshot(String name, String store, int chunk, long originSectors) throws Exception {
+    public String addSnapshot(String name, String store, int chunk, long originSectors) throws Exception {
         long n = (originSectors + chunk - 1) / chunk;
         long epa = chunk * 32L;
         long cowSectors = (1 + n + (n + epa) / epa) * chunk;
@@ -92,7 +100,7 @@ final class SnapshotEngine implements AutoCloseable {
         return table;
     }
 
-    String mergeTable(String store, int chunk) {
+    public String mergeTable(String store, int chunk) {
         return "0 " + sectors + " snapshot-merge " + base + " " + cow + " " + store + " " + chunk;
     }
 
@@ -101,7 +109,7 @@ final class SnapshotEngine implements AutoCloseable {
      * snapshot and origin are suspended, the origin resumed (handover; the merge starts), the
      * old snapshot device resumed (it is invalid now) and removed.
      */
-    void startMerge(String store, int chunk) throws Exception {
+    public void startMerge(String store, int chunk) throws Exception {
         dm.load("origin", TableParser.parse(mergeTable(store, chunk)));
         dm.get("origin").suspend();
         dm.get("snap").suspend();
@@ -110,30 +118,8 @@ final class SnapshotEngine implements AutoCloseable {
         dm.remove("snap", false);
     }
 
-    /** The origin's merging snapshot (or null). */
-    Snapshot merging() {
-        for (Snapshot s : registry.allSnapshots()) {
-            if (s.isMerging()) {
-                return s;
-            }
-        }
-        return null;
-    }
-
-    /** Waits until the merge loop has stopped (finished, failed, or stopped by a suspend). */
-    void awaitMergeStopped() throws InterruptedException {
-        long deadline = System.nanoTime() + 60_000_000_000L;
-        Snapshot m;
-        while ((m = merging()) != null && m.merger().isRunning()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("the merge did not stop within 60 s");
-            }
-            Thread.sleep(1);
-        }
-    }
-
     /** The whole device read through the engine, as a sha256. */
-    String sha(String device) throws Exception {
+    public String sha(String device) throws Exception {
         MappedDevice d = dm.get(device);
         java.security.MessageDigest digest = java.security.MessageDigest.getInstance("SHA-256");
         MemorySegment buf = buffer(2048);
@@ -145,36 +131,36 @@ final class SnapshotEngine implements AutoCloseable {
         return java.util.HexFormat.of().formatHex(digest.digest());
     }
 
-    static String sha(Path file) throws Exception {
+    public static String sha(Path file) throws Exception {
         return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
                 .digest(Files.readAllBytes(file)));
     }
 
-    MemorySegment buffer(long sectorCount) {
+    public MemorySegment buffer(long sectorCount) {
         return arena.allocate(sectorCount << 9, 4096);
     }
 
-    void write(String device, long sector, long sectorCount, int value) throws Exception {
+    public void write(String device, long sector, long sectorCount, int value) throws Exception {
         dm.get(device).submit(IoRequest.write(sector, buffer(sectorCount).fill((byte) value), false));
     }
 
-    byte readByte(String device, long sector) throws Exception {
+    public byte readByte(String device, long sector) throws Exception {
         MemorySegment b = buffer(1);
         dm.get(device).submit(IoRequest.read(sector, b));
         return b.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0);
     }
 
     /** The base file's original byte at {@code sector}. */
-    static byte original(long sector) {
+    public static byte original(long sector) {
         return (byte) (sector * 7 + 1);
     }
 
-    String status(String device, boolean inactive) throws Exception {
+    public String status(String device, boolean inactive) throws Exception {
         MappedDevice d = dm.get(device);
         return String.join("\n", d.statusLines(StatusType.INFO, inactive));
     }
 
-    String table(String device, boolean inactive) throws Exception {
+    public String table(String device, boolean inactive) throws Exception {
         MappedDevice d = dm.get(device);
         return String.join("\n", d.statusLines(StatusType.TABLE, inactive));
     }

@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.IoRequest;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import java.io.IOException;

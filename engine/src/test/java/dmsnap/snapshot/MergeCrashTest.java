@@ -1,5 +1,6 @@
 package dmsnap.snapshot;
 
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.Figures;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.IoRequest;
@@ -28,6 +29,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -197,7 +200,7 @@ class MergeCrashTest {
             power.cutAt = cutAt;
             power.armed = true;
             e.dm.get("origin").resume();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             power.armed = false;
             for (FaultyDevice f : disks.faulty) {
                 if (crash == null) {
@@ -210,7 +213,7 @@ class MergeCrashTest {
         }
         try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(null), merge)) {
             e.dm.create("origin", null, TableParser.parse(mergeTable(disks.base, disks.cow)));
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 " + SECTORS + " snapshot-merge 2/512 2", e.status("origin", false), caseName + ": final status");
             disks.keep();
         }
@@ -296,16 +299,16 @@ class MergeCrashTest {
                 power.cutAt = k;
                 power.armed = true;
                 e.dm.get("origin").resume();
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 String what = kind.getKey() + " (operation " + k + ")";
                 assertEquals("0 " + SECTORS + " snapshot-merge Merge failed", e.status("origin", false), what);
-                assertTrue(e.merging().store().usage().allocatedSectors() > 2, what + ": stopped before the end");
+                assertTrue(merging(e).store().usage().allocatedSectors() > 2, what + ": stopped before the end");
                 assertArrayEquals(p.view(), bytes(e, "origin"), what + ": the merging device reads the snapshot's view");
                 e.dm.get("origin").suspend();
                 e.dm.get("origin").resume();
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 assertEquals("0 " + SECTORS + " snapshot-merge Merge failed", e.status("origin", false), what);
-                assertEquals(2, e.merging().store().usage().allocatedSectors(), what + ": the resume finished the merge");
+                assertEquals(2, merging(e).store().usage().allocatedSectors(), what + ": the resume finished the merge");
                 e.dm.get("origin").submit(IoRequest.flush());
                 disks.keep();
             }
@@ -351,7 +354,7 @@ class MergeCrashTest {
                         break; // the power is off
                     }
                 }
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 power.armed = false;
                 Random crash = new Random(random.nextLong());
                 for (FaultyDevice f : disks.faulty) {
@@ -361,7 +364,7 @@ class MergeCrashTest {
             }
             try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(null))) {
                 e.dm.create("origin", null, TableParser.parse(mergeTable(disks.base, disks.cow)));
-                e.awaitMergeStopped();
+                awaitMergeStopped(e);
                 assertEquals("0 " + SECTORS + " snapshot-merge 2/512 2", e.status("origin", false));
                 disks.keep();
             }

@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
 import dmsnap.table.TableParser;
 import java.io.IOException;
@@ -18,6 +19,8 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -49,7 +52,7 @@ class MergeScaleTest {
                     "three areas: metadata 4 chunks");
             String view = e.sha("snap");
             e.startMerge("P", 8);
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
             assertEquals(view, SnapshotEngine.sha(e.base));
             byte[] cow = Files.readAllBytes(e.cow);
@@ -153,11 +156,11 @@ class MergeScaleTest {
             e.dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow
                     + " P " + chunk));
             long loaded = System.nanoTime();
-            e.awaitMergeStopped();
+            awaitMergeStopped(e);
             long merged = System.nanoTime();
             assertEquals("0 " + sectors + " snapshot-merge " + 2 * chunk + "/" + Files.size(cow) / 512 + " " + 2 * chunk,
                     e.status("origin", false));
-            assertEquals((exceptions + epa - 1) / epa, e.merging().merger().steps(), "one step per full area: each is one run");
+            assertEquals((exceptions + epa - 1) / epa, merging(e).merger().steps(), "one step per full area: each is one run");
             System.out.printf("merge of %d exceptions (chunk %d, %d areas): load %.1f s, merge %.1f s%n", exceptions,
                     chunk, areas, (loaded - start) / 1e9, (merged - loaded) / 1e9);
         }

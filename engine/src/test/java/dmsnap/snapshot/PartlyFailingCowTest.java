@@ -1,5 +1,6 @@
 package dmsnap.snapshot;
 
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
