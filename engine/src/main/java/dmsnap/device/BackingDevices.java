@@ -8,6 +8,7 @@ import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.store.device.Device;
 import dmsnap.store.device.FileDevice;
+import dmsnap.target.DeviceResolver;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.file.Files;
@@ -41,15 +42,8 @@ import java.util.regex.Pattern;
  * first user of a device opens it outside the monitor; users arriving meanwhile wait for that
  * open and share its result.
  */
-public final class BackingDevices {
+public final class BackingDevices implements DeviceResolver {
     private static final Pattern MAJOR_MINOR = Pattern.compile("(\\d+):(\\d+)");
-
-    /** What a device argument names. */
-    public enum Kind { BLOCK_DEVICE, FILE, MAPPED_DEVICE }
-
-    /** What makes two device arguments the same device. */
-    public record Identity(Kind kind, long first, long second) {
-    }
 
     /** Finds a mapped device by name, for {@code dm:NAME} arguments. */
     @FunctionalInterface
@@ -57,7 +51,7 @@ public final class BackingDevices {
         MappedDevice find(String name);
     }
 
-    private static final String DM_PREFIX = "dm:";
+    private static final String DM_PREFIX = DeviceResolver.mappedArgument("");
 
     /** Opens the file or block device at a real path (tests put fault injection here). */
     @FunctionalInterface
@@ -80,12 +74,6 @@ public final class BackingDevices {
             return readOnly ? openReadOnly(located.path()) : open(located.path());
         }
     }
-
-    /**
-     * How a target uses a device (the kernel's {@code dm_get_device} mode): {@code READ} for one
-     * that never writes it (a {@code snapshot}'s origin, any device of a read-only table).
-     */
-    public enum Access { READ, WRITE }
 
     private final Map<Identity, Shared> open = new HashMap<>();
     private final Opener opener;
@@ -143,7 +131,7 @@ public final class BackingDevices {
     }
 
     /** A target's use of a backing device; closing it releases that use. */
-    public final class Handle implements AutoCloseable {
+    public final class Handle implements DeviceResolver.Handle {
         private final Shared shared;
         private boolean closed;
 
@@ -151,15 +139,17 @@ public final class BackingDevices {
             this.shared = shared;
         }
 
+        @Override
         public Device device() {
             return shared.device;
         }
 
+        @Override
         public Identity identity() {
             return shared.identity;
         }
 
-        /** How table status names it: {@code major:minor} for a block device, the real path for a file. */
+        @Override
         public String canonicalName() {
             return shared.canonicalName.get();
         }
@@ -199,6 +189,7 @@ public final class BackingDevices {
      * @throws IOException it does not exist, is not a file or block device, someone else holds it,
      *                     or it refuses the writes {@code access} needs
      */
+    @Override
     public Handle open(String argument, Access access) throws IOException {
         if (argument.startsWith(DM_PREFIX)) {
             synchronized (this) {
@@ -294,7 +285,7 @@ public final class BackingDevices {
 
     /** The device argument that names mapped device {@code name} ({@code dm:NAME}). */
     public static String mappedArgument(String name) {
-        return DM_PREFIX + name;
+        return DeviceResolver.mappedArgument(name);
     }
 
     /** Caller holds this monitor. */

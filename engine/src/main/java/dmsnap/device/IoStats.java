@@ -1,5 +1,6 @@
 package dmsnap.device;
 
+import dmsnap.target.IoRequest;
 import java.util.concurrent.atomic.LongAdder;
 
 /**

@@ -3,6 +3,7 @@ package dmsnap.device;
 import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;

@@ -1,6 +1,7 @@
 package dmsnap.device;
 
 import dmsnap.store.device.Device;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.lang.foreign.MemorySegment;

@@ -1,10 +1,10 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.device.Device;
+import dmsnap.target.DeviceResolver;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,10 +25,10 @@ import java.util.concurrent.ExecutionException;
  */
 final class CopyOut {
     private final Registry registry;
-    private final BackingDevices.Handle origin;
+    private final DeviceResolver.Handle origin;
     private final ChunkCopier copier;
 
-    CopyOut(Registry registry, BackingDevices.Handle origin, ChunkCopier copier) {
+    CopyOut(Registry registry, DeviceResolver.Handle origin, ChunkCopier copier) {
         this.registry = registry;
         this.origin = origin;
         this.copier = copier;

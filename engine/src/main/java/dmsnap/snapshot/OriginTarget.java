@@ -1,10 +1,10 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.DeviceResolver;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
@@ -22,13 +22,13 @@ public final class OriginTarget implements Target {
     /** With no snapshots the kernel uses 2^31 sectors. */
     static final long NO_SPLIT = 1L << 31;
 
-    private final BackingDevices.Handle origin;
+    private final DeviceResolver.Handle origin;
     private final Registry registry;
     private final CopyOut copyOut;
     /** Written only at resume (the device is suspended then), read by writes. */
     private volatile long splitBoundary = NO_SPLIT;
 
-    private OriginTarget(BackingDevices.Handle origin, Registry registry, ChunkCopier copier) {
+    private OriginTarget(DeviceResolver.Handle origin, Registry registry, ChunkCopier copier) {
         this.origin = origin;
         this.registry = registry;
         this.copyOut = new CopyOut(registry, origin, copier);
@@ -39,7 +39,7 @@ public final class OriginTarget implements Target {
             if (args.size() != 1) {
                 throw args.fail("origin: incorrect number of arguments");
             }
-            BackingDevices.Handle handle;
+            DeviceResolver.Handle handle;
             try {
                 handle = context.open(args.next(), context.tableAccess());
             } catch (IOException e) {

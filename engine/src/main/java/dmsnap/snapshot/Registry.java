@@ -1,7 +1,7 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.BackingDevices;
 import dmsnap.store.ExceptionStore;
+import dmsnap.target.DeviceResolver;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -20,9 +20,9 @@ public final class Registry {
     }
 
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    private final Map<BackingDevices.Identity, List<Snapshot>> byOrigin = new HashMap<>();
+    private final Map<DeviceResolver.Identity, List<Snapshot>> byOrigin = new HashMap<>();
     /** Per origin: origin writes hold it shared while they copy out and write; a handover exclusively. */
-    private final Map<BackingDevices.Identity, ReentrantReadWriteLock> originIo = new HashMap<>();
+    private final Map<DeviceResolver.Identity, ReentrantReadWriteLock> originIo = new HashMap<>();
 
     /**
      * The instances of one COW on one origin, as the kernel's sharing scan sees them (spec 8.1),
@@ -103,7 +103,7 @@ public final class Registry {
     }
 
     /** The lock origin writes to {@code origin} hold shared, and a handover exclusively. */
-    ReentrantReadWriteLock originIoLock(BackingDevices.Identity origin) {
+    ReentrantReadWriteLock originIoLock(DeviceResolver.Identity origin) {
         lock.writeLock().lock();
         try {
             return originIo.computeIfAbsent(origin, k -> new ReentrantReadWriteLock());
@@ -127,7 +127,7 @@ public final class Registry {
         }
     }
 
-    void resort(BackingDevices.Identity origin) {
+    void resort(DeviceResolver.Identity origin) {
         lock.writeLock().lock();
         try {
             List<Snapshot> list = byOrigin.get(origin);
@@ -140,7 +140,7 @@ public final class Registry {
     }
 
     /** A copy of the snapshots of {@code origin}, in list order. */
-    List<Snapshot> snapshotsOf(BackingDevices.Identity origin) {
+    List<Snapshot> snapshotsOf(DeviceResolver.Identity origin) {
         lock.readLock().lock();
         try {
             List<Snapshot> list = byOrigin.get(origin);
@@ -151,7 +151,7 @@ public final class Registry {
     }
 
     /** The snapshot-merge instance registered on {@code origin} (the last one, as the kernel's scan), or null. */
-    Snapshot mergingSnapshotOf(BackingDevices.Identity origin) {
+    Snapshot mergingSnapshotOf(DeviceResolver.Identity origin) {
         Snapshot merging = null;
         for (Snapshot s : snapshotsOf(origin)) {
             if (s.isMerging()) {
@@ -172,7 +172,7 @@ public final class Registry {
     }
 
     /** The smallest chunk size of the snapshots registered on {@code origin}, or 0 when none. */
-    long minimumChunkSectors(BackingDevices.Identity origin) {
+    long minimumChunkSectors(DeviceResolver.Identity origin) {
         long min = 0;
         for (Snapshot s : snapshotsOf(origin)) {
             long c = s.chunkSectors();

@@ -1,7 +1,5 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
@@ -10,6 +8,8 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
+import dmsnap.target.DeviceResolver;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
@@ -35,8 +35,8 @@ import org.slf4j.LoggerFactory;
 public final class Snapshot {
     private static final Logger log = LoggerFactory.getLogger(Snapshot.class);
 
-    private final BackingDevices.Handle origin;
-    private final BackingDevices.Handle cow;
+    private final DeviceResolver.Handle origin;
+    private final DeviceResolver.Handle cow;
     private final ChunkCopier copier;
     private final long lengthSectors;
     private final Runnable event;
@@ -93,7 +93,7 @@ public final class Snapshot {
         }
     }
 
-    Snapshot(String deviceName, BackingDevices.Handle origin, BackingDevices.Handle cow, ExceptionStore store,
+    Snapshot(String deviceName, DeviceResolver.Handle origin, DeviceResolver.Handle cow, ExceptionStore store,
              ChunkCopier copier, long lengthSectors, Runnable event, java.util.function.BooleanSupplier deviceSuspended,
              CommitObserver commits, boolean merging) {
         this.merging = merging;
@@ -110,19 +110,19 @@ public final class Snapshot {
         this.complete = new ExceptionTable();
     }
 
-    BackingDevices.Identity originIdentity() {
+    DeviceResolver.Identity originIdentity() {
         return origin.identity();
     }
 
-    BackingDevices.Identity cowIdentity() {
+    DeviceResolver.Identity cowIdentity() {
         return cow.identity();
     }
 
-    BackingDevices.Handle originHandle() {
+    DeviceResolver.Handle originHandle() {
         return origin;
     }
 
-    BackingDevices.Handle cowHandle() {
+    DeviceResolver.Handle cowHandle() {
         return cow;
     }
 

@@ -1,8 +1,8 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.IoRequest;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;

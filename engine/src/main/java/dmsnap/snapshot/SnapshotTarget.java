@@ -1,12 +1,12 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.DeviceResolver;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
@@ -91,15 +91,15 @@ public final class SnapshotTarget implements Target {
                 throw args.fail("discard_passdown_origin feature depends on discard_zeroes_cow");
             }
         }
-        BackingDevices.Handle origin;
+        DeviceResolver.Handle origin;
         try {
             // Spec 1.2 step 3: read-only for snapshot (its writes go to the COW), for writing for snapshot-merge.
             origin = context.open(originArg,
-                    merge ? BackingDevices.Access.WRITE : BackingDevices.Access.READ);
+                    merge ? DeviceResolver.Access.WRITE : DeviceResolver.Access.READ);
         } catch (IOException e) {
             throw args.failDevice("Cannot get origin device", e);
         }
-        BackingDevices.Handle cow = null;
+        DeviceResolver.Handle cow = null;
         boolean ok = false;
         try {
             try {
@@ -172,7 +172,7 @@ public final class SnapshotTarget implements Target {
         }
     }
 
-    private static void closeQuietly(BackingDevices.Handle handle) {
+    private static void closeQuietly(DeviceResolver.Handle handle) {
         if (handle == null) {
             return;
         }

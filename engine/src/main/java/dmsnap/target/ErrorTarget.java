@@ -1,6 +1,5 @@
 package dmsnap.target;
 
-import dmsnap.device.IoRequest;
 import java.io.IOException;
 
 /** {@code error}: every I/O fails with EIO ({@code dm-target.c} io_err); arguments are ignored. */

@@ -1,7 +1,5 @@
 package dmsnap.target;
 
-import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
 import java.io.IOException;
@@ -26,7 +24,7 @@ public final class LinearTarget implements Target {
             }
             String deviceArg = args.next();
             long offset = args.nextUnsigned("Invalid device sector");
-            BackingDevices.Handle handle;
+            DeviceResolver.Handle handle;
             try {
                 handle = context.open(deviceArg, context.tableAccess());
             } catch (IOException e) {
@@ -43,11 +41,11 @@ public final class LinearTarget implements Target {
         }
     };
 
-    private final BackingDevices.Handle handle;
+    private final DeviceResolver.Handle handle;
     private final Device device;
     private final long offsetSectors;
 
-    private LinearTarget(BackingDevices.Handle handle, long offsetSectors) {
+    private LinearTarget(DeviceResolver.Handle handle, long offsetSectors) {
         this.handle = handle;
         this.device = handle.device();
         this.offsetSectors = offsetSectors;
@@ -95,7 +93,7 @@ public final class LinearTarget implements Target {
         handle.close();
     }
 
-    static void closeQuietly(BackingDevices.Handle handle) {
+    static void closeQuietly(DeviceResolver.Handle handle) {
         try {
             handle.close();
         } catch (IOException e) {

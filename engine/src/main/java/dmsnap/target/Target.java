@@ -1,6 +1,5 @@
 package dmsnap.target;
 
-import dmsnap.device.IoRequest;
 import dmsnap.table.TableLoadException;
 import java.io.IOException;
 

@@ -1,7 +1,5 @@
 package dmsnap.target;
 
-import dmsnap.device.BackingDevices;
-
 /**
  * What a target constructor may use besides its arguments: the shared backing devices, the
  * name of the mapped device it is loaded into, the length of its line, how to raise a device
@@ -9,7 +7,7 @@ import dmsnap.device.BackingDevices;
  * suspended right now (a handover needs its source suspended), and whether the table is
  * read-only ({@code dmsetup --readonly}: its devices are opened for reading).
  */
-public record TargetContext(BackingDevices devices, String deviceName, long lengthSectors, Runnable event,
+public record TargetContext(DeviceResolver devices, String deviceName, long lengthSectors, Runnable event,
                             java.util.function.BooleanSupplier deviceSuspended, boolean readOnlyTable) {
 
     /**
@@ -17,15 +15,15 @@ public record TargetContext(BackingDevices devices, String deviceName, long leng
      * device it is loaded into: the kernel refuses that with EINVAL, and here the device would
      * hold itself open (and map its I/O onto itself).
      */
-    public BackingDevices.Handle open(String argument, BackingDevices.Access access) throws java.io.IOException {
-        if (argument.equals(BackingDevices.mappedArgument(deviceName))) {
+    public DeviceResolver.Handle open(String argument, DeviceResolver.Access access) throws java.io.IOException {
+        if (argument.equals(DeviceResolver.mappedArgument(deviceName))) {
             throw new java.io.IOException(argument + " is the device being loaded");
         }
         return devices.open(argument, access);
     }
 
     /** The table's mode ({@code dm_table_get_mode}) as the access to open a device with. */
-    public BackingDevices.Access tableAccess() {
-        return readOnlyTable ? BackingDevices.Access.READ : BackingDevices.Access.WRITE;
+    public DeviceResolver.Access tableAccess() {
+        return readOnlyTable ? DeviceResolver.Access.READ : DeviceResolver.Access.WRITE;
     }
 }

@@ -1,7 +1,5 @@
 package dmsnap.target;
 
-import dmsnap.device.IoRequest;
-
 /** {@code zero}: reads return zeroes, writes are accepted and dropped ({@code dm-zero.c}). */
 public final class ZeroTarget implements Target {
     public static final TargetType TYPE = new TargetType() {

@@ -2,6 +2,7 @@ package dmsnap.device;
 
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;

@@ -1,9 +1,9 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.IoRequest;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

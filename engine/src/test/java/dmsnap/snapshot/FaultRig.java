@@ -2,13 +2,13 @@ package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.ByteArrayOutputStream;

@@ -1,10 +1,10 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.DmException;
-import dmsnap.device.IoRequest;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,12 +1,12 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.store.testing.KernelFixtures;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

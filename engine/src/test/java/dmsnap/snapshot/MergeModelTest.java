@@ -1,10 +1,10 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.IoRequest;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;

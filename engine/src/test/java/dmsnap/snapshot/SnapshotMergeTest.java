@@ -1,12 +1,12 @@
 package dmsnap.snapshot;
 
 import dmsnap.device.BackingDevices;
-import dmsnap.device.IoRequest;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;

@@ -1,11 +1,11 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -2,7 +2,6 @@ package dmsnap.engine.testing;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.MergeSettings;
@@ -10,6 +9,7 @@ import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;

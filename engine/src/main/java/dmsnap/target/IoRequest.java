@@ -1,4 +1,4 @@
-package dmsnap.device;
+package dmsnap.target;
 
 import java.lang.foreign.MemorySegment;
 
