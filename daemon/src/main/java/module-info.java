@@ -20,6 +20,7 @@ module dmsnap.daemon {
     exports dmsnap.control;
     exports dmsnap.daemon;
     exports dmsnap.nbd;
+    exports dmsnap.net;
 
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;

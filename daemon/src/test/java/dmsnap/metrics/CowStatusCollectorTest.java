@@ -1,8 +1,8 @@
 package dmsnap.metrics;
 
-import dmsnap.daemon.ListenAddress;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
+import dmsnap.net.ListenAddress;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;

@@ -1,10 +1,10 @@
 package dmsnap.metrics;
 
-import dmsnap.daemon.ListenAddress;
 import dmsnap.daemon.CowMonitor;
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.device.DeviceManager;
+import dmsnap.net.ListenAddress;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
 import java.io.IOException;

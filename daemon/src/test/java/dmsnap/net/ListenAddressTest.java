@@ -1,4 +1,4 @@
-package dmsnap.daemon;
+package dmsnap.net;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package dmsnap.daemon;
+package dmsnap.net;
 
 /**
  * Where a daemon listener ({@code --metrics}, {@code --nbd-listen}) listens: {@code HOST:PORT}, {@code [IPV6]:PORT}, or a
