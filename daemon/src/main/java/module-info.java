@@ -1,8 +1,10 @@
 /**
- * dmsnap's daemon and command line: targets, tables, mapped devices, the NBD and control
- * servers, and the picocli CLI with {@code main}.
+ * dmsnap's daemon and command line: the NBD and control servers, state, metrics, LVM flows and
+ * the picocli CLI with {@code main}, over the engine (module dmsnap.engine).
  */
 module dmsnap.daemon {
+    // Its API hands out engine types (Daemon.devices() is a DeviceManager).
+    requires transitive dmsnap.engine;
     requires dmsnap.store;
     requires info.picocli;
     requires org.slf4j;
@@ -15,14 +17,10 @@ module dmsnap.daemon {
     requires jdk.httpserver;
     requires jdk.unsupported; // sun.misc.Signal: SIGTERM/SIGINT stop the daemon in order and exit 0
 
-    // The engine is usable embedded (and by the benchmarks): tables, targets, devices, snapshots.
-    exports dmsnap.table;
-    exports dmsnap.target;
-    exports dmsnap.device;
-    exports dmsnap.snapshot;
     exports dmsnap.control;
     exports dmsnap.daemon;
     exports dmsnap.nbd;
+    exports dmsnap.net;
 
     // picocli fills command fields reflectively.
     opens dmsnap.cli to info.picocli;

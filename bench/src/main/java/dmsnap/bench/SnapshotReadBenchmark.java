@@ -1,11 +1,11 @@
 package dmsnap.bench;
 
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

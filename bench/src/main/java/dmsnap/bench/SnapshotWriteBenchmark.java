@@ -1,7 +1,6 @@
 package dmsnap.bench;
 
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.PendingRemap;
@@ -9,6 +8,7 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.PersistentExceptionStore;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;

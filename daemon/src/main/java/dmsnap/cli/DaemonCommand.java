@@ -2,8 +2,8 @@ package dmsnap.cli;
 
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
-import dmsnap.daemon.ListenAddress;
 import dmsnap.nbd.NbdTls;
+import dmsnap.net.ListenAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;

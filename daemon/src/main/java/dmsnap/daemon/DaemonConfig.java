@@ -1,5 +1,6 @@
 package dmsnap.daemon;
 
+import dmsnap.net.ListenAddress;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 

@@ -1,7 +1,7 @@
 package dmsnap.metrics;
 
-import dmsnap.daemon.ListenAddress;
 import dmsnap.device.DeviceManager;
+import dmsnap.net.ListenAddress;
 import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.InvalidationCause;
 import dmsnap.store.ExceptionStore;

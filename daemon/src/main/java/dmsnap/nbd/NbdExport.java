@@ -1,7 +1,7 @@
 package dmsnap.nbd;
 
-import dmsnap.device.IoRequest;
 import dmsnap.device.MappedDevice;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 

@@ -1,11 +1,11 @@
 package dmsnap.metrics;
 
-import dmsnap.daemon.ListenAddress;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
+import dmsnap.net.ListenAddress;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetContext;

@@ -1,12 +1,12 @@
 package dmsnap.metrics;
 
-import dmsnap.daemon.ListenAddress;
 import dmsnap.daemon.CowMonitor;
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.device.DeviceManager;
-import dmsnap.device.IoRequest;
+import dmsnap.net.ListenAddress;
 import dmsnap.table.TableParser;
+import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;

@@ -3,6 +3,7 @@ package dmsnap.nbd;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dmsnap.target.IoRequest;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -294,7 +295,7 @@ class NbdServerTest {
             assertEquals(NbdFixture.original(4096), c.read(4096, 512)[0], "nothing was written");
         }
         var e = assertThrows(java.io.IOException.class, () -> fx.dm.get("ro").submit(
-                dmsnap.device.IoRequest.write(0, java.lang.foreign.Arena.ofAuto().allocate(512, 512), false)));
+                dmsnap.target.IoRequest.write(0, java.lang.foreign.Arena.ofAuto().allocate(512, 512), false)));
         assertTrue(e.getMessage().contains("read-only"), e.getMessage());
     }
 

@@ -1,0 +1,97 @@
+package dmsnap.snapshot;
+
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.device.Device;
+import dmsnap.table.TableLoadException;
+import dmsnap.target.DeviceResolver;
+import dmsnap.target.IoRequest;
+import dmsnap.target.StatusType;
+import dmsnap.target.Target;
+import dmsnap.target.TargetArgs;
+import dmsnap.target.TargetContext;
+import dmsnap.target.TargetType;
+import java.io.IOException;
+
+/**
+ * {@code snapshot-origin <origin>} (spec 1.1, 5.1): reads pass through; a write is split at the
+ * split boundary (the smallest chunk size of the origin's snapshots, computed at this target's
+ * resume) and each piece waits until every valid, active snapshot that lacks its chunk has a
+ * committed copy, then goes to the origin.
+ */
+public final class OriginTarget implements Target {
+    /** With no snapshots the kernel uses 2^31 sectors. */
+    static final long NO_SPLIT = 1L << 31;
+
+    private final DeviceResolver.Handle origin;
+    private final Registry registry;
+    private final CopyOut copyOut;
+    /** Written only at resume (the device is suspended then), read by writes. */
+    private volatile long splitBoundary = NO_SPLIT;
+
+    private OriginTarget(DeviceResolver.Handle origin, Registry registry, ChunkCopier copier) {
+        this.origin = origin;
+        this.registry = registry;
+        this.copyOut = new CopyOut(registry, origin, copier);
+    }
+
+    public static TargetType type(Registry registry, ChunkCopier copier) {
+        return TargetType.of("snapshot-origin", "1.9.0", (context, args) -> {
+            if (args.size() != 1) {
+                throw args.fail("origin: incorrect number of arguments");
+            }
+            DeviceResolver.Handle handle;
+            try {
+                handle = context.open(args.next(), context.tableAccess());
+            } catch (IOException e) {
+                throw args.failDevice("Cannot get target device", e);
+            }
+            if (context.lengthSectors() > handle.device().sizeSectors()) {
+                try {
+                    handle.close();
+                } catch (IOException e) {
+                    // Reporting the size problem matters more.
+                }
+                throw args.fail("Device " + handle.canonicalName() + " too small for target");
+            }
+            return new OriginTarget(handle, registry, copier);
+        });
+    }
+
+    @Override
+    public String typeName() {
+        return "snapshot-origin";
+    }
+
+    @Override
+    public void map(IoRequest io) throws IOException, InterruptedException {
+        Device device = origin.device();
+        switch (io.op()) {
+            case READ -> device.read(io.sector() << 9, io.buffer());
+            case FLUSH -> device.flush();
+            case WRITE -> copyOut.write(io, splitBoundary);
+            default -> throw new IOException("snapshot-origin does not support " + io.op());
+        }
+    }
+
+    /** The split boundary is computed here only, as the kernel's origin_resume does. */
+    @Override
+    public void resume() {
+        long min = registry.minimumChunkSectors(origin.identity());
+        splitBoundary = min == 0 ? NO_SPLIT : min;
+    }
+
+    @Override
+    public int logicalBlockBytes() {
+        return origin.device().logicalBlockBytes();
+    }
+
+    @Override
+    public String status(StatusType type) {
+        return type == StatusType.TABLE ? origin.canonicalName() : "";
+    }
+
+    @Override
+    public void close() throws IOException {
+        origin.close();
+    }
+}

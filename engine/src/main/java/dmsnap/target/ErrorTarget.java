@@ -1,0 +1,53 @@
+package dmsnap.target;
+
+import java.io.IOException;
+
+/** {@code error}: every I/O fails with EIO ({@code dm-target.c} io_err); arguments are ignored. */
+public final class ErrorTarget implements Target {
+    public static final TargetType TYPE = new TargetType() {
+        @Override
+        public String name() {
+            return "error";
+        }
+
+        @Override
+        public String version() {
+            return "1.6.0";
+        }
+
+        @Override
+        public Target create(TargetContext context, TargetArgs args) {
+            return new ErrorTarget();
+        }
+    };
+
+    @Override
+    public String typeName() {
+        return "error";
+    }
+
+    @Override
+    public void map(IoRequest io) throws IOException {
+        if (io.op() == IoRequest.Op.FLUSH) {
+            // io_err_ctr leaves num_flush_bios at 0: dm core never sends this target a flush, so a
+            // flush of a table with an error line (a COW that fails past its first MiB) succeeds.
+            return;
+        }
+        throw new IOException("I/O error (error target)");
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return true;
+    }
+
+    @Override
+    public String status(StatusType type) {
+        return "";
+    }
+
+    @Override
+    public void close() {
+        // Holds nothing.
+    }
+}

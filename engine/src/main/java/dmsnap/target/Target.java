@@ -1,0 +1,66 @@
+package dmsnap.target;
+
+import dmsnap.table.TableLoadException;
+import java.io.IOException;
+
+/**
+ * One constructed table line. Built at table load (the constructor validates and opens but
+ * starts no I/O); destroyed with its table. All I/O methods may be called concurrently; the
+ * hooks are called by the device's control path, one at a time, in table order.
+ */
+public interface Target extends AutoCloseable {
+
+    /** The target type's name, e.g. {@code linear}. */
+    String typeName();
+
+    /**
+     * Performs {@code io}, whose sectors are relative to the start of this target and never
+     * cross {@link #splitSectors} boundaries. Returns when the I/O is complete.
+     *
+     * @throws IOException the I/O failed (the caller sees EIO)
+     */
+    void map(IoRequest io) throws IOException, InterruptedException;
+
+    /** The largest I/O this target takes, aligned: requests are split at multiples of it. 0: no limit. */
+    default long maxIoSectors() {
+        return 0;
+    }
+
+    /**
+     * Where requests of kind {@code op} are split ({@code max_io_len}, or a target's own
+     * {@code dm_accept_partial_bio} rule): multiples of the returned sector count; 0: not split.
+     */
+    default long splitSectors(IoRequest.Op op) {
+        return maxIoSectors();
+    }
+
+    /** Whether a discard/write-zeroes may be sent to it (else the request fails as unsupported). */
+    default boolean supportsDiscard() {
+        return false;
+    }
+
+    /** The logical block size of the devices under this target: I/O must be aligned to it. */
+    default int logicalBlockBytes() {
+        return 512;
+    }
+
+    /** Status text after the {@code <start> <length> <type>} prefix; may be empty. */
+    String status(StatusType type) throws IOException;
+
+    default void presuspend() {
+    }
+
+    default void postsuspend() {
+    }
+
+    /** May refuse the resume (the device then stays suspended). */
+    default void preresume() throws TableLoadException {
+    }
+
+    default void resume() {
+    }
+
+    /** Releases devices and memory. Called once, when the table is destroyed. */
+    @Override
+    void close() throws IOException;
+}

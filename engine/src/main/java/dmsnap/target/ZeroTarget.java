@@ -1,0 +1,51 @@
+package dmsnap.target;
+
+/** {@code zero}: reads return zeroes, writes are accepted and dropped ({@code dm-zero.c}). */
+public final class ZeroTarget implements Target {
+    public static final TargetType TYPE = new TargetType() {
+        @Override
+        public String name() {
+            return "zero";
+        }
+
+        @Override
+        public String version() {
+            return "1.2.0";
+        }
+
+        @Override
+        public Target create(TargetContext context, TargetArgs args) throws dmsnap.table.TableLoadException {
+            if (args.size() != 0) {
+                throw args.fail("No arguments required");
+            }
+            return new ZeroTarget();
+        }
+    };
+
+    @Override
+    public String typeName() {
+        return "zero";
+    }
+
+    @Override
+    public void map(IoRequest io) {
+        if (io.op() == IoRequest.Op.READ) {
+            io.buffer().fill((byte) 0);
+        }
+    }
+
+    @Override
+    public boolean supportsDiscard() {
+        return true;
+    }
+
+    @Override
+    public String status(StatusType type) {
+        return "";
+    }
+
+    @Override
+    public void close() {
+        // Holds nothing.
+    }
+}
