@@ -2,11 +2,11 @@ package dmsnap.nbd;
 
 import static dmsnap.nbd.NbdProtocol.*;
 
+import dmsnap.nbd.NbdRequestRules.Verdict;
 import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
@@ -38,19 +38,22 @@ import org.slf4j.MDC;
  * fair share; the other connections never wait for the buffers it holds (see {@link BufferPool}).
  * The watchdog still closes it when a reply has waited past the timeout.
  *
- * <p>Errors: a request that breaks its command's rules (bounds,
- * alignment, length, flags) gets the spec's error and the connection goes on; broken framing
+ * <p>Errors: a request that breaks its command's rules (bounds, alignment, length, flags: see
+ * {@link NbdRequestRules}) gets the spec's error and the connection goes on; broken framing
  * (bad magic) or a stalled message ends the connection. Ending waits for the requests in flight.
+ * The bytes of requests and replies are {@link NbdCodec}'s; this class decides which go out
+ * when, from which thread and buffer.
  */
 final class NbdConnection {
     private static final Logger log = LoggerFactory.getLogger(NbdConnection.class);
     private static final Logger io = LoggerFactory.getLogger("dmsnap.io");
     static final int MAX_IN_FLIGHT = 64;
-    private static final int KNOWN_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
 
     private final NbdChannel channel;
     private final NbdExport export;
+    /** Structured replies were negotiated: the shape of read and error replies. */
     private final boolean structured;
+    private final NbdRequestRules rules;
     private final Executor ioThreads;
     /** This connection's part of the request buffers; closed when the connection ends. */
     private final BufferPool.Share share;
@@ -63,7 +66,7 @@ final class NbdConnection {
     private volatile boolean writerFailed;
     /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
     private final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
-    private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
+    private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(NbdCodec.REPLY_HEAD_BYTES);
     static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
     static final long INLINE_MAX_BYTES = 1 << 20;
     /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
@@ -74,14 +77,7 @@ final class NbdConnection {
     private boolean lastAlone;
     private long lastInlineReplyNanos;
 
-    /** A request as it came off the wire. */
-    record Request(int flags, int type, long cookie, long offset, long length) {
-        boolean fua() {
-            return (flags & NBD_CMD_FLAG_FUA) != 0;
-        }
-    }
-
-    /** Why a request may not run at all: the protocol's error and a sentence for structured replies. */
+    /** Why a request, or a piece of it, failed: the protocol's error and a sentence for structured replies. */
     private record Refusal(int error, String message) {
     }
 
@@ -90,10 +86,10 @@ final class NbdConnection {
      * structured read that failed in a later piece keeps its buffer for the pieces before it:
      * {@code dataBytes} of data, then the error.
      */
-    private record Reply(Request request, int error, String message, BufferPool.Buffer data, long dataBytes) {
+    private record Reply(NbdRequest request, int error, String message, BufferPool.Buffer data, long dataBytes) {
         static final Reply END = new Reply(null, 0, null, null, 0);
 
-        Reply(Request request, int error, String message) {
+        Reply(NbdRequest request, int error, String message) {
             this(request, error, message, null, 0);
         }
     }
@@ -113,6 +109,7 @@ final class NbdConnection {
         this.unexpectedErrors = unexpectedErrors;
         this.export = export;
         this.structured = structured;
+        this.rules = NbdRequestRules.forExport(export, structured);
         this.ioThreads = ioThreads;
         this.share = buffers.openShare();
     }
@@ -161,14 +158,9 @@ final class NbdConnection {
             // client's: no deadline runs then (else the watchdog drops clients the server is slow to
             // serve); a write's payload is a message of its own.
             channel.endMessage();
-            int magic = requestHeader.getInt();
-            if (magic != NBD_REQUEST_MAGIC) {
-                throw new IOException("bad request magic 0x" + Integer.toHexString(magic));
-            }
-            Request r = new Request(Short.toUnsignedInt(requestHeader.getShort()),
-                    Short.toUnsignedInt(requestHeader.getShort()), requestHeader.getLong(), requestHeader.getLong(),
-                    Integer.toUnsignedLong(requestHeader.getInt()));
-            if (r.type() == NBD_CMD_DISC) {
+            NbdRequest r = NbdCodec.decodeRequest(requestHeader);
+            Verdict verdict = rules.check(r);
+            if (verdict instanceof Verdict.Disconnect) {
                 log.debug("{}: disconnect from {}", channel.peer(), export.name());
                 return;
             }
@@ -176,8 +168,7 @@ final class NbdConnection {
             boolean handedOn = false;
             BufferPool.Buffer buffer = null;
             try {
-                Refusal refusal = check(r);
-                if (refusal != null) {
+                if (verdict instanceof Verdict.Refuse refusal) {
                     if (r.type() == NBD_CMD_WRITE) {
                         channel.startMessage();
                         if (discard == null) {
@@ -191,7 +182,7 @@ final class NbdConnection {
                     handedOn = true;
                     continue;
                 }
-                if (r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE) {
+                if (r.hasPayload()) {
                     buffer = share.tryAcquire(r.length());
                     if (buffer == null && r.length() <= share.reserveBytes()) {
                         buffer = share.acquireReserved(r.length()); // waits for this client's own replies only
@@ -251,50 +242,8 @@ final class NbdConnection {
         }
     }
 
-    /** The refusal for a request that breaks the rules of its command, or null. */
-    private Refusal check(Request r) {
-        String what = commandName(r.type()) + " at " + Long.toUnsignedString(r.offset()) + "+" + r.length();
-        switch (r.type()) {
-            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLUSH -> { }
-            default -> {
-                return new Refusal(NBD_EINVAL, commandName(r.type()) + " is not supported");
-            }
-        }
-        boolean df = (r.flags() & NBD_CMD_FLAG_DF) != 0;
-        boolean noHole = (r.flags() & NBD_CMD_FLAG_NO_HOLE) != 0;
-        if ((r.flags() & ~KNOWN_FLAGS) != 0) {
-            return new Refusal(NBD_EINVAL, what + ": unknown flags 0x" + Integer.toHexString(r.flags()));
-        }
-        if (df && (r.type() != NBD_CMD_READ || !structured) || noHole && r.type() != NBD_CMD_WRITE_ZEROES) {
-            return new Refusal(NBD_EINVAL, what + ": flag not valid for this command");
-        }
-        if (r.type() == NBD_CMD_FLUSH) {
-            return null; // offset and length are reserved; clients send zeroes
-        }
-        if (export.readOnly() && r.type() != NBD_CMD_READ) {
-            return new Refusal(NBD_EPERM, what + ": " + export.name() + " is read-only");
-        }
-        if (r.type() == NBD_CMD_TRIM && !export.canTrim()) {
-            return new Refusal(NBD_EINVAL, "TRIM is not supported by " + export.name());
-        }
-        boolean payload = r.type() == NBD_CMD_READ || r.type() == NBD_CMD_WRITE;
-        if (payload && (r.length() > MAX_PAYLOAD_BYTES || r.length() == 0)) {
-            return new Refusal(NBD_EINVAL, what + ": length must be 1.." + MAX_PAYLOAD_BYTES + " bytes");
-        }
-        long block = export.minimumBlockBytes();
-        if (Long.remainderUnsigned(r.offset(), block) != 0 || r.length() % block != 0) {
-            return new Refusal(NBD_EINVAL, what + ": not aligned to the minimum block size " + block);
-        }
-        if (Long.compareUnsigned(r.offset(), export.sizeBytes()) > 0 || r.length() > export.sizeBytes() - r.offset()) {
-            boolean write = r.type() == NBD_CMD_WRITE || r.type() == NBD_CMD_WRITE_ZEROES;
-            return new Refusal(write ? NBD_ENOSPC : NBD_EINVAL,
-                    what + " is beyond the end of " + export.name() + " (" + export.sizeBytes() + " bytes)");
-        }
-        return null;
-    }
-
     /** Performs a checked request (on an I/O thread, or inline); returns its reply. */
-    private Reply perform(Request r, BufferPool.Buffer buffer) {
+    private Reply perform(NbdRequest r, BufferPool.Buffer buffer) {
         MDC.put("device", export.name());
         int error = 0;
         String message = null;
@@ -339,16 +288,15 @@ final class NbdConnection {
      * read of two pieces or more, unless the client asked for one chunk (DF). Whichever thread
      * sends it, so that a reply's shape does not depend on how the request was scheduled.
      */
-    private boolean inPieces(Request r) {
-        return structured && r.type() == NBD_CMD_READ && (r.flags() & NBD_CMD_FLAG_DF) == 0
-                && r.length() >= 2 * READ_PIECE_BYTES;
+    private boolean inPieces(NbdRequest r) {
+        return structured && r.type() == NBD_CMD_READ && !r.df() && r.length() >= 2 * READ_PIECE_BYTES;
     }
 
     /**
      * A read to be sent in pieces failed as a whole: read again piece by piece, so that the reply
      * has the pieces before the first failing one and then its error, as {@link #readInPieces} sends.
      */
-    private Reply readAgainInPieces(Request r, BufferPool.Buffer buffer) {
+    private Reply readAgainInPieces(NbdRequest r, BufferPool.Buffer buffer) {
         MemorySegment whole = buffer.segment();
         for (long at = 0; at < r.length(); at += READ_PIECE_BYTES) {
             Refusal error = readPiece(r.offset() + at, whole.asSlice(at, Math.min(READ_PIECE_BYTES, r.length() - at)));
@@ -370,7 +318,7 @@ final class NbdConnection {
      * overlaps the device reads of the rest. A failed piece ends the reply with an error chunk
      * (the client sees the read fail); the buffer is given back only when every piece is done.
      */
-    private void readInPieces(Request r, BufferPool.Buffer buffer) {
+    private void readInPieces(NbdRequest r, BufferPool.Buffer buffer) {
         MemorySegment whole = buffer.segment();
         int count = (int) ((r.length() + READ_PIECE_BYTES - 1) / READ_PIECE_BYTES);
         List<CompletableFuture<Refusal>> pieces = new ArrayList<>(count);
@@ -449,11 +397,11 @@ final class NbdConnection {
      * the next is read, so that the connection holds no more than its reserve however long its
      * client takes. Gives back the request's slot.
      */
-    private void streamRead(Request r) throws InterruptedException {
+    private void streamRead(NbdRequest r) throws InterruptedException {
         try {
             BufferPool.Buffer buffer = share.acquireReserved(share.reserveBytes());
             try {
-                if (structured && (r.flags() & NBD_CMD_FLAG_DF) == 0) {
+                if (structured && !r.df()) {
                     streamChunks(r, buffer.segment());
                 } else {
                     streamWhole(r, buffer.segment());
@@ -470,7 +418,7 @@ final class NbdConnection {
      * A streamed read with structured replies: each piece a data chunk of its own (cut further as
      * {@link #sendData} cuts), the last one DONE; a failed piece ends the reply with its error.
      */
-    private void streamChunks(Request r, MemorySegment piece) {
+    private void streamChunks(NbdRequest r, MemorySegment piece) {
         for (long at = 0; at < r.length(); at += piece.byteSize()) {
             MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
             Refusal error = readPiece(r.offset() + at, part);
@@ -499,7 +447,7 @@ final class NbdConnection {
      * the reply's error); a later piece that fails can no longer be reported, and the protocol
      * then has the server close the connection.
      */
-    private void streamWhole(Request r, MemorySegment piece) {
+    private void streamWhole(NbdRequest r, MemorySegment piece) {
         MemorySegment first = piece.asSlice(0, Math.min(piece.byteSize(), r.length()));
         Refusal error = readPiece(r.offset(), first);
         sending.lock();
@@ -511,15 +459,12 @@ final class NbdConnection {
                 send(new Reply(r, error.error(), error.message()), inlineHead);
                 return;
             }
-            inlineHead.clear();
             if (structured) {
-                inlineHead.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
-                        .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + r.length()))
-                        .putLong(r.offset());
+                NbdCodec.putOffsetData(inlineHead, true, r.cookie(), r.offset(), r.length());
             } else {
-                inlineHead.putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie());
+                NbdCodec.putSimpleReply(inlineHead, 0, r.cookie());
             }
-            channel.writeFully(inlineHead.flip(), first.asByteBuffer());
+            channel.writeFully(inlineHead, first.asByteBuffer());
             for (long at = first.byteSize(); at < r.length(); at += piece.byteSize()) {
                 MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
                 error = readPiece(r.offset() + at, part);
@@ -547,7 +492,7 @@ final class NbdConnection {
      * client's). After a failed piece the rest of the payload is read and dropped, to keep the
      * framing, and the reply has the error. Returns the reply.
      */
-    private Reply streamWrite(Request r) throws IOException, InterruptedException {
+    private Reply streamWrite(NbdRequest r) throws IOException, InterruptedException {
         BufferPool.Buffer buffer = share.acquireReserved(share.reserveBytes());
         Refusal failed = null;
         try {
@@ -590,7 +535,7 @@ final class NbdConnection {
 
     /** The writer: sends replies as they come; after a failed write it only releases what they hold. */
     private void writeReplies() {
-        ByteBuffer head = ByteBuffer.allocateDirect(STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES);
+        ByteBuffer head = ByteBuffer.allocateDirect(NbdCodec.REPLY_HEAD_BYTES);
         while (true) {
             Reply reply;
             try {
@@ -645,25 +590,21 @@ final class NbdConnection {
      * one per {@link #READ_PIECE_BYTES} when the read goes in pieces ({@link #inPieces}), else one;
      * the last with DONE if {@code done}. Under {@link #sending}.
      */
-    private void sendData(Request r, long fromBytes, MemorySegment data, boolean done, ByteBuffer head)
+    private void sendData(NbdRequest r, long fromBytes, MemorySegment data, boolean done, ByteBuffer head)
             throws IOException {
         long chunk = inPieces(r) ? READ_PIECE_BYTES : data.byteSize();
         for (long at = 0; at < data.byteSize(); at += chunk) {
             long length = Math.min(chunk, data.byteSize() - at);
             boolean last = at + length == data.byteSize();
-            head.clear();
-            head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (done && last ? NBD_REPLY_FLAG_DONE : 0))
-                    .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(r.cookie()).putInt((int) (8 + length))
-                    .putLong(r.offset() + fromBytes + at).flip();
+            NbdCodec.putOffsetData(head, done && last, r.cookie(), r.offset() + fromBytes + at, length);
             channel.writeFully(head, data.asSlice(at, length).asByteBuffer());
         }
     }
 
     private void send(Reply reply, ByteBuffer head) throws IOException {
-        Request r = reply.request();
-        head.clear();
-        if (!structured || r.type() != NBD_CMD_READ && reply.error() == 0) {
-            head.putInt(NBD_SIMPLE_REPLY_MAGIC).putInt(reply.error()).putLong(r.cookie()).flip();
+        NbdRequest r = reply.request();
+        if (NbdCodec.simpleReply(structured, r, reply.error())) {
+            NbdCodec.putSimpleReply(head, reply.error(), r.cookie());
             if (reply.data() != null) {
                 channel.writeFully(head, reply.data().segment().asByteBuffer());
             } else {
@@ -672,17 +613,12 @@ final class NbdConnection {
             return;
         }
         if (reply.data() != null) {
+            // A failed read sends the pieces before the failed one, then the error.
             sendData(r, 0, reply.data().segment().asSlice(0, reply.dataBytes()), reply.error() == 0, head);
             if (reply.error() == 0) {
                 return;
             }
-            head.clear(); // the error follows the pieces before the failed one
         }
-        byte[] message = reply.message() == null ? new byte[0] : reply.message().getBytes(StandardCharsets.UTF_8);
-        int messageLength = Math.min(message.length, MAX_STRING_BYTES);
-        head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
-                .putShort((short) NBD_REPLY_TYPE_ERROR).putLong(r.cookie()).putInt(6 + messageLength)
-                .putInt(reply.error()).putShort((short) messageLength).put(message, 0, messageLength).flip();
-        channel.writeFully(head);
+        channel.writeFully(NbdCodec.putError(head, r.cookie(), reply.error(), reply.message()));
     }
 }

@@ -2,7 +2,9 @@
  * The NBD server (NetworkBlockDevice/nbd doc/proto.md): every mapped device is an export under
  * its name. {@link dmsnap.nbd.NbdServer} listens and owns the I/O threads and request buffers;
  * {@code NbdHandshake} is the fixed newstyle negotiation; {@code NbdConnection} is one client's
- * transmission phase (reader, I/O threads, writer); {@code NbdExport} adapts a
+ * transmission phase (reader, I/O threads, writer), over {@code NbdCodec} (the bytes of requests
+ * and replies, constants in {@code NbdProtocol}) and {@code NbdRequestRules} (which requests may
+ * run, and the error of those that may not); {@code NbdExport} adapts a
  * {@link dmsnap.device.MappedDevice}; {@code BufferPool} bounds request memory. Access:
  * {@code PeerAccess} (who may use the Unix socket), {@link dmsnap.nbd.NbdTls} (credentials) and
  * {@code TlsSession} (TLS on a connection after STARTTLS, under {@code NbdChannel}).
