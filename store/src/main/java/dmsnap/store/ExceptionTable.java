@@ -429,10 +429,8 @@ public final class ExceptionTable implements AutoCloseable {
 
             @Override
             public void remap(long oldChunk, long newChunk) throws IOException {
-                if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK || newChunk < 0 || newChunk > MAX_NEW_CHUNK) {
-                    throw new CorruptStoreException("origin chunk " + Long.toUnsignedString(oldChunk) + " (COW chunk "
-                            + Long.toUnsignedString(newChunk) + ") is beyond what the exception table holds (origin chunks"
-                            + " up to " + MAX_OLD_CHUNK + ", COW chunks up to " + MAX_NEW_CHUNK + ")");
+                if (!holds(oldChunk, newChunk)) {
+                    throw new CorruptStoreException(beyondLimitsMessage(oldChunk, newChunk));
                 }
                 if (count > 0 && oldChunk == first + count && newChunk == firstNew + count
                         && oldChunk >>> 8 == first >>> 8) {
@@ -455,14 +453,32 @@ public final class ExceptionTable implements AutoCloseable {
                     for (long i = 0; i < count; i++) {
                         if (!insert(first + i, firstNew + i)) {
                             count = 0;
-                            throw new CorruptStoreException("origin chunk " + (first + i) + " has a second exception (COW chunk "
-                                    + (firstNew + i) + "; the first points at COW chunk " + lookup(first + i) + ")");
+                            throw new CorruptStoreException(secondExceptionMessage(first + i, firstNew + i,
+                                    lookup(first + i)));
                         }
                     }
                 }
                 count = 0;
             }
         };
+    }
+
+    /** Whether the packing can hold the remap {@code oldChunk -> newChunk}. */
+    public static boolean holds(long oldChunk, long newChunk) {
+        return oldChunk >= 0 && oldChunk <= MAX_OLD_CHUNK && newChunk >= 0 && newChunk <= MAX_NEW_CHUNK;
+    }
+
+    /** The loading sink's refusal of a remap the packing cannot hold (cow check words it so too). */
+    public static String beyondLimitsMessage(long oldChunk, long newChunk) {
+        return "origin chunk " + Long.toUnsignedString(oldChunk) + " (COW chunk " + Long.toUnsignedString(newChunk)
+                + ") is beyond what the exception table holds (origin chunks up to " + MAX_OLD_CHUNK
+                + ", COW chunks up to " + MAX_NEW_CHUNK + ")";
+    }
+
+    /** The loading sink's refusal of a second exception for one origin chunk (cow check words it so too). */
+    public static String secondExceptionMessage(long oldChunk, long newChunk, long firstNewChunk) {
+        return "origin chunk " + oldChunk + " has a second exception (COW chunk " + newChunk
+                + "; the first points at COW chunk " + firstNewChunk + ")";
     }
 
     /**
