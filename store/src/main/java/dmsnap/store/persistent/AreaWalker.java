@@ -97,11 +97,20 @@ final class AreaWalker<A extends AreaWalker.Area> {
                     }
                     long oldChunk = entries.oldChunk(i);
                     long at = areaOffset + AreaEntries.offsetBytes(i);
+                    // The load's order of checks, which decides what a load refusing at the first
+                    // damage says of an entry with several.
+                    boolean dataChunk = false;
                     if (newChunk < 0 || newChunk >= cowChunks) {
                         visitor.damage(CowDamage.newChunkPastEnd(k, i, at, newChunk, cowChunks));
                     } else if (layout.isMetadataChunk(newChunk)) {
                         visitor.damage(CowDamage.newChunkInMetadata(k, i, at, newChunk));
                     } else {
+                        dataChunk = true;
+                    }
+                    if (oldChunk < 0) {
+                        visitor.damage(CowDamage.oldChunkOutOfRange(k, i, at, oldChunk));
+                    }
+                    if (dataChunk) {
                         // New chunks normally ascend; only when they do not is a set needed to find reuse.
                         if (newChunk <= lastNew && seenNew == null) {
                             seenNew = new HashSet<>();
@@ -111,9 +120,6 @@ final class AreaWalker<A extends AreaWalker.Area> {
                             visitor.damage(CowDamage.newChunkUsedTwice(k, i, at, newChunk));
                         }
                         lastNew = Math.max(lastNew, newChunk);
-                    }
-                    if (oldChunk < 0) {
-                        visitor.damage(CowDamage.oldChunkOutOfRange(k, i, at, oldChunk));
                     }
                     visitor.entry(k, i, at, oldChunk, newChunk);
                 }

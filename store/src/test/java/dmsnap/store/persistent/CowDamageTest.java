@@ -46,6 +46,25 @@ class CowDamageTest {
         assertAlike(cow, sentence, (checkPrefix == null ? "" : checkPrefix + " ") + sentence);
     }
 
+    /** An entry with two damages: the load names the first it checks (as before the walk was shared), check both. */
+    @Test
+    void anEntryWithTwoDamagesIsRefusedForTheFirstTheLoadChecks() throws IOException {
+        MemoryDevice cow = KernelFixtures.imageDevice("basic", "cow.img");
+        MemorySegment block = MemorySegment.ofArray(new byte[512]);
+        block.copyFrom(cow.contents().asSlice(4096, 512));
+        new AreaEntries(block).set(6, -1, 3); // an origin chunk negative as signed, and COW chunk 3 again
+        cow.write(4096, block);
+        String outOfRange = "exception 6 of area 0 (byte 4192) names origin chunk 18446744073709551615, out of range";
+        try (PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
+             ExceptionTable table = new ExceptionTable()) {
+            CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> store.load(table.loadingSink()));
+            assertEquals(outOfRange, e.getMessage());
+        }
+        assertEquals(List.of(outOfRange, "exception 6 of area 0 (byte 4192) points at COW chunk 3, which an earlier"
+                + " exception uses too"), CowInspector.inspect(cow, 512, -1).problems().stream()
+                .map(CowInspector.Problem::message).toList());
+    }
+
     @Test
     void loadAndCheckWordAMissingTerminatorAlike() throws IOException {
         // Header, a full area 0 and its 256 data chunks: area 1 would lie past the end.
