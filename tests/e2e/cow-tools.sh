@@ -33,7 +33,7 @@ out=$("$DMSNAP" cow check "$work/damaged.img")
 rc=$?
 set -e
 expect_eq "exit status of cow check on a damaged COW" 1 "$rc"
-expect_contains "cow check names the damage" "area 0 entry 5 (byte 4176): new_chunk 258 is a metadata chunk" "$out"
+expect_contains "cow check names the damage" "exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata" "$out"
 set +e
 "$DMSNAP" cow check "$work/none.img" 2>/dev/null
 rc=$?

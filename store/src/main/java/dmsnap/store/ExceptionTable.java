@@ -33,9 +33,18 @@ import java.util.function.Consumer;
  * count. Limits: origin chunks below 2^43, COW chunks below 2^40 (with 512-byte chunks: 4 PiB
  * and 512 TiB).
  *
+ * <p><b>Arenas.</b> A settled segment's slots have a shared arena of their own, closed when the
+ * segment grows: a close is a handshake with every thread, affordable for growth spread over a
+ * snapshot's life. A load ({@link #loadingSink()}) grows the table thousands of times in a row
+ * (about 2,600 growths for 1 M random exceptions), so while it runs segments double instead,
+ * with the slots of each doubling level in one shared arena closed when its last segment leaves
+ * it (a dozen closes for 1 M), and at the end of the list each segment moves into an arena of
+ * its own at the capacity one-by-one inserts would have given it. Every arena's owner is this
+ * table; all are closed by {@link #close()}.
+ *
  * <p><b>Concurrency.</b> One writer at a time, lock-free readers: lookups run optimistically
  * under a {@link StampedLock} and retry under the read lock when a write intervened. A
- * resize closes the old slots' arena under the write lock; an optimistic reader that touches it
+ * resize frees the old slots' arena under the write lock; an optimistic reader that touches it
  * gets an {@link IllegalStateException} from the closed arena (shared arenas make that safe),
  * which counts as a failed validation. Lock order: take this table's lock last.
  */
@@ -57,20 +66,60 @@ public final class ExceptionTable implements AutoCloseable {
     private long exceptions;
     private long runs;
     private boolean closed;
+    /** While a loading sink fills the table: segments double, in the arenas of {@link #levels}. */
+    private boolean loading;
+    /** While loading: the arena of each doubling level (index: doublings since the segment's first size). */
+    private final Level[] levels = new Level[64];
+    /** Shared arenas closed so far (each close is a handshake with every thread). */
+    private long arenaCloses;
+
+    /**
+     * The slots of every segment at one doubling level while loading, in one shared arena: the
+     * segments (which fill evenly) all leave a level at about the same time, and the level's
+     * arena is closed when its last segment leaves it. One close per level instead of one per
+     * growth: a close is a handshake with every thread of the process.
+     */
+    private static final class Level {
+        final Arena arena = Arena.ofShared();
+        final int depth;
+        int segments;
+
+        Level(int depth) {
+            this.depth = depth;
+        }
+    }
 
     /** One open-addressing table: keys and values in parallel off-heap arrays. */
     private static final class Segment {
+        /** The segment's own arena, or null while its slots are in {@link #level}'s. */
         final Arena arena;
+        final Level level;
         final MemorySegment keys;
         final MemorySegment values;
         final int capacity;
         int size;
 
+        /** Slots in an arena of their own (the settled table). */
         Segment(int capacity) {
             this.capacity = capacity;
             this.arena = Arena.ofShared();
+            this.level = null;
             this.keys = arena.allocate(ValueLayout.JAVA_INT, capacity);
             this.values = arena.allocate(ValueLayout.JAVA_LONG, capacity);
+        }
+
+        /** Slots in the arena of a doubling level (while loading). */
+        Segment(int capacity, Level level) {
+            this.capacity = capacity;
+            this.arena = null;
+            this.level = level;
+            level.segments++;
+            this.keys = level.arena.allocate(ValueLayout.JAVA_INT, capacity);
+            this.values = level.arena.allocate(ValueLayout.JAVA_LONG, capacity);
+        }
+
+        int depth() {
+            return level == null ? 0 : level.depth;
         }
 
         int home(long hash) {
@@ -91,6 +140,30 @@ public final class ExceptionTable implements AutoCloseable {
         }
     }
 
+    /** Frees {@code s}'s slots: its own arena, or its level's once no other segment is in it. Under the write lock. */
+    private void free(Segment s) {
+        if (s.arena != null) {
+            s.arena.close();
+            arenaCloses++;
+        } else if (--s.level.segments == 0) {
+            s.level.arena.close();
+            arenaCloses++;
+            levels[s.level.depth] = null;
+        }
+    }
+
+    /** A segment of {@code capacity} slots: its own arena, or while loading its level's. Under the write lock. */
+    private Segment newSegment(int capacity, int depth) {
+        if (!loading) {
+            return new Segment(capacity);
+        }
+        Level level = levels[depth];
+        if (level == null) {
+            level = levels[depth] = new Level(depth);
+        }
+        return new Segment(capacity, level);
+    }
+
     /** Segments are created on first use: an empty table (a handover destination's) costs nothing. */
     public ExceptionTable() {
     }
@@ -101,6 +174,23 @@ public final class ExceptionTable implements AutoCloseable {
      */
     private static int initialCapacity(int segment) {
         return (int) Math.round(MIN_CAPACITY * 4 * Math.pow(GROWTH, (double) segment / SEGMENTS));
+    }
+
+    /** The capacity after {@code capacity} when a settled segment grows. */
+    private static int nextCapacity(int capacity) {
+        return Math.max(MIN_CAPACITY, (int) Math.min(Integer.MAX_VALUE - 8, (long) (capacity * GROWTH) + 1));
+    }
+
+    /**
+     * The capacity segment {@code segment} has when {@code slots} slots were put into it one by
+     * one (the smallest of its growth steps that holds them under {@link #MAX_LOAD}).
+     */
+    private static int settledCapacity(int segment, int slots) {
+        int capacity = initialCapacity(segment);
+        while (slots > capacity * MAX_LOAD) {
+            capacity = nextCapacity(capacity);
+        }
+        return capacity;
     }
 
     // ---- encoding ----------------------------------------------------------------------------
@@ -422,6 +512,13 @@ public final class ExceptionTable implements AutoCloseable {
      * 65 536 exceptions loaded in 60-110 ms).
      */
     public RemapSink loadingSink() {
+        long stamp = lock.writeLock();
+        try {
+            requireOpen();
+            loading = true;
+        } finally {
+            lock.unlockWrite(stamp);
+        }
         return new RemapSink() {
             private long first;
             private long firstNew;
@@ -429,10 +526,8 @@ public final class ExceptionTable implements AutoCloseable {
 
             @Override
             public void remap(long oldChunk, long newChunk) throws IOException {
-                if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK || newChunk < 0 || newChunk > MAX_NEW_CHUNK) {
-                    throw new CorruptStoreException("origin chunk " + Long.toUnsignedString(oldChunk) + " (COW chunk "
-                            + Long.toUnsignedString(newChunk) + ") is beyond what the exception table holds (origin chunks"
-                            + " up to " + MAX_OLD_CHUNK + ", COW chunks up to " + MAX_NEW_CHUNK + ")");
+                if (!holds(oldChunk, newChunk)) {
+                    throw new CorruptStoreException(beyondLimitsMessage(oldChunk, newChunk));
                 }
                 if (count > 0 && oldChunk == first + count && newChunk == firstNew + count
                         && oldChunk >>> 8 == first >>> 8) {
@@ -447,7 +542,11 @@ public final class ExceptionTable implements AutoCloseable {
 
             @Override
             public void endOfList() throws IOException {
-                addPending();
+                try {
+                    addPending();
+                } finally {
+                    settle();
+                }
             }
 
             private void addPending() throws IOException {
@@ -455,14 +554,68 @@ public final class ExceptionTable implements AutoCloseable {
                     for (long i = 0; i < count; i++) {
                         if (!insert(first + i, firstNew + i)) {
                             count = 0;
-                            throw new CorruptStoreException("origin chunk " + (first + i) + " has a second exception (COW chunk "
-                                    + (firstNew + i) + "; the first points at COW chunk " + lookup(first + i) + ")");
+                            throw new CorruptStoreException(secondExceptionMessage(first + i, firstNew + i,
+                                    lookup(first + i)));
                         }
                     }
                 }
                 count = 0;
             }
         };
+    }
+
+    /**
+     * Ends loading: each segment moves from its level's arena into one of its own, at the
+     * capacity it would have reached by one-by-one inserts (so the settled table's footprint is
+     * the same however it was filled), and the level arenas are closed as they empty.
+     */
+    private void settle() {
+        long stamp = lock.writeLock();
+        try {
+            if (closed || !loading) {
+                return;
+            }
+            loading = false;
+            for (int i = 0; i < SEGMENTS; i++) {
+                Segment s = segments[i];
+                if (s != null && s.level != null) {
+                    Segment own = new Segment(settledCapacity(i, s.size));
+                    rehash(s, own);
+                    segments[i] = own;
+                    free(s);
+                }
+            }
+        } finally {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    /** Shared arenas this table has closed: a handshake with every thread each. For tests. */
+    long arenaCloses() {
+        long stamp = lock.readLock();
+        try {
+            return arenaCloses;
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** Whether the packing can hold the remap {@code oldChunk -> newChunk}. */
+    public static boolean holds(long oldChunk, long newChunk) {
+        return oldChunk >= 0 && oldChunk <= MAX_OLD_CHUNK && newChunk >= 0 && newChunk <= MAX_NEW_CHUNK;
+    }
+
+    /** The loading sink's refusal of a remap the packing cannot hold (cow check words it so too). */
+    public static String beyondLimitsMessage(long oldChunk, long newChunk) {
+        return "origin chunk " + Long.toUnsignedString(oldChunk) + " (COW chunk " + Long.toUnsignedString(newChunk)
+                + ") is beyond what the exception table holds (origin chunks up to " + MAX_OLD_CHUNK
+                + ", COW chunks up to " + MAX_NEW_CHUNK + ")";
+    }
+
+    /** The loading sink's refusal of a second exception for one origin chunk (cow check words it so too). */
+    public static String secondExceptionMessage(long oldChunk, long newChunk, long firstNewChunk) {
+        return "origin chunk " + oldChunk + " has a second exception (COW chunk " + newChunk
+                + "; the first points at COW chunk " + firstNewChunk + ")";
     }
 
     /**
@@ -514,7 +667,7 @@ public final class ExceptionTable implements AutoCloseable {
             requireOpen();
             for (int i = 0; i < SEGMENTS; i++) {
                 if (segments[i] != null) {
-                    segments[i].arena.close();
+                    free(segments[i]);
                     segments[i] = null;
                 }
             }
@@ -536,7 +689,7 @@ public final class ExceptionTable implements AutoCloseable {
             closed = true;
             for (Segment s : segments) {
                 if (s != null) {
-                    s.arena.close();
+                    free(s);
                 }
             }
         } finally {
@@ -602,7 +755,7 @@ public final class ExceptionTable implements AutoCloseable {
         int index = segmentOf(h);
         Segment s = segments[index];
         if (s == null) {
-            s = segments[index] = new Segment(initialCapacity(index));
+            s = segments[index] = newSegment(initialCapacity(index), 0);
         }
         if (s.size + 1 > s.capacity * MAX_LOAD) {
             s = grow(index);
@@ -648,27 +801,36 @@ public final class ExceptionTable implements AutoCloseable {
         s.size--;
     }
 
+    /**
+     * Replaces segment {@code index} by a larger one: by {@link #GROWTH} when settled, doubled
+     * while loading (fewer rehashes, and its level's arena is freed once all segments left it).
+     */
     private Segment grow(int index) {
         Segment old = segments[index];
-        int capacity = Math.max(MIN_CAPACITY, (int) Math.min(Integer.MAX_VALUE - 8, (long) (old.capacity * GROWTH) + 1));
-        Segment bigger = new Segment(capacity);
-        for (int i = 0; i < old.capacity; i++) {
-            long v = old.value(i);
+        int capacity = loading ? (int) Math.min(Integer.MAX_VALUE - 8, 2L * old.capacity) : nextCapacity(old.capacity);
+        Segment bigger = newSegment(capacity, old.depth() + 1);
+        rehash(old, bigger);
+        segments[index] = bigger;
+        free(old);
+        return bigger;
+    }
+
+    /** Puts every slot of {@code from} into the empty {@code to}. */
+    private static void rehash(Segment from, Segment to) {
+        for (int i = 0; i < from.capacity; i++) {
+            long v = from.value(i);
             if (v != 0) {
-                int key = old.key(i);
+                int key = from.key(i);
                 long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(key);
-                int j = bigger.home(hash(micro));
-                while (bigger.value(j) != 0) {
-                    if (++j == bigger.capacity) {
+                int j = to.home(hash(micro));
+                while (to.value(j) != 0) {
+                    if (++j == to.capacity) {
                         j = 0;
                     }
                 }
-                bigger.set(j, key, v);
-                bigger.size++;
+                to.set(j, key, v);
+                to.size++;
             }
         }
-        segments[index] = bigger;
-        old.arena.close();
-        return bigger;
     }
 }

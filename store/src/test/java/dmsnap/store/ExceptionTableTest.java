@@ -401,6 +401,61 @@ class ExceptionTableTest {
         }
     }
 
+    /**
+     * A load grows each segment many times (about 40 growths of each of the 64 for 300 000
+     * random exceptions one by one): every remap is kept through all of them and through the
+     * end of the list, where the segments settle at the size one-by-one inserts give them, and
+     * the load closes a handful of shared arenas rather than one per growth (each close is a
+     * handshake with every thread: 2,600 of them for 1 M exceptions).
+     */
+    @Test
+    void manyGrowthsKeepEveryRemapAndALoadClosesFewArenas() throws Exception {
+        Random random = Seeds.random("many-growths");
+        int n = 300_000;
+        long[] olds = new long[n];
+        java.util.Set<Long> used = new java.util.HashSet<>();
+        for (int i = 0; i < n; i++) {
+            long o;
+            do {
+                o = random.nextLong(1L << 34);
+            } while (!used.add(o));
+            olds[i] = o;
+        }
+        try (ExceptionTable loaded = new ExceptionTable(); ExceptionTable inserted = new ExceptionTable()) {
+            RemapSink sink = loaded.loadingSink();
+            for (int i = 0; i < n; i++) {
+                sink.remap(olds[i], 2 + i);
+                assertTrue(inserted.insert(olds[i], 2 + i));
+                if (i % 9973 == 0) {
+                    for (int j = 0; j < i; j += 997) {
+                        assertEquals(2 + j, inserted.lookup(olds[j]), "inserted, after " + i);
+                    }
+                }
+            }
+            long closesWhileLoading = loaded.arenaCloses();
+            sink.endOfList();
+            long closesOfTheLoad = loaded.arenaCloses();
+            for (int i = 0; i < n; i++) {
+                assertEquals(2 + i, loaded.lookup(olds[i]), "loaded: origin chunk " + olds[i]);
+                assertEquals(2 + i, inserted.lookup(olds[i]), "inserted: origin chunk " + olds[i]);
+                assertEquals(-1, loaded.lookup(olds[i] + (1L << 34)));
+            }
+            assertEquals(n, loaded.size());
+            assertEquals(inserted.memoryBytes(), loaded.memoryBytes(), "a loaded table settles at the inserted one's size");
+            assertTrue(inserted.arenaCloses() > 1000, "one close per growth when inserting: " + inserted.arenaCloses());
+            assertTrue(closesOfTheLoad <= 20, "the load closed " + closesOfTheLoad + " arenas (" + closesWhileLoading
+                    + " before the end of the list)");
+            // Settled: growth continues as one-by-one inserts, by 1.15 into arenas of their own.
+            for (int i = 0; i < 50_000; i++) {
+                long o = (1L << 35) + i * 17L;
+                assertTrue(loaded.insert(o, 1_000_000 + i));
+                assertTrue(inserted.insert(o, 1_000_000 + i));
+            }
+            assertEquals(inserted.memoryBytes(), loaded.memoryBytes());
+            assertEquals(2 + n / 2, loaded.lookup(olds[n / 2]));
+        }
+    }
+
     @Test
     void randomExceptionsCostAtMost16BytesEachAndSequentialOnesFarLess() {
         try (ExceptionTable random = new ExceptionTable(); ExceptionTable sequential = new ExceptionTable()) {

@@ -6,14 +6,11 @@ import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Reads a persistent COW offline, without trusting it: the header, every area up to the
@@ -22,9 +19,20 @@ import java.util.Set;
  * Writes nothing. Backs {@code dmsnap cow dump} and {@code dmsnap cow check}.
  */
 public final class CowInspector {
-    private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     private CowInspector() {
+    }
+
+    /** An area read into a buffer that goes back to {@code free} when the walk is done with it. */
+    private record BufferArea(MemorySegment buffer, ArrayDeque<MemorySegment> free) implements AreaWalker.Area {
+        @Override
+        public AreaEntries entries() {
+            return new AreaEntries(buffer);
+        }
+
+        @Override
+        public void close() {
+            free.push(buffer);
+        }
     }
 
     /** One on-disk exception. */
@@ -35,14 +43,15 @@ public final class CowInspector {
     public record Area(long index, long chunk, int entries) {
     }
 
-    /** A problem, located. */
-    public record Problem(long area, int entry, long byteOffset, String message) {
+    /**
+     * A problem, located: {@code area} and {@code entry} are -1 where they do not apply (the
+     * header). {@code message} is the whole sentence, worded as the table load words the same
+     * damage ({@link CowDamage}).
+     */
+    public record Problem(CowDamage kind, long area, int entry, long byteOffset, String message) {
         @Override
         public String toString() {
-            if (area < 0) {
-                return message;
-            }
-            return "area " + area + (entry >= 0 ? " entry " + entry : "") + " (byte " + byteOffset + "): " + message;
+            return message;
         }
     }
 
@@ -117,7 +126,7 @@ public final class CowInspector {
         long size = cow.sizeBytes();
         int block = cow.logicalBlockBytes();
         if (size < block) {
-            problems.add(new Problem(-1, -1, 0, "the COW (" + size + " bytes) is too small to hold a header"));
+            problems.add(new Problem(CowDamage.HEADER, -1, -1, 0, CowDamage.tooSmallForHeader(cow.name(), size)));
             return new Report(null, null, 0, areas, exceptions, problems, notes, size);
         }
         DiskHeaderView header;
@@ -132,96 +141,78 @@ public final class CowInspector {
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         if (!header.isSnapMagic()) {
-            problems.add(new Problem(-1, -1, 0, "byte 0: magic " + String.format("0x%08x", header.magic())
-                    + " is not SnAp (0x70416e53): Invalid or corrupt snapshot"));
+            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.MAGIC_OFFSET, "byte 0: magic "
+                    + String.format("0x%08x", header.magic()) + " is not SnAp (0x70416e53): Invalid or corrupt snapshot"));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         if (header.version() != PersistentLayout.SNAPSHOT_DISK_VERSION) {
-            problems.add(new Problem(-1, -1, 8, "byte 8: unable to handle snapshot disk version " + header.version()));
+            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.VERSION_OFFSET,
+                    "byte 8: unable to handle snapshot disk version " + header.version()));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         long sectors = Integer.toUnsignedLong(header.chunkSectors());
         String reason = ChunkSize.invalidReason(sectors, block, originBlockBytes);
         if (reason != null) {
-            problems.add(new Problem(-1, -1, 12, "byte 12: invalid on-disk chunk size " + sectors + ": " + reason + "."));
+            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.CHUNK_SIZE_OFFSET,
+                    "byte 12: invalid on-disk chunk size " + sectors + ": " + reason + "."));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         ChunkSize chunk = new ChunkSize(sectors);
         PersistentLayout layout = new PersistentLayout(chunk);
         long epa = layout.exceptionsPerArea();
         long cowChunks = size / layout.chunkBytes();
-        if (cowChunks < 2) {
-            problems.add(new Problem(-1, -1, 0, "the COW (" + size + " bytes) is too small for the header and area 0 with chunk size " + sectors));
+        if (cowChunks < 1) {
+            problems.add(new Problem(CowDamage.HEADER, -1, -1, 0,
+                    CowDamage.tooSmallFor(cow.name(), size, "the header chunk", sectors)));
             return new Report(header, chunk, epa, areas, exceptions, problems, notes, size);
         }
         if (header.valid() == 0) {
             notes.add("the snapshot was invalidated (valid=0): the kernel loads it as Invalid and reads no exceptions");
         }
-        Map<Long, Entry> byOld = new HashMap<>();
-        Set<Long> usedNew = new HashSet<>();
         long originChunks = originSectors < 0 ? -1 : (originSectors + sectors - 1) / sectors;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
-            for (long k = 0; ; k++) {
-                long location = layout.areaLocation(k);
-                long areaOffset = layout.chunkOffsetBytes(location);
-                if (location >= cowChunks) {
-                    problems.add(new Problem(k, -1, areaOffset, "area " + k + " at chunk " + location
-                            + " lies beyond the end of the COW (" + cowChunks + " chunks): the exception list has no terminator"));
-                    break;
-                }
-                cow.read(areaOffset, buffer);
-                int count = 0;
-                boolean terminated = false;
-                for (int i = 0; i < epa; i++) {
-                    long at = areaOffset + (long) i * PersistentLayout.EXCEPTION_BYTES;
-                    long oldChunk = buffer.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES);
-                    long newChunk = buffer.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES + 8);
-                    if (newChunk == 0) {
-                        terminated = true;
-                        for (int j = i + 1; j < epa; j++) {
-                            long o = buffer.get(LE64, (long) j * PersistentLayout.EXCEPTION_BYTES);
-                            long n = buffer.get(LE64, (long) j * PersistentLayout.EXCEPTION_BYTES + 8);
-                            if (o != 0 || n != 0) {
-                                problems.add(new Problem(k, j, areaOffset + (long) j * PersistentLayout.EXCEPTION_BYTES,
-                                        "non-zero entry after the terminator at entry " + i
-                                                + " (ignored by the kernel, but a torn or stale write)"));
-                                break;
-                            }
+        try (Arena arena = Arena.ofConfined(); ExceptionTable byOld = new ExceptionTable()) {
+            // At most two areas are open at once (the one walked, and one re-read to find a reused new chunk).
+            ArrayDeque<MemorySegment> buffers = new ArrayDeque<>();
+            AreaWalker<BufferArea> walker = new AreaWalker<>(layout, cowChunks, (k, offsetBytes) -> {
+                MemorySegment buffer = buffers.isEmpty()
+                        ? arena.allocate(layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()))
+                        : buffers.pop();
+                cow.read(offsetBytes, buffer);
+                return new BufferArea(buffer, buffers);
+            });
+            walker.walk(new AreaWalker.Visitor() {
+                @Override
+                public void entry(long k, int index, long byteOffset, long oldChunk, long newChunk) {
+                    exceptions.add(new Entry(k, index, byteOffset, oldChunk, newChunk));
+                    // What the table load's exception table refuses, which the walk leaves to it.
+                    if (oldChunk < 0) {
+                        return; // the walk reported it
+                    }
+                    if (!ExceptionTable.holds(oldChunk, newChunk)) {
+                        if (newChunk >= 0 && newChunk < cowChunks) { // else reported as past the end
+                            problems.add(CowDamage.beyondExceptionTable(k, index, byteOffset, oldChunk, newChunk));
                         }
-                        break;
+                        return;
                     }
-                    Entry e = new Entry(k, i, at, oldChunk, newChunk);
-                    exceptions.add(e);
-                    count++;
-                    if (Long.compareUnsigned(newChunk, cowChunks) >= 0) {
-                        problems.add(new Problem(k, i, at, "new_chunk " + Long.toUnsignedString(newChunk)
-                                + " is past the end of the COW (" + cowChunks + " chunks)"));
-                    } else if (layout.isMetadataChunk(newChunk)) {
-                        problems.add(new Problem(k, i, at, "new_chunk " + newChunk + " is a metadata chunk"));
-                    } else if (!usedNew.add(newChunk)) {
-                        problems.add(new Problem(k, i, at, "new_chunk " + newChunk + " is used by an earlier exception too"));
+                    if (originChunks >= 0 && oldChunk >= originChunks) {
+                        problems.add(CowDamage.oldChunkPastOrigin(k, index, byteOffset, oldChunk, originChunks));
                     }
-                    if (oldChunk < 0 || oldChunk > ExceptionTable.MAX_OLD_CHUNK) {
-                        // The loader refuses it whatever the origin (ExceptionTable#loadingSink).
-                        problems.add(new Problem(k, i, at, "old_chunk " + Long.toUnsignedString(oldChunk)
-                                + " is out of range (the exception table holds origin chunks up to "
-                                + ExceptionTable.MAX_OLD_CHUNK + ")"));
-                    } else if (originChunks >= 0 && oldChunk >= originChunks) {
-                        problems.add(new Problem(k, i, at, "old_chunk " + Long.toUnsignedString(oldChunk)
-                                + " is past the end of the origin (" + originChunks + " chunks)"));
-                    }
-                    Entry earlier = byOld.putIfAbsent(oldChunk, e);
-                    if (earlier != null) {
-                        problems.add(new Problem(k, i, at, "old_chunk " + oldChunk + " already has an exception (area "
-                                + earlier.area() + " entry " + earlier.index() + ")"));
+                    if (!byOld.insert(oldChunk, newChunk)) {
+                        problems.add(CowDamage.oldChunkTwice(k, index, byteOffset, oldChunk, newChunk,
+                                byOld.lookup(oldChunk)));
                     }
                 }
-                areas.add(new Area(k, location, count));
-                if (terminated) {
-                    break;
+
+                @Override
+                public void damage(Problem problem) {
+                    problems.add(problem);
                 }
-            }
+
+                @Override
+                public void areaRead(long k, long chunk, int entries) {
+                    areas.add(new Area(k, chunk, entries));
+                }
+            });
         }
         return new Report(header, chunk, epa, areas, exceptions, problems, notes, size);
     }

@@ -1,7 +1,6 @@
 package dmsnap.store.persistent;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * The 16 bytes at the start of a persistent COW ({@code struct disk_header}).
@@ -12,19 +11,23 @@ import java.lang.foreign.ValueLayout;
  * @param chunkSectors chunk size in sectors
  */
 record DiskHeader(int magic, int valid, int version, int chunkSectors) {
-    private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    static final long MAGIC_OFFSET = 0;
+    static final long VALID_OFFSET = 4;
+    static final long VERSION_OFFSET = 8;
+    static final long CHUNK_SIZE_OFFSET = 12;
 
     static DiskHeader read(MemorySegment chunk0) {
-        return new DiskHeader(chunk0.get(LE32, 0), chunk0.get(LE32, 4), chunk0.get(LE32, 8), chunk0.get(LE32, 12));
+        return new DiskHeader(chunk0.get(PersistentLayout.LE32, MAGIC_OFFSET), chunk0.get(PersistentLayout.LE32, VALID_OFFSET),
+                chunk0.get(PersistentLayout.LE32, VERSION_OFFSET), chunk0.get(PersistentLayout.LE32, CHUNK_SIZE_OFFSET));
     }
 
     /** Writes the header and zeroes the rest of {@code chunk0}, as the kernel writes a full chunk. */
     void writeChunk(MemorySegment chunk0) {
         chunk0.fill((byte) 0);
-        chunk0.set(LE32, 0, magic);
-        chunk0.set(LE32, 4, valid);
-        chunk0.set(LE32, 8, version);
-        chunk0.set(LE32, 12, chunkSectors);
+        chunk0.set(PersistentLayout.LE32, MAGIC_OFFSET, magic);
+        chunk0.set(PersistentLayout.LE32, VALID_OFFSET, valid);
+        chunk0.set(PersistentLayout.LE32, VERSION_OFFSET, version);
+        chunk0.set(PersistentLayout.LE32, CHUNK_SIZE_OFFSET, chunkSectors);
     }
 
     boolean isNew() {

@@ -13,17 +13,19 @@ import java.lang.foreign.MemorySegment;
  * reach the device only through {@link #sync} (or, for a real mmap, kernel writeback), and are
  * durable after the device's next flush.
  */
-final class MetadataChunk implements AutoCloseable {
+final class MetadataChunk implements AreaWalker.Area {
     private final Device device;
     private final long offsetBytes;
     private final MetadataMap map;
     private final MemorySegment segment;
+    private final AreaEntries entries;
 
     private MetadataChunk(Device device, long offsetBytes, MetadataMap map, MemorySegment segment) {
         this.device = device;
         this.offsetBytes = offsetBytes;
         this.map = map;
         this.segment = segment;
+        this.entries = new AreaEntries(segment);
     }
 
     static MetadataChunk open(Device device, long offsetBytes, long lengthBytes) throws IOException {
@@ -40,6 +42,12 @@ final class MetadataChunk implements AutoCloseable {
 
     MemorySegment segment() {
         return segment;
+    }
+
+    /** The chunk as an exception area. */
+    @Override
+    public AreaEntries entries() {
+        return entries;
     }
 
     /** Writes {@code [offset, offset + length)} of the chunk to the device (not yet durable). */

@@ -15,12 +15,9 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -45,8 +42,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class PersistentExceptionStore implements ExceptionStore {
     private static final Logger log = LoggerFactory.getLogger(PersistentExceptionStore.class);
-    private static final ValueLayout.OfLong LE64 =
-            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Device cow;
     private final int originBlockBytes;
@@ -236,109 +231,48 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     private void checkFits(long chunks, String what) throws IOException {
         if (chunks * layout.chunkBytes() > cow.sizeBytes()) {
-            throw new CorruptStoreException("the COW " + cow.name() + " (" + cow.sizeBytes()
-                    + " bytes) is too small for " + what + " with chunk size " + chunkSize);
+            throw new CorruptStoreException(CowDamage.tooSmallFor(cow.name(), cow.sizeBytes(), what,
+                    chunkSize.sectors()));
         }
     }
 
     /**
-     * Reads areas 0, 1, ... replaying entries until the first entry whose new chunk is 0. The
-     * kernel trusts what it reads; dmsnap also refuses entries it could not serve correctly
-     * (pointing into metadata or past the end, a COW chunk used twice) rather than corrupting
-     * data later.
+     * Reads areas 0, 1, ... replaying entries until the first entry whose new chunk is 0
+     * ({@link AreaWalker}). The kernel trusts what it reads; dmsnap also refuses entries it could
+     * not serve correctly (pointing into metadata or past the end, a COW chunk used twice) rather
+     * than corrupting data later, with the sentences {@code cow check} prints ({@link CowDamage}).
      */
     private void readExceptions(RemapSink sink) throws IOException {
         long cowChunks = cow.sizeBytes() / layout.chunkBytes();
-        long epa = layout.exceptionsPerArea();
-        long lastNew = -1;
-        Set<Long> seenNew = null;
-        for (long k = 0; ; k++) {
-            long location = layout.areaLocation(k);
-            if (location >= cowChunks) {
-                throw new CorruptStoreException("area " + k + " (chunk " + location
-                        + ") lies beyond the end of the COW (" + cowChunks + " chunks): the exception list has no terminator");
-            }
-            MetadataChunk chunk = MetadataChunk.open(cow, layout.chunkOffsetBytes(location), layout.chunkBytes());
-            boolean keep = false;
-            try {
-                MemorySegment entries = chunk.segment();
-                for (int i = 0; i < epa; i++) {
-                    long oldChunk = entries.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES);
-                    long newChunk = entries.get(LE64, (long) i * PersistentLayout.EXCEPTION_BYTES + 8);
-                    if (newChunk == 0) {
-                        currentArea = k;
-                        currentCommitted = i;
-                        staleTail = hasNonZeroEntries(entries, i + 1, epa);
-                        area = chunk;
-                        keep = true;
-                        nextFree = layout.skipMetadata(nextFree);
-                        sink.endOfList();
-                        return;
-                    }
-                    if (newChunk < 0 || newChunk >= cowChunks) {
-                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + Long.toUnsignedString(newChunk)
-                                + ", past the end of the COW (" + cowChunks + " chunks)");
-                    }
-                    if (layout.isMetadataChunk(newChunk)) {
-                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + newChunk
-                                + ", which holds metadata");
-                    }
-                    if (oldChunk < 0) {
-                        throw new CorruptStoreException(where(k, i) + " names origin chunk "
-                                + Long.toUnsignedString(oldChunk) + ", out of range");
-                    }
-                    // New chunks normally ascend; only when they do not is a set needed to find reuse.
-                    if (newChunk <= lastNew && seenNew == null) {
-                        seenNew = new HashSet<>();
-                        rescanNewChunks(seenNew, k, i);
-                    }
-                    if (seenNew != null && !seenNew.add(newChunk)) {
-                        throw new CorruptStoreException(where(k, i) + " points at COW chunk " + newChunk
-                                + ", which an earlier exception uses too");
-                    }
-                    lastNew = Math.max(lastNew, newChunk);
-                    sink.remap(oldChunk, newChunk);
-                    if (nextFree <= newChunk) {
-                        nextFree = newChunk + 1;
-                    }
-                }
-            } finally {
-                if (!keep) {
-                    chunk.close();
+        AreaWalker<MetadataChunk> walker = new AreaWalker<>(layout, cowChunks,
+                (k, offsetBytes) -> MetadataChunk.open(cow, offsetBytes, layout.chunkBytes()));
+        AreaWalker.End<MetadataChunk> end = walker.walk(new AreaWalker.Visitor() {
+            @Override
+            public void entry(long k, int index, long byteOffset, long oldChunk, long newChunk) throws IOException {
+                sink.remap(oldChunk, newChunk);
+                if (nextFree <= newChunk) {
+                    nextFree = newChunk + 1;
                 }
             }
-        }
-    }
 
-    /** Where entry {@code i} of area {@code k} is, for an error (built only then: loads read millions). */
-    private String where(long k, int i) {
-        return "exception " + i + " of area " + k + " (byte " + (layout.chunkOffsetBytes(layout.areaLocation(k))
-                + (long) i * PersistentLayout.EXCEPTION_BYTES) + ")";
-    }
-
-    /** Fills {@code seen} with the new chunks of every entry before (area k, entry i). */
-    private void rescanNewChunks(Set<Long> seen, long k, int i) throws IOException {
-        long epa = layout.exceptionsPerArea();
-        for (long a = 0; a <= k; a++) {
-            try (MetadataChunk chunk = MetadataChunk.open(cow, layout.chunkOffsetBytes(layout.areaLocation(a)),
-                    layout.chunkBytes())) {
-                long end = a < k ? epa : i;
-                for (long e = 0; e < end; e++) {
-                    seen.add(chunk.segment().get(LE64, e * PersistentLayout.EXCEPTION_BYTES + 8));
+            @Override
+            public void damage(CowInspector.Problem problem) throws CorruptStoreException {
+                if (problem.kind().refusesLoad()) {
+                    throw new CorruptStoreException(problem.message());
                 }
+                // Stale entries after the terminator: the kernel ignores them; they are zeroed
+                // before the first append (staleTail).
             }
+        });
+        if (end == null) {
+            throw new AssertionError("the walk of " + cow.name() + " ended without a terminator, unrefused");
         }
-    }
-
-    private static boolean hasNonZeroEntries(MemorySegment entries, long from, long to) {
-        long start = from * PersistentLayout.EXCEPTION_BYTES;
-        long end = to * PersistentLayout.EXCEPTION_BYTES;
-        for (long at = start; at < end; at += 8) {
-            if (entries.get(LE64, at) != 0) {
-                return true;
-            }
-        }
-        return false;
+        currentArea = end.area();
+        currentCommitted = end.entries();
+        staleTail = end.staleTail();
+        area = end.opened();
+        nextFree = layout.skipMetadata(nextFree);
+        sink.endOfList();
     }
 
     // ---- prepare / commit -------------------------------------------------------------------------
@@ -568,13 +502,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 // held is gone, so nothing may be added to them.
                 return "the header is gone (the file was truncated or overwritten)";
             }
-            MemorySegment entries = area.segment();
+            AreaEntries entries = area.entries();
             if (staleTail) {
                 // Entries after the terminator were never part of the list; clear them before
                 // appending so that they cannot become part of it.
-                entries.asSlice((long) base * PersistentLayout.EXCEPTION_BYTES).fill((byte) 0);
-                area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
-                        (long) (epa - base) * PersistentLayout.EXCEPTION_BYTES);
+                entries.clear(base, epa - base);
+                area.sync(AreaEntries.offsetBytes(base), AreaEntries.lengthBytes(epa - base));
                 staleTail = false;
             }
             // Every area after a filled one is zeroed before any entry of this round can be on disk:
@@ -595,15 +528,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
             for (int i = 0; i < batch.size(); i++) {
                 PendingRemap r = batch.get(i).remap();
                 int slot = base + i;
-                MemorySegment into = slot < epa ? entries : later.get(slot / epa - 1).segment();
-                long at = (long) (slot % epa) * PersistentLayout.EXCEPTION_BYTES;
-                into.set(LE64, at, r.oldChunk());
-                into.set(LE64, at + 8, r.newChunk());
+                AreaEntries into = slot < epa ? entries : later.get(slot / epa - 1).entries();
+                into.set(slot % epa, r.oldChunk(), r.newChunk());
             }
             if (total <= epa) {
                 // One area, as the kernel: its write with FUA.
-                area.sync((long) base * PersistentLayout.EXCEPTION_BYTES,
-                        (long) batch.size() * PersistentLayout.EXCEPTION_BYTES);
+                area.sync(AreaEntries.offsetBytes(base), AreaEntries.lengthBytes(batch.size()));
                 if (!area.syncIsDurable()) {
                     cow.flush(); // the kernel's FUA on the area write; msync(MS_SYNC) of a real mapping is one
                 }
@@ -613,12 +543,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
             // returns, any of them may be on disk without the others: a filled area followed by
             // the old state of the next one (zeroes, or a prefix of the list) loads as a shorter
             // list, and none of this round's remaps has been acknowledged yet.
-            area.writeBack((long) base * PersistentLayout.EXCEPTION_BYTES,
-                    (long) (epa - base) * PersistentLayout.EXCEPTION_BYTES);
+            area.writeBack(AreaEntries.offsetBytes(base), AreaEntries.lengthBytes(epa - base));
             for (int j = 1; j <= filled; j++) {
                 int count = Math.min(epa, total - j * epa);
                 if (count > 0) {
-                    later.get(j - 1).writeBack(0, (long) count * PersistentLayout.EXCEPTION_BYTES);
+                    later.get(j - 1).writeBack(0, AreaEntries.lengthBytes(count));
                 }
             }
             cow.flush();
@@ -645,7 +574,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 stepBack();
             }
             // Areas before the current one are full: the run ends in the area where `taken` runs out.
-            MemorySegment entries = area.segment();
+            AreaEntries entries = area.entries();
             long end = currentCommitted - (long) taken;
             for (int back = 1; end <= 0; back++) {
                 if (currentArea - back < 0) {
@@ -655,16 +584,15 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     previousAreas.addLast(MetadataChunk.open(cow, layout.chunkOffsetBytes(
                             layout.areaLocation(currentArea - previousAreas.size() - 1)), layout.chunkBytes()));
                 }
-                entries = previousAreas.get(back - 1).segment();
+                entries = previousAreas.get(back - 1).entries();
                 end += layout.exceptionsPerArea();
             }
             int last = (int) end - 1;
-            long lastOld = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES);
-            long lastNew = entries.get(LE64, (long) last * PersistentLayout.EXCEPTION_BYTES + 8);
+            long lastOld = entries.oldChunk(last);
+            long lastNew = entries.newChunk(last);
             int count = 1;
             while (count <= last) {
-                long at = (long) (last - count) * PersistentLayout.EXCEPTION_BYTES;
-                if (entries.get(LE64, at) != lastOld - count || entries.get(LE64, at + 8) != lastNew - count) {
+                if (entries.oldChunk(last - count) != lastOld - count || entries.newChunk(last - count) != lastNew - count) {
                     break;
                 }
                 count++;
@@ -699,9 +627,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             if (count < 1 || count > currentCommitted) {
                 throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
             }
-            long from = (long) (currentCommitted - count) * PersistentLayout.EXCEPTION_BYTES;
-            long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
-            MemorySegment entries = area.segment().asSlice(from, length);
+            long from = AreaEntries.offsetBytes(currentCommitted - count);
+            long length = AreaEntries.lengthBytes(count);
+            MemorySegment entries = area.entries().slice(currentCommitted - count, count);
             byte[] before = entries.toArray(ValueLayout.JAVA_BYTE);
             entries.fill((byte) 0);
             try {
@@ -743,9 +671,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 if (count < 1 || count > currentCommitted) {
                     throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
                 }
-                long from = (long) (currentCommitted - count) * PersistentLayout.EXCEPTION_BYTES;
-                long length = (long) count * PersistentLayout.EXCEPTION_BYTES;
-                area.segment().asSlice(from, length).fill((byte) 0);
+                long from = AreaEntries.offsetBytes(currentCommitted - count);
+                long length = AreaEntries.lengthBytes(count);
+                area.entries().clear(currentCommitted - count, count);
                 currentCommitted -= count;
                 mergePrepared = Math.max(0, mergePrepared - count);
                 nextFree = layout.areaLocation(currentArea) + currentCommitted + 1;

@@ -1,6 +1,8 @@
 package dmsnap.store.persistent;
 
 import dmsnap.store.ChunkSize;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 
 /**
  * The kernel's persistent exception store layout ({@code dm-snap-persistent.c}), little-endian:
@@ -16,12 +18,20 @@ import dmsnap.store.ChunkSize;
  * The exception list ends at the first entry whose new_chunk is 0 (chunk 0 is the header, so 0
  * is never a real destination); entries after it are ignored. When an area fills up the next
  * area is zeroed before the full one is written, so the chain always ends.
+ *
+ * <p>The bytes are read and written only through {@link DiskHeader} (the header) and {@link
+ * AreaEntries} (an area's entries), with the two layouts below; {@link AreaWalker} walks the
+ * list for both the table load and {@code dmsnap cow check}.
  */
 final class PersistentLayout {
     /** "SnAp" read as a little-endian 32-bit word. */
     static final int SNAP_MAGIC = 0x70416e53;
     static final int SNAPSHOT_DISK_VERSION = 1;
     static final int HEADER_BYTES = 16;
+    /** The header's fields ({@code __le32}). */
+    static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** An entry's fields ({@code __le64 old_chunk, new_chunk}). */
+    static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final int EXCEPTION_BYTES = 16;
     /** The first data chunk: after the header (0) and area 0 (1). */
     static final long FIRST_DATA_CHUNK = 2;

@@ -48,7 +48,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * new chunk a data chunk inside the COW and used once, every old chunk once; exactly what the
  * inspector lists, which then finds nothing worse than stale entries after the terminator; the
  * next allocation is a free data chunk and survives a reload) or fails with an {@link IOException}
- * of one line, after which the file is unchanged, and then the inspector names a problem too.
+ * of one line, after which the file is unchanged, and then the inspector names that problem too,
+ * in the load's words.
  * No other exception may escape either of them.
  */
 @ExtendWith(Seeds.class)
@@ -182,6 +183,10 @@ class CowImageFuzzTest {
                 if (magic == PersistentLayout.SNAP_MAGIC && valid != 0 && report != null) {
                     assertFalse(report.problems().isEmpty(), what + ": the load refused it (" + e.getMessage()
                             + ") but the inspector found nothing: " + report.notes());
+                    // One vocabulary (CowDamage): cow check words the damage as the load does.
+                    assertTrue(report.problems().stream().anyMatch(p -> p.message().endsWith(e.getMessage())),
+                            what + ": the load refused it with \"" + e.getMessage() + "\" but the inspector words it "
+                                    + report.problems());
                 }
                 return;
             }
@@ -205,7 +210,7 @@ class CowImageFuzzTest {
                     assertEquals(listed, recorder.remaps.stream().map(x -> x[0] + "->" + x[1]).toList(),
                             what + ": the inspector lists other exceptions than the load replays");
                     for (CowInspector.Problem p : report.problems()) {
-                        assertTrue(p.message().startsWith("non-zero entry after the terminator"), what
+                        assertEquals(CowDamage.STALE_AFTER_TERMINATOR, p.kind(), what
                                 + ": loaded, but the inspector reports " + p);
                     }
                 }
