@@ -18,7 +18,6 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.MDC;
 
 /**
  * One client in the transmission phase. The reader (this connection's thread) takes
@@ -124,12 +123,12 @@ final class NbdConnection {
         try {
             readRequests();
         } catch (EOFException e) {
-            log.debug("{}: {}", channel.peer(), e.getMessage());
+            log.debug("{} on {}: {}", channel.peer(), export.name(), e.getMessage());
         } catch (IOException e) {
             if (channel.isOpen()) {
                 warn.log("{} on {}: dropping the connection: {}{}", channel.peer(), export.name(), e.getMessage());
             } else {
-                log.debug("{}: connection closed: {}", channel.peer(), e.getMessage());
+                log.debug("{} on {}: connection closed: {}", channel.peer(), export.name(), e.getMessage());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -169,7 +168,7 @@ final class NbdConnection {
                     Short.toUnsignedInt(requestHeader.getShort()), requestHeader.getLong(), requestHeader.getLong(),
                     Integer.toUnsignedLong(requestHeader.getInt()));
             if (r.type() == NBD_CMD_DISC) {
-                log.debug("{}: disconnect from {}", channel.peer(), export.name());
+                log.debug("{} on {}: disconnect", channel.peer(), export.name());
                 return;
             }
             inFlight.acquire();
@@ -295,7 +294,6 @@ final class NbdConnection {
 
     /** Performs a checked request (on an I/O thread, or inline); returns its reply. */
     private Reply perform(Request r, BufferPool.Buffer buffer) {
-        MDC.put("device", export.name());
         int error = 0;
         String message = null;
         try {
@@ -321,8 +319,6 @@ final class NbdConnection {
             log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(r.type()), e);
             error = NBD_EIO;
             message = String.valueOf(e.getMessage());
-        } finally {
-            MDC.remove("device");
         }
         if (error == NBD_EIO && inPieces(r)) {
             return readAgainInPieces(r, buffer);
@@ -420,7 +416,6 @@ final class NbdConnection {
 
     /** Reads or writes one piece of a request; null, or the error its reply gets. */
     private Refusal transferPiece(int type, long offsetBytes, MemorySegment segment, boolean fua) {
-        MDC.put("device", export.name());
         try {
             if (type == NBD_CMD_READ) {
                 export.read(offsetBytes, segment);
@@ -438,8 +433,6 @@ final class NbdConnection {
             unexpectedErrors.incrementAndGet();
             log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(type), e);
             return new Refusal(NBD_EIO, String.valueOf(e.getMessage()));
-        } finally {
-            MDC.remove("device");
         }
     }
 
@@ -570,7 +563,7 @@ final class NbdConnection {
     /** Sending failed: no more replies go out; the reader ends too. */
     private void sendFailed(IOException e) {
         writerFailed = true;
-        log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+        log.debug("{} on {}: sending a reply failed: {}", channel.peer(), export.name(), e.getMessage());
         channel.close();
     }
 
@@ -630,7 +623,7 @@ final class NbdConnection {
             // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
             unexpectedErrors.incrementAndGet();
             writerFailed = true;
-            log.error("{}: sending a reply failed", channel.peer(), e);
+            log.error("{} on {}: sending a reply failed", channel.peer(), export.name(), e);
             channel.close();
         } finally {
             if (reply.data() != null) {
