@@ -22,6 +22,6 @@ module dmsnap.daemon {
     exports dmsnap.nbd;
     exports dmsnap.net;
 
-    // picocli fills command fields reflectively.
-    opens dmsnap.cli to info.picocli;
+    // picocli fills command fields reflectively; Jackson reads the --json records of the CLI.
+    opens dmsnap.cli to info.picocli, com.fasterxml.jackson.databind;
 }

@@ -1,5 +1,6 @@
 package dmsnap.cli;
 
+import dmsnap.control.Json;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.CowInspector;
 import dmsnap.store.persistent.CowInspector.Report;
@@ -59,7 +60,7 @@ final class CowCheckCommand implements Callable<Integer> {
             return UNREADABLE;
         }
         if (json) {
-            out.println(CowDumpCommand.toJson(path, report).toPrettyString());
+            out.println(Json.writePretty(CowDumpCommand.toJson(path, report)));
             return report.clean() ? ExitCodes.OK : PROBLEMS;
         }
         String name = path.toString();

@@ -1,14 +1,16 @@
 package dmsnap.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
+import dmsnap.control.Json;
 import dmsnap.store.device.FileDevice;
 import dmsnap.store.persistent.CowInspector;
 import dmsnap.store.persistent.CowInspector.Report;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -39,7 +41,7 @@ final class CowDumpCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
-            out.println(toJson(path, report).toPrettyString());
+            out.println(Json.writePretty(toJson(path, report)));
         } else {
             printText(out, path, report);
         }
@@ -76,48 +78,52 @@ final class CowDumpCommand implements Callable<Integer> {
         }
     }
 
-    static ObjectNode toJson(Path path, Report report) {
-        ObjectMapper mapper = new ObjectMapper();
-        ObjectNode root = mapper.createObjectNode();
-        root.put("path", path.toString());
-        root.put("sizeBytes", report.sizeBytes());
-        if (report.header() != null) {
-            ObjectNode h = root.putObject("header");
-            h.put("magic", String.format("0x%08x", report.header().magic()));
-            h.put("valid", report.header().valid());
-            h.put("version", report.header().version());
-            h.put("chunkSize", Integer.toUnsignedLong(report.header().chunkSectors()));
-        }
+    /**
+     * {@code cow dump --json} (and {@code cow check --json}): the header when there is one; the
+     * areas, exception count and usage ({@code null} when it cannot be derived) when the chunk size is
+     * known; notes and problems always.
+     */
+    record CowJson(String path, long sizeBytes, @JsonInclude(JsonInclude.Include.NON_NULL) HeaderJson header,
+                   @JsonUnwrapped LayoutJson layout, List<String> notes, List<ProblemJson> problems) {
+    }
+
+    /** {@code magic} in hex as the kernel sources write it ({@code 0x70416e53}). */
+    record HeaderJson(String magic, int valid, int version, long chunkSize) {
+    }
+
+    /** Present only when the chunk size is known; unwrapped into {@link CowJson}. */
+    record LayoutJson(long exceptionsPerArea, List<AreaJson> areas, int exceptions, String usage) {
+    }
+
+    record AreaJson(long area, long metadataChunk, List<ExceptionJson> exceptions) {
+    }
+
+    record ExceptionJson(int index, long oldChunk, long newChunk) {
+    }
+
+    record ProblemJson(long area, int entry, long byteOffset, String message) {
+    }
+
+    static CowJson toJson(Path path, Report report) {
+        HeaderJson header = report.header() == null ? null : new HeaderJson(
+                String.format("0x%08x", report.header().magic()), report.header().valid(), report.header().version(),
+                Integer.toUnsignedLong(report.header().chunkSectors()));
+        LayoutJson layout = null;
         if (report.chunkSize() != null) {
-            root.put("exceptionsPerArea", report.exceptionsPerArea());
-            ArrayNode areas = root.putArray("areas");
+            List<AreaJson> areas = new ArrayList<>();
             int next = 0;
             for (CowInspector.Area area : report.areas()) {
-                ObjectNode a = areas.addObject();
-                a.put("area", area.index());
-                a.put("metadataChunk", area.chunk());
-                ArrayNode entries = a.putArray("exceptions");
+                List<ExceptionJson> entries = new ArrayList<>();
                 for (int i = 0; i < area.entries(); i++) {
                     CowInspector.Entry e = report.exceptions().get(next++);
-                    ObjectNode x = entries.addObject();
-                    x.put("index", e.index());
-                    x.put("oldChunk", e.oldChunk());
-                    x.put("newChunk", e.newChunk());
+                    entries.add(new ExceptionJson(e.index(), e.oldChunk(), e.newChunk()));
                 }
+                areas.add(new AreaJson(area.index(), area.chunk(), entries));
             }
-            root.put("exceptions", report.exceptions().size());
-            root.put("usage", report.derivedUsage());
+            layout = new LayoutJson(report.exceptionsPerArea(), areas, report.exceptions().size(), report.derivedUsage());
         }
-        ArrayNode notes = root.putArray("notes");
-        report.notes().forEach(notes::add);
-        ArrayNode problems = root.putArray("problems");
-        for (CowInspector.Problem p : report.problems()) {
-            ObjectNode x = problems.addObject();
-            x.put("area", p.area());
-            x.put("entry", p.entry());
-            x.put("byteOffset", p.byteOffset());
-            x.put("message", p.message());
-        }
-        return root;
+        List<ProblemJson> problems = report.problems().stream()
+                .map(p -> new ProblemJson(p.area(), p.entry(), p.byteOffset(), p.message())).toList();
+        return new CowJson(path.toString(), report.sizeBytes(), header, layout, report.notes(), problems);
     }
 }

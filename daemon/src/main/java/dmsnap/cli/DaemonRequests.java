@@ -3,6 +3,7 @@ package dmsnap.cli;
 import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
+import dmsnap.control.Json;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.ffm.Errno;
 import java.io.IOException;
@@ -40,7 +41,7 @@ final class DaemonRequests {
         return switch (response) {
             case ControlResponse.Success s -> {
                 if (options.json) {
-                    out.println(s.data() == null ? "{}" : s.data().toPrettyString());
+                    out.println(s.data() == null ? "{}" : Json.writePretty(s.data()));
                 } else {
                     s.lines().forEach(out::println);
                 }

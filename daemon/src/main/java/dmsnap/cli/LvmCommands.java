@@ -1,8 +1,13 @@
 package dmsnap.cli;
 
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
 import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
+import dmsnap.control.Json;
+import dmsnap.control.ResponseData.MergeRow;
+import dmsnap.control.ResponseData.MergeStarted;
+import dmsnap.control.ResponseData.MergeStatus;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.ffm.Errno;
 import dmsnap.store.device.FileDevice;
@@ -93,6 +98,21 @@ final class LvmCommands {
                 });
             }
             return (ControlResponse.Success) response;
+        }
+
+        /** The data of a success as a {@code type}; an answer without it is printed and thrown. */
+        <T> T data(ControlResponse.Success s, Class<T> type) throws StepFailed {
+            try {
+                T data = s.data() == null ? null : Json.read(s.data(), type);
+                if (data != null) {
+                    return data;
+                }
+            } catch (IOException e) {
+                // Told below: an answer this command cannot read.
+            }
+            spec.commandLine().getErr().println("dmsnap: the daemon at " + client.socketPath()
+                    + " gave an answer without the expected " + type.getSimpleName() + " data (a daemon of another version?)");
+            throw new StepFailed(ExitCodes.FAILED);
         }
 
         /** The single line of {@code name}'s live table, split into words. */
@@ -350,6 +370,10 @@ final class LvmCommands {
     static final class SnapshotMerge implements Callable<Integer> {
         private static final long POLL_MILLIS = 200;
 
+        /** A --json progress line: the daemon's merge row, then this command's rate and ETA. */
+        private record ProgressJson(@JsonUnwrapped MergeRow row, double mibPerSecond, long etaSeconds) {
+        }
+
         @Spec
         CommandSpec spec;
         @Mixin
@@ -379,14 +403,20 @@ final class LvmCommands {
             } catch (StepFailed e) {
                 return e.exitCode;
             }
-            String origin = started.data().path("origin").asText();
-            String state = started.data().path("state").asText();
+            MergeStarted merge;
+            try {
+                merge = steps.data(started, MergeStarted.class);
+            } catch (StepFailed e) {
+                return e.exitCode;
+            }
+            String origin = merge.origin();
+            String state = merge.state();
             if (options.json) {
-                out.println(started.data().toString());
+                out.println(Json.write(started.data()));
             } else {
                 started.lines().forEach(out::println);
             }
-            if (state.equals("waiting")) {
+            if ("waiting".equals(state)) {
                 return ExitCodes.OK;
             }
             if (background) {
@@ -413,21 +443,27 @@ final class LvmCommands {
                     } catch (StepFailed e) {
                         return e.exitCode;
                     }
-                    com.fasterxml.jackson.databind.JsonNode row = s.data().path("merges").path(0);
-                    String state = row.path("state").asText();
-                    long done = row.path("mergedBytes").asLong();
-                    long total = row.path("totalBytes").asLong();
+                    MergeStatus merges;
+                    try {
+                        merges = steps.data(s, MergeStatus.class);
+                    } catch (StepFailed e) {
+                        return e.exitCode;
+                    }
+                    if (merges.merges().isEmpty()) {
+                        Thread.sleep(POLL_MILLIS); // a named merge that is gone is ENXIO; this is not expected: ask again
+                        continue;
+                    }
+                    MergeRow row = merges.merges().getFirst();
+                    String state = row.state() == null ? "" : row.state();
+                    long done = row.mergedBytes() == null ? 0 : row.mergedBytes();
+                    long total = row.totalBytes() == null ? 0 : row.totalBytes();
                     if (options.json) {
                         double seconds = Math.max(1e-9, (System.nanoTime() - startNanos) / 1e9);
                         double rate = (done - startBytes) / seconds;
-                        com.fasterxml.jackson.databind.node.ObjectNode line = ((com.fasterxml.jackson.databind.node.ObjectNode) row)
-                                .deepCopy();
-                        line.put("mibPerSecond", Math.round(rate / 1048576.0 * 10) / 10.0);
-                        line.put("etaSeconds", rate > 0 ? Math.round((total - done) / rate) : 0);
-                        String text = line.toString();
-                        String key = row.path("state").asText() + row.path("percent").asText();
+                        String key = state + row.percent();
                         if (!key.equals(lastJson)) {
-                            out.println(text);
+                            out.println(Json.write(new ProgressJson(row, Math.round(rate / 1048576.0 * 10) / 10.0,
+                                    rate > 0 ? Math.round((total - done) / rate) : 0)));
                             out.flush();
                             lastJson = key;
                         }
@@ -447,7 +483,7 @@ final class LvmCommands {
                             }
                             if (!options.json) {
                                 out.println("merged " + name + " into " + origin + "; " + origin + " is now: "
-                                        + row.path("table").asText());
+                                        + row.table());
                             }
                             return ExitCodes.OK;
                         }

@@ -1,8 +1,5 @@
 package dmsnap.control;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dmsnap.device.DeviceInfo;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
@@ -14,8 +11,10 @@ import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,7 +27,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ControlHandler {
     private static final Logger log = LoggerFactory.getLogger(ControlHandler.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final DeviceManager dm;
     private final String version;
@@ -157,86 +155,69 @@ public final class ControlHandler {
         return ok();
     }
 
+    /** status, table: the lines as dmsetup prints them; the data maps each device to its lines. */
     private ControlResponse status(ControlRequest r) throws IOException, DmException {
         StatusType type = r.verb().equals("status") ? StatusType.INFO : StatusType.TABLE;
-        List<String> lines = new ArrayList<>();
-        ObjectNode data = JSON.createObjectNode();
         if (r.name() != null) {
             MappedDevice d = dm.get(r.name());
             List<String> mine = d.statusLines(type, r.inactive());
-            lines.addAll(mine);
-            ArrayNode a = data.putArray(d.name());
-            mine.forEach(a::add);
-        } else {
-            List<MappedDevice> all = dm.list();
-            if (all.isEmpty()) {
-                lines.add("No devices found");
+            return ControlResponse.success(mine, Map.of(d.name(), mine));
+        }
+        List<String> lines = new ArrayList<>();
+        Map<String, List<String>> data = new LinkedHashMap<>();
+        List<MappedDevice> all = dm.list();
+        if (all.isEmpty()) {
+            lines.add("No devices found");
+        }
+        for (MappedDevice d : all) {
+            List<String> mine = d.statusLines(type, r.inactive());
+            data.put(d.name(), mine);
+            if (mine.isEmpty()) {
+                lines.add(d.name() + ": ");
             }
-            for (MappedDevice d : all) {
-                List<String> mine = d.statusLines(type, r.inactive());
-                ArrayNode a = data.putArray(d.name());
-                mine.forEach(a::add);
-                if (mine.isEmpty()) {
-                    lines.add(d.name() + ": ");
-                }
-                for (String line : mine) {
-                    lines.add(d.name() + ": " + line);
-                }
+            for (String line : mine) {
+                lines.add(d.name() + ": " + line);
             }
         }
-        return new ControlResponse.Success(lines, data);
+        return ControlResponse.success(lines, data);
     }
 
     private ControlResponse info(ControlRequest r) throws DmException {
         List<MappedDevice> devices = r.name() == null ? dm.list() : List.of(dm.get(r.name()));
         List<String> lines = new ArrayList<>();
-        ArrayNode data = JSON.createArrayNode();
+        List<ResponseData.Device> data = new ArrayList<>();
         for (MappedDevice d : devices) {
             if (!lines.isEmpty()) {
                 lines.add("");
             }
             DeviceInfo info = d.info();
             lines.addAll(List.of(info.dmsetupText().split("\n")));
-            ObjectNode n = data.addObject();
-            n.put("name", info.name());
-            n.put("uuid", info.uuid());
-            n.put("state", info.suspended() ? "SUSPENDED" : "ACTIVE");
-            n.put("readOnly", info.readOnly());
-            n.put("tablesPresent", info.tablesPresent());
-            n.put("openCount", info.openCount());
-            n.put("eventNumber", info.eventNumber());
-            n.put("major", info.major());
-            n.put("minor", info.minor());
-            n.put("targets", info.targets());
+            data.add(new ResponseData.Device(info.name(), info.uuid(), info.suspended() ? "SUSPENDED" : "ACTIVE",
+                    info.readOnly(), info.tablesPresent(), info.openCount(), info.eventNumber(), info.major(),
+                    info.minor(), info.targets()));
         }
         if (devices.isEmpty()) {
             lines.add("No devices found");
         }
-        ObjectNode wrapper = JSON.createObjectNode();
-        wrapper.set("devices", data);
-        return new ControlResponse.Success(lines, wrapper);
+        return ControlResponse.success(lines, new ResponseData.Info(data));
     }
 
+    /** ls: the data maps each device to its major:minor. */
     private ControlResponse ls() {
+        Map<String, String> data = dm.list().stream().collect(Collectors.toMap(MappedDevice::name,
+                d -> DeviceManager.DM_MAJOR + ":" + d.minor(), (a, b) -> a, LinkedHashMap::new));
         List<String> lines = new ArrayList<>();
-        ObjectNode data = JSON.createObjectNode();
-        for (MappedDevice d : dm.list()) {
-            lines.add(d.name() + "\t(" + DeviceManager.DM_MAJOR + ":" + d.minor() + ")");
-            data.put(d.name(), DeviceManager.DM_MAJOR + ":" + d.minor());
-        }
+        data.forEach((name, number) -> lines.add(name + "\t(" + number + ")"));
         if (lines.isEmpty()) {
             lines.add("No devices found");
         }
-        return new ControlResponse.Success(lines, data);
+        return ControlResponse.success(lines, data);
     }
 
     private ControlResponse targets() {
+        Map<String, String> versions = dm.targetTypes().versions();
         List<String> lines = new ArrayList<>();
-        ObjectNode data = JSON.createObjectNode();
-        for (Map.Entry<String, String> e : dm.targetTypes().versions().entrySet()) {
-            lines.add(String.format("%-16s v%s", e.getKey(), e.getValue()));
-            data.put(e.getKey(), e.getValue());
-        }
-        return new ControlResponse.Success(lines, data);
+        versions.forEach((name, version) -> lines.add(String.format("%-16s v%s", name, version)));
+        return ControlResponse.success(lines, versions);
     }
 }

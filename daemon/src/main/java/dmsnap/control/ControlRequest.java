@@ -1,61 +1,63 @@
 package dmsnap.control;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.exc.StreamReadException;
+import com.fasterxml.jackson.databind.JsonMappingException;
+import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * One control request: a dmsetup verb and its arguments ({@code name}, {@code table},
- * {@code uuid}, {@code newName}, flags; {@code readOnly} is dmsetup's {@code --readonly} for create and load). On the wire: one line of JSON.
+ * {@code uuid}, {@code newName}, flags; {@code readOnly} is dmsetup's {@code --readonly} for create
+ * and load). On the wire: one line of JSON, this record bound by {@link Json}; arguments that are
+ * not set are left out, flags are always there:
+ * {@code {"verb":"load","name":"snap","table":"0 8 zero","inactive":false,"noflush":false,"force":false,"notable":false,"readonly":false}}.
  */
+@JsonInclude(JsonInclude.Include.NON_NULL)
 public record ControlRequest(String verb, String name, String table, String uuid, String newName,
-                             boolean inactive, boolean noflush, boolean force, boolean notable, boolean readOnly) {
-    private static final ObjectMapper JSON = new ObjectMapper();
+                             boolean inactive, boolean noflush, boolean force, boolean notable,
+                             @JsonProperty("readonly") boolean readOnly) {
 
     public static ControlRequest of(String verb, String name) {
         return new ControlRequest(verb, name, null, null, null, false, false, false, false, false);
     }
 
     public String toJson() {
-        ObjectNode n = JSON.createObjectNode();
-        n.put("verb", verb);
-        putIfSet(n, "name", name);
-        putIfSet(n, "table", table);
-        putIfSet(n, "uuid", uuid);
-        putIfSet(n, "newName", newName);
-        n.put("inactive", inactive);
-        n.put("noflush", noflush);
-        n.put("force", force);
-        n.put("notable", notable);
-        n.put("readonly", readOnly);
-        return n.toString();
+        return Json.write(this);
     }
 
-    private static void putIfSet(ObjectNode n, String key, String value) {
-        if (value != null) {
-            n.put(key, value);
-        }
-    }
-
-    /** Parses one request line; anything malformed is an {@link IOException} with a one-line reason. */
+    /**
+     * Parses one request line; anything malformed is an {@link IOException} with a one-line reason:
+     * not JSON, no verb (none, not a string, not an object), a limit of {@link Json} exceeded, or
+     * an argument of the wrong type.
+     */
     public static ControlRequest fromJson(String line) throws IOException {
-        JsonNode n;
+        ControlRequest r;
         try {
-            n = JSON.readTree(line);
-        } catch (IOException e) {
-            throw new IOException("malformed request: not JSON");
+            r = Json.read(line, ControlRequest.class);
+        } catch (JsonProcessingException e) {
+            String limit = Json.limitExceeded(e);
+            if (limit != null) {
+                throw new IOException("malformed request: " + limit);
+            }
+            if (e instanceof StreamReadException) {
+                throw new IOException("malformed request: not JSON");
+            }
+            List<JsonMappingException.Reference> path = e instanceof JsonMappingException m ? m.getPath() : List.of();
+            String field = path.isEmpty() ? null : path.getFirst().getFieldName();
+            if (field == null || field.equals("verb")) {
+                throw new IOException("malformed request: no verb");
+            }
+            Class<?> expected = e instanceof MismatchedInputException m ? m.getTargetType() : null;
+            throw new IOException("malformed request: '" + field + "' is not "
+                    + (expected == boolean.class ? "true or false" : "a string"));
         }
-        if (n == null || !n.isObject() || !n.path("verb").isTextual()) {
+        if (r == null || r.verb() == null) {
             throw new IOException("malformed request: no verb");
         }
-        return new ControlRequest(n.get("verb").asText(), text(n, "name"), text(n, "table"), text(n, "uuid"),
-                text(n, "newName"), n.path("inactive").asBoolean(false), n.path("noflush").asBoolean(false),
-                n.path("force").asBoolean(false), n.path("notable").asBoolean(false), n.path("readonly").asBoolean(false));
-    }
-
-    private static String text(JsonNode n, String key) {
-        JsonNode v = n.get(key);
-        return v == null || v.isNull() ? null : v.asText();
+        return r;
     }
 }

@@ -1,61 +1,79 @@
 package dmsnap.control;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.util.ArrayList;
 import java.util.List;
 
-/** The answer to a request: output lines as dmsetup prints them, or a failure with errno and reason. */
+/**
+ * The answer to a request: output lines as dmsetup prints them, or a failure with errno and reason.
+ * On the wire: one line of JSON, {@code {"ok":true,"lines":[...],"data":{...}}} or
+ * {@code {"ok":false,"operation":"reload","errno":"EINVAL","reason":"..."}}, bound by {@link Json}.
+ */
 public sealed interface ControlResponse {
 
-    /** Success, with the lines to print (none for most verbs) and structured data for --json. */
-    record Success(List<String> lines, JsonNode data) implements ControlResponse {
+    /**
+     * Success, with the lines to print (none for most verbs) and structured data for --json (the
+     * records of {@link ResponseData}, or null: then there is no {@code data} key).
+     */
+    @JsonPropertyOrder({"ok", "lines", "data"})
+    record Success(List<String> lines, @JsonInclude(JsonInclude.Include.NON_NULL) JsonNode data)
+            implements ControlResponse {
+        @Override
+        @JsonProperty("ok")
+        public boolean ok() {
+            return true;
+        }
     }
 
     /**
      * Failure: the ioctl-style operation that failed ("reload", "resume", "remove"...), the errno
      * name, and the kernel's reason (target and sentence) when there is one.
      */
+    @JsonPropertyOrder({"ok", "operation", "errno", "reason"})
     record Failure(String operation, String errno, String reason) implements ControlResponse {
         /** A reason is one line whatever it quotes (a name or path with control characters). */
         public Failure {
             reason = reason == null ? null : dmsnap.device.DeviceManager.printable(reason);
         }
+
+        @Override
+        @JsonProperty("ok")
+        public boolean ok() {
+            return false;
+        }
     }
 
-    ObjectMapper JSON = new ObjectMapper();
+    /** Whether this is a {@link Success} (the {@code ok} key on the wire). */
+    boolean ok();
+
+    /** A success whose data is {@code data} (a record of {@link ResponseData}, a map, or null) as a tree. */
+    static Success success(List<String> lines, Object data) {
+        return new Success(lines, Json.tree(data));
+    }
 
     default String toJson() {
-        ObjectNode n = JSON.createObjectNode();
-        switch (this) {
-            case Success s -> {
-                n.put("ok", true);
-                ArrayNode lines = n.putArray("lines");
-                s.lines().forEach(lines::add);
-                if (s.data() != null) {
-                    n.set("data", s.data());
-                }
-            }
-            case Failure f -> {
-                n.put("ok", false);
-                n.put("operation", f.operation());
-                n.put("errno", f.errno());
-                n.put("reason", f.reason());
-            }
-        }
-        return n.toString();
+        return Json.write(this);
     }
 
     static ControlResponse fromJson(String line) throws IOException {
-        JsonNode n = JSON.readTree(line);
-        if (n.path("ok").asBoolean(false)) {
-            List<String> lines = new ArrayList<>();
-            n.path("lines").forEach(l -> lines.add(l.asText()));
-            return new Success(lines, n.get("data"));
+        return Json.read(line, ControlResponse.class);
+    }
+
+    /**
+     * The reading side of the wire format, for {@link Json}: {@code ok} chooses the record; a
+     * missing {@code errno} is EIO, a missing reason empty.
+     */
+    @JsonCreator
+    static ControlResponse fromWire(@JsonProperty("ok") boolean ok, @JsonProperty("lines") List<String> lines,
+                                    @JsonProperty("data") JsonNode data, @JsonProperty("operation") String operation,
+                                    @JsonProperty("errno") String errno, @JsonProperty("reason") String reason) {
+        if (ok) {
+            return new Success(lines == null ? List.of() : lines, data);
         }
-        return new Failure(n.path("operation").asText(), n.path("errno").asText("EIO"), n.path("reason").asText(""));
+        return new Failure(operation == null ? "" : operation, errno == null ? "EIO" : errno, reason == null ? "" : reason);
     }
 }

@@ -39,7 +39,9 @@ public final class ControlServer implements AutoCloseable {
     private final ControlHandler handler;
     private final String daemonUser;
     private final ServerSocketChannel server;
-    private final ExecutorService connections = Executors.newVirtualThreadPerTaskExecutor();
+    /** Named, as slf4j-simple prints the thread: a request's log lines can be told from another's. */
+    private final ExecutorService connections =
+            Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("dmsnap-control-", 1).factory());
     private final AtomicBoolean closed = new AtomicBoolean();
     private final Thread acceptor;
 

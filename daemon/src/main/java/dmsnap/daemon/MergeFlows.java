@@ -1,10 +1,10 @@
 package dmsnap.daemon;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dmsnap.control.ControlResponse;
 import dmsnap.control.MergeService;
+import dmsnap.control.ResponseData.MergeRow;
+import dmsnap.control.ResponseData.MergeStarted;
+import dmsnap.control.ResponseData.MergeStatus;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
@@ -52,7 +52,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class MergeFlows implements MergeService {
     private static final Logger log = LoggerFactory.getLogger(MergeFlows.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final String SUFFIX = ".merge";
 
     private final DeviceManager devices;
@@ -355,25 +354,17 @@ public final class MergeFlows implements MergeService {
     @Override
     public synchronized ControlResponse status(String name) {
         List<String> lines = new ArrayList<>();
-        ObjectNode data = JSON.createObjectNode();
-        ArrayNode rows = data.putArray("merges");
+        List<MergeRow> rows = new ArrayList<>();
         try {
             for (Flow f : flows.values()) {
                 if (name == null || name.equals(f.origin) || name.equals(f.snapshot)) {
-                    row(rows, lines, f);
+                    rows.add(row(lines, f));
                 }
             }
             for (Finished done : finished.values()) {
                 if ((name == null || name.equals(done.origin()) || name.equals(done.snapshot()))
                         && !flows.containsKey(done.origin())) {
-                    ObjectNode n = rows.addObject();
-                    n.put("origin", done.origin());
-                    n.put("snapshot", done.snapshot());
-                    n.put("state", "finished");
-                    n.put("percent", 100.0);
-                    n.put("mergedBytes", done.totalBytes());
-                    n.put("totalBytes", done.totalBytes());
-                    n.put("table", done.table());
+                    rows.add(MergeRow.finished(done.origin(), done.snapshot(), done.totalBytes(), done.table()));
                     lines.add(done.origin() + ": merge of " + done.snapshot() + " finished; " + done.origin() + " is now: "
                             + done.table());
                 }
@@ -381,16 +372,11 @@ public final class MergeFlows implements MergeService {
             for (MappedDevice d : devices.list()) {
                 SnapshotMergeTarget.Progress p = progressOf(d);
                 if (p != null && !flows.containsKey(d.name()) && (name == null || name.equals(d.name()))) {
-                    ObjectNode n = rows.addObject();
-                    n.put("origin", d.name());
-                    n.putNull("snapshot");
                     String st = stateOf(p);
-                    n.put("state", st);
-                    n.put("remainingBytes", p.remainingChunks() * p.chunkBytes());
-                    n.put("status", String.join(" ", d.statusLines(StatusType.INFO, false)));
+                    String status = String.join(" ", d.statusLines(StatusType.INFO, false));
+                    rows.add(MergeRow.byHand(d.name(), st, p.remainingChunks() * p.chunkBytes(), status));
                     lines.add(d.name() + ": " + st + " (a snapshot-merge table loaded by hand: replace it when done), "
-                            + mib(p.remainingChunks() * p.chunkBytes()) + " left, status "
-                            + String.join(" ", d.statusLines(StatusType.INFO, false)));
+                            + mib(p.remainingChunks() * p.chunkBytes()) + " left, status " + status);
                 }
             }
         } catch (IOException | RuntimeException e) {
@@ -402,35 +388,23 @@ public final class MergeFlows implements MergeService {
             }
             lines.add("No merges");
         }
-        return new ControlResponse.Success(lines, data);
+        return ControlResponse.success(lines, new MergeStatus(rows));
     }
 
-    private void row(ArrayNode rows, List<String> lines, Flow f) throws IOException {
-        ObjectNode n = rows.addObject();
-        n.put("origin", f.origin);
-        n.put("snapshot", f.snapshot);
-        n.put("cow", f.cow);
+    private MergeRow row(List<String> lines, Flow f) throws IOException {
         MappedDevice origin = devices.find(f.origin);
         SnapshotMergeTarget.Progress p = origin == null ? null : progressOf(origin);
         if (p == null) {
             int users = origin == null ? 0 : origin.info().openCount();
-            n.put("state", "waiting");
-            n.put("openCount", users);
             lines.add(f.origin + ": merge of " + f.snapshot + " waits for the next activation of " + f.origin
                     + (origin == null ? " (not active)" : " (open by " + users + ")"));
-            return;
+            return MergeRow.waiting(f.origin, f.snapshot, f.cow, users);
         }
         long remaining = p.remainingChunks() * p.chunkBytes();
         long total = Math.max(f.totalBytes, remaining);
         double percent = total == 0 ? 100.0 : 100.0 * (total - remaining) / total;
         String st = stateOf(p);
         String status = String.join(" ", origin.statusLines(StatusType.INFO, false));
-        n.put("state", st);
-        n.put("percent", Math.round(percent * 10) / 10.0);
-        n.put("mergedBytes", total - remaining);
-        n.put("totalBytes", total);
-        n.put("remainingBytes", remaining);
-        n.put("status", status);
         String what = switch (st) {
             case "failed" -> "failed (Merge failed; the daemon log has the error): reactivate " + f.origin + " to retry";
             case "invalid" -> "impossible: the snapshot is invalid";
@@ -439,6 +413,8 @@ public final class MergeFlows implements MergeService {
         };
         lines.add(String.format(Locale.ROOT, "%s: merging %s: %s, %.1f%% (%s of %s), status %s", f.origin, f.snapshot,
                 what, percent, mib(total - remaining), mib(total), status));
+        return MergeRow.running(f.origin, f.snapshot, f.cow, st, Math.round(percent * 10) / 10.0, total - remaining,
+                total, remaining, status);
     }
 
     private static String stateOf(SnapshotMergeTarget.Progress p) {
@@ -461,11 +437,7 @@ public final class MergeFlows implements MergeService {
     // ---- helpers ---------------------------------------------------------------------------------
 
     private ControlResponse success(List<String> lines, Flow f, String st) {
-        ObjectNode data = JSON.createObjectNode();
-        data.put("origin", f.origin);
-        data.put("snapshot", f.snapshot);
-        data.put("state", st);
-        return new ControlResponse.Success(lines, data);
+        return ControlResponse.success(lines, new MergeStarted(f.origin, f.snapshot, st));
     }
 
     private MappedDevice require(String name) throws StepFailed {

@@ -18,7 +18,6 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.MDC;
 
 /**
  * One client in the transmission phase. The reader (this connection's thread) takes
@@ -121,12 +120,12 @@ final class NbdConnection {
         try {
             readRequests();
         } catch (EOFException e) {
-            log.debug("{}: {}", channel.peer(), e.getMessage());
+            log.debug("{} on {}: {}", channel.peer(), export.name(), e.getMessage());
         } catch (IOException e) {
             if (channel.isOpen()) {
                 warn.log("{} on {}: dropping the connection: {}{}", channel.peer(), export.name(), e.getMessage());
             } else {
-                log.debug("{}: connection closed: {}", channel.peer(), e.getMessage());
+                log.debug("{} on {}: connection closed: {}", channel.peer(), export.name(), e.getMessage());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -161,7 +160,7 @@ final class NbdConnection {
             NbdRequest r = NbdCodec.decodeRequest(requestHeader);
             Verdict verdict = rules.check(r);
             if (verdict instanceof Verdict.Disconnect) {
-                log.debug("{}: disconnect from {}", channel.peer(), export.name());
+                log.debug("{} on {}: disconnect", channel.peer(), export.name());
                 return;
             }
             inFlight.acquire();
@@ -244,7 +243,6 @@ final class NbdConnection {
 
     /** Performs a checked request (on an I/O thread, or inline); returns its reply. */
     private Reply perform(NbdRequest r, BufferPool.Buffer buffer) {
-        MDC.put("device", export.name());
         int error = 0;
         String message = null;
         try {
@@ -270,8 +268,6 @@ final class NbdConnection {
             log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(r.type()), e);
             error = NBD_EIO;
             message = String.valueOf(e.getMessage());
-        } finally {
-            MDC.remove("device");
         }
         if (error == NBD_EIO && inPieces(r)) {
             return readAgainInPieces(r, buffer);
@@ -368,7 +364,6 @@ final class NbdConnection {
 
     /** Reads or writes one piece of a request; null, or the error its reply gets. */
     private Refusal transferPiece(int type, long offsetBytes, MemorySegment segment, boolean fua) {
-        MDC.put("device", export.name());
         try {
             if (type == NBD_CMD_READ) {
                 export.read(offsetBytes, segment);
@@ -386,8 +381,6 @@ final class NbdConnection {
             unexpectedErrors.incrementAndGet();
             log.error("{} on {}: {} failed", channel.peer(), export.name(), commandName(type), e);
             return new Refusal(NBD_EIO, String.valueOf(e.getMessage()));
-        } finally {
-            MDC.remove("device");
         }
     }
 
@@ -515,7 +508,7 @@ final class NbdConnection {
     /** Sending failed: no more replies go out; the reader ends too. */
     private void sendFailed(IOException e) {
         writerFailed = true;
-        log.debug("{}: sending a reply failed: {}", channel.peer(), e.getMessage());
+        log.debug("{} on {}: sending a reply failed: {}", channel.peer(), export.name(), e.getMessage());
         channel.close();
     }
 
@@ -575,7 +568,7 @@ final class NbdConnection {
             // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
             unexpectedErrors.incrementAndGet();
             writerFailed = true;
-            log.error("{}: sending a reply failed", channel.peer(), e);
+            log.error("{} on {}: sending a reply failed", channel.peer(), export.name(), e);
             channel.close();
         } finally {
             if (reply.data() != null) {

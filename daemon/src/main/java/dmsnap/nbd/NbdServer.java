@@ -36,7 +36,6 @@ import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.slf4j.MDC;
 
 /**
  * Serves every mapped device over NBD: always on a Unix socket ({@code RUN_DIR/nbd.sock}, mode
@@ -369,7 +368,6 @@ public final class NbdServer implements AutoCloseable {
             if (result == null) {
                 return;
             }
-            MDC.put("device", result.export().name());
             log.info("{}: serving {} ({} bytes{}{})", peer, result.export().name(), result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "",
                     channel.tls() == null ? "" : ", " + channel.tls().describe());
@@ -386,7 +384,6 @@ public final class NbdServer implements AutoCloseable {
             unexpectedErrors.incrementAndGet();
             log.error("{}: connection failed", peer, e);
         } finally {
-            MDC.remove("device");
             if (channel != null) {
                 open.remove(channel);
                 channel.close();

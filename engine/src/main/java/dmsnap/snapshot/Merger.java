@@ -152,7 +152,6 @@ final class Merger {
     }
 
     private void run() {
-        org.slf4j.MDC.put("device", snapshot.deviceName());
         ExecutorService committer = Executors.newSingleThreadExecutor(
                 r -> Thread.ofPlatform().name("dmsnap-merge-commit-" + snapshot.deviceName()).daemon(true).unstarted(r));
         CompletableFuture<String> committing = CompletableFuture.completedFuture(null);
