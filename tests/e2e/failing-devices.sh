@@ -67,7 +67,8 @@ on_exit "umount -l '$work/fuse2'"
 for fs in ext4 ext4b; do
     truncate -s 8M "$work/$fs.img"
     mkfs.ext4 -q "$work/$fs.img"
-    mount -o loop "$work/$fs.img" "$work/$fs"
+    loop_attach "$work/$fs.img" || fail "cannot attach a loop device"
+    mount "$LOOP" "$work/$fs"
     on_exit "umount -l '$work/$fs'"
 done
 for _ in $(seq 1 1200); do # nbdfuse mounts in the background; a loaded machine may take long

@@ -44,6 +44,26 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 
+# loop_attach FILE [LOSETUP OPTIONS...]: attaches FILE to a free loop device, sets LOOP to it and
+# detaches it at exit (not in a subshell: the exit hook must be this shell's). losetup's "find a free one, then bind it" is not atomic: another process
+# (a concurrent test suite, udev) may bind the one it found first, and then it says "Device or
+# resource busy"; that one refusal is tried again (a bounded number of times), any other fails.
+loop_attach() {
+    local file=$1 out try
+    shift
+    for try in $(seq 1 50); do
+        if out=$(losetup --find --show "$@" "$file" 2>&1); then
+            on_exit "losetup -d $out"
+            LOOP=$out
+            return 0
+        fi
+        case "$out" in *"Device or resource busy"*) continue ;; esac
+        break
+    done
+    echo "losetup $file: $out" >&2
+    return 1
+}
+
 # It waits for this daemon's own "started" line, so a control.sock a killed daemon left behind (the
 # new one replaces it) does not count: nothing needs to be removed before a restart.
 start_daemon() {

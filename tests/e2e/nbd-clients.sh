@@ -149,8 +149,8 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
     for _ in $(seq 1 600); do [ -f "$work/fuse/disk.img" ] && break; sleep 0.1; done
     on_exit "umount '$work/fuse'; kill $fuse_pid"
     [ -f "$work/fuse/disk.img" ] || fail "nbdfuse did not show the snapshot within 60 s"
-    loop=$(losetup -f --show "$work/fuse/disk.img")
-    on_exit "losetup -d $loop"
+    loop_attach "$work/fuse/disk.img" || fail "cannot attach a loop device"
+    loop=$LOOP
     on_exit "umount '$work/fs'"
     mkfs.ext4 -q -F "$loop"
     mount "$loop" "$work/fs"

@@ -103,8 +103,8 @@ expect_eq "root's 0600 file as a COW: exit status" 5 "$rc"
 expect_contains "root's 0600 file as a COW" "Cannot get COW device" "$out"
 echo "  cannot use it as a COW either: exit $rc: $(echo "$out" | tr '\n' ' ')"
 head -c 4M /dev/zero >"$home/loop.img"
-loop=$(losetup -f --show "$home/loop.img")
-on_exit "losetup -d $loop"
+loop_attach "$home/loop.img" || fail "cannot attach a loop device"
+loop=$LOOP
 set +e
 out=$(ud create onloop --table "0 2048 linear $loop 0" 2>&1); rc=$?
 set -e

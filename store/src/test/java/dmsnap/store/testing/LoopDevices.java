@@ -49,8 +49,17 @@ public final class LoopDevices {
             cmd.addAll(List.of("--sector-size", Integer.toString(sectorBytes)));
         }
         cmd.add(backing.toString());
-        Path dev = Path.of(run(cmd).trim());
-        return new Loop(dev);
+        // losetup finds a free device, then binds it: another process (a concurrent suite, udev)
+        // may bind that one first, and then it says EBUSY. Only that refusal is tried again.
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return new Loop(Path.of(run(cmd).trim()));
+            } catch (IOException e) {
+                if (attempt == 50 || !String.valueOf(e.getMessage()).contains("Device or resource busy")) {
+                    throw e;
+                }
+            }
+        }
     }
 
     /** An attached loop device. */
