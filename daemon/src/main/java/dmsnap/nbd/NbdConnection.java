@@ -66,10 +66,9 @@ final class NbdConnection {
     /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
     private final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
     private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(NbdCodec.REPLY_HEAD_BYTES);
-    static final boolean INLINE = Boolean.parseBoolean(System.getProperty("dmsnap.nbd.inline", "true"));
     static final long INLINE_MAX_BYTES = 1 << 20;
     /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
-    static final long READ_PIECE_BYTES = Long.getLong("dmsnap.nbd.readPieceBytes", 256 << 10);
+    static final long READ_PIECE_BYTES = 256 << 10;
     /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
     static final long ROUND_TRIP_NANOS = 10_000;
     /** Reader-thread state for the inline decision. */
@@ -205,7 +204,7 @@ final class NbdConnection {
                 export.awaitResumed();
                 BufferPool.Buffer data = buffer;
                 boolean alone = inFlight.availablePermits() == MAX_IN_FLIGHT - 1 && replies.isEmpty();
-                boolean inline = INLINE && alone && lastAlone && r.length() <= INLINE_MAX_BYTES
+                boolean inline = alone && lastAlone && r.length() <= INLINE_MAX_BYTES
                         && arrived - lastInlineReplyNanos > ROUND_TRIP_NANOS;
                 lastAlone = alone;
                 if (inline) {
