@@ -31,9 +31,4 @@ public final class InOrderCommits<T> {
         }
         return ready;
     }
-
-    /** How many items wait for an earlier one. */
-    public int parkedCount() {
-        return parked.size();
-    }
 }
