@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
             DeviceCommands.Resume.class, DeviceCommands.Clear.class, DeviceCommands.Remove.class,
             DeviceCommands.Rename.class, DeviceCommands.Status.class, DeviceCommands.TableCmd.class,
             DeviceCommands.Info.class, DeviceCommands.Ls.class, DeviceCommands.Targets.class,
-            LvmCommands.Origin.class, LvmCommands.Snapshot.class, CowCommand.class, CompletionCommand.class},
+            OriginCommand.class, SnapshotCommand.class, CowCommand.class, CompletionCommand.class},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:success", "1:the command failed", "2:wrong arguments or options", "3:no such device",
             "4:the device is busy", "5:permission denied (not the daemon's user)",
