@@ -7,7 +7,9 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.table.Table;
 import dmsnap.table.TableParser;
-import dmsnap.target.StatusType;
+import dmsnap.target.SnapshotStatus;
+import dmsnap.target.StatusText;
+import dmsnap.target.TargetStatus;
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -147,14 +149,15 @@ public class MergeBenchmark {
     public void merge() throws Exception {
         dm.create("vol", null, table);
         MappedDevice vol = dm.get("vol");
-        String done = "0 " + exceptions * chunk + " snapshot-merge " + 2 * chunk + "/";
         while (true) {
-            String status = vol.statusLines(StatusType.INFO, false).getFirst();
-            if (status.startsWith(done) && status.endsWith(" " + 2 * chunk)) {
+            // Done when only the header and the one metadata area are left allocated.
+            TargetStatus status = vol.status(false).getFirst().status();
+            if (status instanceof SnapshotStatus.Usage u && u.allocatedSectors() == 2 * chunk
+                    && u.metadataSectors() == 2 * chunk) {
                 break;
             }
-            if (status.endsWith("failed") || status.endsWith("Invalid")) {
-                throw new IllegalStateException("the merge stopped: " + status);
+            if (status instanceof SnapshotStatus.MergeFailed || status instanceof SnapshotStatus.Invalid) {
+                throw new IllegalStateException("the merge stopped: " + StatusText.info(status));
             }
             Thread.sleep(0, 200_000);
         }

@@ -2,12 +2,14 @@ package dmsnap.daemon;
 
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
+import dmsnap.device.StatusLine;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
-import dmsnap.target.StatusType;
+import dmsnap.table.TableLine;
+import dmsnap.target.SnapshotStatus;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -75,18 +77,13 @@ public final class CowMonitor {
     }
 
     private void checkDevice(MappedDevice d, List<Event> events) throws IOException {
-        List<String> status = d.statusLines(StatusType.INFO, false);
-        List<String> table = d.statusLines(StatusType.TABLE, false);
-        if (status.size() != 1 || table.size() != 1) {
-            return;
+        List<StatusLine> status = d.status(false);
+        if (status.size() != 1 || !status.getFirst().targetType().equals("snapshot")
+                || !(status.getFirst().status() instanceof SnapshotStatus.Usage usage)) {
+            return; // not a snapshot, or Invalid / Overflow
         }
-        String[] s = status.getFirst().split(" ");
-        String[] t = table.getFirst().split(" ");
-        if (s.length < 5 || !s[2].equals("snapshot") || !s[3].contains("/")) {
-            return; // not a snapshot, or Invalid / Overflow / Merge failed
-        }
-        long allocated = Long.parseLong(s[3].substring(0, s[3].indexOf('/')));
-        long total = Long.parseLong(s[3].substring(s[3].indexOf('/') + 1));
+        long allocated = usage.allocatedSectors();
+        long total = usage.totalSectors();
         if (total == 0) {
             return;
         }
@@ -105,8 +102,13 @@ public final class CowMonitor {
             events.add(new Event(d.name(), "warn", message));
         }
         warned.put(d.name(), crossed);
-        if (policy.autoextendThreshold() < 100 && percent >= policy.autoextendThreshold() && t.length >= 5) {
-            Path cow = Path.of(t[4]);
+        if (policy.autoextendThreshold() < 100 && percent >= policy.autoextendThreshold()) {
+            // The COW as table status names it: the real path of a file, major:minor of a block device.
+            List<TableLine> table = d.printedTable(false).lines();
+            if (table.size() != 1 || !table.getFirst().targetType().equals("snapshot")) {
+                return; // replaced since the status above
+            }
+            Path cow = Path.of(table.getFirst().args().get(1));
             if (cow.isAbsolute() && Files.isRegularFile(cow)) {
                 extend(d.name(), cow, percent, events);
             }

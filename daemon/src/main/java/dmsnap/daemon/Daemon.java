@@ -13,9 +13,11 @@ import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
+import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.DeviceResolver;
 import dmsnap.target.TargetTypes;
 import dmsnap.nbd.NbdTls;
 import java.io.IOException;
@@ -109,17 +111,20 @@ public final class Daemon implements AutoCloseable {
      * vanished backing file) is reported and skipped.
      */
     private void restore() throws IOException {
-        List<StateStore.Recorded> pending = new java.util.ArrayList<>(state.load());
-        dropSnapshotsBeingMerged(pending);
-        pending.sort(java.util.Comparator.comparingInt(r -> restoreRank(r.table())));
+        List<StateStore.Recorded> records = new java.util.ArrayList<>(state.load());
+        dropSnapshotsBeingMerged(records);
+        List<Pending> pending = new java.util.ArrayList<>();
+        for (StateStore.Recorded r : records) {
+            pending.add(new Pending(r, parsedOrNull(r.table())));
+        }
+        pending.sort(java.util.Comparator.comparingInt(p -> restoreRank(p.table())));
         int restored = 0;
         while (!pending.isEmpty()) {
-            StateStore.Recorded next = null;
-            for (StateStore.Recorded r : pending) {
-                boolean ready = pending.stream().noneMatch(o -> o != r && r.table().contains("dm:" + o.name() + " ")
-                        || o != r && r.table().contains("dm:" + o.name() + "\n"));
+            Pending next = null;
+            for (Pending p : pending) {
+                boolean ready = pending.stream().noneMatch(o -> o != p && p.stacksOn(o.recorded().name()));
                 if (ready) {
-                    next = r;
+                    next = p;
                     break;
                 }
             }
@@ -127,18 +132,35 @@ public final class Daemon implements AutoCloseable {
                 next = pending.getFirst(); // a cycle cannot load anyway; report it below
             }
             pending.remove(next);
+            StateStore.Recorded r = next.recorded();
             try {
-                devices.create(next.name(), next.uuid(), TableParser.parse(next.table()), next.readOnly());
+                devices.create(r.name(), r.uuid(), TableParser.parse(r.table()), r.readOnly());
                 restored++;
-                log.info("{}: restored", next.name());
+                log.info("{}: restored", r.name());
             } catch (TableLoadException | DmException e) {
-                log.error("{}: not restored: {}", next.name(), e.getMessage());
+                log.error("{}: not restored: {}", r.name(), e.getMessage());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IOException("interrupted while restoring devices", e);
             }
         }
         log.info("restored {} device(s) from {}", restored, config.stateDir());
+    }
+
+    /** A record waiting to be restored, with its table parsed (null: it does not parse, the load reports it). */
+    private record Pending(StateStore.Recorded recorded, Table table) {
+        /** Whether a line of the table names mapped device {@code name} ({@code dm:NAME}). */
+        boolean stacksOn(String name) {
+            return table != null && table.hasArgument(DeviceResolver.mappedArgument(name));
+        }
+    }
+
+    private static Table parsedOrNull(String text) {
+        try {
+            return TableParser.parse(text);
+        } catch (TableLoadException e) {
+            return null; // restore reports it when it loads it
+        }
     }
 
     /**
@@ -207,11 +229,14 @@ public final class Daemon implements AutoCloseable {
     }
 
     /** 0 for snapshots and everything else, 1 for snapshot-merge, 2 for snapshot-origin. */
-    private static int restoreRank(String table) {
-        if (table.contains(" snapshot-origin ")) {
+    private static int restoreRank(Table table) {
+        if (table == null) {
+            return 0;
+        }
+        if (table.lines().stream().anyMatch(l -> l.targetType().equals("snapshot-origin"))) {
             return 2;
         }
-        return table.contains(" snapshot-merge ") ? 1 : 0;
+        return table.lines().stream().anyMatch(l -> l.targetType().equals("snapshot-merge")) ? 1 : 0;
     }
 
     /**

@@ -11,8 +11,8 @@ import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.snapshot.SnapshotMergeTarget;
 import dmsnap.table.Table;
+import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
-import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import java.io.IOException;
@@ -117,8 +117,8 @@ public final class MergeFlows implements MergeService {
     public synchronized ControlResponse merge(String snapshot) {
         try {
             MappedDevice snap = devices.get(snapshot);
-            String[] t = tableWords(snap);
-            if (t == null || !t[2].equals("snapshot")) {
+            TableLine t = printedLine(snap);
+            if (t == null || !t.targetType().equals("snapshot")) {
                 return new ControlResponse.Failure("merge", "EINVAL", snapshot + " is not a snapshot");
             }
             for (Flow f : flows.values()) {
@@ -127,9 +127,10 @@ public final class MergeFlows implements MergeService {
                             + f.origin + " (already requested)."), f, "waiting");
                 }
             }
-            List<MappedDevice> origins = devicesWith("snapshot-origin", t[3]);
+            String originArg = t.args().getFirst();
+            List<MappedDevice> origins = devicesWith("snapshot-origin", originArg);
             if (origins.isEmpty()) {
-                List<MappedDevice> merging = devicesWith("snapshot-merge", t[3]);
+                List<MappedDevice> merging = devicesWith("snapshot-merge", originArg);
                 if (!merging.isEmpty()) {
                     Flow other = flows.get(merging.getFirst().name());
                     return new ControlResponse.Failure("merge", "EBUSY", "Cannot merge snapshot " + snapshot
@@ -137,14 +138,14 @@ public final class MergeFlows implements MergeService {
                             + (other == null ? "(loaded by hand)" : other.snapshot) + ".");
                 }
                 return new ControlResponse.Failure("merge", "ENXIO", "no origin device of " + snapshot
-                        + " is active (a snapshot-origin over " + t[3] + ")");
+                        + " is active (a snapshot-origin over " + originArg + ")");
             }
             if (origins.size() > 1) {
-                return new ControlResponse.Failure("merge", "EINVAL", "several origin devices over " + t[3] + ": "
+                return new ControlResponse.Failure("merge", "EINVAL", "several origin devices over " + originArg + ": "
                         + String.join(", ", origins.stream().map(MappedDevice::name).toList()));
             }
             MappedDevice origin = origins.getFirst();
-            Flow f = new Flow(origin.name(), snapshot, t[4]);
+            Flow f = new Flow(origin.name(), snapshot, t.args().get(1));
             int users = origin.info().openCount();
             try {
                 persist(f);
@@ -178,12 +179,12 @@ public final class MergeFlows implements MergeService {
         List<String> lines = new ArrayList<>();
         MappedDevice snap = require(f.snapshot);
         MappedDevice origin = require(f.origin);
-        String[] t = tableWords(snap);
+        TableLine t = printedLine(snap);
         Table originTable = origin.liveTable();
-        Table mergeTable;
+        // origin, COW, store type, chunk size: the snapshot's arguments without its features
+        Table mergeTable = new Table(List.of(new TableLine(0, origin.sizeSectors(), "snapshot-merge",
+                t.args().subList(0, 4))));
         try {
-            mergeTable = TableParser.parse("0 " + origin.sizeSectors() + " snapshot-merge " + t[3] + " " + t[4] + " "
-                    + t[5] + " " + t[6]);
             devices.load(f.origin, mergeTable);
         } catch (TableLoadException e) {
             throw new StepFailed("reload", e.errno(), (e.target() == null ? "" : e.target() + ": ") + e.getMessage());
@@ -302,8 +303,8 @@ public final class MergeFlows implements MergeService {
             }
             return;
         }
-        String[] t = tableWords(origin);
-        if (t != null && t[2].equals("snapshot-origin")) {
+        TableLine t = printedLine(origin);
+        if (t != null && t.targetType().equals("snapshot-origin")) {
             MappedDevice snap = devices.find(f.snapshot);
             if (snap == null) {
                 log.warn("{}: {} is gone: dropping its merge", f.origin, f.snapshot);
@@ -329,11 +330,11 @@ public final class MergeFlows implements MergeService {
     /** The merge is complete: snapshot-origin if other snapshots of the origin remain, else linear. */
     private void finish(Flow f, MappedDevice origin) throws IOException, DmException, TableLoadException,
             InterruptedException {
-        String[] t = tableWords(origin);
-        String originArg = t[3];
+        String originArg = printedLine(origin).args().getFirst();
         boolean others = !devicesWith("snapshot", originArg).isEmpty();
-        Table next = TableParser.parse("0 " + origin.sizeSectors() + (others ? " snapshot-origin " + originArg
-                : " linear " + originArg + " 0"));
+        Table next = new Table(List.of(others
+                ? new TableLine(0, origin.sizeSectors(), "snapshot-origin", List.of(originArg))
+                : new TableLine(0, origin.sizeSectors(), "linear", List.of(originArg, "0"))));
         devices.load(f.origin, next);
         origin.resume(state == null ? DeviceRecorder.NONE : state); // not recorded: not live, the next check retries
         forget(f);
@@ -457,18 +458,18 @@ public final class MergeFlows implements MergeService {
         return null;
     }
 
-    /** The words of a device's single live table line as table status prints it, or null. */
-    private static String[] tableWords(MappedDevice d) throws IOException {
-        List<String> lines = d.statusLines(StatusType.TABLE, false);
-        return lines.size() == 1 ? lines.getFirst().split(" ") : null;
+    /** A device's single live table line as table status prints it, or null. */
+    private static TableLine printedLine(MappedDevice d) {
+        List<TableLine> lines = d.printedTable(false).lines();
+        return lines.size() == 1 ? lines.getFirst() : null;
     }
 
     /** Devices whose single live line is {@code type} over the origin {@code originArg}. */
     private List<MappedDevice> devicesWith(String type, String originArg) throws IOException {
         List<MappedDevice> found = new ArrayList<>();
         for (MappedDevice d : devices.list()) {
-            String[] t = tableWords(d);
-            if (t != null && t.length > 3 && t[2].equals(type) && t[3].equals(originArg)) {
+            TableLine t = printedLine(d);
+            if (t != null && t.targetType().equals(type) && !t.args().isEmpty() && t.args().getFirst().equals(originArg)) {
                 found.add(d);
             }
         }

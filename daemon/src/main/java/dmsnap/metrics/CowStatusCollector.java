@@ -2,7 +2,8 @@ package dmsnap.metrics;
 
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
-import dmsnap.target.StatusType;
+import dmsnap.device.StatusLine;
+import dmsnap.target.SnapshotStatus;
 import io.prometheus.metrics.model.registry.MultiCollector;
 import io.prometheus.metrics.model.snapshots.GaugeSnapshot;
 import io.prometheus.metrics.model.snapshots.GaugeSnapshot.GaugeDataPointSnapshot;
@@ -16,12 +17,13 @@ import org.slf4j.LoggerFactory;
 
 /**
  * COW usage and state of every {@code snapshot} and {@code snapshot-merge} device, label
- * {@code device}, computed at scrape time from the live table's status lines, the numbers
- * {@code dmsetup status} prints (spec 6.1): {@code <allocated>/<total> <metadata>} or one of
- * {@code Invalid}, {@code Merge failed}, {@code Overflow}. Reading status rather than engine
- * objects keeps this independent of how a target is built (snapshot-merge included), and it
- * takes the device's control lock as {@code dmsetup status} does, so a table being destroyed is
- * never read. An invalid or overflowed snapshot shows no usage numbers, as its status has none.
+ * {@code device}, computed at scrape time from the live table's status ({@link SnapshotStatus}),
+ * what {@code dmsetup status} prints (spec 6.1): {@code <allocated>/<total> <metadata>} or one
+ * of {@code Invalid}, {@code Merge failed}, {@code Overflow}. Reading status rather than the
+ * snapshot objects keeps this independent of how a target is built (snapshot-merge included),
+ * and it takes the device's control lock as {@code dmsetup status} does, so a table being
+ * destroyed is never read. An invalid or overflowed snapshot shows no usage numbers, as its
+ * status has none.
  * A table with several lines of one type (unusual) reports their sums and the worst state.
  */
 final class CowStatusCollector implements MultiCollector {
@@ -56,9 +58,9 @@ final class CowStatusCollector implements MultiCollector {
         List<Cow> snapshots = new ArrayList<>();
         List<Cow> merges = new ArrayList<>();
         for (MappedDevice d : devices.list()) {
-            List<String> lines;
+            List<StatusLine> lines;
             try {
-                lines = d.statusLines(StatusType.INFO, false);
+                lines = d.status(false);
             } catch (IOException e) {
                 // Reported by the next dmsetup status; a scrape just leaves the device out.
                 log.debug("{}: no COW metrics this scrape: {}", d.name(), e.getMessage());
@@ -66,19 +68,18 @@ final class CowStatusCollector implements MultiCollector {
             }
             Cow snapshot = null;
             Cow merge = null;
-            for (String line : lines) {
-                String[] f = line.split(" ", 4);
-                if (f.length < 4) {
+            for (StatusLine line : lines) {
+                if (!(line.status() instanceof SnapshotStatus status)) {
                     continue;
                 }
-                switch (f[2]) {
+                switch (line.targetType()) {
                     case "snapshot" -> {
                         snapshot = snapshot != null ? snapshot : new Cow(d.name());
-                        add(snapshot, f[3], SNAPSHOT_STATES, "valid");
+                        add(snapshot, status, SNAPSHOT_STATES, "valid");
                     }
                     case "snapshot-merge" -> {
                         merge = merge != null ? merge : new Cow(d.name());
-                        add(merge, f[3], MERGE_STATES, "merging");
+                        add(merge, status, MERGE_STATES, "merging");
                     }
                     default -> { }
                 }
@@ -111,42 +112,21 @@ final class CowStatusCollector implements MultiCollector {
         return out.build();
     }
 
-    /** Folds one status string into {@code cow}; {@code numbers} is the state usage numbers mean. */
-    private static void add(Cow cow, String status, List<String> states, String numbers) {
-        String state;
-        switch (status) {
-            case "Invalid" -> state = "invalid";
-            case "Overflow" -> state = "overflow";
-            case "Merge failed" -> state = "failed";
-            default -> {
-                long[] usage = parseUsage(status);
-                if (usage == null) {
-                    log.debug("{}: unrecognised status '{}'", cow.device, status);
-                    return;
-                }
-                cow.allocatedSectors += usage[0];
-                cow.totalSectors += usage[1];
-                cow.metadataSectors += usage[2];
+    /** Folds one status into {@code cow}; {@code numbers} is the state usage numbers mean. */
+    private static void add(Cow cow, SnapshotStatus status, List<String> states, String numbers) {
+        String state = switch (status) {
+            case SnapshotStatus.Invalid i -> "invalid";
+            case SnapshotStatus.Overflow o -> "overflow";
+            case SnapshotStatus.MergeFailed m -> "failed";
+            case SnapshotStatus.Usage usage -> {
+                cow.allocatedSectors += usage.allocatedSectors();
+                cow.totalSectors += usage.totalSectors();
+                cow.metadataSectors += usage.metadataSectors();
                 cow.hasUsage = true;
-                state = numbers;
+                yield numbers;
             }
-        }
+        };
         cow.state = Math.max(cow.state, states.indexOf(state));
-    }
-
-    /** {@code <allocated>/<total> <metadata>}, or null. */
-    static long[] parseUsage(String status) {
-        int slash = status.indexOf('/');
-        int space = status.indexOf(' ');
-        if (slash <= 0 || space < slash + 2 || space == status.length() - 1) {
-            return null;
-        }
-        try {
-            return new long[] {Long.parseLong(status, 0, slash, 10), Long.parseLong(status, slash + 1, space, 10),
-                Long.parseLong(status, space + 1, status.length(), 10)};
-        } catch (NumberFormatException e) {
-            return null;
-        }
     }
 
     private static void usage(MetricSnapshots.Builder out, String prefix, List<Cow> cows) {

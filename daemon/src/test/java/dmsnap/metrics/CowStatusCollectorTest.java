@@ -6,27 +6,27 @@ import dmsnap.net.ListenAddress;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
-import dmsnap.target.StatusType;
+import dmsnap.target.SnapshotStatus;
 import dmsnap.target.Target;
 import dmsnap.target.TargetContext;
+import dmsnap.target.TargetStatus;
 import dmsnap.target.TargetType;
 import dmsnap.target.TargetTypes;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
 
 /**
- * COW metrics come from status lines, whatever builds the target: stand-in {@code snapshot} and
- * {@code snapshot-merge} targets print the status strings of spec 6.1 and 9.5 (the real merge
+ * COW metrics come from target status, whatever builds the target: stand-in {@code snapshot}
+ * and {@code snapshot-merge} targets report the statuses of spec 6.1 and 9.5 (the real merge
  * target is built elsewhere), scraped over HTTP.
  */
 class CowStatusCollectorTest {
     /** What each stand-in target's INFO status says, by its one argument. */
-    private static final Map<String, String> STATUS = new ConcurrentHashMap<>();
+    private static final Map<String, TargetStatus> STATUS = new ConcurrentHashMap<>();
 
     private static TargetType standIn(String name) {
         return new TargetType() {
@@ -54,8 +54,13 @@ class CowStatusCollectorTest {
                     }
 
                     @Override
-                    public String status(StatusType type) {
-                        return type == StatusType.INFO ? STATUS.get(key) : key;
+                    public TargetStatus status() {
+                        return STATUS.get(key);
+                    }
+
+                    @Override
+                    public List<String> tableArgs() {
+                        return List.of(key);
                     }
 
                     @Override
@@ -74,10 +79,10 @@ class CowStatusCollectorTest {
         DeviceManager dm = new DeviceManager(types, new BackingDevices());
         try (ChunkCopier copier = new ChunkCopier(1, 4096); DaemonMetrics metrics = new DaemonMetrics(copier)) {
             int port = metrics.serve(new ListenAddress("127.0.0.1", 0), dm);
-            STATUS.put("m", "40/8192 16");
-            STATUS.put("s", "Overflow");
-            STATUS.put("two-a", "24/100 16");
-            STATUS.put("two-b", "Invalid");
+            STATUS.put("m", new SnapshotStatus.Usage(40, 8192, 16));
+            STATUS.put("s", new SnapshotStatus.Overflow());
+            STATUS.put("two-a", new SnapshotStatus.Usage(24, 100, 16));
+            STATUS.put("two-b", new SnapshotStatus.Invalid());
             dm.create("merging", null, TableParser.parse("0 100 snapshot-merge m"));
             dm.create("full", null, TableParser.parse("0 100 snapshot s"));
             dm.create("two", null, TableParser.parse("0 100 snapshot two-a\n100 100 snapshot two-b\n"));
@@ -102,30 +107,20 @@ class CowStatusCollectorTest {
             assertFalse(s.text().contains("snapshot_state{device=\"merging\""), "a merge is not a snapshot");
             assertFalse(s.text().contains("state{device=\"plain\""), "no COW, no COW metrics");
 
-            STATUS.put("m", "16/8192 16");
+            STATUS.put("m", new SnapshotStatus.Usage(16, 8192, 16));
             Scrape done = Scrape.of(port);
             done.expect("dmsnap_merge_remaining_sectors{device=\"merging\"}", 0);
-            STATUS.put("m", "Merge failed");
+            STATUS.put("m", new SnapshotStatus.MergeFailed());
             Scrape failed = Scrape.of(port);
             failed.expect("dmsnap_merge_state{device=\"merging\",state=\"failed\"}", 1);
             failed.expect("dmsnap_merge_state{device=\"merging\",state=\"merging\"}", 0);
             assertFalse(failed.series().containsKey("dmsnap_merge_remaining_sectors{device=\"merging\"}"));
-            STATUS.put("m", "Invalid");
+            STATUS.put("m", new SnapshotStatus.Invalid());
             Scrape.of(port).expect("dmsnap_merge_state{device=\"merging\",state=\"invalid\"}", 1);
         } finally {
             for (var d : dm.list()) {
                 dm.remove(d.name(), true);
             }
         }
-    }
-
-    @Test
-    void usageNumbersParseOnlyInTheStatusFormat() {
-        assertArrayEquals(new long[] {16, 8192, 16}, CowStatusCollector.parseUsage("16/8192 16"));
-        assertNull(CowStatusCollector.parseUsage("Unknown"));
-        assertNull(CowStatusCollector.parseUsage("16/8192"));
-        assertNull(CowStatusCollector.parseUsage("16/ 16"));
-        assertNull(CowStatusCollector.parseUsage("a/b c"));
-        assertNull(CowStatusCollector.parseUsage("16/8192 "));
     }
 }

@@ -4,6 +4,7 @@ import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.IoRequest;
+import dmsnap.target.StatusText;
 import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
@@ -460,22 +461,63 @@ public final class MappedDevice {
 
     /**
      * {@code dmsetup status} or {@code dmsetup table} lines of the live (or inactive) table:
-     * {@code <start> <length> <type> <status>}, with the space before an empty status kept.
+     * {@code <start> <length> <type> <status>}, with the space before an empty status kept,
+     * rendered by {@link StatusText} from {@link #status} or {@link #printedTable}.
      */
     public List<String> statusLines(StatusType type, boolean inactiveTable) throws IOException {
+        if (type == StatusType.INFO) {
+            return status(inactiveTable).stream()
+                    .map(l -> StatusText.infoLine(l.startSector(), l.lengthSectors(), l.targetType(), l.status()))
+                    .toList();
+        }
+        return printedTable(inactiveTable).lines().stream().map(StatusText::tableLine).toList();
+    }
+
+    /**
+     * The status of each line of the live (or inactive) table, in table order (empty without a
+     * table). Taken under the control lock, as {@code dmsetup status}: the table is not destroyed
+     * meanwhile.
+     *
+     * @throws IOException a target's state could not be read (a snapshot's COW size)
+     */
+    public List<StatusLine> status(boolean inactiveTable) throws IOException {
         control.lock();
         try {
             LiveTable t = inactiveTable ? inactive : live;
-            List<String> lines = new ArrayList<>();
+            List<StatusLine> lines = new ArrayList<>();
             if (t == null) {
                 return lines;
             }
             for (int i = 0; i < t.targets().size(); i++) {
                 TableLine line = t.table().lines().get(i);
-                lines.add(line.startSector() + " " + line.lengthSectors() + " " + line.targetType() + " "
-                        + t.targets().get(i).status(type));
+                lines.add(new StatusLine(line.startSector(), line.lengthSectors(), line.targetType(),
+                        t.targets().get(i).status()));
             }
             return lines;
+        } finally {
+            control.unlock();
+        }
+    }
+
+    /**
+     * The live (or inactive) table as {@code dmsetup table} prints it: each line's arguments as
+     * its target prints them ({@link Target#tableArgs}: canonical device names, effective chunk
+     * size), not as they were loaded. Empty without a table.
+     */
+    public Table printedTable(boolean inactiveTable) {
+        control.lock();
+        try {
+            LiveTable t = inactiveTable ? inactive : live;
+            List<TableLine> lines = new ArrayList<>();
+            if (t == null) {
+                return new Table(lines);
+            }
+            for (int i = 0; i < t.targets().size(); i++) {
+                TableLine line = t.table().lines().get(i);
+                lines.add(new TableLine(line.startSector(), line.lengthSectors(), line.targetType(),
+                        t.targets().get(i).tableArgs()));
+            }
+            return new Table(lines);
         } finally {
             control.unlock();
         }

@@ -5,12 +5,13 @@ import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
-import dmsnap.target.StatusType;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
 import dmsnap.target.TargetContext;
+import dmsnap.target.TargetStatus;
 import dmsnap.target.TargetType;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * {@code snapshot-origin <origin>} (spec 1.1, 5.1): reads pass through; a write is split at the
@@ -85,9 +86,16 @@ public final class OriginTarget implements Target {
         return origin.device().logicalBlockBytes();
     }
 
+    /** Spec 6.3: nothing. */
     @Override
-    public String status(StatusType type) {
-        return type == StatusType.TABLE ? origin.canonicalName() : "";
+    public TargetStatus status() {
+        return TargetStatus.EMPTY;
+    }
+
+    /** Spec 6.3: {@code <origin>}, by its canonical name. */
+    @Override
+    public List<String> tableArgs() {
+        return List.of(origin.canonicalName());
     }
 
     @Override

@@ -4,12 +4,14 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
 import dmsnap.store.PendingRemap;
+import dmsnap.store.StoreUsage;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
+import dmsnap.target.SnapshotStatus;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
@@ -874,21 +876,25 @@ public final class Snapshot {
 
     // ---- status ----------------------------------------------------------------------------------
 
-    String infoStatus() throws IOException {
+    /** Spec 6.1: Invalid, then Merge failed, then Overflow, else the store's usage. */
+    SnapshotStatus status() throws IOException {
         if (!valid) {
-            return "Invalid";
+            return new SnapshotStatus.Invalid();
         }
         if (mergeFailed) {
-            return "Merge failed";
+            return new SnapshotStatus.MergeFailed();
         }
         if (overflowed) {
-            return "Overflow";
+            return new SnapshotStatus.Overflow();
         }
-        return store.usage().statusString();
+        StoreUsage usage = store.usage();
+        return new SnapshotStatus.Usage(usage.allocatedSectors(), usage.totalSectors(), usage.metadataSectors());
     }
 
-    String tableStatus() {
-        return origin.canonicalName() + " " + cow.canonicalName() + " " + store.tableArgs();
+    /** Spec 6.2 without the features: origin, COW, store type and effective chunk size. */
+    List<String> tableArgs() {
+        return List.of(origin.canonicalName(), cow.canonicalName(), store.typeArgument(),
+                Long.toString(store.chunkSize().sectors()));
     }
 
     /** Releases the table and store (after waiting for pending exceptions) and the devices. */

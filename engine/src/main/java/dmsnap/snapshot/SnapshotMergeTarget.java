@@ -3,12 +3,13 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.IoRequest;
-import dmsnap.target.StatusType;
+import dmsnap.target.SnapshotStatus;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
 import dmsnap.target.TargetContext;
 import dmsnap.target.TargetType;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * {@code snapshot-merge <origin> <cow> <P|PO> <chunk> [<#features> <feature>...]} (spec 1.4,
@@ -88,10 +89,20 @@ public final class SnapshotMergeTarget implements Target {
         return maxIoSectors;
     }
 
-    /** Same strings as {@code snapshot} (spec 6.1, 6.2), with {@code Merge failed} after {@code Invalid}. */
+    /**
+     * As {@code snapshot} (spec 6.1), with {@link SnapshotStatus.MergeFailed} after
+     * {@link SnapshotStatus.Invalid}; the usage is the merge's progress (it shrinks to the
+     * metadata sectors as chunks merge), which lvm2 polls.
+     */
     @Override
-    public String status(StatusType type) throws IOException {
-        return SnapshotTarget.status(snapshot, type, discardZeroesCow, discardPassdownOrigin);
+    public SnapshotStatus status() throws IOException {
+        return snapshot.status();
+    }
+
+    /** As {@code snapshot} (spec 6.2). */
+    @Override
+    public List<String> tableArgs() {
+        return SnapshotTarget.tableArgs(snapshot, discardZeroesCow, discardPassdownOrigin);
     }
 
     @Override

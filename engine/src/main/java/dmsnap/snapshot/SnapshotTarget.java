@@ -7,12 +7,14 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
-import dmsnap.target.StatusType;
+import dmsnap.target.SnapshotStatus;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
 import dmsnap.target.TargetContext;
 import dmsnap.target.TargetType;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -229,23 +231,24 @@ public final class SnapshotTarget implements Target {
     }
 
     @Override
-    public String status(StatusType type) throws IOException {
-        return status(snapshot, type, discardZeroesCow, discardPassdownOrigin);
+    public SnapshotStatus status() throws IOException {
+        return snapshot.status();
     }
 
-    /** Status of {@code snapshot} and {@code snapshot-merge} (spec 6.1, 6.2): features in the kernel's order. */
-    static String status(Snapshot snapshot, StatusType type, boolean discardZeroesCow, boolean discardPassdownOrigin)
-            throws IOException {
-        if (type == StatusType.INFO) {
-            return snapshot.infoStatus();
-        }
-        String table = snapshot.tableStatus();
+    @Override
+    public List<String> tableArgs() {
+        return tableArgs(snapshot, discardZeroesCow, discardPassdownOrigin);
+    }
+
+    /** Table status of {@code snapshot} and {@code snapshot-merge} (spec 6.2): features in the kernel's order. */
+    static List<String> tableArgs(Snapshot snapshot, boolean discardZeroesCow, boolean discardPassdownOrigin) {
+        List<String> args = new ArrayList<>(snapshot.tableArgs());
         if (discardZeroesCow && discardPassdownOrigin) {
-            table += " 2 discard_zeroes_cow discard_passdown_origin";
+            args.addAll(List.of("2", "discard_zeroes_cow", "discard_passdown_origin"));
         } else if (discardZeroesCow) {
-            table += " 1 discard_zeroes_cow";
+            args.addAll(List.of("1", "discard_zeroes_cow"));
         }
-        return table;
+        return args;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dmsnap.target;
 
 import java.io.IOException;
+import java.util.List;
 
 /** {@code error}: every I/O fails with EIO ({@code dm-target.c} io_err); arguments are ignored. */
 public final class ErrorTarget implements Target {
@@ -42,8 +43,14 @@ public final class ErrorTarget implements Target {
     }
 
     @Override
-    public String status(StatusType type) {
-        return "";
+    public TargetStatus status() {
+        return TargetStatus.EMPTY;
+    }
+
+    /** The kernel's error target prints no arguments, whatever the table said. */
+    @Override
+    public List<String> tableArgs() {
+        return List.of();
     }
 
     @Override

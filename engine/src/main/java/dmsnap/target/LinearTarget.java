@@ -3,6 +3,7 @@ package dmsnap.target;
 import dmsnap.store.device.Device;
 import dmsnap.table.TableLoadException;
 import java.io.IOException;
+import java.util.List;
 
 /** {@code linear <dev> <offset>}: sector s maps to sector {@code offset + s} of dev ({@code dm-linear.c}). */
 public final class LinearTarget implements Target {
@@ -84,8 +85,14 @@ public final class LinearTarget implements Target {
     }
 
     @Override
-    public String status(StatusType type) {
-        return type == StatusType.TABLE ? handle.canonicalName() + " " + offsetSectors : "";
+    public TargetStatus status() {
+        return TargetStatus.EMPTY;
+    }
+
+    /** {@code <dev> <offset>}, the device by its canonical name, as dm-linear prints it. */
+    @Override
+    public List<String> tableArgs() {
+        return List.of(handle.canonicalName(), Long.toString(offsetSectors));
     }
 
     @Override

@@ -2,6 +2,7 @@ package dmsnap.target;
 
 import dmsnap.table.TableLoadException;
 import java.io.IOException;
+import java.util.List;
 
 /**
  * One constructed table line. Built at table load (the constructor validates and opens but
@@ -44,8 +45,20 @@ public interface Target extends AutoCloseable {
         return 512;
     }
 
-    /** Status text after the {@code <start> <length> <type>} prefix; may be empty. */
-    String status(StatusType type) throws IOException;
+    /**
+     * The status {@code dmsetup status} prints (INFO), as a value; {@link StatusText} renders it.
+     * Called under the device's control lock, so the table is not destroyed meanwhile.
+     *
+     * @throws IOException the state could not be read (the COW's size, for a snapshot)
+     */
+    TargetStatus status() throws IOException;
+
+    /**
+     * The arguments {@code dmsetup table} prints for this line (TABLE): the constructor's, with
+     * devices by their canonical names and effective values (a snapshot's chunk size from its
+     * COW). Empty for a target that prints none. Called under the device's control lock.
+     */
+    List<String> tableArgs();
 
     default void presuspend() {
     }

@@ -1,5 +1,7 @@
 package dmsnap.target;
 
+import java.util.List;
+
 /** {@code zero}: reads return zeroes, writes are accepted and dropped ({@code dm-zero.c}). */
 public final class ZeroTarget implements Target {
     public static final TargetType TYPE = new TargetType() {
@@ -40,8 +42,13 @@ public final class ZeroTarget implements Target {
     }
 
     @Override
-    public String status(StatusType type) {
-        return "";
+    public TargetStatus status() {
+        return TargetStatus.EMPTY;
+    }
+
+    @Override
+    public List<String> tableArgs() {
+        return List.of();
     }
 
     @Override

@@ -1,7 +1,9 @@
 /**
  * Targets ({@code struct target_type} of {@code device-mapper.h}): the constructor from table
  * arguments with the kernel's checks and sentences ({@link dmsnap.target.TargetArgs}), the map
- * function, status in both forms, and the suspend/resume hooks. Registry by name:
+ * function, status in both forms (INFO as {@link dmsnap.target.TargetStatus} values, TABLE as the
+ * arguments a target prints; {@link dmsnap.target.StatusText} alone renders them as dmsetup text),
+ * and the suspend/resume hooks. Registry by name:
  * {@link dmsnap.target.TargetTypes}. Simple targets here ({@code linear}, {@code zero},
  * {@code error}); the snapshot targets live in dmsnap.snapshot.
  *

@@ -7,6 +7,9 @@ import dmsnap.store.testing.FaultyDevice;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
+import dmsnap.target.SnapshotStatus;
+import dmsnap.target.StatusText;
+import dmsnap.target.TargetStatus;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -222,6 +225,13 @@ class SnapshotMergeTest {
                 assertTrue(merger.isRunning(), "the merge is under way, parked at the gate");
                 stopWhileParked(merger, m.gate(), () -> e.dm.get("origin").suspend());
                 String stopped = e.status("origin", false);
+                // The merge's progress as values: allocated shrinks towards the metadata sectors.
+                SnapshotStatus.Usage progress = usage(e);
+                assertEquals(stopped, "0 16384 snapshot-merge " + StatusText.info(progress));
+                assertEquals(8192, progress.totalSectors());
+                assertEquals(16, progress.metadataSectors());
+                assertTrue(progress.allocatedSectors() > 16 && progress.allocatedSectors() <= 816 - 8 * 5, stopped);
+                assertEquals(0, progress.dataSectors() % 8, "whole chunks left");
                 long steps = merger.steps();
                 // The loop has ended (isRunning is cleared last): nothing can change the status until a resume.
                 assertFalse(merger.isRunning(), "no merge while suspended");
@@ -536,17 +546,25 @@ class SnapshotMergeTest {
         }
     }
 
+    /** The merging device's status, usage numbers expected. */
+    private static SnapshotStatus.Usage usage(SnapshotEngine e) throws Exception {
+        TargetStatus s = e.dm.get("origin").status(false).getFirst().status();
+        if (s instanceof SnapshotStatus.Usage u) {
+            return u;
+        }
+        throw new AssertionError("no usage numbers: " + StatusText.info(s));
+    }
+
     /** Waits until the merging device's allocated sectors drop to {@code sectors} or fewer. */
     private static void awaitAtMost(SnapshotEngine e, long sectors) throws Exception {
         long deadline = System.nanoTime() + WAIT_NANOS;
         while (true) {
-            String s = e.status("origin", false);
-            String[] w = s.split(" ");
-            if (w[3].contains("/") && Long.parseLong(w[3].substring(0, w[3].indexOf('/'))) <= sectors) {
+            TargetStatus s = e.dm.get("origin").status(false).getFirst().status();
+            if (s instanceof SnapshotStatus.Usage u && u.allocatedSectors() <= sectors) {
                 return;
             }
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("the merge did not get down to " + sectors + " sectors: " + s);
+                throw new AssertionError("the merge did not get down to " + sectors + " sectors: " + StatusText.info(s));
             }
             Thread.sleep(1);
         }

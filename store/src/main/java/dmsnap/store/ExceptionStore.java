@@ -111,9 +111,14 @@ public sealed interface ExceptionStore extends AutoCloseable
     /** Set from the table that owns the store (a handover passes the store to a table with its own flag). */
     void setOverflowSupported(boolean supported);
 
+    /** {@code P}, {@code PO} or {@code N}: the store type argument table status prints. */
+    default String typeArgument() {
+        return typeLetter() + (overflowSupported() ? "O" : "");
+    }
+
     /** {@code P 8}, {@code PO 16}, {@code N 8}: the store part of table status. */
     default String tableArgs() {
-        return typeLetter() + (overflowSupported() ? "O" : "") + " " + chunkSize();
+        return typeArgument() + " " + chunkSize();
     }
 
     /** Releases memory and mappings; writes nothing. Idempotent. */

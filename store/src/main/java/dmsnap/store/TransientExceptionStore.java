@@ -132,10 +132,10 @@ public final class TransientExceptionStore implements ExceptionStore {
         overflowSupported = supported;
     }
 
-    /** Always {@code N <chunk>}: the kernel prints no overflow flag for a transient store. */
+    /** Always {@code N}: the kernel prints no overflow flag for a transient store. */
     @Override
-    public String tableArgs() {
-        return "N " + chunkSize;
+    public String typeArgument() {
+        return "N";
     }
 
     @Override
