@@ -35,7 +35,6 @@ final class LibC {
     /** {@code int ftruncate(int fd, off_t length)}: not among the generated functions, so spelled here. */
     static final MethodHandle FTRUNCATE = link("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
     static final MethodHandle FLOCK = link("flock", Linux.flock$descriptor(), ERRNO);
-    static final MethodHandle FSTAT = link("fstat", Linux.fstat$descriptor(), ERRNO);
     static final MethodHandle STATX = link("statx", Linux.statx$descriptor(), ERRNO);
     /** {@code int ioctl(int fd, unsigned long request, ... void *arg)}: every ioctl dmsnap uses takes a pointer. */
     static final MethodHandle IOCTL_PTR = link("ioctl",

@@ -1604,67 +1604,6 @@ public class Linux extends Linux$shared {
         }
     }
 
-    private static class fstat {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Linux.C_INT,
-            Linux.C_INT,
-            Linux.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("fstat");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static FunctionDescriptor fstat$descriptor() {
-        return fstat.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static MethodHandle fstat$handle() {
-        return fstat.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static MemorySegment fstat$address() {
-        return fstat.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static int fstat(int __fd, MemorySegment __buf) {
-        var mh$ = fstat.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("fstat", __fd, __buf);
-            }
-            return (int)mh$.invokeExact(__fd, __buf);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
     private static class statx {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Linux.C_INT,
