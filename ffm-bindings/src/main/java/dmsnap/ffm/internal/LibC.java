@@ -16,7 +16,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * linked with {@code captureCallState("errno")}: the generated bindings do not capture errno,
  * and reading it after the call is unreliable. Descriptors come from the generated bindings
  * except for the variadic {@code open} and {@code ioctl}, whose variadic argument is spelled
- * here, and {@code ftruncate}, which the generated set lacks.
+ * here.
  */
 final class LibC {
     private static final Linker LINKER = Linker.nativeLinker();
@@ -32,10 +32,8 @@ final class LibC {
     static final MethodHandle FSYNC = link("fsync", Linux.fsync$descriptor(), ERRNO);
     static final MethodHandle FDATASYNC = link("fdatasync", Linux.fdatasync$descriptor(), ERRNO);
     static final MethodHandle FALLOCATE = link("fallocate", Linux.fallocate$descriptor(), ERRNO);
-    /** {@code int ftruncate(int fd, off_t length)}: not among the generated functions, so spelled here. */
-    static final MethodHandle FTRUNCATE = link("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
+    static final MethodHandle FTRUNCATE = link("ftruncate", Linux.ftruncate$descriptor(), ERRNO);
     static final MethodHandle FLOCK = link("flock", Linux.flock$descriptor(), ERRNO);
-    static final MethodHandle FSTAT = link("fstat", Linux.fstat$descriptor(), ERRNO);
     static final MethodHandle STATX = link("statx", Linux.statx$descriptor(), ERRNO);
     /** {@code int ioctl(int fd, unsigned long request, ... void *arg)}: every ioctl dmsnap uses takes a pointer. */
     static final MethodHandle IOCTL_PTR = link("ioctl",

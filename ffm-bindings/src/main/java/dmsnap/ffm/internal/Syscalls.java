@@ -102,14 +102,6 @@ public final class Syscalls {
         }
     }
 
-    public static int fstat(MemorySegment capture, int fd, MemorySegment stat) {
-        try {
-            return (int) LibC.FSTAT.invokeExact(capture, fd, stat);
-        } catch (Throwable t) {
-            throw bindingBug("fstat", t);
-        }
-    }
-
     public static int statx(MemorySegment capture, int dirfd, MemorySegment path, int flags, int mask,
                             MemorySegment statx) {
         try {

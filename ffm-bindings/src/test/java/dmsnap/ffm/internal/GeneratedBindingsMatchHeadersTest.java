@@ -1,10 +1,8 @@
 package dmsnap.ffm.internal;
 
 import dmsnap.jextract.linux.Linux;
-import dmsnap.jextract.linux.stat;
 import dmsnap.jextract.linux.statx;
 import dmsnap.jextract.linux.statx_timestamp;
-import dmsnap.jextract.linux.timespec;
 import java.io.IOException;
 import java.lang.foreign.GroupLayout;
 import java.lang.foreign.MemoryLayout;
@@ -35,10 +33,8 @@ class GeneratedBindingsMatchHeadersTest {
     private static final Map<String, GroupLayout> STRUCTS = new LinkedHashMap<>();
 
     static {
-        STRUCTS.put("stat", stat.layout());
         STRUCTS.put("statx", statx.layout());
         STRUCTS.put("statx_timestamp", statx_timestamp.layout());
-        STRUCTS.put("timespec", timespec.layout());
     }
 
     @TempDir

@@ -1160,6 +1160,67 @@ public class Linux extends Linux$shared {
         }
     }
 
+    private static class ftruncate {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Linux.C_INT,
+            Linux.C_INT,
+            Linux.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ftruncate");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern int ftruncate(int __fd, __off_t __length)
+     * }
+     */
+    public static FunctionDescriptor ftruncate$descriptor() {
+        return ftruncate.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern int ftruncate(int __fd, __off_t __length)
+     * }
+     */
+    public static MethodHandle ftruncate$handle() {
+        return ftruncate.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern int ftruncate(int __fd, __off_t __length)
+     * }
+     */
+    public static MemorySegment ftruncate$address() {
+        return ftruncate.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern int ftruncate(int __fd, __off_t __length)
+     * }
+     */
+    public static int ftruncate(int __fd, long __length) {
+        var mh$ = ftruncate.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ftruncate", __fd, __length);
+            }
+            return (int)mh$.invokeExact(__fd, __length);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class fdatasync {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Linux.C_INT,
@@ -1597,67 +1658,6 @@ public class Linux extends Linux$shared {
                 traceDowncall("madvise", __addr, __len, __advice);
             }
             return (int)mh$.invokeExact(__addr, __len, __advice);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class fstat {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Linux.C_INT,
-            Linux.C_INT,
-            Linux.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("fstat");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static FunctionDescriptor fstat$descriptor() {
-        return fstat.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static MethodHandle fstat$handle() {
-        return fstat.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static MemorySegment fstat$address() {
-        return fstat.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * extern int fstat(int __fd, struct stat *__buf)
-     * }
-     */
-    public static int fstat(int __fd, MemorySegment __buf) {
-        var mh$ = fstat.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("fstat", __fd, __buf);
-            }
-            return (int)mh$.invokeExact(__fd, __buf);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
