@@ -2,7 +2,6 @@ package dmsnap.daemon;
 
 import dmsnap.control.ControlResponse;
 import dmsnap.control.MergeService;
-import dmsnap.control.ResponseData.MergeRow;
 import dmsnap.control.ResponseData.MergeStarted;
 import dmsnap.control.ResponseData.MergeStatus;
 import dmsnap.device.DeviceManager;
@@ -18,9 +17,7 @@ import dmsnap.target.Target;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Properties;
 import java.util.TreeMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -46,18 +43,21 @@ import org.slf4j.LoggerFactory;
  * merge, never both (a snapshot record left beside the merge of its COW is dropped at restore:
  * the merge was decided), and a restored merge continues from the COW and is finished by this flow.
  * Merges loaded by hand (dmsetup style) are reported, never finished: that is userspace's job.
+ * {@link MergeRecords} reads and writes the flows' records, {@link MergeReport} says what
+ * {@code snapshot merge --status} shows of each merge.
  *
  * <p>Locks: this object's monitor guards {@link #flows} and {@link #finished}; it is taken before
  * the device manager's and devices' locks.
  */
 public final class MergeFlows implements MergeService {
     private static final Logger log = LoggerFactory.getLogger(MergeFlows.class);
-    private static final String SUFFIX = ".merge";
 
     private final DeviceManager devices;
     private final StateStore state;
+    private final MergeRecords records;
     private final Map<String, Flow> flows = new TreeMap<>();
-    private final Map<String, Finished> finished = new TreeMap<>();
+    /** The merges this daemon finished, by origin: shown until a new merge of the origin starts. */
+    private final Map<String, MergeReport> finished = new TreeMap<>();
 
     /** A merge this flow looks after, by origin device. */
     private static final class Flow {
@@ -73,9 +73,16 @@ public final class MergeFlows implements MergeService {
             this.snapshot = snapshot;
             this.cow = cow;
         }
-    }
 
-    private record Finished(String origin, String snapshot, String table, long totalBytes) {
+        Flow(MergeRecords.Entry e) {
+            this(e.origin(), e.snapshot(), e.cow());
+            this.started = e.started();
+            this.totalBytes = e.totalBytes();
+        }
+
+        MergeRecords.Entry entry() {
+            return new MergeRecords.Entry(origin, snapshot, cow, started, totalBytes);
+        }
     }
 
     /** A step of the sequence failed; the response says which and why. */
@@ -95,17 +102,13 @@ public final class MergeFlows implements MergeService {
     public MergeFlows(DeviceManager devices, StateStore state) {
         this.devices = devices;
         this.state = state;
+        this.records = new MergeRecords(state);
     }
 
     /** Takes up the flows recorded in the state directory (after the devices were restored). */
     public synchronized void restore() throws IOException {
-        if (state == null) {
-            return;
-        }
-        for (Properties p : state.loadAll(SUFFIX)) {
-            Flow f = new Flow(p.getProperty("origin"), p.getProperty("snapshot"), p.getProperty("cow"));
-            f.started = Boolean.parseBoolean(p.getProperty("started", "false"));
-            f.totalBytes = Long.parseLong(p.getProperty("totalBytes", "0"));
+        for (MergeRecords.Entry e : records.loadAll()) {
+            Flow f = new Flow(e);
             flows.put(f.origin, f);
             log.info("{}: taking up the merge of {} ({})", f.origin, f.snapshot, f.started ? "started" : "waiting");
         }
@@ -338,7 +341,7 @@ public final class MergeFlows implements MergeService {
         devices.load(f.origin, next);
         origin.resume(state == null ? DeviceRecorder.NONE : state); // not recorded: not live, the next check retries
         forget(f);
-        finished.put(f.origin, new Finished(f.origin, f.snapshot, next.toString().strip(), f.totalBytes));
+        finished.put(f.origin, MergeReport.finished(f.origin, f.snapshot, f.totalBytes, next.toString().strip()));
         log.info("{}: merge of {} finished; the table is now: {} (the COW {} is no longer used)", f.origin, f.snapshot,
                 next.toString().strip(), f.cow);
     }
@@ -354,85 +357,46 @@ public final class MergeFlows implements MergeService {
 
     @Override
     public synchronized ControlResponse status(String name) {
-        List<String> lines = new ArrayList<>();
-        List<MergeRow> rows = new ArrayList<>();
+        List<MergeReport> reports = new ArrayList<>();
         try {
             for (Flow f : flows.values()) {
                 if (name == null || name.equals(f.origin) || name.equals(f.snapshot)) {
-                    rows.add(row(lines, f));
+                    reports.add(statusOf(f));
                 }
             }
-            for (Finished done : finished.values()) {
-                if ((name == null || name.equals(done.origin()) || name.equals(done.snapshot()))
-                        && !flows.containsKey(done.origin())) {
-                    rows.add(MergeRow.finished(done.origin(), done.snapshot(), done.totalBytes(), done.table()));
-                    lines.add(done.origin() + ": merge of " + done.snapshot() + " finished; " + done.origin() + " is now: "
-                            + done.table());
+            for (MergeReport done : finished.values()) {
+                if (done.concerns(name) && !flows.containsKey(done.row().origin())) {
+                    reports.add(done);
                 }
             }
             for (MappedDevice d : devices.list()) {
                 SnapshotMergeTarget.Progress p = progressOf(d);
                 if (p != null && !flows.containsKey(d.name()) && (name == null || name.equals(d.name()))) {
-                    String st = stateOf(p);
-                    String status = String.join(" ", d.statusLines(StatusType.INFO, false));
-                    rows.add(MergeRow.byHand(d.name(), st, p.remainingChunks() * p.chunkBytes(), status));
-                    lines.add(d.name() + ": " + st + " (a snapshot-merge table loaded by hand: replace it when done), "
-                            + mib(p.remainingChunks() * p.chunkBytes()) + " left, status " + status);
+                    reports.add(MergeReport.byHand(d.name(), p, String.join(" ", d.statusLines(StatusType.INFO, false))));
                 }
             }
         } catch (IOException | RuntimeException e) {
             return new ControlResponse.Failure("merge-status", "EIO", String.valueOf(e.getMessage()));
         }
-        if (rows.isEmpty()) {
+        List<String> lines = new ArrayList<>(reports.stream().map(MergeReport::line).toList());
+        if (reports.isEmpty()) {
             if (name != null) {
                 return new ControlResponse.Failure("merge-status", "ENXIO", "no merge of " + name);
             }
             lines.add("No merges");
         }
-        return ControlResponse.success(lines, new MergeStatus(rows));
+        return ControlResponse.success(lines, new MergeStatus(reports.stream().map(MergeReport::row).toList()));
     }
 
-    private MergeRow row(List<String> lines, Flow f) throws IOException {
+    private MergeReport statusOf(Flow f) throws IOException {
         MappedDevice origin = devices.find(f.origin);
         SnapshotMergeTarget.Progress p = origin == null ? null : progressOf(origin);
         if (p == null) {
-            int users = origin == null ? 0 : origin.info().openCount();
-            lines.add(f.origin + ": merge of " + f.snapshot + " waits for the next activation of " + f.origin
-                    + (origin == null ? " (not active)" : " (open by " + users + ")"));
-            return MergeRow.waiting(f.origin, f.snapshot, f.cow, users);
+            return MergeReport.waiting(f.origin, f.snapshot, f.cow, origin != null,
+                    origin == null ? 0 : origin.info().openCount());
         }
-        long remaining = p.remainingChunks() * p.chunkBytes();
-        long total = Math.max(f.totalBytes, remaining);
-        double percent = total == 0 ? 100.0 : 100.0 * (total - remaining) / total;
-        String st = stateOf(p);
-        String status = String.join(" ", origin.statusLines(StatusType.INFO, false));
-        String what = switch (st) {
-            case "failed" -> "failed (Merge failed; the daemon log has the error): reactivate " + f.origin + " to retry";
-            case "invalid" -> "impossible: the snapshot is invalid";
-            case "complete" -> "complete, the table is being replaced";
-            default -> st;
-        };
-        lines.add(String.format(Locale.ROOT, "%s: merging %s: %s, %.1f%% (%s of %s), status %s", f.origin, f.snapshot,
-                what, percent, mib(total - remaining), mib(total), status));
-        return MergeRow.running(f.origin, f.snapshot, f.cow, st, Math.round(percent * 10) / 10.0, total - remaining,
-                total, remaining, status);
-    }
-
-    private static String stateOf(SnapshotMergeTarget.Progress p) {
-        if (!p.valid()) {
-            return "invalid";
-        }
-        if (p.complete()) {
-            return "complete";
-        }
-        if (p.failed() && !p.running()) {
-            return "failed";
-        }
-        return p.running() ? "merging" : "stopped";
-    }
-
-    private static String mib(long bytes) {
-        return String.format(Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
+        return MergeReport.running(f.origin, f.snapshot, f.cow, f.totalBytes, p,
+                String.join(" ", origin.statusLines(StatusType.INFO, false)));
     }
 
     // ---- helpers ---------------------------------------------------------------------------------
@@ -477,22 +441,11 @@ public final class MergeFlows implements MergeService {
     }
 
     private void persist(Flow f) throws IOException {
-        if (state == null) {
-            return;
-        }
-        Properties p = new Properties();
-        p.setProperty("origin", f.origin);
-        p.setProperty("snapshot", f.snapshot);
-        p.setProperty("cow", f.cow);
-        p.setProperty("started", Boolean.toString(f.started));
-        p.setProperty("totalBytes", Long.toString(f.totalBytes));
-        state.writeAtomically(f.origin + SUFFIX, p, "dmsnap merge of " + f.snapshot + " into " + f.origin);
+        records.write(f.entry());
     }
 
     private void forget(Flow f) throws IOException {
         flows.remove(f.origin);
-        if (state != null) {
-            state.delete(f.origin + SUFFIX);
-        }
+        records.delete(f.origin);
     }
 }
