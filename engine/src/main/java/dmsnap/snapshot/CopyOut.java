@@ -103,7 +103,7 @@ final class CopyOut {
      */
     private List<CompletableFuture<Boolean>> start(long sector, List<Planned> copies) {
         List<CompletableFuture<Boolean>> waits = new ArrayList<>();
-        Map<Long, List<Snapshot.Copy>> copiesByChunkSize = new TreeMap<>();
+        Map<Long, List<SnapshotIo.Copy>> copiesByChunkSize = new TreeMap<>();
         for (Snapshot s : registry.snapshotsOf(origin.identity())) {
             long chunkSectors = s.chunkSectors();
             if (chunkSectors == 0 || sector >= s.lengthSectors()) {
@@ -111,8 +111,8 @@ final class CopyOut {
             }
             switch (s.need(sector / chunkSectors)) {
                 case null -> { }
-                case Snapshot.Wait w -> waits.add(w.done());
-                case Snapshot.Copy c -> {
+                case SnapshotIo.Wait w -> waits.add(w.done());
+                case SnapshotIo.Copy c -> {
                     copiesByChunkSize.computeIfAbsent(chunkSectors, k -> new ArrayList<>()).add(c);
                     waits.add(c.done());
                 }
@@ -147,9 +147,9 @@ final class CopyOut {
     private final class Planned {
         private final long chunk;
         private final long chunkSectors;
-        private final List<Snapshot.Copy> needs;
+        private final List<SnapshotIo.Copy> needs;
 
-        Planned(long chunk, long chunkSectors, List<Snapshot.Copy> needs) {
+        Planned(long chunk, long chunkSectors, List<SnapshotIo.Copy> needs) {
             this.chunk = chunk;
             this.chunkSectors = chunkSectors;
             this.needs = needs;
@@ -158,8 +158,8 @@ final class CopyOut {
         /** Copies on the copier's threads, or on this one when {@code here} (then done on return). */
         void start(boolean here) {
             long start = chunk * chunkSectors << 9;
-            long length = needs.getFirst().snapshot().copyLength(chunk);
-            CopyOp op = new CopyOp(origin.device(), start, length, needs.stream().map(Snapshot.Copy::destination).toList());
+            long length = needs.getFirst().copyLength(chunk);
+            CopyOp op = new CopyOp(origin.device(), start, length, needs.stream().map(SnapshotIo.Copy::destination).toList());
             (here ? copier.copyHere(op) : copier.copy(op)).whenComplete((result, failure) -> {
                 for (int i = 0; i < needs.size(); i++) {
                     needs.get(i).copied(result, failure, i);

@@ -232,14 +232,14 @@ final class Merger {
     /** A step from its chunks' marking on: its run, where its copy goes, and the copy once started. */
     private final class Step {
         final MergeRun run;
-        final Snapshot.MergeStep chunks;
+        final MergeSteps.MergeStep chunks;
         final long from;
         final long to;
         final long lengthBytes;
         /** The copy once started; null while not, or when the run lies past the end of the origin. */
         CompletableFuture<CopyResult> copy;
 
-        Step(MergeRun run, Snapshot.MergeStep chunks, long from, long to, long lengthBytes) {
+        Step(MergeRun run, MergeSteps.MergeStep chunks, long from, long to, long lengthBytes) {
             this.run = run;
             this.chunks = chunks;
             this.from = from;
@@ -289,7 +289,7 @@ final class Merger {
         long startSector = chunkSize.firstSector(run.firstOld());
         long runSectors = run.count() * chunkSize.sectors();
         protectOtherSnapshots(startSector, runSectors);
-        Snapshot.MergeStep chunks = snapshot.beginMergeStep(run.firstOld(), run.count());
+        MergeSteps.MergeStep chunks = snapshot.beginMergeStep(run.firstOld(), run.count());
         snapshot.awaitTrackedWrites(chunks);
         long lengthBytes = Math.max(0, Math.min(runSectors, snapshot.originHandle().device().sizeSectors() - startSector) << 9);
         return new Step(run, chunks, run.firstNew() * chunkSize.bytes(), startSector << 9, lengthBytes);

@@ -6,8 +6,10 @@
  * and copy-out through the chunk copier with pending exceptions ({@link dmsnap.snapshot.CopyOut}).
  *
  * <p>Lock order: {@link dmsnap.snapshot.Registry} (read for origin writes, write for
- * registration and handover), then a {@link dmsnap.snapshot.Snapshot}'s monitor. Waiting for a
- * copy never happens while holding either. A resume that must pause the origin's merge stops
+ * registration and handover), then a snapshot's lock (its {@code SnapshotState}'s monitor), then
+ * the monitor of its tracked reads or writes ({@code InFlightChunks}). Waiting for a copy, or for
+ * tracked I/O to drain (which parks on the tracked chunks' monitor), never happens while holding
+ * the registry's or the snapshot's lock. A resume that must pause the origin's merge stops
  * the {@link dmsnap.snapshot.Merger} (waiting for its step) before it takes the origin's I/O lock
  * exclusively; the merge step takes that lock only shared, like an origin write.
  */

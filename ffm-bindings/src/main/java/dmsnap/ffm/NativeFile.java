@@ -11,7 +11,6 @@ import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -31,7 +30,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class NativeFile implements AutoCloseable {
     private static final int CREATE_MODE = 0644;
-    private static final int CLOSED = Integer.MIN_VALUE;
     private static final int DEFAULT_DIRECT_ALIGNMENT = 4096;
 
     private final Path path;
@@ -40,13 +38,14 @@ public final class NativeFile implements AutoCloseable {
     private final FileType type;
     private final int memAlign;
     private final int offsetAlign;
-    /** Calls in progress; {@link #CLOSED} (negative) once close() has begun. */
-    private final AtomicInteger users = new AtomicInteger();
+    /** Calls in progress; close() parks until they have returned. */
+    private final InFlight inFlight;
 
     private NativeFile(Path path, Set<OpenFlag> flags, int fd) throws ErrnoException {
         this.path = path;
         this.flags = flags;
         this.fd = fd;
+        this.inFlight = new InFlight(path.toString());
         FileStat stat = statFd();
         this.type = stat.type();
         if (flags.contains(OpenFlag.DIRECT)) {
@@ -463,15 +462,8 @@ public final class NativeFile implements AutoCloseable {
      */
     @Override
     public void close() throws ErrnoException {
-        int current;
-        do {
-            current = users.get();
-            if (current < 0) {
-                return; // closed or closing already
-            }
-        } while (!users.compareAndSet(current, current + CLOSED));
-        while (users.get() != CLOSED) {
-            Thread.onSpinWait();
+        if (!inFlight.close()) {
+            return; // closed or closing already
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = Syscalls.allocateCapture(arena);
@@ -483,7 +475,7 @@ public final class NativeFile implements AutoCloseable {
     }
 
     public boolean isOpen() {
-        return users.get() >= 0;
+        return inFlight.isOpen();
     }
 
     @Override
@@ -492,17 +484,11 @@ public final class NativeFile implements AutoCloseable {
     }
 
     private void acquire() {
-        int current;
-        do {
-            current = users.get();
-            if (current < 0) {
-                throw new IllegalStateException(path + " is closed");
-            }
-        } while (!users.compareAndSet(current, current + 1));
+        inFlight.acquire();
     }
 
     private void release() {
-        users.decrementAndGet();
+        inFlight.release();
     }
 
     private void checkTransfer(String call, long offsetBytes, MemorySegment segment) {

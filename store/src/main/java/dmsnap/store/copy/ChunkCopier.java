@@ -1,5 +1,6 @@
 package dmsnap.store.copy;
 
+import dmsnap.ffm.InFlight;
 import dmsnap.ffm.IoMemory;
 import dmsnap.store.device.Device;
 import java.io.IOException;
@@ -39,6 +40,8 @@ public final class ChunkCopier implements AutoCloseable {
     private final ExecutorService pool;
     private final long bufferBytes;
     private final AtomicBoolean closed = new AtomicBoolean();
+    /** Copies running on callers' threads ({@link #copyHere}); close() waits for them before freeing the buffers. */
+    private final InFlight callerCopies = new InFlight("the chunk copier");
     private final LongAdder copies = new LongAdder();
     private final LongAdder readBytes = new LongAdder();
     private final LongAdder writtenBytes = new LongAdder();
@@ -104,14 +107,21 @@ public final class ChunkCopier implements AutoCloseable {
      * is complete when a buffer was free, so what the caller chains onto it runs here too.
      */
     public CompletableFuture<CopyResult> copyHere(CopyOp op) {
-        MemorySegment buffer = closed.get() ? null : callerBuffers.poll();
-        if (buffer == null) {
-            return copy(op);
+        if (!callerCopies.tryAcquire()) {
+            return copy(op); // closing: copy() refuses it
         }
         try {
-            return CompletableFuture.completedFuture(run(op, buffer));
+            MemorySegment buffer = callerBuffers.poll();
+            if (buffer == null) {
+                return copy(op);
+            }
+            try {
+                return CompletableFuture.completedFuture(run(op, buffer));
+            } finally {
+                callerBuffers.add(buffer);
+            }
         } finally {
-            callerBuffers.add(buffer);
+            callerCopies.release();
         }
     }
 
@@ -281,12 +291,8 @@ public final class ChunkCopier implements AutoCloseable {
             return;
         }
         pool.shutdown();
-        while (!pool.awaitTermination(1, java.util.concurrent.TimeUnit.SECONDS)) {
-            Thread.onSpinWait();
-        }
-        while (callerBuffers.remainingCapacity() > 0) { // a copy on a caller's thread still has one
-            Thread.sleep(1);
-        }
+        callerCopies.close(); // parks until every copy on a caller's thread has given its buffer back
+        pool.awaitTermination(Long.MAX_VALUE, java.util.concurrent.TimeUnit.NANOSECONDS); // parks until drained
         memory.close();
     }
 

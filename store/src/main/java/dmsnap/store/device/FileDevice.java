@@ -7,6 +7,7 @@ import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.FileStat;
 import dmsnap.ffm.FileType;
+import dmsnap.ffm.InFlight;
 import dmsnap.ffm.MappedRegion;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;

@@ -1,5 +1,6 @@
 package dmsnap.store.device;
 
+import dmsnap.ffm.InFlight;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;

@@ -247,4 +247,40 @@ class ChunkCopierTest {
         }
         assertThrows(IllegalArgumentException.class, () -> new ChunkCopier(0, 4096));
     }
+
+    /**
+     * close() waits, parked, for a copy running on its caller's thread (which holds a caller
+     * buffer) before it frees the buffers, and wakes when that copy returns.
+     */
+    @Test
+    void closeParksUntilACopyOnACallersThreadReturns() throws Exception {
+        MemoryDevice data = filled("origin", 1 << 20);
+        FaultyDevice origin = new FaultyDevice(data);
+        FaultyDevice.Gate gate = origin.hold(r -> r.op() == FaultyDevice.Op.READ);
+        ChunkCopier copier = new ChunkCopier(1, 4096);
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            java.util.concurrent.atomic.AtomicReference<CopyResult> result = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread caller = Thread.ofPlatform().start(() -> result.set(copier.copyHere(
+                    new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0)))).join()));
+            gate.awaitParked(1);
+            Thread closer = Thread.ofPlatform().name("closer").start(() -> {
+                try {
+                    copier.close();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+            while (closer.getState() != Thread.State.WAITING) {
+                assertTrue(System.nanoTime() < end, "the closer did not park within 60 s: " + closer.getState());
+                Thread.yield();
+            }
+            assertTrue(caller.isAlive());
+            gate.open();
+            caller.join();
+            closer.join();
+            assertTrue(result.get().allSucceeded());
+            assertNull(Patterns.difference(data.contents().asSlice(0, 4096), cow.contents().asSlice(0, 4096)));
+        }
+    }
 }
