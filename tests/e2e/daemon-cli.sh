@@ -194,7 +194,7 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null
         "$DMSNAP" ls --run-dir "$RUN" 2>&1); rc=$?
     set -e
     chmod 700 "$RUN"; chmod 600 "$RUN/control.sock"
-    if echo "$err" | grep -q "permission denied: user nobody"; then
+    if echo "$err" | grep -q "control socket $RUN/control.sock as user nobody: Permission denied"; then
         expect_eq "exit status of a refused user" 5 "$rc"
         expect_contains "daemon log" "refused control request from user nobody" "$(cat "$work/daemon.log")"
         echo "  a client running as nobody was refused (SO_PEERCRED)"

@@ -8,14 +8,17 @@ import dmsnap.daemon.DaemonConfig;
 import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import picocli.CommandLine.Model.CommandSpec;
 
-/** Sends a request to the daemon and prints the answer as dmsetup would; the one exit-code mapping. */
+/**
+ * Sends a request to the daemon and prints the answer as dmsetup would. The one place that words
+ * what went wrong talking to the daemon (every verb, plain or LVM-style, prints these lines); the
+ * exit statuses are {@link ExitCodes}'.
+ */
 final class DaemonRequests {
-    static final int NO_DEVICE = 3;
-    static final int BUSY = 4;
-    static final int PERMISSION = 5;
-    static final int NO_DAEMON = 6;
+    /** The operation of the daemon's answer to a peer it refuses by SO_PEERCRED (ControlServer). */
+    private static final String CONNECT = "connect";
 
     private DaemonRequests() {
     }
@@ -28,15 +31,7 @@ final class DaemonRequests {
         try {
             response = client.send(request);
         } catch (IOException e) {
-            if (permissionDenied(e)) {
-                // The kernel's answer at connect (run directory or socket mode): not this user's daemon.
-                err.println("dmsnap: permission denied: user " + System.getProperty("user.name") + " may not use "
-                        + client.socketPath() + " (only root and the daemon's user may control it)");
-                return PERMISSION;
-            }
-            err.println("dmsnap: cannot reach the daemon at " + client.socketPath() + ": " + e.getMessage()
-                    + " (start it with: dmsnap daemon --run-dir " + options.runDir() + ")");
-            return NO_DAEMON;
+            return cannotConnect(err, client.socketPath(), options.runDir(), e);
         }
         return switch (response) {
             case ControlResponse.Success s -> {
@@ -47,37 +42,48 @@ final class DaemonRequests {
                 }
                 yield ExitCodes.OK;
             }
-            case ControlResponse.Failure f -> {
-                String text = errnoText(f.errno());
-                err.println("dmsnap: " + f.operation() + (request.name() == null ? "" : " on " + request.name())
-                        + " failed: " + text);
-                if (f.reason() != null && !f.reason().isEmpty()) {
-                    err.println("dmsnap: " + f.reason());
-                }
-                yield switch (f.errno()) {
-                    case "ENXIO", "ENODEV" -> NO_DEVICE;
-                    case "EBUSY" -> BUSY;
-                    case "EACCES", "EPERM" -> PERMISSION;
-                    default -> ExitCodes.FAILED;
-                };
-            }
+            case ControlResponse.Failure f -> failed(err, client.socketPath(), request, f);
         };
     }
 
     /**
-     * EACCES from connect: the JDK gives no errno for a Unix socket, only its text (as a
-     * {@link java.net.SocketException}, a BindException today).
+     * A connection to {@code socket} that failed: one line saying why, and the exit status. Only a
+     * socket that is missing or that nothing listens on is advised to start a daemon: a socket this
+     * user may not use is not helped by one.
      */
-    static boolean permissionDenied(IOException e) {
-        return e instanceof java.nio.file.AccessDeniedException
-                || e instanceof java.net.SocketException && Errno.EACCES.text().equals(e.getMessage());
+    static int cannotConnect(PrintWriter err, Path socket, Path runDir, IOException e) {
+        String errno = ExitCodes.errnoOf(e);
+        int status = ExitCodes.ofConnect(errno);
+        if (status == ExitCodes.PERMISSION) {
+            err.println(refused(socket, errno));
+        } else if (Errno.ENOENT.name().equals(errno) || ExitCodes.ECONNREFUSED.equals(errno)) {
+            err.println("dmsnap: cannot reach the daemon at " + socket + ": " + ExitCodes.text(errno)
+                    + " (start it with: dmsnap daemon --run-dir " + runDir + ")");
+        } else {
+            err.println("dmsnap: cannot reach the daemon at " + socket + ": "
+                    + (errno == null ? e.getMessage() : ExitCodes.text(errno)));
+        }
+        return status;
     }
 
-    private static String errnoText(String name) {
-        try {
-            return Errno.valueOf(name).text();
-        } catch (IllegalArgumentException e) {
-            return name;
+    /** The daemon's failure answer to {@code request}: printed (the kernel's reason on a line of its own), and the exit status. */
+    static int failed(PrintWriter err, Path socket, ControlRequest request, ControlResponse.Failure f) {
+        if (CONNECT.equals(f.operation()) && ExitCodes.ofConnect(f.errno()) == ExitCodes.PERMISSION) {
+            // The daemon refused this user (SO_PEERCRED) where the kernel let it connect (CAP_DAC_OVERRIDE):
+            // the same words as the kernel's refusal; the daemon logs its own.
+            err.println(refused(socket, f.errno()));
+            return ExitCodes.PERMISSION;
         }
+        err.println("dmsnap: " + f.operation() + (request.name() == null ? "" : " on " + request.name()) + " failed: "
+                + ExitCodes.text(f.errno()));
+        if (f.reason() != null && !f.reason().isEmpty()) {
+            err.println("dmsnap: " + f.reason());
+        }
+        return ExitCodes.ofErrno(f.errno());
+    }
+
+    private static String refused(Path socket, String errno) {
+        return "dmsnap: cannot use the daemon's control socket " + socket + " as user " + System.getProperty("user.name")
+                + ": " + ExitCodes.text(errno) + " (only root and the daemon's user may)";
     }
 }

@@ -5,7 +5,6 @@ import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
 import dmsnap.control.Json;
 import dmsnap.daemon.DaemonConfig;
-import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.List;
@@ -13,7 +12,8 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * Runs the steps of an LVM-style command (origin, snapshot) against the daemon, printing each
- * that succeeded; a failed step is printed and thrown as {@link StepFailed} with its exit status.
+ * that succeeded; a failed step is printed as the plain verbs print it and thrown as
+ * {@link StepFailed} with the same exit status.
  */
 final class DaemonSteps {
     final CommandSpec spec;
@@ -26,44 +26,29 @@ final class DaemonSteps {
         this.client = new ControlClient(new DaemonConfig(options.runDir(), null).controlSocket());
     }
 
-    /** Sends {@code request}; prints {@code description} when it succeeded; a failure is printed and thrown. */
+    /** Sends {@code request}; prints {@code description} (if any) when it succeeded; a failure is printed and thrown. */
     List<String> run(String description, ControlRequest request) throws StepFailed {
-        List<String> lines = success(request, description).lines();
+        List<String> lines = success(request).lines();
         if (description != null) {
             spec.commandLine().getOut().println(description);
         }
         return lines;
     }
 
-    private static String text(String errno) {
-        try {
-            return Errno.valueOf(errno).text();
-        } catch (IllegalArgumentException e) {
-            return errno;
-        }
-    }
-
-    /** Sends {@code request}; a failure is printed (as by {@link #run}) and thrown. */
-    ControlResponse.Success success(ControlRequest request, String description) throws StepFailed {
+    /**
+     * Sends {@code request}; a failure is printed in the words and thrown with the exit status of
+     * the plain verbs ({@link DaemonRequests}).
+     */
+    ControlResponse.Success success(ControlRequest request) throws StepFailed {
+        PrintWriter err = spec.commandLine().getErr();
         ControlResponse response;
         try {
             response = client.send(request);
         } catch (IOException e) {
-            spec.commandLine().getErr().println("dmsnap: cannot reach the daemon at " + client.socketPath() + ": "
-                    + e.getMessage());
-            throw new StepFailed(DaemonRequests.NO_DAEMON);
+            throw new StepFailed(DaemonRequests.cannotConnect(err, client.socketPath(), options.runDir(), e));
         }
         if (response instanceof ControlResponse.Failure f) {
-            PrintWriter err = spec.commandLine().getErr();
-            err.println("dmsnap: " + description + ": " + f.operation() + " failed: " + text(f.errno()));
-            if (!f.reason().isEmpty()) {
-                err.println("dmsnap: " + f.reason());
-            }
-            throw new StepFailed(switch (f.errno()) {
-                case "ENXIO", "ENODEV" -> DaemonRequests.NO_DEVICE;
-                case "EBUSY" -> DaemonRequests.BUSY;
-                default -> ExitCodes.FAILED;
-            });
+            throw new StepFailed(DaemonRequests.failed(err, client.socketPath(), request, f));
         }
         return (ControlResponse.Success) response;
     }

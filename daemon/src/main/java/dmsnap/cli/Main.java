@@ -47,7 +47,7 @@ public final class Main {
         CommandLine cli = new CommandLine(new DmsnapCommand())
                 .setOut(out)
                 .setErr(err)
-                .setExitCodeExceptionMapper(t -> ExitCodes.FAILED);
+                .setExitCodeExceptionMapper(ExitCodes::of);
         addHelpOptions(cli);
         cli.setExecutionStrategy(parseResult -> {
             Integer help = CommandLine.executeHelpRequest(parseResult);
@@ -62,7 +62,7 @@ public final class Main {
             if (matchedAnywhere(parseResult, "--verbose")) {
                 ex.printStackTrace(commandLine.getErr());
             }
-            return ExitCodes.FAILED;
+            return ExitCodes.of(ex);
         });
         cli.setParameterExceptionHandler((ex, args2) -> {
             CommandLine c = ex.getCommandLine();

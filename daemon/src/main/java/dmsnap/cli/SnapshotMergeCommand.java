@@ -65,7 +65,7 @@ final class SnapshotMergeCommand implements Callable<Integer> {
         DaemonSteps steps = new DaemonSteps(spec, options);
         ControlResponse.Success started;
         try {
-            started = steps.success(ControlRequest.of("merge", name), "merge " + name);
+            started = steps.success(ControlRequest.of("merge", name));
         } catch (StepFailed e) {
             return e.exitCode;
         }
@@ -105,7 +105,7 @@ final class SnapshotMergeCommand implements Callable<Integer> {
             while (true) {
                 ControlResponse.Success s;
                 try {
-                    s = steps.success(ControlRequest.of("merge-status", origin), "merge status of " + origin);
+                    s = steps.success(ControlRequest.of("merge-status", origin));
                 } catch (StepFailed e) {
                     return e.exitCode;
                 }

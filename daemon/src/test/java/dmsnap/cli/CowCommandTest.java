@@ -192,4 +192,16 @@ class CowCommandTest {
         assertEquals(2047, json.get("areas").get(0).get("exceptions").get(9).get("oldChunk").asLong());
         assertEquals("104/8192 16", json.get("usage").asText());
     }
+
+    @Test
+    void aCowAnotherOpenHoldsIsBusyExitFour() throws IOException {
+        Path cow = dir.resolve("held.cow");
+        Files.write(cow, new byte[1 << 20]);
+        try (var held = dmsnap.store.device.FileDevice.open(cow)) {
+            CliRunner r = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "8");
+            assertEquals(ExitCodes.BUSY, r.exitCode(), r.err());
+            assertTrue(r.err().startsWith("dmsnap: flock(path=" + cow + ") failed: EBUSY (Device or resource busy)"),
+                    r.err());
+        }
+    }
 }

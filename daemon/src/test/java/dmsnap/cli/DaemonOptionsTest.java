@@ -2,7 +2,6 @@ package dmsnap.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,9 +53,13 @@ class DaemonOptionsTest {
 
     @Test
     void theKernelsPermissionDeniedAtConnectIsExit5NotNoDaemon() {
-        assertTrue(DaemonRequests.permissionDenied(new java.net.BindException("Permission denied")), "the JDK's EACCES");
-        assertTrue(DaemonRequests.permissionDenied(new java.nio.file.AccessDeniedException("/run/dmsnap/control.sock")));
-        assertFalse(DaemonRequests.permissionDenied(new java.net.ConnectException("Connection refused")));
-        assertFalse(DaemonRequests.permissionDenied(new java.io.IOException("Permission denied")), "not from a socket");
+        assertEquals(ExitCodes.PERMISSION, connect(new java.net.BindException("Permission denied")), "the JDK's EACCES");
+        assertEquals(ExitCodes.PERMISSION, connect(new java.nio.file.AccessDeniedException("/run/dmsnap/control.sock")));
+        assertEquals(ExitCodes.NO_DAEMON, connect(new java.net.ConnectException("Connection refused")));
+        assertEquals(ExitCodes.NO_DAEMON, connect(new java.io.IOException("Permission denied")), "not from a socket");
+    }
+
+    private static int connect(java.io.IOException e) {
+        return ExitCodes.ofConnect(ExitCodes.errnoOf(e));
     }
 }

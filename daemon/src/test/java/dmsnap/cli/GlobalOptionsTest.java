@@ -49,7 +49,7 @@ class GlobalOptionsTest {
         };
         for (String[] verb : verbs) {
             CliRunner after = CliRunner.run(concat(verb, "--run-dir", run));
-            assertEquals(DaemonRequests.NO_DAEMON, after.exitCode(), String.join(" ", verb) + ": " + after.err());
+            assertEquals(ExitCodes.NO_DAEMON, after.exitCode(), String.join(" ", verb) + ": " + after.err());
             assertTrue(after.err().contains(run + "/control.sock"), after.err());
             assertSameBeforeAndAfter(List.of("--run-dir", run), verb);
         }
