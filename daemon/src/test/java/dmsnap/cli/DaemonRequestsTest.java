@@ -5,6 +5,9 @@ import dmsnap.control.ControlServer;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
+import dmsnap.snapshot.Registry;
+import dmsnap.snapshot.SnapshotTargets;
+import dmsnap.store.copy.ChunkCopier;
 import dmsnap.target.TargetTypes;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -111,5 +114,30 @@ class DaemonRequestsTest {
         assertEquals("dmsnap: cannot reach the daemon at " + file.resolve("control.sock") + ": Not a directory\n",
                 r.err());
         assertEquals(ExitCodes.NO_DAEMON, r.exitCode());
+    }
+
+    /** A COW with a bad header: the second line says the store's reason after the kernel's error. */
+    @Test
+    void aSnapshotWithACorruptHeaderPrintsTheStoresReason() throws Exception {
+        Path base = runDir.resolve("base.img");
+        Path cow = runDir.resolve("cow.img");
+        Files.write(base, new byte[1 << 20]);
+        byte[] header = new byte[1 << 20];
+        header[0] = 0x12; // not the SnAp magic, not 0 (a new COW)
+        Files.write(cow, header);
+        ChunkCopier copier = new ChunkCopier(1, 1 << 20);
+        DeviceManager dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(),
+                copier), new BackingDevices());
+        try (ControlServer server = new ControlServer(new DaemonConfig(runDir, null).controlSocket(),
+                new ControlHandler(dm, "test"))) {
+            CliRunner r = CliRunner.run("create", "snap", "--table", "0 2048 snapshot " + base + " " + cow + " P 8",
+                    "--run-dir", runDir.toString());
+            assertEquals("dmsnap: reload on snap failed: Invalid argument\n"
+                    + "dmsnap: snapshot: Failed to read snapshot metadata: Invalid or corrupt snapshot\n", r.err());
+            assertEquals(ExitCodes.FAILED, r.exitCode());
+            assertEquals(List.of(), dm.list());
+        } finally {
+            copier.close();
+        }
     }
 }

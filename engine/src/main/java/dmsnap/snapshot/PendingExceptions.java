@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.PendingRemap;
+import dmsnap.store.StoreFullException;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.target.DeviceResolver;
 import java.io.IOException;
@@ -45,7 +46,7 @@ final class PendingExceptions {
     }
 
     /** What a chunk of the snapshot has, decided under the snapshot's lock. */
-    sealed interface Decision permits Mapped, Waiting, Allocated, NoRoom {
+    sealed interface Decision permits Mapped, Waiting, Allocated, NoRoom, CowError {
     }
 
     /** The chunk has an exception: it lives in COW chunk {@code cowChunk}. */
@@ -60,8 +61,16 @@ final class PendingExceptions {
     record Allocated(Pending pending) implements Decision {
     }
 
-    /** The COW is full ({@code reason}: the store's words). */
+    /** The COW is full ({@link StoreFullException}; {@code reason}: the store's words). */
     record NoRoom(String reason) implements Decision {
+    }
+
+    /**
+     * Allocating failed for another reason than a full COW: an I/O error of the COW (its size
+     * could not be read), which invalidates like a failed copy, never overflows
+     * ({@code reason}: the COW and the errno).
+     */
+    record CowError(String reason) implements Decision {
     }
 
     PendingExceptions(SnapshotState state, DeviceResolver.Handle origin, DeviceResolver.Handle cow) {
@@ -87,8 +96,10 @@ final class PendingExceptions {
         PendingRemap remap;
         try {
             remap = state.store().prepare(chunk);
-        } catch (IOException full) {
+        } catch (StoreFullException full) {
             return new NoRoom(full.getMessage());
+        } catch (IOException e) {
+            return new CowError("COW " + cow.device().name() + ": " + e.getMessage());
         }
         Pending mine = new Pending(remap);
         pending.put(chunk, mine);

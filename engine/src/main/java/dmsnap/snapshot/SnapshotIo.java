@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.snapshot.PendingExceptions.Allocated;
+import dmsnap.snapshot.PendingExceptions.CowError;
 import dmsnap.snapshot.PendingExceptions.Decision;
 import dmsnap.snapshot.PendingExceptions.Mapped;
 import dmsnap.snapshot.PendingExceptions.NoRoom;
@@ -85,7 +86,8 @@ final class SnapshotIo {
     /**
      * What preserving origin chunk {@code chunk} in this snapshot needs: null when nothing (invalid,
      * not active, already there), a {@link Wait}, or a {@link Copy} the caller must perform. A full
-     * COW invalidates the snapshot here, even with PO (spec 7).
+     * COW invalidates the snapshot here, even with PO (spec 7); so does an I/O error of the COW
+     * while allocating, as an I/O error.
      */
     Need need(long chunk) {
         if (merging) {
@@ -104,6 +106,10 @@ final class SnapshotIo {
             case Allocated a -> new Copy(this, a.pending());
             case NoRoom n -> {
                 state.invalidate(InvalidationCause.NO_SPACE, n.reason());
+                yield null;
+            }
+            case CowError c -> {
+                state.invalidate(InvalidationCause.IO_ERROR, c.reason());
                 yield null;
             }
         };
@@ -272,6 +278,15 @@ final class SnapshotIo {
         return new IOException(state.deviceName() + ": no room in the COW");
     }
 
+    /**
+     * The COW failed while allocating a snapshot write's exception: the snapshot is invalidated as
+     * for a failed copy (with PO too: it is not an overflow), and the write errors.
+     */
+    private IOException cowError(CowError failed) {
+        state.invalidate(InvalidationCause.IO_ERROR, failed.reason());
+        return new IOException(state.deviceName() + ": allocating the exception failed: " + failed.reason());
+    }
+
     /** A write inside one chunk. */
     private void write(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize)
             throws IOException, InterruptedException {
@@ -289,6 +304,7 @@ final class SnapshotIo {
                 }
                 case Waiting w -> awaitQuietly(w.done()); // complete (or the snapshot invalid) now
                 case NoRoom n -> throw noRoom(n);
+                case CowError c -> throw cowError(c);
                 case Allocated a -> {
                     if (io.lengthSectors() == chunkSize.sectors()) {
                         // A whole-chunk write is the copy: no need to read the origin.
@@ -337,21 +353,22 @@ final class SnapshotIo {
         List<IoRequest> pieces = pieces(io, chunkSize);
         List<Decision> decisions = new ArrayList<>(pieces.size());
         IOException failure = null;
-        NoRoom full = null;
+        Decision refused = null; // a NoRoom or a CowError
         // One hold of the snapshot's lock for the whole span: concurrent writes cannot interleave
         // their allocations, so a span's new exceptions get consecutive COW chunks (one device write).
         synchronized (state) {
             for (IoRequest piece : pieces) {
                 Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
-                if (d instanceof NoRoom n) {
-                    full = n;
+                if (d instanceof NoRoom || d instanceof CowError) {
+                    refused = d;
                     break;
                 }
                 decisions.add(d);
             }
         }
-        if (full != null) {
-            failure = noRoom(full); // the rest of the write fails with it, as the kernel's later clones do
+        if (refused != null) {
+            // The rest of the write fails with it, as the kernel's later clones do.
+            failure = refused instanceof NoRoom n ? noRoom(n) : cowError((CowError) refused);
         }
         List<Integer> later = new ArrayList<>(); // pieces that go through write() once ready
         for (int i = 0; i < decisions.size(); ) {
@@ -387,6 +404,7 @@ final class SnapshotIo {
                 }
                 case Waiting w -> later.add(i);
                 case NoRoom n -> throw new IllegalStateException("no room was handled while deciding");
+                case CowError c -> throw new IllegalStateException("a COW error was handled while deciding");
             }
             i = j;
         }

@@ -148,12 +148,14 @@ public final class SnapshotTarget implements Target {
                     snapshot.markLoadedInvalid();
                 }
             } catch (IOException e) {
+                // The kernel's order: the store's reason, then the constructor's error; the
+                // error carries the reason too, so a one-line error (the CLI's) says why.
                 log.error("{}: {}", context.deviceName(), e.getMessage());
                 registry.unregister(snapshot);
                 snapshot.close();
                 cow = null;
                 origin = null;
-                throw args.fail("Failed to read snapshot metadata");
+                throw args.fail("Failed to read snapshot metadata: " + e.getMessage());
             }
             if (!store.chunkSize().isSet()) {
                 registry.unregister(snapshot);

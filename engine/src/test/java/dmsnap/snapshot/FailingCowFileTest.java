@@ -176,7 +176,8 @@ class FailingCowFileTest {
             try {
                 TableLoadException e = assertThrows(TableLoadException.class,
                         () -> rig.dm.create("victim", null, TableParser.parse(rig.victimTable)));
-                assertTrue(e.getMessage().contains("Failed to read snapshot metadata"), e.getMessage());
+                assertEquals("Failed to read snapshot metadata: the COW " + rig.victimCow.toRealPath()
+                        + " is too small to hold a header (0 bytes)", e.getMessage());
             } finally {
                 rig.dm.get("origin").resume();
             }

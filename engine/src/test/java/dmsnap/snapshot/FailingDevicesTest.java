@@ -422,6 +422,41 @@ class FailingDevicesTest {
         INVALIDATED.incrementAndGet();
     }
 
+    /** Where the allocation whose COW size query fails comes from. */
+    enum AllocatingWrite { SNAPSHOT_WRITE, ORIGIN_WRITE }
+
+    /**
+     * An I/O error of the COW while allocating an exception (its size could not be read) is not a
+     * full COW: a PO snapshot is invalidated as an I/O error, never marked overflowed, and the
+     * line and the metric say the errno, not "Unable to allocate exception".
+     */
+    @ParameterizedTest
+    @EnumSource(AllocatingWrite.class)
+    void aCowErrorWhileAllocatingInvalidatesAPoSnapshotAsAnIoError(AllocatingWrite write) throws Exception {
+        Random random = Seeds.random("po-prepare-eio-" + write);
+        try (FaultRig rig = new FaultRig(dir, "PO", 5 << 20, dir.resolve("victim.cow"), List.of());
+             LogCapture log = new LogCapture()) {
+            populate(rig, random);
+            Faults cow = rig.faultsOf("victim.cow");
+            int mark = cow.mark();
+            cow.device.failNextSizeQuery();
+            switch (write) {
+                case SNAPSHOT_WRITE -> {
+                    IOException e = rig.mustFailWrite("victim", 1600, 8, random);
+                    assertTrue(e.getMessage().contains("EIO"), e.getMessage());
+                }
+                case ORIGIN_WRITE -> rig.mustWrite("origin", 1600, 8, random); // goes ahead without the copy
+            }
+            String name = faulty(rig.victimCow);
+            assertInvalidatedAlone(rig, log, InvalidationCause.IO_ERROR,
+                    "COW " + name + ": fstat(path=" + name + ") failed: EIO (Input/output error): injected fault");
+            assertNothingWrittenAfterTheHeader(cow, mark);
+            assertReloadsInvalid(rig, log, cow);
+        }
+        FAULT_CASES.incrementAndGet();
+        INVALIDATED.incrementAndGet();
+    }
+
     @Test
     void aFullPCowInvalidatesOnASnapshotWrite() throws Exception {
         Random random = Seeds.random("p-full");

@@ -36,7 +36,7 @@ public sealed interface ExceptionStore extends AutoCloseable
      * every stored remap into {@code sink} in on-disk order.
      *
      * @throws CorruptStoreException when the metadata is unusable (the table load then fails
-     *                               with "Failed to read snapshot metadata")
+     *                               with "Failed to read snapshot metadata: " and its message)
      */
     LoadResult load(RemapSink sink) throws IOException;
 

@@ -139,6 +139,7 @@ public final class FaultyDevice implements Device {
     private long flushes;
     private long injectedFaults;
     private Errno injectedErrno = Errno.EIO;
+    private boolean failNextSizeQuery;
 
     public FaultyDevice(Device media) {
         this.media = media;
@@ -170,6 +171,12 @@ public final class FaultyDevice implements Device {
     /** Injected faults fail with {@code errno} from now on (ENOSPC: a COW file on a full file system). */
     public synchronized FaultyDevice failWith(Errno errno) {
         injectedErrno = errno;
+        return this;
+    }
+
+    /** The next {@link #refreshSize()} fails (fstat of the file or the size ioctl of the device). */
+    public synchronized FaultyDevice failNextSizeQuery() {
+        failNextSizeQuery = true;
         return this;
     }
 
@@ -220,6 +227,7 @@ public final class FaultyDevice implements Device {
         tearNextWriteSectors = -1;
         dropNextWrite = false;
         corruptNextWrite = null;
+        failNextSizeQuery = false;
         return this;
     }
 
@@ -355,6 +363,16 @@ public final class FaultyDevice implements Device {
     @Override
     public long sizeBytes() {
         return media.sizeBytes();
+    }
+
+    /** The size as the media reports it, unless {@link #failNextSizeQuery} armed a failure. */
+    @Override
+    public synchronized long refreshSize() throws IOException {
+        if (failNextSizeQuery) {
+            failNextSizeQuery = false;
+            throw injected("fstat", -1, -1);
+        }
+        return Device.super.refreshSize();
     }
 
     @Override
