@@ -8,7 +8,6 @@ import dmsnap.target.IoRequest;
 import dmsnap.target.Target;
 import dmsnap.target.TargetArgs;
 import dmsnap.target.TargetContext;
-import dmsnap.target.TargetStatus;
 import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.List;
@@ -87,10 +86,6 @@ public final class OriginTarget implements Target {
     }
 
     /** Spec 6.3: nothing. */
-    @Override
-    public TargetStatus status() {
-        return TargetStatus.EMPTY;
-    }
 
     /** Spec 6.3: {@code <origin>}, by its canonical name. */
     @Override

@@ -42,10 +42,6 @@ public final class ErrorTarget implements Target {
         return true;
     }
 
-    @Override
-    public TargetStatus status() {
-        return TargetStatus.EMPTY;
-    }
 
     /** The kernel's error target prints no arguments, whatever the table said. */
     @Override

@@ -84,10 +84,6 @@ public final class LinearTarget implements Target {
         return true;
     }
 
-    @Override
-    public TargetStatus status() {
-        return TargetStatus.EMPTY;
-    }
 
     /** {@code <dev> <offset>}, the device by its canonical name, as dm-linear prints it. */
     @Override

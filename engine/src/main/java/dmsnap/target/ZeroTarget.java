@@ -41,10 +41,6 @@ public final class ZeroTarget implements Target {
         return true;
     }
 
-    @Override
-    public TargetStatus status() {
-        return TargetStatus.EMPTY;
-    }
 
     @Override
     public List<String> tableArgs() {
