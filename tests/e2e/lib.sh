@@ -70,15 +70,22 @@ start_daemon() {
     local run=$1; shift
     "$DMSNAP" daemon --run-dir "$run" "$@" 2>>"$E2E_WORK/daemon.log" &
     daemon_pid=$!
+    await_daemon "$E2E_WORK/daemon.log" "$run" "$daemon_pid"
+}
+
+# await_daemon LOG RUN PID: waits for daemon PID's own "daemon started" line in LOG and its
+# control socket in RUN (a socket alone may be a stopped daemon's, or bound before the lines
+# a test then reads are written); fails when it exits first or takes over 120 s.
+await_daemon() {
+    local log=$1 run=$2 pid=$3
     local deadline=$((SECONDS + 120))   # a busy machine starts a JVM slowly
     while [ "$SECONDS" -lt "$deadline" ]; do
-        # This daemon's own line: a stale control.sock of a killed one is no sign of life.
-        grep -q "daemon started (pid $daemon_pid)" "$E2E_WORK/daemon.log" 2>/dev/null && [ -S "$run/control.sock" ] && return 0
-        kill -0 "$daemon_pid" 2>/dev/null || { cat "$E2E_WORK/daemon.log" >&2; fail "the daemon exited at start"; }
+        grep -q "daemon started (pid $pid)" "$log" 2>/dev/null && [ -S "$run/control.sock" ] && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "the daemon exited at start"; }
         sleep 0.1
     done
-    cat "$E2E_WORK/daemon.log" >&2
-    fail "the daemon (pid $daemon_pid) did not start within 120 s (no 'daemon started' line and $run/control.sock)"
+    cat "$log" >&2
+    fail "the daemon (pid $pid) did not start within 120 s (no 'daemon started' line and $run/control.sock)"
 }
 
 # figure KEY VALUE: a figure of this test (cases, faults, writes checked), printed and appended to

@@ -183,8 +183,7 @@ echo "  --tls-ca: a client without a certificate refused ($(echo "$out" | head -
 : >"$work/daemon.log"
 unshare -n "$DMSNAP" daemon --run-dir "$work/run-netns" --nbd-listen 0.0.0.0:10809 2>>"$work/daemon.log" &
 daemon_pid=$!
-for _ in $(seq 1 1200); do [ -S "$work/run-netns/control.sock" ] && break; sleep 0.1; done
-[ -S "$work/run-netns/control.sock" ] || { cat "$work/daemon.log" >&2; fail "the daemon in the namespace did not start"; }
+await_daemon "$work/daemon.log" "$work/run-netns" "$daemon_pid"
 expect_contains "warning for 0.0.0.0" "WARN dmsnap.nbd.NbdServer - NBD on 0.0.0.0:10809 is reachable from the network; without --tls-cert anyone who can reach it can read and write every device" \
     "$(cat "$work/daemon.log")"
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""
@@ -194,8 +193,7 @@ echo "  --nbd-listen 0.0.0.0:10809 without TLS: $(grep -o 'NBD on 0.0.0.0:10809 
 unshare -n sh -c 'ip link set lo up 2>/dev/null; exec "$0" "$@"' "$DMSNAP" daemon --run-dir "$work/run-netns" \
     --nbd-listen 10809 2>>"$work/daemon.log" &
 daemon_pid=$!
-for _ in $(seq 1 1200); do [ -S "$work/run-netns/control.sock" ] && break; sleep 0.1; done
-[ -S "$work/run-netns/control.sock" ] || { cat "$work/daemon.log" >&2; fail "the daemon in the namespace did not start"; }
+await_daemon "$work/daemon.log" "$work/run-netns" "$daemon_pid"
 expect_contains "only a port" "and tcp 127.0.0.1:10809 (TLS off)" "$(cat "$work/daemon.log")"
 if grep -q "is reachable from the network" "$work/daemon.log"; then fail "a loopback listener was warned about"; fi
 kill "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""

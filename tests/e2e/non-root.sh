@@ -67,8 +67,7 @@ base_sha=$(sha "$home/base.img")
 setpriv --reuid="$DAEMON" --regid="$DAEMON" --init-groups env HOME=/nonexistent USER="$DAEMON" LOGNAME="$DAEMON" \
     "$DMSNAP" daemon --run-dir "$RUN" --nbd-group "$GROUP" 2>>"$LOG" &
 daemon_pid=$!
-for _ in $(seq 1 1200); do [ -S "$RUN/control.sock" ] && break; sleep 0.1; done
-[ -S "$RUN/control.sock" ] || { cat "$LOG" >&2; fail "the daemon did not start as $DAEMON"; }
+await_daemon "$LOG" "$RUN" "$daemon_pid"
 # Before its user is removed (userdel refuses a user with processes), whatever happens.
 on_exit 'if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid"; daemon_pid=""; fi'
 expect_eq "the daemon's user" "$DAEMON" "$(ps -o user= -p "$daemon_pid")"
