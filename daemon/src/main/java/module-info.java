@@ -23,5 +23,7 @@ module dmsnap.daemon {
     exports dmsnap.net;
 
     // picocli fills command fields reflectively; Jackson reads the --json records of the CLI.
-    opens dmsnap.cli to info.picocli, com.fasterxml.jackson.databind;
+    opens dmsnap.cli to
+            info.picocli,
+            com.fasterxml.jackson.databind;
 }

@@ -7,14 +7,14 @@ import java.nio.file.Path;
 
 /** Where benchmarks find their files: {@code -Ddmsnap.bench.file=PATH} (a pre-filled file). */
 final class BenchDevices {
-    private BenchDevices() {
-    }
+    private BenchDevices() {}
 
     /** The benchmark file, which must exist and hold real (allocated) data. */
     static Path benchFile() throws IOException {
         String name = System.getProperty("dmsnap.bench.file");
         if (name == null || name.isBlank()) {
-            throw new IOException("set -Ddmsnap.bench.file=PATH to a pre-filled file (bench/device-vs-fio.sh makes one)");
+            throw new IOException(
+                    "set -Ddmsnap.bench.file=PATH to a pre-filled file (bench/device-vs-fio.sh makes one)");
         }
         Path path = Path.of(name);
         if (!Files.isRegularFile(path) && !Files.exists(path)) {
@@ -25,8 +25,9 @@ final class BenchDevices {
 
     /** A device manager with the snapshot targets over {@code copier}. */
     static dmsnap.device.DeviceManager engine(dmsnap.store.copy.ChunkCopier copier) {
-        return new dmsnap.device.DeviceManager(dmsnap.snapshot.SnapshotTargets.register(
-                dmsnap.target.TargetTypes.withBasicTargets(), new dmsnap.snapshot.Registry(), copier),
+        return new dmsnap.device.DeviceManager(
+                dmsnap.snapshot.SnapshotTargets.register(
+                        dmsnap.target.TargetTypes.withBasicTargets(), new dmsnap.snapshot.Registry(), copier),
                 new dmsnap.device.BackingDevices());
     }
 
@@ -45,8 +46,8 @@ final class BenchDevices {
 
     /** A fresh directory under {@code -Ddmsnap.bench.dir} (default: the temp directory). */
     static Path scratchDir(String prefix) throws IOException {
-        return Files.createTempDirectory(Path.of(System.getProperty("dmsnap.bench.dir",
-                System.getProperty("java.io.tmpdir"))), prefix);
+        return Files.createTempDirectory(
+                Path.of(System.getProperty("dmsnap.bench.dir", System.getProperty("java.io.tmpdir"))), prefix);
     }
 
     static FileDevice openDirect(Path path) throws IOException {
@@ -65,8 +66,8 @@ final class BenchDevices {
         try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(cow.toFile(), "rw")) {
             f.setLength(chunks * 4096);
         }
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(cow,
-                java.nio.file.StandardOpenOption.WRITE)) {
+        try (java.nio.channels.FileChannel ch =
+                java.nio.channels.FileChannel.open(cow, java.nio.file.StandardOpenOption.WRITE)) {
             java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate(16).order(java.nio.ByteOrder.LITTLE_ENDIAN);
             header.putInt(0x70416e53).putInt(1).putInt(1).putInt(8).flip();
             ch.write(header, 0);
@@ -79,7 +80,8 @@ final class BenchDevices {
                     if (nextNew % (epa + 1) == 1) {
                         nextNew++;
                     }
-                    area.putLong(scattered ? written * 2654435761L % (1L << 32) : written).putLong(nextNew++);
+                    area.putLong(scattered ? written * 2654435761L % (1L << 32) : written)
+                            .putLong(nextNew++);
                 }
                 while (area.hasRemaining()) {
                     area.put((byte) 0);

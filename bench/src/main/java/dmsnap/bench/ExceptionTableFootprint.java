@@ -9,8 +9,7 @@ import java.util.SplittableRandom;
  * dmsnap.bench.ExceptionTableFootprint [count]} prints one line per layout.
  */
 public final class ExceptionTableFootprint {
-    private ExceptionTableFootprint() {
-    }
+    private ExceptionTableFootprint() {}
 
     public static void main(String[] args) {
         int count = args.length > 0 ? Integer.parseInt(args[0]) : 10_000_000;
@@ -33,7 +32,8 @@ public final class ExceptionTableFootprint {
     }
 
     private static void report(String what, ExceptionTable t) {
-        System.out.printf("%s: %d exceptions, %d runs, %d bytes off-heap, %.3f bytes per exception%n", what, t.size(),
-                t.runCount(), t.memoryBytes(), (double) t.memoryBytes() / t.size());
+        System.out.printf(
+                "%s: %d exceptions, %d runs, %d bytes off-heap, %.3f bytes per exception%n",
+                what, t.size(), t.runCount(), t.memoryBytes(), (double) t.memoryBytes() / t.size());
     }
 }

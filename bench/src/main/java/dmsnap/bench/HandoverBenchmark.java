@@ -1,12 +1,10 @@
 package dmsnap.bench;
 
 import dmsnap.device.DeviceManager;
-import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.Table;
 import dmsnap.table.TableParser;
 import java.io.RandomAccessFile;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -32,8 +30,13 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3)
 @Measurement(iterations = 10)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {
+            "--enable-native-access=ALL-UNNAMED",
+            "--sun-misc-unsafe-memory-access=allow",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"
+        })
 @State(Scope.Benchmark)
 public class HandoverBenchmark {
     @Param({"10000", "1000000"})

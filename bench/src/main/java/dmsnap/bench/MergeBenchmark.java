@@ -1,8 +1,8 @@
 package dmsnap.bench;
 
 import dmsnap.device.DeviceManager;
-import dmsnap.ffm.IoMemory;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.IoMemory;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.FileDevice;
 import dmsnap.table.Table;
@@ -48,8 +48,13 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2)
 @Measurement(iterations = 5)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {
+            "--enable-native-access=ALL-UNNAMED",
+            "--sun-misc-unsafe-memory-access=allow",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"
+        })
 @State(Scope.Benchmark)
 public class MergeBenchmark {
     @Param({"8", "16", "32"})
@@ -85,7 +90,7 @@ public class MergeBenchmark {
         areaBytes = new byte[(int) areas][];
         Random random = new Random(8);
         try (FileChannel o = FileChannel.open(base, StandardOpenOption.WRITE);
-             FileChannel c = FileChannel.open(cow, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+                FileChannel c = FileChannel.open(cow, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
             // Real (allocated) data everywhere, so both copies read and write the disk.
             byte[] block = new byte[1 << 20];
             random.nextBytes(block);
@@ -109,7 +114,8 @@ public class MergeBenchmark {
                 }
                 random.nextBytes(block);
                 for (long at = 0; at < n * chunkBytes; at += block.length) {
-                    c.write(ByteBuffer.wrap(block, 0, (int) Math.min(block.length, n * chunkBytes - at)),
+                    c.write(
+                            ByteBuffer.wrap(block, 0, (int) Math.min(block.length, n * chunkBytes - at)),
                             first * chunkBytes + at);
                 }
                 areaBytes[k] = area.array();
@@ -118,7 +124,8 @@ public class MergeBenchmark {
             o.force(true);
             c.force(true);
         }
-        copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20); // as the daemon's
+        copier = new ChunkCopier(
+                Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20); // as the daemon's
         dm = BenchDevices.engine(copier);
         table = TableParser.parse("0 " + exceptions * chunk + " snapshot-merge " + base + " " + cow + " P " + chunk);
     }
@@ -152,7 +159,8 @@ public class MergeBenchmark {
         while (true) {
             // Done when only the header and the one metadata area are left allocated.
             TargetStatus status = vol.status(false).getFirst().status();
-            if (status instanceof SnapshotStatus.Usage u && u.allocatedSectors() == 2 * chunk
+            if (status instanceof SnapshotStatus.Usage u
+                    && u.allocatedSectors() == 2 * chunk
                     && u.metadataSectors() == 2 * chunk) {
                 break;
             }
@@ -166,8 +174,9 @@ public class MergeBenchmark {
 
     @Benchmark
     public void rawCopy() throws Exception {
-        try (FileDevice from = FileDevice.open(cow); FileDevice to = FileDevice.open(base);
-             IoMemory memory = IoMemory.forBuffers(1, 1 << 20)) {
+        try (FileDevice from = FileDevice.open(cow);
+                FileDevice to = FileDevice.open(base);
+                IoMemory memory = IoMemory.forBuffers(1, 1 << 20)) {
             MemorySegment buffer = memory.segment().asSlice(0, 1 << 20); // in a huge page, as the copier's
             long done = 0;
             for (int k = 0; k < areas && done < exceptions; k++) {

@@ -14,8 +14,7 @@ import java.util.Locale;
  * {@code -Ddmsnap.bench.dir}).
  */
 public final class MergeThroughput {
-    private MergeThroughput() {
-    }
+    private MergeThroughput() {}
 
     public static void main(String[] args) throws Exception {
         int mib = Integer.parseInt(args[0]);
@@ -40,8 +39,15 @@ public final class MergeThroughput {
                 }
                 double rawMedian = median(raw);
                 double mergeMedian = median(merge);
-                System.out.printf(Locale.ROOT, "chunk=%d mib=%d raw=%.0f merge=%.0f ratio=%.3f rounds=%s%n", b.chunk, mib,
-                        rawMedian, mergeMedian, mergeMedian / rawMedian, String.join("/", ratios));
+                System.out.printf(
+                        Locale.ROOT,
+                        "chunk=%d mib=%d raw=%.0f merge=%.0f ratio=%.3f rounds=%s%n",
+                        b.chunk,
+                        mib,
+                        rawMedian,
+                        mergeMedian,
+                        mergeMedian / rawMedian,
+                        String.join("/", ratios));
             } finally {
                 b.tearDown();
             }

@@ -40,7 +40,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 1, time = 3)
 @Measurement(iterations = 3, time = 5)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
 @State(Scope.Benchmark)
 public class PersistentCommitBenchmark {
     @Param({"true", "false"})
@@ -64,7 +66,7 @@ public class PersistentCommitBenchmark {
         }
         cow = FileDevice.open(path);
         store = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-        store.load((o, n) -> { });
+        store.load((o, n) -> {});
     }
 
     @TearDown(Level.Iteration)

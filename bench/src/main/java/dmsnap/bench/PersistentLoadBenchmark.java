@@ -34,7 +34,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2)
 @Measurement(iterations = 5)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow"})
 @State(Scope.Benchmark)
 public class PersistentLoadBenchmark {
     @Param({"1000000"})
@@ -57,8 +59,8 @@ public class PersistentLoadBenchmark {
     @Benchmark
     public long load() throws IOException {
         try (FileDevice device = FileDevice.open(cow);
-             PersistentExceptionStore store = new PersistentExceptionStore(device, new ChunkSize(8), false, 512);
-             ExceptionTable table = new ExceptionTable()) {
+                PersistentExceptionStore store = new PersistentExceptionStore(device, new ChunkSize(8), false, 512);
+                ExceptionTable table = new ExceptionTable()) {
             if (store.load(table.loadingSink()) != ExceptionStore.LoadResult.VALID || table.size() != exceptions) {
                 throw new IllegalStateException("loaded " + table.size() + " of " + exceptions);
             }

@@ -13,7 +13,6 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -44,8 +43,13 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 2, time = 3)
 @Measurement(iterations = 3, time = 5)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {
+            "--enable-native-access=ALL-UNNAMED",
+            "--sun-misc-unsafe-memory-access=allow",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"
+        })
 @State(Scope.Benchmark)
 public class SnapshotWriteBenchmark {
     private static final long ORIGIN_BYTES = 4L << 30;
@@ -92,7 +96,7 @@ public class SnapshotWriteBenchmark {
         for (int i = 0; i < snapshots; i++) {
             FileDevice cow = FileDevice.open(sparse("model-cow" + i, COW_BYTES));
             PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-            store.load((o, n) -> { });
+            store.load((o, n) -> {});
             modelCows.add(cow);
             modelStores.add(store);
         }

@@ -15,11 +15,14 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap cow check}: everything the loader relies on, each problem located. */
-@Command(name = "check",
-        description = {"Validate a persistent COW: header, chunk size, every area and entry (targets inside",
+@Command(
+        name = "check",
+        description = {
+            "Validate a persistent COW: header, chunk size, every area and entry (targets inside",
             "the COW and not metadata, no COW chunk or origin chunk used twice, a terminator, no stale",
             "entries after it; with --origin, every origin chunk inside the origin). Each problem is",
-            "printed with its area, entry and byte offset. Nothing is written."},
+            "printed with its area, entry and byte offset. Nothing is written."
+        },
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:clean", "1:problems found", "3:could not read the COW (or the origin)"},
         footer = {"", "Example:", "  ./dmsnap cow check /img/cow --origin /img/base"})
@@ -73,8 +76,12 @@ final class CowCheckCommand implements Callable<Integer> {
         if (report.clean()) {
             StringBuilder summary = new StringBuilder(name).append(": clean");
             if (report.header() != null && report.chunkSize() != null) {
-                summary.append(": ").append(report.header()).append(", ").append(report.exceptions().size())
-                        .append(" exceptions in ").append(report.areas().size())
+                summary.append(": ")
+                        .append(report.header())
+                        .append(", ")
+                        .append(report.exceptions().size())
+                        .append(" exceptions in ")
+                        .append(report.areas().size())
                         .append(report.areas().size() == 1 ? " area" : " areas");
                 if (report.derivedUsage() != null) {
                     summary.append(", usage ").append(report.derivedUsage());
@@ -83,7 +90,8 @@ final class CowCheckCommand implements Callable<Integer> {
             out.println(summary);
             return ExitCodes.OK;
         }
-        out.println(name + ": " + report.problems().size() + (report.problems().size() == 1 ? " problem" : " problems"));
+        out.println(
+                name + ": " + report.problems().size() + (report.problems().size() == 1 ? " problem" : " problems"));
         return PROBLEMS;
     }
 }

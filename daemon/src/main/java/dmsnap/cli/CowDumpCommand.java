@@ -19,9 +19,12 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap cow dump}: the header and every exception in on-disk order. */
-@Command(name = "dump",
-        description = {"Print a persistent COW's header and every exception in on-disk order (area, index),",
-            "and the usage dmsetup status would show after loading it."},
+@Command(
+        name = "dump",
+        description = {
+            "Print a persistent COW's header and every exception in on-disk order (area, index),",
+            "and the usage dmsetup status would show after loading it."
+        },
         footer = {"", "Example:", "  ./dmsnap cow dump /img/cow", "  ./dmsnap cow dump /img/cow --json"})
 final class CowDumpCommand implements Callable<Integer> {
     @Spec
@@ -55,14 +58,17 @@ final class CowDumpCommand implements Callable<Integer> {
             out.println("header " + report.header());
         }
         if (report.chunkSize() != null) {
-            out.println("exceptions_per_area=" + report.exceptionsPerArea() + " areas_read=" + report.areas().size()
-                    + " exceptions=" + report.exceptions().size());
+            out.println("exceptions_per_area=" + report.exceptionsPerArea() + " areas_read="
+                    + report.areas().size() + " exceptions="
+                    + report.exceptions().size());
             int next = 0;
             for (CowInspector.Area area : report.areas()) {
-                out.println("  area " + area.index() + ": metadata chunk " + area.chunk() + ", " + area.entries() + " entries");
+                out.println("  area " + area.index() + ": metadata chunk " + area.chunk() + ", " + area.entries()
+                        + " entries");
                 for (int i = 0; i < area.entries(); i++) {
                     CowInspector.Entry e = report.exceptions().get(next++);
-                    out.println("  [" + e.area() + ":" + e.index() + "] old_chunk=" + e.oldChunk() + " new_chunk=" + e.newChunk());
+                    out.println("  [" + e.area() + ":" + e.index() + "] old_chunk=" + e.oldChunk() + " new_chunk="
+                            + e.newChunk());
                 }
             }
             String usage = report.derivedUsage();
@@ -83,31 +89,34 @@ final class CowDumpCommand implements Callable<Integer> {
      * areas, exception count and usage ({@code null} when it cannot be derived) when the chunk size is
      * known; notes and problems always.
      */
-    record CowJson(String path, long sizeBytes, @JsonInclude(JsonInclude.Include.NON_NULL) HeaderJson header,
-                   @JsonUnwrapped LayoutJson layout, List<String> notes, List<ProblemJson> problems) {
-    }
+    record CowJson(
+            String path,
+            long sizeBytes,
+            @JsonInclude(JsonInclude.Include.NON_NULL) HeaderJson header,
+            @JsonUnwrapped LayoutJson layout,
+            List<String> notes,
+            List<ProblemJson> problems) {}
 
     /** {@code magic} in hex as the kernel sources write it ({@code 0x70416e53}). */
-    record HeaderJson(String magic, int valid, int version, long chunkSize) {
-    }
+    record HeaderJson(String magic, int valid, int version, long chunkSize) {}
 
     /** Present only when the chunk size is known; unwrapped into {@link CowJson}. */
-    record LayoutJson(long exceptionsPerArea, List<AreaJson> areas, int exceptions, String usage) {
-    }
+    record LayoutJson(long exceptionsPerArea, List<AreaJson> areas, int exceptions, String usage) {}
 
-    record AreaJson(long area, long metadataChunk, List<ExceptionJson> exceptions) {
-    }
+    record AreaJson(long area, long metadataChunk, List<ExceptionJson> exceptions) {}
 
-    record ExceptionJson(int index, long oldChunk, long newChunk) {
-    }
+    record ExceptionJson(int index, long oldChunk, long newChunk) {}
 
-    record ProblemJson(long area, int entry, long byteOffset, String message) {
-    }
+    record ProblemJson(long area, int entry, long byteOffset, String message) {}
 
     static CowJson toJson(Path path, Report report) {
-        HeaderJson header = report.header() == null ? null : new HeaderJson(
-                String.format("0x%08x", report.header().magic()), report.header().valid(), report.header().version(),
-                Integer.toUnsignedLong(report.header().chunkSectors()));
+        HeaderJson header = report.header() == null
+                ? null
+                : new HeaderJson(
+                        String.format("0x%08x", report.header().magic()),
+                        report.header().valid(),
+                        report.header().version(),
+                        Integer.toUnsignedLong(report.header().chunkSectors()));
         LayoutJson layout = null;
         if (report.chunkSize() != null) {
             List<AreaJson> areas = new ArrayList<>();
@@ -120,10 +129,12 @@ final class CowDumpCommand implements Callable<Integer> {
                 }
                 areas.add(new AreaJson(area.index(), area.chunk(), entries));
             }
-            layout = new LayoutJson(report.exceptionsPerArea(), areas, report.exceptions().size(), report.derivedUsage());
+            layout = new LayoutJson(
+                    report.exceptionsPerArea(), areas, report.exceptions().size(), report.derivedUsage());
         }
         List<ProblemJson> problems = report.problems().stream()
-                .map(p -> new ProblemJson(p.area(), p.entry(), p.byteOffset(), p.message())).toList();
+                .map(p -> new ProblemJson(p.area(), p.entry(), p.byteOffset(), p.message()))
+                .toList();
         return new CowJson(path.toString(), report.sizeBytes(), header, layout, report.notes(), problems);
     }
 }

@@ -18,9 +18,12 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap cow format}: writes a fresh persistent COW, exactly as the kernel's first load does. */
-@Command(name = "format",
-        description = {"Write a fresh persistent COW header and an empty exception area, as the kernel does",
-            "when it first loads a zeroed COW. Refuses a device that already holds a COW unless --force."},
+@Command(
+        name = "format",
+        description = {
+            "Write a fresh persistent COW header and an empty exception area, as the kernel does",
+            "when it first loads a zeroed COW. Refuses a device that already holds a COW unless --force."
+        },
         footer = {"", "Example:", "  ./dmsnap cow format /img/cow --chunk-size 8 --size 64M"})
 final class CowFormatCommand implements Callable<Integer> {
     @Spec
@@ -29,15 +32,23 @@ final class CowFormatCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "PATH", description = "COW file or block device.")
     Path path;
 
-    @Option(names = "--chunk-size", required = true, paramLabel = "SECTORS",
+    @Option(
+            names = "--chunk-size",
+            required = true,
+            paramLabel = "SECTORS",
             description = "Chunk size in 512-byte sectors (a power of two, e.g. 8 = 4 KiB).")
     long chunkSectors;
 
-    @Option(names = "--size", paramLabel = "SIZE",
+    @Option(
+            names = "--size",
+            paramLabel = "SIZE",
             description = "Create the file with this size if it does not exist (e.g. 64M, 1G).")
     String size;
 
-    @Option(names = "--preallocation", paramLabel = "off|falloc|full", defaultValue = "off",
+    @Option(
+            names = "--preallocation",
+            paramLabel = "off|falloc|full",
+            defaultValue = "off",
             description = "How a file created with --size gets its bytes: off = sparse (default), falloc = reserved, "
                     + "full = zeroes written now (as snapshot create).")
     String preallocation;
@@ -61,27 +72,32 @@ final class CowFormatCommand implements Callable<Integer> {
             throw new IllegalArgumentException(path + " exists already; --size only creates a new file");
         }
         try (FileDevice cow = FileDevice.open(path)) {
-            String blockReason = ChunkSize.invalidReason(chunkSectors, cow.logicalBlockBytes(), cow.logicalBlockBytes());
+            String blockReason =
+                    ChunkSize.invalidReason(chunkSectors, cow.logicalBlockBytes(), cow.logicalBlockBytes());
             if (blockReason != null) {
                 throw new IllegalArgumentException("--chunk-size " + chunkSectors + " on " + path + ": " + blockReason);
             }
             CowInspector.Report existing = CowInspector.inspect(cow, 512, -1);
             if (existing.header() != null && existing.header().magic() != 0) {
                 if (!force) {
-                    throw new IllegalArgumentException(path + " already holds a COW (" + existing.header()
-                            + "); use --force to overwrite it");
+                    throw new IllegalArgumentException(
+                            path + " already holds a COW (" + existing.header() + "); use --force to overwrite it");
                 }
                 try (Arena arena = Arena.ofConfined()) {
-                    MemorySegment zero = arena.allocate(cow.logicalBlockBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
+                    MemorySegment zero =
+                            arena.allocate(cow.logicalBlockBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
                     cow.write(0, zero);
                 }
             }
-            try (PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(chunkSectors), false, 512)) {
-                if (store.load((o, n) -> { }) != LoadResult.VALID) {
+            try (PersistentExceptionStore store =
+                    new PersistentExceptionStore(cow, new ChunkSize(chunkSectors), false, 512)) {
+                if (store.load((o, n) -> {}) != LoadResult.VALID) {
                     throw new IOException(path + ": formatting failed");
                 }
-                spec.commandLine().getOut().println("formatted " + path + ": chunk size " + chunkSectors
-                        + ", " + cow.sizeBytes() + " bytes, usage " + store.usage().statusString());
+                spec.commandLine()
+                        .getOut()
+                        .println("formatted " + path + ": chunk size " + chunkSectors + ", " + cow.sizeBytes()
+                                + " bytes, usage " + store.usage().statusString());
             }
         }
         return ExitCodes.OK;

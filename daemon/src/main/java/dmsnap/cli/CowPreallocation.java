@@ -22,7 +22,9 @@ import java.util.EnumSet;
  * space: the blocks stay "unwritten", written in parallel but converted (the journal again).
  */
 enum CowPreallocation {
-    OFF, FALLOC, FULL;
+    OFF,
+    FALLOC,
+    FULL;
 
     private static final long PIECE_BYTES = 1 << 20;
     private static final long DIRECT_ALIGN = 4096;
@@ -94,7 +96,8 @@ enum CowPreallocation {
     }
 
     private static void writeZeroes(NativeFile file, long fromBytes, long toBytes, String task) throws IOException {
-        try (Arena arena = Arena.ofConfined(); ProgressLine progress = ProgressLine.onTerminal(task, toBytes - fromBytes)) {
+        try (Arena arena = Arena.ofConfined();
+                ProgressLine progress = ProgressLine.onTerminal(task, toBytes - fromBytes)) {
             MemorySegment zeroes = arena.allocate(PIECE_BYTES, DIRECT_ALIGN); // allocate() zero-fills
             for (long at = fromBytes; at < toBytes; at += PIECE_BYTES) {
                 file.write(at, zeroes.asSlice(0, Math.min(PIECE_BYTES, toBytes - at)));

@@ -14,91 +14,148 @@ import picocli.CommandLine.Spec;
 import sun.misc.Signal;
 
 /** {@code dmsnap daemon}: runs the daemon in the foreground until SIGTERM or SIGINT. */
-@Command(name = "daemon",
-        description = {"Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock,",
+@Command(
+        name = "daemon",
+        description = {
+            "Run the dmsnap daemon in the foreground: mapped devices, the control socket RUN_DIR/control.sock,",
             "and every device served over NBD on RUN_DIR/nbd.sock (nbd+unix:///NAME?socket=RUN_DIR/nbd.sock).",
-            "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."},
-        footer = {"", "Example:", "  dmsnap daemon --run-dir /run/dmsnap --state-dir /var/lib/dmsnap",
+            "SIGTERM or SIGINT stops it in order (suspend with flush, flush and close every store) with exit status 0."
+        },
+        footer = {
+            "",
+            "Example:",
+            "  dmsnap daemon --run-dir /run/dmsnap --state-dir /var/lib/dmsnap",
             "  dmsnap daemon --nbd-listen 10809 --metrics 9100   # nbd://127.0.0.1:10809/NAME, http://127.0.0.1:9100/metrics",
             "  dmsnap daemon --nbd-listen 0.0.0.0:10809 --tls-cert server-cert.pem --tls-key server-key.pem \\",
             "      --tls-ca ca-cert.pem   # nbds://HOST:10809/NAME?tls-certificates=DIR, client certificates required",
-            "  dmsnap daemon --nbd-group disk   # members of group disk may use RUN_DIR/nbd.sock"})
+            "  dmsnap daemon --nbd-group disk   # members of group disk may use RUN_DIR/nbd.sock"
+        })
 final class DaemonCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--run-dir", paramLabel = "DIR",
-            description = {"Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).",
-                "Made with mode 0700; an existing one must be a real directory of the daemon's user with mode 0700."})
+    @Option(
+            names = "--run-dir",
+            paramLabel = "DIR",
+            description = {
+                "Run directory (env DMSNAP_RUN_DIR; default /run/dmsnap as root, else $XDG_RUNTIME_DIR/dmsnap).",
+                "Made with mode 0700; an existing one must be a real directory of the daemon's user with mode 0700."
+            })
     Path runDir;
 
-    @Option(names = "--state-dir", paramLabel = "DIR",
-            description = {"Where device tables are recorded (before each change takes effect) and restored from at start.",
-                "Made with mode 0700; an existing one must be a real directory of the daemon's user, writable by no one else."})
+    @Option(
+            names = "--state-dir",
+            paramLabel = "DIR",
+            description = {
+                "Where device tables are recorded (before each change takes effect) and restored from at start.",
+                "Made with mode 0700; an existing one must be a real directory of the daemon's user, writable by no one else."
+            })
     Path stateDir;
 
-    @Option(names = "--usage-warn", paramLabel = "PERCENT[,PERCENT...]", split = ",", defaultValue = "80,95",
+    @Option(
+            names = "--usage-warn",
+            paramLabel = "PERCENT[,PERCENT...]",
+            split = ",",
+            defaultValue = "80,95",
             description = "Log a warning when a snapshot's COW usage crosses each threshold (default 80,95).")
     int[] usageWarn;
 
-    @Option(names = "--autoextend-threshold", paramLabel = "PERCENT", defaultValue = "100",
-            description = "Grow a file-backed COW when its usage reaches PERCENT (100, the default, never), like LVM's snapshot_autoextend_threshold.")
+    @Option(
+            names = "--autoextend-threshold",
+            paramLabel = "PERCENT",
+            defaultValue = "100",
+            description =
+                    "Grow a file-backed COW when its usage reaches PERCENT (100, the default, never), like LVM's snapshot_autoextend_threshold.")
     int autoextendThreshold;
 
-    @Option(names = "--autoextend-percent", paramLabel = "PERCENT", defaultValue = "20",
+    @Option(
+            names = "--autoextend-percent",
+            paramLabel = "PERCENT",
+            defaultValue = "20",
             description = "Grow it by PERCENT of its size (default 20), like LVM's snapshot_autoextend_percent.")
     int autoextendPercent;
 
-    @Option(names = "--nbd-listen", paramLabel = "[HOST:]PORT", converter = ListenAddressConverter.class,
-            description = {"Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1);",
-                "any other address only when named, e.g. 0.0.0.0:10809 (a warning at start unless --tls-cert and --tls-ca)."})
+    @Option(
+            names = "--nbd-listen",
+            paramLabel = "[HOST:]PORT",
+            converter = ListenAddressConverter.class,
+            description = {
+                "Serve NBD on TCP too (RUN_DIR/nbd.sock is always served). Only PORT: loopback (127.0.0.1);",
+                "any other address only when named, e.g. 0.0.0.0:10809 (a warning at start unless --tls-cert and --tls-ca)."
+            })
     ListenAddress nbdListen;
 
-    @Option(names = "--nbd-group", paramLabel = "GROUP",
-            description = {"Members of GROUP may use RUN_DIR/nbd.sock too (mode 0660 and the run directory 0710, both GROUP's).",
-                "Members: processes running with GROUP, users listed in /etc/group. control.sock stays 0600."})
+    @Option(
+            names = "--nbd-group",
+            paramLabel = "GROUP",
+            description = {
+                "Members of GROUP may use RUN_DIR/nbd.sock too (mode 0660 and the run directory 0710, both GROUP's).",
+                "Members: processes running with GROUP, users listed in /etc/group. control.sock stays 0600."
+            })
     String nbdGroup;
 
-    @Option(names = "--tls-cert", paramLabel = "FILE",
+    @Option(
+            names = "--tls-cert",
+            paramLabel = "FILE",
             description = "TLS for NBD (STARTTLS): the server's certificate, then any intermediate ones (PEM).")
     Path tlsCert;
 
-    @Option(names = "--tls-key", paramLabel = "FILE",
-            description = "The certificate's private key: PEM PKCS#8 (BEGIN PRIVATE KEY), RSA, EC or Ed25519, not encrypted.")
+    @Option(
+            names = "--tls-key",
+            paramLabel = "FILE",
+            description =
+                    "The certificate's private key: PEM PKCS#8 (BEGIN PRIVATE KEY), RSA, EC or Ed25519, not encrypted.")
     Path tlsKey;
 
-    @Option(names = "--tls-ca", paramLabel = "FILE",
+    @Option(
+            names = "--tls-ca",
+            paramLabel = "FILE",
             description = "Require TLS clients to present a certificate signed by a CA in FILE (PEM): verify-peer.")
     Path tlsCa;
 
-    @Option(names = "--tls", paramLabel = "off|on|require",
-            description = {"TLS on TCP: off (STARTTLS refused), on (the client chooses), require (every option but STARTTLS",
+    @Option(
+            names = "--tls",
+            paramLabel = "off|on|require",
+            description = {
+                "TLS on TCP: off (STARTTLS refused), on (the client chooses), require (every option but STARTTLS",
                 "is refused until TLS runs). Default: require with --tls-cert, else off. On RUN_DIR/nbd.sock TLS is",
-                "always the client's choice (its peers are known to the kernel)."})
+                "always the client's choice (its peers are known to the kernel)."
+            })
     String tls;
 
-    @Option(names = "--default-export", paramLabel = "NAME",
+    @Option(
+            names = "--default-export",
+            paramLabel = "NAME",
             description = "The device an NBD client gets for the empty export name (default: the only device).")
     String defaultExport;
 
-    @Option(names = "--metrics", paramLabel = "[HOST:]PORT", converter = ListenAddressConverter.class,
-            description = "Serve Prometheus metrics at http://HOST:PORT/metrics. Only PORT: loopback (127.0.0.1); "
-                    + "any other address only when named, e.g. 0.0.0.0:9100 (no authentication: a trusted network only).")
+    @Option(
+            names = "--metrics",
+            paramLabel = "[HOST:]PORT",
+            converter = ListenAddressConverter.class,
+            description =
+                    "Serve Prometheus metrics at http://HOST:PORT/metrics. Only PORT: loopback (127.0.0.1); "
+                            + "any other address only when named, e.g. 0.0.0.0:9100 (no authentication: a trusted network only).")
     ListenAddress metrics;
 
     @Override
     public Integer call() throws Exception {
         int[] thresholds = usageWarn.clone();
         java.util.Arrays.sort(thresholds);
-        DaemonConfig config = new DaemonConfig(runDir != null ? runDir : DaemonConfig.defaultRunDir(), stateDir,
+        DaemonConfig config = new DaemonConfig(
+                runDir != null ? runDir : DaemonConfig.defaultRunDir(),
+                stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
-                new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()), metrics);
+                new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()),
+                metrics);
         if (config.sameDirectories()) {
             throw usage(DaemonConfig.SAME_DIRECTORIES);
         }
         Daemon daemon = Daemon.start(config, VersionProvider.version());
         for (String signal : new String[] {"TERM", "INT"}) {
-            Signal.handle(new Signal(signal), s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
+            Signal.handle(
+                    new Signal(signal),
+                    s -> Thread.ofPlatform().name("dmsnap-stop").start(daemon::stop));
         }
         daemon.awaitStop();
         return ExitCodes.OK;

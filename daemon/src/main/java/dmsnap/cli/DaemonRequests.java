@@ -20,8 +20,7 @@ final class DaemonRequests {
     /** The operation of the daemon's answer to a peer it refuses by SO_PEERCRED (ControlServer). */
     private static final String CONNECT = "connect";
 
-    private DaemonRequests() {
-    }
+    private DaemonRequests() {}
 
     static int run(CommandSpec spec, ClientOptions options, ControlRequest request) {
         PrintWriter out = spec.commandLine().getOut();
@@ -83,7 +82,8 @@ final class DaemonRequests {
     }
 
     private static String refused(Path socket, String errno) {
-        return "dmsnap: cannot use the daemon's control socket " + socket + " as user " + System.getProperty("user.name")
-                + ": " + ExitCodes.text(errno) + " (only root and the daemon's user may)";
+        return "dmsnap: cannot use the daemon's control socket " + socket + " as user "
+                + System.getProperty("user.name") + ": " + ExitCodes.text(errno)
+                + " (only root and the daemon's user may)";
     }
 }

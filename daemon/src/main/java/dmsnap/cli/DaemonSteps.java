@@ -63,8 +63,10 @@ final class DaemonSteps {
         } catch (IOException e) {
             // Told below: an answer this command cannot read.
         }
-        spec.commandLine().getErr().println("dmsnap: the daemon at " + client.socketPath()
-                + " gave an answer without the expected " + type.getSimpleName() + " data (a daemon of another version?)");
+        spec.commandLine()
+                .getErr()
+                .println("dmsnap: the daemon at " + client.socketPath() + " gave an answer without the expected "
+                        + type.getSimpleName() + " data (a daemon of another version?)");
         throw new StepFailed(ExitCodes.FAILED);
     }
 }

@@ -34,10 +34,10 @@ public final class ExitCodes {
 
     /** connect(2)'s errno when nothing listens on a socket file; not among {@link Errno}'s names. */
     static final String ECONNREFUSED = "ECONNREFUSED";
+
     private static final String ECONNREFUSED_TEXT = "Connection refused";
 
-    private ExitCodes() {
-    }
+    private ExitCodes() {}
 
     /** The exit status of a failure with errno {@code errno} (a name, "EBUSY"); any other than these is FAILED. */
     public static int ofErrno(String errno) {

@@ -14,8 +14,7 @@ public final class Main {
     /** Options of the top-level command that the verb declares and uses (see {@link DmsnapCommand}). */
     static final List<String> GLOBAL_OPTIONS = List.of("--run-dir", "--json");
 
-    private Main() {
-    }
+    private Main() {}
 
     public static void main(String[] args) {
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
@@ -44,10 +43,8 @@ public final class Main {
 
     /** The command line {@link #run} executes: its streams, exit codes and one-line error handlers. */
     static CommandLine commandLine(PrintWriter out, PrintWriter err) {
-        CommandLine cli = new CommandLine(new DmsnapCommand())
-                .setOut(out)
-                .setErr(err)
-                .setExitCodeExceptionMapper(ExitCodes::of);
+        CommandLine cli =
+                new CommandLine(new DmsnapCommand()).setOut(out).setErr(err).setExitCodeExceptionMapper(ExitCodes::of);
         addHelpOptions(cli);
         cli.setExecutionStrategy(parseResult -> {
             Integer help = CommandLine.executeHelpRequest(parseResult);
@@ -94,13 +91,15 @@ public final class Main {
             }
             OptionSpec own = spec.findOption(name);
             if (own == null) {
-                throw new ParameterException(spec.commandLine(),
-                        "option '" + name + "' does not apply to '" + spec.qualifiedName() + "'");
+                throw new ParameterException(
+                        spec.commandLine(), "option '" + name + "' does not apply to '" + spec.qualifiedName() + "'");
             }
             if (verb.hasMatchedOption(name)) {
                 // picocli's words for an option given twice after the verb
-                throw new ParameterException(spec.commandLine(), "option '" + name + "' "
-                        + (own.arity().max() == 0 ? "" : "(" + own.paramLabel() + ") ") + "should be specified only once");
+                throw new ParameterException(
+                        spec.commandLine(),
+                        "option '" + name + "' " + (own.arity().max() == 0 ? "" : "(" + own.paramLabel() + ") ")
+                                + "should be specified only once");
             }
             own.setValue(given.getValue());
         }

@@ -51,8 +51,16 @@ final class ProgressLine implements AutoCloseable {
         double seconds = Math.max(1e-9, elapsedNanos / 1e9);
         double rate = done / seconds;
         long eta = rate > 0 ? (long) ((total - done) / rate) : 0;
-        return String.format(Locale.ROOT, "%s %3d%% [%s%s] %7.1f MiB/s  ETA %d:%02d", task, (int) (fraction * 100),
-                "#".repeat(filled), "-".repeat(WIDTH - filled), rate / (1 << 20), eta / 60, eta % 60);
+        return String.format(
+                Locale.ROOT,
+                "%s %3d%% [%s%s] %7.1f MiB/s  ETA %d:%02d",
+                task,
+                (int) (fraction * 100),
+                "#".repeat(filled),
+                "-".repeat(WIDTH - filled),
+                rate / (1 << 20),
+                eta / 60,
+                eta % 60);
     }
 
     @Override

@@ -31,9 +31,12 @@ import sun.misc.Signal;
  * the old data, prints status, refreshes the snapshot live (the handover), and cleans up — or,
  * with {@code --serve}, stays up for the CLI until Ctrl-C.
  */
-@Command(name = "quickstart",
-        description = {"Create a base image, an origin and a snapshot in a fresh folder and show them working:",
-            "origin writes leave the snapshot's data alone, status, and a live refresh (handover)."},
+@Command(
+        name = "quickstart",
+        description = {
+            "Create a base image, an origin and a snapshot in a fresh folder and show them working:",
+            "origin writes leave the snapshot's data alone, status, and a live refresh (handover)."
+        },
         footer = {"", "Example:", "  ./dmsnap quickstart", "  ./dmsnap quickstart /tmp/qs --serve"})
 final class QuickstartCommand implements Callable<Integer> {
     private static final long BASE_BYTES = 64L << 20;
@@ -42,7 +45,11 @@ final class QuickstartCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "DIR", defaultValue = "dmsnap-quickstart",
+    @Parameters(
+            index = "0",
+            arity = "0..1",
+            paramLabel = "DIR",
+            defaultValue = "dmsnap-quickstart",
             description = "A folder that does not exist yet, or is empty (default ./dmsnap-quickstart).")
     Path dir;
 
@@ -57,7 +64,8 @@ final class QuickstartCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         Path folder = dir.toAbsolutePath().normalize();
-        if (Files.exists(folder) && (!Files.isDirectory(folder) || Files.list(folder).findAny().isPresent())) {
+        if (Files.exists(folder)
+                && (!Files.isDirectory(folder) || Files.list(folder).findAny().isPresent())) {
             throw new IllegalArgumentException(folder + " exists and is not empty: give a new folder");
         }
         Files.createDirectories(folder);
@@ -84,11 +92,13 @@ final class QuickstartCommand implements Callable<Integer> {
             dm.create("snap", null, TableParser.parse("0 " + sectors + " snapshot " + base + " " + cow + " P 8"));
             dm.get("origin").resume();
             MemorySegment block = arena.allocate(4096, 4096);
-            block.setString(0, "dmsnap quickstart: written through the origin after the snapshot", StandardCharsets.US_ASCII);
+            block.setString(
+                    0, "dmsnap quickstart: written through the origin after the snapshot", StandardCharsets.US_ASCII);
             dm.get("origin").submit(IoRequest.write(0, block, true));
             out.println("wrote a new first sector through the origin");
             out.println("  origin reads: " + firstSector(dm.get("origin"), arena));
-            out.println("  snap reads:   " + firstSector(dm.get("snap"), arena) + "   <- the snapshot keeps the old data");
+            out.println(
+                    "  snap reads:   " + firstSector(dm.get("snap"), arena) + "   <- the snapshot keeps the old data");
             status(out, dm);
             step(out, "dmsnap snapshot refresh snap   (reload + resume: the exception store is handed over live)");
             dm.load("snap", TableParser.parse("0 " + sectors + " snapshot " + base + " " + cow + " P 8"));
@@ -97,7 +107,8 @@ final class QuickstartCommand implements Callable<Integer> {
             status(out, dm);
             String snapUri = daemon.nbd().unixUri("snap");
             out.println();
-            out.println("NBD exports, served on " + daemon.nbd().socketPath() + (serve ? ":" : " (with --serve they stay up):"));
+            out.println("NBD exports, served on " + daemon.nbd().socketPath()
+                    + (serve ? ":" : " (with --serve they stay up):"));
             out.println("  origin  " + daemon.nbd().unixUri("origin"));
             out.println("  snap    " + snapUri);
             out.println();
@@ -105,10 +116,12 @@ final class QuickstartCommand implements Callable<Integer> {
             out.println("  nbdinfo '" + snapUri + "'");
             out.println("  qemu-img convert -f raw -O qcow2 '" + snapUri + "' " + folder.resolve("snap.qcow2"));
             out.println("  nbdcopy '" + snapUri + "' - | head -c 64");
-            out.println("  nbdfuse " + folder.resolve("snap.img") + " '" + snapUri + "' &   # a file to losetup and mount");
+            out.println(
+                    "  nbdfuse " + folder.resolve("snap.img") + " '" + snapUri + "' &   # a file to losetup and mount");
             out.println("  ./dmsnap status --run-dir " + run);
             out.println("  ./dmsnap cow dump " + cow);
-            out.println("  ./dmsnap cow read --origin " + base + " --cow " + cow + " --out " + folder.resolve("snap.raw"));
+            out.println(
+                    "  ./dmsnap cow read --origin " + base + " --cow " + cow + " --out " + folder.resolve("snap.raw"));
             if (serve) {
                 keep = true;
                 out.println();

@@ -4,8 +4,7 @@ import java.util.Locale;
 
 /** Sizes on the command line: bytes, or with a binary suffix (K, M, G, T; KiB... also accepted) or s for sectors. */
 final class Sizes {
-    private Sizes() {
-    }
+    private Sizes() {}
 
     static long parseBytes(String text) {
         String t = text.trim().toLowerCase(Locale.ROOT);
@@ -23,7 +22,8 @@ final class Sizes {
                 case "m", "mb", "mib" -> 1L << 20;
                 case "g", "gb", "gib" -> 1L << 30;
                 case "t", "tb", "tib" -> 1L << 40;
-                default -> throw new IllegalArgumentException("unknown size unit in '" + text + "' (use K, M, G, T or s)");
+                default ->
+                    throw new IllegalArgumentException("unknown size unit in '" + text + "' (use K, M, G, T or s)");
             };
         }
         if (digits.isEmpty() || !digits.chars().allMatch(Character::isDigit)) {

@@ -12,9 +12,15 @@ import picocli.CommandLine.Spec;
  * a removal with the origin suspended around it, an online merge (lvconvert --merge). Each step is
  * printed ({@link DaemonSteps}).
  */
-@Command(name = "snapshot", description = "Snapshots the LVM way.",
-        subcommands = {SnapshotCreateCommand.class, SnapshotRefreshCommand.class, SnapshotMergeCommand.class,
-            SnapshotRemoveCommand.class})
+@Command(
+        name = "snapshot",
+        description = "Snapshots the LVM way.",
+        subcommands = {
+            SnapshotCreateCommand.class,
+            SnapshotRefreshCommand.class,
+            SnapshotMergeCommand.class,
+            SnapshotRemoveCommand.class
+        })
 final class SnapshotCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -13,31 +13,59 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap snapshot create} (lvcreate -s): the COW file, then the snapshot added with its origin suspended. */
-@Command(name = "create", description = {"Create a snapshot of an origin device: creates or extends the COW file,",
-        "suspends the origin while the snapshot is added, resumes it (so it splits writes at the new chunk size)."},
-        footer = {"", "Example:", "  dmsnap snapshot create vol vol-snap --cow /img/vol-snap.cow --cow-size 1G --chunk-size 8"})
+@Command(
+        name = "create",
+        description = {
+            "Create a snapshot of an origin device: creates or extends the COW file,",
+            "suspends the origin while the snapshot is added, resumes it (so it splits writes at the new chunk size)."
+        },
+        footer = {
+            "",
+            "Example:",
+            "  dmsnap snapshot create vol vol-snap --cow /img/vol-snap.cow --cow-size 1G --chunk-size 8"
+        })
 final class SnapshotCreateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+
     @Mixin
     ClientOptions options;
+
     @Parameters(index = "0", paramLabel = "ORIGIN", description = "The origin device (snapshot-origin).")
     String origin;
+
     @Parameters(index = "1", paramLabel = "SNAP")
     String name;
-    @Option(names = "--cow", required = true, paramLabel = "PATH", description = "COW file (created if missing) or block device.")
+
+    @Option(
+            names = "--cow",
+            required = true,
+            paramLabel = "PATH",
+            description = "COW file (created if missing) or block device.")
     Path cow;
+
     @Option(names = "--cow-size", paramLabel = "SIZE", description = "Create or extend the COW file to SIZE (e.g. 1G).")
     String cowSize;
-    @Option(names = "--chunk-size", paramLabel = "SECTORS", defaultValue = "8",
+
+    @Option(
+            names = "--chunk-size",
+            paramLabel = "SECTORS",
+            defaultValue = "8",
             description = "Chunk size in sectors (default 8 = 4 KiB, as lvcreate -s).")
     long chunk;
+
     @Option(names = "--store", paramLabel = "P|PO|N", defaultValue = "P", description = "Exception store (default P).")
     String store;
-    @Option(names = "--preallocation", paramLabel = "off|falloc|full", defaultValue = "off",
-            description = {"How a new or extended COW file gets its bytes (as qemu-img): off = sparse (default),",
-                    "falloc = reserved, full = zeroes written now, thick like an LV (concurrent first writes",
-                    "then run in parallel on ext4)."})
+
+    @Option(
+            names = "--preallocation",
+            paramLabel = "off|falloc|full",
+            defaultValue = "off",
+            description = {
+                "How a new or extended COW file gets its bytes (as qemu-img): off = sparse (default),",
+                "falloc = reserved, full = zeroes written now, thick like an LV (concurrent first writes",
+                "then run in parallel on ext4)."
+            })
     String preallocation;
 
     @Override
@@ -46,16 +74,18 @@ final class SnapshotCreateCommand implements Callable<Integer> {
         try {
             String[] originTable = new DeviceTables(steps).tableOf(origin);
             if (!originTable[2].equals("snapshot-origin")) {
-                spec.commandLine().getErr().println("dmsnap: " + origin + " is not an origin (its target is "
-                        + originTable[2] + ")");
+                spec.commandLine()
+                        .getErr()
+                        .println("dmsnap: " + origin + " is not an origin (its target is " + originTable[2] + ")");
                 return ExitCodes.FAILED;
             }
             prepareCow();
-            String table = "0 " + originTable[1] + " snapshot " + originTable[3] + " " + cow.toRealPath() + " "
-                    + store + " " + chunk;
+            String table = "0 " + originTable[1] + " snapshot " + originTable[3] + " " + cow.toRealPath() + " " + store
+                    + " " + chunk;
             steps.run("suspended origin " + origin, ControlRequest.of("suspend", origin));
             try {
-                steps.run("created snapshot " + name + ": " + table,
+                steps.run(
+                        "created snapshot " + name + ": " + table,
                         new ControlRequest("create", name, table, null, null, false, false, false, false, false));
             } finally {
                 steps.run("resumed origin " + origin, ControlRequest.of("resume", origin));
@@ -78,8 +108,10 @@ final class SnapshotCreateCommand implements Callable<Integer> {
             long had = exists ? Files.size(cow) : 0;
             if (had < bytes) {
                 how.grow(cow, had, bytes, "preallocating " + cow.getFileName());
-                spec.commandLine().getOut().println((exists ? "extended " : "created ") + cow + " to " + bytes
-                        + " bytes" + (how == CowPreallocation.OFF ? "" : " (preallocation " + preallocation + ")"));
+                spec.commandLine()
+                        .getOut()
+                        .println((exists ? "extended " : "created ") + cow + " to " + bytes + " bytes"
+                                + (how == CowPreallocation.OFF ? "" : " (preallocation " + preallocation + ")"));
             }
         }
     }

@@ -20,8 +20,10 @@ import picocli.CommandLine.Spec;
  * {@code dmsnap snapshot merge} (lvconvert --merge): starts the daemon's merge, then follows it
  * (progress bar or JSON lines) unless {@code --background}; {@code --status} lists the merges.
  */
-@Command(name = "merge",
-        description = {"Merge a snapshot back into its origin, online (lvconvert --merge): the",
+@Command(
+        name = "merge",
+        description = {
+            "Merge a snapshot back into its origin, online (lvconvert --merge): the",
             "origin device gets a snapshot-merge table and takes over the snapshot's",
             "exception store, the snapshot device is removed, and the origin reads the",
             "snapshot's content at once while the chunks are copied back. When the merge",
@@ -30,25 +32,38 @@ import picocli.CommandLine.Spec;
             "nothing holds it open, as LVM defers it to the next activation. The daemon",
             "sees the merge through, also after a restart with --state-dir; interrupting",
             "this command does not stop it. Without --background it waits: a progress bar",
-            "on a terminal, one JSON line per update with --json."},
-        footer = {"", "Examples:", "  dmsnap snapshot merge vol-snap", "  dmsnap snapshot merge vol-snap --background",
-            "  dmsnap snapshot merge --status", "  dmsnap snapshot merge --status vol --json"})
+            "on a terminal, one JSON line per update with --json."
+        },
+        footer = {
+            "",
+            "Examples:",
+            "  dmsnap snapshot merge vol-snap",
+            "  dmsnap snapshot merge vol-snap --background",
+            "  dmsnap snapshot merge --status",
+            "  dmsnap snapshot merge --status vol --json"
+        })
 final class SnapshotMergeCommand implements Callable<Integer> {
     private static final long POLL_MILLIS = 200;
 
     /** A --json progress line: the daemon's merge row, then this command's rate and ETA. */
-    private record ProgressJson(@JsonUnwrapped MergeRow row, double mibPerSecond, long etaSeconds) {
-    }
+    private record ProgressJson(@JsonUnwrapped MergeRow row, double mibPerSecond, long etaSeconds) {}
 
     @Spec
     CommandSpec spec;
+
     @Mixin
     ClientOptions options;
-    @Parameters(index = "0", arity = "0..1", paramLabel = "SNAP",
+
+    @Parameters(
+            index = "0",
+            arity = "0..1",
+            paramLabel = "SNAP",
             description = "The snapshot device to merge (with --status: a snapshot or origin device, optional).")
     String name;
+
     @Option(names = "--background", description = "Start the merge and return; follow it with --status.")
     boolean background;
+
     @Option(names = "--status", description = "Show the merges the daemon knows of, with their progress.")
     boolean status;
 
@@ -128,7 +143,9 @@ final class SnapshotMergeCommand implements Callable<Integer> {
                     double rate = (done - startBytes) / seconds;
                     String key = state + row.percent();
                     if (!key.equals(lastJson)) {
-                        out.println(Json.write(new ProgressJson(row, Math.round(rate / 1048576.0 * 10) / 10.0,
+                        out.println(Json.write(new ProgressJson(
+                                row,
+                                Math.round(rate / 1048576.0 * 10) / 10.0,
                                 rate > 0 ? Math.round((total - done) / rate) : 0)));
                         out.flush();
                         lastJson = key;
@@ -148,8 +165,8 @@ final class SnapshotMergeCommand implements Callable<Integer> {
                             bar = null;
                         }
                         if (!options.json) {
-                            out.println("merged " + name + " into " + origin + "; " + origin + " is now: "
-                                    + row.table());
+                            out.println(
+                                    "merged " + name + " into " + origin + "; " + origin + " is now: " + row.table());
                         }
                         return ExitCodes.OK;
                     }
@@ -158,8 +175,10 @@ final class SnapshotMergeCommand implements Callable<Integer> {
                             bar.close();
                             bar = null;
                         }
-                        spec.commandLine().getErr().println("dmsnap: merge of " + name + " into " + origin + ": "
-                                + s.lines().getFirst().substring(origin.length() + 2));
+                        spec.commandLine()
+                                .getErr()
+                                .println("dmsnap: merge of " + name + " into " + origin + ": "
+                                        + s.lines().getFirst().substring(origin.length() + 2));
                         return ExitCodes.FAILED;
                     }
                     default -> Thread.sleep(POLL_MILLIS);

@@ -9,15 +9,21 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap snapshot refresh} (lvchange --refresh): the same table reloaded, the live store handed over. */
-@Command(name = "refresh", description = {"Reload a snapshot's identical table and resume it: the live store is handed over",
-        "(lvchange --refresh). When the reloaded table would not take the store over (its COW path now names",
-        "another file), the reload is cleared and the snapshot left as it was."},
+@Command(
+        name = "refresh",
+        description = {
+            "Reload a snapshot's identical table and resume it: the live store is handed over",
+            "(lvchange --refresh). When the reloaded table would not take the store over (its COW path now names",
+            "another file), the reload is cleared and the snapshot left as it was."
+        },
         footer = {"", "Example:", "  dmsnap snapshot refresh vol-snap"})
 final class SnapshotRefreshCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+
     @Mixin
     ClientOptions options;
+
     @Parameters(index = "0", paramLabel = "SNAP")
     String name;
 
@@ -28,8 +34,9 @@ final class SnapshotRefreshCommand implements Callable<Integer> {
         try {
             String[] live = tables.tableOf(name);
             String table = String.join(" ", live);
-            steps.run("loaded " + name + ": " + table, new ControlRequest("load", name, table, null, null,
-                    false, false, false, false, false));
+            steps.run(
+                    "loaded " + name + ": " + table,
+                    new ControlRequest("load", name, table, null, null, false, false, false, false, false));
             if (!live[2].equals("snapshot") && !live[2].equals("snapshot-merge")) {
                 steps.run("resumed " + name, ControlRequest.of("resume", name));
                 return ExitCodes.OK;
@@ -39,10 +46,12 @@ final class SnapshotRefreshCommand implements Callable<Integer> {
             if (!tables.tableOf(name, true)[6].equals("0")) {
                 steps.run(null, ControlRequest.of("clear", name));
                 // Not a destination: no live instance on that origin has that COW any more.
-                spec.commandLine().getErr().println("dmsnap: " + name + ": the reloaded table did not take over the"
-                        + " live exception store: its origin " + live[3] + " or COW " + live[4] + " now names"
-                        + " another file than the live table's (was one replaced?); cleared the inactive table, "
-                        + name + " is unchanged");
+                spec.commandLine()
+                        .getErr()
+                        .println("dmsnap: " + name + ": the reloaded table did not take over the"
+                                + " live exception store: its origin " + live[3] + " or COW " + live[4] + " now names"
+                                + " another file than the live table's (was one replaced?); cleared the inactive table, "
+                                + name + " is unchanged");
                 return ExitCodes.FAILED;
             }
             steps.run("resumed " + name + " (exception store handed over)", ControlRequest.of("resume", name));

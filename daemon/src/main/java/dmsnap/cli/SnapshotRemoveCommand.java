@@ -10,13 +10,17 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code dmsnap snapshot remove} (lvremove): the snapshot removed with every origin over its origin device suspended. */
-@Command(name = "remove", description = "Remove a snapshot with its origin suspended around it.",
+@Command(
+        name = "remove",
+        description = "Remove a snapshot with its origin suspended around it.",
         footer = {"", "Example:", "  dmsnap snapshot remove vol-snap"})
 final class SnapshotRemoveCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+
     @Mixin
     ClientOptions options;
+
     @Parameters(index = "0", paramLabel = "SNAP")
     String name;
 

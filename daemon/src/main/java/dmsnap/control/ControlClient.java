@@ -45,7 +45,8 @@ public final class ControlClient {
             }
             String text = response.toString(StandardCharsets.UTF_8).strip();
             if (text.isEmpty()) {
-                throw writeFailed != null ? writeFailed
+                throw writeFailed != null
+                        ? writeFailed
                         : new IOException("the daemon at " + socketPath + " closed the connection without an answer");
             }
             return ControlResponse.fromJson(text);

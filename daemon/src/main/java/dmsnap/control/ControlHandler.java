@@ -80,17 +80,23 @@ public final class ControlHandler {
                 case "status", "table" -> status(r);
                 case "info" -> info(r);
                 case "ls" -> ls();
-                case "version" -> new ControlResponse.Success(List.of("Library version:   dmsnap " + version,
-                        "Driver version:    dmsnap " + version), null);
+                case "version" ->
+                    new ControlResponse.Success(
+                            List.of("Library version:   dmsnap " + version, "Driver version:    dmsnap " + version),
+                            null);
                 case "targets" -> targets();
                 case "merge" -> merges == null ? noMerges(r) : merges.merge(requireName(r));
                 case "merge-status" -> merges == null ? noMerges(r) : merges.status(r.name());
-                default -> new ControlResponse.Failure(r.verb(), "EINVAL", "unknown request '" + dmsnap.device.DeviceManager.quoted(r.verb()) + "'");
+                default ->
+                    new ControlResponse.Failure(
+                            r.verb(),
+                            "EINVAL",
+                            "unknown request '" + dmsnap.device.DeviceManager.quoted(r.verb()) + "'");
             };
         } catch (TableLoadException e) {
             String operation = r.verb().equals("create") || r.verb().equals("load") ? "reload" : r.verb();
-            return new ControlResponse.Failure(operation, e.errno(), (e.target() == null ? "" : e.target() + ": ")
-                    + e.getMessage());
+            return new ControlResponse.Failure(
+                    operation, e.errno(), (e.target() == null ? "" : e.target() + ": ") + e.getMessage());
         } catch (DmException e) {
             return new ControlResponse.Failure(r.verb(), e.errno(), e.getMessage());
         } catch (IllegalArgumentException e) {
@@ -192,9 +198,17 @@ public final class ControlHandler {
             }
             DeviceInfo info = d.info();
             lines.addAll(List.of(info.dmsetupText().split("\n")));
-            data.add(new ResponseData.Device(info.name(), info.uuid(), info.suspended() ? "SUSPENDED" : "ACTIVE",
-                    info.readOnly(), info.tablesPresent(), info.openCount(), info.eventNumber(), info.major(),
-                    info.minor(), info.targets()));
+            data.add(new ResponseData.Device(
+                    info.name(),
+                    info.uuid(),
+                    info.suspended() ? "SUSPENDED" : "ACTIVE",
+                    info.readOnly(),
+                    info.tablesPresent(),
+                    info.openCount(),
+                    info.eventNumber(),
+                    info.major(),
+                    info.minor(),
+                    info.targets()));
         }
         if (devices.isEmpty()) {
             lines.add("No devices found");
@@ -204,8 +218,12 @@ public final class ControlHandler {
 
     /** ls: the data maps each device to its major:minor. */
     private ControlResponse ls() {
-        Map<String, String> data = dm.list().stream().collect(Collectors.toMap(MappedDevice::name,
-                d -> DeviceManager.DM_MAJOR + ":" + d.minor(), (a, b) -> a, LinkedHashMap::new));
+        Map<String, String> data = dm.list().stream()
+                .collect(Collectors.toMap(
+                        MappedDevice::name,
+                        d -> DeviceManager.DM_MAJOR + ":" + d.minor(),
+                        (a, b) -> a,
+                        LinkedHashMap::new));
         List<String> lines = new ArrayList<>();
         data.forEach((name, number) -> lines.add(name + "\t(" + number + ")"));
         if (lines.isEmpty()) {

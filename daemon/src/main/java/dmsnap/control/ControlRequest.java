@@ -17,9 +17,17 @@ import java.util.List;
  * {@code {"verb":"load","name":"snap","table":"0 8 zero","inactive":false,"noflush":false,"force":false,"notable":false,"readonly":false}}.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public record ControlRequest(String verb, String name, String table, String uuid, String newName,
-                             boolean inactive, boolean noflush, boolean force, boolean notable,
-                             @JsonProperty("readonly") boolean readOnly) {
+public record ControlRequest(
+        String verb,
+        String name,
+        String table,
+        String uuid,
+        String newName,
+        boolean inactive,
+        boolean noflush,
+        boolean force,
+        boolean notable,
+        @JsonProperty("readonly") boolean readOnly) {
 
     public static ControlRequest of(String verb, String name) {
         return new ControlRequest(verb, name, null, null, null, false, false, false, false, false);

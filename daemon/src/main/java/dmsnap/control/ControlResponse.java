@@ -20,8 +20,9 @@ public sealed interface ControlResponse {
      * records of {@link ResponseData}, or null: then there is no {@code data} key).
      */
     @JsonPropertyOrder({"ok", "lines", "data"})
-    record Success(List<String> lines, @JsonInclude(JsonInclude.Include.NON_NULL) JsonNode data)
-            implements ControlResponse {
+    record Success(
+            List<String> lines,
+            @JsonInclude(JsonInclude.Include.NON_NULL) JsonNode data) implements ControlResponse {
         @Override
         @JsonProperty("ok")
         public boolean ok() {
@@ -68,12 +69,17 @@ public sealed interface ControlResponse {
      * missing {@code errno} is EIO, a missing reason empty.
      */
     @JsonCreator
-    static ControlResponse fromWire(@JsonProperty("ok") boolean ok, @JsonProperty("lines") List<String> lines,
-                                    @JsonProperty("data") JsonNode data, @JsonProperty("operation") String operation,
-                                    @JsonProperty("errno") String errno, @JsonProperty("reason") String reason) {
+    static ControlResponse fromWire(
+            @JsonProperty("ok") boolean ok,
+            @JsonProperty("lines") List<String> lines,
+            @JsonProperty("data") JsonNode data,
+            @JsonProperty("operation") String operation,
+            @JsonProperty("errno") String errno,
+            @JsonProperty("reason") String reason) {
         if (ok) {
             return new Success(lines == null ? List.of() : lines, data);
         }
-        return new Failure(operation == null ? "" : operation, errno == null ? "EIO" : errno, reason == null ? "" : reason);
+        return new Failure(
+                operation == null ? "" : operation, errno == null ? "EIO" : errno, reason == null ? "" : reason);
     }
 }

@@ -31,17 +31,19 @@ public final class ControlServer implements AutoCloseable {
     static final int MAX_REQUEST_BYTES = 1 << 20;
     /** A client that has not sent its whole request by then is dropped. */
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+
     private final Duration requestTimeout;
-    private final java.util.concurrent.ScheduledExecutorService timeouts =
-            Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().name("dmsnap-control-timeout").daemon(true).unstarted(r));
+    private final java.util.concurrent.ScheduledExecutorService timeouts = Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().name("dmsnap-control-timeout").daemon(true).unstarted(r));
 
     private final Path socketPath;
     private final ControlHandler handler;
     private final String daemonUser;
     private final ServerSocketChannel server;
     /** Named, as slf4j-simple prints the thread: a request's log lines can be told from another's. */
-    private final ExecutorService connections =
-            Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("dmsnap-control-", 1).factory());
+    private final ExecutorService connections = Executors.newThreadPerTaskExecutor(
+            Thread.ofVirtual().name("dmsnap-control-", 1).factory());
+
     private final AtomicBoolean closed = new AtomicBoolean();
     private final Thread acceptor;
 
@@ -81,13 +83,16 @@ public final class ControlServer implements AutoCloseable {
 
     private void serve(SocketChannel client) {
         // A client that sends half a request and stalls must not hold its thread forever.
-        var timeout = timeouts.schedule(() -> {
-            try {
-                client.close();
-            } catch (IOException e) {
-                // Closing an abandoned connection; nothing to report.
-            }
-        }, requestTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        var timeout = timeouts.schedule(
+                () -> {
+                    try {
+                        client.close();
+                    } catch (IOException e) {
+                        // Closing an abandoned connection; nothing to report.
+                    }
+                },
+                requestTimeout.toMillis(),
+                java.util.concurrent.TimeUnit.MILLISECONDS);
         try (client) {
             UnixDomainPrincipal peer = client.getOption(ExtendedSocketOptions.SO_PEERCRED);
             String user = peer.user().getName();
@@ -99,10 +104,18 @@ public final class ControlServer implements AutoCloseable {
                 malformed = e;
             }
             if (!user.equals("root") && !user.equals(daemonUser)) {
-                log.warn("refused control request from user {} (only root and {} may use {})", user, daemonUser,
+                log.warn(
+                        "refused control request from user {} (only root and {} may use {})",
+                        user,
+                        daemonUser,
                         socketPath);
-                answer(client, new ControlResponse.Failure("connect", "EACCES", "permission denied: user " + user
-                        + " may not control this daemon"), malformed);
+                answer(
+                        client,
+                        new ControlResponse.Failure(
+                                "connect",
+                                "EACCES",
+                                "permission denied: user " + user + " may not control this daemon"),
+                        malformed);
                 return;
             }
             if (malformed != null) {
@@ -178,8 +191,8 @@ public final class ControlServer implements AutoCloseable {
                 }
                 line.write(b);
                 if (line.size() > MAX_REQUEST_BYTES) {
-                    throw new MalformedRequestException("request longer than " + MAX_REQUEST_BYTES + " bytes", true,
-                            buf.slice());
+                    throw new MalformedRequestException(
+                            "request longer than " + MAX_REQUEST_BYTES + " bytes", true, buf.slice());
                 }
             }
         }
@@ -187,7 +200,10 @@ public final class ControlServer implements AutoCloseable {
 
     private static String decode(byte[] line) throws MalformedRequestException {
         try {
-            return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(line)).toString();
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .decode(ByteBuffer.wrap(line))
+                    .toString();
         } catch (java.nio.charset.CharacterCodingException e) {
             throw new MalformedRequestException("malformed request: not valid UTF-8", false, null);
         }

@@ -30,8 +30,7 @@ public final class Json {
 
     private static final JsonMapper MAPPER = mapper();
 
-    private Json() {
-    }
+    private Json() {}
 
     private static JsonMapper mapper() {
         JsonFactory factory = JsonFactory.builder()
@@ -97,8 +96,11 @@ public final class Json {
         for (Throwable t = failure; t != null; t = t.getCause()) {
             if (t instanceof StreamConstraintsException e) {
                 // Jackson's sentence, without the name of the setting it comes from; a JSON "name" is a key.
-                String m = e.getOriginalMessage().replaceAll(", from `[^`]*`", "").replaceFirst("^Name length", "Key length")
-                        .replaceAll("\\s+", " ").strip();
+                String m = e.getOriginalMessage()
+                        .replaceAll(", from `[^`]*`", "")
+                        .replaceFirst("^Name length", "Key length")
+                        .replaceAll("\\s+", " ")
+                        .strip();
                 return m.isEmpty() ? "over a JSON limit" : Character.toLowerCase(m.charAt(0)) + m.substring(1);
             }
         }

@@ -10,25 +10,29 @@ import java.util.List;
  * an interface for scripts: change them only compatibly.
  */
 public final class ResponseData {
-    private ResponseData() {
-    }
+    private ResponseData() {}
 
     /** {@code info}: {@code {"devices":[...]}}. */
-    public record Info(List<Device> devices) {
-    }
+    public record Info(List<Device> devices) {}
 
     /** One device in {@code info}; {@code uuid} is null when it has none, {@code state} ACTIVE or SUSPENDED. */
-    public record Device(String name, String uuid, String state, boolean readOnly, String tablesPresent, int openCount,
-                         long eventNumber, int major, int minor, int targets) {
-    }
+    public record Device(
+            String name,
+            String uuid,
+            String state,
+            boolean readOnly,
+            String tablesPresent,
+            int openCount,
+            long eventNumber,
+            int major,
+            int minor,
+            int targets) {}
 
     /** {@code merge}: the merge started ({@code merging}) or deferred ({@code waiting}). */
-    public record MergeStarted(String origin, String snapshot, String state) {
-    }
+    public record MergeStarted(String origin, String snapshot, String state) {}
 
     /** {@code merge-status}: {@code {"merges":[...]}}. */
-    public record MergeStatus(List<MergeRow> merges) {
-    }
+    public record MergeStatus(List<MergeRow> merges) {}
 
     /**
      * One merge in {@code merge-status}. Which keys are there depends on the state: a waiting merge
@@ -39,23 +43,40 @@ public final class ResponseData {
      * {@code status}. Absent keys are null here.
      */
     @JsonInclude(JsonInclude.Include.NON_NULL)
-    public record MergeRow(String origin, @JsonInclude(JsonInclude.Include.ALWAYS) String snapshot, String cow,
-                           String state, Integer openCount, Double percent, Long mergedBytes, Long totalBytes,
-                           Long remainingBytes, String status, String table) {
+    public record MergeRow(
+            String origin,
+            @JsonInclude(JsonInclude.Include.ALWAYS) String snapshot,
+            String cow,
+            String state,
+            Integer openCount,
+            Double percent,
+            Long mergedBytes,
+            Long totalBytes,
+            Long remainingBytes,
+            String status,
+            String table) {
 
         public static MergeRow waiting(String origin, String snapshot, String cow, int openCount) {
             return new MergeRow(origin, snapshot, cow, "waiting", openCount, null, null, null, null, null, null);
         }
 
-        public static MergeRow running(String origin, String snapshot, String cow, String state, double percent,
-                                       long mergedBytes, long totalBytes, long remainingBytes, String status) {
-            return new MergeRow(origin, snapshot, cow, state, null, percent, mergedBytes, totalBytes, remainingBytes,
-                    status, null);
+        public static MergeRow running(
+                String origin,
+                String snapshot,
+                String cow,
+                String state,
+                double percent,
+                long mergedBytes,
+                long totalBytes,
+                long remainingBytes,
+                String status) {
+            return new MergeRow(
+                    origin, snapshot, cow, state, null, percent, mergedBytes, totalBytes, remainingBytes, status, null);
         }
 
         public static MergeRow finished(String origin, String snapshot, long totalBytes, String table) {
-            return new MergeRow(origin, snapshot, null, "finished", null, 100.0, totalBytes, totalBytes, null, null,
-                    table);
+            return new MergeRow(
+                    origin, snapshot, null, "finished", null, 100.0, totalBytes, totalBytes, null, null, table);
         }
 
         /** A snapshot-merge table loaded by hand: the flow does not know the snapshot. */

@@ -37,8 +37,7 @@ public final class CowMonitor {
     private static final Logger log = LoggerFactory.getLogger(CowMonitor.class);
 
     /** What happened in one check, for tests and metrics. */
-    public record Event(String device, String kind, String message) {
-    }
+    public record Event(String device, String kind, String message) {}
 
     /**
      * @param warnPercents       thresholds to warn at, ascending
@@ -78,7 +77,8 @@ public final class CowMonitor {
 
     private void checkDevice(MappedDevice d, List<Event> events) throws IOException {
         List<StatusLine> status = d.status(false);
-        if (status.size() != 1 || !status.getFirst().targetType().equals("snapshot")
+        if (status.size() != 1
+                || !status.getFirst().targetType().equals("snapshot")
                 || !(status.getFirst().status() instanceof SnapshotStatus.Usage usage)) {
             return; // not a snapshot, or Invalid / Overflow
         }
@@ -96,8 +96,8 @@ public final class CowMonitor {
             }
         }
         if (crossed > already) {
-            String message = String.format("%s: COW usage %.1f%% (%d/%d sectors) crossed %d%%", d.name(), percent,
-                    allocated, total, crossed);
+            String message = String.format(
+                    "%s: COW usage %.1f%% (%d/%d sectors) crossed %d%%", d.name(), percent, allocated, total, crossed);
             log.warn(message);
             events.add(new Event(d.name(), "warn", message));
         }
@@ -130,8 +130,8 @@ public final class CowMonitor {
                 grow(file, size, grown);
             } catch (IOException e) {
                 growthFailed.put(device, free);
-                String message = String.format("%s: cannot grow COW %s from %d to %d bytes: %s", device, cow, size,
-                        grown, e.getMessage());
+                String message = String.format(
+                        "%s: cannot grow COW %s from %d to %d bytes: %s", device, cow, size, grown, e.getMessage());
                 if (freeAtFailure == null) {
                     log.error(message);
                 } else {
@@ -141,7 +141,8 @@ public final class CowMonitor {
                 return;
             }
             growthFailed.remove(device);
-            String message = String.format("%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
+            String message = String.format(
+                    "%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
                     device, cow, size, grown, percent, policy.autoextendThreshold());
             log.info(message);
             events.add(new Event(device, "extend", message));

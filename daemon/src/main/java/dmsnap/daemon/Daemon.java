@@ -7,8 +7,9 @@ import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
-import dmsnap.nbd.NbdServer;
 import dmsnap.metrics.DaemonMetrics;
+import dmsnap.nbd.NbdServer;
+import dmsnap.nbd.NbdTls;
 import dmsnap.snapshot.CommitObserver;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
@@ -19,7 +20,6 @@ import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.TargetTypes;
-import dmsnap.nbd.NbdTls;
 import java.io.IOException;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
@@ -55,22 +55,29 @@ public final class Daemon implements AutoCloseable {
     private final StateStore state;
     /** Null without {@code --metrics}. */
     private final DaemonMetrics metrics;
+
     private final MergeFlows merges;
     private final java.util.concurrent.ScheduledExecutorService monitor =
-            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
-                    r -> Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r ->
+                    Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
-    private Daemon(DaemonConfig config, OwnedDirectory runDir, StateStore state, NbdServer.Access nbdAccess,
-            String version) throws IOException {
+    private Daemon(
+            DaemonConfig config, OwnedDirectory runDir, StateStore state, NbdServer.Access nbdAccess, String version)
+            throws IOException {
         this.config = config;
         this.runDir = runDir;
         this.state = state;
         this.copier = new ChunkCopier(Math.max(2, Runtime.getRuntime().availableProcessors() * 2), 1 << 20);
         this.metrics = config.metrics() == null ? null : new DaemonMetrics(copier);
-        this.devices = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier,
-                metrics == null ? CommitObserver.NONE : metrics.commits()), new BackingDevices());
+        this.devices = new DeviceManager(
+                SnapshotTargets.register(
+                        TargetTypes.withBasicTargets(),
+                        new Registry(),
+                        copier,
+                        metrics == null ? CommitObserver.NONE : metrics.commits()),
+                new BackingDevices());
         if (metrics != null) {
             metrics.serve(config.metrics(), devices); // before any device exists: a taken port changes nothing
         }
@@ -82,11 +89,17 @@ public final class Daemon implements AutoCloseable {
             }
             this.merges = new MergeFlows(devices, state);
             merges.restore();
-            nbdServer = new NbdServer(devices, config.nbdSocket(), config.nbd().tcpSocketAddress(),
-                    config.nbd().defaultExport(), NbdServer.Settings.defaults(), nbdAccess);
+            nbdServer = new NbdServer(
+                    devices,
+                    config.nbdSocket(),
+                    config.nbd().tcpSocketAddress(),
+                    config.nbd().defaultExport(),
+                    NbdServer.Settings.defaults(),
+                    nbdAccess);
             this.nbd = nbdServer;
-            this.control = new ControlServer(config.controlSocket(), new ControlHandler(devices, version,
-                    state == null ? DeviceRecorder.NONE : state, merges));
+            this.control = new ControlServer(
+                    config.controlSocket(),
+                    new ControlHandler(devices, version, state == null ? DeviceRecorder.NONE : state, merges));
             ok = true;
         } finally {
             if (!ok) {
@@ -122,7 +135,8 @@ public final class Daemon implements AutoCloseable {
         while (!pending.isEmpty()) {
             Pending next = null;
             for (Pending p : pending) {
-                boolean ready = pending.stream().noneMatch(o -> o != p && p.stacksOn(o.recorded().name()));
+                boolean ready = pending.stream()
+                        .noneMatch(o -> o != p && p.stacksOn(o.recorded().name()));
                 if (ready) {
                     next = p;
                     break;
@@ -180,7 +194,7 @@ public final class Daemon implements AutoCloseable {
         if (mergedCows.isEmpty()) {
             return;
         }
-        for (java.util.Iterator<StateStore.Recorded> it = records.iterator(); it.hasNext();) {
+        for (java.util.Iterator<StateStore.Recorded> it = records.iterator(); it.hasNext(); ) {
             StateStore.Recorded r = it.next();
             TableLine line = singleLine(r.table(), "snapshot");
             if (line == null) {
@@ -194,7 +208,11 @@ public final class Daemon implements AutoCloseable {
                     try {
                         state.forget(r.name());
                     } catch (IOException e) {
-                        log.warn("{}: cannot remove its record from {}: {}", r.name(), config.stateDir(), e.getMessage());
+                        log.warn(
+                                "{}: cannot remove its record from {}: {}",
+                                r.name(),
+                                config.stateDir(),
+                                e.getMessage());
                     }
                     break;
                 }
@@ -207,7 +225,11 @@ public final class Daemon implements AutoCloseable {
         try {
             List<TableLine> lines = TableParser.parse(table).lines();
             TableLine line = lines.getFirst();
-            return lines.size() == 1 && line.targetType().equals(type) && line.args().size() >= 2 ? line : null;
+            return lines.size() == 1
+                            && line.targetType().equals(type)
+                            && line.args().size() >= 2
+                    ? line
+                    : null;
         } catch (TableLoadException e) {
             return null; // restore reports it when it loads it
         }
@@ -257,7 +279,10 @@ public final class Daemon implements AutoCloseable {
         try {
             state = config.stateDir() == null ? null : new StateStore(config.stateDir());
             Daemon daemon = new Daemon(config, runDir, state, nbdAccess, version);
-            log.info("dmsnap {} daemon started (pid {}), run directory {}", version, ProcessHandle.current().pid(),
+            log.info(
+                    "dmsnap {} daemon started (pid {}), run directory {}",
+                    version,
+                    ProcessHandle.current().pid(),
                     config.runDir());
             ok = true;
             return daemon;
@@ -274,7 +299,8 @@ public final class Daemon implements AutoCloseable {
     private static NbdServer.Access nbdAccess(DaemonConfig.Nbd nbd) throws IOException {
         GroupPrincipal group = nbd.group() == null ? null : group(nbd.group());
         DaemonConfig.Tls tls = nbd.tls();
-        return tls == null ? new NbdServer.Access(group, null, NbdTls.Mode.OFF)
+        return tls == null
+                ? new NbdServer.Access(group, null, NbdTls.Mode.OFF)
                 : new NbdServer.Access(group, NbdTls.load(tls.cert(), tls.key(), tls.ca()), tls.tcp());
     }
 
@@ -314,7 +340,8 @@ public final class Daemon implements AutoCloseable {
         if (!stopped.compareAndSet(false, true)) {
             return;
         }
-        log.info("stopping: suspending and removing {} device(s)", devices.list().size());
+        log.info(
+                "stopping: suspending and removing {} device(s)", devices.list().size());
         monitor.shutdownNow();
         try {
             control.close();

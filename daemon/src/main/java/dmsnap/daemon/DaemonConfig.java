@@ -93,7 +93,8 @@ public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPoli
             return Path.of("/run/dmsnap");
         }
         String xdg = System.getenv("XDG_RUNTIME_DIR");
-        return xdg != null && !xdg.isBlank() ? Path.of(xdg, "dmsnap")
+        return xdg != null && !xdg.isBlank()
+                ? Path.of(xdg, "dmsnap")
                 : Path.of(System.getProperty("java.io.tmpdir"), "dmsnap-" + System.getProperty("user.name"));
     }
 

@@ -126,8 +126,11 @@ public final class MergeFlows implements MergeService {
             }
             for (Flow f : flows.values()) {
                 if (f.snapshot.equals(snapshot) && !f.started) {
-                    return success(List.of("Merging of snapshot " + snapshot + " will occur on next activation of "
-                            + f.origin + " (already requested)."), f, "waiting");
+                    return success(
+                            List.of("Merging of snapshot " + snapshot + " will occur on next activation of " + f.origin
+                                    + " (already requested)."),
+                            f,
+                            "waiting");
                 }
             }
             String originArg = t.args().getFirst();
@@ -136,16 +139,26 @@ public final class MergeFlows implements MergeService {
                 List<MappedDevice> merging = devicesWith("snapshot-merge", originArg);
                 if (!merging.isEmpty()) {
                     Flow other = flows.get(merging.getFirst().name());
-                    return new ControlResponse.Failure("merge", "EBUSY", "Cannot merge snapshot " + snapshot
-                            + " into the origin " + merging.getFirst().name() + " with merging snapshot "
-                            + (other == null ? "(loaded by hand)" : other.snapshot) + ".");
+                    return new ControlResponse.Failure(
+                            "merge",
+                            "EBUSY",
+                            "Cannot merge snapshot " + snapshot
+                                    + " into the origin " + merging.getFirst().name() + " with merging snapshot "
+                                    + (other == null ? "(loaded by hand)" : other.snapshot) + ".");
                 }
-                return new ControlResponse.Failure("merge", "ENXIO", "no origin device of " + snapshot
-                        + " is active (a snapshot-origin over " + originArg + ")");
+                return new ControlResponse.Failure(
+                        "merge",
+                        "ENXIO",
+                        "no origin device of " + snapshot + " is active (a snapshot-origin over " + originArg + ")");
             }
             if (origins.size() > 1) {
-                return new ControlResponse.Failure("merge", "EINVAL", "several origin devices over " + originArg + ": "
-                        + String.join(", ", origins.stream().map(MappedDevice::name).toList()));
+                return new ControlResponse.Failure(
+                        "merge",
+                        "EINVAL",
+                        "several origin devices over " + originArg + ": "
+                                + String.join(
+                                        ", ",
+                                        origins.stream().map(MappedDevice::name).toList()));
             }
             MappedDevice origin = origins.getFirst();
             Flow f = new Flow(origin.name(), snapshot, t.args().get(1));
@@ -158,10 +171,14 @@ public final class MergeFlows implements MergeService {
             flows.put(f.origin, f);
             if (users > 0) {
                 log.info("{}: open ({} users): the merge of {} waits until it is not", f.origin, users, snapshot);
-                return success(List.of("Can't merge over open origin volume.",
-                        "Merging of snapshot " + snapshot + " will occur on next activation of " + f.origin
-                                + " (when nothing holds it open: " + users + " user" + (users == 1 ? "" : "s") + " now)."),
-                        f, "waiting");
+                return success(
+                        List.of(
+                                "Can't merge over open origin volume.",
+                                "Merging of snapshot " + snapshot + " will occur on next activation of " + f.origin
+                                        + " (when nothing holds it open: " + users + " user" + (users == 1 ? "" : "s")
+                                        + " now)."),
+                        f,
+                        "waiting");
             }
             try {
                 return success(start(f), f, "merging");
@@ -185,8 +202,8 @@ public final class MergeFlows implements MergeService {
         TableLine t = printedLine(snap);
         Table originTable = origin.liveTable();
         // origin, COW, store type, chunk size: the snapshot's arguments without its features
-        Table mergeTable = new Table(List.of(new TableLine(0, origin.sizeSectors(), "snapshot-merge",
-                t.args().subList(0, 4))));
+        Table mergeTable = new Table(List.of(new TableLine(
+                0, origin.sizeSectors(), "snapshot-merge", t.args().subList(0, 4))));
         try {
             devices.load(f.origin, mergeTable);
         } catch (TableLoadException e) {
@@ -214,8 +231,12 @@ public final class MergeFlows implements MergeService {
                 try {
                     state.forget(f.snapshot);
                 } catch (IOException e) {
-                    log.warn("{}: cannot remove the record of {} from {}: {} (a restart drops it: its COW is being merged)",
-                            f.origin, f.snapshot, state.directory(), e.getMessage());
+                    log.warn(
+                            "{}: cannot remove the record of {} from {}: {} (a restart drops it: its COW is being merged)",
+                            f.origin,
+                            f.snapshot,
+                            state.directory(),
+                            e.getMessage());
                 }
             }
             try {
@@ -231,7 +252,8 @@ public final class MergeFlows implements MergeService {
                 devices.remove(f.snapshot, false);
                 lines.add("removed " + f.snapshot + " (it errors all I/O after the handover)");
             } catch (DmException e) {
-                lines.add("left " + f.snapshot + " in place: " + e.getMessage() + " (it errors all I/O; remove it once closed)");
+                lines.add("left " + f.snapshot + " in place: " + e.getMessage()
+                        + " (it errors all I/O; remove it once closed)");
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -265,7 +287,10 @@ public final class MergeFlows implements MergeService {
                 state.record(origin);
             }
         } catch (TableLoadException | DmException | InterruptedException | IOException e) {
-            log.error("{}: putting the origin table back after a failed merge start failed: {}", f.origin, e.getMessage());
+            log.error(
+                    "{}: putting the origin table back after a failed merge start failed: {}",
+                    f.origin,
+                    e.getMessage());
         }
     }
 
@@ -300,7 +325,10 @@ public final class MergeFlows implements MergeService {
             if (p.complete()) {
                 finish(f, origin);
             } else if (!p.valid()) {
-                report(f, "the snapshot is invalid: there is nothing to merge; replace the table of " + f.origin + " by hand");
+                report(
+                        f,
+                        "the snapshot is invalid: there is nothing to merge; replace the table of " + f.origin
+                                + " by hand");
             } else if (p.failed() && !p.running()) {
                 report(f, "Merge failed (the daemon log has the error); reactivate " + f.origin + " to retry");
             }
@@ -319,7 +347,11 @@ public final class MergeFlows implements MergeService {
                 try {
                     start(f);
                 } catch (StepFailed e) {
-                    log.error("{}: the merge of {} could not start: {}: {}", f.origin, f.snapshot, e.failure.operation(),
+                    log.error(
+                            "{}: the merge of {} could not start: {}: {}",
+                            f.origin,
+                            f.snapshot,
+                            e.failure.operation(),
                             e.failure.reason());
                     forget(f);
                 }
@@ -331,19 +363,27 @@ public final class MergeFlows implements MergeService {
     }
 
     /** The merge is complete: snapshot-origin if other snapshots of the origin remain, else linear. */
-    private void finish(Flow f, MappedDevice origin) throws IOException, DmException, TableLoadException,
-            InterruptedException {
+    private void finish(Flow f, MappedDevice origin)
+            throws IOException, DmException, TableLoadException, InterruptedException {
         String originArg = printedLine(origin).args().getFirst();
         boolean others = !devicesWith("snapshot", originArg).isEmpty();
-        Table next = new Table(List.of(others
-                ? new TableLine(0, origin.sizeSectors(), "snapshot-origin", List.of(originArg))
-                : new TableLine(0, origin.sizeSectors(), "linear", List.of(originArg, "0"))));
+        Table next = new Table(List.of(
+                others
+                        ? new TableLine(0, origin.sizeSectors(), "snapshot-origin", List.of(originArg))
+                        : new TableLine(0, origin.sizeSectors(), "linear", List.of(originArg, "0"))));
         devices.load(f.origin, next);
         origin.resume(state == null ? DeviceRecorder.NONE : state); // not recorded: not live, the next check retries
         forget(f);
-        finished.put(f.origin, MergeReport.finished(f.origin, f.snapshot, f.totalBytes, next.toString().strip()));
-        log.info("{}: merge of {} finished; the table is now: {} (the COW {} is no longer used)", f.origin, f.snapshot,
-                next.toString().strip(), f.cow);
+        finished.put(
+                f.origin,
+                MergeReport.finished(
+                        f.origin, f.snapshot, f.totalBytes, next.toString().strip()));
+        log.info(
+                "{}: merge of {} finished; the table is now: {} (the COW {} is no longer used)",
+                f.origin,
+                f.snapshot,
+                next.toString().strip(),
+                f.cow);
     }
 
     private void report(Flow f, String problem) {
@@ -372,30 +412,42 @@ public final class MergeFlows implements MergeService {
             for (MappedDevice d : devices.list()) {
                 SnapshotMergeTarget.Progress p = progressOf(d);
                 if (p != null && !flows.containsKey(d.name()) && (name == null || name.equals(d.name()))) {
-                    reports.add(MergeReport.byHand(d.name(), p, String.join(" ", d.statusLines(StatusType.INFO, false))));
+                    reports.add(
+                            MergeReport.byHand(d.name(), p, String.join(" ", d.statusLines(StatusType.INFO, false))));
                 }
             }
         } catch (IOException | RuntimeException e) {
             return new ControlResponse.Failure("merge-status", "EIO", String.valueOf(e.getMessage()));
         }
-        List<String> lines = new ArrayList<>(reports.stream().map(MergeReport::line).toList());
+        List<String> lines =
+                new ArrayList<>(reports.stream().map(MergeReport::line).toList());
         if (reports.isEmpty()) {
             if (name != null) {
                 return new ControlResponse.Failure("merge-status", "ENXIO", "no merge of " + name);
             }
             lines.add("No merges");
         }
-        return ControlResponse.success(lines, new MergeStatus(reports.stream().map(MergeReport::row).toList()));
+        return ControlResponse.success(
+                lines, new MergeStatus(reports.stream().map(MergeReport::row).toList()));
     }
 
     private MergeReport statusOf(Flow f) throws IOException {
         MappedDevice origin = devices.find(f.origin);
         SnapshotMergeTarget.Progress p = origin == null ? null : progressOf(origin);
         if (p == null) {
-            return MergeReport.waiting(f.origin, f.snapshot, f.cow, origin != null,
+            return MergeReport.waiting(
+                    f.origin,
+                    f.snapshot,
+                    f.cow,
+                    origin != null,
                     origin == null ? 0 : origin.info().openCount());
         }
-        return MergeReport.running(f.origin, f.snapshot, f.cow, f.totalBytes, p,
+        return MergeReport.running(
+                f.origin,
+                f.snapshot,
+                f.cow,
+                f.totalBytes,
+                p,
                 String.join(" ", origin.statusLines(StatusType.INFO, false)));
     }
 
@@ -433,7 +485,10 @@ public final class MergeFlows implements MergeService {
         List<MappedDevice> found = new ArrayList<>();
         for (MappedDevice d : devices.list()) {
             TableLine t = printedLine(d);
-            if (t != null && t.targetType().equals(type) && !t.args().isEmpty() && t.args().getFirst().equals(originArg)) {
+            if (t != null
+                    && t.targetType().equals(type)
+                    && !t.args().isEmpty()
+                    && t.args().getFirst().equals(originArg)) {
                 found.add(d);
             }
         }

@@ -22,8 +22,7 @@ final class MergeRecords {
      * {@code origin}; {@code started} once the origin's snapshot-merge table went live, with
      * {@code totalBytes} then on the COW (what the percentage counts from).
      */
-    record Entry(String origin, String snapshot, String cow, boolean started, long totalBytes) {
-    }
+    record Entry(String origin, String snapshot, String cow, boolean started, long totalBytes) {}
 
     /**
      * @param state the state directory, or null (then nothing is recorded)
@@ -39,7 +38,10 @@ final class MergeRecords {
         }
         List<Entry> all = new ArrayList<>();
         for (Properties p : state.loadAll(SUFFIX)) {
-            all.add(new Entry(p.getProperty("origin"), p.getProperty("snapshot"), p.getProperty("cow"),
+            all.add(new Entry(
+                    p.getProperty("origin"),
+                    p.getProperty("snapshot"),
+                    p.getProperty("cow"),
                     Boolean.parseBoolean(p.getProperty("started", "false")),
                     Long.parseLong(p.getProperty("totalBytes", "0"))));
         }

@@ -15,8 +15,9 @@ record MergeReport(String line, MergeRow row) {
 
     /** A merge deferred while its origin is open ({@code users}) or not active ({@code active} false). */
     static MergeReport waiting(String origin, String snapshot, String cow, boolean active, int users) {
-        return new MergeReport(origin + ": merge of " + snapshot + " waits for the next activation of " + origin
-                + (active ? " (open by " + users + ")" : " (not active)"),
+        return new MergeReport(
+                origin + ": merge of " + snapshot + " waits for the next activation of " + origin
+                        + (active ? " (open by " + users + ")" : " (not active)"),
                 MergeRow.waiting(origin, snapshot, cow, users));
     }
 
@@ -24,8 +25,13 @@ record MergeReport(String line, MergeRow row) {
      * A merge whose snapshot-merge table is live; {@code recordedTotalBytes} is what the COW held
      * when it started, {@code status} the origin's status line.
      */
-    static MergeReport running(String origin, String snapshot, String cow, long recordedTotalBytes,
-                               SnapshotMergeTarget.Progress p, String status) {
+    static MergeReport running(
+            String origin,
+            String snapshot,
+            String cow,
+            long recordedTotalBytes,
+            SnapshotMergeTarget.Progress p,
+            String status) {
         long remaining = remainingBytes(p);
         long total = Math.max(recordedTotalBytes, remaining);
         double percent = total == 0 ? 100.0 : 100.0 * (total - remaining) / total;
@@ -36,23 +42,42 @@ record MergeReport(String line, MergeRow row) {
             case "complete" -> "complete, the table is being replaced";
             default -> st;
         };
-        return new MergeReport(String.format(Locale.ROOT, "%s: merging %s: %s, %.1f%% (%s of %s), status %s", origin,
-                snapshot, what, percent, mib(total - remaining), mib(total), status),
-                MergeRow.running(origin, snapshot, cow, st, Math.round(percent * 10) / 10.0, total - remaining, total,
-                        remaining, status));
+        return new MergeReport(
+                String.format(
+                        Locale.ROOT,
+                        "%s: merging %s: %s, %.1f%% (%s of %s), status %s",
+                        origin,
+                        snapshot,
+                        what,
+                        percent,
+                        mib(total - remaining),
+                        mib(total),
+                        status),
+                MergeRow.running(
+                        origin,
+                        snapshot,
+                        cow,
+                        st,
+                        Math.round(percent * 10) / 10.0,
+                        total - remaining,
+                        total,
+                        remaining,
+                        status));
     }
 
     /** A merge this daemon finished: the origin's table is now {@code table}. */
     static MergeReport finished(String origin, String snapshot, long totalBytes, String table) {
-        return new MergeReport(origin + ": merge of " + snapshot + " finished; " + origin + " is now: " + table,
+        return new MergeReport(
+                origin + ": merge of " + snapshot + " finished; " + origin + " is now: " + table,
                 MergeRow.finished(origin, snapshot, totalBytes, table));
     }
 
     /** A snapshot-merge table loaded by hand into {@code device}: reported, never finished. */
     static MergeReport byHand(String device, SnapshotMergeTarget.Progress p, String status) {
         String st = stateOf(p);
-        return new MergeReport(device + ": " + st + " (a snapshot-merge table loaded by hand: replace it when done), "
-                + mib(remainingBytes(p)) + " left, status " + status,
+        return new MergeReport(
+                device + ": " + st + " (a snapshot-merge table loaded by hand: replace it when done), "
+                        + mib(remainingBytes(p)) + " left, status " + status,
                 MergeRow.byHand(device, st, remainingBytes(p), status));
     }
 

@@ -144,15 +144,17 @@ final class OwnedDirectory implements AutoCloseable {
             return; // made by someone else meanwhile: checked like any existing directory
         }
         // Our own new directory: undo what the umask took (never done to an existing one).
-        PosixFileAttributeView view = Files.getFileAttributeView(dir, PosixFileAttributeView.class,
-                LinkOption.NOFOLLOW_LINKS);
+        PosixFileAttributeView view =
+                Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
         view.setPermissions(OWNER_ONLY);
         if (group != null) {
             try {
                 view.setGroup(group); // before the group may pass: never another group's for a moment
             } catch (IOException e) {
-                throw new IOException("cannot give the run directory " + dir + " to group " + group.getName() + ": "
-                        + e.getMessage() + " (the daemon's user must be root or a member of it)", e);
+                throw new IOException(
+                        "cannot give the run directory " + dir + " to group " + group.getName() + ": " + e.getMessage()
+                                + " (the daemon's user must be root or a member of it)",
+                        e);
             }
             view.setPermissions(GROUP_TRAVERSE);
         }
@@ -196,8 +198,8 @@ final class OwnedDirectory implements AutoCloseable {
     private static void check(Path dir, Kind kind, GroupPrincipal group) throws IOException {
         Map<String, Object> a;
         try {
-            a = Files.readAttributes(dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode,group",
-                    LinkOption.NOFOLLOW_LINKS);
+            a = Files.readAttributes(
+                    dir, "unix:isSymbolicLink,isDirectory,uid,permissions,mode,group", LinkOption.NOFOLLOW_LINKS);
         } catch (NoSuchFileException e) {
             throw new IOException(kind.what + " " + dir + " vanished while it was being created");
         }
@@ -218,7 +220,8 @@ final class OwnedDirectory implements AutoCloseable {
         String mode = String.format("%04o", (Integer) a.get("mode") & 07777); // as ls and chmod show it
         if (group != null && !(permissions.equals(GROUP_TRAVERSE) && group.equals(a.get("group")))) {
             String actual = ((GroupPrincipal) a.get("group")).getName();
-            throw new IOException(kind.what + " " + dir + " has mode " + mode + " and group " + actual + ", not 0710 and"
+            throw new IOException(kind.what + " " + dir + " has mode " + mode + " and group " + actual
+                    + ", not 0710 and"
                     + " group " + group.getName() + " (--nbd-group: the group reaches nbd.sock through it): chgrp "
                     + group.getName() + " and chmod 0710 it if it is the daemon's own, or give a new one");
         }
@@ -226,7 +229,8 @@ final class OwnedDirectory implements AutoCloseable {
             throw new IOException(kind.what + " " + dir + " has mode " + mode + ", not 0700: chmod 0700 it if it is"
                     + " the daemon's own, or give a new one (made with mode 0700)");
         }
-        if (permissions.contains(PosixFilePermission.GROUP_WRITE) || permissions.contains(PosixFilePermission.OTHERS_WRITE)) {
+        if (permissions.contains(PosixFilePermission.GROUP_WRITE)
+                || permissions.contains(PosixFilePermission.OTHERS_WRITE)) {
             throw new IOException(kind.what + " " + dir + " is writable by others (mode " + mode + "): chmod go-w it if"
                     + " it is the daemon's own, or give a new one (made with mode 0700)");
         }
@@ -239,15 +243,15 @@ final class OwnedDirectory implements AutoCloseable {
             lock = NativeFile.open(file, EnumSet.of(OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.NO_FOLLOW));
         } catch (ErrnoException e) {
             if (e.errno() == Errno.ELOOP) {
-                throw new IOException("the lock file " + file + " of the " + kind.what + " is a symbolic link:"
-                        + " remove it", e);
+                throw new IOException(
+                        "the lock file " + file + " of the " + kind.what + " is a symbolic link:" + " remove it", e);
             }
             throw e;
         }
         if (lock.type() != FileType.REGULAR_FILE) {
             lock.close();
-            throw new IOException("the lock file " + file + " of the " + kind.what + " is not a regular file:"
-                    + " remove it");
+            throw new IOException(
+                    "the lock file " + file + " of the " + kind.what + " is not a regular file:" + " remove it");
         }
         return lock;
     }
@@ -258,8 +262,8 @@ final class OwnedDirectory implements AutoCloseable {
      * harmless: flock belongs to the open file, not to the process as fcntl locks do.
      */
     private static void writePid(Path file) {
-        try (FileChannel pid = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING,
-                LinkOption.NOFOLLOW_LINKS)) {
+        try (FileChannel pid = FileChannel.open(
+                file, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS)) {
             pid.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)));
         } catch (IOException e) {
             log.warn("{}: cannot write this daemon's pid into it: {}", file, e.getMessage());
@@ -271,8 +275,8 @@ final class OwnedDirectory implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(32);
             long n = lock.read(0, buffer);
-            String text = new String(buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE),
-                    StandardCharsets.UTF_8).strip();
+            String text =
+                    new String(buffer.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8).strip();
             return text.isEmpty() ? "?" : text.lines().findFirst().orElse("?");
         }
     }

@@ -69,8 +69,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
     }
 
     /** A recorded device; {@code readOnly}: its table was loaded read-only. */
-    public record Recorded(String name, String uuid, String table, boolean readOnly) {
-    }
+    public record Recorded(String name, String uuid, String table, boolean readOnly) {}
 
     public Path directory() {
         return dir;
@@ -107,8 +106,10 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
     }
 
     private DmException failure(String what, IOException e) {
-        return new DmException(errnoOf(e), "cannot " + what + " in the state directory " + dir + ": " + e.getMessage()
-                + "; nothing was changed", e);
+        return new DmException(
+                errnoOf(e),
+                "cannot " + what + " in the state directory " + dir + ": " + e.getMessage() + "; nothing was changed",
+                e);
     }
 
     /** The errno name of a failed file operation (EIO when it does not say). */
@@ -178,8 +179,8 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
      * they are deleted and nothing changed. Then only rename(2)s follow, back to back: the
      * device's record, the dependents' records, one fsync of the directory.
      */
-    private synchronized void rename(String from, String to, MappedDevice device,
-            List<DeviceRecorder.Dependent> dependents) throws IOException {
+    private synchronized void rename(
+            String from, String to, MappedDevice device, List<DeviceRecorder.Dependent> dependents) throws IOException {
         List<Path[]> staged = new ArrayList<>(); // {temporary file, record}
         Path source = dir.resolve(from + SUFFIX);
         boolean recorded = Files.isRegularFile(source, LinkOption.NOFOLLOW_LINKS);
@@ -187,8 +188,10 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             for (DeviceRecorder.Dependent d : dependents) {
                 MappedDevice user = d.device();
                 String file = user.name() + SUFFIX;
-                staged.add(new Path[] {stage(file, properties(user.name(), user.uuid(), d.liveTable(), user.isReadOnly()),
-                        COMMENT), dir.resolve(file)});
+                staged.add(new Path[] {
+                    stage(file, properties(user.name(), user.uuid(), d.liveTable(), user.isReadOnly()), COMMENT),
+                    dir.resolve(file)
+                });
             }
             if (recorded) {
                 move(source, dir.resolve(to + SUFFIX));
@@ -212,7 +215,12 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
                 move(s[0], s[1]);
             } catch (IOException e) {
                 // After the rename itself there is no going back: say what a restart will miss.
-                log.error("{}: its record in {} still names dm:{}, which is now {}: {}", s[1].getFileName(), dir, from, to,
+                log.error(
+                        "{}: its record in {} still names dm:{}, which is now {}: {}",
+                        s[1].getFileName(),
+                        dir,
+                        from,
+                        to,
                         e.getMessage());
                 Files.deleteIfExists(s[0]);
             }
@@ -223,7 +231,11 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
                 try {
                     record(to, device.uuid(), device.liveTable(), device.isReadOnly());
                 } catch (IOException e) {
-                    log.warn("{}: renamed in {}, but its record still says name={} inside: {}", to, dir, from,
+                    log.warn(
+                            "{}: renamed in {}, but its record still says name={} inside: {}",
+                            to,
+                            dir,
+                            from,
                             e.getMessage());
                 }
             }
@@ -238,8 +250,11 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         for (Map.Entry<String, Properties> e : read(SUFFIX)) {
             String file = e.getKey();
             Properties p = e.getValue();
-            all.add(new Recorded(file.substring(0, file.length() - SUFFIX.length()), p.getProperty("uuid"),
-                    p.getProperty("table"), Boolean.parseBoolean(p.getProperty("readonly", "false"))));
+            all.add(new Recorded(
+                    file.substring(0, file.length() - SUFFIX.length()),
+                    p.getProperty("uuid"),
+                    p.getProperty("table"),
+                    Boolean.parseBoolean(p.getProperty("readonly", "false"))));
         }
         return all;
     }
@@ -275,7 +290,8 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         // O_EXCL: a file or symbolic link put there since is never opened, let alone truncated.
         NativeFile f = NativeFile.open(tmp, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE);
         try {
-            try (f; Arena arena = Arena.ofConfined()) {
+            try (f;
+                    Arena arena = Arena.ofConfined()) {
                 f.write(0, arena.allocateFrom(ValueLayout.JAVA_BYTE, bytes));
                 f.fsync();
             }
@@ -297,8 +313,8 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         }
         Map<String, Object> a = Files.readAttributes(tmp, "unix:isRegularFile,uid", LinkOption.NOFOLLOW_LINKS);
         if (!(Boolean) a.get("isRegularFile") || (Integer) a.get("uid") != uid) {
-            throw new IOException(tmp + " is in the way and is not a regular file of uid " + uid
-                    + " (a symbolic link?): remove it");
+            throw new IOException(
+                    tmp + " is in the way and is not a regular file of uid " + uid + " (a symbolic link?): remove it");
         }
         Files.delete(tmp);
     }

@@ -21,8 +21,9 @@ import io.prometheus.metrics.model.snapshots.Unit;
  */
 final class CommitLatency implements CommitObserver {
     /** 50 µs (a page-cache flush) to 2.5 s (a stalled disk). */
-    private static final double[] BOUNDS_SECONDS = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-        0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+    private static final double[] BOUNDS_SECONDS = {
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
+    };
 
     private final DistributionDataPoint persistent;
     private final DistributionDataPoint transientStore;

@@ -24,15 +24,26 @@ final class CopierCollector implements MultiCollector {
     public MetricSnapshots collect() {
         ChunkCopier.Stats s = copier.stats();
         return MetricSnapshots.of(
-                counter("dmsnap_chunk_copies", "Chunk copies finished (one source read, any number of COWs written).",
-                        null, point(s.copies(), Labels.EMPTY)),
-                counter("dmsnap_chunk_copy_read_bytes", "Bytes chunk copies read from their source.", Unit.BYTES,
+                counter(
+                        "dmsnap_chunk_copies",
+                        "Chunk copies finished (one source read, any number of COWs written).",
+                        null,
+                        point(s.copies(), Labels.EMPTY)),
+                counter(
+                        "dmsnap_chunk_copy_read_bytes",
+                        "Bytes chunk copies read from their source.",
+                        Unit.BYTES,
                         point(s.readBytes(), Labels.EMPTY)),
-                counter("dmsnap_chunk_copy_written_bytes", "Bytes chunk copies wrote, each destination counted.",
-                        Unit.BYTES, point(s.writtenBytes(), Labels.EMPTY)),
-                counter("dmsnap_chunk_copy_errors",
+                counter(
+                        "dmsnap_chunk_copy_written_bytes",
+                        "Bytes chunk copies wrote, each destination counted.",
+                        Unit.BYTES,
+                        point(s.writtenBytes(), Labels.EMPTY)),
+                counter(
+                        "dmsnap_chunk_copy_errors",
                         "Failed chunk copy I/O: op=read a source read (nothing written), op=write one destination.",
-                        null, point(s.readErrors(), Labels.of("op", "read")),
+                        null,
+                        point(s.readErrors(), Labels.of("op", "read")),
                         point(s.writeErrors(), Labels.of("op", "write"))));
     }
 

@@ -31,6 +31,7 @@ final class CowStatusCollector implements MultiCollector {
 
     /** The state label's values, in order of precedence (a later one wins when lines differ). */
     private static final List<String> SNAPSHOT_STATES = List.of("valid", "overflow", "invalid");
+
     private static final List<String> MERGE_STATES = List.of("merging", "overflow", "failed", "invalid");
 
     /** One device's lines of one target type, added up. */
@@ -81,7 +82,7 @@ final class CowStatusCollector implements MultiCollector {
                         merge = merge != null ? merge : new Cow(d.name());
                         add(merge, status, MERGE_STATES, "merging");
                     }
-                    default -> { }
+                    default -> {}
                 }
             }
             if (snapshot != null) {
@@ -93,11 +94,14 @@ final class CowStatusCollector implements MultiCollector {
         }
         MetricSnapshots.Builder out = MetricSnapshots.builder();
         usage(out, "dmsnap_snapshot", snapshots);
-        out.metricSnapshot(state("dmsnap_snapshot_state",
+        out.metricSnapshot(state(
+                "dmsnap_snapshot_state",
                 "1 for the snapshot's state as status shows it (valid: usage numbers), 0 for the others.",
-                SNAPSHOT_STATES, snapshots));
+                SNAPSHOT_STATES,
+                snapshots));
         usage(out, "dmsnap_merge", merges);
-        GaugeSnapshot.Builder remaining = GaugeSnapshot.builder().name("dmsnap_merge_remaining_sectors")
+        GaugeSnapshot.Builder remaining = GaugeSnapshot.builder()
+                .name("dmsnap_merge_remaining_sectors")
                 .help("COW data sectors still to merge (allocated - metadata); 0 when the merge is complete.");
         for (Cow c : merges) {
             if (c.hasUsage) {
@@ -105,10 +109,12 @@ final class CowStatusCollector implements MultiCollector {
             }
         }
         out.metricSnapshot(remaining.build());
-        out.metricSnapshot(state("dmsnap_merge_state",
+        out.metricSnapshot(state(
+                "dmsnap_merge_state",
                 "1 for the merging snapshot's state as status shows it (merging: usage numbers; failed: Merge failed), "
                         + "0 for the others.",
-                MERGE_STATES, merges));
+                MERGE_STATES,
+                merges));
         return out.build();
     }
 
@@ -130,11 +136,14 @@ final class CowStatusCollector implements MultiCollector {
     }
 
     private static void usage(MetricSnapshots.Builder out, String prefix, List<Cow> cows) {
-        GaugeSnapshot.Builder allocated = GaugeSnapshot.builder().name(prefix + "_cow_allocated_sectors")
+        GaugeSnapshot.Builder allocated = GaugeSnapshot.builder()
+                .name(prefix + "_cow_allocated_sectors")
                 .help("COW sectors allocated, header and metadata included (status <allocated>).");
-        GaugeSnapshot.Builder total = GaugeSnapshot.builder().name(prefix + "_cow_total_sectors")
+        GaugeSnapshot.Builder total = GaugeSnapshot.builder()
+                .name(prefix + "_cow_total_sectors")
                 .help("COW device size in sectors (status <total>).");
-        GaugeSnapshot.Builder metadata = GaugeSnapshot.builder().name(prefix + "_cow_metadata_sectors")
+        GaugeSnapshot.Builder metadata = GaugeSnapshot.builder()
+                .name(prefix + "_cow_metadata_sectors")
                 .help("COW header and metadata area sectors (status <metadata>).");
         for (Cow c : cows) {
             if (c.hasUsage) {
@@ -157,13 +166,17 @@ final class CowStatusCollector implements MultiCollector {
             for (int i = 0; i < states.size(); i++) {
                 gauge.dataPoint(GaugeDataPointSnapshot.builder()
                         .labels(Labels.of("device", c.device, "state", states.get(i)))
-                        .value(i == c.state ? 1 : 0).build());
+                        .value(i == c.state ? 1 : 0)
+                        .build());
             }
         }
         return gauge.build();
     }
 
     private static GaugeDataPointSnapshot point(String device, long value) {
-        return GaugeDataPointSnapshot.builder().labels(Labels.of("device", device)).value(value).build();
+        return GaugeDataPointSnapshot.builder()
+                .labels(Labels.of("device", device))
+                .value(value)
+                .build();
     }
 }

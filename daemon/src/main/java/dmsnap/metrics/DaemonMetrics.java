@@ -76,7 +76,11 @@ public final class DaemonMetrics implements AutoCloseable {
         registry.register(new DeviceIoCollector(devices));
         registry.register(new CowStatusCollector(devices));
         try {
-            server = HTTPServer.builder().inetAddress(host).port(address.port()).registry(registry).buildAndStart();
+            server = HTTPServer.builder()
+                    .inetAddress(host)
+                    .port(address.port())
+                    .registry(registry)
+                    .buildAndStart();
         } catch (IOException e) {
             throw new IOException("metrics on " + address + ": " + e.getMessage(), e);
         }
@@ -84,8 +88,10 @@ public final class DaemonMetrics implements AutoCloseable {
         if (host.isLoopbackAddress()) {
             log.info("serving metrics at http://{}/metrics", new ListenAddress(address.host(), port));
         } else {
-            log.warn("serving metrics at http://{}/metrics on a non-loopback address: whoever reaches it can read "
-                    + "device names and I/O counts", new ListenAddress(address.host(), port));
+            log.warn(
+                    "serving metrics at http://{}/metrics on a non-loopback address: whoever reaches it can read "
+                            + "device names and I/O counts",
+                    new ListenAddress(address.host(), port));
         }
         return port;
     }

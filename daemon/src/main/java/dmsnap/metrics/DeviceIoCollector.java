@@ -18,23 +18,40 @@ import java.util.function.ToLongFunction;
  * at that moment: a renamed device continues under its new name and a removed one is gone.
  */
 final class DeviceIoCollector implements MultiCollector {
-    private record Series(String name, String help, Unit unit, ToLongFunction<IoStats.Totals> value) {
-    }
+    private record Series(String name, String help, Unit unit, ToLongFunction<IoStats.Totals> value) {}
 
     private static final List<Series> SERIES = List.of(
-            new Series("dmsnap_device_reads", "Read requests completed (failed ones included).", null,
+            new Series(
+                    "dmsnap_device_reads",
+                    "Read requests completed (failed ones included).",
+                    null,
                     IoStats.Totals::reads),
-            new Series("dmsnap_device_read_bytes", "Bytes of completed read requests.", Unit.BYTES,
+            new Series(
+                    "dmsnap_device_read_bytes",
+                    "Bytes of completed read requests.",
+                    Unit.BYTES,
                     IoStats.Totals::readBytes),
-            new Series("dmsnap_device_writes", "Write and write-zeroes requests completed (failed ones included).",
-                    null, IoStats.Totals::writes),
-            new Series("dmsnap_device_written_bytes", "Bytes of completed write and write-zeroes requests.",
-                    Unit.BYTES, IoStats.Totals::writtenBytes),
+            new Series(
+                    "dmsnap_device_writes",
+                    "Write and write-zeroes requests completed (failed ones included).",
+                    null,
+                    IoStats.Totals::writes),
+            new Series(
+                    "dmsnap_device_written_bytes",
+                    "Bytes of completed write and write-zeroes requests.",
+                    Unit.BYTES,
+                    IoStats.Totals::writtenBytes),
             new Series("dmsnap_device_flushes", "Flush requests completed.", null, IoStats.Totals::flushes),
             new Series("dmsnap_device_discards", "Discard requests completed.", null, IoStats.Totals::discards),
-            new Series("dmsnap_device_discarded_bytes", "Bytes of completed discard requests.", Unit.BYTES,
+            new Series(
+                    "dmsnap_device_discarded_bytes",
+                    "Bytes of completed discard requests.",
+                    Unit.BYTES,
                     IoStats.Totals::discardedBytes),
-            new Series("dmsnap_device_io_errors", "Requests that failed with an I/O error.", null,
+            new Series(
+                    "dmsnap_device_io_errors",
+                    "Requests that failed with an I/O error.",
+                    null,
                     IoStats.Totals::errors));
 
     private final DeviceManager devices;
@@ -54,13 +71,16 @@ final class DeviceIoCollector implements MultiCollector {
         }
         MetricSnapshots.Builder out = MetricSnapshots.builder();
         for (Series s : SERIES) {
-            CounterSnapshot.Builder counter = CounterSnapshot.builder().name(s.name()).help(s.help());
+            CounterSnapshot.Builder counter =
+                    CounterSnapshot.builder().name(s.name()).help(s.help());
             if (s.unit() != null) {
                 counter.unit(s.unit());
             }
             for (int i = 0; i < totals.length; i++) {
                 counter.dataPoint(CounterDataPointSnapshot.builder()
-                        .labels(labels[i]).value(s.value().applyAsLong(totals[i])).build());
+                        .labels(labels[i])
+                        .value(s.value().applyAsLong(totals[i]))
+                        .build());
             }
             out.metricSnapshot(counter.build());
         }

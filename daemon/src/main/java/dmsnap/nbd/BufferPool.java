@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedDeque;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -58,6 +58,7 @@ final class BufferPool implements AutoCloseable {
     private static final int MAX_SHIFT = 25;
     /** From 64 KiB on, buffers live in huge pages. */
     private static final int HUGE_SHIFT = 16;
+
     private static final int SLAB_SHIFT = Long.numberOfTrailingZeros(IoMemory.HUGE_PAGE_BYTES);
 
     /** The largest reserve; more would rarely be used (reads and writes of 1 MiB are the common large ones). */
@@ -69,6 +70,7 @@ final class BufferPool implements AutoCloseable {
     private final long sharedBytes;
     /** The shared budget in permits of 4 KiB; never waited for, only tried. */
     private final Semaphore shared;
+
     private final AtomicInteger shares = new AtomicInteger();
     private final long retainBytes;
     private final AtomicLong retained = new AtomicLong();
@@ -77,8 +79,10 @@ final class BufferPool implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     /** Slabs made so far (guarded by itself); their bytes count against the retain limit. */
     private final List<IoMemory> slabs = new ArrayList<>();
+
     private final AtomicLong slabBytes = new AtomicLong();
     private final AtomicInteger slabBuffersInUse = new AtomicInteger();
+
     @SuppressWarnings("unchecked")
     private final ConcurrentLinkedDeque<Owned>[] free = new ConcurrentLinkedDeque[MAX_SHIFT - MIN_SHIFT + 1];
 
@@ -134,8 +138,7 @@ final class BufferPool implements AutoCloseable {
         private final AtomicLong sharedHeld = new AtomicLong();
         private final AtomicBoolean closed = new AtomicBoolean();
 
-        private Share() {
-        }
+        private Share() {}
 
         /**
          * A buffer of {@code bytes} (1 .. 32 MiB) now: from the reserve if it fits there, else from
@@ -205,7 +208,8 @@ final class BufferPool implements AutoCloseable {
             throw new IllegalArgumentException("maxShares " + maxShares);
         }
         this.maxShares = maxShares;
-        this.reserveBytes = Math.min(MAX_RESERVE_BYTES,
+        this.reserveBytes = Math.min(
+                MAX_RESERVE_BYTES,
                 Math.max(1L << MIN_SHIFT, Long.highestOneBit(Math.max(1, budgetBytes / 2 / maxShares))));
         this.budgetBytes = Math.max(budgetBytes, maxShares * reserveBytes + (1L << MAX_SHIFT));
         this.sharedBytes = this.budgetBytes - maxShares * reserveBytes;

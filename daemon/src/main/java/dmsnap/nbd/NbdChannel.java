@@ -28,6 +28,7 @@ final class NbdChannel implements AutoCloseable {
     private final LongSupplier clock;
     /** Null until TLS is started: set by the negotiating thread before the connection's other threads start. */
     private volatile TlsSession tls;
+
     private volatile long readDeadline = NONE;
     private volatile long writeDeadline = NONE;
 
@@ -132,8 +133,10 @@ final class NbdChannel implements AutoCloseable {
         long read = readDeadline;
         long write = writeDeadline;
         TlsSession session = tls;
-        if ((read != NONE && now - read > 0 || write != NONE && now - write > 0
-                || session != null && session.writeOverdue(now)) && socket.isOpen()) {
+        if ((read != NONE && now - read > 0
+                        || write != NONE && now - write > 0
+                        || session != null && session.writeOverdue(now))
+                && socket.isOpen()) {
             close();
             return true;
         }
@@ -143,7 +146,8 @@ final class NbdChannel implements AutoCloseable {
     /** Whether a deadline runs on this open connection now: a message has begun, or a reply is being sent. */
     boolean deadlineRunning() {
         TlsSession session = tls;
-        return socket.isOpen() && (readDeadline != NONE || writeDeadline != NONE || session != null && session.writing());
+        return socket.isOpen()
+                && (readDeadline != NONE || writeDeadline != NONE || session != null && session.writing());
     }
 
     /** Stops reading: a reader blocked for the next request sees end of input. */

@@ -22,8 +22,7 @@ final class NbdCodec {
      */
     static final int REPLY_HEAD_BYTES = STRUCTURED_REPLY_HEADER_BYTES + 6 + MAX_STRING_BYTES;
 
-    private NbdCodec() {
-    }
+    private NbdCodec() {}
 
     /**
      * Reads a request header ({@link NbdProtocol#REQUEST_HEADER_BYTES} bytes from the position of
@@ -37,14 +36,22 @@ final class NbdCodec {
         if (magic != NBD_REQUEST_MAGIC) {
             throw new IOException("bad request magic 0x" + Integer.toHexString(magic));
         }
-        return new NbdRequest(Short.toUnsignedInt(header.getShort()), Short.toUnsignedInt(header.getShort()),
-                header.getLong(), header.getLong(), Integer.toUnsignedLong(header.getInt()));
+        return new NbdRequest(
+                Short.toUnsignedInt(header.getShort()),
+                Short.toUnsignedInt(header.getShort()),
+                header.getLong(),
+                header.getLong(),
+                Integer.toUnsignedLong(header.getInt()));
     }
 
     /** Puts {@code r}'s header into {@code into} (a client's side of {@link #decodeRequest}); returns {@code into}. */
     static ByteBuffer encodeRequest(NbdRequest r, ByteBuffer into) {
-        return into.putInt(NBD_REQUEST_MAGIC).putShort((short) r.flags()).putShort((short) r.type())
-                .putLong(r.cookie()).putLong(r.offset()).putInt((int) r.length());
+        return into.putInt(NBD_REQUEST_MAGIC)
+                .putShort((short) r.flags())
+                .putShort((short) r.type())
+                .putLong(r.cookie())
+                .putLong(r.offset())
+                .putInt((int) r.length());
     }
 
     /**
@@ -68,9 +75,13 @@ final class NbdCodec {
      */
     static ByteBuffer putOffsetData(ByteBuffer head, boolean done, long cookie, long offsetBytes, long dataBytes) {
         head.clear();
-        return head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) (done ? NBD_REPLY_FLAG_DONE : 0))
-                .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA).putLong(cookie).putInt((int) (8 + dataBytes))
-                .putLong(offsetBytes).flip();
+        return head.putInt(NBD_STRUCTURED_REPLY_MAGIC)
+                .putShort((short) (done ? NBD_REPLY_FLAG_DONE : 0))
+                .putShort((short) NBD_REPLY_TYPE_OFFSET_DATA)
+                .putLong(cookie)
+                .putInt((int) (8 + dataBytes))
+                .putLong(offsetBytes)
+                .flip();
     }
 
     /**
@@ -81,8 +92,14 @@ final class NbdCodec {
         byte[] text = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
         int textBytes = Math.min(text.length, MAX_STRING_BYTES);
         head.clear();
-        return head.putInt(NBD_STRUCTURED_REPLY_MAGIC).putShort((short) NBD_REPLY_FLAG_DONE)
-                .putShort((short) NBD_REPLY_TYPE_ERROR).putLong(cookie).putInt(6 + textBytes).putInt(error)
-                .putShort((short) textBytes).put(text, 0, textBytes).flip();
+        return head.putInt(NBD_STRUCTURED_REPLY_MAGIC)
+                .putShort((short) NBD_REPLY_FLAG_DONE)
+                .putShort((short) NBD_REPLY_TYPE_ERROR)
+                .putLong(cookie)
+                .putInt(6 + textBytes)
+                .putInt(error)
+                .putShort((short) textBytes)
+                .put(text, 0, textBytes)
+                .flip();
     }
 }

@@ -52,19 +52,23 @@ final class NbdConnection {
     private final NbdExport export;
     /** Structured replies were negotiated: the shape of read and error replies. */
     private final boolean structured;
+
     private final NbdRequestRules rules;
     private final Executor ioThreads;
     /** This connection's part of the request buffers; closed when the connection ends. */
     private final BufferPool.Share share;
+
     private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
     private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
     private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     /** For skipping the payload of refused writes; made at the first one. */
     private ByteBuffer discard;
+
     private final AtomicLong unexpectedErrors;
     private volatile boolean writerFailed;
     /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
     private final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
+
     private final ByteBuffer inlineHead = ByteBuffer.allocateDirect(NbdCodec.REPLY_HEAD_BYTES);
     static final long INLINE_MAX_BYTES = 1 << 20;
     /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
@@ -73,11 +77,11 @@ final class NbdConnection {
     static final long ROUND_TRIP_NANOS = 10_000;
     /** Reader-thread state for the inline decision. */
     private boolean lastAlone;
+
     private long lastInlineReplyNanos;
 
     /** Why a request, or a piece of it, failed: the protocol's error and a sentence for structured replies. */
-    private record Refusal(int error, String message) {
-    }
+    private record Refusal(int error, String message) {}
 
     /**
      * One reply: an error (with a message for structured replies) or success, with read data. A
@@ -100,8 +104,14 @@ final class NbdConnection {
 
     private final Warnings warn;
 
-    NbdConnection(NbdChannel channel, NbdExport export, boolean structured, Executor ioThreads, BufferPool buffers,
-            AtomicLong unexpectedErrors, Warnings warn) {
+    NbdConnection(
+            NbdChannel channel,
+            NbdExport export,
+            boolean structured,
+            Executor ioThreads,
+            BufferPool buffers,
+            AtomicLong unexpectedErrors,
+            Warnings warn) {
         this.warn = warn;
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
@@ -114,8 +124,11 @@ final class NbdConnection {
 
     /** Serves requests until the client disconnects or breaks the protocol; then waits for the ones in flight. */
     void serve() {
-        Thread writer = Thread.ofPlatform().name("nbd-writer-" + channel.peer()).daemon(true)
-                .stackSize(NbdServer.CONNECTION_STACK_BYTES).start(this::writeReplies);
+        Thread writer = Thread.ofPlatform()
+                .name("nbd-writer-" + channel.peer())
+                .daemon(true)
+                .stackSize(NbdServer.CONNECTION_STACK_BYTES)
+                .start(this::writeReplies);
         try {
             readRequests();
         } catch (EOFException e) {
@@ -204,7 +217,9 @@ final class NbdConnection {
                 export.awaitResumed();
                 BufferPool.Buffer data = buffer;
                 boolean alone = inFlight.availablePermits() == MAX_IN_FLIGHT - 1 && replies.isEmpty();
-                boolean inline = alone && lastAlone && r.length() <= INLINE_MAX_BYTES
+                boolean inline = alone
+                        && lastAlone
+                        && r.length() <= INLINE_MAX_BYTES
                         && arrived - lastInlineReplyNanos > ROUND_TRIP_NANOS;
                 lastAlone = alone;
                 if (inline) {
@@ -324,7 +339,8 @@ final class NbdConnection {
             try {
                 pieces.add(CompletableFuture.supplyAsync(() -> readPiece(r.offset() + from, into), ioThreads));
             } catch (RejectedExecutionException e) {
-                pieces.add(CompletableFuture.completedFuture(new Refusal(NBD_ESHUTDOWN, "the server is shutting down")));
+                pieces.add(
+                        CompletableFuture.completedFuture(new Refusal(NBD_ESHUTDOWN, "the server is shutting down")));
             }
         }
         pieces.set(0, CompletableFuture.completedFuture(readPiece(r.offset(), whole.asSlice(0, READ_PIECE_BYTES))));
@@ -371,7 +387,13 @@ final class NbdConnection {
             }
             return null;
         } catch (IOException e) {
-            io.trace("{} {} {}+{}: {}", export.name(), commandName(type), offsetBytes, segment.byteSize(), e.getMessage());
+            io.trace(
+                    "{} {} {}+{}: {}",
+                    export.name(),
+                    commandName(type),
+                    offsetBytes,
+                    segment.byteSize(),
+                    e.getMessage());
             return new Refusal(NBD_EIO, e.getMessage());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -461,9 +483,14 @@ final class NbdConnection {
                 MemorySegment part = piece.asSlice(0, Math.min(piece.byteSize(), r.length() - at));
                 error = readPiece(r.offset() + at, part);
                 if (error != null) {
-                    warn.log("{} on {}: READ at {}+{} failed after its reply began; closing the connection, as the"
-                            + " protocol requires: {}{}", channel.peer(), export.name(), Long.toUnsignedString(r.offset()),
-                            r.length(), error.message());
+                    warn.log(
+                            "{} on {}: READ at {}+{} failed after its reply began; closing the connection, as the"
+                                    + " protocol requires: {}{}",
+                            channel.peer(),
+                            export.name(),
+                            Long.toUnsignedString(r.offset()),
+                            r.length(),
+                            error.message());
                     writerFailed = true;
                     channel.close(); // the reader ends too
                     return;

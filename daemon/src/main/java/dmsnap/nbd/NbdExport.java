@@ -71,7 +71,9 @@ final class NbdExport implements AutoCloseable {
 
     /** The transmission flags; {@code SEND_DF} only with structured replies (a read with DF is one chunk). */
     int transmissionFlags(boolean structuredReplies) {
-        int flags = NbdProtocol.NBD_FLAG_HAS_FLAGS | NbdProtocol.NBD_FLAG_SEND_FLUSH | NbdProtocol.NBD_FLAG_SEND_FUA
+        int flags = NbdProtocol.NBD_FLAG_HAS_FLAGS
+                | NbdProtocol.NBD_FLAG_SEND_FLUSH
+                | NbdProtocol.NBD_FLAG_SEND_FUA
                 | NbdProtocol.NBD_FLAG_CAN_MULTI_CONN;
         if (readOnly) {
             flags |= NbdProtocol.NBD_FLAG_READ_ONLY;
@@ -94,7 +96,10 @@ final class NbdExport implements AutoCloseable {
             return "dmsnap device without a table";
         }
         StringBuilder sb = new StringBuilder("dmsnap");
-        table.lines().stream().map(l -> l.targetType()).distinct().forEach(t -> sb.append(' ').append(t));
+        table.lines().stream()
+                .map(l -> l.targetType())
+                .distinct()
+                .forEach(t -> sb.append(' ').append(t));
         return sb.toString();
     }
 

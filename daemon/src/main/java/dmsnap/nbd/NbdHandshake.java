@@ -67,8 +67,7 @@ final class NbdHandshake {
     }
 
     /** The outcome: the export to serve and whether replies are structured. */
-    record Result(NbdExport export, boolean structuredReplies) {
-    }
+    record Result(NbdExport export, boolean structuredReplies) {}
 
     private final NbdChannel channel;
     private final Exports exports;
@@ -186,7 +185,13 @@ final class NbdHandshake {
                 }
                 for (MappedDevice device : exports.list()) {
                     byte[] name = device.name().getBytes(StandardCharsets.UTF_8);
-                    reply(option, NBD_REP_SERVER, ByteBuffer.allocate(4 + name.length).putInt(name.length).put(name).flip());
+                    reply(
+                            option,
+                            NBD_REP_SERVER,
+                            ByteBuffer.allocate(4 + name.length)
+                                    .putInt(name.length)
+                                    .put(name)
+                                    .flip());
                 }
                 ack(option);
                 return null;
@@ -300,8 +305,8 @@ final class NbdHandshake {
         boolean ok = false;
         try {
             ByteBuffer info = ByteBuffer.allocate(12);
-            info.putShort((short) NBD_INFO_EXPORT).putLong(export.sizeBytes())
-                    .putShort((short) export.transmissionFlags(structuredReplies));
+            info.putShort((short) NBD_INFO_EXPORT).putLong(export.sizeBytes()).putShort((short)
+                    export.transmissionFlags(structuredReplies));
             reply(option, NBD_REP_INFO, info.flip());
             boolean nameAsked = false;
             boolean descriptionAsked = false;
@@ -317,8 +322,10 @@ final class NbdHandshake {
             }
             // Always sent: requests must be aligned to the minimum block size (unaligned ones get EINVAL).
             ByteBuffer sizes = ByteBuffer.allocate(14);
-            sizes.putShort((short) NBD_INFO_BLOCK_SIZE).putInt(export.minimumBlockBytes())
-                    .putInt(export.preferredBlockBytes()).putInt(MAX_PAYLOAD_BYTES);
+            sizes.putShort((short) NBD_INFO_BLOCK_SIZE)
+                    .putInt(export.minimumBlockBytes())
+                    .putInt(export.preferredBlockBytes())
+                    .putInt(MAX_PAYLOAD_BYTES);
             reply(option, NBD_REP_INFO, sizes.flip());
             ack(option);
             ok = option == NBD_OPT_GO;
@@ -337,7 +344,13 @@ final class NbdHandshake {
     private void replyInfoString(int option, int type, String value) throws IOException {
         byte[] bytes = value.getBytes(StandardCharsets.UTF_8);
         int length = Math.min(bytes.length, MAX_STRING_BYTES);
-        reply(option, NBD_REP_INFO, ByteBuffer.allocate(2 + length).putShort((short) type).put(bytes, 0, length).flip());
+        reply(
+                option,
+                NBD_REP_INFO,
+                ByteBuffer.allocate(2 + length)
+                        .putShort((short) type)
+                        .put(bytes, 0, length)
+                        .flip());
     }
 
     private void ack(int option) throws IOException {
@@ -355,7 +368,11 @@ final class NbdHandshake {
 
     private void reply(int option, int type, ByteBuffer data) throws IOException {
         ByteBuffer head = ByteBuffer.allocate(20);
-        head.putLong(NBD_REP_MAGIC).putInt(option).putInt(type).putInt(data == null ? 0 : data.remaining()).flip();
+        head.putLong(NBD_REP_MAGIC)
+                .putInt(option)
+                .putInt(type)
+                .putInt(data == null ? 0 : data.remaining())
+                .flip();
         if (data == null) {
             channel.writeFully(head);
         } else {
@@ -378,8 +395,12 @@ final class NbdHandshake {
         ByteBuffer slice = data.slice(data.position(), length);
         data.position(data.position() + length);
         try {
-            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(slice).toString();
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(slice)
+                    .toString();
         } catch (CharacterCodingException e) {
             throw new InvalidStringException("a name that is not UTF-8");
         }

@@ -5,8 +5,7 @@ package dmsnap.nbd;
  * names. All integers on the wire are big-endian.
  */
 final class NbdProtocol {
-    private NbdProtocol() {
-    }
+    private NbdProtocol() {}
 
     // ---- handshake ---------------------------------------------------------------------------------
     static final long NBDMAGIC = 0x4e42444d41474943L;

@@ -17,7 +17,12 @@ import static dmsnap.nbd.NbdProtocol.*;
  * @param canTrim the export was advertised {@code SEND_TRIM}
  * @param structured structured replies were negotiated: only then may a read carry {@code DF}
  */
-record NbdRequestRules(String exportName, long sizeBytes, long minimumBlockBytes, boolean readOnly, boolean canTrim,
+record NbdRequestRules(
+        String exportName,
+        long sizeBytes,
+        long minimumBlockBytes,
+        boolean readOnly,
+        boolean canTrim,
         boolean structured) {
     private static final int KNOWN_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
 
@@ -28,21 +33,23 @@ record NbdRequestRules(String exportName, long sizeBytes, long minimumBlockBytes
         /** {@code NBD_CMD_DISC}: the client ends transmission (whatever its flags); no reply. */
         Disconnect DISCONNECT = new Disconnect();
 
-        record Serve() implements Verdict {
-        }
+        record Serve() implements Verdict {}
 
-        record Disconnect() implements Verdict {
-        }
+        record Disconnect() implements Verdict {}
 
         /** Refused without running: {@code error} in its reply, {@code message} in a structured one. */
-        record Refuse(int error, String message) implements Verdict {
-        }
+        record Refuse(int error, String message) implements Verdict {}
     }
 
     /** The rules for {@code export}'s client. */
     static NbdRequestRules forExport(NbdExport export, boolean structured) {
-        return new NbdRequestRules(export.name(), export.sizeBytes(), export.minimumBlockBytes(), export.readOnly(),
-                export.canTrim(), structured);
+        return new NbdRequestRules(
+                export.name(),
+                export.sizeBytes(),
+                export.minimumBlockBytes(),
+                export.readOnly(),
+                export.canTrim(),
+                structured);
     }
 
     /** The verdict on {@code r}; the first rule it breaks gives the refusal. */
@@ -51,7 +58,7 @@ record NbdRequestRules(String exportName, long sizeBytes, long minimumBlockBytes
             case NBD_CMD_DISC -> {
                 return Verdict.DISCONNECT;
             }
-            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLUSH -> { }
+            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLUSH -> {}
             default -> {
                 return new Verdict.Refuse(NBD_EINVAL, commandName(r.type()) + " is not supported");
             }
@@ -75,13 +82,14 @@ record NbdRequestRules(String exportName, long sizeBytes, long minimumBlockBytes
             return new Verdict.Refuse(NBD_EINVAL, r.describe() + ": length must be 1.." + MAX_PAYLOAD_BYTES + " bytes");
         }
         if (Long.remainderUnsigned(r.offset(), minimumBlockBytes) != 0 || r.length() % minimumBlockBytes != 0) {
-            return new Verdict.Refuse(NBD_EINVAL,
-                    r.describe() + ": not aligned to the minimum block size " + minimumBlockBytes);
+            return new Verdict.Refuse(
+                    NBD_EINVAL, r.describe() + ": not aligned to the minimum block size " + minimumBlockBytes);
         }
         if (Long.compareUnsigned(r.offset(), sizeBytes) > 0 || r.length() > sizeBytes - r.offset()) {
             // A write past the end is ENOSPC (spec "Error values"); anything else there is EINVAL.
             boolean write = r.type() == NBD_CMD_WRITE || r.type() == NBD_CMD_WRITE_ZEROES;
-            return new Verdict.Refuse(write ? NBD_ENOSPC : NBD_EINVAL,
+            return new Verdict.Refuse(
+                    write ? NBD_ENOSPC : NBD_EINVAL,
                     r.describe() + " is beyond the end of " + exportName + " (" + sizeBytes + " bytes)");
         }
         return Verdict.SERVE;

@@ -66,8 +66,8 @@ public final class NbdServer implements AutoCloseable {
      *                  they move it, so that a deadline passes when they say, never because the
      *                  machine is slow
      */
-    public record Settings(Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes,
-            LongSupplier nanoClock) {
+    public record Settings(
+            Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes, LongSupplier nanoClock) {
         public Settings {
             Objects.requireNonNull(nanoClock, "nanoClock");
         }
@@ -78,7 +78,8 @@ public final class NbdServer implements AutoCloseable {
         }
 
         public static Settings defaults() {
-            return new Settings(Duration.ofMillis(Long.getLong("dmsnap.nbd.timeoutMs", 30_000)),
+            return new Settings(
+                    Duration.ofMillis(Long.getLong("dmsnap.nbd.timeoutMs", 30_000)),
                     Integer.getInteger("dmsnap.nbd.maxConnections", 1024),
                     Integer.getInteger("dmsnap.nbd.ioThreads", 64),
                     Long.getLong("dmsnap.nbd.bufferBudgetBytes", 512L << 20));
@@ -116,11 +117,16 @@ public final class NbdServer implements AutoCloseable {
      * Platform threads: a virtual thread blocked on its socket is woken through the poller, one
      * more thread hand-off per request.
      */
-    private final ExecutorService connections = Executors.newThreadPerTaskExecutor(
-            Thread.ofPlatform().name("dmsnap-nbd-conn-", 1).daemon(true).stackSize(CONNECTION_STACK_BYTES).factory());
+    private final ExecutorService connections = Executors.newThreadPerTaskExecutor(Thread.ofPlatform()
+            .name("dmsnap-nbd-conn-", 1)
+            .daemon(true)
+            .stackSize(CONNECTION_STACK_BYTES)
+            .factory());
+
     static final long CONNECTION_STACK_BYTES = 512 << 10;
     /** A 1 MiB read's reply goes into the socket in one write (capped by net.core.wmem_max). */
     private static final int SEND_BUFFER_BYTES = 4 << 20;
+
     private final ExecutorService ioThreads;
     private final BufferPool buffers;
     private final Arena arena = Arena.ofShared();
@@ -133,6 +139,7 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicLong timedOut = new AtomicLong();
     /** Held for a watchdog pass: the scheduled passes and those tests run do not overlap. */
     private final ReentrantLock watchdogPass = new ReentrantLock();
+
     private final ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().name("dmsnap-nbd-watchdog").daemon(true).unstarted(r));
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -145,7 +152,8 @@ public final class NbdServer implements AutoCloseable {
      * @param tcp           a TCP address to listen on too, or null
      * @param defaultExport the device the empty export name selects, or null
      */
-    public NbdServer(DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings)
+    public NbdServer(
+            DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings)
             throws IOException {
         this(devices, socketPath, tcp, defaultExport, settings, Access.OWNER_ONLY);
     }
@@ -155,20 +163,32 @@ public final class NbdServer implements AutoCloseable {
      *
      * @throws IOException one line: a listener cannot be opened, the socket cannot be given to the group
      */
-    public NbdServer(DeviceManager devices, Path socketPath, InetSocketAddress tcp, String defaultExport, Settings settings,
-            Access access) throws IOException {
+    public NbdServer(
+            DeviceManager devices,
+            Path socketPath,
+            InetSocketAddress tcp,
+            String defaultExport,
+            Settings settings,
+            Access access)
+            throws IOException {
         this.devices = devices;
         this.access = access;
         this.peers = new PeerAccess(System.getProperty("user.name"), access.group(), PeerAccess.GROUP_FILE);
         this.defaultExport = defaultExport;
         this.settings = settings;
         this.socketPath = socketPath;
-        this.buffers = new BufferPool(settings.bufferBudgetBytes(), Math.min(settings.bufferBudgetBytes(), 128L << 20),
+        this.buffers = new BufferPool(
+                settings.bufferBudgetBytes(),
+                Math.min(settings.bufferBudgetBytes(), 128L << 20),
                 settings.maxConnections());
         this.zeroes = arena.allocate(1 << 20, BufferPool.ALIGNMENT);
         AtomicInteger ioThread = new AtomicInteger();
-        this.ioThreads = Executors.newFixedThreadPool(settings.ioThreads(),
-                r -> Thread.ofPlatform().name("dmsnap-nbd-io-" + ioThread.incrementAndGet()).daemon(true).unstarted(r));
+        this.ioThreads = Executors.newFixedThreadPool(
+                settings.ioThreads(),
+                r -> Thread.ofPlatform()
+                        .name("dmsnap-nbd-io-" + ioThread.incrementAndGet())
+                        .daemon(true)
+                        .unstarted(r));
         boolean ok = false;
         try {
             Files.deleteIfExists(socketPath);
@@ -182,13 +202,17 @@ public final class NbdServer implements AutoCloseable {
                     Files.getFileAttributeView(socketPath, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
                             .setGroup(access.group());
                 } catch (IOException e) {
-                    throw new IOException("cannot give " + socketPath + " to group " + access.group().getName() + ": "
-                            + e.getMessage() + " (the daemon's user must be root or a member of it)", e);
+                    throw new IOException(
+                            "cannot give " + socketPath + " to group "
+                                    + access.group().getName() + ": " + e.getMessage()
+                                    + " (the daemon's user must be root or a member of it)",
+                            e);
                 }
             }
-            Files.setPosixFilePermissions(socketPath, PosixFilePermissions.fromString(
-                    access.group() == null ? "rw-------" : "rw-rw----"));
-            acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-unix").daemon(true).start(() -> acceptLoop(unix, true)));
+            Files.setPosixFilePermissions(
+                    socketPath, PosixFilePermissions.fromString(access.group() == null ? "rw-------" : "rw-rw----"));
+            acceptors.add(
+                    Thread.ofPlatform().name("dmsnap-nbd-unix").daemon(true).start(() -> acceptLoop(unix, true)));
             InetSocketAddress bound = null;
             if (tcp != null) {
                 ServerSocketChannel inet = ServerSocketChannel.open();
@@ -197,15 +221,18 @@ public final class NbdServer implements AutoCloseable {
                 try {
                     inet.bind(tcp, settings.maxConnections());
                 } catch (IOException e) {
-                    throw new IOException("cannot listen for NBD on " + tcp.getHostString() + ":" + tcp.getPort() + ": "
-                            + e.getMessage(), e);
+                    throw new IOException(
+                            "cannot listen for NBD on " + tcp.getHostString() + ":" + tcp.getPort() + ": "
+                                    + e.getMessage(),
+                            e);
                 }
                 bound = (InetSocketAddress) inet.getLocalAddress();
                 String warning = exposureWarning(bound, access);
                 if (warning != null) {
                     log.warn(warning);
                 }
-                acceptors.add(Thread.ofPlatform().name("dmsnap-nbd-tcp").daemon(true).start(() -> acceptLoop(inet, false)));
+                acceptors.add(
+                        Thread.ofPlatform().name("dmsnap-nbd-tcp").daemon(true).start(() -> acceptLoop(inet, false)));
             }
             this.tcpAddress = bound;
             long period = Math.max(10, Math.min(1000, settings.timeout().toMillis() / 4));
@@ -216,9 +243,15 @@ public final class NbdServer implements AutoCloseable {
                 close();
             }
         }
-        log.info("NBD on {} ({}){}{}", socketPath, peers.whoMay(), tcpAddress == null ? ""
-                : " and tcp " + hostPort(tcpAddress) + " (TLS " + access.tcpTls().name().toLowerCase(java.util.Locale.ROOT)
-                + ")", access.tls() == null ? "" : "; TLS certificate " + access.tls().describe());
+        log.info(
+                "NBD on {} ({}){}{}",
+                socketPath,
+                peers.whoMay(),
+                tcpAddress == null
+                        ? ""
+                        : " and tcp " + hostPort(tcpAddress) + " (TLS "
+                                + access.tcpTls().name().toLowerCase(java.util.Locale.ROOT) + ")",
+                access.tls() == null ? "" : "; TLS certificate " + access.tls().describe());
     }
 
     /**
@@ -232,10 +265,14 @@ public final class NbdServer implements AutoCloseable {
         String where = "NBD on " + hostPort(bound) + " is reachable from the network; ";
         return switch (access.tcpTls()) {
             case OFF -> where + "without --tls-cert anyone who can reach it can read and write every device";
-            case ON -> where + "with --tls=on clients may still connect without TLS: anyone who can reach it can read"
-                    + " and write every device (--tls=require with --tls-ca keeps them out)";
-            case REQUIRE -> access.tls().verifiesPeer() ? null : where + "TLS is required, but without --tls-ca any"
-                    + " client that can reach it can read and write every device";
+            case ON ->
+                where + "with --tls=on clients may still connect without TLS: anyone who can reach it can read"
+                        + " and write every device (--tls=require with --tls-ca keeps them out)";
+            case REQUIRE ->
+                access.tls().verifiesPeer()
+                        ? null
+                        : where + "TLS is required, but without --tls-ca any"
+                                + " client that can reach it can read and write every device";
         };
     }
 
@@ -345,10 +382,13 @@ public final class NbdServer implements AutoCloseable {
                     client.setOption(StandardSocketOptions.SO_SNDBUF, SEND_BUFFER_BYTES);
                 } else {
                     // Answered, not just closed: the client can tell its user why.
-                    warn("NBD: refused a connection from user {} (only {} may use {}){}", user, peers.whoMay(),
+                    warn(
+                            "NBD: refused a connection from user {} (only {} may use {}){}",
+                            user,
+                            peers.whoMay(),
                             socketPath);
-                    policy = NbdHandshake.Policy.refuse("permission denied: user " + user
-                            + " may not use this daemon's exports");
+                    policy = NbdHandshake.Policy.refuse(
+                            "permission denied: user " + user + " may not use this daemon's exports");
                 }
             } else {
                 client.setOption(StandardSocketOptions.TCP_NODELAY, true);
@@ -368,11 +408,22 @@ public final class NbdServer implements AutoCloseable {
             if (result == null) {
                 return;
             }
-            log.info("{}: serving {} ({} bytes{}{})", peer, result.export().name(), result.export().sizeBytes(),
+            log.info(
+                    "{}: serving {} ({} bytes{}{})",
+                    peer,
+                    result.export().name(),
+                    result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "",
                     channel.tls() == null ? "" : ", " + channel.tls().describe());
-            new NbdConnection(channel, result.export(), result.structuredReplies(), ioThreads, buffers, unexpectedErrors,
-                    this::warn).serve();
+            new NbdConnection(
+                            channel,
+                            result.export(),
+                            result.structuredReplies(),
+                            ioThreads,
+                            buffers,
+                            unexpectedErrors,
+                            this::warn)
+                    .serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {
             if (channel != null && !channel.isOpen()) {
@@ -414,7 +465,9 @@ public final class NbdServer implements AutoCloseable {
 
             @Override
             public List<MappedDevice> list() {
-                return devices.list().stream().filter(d -> d.liveTable() != null).toList();
+                return devices.list().stream()
+                        .filter(d -> d.liveTable() != null)
+                        .toList();
             }
         };
     }
@@ -431,9 +484,13 @@ public final class NbdServer implements AutoCloseable {
         if (all.size() == 1) {
             return all.getFirst();
         }
-        throw new NbdHandshake.NoSuchExportException(all.isEmpty() ? "there are no devices"
-                : "no default export among " + all.size() + " devices ("
-                + String.join(", ", all.stream().map(MappedDevice::name).toList()) + "): name one");
+        throw new NbdHandshake.NoSuchExportException(
+                all.isEmpty()
+                        ? "there are no devices"
+                        : "no default export among " + all.size() + " devices ("
+                                + String.join(
+                                        ", ",
+                                        all.stream().map(MappedDevice::name).toList()) + "): name one");
     }
 
     /**
@@ -461,7 +518,9 @@ public final class NbdServer implements AutoCloseable {
             for (NbdChannel c : open) {
                 if (c.closeIfOverdue(now)) {
                     timedOut.incrementAndGet();
-                    warn("{}: closed: a message or reply took longer than {} ms{}", c.peer(),
+                    warn(
+                            "{}: closed: a message or reply took longer than {} ms{}",
+                            c.peer(),
                             settings.timeout().toMillis());
                 }
             }

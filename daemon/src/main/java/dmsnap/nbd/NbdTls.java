@@ -40,14 +40,16 @@ import org.slf4j.LoggerFactory;
 public final class NbdTls {
     private static final Logger log = LoggerFactory.getLogger(NbdTls.class);
     static final String[] PROTOCOLS = {"TLSv1.3", "TLSv1.2"};
-    private static final Pattern PEM = Pattern.compile(
-            "-----BEGIN ([A-Z0-9 ]+)-----\\s*([A-Za-z0-9+/=\\s]*?)-----END \\1-----");
+    private static final Pattern PEM =
+            Pattern.compile("-----BEGIN ([A-Z0-9 ]+)-----\\s*([A-Za-z0-9+/=\\s]*?)-----END \\1-----");
     /** Only for the in-memory key store the key manager is made from. */
     private static final char[] IN_MEMORY = "dmsnap".toCharArray();
 
     /** {@code --tls}: whether TCP clients may (ON) or must (REQUIRE) use TLS, as nbdkit's option. */
     public enum Mode {
-        OFF, ON, REQUIRE;
+        OFF,
+        ON,
+        REQUIRE;
 
         /** As the user writes it: off, on, require. */
         public static Mode parse(String text) {
@@ -86,8 +88,11 @@ public final class NbdTls {
         warnIfReadableByOthers(keyFile);
         Date now = new Date();
         if (now.after(leaf.getNotAfter()) || now.before(leaf.getNotBefore())) {
-            log.warn("the TLS certificate {} is valid only from {} to {}: clients will refuse it", certFile,
-                    leaf.getNotBefore().toInstant(), leaf.getNotAfter().toInstant());
+            log.warn(
+                    "the TLS certificate {} is valid only from {} to {}: clients will refuse it",
+                    certFile,
+                    leaf.getNotBefore().toInstant(),
+                    leaf.getNotAfter().toInstant());
         }
         try {
             KeyStore keys = KeyStore.getInstance("PKCS12");
@@ -130,7 +135,8 @@ public final class NbdTls {
 
     /** For the log: whose certificate, until when, and whether clients need one. */
     public String describe() {
-        return certificate.getSubjectX500Principal().getName() + " (valid until " + certificate.getNotAfter().toInstant()
+        return certificate.getSubjectX500Principal().getName() + " (valid until "
+                + certificate.getNotAfter().toInstant()
                 + (verifyPeer ? "; clients must present a certificate of the CA" : "") + ")";
     }
 
@@ -180,8 +186,8 @@ public final class NbdTls {
             switch (type) {
                 case "PRIVATE KEY" -> {
                     try {
-                        return KeyFactory.getInstance(algorithm).generatePrivate(
-                                new PKCS8EncodedKeySpec(der(m, file, "TLS key")));
+                        return KeyFactory.getInstance(algorithm)
+                                .generatePrivate(new PKCS8EncodedKeySpec(der(m, file, "TLS key")));
                     } catch (InvalidKeySpecException e) {
                         throw new IOException("TLS key " + file + " is not the " + algorithm
                                 + " key the certificate needs: " + e.getMessage());
@@ -189,13 +195,16 @@ public final class NbdTls {
                         throw new IOException("TLS key " + file + ": keys of type " + algorithm + " are not supported");
                     }
                 }
-                case "ENCRYPTED PRIVATE KEY" -> throw new IOException("TLS key " + file + " is encrypted: give it"
-                        + " unencrypted (openssl pkcs8 -topk8 -nocrypt -in " + file + " -out KEY.pem), readable by the"
-                        + " daemon's user only");
-                case "RSA PRIVATE KEY", "EC PRIVATE KEY" -> throw new IOException("TLS key " + file + " is a " + type
-                        + " (PKCS#1/SEC1): convert it to PKCS#8 with openssl pkcs8 -topk8 -nocrypt -in " + file
-                        + " -out KEY.pem");
-                default -> { } // e.g. EC PARAMETERS before the key
+                case "ENCRYPTED PRIVATE KEY" ->
+                    throw new IOException("TLS key " + file + " is encrypted: give it"
+                            + " unencrypted (openssl pkcs8 -topk8 -nocrypt -in " + file
+                            + " -out KEY.pem), readable by the"
+                            + " daemon's user only");
+                case "RSA PRIVATE KEY", "EC PRIVATE KEY" ->
+                    throw new IOException("TLS key " + file + " is a " + type
+                            + " (PKCS#1/SEC1): convert it to PKCS#8 with openssl pkcs8 -topk8 -nocrypt -in " + file
+                            + " -out KEY.pem");
+                default -> {} // e.g. EC PARAMETERS before the key
             }
         }
         throw new IOException("TLS key " + file + " has no PEM private key (-----BEGIN PRIVATE KEY-----)");
@@ -210,7 +219,8 @@ public final class NbdTls {
     }
 
     /** A key that is not the certificate's would fail every handshake, with a message about the handshake. */
-    private static void checkPair(PrivateKey key, X509Certificate cert, Path certFile, Path keyFile) throws IOException {
+    private static void checkPair(PrivateKey key, X509Certificate cert, Path certFile, Path keyFile)
+            throws IOException {
         String algorithm = switch (key.getAlgorithm()) {
             case "RSA" -> "SHA256withRSA";
             case "EC" -> "SHA256withECDSA";
@@ -242,7 +252,9 @@ public final class NbdTls {
         try {
             int mode = (Integer) Files.getAttribute(keyFile, "unix:mode");
             if ((mode & 0004) != 0) {
-                log.warn("the TLS key {} can be read by every user (mode {}): chmod o-r it", keyFile,
+                log.warn(
+                        "the TLS key {} can be read by every user (mode {}): chmod o-r it",
+                        keyFile,
                         String.format("%04o", mode & 07777));
             }
         } catch (IOException | UnsupportedOperationException e) {

@@ -45,6 +45,7 @@ final class TlsSession {
     private ByteBuffer appIn;
     /** Records wrapped and not yet sent. */
     private ByteBuffer netOut;
+
     private boolean inboundDone;
     /** When the socket write under way must be done by; the watchdog closes the socket past it. */
     private volatile long writeDeadline = NONE;
@@ -56,7 +57,8 @@ final class TlsSession {
         this.clock = clock;
         int packet = engine.getSession().getPacketBufferSize();
         this.netIn = ByteBuffer.allocate(packet * RECORDS_PER_IO).flip();
-        this.appIn = ByteBuffer.allocate(engine.getSession().getApplicationBufferSize()).flip();
+        this.appIn = ByteBuffer.allocate(engine.getSession().getApplicationBufferSize())
+                .flip();
         this.netOut = ByteBuffer.allocate(packet * RECORDS_PER_IO);
     }
 
@@ -95,8 +97,10 @@ final class TlsSession {
                                 }
                             }
                             case CLOSED -> throw new SSLException("the client ended TLS during its handshake");
-                            case BUFFER_OVERFLOW -> appIn = grow(appIn, engine.getSession().getApplicationBufferSize()).flip();
-                            case OK -> { }
+                            case BUFFER_OVERFLOW ->
+                                appIn = grow(appIn, engine.getSession().getApplicationBufferSize())
+                                        .flip();
+                            case OK -> {}
                         }
                     } finally {
                         unwrapLock.unlock();
@@ -157,13 +161,15 @@ final class TlsSession {
                             return -1; // EOF without close_notify: the same to NBD
                         }
                     }
-                    case BUFFER_OVERFLOW -> appIn = grow(appIn, engine.getSession().getApplicationBufferSize()).flip();
+                    case BUFFER_OVERFLOW ->
+                        appIn = grow(appIn, engine.getSession().getApplicationBufferSize())
+                                .flip();
                     case CLOSED -> {
                         // close_notify: the client is done. Ours goes out when the connection ends.
                         inboundDone = true;
                         continue;
                     }
-                    case OK -> { }
+                    case OK -> {}
                 }
                 afterUnwrap(r);
                 if (direct && into.position() > before) {
@@ -205,8 +211,9 @@ final class TlsSession {
                 case NOT_HANDSHAKING, FINISHED -> {
                     return;
                 }
-                default -> throw new SSLException("unexpected TLS state " + engine.getHandshakeStatus()
-                        + " after a post-handshake message");
+                default ->
+                    throw new SSLException(
+                            "unexpected TLS state " + engine.getHandshakeStatus() + " after a post-handshake message");
             }
         }
     }
@@ -218,7 +225,8 @@ final class TlsSession {
             while (remaining(srcs)) {
                 netOut.clear();
                 // Several records per socket write: a 1 MiB reply is 64 records.
-                while (remaining(srcs) && netOut.remaining() >= engine.getSession().getPacketBufferSize()) {
+                while (remaining(srcs)
+                        && netOut.remaining() >= engine.getSession().getPacketBufferSize()) {
                     SSLEngineResult r = engine.wrap(srcs, netOut);
                     if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
                         throw new SSLException("the TLS session is closed");

@@ -47,8 +47,8 @@ public record ListenAddress(String host, int port) {
             port = s.substring(s.indexOf(':') + 1);
         }
         if (host.isEmpty()) {
-            throw new IllegalArgumentException("'" + text + "' names no host (for every interface write 0.0.0.0"
-                    + s + ")");
+            throw new IllegalArgumentException(
+                    "'" + text + "' names no host (for every interface write 0.0.0.0" + s + ")");
         }
         int number;
         try {

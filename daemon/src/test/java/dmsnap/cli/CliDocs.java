@@ -25,8 +25,7 @@ import picocli.codegen.docgen.manpage.ManPageGenerator;
  * with the tests so that picocli-codegen never reaches the application's module path.
  */
 public final class CliDocs {
-    private CliDocs() {
-    }
+    private CliDocs() {}
 
     /** {@code CliDocs MAN_DIR COMPLETION_FILE}. */
     public static void main(String[] args) throws IOException {
@@ -64,8 +63,8 @@ public final class CliDocs {
         }
         CommandLine model = model();
         manPageSections(model);
-        int status = ManPageGenerator.generateManPage(dir.toFile(), (File) null, new boolean[0], false,
-                model.getCommandSpec());
+        int status = ManPageGenerator.generateManPage(
+                dir.toFile(), (File) null, new boolean[0], false, model.getCommandSpec());
         if (status != CommandLine.ExitCode.OK) {
             throw new IOException("man page generation into " + dir + " failed with status " + status);
         }
@@ -87,7 +86,8 @@ public final class CliDocs {
         List<String> footer = List.of(usage.footer());
         int examples = IntStream.range(0, footer.size())
                 .filter(i -> footer.get(i).equals("Example:") || footer.get(i).equals("Examples:"))
-                .findFirst().orElse(-1);
+                .findFirst()
+                .orElse(-1);
         if (examples >= 0) {
             List<String> description = new ArrayList<>(List.of(usage.description()));
             footer.subList(0, examples).stream().filter(line -> !line.isBlank()).forEach(description::add);

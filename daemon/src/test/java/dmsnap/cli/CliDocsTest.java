@@ -1,5 +1,8 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -13,9 +16,6 @@ import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Model.PositionalParamSpec;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The man pages and the completion script the build generates ({@link CliDocs}) cover every command. */
 class CliDocsTest {
@@ -48,7 +48,8 @@ class CliDocsTest {
             assertTrue(text.contains("= " + page + "(1)"), page + " has its title");
             assertTrue(text.contains(":mansource: dmsnap "), page + " names its source");
             for (OptionSpec option : command.options()) {
-                assertTrue(text.contains("*" + option.longestName() + "*"), page + " documents " + option.longestName());
+                assertTrue(
+                        text.contains("*" + option.longestName() + "*"), page + " documents " + option.longestName());
             }
             for (PositionalParamSpec parameter : command.positionalParameters()) {
                 assertTrue(text.contains(parameter.paramLabel()), page + " documents " + parameter.paramLabel());
@@ -65,7 +66,8 @@ class CliDocsTest {
         assertTrue(top.contains("Exit status:") && top.contains("*6*::"), "the top-level page lists the exit statuses");
         String create = Files.readString(tmp.resolve("dmsnap-snapshot-create.adoc"));
         assertTrue(create.contains("== Examples"), "a verb's page has its examples");
-        assertTrue(create.contains("dmsnap-snapshot-create - Create a snapshot of an origin device\n"),
+        assertTrue(
+                create.contains("dmsnap-snapshot-create - Create a snapshot of an origin device\n"),
                 "the NAME line is the description's first clause");
     }
 
@@ -74,12 +76,17 @@ class CliDocsTest {
         Path script = tmp.resolve("completion/dmsnap");
         CliDocs.completion(script);
         assertEquals(CliRunner.run("completion").out(), Files.readString(script), "the same as `dmsnap completion`");
-        Process bash = new ProcessBuilder("bash", "-c", "source \"$1\" && complete -p dmsnap"
-                // what bash offers after "dmsnap snapshot cr" and after "dmsnap --run"
-                + " && COMP_WORDS=(dmsnap snapshot cr) COMP_CWORD=2 && _complete_dmsnap 2>/dev/null; echo \"${COMPREPLY[*]}\""
-                + " && COMP_WORDS=(dmsnap --run) COMP_CWORD=1 && _complete_dmsnap 2>/dev/null; echo \"${COMPREPLY[*]}\"",
-                "bash", script.toString())
-                .redirectErrorStream(true).start();
+        Process bash = new ProcessBuilder(
+                        "bash",
+                        "-c",
+                        "source \"$1\" && complete -p dmsnap"
+                                // what bash offers after "dmsnap snapshot cr" and after "dmsnap --run"
+                                + " && COMP_WORDS=(dmsnap snapshot cr) COMP_CWORD=2 && _complete_dmsnap 2>/dev/null; echo \"${COMPREPLY[*]}\""
+                                + " && COMP_WORDS=(dmsnap --run) COMP_CWORD=1 && _complete_dmsnap 2>/dev/null; echo \"${COMPREPLY[*]}\"",
+                        "bash",
+                        script.toString())
+                .redirectErrorStream(true)
+                .start();
         assertTrue(bash.waitFor(60, TimeUnit.SECONDS), "bash finished");
         String out = new String(bash.getInputStream().readAllBytes());
         assertEquals(0, bash.exitValue(), out);

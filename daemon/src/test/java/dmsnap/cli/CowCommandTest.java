@@ -1,5 +1,9 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dmsnap.store.testing.KernelFixtures;
@@ -14,10 +18,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code dmsnap cow format|dump|check|read} on the kernel's COW images. */
 class CowCommandTest {
@@ -47,31 +47,40 @@ class CowCommandTest {
         assertEquals(0, r.exitCode(), r.err());
         String recorded = KernelFixtures.text(scenario, "cowdump.txt");
         String section = recorded.substring(recorded.indexOf("cow " + image + ":"));
-        section = section.substring(0, section.indexOf("(sectors allocated/total metadata, as dmsetup status)")
-                + "(sectors allocated/total metadata, as dmsetup status)".length()) + "\n";
+        section = section.substring(
+                        0,
+                        section.indexOf("(sectors allocated/total metadata, as dmsetup status)")
+                                + "(sectors allocated/total metadata, as dmsetup status)".length())
+                + "\n";
         assertEquals(section, r.out());
     }
 
     @ParameterizedTest(name = "{0}/{1}")
     @CsvSource({"basic, cow.img, origin.img", "handover, cow.img, origin.img", "overflow, cow2.img, origin2.img"})
-    void checkIsCleanAndReadReproducesTheSnapshotSha(String scenario, String image, String originImage) throws IOException {
+    void checkIsCleanAndReadReproducesTheSnapshotSha(String scenario, String image, String originImage)
+            throws IOException {
         Path cow = extract(scenario, image, scenario + "/" + image);
         Path origin = extract(scenario, originImage, scenario + "/" + originImage);
         CliRunner check = CliRunner.run("cow", "check", cow.toString(), "--origin", origin.toString());
         assertEquals(0, check.exitCode(), check.out() + check.err());
         KernelFixtures.CowDump dump = KernelFixtures.cowDumps(scenario).stream()
-                .filter(d -> d.image().equals(image)).findFirst().orElseThrow();
-        assertTrue(check.out().contains(": clean: " + dump.header() + ", " + dump.exceptions().size()
-                + " exceptions in 1 area, usage " + dump.usage()), check.out());
+                .filter(d -> d.image().equals(image))
+                .findFirst()
+                .orElseThrow();
+        assertTrue(
+                check.out()
+                        .contains(": clean: " + dump.header() + ", "
+                                + dump.exceptions().size() + " exceptions in 1 area, usage " + dump.usage()),
+                check.out());
 
         Path out = dir.resolve(scenario + "-view.raw");
-        CliRunner read = CliRunner.run("cow", "read", "--origin", origin.toString(), "--cow", cow.toString(),
-                "--out", out.toString());
+        CliRunner read = CliRunner.run(
+                "cow", "read", "--origin", origin.toString(), "--cow", cow.toString(), "--out", out.toString());
         assertEquals(0, read.exitCode(), read.err());
         assertTrue(read.out().contains("snapshot view sha256 " + dump.snapshotSha256()), read.out());
         assertEquals(dump.snapshotSha256(), sha256(out));
-        CliRunner again = CliRunner.run("cow", "read", "--origin", origin.toString(), "--cow", cow.toString(),
-                "--out", out.toString());
+        CliRunner again = CliRunner.run(
+                "cow", "read", "--origin", origin.toString(), "--cow", cow.toString(), "--out", out.toString());
         assertEquals(ExitCodes.FAILED, again.exitCode());
         assertEquals("dmsnap: " + out + " exists; use --force to overwrite it\n", again.err());
     }
@@ -87,11 +96,20 @@ class CowCommandTest {
         CliRunner r = CliRunner.run("cow", "check", cow.toString());
         assertEquals(CowCheckCommand.PROBLEMS, r.exitCode());
         // Worded as the table load refuses it (PersistentExceptionStoreTest#entriesPointingPastTheEndOrIntoMetadata).
-        assertEquals(cow + ": exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata\n" + cow
-                + ": 1 problem\n", r.out());
+        assertEquals(
+                cow + ": exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata\n" + cow
+                        + ": 1 problem\n",
+                r.out());
         assertEquals(before, sha256(cow), "check writes nothing");
-        CliRunner read = CliRunner.run("cow", "read", "--origin", cow.toString(), "--cow", cow.toString(),
-                "--out", dir.resolve("x.raw").toString());
+        CliRunner read = CliRunner.run(
+                "cow",
+                "read",
+                "--origin",
+                cow.toString(),
+                "--cow",
+                cow.toString(),
+                "--out",
+                dir.resolve("x.raw").toString());
         assertEquals(ExitCodes.FAILED, read.exitCode());
     }
 
@@ -123,8 +141,10 @@ class CowCommandTest {
     void checkOfAnUnreadableCowSaysSo() {
         CliRunner r = CliRunner.run("cow", "check", dir.resolve("missing.img").toString());
         assertEquals(CowCheckCommand.UNREADABLE, r.exitCode());
-        assertEquals("dmsnap: cow check " + dir.resolve("missing.img") + ": could not read: open(path="
-                + dir.resolve("missing.img") + ") failed: ENOENT (No such file or directory)\n", r.err());
+        assertEquals(
+                "dmsnap: cow check " + dir.resolve("missing.img") + ": could not read: open(path="
+                        + dir.resolve("missing.img") + ") failed: ENOENT (No such file or directory)\n",
+                r.err());
     }
 
     @Test
@@ -136,7 +156,10 @@ class CowCommandTest {
         }
         CliRunner r = CliRunner.run("cow", "check", cow.toString(), "--origin", small.toString());
         assertEquals(CowCheckCommand.PROBLEMS, r.exitCode());
-        assertTrue(r.out().contains("exception 9 of area 0 (byte 4240) names origin chunk 2047, past the end of the origin (256 chunks)"),
+        assertTrue(
+                r.out()
+                        .contains(
+                                "exception 9 of area 0 (byte 4240) names origin chunk 2047, past the end of the origin (256 chunks)"),
                 r.out());
     }
 
@@ -148,35 +171,49 @@ class CowCommandTest {
         assertEquals("formatted " + cow + ": chunk size 8, 4194304 bytes, usage 16/8192 16\n", r.out());
         byte[] kernel = KernelFixtures.image("basic", "cow.img");
         byte[] ours = Files.readAllBytes(cow);
-        assertArrayEquals(java.util.Arrays.copyOf(kernel, 4096), java.util.Arrays.copyOf(ours, 4096),
+        assertArrayEquals(
+                java.util.Arrays.copyOf(kernel, 4096),
+                java.util.Arrays.copyOf(ours, 4096),
                 "the header chunk equals the kernel's");
         assertTrue(java.util.stream.IntStream.range(4096, ours.length).allMatch(i -> ours[i] == 0), "the rest is zero");
 
         CliRunner again = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "16");
         assertEquals(ExitCodes.FAILED, again.exitCode());
-        assertEquals("dmsnap: " + cow + " already holds a COW (magic=0x70416e53 valid=1 version=1 chunk_size=8); "
-                + "use --force to overwrite it\n", again.err());
+        assertEquals(
+                "dmsnap: " + cow + " already holds a COW (magic=0x70416e53 valid=1 version=1 chunk_size=8); "
+                        + "use --force to overwrite it\n",
+                again.err());
         CliRunner forced = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "16", "--force");
         assertEquals(0, forced.exitCode(), forced.err());
         assertTrue(CliRunner.run("cow", "dump", cow.toString()).out().contains("chunk_size=16"));
 
-        CliRunner bad = CliRunner.run("cow", "format", dir.resolve("b.img").toString(), "--chunk-size", "12", "--size", "1M");
+        CliRunner bad =
+                CliRunner.run("cow", "format", dir.resolve("b.img").toString(), "--chunk-size", "12", "--size", "1M");
         assertEquals("dmsnap: --chunk-size 12: Chunk size is not a power of 2\n", bad.err());
     }
 
     @Test
     void formatCanMakeAThickCowWhoseHeaderIsTheKernelsToo() throws Exception {
         Path cow = dir.resolve("thick.img");
-        CliRunner r = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "8", "--size", "4M",
-                "--preallocation", "full");
+        CliRunner r = CliRunner.run(
+                "cow", "format", cow.toString(), "--chunk-size", "8", "--size", "4M", "--preallocation", "full");
         assertEquals(0, r.exitCode(), r.err());
         byte[] ours = Files.readAllBytes(cow);
-        assertArrayEquals(java.util.Arrays.copyOf(KernelFixtures.image("basic", "cow.img"), 4096),
+        assertArrayEquals(
+                java.util.Arrays.copyOf(KernelFixtures.image("basic", "cow.img"), 4096),
                 java.util.Arrays.copyOf(ours, 4096));
         assertEquals(4194304L, CowPreallocationTest.allocatedBytes(cow), "every block allocated");
 
-        CliRunner bad = CliRunner.run("cow", "format", dir.resolve("t2.img").toString(), "--chunk-size", "8",
-                "--size", "1M", "--preallocation", "thick");
+        CliRunner bad = CliRunner.run(
+                "cow",
+                "format",
+                dir.resolve("t2.img").toString(),
+                "--chunk-size",
+                "8",
+                "--size",
+                "1M",
+                "--preallocation",
+                "thick");
         assertEquals("dmsnap: --preallocation thick: expected off, falloc or full\n", bad.err());
         assertTrue(!Files.exists(dir.resolve("t2.img")));
     }
@@ -189,7 +226,14 @@ class CowCommandTest {
         JsonNode json = new ObjectMapper().readTree(r.out());
         assertEquals(8, json.get("header").get("chunkSize").asInt());
         assertEquals(11, json.get("exceptions").asInt());
-        assertEquals(2047, json.get("areas").get(0).get("exceptions").get(9).get("oldChunk").asLong());
+        assertEquals(
+                2047,
+                json.get("areas")
+                        .get(0)
+                        .get("exceptions")
+                        .get(9)
+                        .get("oldChunk")
+                        .asLong());
         assertEquals("104/8192 16", json.get("usage").asText());
     }
 
@@ -200,7 +244,8 @@ class CowCommandTest {
         try (var held = dmsnap.store.device.FileDevice.open(cow)) {
             CliRunner r = CliRunner.run("cow", "format", cow.toString(), "--chunk-size", "8");
             assertEquals(ExitCodes.BUSY, r.exitCode(), r.err());
-            assertTrue(r.err().startsWith("dmsnap: flock(path=" + cow + ") failed: EBUSY (Device or resource busy)"),
+            assertTrue(
+                    r.err().startsWith("dmsnap: flock(path=" + cow + ") failed: EBUSY (Device or resource busy)"),
                     r.err());
         }
     }

@@ -21,7 +21,9 @@ class CowPreallocationTest {
 
     /** Bytes the file system has allocated to {@code p} (st_blocks * 512). */
     static long allocatedBytes(Path p) throws IOException, InterruptedException {
-        Process stat = new ProcessBuilder("stat", "-c", "%b", p.toString()).redirectErrorStream(true).start();
+        Process stat = new ProcessBuilder("stat", "-c", "%b", p.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(stat.getInputStream().readAllBytes()).trim();
         assertEquals(0, stat.waitFor(), out);
         return Long.parseLong(out) * 512;
@@ -29,7 +31,9 @@ class CowPreallocationTest {
 
     /** filefrag -v's extent list: "unwritten" marks fallocated blocks nobody wrote. */
     private static String extents(Path p) throws IOException, InterruptedException {
-        Process frag = new ProcessBuilder("filefrag", "-v", p.toString()).redirectErrorStream(true).start();
+        Process frag = new ProcessBuilder("filefrag", "-v", p.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(frag.getInputStream().readAllBytes());
         assertEquals(0, frag.waitFor(), out);
         return out;
@@ -71,7 +75,8 @@ class CowPreallocationTest {
 
     @Test
     void anUnknownModeIsRefusedByName() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CowPreallocation.parse("thick"));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> CowPreallocation.parse("thick"));
         assertEquals("--preallocation thick: expected off, falloc or full", e.getMessage());
         assertEquals(CowPreallocation.FULL, CowPreallocation.parse("full"));
     }

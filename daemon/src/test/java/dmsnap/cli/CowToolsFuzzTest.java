@@ -1,11 +1,17 @@
 package dmsnap.cli;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dmsnap.store.testing.CowMutator;
 import dmsnap.store.testing.CowMutator.CowImage;
 import dmsnap.store.testing.CowMutator.Mutant;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.FuzzBudget;
 import dmsnap.store.testing.Seeds;
 import java.io.IOException;
@@ -33,12 +39,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
-
 /**
  * Hostile COW images ({@link CowMutator}) through {@code dmsnap cow check} (with and without
  * {@code --origin}, text and {@code --json}), {@code cow dump} (text and {@code --json}) and
@@ -61,13 +61,13 @@ class CowToolsFuzzTest {
 
     @TempDir
     Path dir;
+
     private volatile String current = "before the first case";
     private final TreeMap<String, Integer> outcomes = new TreeMap<>();
     private final ObjectMapper json = new ObjectMapper();
 
     /** One command's outcome; {@code thrown} is what reached picocli's execution exception handler. */
-    record Run(String command, int exitCode, String out, String err, Exception thrown) {
-    }
+    record Run(String command, int exitCode, String out, String err, Exception thrown) {}
 
     /**
      * The CLI's own command line ({@link Main#commandLine}), built once and executed again for
@@ -125,7 +125,8 @@ class CowToolsFuzzTest {
             current = what;
             Files.write(cow, m.bytes());
 
-            List<String> check = new ArrayList<>(List.of("cow", "check", cow.toString(), "--origin", origin.toString()));
+            List<String> check =
+                    new ArrayList<>(List.of("cow", "check", cow.toString(), "--origin", origin.toString()));
             if (r.nextBoolean()) {
                 check.add("--json");
             }
@@ -134,22 +135,42 @@ class CowToolsFuzzTest {
             if (r.nextInt(3) == 0) {
                 checkOutput(command(List.of("cow", "check", cow.toString()), cow, m.bytes(), what), what);
             }
-            Run dumped = command(r.nextBoolean() ? List.of("cow", "dump", cow.toString())
-                    : List.of("cow", "dump", cow.toString(), "--json"), cow, m.bytes(), what);
+            Run dumped = command(
+                    r.nextBoolean()
+                            ? List.of("cow", "dump", cow.toString())
+                            : List.of("cow", "dump", cow.toString(), "--json"),
+                    cow,
+                    m.bytes(),
+                    what);
             dumpOutput(dumped, what);
-            Run read = command(List.of("cow", "read", "--origin", origin.toString(), "--cow", cow.toString(), "--out",
-                    view.toString()), cow, m.bytes(), what);
+            Run read = command(
+                    List.of(
+                            "cow",
+                            "read",
+                            "--origin",
+                            origin.toString(),
+                            "--cow",
+                            cow.toString(),
+                            "--out",
+                            view.toString()),
+                    cow,
+                    m.bytes(),
+                    what);
             readOutput(read, checked, m.bytes(), originBytes, view, what);
             Files.deleteIfExists(view);
         }
         assertTrue(Arrays.equals(originBytes, Files.readAllBytes(origin)), "the origin was written");
-        System.out.printf("COW tools fuzz: seed %d: %d cases in %d ms over %d seeds; exit codes: %s;"
-                + " reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(),
-                outcomes, Seeds.seed());
-        Figures.record("fuzz.cow-tools.cases", cases + " mutated COWs through cow check/dump/read: exit codes "
-                + new java.util.TreeMap<>(outcomes) + ", 0 stack traces, 0 writes to the input");
+        System.out.printf(
+                "COW tools fuzz: seed %d: %d cases in %d ms over %d seeds; exit codes: %s;"
+                        + " reproduce with -Ddmsnap.tests.seed=%d%n",
+                Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(), outcomes, Seeds.seed());
+        Figures.record(
+                "fuzz.cow-tools.cases",
+                cases + " mutated COWs through cow check/dump/read: exit codes " + new java.util.TreeMap<>(outcomes)
+                        + ", 0 stack traces, 0 writes to the input");
         if (cases >= FuzzBudget.MIN_CASES) {
-            assertTrue(outcomes.getOrDefault("read 0", 0) > 0 && outcomes.getOrDefault("read 1", 0) > 0,
+            assertTrue(
+                    outcomes.getOrDefault("read 0", 0) > 0 && outcomes.getOrDefault("read 1", 0) > 0,
                     "cow read should both succeed and refuse: " + outcomes);
         }
     }
@@ -166,17 +187,24 @@ class CowToolsFuzzTest {
         if (run.thrown() != null && !(run.thrown() instanceof IOException)) {
             throw new AssertionError(where + ": " + run.thrown().getClass().getName() + " escaped", run.thrown());
         }
-        assertFalse(run.out().contains("\tat ") || run.err().contains("\tat "), where + ": a stack trace: " + run.err());
+        assertFalse(
+                run.out().contains("\tat ") || run.err().contains("\tat "), where + ": a stack trace: " + run.err());
         if (run.exitCode() == 0) {
             assertEquals("", run.err(), where + ": exit 0 with stderr");
         }
         if (!run.err().isEmpty()) {
             assertTrue(run.exitCode() != 0, where + ": stderr with exit 0");
-            assertTrue(run.err().endsWith("\n") && run.err().indexOf('\n') == run.err().length() - 1, where
-                    + ": more than one line on stderr: " + run.err());
+            assertTrue(
+                    run.err().endsWith("\n")
+                            && run.err().indexOf('\n') == run.err().length() - 1,
+                    where + ": more than one line on stderr: " + run.err());
             String message = run.err().strip();
-            assertTrue(message.startsWith("dmsnap: ") && message.length() > "dmsnap: ".length()
-                    && !message.equals("dmsnap: null") && !message.contains("\r"), where + ": stderr " + run.err());
+            assertTrue(
+                    message.startsWith("dmsnap: ")
+                            && message.length() > "dmsnap: ".length()
+                            && !message.equals("dmsnap: null")
+                            && !message.contains("\r"),
+                    where + ": stderr " + run.err());
         }
         return run;
     }
@@ -193,8 +221,9 @@ class CowToolsFuzzTest {
                 } else {
                     String[] lines = run.out().split("\n");
                     Matcher summary = CHECK_SUMMARY.matcher(lines[lines.length - 1]);
-                    assertTrue(summary.matches() && summary.group(1).startsWith("clean") == clean, where
-                            + ": the last line: " + run.out());
+                    assertTrue(
+                            summary.matches() && summary.group(1).startsWith("clean") == clean,
+                            where + ": the last line: " + run.out());
                 }
             }
             case CowCheckCommand.UNREADABLE -> assertFalse(run.err().isEmpty(), where);
@@ -219,8 +248,11 @@ class CowToolsFuzzTest {
         ByteBuffer header = ByteBuffer.wrap(Arrays.copyOf(cowBytes, 16)).order(ByteOrder.LITTLE_ENDIAN);
         boolean validSnapshot = cowBytes.length >= 16 && header.getInt(0) == 0x70416e53 && header.getInt(4) != 0;
         boolean readable = checked.exitCode() == 0 && validSnapshot;
-        assertEquals(readable, read.exitCode() == 0, where + ": read " + (read.exitCode() == 0 ? "succeeded" : "failed")
-                + " but check said " + checked.out() + checked.err() + read.err());
+        assertEquals(
+                readable,
+                read.exitCode() == 0,
+                where + ": read " + (read.exitCode() == 0 ? "succeeded" : "failed") + " but check said " + checked.out()
+                        + checked.err() + read.err());
         if (read.exitCode() != 0) {
             assertFalse(Files.exists(view), where + ": left an output file behind");
             return;
@@ -231,8 +263,10 @@ class CowToolsFuzzTest {
         assertEquals(sha256(written), sha.group(1), where + ": the printed sha256");
         byte[] expected = snapshotView(cowBytes, originBytes);
         assertEquals(expected.length, written.length, where + ": the view's size");
-        assertEquals(-1, Arrays.mismatch(expected, written), where + ": the view differs at byte "
-                + Arrays.mismatch(expected, written));
+        assertEquals(
+                -1,
+                Arrays.mismatch(expected, written),
+                where + ": the view differs at byte " + Arrays.mismatch(expected, written));
     }
 
     /** The snapshot view rebuilt from the raw COW: each chunk from the COW when the list remaps it. */

@@ -33,19 +33,34 @@ class DaemonOptionsTest {
         usage("--tls-key needs --tls-cert", "--tls-key", "k.pem");
         usage("--tls-cert needs --tls-key", "--tls-cert", "c.pem");
         usage("--tls-ca needs --tls-cert and --tls-key (the server's own certificate)", "--tls-ca", "ca.pem");
-        usage("--tls=off with --tls-cert: leave out one of them", "--tls=off", "--tls-cert", "c.pem", "--tls-key", "k.pem");
+        usage(
+                "--tls=off with --tls-cert: leave out one of them",
+                "--tls=off",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem");
     }
 
     @Test
     void theRunAndStateDirectoriesMustBeTwo() {
-        usage("--run-dir and --state-dir must be different directories", "--state-dir", dir.resolve("run").toString());
+        usage(
+                "--run-dir and --state-dir must be different directories",
+                "--state-dir",
+                dir.resolve("run").toString());
     }
 
     @Test
     void aCertificateThatCannotBeReadFailsTheStartWithOneLine() {
         Path cert = dir.resolve("c.pem");
-        CliRunner r = CliRunner.run("daemon", "--run-dir", dir.resolve("run").toString(), "--tls-cert", cert.toString(),
-                "--tls-key", dir.resolve("k.pem").toString());
+        CliRunner r = CliRunner.run(
+                "daemon",
+                "--run-dir",
+                dir.resolve("run").toString(),
+                "--tls-cert",
+                cert.toString(),
+                "--tls-key",
+                dir.resolve("k.pem").toString());
         assertEquals(ExitCodes.FAILED, r.exitCode());
         assertEquals("dmsnap: TLS certificate " + cert + ": no such file\n", r.err());
         assertFalse(Files.exists(dir.resolve("run")));
@@ -53,8 +68,10 @@ class DaemonOptionsTest {
 
     @Test
     void theKernelsPermissionDeniedAtConnectIsExit5NotNoDaemon() {
-        assertEquals(ExitCodes.PERMISSION, connect(new java.net.BindException("Permission denied")), "the JDK's EACCES");
-        assertEquals(ExitCodes.PERMISSION, connect(new java.nio.file.AccessDeniedException("/run/dmsnap/control.sock")));
+        assertEquals(
+                ExitCodes.PERMISSION, connect(new java.net.BindException("Permission denied")), "the JDK's EACCES");
+        assertEquals(
+                ExitCodes.PERMISSION, connect(new java.nio.file.AccessDeniedException("/run/dmsnap/control.sock")));
         assertEquals(ExitCodes.NO_DAEMON, connect(new java.net.ConnectException("Connection refused")));
         assertEquals(ExitCodes.NO_DAEMON, connect(new java.io.IOException("Permission denied")), "not from a socket");
     }

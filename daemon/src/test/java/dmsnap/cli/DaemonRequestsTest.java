@@ -1,5 +1,8 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import dmsnap.control.ControlHandler;
 import dmsnap.control.ControlServer;
 import dmsnap.daemon.DaemonConfig;
@@ -21,9 +24,6 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-
 /** The CLI against an in-process control server: what it prints and exits with for the daemon's answers. */
 class DaemonRequestsTest {
     @TempDir
@@ -32,12 +32,13 @@ class DaemonRequestsTest {
     @Test
     void aRequestTooLongForTheDaemonPrintsTheDaemonsErrorNotThatItIsUnreachable() throws Exception {
         DeviceManager dm = new DeviceManager(TargetTypes.withBasicTargets(), new BackingDevices());
-        try (ControlServer server = new ControlServer(new DaemonConfig(runDir, null).controlSocket(),
-                new ControlHandler(dm, "test"))) {
+        try (ControlServer server =
+                new ControlServer(new DaemonConfig(runDir, null).controlSocket(), new ControlHandler(dm, "test"))) {
             String table = "0 8 zero" + " ".repeat(1 << 20);
             CliRunner r = CliRunner.run("create", "big", "--table", table, "--run-dir", runDir.toString());
-            assertEquals("dmsnap: request on big failed: Invalid argument\n"
-                    + "dmsnap: request longer than 1048576 bytes\n", r.err());
+            assertEquals(
+                    "dmsnap: request on big failed: Invalid argument\n" + "dmsnap: request longer than 1048576 bytes\n",
+                    r.err());
             assertEquals(ExitCodes.FAILED, r.exitCode());
             assertEquals(List.of(), dm.list());
         }
@@ -61,10 +62,14 @@ class DaemonRequestsTest {
         Path base = Files.write(runDir.resolve("base.img"), new byte[4096]);
         String cow = runDir.resolve("snap.cow").toString();
         String[][] verbs = {
-            {"create", "x", "--notable"}, {"ls"}, {"remove", "x"},
+            {"create", "x", "--notable"},
+            {"ls"},
+            {"remove", "x"},
             {"snapshot", "create", "vol", "snap", "--cow", cow, "--cow-size", "1M"},
             {"origin", "create", "vol", base.toString()},
-            {"snapshot", "refresh", "snap"}, {"snapshot", "remove", "snap"}, {"snapshot", "merge", "snap"},
+            {"snapshot", "refresh", "snap"},
+            {"snapshot", "remove", "snap"},
+            {"snapshot", "merge", "snap"},
             {"snapshot", "merge", "--status"},
         };
         try (RefusingDaemon daemon = new RefusingDaemon(new DaemonConfig(runDir, null).controlSocket())) {
@@ -84,7 +89,10 @@ class DaemonRequestsTest {
         // What the JDK throws when connect(2) fails with EACCES on a Unix socket (no errno, strerror's text);
         // the tests run as root, whom the kernel does not refuse.
         StringWriter err = new StringWriter();
-        int status = DaemonRequests.cannotConnect(new PrintWriter(err, true), runDir.resolve("control.sock"), runDir,
+        int status = DaemonRequests.cannotConnect(
+                new PrintWriter(err, true),
+                runDir.resolve("control.sock"),
+                runDir,
                 new BindException("Permission denied"));
         assertEquals(ExitCodes.PERMISSION, status);
         assertEquals(refused(), err.toString());
@@ -94,9 +102,15 @@ class DaemonRequestsTest {
     void noDaemonAtTheSocketAdvisesStartingOne() throws Exception {
         Path socket = runDir.resolve("control.sock");
         String advice = " (start it with: dmsnap daemon --run-dir " + runDir + ")\n";
-        CliRunner missing = cli("snapshot", "create", "vol", "snap", "--cow", runDir.resolve("c").toString());
-        assertEquals("dmsnap: cannot reach the daemon at " + socket + ": No such file or directory" + advice,
-                missing.err());
+        CliRunner missing = cli(
+                "snapshot",
+                "create",
+                "vol",
+                "snap",
+                "--cow",
+                runDir.resolve("c").toString());
+        assertEquals(
+                "dmsnap: cannot reach the daemon at " + socket + ": No such file or directory" + advice, missing.err());
         assertEquals(ExitCodes.NO_DAEMON, missing.exitCode());
         // A socket file nobody listens on (a daemon that was killed): ECONNREFUSED.
         try (ServerSocketChannel gone = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
@@ -111,8 +125,8 @@ class DaemonRequestsTest {
     void aRunDirectoryThatIsAFileIsNotAdvisedToStartADaemonOn() throws Exception {
         Path file = Files.writeString(runDir.resolve("file"), "");
         CliRunner r = CliRunner.run("ls", "--run-dir", file.toString());
-        assertEquals("dmsnap: cannot reach the daemon at " + file.resolve("control.sock") + ": Not a directory\n",
-                r.err());
+        assertEquals(
+                "dmsnap: cannot reach the daemon at " + file.resolve("control.sock") + ": Not a directory\n", r.err());
         assertEquals(ExitCodes.NO_DAEMON, r.exitCode());
     }
 
@@ -126,14 +140,21 @@ class DaemonRequestsTest {
         header[0] = 0x12; // not the SnAp magic, not 0 (a new COW)
         Files.write(cow, header);
         ChunkCopier copier = new ChunkCopier(1, 1 << 20);
-        DeviceManager dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(),
-                copier), new BackingDevices());
-        try (ControlServer server = new ControlServer(new DaemonConfig(runDir, null).controlSocket(),
-                new ControlHandler(dm, "test"))) {
-            CliRunner r = CliRunner.run("create", "snap", "--table", "0 2048 snapshot " + base + " " + cow + " P 8",
-                    "--run-dir", runDir.toString());
-            assertEquals("dmsnap: reload on snap failed: Invalid argument\n"
-                    + "dmsnap: snapshot: Failed to read snapshot metadata: Invalid or corrupt snapshot\n", r.err());
+        DeviceManager dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), new BackingDevices());
+        try (ControlServer server =
+                new ControlServer(new DaemonConfig(runDir, null).controlSocket(), new ControlHandler(dm, "test"))) {
+            CliRunner r = CliRunner.run(
+                    "create",
+                    "snap",
+                    "--table",
+                    "0 2048 snapshot " + base + " " + cow + " P 8",
+                    "--run-dir",
+                    runDir.toString());
+            assertEquals(
+                    "dmsnap: reload on snap failed: Invalid argument\n"
+                            + "dmsnap: snapshot: Failed to read snapshot metadata: Invalid or corrupt snapshot\n",
+                    r.err());
             assertEquals(ExitCodes.FAILED, r.exitCode());
             assertEquals(List.of(), dm.list());
         } finally {

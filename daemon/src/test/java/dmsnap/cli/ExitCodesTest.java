@@ -1,5 +1,7 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import java.io.IOException;
@@ -12,15 +14,20 @@ import java.nio.file.Path;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 /** The one errno → exit status mapping of the CLI, and the errno a failed call or connect carries. */
 class ExitCodesTest {
     /** dmsetup's statuses for the errnos that have one; every other errno is "the command failed". */
     private static final Map<Errno, Integer> SPECIAL = Map.of(
-            Errno.ENXIO, ExitCodes.NO_DEVICE, Errno.ENODEV, ExitCodes.NO_DEVICE,
-            Errno.EBUSY, ExitCodes.BUSY,
-            Errno.EACCES, ExitCodes.PERMISSION, Errno.EPERM, ExitCodes.PERMISSION);
+            Errno.ENXIO,
+            ExitCodes.NO_DEVICE,
+            Errno.ENODEV,
+            ExitCodes.NO_DEVICE,
+            Errno.EBUSY,
+            ExitCodes.BUSY,
+            Errno.EACCES,
+            ExitCodes.PERMISSION,
+            Errno.EPERM,
+            ExitCodes.PERMISSION);
 
     @Test
     void everyErrnoTheDaemonCanSendHasOneStatusAndItsStrerrorText() {
@@ -67,7 +74,9 @@ class ExitCodesTest {
         assertEquals(ExitCodes.BUSY, ExitCodes.of(new ErrnoException("flock", Errno.EBUSY, p, -1, -1)));
         assertEquals(ExitCodes.NO_DEVICE, ExitCodes.of(new ErrnoException("open", Errno.ENXIO, p, -1, -1)));
         assertEquals(ExitCodes.FAILED, ExitCodes.of(new NoSuchFileException("/x")));
-        assertEquals(ExitCodes.FAILED, ExitCodes.of(new IllegalArgumentException("/x does not exist; give --cow-size")));
-        assertEquals(ExitCodes.FAILED, ExitCodes.of(new IOException("another dmsnap daemon (pid 1) holds /run/dmsnap")));
+        assertEquals(
+                ExitCodes.FAILED, ExitCodes.of(new IllegalArgumentException("/x does not exist; give --cow-size")));
+        assertEquals(
+                ExitCodes.FAILED, ExitCodes.of(new IOException("another dmsnap daemon (pid 1) holds /run/dmsnap")));
     }
 }

@@ -1,5 +1,8 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.control.ControlHandler;
 import dmsnap.control.ControlServer;
 import dmsnap.daemon.DaemonConfig;
@@ -14,9 +17,6 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The global options (--run-dir, --json, --verbose) work before the verb as after it, as
@@ -41,10 +41,21 @@ class GlobalOptionsTest {
     void runDirBeforeTheVerbIsTheSameAsAfterItForEveryDaemonVerb() {
         String run = tmp.resolve("run").toString();
         String[][] verbs = {
-            {"ls"}, {"targets"}, {"status"}, {"status", "snap"}, {"table", "--inactive", "snap"}, {"info", "snap"},
-            {"create", "snap", "--notable"}, {"suspend", "snap"}, {"resume", "snap"}, {"clear", "snap"},
-            {"remove", "snap"}, {"rename", "snap", "snap2"},
-            {"snapshot", "refresh", "snap"}, {"snapshot", "remove", "snap"}, {"snapshot", "merge", "--status"},
+            {"ls"},
+            {"targets"},
+            {"status"},
+            {"status", "snap"},
+            {"table", "--inactive", "snap"},
+            {"info", "snap"},
+            {"create", "snap", "--notable"},
+            {"suspend", "snap"},
+            {"resume", "snap"},
+            {"clear", "snap"},
+            {"remove", "snap"},
+            {"rename", "snap", "snap2"},
+            {"snapshot", "refresh", "snap"},
+            {"snapshot", "remove", "snap"},
+            {"snapshot", "merge", "--status"},
             {"snapshot", "create", "vol", "snap", "--cow", tmp.resolve("cow").toString()},
         };
         for (String[] verb : verbs) {
@@ -59,15 +70,19 @@ class GlobalOptionsTest {
     void jsonBeforeTheVerbIsTheSameAsAfterIt() throws Exception {
         Path run = Files.createDirectory(tmp.resolve("run"));
         DeviceManager dm = new DeviceManager(TargetTypes.withBasicTargets(), new BackingDevices());
-        try (ControlServer server = new ControlServer(new DaemonConfig(run, null).controlSocket(),
-                new ControlHandler(dm, "test"))) {
-            assertEquals(0, CliRunner.run("--run-dir", run.toString(), "create", "zero", "--table", "0 8 zero").exitCode());
+        try (ControlServer server =
+                new ControlServer(new DaemonConfig(run, null).controlSocket(), new ControlHandler(dm, "test"))) {
+            assertEquals(
+                    0,
+                    CliRunner.run("--run-dir", run.toString(), "create", "zero", "--table", "0 8 zero")
+                            .exitCode());
             CliRunner after = CliRunner.run("ls", "--run-dir", run.toString(), "--json");
             assertEquals(0, after.exitCode(), after.err());
             assertTrue(after.out().startsWith("{"), after.out());
             for (String[] verb : new String[][] {{"ls"}, {"status", "zero"}, {"table", "zero"}, {"info", "zero"}}) {
                 assertSameBeforeAndAfter(List.of("--run-dir", run.toString(), "--json"), verb);
-                CliRunner mixed = CliRunner.run(concat(concat(new String[] {"--json"}, verb), "--run-dir", run.toString()));
+                CliRunner mixed =
+                        CliRunner.run(concat(concat(new String[] {"--json"}, verb), "--run-dir", run.toString()));
                 assertEquals(CliRunner.run(concat(verb, "--json", "--run-dir", run.toString())), mixed);
             }
         }
@@ -76,7 +91,10 @@ class GlobalOptionsTest {
     @Test
     void jsonBeforeTheOfflineCowVerbs() {
         String cow = tmp.resolve("cow").toString();
-        assertEquals(0, CliRunner.run("cow", "format", cow, "--chunk-size", "8", "--size", "1M").exitCode());
+        assertEquals(
+                0,
+                CliRunner.run("cow", "format", cow, "--chunk-size", "8", "--size", "1M")
+                        .exitCode());
         assertSameBeforeAndAfter(List.of("--json"), "cow", "dump", cow);
         assertSameBeforeAndAfter(List.of("--json"), "cow", "check", cow);
         assertTrue(CliRunner.run("--json", "cow", "dump", cow).out().startsWith("{"));
@@ -99,21 +117,36 @@ class GlobalOptionsTest {
         assertEquals(ExitCodes.USAGE, after.exitCode());
         CliRunner before = CliRunner.run("--json", "cow", "format", cow, "--chunk-size", "8", "--size", "1M");
         assertEquals(ExitCodes.USAGE, before.exitCode());
-        assertEquals("dmsnap: option '--json' does not apply to 'dmsnap cow format'\n"
-                + "Try 'dmsnap cow format --help' for more information.\n", before.err());
+        assertEquals(
+                "dmsnap: option '--json' does not apply to 'dmsnap cow format'\n"
+                        + "Try 'dmsnap cow format --help' for more information.\n",
+                before.err());
         assertTrue(!Files.exists(tmp.resolve("cow")), "nothing was formatted");
-        CliRunner quickstart = CliRunner.run("--run-dir", tmp.toString(), "quickstart", tmp.resolve("qs").toString());
+        CliRunner quickstart = CliRunner.run(
+                "--run-dir", tmp.toString(), "quickstart", tmp.resolve("qs").toString());
         assertEquals(ExitCodes.USAGE, quickstart.exitCode());
-        assertEquals("dmsnap: option '--run-dir' does not apply to 'dmsnap quickstart'\n"
-                + "Try 'dmsnap quickstart --help' for more information.\n", quickstart.err());
+        assertEquals(
+                "dmsnap: option '--run-dir' does not apply to 'dmsnap quickstart'\n"
+                        + "Try 'dmsnap quickstart --help' for more information.\n",
+                quickstart.err());
     }
 
     @Test
     void anOptionGivenBeforeAndAfterTheVerbIsGivenTwice() {
-        CliRunner r = CliRunner.run("--run-dir", tmp.resolve("a").toString(), "ls", "--run-dir", tmp.resolve("b").toString());
+        CliRunner r = CliRunner.run(
+                "--run-dir",
+                tmp.resolve("a").toString(),
+                "ls",
+                "--run-dir",
+                tmp.resolve("b").toString());
         assertEquals(ExitCodes.USAGE, r.exitCode());
         assertTrue(r.err().startsWith("dmsnap: option '--run-dir' (DIR) should be specified only once\n"), r.err());
-        CliRunner after = CliRunner.run("ls", "--run-dir", tmp.resolve("a").toString(), "--run-dir", tmp.resolve("b").toString());
+        CliRunner after = CliRunner.run(
+                "ls",
+                "--run-dir",
+                tmp.resolve("a").toString(),
+                "--run-dir",
+                tmp.resolve("b").toString());
         assertEquals(ExitCodes.USAGE, after.exitCode());
         assertEquals(CliRunner.run("ls", "--json", "--json"), CliRunner.run("--json", "ls", "--json"));
     }
@@ -121,8 +154,12 @@ class GlobalOptionsTest {
     @Test
     void verboseBeforeOrAfterTheVerbPrintsTheStackTrace() {
         String missing = tmp.resolve("missing").toString();
-        for (String[] args : new String[][] {{"-v", "cow", "dump", missing}, {"cow", "dump", missing, "-v"},
-                {"--verbose", "cow", "dump", missing}, {"cow", "--verbose", "dump", missing}}) {
+        for (String[] args : new String[][] {
+            {"-v", "cow", "dump", missing},
+            {"cow", "dump", missing, "-v"},
+            {"--verbose", "cow", "dump", missing},
+            {"cow", "--verbose", "dump", missing}
+        }) {
             CliRunner r = CliRunner.run(args);
             assertEquals(ExitCodes.FAILED, r.exitCode());
             assertTrue(r.err().startsWith("dmsnap: "), r.err());
@@ -137,7 +174,8 @@ class GlobalOptionsTest {
         CliRunner r = CliRunner.run("--help");
         assertEquals(0, r.exitCode());
         for (String option : new String[] {"--run-dir=DIR", "--json", "--verbose"}) {
-            Matcher m = Pattern.compile("^ +(-\\w, )?" + Pattern.quote(option) + "\\b", Pattern.MULTILINE).matcher(r.out());
+            Matcher m = Pattern.compile("^ +(-\\w, )?" + Pattern.quote(option) + "\\b", Pattern.MULTILINE)
+                    .matcher(r.out());
             int count = 0;
             while (m.find()) {
                 count++;

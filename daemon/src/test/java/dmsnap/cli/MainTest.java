@@ -1,9 +1,9 @@
 package dmsnap.cli;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
 
 class MainTest {
     @Test
@@ -33,8 +33,14 @@ class MainTest {
         java.nio.file.Path folder = tmp.resolve("qs");
         CliRunner r = CliRunner.run("quickstart", folder.toString());
         assertEquals(0, r.exitCode(), r.err());
-        assertTrue(r.out().contains("origin reads: \"dmsnap quickstart: written through the origin after the snapshot\""), r.out());
-        assertTrue(r.out().contains("snap reads:   \"dmsnap quickstart: original data\"   <- the snapshot keeps the old data"), r.out());
+        assertTrue(
+                r.out().contains("origin reads: \"dmsnap quickstart: written through the origin after the snapshot\""),
+                r.out());
+        assertTrue(
+                r.out()
+                        .contains(
+                                "snap reads:   \"dmsnap quickstart: original data\"   <- the snapshot keeps the old data"),
+                r.out());
         assertTrue(r.out().contains("snap: 0 131072 snapshot 24/32768 16"), r.out());
         assertTrue(r.out().contains("cleaned up " + folder), r.out());
         assertTrue(!java.nio.file.Files.exists(folder));
@@ -55,7 +61,8 @@ class MainTest {
         CliRunner r = CliRunner.run("daemon", "--run-dir", link.toString());
         assertEquals(ExitCodes.FAILED, r.exitCode());
         assertEquals("dmsnap: run directory " + link + " is a symbolic link: give the real directory\n", r.err());
-        CliRunner state = CliRunner.run("daemon", "--run-dir", tmp.resolve("run2").toString(), "--state-dir", link.toString());
+        CliRunner state =
+                CliRunner.run("daemon", "--run-dir", tmp.resolve("run2").toString(), "--state-dir", link.toString());
         assertEquals(ExitCodes.FAILED, state.exitCode());
         assertEquals("dmsnap: state directory " + link + " is a symbolic link: give the real directory\n", state.err());
     }
@@ -72,11 +79,24 @@ class MainTest {
 
     @Test
     void everyCommandHasHelpWithAnExample() {
-        for (String command : new String[] {"create", "load", "suspend", "resume", "remove", "status", "table", "info",
-                "ls", "daemon", "quickstart", "completion"}) {
+        for (String command : new String[] {
+            "create",
+            "load",
+            "suspend",
+            "resume",
+            "remove",
+            "status",
+            "table",
+            "info",
+            "ls",
+            "daemon",
+            "quickstart",
+            "completion"
+        }) {
             CliRunner r = CliRunner.run(command, "--help");
             assertEquals(0, r.exitCode(), command);
-            assertTrue(r.out().contains("Example:") || r.out().contains("Examples:"), command + " --help has an example");
+            assertTrue(
+                    r.out().contains("Example:") || r.out().contains("Examples:"), command + " --help has an example");
         }
     }
 }

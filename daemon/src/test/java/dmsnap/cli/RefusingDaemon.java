@@ -16,8 +16,8 @@ import java.nio.file.Path;
  * user, so the refusal is played back from its wire form.
  */
 final class RefusingDaemon implements AutoCloseable {
-    static final ControlResponse.Failure REFUSAL = new ControlResponse.Failure("connect", "EACCES",
-            "permission denied: user mallory may not control this daemon");
+    static final ControlResponse.Failure REFUSAL = new ControlResponse.Failure(
+            "connect", "EACCES", "permission denied: user mallory may not control this daemon");
     private final ServerSocketChannel server;
     private final Thread acceptor;
 

@@ -1,5 +1,9 @@
 package dmsnap.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
 import java.io.RandomAccessFile;
@@ -10,14 +14,11 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** {@code snapshot refresh} against an in-process daemon: it says what happened to the exception store. */
 class SnapshotRefreshTest {
     @TempDir
     Path dir;
+
     private Daemon daemon;
     private Path run;
     private Path cow;
@@ -70,9 +71,12 @@ class SnapshotRefreshTest {
         CliRunner r = cli("snapshot", "refresh", "snap");
         assertEquals(ExitCodes.FAILED, r.exitCode(), r.out());
         assertFalse(r.out().contains("handed over"), r.out());
-        assertEquals("dmsnap: snap: the reloaded table did not take over the live exception store: its origin "
-                + dir.resolve("base.img").toRealPath() + " or COW " + cow.toRealPath() + " now names another file than"
-                + " the live table's (was one replaced?); cleared the inactive table, snap is unchanged\n", r.err());
+        assertEquals(
+                "dmsnap: snap: the reloaded table did not take over the live exception store: its origin "
+                        + dir.resolve("base.img").toRealPath() + " or COW " + cow.toRealPath()
+                        + " now names another file than"
+                        + " the live table's (was one replaced?); cleared the inactive table, snap is unchanged\n",
+                r.err());
         assertEquals(statusBefore, cli("status", "snap").out(), "the live snapshot is untouched");
         assertEquals("", cli("table", "--inactive", "snap").out().strip(), "no inactive table left");
     }

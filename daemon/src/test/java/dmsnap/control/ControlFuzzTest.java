@@ -55,11 +55,27 @@ import org.junit.jupiter.api.io.TempDir;
 class ControlFuzzTest {
     static final FuzzBudget BUDGET = FuzzBudget.of("controlFuzz", 3000, 10_000);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String[] VERBS = {"create", "load", "clear", "suspend", "resume", "remove", "rename",
-        "status", "table", "info", "ls", "version", "targets", "merge", "merge-status"};
+    private static final String[] VERBS = {
+        "create",
+        "load",
+        "clear",
+        "suspend",
+        "resume",
+        "remove",
+        "rename",
+        "status",
+        "table",
+        "info",
+        "ls",
+        "version",
+        "targets",
+        "merge",
+        "merge-status"
+    };
 
     @TempDir
     Path dir;
+
     private ChunkCopier copier;
     private DeviceManager dm;
     private ControlServer server;
@@ -74,8 +90,8 @@ class ControlFuzzTest {
     @BeforeEach
     void start() throws Exception {
         copier = new ChunkCopier(2, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), new BackingDevices());
         guardBytes = new byte[64 << 10];
         new Random(5).nextBytes(guardBytes);
         guardFile = Files.write(dir.resolve("guard.img"), guardBytes);
@@ -85,8 +101,13 @@ class ControlFuzzTest {
         server = new ControlServer(dir.resolve("control.sock"), new ControlHandler(dm, "fuzz"));
         client = new ControlClient(dir.resolve("control.sock"));
         guardStatus = status("guard");
-        tables = List.of("0 8 zero", "0 128 linear " + base + " 0", "0 128 error", "0 128 snapshot-origin " + base,
-                "0 128 snapshot " + base + " " + dir.resolve("cow.img") + " N 8", "0 128 linear " + guardFile + " 0",
+        tables = List.of(
+                "0 8 zero",
+                "0 128 linear " + base + " 0",
+                "0 128 error",
+                "0 128 snapshot-origin " + base,
+                "0 128 snapshot " + base + " " + dir.resolve("cow.img") + " N 8",
+                "0 128 linear " + guardFile + " 0",
                 "0 128 linear dm:guard 0");
     }
 
@@ -100,9 +121,11 @@ class ControlFuzzTest {
     }
 
     private String status(String name) throws Exception {
-        ControlResponse r = client.send(new ControlRequest("status", name, null, null, null, false, false, false,
-                false, false));
-        return String.join("\n", assertInstanceOf(ControlResponse.Success.class, r, current).lines());
+        ControlResponse r =
+                client.send(new ControlRequest("status", name, null, null, null, false, false, false, false, false));
+        return String.join(
+                "\n",
+                assertInstanceOf(ControlResponse.Success.class, r, current).lines());
     }
 
     @Test
@@ -126,19 +149,22 @@ class ControlFuzzTest {
             check(request, answer);
             afterCase();
         }
-        System.out.printf("Control fuzz: seed %d: %d cases, %d MiB sent, in %d ms; %s; reproduce with"
-                + " -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases, bytesSent >> 20, clock.elapsedMillis(), outcomes,
-                Seeds.seed());
-        Figures.record("fuzz.control.cases", cases + " hostile control requests (" + (bytesSent >> 20)
-                + " MiB): " + outcomes + "; the daemon answered each complete line once and kept serving");
+        System.out.printf(
+                "Control fuzz: seed %d: %d cases, %d MiB sent, in %d ms; %s; reproduce with"
+                        + " -Ddmsnap.tests.seed=%d%n",
+                Seeds.seed(), cases, bytesSent >> 20, clock.elapsedMillis(), outcomes, Seeds.seed());
+        Figures.record(
+                "fuzz.control.cases",
+                cases + " hostile control requests (" + (bytesSent >> 20) + " MiB): " + outcomes
+                        + "; the daemon answered each complete line once and kept serving");
         if (cases >= 400) {
-            assertTrue(outcomes.getOrDefault("ok", 0) > 0 && outcomes.getOrDefault("failure", 0) > 0, outcomes.toString());
+            assertTrue(
+                    outcomes.getOrDefault("ok", 0) > 0 && outcomes.getOrDefault("failure", 0) > 0, outcomes.toString());
         }
     }
 
     /** What the fuzzer sends: the bytes, and whether they end in a complete request line. */
-    private record Request(byte[] bytes, boolean complete) {
-    }
+    private record Request(byte[] bytes, boolean complete) {}
 
     private Request request(Random r, List<String> done) throws Exception {
         return switch (r.nextInt(12)) {
@@ -307,11 +333,13 @@ class ControlFuzzTest {
     private void check(Request request, String answer) throws Exception {
         if (!request.complete()) {
             count(answer.isEmpty() ? "hang-up, no answer" : "hang-up, answered");
-            assertTrue(answer.isEmpty() || answer.endsWith("\n") && answer.indexOf('\n') == answer.length() - 1,
+            assertTrue(
+                    answer.isEmpty() || answer.endsWith("\n") && answer.indexOf('\n') == answer.length() - 1,
                     current + ": at most one answer line: " + answer);
             return;
         }
-        assertTrue(answer.endsWith("\n") && answer.indexOf('\n') == answer.length() - 1,
+        assertTrue(
+                answer.endsWith("\n") && answer.indexOf('\n') == answer.length() - 1,
                 current + ": exactly one answer line, got [" + shorten(answer) + "]");
         ControlResponse response = ControlResponse.fromJson(answer.strip());
         switch (response) {
@@ -321,7 +349,9 @@ class ControlFuzzTest {
                 assertTrue(f.errno().matches("E[A-Z0-9]+"), current + ": errno " + f.errno());
                 assertFalse(f.reason().isBlank(), current + ": a failure says why");
                 assertEquals(1, f.reason().lines().count(), current + ": one-line reason: " + f.reason());
-                assertTrue(f.reason().length() < 4096, current + ": reason of " + f.reason().length() + " chars: " + shorten(f.reason()));
+                assertTrue(
+                        f.reason().length() < 4096,
+                        current + ": reason of " + f.reason().length() + " chars: " + shorten(f.reason()));
             }
         }
     }
@@ -332,7 +362,9 @@ class ControlFuzzTest {
             DeviceManager.checkName(d.name());
             d.info();
         }
-        if (dm.find("guard") != null && dm.get("guard").liveTable() != null && !dm.get("guard").info().suspended()) {
+        if (dm.find("guard") != null
+                && dm.get("guard").liveTable() != null
+                && !dm.get("guard").info().suspended()) {
             assertEquals(guardStatus, status("guard"), current + ": the guard's status");
         }
         for (MappedDevice d : dm.list()) {
@@ -359,7 +391,9 @@ class ControlFuzzTest {
         if (guard != null) {
             guard.clear(); // a table a request loaded into it and did not resume
         }
-        if (guard == null || guard.liveTable() == null || !guard.liveTable().toString().contains(guardFile.toString())) {
+        if (guard == null
+                || guard.liveTable() == null
+                || !guard.liveTable().toString().contains(guardFile.toString())) {
             // A mutated request removed, cleared or reloaded the guard: bring it back as it was.
             if (guard != null) {
                 dm.remove("guard", true);
@@ -367,7 +401,9 @@ class ControlFuzzTest {
             dm.create("guard", null, TableParser.parse("0 128 linear " + guardFile + " 0"));
         }
         dm.get("guard").resume();
-        assertTrue(java.util.Arrays.equals(guardBytes, Files.readAllBytes(guardFile)), current + ": the guard was written");
+        assertTrue(
+                java.util.Arrays.equals(guardBytes, Files.readAllBytes(guardFile)),
+                current + ": the guard was written");
         assertEquals(guardStatus, status("guard"), current + ": the guard serves");
     }
 

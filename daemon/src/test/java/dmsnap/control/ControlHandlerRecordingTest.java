@@ -1,5 +1,11 @@
 package dmsnap.control;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceInfo;
 import dmsnap.device.DeviceManager;
@@ -24,12 +30,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The control path records every change before it takes effect, and a change its recorder
  * refuses (a full state directory) fails with the recorder's errno and is not made: what is
@@ -38,6 +38,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ControlHandlerRecordingTest {
     @TempDir
     Path dir;
+
     private ChunkCopier copier;
     private DeviceManager dm;
     private Recorder recorder;
@@ -52,7 +53,8 @@ class ControlHandlerRecordingTest {
         private void check(String call) throws DmException {
             calls.add(call);
             if (full) {
-                throw new DmException("ENOSPC", "cannot " + call + " in the state directory /state: No space left on device");
+                throw new DmException(
+                        "ENOSPC", "cannot " + call + " in the state directory /state: No space left on device");
             }
         }
 
@@ -84,8 +86,8 @@ class ControlHandlerRecordingTest {
     @BeforeEach
     void setUp() {
         copier = new ChunkCopier(2, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), new BackingDevices());
         recorder = new Recorder();
         handler = new ControlHandler(dm, "test", recorder);
     }
@@ -105,7 +107,9 @@ class ControlHandlerRecordingTest {
     private Map<String, String> live() throws Exception {
         Map<String, String> tables = new TreeMap<>();
         for (MappedDevice d : dm.list()) {
-            tables.put(d.name(), String.join("\n", d.statusLines(StatusType.TABLE, false)).strip());
+            tables.put(
+                    d.name(),
+                    String.join("\n", d.statusLines(StatusType.TABLE, false)).strip());
         }
         return tables;
     }

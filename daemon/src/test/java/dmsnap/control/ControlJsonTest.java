@@ -33,37 +33,52 @@ class ControlJsonTest {
     @TempDir
     Path dir;
 
-    private static final String FLAGS_OFF = "\"inactive\":false,\"noflush\":false,\"force\":false,\"notable\":false,"
-            + "\"readonly\":false";
+    private static final String FLAGS_OFF =
+            "\"inactive\":false,\"noflush\":false,\"force\":false,\"notable\":false," + "\"readonly\":false";
 
     @Test
     void requestsLeaveOutUnsetArgumentsAndAlwaysCarryTheFlags() throws IOException {
-        assertEquals("{\"verb\":\"ls\"," + FLAGS_OFF + "}", ControlRequest.of("ls", null).toJson());
+        assertEquals(
+                "{\"verb\":\"ls\"," + FLAGS_OFF + "}",
+                ControlRequest.of("ls", null).toJson());
         ControlRequest all = new ControlRequest("create", "a", "0 8 zero", "u-1", "b", true, true, true, true, true);
-        assertEquals("{\"verb\":\"create\",\"name\":\"a\",\"table\":\"0 8 zero\",\"uuid\":\"u-1\",\"newName\":\"b\","
-                + "\"inactive\":true,\"noflush\":true,\"force\":true,\"notable\":true,\"readonly\":true}", all.toJson());
+        assertEquals(
+                "{\"verb\":\"create\",\"name\":\"a\",\"table\":\"0 8 zero\",\"uuid\":\"u-1\",\"newName\":\"b\","
+                        + "\"inactive\":true,\"noflush\":true,\"force\":true,\"notable\":true,\"readonly\":true}",
+                all.toJson());
         assertEquals(all, ControlRequest.fromJson(all.toJson()));
-        assertEquals(ControlRequest.of("ls", null), ControlRequest.fromJson("{\"verb\":\"ls\"}"), "flags default to false");
-        assertEquals(ControlRequest.of("ls", "x"), ControlRequest.fromJson("{\"verb\":\"ls\",\"name\":\"x\",\"inactive\":null,"
-                + "\"from\":\"a newer client\",\"extra\":{\"a\":[1,2]}}"), "unknown keys are ignored, null flags are false");
+        assertEquals(
+                ControlRequest.of("ls", null), ControlRequest.fromJson("{\"verb\":\"ls\"}"), "flags default to false");
+        assertEquals(
+                ControlRequest.of("ls", "x"),
+                ControlRequest.fromJson("{\"verb\":\"ls\",\"name\":\"x\",\"inactive\":null,"
+                        + "\"from\":\"a newer client\",\"extra\":{\"a\":[1,2]}}"),
+                "unknown keys are ignored, null flags are false");
     }
 
     @Test
     void responsesAreOkWithLinesAndDataOrAFailureWithErrnoAndReason() throws IOException {
-        assertEquals("{\"ok\":true,\"lines\":[\"a\",\"b\"]}", new ControlResponse.Success(List.of("a", "b"), null).toJson());
-        assertEquals("{\"ok\":true,\"lines\":[],\"data\":{\"x\":[\"1\"]}}",
+        assertEquals(
+                "{\"ok\":true,\"lines\":[\"a\",\"b\"]}", new ControlResponse.Success(List.of("a", "b"), null).toJson());
+        assertEquals(
+                "{\"ok\":true,\"lines\":[],\"data\":{\"x\":[\"1\"]}}",
                 ControlResponse.success(List.of(), Map.of("x", List.of("1"))).toJson());
-        assertEquals("{\"ok\":false,\"operation\":\"reload\",\"errno\":\"EINVAL\",\"reason\":\"linear: Invalid argument count\"}",
+        assertEquals(
+                "{\"ok\":false,\"operation\":\"reload\",\"errno\":\"EINVAL\",\"reason\":\"linear: Invalid argument count\"}",
                 new ControlResponse.Failure("reload", "EINVAL", "linear: Invalid argument count").toJson());
-        assertEquals("{\"ok\":false,\"operation\":\"remove\",\"errno\":\"EBUSY\",\"reason\":null}",
+        assertEquals(
+                "{\"ok\":false,\"operation\":\"remove\",\"errno\":\"EBUSY\",\"reason\":null}",
                 new ControlResponse.Failure("remove", "EBUSY", null).toJson());
 
-        ControlResponse.Success s = assertInstanceOf(ControlResponse.Success.class,
+        ControlResponse.Success s = assertInstanceOf(
+                ControlResponse.Success.class,
                 ControlResponse.fromJson("{\"ok\":true,\"lines\":[\"a\"],\"data\":{\"k\":1}}"));
         assertEquals(List.of("a"), s.lines());
         assertEquals(1, s.data().path("k").asInt());
         assertEquals(new ControlResponse.Success(List.of(), null), ControlResponse.fromJson("{\"ok\":true}"));
-        assertEquals(new ControlResponse.Failure("", "EIO", ""), ControlResponse.fromJson("{\"ok\":false}"),
+        assertEquals(
+                new ControlResponse.Failure("", "EIO", ""),
+                ControlResponse.fromJson("{\"ok\":false}"),
                 "a failure without errno is EIO");
     }
 
@@ -76,8 +91,19 @@ class ControlJsonTest {
 
         JsonNode info = data(handler, ControlRequest.of("info", "z"));
         JsonNode device = info.path("devices").path(0);
-        assertEquals(List.of("name", "uuid", "state", "readOnly", "tablesPresent", "openCount", "eventNumber", "major",
-                "minor", "targets"), keys(device));
+        assertEquals(
+                List.of(
+                        "name",
+                        "uuid",
+                        "state",
+                        "readOnly",
+                        "tablesPresent",
+                        "openCount",
+                        "eventNumber",
+                        "major",
+                        "minor",
+                        "targets"),
+                keys(device));
         assertEquals("z", device.get("name").textValue());
         assertTrue(device.get("uuid").isNull(), "no uuid: null, not left out");
         assertEquals("ACTIVE", device.get("state").textValue());
@@ -100,7 +126,8 @@ class ControlJsonTest {
     }
 
     private static JsonNode data(ControlHandler handler, ControlRequest request) {
-        return assertInstanceOf(ControlResponse.Success.class, handler.handle(request)).data();
+        return assertInstanceOf(ControlResponse.Success.class, handler.handle(request))
+                .data();
     }
 
     private static List<String> keys(JsonNode n) {
@@ -110,7 +137,8 @@ class ControlJsonTest {
     }
 
     private static String refusal(String line) {
-        return assertThrows(IOException.class, () -> ControlRequest.fromJson(line)).getMessage();
+        return assertThrows(IOException.class, () -> ControlRequest.fromJson(line))
+                .getMessage();
     }
 
     @Test
@@ -118,11 +146,16 @@ class ControlJsonTest {
         int depth = Json.MAX_NESTING_DEPTH - 1; // the request object is the first level
         ControlRequest.fromJson("{\"verb\":\"ls\",\"x\":" + "[".repeat(depth) + "]".repeat(depth) + "}");
         String tooDeep = "{\"verb\":\"ls\",\"x\":" + "[".repeat(depth + 1) + "]".repeat(depth + 1) + "}";
-        assertEquals("malformed request: document nesting depth (" + (Json.MAX_NESTING_DEPTH + 1)
-                + ") exceeds the maximum allowed (" + Json.MAX_NESTING_DEPTH + ")", refusal(tooDeep));
-        assertTrue(refusal("{\"verb\":\"ls\",\"x\":" + "{\"a\":".repeat(100_000) + "1" + "}".repeat(100_000) + "}")
-                .startsWith("malformed request: document nesting depth"), "skipping an unknown key counts too");
-        assertEquals("malformed request: 'name' is not a string",
+        assertEquals(
+                "malformed request: document nesting depth (" + (Json.MAX_NESTING_DEPTH + 1)
+                        + ") exceeds the maximum allowed (" + Json.MAX_NESTING_DEPTH + ")",
+                refusal(tooDeep));
+        assertTrue(
+                refusal("{\"verb\":\"ls\",\"x\":" + "{\"a\":".repeat(100_000) + "1" + "}".repeat(100_000) + "}")
+                        .startsWith("malformed request: document nesting depth"),
+                "skipping an unknown key counts too");
+        assertEquals(
+                "malformed request: 'name' is not a string",
                 refusal("{\"verb\":\"ls\",\"name\":" + "[".repeat(100_000) + "]".repeat(100_000) + "}"),
                 "refused at its first bracket");
     }
@@ -130,15 +163,24 @@ class ControlJsonTest {
     @Test
     void stringsAndKeysLongerThanTheLimitsAreRefused() throws IOException {
         String longest = "n".repeat(Json.MAX_STRING_CHARS);
-        assertEquals(longest, ControlRequest.fromJson("{\"verb\":\"ls\",\"name\":\"" + longest + "\"}").name());
+        assertEquals(
+                longest,
+                ControlRequest.fromJson("{\"verb\":\"ls\",\"name\":\"" + longest + "\"}")
+                        .name());
         String tooLong = refusal("{\"verb\":\"ls\",\"name\":\"" + longest + "n\"}");
-        assertTrue(tooLong.startsWith("malformed request: string value length (")
-                && tooLong.endsWith(") exceeds the maximum allowed (" + Json.MAX_STRING_CHARS + ")"), tooLong);
-        assertTrue(refusal("{\"verb\":\"ls\",\"x\":\"" + longest + "n\"}").startsWith("malformed request: string value length"),
+        assertTrue(
+                tooLong.startsWith("malformed request: string value length (")
+                        && tooLong.endsWith(") exceeds the maximum allowed (" + Json.MAX_STRING_CHARS + ")"),
+                tooLong);
+        assertTrue(
+                refusal("{\"verb\":\"ls\",\"x\":\"" + longest + "n\"}")
+                        .startsWith("malformed request: string value length"),
                 "an unknown key's value too");
         String key = "k".repeat(Json.MAX_NAME_CHARS + 1);
-        assertEquals("malformed request: key length (" + (Json.MAX_NAME_CHARS + 1) + ") exceeds the maximum allowed ("
-                + Json.MAX_NAME_CHARS + ")", refusal("{\"verb\":\"ls\",\"" + key + "\":1}"));
+        assertEquals(
+                "malformed request: key length (" + (Json.MAX_NAME_CHARS + 1) + ") exceeds the maximum allowed ("
+                        + Json.MAX_NAME_CHARS + ")",
+                refusal("{\"verb\":\"ls\",\"" + key + "\":1}"));
     }
 
     @Test
@@ -155,21 +197,25 @@ class ControlJsonTest {
         assertEquals("malformed request: 'name' is not a string", refusal("{\"verb\":\"ls\",\"name\":1000}"));
         assertEquals("malformed request: 'table' is not a string", refusal("{\"verb\":\"load\",\"table\":{\"a\":1}}"));
         assertEquals("malformed request: 'newName' is not a string", refusal("{\"verb\":\"rename\",\"newName\":true}"));
-        assertEquals("malformed request: 'readonly' is not true or false", refusal("{\"verb\":\"load\",\"readonly\":1}"));
-        assertEquals("malformed request: 'force' is not true or false", refusal("{\"verb\":\"remove\",\"force\":\"yes\"}"));
+        assertEquals(
+                "malformed request: 'readonly' is not true or false", refusal("{\"verb\":\"load\",\"readonly\":1}"));
+        assertEquals(
+                "malformed request: 'force' is not true or false", refusal("{\"verb\":\"remove\",\"force\":\"yes\"}"));
     }
 
     @Test
     void overTheSocketEachRefusalIsOneEinvalLine() throws Exception {
         DeviceManager dm = new DeviceManager(TargetTypes.withBasicTargets(), new BackingDevices());
         try (ControlServer server = new ControlServer(dir.resolve("control.sock"), new ControlHandler(dm, "test"))) {
-            for (String request : List.of("{\"verb\":\"ls\",\"name\":" + "[".repeat(5000) + "]".repeat(5000) + "}",
+            for (String request : List.of(
+                    "{\"verb\":\"ls\",\"name\":" + "[".repeat(5000) + "]".repeat(5000) + "}",
                     "{\"verb\":\"create\",\"name\":1000,\"table\":\"0 8 zero\"}",
                     "{\"verb\":\"create\",\"name\":\"a\",\"table\":\"0 8 zero\",\"readonly\":\"no\"}",
                     "{\"verb\":\"ls\",\"" + "k".repeat(100_000) + "\":1}")) {
                 String answer = raw(dir.resolve("control.sock"), request + "\n");
                 assertTrue(answer.endsWith("\n") && answer.indexOf('\n') == answer.length() - 1, answer);
-                ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(answer));
+                ControlResponse.Failure f =
+                        assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(answer));
                 assertEquals("request", f.operation());
                 assertEquals("EINVAL", f.errno());
                 assertTrue(f.reason().startsWith("malformed request: "), f.reason());

@@ -1,5 +1,10 @@
 package dmsnap.control;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.target.TargetTypes;
@@ -21,15 +26,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** The control socket with bad and concurrent clients. */
 class ControlServerTest {
     @TempDir
     Path dir;
+
     private DeviceManager dm;
     private ControlServer server;
     private ControlClient client;
@@ -68,17 +69,20 @@ class ControlServerTest {
         assertTrue(raw("{\"verb\": 5}\n").contains("malformed request: no verb"));
         assertTrue(raw("{\"verb\":\"explode\"}\n").contains("unknown request 'explode'"));
         assertEquals("", raw("{\"verb\":\"ls\""), "a client that hangs up mid-request gets nothing");
-        ControlResponse.Success ls = assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)));
+        ControlResponse.Success ls =
+                assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)));
         assertEquals(List.of("No devices found"), ls.lines());
         assertEquals("{}", ls.data().toString(), "and no device in the JSON");
         ControlResponse missing = client.send(ControlRequest.of("resume", "nope"));
-        assertEquals("ENXIO", assertInstanceOf(ControlResponse.Failure.class, missing).errno());
-        ControlResponse badTable = client.send(new ControlRequest("create", "x", "0 10 linear", null, null,
-                false, false, false, false, false));
+        assertEquals(
+                "ENXIO",
+                assertInstanceOf(ControlResponse.Failure.class, missing).errno());
+        ControlResponse badTable = client.send(
+                new ControlRequest("create", "x", "0 10 linear", null, null, false, false, false, false, false));
         assertEquals("reload", ((ControlResponse.Failure) badTable).operation());
         assertEquals("linear: Invalid argument count", ((ControlResponse.Failure) badTable).reason());
-        ControlResponse badName = client.send(new ControlRequest("create", "a/b", null, null, null,
-                false, false, false, true, false));
+        ControlResponse badName =
+                client.send(new ControlRequest("create", "a/b", null, null, null, false, false, false, true, false));
         assertEquals("EINVAL", ((ControlResponse.Failure) badName).errno());
         assertEquals(List.of(), dm.list());
     }
@@ -86,21 +90,23 @@ class ControlServerTest {
     @Test
     void aRequestOverTheLimitGetsAnErrorReplyAndChangesNothing() throws Exception {
         String table = "0 8 zero" + " ".repeat(ControlServer.MAX_REQUEST_BYTES);
-        ControlResponse big = client.send(new ControlRequest("create", "big", table, null, null,
-                false, false, false, false, false));
+        ControlResponse big =
+                client.send(new ControlRequest("create", "big", table, null, null, false, false, false, false, false));
         assertEquals(new ControlResponse.Failure("request", "EINVAL", "request longer than 1048576 bytes"), big);
         byte[] unterminated = new byte[ControlServer.MAX_REQUEST_BYTES + 1];
         java.util.Arrays.fill(unterminated, (byte) 'x');
         assertTrue(raw(unterminated).contains("request longer than 1048576 bytes"), "without a newline too");
         assertEquals(List.of(), dm.list());
-        assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)), "and the server goes on");
+        assertInstanceOf(
+                ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)), "and the server goes on");
     }
 
     @Test
     void invalidUtf8GetsAnErrorReplyAndChangesNothing() throws Exception {
         byte[] request = "{\"verb\":\"create\",\"name\":\"a\u00ffb\"}\n".getBytes(StandardCharsets.ISO_8859_1);
         String reply = raw(request);
-        ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(reply.strip()));
+        ControlResponse.Failure f =
+                assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(reply.strip()));
         assertEquals("EINVAL", f.errno());
         assertEquals("malformed request: not valid UTF-8", f.reason());
         assertEquals(List.of(), dm.list());
@@ -116,11 +122,12 @@ class ControlServerTest {
                 futures.add(pool.submit(() -> {
                     for (int i = 0; i < 10; i++) {
                         String name = "dev" + id + "-" + i;
-                        ControlResponse created = client.send(new ControlRequest("create", name, "0 100 zero", null, null,
-                                false, false, false, false, false));
+                        ControlResponse created = client.send(new ControlRequest(
+                                "create", name, "0 100 zero", null, null, false, false, false, false, false));
                         assertInstanceOf(ControlResponse.Success.class, created, name);
                         if (i % 2 == 0) {
-                            assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("remove", name)));
+                            assertInstanceOf(
+                                    ControlResponse.Success.class, client.send(ControlRequest.of("remove", name)));
                         }
                     }
                     return null;
@@ -141,7 +148,9 @@ class ControlServerTest {
         try (SocketChannel stalled = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             stalled.connect(UnixDomainSocketAddress.of(dir.resolve("control.sock")));
             stalled.write(ByteBuffer.wrap("{\"verb\":\"ls\"".getBytes(StandardCharsets.UTF_8)));
-            assertInstanceOf(ControlResponse.Success.class, client.send(ControlRequest.of("ls", null)),
+            assertInstanceOf(
+                    ControlResponse.Success.class,
+                    client.send(ControlRequest.of("ls", null)),
                     "other clients are served meanwhile");
             stalled.write(ByteBuffer.wrap("}\n".getBytes(StandardCharsets.UTF_8)));
             assertTrue(readAll(stalled).contains("No devices found"), "the stalled request was still being read");
@@ -158,7 +167,8 @@ class ControlServerTest {
             stalled.write(ByteBuffer.wrap("{\"verb\":\"ls\"".getBytes(StandardCharsets.UTF_8)));
             assertEquals("", readAll(stalled), "dropped without an answer");
         }
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> new ControlServer(dir.resolve("zero.sock"), new ControlHandler(dm, "test"), Duration.ZERO));
     }
 

@@ -37,8 +37,8 @@ class ControlServerThreadTest {
             }
         };
         DeviceManager dm = new DeviceManager(TargetTypes.withBasicTargets(), new BackingDevices());
-        try (ControlServer server = new ControlServer(dir.resolve("control.sock"),
-                new ControlHandler(dm, "test", DeviceRecorder.NONE, recording))) {
+        try (ControlServer server = new ControlServer(
+                dir.resolve("control.sock"), new ControlHandler(dm, "test", DeviceRecorder.NONE, recording))) {
             ControlClient client = new ControlClient(dir.resolve("control.sock"));
             client.send(ControlRequest.of("merge", "a"));
             client.send(ControlRequest.of("merge-status", null));

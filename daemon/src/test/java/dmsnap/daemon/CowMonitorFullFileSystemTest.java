@@ -1,12 +1,14 @@
 package dmsnap.daemon;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.testing.Figures;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
 import dmsnap.target.StatusType;
@@ -15,15 +17,12 @@ import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * Autoextend ({@code --autoextend-threshold/--autoextend-percent}) of a COW whose file system is
@@ -58,7 +57,8 @@ class CowMonitorFullFileSystemTest {
                 Files.write(base, new byte[8 << 20]);
                 cow = fs.path().resolve("snap.cow");
                 Files.write(cow, new byte[COW_BYTES]); // a thick COW: its own chunks are allocated
-                dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
+                dm = new DeviceManager(
+                        SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
                         new BackingDevices());
                 dm.create("origin", null, TableParser.parse("0 16384 snapshot-origin " + base));
                 dm.get("origin").suspend();
@@ -75,7 +75,9 @@ class CowMonitorFullFileSystemTest {
         }
 
         void originWrite(int chunk) throws Exception {
-            dm.get("origin").submit(IoRequest.write(chunk * 8L, arena.allocate(CHUNK, CHUNK).fill((byte) chunk), false));
+            dm.get("origin")
+                    .submit(IoRequest.write(
+                            chunk * 8L, arena.allocate(CHUNK, CHUNK).fill((byte) chunk), false));
         }
 
         String status() throws Exception {
@@ -105,20 +107,26 @@ class CowMonitorFullFileSystemTest {
     private static List<String> errorsOf(ThrowingRunnable body) throws Exception {
         PrintStream original = System.err;
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(new OutputStream() {
-            @Override
-            public void write(int b) {
-                captured.write(b);
-                original.write(b);
-            }
-        }, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(
+                new OutputStream() {
+                    @Override
+                    public void write(int b) {
+                        captured.write(b);
+                        original.write(b);
+                    }
+                },
+                true,
+                StandardCharsets.UTF_8));
         try {
             body.run();
         } finally {
             System.setErr(original);
         }
-        return captured.toString(StandardCharsets.UTF_8).lines().filter(l -> l.contains(" ERROR "))
-                .map(l -> l.substring(l.indexOf(" - ") + 3)).toList();
+        return captured.toString(StandardCharsets.UTF_8)
+                .lines()
+                .filter(l -> l.contains(" ERROR "))
+                .map(l -> l.substring(l.indexOf(" - ") + 3))
+                .toList();
     }
 
     @FunctionalInterface
@@ -136,8 +144,10 @@ class CowMonitorFullFileSystemTest {
             List<String> errors = errorsOf(() -> {
                 List<CowMonitor.Event> first = rig.monitor.check();
                 assertEquals(List.of("extend-failed"), rig.kinds(first));
-                assertEquals("snap: cannot grow COW " + rig.cow + " from 65536 to 98304 bytes: fallocate(path=" + rig.cow
-                        + ", offset=65536, length=32768) failed: ENOSPC (No space left on device)", first.getFirst().message());
+                assertEquals(
+                        "snap: cannot grow COW " + rig.cow + " from 65536 to 98304 bytes: fallocate(path=" + rig.cow
+                                + ", offset=65536, length=32768) failed: ENOSPC (No space left on device)",
+                        first.getFirst().message());
                 assertEquals(COW_BYTES, Files.size(rig.cow), "the COW is as it was");
                 // No room appeared: no new attempt, nothing logged.
                 for (int i = 0; i < 5; i++) {
@@ -154,13 +164,18 @@ class CowMonitorFullFileSystemTest {
                     assertEquals(List.of(), rig.monitor.check(), "an invalid snapshot is left alone");
                 }
             });
-            assertEquals(List.of("snap: cannot grow COW " + rig.cow + " from 65536 to 98304 bytes: fallocate(path="
-                    + rig.cow + ", offset=65536, length=32768) failed: ENOSPC (No space left on device)",
-                    "snap: Invalidating snapshot: Unable to allocate exception. COW " + rig.cow + " is full (128 sectors)"),
+            assertEquals(
+                    List.of(
+                            "snap: cannot grow COW " + rig.cow + " from 65536 to 98304 bytes: fallocate(path=" + rig.cow
+                                    + ", offset=65536, length=32768) failed: ENOSPC (No space left on device)",
+                            "snap: Invalidating snapshot: Unable to allocate exception. COW " + rig.cow
+                                    + " is full (128 sectors)"),
                     errors);
-            Figures.record("faults.autoextend", "autoextend on a full file system: one ERROR line (ENOSPC, the COW"
-                    + " unchanged), no retry while there is no room (8 checks), then the COW filled and the snapshot was"
-                    + " invalidated alone with one more line");
+            Figures.record(
+                    "faults.autoextend",
+                    "autoextend on a full file system: one ERROR line (ENOSPC, the COW"
+                            + " unchanged), no retry while there is no room (8 checks), then the COW filled and the snapshot was"
+                            + " invalidated alone with one more line");
         }
     }
 

@@ -1,13 +1,13 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** Autoextend only ever grows a COW file, whatever happened to it since its size was read. */
 class CowMonitorGrowTest {
@@ -18,8 +18,8 @@ class CowMonitorGrowTest {
     void aCowGrownBySomeoneElseSinceItsSizeWasReadIsNotCutBack() throws Exception {
         Path cow = dir.resolve("cow.img");
         byte[] tail = "chunk in use near the end".getBytes();
-        try (var f = java.nio.channels.FileChannel.open(cow, java.nio.file.StandardOpenOption.CREATE_NEW,
-                java.nio.file.StandardOpenOption.WRITE)) {
+        try (var f = java.nio.channels.FileChannel.open(
+                cow, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
             f.write(java.nio.ByteBuffer.wrap(tail), (1 << 20) - tail.length); // grown to 1 MiB by an administrator
         }
         try (NativeFile file = NativeFile.open(cow, OpenFlag.READ_WRITE)) {

@@ -1,15 +1,14 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.engine.testing.SnapshotEngine;
-import dmsnap.table.TableParser;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** COW usage warnings at thresholds and LVM-style autoextend of a file COW. */
 class CowMonitorTest {
@@ -29,7 +28,9 @@ class CowMonitorTest {
             assertEquals("0 16384 snapshot 104/128 16", e.status("snap", false));
             List<CowMonitor.Event> events = warnOnly.check();
             assertEquals(1, events.size());
-            assertEquals("snap: COW usage 81.3% (104/128 sectors) crossed 80%", events.getFirst().message());
+            assertEquals(
+                    "snap: COW usage 81.3% (104/128 sectors) crossed 80%",
+                    events.getFirst().message());
             assertEquals(List.of(), warnOnly.check(), "the same threshold is not repeated");
 
             CowMonitor extend = new CowMonitor(e.dm, new CowMonitor.Policy(new int[] {80, 95}, 60, 50));

@@ -25,7 +25,8 @@ class DaemonAccessTest {
     Path dir;
 
     private static DaemonConfig config(Path run, String group, DaemonConfig.Tls tls) {
-        return new DaemonConfig(run, null, CowMonitor.Policy.defaults(), new DaemonConfig.Nbd(null, null, group, tls), null);
+        return new DaemonConfig(
+                run, null, CowMonitor.Policy.defaults(), new DaemonConfig.Nbd(null, null, group, tls), null);
     }
 
     private static PosixFileAttributes attributes(Path p) throws IOException {
@@ -61,9 +62,11 @@ class DaemonAccessTest {
         chmod("rwx------", owner);
         String message = assertThrows(IOException.class, () -> Daemon.start(config(owner, "disk", null), "test"))
                 .getMessage();
-        assertEquals("run directory " + owner + " has mode 0700 and group root, not 0710 and group disk (--nbd-group:"
-                + " the group reaches nbd.sock through it): chgrp disk and chmod 0710 it if it is the daemon's own, or"
-                + " give a new one", message);
+        assertEquals(
+                "run directory " + owner + " has mode 0700 and group root, not 0710 and group disk (--nbd-group:"
+                        + " the group reaches nbd.sock through it): chgrp disk and chmod 0710 it if it is the daemon's own, or"
+                        + " give a new one",
+                message);
         assertEquals("rwx------", mode(owner), "left as it was");
 
         Path other = Files.createDirectory(dir.resolve("other-group"));
@@ -72,20 +75,32 @@ class DaemonAccessTest {
                 .setGroup(other.getFileSystem().getUserPrincipalLookupService().lookupPrincipalByGroupName("users"));
         assertThrows(IOException.class, () -> Daemon.start(config(other, "disk", null), "test"));
         assertEquals("users", attributes(other).group().getName(), "left as it was");
-        assertThrows(IOException.class, () -> Daemon.start(config(other, null, null), "test"),
+        assertThrows(
+                IOException.class,
+                () -> Daemon.start(config(other, null, null), "test"),
                 "without --nbd-group only 0700 will do");
     }
 
     @Test
     void aMissingGroupOrTlsFileRefusesTheStartBeforeAnythingIsMade() throws Exception {
         Path run = dir.resolve("never");
-        assertEquals("--nbd-group: there is no group named no-such-group",
+        assertEquals(
+                "--nbd-group: there is no group named no-such-group",
                 assertThrows(IOException.class, () -> Daemon.start(config(run, "no-such-group", null), "test"))
                         .getMessage());
         Path cert = dir.resolve("cert.pem");
-        assertEquals("TLS certificate " + cert + ": no such file", assertThrows(IOException.class, () -> Daemon.start(
-                config(run, null, new DaemonConfig.Tls(cert, dir.resolve("key.pem"), null, NbdTls.Mode.REQUIRE)), "test"))
-                .getMessage());
+        assertEquals(
+                "TLS certificate " + cert + ": no such file",
+                assertThrows(
+                                IOException.class,
+                                () -> Daemon.start(
+                                        config(
+                                                run,
+                                                null,
+                                                new DaemonConfig.Tls(
+                                                        cert, dir.resolve("key.pem"), null, NbdTls.Mode.REQUIRE)),
+                                        "test"))
+                        .getMessage());
         assertFalse(Files.exists(run));
     }
 }

@@ -1,5 +1,10 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
@@ -9,11 +14,6 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What a restart brings back after the steps that touch several records: a merge start (the
@@ -35,8 +35,8 @@ class DaemonRestoreTest {
 
     private static ControlResponse send(Daemon d, String verb, String name, String table, String newName)
             throws IOException {
-        return new ControlClient(d.config().controlSocket()).send(
-                new ControlRequest(verb, name, table, null, newName, false, false, false, false, false));
+        return new ControlClient(d.config().controlSocket())
+                .send(new ControlRequest(verb, name, table, null, newName, false, false, false, false, false));
     }
 
     private static void ok(Daemon d, String verb, String name, String table) throws IOException {
@@ -44,7 +44,8 @@ class DaemonRestoreTest {
     }
 
     private static List<String> tables(Daemon d) throws IOException {
-        return assertInstanceOf(ControlResponse.Success.class, send(d, "table", null, null, null)).lines();
+        return assertInstanceOf(ControlResponse.Success.class, send(d, "table", null, null, null))
+                .lines();
     }
 
     /** vol: a snapshot-origin over base.img; snap: a snapshot of it on snap.cow. */
@@ -62,8 +63,8 @@ class DaemonRestoreTest {
     }
 
     private String snapshotLine() throws IOException {
-        return "snap: 0 8192 snapshot " + dir.resolve("base.img").toRealPath() + " " + dir.resolve("snap.cow").toRealPath()
-                + " P 8";
+        return "snap: 0 8192 snapshot " + dir.resolve("base.img").toRealPath() + " "
+                + dir.resolve("snap.cow").toRealPath() + " P 8";
     }
 
     @Test
@@ -77,9 +78,10 @@ class DaemonRestoreTest {
             // No record can be written now (as on a full file system); a removal still can.
             Files.createDirectory(state().resolve(".vol.device.tmp"));
             Files.createDirectory(state().resolve(".snap.device.tmp"));
-            ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class,
-                    send(d, "merge", "snap", null, null));
-            assertTrue(f.reason().startsWith("cannot record the merge of snap in the state directory " + state()),
+            ControlResponse.Failure f =
+                    assertInstanceOf(ControlResponse.Failure.class, send(d, "merge", "snap", null, null));
+            assertTrue(
+                    f.reason().startsWith("cannot record the merge of snap in the state directory " + state()),
                     f.reason());
             assertEquals(List.of(snapshotLine(), originLine()), tables(d), "both run as before");
         }
@@ -131,7 +133,8 @@ class DaemonRestoreTest {
         // reading the table's arguments shows that upper has to wait for vol.
         Files.writeString(state().resolve("upper.device"), "name=upper\ntable=0 2048 linear dm:vol\\t0\n");
         try (Daemon restarted = start()) {
-            assertEquals(List.of("upper: 0 2048 linear dm:vol 0", "vol: 0 2048 snapshot-origin " + base.toRealPath()),
+            assertEquals(
+                    List.of("upper: 0 2048 linear dm:vol 0", "vol: 0 2048 snapshot-origin " + base.toRealPath()),
                     tables(restarted));
         }
     }

@@ -1,5 +1,12 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
@@ -11,13 +18,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The daemon's directories and records (issue 16): a run or state directory that is not the
@@ -37,12 +37,13 @@ class DaemonStateSafetyTest {
 
     private static ControlResponse send(Daemon d, String verb, String name, String table, String newName)
             throws IOException {
-        return new ControlClient(d.config().controlSocket()).send(
-                new ControlRequest(verb, name, table, null, newName, false, false, false, false, false));
+        return new ControlClient(d.config().controlSocket())
+                .send(new ControlRequest(verb, name, table, null, newName, false, false, false, false, false));
     }
 
     private static List<String> lines(Daemon d, String verb) throws IOException {
-        return assertInstanceOf(ControlResponse.Success.class, send(d, verb, null, null, null)).lines();
+        return assertInstanceOf(ControlResponse.Success.class, send(d, verb, null, null, null))
+                .lines();
     }
 
     private static int mode(Path p) throws IOException {
@@ -50,7 +51,12 @@ class DaemonStateSafetyTest {
     }
 
     private static void chmod(String mode, Path p) throws Exception {
-        assertEquals(0, new ProcessBuilder("chmod", mode, p.toString()).inheritIO().start().waitFor());
+        assertEquals(
+                0,
+                new ProcessBuilder("chmod", mode, p.toString())
+                        .inheritIO()
+                        .start()
+                        .waitFor());
     }
 
     private static String refusal(Path run, Path state) {
@@ -79,8 +85,10 @@ class DaemonStateSafetyTest {
     void aSharedRunDirectoryIsRefusedAndKeepsItsMode() throws Exception {
         Path tmpLike = Files.createDirectory(dir.resolve("tmp"));
         chmod("1777", tmpLike);
-        assertEquals("run directory " + tmpLike + " has mode 1777, not 0700: chmod 0700 it if it is the daemon's own,"
-                + " or give a new one (made with mode 0700)", refusal(tmpLike, null));
+        assertEquals(
+                "run directory " + tmpLike + " has mode 1777, not 0700: chmod 0700 it if it is the daemon's own,"
+                        + " or give a new one (made with mode 0700)",
+                refusal(tmpLike, null));
         assertEquals(01777, mode(tmpLike));
         Path readable = Files.createDirectory(dir.resolve("readable"));
         chmod("0755", readable);
@@ -92,35 +100,44 @@ class DaemonStateSafetyTest {
     @Test
     void aDirectoryOfAnotherUserIsRefused() throws Exception {
         assumeTrue(OwnedDirectory.effectiveUid() == 0, "chown needs root");
-        Path run = Files.createDirectory(dir.resolve("run"), PosixFilePermissions.asFileAttribute(
-                PosixFilePermissions.fromString("rwx------")));
+        Path run = Files.createDirectory(
+                dir.resolve("run"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Files.setAttribute(run, "unix:uid", 65534);
-        assertEquals("run directory " + run + " is owned by uid 65534, not by this daemon's uid 0: give a directory of"
-                + " its own", refusal(run, null));
+        assertEquals(
+                "run directory " + run + " is owned by uid 65534, not by this daemon's uid 0: give a directory of"
+                        + " its own",
+                refusal(run, null));
         Path state = Files.createDirectory(dir.resolve("state"));
         Files.setAttribute(state, "unix:uid", 65534);
-        assertTrue(refusal(dir.resolve("run2"), state).startsWith("state directory " + state + " is owned by uid 65534"));
+        assertTrue(
+                refusal(dir.resolve("run2"), state).startsWith("state directory " + state + " is owned by uid 65534"));
     }
 
     @Test
     void aDirectoryInsideOneOthersMayWriteToIsRefusedUnlessThatOneIsSticky() throws Exception {
         Path open = Files.createDirectory(dir.resolve("open"));
         chmod("0777", open);
-        Path run = Files.createDirectory(open.resolve("run"), PosixFilePermissions.asFileAttribute(
-                PosixFilePermissions.fromString("rwx------")));
-        assertEquals("run directory " + run + " is inside " + open + ", which others may write to (mode 0777, not"
-                + " sticky): they could put another directory in its place; chmod go-w " + open + " or give a directory"
-                + " elsewhere", refusal(run, null));
+        Path run = Files.createDirectory(
+                open.resolve("run"),
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        assertEquals(
+                "run directory " + run + " is inside " + open + ", which others may write to (mode 0777, not"
+                        + " sticky): they could put another directory in its place; chmod go-w " + open
+                        + " or give a directory"
+                        + " elsewhere",
+                refusal(run, null));
         assertFalse(Files.exists(run.resolve("daemon.lock")));
         // Any directory above, group-writable too, and also where a symbolic link on the way leads.
         Path group = Files.createDirectories(dir.resolve("group/a"));
         chmod("0770", dir.resolve("group"));
-        assertTrue(refusal(dir.resolve("run"), group.resolve("state")).startsWith("state directory "
-                + group.resolve("state") + " is inside " + dir.resolve("group") + ", which others may write to (mode 0770,"),
+        assertTrue(
+                refusal(dir.resolve("run"), group.resolve("state"))
+                        .startsWith("state directory " + group.resolve("state") + " is inside " + dir.resolve("group")
+                                + ", which others may write to (mode 0770,"),
                 refusal(dir.resolve("run"), group.resolve("state")));
         Path link = Files.createSymbolicLink(dir.resolve("link"), group);
-        assertTrue(refusal(dir.resolve("run"), link.resolve("state")).contains(" is inside " + dir.resolve("group")
-                + ", which others may write to"));
+        assertTrue(refusal(dir.resolve("run"), link.resolve("state"))
+                .contains(" is inside " + dir.resolve("group") + ", which others may write to"));
         assertFalse(Files.exists(group.resolve("state")), "nothing made");
         // A sticky one (as /tmp) is fine: others cannot move what is not theirs.
         Path tmpLike = Files.createDirectory(dir.resolve("tmp"));
@@ -134,8 +151,8 @@ class DaemonStateSafetyTest {
     void theRunAndStateDirectoriesMustBeTwo() throws Exception {
         Path run = dir.resolve("run");
         assertEquals("--run-dir and --state-dir must be different directories", refusal(run, run));
-        assertEquals("--run-dir and --state-dir must be different directories",
-                refusal(run, dir.resolve("x/../run/.")));
+        assertEquals(
+                "--run-dir and --state-dir must be different directories", refusal(run, dir.resolve("x/../run/.")));
         assertFalse(Files.exists(run), "nothing made");
         try (Daemon d = start(run, null)) { // exists now: another name of it is the same directory
             assertEquals(0700, mode(run));
@@ -147,11 +164,13 @@ class DaemonStateSafetyTest {
     @Test
     void aSymbolicLinkAsLockFileIsRefusedAndItsTargetIsUntouched() throws Exception {
         Path victim = Files.writeString(dir.resolve("victim"), PRECIOUS);
-        Path run = Files.createDirectory(dir.resolve("run"), PosixFilePermissions.asFileAttribute(
-                PosixFilePermissions.fromString("rwx------")));
+        Path run = Files.createDirectory(
+                dir.resolve("run"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Files.createSymbolicLink(run.resolve("daemon.lock"), victim);
-        assertEquals("the lock file " + run.resolve("daemon.lock") + " of the run directory is a symbolic link:"
-                + " remove it", refusal(run, null));
+        assertEquals(
+                "the lock file " + run.resolve("daemon.lock") + " of the run directory is a symbolic link:"
+                        + " remove it",
+                refusal(run, null));
         assertEquals(PRECIOUS, Files.readString(victim));
     }
 
@@ -159,8 +178,10 @@ class DaemonStateSafetyTest {
     void aStateDirectoryThatIsALinkOrWritableByOthersIsRefusedAndKeepsItsMode() throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         chmod("0775", shared);
-        assertEquals("state directory " + shared + " is writable by others (mode 0775): chmod go-w it if it is the"
-                + " daemon's own, or give a new one (made with mode 0700)", refusal(dir.resolve("run"), shared));
+        assertEquals(
+                "state directory " + shared + " is writable by others (mode 0775): chmod go-w it if it is the"
+                        + " daemon's own, or give a new one (made with mode 0700)",
+                refusal(dir.resolve("run"), shared));
         assertEquals(0775, mode(shared));
         Path link = Files.createSymbolicLink(dir.resolve("state"), shared);
         assertTrue(refusal(dir.resolve("run"), link).startsWith("state directory " + link + " is a symbolic link"));
@@ -174,11 +195,13 @@ class DaemonStateSafetyTest {
         Path state = dir.resolve("state");
         try (Daemon d = start(dir.resolve("run"), state)) {
             Path tmp = Files.createSymbolicLink(state.resolve(".vol.device.tmp"), victim);
-            ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class,
-                    send(d, "create", "vol", "0 100 zero", null));
-            assertEquals("cannot record the new table of vol in the state directory " + state + ": " + tmp
-                    + " is in the way and is not a regular file of uid " + OwnedDirectory.effectiveUid()
-                    + " (a symbolic link?): remove it; nothing was changed", f.reason());
+            ControlResponse.Failure f =
+                    assertInstanceOf(ControlResponse.Failure.class, send(d, "create", "vol", "0 100 zero", null));
+            assertEquals(
+                    "cannot record the new table of vol in the state directory " + state + ": " + tmp
+                            + " is in the way and is not a regular file of uid " + OwnedDirectory.effectiveUid()
+                            + " (a symbolic link?): remove it; nothing was changed",
+                    f.reason());
             assertEquals(List.of("No devices found"), lines(d, "ls"));
             assertEquals(PRECIOUS, Files.readString(victim));
             assertTrue(Files.isSymbolicLink(tmp));
@@ -191,8 +214,10 @@ class DaemonStateSafetyTest {
         try (Daemon first = start(dir.resolve("run1"), state)) {
             assertInstanceOf(ControlResponse.Success.class, send(first, "create", "vol", "0 100 zero", null));
             String record = Files.readString(state.resolve("vol.device"));
-            assertEquals("another dmsnap daemon (pid " + ProcessHandle.current().pid() + ") is using state directory "
-                    + state, refusal(dir.resolve("run2"), state));
+            assertEquals(
+                    "another dmsnap daemon (pid " + ProcessHandle.current().pid() + ") is using state directory "
+                            + state,
+                    refusal(dir.resolve("run2"), state));
             assertEquals(record, Files.readString(state.resolve("vol.device")), "the first daemon's record is intact");
             assertInstanceOf(ControlResponse.Success.class, send(first, "create", "vol2", "0 100 zero", null));
             assertTrue(Files.exists(state.resolve("vol2.device")), "the first daemon still records");
@@ -211,16 +236,21 @@ class DaemonStateSafetyTest {
             try (Daemon d = start(dir.resolve("run"), state)) {
                 assertInstanceOf(ControlResponse.Success.class, send(d, "create", "kept", "0 100 zero", null));
                 small.fill();
-                ControlResponse.Failure create = assertInstanceOf(ControlResponse.Failure.class,
-                        send(d, "create", "lost", "0 100 zero", null));
+                ControlResponse.Failure create =
+                        assertInstanceOf(ControlResponse.Failure.class, send(d, "create", "lost", "0 100 zero", null));
                 assertEquals("ENOSPC", create.errno());
-                assertTrue(create.reason().startsWith("cannot record the new table of lost in the state directory "
-                        + state + ": "), create.reason());
+                assertTrue(
+                        create.reason()
+                                .startsWith(
+                                        "cannot record the new table of lost in the state directory " + state + ": "),
+                        create.reason());
                 assertTrue(create.reason().contains("No space left on device"), create.reason());
                 assertEquals(List.of("kept\t(253:0)"), lines(d, "ls"));
                 assertInstanceOf(ControlResponse.Success.class, send(d, "load", "kept", "0 200 zero", null));
-                assertEquals("ENOSPC", assertInstanceOf(ControlResponse.Failure.class,
-                        send(d, "resume", "kept", null, null)).errno());
+                assertEquals(
+                        "ENOSPC",
+                        assertInstanceOf(ControlResponse.Failure.class, send(d, "resume", "kept", null, null))
+                                .errno());
                 assertEquals(List.of("kept: 0 100 zero "), lines(d, "table"));
                 // A rename is one rename(2) of the record: it needs no space.
                 assertInstanceOf(ControlResponse.Success.class, send(d, "rename", "kept", null, "renamed"));

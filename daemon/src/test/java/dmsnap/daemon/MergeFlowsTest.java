@@ -1,5 +1,10 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.control.ControlResponse;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
@@ -22,11 +27,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** The daemon's lvconvert --merge flow: refusals, deferral while open, the sequence, the end table, the records. */
 class MergeFlowsTest {
     @TempDir
@@ -42,8 +42,8 @@ class MergeFlowsTest {
     @BeforeEach
     void setUp() throws Exception {
         copier = new ChunkCopier(2, 1 << 20);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), new BackingDevices());
         state = new StateStore(dir.resolve("state"));
         flows = new MergeFlows(dm, state);
         arena = Arena.ofShared();
@@ -80,7 +80,8 @@ class MergeFlowsTest {
     /** Runs the poller until the flow of vol is finished. */
     private void untilFinished() throws Exception {
         long deadline = System.nanoTime() + 60_000_000_000L;
-        while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines()).contains("finished")) {
+        while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines())
+                .contains("finished")) {
             assertTrue(System.nanoTime() < deadline, "the merge did not finish within 60 s");
             flows.check();
             Thread.sleep(5);
@@ -95,7 +96,8 @@ class MergeFlowsTest {
         snapshot("snap");
         dm.remove("vol", false);
         ControlResponse noOrigin = flows.merge("snap");
-        assertEquals("no origin device of snap is active (a snapshot-origin over " + base.toRealPath() + ")",
+        assertEquals(
+                "no origin device of snap is active (a snapshot-origin over " + base.toRealPath() + ")",
                 ((ControlResponse.Failure) noOrigin).reason());
         assertEquals(List.of("No merges"), ((ControlResponse.Success) flows.status(null)).lines());
     }
@@ -105,10 +107,15 @@ class MergeFlowsTest {
         snapshot("snap");
         write("vol", 0, 0x42);
         ControlResponse.Success started = assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
-        assertEquals(List.of("loaded vol: 0 8192 snapshot-merge " + base.toRealPath() + " " + dir.resolve("snap.cow").toRealPath()
-                        + " P 8", "suspended vol", "suspended snap",
-                "resumed vol: the exception store of snap was handed over, merging",
-                "removed snap (it errors all I/O after the handover)"), started.lines());
+        assertEquals(
+                List.of(
+                        "loaded vol: 0 8192 snapshot-merge " + base.toRealPath() + " "
+                                + dir.resolve("snap.cow").toRealPath() + " P 8",
+                        "suspended vol",
+                        "suspended snap",
+                        "resumed vol: the exception store of snap was handed over, merging",
+                        "removed snap (it errors all I/O after the handover)"),
+                started.lines());
         assertEquals("merging", started.data().path("state").asText());
         assertTrue(dm.find("snap") == null);
         Properties recorded = new Properties();
@@ -122,7 +129,8 @@ class MergeFlowsTest {
         assertEquals(0, Files.readAllBytes(base)[0], "the origin is the snapshot again");
         assertTrue(Files.notExists(dir.resolve("state/vol.merge")));
         assertTrue(Files.readString(dir.resolve("state/vol.device")).contains("linear"));
-        assertEquals(List.of("vol: merge of snap finished; vol is now: 0 8192 linear " + base.toRealPath() + " 0"),
+        assertEquals(
+                List.of("vol: merge of snap finished; vol is now: 0 8192 linear " + base.toRealPath() + " 0"),
                 ((ControlResponse.Success) flows.status("snap")).lines());
     }
 
@@ -133,12 +141,15 @@ class MergeFlowsTest {
         snapshot("other"); // sees 0x43, which the merge overwrites
         dm.create("upper", null, TableParser.parse("0 8192 linear dm:vol 0"));
         ControlResponse.Success deferred = assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
-        assertEquals(List.of("Can't merge over open origin volume.",
-                "Merging of snapshot snap will occur on next activation of vol (when nothing holds it open: 1 user now)."),
+        assertEquals(
+                List.of(
+                        "Can't merge over open origin volume.",
+                        "Merging of snapshot snap will occur on next activation of vol (when nothing holds it open: 1 user now)."),
                 deferred.lines());
         flows.check();
         assertEquals("0 8192 snapshot-origin " + base.toRealPath(), table("vol"), "nothing happens while open");
-        assertEquals(List.of("vol: merge of snap waits for the next activation of vol (open by 1)"),
+        assertEquals(
+                List.of("vol: merge of snap waits for the next activation of vol (open by 1)"),
                 ((ControlResponse.Success) flows.status(null)).lines());
         dm.remove("upper", false);
         untilFinished();
@@ -146,7 +157,8 @@ class MergeFlowsTest {
         assertEquals(0, Files.readAllBytes(base)[0]);
         MemorySegment b = arena.allocate(512, 4096);
         dm.get("other").submit(IoRequest.read(0, b));
-        assertEquals(0x43, b.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "the other snapshot kept its point in time");
+        assertEquals(
+                0x43, b.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "the other snapshot kept its point in time");
     }
 
     @Test
@@ -161,7 +173,8 @@ class MergeFlowsTest {
         assertEquals(snapRecord, Files.readString(dir.resolve("state/snap.device")), "the snapshot's record is kept");
         assertEquals("0 8192 snapshot-origin " + base.toRealPath(), table("vol"));
         assertEquals("merge", f.operation());
-        assertTrue(f.reason().startsWith("cannot record the merge of snap in the state directory " + dir.resolve("state")),
+        assertTrue(
+                f.reason().startsWith("cannot record the merge of snap in the state directory " + dir.resolve("state")),
                 f.reason());
         assertTrue(Files.readString(dir.resolve("state/vol.device")).contains("snapshot-origin"));
         assertTrue(Files.notExists(dir.resolve("state/vol.merge")));
@@ -178,7 +191,9 @@ class MergeFlowsTest {
         Files.delete(dir.resolve("state/snap.device"));
         Files.createDirectories(dir.resolve("state/snap.device/x"));
         assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
-        assertTrue(Files.readString(dir.resolve("state/vol.device")).contains(" snapshot-merge "), "the merge is recorded");
+        assertTrue(
+                Files.readString(dir.resolve("state/vol.device")).contains(" snapshot-merge "),
+                "the merge is recorded");
         untilFinished();
         assertEquals("0 8192 linear " + base.toRealPath() + " 0", table("vol"));
     }
@@ -190,7 +205,8 @@ class MergeFlowsTest {
         assertInstanceOf(ControlResponse.Success.class, flows.merge("snap"));
         Path obstacle = Files.createDirectory(dir.resolve("state/.vol.device.tmp"));
         long deadline = System.nanoTime() + 60_000_000_000L;
-        while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines()).contains("complete")) {
+        while (!String.join("\n", ((ControlResponse.Success) flows.status("vol")).lines())
+                .contains("complete")) {
             assertTrue(System.nanoTime() < deadline, "the merge did not complete");
             flows.check(); // tries to finish, and cannot record the end table
             Thread.sleep(5);

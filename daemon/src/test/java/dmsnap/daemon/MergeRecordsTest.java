@@ -1,5 +1,8 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,9 +11,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The merge flows' records keep the on-disk format state directories already hold, so they restore. */
 class MergeRecordsTest {
@@ -57,12 +57,16 @@ class MergeRecordsTest {
     @Test
     void readsRecordsEarlierDaemonsWrote() throws Exception {
         Files.writeString(dir.resolve("state/vol.merge"), WRITTEN, StandardCharsets.ISO_8859_1);
-        Files.writeString(dir.resolve("state/data.merge"), "origin=data\nsnapshot=s\ncow=/c\n",
-                StandardCharsets.ISO_8859_1);
+        Files.writeString(
+                dir.resolve("state/data.merge"), "origin=data\nsnapshot=s\ncow=/c\n", StandardCharsets.ISO_8859_1);
         List<MergeRecords.Entry> all = records.loadAll().stream()
-                .sorted(java.util.Comparator.comparing(MergeRecords.Entry::origin)).toList();
-        assertEquals(List.of(new MergeRecords.Entry("data", "s", "/c", false, 0),
-                new MergeRecords.Entry("vol", "snap", "/var/lib/dmsnap/snap.cow", true, 1048576)), all);
+                .sorted(java.util.Comparator.comparing(MergeRecords.Entry::origin))
+                .toList();
+        assertEquals(
+                List.of(
+                        new MergeRecords.Entry("data", "s", "/c", false, 0),
+                        new MergeRecords.Entry("vol", "snap", "/var/lib/dmsnap/snap.cow", true, 1048576)),
+                all);
     }
 
     @Test

@@ -1,5 +1,10 @@
 package dmsnap.daemon;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
@@ -18,11 +23,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The state directory's records: atomic files, renames, what a crash or a stranger leaves behind, errnos. */
 class StateStoreTest {
@@ -74,10 +74,22 @@ class StateStoreTest {
         assertEquals("0 100 linear dm:z 0\n", b.liveTable().toString());
         assertEquals("0 50 linear dm:z 50\n", c.liveTable().toString());
         assertEquals(List.of("0 100 linear dm:z 0"), b.statusLines(StatusType.TABLE, false));
-        assertEquals(java.util.Map.of("z", "0 100 zero\n", "ab", "0 100 zero\n", "b", "0 100 linear dm:z 0\n",
-                "c", "0 50 linear dm:z 50\n", "other", "0 100 linear dm:ab 0\n"), recordedTables());
+        assertEquals(
+                java.util.Map.of(
+                        "z",
+                        "0 100 zero\n",
+                        "ab",
+                        "0 100 zero\n",
+                        "b",
+                        "0 100 linear dm:z 0\n",
+                        "c",
+                        "0 50 linear dm:z 50\n",
+                        "other",
+                        "0 100 linear dm:ab 0\n"),
+                recordedTables());
         c.resume(state); // its inactive table names the new name too
-        assertEquals("0 20 linear dm:z 10\n20 20 linear dm:z 60\n", recordedTables().get("c"));
+        assertEquals(
+                "0 20 linear dm:z 10\n20 20 linear dm:z 60\n", recordedTables().get("c"));
     }
 
     @Test
@@ -86,7 +98,8 @@ class StateStoreTest {
         MappedDevice b = device("b", "0 100 linear dm:a 0");
         Files.createDirectory(stateDir.resolve(".b.device.tmp")); // in the way of b's new record
         DmException e = assertThrows(DmException.class, () -> dm.rename("a", "z", state));
-        assertTrue(e.getMessage().startsWith("cannot record the rename of a to z in the state directory " + stateDir),
+        assertTrue(
+                e.getMessage().startsWith("cannot record the rename of a to z in the state directory " + stateDir),
                 e.getMessage());
         assertEquals(null, dm.find("z"));
         assertEquals("0 100 linear dm:a 0\n", b.liveTable().toString());
@@ -133,8 +146,10 @@ class StateStoreTest {
     @Test
     void aSecondStoreOnTheDirectoryIsRefusedUntilTheFirstIsClosed() throws Exception {
         IOException e = assertThrows(IOException.class, () -> new StateStore(stateDir));
-        assertEquals("another dmsnap daemon (pid " + ProcessHandle.current().pid() + ") is using state directory "
-                + stateDir, e.getMessage());
+        assertEquals(
+                "another dmsnap daemon (pid " + ProcessHandle.current().pid() + ") is using state directory "
+                        + stateDir,
+                e.getMessage());
         state.close();
         state = new StateStore(stateDir);
     }
@@ -146,7 +161,8 @@ class StateStoreTest {
         dm.load("a", TableParser.parse("0 100 zero"));
         DmException e = assertThrows(DmException.class, () -> a.resume(state));
         assertEquals("EIO", e.errno());
-        assertTrue(e.getMessage().startsWith("cannot record the new table of a in the state directory " + stateDir + ": "),
+        assertTrue(
+                e.getMessage().startsWith("cannot record the new table of a in the state directory " + stateDir + ": "),
                 e.getMessage());
         assertEquals(null, a.liveTable());
         assertEquals(List.of(), state.load());

@@ -1,5 +1,7 @@
 package dmsnap.metrics;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.net.ListenAddress;
@@ -16,8 +18,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /**
  * COW metrics come from target status, whatever builds the target: stand-in {@code snapshot}
@@ -50,8 +50,7 @@ class CowStatusCollectorTest {
                     }
 
                     @Override
-                    public void map(IoRequest io) {
-                    }
+                    public void map(IoRequest io) {}
 
                     @Override
                     public TargetStatus status() {
@@ -64,8 +63,7 @@ class CowStatusCollectorTest {
                     }
 
                     @Override
-                    public void close() {
-                    }
+                    public void close() {}
                 };
             }
         };
@@ -77,7 +75,8 @@ class CowStatusCollectorTest {
         types.register(standIn("snapshot-merge"));
         types.register(standIn("snapshot"));
         DeviceManager dm = new DeviceManager(types, new BackingDevices());
-        try (ChunkCopier copier = new ChunkCopier(1, 4096); DaemonMetrics metrics = new DaemonMetrics(copier)) {
+        try (ChunkCopier copier = new ChunkCopier(1, 4096);
+                DaemonMetrics metrics = new DaemonMetrics(copier)) {
             int port = metrics.serve(new ListenAddress("127.0.0.1", 0), dm);
             STATUS.put("m", new SnapshotStatus.Usage(40, 8192, 16));
             STATUS.put("s", new SnapshotStatus.Overflow());

@@ -1,5 +1,10 @@
 package dmsnap.metrics;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.daemon.CowMonitor;
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
@@ -18,11 +23,6 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * An in-process daemon with {@code --metrics 127.0.0.1:0}, scraped over HTTP after known I/O:
  * device counters, copy-out, commit latency, COW usage and state, renames and removes.
@@ -34,7 +34,11 @@ class DaemonMetricsTest {
     Path dir;
 
     private DaemonConfig config(int port) {
-        return new DaemonConfig(dir.resolve("run"), null, CowMonitor.Policy.defaults(), DaemonConfig.Nbd.UNIX_ONLY,
+        return new DaemonConfig(
+                dir.resolve("run"),
+                null,
+                CowMonitor.Policy.defaults(),
+                DaemonConfig.Nbd.UNIX_ONLY,
                 new ListenAddress("127.0.0.1", port));
     }
 
@@ -57,7 +61,8 @@ class DaemonMetricsTest {
         Path base = file("base.img", 8 << 20);
         Path cow = file("snap.cow", 4 << 20);
         Path tinyCow = file("tiny.cow", 3 * 4096); // header, one area, one data chunk
-        try (Daemon daemon = Daemon.start(config(0), "test"); Arena arena = Arena.ofConfined()) {
+        try (Daemon daemon = Daemon.start(config(0), "test");
+                Arena arena = Arena.ofConfined()) {
             int port = daemon.metrics().port();
             assertTrue(port > 0);
             DeviceManager dm = daemon.devices();
@@ -99,8 +104,9 @@ class DaemonMetricsTest {
             assertTrue(s.value("dmsnap_exception_commit_seconds_sum{store=\"persistent\"}") > 0);
             s.expect("dmsnap_exception_commit_failures_total{store=\"persistent\"}", 0);
             // 16/8192 16 plus two data chunks, as dmsetup status says.
-            assertEquals("0 16384 snapshot 32/8192 16", String.join("", dm.get("snap").statusLines(
-                    dmsnap.target.StatusType.INFO, false)));
+            assertEquals(
+                    "0 16384 snapshot 32/8192 16",
+                    String.join("", dm.get("snap").statusLines(dmsnap.target.StatusType.INFO, false)));
             s.expect("dmsnap_snapshot_cow_allocated_sectors{device=\"snap\"}", 32);
             s.expect("dmsnap_snapshot_cow_total_sectors{device=\"snap\"}", 8192);
             s.expect("dmsnap_snapshot_cow_metadata_sectors{device=\"snap\"}", 16);
@@ -122,7 +128,8 @@ class DaemonMetricsTest {
             s.expect("dmsnap_snapshot_cow_allocated_sectors{device=\"snap\"}", 48);
             s.expect("dmsnap_snapshot_state{device=\"tiny\",state=\"invalid\"}", 1);
             s.expect("dmsnap_snapshot_state{device=\"tiny\",state=\"valid\"}", 0);
-            assertFalse(s.series().containsKey("dmsnap_snapshot_cow_allocated_sectors{device=\"tiny\"}"),
+            assertFalse(
+                    s.series().containsKey("dmsnap_snapshot_cow_allocated_sectors{device=\"tiny\"}"),
                     "an invalid snapshot's status has no usage numbers");
 
             // A rename continues the same counters under the new name; a remove drops the device.

@@ -1,5 +1,7 @@
 package dmsnap.metrics;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import dmsnap.daemon.CowMonitor;
 import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
@@ -13,8 +15,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertFalse;
 
 /**
  * {@code dmsnap_snapshot_invalidations_total{reason}}: 0 for both reasons from the start, one
@@ -44,9 +44,14 @@ class InvalidationMetricsTest {
         Path base = file("base.img", 8 << 20);
         Path failing = file("failing.cow", 1 << 20);
         Path tiny = file("tiny.cow", 3 * 4096); // the header, area 0 and one data chunk
-        DaemonConfig config = new DaemonConfig(dir.resolve("run"), null, CowMonitor.Policy.defaults(),
-                DaemonConfig.Nbd.UNIX_ONLY, new ListenAddress("127.0.0.1", 0));
-        try (Daemon daemon = Daemon.start(config, "test"); Arena arena = Arena.ofConfined()) {
+        DaemonConfig config = new DaemonConfig(
+                dir.resolve("run"),
+                null,
+                CowMonitor.Policy.defaults(),
+                DaemonConfig.Nbd.UNIX_ONLY,
+                new ListenAddress("127.0.0.1", 0));
+        try (Daemon daemon = Daemon.start(config, "test");
+                Arena arena = Arena.ofConfined()) {
             int port = daemon.metrics().port();
             DeviceManager dm = daemon.devices();
             Scrape s = Scrape.of(port);

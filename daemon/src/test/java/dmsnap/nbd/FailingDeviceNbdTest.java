@@ -1,12 +1,12 @@
 package dmsnap.nbd;
 
-import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProtocol.NBD_CMD_FLUSH;
 import static dmsnap.nbd.NbdProtocol.NBD_EIO;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.table.TableParser;
 import dmsnap.target.StatusType;
 import java.io.RandomAccessFile;
@@ -37,10 +37,12 @@ class FailingDeviceNbdTest {
 
     @AfterAll
     static void summary() {
-        System.out.println("failing devices (NBD): " + faultCases
-                + " fault cases, clients of the other exports saw no error");
-        Figures.record("faults.nbd", faultCases + " faults under NBD clients with requests in flight: only the failing"
-                + " export's client saw EIO, clients of the other exports saw no error");
+        System.out.println(
+                "failing devices (NBD): " + faultCases + " fault cases, clients of the other exports saw no error");
+        Figures.record(
+                "faults.nbd",
+                faultCases + " faults under NBD clients with requests in flight: only the failing"
+                        + " export's client saw EIO, clients of the other exports saw no error");
     }
 
     private static void addVictim(NbdFixture fx, Path cowFile) throws Exception {
@@ -49,7 +51,10 @@ class FailingDeviceNbdTest {
         }
         fx.dm.create("cowdev", null, TableParser.parse("0 16 linear " + cowFile + " 0\n16 2032 error"));
         fx.dm.get("vol").suspend();
-        fx.dm.create("victim", null, TableParser.parse("0 " + NbdFixture.SECTORS + " snapshot " + fx.base + " dm:cowdev P 8"));
+        fx.dm.create(
+                "victim",
+                null,
+                TableParser.parse("0 " + NbdFixture.SECTORS + " snapshot " + fx.base + " dm:cowdev P 8"));
         fx.dm.get("vol").resume();
     }
 
@@ -70,8 +75,10 @@ class FailingDeviceNbdTest {
         Random random = new Random(16);
         try (NbdFixture fx = new NbdFixture(dir, Duration.ofSeconds(30))) {
             addVictim(fx, dir.resolve("victim.cow"));
-            try (NbdTestClient vol = fx.open("vol", true); NbdTestClient snap = fx.open("snap", true);
-                 NbdTestClient lin = fx.open("lin", false); NbdTestClient victim = fx.open("victim", true)) {
+            try (NbdTestClient vol = fx.open("vol", true);
+                    NbdTestClient snap = fx.open("snap", true);
+                    NbdTestClient lin = fx.open("lin", false);
+                    NbdTestClient victim = fx.open("victim", true)) {
                 assertArrayEquals(original(0, 4096), victim.read(0, 4096), "reads of the origin work");
                 byte[] linData = new byte[65536];
                 random.nextBytes(linData);
@@ -127,14 +134,20 @@ class FailingDeviceNbdTest {
             java.nio.file.Files.write(base2, NbdFixture.pattern(NbdFixture.SECTORS));
             Path cow2 = dir.resolve("snap2.cow");
             java.nio.file.Files.write(cow2, new byte[9 << 20]);
-            fx.dm.create("bad", null, TableParser.parse("0 1024 linear " + base2 + " 0\n1024 8 error\n1032 "
-                    + (NbdFixture.SECTORS - 1032) + " linear " + base2 + " 1032"));
+            fx.dm.create(
+                    "bad",
+                    null,
+                    TableParser.parse("0 1024 linear " + base2 + " 0\n1024 8 error\n1032 " + (NbdFixture.SECTORS - 1032)
+                            + " linear " + base2 + " 1032"));
             fx.dm.create("vol2", null, TableParser.parse("0 " + NbdFixture.SECTORS + " snapshot-origin dm:bad"));
             fx.dm.get("vol2").suspend();
-            fx.dm.create("snap2", null, TableParser.parse("0 " + NbdFixture.SECTORS + " snapshot dm:bad " + cow2 + " P 8"));
+            fx.dm.create(
+                    "snap2", null, TableParser.parse("0 " + NbdFixture.SECTORS + " snapshot dm:bad " + cow2 + " P 8"));
             fx.dm.get("vol2").resume();
-            try (NbdTestClient vol2 = fx.open("vol2", true); NbdTestClient snap2 = fx.open("snap2", true);
-                 NbdTestClient vol = fx.open("vol", true); NbdTestClient lin = fx.open("lin", true)) {
+            try (NbdTestClient vol2 = fx.open("vol2", true);
+                    NbdTestClient snap2 = fx.open("snap2", true);
+                    NbdTestClient vol = fx.open("vol", true);
+                    NbdTestClient lin = fx.open("lin", true)) {
                 vol2.sendRead(1, 1024 * 512, 4096);
                 vol.sendRead(2, 1024 * 512, 4096);
                 snap2.sendRead(3, 1024 * 512, 4096); // no exception there: read from the origin

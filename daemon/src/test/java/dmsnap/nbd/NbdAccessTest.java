@@ -8,6 +8,8 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
@@ -21,8 +23,6 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -56,7 +56,11 @@ class NbdAccessTest {
         }
         GroupPrincipal disk = group("disk");
         try (NbdFixture fx = new NbdFixture(dir.resolve("group"), Duration.ofSeconds(30));
-                NbdServer shared = new NbdServer(fx.dm, dir.resolve("group/shared.sock"), null, null,
+                NbdServer shared = new NbdServer(
+                        fx.dm,
+                        dir.resolve("group/shared.sock"),
+                        null,
+                        null,
                         new NbdServer.Settings(Duration.ofSeconds(30), 16, 2, 16L << 20, new ManualClock()),
                         new NbdServer.Access(disk, null, NbdTls.Mode.OFF))) {
             PosixFileAttributes a = attributes(shared.socketPath());
@@ -102,9 +106,11 @@ class NbdAccessTest {
             CompletableFuture<NbdHandshake.Result> negotiation = server.negotiate();
             c.greeting();
             c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-            for (int option : new int[] {NBD_OPT_LIST, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_STARTTLS, NBD_OPT_INFO, NBD_OPT_GO}) {
-                c.option(option, option == NBD_OPT_GO || option == NBD_OPT_INFO ? NbdTestClient.goData("vol")
-                        : new byte[0]);
+            for (int option :
+                    new int[] {NBD_OPT_LIST, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_STARTTLS, NBD_OPT_INFO, NBD_OPT_GO}) {
+                c.option(
+                        option,
+                        option == NBD_OPT_GO || option == NBD_OPT_INFO ? NbdTestClient.goData("vol") : new byte[0]);
                 NbdTestClient.OptionReply r = c.optionReply();
                 assertEquals(NBD_REP_ERR_POLICY, r.type(), optionName(option));
                 assertEquals(REASON, r.text());
@@ -120,7 +126,9 @@ class NbdAccessTest {
             c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE);
             c.option(NBD_OPT_EXPORT_NAME, "vol".getBytes(StandardCharsets.UTF_8));
             ExecutionException e = assertThrows(ExecutionException.class, () -> negotiation.get(60, TimeUnit.SECONDS));
-            assertEquals("EXPORT_NAME refused: " + REASON, e.getCause().getMessage(),
+            assertEquals(
+                    "EXPORT_NAME refused: " + REASON,
+                    e.getCause().getMessage(),
                     "EXPORT_NAME cannot be answered with an error: the connection ends");
         }
     }
@@ -151,7 +159,8 @@ class NbdAccessTest {
             };
             return CompletableFuture.supplyAsync(() -> {
                 try (SocketChannel client = listener.accept()) {
-                    NbdChannel channel = new NbdChannel(client, "refused", Duration.ofSeconds(60).toNanos(), new ManualClock());
+                    NbdChannel channel = new NbdChannel(
+                            client, "refused", Duration.ofSeconds(60).toNanos(), new ManualClock());
                     return new NbdHandshake(channel, none, arena.allocate(4096), NbdHandshake.Policy.refuse(REASON))
                             .negotiate();
                 } catch (IOException e) {

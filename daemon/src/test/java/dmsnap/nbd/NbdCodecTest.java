@@ -30,8 +30,8 @@ class NbdCodecTest {
 
     @Test
     void decodesARequestHeaderWithEveryFieldUnsigned() throws IOException {
-        ByteBuffer header = ByteBuffer.wrap(HEX.parseHex("25609513" + "fffe" + "8006" + "0102030405060708"
-                + "ffffffffffff0000" + "fffffe00"));
+        ByteBuffer header = ByteBuffer.wrap(
+                HEX.parseHex("25609513" + "fffe" + "8006" + "0102030405060708" + "ffffffffffff0000" + "fffffe00"));
         NbdRequest r = NbdCodec.decodeRequest(header);
         assertEquals(new NbdRequest(0xfffe, 0x8006, 0x0102030405060708L, 0xffffffffffff0000L, 0xfffffe00L), r);
         assertEquals(REQUEST_HEADER_BYTES, header.position(), "the whole header read, nothing more");
@@ -39,10 +39,11 @@ class NbdCodecTest {
 
     @Test
     void encodeThenDecodeGivesTheRequestBack() throws IOException {
-        List<NbdRequest> requests = List.of(new NbdRequest(0, NBD_CMD_READ, 0, 0, 4096),
+        List<NbdRequest> requests = List.of(
+                new NbdRequest(0, NBD_CMD_READ, 0, 0, 4096),
                 new NbdRequest(NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, -1L, 1L << 40, MAX_PAYLOAD_BYTES),
-                new NbdRequest(NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FUA, NBD_CMD_WRITE_ZEROES, 42, Long.MIN_VALUE,
-                        0xffffffffL),
+                new NbdRequest(
+                        NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FUA, NBD_CMD_WRITE_ZEROES, 42, Long.MIN_VALUE, 0xffffffffL),
                 new NbdRequest(0xffff, 0xffff, Long.MAX_VALUE, -512L, 0),
                 new NbdRequest(0, NBD_CMD_DISC, 7, 0, 0));
         for (NbdRequest r : requests) {
@@ -54,9 +55,11 @@ class NbdCodecTest {
 
     @Test
     void encodesARequestInTheSpecsLayout() {
-        ByteBuffer wire = NbdCodec.encodeRequest(new NbdRequest(NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 0x1122334455667788L,
-                0x200, 0x1000), ByteBuffer.allocate(REQUEST_HEADER_BYTES));
-        assertEquals("25609513" + "0001" + "0001" + "1122334455667788" + "0000000000000200" + "00001000",
+        ByteBuffer wire = NbdCodec.encodeRequest(
+                new NbdRequest(NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 0x1122334455667788L, 0x200, 0x1000),
+                ByteBuffer.allocate(REQUEST_HEADER_BYTES));
+        assertEquals(
+                "25609513" + "0001" + "0001" + "1122334455667788" + "0000000000000200" + "00001000",
                 HEX.formatHex(wire.array()));
     }
 
@@ -69,16 +72,20 @@ class NbdCodecTest {
 
     @Test
     void aSimpleReplyIsMagicErrorCookie() {
-        assertEquals("67446698" + "00000016" + "fedcba9876543210",
+        assertEquals(
+                "67446698" + "00000016" + "fedcba9876543210",
                 HEX.formatHex(bytes(NbdCodec.putSimpleReply(head(), NBD_EINVAL, 0xfedcba9876543210L))));
-        assertEquals(SIMPLE_REPLY_HEADER_BYTES, NbdCodec.putSimpleReply(head(), 0, 1).remaining());
+        assertEquals(
+                SIMPLE_REPLY_HEADER_BYTES, NbdCodec.putSimpleReply(head(), 0, 1).remaining());
     }
 
     @Test
     void anOffsetDataChunkHeaderCountsTheOffsetInItsLength() {
-        assertEquals("668e33ef" + "0001" + "0001" + "0000000000000009" + "00001008" + "0000000000200000",
+        assertEquals(
+                "668e33ef" + "0001" + "0001" + "0000000000000009" + "00001008" + "0000000000200000",
                 HEX.formatHex(bytes(NbdCodec.putOffsetData(head(), true, 9, 2 << 20, 4096))));
-        assertEquals("668e33ef" + "0000" + "0001" + "0000000000000009" + "00040008" + "ffffffffffff0000",
+        assertEquals(
+                "668e33ef" + "0000" + "0001" + "0000000000000009" + "00040008" + "ffffffffffff0000",
                 HEX.formatHex(bytes(NbdCodec.putOffsetData(head(), false, 9, -65536L, 256 << 10))),
                 "not the last chunk: no DONE");
     }
@@ -86,20 +93,22 @@ class NbdCodecTest {
     @Test
     void aStructuredErrorChunkIsExactlyTheSpecsBytes() {
         ByteBuffer chunk = NbdCodec.putError(head(), 0x0102030405060708L, NBD_ENOSPC, "full \u00e9");
-        assertEquals("668e33ef" // NBD_STRUCTURED_REPLY_MAGIC
-                + "0001" // NBD_REPLY_FLAG_DONE
-                + "8001" // NBD_REPLY_TYPE_ERROR
-                + "0102030405060708" // cookie
-                + "0000000d" // length: error (4) + message length (2) + 7 bytes of UTF-8
-                + "0000001c" // NBD_ENOSPC
-                + "0007" // message length
-                + "66756c6c20c3a9", // "full \u00e9"
+        assertEquals(
+                "668e33ef" // NBD_STRUCTURED_REPLY_MAGIC
+                        + "0001" // NBD_REPLY_FLAG_DONE
+                        + "8001" // NBD_REPLY_TYPE_ERROR
+                        + "0102030405060708" // cookie
+                        + "0000000d" // length: error (4) + message length (2) + 7 bytes of UTF-8
+                        + "0000001c" // NBD_ENOSPC
+                        + "0007" // message length
+                        + "66756c6c20c3a9", // "full \u00e9"
                 HEX.formatHex(bytes(chunk)));
     }
 
     @Test
     void anErrorChunkWithoutAMessageHasAnEmptyOne() {
-        assertEquals("668e33ef" + "0001" + "8001" + "0000000000000003" + "00000006" + "00000005" + "0000",
+        assertEquals(
+                "668e33ef" + "0001" + "8001" + "0000000000000003" + "00000006" + "00000005" + "0000",
                 HEX.formatHex(bytes(NbdCodec.putError(head(), 3, NBD_EIO, null))));
     }
 
@@ -120,8 +129,11 @@ class NbdCodecTest {
     void eachEncoderStartsFromACleanHead() {
         ByteBuffer head = head();
         NbdCodec.putError(head, 1, NBD_EIO, "a long message that fills the head further than what follows");
-        assertEquals(SIMPLE_REPLY_HEADER_BYTES, NbdCodec.putSimpleReply(head, 0, 1).remaining());
-        assertEquals(STRUCTURED_REPLY_HEADER_BYTES + 8, NbdCodec.putOffsetData(head, true, 1, 0, 512).remaining());
+        assertEquals(
+                SIMPLE_REPLY_HEADER_BYTES, NbdCodec.putSimpleReply(head, 0, 1).remaining());
+        assertEquals(
+                STRUCTURED_REPLY_HEADER_BYTES + 8,
+                NbdCodec.putOffsetData(head, true, 1, 0, 512).remaining());
     }
 
     @Test

@@ -1,10 +1,10 @@
 package dmsnap.nbd;
 
-import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProbe.*;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.table.TableParser;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +34,7 @@ class NbdFairnessTest {
     static final Duration WATCHDOG = Duration.ofSeconds(30);
     /** How long the served client may take, at most: far more than it needs. */
     static final long SERVED_WITHIN_SECONDS = 300;
+
     static final long BUDGET = 128L << 20;
     static final int STALLED = 20;
     /** The served client's device, written and read back. */
@@ -41,6 +42,7 @@ class NbdFairnessTest {
 
     @TempDir
     Path dir;
+
     NbdFixture fx;
     final List<NbdTestClient> stalled = new ArrayList<>();
 
@@ -59,9 +61,11 @@ class NbdFairnessTest {
                 c.close();
             }
             // Their connections end when sending to a closed socket fails, and give their buffers back.
-            assertTrue(eventually(60_000, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(
+                    eventually(60_000, () -> fx.server.bufferBytesInUse() == 0),
                     "request buffers still in use: " + fx.server.bufferBytesInUse());
-            assertTrue(eventually(60_000, () -> fx.server.connectionCount() == 0),
+            assertTrue(
+                    eventually(60_000, () -> fx.server.connectionCount() == 0),
                     "connections left: " + fx.server.connectionCount());
             long high = fx.server.bufferBytesHighWater();
             System.out.printf("buffer high water %s of a %s budget%n", mib(high), mib(BUDGET));
@@ -87,18 +91,22 @@ class NbdFairnessTest {
                 c.sendRead(k, (long) k * MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES);
             }
         }
-        assertTrue(eventually(60_000, () -> fx.server.bufferBytesInUse() >= BUDGET / 2),
+        assertTrue(
+                eventually(60_000, () -> fx.server.bufferBytesInUse() >= BUDGET / 2),
                 "the stalled clients hold at least half the budget: " + mib(fx.server.bufferBytesInUse()));
-        System.out.printf("%d clients that do not read their replies hold %s of a %s budget%n", STALLED,
-                mib(fx.server.bufferBytesInUse()), mib(BUDGET));
+        System.out.printf(
+                "%d clients that do not read their replies hold %s of a %s budget%n",
+                STALLED, mib(fx.server.bufferBytesInUse()), mib(BUDGET));
 
-        CompletableFuture<Integer> served = CompletableFuture.supplyAsync(() -> {
-            try {
-                return servedClient(100);
-            } catch (Exception e) {
-                throw new RuntimeException(e);
-            }
-        }, command -> Thread.ofPlatform().start(command));
+        CompletableFuture<Integer> served = CompletableFuture.supplyAsync(
+                () -> {
+                    try {
+                        return servedClient(100);
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                },
+                command -> Thread.ofPlatform().start(command));
         int requests;
         try {
             requests = served.get(SERVED_WITHIN_SECONDS, TimeUnit.SECONDS);
@@ -112,12 +120,15 @@ class NbdFairnessTest {
             return;
         }
         // The served client has gone; every stalled client is still connected (the clock stood still).
-        assertTrue(eventually(60_000, () -> fx.server.connectionCount() == STALLED), "connections: "
-                + fx.server.connectionCount());
-        System.out.printf("while %d clients did not read their replies, another completed %d requests%n", STALLED,
-                requests);
-        Figures.record("nbd.slow-readers", STALLED + " clients not reading their replies (watchdog clock stopped): another"
-                + " completed " + requests + " requests, buffers within the budget");
+        assertTrue(
+                eventually(60_000, () -> fx.server.connectionCount() == STALLED),
+                "connections: " + fx.server.connectionCount());
+        System.out.printf(
+                "while %d clients did not read their replies, another completed %d requests%n", STALLED, requests);
+        Figures.record(
+                "nbd.slow-readers",
+                STALLED + " clients not reading their replies (watchdog clock stopped): another" + " completed "
+                        + requests + " requests, buffers within the budget");
     }
 
     /**
@@ -129,7 +140,8 @@ class NbdFairnessTest {
         byte[] mirror = new byte[(int) GOOD_BYTES];
         Random random = new Random(42);
         int requests = 0;
-        try (NbdTestClient simple = fx.open("good", false); NbdTestClient chunked = fx.open("good", true)) {
+        try (NbdTestClient simple = fx.open("good", false);
+                NbdTestClient chunked = fx.open("good", true)) {
             for (int i = 0; i < rounds; i++) {
                 int at = (i % 8) << 20;
                 byte[] data = new byte[1 << 20];
@@ -149,7 +161,9 @@ class NbdFairnessTest {
                 random.nextBytes(block);
                 assertEquals(0, chunked.write(small, block), "round " + i + ": 4 KiB write");
                 System.arraycopy(block, 0, mirror, small, block.length);
-                assertArrayEquals(Arrays.copyOfRange(mirror, small, small + 4096), simple.read(small, 4096),
+                assertArrayEquals(
+                        Arrays.copyOfRange(mirror, small, small + 4096),
+                        simple.read(small, 4096),
                         "round " + i + ": 4 KiB read back");
                 requests += 6;
             }
@@ -178,7 +192,8 @@ class NbdFairnessTest {
                 c.sendRead(k, (long) k * MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES);
             }
         }
-        assertTrue(eventually(60_000, () -> fx.server.bufferBytesInUse() >= BUDGET / 2),
+        assertTrue(
+                eventually(60_000, () -> fx.server.bufferBytesInUse() >= BUDGET / 2),
                 "the stalled clients hold the shared budget: " + mib(fx.server.bufferBytesInUse()));
         long reserve = fx.server.bufferReserveBytes();
         int length = 1 << 20;
@@ -225,7 +240,8 @@ class NbdFairnessTest {
             assertArrayEquals(Arrays.copyOf(data, length / 2), c.read(0, length / 2), "a streamed write's pieces");
         }
         // The others have gone; the stalled clients are still connected (the clock stood still).
-        assertTrue(eventually(60_000, () -> fx.server.connectionCount() == 4), "connections: "
-                + fx.server.connectionCount());
+        assertTrue(
+                eventually(60_000, () -> fx.server.connectionCount() == 4),
+                "connections: " + fx.server.connectionCount());
     }
 }

@@ -41,8 +41,8 @@ final class NbdFixture implements AutoCloseable {
         // no request stream, however mutated, can overflow it and invalidate snap for later clients.
         Files.write(cow, new byte[9 << 20]);
         Files.write(plain, new byte[1 << 20]);
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
-                new BackingDevices());
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), new BackingDevices());
         dm.create("vol", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + base));
         dm.get("vol").suspend();
         dm.create("snap", null, TableParser.parse("0 " + SECTORS + " snapshot " + base + " " + cow + " P 8"));

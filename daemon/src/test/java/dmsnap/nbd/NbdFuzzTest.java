@@ -1,10 +1,10 @@
 package dmsnap.nbd;
 
-import dmsnap.store.testing.Figures;
 import static dmsnap.nbd.NbdProbe.*;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.FuzzBudget;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
@@ -59,6 +59,7 @@ class NbdFuzzTest {
 
     @TempDir
     Path dir;
+
     NbdFixture fx;
     NbdTestClient held;
     byte[] guard = new byte[GUARD_BYTES];
@@ -69,7 +70,8 @@ class NbdFuzzTest {
     @BeforeEach
     @Timeout(120)
     void start() throws Exception {
-        fx = new NbdFixture(dir, new NbdServer.Settings(Duration.ofSeconds(2), 1024, 8, 64L << 20, new ManualClock()), null);
+        fx = new NbdFixture(
+                dir, new NbdServer.Settings(Duration.ofSeconds(2), 1024, 8, 64L << 20, new ManualClock()), null);
         Path file = dir.resolve("guard.img");
         new Random(7).nextBytes(guard);
         Files.write(file, guard);
@@ -122,7 +124,8 @@ class NbdFuzzTest {
             };
             byte[] input = in.bytes();
             String what = "case " + cases + " (kind " + kind + ", seed " + caseSeed + ", " + input.length + " bytes: "
-                    + HexFormat.of().formatHex(input, 0, Math.min(input.length, 400)) + (input.length > 400 ? "..." : "")
+                    + HexFormat.of().formatHex(input, 0, Math.min(input.length, 400))
+                    + (input.length > 400 ? "..." : "")
                     + ")";
             Outcome out = throwAt(input, what);
             sent += input.length;
@@ -130,35 +133,56 @@ class NbdFuzzTest {
             Validated v = validate(out.bytes(), out.total(), in.expected());
             reachedTransmission += v.transmission() ? 1 : 0;
             modelled += v.modelled();
-            assertNull(v.problem(), () -> what + ": the server sent something malformed or unexpected"
-                    + (in.expected() == null ? "" : "; expected replies " + in.expected()));
+            assertNull(
+                    v.problem(),
+                    () -> what + ": the server sent something malformed or unexpected"
+                            + (in.expected() == null ? "" : "; expected replies " + in.expected()));
             if (in.expected() != null) {
                 assertTrue(v.transmission(), what + ": a valid handshake did not reach transmission");
             }
             assertEquals(0, fx.server.unexpectedErrors(), what + ": an exception escaped on the server");
             for (String name : new String[] {"vol", "snap", "lin"}) {
                 var device = fx.dm.find(name);
-                assertTrue(eventually(WAIT_MS, () -> device.info().openCount() == 0), what + ": " + name + " left open");
+                assertTrue(
+                        eventually(WAIT_MS, () -> device.info().openCount() == 0), what + ": " + name + " left open");
             }
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     what + ": buffers left in use: " + fx.server.bufferBytesInUse());
             goodClient(what);
-            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
                     what + ": connections left: " + fx.server.connectionCount());
         }
         long millis = clock.elapsedMillis();
         try (NbdTestClient c = fx.open("guard", false)) {
             assertArrayEquals(guard, c.read(0, GUARD_BYTES), "the guard device at the end");
         }
-        System.out.printf("NBD fuzz: seed %d: %d cases in %d ms (random bytes %d, mutated handshakes %d, requests %d,"
-                + " random after GO %d; %d reached transmission; %d replies checked against the model); %d bytes sent,"
-                + " %d received; buffer high water %s; %s; reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases,
-                millis, kinds[0], kinds[1], kinds[2], kinds[3], reachedTransmission, modelled, sent, received,
-                mib(fx.server.bufferBytesHighWater()), Memory.now(), Seeds.seed());
-        Figures.record("fuzz.nbd.cases", cases + " hostile NBD streams (random bytes " + kinds[0] + ", mutated handshakes "
-                + kinds[1] + ", mutated requests " + kinds[2] + ", random after GO " + kinds[3] + "); " + modelled
-                + " replies checked against the model; a good client unaffected; buffer high water "
-                + mib(fx.server.bufferBytesHighWater()));
+        System.out.printf(
+                "NBD fuzz: seed %d: %d cases in %d ms (random bytes %d, mutated handshakes %d, requests %d,"
+                        + " random after GO %d; %d reached transmission; %d replies checked against the model); %d bytes sent,"
+                        + " %d received; buffer high water %s; %s; reproduce with -Ddmsnap.tests.seed=%d%n",
+                Seeds.seed(),
+                cases,
+                millis,
+                kinds[0],
+                kinds[1],
+                kinds[2],
+                kinds[3],
+                reachedTransmission,
+                modelled,
+                sent,
+                received,
+                mib(fx.server.bufferBytesHighWater()),
+                Memory.now(),
+                Seeds.seed());
+        Figures.record(
+                "fuzz.nbd.cases",
+                cases + " hostile NBD streams (random bytes " + kinds[0] + ", mutated handshakes "
+                        + kinds[1] + ", mutated requests " + kinds[2] + ", random after GO " + kinds[3] + "); "
+                        + modelled
+                        + " replies checked against the model; a good client unaffected; buffer high water "
+                        + mib(fx.server.bufferBytesHighWater()));
         assertTrue(modelled > 0, "no reply was checked against the model");
         assertEquals(0, fx.server.timedOut(), "connections the watchdog closed");
         assertTrue(fx.server.bufferBytesHighWater() <= 64L << 20);
@@ -167,8 +191,7 @@ class NbdFuzzTest {
     // ---- one case ------------------------------------------------------------------------------
 
     /** What the server sent (the first 16 MiB kept) before it closed the connection. */
-    record Outcome(byte[] bytes, long total) {
-    }
+    record Outcome(byte[] bytes, long total) {}
 
     /**
      * Connects, sends {@code input} and ends its output, reading all the while; the server must
@@ -185,23 +208,25 @@ class NbdFuzzTest {
                     // the server closed first: allowed
                 }
             });
-            CompletableFuture<Outcome> drained = CompletableFuture.supplyAsync(() -> {
-                ByteArrayOutputStream kept = new ByteArrayOutputStream();
-                ByteBuffer b = ByteBuffer.allocate(64 * 1024);
-                long total = 0;
-                try {
-                    int n;
-                    while ((n = c.socket.read(b.clear())) >= 0) {
-                        if (kept.size() < 16 << 20) {
-                            kept.write(b.array(), 0, n);
+            CompletableFuture<Outcome> drained = CompletableFuture.supplyAsync(
+                    () -> {
+                        ByteArrayOutputStream kept = new ByteArrayOutputStream();
+                        ByteBuffer b = ByteBuffer.allocate(64 * 1024);
+                        long total = 0;
+                        try {
+                            int n;
+                            while ((n = c.socket.read(b.clear())) >= 0) {
+                                if (kept.size() < 16 << 20) {
+                                    kept.write(b.array(), 0, n);
+                                }
+                                total += n;
+                            }
+                        } catch (IOException e) {
+                            // reset by the server: closed as well
                         }
-                        total += n;
-                    }
-                } catch (IOException e) {
-                    // reset by the server: closed as well
-                }
-                return new Outcome(kept.toByteArray(), total);
-            }, command -> Thread.ofVirtual().start(command));
+                        return new Outcome(kept.toByteArray(), total);
+                    },
+                    command -> Thread.ofVirtual().start(command));
             Outcome out;
             try {
                 out = drained.get(WAIT_MS, TimeUnit.MILLISECONDS);
@@ -225,7 +250,9 @@ class NbdFuzzTest {
         assertArrayEquals(block, held.read(at, block.length), what + ": the held connection's read");
         try (NbdTestClient c = fx.open("guard", goodRound % 2 == 0)) {
             int other = r.nextInt(GUARD_BYTES / 65536) * 65536;
-            assertArrayEquals(Arrays.copyOfRange(guard, other, other + 65536), c.read(other, 65536),
+            assertArrayEquals(
+                    Arrays.copyOfRange(guard, other, other + 65536),
+                    c.read(other, 65536),
                     what + ": a new connection's read");
             c.disconnect();
             assertEquals(0, awaitClosed(c, WAIT_MS).bytesBefore());
@@ -252,13 +279,20 @@ class NbdFuzzTest {
     }
 
     private static void option(ByteArrayOutputStream out, int option, byte[] data) {
-        out.writeBytes(ByteBuffer.allocate(16 + data.length).putLong(IHAVEOPT).putInt(option).putInt(data.length).put(data)
+        out.writeBytes(ByteBuffer.allocate(16 + data.length)
+                .putLong(IHAVEOPT)
+                .putInt(option)
+                .putInt(data.length)
+                .put(data)
                 .array());
     }
 
     private static byte[] infoData(byte[] name, Random r) {
         int n = r.nextInt(4);
-        ByteBuffer b = ByteBuffer.allocate(6 + name.length + 2 * n).putInt(name.length).put(name).putShort((short) n);
+        ByteBuffer b = ByteBuffer.allocate(6 + name.length + 2 * n)
+                .putInt(name.length)
+                .put(name)
+                .putShort((short) n);
         for (int i = 0; i < n; i++) {
             b.putShort((short) (r.nextInt(5) == 0 ? r.nextInt(65536) : r.nextInt(4)));
         }
@@ -286,29 +320,28 @@ class NbdFuzzTest {
             case 0 -> option(out, NBD_OPT_GO, infoData(name(r), r));
             case 1 -> option(out, NBD_OPT_EXPORT_NAME, name(r));
             case 2 -> option(out, NBD_OPT_ABORT, new byte[0]);
-            default -> { } // the client just stops
+            default -> {} // the client just stops
         }
         return out.toByteArray();
     }
 
     private static byte[] mutatedHandshake(Random r) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        out.writeBytes(ByteBuffer.allocate(4).putInt(r.nextInt(8) == 0 ? r.nextInt() : r.nextInt(4)).array());
+        out.writeBytes(ByteBuffer.allocate(4)
+                .putInt(r.nextInt(8) == 0 ? r.nextInt() : r.nextInt(4))
+                .array());
         byte[] b = options(r, out);
         return mutate(b, 0, r, 1 + r.nextInt(4));
     }
 
     /** What a case sends, and for an unmutated request stream what each request must get. */
-    record Input(byte[] bytes, Expectation expected) {
-    }
+    record Input(byte[] bytes, Expectation expected) {}
 
     /** The replies a valid request stream must get: per cookie the error and, for reads, the length. */
-    record Expectation(boolean structured, java.util.Map<Long, Expected> replies) {
-    }
+    record Expectation(boolean structured, java.util.Map<Long, Expected> replies) {}
 
     /** The reply a request should get; {@code oneChunk}: a read with DF, whose data comes in one chunk. */
-    record Expected(long cookie, int type, int error, long offset, long length, boolean oneChunk) {
-    }
+    record Expected(long cookie, int type, int error, long offset, long length, boolean oneChunk) {}
 
     static final String[] EXPORTS = {"vol", "snap", "lin"};
 
@@ -316,7 +349,8 @@ class NbdFuzzTest {
     private static Input handshakeThenRequests(Random r, boolean generated) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         boolean noZeroes = r.nextInt(4) != 0;
-        out.writeBytes(ByteBuffer.allocate(4).putInt(NBD_FLAG_C_FIXED_NEWSTYLE | (noZeroes ? NBD_FLAG_C_NO_ZEROES : 0))
+        out.writeBytes(ByteBuffer.allocate(4)
+                .putInt(NBD_FLAG_C_FIXED_NEWSTYLE | (noZeroes ? NBD_FLAG_C_NO_ZEROES : 0))
                 .array());
         boolean structured = r.nextBoolean();
         if (structured) {
@@ -354,8 +388,9 @@ class NbdFuzzTest {
         return new Input(mutate(b, r.nextInt(10) == 0 ? 0 : handshake, r, 1 + r.nextInt(3)), null);
     }
 
-    private static final long[] LENGTHS = {0, 1, 100, 511, 512, 4096, 65536, 1 << 20, MAX_PAYLOAD_BYTES,
-        MAX_PAYLOAD_BYTES + 512, 0xffffffffL, 0x80000000L};
+    private static final long[] LENGTHS = {
+        0, 1, 100, 511, 512, 4096, 65536, 1 << 20, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 512, 0xffffffffL, 0x80000000L
+    };
 
     /**
      * Appends one request (and a write's payload); returns what the spec says it must get, or null
@@ -405,8 +440,14 @@ class NbdFuzzTest {
             flags = 0;
         }
         long cookie = r.nextLong();
-        out.writeBytes(ByteBuffer.allocate(28).putInt(NBD_REQUEST_MAGIC).putShort((short) flags).putShort((short) type)
-                .putLong(cookie).putLong(offset).putInt((int) length).array());
+        out.writeBytes(ByteBuffer.allocate(28)
+                .putInt(NBD_REQUEST_MAGIC)
+                .putShort((short) flags)
+                .putShort((short) type)
+                .putLong(cookie)
+                .putLong(offset)
+                .putInt((int) length)
+                .array());
         boolean complete = true;
         if (type == NBD_CMD_WRITE) {
             // The payload: as long as declared, or (for big or odd ones) shorter, as a broken client would.
@@ -419,8 +460,15 @@ class NbdFuzzTest {
             out.writeBytes(payload);
             complete = sentLength == length;
         }
-        return complete ? new Expected(cookie, type, expectedError(type, flags, offset, length, size, structured, trim),
-                offset, length, (flags & NBD_CMD_FLAG_DF) != 0) : null;
+        return complete
+                ? new Expected(
+                        cookie,
+                        type,
+                        expectedError(type, flags, offset, length, size, structured, trim),
+                        offset,
+                        length,
+                        (flags & NBD_CMD_FLAG_DF) != 0)
+                : null;
     }
 
     /**
@@ -431,10 +479,10 @@ class NbdFuzzTest {
      * minimum block size (512), a READ or TRIM past the end; ENOSPC for a WRITE or WRITE_ZEROES
      * past the end. Where a request breaks several rules the server reports the first of these.
      */
-    static int expectedError(int type, int flags, long offset, long length, long size, boolean structured,
-            boolean trim) {
+    static int expectedError(
+            int type, int flags, long offset, long length, long size, boolean structured, boolean trim) {
         switch (type) {
-            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_DISC -> { }
+            case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_DISC -> {}
             default -> {
                 return NBD_EINVAL;
             }
@@ -458,7 +506,8 @@ class NbdFuzzTest {
         if (Long.remainderUnsigned(offset, 512) != 0 || length % 512 != 0) {
             return NBD_EINVAL;
         }
-        boolean past = Long.compareUnsigned(offset, size) > 0 || Long.compareUnsigned(offset + length, size) > 0
+        boolean past = Long.compareUnsigned(offset, size) > 0
+                || Long.compareUnsigned(offset + length, size) > 0
                 || Long.compareUnsigned(offset + length, offset) < 0;
         if (past) {
             return type == NBD_CMD_WRITE || type == NBD_CMD_WRITE_ZEROES ? NBD_ENOSPC : NBD_EINVAL;
@@ -466,8 +515,24 @@ class NbdFuzzTest {
         return 0;
     }
 
-    private static final int[] INTERESTING = {0, 1, 2, 7, 8, 0x7fffffff, 0x80000000, 0xffffffff, 4096, 65536, 65537,
-        16 << 20, (16 << 20) + 1, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES + 1, NBD_REQUEST_MAGIC};
+    private static final int[] INTERESTING = {
+        0,
+        1,
+        2,
+        7,
+        8,
+        0x7fffffff,
+        0x80000000,
+        0xffffffff,
+        4096,
+        65536,
+        65537,
+        16 << 20,
+        (16 << 20) + 1,
+        MAX_PAYLOAD_BYTES,
+        MAX_PAYLOAD_BYTES + 1,
+        NBD_REQUEST_MAGIC
+    };
 
     /** {@code count} mutations of {@code b} at or after {@code from}. */
     private static byte[] mutate(byte[] b, int from, Random r, int count) {
@@ -507,8 +572,14 @@ class NbdFuzzTest {
 
     private static boolean knownRep(int type) {
         return switch (type) {
-            case NBD_REP_ACK, NBD_REP_SERVER, NBD_REP_INFO, NBD_REP_ERR_UNSUP, NBD_REP_ERR_POLICY, NBD_REP_ERR_INVALID,
-                    NBD_REP_ERR_UNKNOWN, NBD_REP_ERR_TOO_BIG -> true;
+            case NBD_REP_ACK,
+                    NBD_REP_SERVER,
+                    NBD_REP_INFO,
+                    NBD_REP_ERR_UNSUP,
+                    NBD_REP_ERR_POLICY,
+                    NBD_REP_ERR_INVALID,
+                    NBD_REP_ERR_UNKNOWN,
+                    NBD_REP_ERR_TOO_BIG -> true;
             default -> false;
         };
     }
@@ -537,7 +608,8 @@ class NbdFuzzTest {
         if (b.remaining() < 18) {
             return Validated.bad("a greeting of " + b.remaining() + " bytes");
         }
-        if (b.getLong() != NBDMAGIC || b.getLong() != IHAVEOPT
+        if (b.getLong() != NBDMAGIC
+                || b.getLong() != IHAVEOPT
                 || b.getShort() != (short) (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES)) {
             return Validated.bad("a wrong greeting");
         }
@@ -555,8 +627,8 @@ class NbdFuzzTest {
                 return Validated.bad("option reply type 0x" + Integer.toHexString(type));
             }
             if (length < 0 || length > 4 + MAX_STRING_BYTES || length > b.remaining()) {
-                return Validated.bad("option reply of " + Integer.toUnsignedString(length) + " bytes with " + b.remaining()
-                        + " left");
+                return Validated.bad("option reply of " + Integer.toUnsignedString(length) + " bytes with "
+                        + b.remaining() + " left");
             }
             if (type == NBD_REP_INFO) {
                 int info = Short.toUnsignedInt(b.getShort(b.position()));
@@ -570,7 +642,10 @@ class NbdFuzzTest {
                     }
                 }
             }
-            if ((type & NBD_REP_FLAG_ERROR) == 0 && type != NBD_REP_ACK && option != NBD_OPT_LIST && option != NBD_OPT_INFO
+            if ((type & NBD_REP_FLAG_ERROR) == 0
+                    && type != NBD_REP_ACK
+                    && option != NBD_OPT_LIST
+                    && option != NBD_OPT_INFO
                     && option != NBD_OPT_GO) {
                 return Validated.bad(rep(type) + " to option " + Integer.toUnsignedString(option));
             }
@@ -594,7 +669,8 @@ class NbdFuzzTest {
             long size = b.getLong();
             int flags = Short.toUnsignedInt(b.getShort());
             if (size != VOL_SIZE && size != LIN_SIZE || (flags & NBD_FLAG_HAS_FLAGS) == 0) {
-                return Validated.bad("an EXPORT_NAME answer of size " + size + ", flags 0x" + Integer.toHexString(flags));
+                return Validated.bad(
+                        "an EXPORT_NAME answer of size " + size + ", flags 0x" + Integer.toHexString(flags));
             }
             if (b.remaining() >= 124 && !startsWithReplyMagic(b)) {
                 for (int i = 0; i < 124; i++) {
@@ -639,8 +715,8 @@ class NbdFuzzTest {
                     return Validated.bad("a simple reply to cookie " + cookie + ", which expects none (now)");
                 }
                 if (e.error() != error) {
-                    return Validated.bad(commandName(e.type()) + " at " + Long.toUnsignedString(e.offset()) + "+" + e.length()
-                            + ": " + errno(error) + " where the spec says " + errno(e.error()));
+                    return Validated.bad(commandName(e.type()) + " at " + Long.toUnsignedString(e.offset()) + "+"
+                            + e.length() + ": " + errno(error) + " where the spec says " + errno(e.error()));
                 }
                 if (structured && e.type() == NBD_CMD_READ) {
                     return Validated.bad("a simple reply to a READ with structured replies");
@@ -689,8 +765,8 @@ class NbdFuzzTest {
                         error = b.getInt(b.position());
                         int message = Short.toUnsignedInt(b.getShort(b.position() + 4));
                         if (!allowedError(error) || message > MAX_STRING_BYTES || length != 6 + message) {
-                            return Validated.bad("an ERROR chunk: error " + error + ", message " + message + ", length "
-                                    + length);
+                            return Validated.bad(
+                                    "an ERROR chunk: error " + error + ", message " + message + ", length " + length);
                         }
                     }
                     default -> {
@@ -706,9 +782,12 @@ class NbdFuzzTest {
                     }
                     long got = dataSoFar.getOrDefault(cookie, 0L);
                     if (type == NBD_REPLY_TYPE_OFFSET_DATA) {
-                        if (e.type() != NBD_CMD_READ || length - 8 > e.length() - got
-                                || b.getLong(b.position()) != e.offset() + got || e.oneChunk() && length != 8 + e.length()) {
-                            return Validated.bad("an OFFSET_DATA chunk of " + length + " bytes at " + b.getLong(b.position())
+                        if (e.type() != NBD_CMD_READ
+                                || length - 8 > e.length() - got
+                                || b.getLong(b.position()) != e.offset() + got
+                                || e.oneChunk() && length != 8 + e.length()) {
+                            return Validated.bad("an OFFSET_DATA chunk of " + length + " bytes at "
+                                    + b.getLong(b.position())
                                     + " after " + got + " for " + commandName(e.type()) + " at " + e.offset() + "+"
                                     + e.length() + (e.oneChunk() ? " with DF" : ""));
                         }
@@ -721,8 +800,9 @@ class NbdFuzzTest {
                         open.remove(cookie);
                         dataSoFar.remove(cookie);
                         if (e.error() != error) {
-                            return Validated.bad(commandName(e.type()) + " at " + Long.toUnsignedString(e.offset()) + "+"
-                                    + e.length() + ": " + errno(error) + " where the spec says " + errno(e.error()));
+                            return Validated.bad(commandName(e.type()) + " at " + Long.toUnsignedString(e.offset())
+                                    + "+" + e.length() + ": " + errno(error) + " where the spec says "
+                                    + errno(e.error()));
                         }
                         if (error == 0 && e.type() == NBD_CMD_READ && got != e.length()) {
                             return Validated.bad("a READ reply of " + got + " of " + e.length() + " bytes");
@@ -732,7 +812,8 @@ class NbdFuzzTest {
                 }
                 b.position(b.position() + length);
             } else {
-                return Validated.bad("reply magic 0x" + Integer.toHexString(magic) + (structured ? "" : " (simple replies)"));
+                return Validated.bad(
+                        "reply magic 0x" + Integer.toHexString(magic) + (structured ? "" : " (simple replies)"));
             }
         }
         if (open != null && !open.isEmpty()) {

@@ -42,17 +42,20 @@ import org.junit.jupiter.api.io.TempDir;
 class NbdHostileClientTest {
     /** The message timeout, on {@link #clock}. */
     static final Duration TIMEOUT = Duration.ofMillis(1000);
+
     static final long BUDGET = 128L << 20;
     static final long LIN_SIZE = 2048 * 512L;
     static final long VOL_SIZE = NbdFixture.SECTORS * 512L;
 
     @TempDir
     Path dir;
+
     NbdFixture fx;
     GoodClient good;
     String test;
     /** The budget and timeout of this test's server (tests that need others set them before start). */
     long budget = BUDGET;
+
     Duration timeout = TIMEOUT;
     /** The server's clock: it moves only when a test moves it. */
     final ManualClock clock = new ManualClock();
@@ -80,15 +83,18 @@ class NbdHostileClientTest {
         try {
             good.check("the end of " + test);
             good.close();
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     "request buffers still in use: " + fx.server.bufferBytesInUse());
             long high = fx.server.bufferBytesHighWater();
-            System.out.printf("%s: buffers in use after: %d bytes; high water %s of %s budget; %s%n", test,
-                    fx.server.bufferBytesInUse(), mib(high), mib(budget), Memory.now());
+            System.out.printf(
+                    "%s: buffers in use after: %d bytes; high water %s of %s budget; %s%n",
+                    test, fx.server.bufferBytesInUse(), mib(high), mib(budget), Memory.now());
             assertTrue(high <= budget, "high water " + high + " over the budget " + budget);
             assertEquals(0, fx.server.unexpectedErrors(), "the server logged unexpected exceptions");
-            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 0), "connections left: "
-                    + fx.server.connectionCount());
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.connectionCount() == 0),
+                    "connections left: " + fx.server.connectionCount());
         } finally {
             fx.close();
         }
@@ -112,7 +118,11 @@ class NbdHostileClientTest {
 
     private static void rawOption(NbdTestClient c, long magic, int option, long declaredLength, byte[] data)
             throws IOException {
-        c.write(ByteBuffer.allocate(16 + data.length).putLong(magic).putInt(option).putInt((int) declaredLength).put(data)
+        c.write(ByteBuffer.allocate(16 + data.length)
+                .putLong(magic)
+                .putInt(option)
+                .putInt((int) declaredLength)
+                .put(data)
                 .flip());
     }
 
@@ -154,7 +164,9 @@ class NbdHostileClientTest {
                 seen.add(optionOutcome(c, option, new byte[] {1, 2, 3}));
             }
             assertEquals(Set.of("NBD_REP_ERR_UNSUP"), new HashSet<>(seen), seen.toString());
-            outcome("unknown options " + Arrays.toString(unknown), "NBD_REP_ERR_UNSUP each, then GO works",
+            outcome(
+                    "unknown options " + Arrays.toString(unknown),
+                    "NBD_REP_ERR_UNSUP each, then GO works",
                     seen.getFirst() + " each, " + goesOn(c));
         }
         try (NbdTestClient c = handshake()) {
@@ -165,58 +177,101 @@ class NbdHostileClientTest {
             while ((r = c.optionReply()).type() == NBD_REP_SERVER) {
                 servers++;
             }
-            outcome("LIST with data", "NBD_REP_ERR_INVALID, then LIST lists 3", withData + ", then LIST lists " + servers
-                    + (r.type() == NBD_REP_ACK ? "" : " and " + rep(r.type())));
+            outcome(
+                    "LIST with data",
+                    "NBD_REP_ERR_INVALID, then LIST lists 3",
+                    withData + ", then LIST lists " + servers
+                            + (r.type() == NBD_REP_ACK ? "" : " and " + rep(r.type())));
         }
         byte[] vol = "vol".getBytes(StandardCharsets.UTF_8);
-        record Malformed(String name, byte[] data) {
-        }
+        record Malformed(String name, byte[] data) {}
         List<Malformed> malformed = List.of(
-                new Malformed("name length past the data", ByteBuffer.allocate(9).putInt(100).put(vol).putShort((short) 0)
-                        .array()),
-                new Malformed("name length 2^32-1", ByteBuffer.allocate(9).putInt(-1).put(vol).putShort((short) 0).array()),
-                new Malformed("info count 2, one request", ByteBuffer.allocate(11).putInt(3).put(vol).putShort((short) 2)
-                        .putShort((short) NBD_INFO_BLOCK_SIZE).array()),
-                new Malformed("info count 0, two bytes more", ByteBuffer.allocate(11).putInt(3).put(vol).putShort((short) 0)
-                        .putShort((short) NBD_INFO_BLOCK_SIZE).array()),
-                new Malformed("odd byte after the requests", ByteBuffer.allocate(12).putInt(3).put(vol).putShort((short) 1)
-                        .putShort((short) NBD_INFO_BLOCK_SIZE).put((byte) 0).array()),
+                new Malformed(
+                        "name length past the data",
+                        ByteBuffer.allocate(9)
+                                .putInt(100)
+                                .put(vol)
+                                .putShort((short) 0)
+                                .array()),
+                new Malformed(
+                        "name length 2^32-1",
+                        ByteBuffer.allocate(9)
+                                .putInt(-1)
+                                .put(vol)
+                                .putShort((short) 0)
+                                .array()),
+                new Malformed(
+                        "info count 2, one request",
+                        ByteBuffer.allocate(11)
+                                .putInt(3)
+                                .put(vol)
+                                .putShort((short) 2)
+                                .putShort((short) NBD_INFO_BLOCK_SIZE)
+                                .array()),
+                new Malformed(
+                        "info count 0, two bytes more",
+                        ByteBuffer.allocate(11)
+                                .putInt(3)
+                                .put(vol)
+                                .putShort((short) 0)
+                                .putShort((short) NBD_INFO_BLOCK_SIZE)
+                                .array()),
+                new Malformed(
+                        "odd byte after the requests",
+                        ByteBuffer.allocate(12)
+                                .putInt(3)
+                                .put(vol)
+                                .putShort((short) 1)
+                                .putShort((short) NBD_INFO_BLOCK_SIZE)
+                                .put((byte) 0)
+                                .array()),
                 new Malformed("5 bytes of data", new byte[5]),
                 new Malformed("no data", new byte[0]));
         for (int option : new int[] {NBD_OPT_GO, NBD_OPT_INFO}) {
             for (Malformed m : malformed) {
                 try (NbdTestClient c = handshake()) {
-                    outcome(optionName(option) + " " + m.name(), "NBD_REP_ERR_INVALID, then GO works",
+                    outcome(
+                            optionName(option) + " " + m.name(),
+                            "NBD_REP_ERR_INVALID, then GO works",
                             optionOutcome(c, option, m.data()) + ", " + goesOn(c));
                 }
             }
         }
         try (NbdTestClient c = handshake()) {
-            outcome("STRUCTURED_REPLY with data", "NBD_REP_ERR_INVALID, then GO works",
+            outcome(
+                    "STRUCTURED_REPLY with data",
+                    "NBD_REP_ERR_INVALID, then GO works",
                     optionOutcome(c, NBD_OPT_STRUCTURED_REPLY, new byte[1]) + ", " + goesOn(c));
         }
         try (NbdTestClient c = handshake()) {
-            outcome("STRUCTURED_REPLY twice", "NBD_REP_ACK, NBD_REP_ERR_INVALID",
+            outcome(
+                    "STRUCTURED_REPLY twice",
+                    "NBD_REP_ACK, NBD_REP_ERR_INVALID",
                     optionOutcome(c, NBD_OPT_STRUCTURED_REPLY, new byte[0]) + ", "
                             + optionOutcome(c, NBD_OPT_STRUCTURED_REPLY, new byte[0]));
         }
         try (NbdTestClient c = handshake()) {
-            outcome("STARTTLS", "NBD_REP_ERR_POLICY, then GO works", optionOutcome(c, NBD_OPT_STARTTLS, new byte[0]) + ", "
-                    + goesOn(c));
+            outcome(
+                    "STARTTLS",
+                    "NBD_REP_ERR_POLICY, then GO works",
+                    optionOutcome(c, NBD_OPT_STARTTLS, new byte[0]) + ", " + goesOn(c));
         }
         byte[] big = new byte[100 * 1024];
         for (int option : new int[] {12345, NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST}) {
             try (NbdTestClient c = handshake()) {
-                outcome(optionName(option) + " with 100 KiB of data", "NBD_REP_ERR_TOO_BIG, then GO works",
+                outcome(
+                        optionName(option) + " with 100 KiB of data",
+                        "NBD_REP_ERR_TOO_BIG, then GO works",
                         optionOutcome(c, option, big) + ", " + goesOn(c));
             }
         }
         try (NbdTestClient c = handshake()) {
-            outcome("option with 16 MiB of data (the most skipped)", "NBD_REP_ERR_TOO_BIG, then GO works",
+            outcome(
+                    "option with 16 MiB of data (the most skipped)",
+                    "NBD_REP_ERR_TOO_BIG, then GO works",
                     optionOutcome(c, 12345, new byte[16 << 20]) + ", " + goesOn(c));
         }
-        record Name(String what, byte[] bytes, String expected) {
-        }
+        record Name(String what, byte[] bytes, String expected) {}
         byte[] longest = new byte[MAX_STRING_BYTES];
         Arrays.fill(longest, (byte) 'a');
         byte[] tooLong = new byte[MAX_STRING_BYTES + 1];
@@ -226,22 +281,34 @@ class NbdHostileClientTest {
                 new Name("a 4097-byte name", tooLong, "NBD_REP_ERR_INVALID"),
                 new Name("name bytes ff fe", new byte[] {(byte) 0xff, (byte) 0xfe}, "NBD_REP_ERR_INVALID"),
                 new Name("an overlong UTF-8 '/'", new byte[] {(byte) 0xc0, (byte) 0xaf}, "NBD_REP_ERR_INVALID"),
-                new Name("a UTF-8 surrogate", new byte[] {(byte) 0xed, (byte) 0xa0, (byte) 0x80}, "NBD_REP_ERR_INVALID"),
-                new Name("a truncated UTF-8 sequence", new byte[] {'v', 'o', (byte) 0xe2, (byte) 0x82}, "NBD_REP_ERR_INVALID"));
+                new Name(
+                        "a UTF-8 surrogate", new byte[] {(byte) 0xed, (byte) 0xa0, (byte) 0x80}, "NBD_REP_ERR_INVALID"),
+                new Name(
+                        "a truncated UTF-8 sequence",
+                        new byte[] {'v', 'o', (byte) 0xe2, (byte) 0x82},
+                        "NBD_REP_ERR_INVALID"));
         for (Name n : names) {
             try (NbdTestClient c = handshake()) {
-                byte[] data = ByteBuffer.allocate(6 + n.bytes().length).putInt(n.bytes().length).put(n.bytes())
-                        .putShort((short) 0).array();
-                outcome("GO with " + n.what(), n.expected() + ", then GO works", optionOutcome(c, NBD_OPT_GO, data) + ", "
-                        + goesOn(c));
+                byte[] data = ByteBuffer.allocate(6 + n.bytes().length)
+                        .putInt(n.bytes().length)
+                        .put(n.bytes())
+                        .putShort((short) 0)
+                        .array();
+                outcome(
+                        "GO with " + n.what(),
+                        n.expected() + ", then GO works",
+                        optionOutcome(c, NBD_OPT_GO, data) + ", " + goesOn(c));
             }
         }
         try (NbdTestClient c = handshake()) {
             // A name with control characters comes back (and goes into the log) escaped.
             c.option(NBD_OPT_GO, NbdTestClient.goData("vol\n[] WARN forged\u0000"));
             NbdTestClient.OptionReply r = c.optionReply();
-            boolean escaped = r.text().contains("'vol\\u000a[] WARN forged\\u0000'") && !r.text().contains("\n");
-            outcome("GO with a newline and a NUL in the name", "NBD_REP_ERR_UNKNOWN, name escaped",
+            boolean escaped = r.text().contains("'vol\\u000a[] WARN forged\\u0000'")
+                    && !r.text().contains("\n");
+            outcome(
+                    "GO with a newline and a NUL in the name",
+                    "NBD_REP_ERR_UNKNOWN, name escaped",
                     rep(r.type()) + (escaped ? ", name escaped" : ", name as sent: " + r.text()));
         }
         try (NbdTestClient c = handshake()) {
@@ -274,18 +341,24 @@ class NbdHostileClientTest {
                 outcome("option declaring " + length + " bytes of data", "closed", closed(c));
             }
         }
-        record ExportName(String what, byte[] name) {
-        }
+        record ExportName(String what, byte[] name) {}
         byte[] tooLong = new byte[MAX_STRING_BYTES + 1];
         Arrays.fill(tooLong, (byte) 'v');
-        for (ExportName e : List.of(new ExportName("an unknown export", "nosuch".getBytes(StandardCharsets.UTF_8)),
+        for (ExportName e : List.of(
+                new ExportName("an unknown export", "nosuch".getBytes(StandardCharsets.UTF_8)),
                 new ExportName("the empty name (no default among 3)", new byte[0]),
                 new ExportName("a name that is not UTF-8", new byte[] {'v', (byte) 0xff, 'l'}),
                 new ExportName("a 4097-byte name", tooLong),
                 new ExportName("100 KiB of data", new byte[100 * 1024]))) {
             try (NbdTestClient c = handshake()) {
-                sendIgnoringErrors(c, ByteBuffer.allocate(16 + e.name().length).putLong(IHAVEOPT).putInt(NBD_OPT_EXPORT_NAME)
-                        .putInt(e.name().length).put(e.name()).flip());
+                sendIgnoringErrors(
+                        c,
+                        ByteBuffer.allocate(16 + e.name().length)
+                                .putLong(IHAVEOPT)
+                                .putInt(NBD_OPT_EXPORT_NAME)
+                                .putInt(e.name().length)
+                                .put(e.name())
+                                .flip());
                 outcome("EXPORT_NAME of " + e.what(), "closed", closed(c));
             }
         }
@@ -296,7 +369,11 @@ class NbdHostileClientTest {
                 for (int i = 0; i < before; i++) {
                     all.putLong(IHAVEOPT).putInt(1000 + i).putInt(0);
                 }
-                all.putLong(IHAVEOPT).putInt(NBD_OPT_GO).putInt(TestData.GO_VOL.length).put(TestData.GO_VOL).flip();
+                all.putLong(IHAVEOPT)
+                        .putInt(NBD_OPT_GO)
+                        .putInt(TestData.GO_VOL.length)
+                        .put(TestData.GO_VOL)
+                        .flip();
                 c.write(all);
                 int unsup = 0;
                 for (int i = 0; i < before; i++) {
@@ -315,14 +392,18 @@ class NbdHostileClientTest {
                 } else {
                     last = closed(c);
                 }
-                outcome(before + " unknown options then GO", before + " x NBD_REP_ERR_UNSUP, then "
-                        + (before == 1023 ? "NBD_REP_ACK" : "closed"), unsup + " x NBD_REP_ERR_UNSUP, then " + last);
+                outcome(
+                        before + " unknown options then GO",
+                        before + " x NBD_REP_ERR_UNSUP, then " + (before == 1023 ? "NBD_REP_ACK" : "closed"),
+                        unsup + " x NBD_REP_ERR_UNSUP, then " + last);
             }
         }
         try (NbdTestClient c = handshake()) {
             rawOption(c, IHAVEOPT, NBD_OPT_GO, 100, new byte[10]);
             c.close();
-            outcome("a client that leaves in the middle of an option", "server lets go",
+            outcome(
+                    "a client that leaves in the middle of an option",
+                    "server lets go",
                     eventually(WAIT_MS, () -> fx.server.connectionCount() == 1) ? "server lets go" : "still counted");
         }
     }
@@ -348,14 +429,23 @@ class NbdHostileClientTest {
         start(info);
         NbdTestClient idle = fx.open("vol", true);
         long idleSince = clock.getAsLong();
-        record Stall(String what, boolean flags, byte[] sent) {
-        }
+        record Stall(String what, boolean flags, byte[] sent) {}
         List<Stall> stalls = List.of(
                 new Stall("nothing after the greeting", false, new byte[0]),
                 new Stall("half the client flags", false, new byte[] {0, 0}),
-                new Stall("half an option header", true, ByteBuffer.allocate(8).putLong(IHAVEOPT).array()),
-                new Stall("GO with 10 of its 20 bytes", true, ByteBuffer.allocate(26).putLong(IHAVEOPT).putInt(NBD_OPT_GO)
-                        .putInt(20).put(new byte[10]).array()));
+                new Stall(
+                        "half an option header",
+                        true,
+                        ByteBuffer.allocate(8).putLong(IHAVEOPT).array()),
+                new Stall(
+                        "GO with 10 of its 20 bytes",
+                        true,
+                        ByteBuffer.allocate(26)
+                                .putLong(IHAVEOPT)
+                                .putInt(NBD_OPT_GO)
+                                .putInt(20)
+                                .put(new byte[10])
+                                .array()));
         for (Stall s : stalls) {
             try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
                 c.greeting(); // the handshake's deadline runs from before the greeting
@@ -372,8 +462,11 @@ class NbdHostileClientTest {
             // Every watchdog pass since the clock moved found it idle: it closed the stalled ones only.
             assertEquals(stalls.size(), fx.server.timedOut(), "connections the watchdog closed");
             byte[] data = idle.read(0, 4096);
-            outcome("a connection idle for " + idleMs / timeout.toMillis() + "x the timeout", "still served",
-                    data[0] == NbdFixture.original(0) && data[4095] == NbdFixture.original(4095) ? "still served"
+            outcome(
+                    "a connection idle for " + idleMs / timeout.toMillis() + "x the timeout",
+                    "still served",
+                    data[0] == NbdFixture.original(0) && data[4095] == NbdFixture.original(4095)
+                            ? "still served"
                             : "wrong data");
         }
     }
@@ -387,16 +480,19 @@ class NbdHostileClientTest {
         good.check(name + " (during the stall)");
         closedAfterTheTimeout(fx.server, clock, timeout, 1, name);
         Closed closed = awaitClosed(c, WAIT_MS);
-        outcome(name, "closed after the " + timeout.toMillis() + " ms timeout, others served meanwhile",
-                (closed.bytesBefore() == 0 ? "closed" : "closed after " + closed.bytesBefore() + " bytes") + " after the "
-                        + timeout.toMillis() + " ms timeout, others served meanwhile");
+        outcome(
+                name,
+                "closed after the " + timeout.toMillis() + " ms timeout, others served meanwhile",
+                (closed.bytesBefore() == 0 ? "closed" : "closed after " + closed.bytesBefore() + " bytes")
+                        + " after the " + timeout.toMillis() + " ms timeout, others served meanwhile");
     }
 
     // ---- transmission --------------------------------------------------------------------------
 
     /** One request on a connection; its cookie comes back with the error. */
-    private static NbdTestClient.Reply ask(NbdTestClient c, int flags, int type, long offset, long length, byte[] payload,
-            long cookie) throws IOException {
+    private static NbdTestClient.Reply ask(
+            NbdTestClient c, int flags, int type, long offset, long length, byte[] payload, long cookie)
+            throws IOException {
         c.request(flags, type, cookie, offset, length, payload);
         NbdTestClient.Reply r = c.reply();
         assertEquals(cookie, r.cookie(), "the reply answers the request");
@@ -406,8 +502,7 @@ class NbdHostileClientTest {
     @Test
     void invalidRequestsGetTheSpecErrorAndTheConnectionStaysInSync(TestInfo info) throws Exception {
         start(info);
-        record Bad(String name, int flags, int type, long offset, long length, int payload, int expected) {
-        }
+        record Bad(String name, int flags, int type, long offset, long length, int payload, int expected) {}
         long top = 0xfffffffffffff000L;
         int huge = MAX_PAYLOAD_BYTES + 512;
         List<Bad> cases = new ArrayList<>(List.of(
@@ -440,7 +535,14 @@ class NbdHostileClientTest {
                 new Bad("command 65535", 0, 0xffff, 0, 4096, 0, NBD_EINVAL),
                 new Bad("READ with unknown flag 1<<3", 1 << 3, NBD_CMD_READ, 0, 4096, 0, NBD_EINVAL),
                 new Bad("WRITE with unknown flag 1<<15", 1 << 15, NBD_CMD_WRITE, 0, 4096, 4096, NBD_EINVAL),
-                new Bad("WRITE_ZEROES with FAST_ZERO (not offered)", 1 << 4, NBD_CMD_WRITE_ZEROES, 0, 4096, 0, NBD_EINVAL),
+                new Bad(
+                        "WRITE_ZEROES with FAST_ZERO (not offered)",
+                        1 << 4,
+                        NBD_CMD_WRITE_ZEROES,
+                        0,
+                        4096,
+                        0,
+                        NBD_EINVAL),
                 new Bad("READ with NO_HOLE", NBD_CMD_FLAG_NO_HOLE, NBD_CMD_READ, 0, 4096, 0, NBD_EINVAL),
                 new Bad("WRITE with NO_HOLE", NBD_CMD_FLAG_NO_HOLE, NBD_CMD_WRITE, 0, 4096, 4096, NBD_EINVAL),
                 new Bad("WRITE with DF", NBD_CMD_FLAG_DF, NBD_CMD_WRITE, 0, 4096, 4096, NBD_EINVAL),
@@ -450,8 +552,14 @@ class NbdHostileClientTest {
                 new Bad("READ of the last block", 0, NBD_CMD_READ, LIN_SIZE - 512, 512, 0, 0),
                 new Bad("TRIM of 0 bytes at the end", 0, NBD_CMD_TRIM, LIN_SIZE, 0, 0, 0),
                 new Bad("WRITE_ZEROES of 0 bytes at the end", 0, NBD_CMD_WRITE_ZEROES, LIN_SIZE, 0, 0, 0),
-                new Bad("WRITE_ZEROES with NO_HOLE and FUA", NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FUA, NBD_CMD_WRITE_ZEROES,
-                        0, 4096, 0, 0)));
+                new Bad(
+                        "WRITE_ZEROES with NO_HOLE and FUA",
+                        NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FUA,
+                        NBD_CMD_WRITE_ZEROES,
+                        0,
+                        4096,
+                        0,
+                        0)));
         byte[] tail = new byte[8192];
         for (boolean structured : new boolean[] {false, true}) {
             List<Bad> all = new ArrayList<>(cases);
@@ -469,7 +577,10 @@ class NbdHostileClientTest {
                     // The connection is in sync: the next request's reply is correct.
                     byte[] now = c.read(LIN_SIZE - tail.length, tail.length);
                     String sync = Arrays.equals(tail, now) ? "" : " but the end of lin changed";
-                    outcome(b.name() + (structured ? " (structured)" : ""), errno(b.expected()), errno(r.error()) + sync);
+                    outcome(
+                            b.name() + (structured ? " (structured)" : ""),
+                            errno(b.expected()),
+                            errno(r.error()) + sync);
                 }
             }
         }
@@ -479,21 +590,38 @@ class NbdHostileClientTest {
     void brokenFramingAndStalledRequestsCloseTheConnection(TestInfo info) throws Exception {
         start(info);
         try (NbdTestClient c = fx.open("vol", false)) {
-            c.write(ByteBuffer.allocate(28).putInt(NBD_REQUEST_MAGIC ^ 0x100).putShort((short) 0)
-                    .putShort((short) NBD_CMD_READ).putLong(1).putLong(0).putInt(4096).flip());
+            c.write(ByteBuffer.allocate(28)
+                    .putInt(NBD_REQUEST_MAGIC ^ 0x100)
+                    .putShort((short) 0)
+                    .putShort((short) NBD_CMD_READ)
+                    .putLong(1)
+                    .putLong(0)
+                    .putInt(4096)
+                    .flip());
             outcome("bad request magic", "closed", closed(c));
         }
         try (NbdTestClient c = fx.open("vol", true)) {
-            c.write(ByteBuffer.allocate(28).putInt(NBD_SIMPLE_REPLY_MAGIC).putShort((short) 0)
-                    .putShort((short) NBD_CMD_READ).putLong(1).putLong(0).putInt(4096).flip());
+            c.write(ByteBuffer.allocate(28)
+                    .putInt(NBD_SIMPLE_REPLY_MAGIC)
+                    .putShort((short) 0)
+                    .putShort((short) NBD_CMD_READ)
+                    .putLong(1)
+                    .putLong(0)
+                    .putInt(4096)
+                    .flip());
             outcome("a reply's magic as request magic (structured)", "closed", closed(c));
         }
         try (NbdTestClient c = fx.open("vol", false)) {
             // (The good client's last read buffer may take a moment to be given back after its reply.)
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
                     "the good client's buffers are given back: " + fx.server.bufferBytesInUse());
-            c.write(ByteBuffer.allocate(12).putInt(NBD_REQUEST_MAGIC).putShort((short) 0).putShort((short) NBD_CMD_READ)
-                    .putInt(0).flip());
+            c.write(ByteBuffer.allocate(12)
+                    .putInt(NBD_REQUEST_MAGIC)
+                    .putShort((short) 0)
+                    .putShort((short) NBD_CMD_READ)
+                    .putInt(0)
+                    .flip());
             assertEquals(0, fx.server.bufferBytesInUse(), "no buffer for half a header");
             stalledWhileOthersWork("half a request header, then a stall", c);
         }
@@ -502,7 +630,8 @@ class NbdHostileClientTest {
         try (NbdTestClient c = fx.open("vol", false)) {
             c.request(0, NBD_CMD_WRITE, 5, 1 << 20, 65536, null);
             c.write(ByteBuffer.wrap(filled(32768, 0x33)));
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 65536),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 65536),
                     "the write's 64 KiB buffer is in use: " + fx.server.bufferBytesInUse());
             stalledWhileOthersWork("a WRITE with half its payload, then a stall", c);
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0), "the buffer is given back");
@@ -520,7 +649,9 @@ class NbdHostileClientTest {
         for (int i = 0; i < after.length; i++) {
             unchanged &= after[i] == NbdFixture.original((2 << 20) + i);
         }
-        outcome("a WRITE of 1 MiB, 300000 bytes of payload, then the client leaves", "device unchanged",
+        outcome(
+                "a WRITE of 1 MiB, 300000 bytes of payload, then the client leaves",
+                "device unchanged",
                 unchanged ? "device unchanged" : "device changed");
     }
 
@@ -544,7 +675,8 @@ class NbdHostileClientTest {
             for (int i = 0; i < reads; i++) {
                 c.sendRead(i, 0, length);
             }
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES),
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES),
                     "the stalled connection holds its share: " + fx.server.bufferBytesInUse());
             long held = fx.server.bufferBytesInUse();
             // Good clients are served while it stalls: the clock stands still, so they are not let
@@ -555,15 +687,19 @@ class NbdHostileClientTest {
                 slowest = Math.max(slowest, good.check("while a client does not read its replies"));
             }
             assertEquals(0, fx.server.timedOut(), "the watchdog closed a connection while the clock stood still");
-            assertTrue(fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES,
+            assertTrue(
+                    fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES,
                     "the stalled connection still holds its share: " + fx.server.bufferBytesInUse());
             closedAfterTheTimeout(fx.server, clock, timeout, 1, "replies never read");
             assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "the stalled connection is closed");
-            System.out.printf("non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms%n",
+            System.out.printf(
+                    "non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms%n",
                     mib(held), mib(budget), checks, slowest);
             Closed closed = awaitClosed(c, WAIT_MS);
             assertTrue(closed.bytesBefore() < (long) reads * length, "not every reply was sent");
-            outcome("reads sent, replies never read", "closed after the reply timeout, others served meanwhile",
+            outcome(
+                    "reads sent, replies never read",
+                    "closed after the reply timeout, others served meanwhile",
                     "closed after the reply timeout, others served meanwhile");
         }
     }
@@ -578,21 +714,31 @@ class NbdHostileClientTest {
         budget = 64L << 20; // 32 MiB shared: one stalled client's fair share takes all of it
         start(info);
         // The good client's held connection alone: the start check's others have gone.
-        assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "connections: "
-                + fx.server.connectionCount());
-        try (NbdTestClient c = fx.open("snap", false); NbdTestClient other = fx.open("vol", true)) {
+        assertTrue(
+                eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
+                "connections: " + fx.server.connectionCount());
+        try (NbdTestClient c = fx.open("snap", false);
+                NbdTestClient other = fx.open("vol", true)) {
             for (int i = 0; i < 9; i++) {
                 c.sendRead(i, 0, 8 << 20);
             }
-            assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= budget / 2), "the shared budget is spent");
+            assertTrue(
+                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= budget / 2),
+                    "the shared budget is spent");
             byte[] data = other.read(4096, 4096);
             byte[] large = other.read(0, 1 << 20); // larger than its reserve: in pieces of it
-            boolean right = data[0] == NbdFixture.original(4096) && large[(1 << 20) - 1] == NbdFixture.original((1 << 20) - 1);
+            boolean right =
+                    data[0] == NbdFixture.original(4096) && large[(1 << 20) - 1] == NbdFixture.original((1 << 20) - 1);
             int connections = fx.server.connectionCount(); // the good client's, the stalled one's, other's
             long timedOut = fx.server.timedOut(); // none: the clock stands still
-            outcome("reads while a stalled client holds the shared budget", "served while it is connected",
-                    !right ? "wrong data" : connections == 3 && timedOut == 0 ? "served while it is connected"
-                            : "served with " + connections + " connections, " + timedOut + " timed out");
+            outcome(
+                    "reads while a stalled client holds the shared budget",
+                    "served while it is connected",
+                    !right
+                            ? "wrong data"
+                            : connections == 3 && timedOut == 0
+                                    ? "served while it is connected"
+                                    : "served with " + connections + " connections, " + timedOut + " timed out");
             // Then the watchdog closes it (awaitClosed reads the replies: only once it is closed).
             closedAfterTheTimeout(fx.server, clock, timeout, 1, "the stalled client");
             assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 2), "the stalled connection is closed");
@@ -639,13 +785,15 @@ class NbdHostileClientTest {
             joinAll(done, 120);
         }
         // The origin writes went to vol only; the snapshot still has the original everywhere.
-        try (NbdTestClient snap = fx.open("snap", false); NbdTestClient vol = fx.open("vol", true)) {
+        try (NbdTestClient snap = fx.open("snap", false);
+                NbdTestClient vol = fx.open("vol", true)) {
             for (int id = 0; id < n; id += 2) {
                 assertEquals(NbdFixture.original(id * 16384L), snap.read(id * 16384L, 512)[0]);
                 assertArrayEquals(Arrays.copyOf(pattern(1000 + id), 512), vol.read(id * 16384L, 512));
             }
         }
-        System.out.printf("200 connections: %d open at once (with the good client's), %d succeeded%n", peak.get(), ok.get());
+        System.out.printf(
+                "200 connections: %d open at once (with the good client's), %d succeeded%n", peak.get(), ok.get());
         assertTrue(peak.get() >= n, "all were open at once: " + peak.get());
         outcome("200 connections at once, each a verified write or read", "200 succeed", ok.get() + " succeed");
     }
@@ -679,8 +827,10 @@ class NbdHostileClientTest {
                 afterwards = c.read(0, 512)[0] == NbdFixture.original(0) ? "a new one is served" : "wrong data";
             }
             assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 7));
-            System.out.printf("| %s | 5 connections over maxConnections 8 | closed before the greeting |"
-                    + " %d closed before the greeting; %s |%n", test, refused, afterwards);
+            System.out.printf(
+                    "| %s | 5 connections over maxConnections 8 | closed before the greeting |"
+                            + " %d closed before the greeting; %s |%n",
+                    test, refused, afterwards);
             assertEquals(5, refused);
             assertEquals("a new one is served", afterwards);
         } finally {
@@ -743,19 +893,23 @@ class NbdHostileClientTest {
                 // Every write is parked: those that found room in the shared budget hold all of it, the
                 // others are streamed through their reserves (see BufferPool).
                 var big = fx.dm.get("big");
-                assertTrue(eventually(WAIT_MS, () -> big.parkedIo() == clients),
+                assertTrue(
+                        eventually(WAIT_MS, () -> big.parkedIo() == clients),
                         "parked writes: " + big.parkedIo() + " of " + clients);
-                assertTrue(fx.server.bufferBytesInUse() >= budget / 2,
+                assertTrue(
+                        fx.server.bufferBytesInUse() >= budget / 2,
                         "the parked writes hold the shared budget: " + fx.server.bufferBytesInUse());
                 // Waiting for the device (or for a reserve) is the server's wait, not the client's: no
                 // deadline runs, and a watchdog pass with the clock far past the timeout drops no one.
-                assertTrue(eventually(WAIT_MS, () -> fx.server.deadlinesRunning() == 0),
+                assertTrue(
+                        eventually(WAIT_MS, () -> fx.server.deadlinesRunning() == 0),
                         "connections with a deadline running: " + fx.server.deadlinesRunning());
                 clock.advance(timeout.multipliedBy(10));
                 fx.server.closeOverdue();
                 parked = fx.server.bufferBytesInUse();
                 assertEquals(0, fx.server.timedOut(), "no writer was dropped while it waited");
-                assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == clients + 1),
+                assertTrue(
+                        eventually(WAIT_MS, () -> fx.server.connectionCount() == clients + 1),
                         "every writer is still connected: " + fx.server.connectionCount());
             } finally {
                 fx.dm.get("big").resume();
@@ -765,11 +919,22 @@ class NbdHostileClientTest {
         }
         Memory after = Memory.now();
         long high = fx.server.bufferBytesHighWater();
-        System.out.printf("32 MiB writes: %d clients, %d ok in %d ms (%.0f MiB/s); %s in use while parked;"
-                + " buffer high water %s of %s budget; before: %s; after: %s%n", clients, ok.get(), millis,
-                clients * 32.0 * 1000 / millis, mib(parked), mib(high), mib(budget), before, after);
+        System.out.printf(
+                "32 MiB writes: %d clients, %d ok in %d ms (%.0f MiB/s); %s in use while parked;"
+                        + " buffer high water %s of %s budget; before: %s; after: %s%n",
+                clients,
+                ok.get(),
+                millis,
+                clients * 32.0 * 1000 / millis,
+                mib(parked),
+                mib(high),
+                mib(budget),
+                before,
+                after);
         assertTrue(high <= budget, "high water " + high + " over the budget " + budget);
-        outcome(clients + " clients each writing 32 MiB at once", clients + " ok, high water <= " + mib(budget),
+        outcome(
+                clients + " clients each writing 32 MiB at once",
+                clients + " ok, high water <= " + mib(budget),
                 ok.get() + " ok, high water " + (high <= budget ? "<= " + mib(budget) : mib(high)));
     }
 

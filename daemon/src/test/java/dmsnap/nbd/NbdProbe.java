@@ -25,14 +25,14 @@ import java.util.function.BooleanSupplier;
  * messages, and the process's memory as the kernel and the JVM report it.
  */
 final class NbdProbe {
-    private NbdProbe() {
-    }
+    private NbdProbe() {}
 
     /** How long a test waits for what must happen (a busy machine is slow, not stuck). */
     static final long WAIT_MS = 60_000;
 
     /** Where the good client may write on {@code lin}: its upper half (hostile cases stay out of it). */
     static final long GOOD_AREA = 512 * 1024;
+
     static final int GOOD_BLOCK = 8192;
 
     /**
@@ -103,22 +103,24 @@ final class NbdProbe {
      */
     static Closed awaitClosed(NbdTestClient c, long withinMs) {
         long start = System.nanoTime();
-        CompletableFuture<Long> drained = CompletableFuture.supplyAsync(() -> {
-            ByteBuffer b = ByteBuffer.allocate(64 * 1024);
-            long total = 0;
-            try {
-                while (true) {
-                    b.clear();
-                    int n = c.socket.read(b);
-                    if (n < 0) {
-                        return total;
+        CompletableFuture<Long> drained = CompletableFuture.supplyAsync(
+                () -> {
+                    ByteBuffer b = ByteBuffer.allocate(64 * 1024);
+                    long total = 0;
+                    try {
+                        while (true) {
+                            b.clear();
+                            int n = c.socket.read(b);
+                            if (n < 0) {
+                                return total;
+                            }
+                            total += n;
+                        }
+                    } catch (IOException e) {
+                        return total; // reset by the server: closed too
                     }
-                    total += n;
-                }
-            } catch (IOException e) {
-                return total; // reset by the server: closed too
-            }
-        }, command -> Thread.ofVirtual().start(command));
+                },
+                command -> Thread.ofVirtual().start(command));
         try {
             long bytes = drained.get(withinMs, TimeUnit.MILLISECONDS);
             return new Closed(bytes, (System.nanoTime() - start) / 1_000_000);
@@ -134,8 +136,7 @@ final class NbdProbe {
         }
     }
 
-    record Closed(long bytesBefore, long millis) {
-    }
+    record Closed(long bytesBefore, long millis) {}
 
     /**
      * The watchdog's deadline, on the server's {@code clock}, for {@code stalled} connections each
@@ -144,23 +145,26 @@ final class NbdProbe {
      * are closed (fails if not within {@link #WAIT_MS}).
      */
     static void closedAfterTheTimeout(NbdServer server, ManualClock clock, Duration timeout, int stalled, String what) {
-        assertTrue(eventually(WAIT_MS, () -> server.deadlinesRunning() == stalled),
+        assertTrue(
+                eventually(WAIT_MS, () -> server.deadlinesRunning() == stalled),
                 what + ": " + server.deadlinesRunning() + " connections with a deadline running, not " + stalled);
         long before = server.timedOut();
         clock.advance(timeout);
         server.closeOverdue();
         assertEquals(before, server.timedOut(), what + ": closed at the timeout, not after it");
         clock.advance(Duration.ofNanos(1));
-        assertTrue(eventually(WAIT_MS, () -> {
-            server.closeOverdue();
-            if (server.timedOut() - before >= stalled) {
-                return true;
-            }
-            // A reply the socket could still take was followed by the next, whose deadline runs from
-            // the moved clock: move on past that one too.
-            clock.advance(timeout);
-            return false;
-        }), what + ": not closed past the timeout");
+        assertTrue(
+                eventually(WAIT_MS, () -> {
+                    server.closeOverdue();
+                    if (server.timedOut() - before >= stalled) {
+                        return true;
+                    }
+                    // A reply the socket could still take was followed by the next, whose deadline runs from
+                    // the moved clock: move on past that one too.
+                    clock.advance(timeout);
+                    return false;
+                }),
+                what + ": not closed past the timeout");
         assertEquals(before + stalled, server.timedOut(), what + ": connections the watchdog closed");
     }
 
@@ -195,8 +199,10 @@ final class NbdProbe {
                 Throwable cause = e.getCause();
                 boolean secondary = cause instanceof java.util.concurrent.BrokenBarrierException
                         || cause instanceof TimeoutException;
-                if (first == null || !secondary && (first instanceof java.util.concurrent.BrokenBarrierException
-                        || first instanceof TimeoutException)) {
+                if (first == null
+                        || !secondary
+                                && (first instanceof java.util.concurrent.BrokenBarrierException
+                                        || first instanceof TimeoutException)) {
                     first = cause;
                 }
             } catch (TimeoutException e) {
@@ -265,7 +271,8 @@ final class NbdProbe {
          */
         private static long directPoolBytes() {
             try {
-                Module management = ModuleLayer.boot().findModule("java.management").orElse(null);
+                Module management =
+                        ModuleLayer.boot().findModule("java.management").orElse(null);
                 if (management == null) {
                     return -1;
                 }
@@ -273,7 +280,8 @@ final class NbdProbe {
                 Class<?> factory = Class.forName("java.lang.management.ManagementFactory");
                 Class<?> pool = Class.forName("java.lang.management.BufferPoolMXBean");
                 long used = 0;
-                for (Object bean : (List<?>) factory.getMethod("getPlatformMXBeans", Class.class).invoke(null, pool)) {
+                for (Object bean : (List<?>)
+                        factory.getMethod("getPlatformMXBeans", Class.class).invoke(null, pool)) {
                     if ("direct".equals(pool.getMethod("getName").invoke(bean))) {
                         used += (long) pool.getMethod("getMemoryUsed").invoke(bean);
                     }

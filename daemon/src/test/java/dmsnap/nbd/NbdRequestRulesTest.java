@@ -41,14 +41,16 @@ class NbdRequestRulesTest {
     void disconnectEndsTransmissionWhateverItsFields() {
         assertSame(Verdict.DISCONNECT, RULES.check(request(NBD_CMD_DISC, 0, 0, 0)));
         assertSame(Verdict.DISCONNECT, RULES.check(request(NBD_CMD_DISC, 0xffff, 3, 7)));
-        assertSame(Verdict.DISCONNECT,
+        assertSame(
+                Verdict.DISCONNECT,
                 new NbdRequestRules("ro", SIZE, 512, true, false, false).check(request(NBD_CMD_DISC, 0, 0, 0)));
     }
 
     @Test
     void anUnknownCommandIsEinval() {
         assertRefused(RULES, request(5, 0, 0, 512), NBD_EINVAL, "command 5 is not supported");
-        assertRefused(RULES, request(7, 0, 0, 512), NBD_EINVAL, "command 7 is not supported"); // BLOCK_STATUS: not offered
+        assertRefused(
+                RULES, request(7, 0, 0, 512), NBD_EINVAL, "command 7 is not supported"); // BLOCK_STATUS: not offered
         assertRefused(RULES, request(0xffff, 0xffff, 0, 0), NBD_EINVAL, "command 65535 is not supported");
     }
 
@@ -62,15 +64,14 @@ class NbdRequestRulesTest {
     void aFlagOnACommandItIsNotForIsEinval() {
         String invalid = ": flag not valid for this command";
         assertRefused(RULES, request(NBD_CMD_WRITE, NBD_CMD_FLAG_DF, 0, 512), NBD_EINVAL, "WRITE at 0+512" + invalid);
-        assertRefused(RULES, request(NBD_CMD_WRITE, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL,
-                "WRITE at 0+512" + invalid);
-        assertRefused(RULES, request(NBD_CMD_TRIM, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL,
-                "TRIM at 0+512" + invalid);
-        assertRefused(RULES, request(NBD_CMD_READ, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL,
-                "READ at 0+512" + invalid);
+        assertRefused(
+                RULES, request(NBD_CMD_WRITE, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL, "WRITE at 0+512" + invalid);
+        assertRefused(
+                RULES, request(NBD_CMD_TRIM, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL, "TRIM at 0+512" + invalid);
+        assertRefused(
+                RULES, request(NBD_CMD_READ, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL, "READ at 0+512" + invalid);
         NbdRequestRules simple = new NbdRequestRules("vol", SIZE, 512, false, true, false);
-        assertRefused(simple, request(NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, 512), NBD_EINVAL,
-                "READ at 0+512" + invalid);
+        assertRefused(simple, request(NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, 512), NBD_EINVAL, "READ at 0+512" + invalid);
         assertServed(simple, request(NBD_CMD_READ, 0, 0, 512));
     }
 
@@ -85,12 +86,15 @@ class NbdRequestRulesTest {
     void aReadOnlyExportRefusesEveryChangeWithEperm() {
         NbdRequestRules readOnly = new NbdRequestRules("ro", SIZE, 512, true, false, true);
         assertRefused(readOnly, request(NBD_CMD_WRITE, 0, 0, 512), NBD_EPERM, "WRITE at 0+512: ro is read-only");
-        assertRefused(readOnly, request(NBD_CMD_WRITE_ZEROES, 0, 0, 512), NBD_EPERM,
+        assertRefused(
+                readOnly,
+                request(NBD_CMD_WRITE_ZEROES, 0, 0, 512),
+                NBD_EPERM,
                 "WRITE_ZEROES at 0+512: ro is read-only");
         assertRefused(readOnly, request(NBD_CMD_TRIM, 0, 0, 512), NBD_EPERM, "TRIM at 0+512: ro is read-only");
         // Read-only comes before the bounds: a write past the end of a read-only export is EPERM.
-        assertRefused(readOnly, request(NBD_CMD_WRITE, 0, SIZE, 512), NBD_EPERM,
-                "WRITE at 1048576+512: ro is read-only");
+        assertRefused(
+                readOnly, request(NBD_CMD_WRITE, 0, SIZE, 512), NBD_EPERM, "WRITE at 1048576+512: ro is read-only");
         assertServed(readOnly, request(NBD_CMD_READ, 0, 0, 512));
     }
 
@@ -123,7 +127,10 @@ class NbdRequestRulesTest {
         assertRefused(rules, request(NBD_CMD_WRITE, 0, 0, 4095), NBD_EINVAL, "WRITE at 0+4095" + aligned);
         assertRefused(rules, request(NBD_CMD_TRIM, 0, 4096, 1), NBD_EINVAL, "TRIM at 4096+1" + aligned);
         // Offsets are unsigned, in the message too.
-        assertRefused(rules, request(NBD_CMD_READ, 0, -4095L, 4096), NBD_EINVAL,
+        assertRefused(
+                rules,
+                request(NBD_CMD_READ, 0, -4095L, 4096),
+                NBD_EINVAL,
                 "READ at 18446744073709547521+4096" + aligned);
     }
 
@@ -131,14 +138,20 @@ class NbdRequestRulesTest {
     void pastTheEndAWriteIsEnospcAndAnythingElseEinval() {
         String beyond = " is beyond the end of vol (1048576 bytes)";
         assertRefused(RULES, request(NBD_CMD_WRITE, 0, SIZE - 512, 1024), NBD_ENOSPC, "WRITE at 1048064+1024" + beyond);
-        assertRefused(RULES, request(NBD_CMD_WRITE_ZEROES, 0, SIZE, 512), NBD_ENOSPC,
-                "WRITE_ZEROES at 1048576+512" + beyond);
+        assertRefused(
+                RULES, request(NBD_CMD_WRITE_ZEROES, 0, SIZE, 512), NBD_ENOSPC, "WRITE_ZEROES at 1048576+512" + beyond);
         assertRefused(RULES, request(NBD_CMD_READ, 0, SIZE, 512), NBD_EINVAL, "READ at 1048576+512" + beyond);
         assertRefused(RULES, request(NBD_CMD_TRIM, 0, 0, SIZE + 512), NBD_EINVAL, "TRIM at 0+1049088" + beyond);
         // An offset past 2^63 is huge, not negative.
-        assertRefused(RULES, request(NBD_CMD_READ, 0, -4096L, 4096), NBD_EINVAL,
+        assertRefused(
+                RULES,
+                request(NBD_CMD_READ, 0, -4096L, 4096),
+                NBD_EINVAL,
                 "READ at 18446744073709547520+4096" + beyond);
-        assertRefused(RULES, request(NBD_CMD_WRITE, 0, Long.MIN_VALUE, 512), NBD_ENOSPC,
+        assertRefused(
+                RULES,
+                request(NBD_CMD_WRITE, 0, Long.MIN_VALUE, 512),
+                NBD_ENOSPC,
                 "WRITE at 9223372036854775808+512" + beyond);
         // Up to the end is within it; so is a request of nothing at the end.
         assertServed(RULES, request(NBD_CMD_WRITE_ZEROES, 0, SIZE - 512, 512));

@@ -3,7 +3,6 @@ package dmsnap.nbd;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
 
-import dmsnap.target.IoRequest;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -24,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 class NbdServerTest {
     @TempDir
     Path dir;
+
     NbdFixture fx;
 
     @BeforeEach
@@ -40,8 +40,12 @@ class NbdServerTest {
     void goReportsSizeFlagsAndBlockSizes() throws Exception {
         try (NbdTestClient c = fx.open("vol", true)) {
             assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
-            int expected = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_WRITE_ZEROES
-                    | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_DF;
+            int expected = NBD_FLAG_HAS_FLAGS
+                    | NBD_FLAG_SEND_FLUSH
+                    | NBD_FLAG_SEND_FUA
+                    | NBD_FLAG_SEND_WRITE_ZEROES
+                    | NBD_FLAG_CAN_MULTI_CONN
+                    | NBD_FLAG_SEND_DF;
             assertEquals(expected, c.transmissionFlags, "snapshot-origin takes no discards: no SEND_TRIM");
             assertEquals(512, c.minimumBlock);
             assertEquals(4096, c.preferredBlock);
@@ -92,7 +96,10 @@ class NbdServerTest {
     @Test
     void theDefaultExportIsTheNamedOne() throws Exception {
         fx.close();
-        fx = new NbdFixture(dir.resolve("d2"), new NbdServer.Settings(Duration.ofSeconds(5), 16, 4, 64L << 20, new ManualClock()), "snap");
+        fx = new NbdFixture(
+                dir.resolve("d2"),
+                new NbdServer.Settings(Duration.ofSeconds(5), 16, 4, 64L << 20, new ManualClock()),
+                "snap");
         try (NbdTestClient c = fx.open("", true)) {
             assertEquals(NbdFixture.SECTORS * 512L, c.exportSize);
             assertEquals(1, fx.dm.get("snap").info().openCount());
@@ -124,7 +131,8 @@ class NbdServerTest {
     @Test
     void originWritesThroughNbdLeaveTheSnapshotViewAlone() throws Exception {
         for (boolean structured : new boolean[] {false, true}) {
-            try (NbdTestClient vol = fx.open("vol", structured); NbdTestClient snap = fx.open("snap", structured)) {
+            try (NbdTestClient vol = fx.open("vol", structured);
+                    NbdTestClient snap = fx.open("snap", structured)) {
                 long at = structured ? 1 << 20 : 2 << 20;
                 byte[] data = new byte[64 * 1024];
                 Arrays.fill(data, (byte) 0x5a);
@@ -179,8 +187,8 @@ class NbdServerTest {
             }
         }
         // The last quarter of this device errors: the reply ends with its error after the good pieces.
-        fx.dm.create("holed", null, dmsnap.table.TableParser.parse(
-                "0 1536 linear " + fx.base + " 0\n1536 512 error\n"));
+        fx.dm.create(
+                "holed", null, dmsnap.table.TableParser.parse("0 1536 linear " + fx.base + " 0\n1536 512 error\n"));
         try (NbdTestClient c = fx.open("holed", true)) {
             for (NbdTestClient.Reply r : reads(c, 0, 0, length)) {
                 assertEquals(NBD_EIO, r.error(), "read " + r.cookie());
@@ -267,7 +275,8 @@ class NbdServerTest {
             });
             // The request is parked on the suspended device, not failed and not answered.
             dmsnap.device.MappedDevice snap = fx.dm.get("snap");
-            assertTrue(NbdProbe.eventually(60_000, () -> snap.parkedIo() == 1),
+            assertTrue(
+                    NbdProbe.eventually(60_000, () -> snap.parkedIo() == 1),
                     "the read never reached the suspended device");
             assertFalse(reply.isDone(), "parked while suspended");
             fx.dm.get("snap").resume();
@@ -282,8 +291,14 @@ class NbdServerTest {
         fx.dm.create("ro", null, dmsnap.table.TableParser.parse("0 2048 linear " + fx.base + " 0"), true);
         assertTrue(fx.dm.get("ro").info().dmsetupText().contains("State:             ACTIVE (READ-ONLY)"));
         try (NbdTestClient c = fx.open("ro", true)) {
-            assertEquals(NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA
-                    | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_DF, c.transmissionFlags);
+            assertEquals(
+                    NBD_FLAG_HAS_FLAGS
+                            | NBD_FLAG_READ_ONLY
+                            | NBD_FLAG_SEND_FLUSH
+                            | NBD_FLAG_SEND_FUA
+                            | NBD_FLAG_CAN_MULTI_CONN
+                            | NBD_FLAG_SEND_DF,
+                    c.transmissionFlags);
             assertEquals(NbdFixture.original(4096), c.read(4096, 512)[0]);
             c.sendWrite(4, 4096, new byte[512], false);
             NbdTestClient.Reply w = c.reply();
@@ -294,8 +309,11 @@ class NbdServerTest {
             assertEquals(0, c.command(NBD_CMD_FLUSH, 0, 0, 0));
             assertEquals(NbdFixture.original(4096), c.read(4096, 512)[0], "nothing was written");
         }
-        var e = assertThrows(java.io.IOException.class, () -> fx.dm.get("ro").submit(
-                dmsnap.target.IoRequest.write(0, java.lang.foreign.Arena.ofAuto().allocate(512, 512), false)));
+        var e = assertThrows(
+                java.io.IOException.class,
+                () -> fx.dm.get("ro")
+                        .submit(dmsnap.target.IoRequest.write(
+                                0, java.lang.foreign.Arena.ofAuto().allocate(512, 512), false)));
         assertTrue(e.getMessage().contains("read-only"), e.getMessage());
     }
 
@@ -309,7 +327,8 @@ class NbdServerTest {
         }
         // The server gives the device back after the client has gone: wait for it.
         dmsnap.device.MappedDevice lin = fx.dm.get("lin");
-        assertTrue(NbdProbe.eventually(60_000, () -> lin.info().openCount() == 0),
+        assertTrue(
+                NbdProbe.eventually(60_000, () -> lin.info().openCount() == 0),
                 "lin still open a minute after its client closed: " + lin.info().openCount());
         fx.dm.remove("lin", false);
     }

@@ -32,6 +32,7 @@ final class NbdTestClient implements AutoCloseable {
         int error;
         String message;
     }
+
     boolean structured;
     long exportSize;
     int transmissionFlags;
@@ -50,8 +51,7 @@ final class NbdTestClient implements AutoCloseable {
      * A transmission reply: error 0 means success; data for reads. A structured reply came in
      * {@code chunks} chunks, {@code dataChunks} of them data; a simple reply counts as one chunk.
      */
-    record Reply(long cookie, int error, byte[] data, String message, int chunks, int dataChunks) {
-    }
+    record Reply(long cookie, int error, byte[] data, String message, int chunks, int dataChunks) {}
 
     private NbdTestClient(SocketChannel socket) {
         this.socket = socket;
@@ -97,7 +97,12 @@ final class NbdTestClient implements AutoCloseable {
     }
 
     void option(int option, byte[] data) throws IOException {
-        write(ByteBuffer.allocate(16 + data.length).putLong(IHAVEOPT).putInt(option).putInt(data.length).put(data).flip());
+        write(ByteBuffer.allocate(16 + data.length)
+                .putLong(IHAVEOPT)
+                .putInt(option)
+                .putInt(data.length)
+                .put(data)
+                .flip());
     }
 
     OptionReply optionReply() throws IOException {
@@ -148,7 +153,11 @@ final class NbdTestClient implements AutoCloseable {
 
     void request(int flags, int type, long cookie, long offset, long length, byte[] payload) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(28 + (payload == null ? 0 : payload.length));
-        b.putInt(NBD_REQUEST_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie).putLong(offset)
+        b.putInt(NBD_REQUEST_MAGIC)
+                .putShort((short) flags)
+                .putShort((short) type)
+                .putLong(cookie)
+                .putLong(offset)
                 .putInt((int) length);
         if (payload != null) {
             b.put(payload);
@@ -204,11 +213,14 @@ final class NbdTestClient implements AutoCloseable {
                     p.dataChunks++;
                     long at = payload.getLong() - readOffsets.getOrDefault(cookie, 0L);
                     if (p.data == null) {
-                        p.data = new byte[readLengths.getOrDefault(cookie, (long) length - 8).intValue()];
+                        p.data = new byte
+                                [readLengths
+                                        .getOrDefault(cookie, (long) length - 8)
+                                        .intValue()];
                     }
                     payload.get(p.data, (int) at, length - 8);
                 }
-                case NBD_REPLY_TYPE_NONE -> { }
+                case NBD_REPLY_TYPE_NONE -> {}
                 case NBD_REPLY_TYPE_ERROR -> {
                     p.error = payload.getInt();
                     byte[] message = new byte[Short.toUnsignedInt(payload.getShort())];

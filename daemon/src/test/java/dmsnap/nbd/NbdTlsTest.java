@@ -31,12 +31,14 @@ import org.junit.jupiter.api.io.TempDir;
 class NbdTlsTest {
     @TempDir
     static Path pkiDir;
+
     static TestPki pki;
 
     static final Duration TIMEOUT = Duration.ofSeconds(30);
 
     @TempDir
     Path dir;
+
     NbdFixture fx;
     NbdServer server;
     /** The clock of {@link #server}. */
@@ -63,8 +65,13 @@ class NbdTlsTest {
     /** A second server on the fixture's devices, on TCP 127.0.0.1 with {@code mode}. */
     private InetSocketAddress serve(NbdTls.Mode mode, Path ca) throws IOException {
         NbdTls tls = mode == NbdTls.Mode.OFF ? null : NbdTls.load(pki.serverCert, pki.serverKey, ca);
-        server = new NbdServer(fx.dm, dir.resolve("tcp-server.sock"), new InetSocketAddress("127.0.0.1", 0), null,
-                new NbdServer.Settings(TIMEOUT, 64, 4, 64L << 20, clock), new NbdServer.Access(null, tls, mode));
+        server = new NbdServer(
+                fx.dm,
+                dir.resolve("tcp-server.sock"),
+                new InetSocketAddress("127.0.0.1", 0),
+                null,
+                new NbdServer.Settings(TIMEOUT, 64, 4, 64L << 20, clock),
+                new NbdServer.Access(null, tls, mode));
         return server.tcpAddress();
     }
 
@@ -85,7 +92,9 @@ class NbdTlsTest {
         InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);
         try (TlsTestClient c = TlsTestClient.handshake(address)) {
             for (int option : new int[] {NBD_OPT_LIST, NBD_OPT_STRUCTURED_REPLY, NBD_OPT_GO, NBD_OPT_INFO, 12345}) {
-                c.option(option, option == NBD_OPT_GO || option == NBD_OPT_INFO ? NbdTestClient.goData("vol") : new byte[0]);
+                c.option(
+                        option,
+                        option == NBD_OPT_GO || option == NBD_OPT_INFO ? NbdTestClient.goData("vol") : new byte[0]);
                 NbdTestClient.OptionReply r = c.optionReply();
                 assertEquals(NBD_REP_ERR_TLS_REQD, r.type(), optionName(option));
                 assertEquals(option, r.option());
@@ -122,9 +131,14 @@ class NbdTlsTest {
     void ecAndEd25519ServerKeysServeToo() throws Exception {
         for (String keyType : new String[] {"ec", "ed25519"}) {
             TestPki other = TestPki.create(dir.resolve(keyType), keyType);
-            try (NbdServer s = new NbdServer(fx.dm, dir.resolve(keyType + ".sock"), new InetSocketAddress("127.0.0.1", 0),
-                    null, new NbdServer.Settings(TIMEOUT, 16, 2, 16L << 20, new ManualClock()), new NbdServer.Access(null,
-                    NbdTls.load(other.serverCert, other.serverKey, null), NbdTls.Mode.REQUIRE));
+            try (NbdServer s = new NbdServer(
+                            fx.dm,
+                            dir.resolve(keyType + ".sock"),
+                            new InetSocketAddress("127.0.0.1", 0),
+                            null,
+                            new NbdServer.Settings(TIMEOUT, 16, 2, 16L << 20, new ManualClock()),
+                            new NbdServer.Access(
+                                    null, NbdTls.load(other.serverCert, other.serverKey, null), NbdTls.Mode.REQUIRE));
                     TlsTestClient c = TlsTestClient.handshake(s.tcpAddress())) {
                 c.startTls(other.client(), "localhost");
                 assertEquals(NBD_REP_ACK, c.go(NBD_OPT_GO, "snap").type(), keyType);
@@ -203,16 +217,25 @@ class NbdTlsTest {
             try (TlsTestClient plaintext = TlsTestClient.handshake(address)) {
                 assertEquals(NBD_REP_ACK, plaintext.ask(NBD_OPT_STARTTLS).type());
                 // Options in plain text after the ACK: not TLS, so the handshake fails (no injection).
-                plaintext.writeRaw(java.nio.ByteBuffer.allocate(16 + 9).putLong(IHAVEOPT).putInt(NBD_OPT_GO).putInt(9)
-                        .putInt(3).put("vol".getBytes(StandardCharsets.UTF_8)).putShort((short) 0).array());
+                plaintext.writeRaw(java.nio.ByteBuffer.allocate(16 + 9)
+                        .putLong(IHAVEOPT)
+                        .putInt(NBD_OPT_GO)
+                        .putInt(9)
+                        .putInt(3)
+                        .put("vol".getBytes(StandardCharsets.UTF_8))
+                        .putShort((short) 0)
+                        .array());
                 assertTrue(plaintext.closedByServer());
             }
             SSLContext otherCa = TestPki.clientContext(pki.dir.resolve("other-ca-cert.pem"), null, null);
             try (TlsTestClient untrusting = TlsTestClient.handshake(address)) {
-                assertThrows(javax.net.ssl.SSLHandshakeException.class, () -> untrusting.startTls(otherCa, "127.0.0.1"));
+                assertThrows(
+                        javax.net.ssl.SSLHandshakeException.class, () -> untrusting.startTls(otherCa, "127.0.0.1"));
             }
             try (TlsTestClient wrongName = TlsTestClient.handshake(address)) {
-                assertThrows(javax.net.ssl.SSLHandshakeException.class, () -> wrongName.startTls(pki.client(), "10.9.8.7"),
+                assertThrows(
+                        javax.net.ssl.SSLHandshakeException.class,
+                        () -> wrongName.startTls(pki.client(), "10.9.8.7"),
                         "the certificate names 127.0.0.1 and localhost only");
             }
             try (TlsTestClient leaves = TlsTestClient.handshake(address)) {

@@ -1,22 +1,22 @@
 package dmsnap.nbd;
 
 import java.io.IOException;
+import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.security.Principal;
+import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
-import java.net.Socket;
-import java.security.Principal;
-import java.security.PrivateKey;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
+import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509ExtendedKeyManager;
 import javax.net.ssl.X509KeyManager;
-import javax.net.ssl.SSLContext;
-import javax.net.ssl.TrustManagerFactory;
 
 /**
  * Certificates for TLS tests, made with openssl as a user would: a CA, a server certificate it
@@ -49,16 +49,34 @@ final class TestPki {
         TestPki p = new TestPki(Files.createDirectories(dir));
         p.ca("ca");
         p.ca("other-ca");
-        p.signed("server", serverKeyType, "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                + "extendedKeyUsage=serverAuth\n", "ca");
+        p.signed(
+                "server",
+                serverKeyType,
+                "localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n" + "extendedKeyUsage=serverAuth\n",
+                "ca");
         p.signed("client", "ec", "dmsnap-test-client", "extendedKeyUsage=clientAuth\n", "ca");
         p.signed("stranger", "ec", "stranger", "extendedKeyUsage=clientAuth\n", "other-ca");
         return p;
     }
 
     private void ca(String name) throws IOException, InterruptedException {
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", name + "-key.pem", "-out", name + "-cert.pem", "-days", "2", "-subj", "/CN=" + name);
+        openssl(
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                name + "-key.pem",
+                "-out",
+                name + "-cert.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=" + name);
     }
 
     private void signed(String name, String keyType, String cn, String extensions, String ca)
@@ -70,8 +88,22 @@ final class TestPki {
         req.addAll(List.of("-nodes", "-keyout", name + "-key.pem", "-out", name + ".csr", "-subj", "/CN=" + cn));
         openssl(req.toArray(String[]::new));
         Files.writeString(dir.resolve(name + ".ext"), extensions);
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + "-cert.pem", "-CAkey", ca + "-key.pem",
-                "-CAcreateserial", "-out", name + "-cert.pem", "-days", "2", "-extfile", name + ".ext");
+        openssl(
+                "x509",
+                "-req",
+                "-in",
+                name + ".csr",
+                "-CA",
+                ca + "-cert.pem",
+                "-CAkey",
+                ca + "-key.pem",
+                "-CAcreateserial",
+                "-out",
+                name + "-cert.pem",
+                "-days",
+                "2",
+                "-extfile",
+                name + ".ext");
     }
 
     void openssl(String... args) throws IOException, InterruptedException {
@@ -80,7 +112,10 @@ final class TestPki {
         command.addAll(List.of(args));
         Process p;
         try {
-            p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+            p = new ProcessBuilder(command)
+                    .directory(dir.toFile())
+                    .redirectErrorStream(true)
+                    .start();
         } catch (IOException e) {
             throw new IOException("the TLS tests need openssl (./test.sh installs it): " + e.getMessage(), e);
         }
@@ -103,14 +138,19 @@ final class TestPki {
             KeyStore keys = KeyStore.getInstance("PKCS12");
             keys.load(null, null);
             char[] password = "test".toCharArray();
-            keys.setKeyEntry("client", NbdTls.privateKey(key, chain.getFirst().getPublicKey().getAlgorithm()), password,
+            keys.setKeyEntry(
+                    "client",
+                    NbdTls.privateKey(key, chain.getFirst().getPublicKey().getAlgorithm()),
+                    password,
                     chain.toArray(new X509Certificate[0]));
             km = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
             km.init(keys, password);
         }
         SSLContext context = SSLContext.getInstance(protocols.length == 1 ? protocols[0] : "TLS");
-        context.init(km == null ? null : new KeyManager[] {new Insistent((X509KeyManager) km.getKeyManagers()[0])},
-                tm.getTrustManagers(), null);
+        context.init(
+                km == null ? null : new KeyManager[] {new Insistent((X509KeyManager) km.getKeyManagers()[0])},
+                tm.getTrustManagers(),
+                null);
         return context;
     }
 

@@ -1,9 +1,9 @@
 package dmsnap.net;
 
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import org.junit.jupiter.api.Test;
 
 /** {@code --metrics} and {@code --nbd-listen} values: a bare port is loopback; other hosts only when written out. */
 class ListenAddressTest {
@@ -24,19 +24,33 @@ class ListenAddressTest {
 
     @Test
     void malformedValuesSayWhatIsWrong() {
-        assertEquals("':9100' names no host (for every interface write 0.0.0.0:9100)",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse(":9100")).getMessage());
-        assertEquals("'web' is not HOST:PORT or PORT",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("web")).getMessage());
-        assertEquals("'host:' is not HOST:PORT or PORT",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("host:")).getMessage());
-        assertEquals("'::1:9100': write an IPv6 address in brackets, as [::1]:9100",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("::1:9100")).getMessage());
-        assertEquals("'[::1]9100' is not [IPV6]:PORT",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("[::1]9100")).getMessage());
-        assertEquals("'70000': port 70000 is not between 0 and 65535",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("70000")).getMessage());
-        assertEquals("'-1': port -1 is not between 0 and 65535",
-                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("-1")).getMessage());
+        assertEquals(
+                "':9100' names no host (for every interface write 0.0.0.0:9100)",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse(":9100"))
+                        .getMessage());
+        assertEquals(
+                "'web' is not HOST:PORT or PORT",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("web"))
+                        .getMessage());
+        assertEquals(
+                "'host:' is not HOST:PORT or PORT",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("host:"))
+                        .getMessage());
+        assertEquals(
+                "'::1:9100': write an IPv6 address in brackets, as [::1]:9100",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("::1:9100"))
+                        .getMessage());
+        assertEquals(
+                "'[::1]9100' is not [IPV6]:PORT",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("[::1]9100"))
+                        .getMessage());
+        assertEquals(
+                "'70000': port 70000 is not between 0 and 65535",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("70000"))
+                        .getMessage());
+        assertEquals(
+                "'-1': port -1 is not between 0 and 65535",
+                assertThrows(IllegalArgumentException.class, () -> ListenAddress.parse("-1"))
+                        .getMessage());
     }
 }

@@ -3,7 +3,6 @@ package dmsnap.device;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.FileStat;
-import dmsnap.ffm.FileType;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.store.device.Device;
@@ -115,6 +114,7 @@ public final class BackingDevices implements DeviceResolver {
         final CompletableFuture<Void> opened = new CompletableFuture<>();
         /** Handles, and users waiting for {@link #opened}; guarded by the BackingDevices monitor. */
         int users;
+
         Device device;
         /** False when the device refused a read-write open and is open read-only. */
         boolean writable;
@@ -208,7 +208,8 @@ public final class BackingDevices implements DeviceResolver {
                     opening = shared == null;
                     if (opening) {
                         String canonical = identity.kind() == Kind.BLOCK_DEVICE
-                                ? identity.first() + ":" + identity.second() : real.toString();
+                                ? identity.first() + ":" + identity.second()
+                                : real.toString();
                         shared = new Shared(identity, () -> canonical);
                         open.put(identity, shared);
                     }
@@ -314,8 +315,10 @@ public final class BackingDevices implements DeviceResolver {
 
     /** Users of the device whose table status name is {@code canonicalName}, waiting ones included (tests). */
     synchronized int usersOf(String canonicalName) {
-        return open.values().stream().filter(s -> s.canonicalName.get().equals(canonicalName))
-                .mapToInt(s -> s.users).sum();
+        return open.values().stream()
+                .filter(s -> s.canonicalName.get().equals(canonicalName))
+                .mapToInt(s -> s.users)
+                .sum();
     }
 
     /** {@code MAJOR:MINOR} to its device node; anything else is a path. */
@@ -353,10 +356,11 @@ public final class BackingDevices implements DeviceResolver {
         FileStat stat = located.stat();
         return switch (stat.type()) {
             case BLOCK_DEVICE -> new Identity(Kind.BLOCK_DEVICE, stat.rdevMajor(), stat.rdevMinor());
-            case REGULAR_FILE -> new Identity(Kind.FILE, (long) stat.deviceMajor() << 32 | stat.deviceMinor(),
-                    stat.inode());
-            default -> throw new IOException(located.path() + " is a " + stat.type().describe()
-                    + ": a device must be a regular file or a block device");
+            case REGULAR_FILE ->
+                new Identity(Kind.FILE, (long) stat.deviceMajor() << 32 | stat.deviceMinor(), stat.inode());
+            default ->
+                throw new IOException(located.path() + " is a " + stat.type().describe()
+                        + ": a device must be a regular file or a block device");
         };
     }
 }

@@ -8,9 +8,18 @@ package dmsnap.device;
  * @param liveTable     a live table is present
  * @param inactiveTable an inactive table is present
  */
-public record DeviceInfo(String name, String uuid, boolean suspended, boolean readOnly, boolean liveTable,
-                         boolean inactiveTable,
-                         int openCount, long eventNumber, int major, int minor, int targets) {
+public record DeviceInfo(
+        String name,
+        String uuid,
+        boolean suspended,
+        boolean readOnly,
+        boolean liveTable,
+        boolean inactiveTable,
+        int openCount,
+        long eventNumber,
+        int major,
+        int minor,
+        int targets) {
 
     /** "LIVE & INACTIVE", "LIVE", "INACTIVE" or "None". */
     public String tablesPresent() {
@@ -24,8 +33,8 @@ public record DeviceInfo(String name, String uuid, boolean suspended, boolean re
     public String dmsetupText() {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format("Name:              %s%n", name));
-        sb.append(String.format("State:             %s%s%n", suspended ? "SUSPENDED" : "ACTIVE",
-                readOnly ? " (READ-ONLY)" : ""));
+        sb.append(String.format(
+                "State:             %s%s%n", suspended ? "SUSPENDED" : "ACTIVE", readOnly ? " (READ-ONLY)" : ""));
         sb.append(String.format("Read Ahead:        %d%n", 256));
         sb.append(String.format("Tables present:    %s%n", tablesPresent()));
         sb.append(String.format("Open count:        %d%n", openCount));

@@ -29,6 +29,7 @@ public final class DeviceManager {
     private final BackingDevices devices;
     /** Changed under this object's monitor; read without it by {@link #find} (sorted, as the kernel lists). */
     private final Map<String, MappedDevice> byName = new ConcurrentSkipListMap<>();
+
     private final BitSet minors = new BitSet();
 
     public DeviceManager(TargetTypes types, BackingDevices devices) {
@@ -51,7 +52,11 @@ public final class DeviceManager {
      * control characters.
      */
     public static void checkName(String name) throws DmException {
-        if (name == null || name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
+        if (name == null
+                || name.isEmpty()
+                || name.equals(".")
+                || name.equals("..")
+                || name.indexOf('/') >= 0
                 || !isPrintableText(name)) {
             throw new DmException("EINVAL", "Invalid device name '" + (name == null ? "" : quoted(name)) + "'");
         }
@@ -117,8 +122,7 @@ public final class DeviceManager {
             if (byName.containsKey(name)) {
                 throw new DmException("EBUSY", "Device " + name + " already exists");
             }
-            if (uuid != null && !uuid.isEmpty()
-                    && byName.values().stream().anyMatch(d -> uuid.equals(d.uuid()))) {
+            if (uuid != null && !uuid.isEmpty() && byName.values().stream().anyMatch(d -> uuid.equals(d.uuid()))) {
                 throw new DmException("EBUSY", "A device with uuid " + uuid + " already exists");
             }
             int minor = minors.nextClearBit(0);
@@ -229,9 +233,17 @@ public final class DeviceManager {
         for (MappedDevice d : users) {
             d.replaceDeviceArgument(oldArgument, newArgument);
         }
-        log.info("{}: renamed to {}{}", from, to, users.isEmpty() ? ""
-                : " (the tables of " + String.join(", ", users.stream().map(MappedDevice::name).toList())
-                        + " now name " + newArgument + ")");
+        log.info(
+                "{}: renamed to {}{}",
+                from,
+                to,
+                users.isEmpty()
+                        ? ""
+                        : " (the tables of "
+                                + String.join(
+                                        ", ",
+                                        users.stream().map(MappedDevice::name).toList()) + " now name " + newArgument
+                                + ")");
     }
 
     /** Every device, by name. */

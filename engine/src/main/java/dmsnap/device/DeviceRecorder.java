@@ -11,20 +11,17 @@ import java.util.List;
  */
 public interface DeviceRecorder {
     /** Records nothing: tests, the embedded engine, and the daemon's own restore and shutdown. */
-    DeviceRecorder NONE = new DeviceRecorder() {
-    };
+    DeviceRecorder NONE = new DeviceRecorder() {};
 
     /** {@code table} is about to become the device's live table (resume swaps it in). */
-    default void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
-    }
+    default void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {}
 
     /**
      * A device whose tables name a device being renamed ({@code dm:NAME}), and its live table
      * with the new name: the kernel references a device by its number, so a rename never affects
      * the devices that use it, and here their tables follow the new name.
      */
-    record Dependent(MappedDevice device, Table liveTable) {
-    }
+    record Dependent(MappedDevice device, Table liveTable) {}
 
     /**
      * The device, whose live table is {@code device.liveTable()} (maybe null), is about to be
@@ -32,10 +29,8 @@ public interface DeviceRecorder {
      * it) is about to have the live table given there. One step: when it throws, none of it
      * happens.
      */
-    default void beforeRename(MappedDevice device, String newName, List<Dependent> dependents) throws DmException {
-    }
+    default void beforeRename(MappedDevice device, String newName, List<Dependent> dependents) throws DmException {}
 
     /** The device is about to be removed (it is not open, or the remove is forced). */
-    default void beforeRemove(MappedDevice device) throws DmException {
-    }
+    default void beforeRemove(MappedDevice device) throws DmException {}
 }

@@ -13,6 +13,7 @@ public final class IoGate {
     private final Condition changed = lock.newCondition();
     /** Guarded by lock. */
     private long inFlight;
+
     private boolean suspended;
     /** Threads parked while suspended; guarded by lock. */
     private int parked;
@@ -114,5 +115,4 @@ public final class IoGate {
             lock.unlock();
         }
     }
-
 }

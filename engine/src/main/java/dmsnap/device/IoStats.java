@@ -28,9 +28,15 @@ public final class IoStats {
      *
      * @param errors requests that failed (the caller got an error)
      */
-    public record Totals(long reads, long readBytes, long writes, long writtenBytes, long flushes, long discards,
-                         long discardedBytes, long errors) {
-    }
+    public record Totals(
+            long reads,
+            long readBytes,
+            long writes,
+            long writtenBytes,
+            long flushes,
+            long discards,
+            long discardedBytes,
+            long errors) {}
 
     /** Counts one completed request. */
     void account(IoRequest io, boolean failed) {
@@ -56,7 +62,14 @@ public final class IoStats {
     }
 
     public Totals totals() {
-        return new Totals(reads.sum(), readBytes.sum(), writes.sum(), writtenBytes.sum(), flushes.sum(),
-                discards.sum(), discardedBytes.sum(), errors.sum());
+        return new Totals(
+                reads.sum(),
+                readBytes.sum(),
+                writes.sum(),
+                writtenBytes.sum(),
+                flushes.sum(),
+                discards.sum(),
+                discardedBytes.sum(),
+                errors.sum());
     }
 }

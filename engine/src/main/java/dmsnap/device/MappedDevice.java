@@ -101,7 +101,8 @@ public final class MappedDevice {
         control.lock();
         try {
             LiveTable l = live;
-            return l != null && l.table().hasArgument(argument) || inactive != null && inactive.table().hasArgument(argument);
+            return l != null && l.table().hasArgument(argument)
+                    || inactive != null && inactive.table().hasArgument(argument);
         } finally {
             control.unlock();
         }
@@ -159,7 +160,8 @@ public final class MappedDevice {
                 p.run();
             }
             if (pieces.size() > 1 && io.fua()) {
-                for (Target target : pieces.stream().map(Piece::target).distinct().toList()) {
+                for (Target target :
+                        pieces.stream().map(Piece::target).distinct().toList()) {
                     target.map(IoRequest.flush());
                 }
             }
@@ -186,7 +188,8 @@ public final class MappedDevice {
         while (at < io.endSector()) {
             TableLine line = lines.get(index);
             Target target = t.targets().get(index);
-            if ((io.op() == IoRequest.Op.DISCARD || io.op() == IoRequest.Op.WRITE_ZEROES) && !target.supportsDiscard()) {
+            if ((io.op() == IoRequest.Op.DISCARD || io.op() == IoRequest.Op.WRITE_ZEROES)
+                    && !target.supportsDiscard()) {
                 throw new IOException(name + ": " + target.typeName() + " does not support " + io.op());
             }
             long end = Math.min(io.endSector(), line.endSector());
@@ -261,7 +264,8 @@ public final class MappedDevice {
      * The same, read-only ({@code dmsetup load --readonly}) when {@code readOnly}: once live,
      * the device refuses writes, discards and write-zeroes, and NBD exports it read-only.
      */
-    public void load(Table table, TargetTypes types, BackingDevices devices, boolean readOnly) throws TableLoadException {
+    public void load(Table table, TargetTypes types, BackingDevices devices, boolean readOnly)
+            throws TableLoadException {
         control.lock();
         try {
             requireNotRemoved();
@@ -269,9 +273,16 @@ public final class MappedDevice {
             boolean ok = false;
             try {
                 for (TableLine line : table.lines()) {
-                    built.add(types.get(line.targetType()).create(new TargetContext(devices, name, line.lengthSectors(), this::event, this::isSuspended,
-                            readOnly),
-                            new TargetArgs(line.targetType(), line.args())));
+                    built.add(types.get(line.targetType())
+                            .create(
+                                    new TargetContext(
+                                            devices,
+                                            name,
+                                            line.lengthSectors(),
+                                            this::event,
+                                            this::isSuspended,
+                                            readOnly),
+                                    new TargetArgs(line.targetType(), line.args())));
                 }
                 ok = true;
             } finally {
@@ -452,8 +463,18 @@ public final class MappedDevice {
         control.lock();
         try {
             LiveTable t = live;
-            return new DeviceInfo(name, uuid, gate.isSuspended(), t != null && t.readOnly(), t != null, inactive != null,
-                    openCount, eventNumber.get(), major, minor, t == null ? 0 : t.targets().size());
+            return new DeviceInfo(
+                    name,
+                    uuid,
+                    gate.isSuspended(),
+                    t != null && t.readOnly(),
+                    t != null,
+                    inactive != null,
+                    openCount,
+                    eventNumber.get(),
+                    major,
+                    minor,
+                    t == null ? 0 : t.targets().size());
         } finally {
             control.unlock();
         }
@@ -470,7 +491,9 @@ public final class MappedDevice {
                     .map(l -> StatusText.infoLine(l.startSector(), l.lengthSectors(), l.targetType(), l.status()))
                     .toList();
         }
-        return printedTable(inactiveTable).lines().stream().map(StatusText::tableLine).toList();
+        return printedTable(inactiveTable).lines().stream()
+                .map(StatusText::tableLine)
+                .toList();
     }
 
     /**
@@ -490,7 +513,10 @@ public final class MappedDevice {
             }
             for (int i = 0; i < t.targets().size(); i++) {
                 TableLine line = t.table().lines().get(i);
-                lines.add(new StatusLine(line.startSector(), line.lengthSectors(), line.targetType(),
+                lines.add(new StatusLine(
+                        line.startSector(),
+                        line.lengthSectors(),
+                        line.targetType(),
                         t.targets().get(i).status()));
             }
             return lines;
@@ -514,7 +540,10 @@ public final class MappedDevice {
             }
             for (int i = 0; i < t.targets().size(); i++) {
                 TableLine line = t.table().lines().get(i);
-                lines.add(new TableLine(line.startSector(), line.lengthSectors(), line.targetType(),
+                lines.add(new TableLine(
+                        line.startSector(),
+                        line.lengthSectors(),
+                        line.targetType(),
                         t.targets().get(i).tableArgs()));
             }
             return new Table(lines);

@@ -11,7 +11,7 @@ import dmsnap.store.ExceptionStore;
 @FunctionalInterface
 public interface CommitObserver {
     /** Records nothing. */
-    CommitObserver NONE = (store, nanos, success) -> { };
+    CommitObserver NONE = (store, nanos, success) -> {};
 
     /**
      * Called once per commit, on the thread that runs the store's callback (the committer's,
@@ -31,6 +31,5 @@ public interface CommitObserver {
      * @param device the snapshot's device name
      * @param cause  why, as the kernel's line says
      */
-    default void invalidated(String device, InvalidationCause cause) {
-    }
+    default void invalidated(String device, InvalidationCause cause) {}
 }

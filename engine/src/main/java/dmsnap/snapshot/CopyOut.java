@@ -110,15 +110,18 @@ final class CopyOut {
                 continue;
             }
             switch (s.need(sector / chunkSectors)) {
-                case null -> { }
+                case null -> {}
                 case SnapshotIo.Wait w -> waits.add(w.done());
                 case SnapshotIo.Copy c -> {
-                    copiesByChunkSize.computeIfAbsent(chunkSectors, k -> new ArrayList<>()).add(c);
+                    copiesByChunkSize
+                            .computeIfAbsent(chunkSectors, k -> new ArrayList<>())
+                            .add(c);
                     waits.add(c.done());
                 }
             }
         }
-        copiesByChunkSize.forEach((chunkSectors, needs) -> copies.add(new Planned(sector / chunkSectors, chunkSectors, needs)));
+        copiesByChunkSize.forEach(
+                (chunkSectors, needs) -> copies.add(new Planned(sector / chunkSectors, chunkSectors, needs)));
         return waits;
     }
 
@@ -159,7 +162,11 @@ final class CopyOut {
         void start(boolean here) {
             long start = chunk * chunkSectors << 9;
             long length = needs.getFirst().copyLength(chunk);
-            CopyOp op = new CopyOp(origin.device(), start, length, needs.stream().map(SnapshotIo.Copy::destination).toList());
+            CopyOp op = new CopyOp(
+                    origin.device(),
+                    start,
+                    length,
+                    needs.stream().map(SnapshotIo.Copy::destination).toList());
             (here ? copier.copyHere(op) : copier.copy(op)).whenComplete((result, failure) -> {
                 for (int i = 0; i < needs.size(); i++) {
                     needs.get(i).copied(result, failure, i);

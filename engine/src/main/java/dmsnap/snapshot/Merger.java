@@ -7,7 +7,6 @@ import dmsnap.store.MergeRun;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
-import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -67,10 +66,12 @@ final class Merger {
      * for the batch (at most 64 MiB of copying).
      */
     static final int COMMIT_BATCH = 64;
+
     static final long COMMIT_BATCH_BYTES = 64L << 20;
     static final long BATCH_STEP_BYTES = 1 << 20;
     /** {@link #BATCH_STEP_BYTES} and {@link #COMMIT_BATCH} by default (tests batch small steps). */
     private final long batchStepBytes;
+
     private final int commitBatch;
 
     private final Snapshot snapshot;
@@ -78,10 +79,12 @@ final class Merger {
     private final Registry registry;
     /** The merging target's max I/O length (the origin's smallest chunk size), for the copy-out of step 5. */
     private final LongSupplier stepSectors;
+
     private Thread thread;
     private boolean stopRequested;
     /** The merge thread's: prepare_merge found no entries left. */
     private boolean nothingLeft;
+
     private long steps;
 
     Merger(Snapshot snapshot, CopyOut copyOut, Registry registry, LongSupplier stepSectors, MergeSettings settings) {
@@ -100,7 +103,10 @@ final class Merger {
         }
         stopRequested = false;
         nothingLeft = false;
-        thread = Thread.ofPlatform().name("dmsnap-merge-" + snapshot.deviceName()).daemon(true).unstarted(this::run);
+        thread = Thread.ofPlatform()
+                .name("dmsnap-merge-" + snapshot.deviceName())
+                .daemon(true)
+                .unstarted(this::run);
         thread.start();
     }
 
@@ -152,8 +158,10 @@ final class Merger {
     }
 
     private void run() {
-        ExecutorService committer = Executors.newSingleThreadExecutor(
-                r -> Thread.ofPlatform().name("dmsnap-merge-commit-" + snapshot.deviceName()).daemon(true).unstarted(r));
+        ExecutorService committer = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform()
+                .name("dmsnap-merge-commit-" + snapshot.deviceName())
+                .daemon(true)
+                .unstarted(r));
         CompletableFuture<String> committing = CompletableFuture.completedFuture(null);
         List<Step> copied = new ArrayList<>(); // copied, not yet committed, the last run of the list first
         long copiedBytes = 0;
@@ -254,7 +262,10 @@ final class Merger {
          */
         void startCopy(ChunkCopier.Lane lane) {
             if (lengthBytes > 0) {
-                copy = lane.copy(new CopyOp(snapshot.cowHandle().device(), from, lengthBytes,
+                copy = lane.copy(new CopyOp(
+                        snapshot.cowHandle().device(),
+                        from,
+                        lengthBytes,
                         List.of(new CopyOp.Destination(snapshot.originHandle().device(), to))));
             }
         }
@@ -291,7 +302,8 @@ final class Merger {
         protectOtherSnapshots(startSector, runSectors);
         MergeSteps.MergeStep chunks = snapshot.beginMergeStep(run.firstOld(), run.count());
         snapshot.awaitTrackedWrites(chunks);
-        long lengthBytes = Math.max(0, Math.min(runSectors, snapshot.originHandle().device().sizeSectors() - startSector) << 9);
+        long lengthBytes = Math.max(
+                0, Math.min(runSectors, snapshot.originHandle().device().sizeSectors() - startSector) << 9);
         return new Step(run, chunks, run.firstNew() * chunkSize.bytes(), startSector << 9, lengthBytes);
     }
 
@@ -307,7 +319,8 @@ final class Merger {
             return "Flush after merge failed: shutting down merge (" + e.getMessage() + ")";
         }
         try {
-            snapshot.store().commitMerges(batch.stream().mapToInt(st -> st.run.count()).toArray());
+            snapshot.store()
+                    .commitMerges(batch.stream().mapToInt(st -> st.run.count()).toArray());
         } catch (IOException | RuntimeException e) {
             return "Write error in exception store: shutting down merge (" + e.getMessage() + ")";
         }
@@ -335,8 +348,10 @@ final class Merger {
             if (r.readError() != null) {
                 error = "Read error: shutting down merge. (" + r.readError().getMessage() + ")";
             } else {
-                error = r.succeeded(0) ? null
-                        : "Write error: shutting down merge. (" + r.writeErrors().getFirst().getMessage() + ")";
+                error = r.succeeded(0)
+                        ? null
+                        : "Write error: shutting down merge. ("
+                                + r.writeErrors().getFirst().getMessage() + ")";
             }
         } catch (ExecutionException e) {
             error = "Read error: shutting down merge. (" + e.getCause().getMessage() + ")";

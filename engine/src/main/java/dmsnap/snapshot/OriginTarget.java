@@ -2,12 +2,9 @@ package dmsnap.snapshot;
 
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
-import dmsnap.table.TableLoadException;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.Target;
-import dmsnap.target.TargetArgs;
-import dmsnap.target.TargetContext;
 import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.List;

@@ -31,6 +31,7 @@ final class PendingExceptions {
      * order, maybe one whose copy succeeded) can say why.
      */
     private final AtomicReference<String> firstCopyFailure = new AtomicReference<>();
+
     private final Map<Long, Pending> pending = new HashMap<>();
     /** Snapshot reads (and passed-down discards) of chunks on the origin, in flight. */
     private final InFlightChunks trackedReads = new InFlightChunks();
@@ -46,32 +47,26 @@ final class PendingExceptions {
     }
 
     /** What a chunk of the snapshot has, decided under the snapshot's lock. */
-    sealed interface Decision permits Mapped, Waiting, Allocated, NoRoom, CowError {
-    }
+    sealed interface Decision permits Mapped, Waiting, Allocated, NoRoom, CowError {}
 
     /** The chunk has an exception: it lives in COW chunk {@code cowChunk}. */
-    record Mapped(long cowChunk) implements Decision {
-    }
+    record Mapped(long cowChunk) implements Decision {}
 
     /** Another write is making the exception: wait for it. */
-    record Waiting(CompletableFuture<Boolean> done) implements Decision {
-    }
+    record Waiting(CompletableFuture<Boolean> done) implements Decision {}
 
     /** This caller makes the exception (its COW chunk is allocated). */
-    record Allocated(Pending pending) implements Decision {
-    }
+    record Allocated(Pending pending) implements Decision {}
 
     /** The COW is full ({@link StoreFullException}; {@code reason}: the store's words). */
-    record NoRoom(String reason) implements Decision {
-    }
+    record NoRoom(String reason) implements Decision {}
 
     /**
      * Allocating failed for another reason than a full COW: an I/O error of the COW (its size
      * could not be read), which invalidates like a failed copy, never overflows
      * ({@code reason}: the COW and the errno).
      */
-    record CowError(String reason) implements Decision {
-    }
+    record CowError(String reason) implements Decision {}
 
     PendingExceptions(SnapshotState state, DeviceResolver.Handle origin, DeviceResolver.Handle cow) {
         this.state = state;
@@ -112,7 +107,8 @@ final class PendingExceptions {
             return "COW " + cow.device().name() + ": the copy failed: " + failure;
         }
         if (result.readError() != null) {
-            return "origin " + origin.device().name() + ": " + result.readError().getMessage();
+            return "origin " + origin.device().name() + ": "
+                    + result.readError().getMessage();
         }
         Exception write = result.writeErrors().get(index);
         return write == null ? null : "COW " + cow.device().name() + ": " + write.getMessage();
@@ -140,8 +136,11 @@ final class PendingExceptions {
             }
             String storeFailure = committedBy.failure();
             String copy = firstCopyFailure.get();
-            state.invalidate(InvalidationCause.IO_ERROR, copy != null ? copy
-                    : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
+            state.invalidate(
+                    InvalidationCause.IO_ERROR,
+                    copy != null
+                            ? copy
+                            : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
             p.done.complete(false);
             return;
         }

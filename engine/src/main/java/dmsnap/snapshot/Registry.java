@@ -16,8 +16,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * removal and re-sorting take the write lock.
  */
 public final class Registry {
-    public Registry() {
-    }
+    public Registry() {}
 
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Map<DeviceResolver.Identity, List<Snapshot>> byOrigin = new HashMap<>();
@@ -28,8 +27,7 @@ public final class Registry {
      * The instances of one COW on one origin, as the kernel's sharing scan sees them (spec 8.1),
      * and the origin's merging snapshot (a snapshot-merge instance on any COW), or null.
      */
-    record Sharing(int count, Snapshot source, Snapshot destination, Snapshot merging) {
-    }
+    record Sharing(int count, Snapshot source, Snapshot destination, Snapshot merging) {}
 
     /** How a newly registered instance starts. */
     enum Role {
@@ -61,7 +59,8 @@ public final class Registry {
                 if (sharing.source() != null && sharing.merging() != null) {
                     throw new HandoverException("A snapshot is already merging.");
                 }
-                ExceptionStore store = sharing.source() != null ? sharing.source().store() : s.store();
+                ExceptionStore store =
+                        sharing.source() != null ? sharing.source().store() : s.store();
                 if (!store.supportsMerge()) {
                     throw new HandoverException("Snapshot exception store does not support snapshot-merge.");
                 }

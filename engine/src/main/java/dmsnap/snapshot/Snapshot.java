@@ -36,15 +36,24 @@ public final class Snapshot {
     private final BooleanSupplier deviceSuspended;
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
     private final boolean merging;
+
     private volatile Merger merger;
     private final SnapshotState state;
     private final PendingExceptions pending;
     private final SnapshotIo io;
     private final MergeSteps mergeSteps;
 
-    Snapshot(String deviceName, DeviceResolver.Handle origin, DeviceResolver.Handle cow, ExceptionStore store,
-             ChunkCopier copier, long lengthSectors, Runnable event, BooleanSupplier deviceSuspended,
-             CommitObserver commits, boolean merging) {
+    Snapshot(
+            String deviceName,
+            DeviceResolver.Handle origin,
+            DeviceResolver.Handle cow,
+            ExceptionStore store,
+            ChunkCopier copier,
+            long lengthSectors,
+            Runnable event,
+            BooleanSupplier deviceSuspended,
+            CommitObserver commits,
+            boolean merging) {
         this.merging = merging;
         this.deviceSuspended = deviceSuspended;
         this.origin = origin;
@@ -226,7 +235,10 @@ public final class Snapshot {
     /** Spec 6.2 without the features: origin, COW, store type and effective chunk size. */
     List<String> tableArgs() {
         ExceptionStore store = state.store();
-        return List.of(origin.canonicalName(), cow.canonicalName(), store.typeArgument(),
+        return List.of(
+                origin.canonicalName(),
+                cow.canonicalName(),
+                store.typeArgument(),
                 Long.toString(store.chunkSize().sectors()));
     }
 

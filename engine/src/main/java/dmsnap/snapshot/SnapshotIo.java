@@ -38,8 +38,13 @@ final class SnapshotIo {
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
     private final boolean merging;
 
-    SnapshotIo(SnapshotState state, PendingExceptions pending, DeviceResolver.Handle origin,
-               DeviceResolver.Handle cow, ChunkCopier copier, boolean merging) {
+    SnapshotIo(
+            SnapshotState state,
+            PendingExceptions pending,
+            DeviceResolver.Handle origin,
+            DeviceResolver.Handle cow,
+            ChunkCopier copier,
+            boolean merging) {
         this.state = state;
         this.pending = pending;
         this.origin = origin;
@@ -51,18 +56,18 @@ final class SnapshotIo {
     // ---- copy-out, for origin writes ---------------------------------------------------------------
 
     /** What an origin write must do for this snapshot before it may overwrite a chunk. */
-    sealed interface Need permits Wait, Copy {
-    }
+    sealed interface Need permits Wait, Copy {}
 
     /** Another write already started the exception: wait for it. */
-    record Wait(CompletableFuture<Boolean> done) implements Need {
-    }
+    record Wait(CompletableFuture<Boolean> done) implements Need {}
 
     /** A new exception: the caller copies the origin chunk into {@link #destination()} and commits. */
     record Copy(SnapshotIo io, Pending pending) implements Need {
         /** Where the copy goes in this snapshot's COW. */
         CopyOp.Destination destination() {
-            return new CopyOp.Destination(io.cow.device(), pending.remap.newChunk() * io.state.store().chunkSize().bytes());
+            return new CopyOp.Destination(
+                    io.cow.device(),
+                    pending.remap.newChunk() * io.state.store().chunkSize().bytes());
         }
 
         /** Bytes of origin chunk {@code chunk} the copy moves. */
@@ -126,7 +131,10 @@ final class SnapshotIo {
         long chunkBytes = state.store().chunkSize().bytes();
         long start = p.remap.oldChunk() * chunkBytes;
         long length = Math.min(chunkBytes, origin.device().sizeBytes() - start);
-        CopyOp op = new CopyOp(origin.device(), start, length,
+        CopyOp op = new CopyOp(
+                origin.device(),
+                start,
+                length,
                 List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes)));
         (here ? copier.copyHere(op) : copier.copy(op))
                 .whenComplete((result, failure) -> pending.commit(p, pending.copyFailure(result, failure, 0)));
@@ -240,8 +248,10 @@ final class SnapshotIo {
                     j++;
                 }
                 IoRequest first = pieces.get(i);
-                MemorySegment into = io.buffer().asSlice((first.sector() - io.sector()) << 9,
-                        (pieces.get(j - 1).endSector() - first.sector()) << 9);
+                MemorySegment into = io.buffer()
+                        .asSlice(
+                                (first.sector() - io.sector()) << 9,
+                                (pieces.get(j - 1).endSector() - first.sector()) << 9);
                 if (mapped[i] >= 0) {
                     cow.device().read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
                 } else {
@@ -376,11 +386,14 @@ final class SnapshotIo {
             boolean whole = piece.lengthSectors() == chunkSize.sectors();
             int j = i + 1;
             switch (decisions.get(i)) {
-                case Allocated a when whole -> {
+                case Allocated a
+                when whole -> {
                     List<Pending> run = new ArrayList<>(List.of(a.pending()));
-                    while (j < decisions.size() && pieces.get(j).lengthSectors() == chunkSize.sectors()
+                    while (j < decisions.size()
+                            && pieces.get(j).lengthSectors() == chunkSize.sectors()
                             && decisions.get(j) instanceof Allocated next
-                            && next.pending().remap.newChunk() == run.getLast().remap.newChunk() + 1) {
+                            && next.pending().remap.newChunk()
+                                    == run.getLast().remap.newChunk() + 1) {
                         run.add(next.pending());
                         j++;
                     }
@@ -391,13 +404,16 @@ final class SnapshotIo {
                     later.add(i);
                 }
                 case Mapped m -> {
-                    while (j < decisions.size() && decisions.get(j) instanceof Mapped next
+                    while (j < decisions.size()
+                            && decisions.get(j) instanceof Mapped next
                             && next.cowChunk() == ((Mapped) decisions.get(j - 1)).cowChunk() + 1) {
                         j++;
                     }
                     try {
-                        cow.device().write(m.cowChunk() * chunkSize.bytes() + ((piece.sector() & chunkSize.mask()) << 9),
-                                span(io, pieces, i, j));
+                        cow.device()
+                                .write(
+                                        m.cowChunk() * chunkSize.bytes() + ((piece.sector() & chunkSize.mask()) << 9),
+                                        span(io, pieces, i, j));
                     } catch (IOException e) {
                         failure = failure == null ? e : failure;
                     }
@@ -443,8 +459,10 @@ final class SnapshotIo {
 
     /** The buffer of pieces {@code [from, to)} of {@code io}. */
     private static MemorySegment span(IoRequest io, List<IoRequest> pieces, int from, int to) {
-        return io.buffer().asSlice((pieces.get(from).sector() - io.sector()) << 9,
-                (pieces.get(to - 1).endSector() - pieces.get(from).sector()) << 9);
+        return io.buffer()
+                .asSlice(
+                        (pieces.get(from).sector() - io.sector()) << 9,
+                        (pieces.get(to - 1).endSector() - pieces.get(from).sector()) << 9);
     }
 
     /** The outcome of an exception or merge step: false when it failed. */

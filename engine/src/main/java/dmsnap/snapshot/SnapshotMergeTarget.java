@@ -5,8 +5,6 @@ import dmsnap.table.TableLoadException;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
 import dmsnap.target.Target;
-import dmsnap.target.TargetArgs;
-import dmsnap.target.TargetContext;
 import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.List;
@@ -34,8 +32,8 @@ public final class SnapshotMergeTarget implements Target {
     /** The max I/O length: the store's chunk size after a fresh load, the origin's smallest at resume. */
     private volatile long maxIoSectors;
 
-    private SnapshotMergeTarget(SnapshotTarget.Constructed c, Registry registry, ChunkCopier copier,
-                                MergeSettings settings) {
+    private SnapshotMergeTarget(
+            SnapshotTarget.Constructed c, Registry registry, ChunkCopier copier, MergeSettings settings) {
         this.snapshot = c.snapshot();
         this.registry = registry;
         this.discardZeroesCow = c.discardZeroesCow();
@@ -49,9 +47,16 @@ public final class SnapshotMergeTarget implements Target {
      * The {@code snapshot-merge} target type over a registry and a copier; commit times go to
      * {@code commits}; merges batch their commits as {@code settings} say.
      */
-    public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits, MergeSettings settings) {
-        return TargetType.of("snapshot-merge", "1.5.0", (context, args) -> new SnapshotMergeTarget(
-                SnapshotTarget.construct(context, args, registry, copier, commits, true), registry, copier, settings));
+    public static TargetType type(
+            Registry registry, ChunkCopier copier, CommitObserver commits, MergeSettings settings) {
+        return TargetType.of(
+                "snapshot-merge",
+                "1.5.0",
+                (context, args) -> new SnapshotMergeTarget(
+                        SnapshotTarget.construct(context, args, registry, copier, commits, true),
+                        registry,
+                        copier,
+                        settings));
     }
 
     Snapshot snapshot() {
@@ -75,7 +80,8 @@ public final class SnapshotMergeTarget implements Target {
                 // Once merging, discards no longer effect change.
             }
             case READ, WRITE -> snapshot.mapMerging(io, copyOut, Math.max(1, maxIoSectors));
-            default -> throw new IOException(snapshot.deviceName() + ": " + io.op() + " is not supported by snapshot-merge");
+            default ->
+                throw new IOException(snapshot.deviceName() + ": " + io.op() + " is not supported by snapshot-merge");
         }
     }
 
@@ -141,17 +147,23 @@ public final class SnapshotMergeTarget implements Target {
      * @param remainingChunks chunks still on the COW
      * @param complete        nothing is left, in memory or in the store (allocated == metadata)
      */
-    public record Progress(boolean valid, boolean failed, boolean running, long remainingChunks, long chunkBytes,
-                           boolean complete) {
-    }
+    public record Progress(
+            boolean valid, boolean failed, boolean running, long remainingChunks, long chunkBytes, boolean complete) {}
 
     public Progress progress() throws IOException {
         long remaining = snapshot.completeTable().size();
         boolean valid = snapshot.isValid();
         var usage = snapshot.store().usage();
-        boolean complete = valid && remaining == 0 && usage.allocatedSectors() == usage.metadataSectors()
+        boolean complete = valid
+                && remaining == 0
+                && usage.allocatedSectors() == usage.metadataSectors()
                 && snapshot.chunkSectors() > 0;
-        return new Progress(valid, snapshot.isMergeFailed(), snapshot.merger().isRunning(), remaining,
-                snapshot.chunkSectors() << 9, complete);
+        return new Progress(
+                valid,
+                snapshot.isMergeFailed(),
+                snapshot.merger().isRunning(),
+                remaining,
+                snapshot.chunkSectors() << 9,
+                complete);
     }
 }

@@ -30,6 +30,7 @@ final class SnapshotState {
     private final boolean tableOverflow;
     /** Swapped by a handover, under the origin's I/O lock with this device suspended. */
     private volatile ExceptionStore store;
+
     private volatile ExceptionTable complete;
     private volatile boolean valid = true;
     private volatile boolean overflowed;
@@ -104,7 +105,10 @@ final class SnapshotState {
         valid = source.valid;
         overflowed = source.overflowed;
         source.valid = false;
-        log.info("{}: took over the exception store of {} ({} exceptions)", deviceName, source.deviceName,
+        log.info(
+                "{}: took over the exception store of {} ({} exceptions)",
+                deviceName,
+                source.deviceName,
                 complete.size());
     }
 

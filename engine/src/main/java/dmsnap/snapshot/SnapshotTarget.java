@@ -1,6 +1,5 @@
 package dmsnap.snapshot;
 
-import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
@@ -42,26 +41,33 @@ public final class SnapshotTarget implements Target {
 
     /** The {@code snapshot} target type over a registry and a copier; commit times go to {@code commits}. */
     public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
-        return TargetType.of("snapshot", "1.16.0", (context, args) -> construct(context, args, registry, copier, commits));
+        return TargetType.of(
+                "snapshot", "1.16.0", (context, args) -> construct(context, args, registry, copier, commits));
     }
 
-    private static Target construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,
-                                    CommitObserver commits) throws TableLoadException {
+    private static Target construct(
+            TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier, CommitObserver commits)
+            throws TableLoadException {
         Constructed c = construct(context, args, registry, copier, commits, false);
         return new SnapshotTarget(c.snapshot(), registry, c.discardZeroesCow(), c.discardPassdownOrigin());
     }
 
     /** What the constructor of {@code snapshot} and of {@code snapshot-merge} builds. */
-    record Constructed(Snapshot snapshot, boolean discardZeroesCow, boolean discardPassdownOrigin) {
-    }
+    record Constructed(Snapshot snapshot, boolean discardZeroesCow, boolean discardPassdownOrigin) {}
 
     /**
      * The constructor shared by {@code snapshot} and {@code snapshot-merge} (spec 1.2, 1.4: the
      * same grammar and checks, in the kernel's order): devices, store, registration with the
      * handover rules, then the metadata, unless this instance is a handover destination.
      */
-    static Constructed construct(TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier,
-                                 CommitObserver commits, boolean merge) throws TableLoadException {
+    static Constructed construct(
+            TargetContext context,
+            TargetArgs args,
+            Registry registry,
+            ChunkCopier copier,
+            CommitObserver commits,
+            boolean merge)
+            throws TableLoadException {
         if (args.size() < 4) {
             throw args.fail("requires 4 or more arguments");
         }
@@ -96,8 +102,7 @@ public final class SnapshotTarget implements Target {
         DeviceResolver.Handle origin;
         try {
             // Spec 1.2 step 3: read-only for snapshot (its writes go to the COW), for writing for snapshot-merge.
-            origin = context.open(originArg,
-                    merge ? DeviceResolver.Access.WRITE : DeviceResolver.Access.READ);
+            origin = context.open(originArg, merge ? DeviceResolver.Access.WRITE : DeviceResolver.Access.READ);
         } catch (IOException e) {
             throw args.failDevice("Cannot get origin device", e);
         }
@@ -121,11 +126,21 @@ public final class SnapshotTarget implements Target {
             }
             if (context.lengthSectors() > origin.device().sizeSectors()) {
                 store.close();
-                throw args.fail("Origin " + origin.canonicalName() + " too small for target: len="
-                        + context.lengthSectors() + ", dev_size=" + origin.device().sizeSectors());
+                throw args.fail(
+                        "Origin " + origin.canonicalName() + " too small for target: len=" + context.lengthSectors()
+                                + ", dev_size=" + origin.device().sizeSectors());
             }
-            Snapshot snapshot = new Snapshot(context.deviceName(), origin, cow, store, copier, context.lengthSectors(),
-                    context.event(), context.deviceSuspended(), commits, merge);
+            Snapshot snapshot = new Snapshot(
+                    context.deviceName(),
+                    origin,
+                    cow,
+                    store,
+                    copier,
+                    context.lengthSectors(),
+                    context.event(),
+                    context.deviceSuspended(),
+                    commits,
+                    merge);
             Registry.Role role;
             try {
                 role = registry.register(snapshot);
@@ -142,7 +157,8 @@ public final class SnapshotTarget implements Target {
                 return new Constructed(snapshot, zeroes, passdown);
             }
             try {
-                ExceptionStore.LoadResult result = store.load(snapshot.completeTable().loadingSink());
+                ExceptionStore.LoadResult result =
+                        store.load(snapshot.completeTable().loadingSink());
                 if (result == ExceptionStore.LoadResult.INVALID) {
                     log.warn("{}: Snapshot is marked invalid.", context.deviceName());
                     snapshot.markLoadedInvalid();
@@ -213,7 +229,8 @@ public final class SnapshotTarget implements Target {
 
     @Override
     public int logicalBlockBytes() {
-        return Math.max(snapshot.originHandle().device().logicalBlockBytes(),
+        return Math.max(
+                snapshot.originHandle().device().logicalBlockBytes(),
                 snapshot.cowHandle().device().logicalBlockBytes());
     }
 
@@ -262,7 +279,8 @@ public final class SnapshotTarget implements Target {
      * Spec 8.3 (snapshot and snapshot-merge): with a handover pending, the source may not come
      * back, and the destination waits for the source's device to be suspended.
      */
-    static void checkHandoverBeforeResume(Snapshot snapshot, Registry registry, String target) throws TableLoadException {
+    static void checkHandoverBeforeResume(Snapshot snapshot, Registry registry, String target)
+            throws TableLoadException {
         Registry.Sharing sharing = registry.scan(snapshot);
         if (sharing.source() == null || sharing.destination() == null) {
             return;
@@ -290,7 +308,9 @@ public final class SnapshotTarget implements Target {
      */
     static void resume(Snapshot snapshot, Registry registry) {
         Snapshot merging = registry.mergingSnapshotOf(snapshot.originIdentity());
-        boolean restart = merging != null && merging != snapshot && merging.merger() != null
+        boolean restart = merging != null
+                && merging != snapshot
+                && merging.merger() != null
                 && merging.merger().stopIfRunning();
         try {
             var io = registry.originIoLock(snapshot.originIdentity()).writeLock();

@@ -26,8 +26,13 @@ public record Table(List<TableLine> lines) {
         if (!hasArgument(from)) {
             return this;
         }
-        return new Table(lines.stream().map(l -> new TableLine(l.startSector(), l.lengthSectors(), l.targetType(),
-                l.args().stream().map(a -> a.equals(from) ? to : a).toList())).toList());
+        return new Table(lines.stream()
+                .map(l -> new TableLine(
+                        l.startSector(),
+                        l.lengthSectors(),
+                        l.targetType(),
+                        l.args().stream().map(a -> a.equals(from) ? to : a).toList()))
+                .toList());
     }
 
     /** One line per target, as dmsetup's input. */

@@ -18,7 +18,11 @@ public record TableLine(long startSector, long lengthSectors, String targetType,
     /** {@code 0 16384 snapshot /img/base /img/cow P 8}. */
     @Override
     public String toString() {
-        StringBuilder sb = new StringBuilder().append(startSector).append(' ').append(lengthSectors).append(' ')
+        StringBuilder sb = new StringBuilder()
+                .append(startSector)
+                .append(' ')
+                .append(lengthSectors)
+                .append(' ')
                 .append(targetType);
         for (String a : args) {
             sb.append(' ').append(a);

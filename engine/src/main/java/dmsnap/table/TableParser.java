@@ -15,8 +15,7 @@ public final class TableParser {
     /** LLONG_MAX >> 9: the kernel refuses a table that ends past it (its size in bytes would not fit). */
     public static final long MAX_SECTORS = Long.MAX_VALUE >> 9;
 
-    private TableParser() {
-    }
+    private TableParser() {}
 
     public static Table parse(String text) throws TableLoadException {
         List<TableLine> lines = new ArrayList<>();

@@ -13,17 +13,23 @@ import java.io.IOException;
 public interface DeviceResolver {
 
     /** What a device argument names. */
-    enum Kind { BLOCK_DEVICE, FILE, MAPPED_DEVICE }
+    enum Kind {
+        BLOCK_DEVICE,
+        FILE,
+        MAPPED_DEVICE
+    }
 
     /** What makes two device arguments the same device. */
-    record Identity(Kind kind, long first, long second) {
-    }
+    record Identity(Kind kind, long first, long second) {}
 
     /**
      * How a target uses a device (the kernel's {@code dm_get_device} mode): {@code READ} for one
      * that never writes it (a {@code snapshot}'s origin, any device of a read-only table).
      */
-    enum Access { READ, WRITE }
+    enum Access {
+        READ,
+        WRITE
+    }
 
     /** A target's use of a device; closing it releases that use (the last one closes the device). */
     interface Handle extends AutoCloseable {

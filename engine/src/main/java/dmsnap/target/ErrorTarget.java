@@ -42,7 +42,6 @@ public final class ErrorTarget implements Target {
         return true;
     }
 
-
     /** The kernel's error target prints no arguments, whatever the table said. */
     @Override
     public List<String> tableArgs() {

@@ -12,7 +12,13 @@ import java.lang.foreign.MemorySegment;
 public record IoRequest(Op op, long sector, long lengthSectors, MemorySegment buffer, boolean fua) {
 
     /** What the request does. */
-    public enum Op { READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES }
+    public enum Op {
+        READ,
+        WRITE,
+        FLUSH,
+        DISCARD,
+        WRITE_ZEROES
+    }
 
     public IoRequest {
         if (sector < 0 || lengthSectors < 0) {
@@ -20,8 +26,8 @@ public record IoRequest(Op op, long sector, long lengthSectors, MemorySegment bu
         }
         boolean data = op == Op.READ || op == Op.WRITE;
         if (data && (buffer == null || buffer.byteSize() != lengthSectors << 9)) {
-            throw new IllegalArgumentException(op + " of " + lengthSectors + " sectors needs a buffer of "
-                    + (lengthSectors << 9) + " bytes");
+            throw new IllegalArgumentException(
+                    op + " of " + lengthSectors + " sectors needs a buffer of " + (lengthSectors << 9) + " bytes");
         }
         if (!data && buffer != null) {
             throw new IllegalArgumentException(op + " carries no buffer");

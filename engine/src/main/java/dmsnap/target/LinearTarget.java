@@ -35,8 +35,9 @@ public final class LinearTarget implements Target {
             // The kernel's device_area_is_invalid: also a start at or past the end (offset + length may overflow).
             if (offset >= deviceSectors || context.lengthSectors() > deviceSectors - offset) {
                 closeQuietly(handle);
-                throw args.fail("Device " + handle.canonicalName() + " too small for target: start=" + offset
-                        + ", len=" + context.lengthSectors() + ", dev_size=" + handle.device().sizeSectors());
+                throw args.fail("Device " + handle.canonicalName() + " too small for target: start=" + offset + ", len="
+                        + context.lengthSectors() + ", dev_size="
+                        + handle.device().sizeSectors());
             }
             return new LinearTarget(handle, offset);
         }
@@ -83,7 +84,6 @@ public final class LinearTarget implements Target {
     public boolean supportsDiscard() {
         return true;
     }
-
 
     /** {@code <dev> <offset>}, the device by its canonical name, as dm-linear prints it. */
     @Override

@@ -24,14 +24,11 @@ public sealed interface SnapshotStatus extends TargetStatus {
     }
 
     /** The snapshot is invalid ({@code Invalid}): its I/O fails, origin writes skip it. */
-    record Invalid() implements SnapshotStatus {
-    }
+    record Invalid() implements SnapshotStatus {}
 
     /** A merge step failed ({@code Merge failed}); only {@code snapshot-merge}. */
-    record MergeFailed() implements SnapshotStatus {
-    }
+    record MergeFailed() implements SnapshotStatus {}
 
     /** A {@code PO} COW ran full on a snapshot write ({@code Overflow}): writes fail, reads work. */
-    record Overflow() implements SnapshotStatus {
-    }
+    record Overflow() implements SnapshotStatus {}
 }

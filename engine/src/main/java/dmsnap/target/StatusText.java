@@ -10,8 +10,7 @@ import java.util.List;
  * prints (spec 6).
  */
 public final class StatusText {
-    private StatusText() {
-    }
+    private StatusText() {}
 
     /** The INFO text after {@code <start> <length> <type> }: {@code 16/8192 16}, {@code Invalid}, or empty. */
     public static String info(TargetStatus status) {

@@ -62,18 +62,14 @@ public interface Target extends AutoCloseable {
      */
     List<String> tableArgs();
 
-    default void presuspend() {
-    }
+    default void presuspend() {}
 
-    default void postsuspend() {
-    }
+    default void postsuspend() {}
 
     /** May refuse the resume (the device then stays suspended). */
-    default void preresume() throws TableLoadException {
-    }
+    default void preresume() throws TableLoadException {}
 
-    default void resume() {
-    }
+    default void resume() {}
 
     /** Releases devices and memory. Called once, when the table is destroyed. */
     @Override

@@ -7,8 +7,13 @@ package dmsnap.target;
  * suspended right now (a handover needs its source suspended), and whether the table is
  * read-only ({@code dmsetup --readonly}: its devices are opened for reading).
  */
-public record TargetContext(DeviceResolver devices, String deviceName, long lengthSectors, Runnable event,
-                            java.util.function.BooleanSupplier deviceSuspended, boolean readOnlyTable) {
+public record TargetContext(
+        DeviceResolver devices,
+        String deviceName,
+        long lengthSectors,
+        Runnable event,
+        java.util.function.BooleanSupplier deviceSuspended,
+        boolean readOnlyTable) {
 
     /**
      * Opens a device argument for this target ({@code dm_get_device}). A table may not name the

@@ -11,6 +11,5 @@ public sealed interface TargetStatus permits TargetStatus.Empty, SnapshotStatus 
     TargetStatus EMPTY = new Empty();
 
     /** Nothing to report: the kernel prints an empty string (spec 6.3). */
-    record Empty() implements TargetStatus {
-    }
+    record Empty() implements TargetStatus {}
 }

@@ -41,7 +41,6 @@ public final class ZeroTarget implements Target {
         return true;
     }
 
-
     @Override
     public List<String> tableArgs() {
         return List.of();

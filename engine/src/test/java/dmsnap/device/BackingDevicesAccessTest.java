@@ -1,5 +1,8 @@
 package dmsnap.device;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.store.device.Device;
@@ -11,9 +14,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Opening by access mode: read-only only where the device refuses writes, and writers refused then. */
 class BackingDevicesAccessTest {
@@ -45,8 +45,8 @@ class BackingDevicesAccessTest {
         ErrnoException refused = assertThrows(ErrnoException.class, () -> devices.open(image.toString()));
         assertEquals(Errno.EROFS, refused.errno(), "a writer on a device that refuses writes");
         try (BackingDevices.Handle reader = devices.open(image.toString(), BackingDevices.Access.READ)) {
-            ErrnoException shared = assertThrows(ErrnoException.class,
-                    () -> devices.open(image.toString(), BackingDevices.Access.WRITE));
+            ErrnoException shared = assertThrows(
+                    ErrnoException.class, () -> devices.open(image.toString(), BackingDevices.Access.WRITE));
             assertEquals(Errno.EROFS, shared.errno(), "a writer on the shared read-only open");
             try (BackingDevices.Handle second = devices.open(image.toString(), BackingDevices.Access.READ)) {
                 assertEquals(reader.device(), second.device(), "readers share one open");
@@ -66,7 +66,7 @@ class BackingDevicesAccessTest {
             return new MemoryDevice(real.toString(), 1 << 20);
         });
         try (BackingDevices.Handle reader = devices.open(image.toString(), BackingDevices.Access.READ);
-             BackingDevices.Handle writer = devices.open(image.toString(), BackingDevices.Access.WRITE)) {
+                BackingDevices.Handle writer = devices.open(image.toString(), BackingDevices.Access.WRITE)) {
             assertEquals(reader.device(), writer.device());
         }
         assertEquals(List.of("rw image"), opens);
@@ -78,7 +78,8 @@ class BackingDevicesAccessTest {
         BackingDevices devices = new BackingDevices(real -> {
             throw new ErrnoException("open", Errno.EBUSY, real, -1, -1);
         });
-        ErrnoException e = assertThrows(ErrnoException.class, () -> devices.open(image.toString(), BackingDevices.Access.READ));
+        ErrnoException e =
+                assertThrows(ErrnoException.class, () -> devices.open(image.toString(), BackingDevices.Access.READ));
         assertEquals(Errno.EBUSY, e.errno());
     }
 }

@@ -26,6 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
 class DeviceArgumentTest {
     @TempDir
     Path dir;
+
     private ChunkCopier copier;
     private BackingDevices backing;
     private DeviceManager dm;
@@ -34,7 +35,8 @@ class DeviceArgumentTest {
     void start() {
         copier = new ChunkCopier(2, 1 << 20);
         backing = new BackingDevices();
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), backing);
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier), backing);
     }
 
     @AfterEach
@@ -48,15 +50,17 @@ class DeviceArgumentTest {
     @Test
     void aTableMayNotNameTheDeviceItIsLoadedInto() throws Exception {
         Path base = Files.write(dir.resolve("base.img"), new byte[8192]);
-        var snapshot = assertThrows(TableLoadException.class, () -> dm.create("self", null,
-                TableParser.parse("0 16 snapshot " + base + " dm:self N 8")));
+        var snapshot = assertThrows(
+                TableLoadException.class,
+                () -> dm.create("self", null, TableParser.parse("0 16 snapshot " + base + " dm:self N 8")));
         assertEquals("snapshot: Cannot get COW device", snapshot.target() + ": " + snapshot.getMessage());
-        var linear = assertThrows(TableLoadException.class, () -> dm.create("self", null,
-                TableParser.parse("0 8 linear dm:self 0")));
+        var linear = assertThrows(
+                TableLoadException.class, () -> dm.create("self", null, TableParser.parse("0 8 linear dm:self 0")));
         assertEquals("Device lookup failed: dm:self is the device being loaded", linear.getMessage());
         MappedDevice self = dm.create("self", null, TableParser.parse("0 8 zero"));
-        assertThrows(TableLoadException.class, () -> self.load(TableParser.parse("0 8 linear dm:self 0"),
-                dm.targetTypes(), backing));
+        assertThrows(
+                TableLoadException.class,
+                () -> self.load(TableParser.parse("0 8 linear dm:self 0"), dm.targetTypes(), backing));
         assertEquals(List.of("self"), dm.list().stream().map(MappedDevice::name).toList());
         assertEquals(0, backing.openCount(), "the device does not hold itself open");
         dm.create("upper", null, TableParser.parse("0 8 linear dm:self 0")); // another device may
@@ -65,8 +69,9 @@ class DeviceArgumentTest {
     @Test
     void aPathNoFileSystemCanHoldIsNotFound() throws Exception {
         for (String path : List.of(dir + "/a\0b", dir + "/a\uD800b")) {
-            var e = assertThrows(TableLoadException.class, () -> dm.create("x", null,
-                    TableParser.parse("0 8 linear " + path + " 0")));
+            var e = assertThrows(
+                    TableLoadException.class,
+                    () -> dm.create("x", null, TableParser.parse("0 8 linear " + path + " 0")));
             assertEquals("linear", e.target());
             assertEquals(1, e.getMessage().lines().count(), e.getMessage());
             assertEquals(List.of(), dm.list(), "nothing left behind");

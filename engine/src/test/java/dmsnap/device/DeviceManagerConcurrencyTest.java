@@ -1,5 +1,8 @@
 package dmsnap.device;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.TargetType;
@@ -16,9 +19,6 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /** Control operations on different devices, and on one, interleaved the way that once went wrong. */
 class DeviceManagerConcurrencyTest {
@@ -51,34 +51,41 @@ class DeviceManagerConcurrencyTest {
         DeviceManager dm = new DeviceManager(types, new BackingDevices());
         dm.create("below", null, TableParser.parse("0 8 zero"));
         dm.create("x", null, null);
-        Future<?> load = CompletableFuture.runAsync(() -> {
-            try {
-                dm.load("x", TableParser.parse("0 8 gated below"));
-            } catch (DmException | TableLoadException e) {
-                throw new IllegalStateException(e);
-            }
-        }, threads);
+        Future<?> load = CompletableFuture.runAsync(
+                () -> {
+                    try {
+                        dm.load("x", TableParser.parse("0 8 gated below"));
+                    } catch (DmException | TableLoadException e) {
+                        throw new IllegalStateException(e);
+                    }
+                },
+                threads);
         inConstructor.await(); // the load holds x's control lock
         AtomicReference<Thread> renamer = new AtomicReference<>();
-        Future<?> rename = CompletableFuture.runAsync(() -> {
-            renamer.set(Thread.currentThread());
-            try {
-                dm.rename("x", "y");
-            } catch (DmException e) {
-                throw new IllegalStateException(e);
-            }
-        }, threads);
+        Future<?> rename = CompletableFuture.runAsync(
+                () -> {
+                    renamer.set(Thread.currentThread());
+                    try {
+                        dm.rename("x", "y");
+                    } catch (DmException e) {
+                        throw new IllegalStateException(e);
+                    }
+                },
+                threads);
         awaitParkedOnALock(renamer);
         proceed.countDown(); // the load now resolves dm:below while the rename waits for x
         awaitWithoutDeadlock(load);
         awaitWithoutDeadlock(rename);
-        assertEquals(List.of("below", "y"), dm.list().stream().map(MappedDevice::name).toList());
+        assertEquals(
+                List.of("below", "y"),
+                dm.list().stream().map(MappedDevice::name).toList());
     }
 
     private static void awaitParkedOnALock(AtomicReference<Thread> thread) throws InterruptedException {
         while (true) {
             Thread t = thread.get();
-            if (t != null && (t.getState() == Thread.State.WAITING || t.getState() == Thread.State.BLOCKED)
+            if (t != null
+                    && (t.getState() == Thread.State.WAITING || t.getState() == Thread.State.BLOCKED)
                     && (LockSupport.getBlocker(t) != null || t.getState() == Thread.State.BLOCKED)) {
                 return;
             }

@@ -1,13 +1,13 @@
 package dmsnap.device;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.table.TableParser;
 import dmsnap.target.TargetTypes;
 import java.util.List;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Device names (and uuids) are text that can be saved and shown: valid Unicode, no control characters. */
 class DeviceManagerNameTest {
@@ -24,20 +24,25 @@ class DeviceManagerNameTest {
                 List.of("a\u007fb", "a\\u007fb"),
                 List.of("a\u0085b", "a\\u0085b"));
         for (List<String> c : refused) {
-            DmException e = assertThrows(DmException.class, () -> dm.create(c.getFirst(), null,
-                    TableParser.parse("0 8 zero")), c.getLast());
+            DmException e = assertThrows(
+                    DmException.class, () -> dm.create(c.getFirst(), null, TableParser.parse("0 8 zero")), c.getLast());
             assertEquals("EINVAL", e.errno());
             assertEquals("Invalid device name '" + c.getLast() + "'", e.getMessage(), "shown escaped, on one line");
-            assertFalse(e.getMessage().chars().anyMatch(ch -> Character.isSurrogate((char) ch)), "the message can be encoded");
+            assertFalse(
+                    e.getMessage().chars().anyMatch(ch -> Character.isSurrogate((char) ch)),
+                    "the message can be encoded");
         }
         assertEquals(List.of(), dm.list());
         MappedDevice ok = dm.create("smile-\uD83D\uDE00", null, TableParser.parse("0 8 zero"));
         assertEquals("smile-\uD83D\uDE00", ok.name(), "a surrogate pair is a valid character");
         DmException rename = assertThrows(DmException.class, () -> dm.rename("smile-\uD83D\uDE00", "x\uD800"));
         assertEquals("Invalid device name 'x\\ud800'", rename.getMessage());
-        DmException uuid = assertThrows(DmException.class, () -> dm.create("u", "LVM-\uDFFF", TableParser.parse("0 8 zero")));
+        DmException uuid =
+                assertThrows(DmException.class, () -> dm.create("u", "LVM-\uDFFF", TableParser.parse("0 8 zero")));
         assertEquals("EINVAL", uuid.errno());
         assertEquals("Invalid uuid 'LVM-\\udfff'", uuid.getMessage());
-        assertEquals(List.of("smile-\uD83D\uDE00"), dm.list().stream().map(MappedDevice::name).toList());
+        assertEquals(
+                List.of("smile-\uD83D\uDE00"),
+                dm.list().stream().map(MappedDevice::name).toList());
     }
 }

@@ -1,5 +1,12 @@
 package dmsnap.device;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
@@ -21,17 +28,11 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** Mapped devices with the simple targets: tables, I/O routing, suspend/resume, dmsetup views. */
 class MappedDeviceTest {
     @TempDir
     Path dir;
+
     private Arena arena;
     private BackingDevices backing;
     private DeviceManager dm;
@@ -66,8 +67,11 @@ class MappedDeviceTest {
 
     @Test
     void linearZeroAndErrorTargetsRouteIoAcrossLines() throws Exception {
-        MappedDevice d = dm.create("mix", null, TableParser.parse(
-                "0 100 linear " + base + " 50\n100 20 zero\n120 8 error\n128 64 linear " + base + " 0\n"));
+        MappedDevice d = dm.create(
+                "mix",
+                null,
+                TableParser.parse(
+                        "0 100 linear " + base + " 50\n100 20 zero\n120 8 error\n128 64 linear " + base + " 0\n"));
         MemorySegment b = buffer(120);
         d.submit(IoRequest.read(0, b));
         assertEquals(50, b.get(JAVA_BYTE, 0), "sector 0 is base sector 50");
@@ -82,10 +86,16 @@ class MappedDeviceTest {
         // io_err_ctr leaves num_flush_bios at 0: dm core sends the error target no flush, so a
         // flush of this table succeeds (the linear lines get it).
         d.submit(IoRequest.flush());
-        assertEquals(List.of("0 100 linear ", "100 20 zero ", "120 8 error ", "128 64 linear "),
+        assertEquals(
+                List.of("0 100 linear ", "100 20 zero ", "120 8 error ", "128 64 linear "),
                 d.statusLines(StatusType.INFO, false));
-        assertEquals(List.of("0 100 linear " + base.toRealPath() + " 50", "100 20 zero ", "120 8 error ",
-                "128 64 linear " + base.toRealPath() + " 0"), d.statusLines(StatusType.TABLE, false));
+        assertEquals(
+                List.of(
+                        "0 100 linear " + base.toRealPath() + " 50",
+                        "100 20 zero ",
+                        "120 8 error ",
+                        "128 64 linear " + base.toRealPath() + " 0"),
+                d.statusLines(StatusType.TABLE, false));
         assertEquals(1, backing.openCount(), "one base file, opened once for both linear lines");
     }
 
@@ -98,14 +108,18 @@ class MappedDeviceTest {
         d.submit(IoRequest.write(0, buffer(2), true));
         d.submit(new IoRequest(IoRequest.Op.WRITE_ZEROES, 16, 8, null, false));
         d.submit(new IoRequest(IoRequest.Op.DISCARD, 32, 16, null, false));
-        assertEquals(new IoStats.Totals(2, 9 * 512, 2, 10 * 512, 0, 1, 16 * 512, 0), d.ioStats().totals());
+        assertEquals(
+                new IoStats.Totals(2, 9 * 512, 2, 10 * 512, 0, 1, 16 * 512, 0),
+                d.ioStats().totals());
         // Failed requests count too, and as errors: the error target, a discard reaching it, the
         // end. A flush does not reach the error target (it gets none, as in the kernel) and succeeds.
         assertThrows(IOException.class, () -> d.submit(IoRequest.read(60, buffer(8))));
         assertThrows(IOException.class, () -> d.submit(new IoRequest(IoRequest.Op.DISCARD, 64, 8, null, false)));
         assertThrows(IOException.class, () -> d.submit(IoRequest.write(72, buffer(1), false)));
         d.submit(IoRequest.flush());
-        assertEquals(new IoStats.Totals(3, 17 * 512, 3, 11 * 512, 1, 2, 24 * 512, 3), d.ioStats().totals());
+        assertEquals(
+                new IoStats.Totals(3, 17 * 512, 3, 11 * 512, 1, 2, 24 * 512, 3),
+                d.ioStats().totals());
         // A stacked device's I/O is counted by both devices, as dm-N stats are.
         MappedDevice upper = dm.create("upper", null, TableParser.parse("0 8 linear dm:mix 0"));
         upper.submit(IoRequest.read(0, buffer(8)));
@@ -124,21 +138,33 @@ class MappedDeviceTest {
     @Test
     void loadFailuresChangeNothingAndNameTheReason() throws Exception {
         MappedDevice d = dm.create("lin", null, TableParser.parse("0 64 linear " + base + " 0"));
-        TableLoadException count = assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 64 linear " + base)));
+        TableLoadException count =
+                assertThrows(TableLoadException.class, () -> dm.load("lin", TableParser.parse("0 64 linear " + base)));
         assertEquals("Invalid argument count", count.getMessage());
-        assertEquals("Invalid device sector", assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 64 linear " + base + " x"))).getMessage());
-        assertTrue(assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 64 linear " + dir.resolve("nope") + " 0"))).getMessage()
+        assertEquals(
+                "Invalid device sector",
+                assertThrows(
+                                TableLoadException.class,
+                                () -> dm.load("lin", TableParser.parse("0 64 linear " + base + " x")))
+                        .getMessage());
+        assertTrue(assertThrows(
+                        TableLoadException.class,
+                        () -> dm.load("lin", TableParser.parse("0 64 linear " + dir.resolve("nope") + " 0")))
+                .getMessage()
                 .startsWith("Device lookup failed"));
-        assertTrue(assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 4096 linear " + base + " 0"))).getMessage()
+        assertTrue(assertThrows(
+                        TableLoadException.class,
+                        () -> dm.load("lin", TableParser.parse("0 4096 linear " + base + " 0")))
+                .getMessage()
                 .contains("too small for target"));
-        assertEquals("unknown target type", assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 64 nosuch"))).getMessage());
-        assertEquals("No arguments required", assertThrows(TableLoadException.class,
-                () -> dm.load("lin", TableParser.parse("0 64 zero 1"))).getMessage());
+        assertEquals(
+                "unknown target type",
+                assertThrows(TableLoadException.class, () -> dm.load("lin", TableParser.parse("0 64 nosuch")))
+                        .getMessage());
+        assertEquals(
+                "No arguments required",
+                assertThrows(TableLoadException.class, () -> dm.load("lin", TableParser.parse("0 64 zero 1")))
+                        .getMessage());
         assertEquals("LIVE", d.info().tablesPresent());
         assertEquals(1, backing.openCount());
     }
@@ -150,7 +176,8 @@ class MappedDeviceTest {
     @Test
     void aLinearOffsetBeyondALongIsRefusedAndCreateLeavesNothing() {
         for (String offset : new String[] {"9223372036854775808", "9999999999999999999"}) {
-            TableLoadException e = assertThrows(TableLoadException.class,
+            TableLoadException e = assertThrows(
+                    TableLoadException.class,
                     () -> dm.create("lin", null, TableParser.parse("0 64 linear " + base + " " + offset)));
             assertEquals("Invalid device sector", e.getMessage());
             assertEquals(List.of(), dm.list());
@@ -165,9 +192,11 @@ class MappedDeviceTest {
      */
     @Test
     void aLinearOffsetWhoseEndOverflowsIsTooSmallForTheTarget() {
-        TableLoadException e = assertThrows(TableLoadException.class,
+        TableLoadException e = assertThrows(
+                TableLoadException.class,
                 () -> dm.create("lin", null, TableParser.parse("0 423 linear " + base + " 9223372036854775807")));
-        assertTrue(e.getMessage().contains("too small for target: start=9223372036854775807, len=423, dev_size=2048"),
+        assertTrue(
+                e.getMessage().contains("too small for target: start=9223372036854775807, len=423, dev_size=2048"),
                 e.getMessage());
         assertEquals(List.of(), dm.list());
         assertEquals(0, backing.openCount());
@@ -222,10 +251,21 @@ class MappedDeviceTest {
     void devicesNamesAndMinors() throws Exception {
         MappedDevice a = dm.create("a", "uuid-a", null);
         assertEquals("None", a.info().tablesPresent());
-        assertEquals("EBUSY", assertThrows(DmException.class, () -> dm.create("a", null, null)).errno());
-        assertEquals("EINVAL", assertThrows(DmException.class, () -> dm.create("x/y", null, null)).errno());
-        assertEquals("EINVAL", assertThrows(DmException.class, () -> dm.create("n".repeat(128), null, null)).errno());
-        assertEquals("ENXIO", assertThrows(DmException.class, () -> dm.remove("nope", false)).errno());
+        assertEquals(
+                "EBUSY",
+                assertThrows(DmException.class, () -> dm.create("a", null, null))
+                        .errno());
+        assertEquals(
+                "EINVAL",
+                assertThrows(DmException.class, () -> dm.create("x/y", null, null))
+                        .errno());
+        assertEquals(
+                "EINVAL",
+                assertThrows(DmException.class, () -> dm.create("n".repeat(128), null, null))
+                        .errno());
+        assertEquals(
+                "ENXIO",
+                assertThrows(DmException.class, () -> dm.remove("nope", false)).errno());
         MappedDevice b = dm.create("b", null, null);
         assertEquals(a.minor() + 1, b.minor());
         dm.remove("a", false);
@@ -235,18 +275,24 @@ class MappedDeviceTest {
         assertNull(dm.find("c"));
         assertEquals(c, dm.get("c2"));
         c.open();
-        assertEquals("EBUSY", assertThrows(DmException.class, () -> dm.remove("c2", false)).errno());
+        assertEquals(
+                "EBUSY",
+                assertThrows(DmException.class, () -> dm.remove("c2", false)).errno());
         dm.remove("c2", true);
         String info = b.info().dmsetupText();
-        assertTrue(info.startsWith("Name:              b\nState:             ACTIVE\nRead Ahead:        256\n"
-                + "Tables present:    None\nOpen count:        0\nEvent number:      0\nMajor, minor:      253, "), info);
+        assertTrue(
+                info.startsWith(
+                        "Name:              b\nState:             ACTIVE\nRead Ahead:        256\n"
+                                + "Tables present:    None\nOpen count:        0\nEvent number:      0\nMajor, minor:      253, "),
+                info);
     }
 
     @Test
     void aFileAndASymlinkToItAreOneDevice() throws Exception {
         Path link = dir.resolve("link.img");
         Files.createSymbolicLink(link, base);
-        try (BackingDevices.Handle h1 = backing.open(base.toString()); BackingDevices.Handle h2 = backing.open(link.toString())) {
+        try (BackingDevices.Handle h1 = backing.open(base.toString());
+                BackingDevices.Handle h2 = backing.open(link.toString())) {
             assertEquals(h1.identity(), h2.identity());
             assertEquals(1, backing.openCount());
             assertEquals(base.toRealPath().toString(), h2.canonicalName());

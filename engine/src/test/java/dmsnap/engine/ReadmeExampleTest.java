@@ -1,5 +1,8 @@
 package dmsnap.engine;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.IOException;
 import java.io.StringWriter;
 import java.lang.module.ModuleDescriptor;
@@ -19,9 +22,6 @@ import javax.tools.ToolProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The README's "Embedding the engine" example compiles against the engine alone: a module that
  * {@code requires dmsnap.engine}, on a module path of only the engine, the store, the bindings,
@@ -32,6 +32,7 @@ class ReadmeExampleTest {
     /** What an embedder's module path holds: the engine and what it requires, nothing else. */
     private static final List<String> ENGINE_MODULE_PATH =
             List.of("dmsnap.engine", "dmsnap.store", "dmsnap.ffm", "dmsnap.jextract", "org.slf4j");
+
     private static final String BEGIN = "<!-- embedding-example:begin -->";
     private static final String END = "<!-- embedding-example:end -->";
 
@@ -40,8 +41,10 @@ class ReadmeExampleTest {
 
     @Test
     void theEngineRequiresOnlyTheStoreAndSlf4j() {
-        ModuleDescriptor engine = ModuleLayer.boot().findModule("dmsnap.engine").orElseThrow().getDescriptor();
-        Set<String> requires = engine.requires().stream().map(ModuleDescriptor.Requires::name)
+        ModuleDescriptor engine =
+                ModuleLayer.boot().findModule("dmsnap.engine").orElseThrow().getDescriptor();
+        Set<String> requires = engine.requires().stream()
+                .map(ModuleDescriptor.Requires::name)
                 .collect(Collectors.toCollection(TreeSet::new));
         assertEquals(new TreeSet<>(List.of("dmsnap.store", "java.base", "org.slf4j")), requires);
     }
@@ -72,14 +75,24 @@ class ReadmeExampleTest {
         DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
         StringWriter out = new StringWriter();
         try (StandardJavaFileManager files = javac.getStandardFileManager(diagnostics, null, null)) {
-            List<String> options = List.of("--module-path", modulePath(), "-d", dir.resolve("out").toString(),
-                    "-proc:none", "-Xlint:all");
-            boolean ok = javac.getTask(out, files, diagnostics, options, null,
-                    files.getJavaFileObjects(src.resolve("module-info.java"), src.resolve("example/Embedding.java")))
+            List<String> options = List.of(
+                    "--module-path", modulePath(), "-d", dir.resolve("out").toString(), "-proc:none", "-Xlint:all");
+            boolean ok = javac.getTask(
+                            out,
+                            files,
+                            diagnostics,
+                            options,
+                            null,
+                            files.getJavaFileObjects(
+                                    src.resolve("module-info.java"), src.resolve("example/Embedding.java")))
                     .call();
-            assertTrue(ok, () -> "the README example does not compile against " + ENGINE_MODULE_PATH + ":\n"
-                    + diagnostics.getDiagnostics().stream().map(Object::toString).collect(Collectors.joining("\n"))
-                    + out + "\n--- compiled source:\n" + source);
+            assertTrue(
+                    ok,
+                    () -> "the README example does not compile against " + ENGINE_MODULE_PATH + ":\n"
+                            + diagnostics.getDiagnostics().stream()
+                                    .map(Object::toString)
+                                    .collect(Collectors.joining("\n"))
+                            + out + "\n--- compiled source:\n" + source);
         }
     }
 
@@ -99,7 +112,9 @@ class ReadmeExampleTest {
     private static String modulePath() {
         List<String> path = new ArrayList<>();
         for (String name : ENGINE_MODULE_PATH) {
-            ResolvedModule module = ModuleLayer.boot().configuration().findModule(name)
+            ResolvedModule module = ModuleLayer.boot()
+                    .configuration()
+                    .findModule(name)
                     .orElseThrow(() -> new AssertionError(name + " is not in the boot layer"));
             path.add(Path.of(module.reference().location().orElseThrow()).toString());
         }

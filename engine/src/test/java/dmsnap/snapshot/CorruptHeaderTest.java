@@ -1,5 +1,8 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.snapshot.FaultRig.LogCapture;
 import dmsnap.table.TableLoadException;
@@ -13,9 +16,6 @@ import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * A COW whose header the store refuses (spec 2.5): the load fails with the kernel's
@@ -33,7 +33,8 @@ class CorruptHeaderTest {
     enum HeaderFault {
         BAD_MAGIC(0x12345678, 1, 8, "Invalid or corrupt snapshot"),
         VERSION_2(SNAP_MAGIC, 2, 8, "unable to handle snapshot disk version 2"),
-        CHUNK_SIZE_NOT_A_POWER_OF_2(SNAP_MAGIC, 1, 12, "invalid on-disk chunk size 12: Chunk size is not a power of 2."),
+        CHUNK_SIZE_NOT_A_POWER_OF_2(
+                SNAP_MAGIC, 1, 12, "invalid on-disk chunk size 12: Chunk size is not a power of 2."),
         CHUNK_SIZE_0(SNAP_MAGIC, 1, 0, "invalid on-disk chunk size 0: Chunk size is not a power of 2.");
 
         final int magic;
@@ -50,8 +51,13 @@ class CorruptHeaderTest {
     }
 
     private static void writeHeader(Path cow, HeaderFault fault) throws Exception {
-        ByteBuffer header = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN)
-                .putInt(fault.magic).putInt(1).putInt(fault.version).putInt(fault.chunkSectors).flip();
+        ByteBuffer header = ByteBuffer.allocate(16)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(fault.magic)
+                .putInt(1)
+                .putInt(fault.version)
+                .putInt(fault.chunkSectors)
+                .flip();
         try (FileChannel f = FileChannel.open(cow, StandardOpenOption.WRITE)) {
             f.write(header, 0);
         }
@@ -60,21 +66,29 @@ class CorruptHeaderTest {
     @ParameterizedTest
     @EnumSource(HeaderFault.class)
     void theLoadErrorCarriesTheStoresReason(HeaderFault fault) throws Exception {
-        try (SnapshotEngine e = new SnapshotEngine(dir, 1 << 20, 1 << 20); LogCapture log = new LogCapture()) {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 1 << 20, 1 << 20);
+                LogCapture log = new LogCapture()) {
             writeHeader(e.cow, fault);
-            TableLoadException failure = assertThrows(TableLoadException.class,
+            TableLoadException failure = assertThrows(
+                    TableLoadException.class,
                     () -> e.dm.create("snap", null, TableParser.parse(e.snapshotTable("P", 8))));
             assertEquals("Failed to read snapshot metadata: " + fault.reason, failure.getMessage());
             assertEquals("snapshot", failure.target());
             assertEquals("EINVAL", failure.errno());
-            assertEquals("snap: snapshot: Failed to read snapshot metadata: " + fault.reason + " (-EINVAL)",
+            assertEquals(
+                    "snap: snapshot: Failed to read snapshot metadata: " + fault.reason + " (-EINVAL)",
                     failure.kernelLogLine("snap"));
             // The kernel's order: the store's reason is logged first, on its own.
             assertEquals(List.of("snap: " + fault.reason), log.errors());
             if (fault.magic == SNAP_MAGIC && fault.version == 1) {
                 // A chunk size that differs from the table's is only a warning; it fails as a chunk size.
-                assertEquals(1, log.warnings().stream().filter(w -> w.endsWith(": chunk size " + fault.chunkSectors
-                        + " in device metadata overrides table chunk size of 8.")).count(), log.warnings().toString());
+                assertEquals(
+                        1,
+                        log.warnings().stream()
+                                .filter(w -> w.endsWith(": chunk size " + fault.chunkSectors
+                                        + " in device metadata overrides table chunk size of 8."))
+                                .count(),
+                        log.warnings().toString());
             }
         }
     }

@@ -1,7 +1,14 @@
 package dmsnap.snapshot;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.snapshot.FaultRig.LogCapture;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
@@ -18,13 +25,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 /**
  * The victim's COW is a real file (O_DIRECT data, mmapped header and areas) that fails from
  * outside: its file system fills up (a small tmpfs), or it is truncated under the daemon. The
@@ -37,6 +37,7 @@ class FailingCowFileTest {
     private static final int PAGE = 4096;
     /** Entries per area with 4 KiB chunks: area 1 comes after 256 data chunks. */
     private static final int EXCEPTIONS_PER_AREA = PAGE / 16;
+
     private static final Duration HANG = Duration.ofSeconds(60);
     private static final AtomicInteger FAULT_CASES = new AtomicInteger();
 
@@ -47,8 +48,10 @@ class FailingCowFileTest {
     static void summary() {
         System.out.println("failing devices (COW files): " + FAULT_CASES.get()
                 + " fault cases (full file system, truncation), each invalidating the victim alone");
-        Figures.record("faults.cow-files", FAULT_CASES.get() + " real COW files on a full tmpfs or truncated under the"
-                + " daemon (SIGBUS on the mapped metadata included): the snapshot invalidated alone, no hang");
+        Figures.record(
+                "faults.cow-files",
+                FAULT_CASES.get() + " real COW files on a full tmpfs or truncated under the"
+                        + " daemon (SIGBUS on the mapped metadata included): the snapshot invalidated alone, no hang");
     }
 
     /** A tmpfs mounted for one test (root only; skipped elsewhere). */
@@ -57,7 +60,8 @@ class FailingCowFileTest {
 
         Tmpfs(Path mountPoint, int kib) throws IOException, InterruptedException {
             this.mountPoint = Files.createDirectories(mountPoint);
-            int rc = run("mount", "-t", "tmpfs", "-o", "size=" + kib + "k,mode=0700", "dmsnap-test", mountPoint.toString());
+            int rc = run(
+                    "mount", "-t", "tmpfs", "-o", "size=" + kib + "k,mode=0700", "dmsnap-test", mountPoint.toString());
             assumeTrue(rc == 0, "cannot mount a tmpfs (not root?): skipped");
         }
 
@@ -75,8 +79,11 @@ class FailingCowFileTest {
         }
 
         private static int run(String... command) throws IOException, InterruptedException {
-            return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
-                    .start().waitFor();
+            return new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .start()
+                    .waitFor();
         }
     }
 
@@ -90,8 +97,10 @@ class FailingCowFileTest {
     private static String theOneLine(FaultRig rig, LogCapture log, InvalidationCause cause) {
         List<String> errors = log.errors();
         assertEquals(1, errors.size(), "one ERROR line: " + errors);
-        assertTrue(errors.getFirst().startsWith("victim: Invalidating snapshot: " + cause.kernelPhrase() + " COW "
-                + rig.victimCow), errors.getFirst());
+        assertTrue(
+                errors.getFirst()
+                        .startsWith("victim: Invalidating snapshot: " + cause.kernelPhrase() + " COW " + rig.victimCow),
+                errors.getFirst());
         assertEquals(List.of(), log.stackTraces());
         assertEquals(List.of("victim " + cause.label()), rig.invalidations);
         return errors.getFirst();
@@ -101,8 +110,9 @@ class FailingCowFileTest {
     void aSparseCowOnAFullFileSystemInvalidatesWithEnospc() throws Exception {
         Random random = Seeds.random("full-fs");
         try (Tmpfs fs = new Tmpfs(dir.resolve("fs"), 512);
-             FaultRig rig = new FaultRig(dir, "P", 16 << 20, fs.mountPoint.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                FaultRig rig =
+                        new FaultRig(dir, "P", 16 << 20, fs.mountPoint.resolve("victim.cow"), List.of("victim.cow"));
+                LogCapture log = new LogCapture()) {
             fs.leaveFree(20);
             assertTimeoutPreemptively(HANG, () -> {
                 for (int chunk = 0; chunk < 30; chunk++) {
@@ -111,8 +121,10 @@ class FailingCowFileTest {
             });
             rig.assertOnlyInvalid("victim");
             String line = theOneLine(rig, log, InvalidationCause.IO_ERROR);
-            assertTrue(line.contains(": pwrite(path=" + rig.victimCow.toRealPath() + ", offset=" + (2 + 20) * PAGE
-                    + ", length=4096) failed: ENOSPC (No space left on device)"), line);
+            assertTrue(
+                    line.contains(": pwrite(path=" + rig.victimCow.toRealPath() + ", offset=" + (2 + 20) * PAGE
+                            + ", length=4096) failed: ENOSPC (No space left on device)"),
+                    line);
             rig.verifyBystanders();
             byte[] before = Files.readAllBytes(rig.victimCow);
             rig.exercise(random, 200, List.of("victim"));
@@ -128,19 +140,25 @@ class FailingCowFileTest {
     void aFileSystemThatFillsWhenTheNextAreaIsZeroedInvalidatesWithoutSigbus() throws Exception {
         Random random = Seeds.random("full-fs-area");
         try (Tmpfs fs = new Tmpfs(dir.resolve("fs"), 2048);
-             FaultRig rig = new FaultRig(dir, "P", 16 << 20, fs.mountPoint.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                FaultRig rig =
+                        new FaultRig(dir, "P", 16 << 20, fs.mountPoint.resolve("victim.cow"), List.of("victim.cow"));
+                LogCapture log = new LogCapture()) {
             // Room for the data chunks of area 0, none for area 1 (chunk 258), which the commit
             // of the 256th exception zeroes in the mapping: a store into a page tmpfs cannot give.
             fs.leaveFree(EXCEPTIONS_PER_AREA);
-            assertTimeoutPreemptively(HANG, () -> {
-                for (int chunk = 0; chunk <= EXCEPTIONS_PER_AREA; chunk++) {
-                    rig.mustWrite("origin", chunk * 8L, 8, random);
-                }
-            }, "an origin write hung");
+            assertTimeoutPreemptively(
+                    HANG,
+                    () -> {
+                        for (int chunk = 0; chunk <= EXCEPTIONS_PER_AREA; chunk++) {
+                            rig.mustWrite("origin", chunk * 8L, 8, random);
+                        }
+                    },
+                    "an origin write hung");
             rig.assertOnlyInvalid("victim");
             String line = theOneLine(rig, log, InvalidationCause.IO_ERROR);
-            assertTrue(line.contains("writing exception area 0 failed") && line.contains("ENOSPC (No space left on device)"),
+            assertTrue(
+                    line.contains("writing exception area 0 failed")
+                            && line.contains("ENOSPC (No space left on device)"),
                     line);
             rig.verifyBystanders();
             rig.exercise(random, 200, List.of("victim"));
@@ -154,7 +172,7 @@ class FailingCowFileTest {
     void aCowTruncatedToNothingInvalidatesAtTheNextCopyAndCannotBeActivatedAgain() throws Exception {
         Random random = Seeds.random("truncated-0");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             rig.mustWrite("origin", 0, 8, random);
             rig.mustWrite("victim", 400, 8, random);
             truncate(rig.victimCow, 0);
@@ -163,9 +181,12 @@ class FailingCowFileTest {
             String line = theOneLine(rig, log, InvalidationCause.NO_SPACE);
             assertTrue(line.endsWith(" shrank to 0 sectors, below the 32 sectors in use"), line);
             String folder = rig.victimCow.toRealPath().getParent() + "/";
-            assertEquals(List.of("victim.cow: write header failed: the COW is 0 bytes, shorter than its header chunk"),
-                    log.warnings().stream().filter(w -> w.contains("write header failed"))
-                            .map(w -> w.replace(folder, "")).toList());
+            assertEquals(
+                    List.of("victim.cow: write header failed: the COW is 0 bytes, shorter than its header chunk"),
+                    log.warnings().stream()
+                            .filter(w -> w.contains("write header failed"))
+                            .map(w -> w.replace(folder, ""))
+                            .toList());
             rig.verifyBystanders();
             rig.exercise(random, 200, List.of("victim"));
             rig.verifyBystanders();
@@ -174,10 +195,13 @@ class FailingCowFileTest {
             rig.dm.remove("victim", false);
             rig.dm.get("origin").suspend();
             try {
-                TableLoadException e = assertThrows(TableLoadException.class,
+                TableLoadException e = assertThrows(
+                        TableLoadException.class,
                         () -> rig.dm.create("victim", null, TableParser.parse(rig.victimTable)));
-                assertEquals("Failed to read snapshot metadata: the COW " + rig.victimCow.toRealPath()
-                        + " is too small to hold a header (0 bytes)", e.getMessage());
+                assertEquals(
+                        "Failed to read snapshot metadata: the COW " + rig.victimCow.toRealPath()
+                                + " is too small to hold a header (0 bytes)",
+                        e.getMessage());
             } finally {
                 rig.dm.get("origin").resume();
             }
@@ -189,7 +213,7 @@ class FailingCowFileTest {
     void readsOfATruncatedCowFailWithEioUntilTheNextCopyInvalidatesIt() throws Exception {
         Random random = Seeds.random("truncated-read");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             rig.mustWrite("victim", 400, 8, random);
             truncate(rig.victimCow, 0);
             // As a block device would: past its end, an I/O error, not silence.
@@ -211,7 +235,7 @@ class FailingCowFileTest {
     void aCowTruncatedBelowItsDataInvalidatesAndReloadsInvalid() throws Exception {
         Random random = Seeds.random("truncated-data");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             for (int chunk = 0; chunk < 8; chunk++) {
                 rig.mustWrite("origin", chunk * 8L, 8, random);
             }
@@ -231,7 +255,7 @@ class FailingCowFileTest {
     void aCowSeenShrunkStaysLostWhenItGrowsAgain() throws Exception {
         Random random = Seeds.random("truncated-regrown-size");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             for (int chunk = 0; chunk < 8; chunk++) {
                 rig.mustWrite("origin", chunk * 8L, 8, random);
             }
@@ -251,7 +275,7 @@ class FailingCowFileTest {
     void aTruncatedCowThatASnapshotWriteGrowsAgainIsInvalidatedAtTheNextCopy() throws Exception {
         Random random = Seeds.random("truncated-regrown");
         try (FaultRig rig = new FaultRig(dir, "P", 5 << 20, dir.resolve("victim.cow"), List.of("victim.cow"));
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             for (int chunk = 0; chunk < 8; chunk++) {
                 rig.mustWrite("victim", chunk * 8L, 8, random);
             }
@@ -276,7 +300,9 @@ class FailingCowFileTest {
         } finally {
             rig.dm.get("origin").resume();
         }
-        assertTrue(log.warnings().contains("victim: Snapshot is marked invalid."), log.warnings().toString());
+        assertTrue(
+                log.warnings().contains("victim: Snapshot is marked invalid."),
+                log.warnings().toString());
         assertEquals("0 " + FaultRig.SECTORS + " snapshot Invalid", rig.status("victim"));
     }
 }

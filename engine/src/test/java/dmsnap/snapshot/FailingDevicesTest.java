@@ -1,11 +1,14 @@
 package dmsnap.snapshot;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.ffm.Errno;
 import dmsnap.snapshot.FaultRig.Faults;
 import dmsnap.snapshot.FaultRig.LogCapture;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.store.testing.FaultyDevice.Op;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
 import java.io.IOException;
@@ -24,9 +27,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Failing devices under a live snapshot stack, injected inside the engine ({@link FaultyDevice}
@@ -59,10 +59,14 @@ class FailingDevicesTest {
     static void summary() {
         System.out.println("failing devices (engine): " + FAULT_CASES.get() + " fault cases, " + INVALIDATED.get()
                 + " snapshots invalidated alone, " + SURVIVED.get() + " faults that failed only their request");
-        Figures.record("faults.engine", FAULT_CASES.get() + " injected faults (EIO on COW read/write/flush and origin"
-                + " read, a full COW, concurrent writers): " + INVALIDATED.get() + " snapshots invalidated alone (one ERROR"
-                + " line, header marked once, nothing written after), " + SURVIVED.get() + " faults failed only their"
-                + " request as the kernel's; origin, other snapshots and other devices equal to the model");
+        Figures.record(
+                "faults.engine",
+                FAULT_CASES.get() + " injected faults (EIO on COW read/write/flush and origin"
+                        + " read, a full COW, concurrent writers): " + INVALIDATED.get()
+                        + " snapshots invalidated alone (one ERROR"
+                        + " line, header marked once, nothing written after), " + SURVIVED.get()
+                        + " faults failed only their"
+                        + " request as the kernel's; origin, other snapshots and other devices equal to the model");
     }
 
     /** Origin writes to chunks 0-7, the victim's own writes (whole and partial chunks), bystander I/O. */
@@ -83,15 +87,20 @@ class FailingDevicesTest {
 
     /** A fault of the victim's COW that invalidates it. */
     enum CowFault {
-        DATA_WRITE_OF_A_COPY_OUT, DATA_WRITE_OF_A_WHOLE_CHUNK_SNAPSHOT_WRITE, COPY_OF_A_PARTIAL_SNAPSHOT_WRITE,
-        AREA_WRITE, FLUSH_OF_A_COMMIT, NO_SPACE_FOR_A_COPY_OUT
+        DATA_WRITE_OF_A_COPY_OUT,
+        DATA_WRITE_OF_A_WHOLE_CHUNK_SNAPSHOT_WRITE,
+        COPY_OF_A_PARTIAL_SNAPSHOT_WRITE,
+        AREA_WRITE,
+        FLUSH_OF_A_COMMIT,
+        NO_SPACE_FOR_A_COPY_OUT
     }
 
     @ParameterizedTest
     @EnumSource(CowFault.class)
     void aCowFaultInvalidatesThatSnapshotAlone(CowFault fault) throws Exception {
         Random random = Seeds.random("cow-fault-" + fault);
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             String name = faulty(rig.victimCow);
@@ -112,7 +121,8 @@ class FailingDevicesTest {
                     rig.mustFailWrite("victim", 1611, 2, random);
                 }
                 case AREA_WRITE -> {
-                    cow.fail(r -> r.op() == Op.WRITE && r.offsetBytes() >= FaultRig.CHUNK_BYTES
+                    cow.fail(r -> r.op() == Op.WRITE
+                            && r.offsetBytes() >= FaultRig.CHUNK_BYTES
                             && r.offsetBytes() < 2 * FaultRig.CHUNK_BYTES);
                     rig.mustWrite("origin", 800, 8, random);
                     reason = "COW " + name + ": writing exception area 0 failed: pwrite(path=" + name + ", offset=";
@@ -139,7 +149,11 @@ class FailingDevicesTest {
             assertEquals(List.of("victim io_error"), rig.invalidations);
             if (fault == CowFault.FLUSH_OF_A_COMMIT) {
                 // The header could not be made durable either: "write header failed", as the kernel's.
-                assertEquals(1, log.warnings().stream().filter(w -> w.contains("write header failed")).count(),
+                assertEquals(
+                        1,
+                        log.warnings().stream()
+                                .filter(w -> w.contains("write header failed"))
+                                .count(),
                         log.warnings().toString());
             } else {
                 assertReloadsInvalid(rig, log, cow);
@@ -172,8 +186,11 @@ class FailingDevicesTest {
     /** After the fault the victim's COW got its header (valid=0) once, and that was the last write. */
     private static void assertNothingWrittenAfterTheHeader(Faults cow, int mark) {
         List<FaultyDevice.Request> writes = cow.writesSince(mark);
-        List<FaultyDevice.Request> headers = writes.stream().filter(r -> r.offsetBytes() == 0).toList();
-        assertEquals(List.of(new FaultyDevice.Request(Op.WRITE, 0, FaultRig.CHUNK_BYTES)), headers,
+        List<FaultyDevice.Request> headers =
+                writes.stream().filter(r -> r.offsetBytes() == 0).toList();
+        assertEquals(
+                List.of(new FaultyDevice.Request(Op.WRITE, 0, FaultRig.CHUNK_BYTES)),
+                headers,
                 "the header, once: " + writes);
         assertEquals(headers.getFirst(), writes.getLast(), "nothing after the header: " + writes);
     }
@@ -185,14 +202,17 @@ class FailingDevicesTest {
         rig.dm.get("origin").suspend();
         rig.dm.create("victim", null, TableParser.parse(rig.victimTable));
         rig.dm.get("origin").resume();
-        assertTrue(log.warnings().contains("victim: Snapshot is marked invalid."), log.warnings().toString());
+        assertTrue(
+                log.warnings().contains("victim: Snapshot is marked invalid."),
+                log.warnings().toString());
         assertEquals("0 " + FaultRig.SECTORS + " snapshot Invalid", rig.status("victim"));
     }
 
     @Test
     void aCowReadErrorFailsThatReadOnly() throws Exception {
         Random random = Seeds.random("cow-read");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             cow.fail(r -> r.op() == Op.READ && r.offsetBytes() >= 2 * FaultRig.CHUNK_BYTES);
@@ -214,7 +234,8 @@ class FailingDevicesTest {
     @Test
     void aCowWriteErrorIntoAChunkWithAnExceptionFailsThatWriteOnly() throws Exception {
         Random random = Seeds.random("cow-write-mapped");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             cow.fail(r -> r.op() == Op.WRITE && r.offsetBytes() >= 2 * FaultRig.CHUNK_BYTES);
@@ -236,7 +257,8 @@ class FailingDevicesTest {
     @Test
     void aCowFlushErrorFailsThatFlushOnly() throws Exception {
         Random random = Seeds.random("cow-flush");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             cow.fail(r -> r.op() == Op.FLUSH);
@@ -265,11 +287,13 @@ class FailingDevicesTest {
     @Test
     void aPlainOriginReadErrorFailsThatReadOnly() throws Exception {
         Random random = Seeds.random("origin-read");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults origin = rig.faultsOf("base.img");
             long from = 4000L << 9;
-            origin.fail(r -> r.op() == Op.READ && r.offsetBytes() < from + 4096 && r.offsetBytes() + r.lengthBytes() > from);
+            origin.fail(r ->
+                    r.op() == Op.READ && r.offsetBytes() < from + 4096 && r.offsetBytes() + r.lengthBytes() > from);
             rig.mustFailRead("origin", 4000, 8);
             rig.mustFailRead("victim", 4000, 8); // no exception there: the snapshot reads the origin
             rig.mustFailRead("other", 4001, 1);
@@ -290,7 +314,8 @@ class FailingDevicesTest {
     @Test
     void anOriginWriteErrorFailsThatWriteOnlyAndTheSnapshotsKeepTheirCopies() throws Exception {
         Random random = Seeds.random("origin-write");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults origin = rig.faultsOf("base.img");
             origin.fail(r -> r.op() == Op.WRITE && r.offsetBytes() == 1600L << 9);
@@ -312,12 +337,14 @@ class FailingDevicesTest {
     @Test
     void anOriginReadErrorDuringACopyOutInvalidatesEverySnapshotThatNeededTheCopy() throws Exception {
         Random random = Seeds.random("origin-read-copy");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults origin = rig.faultsOf("base.img");
             String base = faulty(rig.base);
             long from = 80L << 9; // chunk 10 (8 sectors), chunk 5 of po (16 sectors)
-            origin.fail(r -> r.op() == Op.READ && r.offsetBytes() < from + 8192 && r.offsetBytes() + r.lengthBytes() > from);
+            origin.fail(r ->
+                    r.op() == Op.READ && r.offsetBytes() < from + 8192 && r.offsetBytes() + r.lengthBytes() > from);
             rig.mustWrite("origin", 80, 8, random); // the copies fail; then the write goes ahead
             origin.heal();
             // "other" had chunk 10 already: it needed no copy.
@@ -328,12 +355,21 @@ class FailingDevicesTest {
             List<String> errors = log.errors();
             assertEquals(3, errors.size(), errors.toString());
             for (String device : List.of("victim", "po", "temp")) {
-                assertEquals(1, errors.stream().filter(l -> l.startsWith(device + ": Invalidating snapshot: Error reading/writing. origin "
-                        + base + ": pread(path=" + base + ", offset=40960, length=") && l.endsWith("failed: EIO (Input/output error): injected fault")).count(),
+                assertEquals(
+                        1,
+                        errors.stream()
+                                .filter(l ->
+                                        l.startsWith(device + ": Invalidating snapshot: Error reading/writing. origin "
+                                                        + base + ": pread(path=" + base + ", offset=40960, length=")
+                                                && l.endsWith("failed: EIO (Input/output error): injected fault"))
+                                .count(),
                         device + " in " + errors);
             }
-            assertEquals(List.of("io_error", "io_error", "io_error"),
-                    rig.invalidations.stream().map(s -> s.substring(s.indexOf(' ') + 1)).toList());
+            assertEquals(
+                    List.of("io_error", "io_error", "io_error"),
+                    rig.invalidations.stream()
+                            .map(s -> s.substring(s.indexOf(' ') + 1))
+                            .toList());
             assertEquals(List.of(), log.stackTraces());
             rig.verify("origin");
             rig.verify("other");
@@ -351,7 +387,8 @@ class FailingDevicesTest {
     @Test
     void concurrentWritesIntoAFailingCowLogOneLineAndWriteOneHeader() throws Exception {
         Random random = Seeds.random("concurrent");
-        try (FaultRig rig = new FaultRig(dir); LogCapture log = new LogCapture()) {
+        try (FaultRig rig = new FaultRig(dir);
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             int mark = cow.mark();
@@ -379,7 +416,11 @@ class FailingDevicesTest {
             } finally {
                 pool.shutdown();
             }
-            assertInvalidatedAlone(rig, log, InvalidationCause.IO_ERROR, "COW " + faulty(rig.victimCow),
+            assertInvalidatedAlone(
+                    rig,
+                    log,
+                    InvalidationCause.IO_ERROR,
+                    "COW " + faulty(rig.victimCow),
                     "EIO (Input/output error): injected fault");
             assertNothingWrittenAfterTheHeader(cow, mark);
             rig.exercise(random, 100, List.of("victim"));
@@ -394,7 +435,7 @@ class FailingDevicesTest {
         Random random = Seeds.random("po-full");
         // Header, area 0 and two data chunks.
         try (FaultRig rig = new FaultRig(dir, "PO", 4 * FaultRig.CHUNK_BYTES, dir.resolve("victim.cow"), List.of());
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             rig.mustWrite("victim", 0, 8, random);
             rig.mustWrite("victim", 9, 1, random);
             Faults cow = rig.faultsOf("victim.cow");
@@ -407,9 +448,12 @@ class FailingDevicesTest {
             assertEquals(List.of(), cow.writesSince(mark));
             rig.mustWrite("origin", 800, 8, random); // needs a chunk the COW does not have
             rig.assertOnlyInvalid("victim");
-            assertEquals(List.of("victim: Snapshot overflowed: Unable to allocate exception.",
-                    "victim: Invalidating snapshot: Unable to allocate exception. COW " + faulty(rig.victimCow)
-                            + " is full (32 sectors)"), log.errors());
+            assertEquals(
+                    List.of(
+                            "victim: Snapshot overflowed: Unable to allocate exception.",
+                            "victim: Invalidating snapshot: Unable to allocate exception. COW " + faulty(rig.victimCow)
+                                    + " is full (32 sectors)"),
+                    log.errors());
             assertEquals(List.of("victim cow_full"), rig.invalidations);
             assertNothingWrittenAfterTheHeader(cow, mark);
             rig.verifyBystanders();
@@ -423,7 +467,10 @@ class FailingDevicesTest {
     }
 
     /** Where the allocation whose COW size query fails comes from. */
-    enum AllocatingWrite { SNAPSHOT_WRITE, ORIGIN_WRITE }
+    enum AllocatingWrite {
+        SNAPSHOT_WRITE,
+        ORIGIN_WRITE
+    }
 
     /**
      * An I/O error of the COW while allocating an exception (its size could not be read) is not a
@@ -435,7 +482,7 @@ class FailingDevicesTest {
     void aCowErrorWhileAllocatingInvalidatesAPoSnapshotAsAnIoError(AllocatingWrite write) throws Exception {
         Random random = Seeds.random("po-prepare-eio-" + write);
         try (FaultRig rig = new FaultRig(dir, "PO", 5 << 20, dir.resolve("victim.cow"), List.of());
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             populate(rig, random);
             Faults cow = rig.faultsOf("victim.cow");
             int mark = cow.mark();
@@ -448,7 +495,10 @@ class FailingDevicesTest {
                 case ORIGIN_WRITE -> rig.mustWrite("origin", 1600, 8, random); // goes ahead without the copy
             }
             String name = faulty(rig.victimCow);
-            assertInvalidatedAlone(rig, log, InvalidationCause.IO_ERROR,
+            assertInvalidatedAlone(
+                    rig,
+                    log,
+                    InvalidationCause.IO_ERROR,
                     "COW " + name + ": fstat(path=" + name + ") failed: EIO (Input/output error): injected fault");
             assertNothingWrittenAfterTheHeader(cow, mark);
             assertReloadsInvalid(rig, log, cow);
@@ -461,14 +511,14 @@ class FailingDevicesTest {
     void aFullPCowInvalidatesOnASnapshotWrite() throws Exception {
         Random random = Seeds.random("p-full");
         try (FaultRig rig = new FaultRig(dir, "P", 4 * FaultRig.CHUNK_BYTES, dir.resolve("victim.cow"), List.of());
-             LogCapture log = new LogCapture()) {
+                LogCapture log = new LogCapture()) {
             rig.mustWrite("victim", 0, 8, random);
             rig.mustWrite("victim", 9, 1, random);
             Faults cow = rig.faultsOf("victim.cow");
             int mark = cow.mark();
             rig.mustFailWrite("victim", 16, 8, random);
-            assertInvalidatedAlone(rig, log, InvalidationCause.NO_SPACE,
-                    "COW " + faulty(rig.victimCow) + " is full (32 sectors)");
+            assertInvalidatedAlone(
+                    rig, log, InvalidationCause.NO_SPACE, "COW " + faulty(rig.victimCow) + " is full (32 sectors)");
             assertNothingWrittenAfterTheHeader(cow, mark);
             int after = cow.mark();
             rig.exercise(random, 200, List.of("victim"));

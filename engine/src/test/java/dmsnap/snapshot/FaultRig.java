@@ -1,5 +1,10 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
@@ -31,11 +36,6 @@ import java.util.Random;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Predicate;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * An origin with four snapshots and a bystander device, over files whose faults a test switches
@@ -103,7 +103,8 @@ final class FaultRig implements AutoCloseable {
         List<FaultyDevice.Request> writesSince(int mark) {
             synchronized (passed) {
                 return passed.subList(mark, passed.size()).stream()
-                        .filter(r -> r.op() != FaultyDevice.Op.READ && r.op() != FaultyDevice.Op.FLUSH).toList();
+                        .filter(r -> r.op() != FaultyDevice.Op.READ && r.op() != FaultyDevice.Op.FLUSH)
+                        .toList();
             }
         }
     }
@@ -145,25 +146,28 @@ final class FaultRig implements AutoCloseable {
         });
         CommitObserver observer = new CommitObserver() {
             @Override
-            public void committed(dmsnap.store.ExceptionStore store, long latencyNanos, boolean success) {
-            }
+            public void committed(dmsnap.store.ExceptionStore store, long latencyNanos, boolean success) {}
 
             @Override
             public void invalidated(String device, InvalidationCause cause) {
                 invalidations.add(device + " " + cause.label());
             }
         };
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier, observer),
-                devices);
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier, observer), devices);
         dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + base));
         if (!Files.exists(victimCow)) {
             sparse(victimCow, victimCowBytes);
         }
         victimTable = "0 " + SECTORS + " snapshot " + base + " " + victimCow + " " + victimStore + " 8";
         addSnapshot("victim", victimTable);
-        addSnapshot("other", "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("other.cow"), 5 << 20) + " P 8");
-        addSnapshot("po", "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("po.cow"), 5 << 20) + " PO 16");
-        addSnapshot("temp", "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("temp.cow"), 5 << 20) + " N 8");
+        addSnapshot(
+                "other",
+                "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("other.cow"), 5 << 20) + " P 8");
+        addSnapshot(
+                "po", "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("po.cow"), 5 << 20) + " PO 16");
+        addSnapshot(
+                "temp", "0 " + SECTORS + " snapshot " + base + " " + sparse(dir.resolve("temp.cow"), 5 << 20) + " N 8");
         dm.create("lin", null, TableParser.parse("0 " + LIN_SECTORS + " linear " + dir.resolve("plain.img") + " 0"));
     }
 
@@ -254,7 +258,9 @@ final class FaultRig implements AutoCloseable {
 
     /** Reads {@code sectors} at {@code sector} and compares them with the model. */
     void mustRead(String device, long sector, int sectors) throws IOException, InterruptedException {
-        assertArrayEquals(expected(device, sector, sectors), read(device, sector, sectors),
+        assertArrayEquals(
+                expected(device, sector, sectors),
+                read(device, sector, sectors),
                 device + " at " + sector + "+" + sectors);
     }
 
@@ -367,23 +373,26 @@ final class FaultRig implements AutoCloseable {
         private final ByteArrayOutputStream captured = new ByteArrayOutputStream();
 
         LogCapture() {
-            System.setErr(new PrintStream(new OutputStream() {
-                @Override
-                public void write(int b) {
-                    synchronized (captured) {
-                        captured.write(b);
-                    }
-                    original.write(b);
-                }
+            System.setErr(new PrintStream(
+                    new OutputStream() {
+                        @Override
+                        public void write(int b) {
+                            synchronized (captured) {
+                                captured.write(b);
+                            }
+                            original.write(b);
+                        }
 
-                @Override
-                public void write(byte[] b, int off, int len) {
-                    synchronized (captured) {
-                        captured.write(b, off, len);
-                    }
-                    original.write(b, off, len);
-                }
-            }, true, StandardCharsets.UTF_8));
+                        @Override
+                        public void write(byte[] b, int off, int len) {
+                            synchronized (captured) {
+                                captured.write(b, off, len);
+                            }
+                            original.write(b, off, len);
+                        }
+                    },
+                    true,
+                    StandardCharsets.UTF_8));
         }
 
         List<String> lines() {
@@ -394,18 +403,24 @@ final class FaultRig implements AutoCloseable {
 
         /** ERROR lines, without the thread and logger prefix. */
         List<String> errors() {
-            return lines().stream().filter(l -> l.contains(" ERROR ")).map(l -> l.substring(l.indexOf(" - ") + 3))
+            return lines().stream()
+                    .filter(l -> l.contains(" ERROR "))
+                    .map(l -> l.substring(l.indexOf(" - ") + 3))
                     .toList();
         }
 
         List<String> warnings() {
-            return lines().stream().filter(l -> l.contains(" WARN ")).map(l -> l.substring(l.indexOf(" - ") + 3))
+            return lines().stream()
+                    .filter(l -> l.contains(" WARN "))
+                    .map(l -> l.substring(l.indexOf(" - ") + 3))
                     .toList();
         }
 
         /** Lines of stack traces: an exception went somewhere it should not. */
         List<String> stackTraces() {
-            return lines().stream().filter(l -> l.startsWith("\tat ") || l.startsWith("Exception in thread")).toList();
+            return lines().stream()
+                    .filter(l -> l.startsWith("\tat ") || l.startsWith("Exception in thread"))
+                    .toList();
         }
 
         @Override

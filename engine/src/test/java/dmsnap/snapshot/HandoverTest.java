@@ -1,5 +1,9 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.DmException;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableLoadException;
@@ -10,10 +14,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Spec 8 and checklist 59-70: handover between snapshot tables on one COW. */
 class HandoverTest {
@@ -30,7 +30,9 @@ class HandoverTest {
             assertEquals("0 16384 snapshot 32/8192 16", usage);
             e.dm.load("snap", TableParser.parse(e.snapshotTable("P", 8)));
             assertEquals("0 16384 snapshot 0/8192 0", e.status("snap", true));
-            assertEquals("0 16384 snapshot " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 0", e.table("snap", true));
+            assertEquals(
+                    "0 16384 snapshot " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 0",
+                    e.table("snap", true));
             refusesPairing(e, "snap"); // re-loading the pending inactive slot
             assertEquals("0 16384 snapshot 0/8192 0", e.status("snap", true), "the pending table stays");
             e.dm.get("snap").resume();
@@ -49,8 +51,8 @@ class HandoverTest {
         String tables = e.dm.get(device).info().tablesPresent();
         String live = e.table(device, false);
         String inactive = e.table(device, true);
-        TableLoadException x = assertThrows(TableLoadException.class,
-                () -> e.dm.load(device, TableParser.parse(e.snapshotTable("P", 8))));
+        TableLoadException x = assertThrows(
+                TableLoadException.class, () -> e.dm.load(device, TableParser.parse(e.snapshotTable("P", 8))));
         assertEquals("Snapshot cow pairing for exception table handover failed", x.getMessage());
         assertEquals("EINVAL", x.errno());
         assertEquals(tables, e.dm.get(device).info().tablesPresent(), "the load changed nothing");
@@ -64,11 +66,13 @@ class HandoverTest {
             e.createOriginAndSnapshot("P", 8);
             e.dm.create("snapB", null, null);
             e.dm.load("snapB", TableParser.parse(e.snapshotTable("P", 8)));
-            DmException notSuspended = assertThrows(DmException.class, () -> e.dm.get("snapB").resume());
+            DmException notSuspended =
+                    assertThrows(DmException.class, () -> e.dm.get("snapB").resume());
             assertEquals("Unable to perform snapshot handover until source is suspended.", notSuspended.getMessage());
             assertEquals("SUSPENDED", e.dm.get("snapB").info().suspended() ? "SUSPENDED" : "ACTIVE");
             e.dm.get("snap").suspend();
-            DmException source = assertThrows(DmException.class, () -> e.dm.get("snap").resume());
+            DmException source =
+                    assertThrows(DmException.class, () -> e.dm.get("snap").resume());
             assertEquals("Unable to resume snapshot source until handover completes.", source.getMessage());
             e.dm.get("snapB").resume();
             assertEquals("0 16384 snapshot Invalid", e.status("snap", false));

@@ -1,5 +1,7 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.ffm.Errno;
@@ -16,8 +18,6 @@ import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 /**
  * The ERROR line that invalidates a snapshot says why: the kernel's phrase, then the device and
  * the errno text of the failure behind it, in one line.
@@ -32,26 +32,30 @@ class InvalidationLogTest {
     private static List<String> errorLinesOf(String device, ThrowingRunnable body) throws Exception {
         PrintStream original = System.err;
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(new OutputStream() {
-            @Override
-            public void write(int b) {
-                captured.write(b);
-                original.write(b);
-            }
+        System.setErr(new PrintStream(
+                new OutputStream() {
+                    @Override
+                    public void write(int b) {
+                        captured.write(b);
+                        original.write(b);
+                    }
 
-            @Override
-            public void write(byte[] b, int off, int len) {
-                captured.write(b, off, len);
-                original.write(b, off, len);
-            }
-        }, true, StandardCharsets.UTF_8));
+                    @Override
+                    public void write(byte[] b, int off, int len) {
+                        captured.write(b, off, len);
+                        original.write(b, off, len);
+                    }
+                },
+                true,
+                StandardCharsets.UTF_8));
         try {
             body.run();
         } finally {
             System.setErr(original);
         }
         return Arrays.stream(captured.toString(StandardCharsets.UTF_8).split("\n"))
-                .filter(l -> l.contains(" ERROR ") && l.contains(" - " + device + ": ")).toList();
+                .filter(l -> l.contains(" ERROR ") && l.contains(" - " + device + ": "))
+                .toList();
     }
 
     @FunctionalInterface
@@ -73,8 +77,8 @@ class InvalidationLogTest {
     @Test
     void aCopyIntoACowOnAFullFileSystemNamesTheCowAndEnospc() throws Exception {
         // Data chunks 2 and 3 can be written, chunk 4 on needs blocks the file system does not have.
-        BackingDevices devices = cowFailing(r -> r.op() == FaultyDevice.Op.WRITE && r.offsetBytes() >= 4 * CHUNK_BYTES,
-                Errno.ENOSPC);
+        BackingDevices devices =
+                cowFailing(r -> r.op() == FaultyDevice.Op.WRITE && r.offsetBytes() >= 4 * CHUNK_BYTES, Errno.ENOSPC);
         try (SnapshotEngine e = new SnapshotEngine(dir, 1 << 20, 1 << 20, devices)) {
             e.createOriginAndSnapshot("P", 8);
             String cow = "faulty(" + e.cow.toRealPath() + ")";
@@ -95,8 +99,12 @@ class InvalidationLogTest {
     @Test
     void aFailedMetadataWriteNamesTheCowAndTheArea() throws Exception {
         boolean[] armed = {false};
-        BackingDevices devices = cowFailing(r -> armed[0] && r.op() == FaultyDevice.Op.WRITE
-                && r.offsetBytes() >= CHUNK_BYTES && r.offsetBytes() < 2 * CHUNK_BYTES, Errno.ENOSPC);
+        BackingDevices devices = cowFailing(
+                r -> armed[0]
+                        && r.op() == FaultyDevice.Op.WRITE
+                        && r.offsetBytes() >= CHUNK_BYTES
+                        && r.offsetBytes() < 2 * CHUNK_BYTES,
+                Errno.ENOSPC);
         try (SnapshotEngine e = new SnapshotEngine(dir, 1 << 20, 1 << 20, devices)) {
             e.createOriginAndSnapshot("P", 8);
             String cow = "faulty(" + e.cow.toRealPath() + ")";
@@ -121,8 +129,10 @@ class InvalidationLogTest {
                 }
             });
             assertEquals(1, errors.size(), "one ERROR line: " + errors);
-            assertEquals("snap: Invalidating snapshot: Unable to allocate exception. COW " + e.cow.toRealPath()
-                    + " is full (32 sectors)", errors.getFirst().substring(errors.getFirst().indexOf(" - ") + 3));
+            assertEquals(
+                    "snap: Invalidating snapshot: Unable to allocate exception. COW " + e.cow.toRealPath()
+                            + " is full (32 sectors)",
+                    errors.getFirst().substring(errors.getFirst().indexOf(" - ") + 3));
         }
     }
 }

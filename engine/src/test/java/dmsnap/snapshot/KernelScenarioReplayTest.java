@@ -1,5 +1,9 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
@@ -29,10 +33,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
-
 /**
  * Replays what the real kernel did (result.txt of shared/fixtures/kernel-cow, copied into the
  * store's test resources) against the engine, line by line: every dmsetup command and its exit
@@ -48,7 +48,7 @@ class KernelScenarioReplayTest {
     @TempDir
     Path dir;
 
-    private final Map<String, Path> drives = new LinkedHashMap<>();   // vda -> file
+    private final Map<String, Path> drives = new LinkedHashMap<>(); // vda -> file
     private final Map<String, String> numbers = new LinkedHashMap<>(); // vda -> 254:0
     private DeviceManager dm;
     private Arena arena;
@@ -135,11 +135,18 @@ class KernelScenarioReplayTest {
             switch (verb) {
                 case "create" -> {
                     int t = args.indexOf("--table");
-                    dm.create(args.get(1), null, t < 0 ? null
-                            : TableParser.parse(toOurs(String.join(" ", args.subList(t + 1, args.size())))));
+                    dm.create(
+                            args.get(1),
+                            null,
+                            t < 0
+                                    ? null
+                                    : TableParser.parse(toOurs(String.join(" ", args.subList(t + 1, args.size())))));
                 }
-                case "load" -> dm.load(args.get(1), TableParser.parse(toOurs(String.join(" ",
-                        args.subList(args.indexOf("--table") + 1, args.size())))));
+                case "load" ->
+                    dm.load(
+                            args.get(1),
+                            TableParser.parse(
+                                    toOurs(String.join(" ", args.subList(args.indexOf("--table") + 1, args.size())))));
                 case "suspend" -> dm.get(args.get(1)).suspend();
                 case "resume" -> dm.get(args.get(1)).resume();
                 case "remove" -> dm.remove(args.get(1), false);
@@ -152,11 +159,12 @@ class KernelScenarioReplayTest {
                         out.add(d.name() + "\t(" + DeviceManager.DM_MAJOR + ":" + d.minor() + ")");
                     }
                 }
-                case "info" -> out.addAll(List.of(dm.get(args.get(1)).info().dmsetupText().split("\n")));
+                case "info" ->
+                    out.addAll(List.of(dm.get(args.get(1)).info().dmsetupText().split("\n")));
                 case "status", "table" -> {
                     boolean inactive = args.contains("--inactive");
-                    out.add(statusLine(args.getLast(), verb.equals("status") ? StatusType.INFO : StatusType.TABLE,
-                            inactive));
+                    out.add(statusLine(
+                            args.getLast(), verb.equals("status") ? StatusType.INFO : StatusType.TABLE, inactive));
                 }
                 default -> fail("unknown dmsetup verb in fixture: " + args);
             }
@@ -177,7 +185,8 @@ class KernelScenarioReplayTest {
     void replaysTheKernelsTranscript(String scenario) throws Exception {
         setUpDrives(scenario);
         Map<String, String> shaDevice = new LinkedHashMap<>();
-        Matcher shaLines = Pattern.compile("(?m)^\\s*sha (\\S+) (\\S+)").matcher(KernelFixtures.text(scenario, "scenario.sh"));
+        Matcher shaLines =
+                Pattern.compile("(?m)^\\s*sha (\\S+) (\\S+)").matcher(KernelFixtures.text(scenario, "scenario.sh"));
         while (shaLines.find()) {
             shaDevice.put(shaLines.group(1), shaLines.group(2));
         }
@@ -188,8 +197,8 @@ class KernelScenarioReplayTest {
         Registry registry = new Registry();
         int checked = 0;
         try (ChunkCopier copier = new ChunkCopier(4, 1 << 20)) {
-            dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier),
-                    new BackingDevices());
+            dm = new DeviceManager(
+                    SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier), new BackingDevices());
             String[] lines = KernelFixtures.text(scenario, "result.txt").split("\n");
             for (int i = 0; i < lines.length; i++) {
                 String line = lines[i];
@@ -206,29 +215,35 @@ class KernelScenarioReplayTest {
                         expected.add(o);
                     }
                     int[] rc = {0};
-                    List<String> actual = dmsetup(List.of(line.substring("$ dmsetup ".length()).split(" ")), rc);
+                    List<String> actual = dmsetup(
+                            List.of(line.substring("$ dmsetup ".length()).split(" ")), rc);
                     assertEquals(expectedRc, rc[0], line + ": " + actual);
                     if (expectedRc == 0) {
                         assertEquals(expected, actual, line);
                     } else {
                         // dmsetup: "device-mapper: <verb> ioctl on <name> ... failed: <strerror>"
-                        assertTrue(expected.getFirst().endsWith("failed: " + actual.getFirst()),
+                        assertTrue(
+                                expected.getFirst().endsWith("failed: " + actual.getFirst()),
                                 line + ": kernel said " + expected + ", we " + actual);
                         // The kernel's reason, when it logged one, is ours word for word.
                         List<String> kmsg = new ArrayList<>();
                         for (int k = i + 1; k < lines.length && lines[k].startsWith("KMSG: "); k++) {
                             kmsg.add(lines[k]);
                         }
-                        List<String> reasons = kmsg.stream().filter(k -> k.contains("snapshot")).toList();
+                        List<String> reasons = kmsg.stream()
+                                .filter(k -> k.contains("snapshot"))
+                                .toList();
                         if (!reasons.isEmpty()) {
-                            assertTrue(reasons.stream().anyMatch(k -> k.contains(actual.get(1))),
+                            assertTrue(
+                                    reasons.stream().anyMatch(k -> k.contains(actual.get(1))),
                                     line + ": kernel logged " + reasons + ", we said " + actual.get(1));
                         }
                     }
                     checked++;
                 } else if ((m = WRITE.matcher(line)).matches()) {
                     boolean expectError = i + 1 < lines.length && lines[i + 1].startsWith("  dd: ");
-                    MemorySegment data = pattern.asSlice(Long.parseLong(m.group(4)) << 9, Long.parseLong(m.group(3)) << 9);
+                    MemorySegment data =
+                            pattern.asSlice(Long.parseLong(m.group(4)) << 9, Long.parseLong(m.group(3)) << 9);
                     boolean failed = false;
                     try {
                         dm.get(m.group(1)).submit(IoRequest.write(Long.parseLong(m.group(2)), data, false));
@@ -254,11 +269,15 @@ class KernelScenarioReplayTest {
         Map<String, String> sums = KernelFixtures.sha256sums(scenario);
         for (Path file : drives.values()) {
             String expected = sums.get(file.getFileName().toString());
-            assertEquals(expected, HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-                    .digest(Files.readAllBytes(file))), "final image " + file.getFileName());
+            assertEquals(
+                    expected,
+                    HexFormat.of()
+                            .formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file))),
+                    "final image " + file.getFileName());
             checked++;
         }
-        System.out.println("kernel scenario " + scenario + ": " + checked + " commands, writes, views and images match");
+        System.out.println(
+                "kernel scenario " + scenario + ": " + checked + " commands, writes, views and images match");
         assertTrue(checked > 10);
     }
 }

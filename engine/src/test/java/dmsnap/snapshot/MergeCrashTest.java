@@ -1,10 +1,16 @@
 package dmsnap.snapshot;
 
-import dmsnap.engine.testing.SnapshotEngine;
-import dmsnap.store.testing.Figures;
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.FaultyDevice;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
@@ -25,15 +31,9 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
-
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static dmsnap.snapshot.MergeProbes.merging;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Crash safety of the merge (spec 9.2): the power fails before the k-th device operation of a
@@ -60,6 +60,7 @@ class MergeCrashTest {
         volatile long cutAt = Long.MAX_VALUE;
         /** Only operation cutAt fails (an I/O error), not the ones after it. */
         volatile boolean single;
+
         final List<String> labels = new CopyOnWriteArrayList<>();
 
         Predicate<FaultyDevice.Request> on(String device, long metadataStride) {
@@ -96,8 +97,7 @@ class MergeCrashTest {
         }
     }
 
-    private record Prepared(byte[] base, byte[] cow, byte[] view) {
-    }
+    private record Prepared(byte[] base, byte[] cow, byte[] view) {}
 
     /** A snapshot (P, chunk 1) with runs and singles over several areas; its view. */
     private Prepared prepare(Random random) throws Exception {
@@ -214,7 +214,8 @@ class MergeCrashTest {
         try (SnapshotEngine e = new SnapshotEngine(dir, disks.base, disks.cow, disks.boot(null), merge)) {
             e.dm.create("origin", null, TableParser.parse(mergeTable(disks.base, disks.cow)));
             awaitMergeStopped(e);
-            assertEquals("0 " + SECTORS + " snapshot-merge 2/512 2", e.status("origin", false), caseName + ": final status");
+            assertEquals(
+                    "0 " + SECTORS + " snapshot-merge 2/512 2", e.status("origin", false), caseName + ": final status");
             disks.keep();
         }
         assertArrayEquals(p.view(), disks.baseBytes, caseName + ": the origin equals the snapshot's view");
@@ -242,13 +243,16 @@ class MergeCrashTest {
         assertTrue(labels.contains("area read (previous area)"), "the merge steps back over areas");
         long copies = labels.stream().filter("COW data read"::equals).count();
         long originFlushes = labels.stream().filter("origin flush"::equals).count();
-        System.out.println("merge crash, batch steps of at least " + batchStepBytes + " bytes: " + copies
-                + " copies, " + originFlushes + " origin flushes");
+        System.out.println("merge crash, batch steps of at least " + batchStepBytes + " bytes: " + copies + " copies, "
+                + originFlushes + " origin flushes");
         if (batchStepBytes == 1) {
-            assertTrue(originFlushes * 8 <= copies, "steps commit up to 16 at a time: " + originFlushes
-                    + " origin flushes for " + copies + " copies");
+            assertTrue(
+                    originFlushes * 8 <= copies,
+                    "steps commit up to 16 at a time: " + originFlushes + " origin flushes for " + copies + " copies");
         } else {
-            assertTrue(originFlushes >= copies, "one origin flush per step: " + originFlushes + " for " + copies + " copies");
+            assertTrue(
+                    originFlushes >= copies,
+                    "one origin flush per step: " + originFlushes + " for " + copies + " copies");
         }
         Map<String, int[]> matrix = new TreeMap<>();
         for (long k = 1; k <= total + 1; k++) {
@@ -260,15 +264,20 @@ class MergeCrashTest {
             }
         }
         StringBuilder table = new StringBuilder("merge crash matrix (" + total + " operations, chunk 1, "
-                + (batchStepBytes == 1 ? "steps committed in batches, " : "steps committed one by one, ") + "every cut point x {lose all unflushed, random partial writeback}):\n");
+                + (batchStepBytes == 1 ? "steps committed in batches, " : "steps committed one by one, ")
+                + "every cut point x {lose all unflushed, random partial writeback}):\n");
         table.append(String.format("  %-28s %-26s %-26s%n", "power cut before", "lose unflushed", "random writeback"));
-        matrix.forEach((step, n) -> table.append(String.format("  %-28s %-26s %-26s%n", step,
+        matrix.forEach((step, n) -> table.append(String.format(
+                "  %-28s %-26s %-26s%n",
+                step,
                 n[0] + " resumed+completed" + (n[1] > 0 ? ", " + n[1] + " done" : ""),
                 n[2] + " resumed+completed" + (n[3] > 0 ? ", " + n[3] + " done" : ""))));
         System.out.print(table);
-        Figures.record("crash.merge.cuts." + (batchStepBytes == 1 ? "batched" : "one-by-one"), 2 * (total + 1)
-                + " power cuts (before each of " + total + " merge operations and after the last, x {lose all"
-                + " unflushed, random partial writeback}): every one resumed and completed (or had completed), origin = snapshot view");
+        Figures.record(
+                "crash.merge.cuts." + (batchStepBytes == 1 ? "batched" : "one-by-one"),
+                2 * (total + 1)
+                        + " power cuts (before each of " + total + " merge operations and after the last, x {lose all"
+                        + " unflushed, random partial writeback}): every one resumed and completed (or had completed), origin = snapshot view");
     }
 
     /**
@@ -303,12 +312,14 @@ class MergeCrashTest {
                 String what = kind.getKey() + " (operation " + k + ")";
                 assertEquals("0 " + SECTORS + " snapshot-merge Merge failed", e.status("origin", false), what);
                 assertTrue(merging(e).store().usage().allocatedSectors() > 2, what + ": stopped before the end");
-                assertArrayEquals(p.view(), bytes(e, "origin"), what + ": the merging device reads the snapshot's view");
+                assertArrayEquals(
+                        p.view(), bytes(e, "origin"), what + ": the merging device reads the snapshot's view");
                 e.dm.get("origin").suspend();
                 e.dm.get("origin").resume();
                 awaitMergeStopped(e);
                 assertEquals("0 " + SECTORS + " snapshot-merge Merge failed", e.status("origin", false), what);
-                assertEquals(2, merging(e).store().usage().allocatedSectors(), what + ": the resume finished the merge");
+                assertEquals(
+                        2, merging(e).store().usage().allocatedSectors(), what + ": the resume finished the merge");
                 e.dm.get("origin").submit(IoRequest.flush());
                 disks.keep();
             }

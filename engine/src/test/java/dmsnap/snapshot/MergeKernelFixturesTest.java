@@ -1,5 +1,9 @@
 package dmsnap.snapshot;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
@@ -22,10 +26,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 /**
  * Merges of COWs the kernel wrote (shared/fixtures/kernel-cow): activated as snapshot-merge on
  * the origin the kernel left, each starts at the usage the kernel showed, merges its runs from
@@ -40,10 +40,12 @@ class MergeKernelFixturesTest {
 
     @ParameterizedTest
     @CsvSource({"basic, cow.img, origin.img", "handover, cow.img, origin.img", "overflow, cow2.img, origin2.img"})
-    void aKernelCowMergesIntoItsOriginAndTheOriginBecomesTheSnapshotView(String scenario, String cowImage,
-                                                                           String originImage) throws Exception {
+    void aKernelCowMergesIntoItsOriginAndTheOriginBecomesTheSnapshotView(
+            String scenario, String cowImage, String originImage) throws Exception {
         KernelFixtures.CowDump dump = KernelFixtures.cowDumps(scenario).stream()
-                .filter(d -> d.image().equals(cowImage)).findFirst().orElseThrow();
+                .filter(d -> d.image().equals(cowImage))
+                .findFirst()
+                .orElseThrow();
         Path base = Files.write(dir.resolve(originImage), KernelFixtures.image(scenario, originImage));
         Path cow = Files.write(dir.resolve(cowImage), KernelFixtures.image(scenario, cowImage));
         List<Long> originWrites = new CopyOnWriteArrayList<>();
@@ -63,8 +65,11 @@ class MergeKernelFixturesTest {
         long cowSectors = Files.size(cow) / 512;
         try (SnapshotEngine e = new SnapshotEngine(dir, base, cow, devices)) {
             e.dm.create("origin", null, null);
-            e.dm.load("origin", TableParser.parse("0 " + originSectors + " snapshot-merge " + base + " " + cow + " P 8"));
-            assertEquals("0 " + originSectors + " snapshot-merge " + dump.usage(), e.status("origin", true),
+            e.dm.load(
+                    "origin", TableParser.parse("0 " + originSectors + " snapshot-merge " + base + " " + cow + " P 8"));
+            assertEquals(
+                    "0 " + originSectors + " snapshot-merge " + dump.usage(),
+                    e.status("origin", true),
                     "the kernel's usage at load");
             e.dm.get("origin").resume();
             awaitMergeStopped(e);
@@ -82,7 +87,8 @@ class MergeKernelFixturesTest {
         int end = list.size() - 1;
         while (end >= 0) {
             int start = end;
-            while (start > 0 && list.get(start - 1).oldChunk() == list.get(start).oldChunk() - 1
+            while (start > 0
+                    && list.get(start - 1).oldChunk() == list.get(start).oldChunk() - 1
                     && list.get(start - 1).newChunk() == list.get(start).newChunk() - 1
                     && list.get(start - 1).area() == list.get(end).area()) {
                 start--;
@@ -101,13 +107,17 @@ class MergeKernelFixturesTest {
         String before = SnapshotEngine.sha(base);
         long sectors = Files.size(base) / 512;
         try (SnapshotEngine e = new SnapshotEngine(dir, base, cow, new BackingDevices())) {
-            e.dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow + " PO 8"));
+            e.dm.create(
+                    "origin",
+                    null,
+                    TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow + " PO 8"));
             awaitMergeStopped(e);
             assertEquals("0 " + sectors + " snapshot-merge Invalid", e.status("origin", false));
             assertEquals(before, e.sha("origin"), "the device reads the origin");
         }
         assertEquals(before, SnapshotEngine.sha(base), "nothing was copied");
-        assertArrayEquals(KernelFixtures.image("overflow", cowImage), Files.readAllBytes(cow), "nor written to the COW");
+        assertArrayEquals(
+                KernelFixtures.image("overflow", cowImage), Files.readAllBytes(cow), "nor written to the COW");
     }
 
     private static byte[] records(String prefix, long sectors) {
@@ -137,7 +147,8 @@ class MergeKernelFixturesTest {
         byte[] pat = records("PAT", 4096);
         try (SnapshotEngine e = new SnapshotEngine(dir, base, cow, new BackingDevices())) {
             e.createOriginAndSnapshot("P", 8);
-            Matcher w = Pattern.compile("(?m)^w (\\S+) (\\d+) (\\d+) (\\d+)").matcher(KernelFixtures.text("basic", "scenario.sh"));
+            Matcher w = Pattern.compile("(?m)^w (\\S+) (\\d+) (\\d+) (\\d+)")
+                    .matcher(KernelFixtures.text("basic", "scenario.sh"));
             int writes = 0;
             while (w.find()) {
                 MemorySegment data = e.buffer(Long.parseLong(w.group(3)));
@@ -146,7 +157,8 @@ class MergeKernelFixturesTest {
                 writes++;
             }
             assertEquals(10, writes);
-            assertEquals("0 16384 snapshot 104/8192 16", e.status("snap", false), "the kernel's status after the writes");
+            assertEquals(
+                    "0 16384 snapshot 104/8192 16", e.status("snap", false), "the kernel's status after the writes");
             assertEquals(expectedSnap, e.sha("snap"));
             e.startMerge("P", 8);
             awaitMergeStopped(e);

@@ -1,5 +1,10 @@
 package dmsnap.snapshot;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
@@ -23,11 +28,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
-
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static dmsnap.snapshot.MergeProbes.merging;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Merges against {@link ReferenceSnapshotModel}: a seeded random history of origin and
@@ -114,7 +114,8 @@ class MergeModelTest {
                     }
                     int sectors = 1 + random.nextInt(random.nextBoolean() ? 8 : 48);
                     long sector = random.nextLong(SECTORS - sectors + 1);
-                    String device = random.nextInt(3) == 0 ? run.snapshots.get(random.nextInt(run.snapshots.size())) : "origin";
+                    String device =
+                            random.nextInt(3) == 0 ? run.snapshots.get(random.nextInt(run.snapshots.size())) : "origin";
                     write(run, device, sector, data(random, sectors));
                 }
                 String context = "seed " + seed;
@@ -191,10 +192,12 @@ class MergeModelTest {
                 }
                 engine.dm.get("origin").submit(IoRequest.flush());
                 byte[] origin = Files.readAllBytes(engine.base);
-                assertTrue(Arrays.equals(run.model.read("origin", 0, (int) SECTORS << 9), origin),
+                assertTrue(
+                        Arrays.equals(run.model.read("origin", 0, (int) SECTORS << 9), origin),
                         context + ": the origin file is the merged view");
                 // As lvm2 does at the end: snapshot-origin if snapshots remain, else linear.
-                String after = run.snapshots.isEmpty() ? "0 " + SECTORS + " linear " + engine.base + " 0"
+                String after = run.snapshots.isEmpty()
+                        ? "0 " + SECTORS + " linear " + engine.base + " 0"
                         : "0 " + SECTORS + " snapshot-origin " + engine.base;
                 engine.dm.load("origin", TableParser.parse(after));
                 engine.dm.get("origin").resume();

@@ -7,8 +7,7 @@ import dmsnap.engine.testing.SnapshotEngine;
  * snapshots and their merge loops), which the shared fixture cannot reach.
  */
 final class MergeProbes {
-    private MergeProbes() {
-    }
+    private MergeProbes() {}
 
     /** The origin's merging snapshot (or null). */
     static Snapshot merging(SnapshotEngine e) {

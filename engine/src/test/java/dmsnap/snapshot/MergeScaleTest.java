@@ -1,5 +1,12 @@
 package dmsnap.snapshot;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
@@ -18,13 +25,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static dmsnap.snapshot.MergeProbes.merging;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Merges that cross areas and large ones: a snapshot whose exceptions fill more than two areas
@@ -48,7 +48,9 @@ class MergeScaleTest {
                 e.write("origin", c * 8L, c < 1200 ? 24 : 8, c);
                 written += c < 1200 ? 3 : 1;
             }
-            assertEquals("0 16384 snapshot " + (600 + 2 + 2) * 8 + "/8192 32", e.status("snap", false),
+            assertEquals(
+                    "0 16384 snapshot " + (600 + 2 + 2) * 8 + "/8192 32",
+                    e.status("snap", false),
                     "three areas: metadata 4 chunks");
             String view = e.sha("snap");
             e.startMerge("P", 8);
@@ -125,7 +127,7 @@ class MergeScaleTest {
             f.setLength((2 + exceptions + areas) * chunkBytes);
         }
         try (FileChannel o = FileChannel.open(base, StandardOpenOption.WRITE);
-             FileChannel c = FileChannel.open(cow, StandardOpenOption.WRITE)) {
+                FileChannel c = FileChannel.open(cow, StandardOpenOption.WRITE)) {
             ByteBuffer header = ByteBuffer.allocate((int) chunkBytes).order(ByteOrder.LITTLE_ENDIAN);
             header.putInt(0x70416e53).putInt(1).putInt(1).putInt(chunk).rewind();
             c.write(header, 0);
@@ -153,19 +155,26 @@ class MergeScaleTest {
         long start = System.nanoTime();
         try (SnapshotEngine e = new SnapshotEngine(d, base, cow, devices)) {
             long sectors = originChunks * chunk;
-            e.dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow
-                    + " P " + chunk));
+            e.dm.create(
+                    "origin",
+                    null,
+                    TableParser.parse("0 " + sectors + " snapshot-merge " + base + " " + cow + " P " + chunk));
             long loaded = System.nanoTime();
             awaitMergeStopped(e);
             long merged = System.nanoTime();
-            assertEquals("0 " + sectors + " snapshot-merge " + 2 * chunk + "/" + Files.size(cow) / 512 + " " + 2 * chunk,
+            assertEquals(
+                    "0 " + sectors + " snapshot-merge " + 2 * chunk + "/" + Files.size(cow) / 512 + " " + 2 * chunk,
                     e.status("origin", false));
-            assertEquals((exceptions + epa - 1) / epa, merging(e).merger().steps(), "one step per full area: each is one run");
-            System.out.printf("merge of %d exceptions (chunk %d, %d areas): load %.1f s, merge %.1f s%n", exceptions,
-                    chunk, areas, (loaded - start) / 1e9, (merged - loaded) / 1e9);
+            assertEquals(
+                    (exceptions + epa - 1) / epa,
+                    merging(e).merger().steps(),
+                    "one step per full area: each is one run");
+            System.out.printf(
+                    "merge of %d exceptions (chunk %d, %d areas): load %.1f s, merge %.1f s%n",
+                    exceptions, chunk, areas, (loaded - start) / 1e9, (merged - loaded) / 1e9);
         }
         try (FileChannel o = FileChannel.open(base, StandardOpenOption.READ);
-             FileChannel c = FileChannel.open(cow, StandardOpenOption.READ)) {
+                FileChannel c = FileChannel.open(cow, StandardOpenOption.READ)) {
             for (long i = 0; i < exceptions; i += 4096) {
                 ByteBuffer got = ByteBuffer.allocate((int) chunkBytes);
                 o.read(got, i * chunkBytes);

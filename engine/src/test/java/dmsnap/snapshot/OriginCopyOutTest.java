@@ -1,13 +1,13 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** Copy-out on origin writes: checklist 38, 42-45, 89 and the shared read for equal chunk sizes. */
 class OriginCopyOutTest {
@@ -32,9 +32,9 @@ class OriginCopyOutTest {
             e.dm.create("c", null, TableParser.parse(snapTable(e, "c.cow", 16384, 16)));
             e.dm.get("origin").resume();
             int before = e.copier.completedCopies();
-            e.write("origin", 8, 8, 0x11);          // chunk 1 of a and b (8), chunk 0 of c (16)
+            e.write("origin", 8, 8, 0x11); // chunk 1 of a and b (8), chunk 0 of c (16)
             assertEquals(2, e.copier.completedCopies() - before, "one copy for a+b, one for c");
-            e.write("origin", 8, 8, 0x12);          // a second write to the chunk copies nothing
+            e.write("origin", 8, 8, 0x12); // a second write to the chunk copies nothing
             assertEquals(2, e.copier.completedCopies() - before);
             for (String s : new String[] {"a", "b", "c"}) {
                 assertEquals(SnapshotEngine.original(8), e.readByte(s, 8), s);

@@ -1,12 +1,12 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * A COW device that works for its first MiB and fails past it (a table of {@code linear} then
@@ -41,7 +41,9 @@ class PartlyFailingCowTest {
             for (int chunk = 0; chunk < EXCEPTIONS_IN_FIRST_MIB; chunk++) {
                 e.write("origin", (long) chunk * CHUNK_SECTORS, CHUNK_SECTORS, 0x5a);
             }
-            assertEquals("0 16384 snapshot " + (2 + EXCEPTIONS_IN_FIRST_MIB) * CHUNK_SECTORS + "/8192 16", e.status("snap", false));
+            assertEquals(
+                    "0 16384 snapshot " + (2 + EXCEPTIONS_IN_FIRST_MIB) * CHUNK_SECTORS + "/8192 16",
+                    e.status("snap", false));
             assertEquals(SnapshotEngine.original(8), e.readByte("snap", 8));
             e.write("origin", (long) EXCEPTIONS_IN_FIRST_MIB * CHUNK_SECTORS, CHUNK_SECTORS, 0x5a);
             assertEquals("0 16384 snapshot Invalid", e.status("snap", false));

@@ -1,5 +1,14 @@
 package dmsnap.snapshot;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static dmsnap.snapshot.MergeProbes.merging;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.device.FileDevice;
@@ -28,19 +37,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static dmsnap.snapshot.MergeProbes.merging;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** snapshot-merge, spec 9 and checklist 72-85, on files through the engine. */
 class SnapshotMergeTest {
-    private static final long BASE = 8 << 20;  // 16384 sectors, 2048 chunks of 8
-    private static final long COW = 4 << 20;   // 8192 sectors
+    private static final long BASE = 8 << 20; // 16384 sectors, 2048 chunks of 8
+    private static final long COW = 4 << 20; // 8192 sectors
     /** How long a test waits for what must happen (a busy machine is slow, not stuck). */
     private static final long WAIT_NANOS = TimeUnit.SECONDS.toNanos(60);
 
@@ -66,13 +66,13 @@ class SnapshotMergeTest {
 
     /** Origin writes to scattered and consecutive chunks, and snapshot writes: the snapshot has runs and singles. */
     private static void populate(SnapshotEngine e) throws Exception {
-        e.write("origin", 0, 32, 0x11);      // chunks 0-3: a run of 4
-        e.write("origin", 40, 8, 0x12);      // chunk 5
-        e.write("origin", 800, 32, 0x13);    // chunks 100-103
-        e.write("origin", 16376, 8, 0x14);   // the last chunk
-        e.write("snap", 8000, 8, 0x21);      // chunk 1000, a full-chunk snapshot write
-        e.write("snap", 8009, 1, 0x22);      // chunk 1001, partial: copied from the origin first (a run with 1000)
-        e.write("origin", 4, 4, 0x15);       // chunk 0 again: no new exception
+        e.write("origin", 0, 32, 0x11); // chunks 0-3: a run of 4
+        e.write("origin", 40, 8, 0x12); // chunk 5
+        e.write("origin", 800, 32, 0x13); // chunks 100-103
+        e.write("origin", 16376, 8, 0x14); // the last chunk
+        e.write("snap", 8000, 8, 0x21); // chunk 1000, a full-chunk snapshot write
+        e.write("snap", 8009, 1, 0x22); // chunk 1001, partial: copied from the origin first (a run with 1000)
+        e.write("origin", 4, 4, 0x15); // chunk 0 again: no new exception
     }
 
     private static void awaitStatus(SnapshotEngine e, String expected) throws Exception {
@@ -109,8 +109,10 @@ class SnapshotMergeTest {
             String snapshotView = e.sha("snap");
             assertNotEquals(snapshotView, e.sha("origin"));
             e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
-            assertEquals("0 16384 snapshot-merge 0/8192 0", e.status("origin", true), "a destination before its resume");
-            assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 0",
+            assertEquals(
+                    "0 16384 snapshot-merge 0/8192 0", e.status("origin", true), "a destination before its resume");
+            assertEquals(
+                    "0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 0",
                     e.table("origin", true));
             e.dm.get("origin").suspend();
             e.dm.get("snap").suspend();
@@ -122,7 +124,8 @@ class SnapshotMergeTest {
             assertEquals(snapshotView, e.sha("origin"), "the merging device reads what the snapshot read");
             awaitMergeStopped(e);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
-            assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
+            assertEquals(
+                    "0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
                     e.table("origin", false));
             assertEquals(snapshotView, e.sha("origin"));
             assertEquals(snapshotView, SnapshotEngine.sha(e.base), "the origin itself now holds the snapshot");
@@ -157,12 +160,19 @@ class SnapshotMergeTest {
             awaitMergeStopped(e);
             merging.set(false);
             // The exception list: 0-3 -> 2-5, 5 -> 6, 100-103 -> 7-10, 2047 -> 11, 1000-1001 -> 12-13.
-            assertEquals(List.of(1000L, 2047L, 100L, 5L, 0L), originWrites,
+            assertEquals(
+                    List.of(1000L, 2047L, 100L, 5L, 0L),
+                    originWrites,
                     "runs from the tail of the list, the most recently allocated first, each one copy");
             // At each origin flush (before the commit): the status after the step before.
-            assertEquals(List.of("0 16384 snapshot-merge 112/8192 16", "0 16384 snapshot-merge 96/8192 16",
-                    "0 16384 snapshot-merge 88/8192 16", "0 16384 snapshot-merge 56/8192 16",
-                    "0 16384 snapshot-merge 48/8192 16"), statuses);
+            assertEquals(
+                    List.of(
+                            "0 16384 snapshot-merge 112/8192 16",
+                            "0 16384 snapshot-merge 96/8192 16",
+                            "0 16384 snapshot-merge 88/8192 16",
+                            "0 16384 snapshot-merge 56/8192 16",
+                            "0 16384 snapshot-merge 48/8192 16"),
+                    statuses);
             assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
         }
     }
@@ -180,13 +190,16 @@ class SnapshotMergeTest {
             e.write("origin", 0, 8, 1);
             e.startMerge("P", 8);
             awaitMergeStopped(e);
-            TableLoadException again = assertThrows(TableLoadException.class,
-                    () -> e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8))));
+            TableLoadException again = assertThrows(
+                    TableLoadException.class, () -> e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8))));
             assertEquals("A snapshot is already merging.", again.getMessage(), "a reload of the merging device");
             e.dm.create("other", null, null);
-            TableLoadException second = assertThrows(TableLoadException.class, () -> e.dm.load("other",
-                    TableParser.parse("0 16384 snapshot-merge " + e.base + " " + cowB + " P 8")));
-            assertEquals("A snapshot is already merging.", second.getMessage(), "merging a second snapshot of the origin");
+            TableLoadException second = assertThrows(
+                    TableLoadException.class,
+                    () -> e.dm.load(
+                            "other", TableParser.parse("0 16384 snapshot-merge " + e.base + " " + cowB + " P 8")));
+            assertEquals(
+                    "A snapshot is already merging.", second.getMessage(), "merging a second snapshot of the origin");
             assertEquals("snapshot-merge", second.target());
         }
     }
@@ -195,16 +208,20 @@ class SnapshotMergeTest {
     void transientStoresCannotMerge() throws Exception {
         try (SnapshotEngine e = new SnapshotEngine(dir, BASE, COW)) {
             e.createOriginAndSnapshot("N", 8);
-            TableLoadException live = assertThrows(TableLoadException.class,
-                    () -> e.dm.load("origin", TableParser.parse(e.mergeTable("N", 8))));
+            TableLoadException live = assertThrows(
+                    TableLoadException.class, () -> e.dm.load("origin", TableParser.parse(e.mergeTable("N", 8))));
             assertEquals("Snapshot exception store does not support snapshot-merge.", live.getMessage());
             e.dm.remove("snap", false);
-            TableLoadException fresh = assertThrows(TableLoadException.class,
-                    () -> e.dm.load("origin", TableParser.parse(e.mergeTable("N", 8))));
-            assertEquals("Snapshot exception store does not support snapshot-merge.", fresh.getMessage(),
+            TableLoadException fresh = assertThrows(
+                    TableLoadException.class, () -> e.dm.load("origin", TableParser.parse(e.mergeTable("N", 8))));
+            assertEquals(
+                    "Snapshot exception store does not support snapshot-merge.",
+                    fresh.getMessage(),
                     "refused at load without a handover too (spec 1.4)");
-            TableLoadException args = assertThrows(TableLoadException.class,
-                    () -> e.dm.load("origin", TableParser.parse("0 16384 snapshot-merge " + e.base + " " + e.cow + " P")));
+            TableLoadException args = assertThrows(
+                    TableLoadException.class,
+                    () -> e.dm.load(
+                            "origin", TableParser.parse("0 16384 snapshot-merge " + e.base + " " + e.cow + " P")));
             assertEquals("requires 4 or more arguments", args.getMessage(), "the snapshot grammar");
         }
     }
@@ -302,7 +319,8 @@ class SnapshotMergeTest {
                 e.write("origin", 8, 8, 0x52);
                 e.write("origin", 19, 2, 0x53);
                 e.write("origin", 3000, 8, 0x54);
-                assertTrue(merger.isRunning() && gate.parked() > 0, "the writes came while the merge was parked mid-way");
+                assertTrue(
+                        merger.isRunning() && gate.parked() > 0, "the writes came while the merge was parked mid-way");
                 assertNotEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 gate.open();
                 awaitMergeStopped(e);
@@ -416,8 +434,10 @@ class SnapshotMergeTest {
             e.dm.get("snap").suspend();
             e.dm.get("origin").resume();
             awaitMergeStopped(e);
-            assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath()
-                    + " P 8 1 discard_zeroes_cow", e.table("origin", false));
+            assertEquals(
+                    "0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath()
+                            + " P 8 1 discard_zeroes_cow",
+                    e.table("origin", false));
             long originFlushes = faults.get("base.img").flushes();
             long cowFlushes = faults.get("cow.img").flushes();
             e.dm.get("origin").submit(IoRequest.flush());
@@ -431,7 +451,8 @@ class SnapshotMergeTest {
         try (SnapshotEngine e = new SnapshotEngine(Files.createDirectories(dir.resolve("plain")), BASE, COW)) {
             e.createOriginAndSnapshot("P", 8);
             e.startMerge("P", 8);
-            assertTrue(fails(e, "origin", new IoRequest(IoRequest.Op.DISCARD, 0, 8, null, false)),
+            assertTrue(
+                    fails(e, "origin", new IoRequest(IoRequest.Op.DISCARD, 0, 8, null, false)),
                     "without discard_zeroes_cow the device takes no discards");
         }
     }
@@ -457,8 +478,10 @@ class SnapshotMergeTest {
             try (GatedMerge m = startGatedMerge(e, faults.get("cow.img"), 0)) {
                 Merger merger = m.merger();
                 FaultyDevice.Gate gate = m.gate();
-                assertEquals("0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
-                        e.table("origin", false), "P from the merge table, not PO from the snapshot's");
+                assertEquals(
+                        "0 16384 snapshot-merge " + e.base.toRealPath() + " " + e.cow.toRealPath() + " P 8",
+                        e.table("origin", false),
+                        "P from the merge table, not PO from the snapshot's");
                 for (int i = 0; i < 5; i++) {
                     gate.awaitParked(1);
                     assertTrue(merger.isRunning(), "refresh " + i + " comes while the merge is under way");
@@ -477,7 +500,8 @@ class SnapshotMergeTest {
                 assertEquals("0 16384 snapshot-merge 16/8192 16", e.status("origin", false));
                 assertEquals(view, e.sha("origin"));
                 assertEquals(viewB, e.sha("snapB"), "snapB got every chunk before the merge overwrote it");
-                assertEquals("0 16384 snapshot 812/8192 12", e.status("snapB", false), "200 chunks of 4 copied into snapB");
+                assertEquals(
+                        "0 16384 snapshot 812/8192 12", e.status("snapB", false), "200 chunks of 4 copied into snapB");
             }
         }
     }
@@ -501,8 +525,8 @@ class SnapshotMergeTest {
         e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
         Merger merger = merging(e).merger();
         AtomicInteger reads = new AtomicInteger();
-        FaultyDevice.Gate gate = cow.hold(r -> r.op() == FaultyDevice.Op.READ && !merger.stopRequested()
-                && reads.incrementAndGet() > passed);
+        FaultyDevice.Gate gate = cow.hold(
+                r -> r.op() == FaultyDevice.Op.READ && !merger.stopRequested() && reads.incrementAndGet() > passed);
         GatedMerge m = new GatedMerge(merger, gate);
         try {
             e.dm.get("origin").suspend();
@@ -564,7 +588,8 @@ class SnapshotMergeTest {
                 return;
             }
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("the merge did not get down to " + sectors + " sectors: " + StatusText.info(s));
+                throw new AssertionError(
+                        "the merge did not get down to " + sectors + " sectors: " + StatusText.info(s));
             }
             Thread.sleep(1);
         }

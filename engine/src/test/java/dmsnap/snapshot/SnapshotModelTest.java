@@ -1,6 +1,8 @@
 package dmsnap.snapshot;
 
-import dmsnap.device.MappedDevice;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.ReferenceSnapshotModel;
 import dmsnap.store.testing.Seeds;
@@ -10,7 +12,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CountDownLatch;
@@ -25,10 +26,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /**
  * The engine against {@link ReferenceSnapshotModel}: seeded random mixes of origin and snapshot
  * writes and reads of random sizes and alignments, snapshot create/remove (the LVM way: origin
@@ -41,7 +38,9 @@ class SnapshotModelTest {
     /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
     /** Thousands of cases where flushes are free: 2000 or two minutes (x fuzzScale), at least 50 on a busy machine. */
-    private static final dmsnap.store.testing.FuzzBudget TMPFS_CASES = dmsnap.store.testing.FuzzBudget.of("modelTmpfs", 2000, 120_000);
+    private static final dmsnap.store.testing.FuzzBudget TMPFS_CASES =
+            dmsnap.store.testing.FuzzBudget.of("modelTmpfs", 2000, 120_000);
+
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
     @TempDir
@@ -108,7 +107,10 @@ class SnapshotModelTest {
 
     @Test
     void randomOperationsMatchTheModel() throws Exception {
-        randomCases("snapshot model", dir, dmsnap.store.testing.FuzzBudget.of("model", 60, 600_000),
+        randomCases(
+                "snapshot model",
+                dir,
+                dmsnap.store.testing.FuzzBudget.of("model", 60, 600_000),
                 dmsnap.device.BackingDevices::new);
     }
 
@@ -119,12 +121,16 @@ class SnapshotModelTest {
     @Test
     void randomOperationsMatchTheModelOnTmpfs() throws Exception {
         Path shm = Path.of("/dev/shm");
-        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && Files.isWritable(shm),
-                "no writable /dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                Files.isDirectory(shm) && Files.isWritable(shm), "no writable /dev/shm");
         Path root = Files.createTempDirectory(shm, "dmsnap-model");
         try {
-            randomCases("snapshot model on tmpfs", root, TMPFS_CASES, () -> new dmsnap.device.BackingDevices(
-                    real -> dmsnap.store.device.FileDevice.open(real, dmsnap.store.device.FileDevice.Option.BUFFERED)));
+            randomCases(
+                    "snapshot model on tmpfs",
+                    root,
+                    TMPFS_CASES,
+                    () -> new dmsnap.device.BackingDevices(real ->
+                            dmsnap.store.device.FileDevice.open(real, dmsnap.store.device.FileDevice.Option.BUFFERED)));
         } finally {
             deleteTree(root);
         }
@@ -138,8 +144,12 @@ class SnapshotModelTest {
         }
     }
 
-    private void randomCases(String label, Path root, dmsnap.store.testing.FuzzBudget budget,
-                             java.util.function.Supplier<dmsnap.device.BackingDevices> backing) throws Exception {
+    private void randomCases(
+            String label,
+            Path root,
+            dmsnap.store.testing.FuzzBudget budget,
+            java.util.function.Supplier<dmsnap.device.BackingDevices> backing)
+            throws Exception {
         Random seeds = Seeds.random(label);
         int operations = 0;
         dmsnap.store.testing.FuzzBudget.Clock clock = budget.start();
@@ -150,20 +160,23 @@ class SnapshotModelTest {
             Path caseDir = Files.createDirectories(root.resolve("case" + c));
             try (SnapshotEngine engine = new SnapshotEngine(caseDir, ORIGIN_SECTORS << 9, 512, backing.get())) {
                 Run run = new Run(engine, new ReferenceSnapshotModel(Files.readAllBytes(engine.base)));
-                engine.dm.create("origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
+                engine.dm.create(
+                        "origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
                 run.createSnapshot(random);
                 for (int op = 0; op < 150; op++, operations++) {
                     String context = "seed " + seed + " op " + op;
                     int kind = random.nextInt(100);
                     int sectors = 1 + random.nextInt(random.nextBoolean() ? 8 : 64);
                     long sector = random.nextLong(ORIGIN_SECTORS - sectors + 1);
-                    String snap = run.snapshots.isEmpty() ? null : run.snapshots.get(random.nextInt(run.snapshots.size()));
+                    String snap =
+                            run.snapshots.isEmpty() ? null : run.snapshots.get(random.nextInt(run.snapshots.size()));
                     if (kind < 40) {
                         write(run, "origin", sector, randomData(random, sectors));
                     } else if (kind < 58 && snap != null) {
                         write(run, snap, sector, randomData(random, sectors));
                     } else if (kind < 85) {
-                        checkRead(run, snap == null || random.nextBoolean() ? "origin" : snap, sector, sectors, context);
+                        checkRead(
+                                run, snap == null || random.nextBoolean() ? "origin" : snap, sector, sectors, context);
                     } else if (kind < 90 && run.snapshots.size() < 3) {
                         run.createSnapshot(random);
                     } else if (kind < 93 && snap != null) {
@@ -182,13 +195,16 @@ class SnapshotModelTest {
                 }
                 for (String snap : run.snapshots) {
                     checkRead(run, snap, 0, (int) ORIGIN_SECTORS, "seed " + seed + " final");
-                    assertTrue(!engine.status(snap, false).contains("Invalid"), "seed " + seed + ": " + snap + " stayed valid");
+                    assertTrue(
+                            !engine.status(snap, false).contains("Invalid"),
+                            "seed " + seed + ": " + snap + " stayed valid");
                 }
             }
             deleteTree(caseDir); // thousands of cases: keep what is on tmpfs (memory) small
         }
         System.out.println(label + ": " + c + " cases, " + operations + " operations, all reads match");
-        dmsnap.store.testing.Figures.record(budget.name().equals("model") ? "model.cases" : "model.tmpfs-cases",
+        dmsnap.store.testing.Figures.record(
+                budget.name().equals("model") ? "model.cases" : "model.tmpfs-cases",
                 c + " cases, " + operations + " operations against the reference model, all reads match");
     }
 
@@ -197,7 +213,8 @@ class SnapshotModelTest {
         Random random = Seeds.random("refresh-under-load");
         try (SnapshotEngine engine = new SnapshotEngine(dir, ORIGIN_SECTORS << 9, 512)) {
             Run run = new Run(engine, new ReferenceSnapshotModel(Files.readAllBytes(engine.base)));
-            engine.dm.create("origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
+            engine.dm.create(
+                    "origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
             String a = run.createSnapshot(new Random(random.nextLong()));
             String b = run.createSnapshot(new Random(random.nextLong()));
             int threads = 4;
@@ -249,7 +266,8 @@ class SnapshotModelTest {
                     assertEquals(false, engine.status(device, false).contains("Invalid"));
                 }
             }
-            System.out.println("refresh under load: 100 handovers, " + ios.get() + " I/Os by 4 threads, no error, views equal the model");
+            System.out.println("refresh under load: 100 handovers, " + ios.get()
+                    + " I/Os by 4 threads, no error, views equal the model");
             assertTrue(ios.get() >= 2000, "the refreshes ran under load: " + ios.get() + " I/Os");
         }
     }
@@ -294,13 +312,17 @@ class SnapshotModelTest {
             Path caseDir = Files.createDirectories(dir.resolve("full" + c));
             try (SnapshotEngine engine = new SnapshotEngine(caseDir, ORIGIN_SECTORS << 9, 512)) {
                 ReferenceSnapshotModel model = new ReferenceSnapshotModel(Files.readAllBytes(engine.base));
-                engine.dm.create("origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
+                engine.dm.create(
+                        "origin", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot-origin " + engine.base));
                 String store = c % 2 == 1 || random.nextBoolean() ? "PO" : "P";
                 Path cow = caseDir.resolve("small.cow");
                 Files.write(cow, new byte[(int) ((16 + random.nextInt(32)) * 4096L)]);
                 engine.dm.get("origin").suspend();
-                engine.dm.create("snap", null, TableParser.parse("0 " + ORIGIN_SECTORS + " snapshot " + engine.base + " "
-                        + cow + " " + store + " 8"));
+                engine.dm.create(
+                        "snap",
+                        null,
+                        TableParser.parse(
+                                "0 " + ORIGIN_SECTORS + " snapshot " + engine.base + " " + cow + " " + store + " 8"));
                 engine.dm.get("origin").resume();
                 model.createSnapshot("snap");
                 Run run = new Run(engine, model);

@@ -1,5 +1,9 @@
 package dmsnap.snapshot;
 
+import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.device.StatusLine;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.FaultyDevice;
@@ -16,18 +20,14 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import static dmsnap.snapshot.MergeProbes.awaitMergeStopped;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-
 /**
  * The typed status of the snapshot targets (spec 6): each state as a {@link SnapshotStatus}
  * value, the table as the targets print it, and the dmsetup strings rendered from them equal to
  * the kernel's.
  */
 class SnapshotStatusTest {
-    private static final long BASE = 8 << 20;      // 16384 sectors
-    private static final long COW = 4 << 20;       // 8192 sectors
+    private static final long BASE = 8 << 20; // 16384 sectors
+    private static final long COW = 4 << 20; // 8192 sectors
     private static final long SMALL_COW = 4 * 4096; // header, area 0 and two data chunks of 8 sectors
 
     @TempDir
@@ -38,7 +38,8 @@ class SnapshotStatusTest {
         List<StatusLine> lines = e.dm.get(device).status(false);
         assertEquals(1, lines.size());
         StatusLine l = lines.getFirst();
-        assertEquals(e.status(device, false),
+        assertEquals(
+                e.status(device, false),
                 StatusText.infoLine(l.startSector(), l.lengthSectors(), l.targetType(), l.status()));
         return l.status();
     }
@@ -52,7 +53,8 @@ class SnapshotStatusTest {
     }
 
     private static List<String> args(SnapshotEngine e, String... store) throws IOException {
-        var a = new java.util.ArrayList<>(List.of(e.base.toRealPath().toString(), e.cow.toRealPath().toString()));
+        var a = new java.util.ArrayList<>(
+                List.of(e.base.toRealPath().toString(), e.cow.toRealPath().toString()));
         a.addAll(List.of(store));
         return a;
     }
@@ -71,7 +73,12 @@ class SnapshotStatusTest {
 
             assertEquals(TargetStatus.EMPTY, status(e, "origin"));
             assertEquals("0 16384 snapshot-origin ", e.status("origin", false), "the space before an empty status");
-            assertEquals(new TableLine(0, 16384, "snapshot-origin", List.of(e.base.toRealPath().toString())),
+            assertEquals(
+                    new TableLine(
+                            0,
+                            16384,
+                            "snapshot-origin",
+                            List.of(e.base.toRealPath().toString())),
                     printed(e, "origin"));
             assertEquals("0 16384 snapshot-origin " + e.base.toRealPath(), e.table("origin", false));
         }
@@ -82,18 +89,26 @@ class SnapshotStatusTest {
         try (SnapshotEngine e = new SnapshotEngine(dir, BASE, COW)) {
             e.dm.create("origin", null, TableParser.parse("0 16384 snapshot-origin " + e.base));
             e.dm.get("origin").suspend();
-            e.dm.create("po", null, TableParser.parse(e.snapshotTable("po", 8) + " 2 discard_passdown_origin discard_zeroes_cow"));
+            e.dm.create(
+                    "po",
+                    null,
+                    TableParser.parse(e.snapshotTable("po", 8) + " 2 discard_passdown_origin discard_zeroes_cow"));
             e.dm.get("origin").resume();
-            assertEquals(new TableLine(0, 16384, "snapshot",
-                    args(e, "PO", "8", "2", "discard_zeroes_cow", "discard_passdown_origin")), printed(e, "po"));
+            assertEquals(
+                    new TableLine(
+                            0,
+                            16384,
+                            "snapshot",
+                            args(e, "PO", "8", "2", "discard_zeroes_cow", "discard_passdown_origin")),
+                    printed(e, "po"));
             assertEquals(new SnapshotStatus.Usage(16, 8192, 16), status(e, "po"));
             e.dm.remove("po", false);
 
             e.dm.get("origin").suspend();
             e.dm.create("n", null, TableParser.parse(e.snapshotTable("N", 8) + " 1 discard_zeroes_cow"));
             e.dm.get("origin").resume();
-            assertEquals(new TableLine(0, 16384, "snapshot", args(e, "N", "8", "1", "discard_zeroes_cow")),
-                    printed(e, "n"));
+            assertEquals(
+                    new TableLine(0, 16384, "snapshot", args(e, "N", "8", "1", "discard_zeroes_cow")), printed(e, "n"));
             assertEquals(new SnapshotStatus.Usage(0, 8192, 0), status(e, "n"));
             assertEquals("0 16384 snapshot 0/8192 0", e.status("n", false));
         }
@@ -106,7 +121,9 @@ class SnapshotStatusTest {
             e.write("origin", 0, 24, 0x11); // three chunks: the third has no room
             assertEquals(new SnapshotStatus.Invalid(), status(e, "snap"));
             assertEquals("0 16384 snapshot Invalid", e.status("snap", false));
-            assertEquals(new TableLine(0, 16384, "snapshot", args(e, "P", "8")), printed(e, "snap"),
+            assertEquals(
+                    new TableLine(0, 16384, "snapshot", args(e, "P", "8")),
+                    printed(e, "snap"),
                     "the table does not change");
         }
     }
@@ -154,11 +171,15 @@ class SnapshotStatusTest {
             assertEquals(new SnapshotStatus.Usage(56, 8192, 16), status(e, "snap"));
             e.dm.load("origin", TableParser.parse(e.mergeTable("P", 8)));
             List<StatusLine> inactive = e.dm.get("origin").status(true);
-            assertEquals(List.of(new StatusLine(0, 16384, "snapshot-merge", new SnapshotStatus.Usage(0, 8192, 0))),
-                    inactive, "a handover destination before its resume: nothing read");
-            assertEquals(List.of("0 16384 snapshot-merge 0/8192 0"),
+            assertEquals(
+                    List.of(new StatusLine(0, 16384, "snapshot-merge", new SnapshotStatus.Usage(0, 8192, 0))),
+                    inactive,
+                    "a handover destination before its resume: nothing read");
+            assertEquals(
+                    List.of("0 16384 snapshot-merge 0/8192 0"),
                     e.dm.get("origin").statusLines(StatusType.INFO, true));
-            assertEquals(List.of(new TableLine(0, 16384, "snapshot-merge", args(e, "P", "0"))),
+            assertEquals(
+                    List.of(new TableLine(0, 16384, "snapshot-merge", args(e, "P", "0"))),
                     e.dm.get("origin").printedTable(true).lines());
             e.dm.get("origin").suspend();
             e.dm.get("snap").suspend();

@@ -1,14 +1,14 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.device.DmException;
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.table.TableParser;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** A snapshot whose origin is another mapped device (dm:NAME). */
 class StackingTest {

@@ -1,11 +1,15 @@
 package dmsnap.snapshot;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.FuzzBudget;
 import dmsnap.store.testing.Seeds;
 import dmsnap.table.Table;
@@ -34,18 +38,12 @@ import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Random and mutated tables through {@link TableParser#parse} and {@link DeviceManager#create}
@@ -77,6 +75,7 @@ class TableFuzzTest {
 
     @TempDir
     Path dir;
+
     private Registry registry;
     private ChunkCopier copier;
     private BackingDevices backing;
@@ -104,10 +103,28 @@ class TableFuzzTest {
         Files.createSymbolicLink(dir.resolve("link.img"), base);
         Files.createDirectories(dir.resolve("sub"));
         mkfifo(dir.resolve("fifo"));
-        paths = List.of(dir + "/fifo", "/dev/zero", "/dev/null", "dm:fz", base.toString(), dir + "/base2.img", dir + "/cowA.img", dir + "/cowB.img", dir + "/small.img",
-                dir + "/odd.img", dir + "/empty.img", dir + "/link.img", dir + "/sub/../base.img", dir + "/./cowA.img",
-                dir + "//cowB.img", dir + "/sub", dir + "/missing.img", "dm:guard", "dm:missing",
-                "relative-missing.img", dir + "/sub/../../" + dir.getFileName() + "/cowA.img");
+        paths = List.of(
+                dir + "/fifo",
+                "/dev/zero",
+                "/dev/null",
+                "dm:fz",
+                base.toString(),
+                dir + "/base2.img",
+                dir + "/cowA.img",
+                dir + "/cowB.img",
+                dir + "/small.img",
+                dir + "/odd.img",
+                dir + "/empty.img",
+                dir + "/link.img",
+                dir + "/sub/../base.img",
+                dir + "/./cowA.img",
+                dir + "//cowB.img",
+                dir + "/sub",
+                dir + "/missing.img",
+                "dm:guard",
+                "dm:missing",
+                "relative-missing.img",
+                dir + "/sub/../../" + dir.getFileName() + "/cowA.img");
     }
 
     private static void mkfifo(Path p) throws IOException, InterruptedException {
@@ -154,18 +171,21 @@ class TableFuzzTest {
             }
             List<String> done = new ArrayList<>();
             String text = r.nextInt(20) == 0 ? randomText(r, done) : mutate(validTable(r), r, done);
-            String what = "case " + cases + " (case seed " + caseSeed + ", " + String.join(", ", done) + "): "
-                    + shown(text);
+            String what =
+                    "case " + cases + " (case seed " + caseSeed + ", " + String.join(", ", done) + "): " + shown(text);
             current = what;
             runCase(text, r.nextInt(3) == 0, what);
         }
-        System.out.printf("Table fuzz: seed %d: %d cases in %d ms; %s; reproduce with -Ddmsnap.tests.seed=%d%n",
+        System.out.printf(
+                "Table fuzz: seed %d: %d cases in %d ms; %s; reproduce with -Ddmsnap.tests.seed=%d%n",
                 Seeds.seed(), cases, clock.elapsedMillis(), outcomes, Seeds.seed());
-        Figures.record("fuzz.table.cases", cases + " random and mutated tables: " + new java.util.TreeMap<>(outcomes)
-                + ", nothing left behind after a refusal");
+        Figures.record(
+                "fuzz.table.cases",
+                cases + " random and mutated tables: " + new java.util.TreeMap<>(outcomes)
+                        + ", nothing left behind after a refusal");
         if (cases >= 400) { // some outcomes are rarer than one in ten cases
-            for (String outcome : new String[] {"created", "create refused", "loaded and resumed", "load refused",
-                "parse refused"}) {
+            for (String outcome :
+                    new String[] {"created", "create refused", "loaded and resumed", "load refused", "parse refused"}) {
                 assertTrue(outcomes.getOrDefault(outcome, 0) > 0, outcome + " should occur: " + outcomes);
             }
         }
@@ -190,7 +210,9 @@ class TableFuzzTest {
         int targets = 100_000;
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < targets; i++) {
-            text.append(i).append(" 1 ").append(type.equals("zero") ? "zero" : "linear " + base + " " + i % BASE_SECTORS)
+            text.append(i)
+                    .append(" 1 ")
+                    .append(type.equals("zero") ? "zero" : "linear " + base + " " + i % BASE_SECTORS)
                     .append('\n');
         }
         long start = System.nanoTime();
@@ -217,13 +239,16 @@ class TableFuzzTest {
         assertEquals(printed, again.statusLines(StatusType.TABLE, false));
         long reloadedMillis = (System.nanoTime() - start) / 1_000_000;
         Runtime rt = Runtime.getRuntime();
-        System.out.printf("Table fuzz: %d %s targets loaded in %d ms, reloaded from the table output in %d ms;"
-                + " heap %d MiB used%n", targets, type, loadedMillis, reloadedMillis,
-                (rt.totalMemory() - rt.freeMemory()) >> 20);
+        System.out.printf(
+                "Table fuzz: %d %s targets loaded in %d ms, reloaded from the table output in %d ms;"
+                        + " heap %d MiB used%n",
+                targets, type, loadedMillis, reloadedMillis, (rt.totalMemory() - rt.freeMemory()) >> 20);
         remove("big", type);
         assertNothingLeft(type + " x " + targets);
-        Figures.record("fuzz.table.large." + type, targets + " " + type + " targets loaded in " + loadedMillis
-                + " ms and reloaded from their table output");
+        Figures.record(
+                "fuzz.table.large." + type,
+                targets + " " + type + " targets loaded in " + loadedMillis
+                        + " ms and reloaded from their table output");
     }
 
     private void count(String outcome) {
@@ -281,7 +306,8 @@ class TableFuzzTest {
         try {
             reloaded = dm.create("fz2", null, again);
         } catch (TableLoadException | DmException e) {
-            throw new AssertionError(what + ": the table output " + printed + " does not load again: " + e.getMessage(), e);
+            throw new AssertionError(
+                    what + ": the table output " + printed + " does not load again: " + e.getMessage(), e);
         }
         assertEquals(printed, reloaded.statusLines(StatusType.TABLE, false), what + ": the table output loaded again");
         remove("fz2", what);
@@ -354,9 +380,12 @@ class TableFuzzTest {
 
     private void checkLoaded(MappedDevice device, Table table, List<String> printed, String what) throws Exception {
         assertEquals(table.lengthSectors(), device.sizeSectors(), what + ": the device's size");
-        // The kernel refuses a table past LLONG_MAX >> 9 sectors ("too large device"): its size in bytes would overflow.
-        assertTrue(device.sizeSectors() <= Long.MAX_VALUE >> 9, what + ": a device of " + device.sizeSectors()
-                + " sectors (" + device.sizeSectors() * 512 + " bytes as a long)");
+        // The kernel refuses a table past LLONG_MAX >> 9 sectors ("too large device"): its size in bytes would
+        // overflow.
+        assertTrue(
+                device.sizeSectors() <= Long.MAX_VALUE >> 9,
+                what + ": a device of " + device.sizeSectors() + " sectors (" + device.sizeSectors() * 512
+                        + " bytes as a long)");
         Table parsed = TableParser.parse(String.join("\n", printed));
         assertEquals(table.lines().size(), parsed.lines().size(), what + ": table output " + printed);
         // One open per device, however it was named (a symlink, "..", "//"): the table prints each by one name.
@@ -373,15 +402,17 @@ class TableFuzzTest {
         for (int i = 0; i < table.lines().size(); i++) {
             TableLine in = table.lines().get(i);
             TableLine out = parsed.lines().get(i);
-            assertEquals(List.of(in.startSector(), in.lengthSectors(), in.targetType()),
-                    List.of(out.startSector(), out.lengthSectors(), out.targetType()), what + ": line " + i + " printed as "
-                            + printed.get(i));
+            assertEquals(
+                    List.of(in.startSector(), in.lengthSectors(), in.targetType()),
+                    List.of(out.startSector(), out.lengthSectors(), out.targetType()),
+                    what + ": line " + i + " printed as " + printed.get(i));
             if (out.targetType().equals("linear")) {
                 long offset = Long.parseLong(out.args().get(1));
                 long deviceSectors = out.args().getFirst().startsWith("dm:")
                         ? dm.get(out.args().getFirst().substring(3)).sizeSectors()
                         : Files.size(Path.of(out.args().getFirst())) / 512;
-                assertTrue(offset >= 0 && offset < deviceSectors && out.lengthSectors() <= deviceSectors - offset,
+                assertTrue(
+                        offset >= 0 && offset < deviceSectors && out.lengthSectors() <= deviceSectors - offset,
                         what + ": linear line " + i + " (" + printed.get(i) + ") reaches past its device of "
                                 + deviceSectors + " sectors");
             }
@@ -389,7 +420,8 @@ class TableFuzzTest {
     }
 
     private void assertNothingLeft(String what) {
-        assertEquals(List.of("guard"), dm.list().stream().map(MappedDevice::name).toList(), what + ": devices");
+        assertEquals(
+                List.of("guard"), dm.list().stream().map(MappedDevice::name).toList(), what + ": devices");
         assertEquals(0, backing.openCount(), what + ": backing devices still open");
         assertEquals(List.of(), registry.allSnapshots(), what + ": snapshots still registered");
         assertEquals(0, guard.info().openCount(), what + ": the guard device is still held");
@@ -403,7 +435,12 @@ class TableFuzzTest {
         long start = 0;
         for (int i = 0; i < lines; i++) {
             long length = 1 + r.nextInt((int) BASE_SECTORS);
-            b.append(start).append(' ').append(length).append(' ').append(validLine(r, length)).append('\n');
+            b.append(start)
+                    .append(' ')
+                    .append(length)
+                    .append(' ')
+                    .append(validLine(r, length))
+                    .append('\n');
             start += length;
         }
         return b.toString();
@@ -411,7 +448,9 @@ class TableFuzzTest {
 
     private String validLine(Random r, long length) {
         return switch (r.nextInt(7)) {
-            case 0 -> "linear " + (r.nextBoolean() ? base : dir + "/link.img") + " " + r.nextInt((int) (BASE_SECTORS - length + 1));
+            case 0 ->
+                "linear " + (r.nextBoolean() ? base : dir + "/link.img") + " "
+                        + r.nextInt((int) (BASE_SECTORS - length + 1));
             case 1 -> "zero";
             case 2 -> "error" + (r.nextBoolean() ? "" : " ignored args");
             case 3 -> "snapshot-origin " + base;
@@ -463,19 +502,94 @@ class TableFuzzTest {
 
     // ---- mutations -----------------------------------------------------------------------------
 
-    private static final String[] NUMBERS = {"0", "1", "2", "7", "8", "16", "2048", "2049", "4096", "65536",
-        "4294967295", "4294967296", "9007199254740993", "18014398509481983", "18014398509481984",
-        "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
-        "99999999999999999999", "-1", "-0", "+1", "+0", "007", "0000000000000000000001", "0x10", "1e3", "1.5",
-        "\uff18", "\u0668", "1 2", "18446744073709549568"};
+    private static final String[] NUMBERS = {
+        "0",
+        "1",
+        "2",
+        "7",
+        "8",
+        "16",
+        "2048",
+        "2049",
+        "4096",
+        "65536",
+        "4294967295",
+        "4294967296",
+        "9007199254740993",
+        "18014398509481983",
+        "18014398509481984",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999",
+        "-1",
+        "-0",
+        "+1",
+        "+0",
+        "007",
+        "0000000000000000000001",
+        "0x10",
+        "1e3",
+        "1.5",
+        "\uff18",
+        "\u0668",
+        "1 2",
+        "18446744073709549568"
+    };
     /** Near the limits: a long, the kernel's largest device (LLONG_MAX >> 9 sectors), 18 and 19 digits. */
-    private static final String[] HUGE = {"9223372036854775807", "9223372036854775806", "9223372036854775808",
-        "18014398509481983", "18014398509481984", "999999999999999999", "9223372036854774000", "4611686018427387904"};
-    private static final String[] TYPES = {"linear", "zero", "error", "snapshot", "snapshot-origin", "snapshot-merge",
-        "Linear", "ZERO", "striped", "", "snapshot-origin\u0000", "lin ear"};
-    private static final String[] STORES = {"P", "PO", "N", "p", "po", "POx", "Px", "NO", "Nfoo", "x", "O", "PP", "\u00de"};
-    private static final String[] CHARS = {"\u0000", "\u0001", "\u001b", "\t", "\r", "\u000b", "\f", "\u00a0",
-        "\u2028", "\u0085", "#", "\u00e9", "\ud83d\ude00", "\ufeff", " ", "\n", "\\", "\"", "'", "$", "%n", "\ud800"};
+    private static final String[] HUGE = {
+        "9223372036854775807",
+        "9223372036854775806",
+        "9223372036854775808",
+        "18014398509481983",
+        "18014398509481984",
+        "999999999999999999",
+        "9223372036854774000",
+        "4611686018427387904"
+    };
+
+    private static final String[] TYPES = {
+        "linear",
+        "zero",
+        "error",
+        "snapshot",
+        "snapshot-origin",
+        "snapshot-merge",
+        "Linear",
+        "ZERO",
+        "striped",
+        "",
+        "snapshot-origin\u0000",
+        "lin ear"
+    };
+    private static final String[] STORES = {
+        "P", "PO", "N", "p", "po", "POx", "Px", "NO", "Nfoo", "x", "O", "PP", "\u00de"
+    };
+    private static final String[] CHARS = {
+        "\u0000",
+        "\u0001",
+        "\u001b",
+        "\t",
+        "\r",
+        "\u000b",
+        "\f",
+        "\u00a0",
+        "\u2028",
+        "\u0085",
+        "#",
+        "\u00e9",
+        "\ud83d\ude00",
+        "\ufeff",
+        " ",
+        "\n",
+        "\\",
+        "\"",
+        "'",
+        "$",
+        "%n",
+        "\ud800"
+    };
 
     private String mutate(String table, Random r, List<String> done) {
         String text = table;
@@ -549,7 +663,8 @@ class TableFuzzTest {
                 int n = r.nextBoolean() ? 4096 + r.nextInt(200_000) : 1 + r.nextInt(300);
                 if (r.nextBoolean()) {
                     words.set(wi, "9".repeat(Math.min(n, 5000)) + (r.nextBoolean() ? "" : "x".repeat(n)));
-                    done.add("word " + wi + " of line " + li + " made " + words.get(wi).length() + " chars");
+                    done.add("word " + wi + " of line " + li + " made "
+                            + words.get(wi).length() + " chars");
                 } else {
                     for (int i = 0; i < n; i++) {
                         words.add(r.nextBoolean() ? "1" : "discard_zeroes_cow");
@@ -638,7 +753,6 @@ class TableFuzzTest {
     }
 
     private static final Pattern WORD = Pattern.compile("\\S+");
-
 
     private static String randomText(Random r, List<String> done) {
         String alphabet = "0123456789 \t\nabcdefghijklmnopqrstuvwxyz-/:.#PON";

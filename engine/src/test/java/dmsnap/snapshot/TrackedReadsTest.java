@@ -1,5 +1,8 @@
 package dmsnap.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.testing.FaultyDevice;
 import java.nio.file.Path;
@@ -9,9 +12,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Tracked reads (spec 5.1, the kernel's {@code __check_for_conflicting_io}): a snapshot read of an
@@ -27,8 +27,9 @@ class TrackedReadsTest {
     /** The thread completing the exception of a copy-out ({@code finish}, pending_complete), or null. */
     private static Thread completing() {
         for (var e : Thread.getAllStackTraces().entrySet()) {
-            if (Arrays.stream(e.getValue()).anyMatch(f -> f.getClassName().startsWith("dmsnap.snapshot.")
-                    && f.getMethodName().equals("finish"))) {
+            if (Arrays.stream(e.getValue())
+                    .anyMatch(f -> f.getClassName().startsWith("dmsnap.snapshot.")
+                            && f.getMethodName().equals("finish"))) {
                 return e.getKey();
             }
         }
@@ -42,7 +43,8 @@ class TrackedReadsTest {
             e.createOriginAndSnapshot("N", 8);
             FaultyDevice base = faults.get("base.img");
             AtomicBoolean holdNext = new AtomicBoolean(true);
-            FaultyDevice.Gate gate = base.hold(r -> r.op() == FaultyDevice.Op.READ && holdNext.compareAndSet(true, false));
+            FaultyDevice.Gate gate =
+                    base.hold(r -> r.op() == FaultyDevice.Op.READ && holdNext.compareAndSet(true, false));
             AtomicReference<Byte> seen = new AtomicReference<>();
             AtomicReference<Throwable> failed = new AtomicReference<>();
             Thread reader = Thread.ofPlatform().name("snapshot-reader").start(() -> {
@@ -64,8 +66,10 @@ class TrackedReadsTest {
                 long end = System.nanoTime() + WAIT_NANOS;
                 Thread t;
                 while ((t = completing()) == null || t.getState() != Thread.State.WAITING) {
-                    assertTrue(System.nanoTime() < end, "no copy-out parked waiting for the tracked read within 60 s: "
-                            + (t == null ? "none in finish" : t.getName() + " " + t.getState()));
+                    assertTrue(
+                            System.nanoTime() < end,
+                            "no copy-out parked waiting for the tracked read within 60 s: "
+                                    + (t == null ? "none in finish" : t.getName() + " " + t.getState()));
                     Thread.yield();
                 }
                 assertTrue(writer.isAlive(), "the origin write is not released while the read runs");

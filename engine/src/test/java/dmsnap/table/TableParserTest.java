@@ -1,17 +1,18 @@
 package dmsnap.table;
 
-import java.util.List;
-import org.junit.jupiter.api.Test;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
 
 class TableParserTest {
     @Test
     void parsesAndPrintsDmsetupTables() throws TableLoadException {
         Table t = TableParser.parse("0 16384 snapshot /dev/vda /dev/vdb P 8\n");
-        assertEquals(List.of(new TableLine(0, 16384, "snapshot", List.of("/dev/vda", "/dev/vdb", "P", "8"))), t.lines());
+        assertEquals(
+                List.of(new TableLine(0, 16384, "snapshot", List.of("/dev/vda", "/dev/vdb", "P", "8"))), t.lines());
         assertEquals(16384, t.lengthSectors());
         assertEquals("0 16384 snapshot /dev/vda /dev/vdb P 8\n", t.toString());
     }
@@ -26,12 +27,18 @@ class TableParserTest {
 
     @Test
     void gapsOverlapsAndEmptyTargetsAreRefused() {
-        assertEquals("Gap in table", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("0 100 zero\n101 5 zero")).getMessage());
-        assertEquals("Gap in table", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("0 100 zero\n50 100 zero")).getMessage());
-        assertEquals("Gap in table", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("8 100 zero")).getMessage());
+        assertEquals(
+                "Gap in table",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("0 100 zero\n101 5 zero"))
+                        .getMessage());
+        assertEquals(
+                "Gap in table",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("0 100 zero\n50 100 zero"))
+                        .getMessage());
+        assertEquals(
+                "Gap in table",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("8 100 zero"))
+                        .getMessage());
         TableLoadException zero = assertThrows(TableLoadException.class, () -> TableParser.parse("0 0 zero"));
         assertEquals("zero-length target", zero.getMessage());
         assertEquals("dm-0: zero: zero-length target (-EINVAL)", zero.kernelLogLine("dm-0"));
@@ -47,15 +54,21 @@ class TableParserTest {
      */
     @Test
     void parseErrorsShowTheLineOnOneLineAndCutShort() {
-        assertEquals("Invalid start '-2' in line: -2 580 zero /a\\x0db", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("-2 580 zero /a\rb")).getMessage());
-        assertEquals("Invalid format on line 1: 0\\x1b\\x0b5", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("0\u001b\u000b5")).getMessage());
-        assertEquals("Invalid start '0\\x1b' in line: 0\\x1b\\x0b\\u2028 5", assertThrows(TableLoadException.class,
-                () -> TableParser.parse("0\u001b\u000b\u2028 5")).getMessage());
+        assertEquals(
+                "Invalid start '-2' in line: -2 580 zero /a\\x0db",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("-2 580 zero /a\rb"))
+                        .getMessage());
+        assertEquals(
+                "Invalid format on line 1: 0\\x1b\\x0b5",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("0\u001b\u000b5"))
+                        .getMessage());
+        assertEquals(
+                "Invalid start '0\\x1b' in line: 0\\x1b\\x0b\\u2028 5",
+                assertThrows(TableLoadException.class, () -> TableParser.parse("0\u001b\u000b\u2028 5"))
+                        .getMessage());
         String longWord = "9".repeat(100_000);
-        String message = assertThrows(TableLoadException.class,
-                () -> TableParser.parse("0 " + longWord + " zero")).getMessage();
+        String message = assertThrows(TableLoadException.class, () -> TableParser.parse("0 " + longWord + " zero"))
+                .getMessage();
         assertTrue(message.startsWith("Invalid length '999") && message.length() < 600, message);
     }
 
@@ -66,9 +79,14 @@ class TableParserTest {
      */
     @Test
     void tablesPastTheKernelsLargestDeviceAreRefused() throws TableLoadException {
-        assertEquals(18014398509481983L, TableParser.parse("0 18014398509481983 zero").lengthSectors());
-        for (String table : new String[] {"0 18014398509481984 error", "0 999999999999999999 zero",
-            "0 18014398509481982 zero\n18014398509481982 2 zero"}) {
+        assertEquals(
+                18014398509481983L,
+                TableParser.parse("0 18014398509481983 zero").lengthSectors());
+        for (String table : new String[] {
+            "0 18014398509481984 error",
+            "0 999999999999999999 zero",
+            "0 18014398509481982 zero\n18014398509481982 2 zero"
+        }) {
             TableLoadException e = assertThrows(TableLoadException.class, () -> TableParser.parse(table), table);
             assertEquals("too large device", e.getMessage());
             assertEquals("dm-0: too large device (-EINVAL)", e.kernelLogLine("dm-0"));

@@ -18,7 +18,9 @@ import org.junit.jupiter.api.Test;
  */
 class DeviceOpenErrnoTest {
     private static String errno(IOException cause) {
-        return new TargetArgs("linear", List.of("x", "0")).failDevice("Device lookup failed", cause).errno();
+        return new TargetArgs("linear", List.of("x", "0"))
+                .failDevice("Device lookup failed", cause)
+                .errno();
     }
 
     @Test

@@ -4,8 +4,7 @@ import dmsnap.ffm.internal.LinuxConstants;
 
 /** The block-device ioctls dmsnap uses; each fails with ENOTTY on a regular file. */
 public final class BlockDevices {
-    private BlockDevices() {
-    }
+    private BlockDevices() {}
 
     /** {@code BLKGETSIZE64}, {@code BLKSSZGET} and {@code BLKPBSZGET}. */
     public static BlockGeometry geometry(NativeFile device) throws ErrnoException {

@@ -7,5 +7,4 @@ package dmsnap.ffm;
  * @param logicalBlockBytes  the smallest addressable unit (512 or 4096); O_DIRECT alignment
  * @param physicalBlockBytes the unit the device writes atomically
  */
-public record BlockGeometry(long sizeBytes, int logicalBlockBytes, int physicalBlockBytes) {
-}
+public record BlockGeometry(long sizeBytes, int logicalBlockBytes, int physicalBlockBytes) {}

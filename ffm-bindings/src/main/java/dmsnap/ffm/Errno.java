@@ -95,8 +95,6 @@ public enum Errno {
     /** "EIO (Input/output error)"; for an unnamed value "errno 123 (its strerror text)". */
     static String describe(int value) {
         Errno e = of(value);
-        return e == UNKNOWN
-                ? "errno " + value + " (" + Syscalls.strerror(value) + ")"
-                : e.name() + " (" + e.text + ")";
+        return e == UNKNOWN ? "errno " + value + " (" + Syscalls.strerror(value) + ")" : e.name() + " (" + e.text + ")";
     }
 }

@@ -23,8 +23,8 @@ public final class ErrnoException extends IOException {
     }
 
     /** With {@code detail}, a short clause appended after the errno text (": held by another process"). */
-    public ErrnoException(String syscall, int errnoValue, Path path, long offsetBytes, long lengthBytes,
-                          String detail) {
+    public ErrnoException(
+            String syscall, int errnoValue, Path path, long offsetBytes, long lengthBytes, String detail) {
         super(format(syscall, errnoValue, path, offsetBytes, lengthBytes, detail));
         this.syscall = Objects.requireNonNull(syscall);
         this.errnoValue = errnoValue;
@@ -62,8 +62,7 @@ public final class ErrnoException extends IOException {
         return lengthBytes;
     }
 
-    static String format(String syscall, int errnoValue, Path path, long offsetBytes, long lengthBytes,
-                         String detail) {
+    static String format(String syscall, int errnoValue, Path path, long offsetBytes, long lengthBytes, String detail) {
         return context(syscall, path, offsetBytes, lengthBytes) + " failed: " + Errno.describe(errnoValue)
                 + (detail == null ? "" : ": " + detail);
     }

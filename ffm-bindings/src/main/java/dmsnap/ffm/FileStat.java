@@ -14,6 +14,14 @@ package dmsnap.ffm;
  * @param dioMemAlign     O_DIRECT buffer alignment from STATX_DIOALIGN, 0 when the kernel did not say
  * @param dioOffsetAlign  O_DIRECT offset/length alignment from STATX_DIOALIGN, 0 when unknown
  */
-public record FileStat(FileType type, long sizeBytes, int deviceMajor, int deviceMinor, long inode,
-                       int rdevMajor, int rdevMinor, int blockSizeBytes, int dioMemAlign, int dioOffsetAlign) {
-}
+public record FileStat(
+        FileType type,
+        long sizeBytes,
+        int deviceMajor,
+        int deviceMinor,
+        long inode,
+        int rdevMajor,
+        int rdevMinor,
+        int blockSizeBytes,
+        int dioMemAlign,
+        int dioOffsetAlign) {}

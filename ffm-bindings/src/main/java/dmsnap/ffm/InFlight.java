@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class InFlight {
     /** Added to the count by close(): negative from then on, {@code CLOSED} exactly once drained. */
     private static final int CLOSED = Integer.MIN_VALUE;
+
     private final AtomicInteger users = new AtomicInteger();
     private final CountDownLatch drained = new CountDownLatch(1);
     private final String name;

@@ -45,8 +45,13 @@ public final class IoMemory implements AutoCloseable {
             MemorySegment capture = Syscalls.allocateCapture(call);
             // Over-map by one huge page and trim both ends, leaving exactly length at a 2 MiB boundary.
             long mapped = length + HUGE_PAGE_BYTES;
-            MemorySegment base = Syscalls.mmap(capture, mapped, LinuxConstants.PROT_READ | LinuxConstants.PROT_WRITE,
-                    LinuxConstants.MAP_PRIVATE | LinuxConstants.MAP_ANONYMOUS, -1, 0);
+            MemorySegment base = Syscalls.mmap(
+                    capture,
+                    mapped,
+                    LinuxConstants.PROT_READ | LinuxConstants.PROT_WRITE,
+                    LinuxConstants.MAP_PRIVATE | LinuxConstants.MAP_ANONYMOUS,
+                    -1,
+                    0);
             if (Syscalls.mapFailed(base)) {
                 throw new ErrnoException("mmap", Syscalls.errno(capture), null, -1, mapped);
             }

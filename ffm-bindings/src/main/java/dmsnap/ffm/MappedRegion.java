@@ -26,12 +26,13 @@ public final class MappedRegion implements AutoCloseable {
     private final boolean writable;
     /** The arena the mapping lives in: its own, or one it shares with other regions (see {@link NativeFile#map(long, long, Arena)}). */
     private final Arena arena;
+
     private final boolean ownsArena;
     private final MemorySegment segment;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    MappedRegion(Path path, MemorySegment address, long fileOffsetBytes, long lengthBytes, boolean writable,
-            Arena shared) {
+    MappedRegion(
+            Path path, MemorySegment address, long fileOffsetBytes, long lengthBytes, boolean writable, Arena shared) {
         this.path = path;
         this.fileOffsetBytes = fileOffsetBytes;
         this.writable = writable;
@@ -62,8 +63,7 @@ public final class MappedRegion implements AutoCloseable {
             MemorySegment capture = Syscalls.allocateCapture(call);
             int rc = Syscalls.msync(capture, segment.asSlice(start), end - start, LinuxConstants.MS_SYNC);
             if (rc < 0) {
-                throw new ErrnoException("msync", Syscalls.errno(capture), path, fileOffsetBytes + start,
-                        end - start);
+                throw new ErrnoException("msync", Syscalls.errno(capture), path, fileOffsetBytes + start, end - start);
             }
         }
     }

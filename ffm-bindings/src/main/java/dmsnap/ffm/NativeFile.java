@@ -1,5 +1,8 @@
 package dmsnap.ffm;
 
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
 import dmsnap.ffm.internal.LinuxConstants;
 import dmsnap.ffm.internal.Syscalls;
 import dmsnap.jextract.linux.statx;
@@ -11,9 +14,6 @@ import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;
-
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * An open file or block device. Positional I/O into native {@link MemorySegment}s loops on short
@@ -117,7 +117,8 @@ public final class NativeFile implements AutoCloseable {
             } while (fd < 0 && Syscalls.errno(capture) == Errno.EINTR.value());
             if (fd < 0) {
                 int errno = Syscalls.errno(capture);
-                throw how == null ? new ErrnoException("open", errno, path, -1, -1)
+                throw how == null
+                        ? new ErrnoException("open", errno, path, -1, -1)
                         : new ErrnoException("open", errno, path, -1, -1, how);
             }
         }
@@ -211,8 +212,8 @@ public final class NativeFile implements AutoCloseable {
                 }
                 if (n == 0) {
                     // pwrite returning 0 for a non-zero count means no progress is possible.
-                    throw new ErrnoException("pwrite", Errno.EIO.value(), path, offsetBytes + done, total - done,
-                            "no progress");
+                    throw new ErrnoException(
+                            "pwrite", Errno.EIO.value(), path, offsetBytes + done, total - done, "no progress");
                 }
                 done += n;
             }
@@ -337,27 +338,45 @@ public final class NativeFile implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = Syscalls.allocateCapture(arena);
             MemorySegment buf = arena.allocate(statx.layout());
-            int rc = Syscalls.statx(capture, fd, arena.allocateFrom(""), LinuxConstants.AT_EMPTY_PATH,
-                    LinuxConstants.STATX_BASIC_STATS | LinuxConstants.STATX_DIOALIGN, buf);
+            int rc = Syscalls.statx(
+                    capture,
+                    fd,
+                    arena.allocateFrom(""),
+                    LinuxConstants.AT_EMPTY_PATH,
+                    LinuxConstants.STATX_BASIC_STATS | LinuxConstants.STATX_DIOALIGN,
+                    buf);
             if (rc < 0) {
                 throw new ErrnoException("statx", Syscalls.errno(capture), path, -1, -1);
             }
             int mode = Short.toUnsignedInt(statx.stx_mode(buf)) & LinuxConstants.S_IFMT;
-            FileType type = mode == LinuxConstants.S_IFREG ? FileType.REGULAR_FILE
-                    : mode == LinuxConstants.S_IFBLK ? FileType.BLOCK_DEVICE
-                    : mode == LinuxConstants.S_IFDIR ? FileType.DIRECTORY
-                    : mode == LinuxConstants.S_IFCHR ? FileType.CHARACTER_DEVICE
-                    : mode == LinuxConstants.S_IFIFO ? FileType.FIFO
-                    : mode == LinuxConstants.S_IFSOCK ? FileType.SOCKET
-                    : mode == LinuxConstants.S_IFLNK ? FileType.SYMBOLIC_LINK
-                    : FileType.OTHER;
+            FileType type = mode == LinuxConstants.S_IFREG
+                    ? FileType.REGULAR_FILE
+                    : mode == LinuxConstants.S_IFBLK
+                            ? FileType.BLOCK_DEVICE
+                            : mode == LinuxConstants.S_IFDIR
+                                    ? FileType.DIRECTORY
+                                    : mode == LinuxConstants.S_IFCHR
+                                            ? FileType.CHARACTER_DEVICE
+                                            : mode == LinuxConstants.S_IFIFO
+                                                    ? FileType.FIFO
+                                                    : mode == LinuxConstants.S_IFSOCK
+                                                            ? FileType.SOCKET
+                                                            : mode == LinuxConstants.S_IFLNK
+                                                                    ? FileType.SYMBOLIC_LINK
+                                                                    : FileType.OTHER;
             boolean dio = (statx.stx_mask(buf) & LinuxConstants.STATX_DIOALIGN) != 0;
             boolean dev = type == FileType.BLOCK_DEVICE || type == FileType.CHARACTER_DEVICE;
-            return new FileStat(type, statx.stx_size(buf),
-                    statx.stx_dev_major(buf), statx.stx_dev_minor(buf), statx.stx_ino(buf),
-                    dev ? statx.stx_rdev_major(buf) : 0, dev ? statx.stx_rdev_minor(buf) : 0,
+            return new FileStat(
+                    type,
+                    statx.stx_size(buf),
+                    statx.stx_dev_major(buf),
+                    statx.stx_dev_minor(buf),
+                    statx.stx_ino(buf),
+                    dev ? statx.stx_rdev_major(buf) : 0,
+                    dev ? statx.stx_rdev_minor(buf) : 0,
                     statx.stx_blksize(buf),
-                    dio ? statx.stx_dio_mem_align(buf) : 0, dio ? statx.stx_dio_offset_align(buf) : 0);
+                    dio ? statx.stx_dio_mem_align(buf) : 0,
+                    dio ? statx.stx_dio_offset_align(buf) : 0);
         }
     }
 
@@ -388,8 +407,7 @@ public final class NativeFile implements AutoCloseable {
             range.setAtIndex(JAVA_LONG, 1, lengthBytes);
             int rc = Syscalls.ioctl(capture, fd, request, range);
             if (rc < 0) {
-                throw new ErrnoException("ioctl " + name, Syscalls.errno(capture), path, offsetBytes,
-                        lengthBytes);
+                throw new ErrnoException("ioctl " + name, Syscalls.errno(capture), path, offsetBytes, lengthBytes);
             }
         } finally {
             release();
@@ -440,8 +458,8 @@ public final class NativeFile implements AutoCloseable {
         acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = Syscalls.allocateCapture(arena);
-            MemorySegment address = Syscalls.mmap(capture, lengthBytes, prot, LinuxConstants.MAP_SHARED, fd,
-                    offsetBytes);
+            MemorySegment address =
+                    Syscalls.mmap(capture, lengthBytes, prot, LinuxConstants.MAP_SHARED, fd, offsetBytes);
             if (Syscalls.mapFailed(address)) {
                 throw new ErrnoException("mmap", Syscalls.errno(capture), path, offsetBytes, lengthBytes);
             }
@@ -498,8 +516,8 @@ public final class NativeFile implements AutoCloseable {
         }
         long length = segment.byteSize();
         checkRange(call, offsetBytes, length);
-        if (offsetAlign > 1 && (offsetBytes % offsetAlign != 0 || length % offsetAlign != 0
-                || segment.address() % memAlign != 0)) {
+        if (offsetAlign > 1
+                && (offsetBytes % offsetAlign != 0 || length % offsetAlign != 0 || segment.address() % memAlign != 0)) {
             throw new IllegalArgumentException(ErrnoException.context(call, path, offsetBytes, length)
                     + ": O_DIRECT needs offset and length aligned to " + offsetAlign
                     + " bytes and the buffer address to " + memAlign + " bytes (buffer address % " + memAlign

@@ -31,13 +31,15 @@ public enum OpenFlag {
             if (flags.size() != (flags.contains(NO_FOLLOW) ? 2 : 1)) {
                 throw new IllegalArgumentException("PATH takes no other flag than NO_FOLLOW: " + flags);
             }
-            return LinuxConstants.O_CLOEXEC | LinuxConstants.O_PATH
+            return LinuxConstants.O_CLOEXEC
+                    | LinuxConstants.O_PATH
                     | (flags.contains(NO_FOLLOW) ? LinuxConstants.O_NOFOLLOW : 0);
         }
         if (flags.contains(READ_ONLY) == flags.contains(READ_WRITE)) {
             throw new IllegalArgumentException("exactly one of READ_ONLY and READ_WRITE is needed: " + flags);
         }
-        int bits = LinuxConstants.O_CLOEXEC | (flags.contains(READ_WRITE) ? LinuxConstants.O_RDWR : LinuxConstants.O_RDONLY);
+        int bits = LinuxConstants.O_CLOEXEC
+                | (flags.contains(READ_WRITE) ? LinuxConstants.O_RDWR : LinuxConstants.O_RDONLY);
         if (flags.contains(CREATE)) {
             bits |= LinuxConstants.O_CREAT;
         }

@@ -4,8 +4,7 @@ import dmsnap.ffm.internal.LinuxConstants;
 
 /** Whether this machine is one the native bindings were generated for. */
 public final class Platform {
-    private Platform() {
-    }
+    private Platform() {}
 
     /**
      * Throws {@link UnsupportedOperationException} with a one-line explanation on any OS or

@@ -1,5 +1,11 @@
 package dmsnap.ffm;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -7,12 +13,6 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class IoMemoryTest {
     private static final long HUGE = IoMemory.HUGE_PAGE_BYTES;
@@ -53,7 +53,7 @@ class IoMemoryTest {
         }
         Files.write(p, data);
         try (IoMemory memory = IoMemory.forBuffers(1, 1 << 20);
-             NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY, OpenFlag.DIRECT)) {
+                NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY, OpenFlag.DIRECT)) {
             MemorySegment buffer = memory.slices(1, 1 << 20).getFirst();
             assertEquals(data.length, f.read(0, buffer));
             for (int i = 0; i < data.length; i += 4093) {
@@ -69,7 +69,8 @@ class IoMemoryTest {
         assumeTrue(Files.exists(enabled) && !Files.readString(enabled).contains("[never]"), "THP is off here");
         try (IoMemory memory = IoMemory.map(4 * HUGE)) {
             assertTrue(memory.hugePages());
-            assertTrue(anonHugeKib(memory.segment().address()) >= 2048,
+            assertTrue(
+                    anonHugeKib(memory.segment().address()) >= 2048,
                     "no huge page behind the mapping (smaps AnonHugePages)");
         }
     }

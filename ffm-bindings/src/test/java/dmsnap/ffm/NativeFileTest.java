@@ -1,14 +1,5 @@
 package dmsnap.ffm;
 
-import java.io.IOException;
-import java.io.RandomAccessFile;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -17,6 +8,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class NativeFileTest {
     @TempDir
@@ -34,7 +34,7 @@ class NativeFileTest {
     void createWriteReadRoundTrip() throws IOException {
         Path p = dir.resolve("new.img");
         try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE);
-             Arena arena = Arena.ofConfined()) {
+                Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocateFrom("hello, dmsnap");
             f.write(1000, data);
             f.fdatasync();
@@ -51,7 +51,8 @@ class NativeFileTest {
     @Test
     void createExclusiveOnAnExistingFileFailsWithEexist() throws IOException {
         Path p = sparse("exists.img", 4096);
-        ErrnoException e = assertThrows(ErrnoException.class,
+        ErrnoException e = assertThrows(
+                ErrnoException.class,
                 () -> NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.EXCLUSIVE));
         assertEquals(Errno.EEXIST, e.errno());
         assertEquals("open(path=" + p + ") failed: EEXIST (File exists)", e.getMessage());
@@ -62,7 +63,8 @@ class NativeFileTest {
     @Test
     void readStopsShortOnlyAtEndOfFile() throws IOException {
         Path p = sparse("short.img", 6000);
-        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY); Arena arena = Arena.ofConfined()) {
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY);
+                Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(8192);
             assertEquals(6000, f.read(0, buf));
             assertEquals(0, f.read(6000, buf));
@@ -79,16 +81,21 @@ class NativeFileTest {
             assumeTrue(false, "O_DIRECT unsupported in " + dir + ": " + e.getMessage());
             return;
         }
-        try (f; Arena arena = Arena.ofConfined()) {
+        try (f;
+                Arena arena = Arena.ofConfined()) {
             int align = f.directOffsetAlignment();
             assertTrue(align >= 512 && Integer.bitCount(align) == 1, "alignment " + align);
             MemorySegment buf = arena.allocate(8192, 4096);
             buf.fill((byte) 7);
             f.write(align, buf.asSlice(0, align));
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.write(100, buf.asSlice(0, align)));
-            assertEquals("pwrite(path=" + p + ", offset=100, length=" + align + "): O_DIRECT needs offset and length aligned to "
-                    + align + " bytes and the buffer address to " + f.directMemoryAlignment()
-                    + " bytes (buffer address % " + f.directMemoryAlignment() + " = 0)", e.getMessage());
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> f.write(100, buf.asSlice(0, align)));
+            assertEquals(
+                    "pwrite(path=" + p + ", offset=100, length=" + align
+                            + "): O_DIRECT needs offset and length aligned to "
+                            + align + " bytes and the buffer address to " + f.directMemoryAlignment()
+                            + " bytes (buffer address % " + f.directMemoryAlignment() + " = 0)",
+                    e.getMessage());
             assertThrows(IllegalArgumentException.class, () -> f.read(0, buf.asSlice(8, align)));
             assertThrows(IllegalArgumentException.class, () -> f.read(0, buf.asSlice(0, 100)));
             MemorySegment back = arena.allocate(align, 4096);
@@ -100,7 +107,8 @@ class NativeFileTest {
     @Test
     void dsyncWritesLand() throws IOException {
         Path p = sparse("dsync.img", 8192);
-        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DSYNC); Arena arena = Arena.ofConfined()) {
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DSYNC);
+                Arena arena = Arena.ofConfined()) {
             assertTrue(f.flags().contains(OpenFlag.DSYNC));
             f.write(4096, arena.allocate(4096).fill((byte) 3));
         }
@@ -119,7 +127,8 @@ class NativeFileTest {
     void fallocatePunchAndZeroRange() throws IOException {
         Path p = dir.resolve("falloc.img");
         Files.write(p, new byte[64 << 10]);
-        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE); Arena arena = Arena.ofConfined()) {
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE);
+                Arena arena = Arena.ofConfined()) {
             MemorySegment ones = arena.allocate(64 << 10);
             ones.fill((byte) 1);
             f.write(0, ones);
@@ -138,7 +147,8 @@ class NativeFileTest {
         }
         try (NativeFile ro = NativeFile.open(p, OpenFlag.READ_ONLY)) {
             ErrnoException e = assertThrows(ErrnoException.class, () -> ro.fallocate(Fallocate.PUNCH_HOLE, 0, 4096));
-            assertEquals("fallocate(path=" + p + ", offset=0, length=4096) failed: EBADF (Bad file descriptor)",
+            assertEquals(
+                    "fallocate(path=" + p + ", offset=0, length=4096) failed: EBADF (Bad file descriptor)",
                     e.getMessage());
         }
     }
@@ -147,7 +157,8 @@ class NativeFileTest {
     void noFollowRefusesASymbolicLinkAndLeavesItsTargetAlone() throws IOException {
         Path target = sparse("target.img", 4096);
         Path link = Files.createSymbolicLink(dir.resolve("link.img"), target);
-        ErrnoException e = assertThrows(ErrnoException.class,
+        ErrnoException e = assertThrows(
+                ErrnoException.class,
                 () -> NativeFile.open(link, OpenFlag.READ_WRITE, OpenFlag.CREATE, OpenFlag.NO_FOLLOW));
         assertEquals(Errno.ELOOP, e.errno());
         assertEquals(4096, Files.size(target));
@@ -160,7 +171,7 @@ class NativeFileTest {
     void flockConflictsBetweenOpenFileDescriptions() throws IOException {
         Path p = sparse("lock.img", 4096);
         try (NativeFile a = NativeFile.open(p, OpenFlag.READ_WRITE);
-             NativeFile b = NativeFile.open(p, OpenFlag.READ_ONLY)) {
+                NativeFile b = NativeFile.open(p, OpenFlag.READ_ONLY)) {
             assertTrue(a.tryLock(true));
             assertFalse(b.tryLock(false));
             a.unlock();
@@ -194,7 +205,12 @@ class NativeFileTest {
     @Test
     void locateNamesWhatAPathIsWithoutOpeningIt() throws Exception {
         Path fifo = dir.resolve("fifo");
-        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+        assertEquals(
+                0,
+                new ProcessBuilder("mkfifo", fifo.toString())
+                        .inheritIO()
+                        .start()
+                        .waitFor());
         // A read open of a FIFO without a writer would wait for one; an O_PATH open does not.
         try (NativeFile f = NativeFile.locate(fifo)) {
             assertEquals(FileType.FIFO, f.type());
@@ -212,15 +228,18 @@ class NativeFileTest {
         }
         ErrnoException missing = assertThrows(ErrnoException.class, () -> NativeFile.locate(dir.resolve("nope")));
         assertEquals(Errno.ENOENT, missing.errno());
-        assertThrows(IllegalArgumentException.class,
-                () -> NativeFile.open(fifo, OpenFlag.PATH, OpenFlag.READ_ONLY), "PATH takes no other flag");
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> NativeFile.open(fifo, OpenFlag.PATH, OpenFlag.READ_ONLY),
+                "PATH takes no other flag");
     }
 
     @Test
     void locateNoFollowSeesASymbolicLinkItselfWhereLocateFollowsIt() throws IOException {
         Path file = sparse("target.img", 4096);
         Path link = Files.createSymbolicLink(dir.resolve("link.img"), file);
-        try (NativeFile followed = NativeFile.locate(link); NativeFile itself = NativeFile.locateNoFollow(link)) {
+        try (NativeFile followed = NativeFile.locate(link);
+                NativeFile itself = NativeFile.locateNoFollow(link)) {
             assertEquals(FileType.REGULAR_FILE, followed.type());
             assertEquals(FileType.SYMBOLIC_LINK, itself.type());
             assertEquals("symbolic link", itself.type().describe());
@@ -228,7 +247,8 @@ class NativeFileTest {
         try (NativeFile plain = NativeFile.locateNoFollow(file)) {
             assertEquals(FileType.REGULAR_FILE, plain.type());
         }
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> NativeFile.open(file, OpenFlag.PATH, OpenFlag.NO_FOLLOW, OpenFlag.READ_ONLY));
     }
 
@@ -250,13 +270,16 @@ class NativeFileTest {
     @Test
     void reopenOpensTheLocatedFileEvenAfterItsPathWasReplaced() throws IOException {
         Path p = sparse("located.img", 8192);
-        try (NativeFile located = NativeFile.locate(p); Arena arena = Arena.ofConfined()) {
+        try (NativeFile located = NativeFile.locate(p);
+                Arena arena = Arena.ofConfined()) {
             Files.move(p, dir.resolve("moved.img"));
             sparse("located.img", 4096); // another file under the old name
             try (NativeFile f = located.reopen(java.util.EnumSet.of(OpenFlag.READ_WRITE))) {
                 assertEquals(p, f.path(), "errors keep naming the path it was located by");
                 assertEquals(8192, f.stat().sizeBytes(), "the file that was located, not the new one");
-                assertEquals(Files.getAttribute(dir.resolve("moved.img"), "unix:ino"), f.stat().inode());
+                assertEquals(
+                        Files.getAttribute(dir.resolve("moved.img"), "unix:ino"),
+                        f.stat().inode());
                 f.write(0, arena.allocateFrom("moved"));
             }
             assertEquals("moved", new String(Files.readAllBytes(dir.resolve("moved.img")), 0, 5));
@@ -268,7 +291,8 @@ class NativeFileTest {
         Path p = sparse("notblock.img", 4096);
         try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY)) {
             ErrnoException e = assertThrows(ErrnoException.class, () -> BlockDevices.geometry(f));
-            assertEquals("ioctl BLKGETSIZE64(path=" + p + ") failed: ENOTTY (Inappropriate ioctl for device)",
+            assertEquals(
+                    "ioctl BLKGETSIZE64(path=" + p + ") failed: ENOTTY (Inappropriate ioctl for device)",
                     e.getMessage());
         }
     }
@@ -294,7 +318,8 @@ class NativeFileTest {
     @Test
     void readOnlyMappingIsReadOnly() throws IOException {
         Path p = sparse("romap.img", 8192);
-        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY); MappedRegion region = f.map(0, 4096)) {
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY);
+                MappedRegion region = f.map(0, 4096)) {
             assertTrue(region.segment().isReadOnly());
         }
     }
@@ -315,7 +340,8 @@ class NativeFileTest {
     @Test
     void bothOrNeitherAccessModeIsACallerBug() {
         assertThrows(IllegalArgumentException.class, () -> NativeFile.open(dir.resolve("x")));
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(
+                IllegalArgumentException.class,
                 () -> NativeFile.open(dir.resolve("x"), OpenFlag.READ_ONLY, OpenFlag.READ_WRITE));
     }
 
@@ -325,7 +351,8 @@ class NativeFileTest {
         assertEquals(Errno.EIO, Errno.of(Errno.EIO.value()));
         assertEquals(Errno.UNKNOWN, Errno.of(4000));
         ErrnoException e = new ErrnoException("pwrite", Errno.EIO, Path.of("/dev/loop0"), 1048576, 4096);
-        assertEquals("pwrite(path=/dev/loop0, offset=1048576, length=4096) failed: EIO (Input/output error)",
+        assertEquals(
+                "pwrite(path=/dev/loop0, offset=1048576, length=4096) failed: EIO (Input/output error)",
                 e.getMessage());
         assertTrue(new ErrnoException("x", 4000, null, -1, -1).getMessage().startsWith("x() failed: errno 4000 ("));
     }

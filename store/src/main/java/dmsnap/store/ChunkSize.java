@@ -9,6 +9,7 @@ package dmsnap.store;
 public record ChunkSize(long sectors) {
     /** INT_MAX >> 9: the kernel's upper bound for a chunk size in sectors. */
     public static final long MAX_SECTORS = Integer.MAX_VALUE >> 9;
+
     public static final ChunkSize NOT_SET = new ChunkSize(0);
 
     public ChunkSize {

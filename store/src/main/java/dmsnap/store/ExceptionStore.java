@@ -14,8 +14,7 @@ import java.io.IOException;
  * number of {@link #prepare}/{@link #commit} pairs, merge steps, {@link #invalidate}; {@link
  * #close} when the snapshot is destroyed. All methods are thread-safe.
  */
-public sealed interface ExceptionStore extends AutoCloseable
-        permits PersistentExceptionStore, TransientExceptionStore {
+public sealed interface ExceptionStore extends AutoCloseable permits PersistentExceptionStore, TransientExceptionStore {
 
     /** What {@link #load} found. */
     enum LoadResult {

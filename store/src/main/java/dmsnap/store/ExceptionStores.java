@@ -10,8 +10,7 @@ import dmsnap.store.persistent.PersistentExceptionStore;
  * reports all of them as "Couldn't create exception store", as the kernel does.
  */
 public final class ExceptionStores {
-    private ExceptionStores() {
-    }
+    private ExceptionStores() {}
 
     /** The parsed {@code <store>} word: P or N, and for P whether "O" (overflow) was given. */
     public record StoreType(boolean persistent, boolean overflow) {

@@ -58,6 +58,7 @@ public final class ExceptionTable implements AutoCloseable {
     public static final long MAX_OLD_CHUNK = (1L << 43) - 1;
     /** The largest COW chunk the packing holds. */
     public static final long MAX_NEW_CHUNK = (1L << 40) - 1;
+
     private static final long OCCUPIED = 1L << 63;
     private static final long SLOT_BYTES = 12;
 
@@ -93,6 +94,7 @@ public final class ExceptionTable implements AutoCloseable {
     private static final class Segment {
         /** The segment's own arena, or null while its slots are in {@link #level}'s. */
         final Arena arena;
+
         final Level level;
         final MemorySegment keys;
         final MemorySegment values;
@@ -165,8 +167,7 @@ public final class ExceptionTable implements AutoCloseable {
     }
 
     /** Segments are created on first use: an empty table (a handover destination's) costs nothing. */
-    public ExceptionTable() {
-    }
+    public ExceptionTable() {}
 
     /**
      * Staggered over one growth step, so that the segments (which fill evenly) do not all resize
@@ -392,12 +393,12 @@ public final class ExceptionTable implements AutoCloseable {
      */
     public boolean insert(long oldChunk, long newChunk) {
         if (oldChunk < 0 || oldChunk > MAX_OLD_CHUNK) {
-            throw new IllegalArgumentException("origin chunk " + oldChunk + " is outside 0.." + MAX_OLD_CHUNK
-                    + " (the exception table's limit)");
+            throw new IllegalArgumentException(
+                    "origin chunk " + oldChunk + " is outside 0.." + MAX_OLD_CHUNK + " (the exception table's limit)");
         }
         if (newChunk < 0 || newChunk > MAX_NEW_CHUNK) {
-            throw new IllegalArgumentException("COW chunk " + newChunk + " is outside 0.." + MAX_NEW_CHUNK
-                    + " (the exception table's limit)");
+            throw new IllegalArgumentException(
+                    "COW chunk " + newChunk + " is outside 0.." + MAX_NEW_CHUNK + " (the exception table's limit)");
         }
         long stamp = lock.writeLock();
         try {
@@ -409,8 +410,11 @@ public final class ExceptionTable implements AutoCloseable {
             // Extend the run that ends just before, in both old and new chunks.
             if ((oldChunk & 0xff) != 0) {
                 ExceptionRun before = runContaining(oldChunk - 1);
-                if (before != null && before.lastOld() == oldChunk - 1 && before.lastNew() == newChunk - 1
-                        && before.count() < 255 && (before.oldChunk() >>> 8) == group) {
+                if (before != null
+                        && before.lastOld() == oldChunk - 1
+                        && before.lastNew() == newChunk - 1
+                        && before.count() < 255
+                        && (before.oldChunk() >>> 8) == group) {
                     replaceRun(before, new ExceptionRun(before.oldChunk(), before.newChunk(), before.count() + 1));
                     exceptions++;
                     return true;
@@ -419,7 +423,9 @@ public final class ExceptionTable implements AutoCloseable {
             // Or the run that starts just after, at its front.
             if ((oldChunk & 0xff) != 0xff) {
                 ExceptionRun after = runContaining(oldChunk + 1);
-                if (after != null && after.oldChunk() == oldChunk + 1 && after.newChunk() == newChunk + 1
+                if (after != null
+                        && after.oldChunk() == oldChunk + 1
+                        && after.newChunk() == newChunk + 1
                         && after.count() < 255) {
                     replaceRun(after, new ExceptionRun(oldChunk, newChunk, after.count() + 1));
                     exceptions++;
@@ -445,8 +451,8 @@ public final class ExceptionTable implements AutoCloseable {
             requireOpen();
             ExceptionRun run = runContaining(oldChunk);
             if (run == null) {
-                throw new CorruptStoreException("Corruption detected: exception for block " + oldChunk
-                        + " is on disk but not in memory");
+                throw new CorruptStoreException(
+                        "Corruption detected: exception for block " + oldChunk + " is on disk but not in memory");
             }
             if (run.count() == 0) {
                 removeRun(run);
@@ -456,8 +462,8 @@ public final class ExceptionTable implements AutoCloseable {
             } else if (oldChunk == run.lastOld()) {
                 replaceRun(run, new ExceptionRun(run.oldChunk(), run.newChunk(), run.count() - 1));
             } else {
-                throw new CorruptStoreException("Attempt to merge block " + oldChunk + " from the middle of a chunk range ["
-                        + run.oldChunk() + " - " + run.lastOld() + "]");
+                throw new CorruptStoreException("Attempt to merge block " + oldChunk
+                        + " from the middle of a chunk range [" + run.oldChunk() + " - " + run.lastOld() + "]");
             }
             exceptions--;
         } finally {
@@ -485,7 +491,8 @@ public final class ExceptionTable implements AutoCloseable {
                         removeRun(run);
                         runs--;
                     } else {
-                        replaceRun(run, new ExceptionRun(run.oldChunk(), run.newChunk(), (int) (from - 1 - run.oldChunk())));
+                        replaceRun(run, new ExceptionRun(run.oldChunk(), run.newChunk(), (int)
+                                (from - 1 - run.oldChunk())));
                     }
                     removed = c - from + 1;
                     exceptions -= removed;
@@ -529,7 +536,9 @@ public final class ExceptionTable implements AutoCloseable {
                 if (!holds(oldChunk, newChunk)) {
                     throw new CorruptStoreException(beyondLimitsMessage(oldChunk, newChunk));
                 }
-                if (count > 0 && oldChunk == first + count && newChunk == firstNew + count
+                if (count > 0
+                        && oldChunk == first + count
+                        && newChunk == firstNew + count
                         && oldChunk >>> 8 == first >>> 8) {
                     count++;
                     return;
@@ -554,8 +563,8 @@ public final class ExceptionTable implements AutoCloseable {
                     for (long i = 0; i < count; i++) {
                         if (!insert(first + i, firstNew + i)) {
                             count = 0;
-                            throw new CorruptStoreException(secondExceptionMessage(first + i, firstNew + i,
-                                    lookup(first + i)));
+                            throw new CorruptStoreException(
+                                    secondExceptionMessage(first + i, firstNew + i, lookup(first + i)));
                         }
                     }
                 }
@@ -626,7 +635,11 @@ public final class ExceptionTable implements AutoCloseable {
      */
     private boolean insertRunIfNew(long oldChunk, long newChunk, int count) {
         long lastOld = oldChunk + count - 1;
-        if (count < 2 || oldChunk < 0 || lastOld > MAX_OLD_CHUNK || newChunk < 0 || newChunk + count - 1 > MAX_NEW_CHUNK
+        if (count < 2
+                || oldChunk < 0
+                || lastOld > MAX_OLD_CHUNK
+                || newChunk < 0
+                || newChunk + count - 1 > MAX_NEW_CHUNK
                 || oldChunk >>> 8 != lastOld >>> 8) {
             return false;
         }
@@ -775,8 +788,8 @@ public final class ExceptionTable implements AutoCloseable {
         Segment s = segments[segmentOf(hash(micro))];
         int hole = findRunStartingAt(s, micro, runStart);
         if (hole < 0) {
-            throw new IllegalStateException("exception table slot for run " + runStart + " in micro-group " + micro
-                    + " is missing");
+            throw new IllegalStateException(
+                    "exception table slot for run " + runStart + " in micro-group " + micro + " is missing");
         }
         int cap = s.capacity;
         int j = hole;

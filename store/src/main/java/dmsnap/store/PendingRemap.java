@@ -5,5 +5,4 @@ package dmsnap.store;
  * chunk {@code newChunk}. {@code sequence} is its allocation order; the store commits remaps in
  * that order whatever order their copies finish in.
  */
-public record PendingRemap(long oldChunk, long newChunk, long sequence) {
-}
+public record PendingRemap(long oldChunk, long newChunk, long sequence) {}

@@ -8,6 +8,5 @@ public interface RemapSink {
     void remap(long oldChunk, long newChunk) throws IOException;
 
     /** After the last remap of a list read to its end (not after a load that failed). */
-    default void endOfList() throws IOException {
-    }
+    default void endOfList() throws IOException {}
 }

@@ -15,6 +15,7 @@ public final class TransientExceptionStore implements ExceptionStore {
     private final ChunkSize chunkSize;
     /** Guarded by this: the next free sector, and validity. */
     private long nextFreeSector;
+
     private long nextSequence;
     private boolean valid = true;
     private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
@@ -78,8 +79,7 @@ public final class TransientExceptionStore implements ExceptionStore {
         }
     }
 
-    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
-    }
+    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {}
 
     @Override
     public MergeRun prepareMerge() {

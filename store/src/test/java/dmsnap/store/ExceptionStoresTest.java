@@ -1,12 +1,12 @@
 package dmsnap.store;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dmsnap.store.device.MemoryDevice;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** Table words to stores, with the kernel's reasons (spec 1.3, checklist 3-9). */
 class ExceptionStoresTest {
@@ -21,30 +21,39 @@ class ExceptionStoresTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"X, Exception store type is not P or N", "PX, Unsupported persistent store option: X",
-            "'', Exception store type is not P or N"})
+    @CsvSource({
+        "X, Exception store type is not P or N",
+        "PX, Unsupported persistent store option: X",
+        "'', Exception store type is not P or N"
+    })
     void refusedStoreTypes(String word, String reason) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ExceptionStores.create(word, "8", cow, origin));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create(word, "8", cow, origin));
         assertEquals(reason, e.getMessage());
     }
 
     @ParameterizedTest
-    @CsvSource({"abc, Invalid chunk size", "-8, Invalid chunk size", "4294967296, Invalid chunk size",
-            "65, Chunk size is not a power of 2", "4194304, Chunk size is too high"})
+    @CsvSource({
+        "abc, Invalid chunk size",
+        "-8, Invalid chunk size",
+        "4294967296, Invalid chunk size",
+        "65, Chunk size is not a power of 2",
+        "4194304, Chunk size is too high"
+    })
     void refusedChunkSizes(String word, String reason) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ExceptionStores.create("P", word, cow, origin));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create("P", word, cow, origin));
         assertEquals(reason, e.getMessage());
     }
 
     @Test
     void chunkSizeLimitsAndBlockSizes() {
-        assertEquals("P 2097152", ExceptionStores.create("P", "2097152", cow, origin).tableArgs());
+        assertEquals(
+                "P 2097152", ExceptionStores.create("P", "2097152", cow, origin).tableArgs());
         assertEquals("P 1", ExceptionStores.create("P", "1", cow, origin).tableArgs());
         assertEquals("P 8", ExceptionStores.create("P", "+8", cow, origin).tableArgs());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ExceptionStores.create("P", "4", cow4k, origin));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create("P", "4", cow4k, origin));
         assertEquals("Chunk size is not a multiple of device blocksize", e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create("P", "4", cow, cow4k));
         assertEquals("P 8", ExceptionStores.create("P", "8", cow4k, origin).tableArgs());

@@ -1,5 +1,11 @@
 package dmsnap.store;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.testing.Seeds;
 import java.util.ArrayList;
 import java.util.List;
@@ -13,12 +19,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 @ExtendWith(Seeds.class)
 class ExceptionTableTest {
@@ -52,8 +52,9 @@ class ExceptionTableTest {
             t.insert(11, 200);
             t.insert(13, 300);
             t.insert(12, 299); // extends 13's run at the front; 11's run ends at new 200: no link
-            assertEquals(List.of(new ExceptionRun(10, 100, 0), new ExceptionRun(11, 200, 0),
-                    new ExceptionRun(12, 299, 1)), runs(t));
+            assertEquals(
+                    List.of(new ExceptionRun(10, 100, 0), new ExceptionRun(11, 200, 0), new ExceptionRun(12, 299, 1)),
+                    runs(t));
         }
     }
 
@@ -63,8 +64,12 @@ class ExceptionTableTest {
             for (int i = 0; i < 600; i++) {
                 t.insert(i, 1000 + i);
             }
-            assertEquals(List.of(new ExceptionRun(0, 1000, 255), new ExceptionRun(256, 1256, 255),
-                    new ExceptionRun(512, 1512, 87)), runs(t));
+            assertEquals(
+                    List.of(
+                            new ExceptionRun(0, 1000, 255),
+                            new ExceptionRun(256, 1256, 255),
+                            new ExceptionRun(512, 1512, 87)),
+                    runs(t));
             for (int i = 0; i < 600; i++) {
                 assertEquals(1000 + i, t.lookup(i));
             }
@@ -86,7 +91,8 @@ class ExceptionTableTest {
             long nextNew = 1 + random.nextInt(5);
             int stretches = 1 + random.nextInt(12);
             for (int st = 0; st < stretches; st++) {
-                long start = random.nextBoolean() ? random.nextInt(2048) : (remaps.isEmpty() ? 0 : remaps.getLast()[0] + 1);
+                long start =
+                        random.nextBoolean() ? random.nextInt(2048) : (remaps.isEmpty() ? 0 : remaps.getLast()[0] + 1);
                 int length = 1 + random.nextInt(random.nextBoolean() ? 8 : 600);
                 boolean down = random.nextInt(5) == 0;
                 for (int i = 0; i < length; i++) {
@@ -100,7 +106,8 @@ class ExceptionTableTest {
                     remaps.add(new long[] {old, nextNew++});
                 }
             }
-            try (ExceptionTable loaded = new ExceptionTable(); ExceptionTable inserted = new ExceptionTable()) {
+            try (ExceptionTable loaded = new ExceptionTable();
+                    ExceptionTable inserted = new ExceptionTable()) {
                 RemapSink sink = loaded.loadingSink();
                 for (long[] r : remaps) {
                     sink.remap(r[0], r[1]);
@@ -153,7 +160,8 @@ class ExceptionTableTest {
             sink.remap(4, 70);
             sink.remap(5, 71); // 5 is taken: found when the stretch 4..5 is added
             CorruptStoreException e = assertThrows(CorruptStoreException.class, sink::endOfList);
-            assertEquals("origin chunk 5 has a second exception (COW chunk 71; the first points at COW chunk 50)",
+            assertEquals(
+                    "origin chunk 5 has a second exception (COW chunk 71; the first points at COW chunk 50)",
                     e.getMessage());
         }
     }
@@ -177,7 +185,8 @@ class ExceptionTableTest {
             CorruptStoreException middle = assertThrows(CorruptStoreException.class, () -> t.removeForMerge(22));
             assertEquals("Attempt to merge block 22 from the middle of a chunk range [20 - 24]", middle.getMessage());
             CorruptStoreException missing = assertThrows(CorruptStoreException.class, () -> t.removeForMerge(99));
-            assertEquals("Corruption detected: exception for block 99 is on disk but not in memory", missing.getMessage());
+            assertEquals(
+                    "Corruption detected: exception for block 99 is on disk but not in memory", missing.getMessage());
             t.removeForMerge(24);
             t.removeForMerge(20);
             assertEquals(List.of(new ExceptionRun(21, 3, 2)), runs(t));
@@ -300,7 +309,7 @@ class ExceptionTableTest {
                     int kind = random.nextInt(10);
                     long o;
                     long n;
-                    if (kind < 4) {                // sequential: next chunk after a random existing point
+                    if (kind < 4) { // sequential: next chunk after a random existing point
                         o = random.nextLong(span);
                         n = nextNew++;
                         for (int k = 0; k < 1 + random.nextInt(40) && model.lookup(o) < 0; k++, o++) {
@@ -309,7 +318,7 @@ class ExceptionTableTest {
                             n = nextNew++;
                         }
                         continue;
-                    } else if (kind < 5) {         // descending: front extensions
+                    } else if (kind < 5) { // descending: front extensions
                         o = random.nextLong(span) + 40;
                         for (int k = 0; k < 1 + random.nextInt(20) && o >= 0 && model.lookup(o) < 0; k++, o--) {
                             n = nextNew;
@@ -319,7 +328,7 @@ class ExceptionTableTest {
                             nextNew++;
                         }
                         continue;
-                    } else if (kind < 8) {         // random single
+                    } else if (kind < 8) { // random single
                         o = random.nextLong(span);
                         n = nextNew++;
                         if (model.lookup(o) < 0) {
@@ -328,7 +337,7 @@ class ExceptionTableTest {
                         } else {
                             assertFalse(t.insert(o, n));
                         }
-                    } else {                       // merge-style removal of a random chunk
+                    } else { // merge-style removal of a random chunk
                         long c = random.nextLong(span + 50);
                         String expected = model.remove(c);
                         String actual = null;
@@ -371,7 +380,7 @@ class ExceptionTableTest {
                                 continue;
                             }
                             long i = random.nextLong(limit);
-                            long chunk = i * 3;           // chunks 0, 3, 6, ... -> new 10 + i
+                            long chunk = i * 3; // chunks 0, 3, 6, ... -> new 10 + i
                             long got = t.lookup(chunk);
                             if (got != 10 + i) {
                                 throw new AssertionError("chunk " + chunk + " read " + got + ", expected " + (10 + i));
@@ -421,7 +430,8 @@ class ExceptionTableTest {
             } while (!used.add(o));
             olds[i] = o;
         }
-        try (ExceptionTable loaded = new ExceptionTable(); ExceptionTable inserted = new ExceptionTable()) {
+        try (ExceptionTable loaded = new ExceptionTable();
+                ExceptionTable inserted = new ExceptionTable()) {
             RemapSink sink = loaded.loadingSink();
             for (int i = 0; i < n; i++) {
                 sink.remap(olds[i], 2 + i);
@@ -441,10 +451,13 @@ class ExceptionTableTest {
                 assertEquals(-1, loaded.lookup(olds[i] + (1L << 34)));
             }
             assertEquals(n, loaded.size());
-            assertEquals(inserted.memoryBytes(), loaded.memoryBytes(), "a loaded table settles at the inserted one's size");
+            assertEquals(
+                    inserted.memoryBytes(), loaded.memoryBytes(), "a loaded table settles at the inserted one's size");
             assertTrue(inserted.arenaCloses() > 1000, "one close per growth when inserting: " + inserted.arenaCloses());
-            assertTrue(closesOfTheLoad <= 20, "the load closed " + closesOfTheLoad + " arenas (" + closesWhileLoading
-                    + " before the end of the list)");
+            assertTrue(
+                    closesOfTheLoad <= 20,
+                    "the load closed " + closesOfTheLoad + " arenas (" + closesWhileLoading
+                            + " before the end of the list)");
             // Settled: growth continues as one-by-one inserts, by 1.15 into arenas of their own.
             for (int i = 0; i < 50_000; i++) {
                 long o = (1L << 35) + i * 17L;
@@ -458,7 +471,8 @@ class ExceptionTableTest {
 
     @Test
     void randomExceptionsCostAtMost16BytesEachAndSequentialOnesFarLess() {
-        try (ExceptionTable random = new ExceptionTable(); ExceptionTable sequential = new ExceptionTable()) {
+        try (ExceptionTable random = new ExceptionTable();
+                ExceptionTable sequential = new ExceptionTable()) {
             Random r = Seeds.random("bytes-per-exception");
             int n = 1_000_000;
             for (int i = 0; i < n; i++) {
@@ -470,7 +484,8 @@ class ExceptionTableTest {
             }
             double perRandom = (double) random.memoryBytes() / random.size();
             double perSequential = (double) sequential.memoryBytes() / sequential.size();
-            System.out.printf("exception table: %.2f bytes per random exception, %.3f per sequential one (1M each)%n",
+            System.out.printf(
+                    "exception table: %.2f bytes per random exception, %.3f per sequential one (1M each)%n",
                     perRandom, perSequential);
             assertTrue(perRandom <= 16.0, "random: " + perRandom);
             assertTrue(perSequential < 1.0, "sequential: " + perSequential);

@@ -1,14 +1,14 @@
 package dmsnap.store;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.device.Device;
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.ExceptionStoreContract;
 import java.io.IOException;
 import org.junit.jupiter.api.Test;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class TransientExceptionStoreTest extends ExceptionStoreContract {
     @Override
@@ -24,7 +24,7 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void freshUsageAndFirstCopyAtSectorZero() throws IOException {
         try (MemoryDevice cow = new MemoryDevice("cow", 4 << 20);
-             TransientExceptionStore store = new TransientExceptionStore(cow, new ChunkSize(8))) {
+                TransientExceptionStore store = new TransientExceptionStore(cow, new ChunkSize(8))) {
             assertEquals("0/8192 0", store.usage().statusString());
             assertEquals(0, store.prepare(7).newChunk());
             assertEquals("8/8192 0", store.usage().statusString());
@@ -35,7 +35,7 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void optionsAreIgnoredAndNoOverflowFlagIsPrinted() {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
-             MemoryDevice origin = new MemoryDevice("origin", 1 << 20)) {
+                MemoryDevice origin = new MemoryDevice("origin", 1 << 20)) {
             ExceptionStore store = ExceptionStores.create("NO", "8", cow, origin);
             assertEquals("N 8", store.tableArgs());
             store.setOverflowSupported(true);
@@ -46,7 +46,7 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void aChunkSizeOfZeroCannotAllocate() {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
-             TransientExceptionStore store = new TransientExceptionStore(cow, ChunkSize.NOT_SET)) {
+                TransientExceptionStore store = new TransientExceptionStore(cow, ChunkSize.NOT_SET)) {
             assertThrows(IllegalStateException.class, () -> store.prepare(1));
         }
     }
@@ -54,7 +54,7 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void mergeIsUnsupported() {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
-             TransientExceptionStore store = new TransientExceptionStore(cow, new ChunkSize(8))) {
+                TransientExceptionStore store = new TransientExceptionStore(cow, new ChunkSize(8))) {
             assertEquals(false, store.supportsMerge());
             assertThrows(UnsupportedOperationException.class, store::prepareMerge);
         }

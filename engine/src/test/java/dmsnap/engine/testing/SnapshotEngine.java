@@ -48,13 +48,15 @@ public final class SnapshotEngine implements AutoCloseable {
     }
 
     /** The same, with merges batching their commits as {@code merge} says. */
-    public SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices, MergeSettings merge) throws IOException {
+    public SnapshotEngine(Path dir, Path base, Path cow, BackingDevices devices, MergeSettings merge)
+            throws IOException {
         this.dir = dir;
         this.base = base;
         this.cow = cow;
         this.sectors = Files.size(base) >>> 9;
-        dm = new DeviceManager(SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier,
-                CommitObserver.NONE, merge), devices);
+        dm = new DeviceManager(
+                SnapshotTargets.register(TargetTypes.withBasicTargets(), registry, copier, CommitObserver.NONE, merge),
+                devices);
     }
 
     private static Path fill(Path base, long baseBytes) throws IOException {
@@ -132,8 +134,8 @@ public final class SnapshotEngine implements AutoCloseable {
     }
 
     public static String sha(Path file) throws Exception {
-        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
-                .digest(Files.readAllBytes(file)));
+        return java.util.HexFormat.of()
+                .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
     }
 
     public MemorySegment buffer(long sectorCount) {

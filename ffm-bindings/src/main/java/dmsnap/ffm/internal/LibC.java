@@ -1,15 +1,15 @@
 package dmsnap.ffm.internal;
 
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
 import dmsnap.jextract.linux.Linux;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Downcall handles for the libc functions dmsnap uses, linked once. Every fallible function is
@@ -24,8 +24,12 @@ final class LibC {
     private static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
 
     /** {@code int open(const char *path, int flags, ... mode_t mode)}. */
-    static final MethodHandle OPEN = link("open",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), ERRNO, Linker.Option.firstVariadicArg(2));
+    static final MethodHandle OPEN = link(
+            "open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            ERRNO,
+            Linker.Option.firstVariadicArg(2));
+
     static final MethodHandle CLOSE = link("close", Linux.close$descriptor(), ERRNO);
     static final MethodHandle PREAD = link("pread", Linux.pread$descriptor(), ERRNO);
     static final MethodHandle PWRITE = link("pwrite", Linux.pwrite$descriptor(), ERRNO);
@@ -36,11 +40,18 @@ final class LibC {
     static final MethodHandle FLOCK = link("flock", Linux.flock$descriptor(), ERRNO);
     static final MethodHandle STATX = link("statx", Linux.statx$descriptor(), ERRNO);
     /** {@code int ioctl(int fd, unsigned long request, ... void *arg)}: every ioctl dmsnap uses takes a pointer. */
-    static final MethodHandle IOCTL_PTR = link("ioctl",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO, Linker.Option.firstVariadicArg(2));
+    static final MethodHandle IOCTL_PTR = link(
+            "ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
+            ERRNO,
+            Linker.Option.firstVariadicArg(2));
     /** {@code int ioctl(int fd, unsigned long request, ... unsigned long arg)}: BLKFLSBUF takes no pointer. */
-    static final MethodHandle IOCTL_LONG = link("ioctl",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), ERRNO, Linker.Option.firstVariadicArg(2));
+    static final MethodHandle IOCTL_LONG = link(
+            "ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG),
+            ERRNO,
+            Linker.Option.firstVariadicArg(2));
+
     static final MethodHandle MMAP = link("mmap", Linux.mmap$descriptor(), ERRNO);
     static final MethodHandle MSYNC = link("msync", Linux.msync$descriptor(), ERRNO);
     static final MethodHandle MUNMAP = link("munmap", Linux.munmap$descriptor(), ERRNO);
@@ -48,12 +59,11 @@ final class LibC {
     /** strerror is only called while {@code Errno} initialises, from one thread. */
     static final MethodHandle STRERROR = link("strerror", Linux.strerror$descriptor());
 
-    private LibC() {
-    }
+    private LibC() {}
 
     private static MethodHandle link(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        MemorySegment symbol = LIBC.find(name)
-                .orElseThrow(() -> new UnsupportedOperationException("libc has no symbol " + name));
+        MemorySegment symbol =
+                LIBC.find(name).orElseThrow(() -> new UnsupportedOperationException("libc has no symbol " + name));
         return LINKER.downcallHandle(symbol, descriptor, options);
     }
 }

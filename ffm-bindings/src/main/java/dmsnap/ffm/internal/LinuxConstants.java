@@ -63,8 +63,7 @@ public final class LinuxConstants {
     public static final int S_IFSOCK = Linux.S_IFSOCK();
     public static final int S_IFLNK = Linux.S_IFLNK();
 
-    private LinuxConstants() {
-    }
+    private LinuxConstants() {}
 
     /** The {@code os.arch} the bindings were generated for. */
     public static String generatedArch() {

@@ -16,11 +16,9 @@ import java.lang.invoke.VarHandle;
  */
 public final class Syscalls {
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO =
-            CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final VarHandle ERRNO = CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
 
-    private Syscalls() {
-    }
+    private Syscalls() {}
 
     public static MemorySegment allocateCapture(SegmentAllocator allocator) {
         return allocator.allocate(CAPTURE);
@@ -102,8 +100,8 @@ public final class Syscalls {
         }
     }
 
-    public static int statx(MemorySegment capture, int dirfd, MemorySegment path, int flags, int mask,
-                            MemorySegment statx) {
+    public static int statx(
+            MemorySegment capture, int dirfd, MemorySegment path, int flags, int mask, MemorySegment statx) {
         try {
             return (int) LibC.STATX.invokeExact(capture, dirfd, path, flags, mask, statx);
         } catch (Throwable t) {
@@ -175,8 +173,11 @@ public final class Syscalls {
     }
 
     /** Gives a raw mapping its length, with an action run when {@code arena} closes. */
-    public static MemorySegment sized(MemorySegment address, long length, java.lang.foreign.Arena arena,
-                                      java.util.function.Consumer<MemorySegment> cleanup) {
+    public static MemorySegment sized(
+            MemorySegment address,
+            long length,
+            java.lang.foreign.Arena arena,
+            java.util.function.Consumer<MemorySegment> cleanup) {
         return address.reinterpret(length, arena, cleanup);
     }
 

@@ -1,5 +1,8 @@
 package dmsnap.ffm.internal;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.jextract.linux.Linux;
 import dmsnap.jextract.linux.statx;
 import dmsnap.jextract.linux.statx_timestamp;
@@ -19,9 +22,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The checked-in jextract output must match the C headers of the machine that builds dmsnap:
@@ -44,7 +44,8 @@ class GeneratedBindingsMatchHeadersTest {
     static Map<String, Long> javaConstants() throws ReflectiveOperationException {
         Map<String, Long> constants = new LinkedHashMap<>();
         for (Method m : Linux.class.getMethods()) {
-            if (Modifier.isStatic(m.getModifiers()) && m.getParameterCount() == 0
+            if (Modifier.isStatic(m.getModifiers())
+                    && m.getParameterCount() == 0
                     && m.getName().matches("[A-Z][A-Z0-9_]*")
                     && (m.getReturnType() == int.class || m.getReturnType() == long.class)) {
                 Object v = m.invoke(null);
@@ -73,7 +74,8 @@ class GeneratedBindingsMatchHeadersTest {
 
     @Test
     void everyConstantAndStructMemberMatchesGcc() throws Exception {
-        Path header = Path.of(System.getProperty("dmsnap.jextract.header", "../jextract/dmsnap.h")).toAbsolutePath();
+        Path header = Path.of(System.getProperty("dmsnap.jextract.header", "../jextract/dmsnap.h"))
+                .toAbsolutePath();
         assertTrue(Files.isRegularFile(header), "umbrella header not found: " + header);
         Map<String, Long> constants = javaConstants();
         Map<String, String> layouts = javaLayouts();
@@ -83,16 +85,32 @@ class GeneratedBindingsMatchHeadersTest {
         c.append("#include \"").append(header).append("\"\n#include <stdio.h>\n#include <stddef.h>\n");
         c.append("int main(void) {\n");
         for (String name : constants.keySet()) {
-            c.append("    printf(\"").append(name).append(" %lld\\n\", (long long) (").append(name).append("));\n");
+            c.append("    printf(\"")
+                    .append(name)
+                    .append(" %lld\\n\", (long long) (")
+                    .append(name)
+                    .append("));\n");
         }
         STRUCTS.forEach((name, layout) -> {
-            c.append("    printf(\"").append(name).append(" %zu\\n\", sizeof(struct ").append(name).append("));\n");
+            c.append("    printf(\"")
+                    .append(name)
+                    .append(" %zu\\n\", sizeof(struct ")
+                    .append(name)
+                    .append("));\n");
             for (String key : layouts.keySet()) {
                 if (key.startsWith(name + ".")) {
                     String field = key.substring(name.length() + 1);
-                    c.append("    printf(\"").append(key).append(" %zu %zu\\n\", offsetof(struct ").append(name)
-                            .append(", ").append(field).append("), sizeof(((struct ").append(name)
-                            .append(" *) 0)->").append(field).append("));\n");
+                    c.append("    printf(\"")
+                            .append(key)
+                            .append(" %zu %zu\\n\", offsetof(struct ")
+                            .append(name)
+                            .append(", ")
+                            .append(field)
+                            .append("), sizeof(((struct ")
+                            .append(name)
+                            .append(" *) 0)->")
+                            .append(field)
+                            .append("));\n");
                 }
             }
         });
@@ -128,8 +146,8 @@ class GeneratedBindingsMatchHeadersTest {
         try {
             p = new ProcessBuilder(command).redirectErrorStream(true).start();
         } catch (IOException e) {
-            throw new IOException("cannot run " + command.getFirst() + " (gcc is needed for this check): "
-                    + e.getMessage(), e);
+            throw new IOException(
+                    "cannot run " + command.getFirst() + " (gcc is needed for this check): " + e.getMessage(), e);
         }
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {

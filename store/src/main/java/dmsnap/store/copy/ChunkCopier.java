@@ -2,7 +2,6 @@ package dmsnap.store.copy;
 
 import dmsnap.ffm.InFlight;
 import dmsnap.ffm.IoMemory;
-import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -42,6 +41,7 @@ public final class ChunkCopier implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
     /** Copies running on callers' threads ({@link #copyHere}); close() waits for them before freeing the buffers. */
     private final InFlight callerCopies = new InFlight("the chunk copier");
+
     private final LongAdder copies = new LongAdder();
     private final LongAdder readBytes = new LongAdder();
     private final LongAdder writtenBytes = new LongAdder();
@@ -57,8 +57,7 @@ public final class ChunkCopier implements AutoCloseable {
      * @param readErrors   operations whose source read failed (nothing was written)
      * @param writeErrors  destinations whose write failed
      */
-    public record Stats(long copies, long readBytes, long writtenBytes, long readErrors, long writeErrors) {
-    }
+    public record Stats(long copies, long readBytes, long writtenBytes, long readErrors, long writeErrors) {}
 
     /**
      * @param threads     I/O threads (copies in flight at once)
@@ -208,7 +207,8 @@ public final class ChunkCopier implements AutoCloseable {
 
         CopyResult result() {
             copies.increment();
-            return readError != null ? new CopyResult(readError, Arrays.asList(new Exception[writeErrors.length]))
+            return readError != null
+                    ? new CopyResult(readError, Arrays.asList(new Exception[writeErrors.length]))
                     : new CopyResult(null, Arrays.asList(writeErrors));
         }
     }
@@ -246,14 +246,18 @@ public final class ChunkCopier implements AutoCloseable {
             Pieces pieces = new Pieces(op);
             for (long done = 0; done < op.lengthBytes(); done += bufferBytes) {
                 long at = done;
-                MemorySegment piece = laneBuffers.get((int) (piecesStarted++ % 2))
+                MemorySegment piece = laneBuffers
+                        .get((int) (piecesStarted++ % 2))
                         .asSlice(0, Math.min(bufferBytes, op.lengthBytes() - done));
                 CompletableFuture<Boolean> read = writeBeforeLast.thenApplyAsync(v -> pieces.read(at, piece), pool);
-                CompletableFuture<Void> write = read.thenAcceptBothAsync(lastWrite, (ok, v) -> {
-                    if (ok) {
-                        pieces.write(at, piece);
-                    }
-                }, pool);
+                CompletableFuture<Void> write = read.thenAcceptBothAsync(
+                        lastWrite,
+                        (ok, v) -> {
+                            if (ok) {
+                                pieces.write(at, piece);
+                            }
+                        },
+                        pool);
                 writeBeforeLast = lastWrite;
                 lastWrite = write;
             }

@@ -10,8 +10,7 @@ import java.util.List;
 public record CopyOp(Device source, long sourceOffsetBytes, long lengthBytes, List<Destination> destinations) {
 
     /** Where one copy goes. */
-    public record Destination(Device device, long offsetBytes) {
-    }
+    public record Destination(Device device, long offsetBytes) {}
 
     public CopyOp {
         destinations = List.copyOf(destinations);

@@ -51,6 +51,7 @@ public final class FileDevice implements Device {
     private final InFlight inFlight;
     /** Where metadata maps live: closed by the group, not one by one (see {@link MapArenas}). */
     private final MapArenas mapArenas = new MapArenas();
+
     private volatile long sizeBytes;
     /** The largest {@link #sizeBytes} seen: I/O below it but past the current size is an I/O error. */
     private volatile long largestSizeBytes;
@@ -120,8 +121,8 @@ public final class FileDevice implements Device {
             file = located.reopen(flags);
         } catch (ErrnoException e) {
             if (e.errno() == Errno.EBUSY) {
-                throw new ErrnoException("open", e.errnoValue(), path, -1, -1,
-                        "another process holds it exclusively or it is mounted");
+                throw new ErrnoException(
+                        "open", e.errnoValue(), path, -1, -1, "another process holds it exclusively or it is mounted");
             }
             throw e;
         }
@@ -129,7 +130,12 @@ public final class FileDevice implements Device {
         try {
             FileStat stat = file.stat();
             if (stat.type() == FileType.REGULAR_FILE && !file.tryLock(!readOnly)) {
-                throw new ErrnoException("flock", Errno.EBUSY.value(), path, -1, -1,
+                throw new ErrnoException(
+                        "flock",
+                        Errno.EBUSY.value(),
+                        path,
+                        -1,
+                        -1,
                         "it is already in use (another open holds its lock)");
             }
             FileDevice device = new FileDevice(file, stat, readOnly);
@@ -183,7 +189,9 @@ public final class FileDevice implements Device {
     public long refreshSize() throws IOException {
         inFlight.acquire();
         try {
-            long size = blockDevice ? BlockDevices.geometry(file).sizeBytes() : file.stat().sizeBytes();
+            long size = blockDevice
+                    ? BlockDevices.geometry(file).sizeBytes()
+                    : file.stat().sizeBytes();
             sizeBytes = size - size % logicalBlockBytes;
             largestSizeBytes = Math.max(largestSizeBytes, sizeBytes);
             return sizeBytes;
@@ -221,9 +229,16 @@ public final class FileDevice implements Device {
     private void checkRequest(String op, String call, long offsetBytes, long lengthBytes, MemorySegment buffer)
             throws ErrnoException {
         long size = sizeBytes;
-        if (offsetBytes >= 0 && lengthBytes >= 0 && offsetBytes + lengthBytes > size
+        if (offsetBytes >= 0
+                && lengthBytes >= 0
+                && offsetBytes + lengthBytes > size
                 && offsetBytes + lengthBytes <= largestSizeBytes) {
-            throw new ErrnoException(call, Errno.EIO.value(), file.path(), offsetBytes, lengthBytes,
+            throw new ErrnoException(
+                    call,
+                    Errno.EIO.value(),
+                    file.path(),
+                    offsetBytes,
+                    lengthBytes,
                     "beyond the end of the device: it shrank to " + size + " bytes");
         }
         Device.checkRequest(this, op, offsetBytes, lengthBytes, buffer);
@@ -236,7 +251,12 @@ public final class FileDevice implements Device {
         try {
             long n = file.read(offsetBytes, dst);
             if (n != dst.byteSize()) {
-                throw new ErrnoException("pread", Errno.EIO.value(), file.path(), offsetBytes + n, dst.byteSize() - n,
+                throw new ErrnoException(
+                        "pread",
+                        Errno.EIO.value(),
+                        file.path(),
+                        offsetBytes + n,
+                        dst.byteSize() - n,
                         "end of file: the file is shorter than the device size " + sizeBytes);
             }
         } finally {
@@ -339,7 +359,8 @@ public final class FileDevice implements Device {
     @Override
     public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
         checkRequest("mapMetadata", "mmap", offsetBytes, lengthBytes, null);
-        if (offsetBytes % MappedRegion.PAGE_BYTES != 0 || lengthBytes % MappedRegion.PAGE_BYTES != 0
+        if (offsetBytes % MappedRegion.PAGE_BYTES != 0
+                || lengthBytes % MappedRegion.PAGE_BYTES != 0
                 || lengthBytes == 0) {
             return null;
         }

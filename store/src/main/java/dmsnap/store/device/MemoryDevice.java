@@ -26,11 +26,12 @@ public final class MemoryDevice implements Device {
     public MemoryDevice(String name, long sizeBytes, int logicalBlockBytes) {
         this.name = Objects.requireNonNull(name, "name");
         if (logicalBlockBytes < 512 || Integer.bitCount(logicalBlockBytes) != 1) {
-            throw new IllegalArgumentException("logical block size must be a power of two >= 512: " + logicalBlockBytes);
+            throw new IllegalArgumentException(
+                    "logical block size must be a power of two >= 512: " + logicalBlockBytes);
         }
         if (sizeBytes < 0 || sizeBytes % logicalBlockBytes != 0) {
-            throw new IllegalArgumentException("size must be a non-negative multiple of " + logicalBlockBytes + ": "
-                    + sizeBytes);
+            throw new IllegalArgumentException(
+                    "size must be a non-negative multiple of " + logicalBlockBytes + ": " + sizeBytes);
         }
         this.logicalBlockBytes = logicalBlockBytes;
         this.memory = arena.allocate(Math.max(sizeBytes, 1), ALIGNMENT).asSlice(0, sizeBytes);

@@ -42,8 +42,7 @@ final class AreaWalker<A extends AreaWalker.Area> {
         void damage(Problem problem) throws IOException;
 
         /** Area {@code area} (at chunk {@code chunk}) was read: {@code entries} entries before its terminator, or all. */
-        default void areaRead(long area, long chunk, int entries) {
-        }
+        default void areaRead(long area, long chunk, int entries) {}
     }
 
     /**
@@ -54,8 +53,7 @@ final class AreaWalker<A extends AreaWalker.Area> {
      * @param staleTail whether a non-zero entry follows the terminator in that area
      * @param opened    that area, still open: the caller's to close
      */
-    record End<A extends Area>(long area, int entries, boolean staleTail, A opened) {
-    }
+    record End<A extends Area>(long area, int entries, boolean staleTail, A opened) {}
 
     private final PersistentLayout layout;
     private final long cowChunks;
@@ -88,8 +86,8 @@ final class AreaWalker<A extends AreaWalker.Area> {
                     if (newChunk == 0) {
                         long stale = entries.firstNonZero(i + 1);
                         if (stale >= 0) {
-                            visitor.damage(CowDamage.staleAfterTerminator(k, (int) stale,
-                                    areaOffset + AreaEntries.offsetBytes(stale), i));
+                            visitor.damage(CowDamage.staleAfterTerminator(
+                                    k, (int) stale, areaOffset + AreaEntries.offsetBytes(stale), i));
                         }
                         visitor.areaRead(k, location, i);
                         keep = true;

@@ -46,48 +46,87 @@ public enum CowDamage {
     // ---- the sentences -----------------------------------------------------------------------------
 
     static Problem noTerminator(long area, long chunk, long byteOffset, long cowChunks) {
-        return new Problem(NO_TERMINATOR, area, -1, byteOffset, "area " + area + " (chunk " + chunk
-                + ") lies beyond the end of the COW (" + cowChunks + " chunks): the exception list has no terminator");
+        return new Problem(
+                NO_TERMINATOR,
+                area,
+                -1,
+                byteOffset,
+                "area " + area + " (chunk " + chunk + ") lies beyond the end of the COW (" + cowChunks
+                        + " chunks): the exception list has no terminator");
     }
 
     static Problem newChunkPastEnd(long area, int entry, long byteOffset, long newChunk, long cowChunks) {
-        return located(NEW_CHUNK_PAST_END, area, entry, byteOffset, " points at COW chunk "
-                + Long.toUnsignedString(newChunk) + ", past the end of the COW (" + cowChunks + " chunks)");
+        return located(
+                NEW_CHUNK_PAST_END,
+                area,
+                entry,
+                byteOffset,
+                " points at COW chunk " + Long.toUnsignedString(newChunk) + ", past the end of the COW (" + cowChunks
+                        + " chunks)");
     }
 
     static Problem newChunkInMetadata(long area, int entry, long byteOffset, long newChunk) {
-        return located(NEW_CHUNK_IN_METADATA, area, entry, byteOffset, " points at COW chunk " + newChunk
-                + ", which holds metadata");
+        return located(
+                NEW_CHUNK_IN_METADATA,
+                area,
+                entry,
+                byteOffset,
+                " points at COW chunk " + newChunk + ", which holds metadata");
     }
 
     static Problem newChunkUsedTwice(long area, int entry, long byteOffset, long newChunk) {
-        return located(NEW_CHUNK_USED_TWICE, area, entry, byteOffset, " points at COW chunk " + newChunk
-                + ", which an earlier exception uses too");
+        return located(
+                NEW_CHUNK_USED_TWICE,
+                area,
+                entry,
+                byteOffset,
+                " points at COW chunk " + newChunk + ", which an earlier exception uses too");
     }
 
     static Problem oldChunkOutOfRange(long area, int entry, long byteOffset, long oldChunk) {
-        return located(OLD_CHUNK_OUT_OF_RANGE, area, entry, byteOffset, " names origin chunk "
-                + Long.toUnsignedString(oldChunk) + ", out of range");
+        return located(
+                OLD_CHUNK_OUT_OF_RANGE,
+                area,
+                entry,
+                byteOffset,
+                " names origin chunk " + Long.toUnsignedString(oldChunk) + ", out of range");
     }
 
     static Problem beyondExceptionTable(long area, int entry, long byteOffset, long oldChunk, long newChunk) {
-        return located(BEYOND_EXCEPTION_TABLE, area, entry, byteOffset, ": "
-                + ExceptionTable.beyondLimitsMessage(oldChunk, newChunk));
+        return located(
+                BEYOND_EXCEPTION_TABLE,
+                area,
+                entry,
+                byteOffset,
+                ": " + ExceptionTable.beyondLimitsMessage(oldChunk, newChunk));
     }
 
     static Problem oldChunkTwice(long area, int entry, long byteOffset, long oldChunk, long newChunk, long firstNew) {
-        return located(OLD_CHUNK_TWICE, area, entry, byteOffset, ": "
-                + ExceptionTable.secondExceptionMessage(oldChunk, newChunk, firstNew));
+        return located(
+                OLD_CHUNK_TWICE,
+                area,
+                entry,
+                byteOffset,
+                ": " + ExceptionTable.secondExceptionMessage(oldChunk, newChunk, firstNew));
     }
 
     static Problem oldChunkPastOrigin(long area, int entry, long byteOffset, long oldChunk, long originChunks) {
-        return located(OLD_CHUNK_PAST_ORIGIN, area, entry, byteOffset, " names origin chunk " + oldChunk
-                + ", past the end of the origin (" + originChunks + " chunks)");
+        return located(
+                OLD_CHUNK_PAST_ORIGIN,
+                area,
+                entry,
+                byteOffset,
+                " names origin chunk " + oldChunk + ", past the end of the origin (" + originChunks + " chunks)");
     }
 
     static Problem staleAfterTerminator(long area, int entry, long byteOffset, int terminator) {
-        return located(STALE_AFTER_TERMINATOR, area, entry, byteOffset, " follows the terminator (exception "
-                + terminator + ") but is not zero: ignored by the kernel, but a torn or stale write");
+        return located(
+                STALE_AFTER_TERMINATOR,
+                area,
+                entry,
+                byteOffset,
+                " follows the terminator (exception " + terminator
+                        + ") but is not zero: ignored by the kernel, but a torn or stale write");
     }
 
     /** {@code what} ("the header chunk", ...) does not fit in the COW (the table load's sentence). */
@@ -102,7 +141,11 @@ public enum CowDamage {
     }
 
     private static Problem located(CowDamage kind, long area, int entry, long byteOffset, String what) {
-        return new Problem(kind, area, entry, byteOffset, "exception " + entry + " of area " + area + " (byte "
-                + byteOffset + ")" + what);
+        return new Problem(
+                kind,
+                area,
+                entry,
+                byteOffset,
+                "exception " + entry + " of area " + area + " (byte " + byteOffset + ")" + what);
     }
 }

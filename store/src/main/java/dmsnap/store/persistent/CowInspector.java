@@ -19,8 +19,7 @@ import java.util.Map;
  * Writes nothing. Backs {@code dmsnap cow dump} and {@code dmsnap cow check}.
  */
 public final class CowInspector {
-    private CowInspector() {
-    }
+    private CowInspector() {}
 
     /** An area read into a buffer that goes back to {@code free} when the walk is done with it. */
     private record BufferArea(MemorySegment buffer, ArrayDeque<MemorySegment> free) implements AreaWalker.Area {
@@ -36,12 +35,10 @@ public final class CowInspector {
     }
 
     /** One on-disk exception. */
-    public record Entry(long area, int index, long byteOffset, long oldChunk, long newChunk) {
-    }
+    public record Entry(long area, int index, long byteOffset, long oldChunk, long newChunk) {}
 
     /** One area that was read: its chunk and its entries before the terminator. */
-    public record Area(long index, long chunk, int entries) {
-    }
+    public record Area(long index, long chunk, int entries) {}
 
     /**
      * A problem, located: {@code area} and {@code entry} are -1 where they do not apply (the
@@ -67,8 +64,15 @@ public final class CowInspector {
      * @param notes       facts worth saying that are not damage (a new or invalidated COW)
      * @param sizeBytes   the COW's size
      */
-    public record Report(DiskHeaderView header, ChunkSize chunkSize, long exceptionsPerArea, List<Area> areas,
-                         List<Entry> exceptions, List<Problem> problems, List<String> notes, long sizeBytes) {
+    public record Report(
+            DiskHeaderView header,
+            ChunkSize chunkSize,
+            long exceptionsPerArea,
+            List<Area> areas,
+            List<Entry> exceptions,
+            List<Problem> problems,
+            List<String> notes,
+            long sizeBytes) {
 
         /** {@code dmsetup status} numbers the kernel would show right after loading this COW. */
         public String derivedUsage() {
@@ -82,7 +86,8 @@ public final class CowInspector {
             }
             nextFree = layout.skipMetadata(nextFree);
             long currentArea = areas.getLast().index();
-            return nextFree * chunkSize.sectors() + "/" + (sizeBytes >>> 9) + " " + (currentArea + 2) * chunkSize.sectors();
+            return nextFree * chunkSize.sectors() + "/" + (sizeBytes >>> 9) + " "
+                    + (currentArea + 2) * chunkSize.sectors();
         }
 
         public boolean clean() {
@@ -107,8 +112,9 @@ public final class CowInspector {
 
         @Override
         public String toString() {
-            return String.format("magic=0x%08x valid=%d version=%d chunk_size=%d", magic, valid, version,
-                    Integer.toUnsignedLong(chunkSectors));
+            return String.format(
+                    "magic=0x%08x valid=%d version=%d chunk_size=%d",
+                    magic, valid, version, Integer.toUnsignedLong(chunkSectors));
         }
     }
 
@@ -141,19 +147,32 @@ public final class CowInspector {
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         if (!header.isSnapMagic()) {
-            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.MAGIC_OFFSET, "byte 0: magic "
-                    + String.format("0x%08x", header.magic()) + " is not SnAp (0x70416e53): Invalid or corrupt snapshot"));
+            problems.add(new Problem(
+                    CowDamage.HEADER,
+                    -1,
+                    -1,
+                    DiskHeader.MAGIC_OFFSET,
+                    "byte 0: magic " + String.format("0x%08x", header.magic())
+                            + " is not SnAp (0x70416e53): Invalid or corrupt snapshot"));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         if (header.version() != PersistentLayout.SNAPSHOT_DISK_VERSION) {
-            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.VERSION_OFFSET,
+            problems.add(new Problem(
+                    CowDamage.HEADER,
+                    -1,
+                    -1,
+                    DiskHeader.VERSION_OFFSET,
                     "byte 8: unable to handle snapshot disk version " + header.version()));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
         long sectors = Integer.toUnsignedLong(header.chunkSectors());
         String reason = ChunkSize.invalidReason(sectors, block, originBlockBytes);
         if (reason != null) {
-            problems.add(new Problem(CowDamage.HEADER, -1, -1, DiskHeader.CHUNK_SIZE_OFFSET,
+            problems.add(new Problem(
+                    CowDamage.HEADER,
+                    -1,
+                    -1,
+                    DiskHeader.CHUNK_SIZE_OFFSET,
                     "byte 12: invalid on-disk chunk size " + sectors + ": " + reason + "."));
             return new Report(header, null, 0, areas, exceptions, problems, notes, size);
         }
@@ -162,15 +181,16 @@ public final class CowInspector {
         long epa = layout.exceptionsPerArea();
         long cowChunks = size / layout.chunkBytes();
         if (cowChunks < 1) {
-            problems.add(new Problem(CowDamage.HEADER, -1, -1, 0,
-                    CowDamage.tooSmallFor(cow.name(), size, "the header chunk", sectors)));
+            problems.add(new Problem(
+                    CowDamage.HEADER, -1, -1, 0, CowDamage.tooSmallFor(cow.name(), size, "the header chunk", sectors)));
             return new Report(header, chunk, epa, areas, exceptions, problems, notes, size);
         }
         if (header.valid() == 0) {
             notes.add("the snapshot was invalidated (valid=0): the kernel loads it as Invalid and reads no exceptions");
         }
         long originChunks = originSectors < 0 ? -1 : (originSectors + sectors - 1) / sectors;
-        try (Arena arena = Arena.ofConfined(); ExceptionTable byOld = new ExceptionTable()) {
+        try (Arena arena = Arena.ofConfined();
+                ExceptionTable byOld = new ExceptionTable()) {
             // At most two areas are open at once (the one walked, and one re-read to find a reused new chunk).
             ArrayDeque<MemorySegment> buffers = new ArrayDeque<>();
             AreaWalker<BufferArea> walker = new AreaWalker<>(layout, cowChunks, (k, offsetBytes) -> {
@@ -198,8 +218,8 @@ public final class CowInspector {
                         problems.add(CowDamage.oldChunkPastOrigin(k, index, byteOffset, oldChunk, originChunks));
                     }
                     if (!byOld.insert(oldChunk, newChunk)) {
-                        problems.add(CowDamage.oldChunkTwice(k, index, byteOffset, oldChunk, newChunk,
-                                byOld.lookup(oldChunk)));
+                        problems.add(CowDamage.oldChunkTwice(
+                                k, index, byteOffset, oldChunk, newChunk, byOld.lookup(oldChunk)));
                     }
                 }
 

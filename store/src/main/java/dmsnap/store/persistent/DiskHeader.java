@@ -17,8 +17,11 @@ record DiskHeader(int magic, int valid, int version, int chunkSectors) {
     static final long CHUNK_SIZE_OFFSET = 12;
 
     static DiskHeader read(MemorySegment chunk0) {
-        return new DiskHeader(chunk0.get(PersistentLayout.LE32, MAGIC_OFFSET), chunk0.get(PersistentLayout.LE32, VALID_OFFSET),
-                chunk0.get(PersistentLayout.LE32, VERSION_OFFSET), chunk0.get(PersistentLayout.LE32, CHUNK_SIZE_OFFSET));
+        return new DiskHeader(
+                chunk0.get(PersistentLayout.LE32, MAGIC_OFFSET),
+                chunk0.get(PersistentLayout.LE32, VALID_OFFSET),
+                chunk0.get(PersistentLayout.LE32, VERSION_OFFSET),
+                chunk0.get(PersistentLayout.LE32, CHUNK_SIZE_OFFSET));
     }
 
     /** Writes the header and zeroes the rest of {@code chunk0}, as the kernel writes a full chunk. */
@@ -35,7 +38,7 @@ record DiskHeader(int magic, int valid, int version, int chunkSectors) {
     }
 
     static DiskHeader fresh(long chunkSectors, boolean valid) {
-        return new DiskHeader(PersistentLayout.SNAP_MAGIC, valid ? 1 : 0, PersistentLayout.SNAPSHOT_DISK_VERSION,
-                (int) chunkSectors);
+        return new DiskHeader(
+                PersistentLayout.SNAP_MAGIC, valid ? 1 : 0, PersistentLayout.SNAPSHOT_DISK_VERSION, (int) chunkSectors);
     }
 }

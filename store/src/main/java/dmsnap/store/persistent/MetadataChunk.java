@@ -106,7 +106,9 @@ final class MetadataChunk implements AreaWalker.Area {
         if (e.getMessage() == null || !e.getMessage().contains("unsafe memory access")) {
             throw e;
         }
-        return new IOException("SIGBUS on the mapped metadata of " + device.name()
-                + " (the file is shorter than its mapping, or its file system is full)", e);
+        return new IOException(
+                "SIGBUS on the mapped metadata of " + device.name()
+                        + " (the file is shorter than its mapping, or its file system is full)",
+                e);
     }
 }

@@ -47,6 +47,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private final int originBlockBytes;
     /** The table's chunk size; 0 means "take the header's, or the default for a new COW". */
     private final ChunkSize tableChunkSize;
+
     private volatile boolean overflowSupported;
 
     private final ReentrantLock lock = new ReentrantLock();
@@ -59,9 +60,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private int mergePrepared;
     /** While merging: the areas before {@link #area}, nearest first, read ahead for runs before the last entries. */
     private final List<MetadataChunk> previousAreas = new ArrayList<>();
+
     private long currentArea;
     /** Entries of the current area that are on disk (or being written by the current round). */
     private int currentCommitted;
+
     private long nextFree = PersistentLayout.FIRST_DATA_CHUNK;
     private boolean valid = true;
     /** What made the store invalid through its own I/O (see {@link #failure()}); the first such reason. */
@@ -72,19 +75,20 @@ public final class PersistentExceptionStore implements ExceptionStore {
      * or a write past its end grows it back with holes).
      */
     private String shrank;
+
     private boolean loaded;
     private boolean closed;
     /** After a load, stale non-zero entries may follow the terminator; zero them before appending. */
     private boolean staleTail;
     /** Prepared remaps not yet applied. */
     private long pendingCount;
+
     private long nextSequence;
     private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
     private final ArrayDeque<Completion> staged = new ArrayDeque<>();
     private boolean flushing;
 
-    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
-    }
+    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {}
 
     /**
      * A store over {@code cow}. Nothing is read until {@link #load}; a handover destination is
@@ -95,8 +99,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
      * @param originBlockBytes  the origin's logical block size (an on-disk chunk size must be a
      *                          multiple of it, as of the COW's)
      */
-    public PersistentExceptionStore(Device cow, ChunkSize tableChunkSize, boolean overflowSupported,
-                                    int originBlockBytes) {
+    public PersistentExceptionStore(
+            Device cow, ChunkSize tableChunkSize, boolean overflowSupported, int originBlockBytes) {
         this.cow = cow;
         this.tableChunkSize = tableChunkSize;
         this.chunkSize = tableChunkSize;
@@ -157,8 +161,11 @@ public final class PersistentExceptionStore implements ExceptionStore {
             }
             long diskChunk = Integer.toUnsignedLong(disk.chunkSectors());
             if (tableChunkSize.isSet() && tableChunkSize.sectors() != diskChunk) {
-                log.warn("{}: chunk size {} in device metadata overrides table chunk size of {}.", cow.name(),
-                        diskChunk, tableChunkSize);
+                log.warn(
+                        "{}: chunk size {} in device metadata overrides table chunk size of {}.",
+                        cow.name(),
+                        diskChunk,
+                        tableChunkSize);
             }
             String reason = ChunkSize.invalidReason(diskChunk, cow.logicalBlockBytes(), originBlockBytes);
             if (reason != null) {
@@ -183,8 +190,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private DiskHeader readHeader() throws IOException {
         int block = cow.logicalBlockBytes();
         if (cow.sizeBytes() < block) {
-            throw new CorruptStoreException("the COW " + cow.name() + " is too small to hold a header ("
-                    + cow.sizeBytes() + " bytes)");
+            throw new CorruptStoreException(
+                    "the COW " + cow.name() + " is too small to hold a header (" + cow.sizeBytes() + " bytes)");
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment first = arena.allocate(block, Math.max(4096, cow.bufferAlignmentBytes()));
@@ -200,7 +207,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     /** A brand-new COW (magic 0): header chunk, then a zeroed area 0, at load time as the kernel. */
     private void initialiseNewCow() throws IOException {
-        long sectors = tableChunkSize.isSet() ? tableChunkSize.sectors()
+        long sectors = tableChunkSize.isSet()
+                ? tableChunkSize.sectors()
                 : Math.max(PersistentLayout.DEFAULT_CHUNK_SECTORS, cow.logicalBlockBytes() / 512);
         useChunkSize(new ChunkSize(sectors));
         checkFits(2, "the header and area 0");
@@ -224,15 +232,16 @@ public final class PersistentExceptionStore implements ExceptionStore {
      */
     private void zeroChunks(long first, int count) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment zeroes = arena.allocate(count * layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
+            MemorySegment zeroes =
+                    arena.allocate(count * layout.chunkBytes(), Math.max(4096, cow.bufferAlignmentBytes()));
             cow.write(layout.chunkOffsetBytes(first), zeroes);
         }
     }
 
     private void checkFits(long chunks, String what) throws IOException {
         if (chunks * layout.chunkBytes() > cow.sizeBytes()) {
-            throw new CorruptStoreException(CowDamage.tooSmallFor(cow.name(), cow.sizeBytes(), what,
-                    chunkSize.sectors()));
+            throw new CorruptStoreException(
+                    CowDamage.tooSmallFor(cow.name(), cow.sizeBytes(), what, chunkSize.sectors()));
         }
     }
 
@@ -244,8 +253,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
      */
     private void readExceptions(RemapSink sink) throws IOException {
         long cowChunks = cow.sizeBytes() / layout.chunkBytes();
-        AreaWalker<MetadataChunk> walker = new AreaWalker<>(layout, cowChunks,
-                (k, offsetBytes) -> MetadataChunk.open(cow, offsetBytes, layout.chunkBytes()));
+        AreaWalker<MetadataChunk> walker = new AreaWalker<>(
+                layout, cowChunks, (k, offsetBytes) -> MetadataChunk.open(cow, offsetBytes, layout.chunkBytes()));
         AreaWalker.End<MetadataChunk> end = walker.walk(new AreaWalker.Visitor() {
             @Override
             public void entry(long k, int index, long byteOffset, long oldChunk, long newChunk) throws IOException {
@@ -528,7 +537,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             for (int i = 0; i < batch.size(); i++) {
                 PendingRemap r = batch.get(i).remap();
                 int slot = base + i;
-                AreaEntries into = slot < epa ? entries : later.get(slot / epa - 1).entries();
+                AreaEntries into =
+                        slot < epa ? entries : later.get(slot / epa - 1).entries();
                 into.set(slot % epa, r.oldChunk(), r.newChunk());
             }
             if (total <= epa) {
@@ -555,7 +565,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } catch (IOException | RuntimeException e) {
             return "writing exception area " + areaIndex + " failed: " + e.getMessage();
         } catch (InternalError e) {
-            return "writing exception area " + areaIndex + " failed: " + MetadataChunk.mappedAccessFault(cow, e).getMessage();
+            return "writing exception area " + areaIndex + " failed: "
+                    + MetadataChunk.mappedAccessFault(cow, e).getMessage();
         }
     }
 
@@ -581,8 +592,10 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     return null;
                 }
                 while (previousAreas.size() < back) {
-                    previousAreas.addLast(MetadataChunk.open(cow, layout.chunkOffsetBytes(
-                            layout.areaLocation(currentArea - previousAreas.size() - 1)), layout.chunkBytes()));
+                    previousAreas.addLast(MetadataChunk.open(
+                            cow,
+                            layout.chunkOffsetBytes(layout.areaLocation(currentArea - previousAreas.size() - 1)),
+                            layout.chunkBytes()));
                 }
                 entries = previousAreas.get(back - 1).entries();
                 end += layout.exceptionsPerArea();
@@ -592,7 +605,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long lastNew = entries.newChunk(last);
             int count = 1;
             while (count <= last) {
-                if (entries.oldChunk(last - count) != lastOld - count || entries.newChunk(last - count) != lastNew - count) {
+                if (entries.oldChunk(last - count) != lastOld - count
+                        || entries.newChunk(last - count) != lastNew - count) {
                     break;
                 }
                 count++;
@@ -608,8 +622,10 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     /** The current area is merged: the one before it (read ahead, or read now) becomes current, full. */
     private void stepBack() throws IOException {
-        MetadataChunk previous = !previousAreas.isEmpty() ? previousAreas.removeFirst() : MetadataChunk.open(cow,
-                layout.chunkOffsetBytes(layout.areaLocation(currentArea - 1)), layout.chunkBytes());
+        MetadataChunk previous = !previousAreas.isEmpty()
+                ? previousAreas.removeFirst()
+                : MetadataChunk.open(
+                        cow, layout.chunkOffsetBytes(layout.areaLocation(currentArea - 1)), layout.chunkBytes());
         area.close();
         area = previous;
         currentArea--;
@@ -669,7 +685,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     stepBack(); // the area merged before this run is written back already
                 }
                 if (count < 1 || count > currentCommitted) {
-                    throw new IllegalArgumentException("cannot merge " + count + " of " + currentCommitted + " entries");
+                    throw new IllegalArgumentException(
+                            "cannot merge " + count + " of " + currentCommitted + " entries");
                 }
                 long from = AreaEntries.offsetBytes(currentCommitted - count);
                 long length = AreaEntries.lengthBytes(count);
@@ -716,7 +733,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             if (sizeBytes < layout.chunkBytes()) {
                 // Truncated under us: the header page is past the end of the file (a store into
                 // its mapping would be SIGBUS), and a file too short for a header never loads again.
-                log.warn("{}: write header failed: the COW is {} bytes, shorter than its header chunk", cow.name(),
+                log.warn(
+                        "{}: write header failed: the COW is {} bytes, shorter than its header chunk",
+                        cow.name(),
                         sizeBytes);
                 return;
             }
@@ -729,7 +748,10 @@ public final class PersistentExceptionStore implements ExceptionStore {
         } catch (IOException | RuntimeException e) {
             log.warn("{}: write header failed: {}", cow.name(), e.getMessage());
         } catch (InternalError e) {
-            log.warn("{}: write header failed: {}", cow.name(), MetadataChunk.mappedAccessFault(cow, e).getMessage());
+            log.warn(
+                    "{}: write header failed: {}",
+                    cow.name(),
+                    MetadataChunk.mappedAccessFault(cow, e).getMessage());
         } finally {
             lock.unlock();
         }

@@ -26,12 +26,14 @@ import java.nio.ByteOrder;
 final class PersistentLayout {
     /** "SnAp" read as a little-endian 32-bit word. */
     static final int SNAP_MAGIC = 0x70416e53;
+
     static final int SNAPSHOT_DISK_VERSION = 1;
     static final int HEADER_BYTES = 16;
     /** The header's fields ({@code __le32}). */
     static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** An entry's fields ({@code __le64 old_chunk, new_chunk}). */
     static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
     static final int EXCEPTION_BYTES = 16;
     /** The first data chunk: after the header (0) and area 0 (1). */
     static final long FIRST_DATA_CHUNK = 2;

@@ -20,15 +20,15 @@ import java.util.function.LongConsumer;
 public final class SnapshotImage {
     private static final long RUN_BYTES = 1 << 20;
 
-    private SnapshotImage() {
-    }
+    private SnapshotImage() {}
 
     /**
      * @param progress told the number of bytes written so far, after every run
      * @return the sha256 of the view, hex
      */
-    public static String write(Device origin, Device cow, ChunkSize chunk, Map<Long, Long> remaps, Device out,
-                               LongConsumer progress) throws IOException {
+    public static String write(
+            Device origin, Device cow, ChunkSize chunk, Map<Long, Long> remaps, Device out, LongConsumer progress)
+            throws IOException {
         long total = origin.sizeBytes();
         long chunkBytes = chunk.bytes();
         MessageDigest digest;
@@ -38,8 +38,11 @@ public final class SnapshotImage {
             throw new AssertionError(e);
         }
         long runLimit = Math.max(RUN_BYTES, chunkBytes);
-        int align = Math.max(4096, Math.max(origin.bufferAlignmentBytes(), Math.max(cow.bufferAlignmentBytes(),
-                out.bufferAlignmentBytes())));
+        int align = Math.max(
+                4096,
+                Math.max(
+                        origin.bufferAlignmentBytes(),
+                        Math.max(cow.bufferAlignmentBytes(), out.bufferAlignmentBytes())));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(runLimit, align);
             long at = 0;

@@ -1,5 +1,12 @@
 package dmsnap.store.copy;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.store.testing.Patterns;
@@ -10,13 +17,6 @@ import java.util.List;
 import java.util.concurrent.ExecutionException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 @ExtendWith(Seeds.class)
 class ChunkCopierTest {
@@ -32,14 +32,20 @@ class ChunkCopierTest {
     @Test
     void oneReadFeedsEveryDestinationInBufferSizedPieces() throws Exception {
         try (ChunkCopier copier = new ChunkCopier(2, 8192);
-             MemoryDevice origin = filled("origin", 1 << 20);
-             MemoryDevice cowA = new MemoryDevice("a", 1 << 20);
-             MemoryDevice cowB = new MemoryDevice("b", 1 << 20)) {
-            CopyResult r = copier.copy(new CopyOp(origin, 65536, 32768,
-                    List.of(new CopyOp.Destination(cowA, 4096), new CopyOp.Destination(cowB, 0)))).get();
+                MemoryDevice origin = filled("origin", 1 << 20);
+                MemoryDevice cowA = new MemoryDevice("a", 1 << 20);
+                MemoryDevice cowB = new MemoryDevice("b", 1 << 20)) {
+            CopyResult r = copier.copy(new CopyOp(
+                            origin,
+                            65536,
+                            32768,
+                            List.of(new CopyOp.Destination(cowA, 4096), new CopyOp.Destination(cowB, 0))))
+                    .get();
             assertTrue(r.allSucceeded());
-            assertNull(Patterns.difference(origin.contents().asSlice(65536, 32768), cowA.contents().asSlice(4096, 32768)));
-            assertNull(Patterns.difference(origin.contents().asSlice(65536, 32768), cowB.contents().asSlice(0, 32768)));
+            assertNull(Patterns.difference(
+                    origin.contents().asSlice(65536, 32768), cowA.contents().asSlice(4096, 32768)));
+            assertNull(Patterns.difference(
+                    origin.contents().asSlice(65536, 32768), cowB.contents().asSlice(0, 32768)));
             assertTrue(Patterns.isZero(cowA.contents().asSlice(0, 4096)), "nothing outside the range");
             assertEquals(1, copier.completedCopies());
         }
@@ -71,22 +77,27 @@ class ChunkCopierTest {
             }
             return false;
         });
-        try (ChunkCopier copier = new ChunkCopier(1, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
-            Thread holder = Thread.ofPlatform().start(() -> copier.copyHere(
-                    new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(slow, 0)))).join());
+        try (ChunkCopier copier = new ChunkCopier(1, 4096);
+                MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+            Thread holder = Thread.ofPlatform()
+                    .start(() -> copier.copyHere(new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(slow, 0))))
+                            .join());
             holding.await();
             assertEquals(holder, readers.getFirst(), "the first copy ran on its caller's thread");
             var second = copier.copyHere(new CopyOp(origin, 8192, 4096, List.of(new CopyOp.Destination(cow, 8192))));
             assertTrue(second.get().allSucceeded());
-            assertTrue(readers.get(1).getName().startsWith("dmsnap-copier-"),
-                    "no caller buffer free: on the copier's thread, not " + readers.get(1).getName());
+            assertTrue(
+                    readers.get(1).getName().startsWith("dmsnap-copier-"),
+                    "no caller buffer free: on the copier's thread, not "
+                            + readers.get(1).getName());
             release.countDown();
             holder.join();
             var third = copier.copyHere(new CopyOp(origin, 16384, 4096, List.of(new CopyOp.Destination(cow, 16384))));
             assertTrue(third.isDone(), "done when it returns");
             assertEquals(Thread.currentThread(), readers.get(2));
             for (long at : new long[] {8192, 16384}) {
-                assertNull(Patterns.difference(data.contents().asSlice(at, 4096), cow.contents().asSlice(at, 4096)));
+                assertNull(Patterns.difference(
+                        data.contents().asSlice(at, 4096), cow.contents().asSlice(at, 4096)));
             }
             assertEquals(3, copier.completedCopies());
         }
@@ -139,7 +150,8 @@ class ChunkCopierTest {
             assertEquals(List.of(0L, 4096L, 8192L, 65536L, 69632L, 131072L), writes);
             cow.flush(); // out of the faulty device's volatile cache
             for (long at : new long[] {0, 65536, 131072}) {
-                assertNull(Patterns.difference(data.contents().asSlice(at, 4096), cowData.contents().asSlice(at, 4096)));
+                assertNull(Patterns.difference(
+                        data.contents().asSlice(at, 4096), cowData.contents().asSlice(at, 4096)));
             }
             assertEquals(3, copier.completedCopies());
             assertEquals(6 * 4096, copier.stats().writtenBytes());
@@ -151,8 +163,9 @@ class ChunkCopierTest {
         MemoryDevice data = filled("origin", 1 << 20);
         FaultyDevice origin = new FaultyDevice(data);
         origin.failWhen(r -> r.offsetBytes() == 69632);
-        try (ChunkCopier copier = new ChunkCopier(2, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
-             ChunkCopier.Lane lane = copier.lane()) {
+        try (ChunkCopier copier = new ChunkCopier(2, 4096);
+                MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ChunkCopier.Lane lane = copier.lane()) {
             var first = lane.copy(new CopyOp(origin, 0, 8192, List.of(new CopyOp.Destination(cow, 0))));
             var failing = lane.copy(new CopyOp(origin, 65536, 12288, List.of(new CopyOp.Destination(cow, 65536))));
             var last = lane.copy(new CopyOp(origin, 131072, 4096, List.of(new CopyOp.Destination(cow, 131072))));
@@ -160,16 +173,19 @@ class ChunkCopierTest {
             assertNotNull(failing.get().readError());
             assertTrue(last.get().allSucceeded());
             assertTrue(Patterns.isZero(cow.contents().asSlice(69632, 8192)), "nothing after the failed read");
-            assertNull(Patterns.difference(data.contents().asSlice(131072, 4096), cow.contents().asSlice(131072, 4096)));
+            assertNull(Patterns.difference(
+                    data.contents().asSlice(131072, 4096), cow.contents().asSlice(131072, 4096)));
         }
     }
 
     @Test
     void aReadErrorWritesNothingAndIsReported() throws Exception {
         FaultyDevice origin = new FaultyDevice(filled("origin", 1 << 20));
-        try (ChunkCopier copier = new ChunkCopier(1, 4096); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+        try (ChunkCopier copier = new ChunkCopier(1, 4096);
+                MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
             origin.failNth(FaultyDevice.Op.READ, 2);
-            CopyResult r = copier.copy(new CopyOp(origin, 0, 16384, List.of(new CopyOp.Destination(cow, 0)))).get();
+            CopyResult r = copier.copy(new CopyOp(origin, 0, 16384, List.of(new CopyOp.Destination(cow, 0))))
+                    .get();
             assertNotNull(r.readError());
             assertFalse(r.succeeded(0));
             assertTrue(r.readError().getMessage().contains("EIO"), r.readError().getMessage());
@@ -181,13 +197,15 @@ class ChunkCopierTest {
         FaultyDevice bad = new FaultyDevice(new MemoryDevice("bad", 1 << 20));
         bad.failNth(FaultyDevice.Op.WRITE, 1);
         try (ChunkCopier copier = new ChunkCopier(1, 4096);
-             MemoryDevice origin = filled("origin", 1 << 20);
-             MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
-            CopyResult r = copier.copy(new CopyOp(origin, 0, 4096,
-                    List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0)))).get();
+                MemoryDevice origin = filled("origin", 1 << 20);
+                MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
+            CopyResult r = copier.copy(new CopyOp(
+                            origin, 0, 4096, List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0))))
+                    .get();
             assertFalse(r.succeeded(0));
             assertTrue(r.succeeded(1));
-            assertNull(Patterns.difference(origin.contents().asSlice(0, 4096), good.contents().asSlice(0, 4096)));
+            assertNull(Patterns.difference(
+                    origin.contents().asSlice(0, 4096), good.contents().asSlice(0, 4096)));
         }
     }
 
@@ -196,21 +214,27 @@ class ChunkCopierTest {
         FaultyDevice bad = new FaultyDevice(new MemoryDevice("bad", 1 << 20));
         FaultyDevice flaky = new FaultyDevice(filled("flaky", 1 << 20));
         try (ChunkCopier copier = new ChunkCopier(1, 4096);
-             MemoryDevice origin = filled("origin", 1 << 20);
-             MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
+                MemoryDevice origin = filled("origin", 1 << 20);
+                MemoryDevice good = new MemoryDevice("good", 1 << 20)) {
             assertEquals(new ChunkCopier.Stats(0, 0, 0, 0, 0), copier.stats());
             // 8 KiB read in two pieces, written to two destinations.
-            copier.copy(new CopyOp(origin, 0, 8192,
-                    List.of(new CopyOp.Destination(good, 0), new CopyOp.Destination(good, 65536)))).get();
+            copier.copy(new CopyOp(
+                            origin,
+                            0,
+                            8192,
+                            List.of(new CopyOp.Destination(good, 0), new CopyOp.Destination(good, 65536))))
+                    .get();
             assertEquals(new ChunkCopier.Stats(1, 8192, 16384, 0, 0), copier.stats());
             // The bad destination fails its first piece and is skipped for the second.
             bad.failNth(FaultyDevice.Op.WRITE, 1);
-            copier.copy(new CopyOp(origin, 0, 8192,
-                    List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0)))).get();
+            copier.copy(new CopyOp(
+                            origin, 0, 8192, List.of(new CopyOp.Destination(bad, 0), new CopyOp.Destination(good, 0))))
+                    .get();
             assertEquals(new ChunkCopier.Stats(2, 16384, 24576, 0, 1), copier.stats());
             // A failed second read: the first piece was read and written, the op counts once.
             flaky.failNth(FaultyDevice.Op.READ, 2);
-            copier.copy(new CopyOp(flaky, 0, 8192, List.of(new CopyOp.Destination(good, 0)))).get();
+            copier.copy(new CopyOp(flaky, 0, 8192, List.of(new CopyOp.Destination(good, 0))))
+                    .get();
             assertEquals(new ChunkCopier.Stats(3, 20480, 28672, 1, 1), copier.stats());
         }
     }
@@ -218,8 +242,8 @@ class ChunkCopierTest {
     @Test
     void manyConcurrentCopiesOnAFewThreads() throws Exception {
         try (ChunkCopier copier = new ChunkCopier(2, 4096);
-             MemoryDevice origin = filled("origin", 1 << 20);
-             MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+                MemoryDevice origin = filled("origin", 1 << 20);
+                MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
             List<CopyOp> ops = new ArrayList<>();
             for (int i = 0; i < 256; i++) {
                 ops.add(new CopyOp(origin, i * 4096L, 4096, List.of(new CopyOp.Destination(cow, (255 - i) * 4096L))));
@@ -227,7 +251,8 @@ class ChunkCopierTest {
             List<CopyResult> results = copier.copyAll(ops);
             assertTrue(results.stream().allMatch(CopyResult::allSucceeded));
             for (int i = 0; i < 256; i++) {
-                assertNull(Patterns.difference(origin.contents().asSlice(i * 4096L, 4096),
+                assertNull(Patterns.difference(
+                        origin.contents().asSlice(i * 4096L, 4096),
                         cow.contents().asSlice((255 - i) * 4096L, 4096)));
             }
         }
@@ -236,13 +261,16 @@ class ChunkCopierTest {
     @Test
     void closeFinishesQueuedCopiesAndRefusesNewOnes() throws Exception {
         ChunkCopier copier = new ChunkCopier(1, 4096);
-        try (MemoryDevice origin = filled("origin", 1 << 20); MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
+        try (MemoryDevice origin = filled("origin", 1 << 20);
+                MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
             var pending = copier.copy(new CopyOp(origin, 0, 65536, List.of(new CopyOp.Destination(cow, 0))));
             copier.close();
             copier.close();
             assertTrue(pending.get().allSucceeded());
-            ExecutionException e = assertThrows(ExecutionException.class,
-                    () -> copier.copy(new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0)))).get());
+            ExecutionException e = assertThrows(
+                    ExecutionException.class,
+                    () -> copier.copy(new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0))))
+                            .get());
             assertTrue(e.getCause() instanceof IllegalStateException);
         }
         assertThrows(IllegalArgumentException.class, () -> new ChunkCopier(0, 4096));
@@ -259,9 +287,12 @@ class ChunkCopierTest {
         FaultyDevice.Gate gate = origin.hold(r -> r.op() == FaultyDevice.Op.READ);
         ChunkCopier copier = new ChunkCopier(1, 4096);
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20)) {
-            java.util.concurrent.atomic.AtomicReference<CopyResult> result = new java.util.concurrent.atomic.AtomicReference<>();
-            Thread caller = Thread.ofPlatform().start(() -> result.set(copier.copyHere(
-                    new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0)))).join()));
+            java.util.concurrent.atomic.AtomicReference<CopyResult> result =
+                    new java.util.concurrent.atomic.AtomicReference<>();
+            Thread caller = Thread.ofPlatform()
+                    .start(() -> result.set(
+                            copier.copyHere(new CopyOp(origin, 0, 4096, List.of(new CopyOp.Destination(cow, 0))))
+                                    .join()));
             gate.awaitParked(1);
             Thread closer = Thread.ofPlatform().name("closer").start(() -> {
                 try {
@@ -280,7 +311,8 @@ class ChunkCopierTest {
             caller.join();
             closer.join();
             assertTrue(result.get().allSucceeded());
-            assertNull(Patterns.difference(data.contents().asSlice(0, 4096), cow.contents().asSlice(0, 4096)));
+            assertNull(Patterns.difference(
+                    data.contents().asSlice(0, 4096), cow.contents().asSlice(0, 4096)));
         }
     }
 }

@@ -1,5 +1,9 @@
 package dmsnap.store.device;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.store.testing.DeviceContract;
 import dmsnap.store.testing.LoopDevices;
 import dmsnap.store.testing.TempFiles;
@@ -8,10 +12,6 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The device contract on real block devices: a loop device with 512-byte sectors and one with
@@ -23,6 +23,7 @@ class FileDeviceLoopIT {
     abstract static class LoopContract extends DeviceContract {
         @TempDir
         Path dir;
+
         private LoopDevices.Loop loop;
 
         abstract int sectorBytes();
@@ -66,8 +67,10 @@ class FileDeviceLoopIT {
                 try (FileDevice first = FileDevice.open(loop.device())) {
                     dmsnap.ffm.ErrnoException e = org.junit.jupiter.api.Assertions.assertThrows(
                             dmsnap.ffm.ErrnoException.class, () -> FileDevice.open(loop.device()));
-                    assertEquals("open(path=" + loop.device() + ") failed: EBUSY (Device or resource busy): "
-                            + "another process holds it exclusively or it is mounted", e.getMessage());
+                    assertEquals(
+                            "open(path=" + loop.device() + ") failed: EBUSY (Device or resource busy): "
+                                    + "another process holds it exclusively or it is mounted",
+                            e.getMessage());
                     assertEquals(1 << 20, first.sizeBytes());
                 }
             }
@@ -84,13 +87,14 @@ class FileDeviceLoopIT {
             String why = LoopDevices.unavailableReason();
             assumeTrue(why == null, why);
             try (LoopDevices.Loop loop = LoopDevices.attach(TempFiles.sparse(dir, "ioctl.img", 4 << 20), 4096);
-                 dmsnap.ffm.NativeFile dev = dmsnap.ffm.NativeFile.open(loop.device(), dmsnap.ffm.OpenFlag.READ_WRITE,
-                         dmsnap.ffm.OpenFlag.DIRECT);
-                 java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                    dmsnap.ffm.NativeFile dev = dmsnap.ffm.NativeFile.open(
+                            loop.device(), dmsnap.ffm.OpenFlag.READ_WRITE, dmsnap.ffm.OpenFlag.DIRECT);
+                    java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
                 assertEquals(new dmsnap.ffm.BlockGeometry(4 << 20, 4096, 4096), dmsnap.ffm.BlockDevices.geometry(dev));
                 assertEquals(dmsnap.ffm.FileType.BLOCK_DEVICE, dev.stat().type());
                 assertEquals(7, dev.stat().rdevMajor(), "loop devices are major 7");
-                java.lang.foreign.MemorySegment buf = arena.allocate(64 << 10, 4096).fill((byte) 0x33);
+                java.lang.foreign.MemorySegment buf =
+                        arena.allocate(64 << 10, 4096).fill((byte) 0x33);
                 dev.write(0, buf);
                 dmsnap.ffm.BlockDevices.flushBuffers(dev);
                 dmsnap.ffm.BlockDevices.zeroOut(dev, 0, 4096);
@@ -98,10 +102,13 @@ class FileDeviceLoopIT {
                 dev.read(0, buf);
                 assertEquals(0, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0));
                 assertEquals(0x33, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 4096));
-                assertEquals(0, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 8192), "a loop discard reads back zeroes");
-                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                        () -> dev.write(512, buf.asSlice(0, 512)));
-                assertTrue(e.getMessage().contains("O_DIRECT needs offset and length aligned to 4096 bytes"), e.getMessage());
+                assertEquals(
+                        0, buf.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 8192), "a loop discard reads back zeroes");
+                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                        IllegalArgumentException.class, () -> dev.write(512, buf.asSlice(0, 512)));
+                assertTrue(
+                        e.getMessage().contains("O_DIRECT needs offset and length aligned to 4096 bytes"),
+                        e.getMessage());
                 System.out.println("block ioctls on " + loop.device() + ": BLKGETSIZE64/BLKSSZGET/BLKPBSZGET/"
                         + "BLKFLSBUF/BLKZEROOUT/BLKDISCARD ok");
             }

@@ -1,12 +1,12 @@
 package dmsnap.store.device;
 
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.store.testing.DeviceContract;
 import dmsnap.store.testing.TempFiles;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The contract on a regular file in the build's temp directory, with O_DIRECT. */
 class FileDeviceTest extends DeviceContract {

@@ -1,6 +1,12 @@
 package dmsnap.store.persistent;
 
-import dmsnap.store.testing.Figures;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.ExceptionTable;
@@ -11,6 +17,7 @@ import dmsnap.store.device.FileDevice;
 import dmsnap.store.testing.CowMutator;
 import dmsnap.store.testing.CowMutator.CowImage;
 import dmsnap.store.testing.CowMutator.Mutant;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.FuzzBudget;
 import dmsnap.store.testing.Seeds;
 import java.io.IOException;
@@ -28,13 +35,6 @@ import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Hostile COW images ({@link CowMutator}: every kernel fixture image and images the store wrote,
@@ -58,6 +58,7 @@ class CowImageFuzzTest {
 
     @TempDir
     Path dir;
+
     private volatile String current = "before the first case";
     private final TreeMap<String, Integer> outcomes = new TreeMap<>();
 
@@ -82,13 +83,17 @@ class CowImageFuzzTest {
             CowInspector.Report report = inspect(file, m.bytes(), what);
             loadAsTable(file, m.bytes(), report, r, what);
         }
-        System.out.printf("COW image fuzz: seed %d: %d cases in %d ms over %d seeds; store load and inspector: %s;"
-                + " reproduce with -Ddmsnap.tests.seed=%d%n", Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(),
-                outcomes, Seeds.seed());
-        Figures.record("fuzz.cow-image.cases", cases + " mutated COWs (" + seeds.size() + " seeds): "
-                + outcomes.getOrDefault("load refused", 0) + " refused in one line, 0 escaped, 0 writes to the input");
+        System.out.printf(
+                "COW image fuzz: seed %d: %d cases in %d ms over %d seeds; store load and inspector: %s;"
+                        + " reproduce with -Ddmsnap.tests.seed=%d%n",
+                Seeds.seed(), cases, clock.elapsedMillis(), seeds.size(), outcomes, Seeds.seed());
+        Figures.record(
+                "fuzz.cow-image.cases",
+                cases + " mutated COWs (" + seeds.size() + " seeds): " + outcomes.getOrDefault("load refused", 0)
+                        + " refused in one line, 0 escaped, 0 writes to the input");
         if (cases >= FuzzBudget.MIN_CASES) {
-            assertTrue(outcomes.getOrDefault("load VALID", 0) > 0 && outcomes.getOrDefault("load refused", 0) > 0,
+            assertTrue(
+                    outcomes.getOrDefault("load VALID", 0) > 0 && outcomes.getOrDefault("load refused", 0) > 0,
                     "the mutants should both load and be refused: " + outcomes);
         }
     }
@@ -111,8 +116,8 @@ class CowImageFuzzTest {
     private static void assertUnchanged(Path file, byte[] bytes, String what, String by) throws IOException {
         byte[] now = Files.readAllBytes(file);
         if (!Arrays.equals(bytes, now)) {
-            fail(what + ": " + by + " changed the file (first difference at byte " + Arrays.mismatch(bytes, now)
-                    + ", " + bytes.length + " -> " + now.length + " bytes)");
+            fail(what + ": " + by + " changed the file (first difference at byte " + Arrays.mismatch(bytes, now) + ", "
+                    + bytes.length + " -> " + now.length + " bytes)");
         }
     }
 
@@ -131,7 +136,9 @@ class CowImageFuzzTest {
     }
 
     private static int header(byte[] b, int offset) {
-        return b.length >= offset + 4 ? ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(offset) : 0;
+        return b.length >= offset + 4
+                ? ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(offset)
+                : 0;
     }
 
     /** The remaps a load passed on, into the exception table as a table load puts them. */
@@ -160,7 +167,8 @@ class CowImageFuzzTest {
         int magic = header(bytes, 0);
         int valid = header(bytes, 4);
         long headerChunk = Integer.toUnsignedLong(header(bytes, 12));
-        // Mostly the table's chunk size agrees with the header (or is 0); sometimes not (the header wins, with a warning).
+        // Mostly the table's chunk size agrees with the header (or is 0); sometimes not (the header wins, with a
+        // warning).
         boolean plausible = headerChunk > 0 && headerChunk <= 128 && Long.bitCount(headerChunk) == 1;
         long tableChunk = switch (r.nextInt(256)) {
             case 0 -> 1L << r.nextInt(8);
@@ -169,8 +177,10 @@ class CowImageFuzzTest {
         };
         boolean overflow = r.nextBoolean();
         List<String> afterAppend = null;
-        try (FileDevice cow = FileDevice.open(file); ExceptionTable table = new ExceptionTable()) {
-            PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(tableChunk), overflow, 512);
+        try (FileDevice cow = FileDevice.open(file);
+                ExceptionTable table = new ExceptionTable()) {
+            PersistentExceptionStore store =
+                    new PersistentExceptionStore(cow, new ChunkSize(tableChunk), overflow, 512);
             Recorder recorder = new Recorder(table);
             LoadResult result;
             try {
@@ -181,10 +191,13 @@ class CowImageFuzzTest {
                 count("load refused");
                 assertUnchanged(file, bytes, what, "a refused load");
                 if (magic == PersistentLayout.SNAP_MAGIC && valid != 0 && report != null) {
-                    assertFalse(report.problems().isEmpty(), what + ": the load refused it (" + e.getMessage()
-                            + ") but the inspector found nothing: " + report.notes());
+                    assertFalse(
+                            report.problems().isEmpty(),
+                            what + ": the load refused it (" + e.getMessage() + ") but the inspector found nothing: "
+                                    + report.notes());
                     // One vocabulary (CowDamage): cow check words the damage as the load does.
-                    assertTrue(report.problems().stream().anyMatch(p -> p.message().endsWith(e.getMessage())),
+                    assertTrue(
+                            report.problems().stream().anyMatch(p -> p.message().endsWith(e.getMessage())),
                             what + ": the load refused it with \"" + e.getMessage() + "\" but the inspector words it "
                                     + report.problems());
                 }
@@ -206,12 +219,20 @@ class CowImageFuzzTest {
                 assertUnchanged(file, bytes, what, "a load");
                 checkConsistent(store, recorder, table, cow.sizeBytes(), what);
                 if (report != null) {
-                    List<String> listed = report.exceptions().stream().map(x -> x.oldChunk() + "->" + x.newChunk()).toList();
-                    assertEquals(listed, recorder.remaps.stream().map(x -> x[0] + "->" + x[1]).toList(),
+                    List<String> listed = report.exceptions().stream()
+                            .map(x -> x.oldChunk() + "->" + x.newChunk())
+                            .toList();
+                    assertEquals(
+                            listed,
+                            recorder.remaps.stream()
+                                    .map(x -> x[0] + "->" + x[1])
+                                    .toList(),
                             what + ": the inspector lists other exceptions than the load replays");
                     for (CowInspector.Problem p : report.problems()) {
-                        assertEquals(CowDamage.STALE_AFTER_TERMINATOR, p.kind(), what
-                                + ": loaded, but the inspector reports " + p);
+                        assertEquals(
+                                CowDamage.STALE_AFTER_TERMINATOR,
+                                p.kind(),
+                                what + ": loaded, but the inspector reports " + p);
                     }
                 }
                 afterAppend = append(store, recorder, cow.sizeBytes(), r, what);
@@ -233,12 +254,12 @@ class CowImageFuzzTest {
         assertEquals(1, header(now, 8), what);
         assertEquals(sectors, header(now, 12), what);
         int chunkBytes = (int) (sectors * 512);
-        assertArrayEquals(new byte[chunkBytes], Arrays.copyOfRange(now, chunkBytes, 2 * chunkBytes),
-                what + ": area 0 is zeroed");
+        assertArrayEquals(
+                new byte[chunkBytes], Arrays.copyOfRange(now, chunkBytes, 2 * chunkBytes), what + ": area 0 is zeroed");
     }
 
-    private static void checkConsistent(PersistentExceptionStore store, Recorder recorder, ExceptionTable table,
-                                        long cowBytes, String what) {
+    private static void checkConsistent(
+            PersistentExceptionStore store, Recorder recorder, ExceptionTable table, long cowBytes, String what) {
         PersistentLayout layout = new PersistentLayout(store.chunkSize());
         long cowChunks = cowBytes / layout.chunkBytes();
         Set<Long> news = new HashSet<>();
@@ -246,8 +267,9 @@ class CowImageFuzzTest {
         for (long[] remap : recorder.remaps) {
             String which = what + ": remap " + remap[0] + " -> " + remap[1];
             assertTrue(remap[0] >= 0, which + ": a negative origin chunk");
-            assertTrue(remap[1] >= PersistentLayout.FIRST_DATA_CHUNK && remap[1] < cowChunks, which
-                    + ": outside the data chunks of a COW of " + cowChunks + " chunks");
+            assertTrue(
+                    remap[1] >= PersistentLayout.FIRST_DATA_CHUNK && remap[1] < cowChunks,
+                    which + ": outside the data chunks of a COW of " + cowChunks + " chunks");
             assertFalse(layout.isMetadataChunk(remap[1]), which + ": into metadata");
             assertTrue(news.add(remap[1]), which + ": a COW chunk used twice");
             assertTrue(olds.add(remap[0]), which + ": an origin chunk remapped twice");
@@ -291,25 +313,29 @@ class CowImageFuzzTest {
             count("append: commit failed"); // the next area does not fit: the kernel invalidates then too
             return null;
         }
-        List<String> expected = new ArrayList<>(loaded.remaps.stream().map(x -> x[0] + "->" + x[1]).toList());
+        List<String> expected = new ArrayList<>(
+                loaded.remaps.stream().map(x -> x[0] + "->" + x[1]).toList());
         expected.add(remap.oldChunk() + "->" + remap.newChunk());
         return expected;
     }
 
     private void reload(Path file, List<String> expected, String what) throws IOException {
         count("append: reloaded");
-        try (FileDevice cow = FileDevice.open(file); ExceptionTable table = new ExceptionTable()) {
+        try (FileDevice cow = FileDevice.open(file);
+                ExceptionTable table = new ExceptionTable()) {
             PersistentExceptionStore again = new PersistentExceptionStore(cow, ChunkSize.NOT_SET, false, 512);
             Recorder recorder = new Recorder(table);
             try {
                 assertEquals(LoadResult.VALID, again.load(recorder), what + ": reload after an append");
             } catch (IOException e) {
-                throw new AssertionError(what + ": the reload after appending " + expected.getLast() + " failed: "
-                        + e.getMessage(), e);
+                throw new AssertionError(
+                        what + ": the reload after appending " + expected.getLast() + " failed: " + e.getMessage(), e);
             } finally {
                 again.close();
             }
-            assertEquals(expected, recorder.remaps.stream().map(x -> x[0] + "->" + x[1]).toList(),
+            assertEquals(
+                    expected,
+                    recorder.remaps.stream().map(x -> x[0] + "->" + x[1]).toList(),
                     what + ": the list after appending " + expected.getLast());
         }
     }

@@ -1,5 +1,10 @@
 package dmsnap.store.persistent;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
@@ -17,17 +22,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** The persistent store against COW images the real kernel wrote (shared/fixtures/kernel-cow). */
 class KernelCowFixturesTest {
     private static final int SECTOR = 512;
 
-    private record Loaded(PersistentExceptionStore store, LoadResult result, List<long[]> remaps) {
-    }
+    private record Loaded(PersistentExceptionStore store, LoadResult result, List<long[]> remaps) {}
 
     private static Loaded load(MemoryDevice cow, long tableChunk) throws IOException {
         PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(tableChunk), false, SECTOR);
@@ -39,17 +38,25 @@ class KernelCowFixturesTest {
     @ParameterizedTest(name = "{0}/{1}")
     @CsvSource({"basic, cow.img", "handover, cow.img", "overflow, cow2.img"})
     void loadsExactlyTheRecordedHeaderExceptionsAndUsage(String scenario, String image) throws IOException {
-        CowDump dump = KernelFixtures.cowDumps(scenario).stream().filter(d -> d.image().equals(image)).findFirst()
+        CowDump dump = KernelFixtures.cowDumps(scenario).stream()
+                .filter(d -> d.image().equals(image))
+                .findFirst()
                 .orElseThrow();
         try (MemoryDevice cow = KernelFixtures.imageDevice(scenario, image)) {
             DiskHeader header = DiskHeader.read(cow.contents());
-            assertEquals(dump.header(), String.format("magic=0x%08x valid=%d version=%d chunk_size=%d",
-                    header.magic(), header.valid(), header.version(), header.chunkSectors()));
+            assertEquals(
+                    dump.header(),
+                    String.format(
+                            "magic=0x%08x valid=%d version=%d chunk_size=%d",
+                            header.magic(), header.valid(), header.version(), header.chunkSectors()));
             // Table chunk 0: the header's chunk size is taken silently.
             Loaded loaded = load(cow, 0);
             assertEquals(LoadResult.VALID, loaded.result());
-            List<String> expected = dump.exceptions().stream().map(e -> e.oldChunk() + "->" + e.newChunk()).toList();
-            List<String> actual = loaded.remaps().stream().map(r -> r[0] + "->" + r[1]).toList();
+            List<String> expected = dump.exceptions().stream()
+                    .map(e -> e.oldChunk() + "->" + e.newChunk())
+                    .toList();
+            List<String> actual =
+                    loaded.remaps().stream().map(r -> r[0] + "->" + r[1]).toList();
             assertEquals(expected, actual);
             assertEquals(dump.usage(), loaded.store().usage().statusString());
             assertEquals("P 8", loaded.store().tableArgs());
@@ -91,10 +98,14 @@ class KernelCowFixturesTest {
             assertEquals(LoadResult.VALID, loaded.result());
             assertEquals("16/8192 16", loaded.store().usage().statusString());
             MemorySegment bytes = cow.contents();
-            assertEquals(-1, bytes.asSlice(0, 4096).mismatch(MemorySegment.ofArray(kernel).asSlice(0, 4096)),
+            assertEquals(
+                    -1,
+                    bytes.asSlice(0, 4096)
+                            .mismatch(MemorySegment.ofArray(kernel).asSlice(0, 4096)),
                     "chunk 0 equals the kernel's header chunk");
-            assertTrue(KernelFixtures.sha256(bytes.asSlice(4096, 4096))
-                    .equals(KernelFixtures.sha256(new byte[4096])), "area 0 is zero");
+            assertTrue(
+                    KernelFixtures.sha256(bytes.asSlice(4096, 4096)).equals(KernelFixtures.sha256(new byte[4096])),
+                    "area 0 is zero");
             loaded.store().close();
         }
     }
@@ -116,19 +127,22 @@ class KernelCowFixturesTest {
      * @param failures how many further prepares fail on the full COW; "invalidate" whether the
      *                 snapshot was then invalidated (P, or an origin write on PO) or overflowed (PO)
      */
-    private static void replayAndCompare(String scenario, String image, int failures, boolean invalidate,
-                                         boolean overflow) throws IOException {
+    private static void replayAndCompare(
+            String scenario, String image, int failures, boolean invalidate, boolean overflow) throws IOException {
         byte[] kernel = KernelFixtures.image(scenario, image);
         List<DumpedException> exceptions = KernelFixtures.cowDumps(scenario).stream()
-                .filter(d -> d.image().equals(image)).findFirst().map(CowDump::exceptions)
+                .filter(d -> d.image().equals(image))
+                .findFirst()
+                .map(CowDump::exceptions)
                 .orElseGet(() -> exceptionsFromImage(kernel));
         try (MemoryDevice cow = new MemoryDevice("cow", kernel.length)) {
             PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(8), overflow, SECTOR);
-            assertEquals(LoadResult.VALID, store.load((o, n) -> { }));
+            assertEquals(LoadResult.VALID, store.load((o, n) -> {}));
             for (DumpedException e : exceptions) {
                 PendingRemap remap = store.prepare(e.oldChunk());
                 assertEquals(e.newChunk(), remap.newChunk(), "allocation of " + e);
-                cow.write(remap.newChunk() * 4096, MemorySegment.ofArray(kernel).asSlice(remap.newChunk() * 4096, 4096));
+                cow.write(
+                        remap.newChunk() * 4096, MemorySegment.ofArray(kernel).asSlice(remap.newChunk() * 4096, 4096));
                 AtomicBoolean done = new AtomicBoolean();
                 store.commit(remap, true, (r, ok) -> done.set(ok));
                 assertTrue(done.get(), "committed and durable when nothing else is outstanding");
@@ -139,7 +153,9 @@ class KernelCowFixturesTest {
             if (invalidate) {
                 store.invalidate();
             }
-            assertEquals(KernelFixtures.sha256sums(scenario).get(image), KernelFixtures.sha256(cow.contents()),
+            assertEquals(
+                    KernelFixtures.sha256sums(scenario).get(image),
+                    KernelFixtures.sha256(cow.contents()),
                     scenario + "/" + image + " byte for byte");
             store.close();
         }
@@ -154,8 +170,8 @@ class KernelCowFixturesTest {
             if (newChunk == 0) {
                 break;
             }
-            list.add(new DumpedException(0, i, area.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i * 16L),
-                    newChunk));
+            list.add(new DumpedException(
+                    0, i, area.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i * 16L), newChunk));
         }
         return list;
     }

@@ -1,5 +1,13 @@
 package dmsnap.store.persistent;
 
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.ChunkSize;
 import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
@@ -22,17 +30,11 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
-import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
-import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 class PersistentExceptionStoreTest extends ExceptionStoreContract {
-    private static final java.lang.foreign.ValueLayout.OfLong LE64 = JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final java.lang.foreign.ValueLayout.OfInt LE32 = JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final java.lang.foreign.ValueLayout.OfLong LE64 =
+            JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final java.lang.foreign.ValueLayout.OfInt LE32 =
+            JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @Override
     protected ExceptionStore newStore(Device cow, long chunkSectors) {
@@ -46,7 +48,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
 
     private static PersistentExceptionStore store(Device cow, long chunk) throws IOException {
         PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(chunk), false, 512);
-        assertEquals(LoadResult.VALID, s.load((o, n) -> { }));
+        assertEquals(LoadResult.VALID, s.load((o, n) -> {}));
         return s;
     }
 
@@ -78,7 +80,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void aFullAreaIsWrittenEvenWhileOthersAreOutstanding() throws IOException {
         // chunk 1 sector: 32 entries per area.
-        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10); PersistentExceptionStore s = store(cow, 1)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10);
+                PersistentExceptionStore s = store(cow, 1)) {
             List<PendingRemap> prepared = new ArrayList<>();
             for (int i = 0; i < 40; i++) {
                 prepared.add(s.prepare(i));
@@ -96,20 +99,26 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
 
     @Test
     void anErrorInACommitCallbackFailsTheStoreInsteadOfLeavingLaterCommitsWaiting() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); PersistentExceptionStore s = store(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                PersistentExceptionStore s = store(cow, 8)) {
             PendingRemap first = s.prepare(1);
             PendingRemap second = s.prepare(2);
             List<String> answers = new ArrayList<>();
             s.commit(second, true, (r, ok) -> answers.add("second " + ok));
-            AssertionError thrown = assertThrows(AssertionError.class, () -> s.commit(first, true, (r, ok) -> {
-                answers.add("first " + ok);
-                throw new AssertionError("a broken callback");
-            }));
+            AssertionError thrown = assertThrows(
+                    AssertionError.class,
+                    () -> s.commit(first, true, (r, ok) -> {
+                        answers.add("first " + ok);
+                        throw new AssertionError("a broken callback");
+                    }));
             assertEquals("a broken callback", thrown.getMessage());
-            assertEquals(List.of("first true", "second false"), answers,
+            assertEquals(
+                    List.of("first true", "second false"),
+                    answers,
                     "the commit after the broken callback is answered, as failed");
             s.commit(s.prepare(3), true, (r, ok) -> answers.add("third " + ok));
-            assertEquals("third false", answers.getLast(), "a later commit is answered, not left waiting for a flusher");
+            assertEquals(
+                    "third false", answers.getLast(), "a later commit is answered, not left waiting for a flusher");
             assertFalse(s.isValid());
             assertTrue(s.failure().contains("a broken callback"), s.failure());
         }
@@ -144,7 +153,10 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
         // Stale entries where areas 1..4 go (a reused COW): each must be zeroed before the area before it fills.
         for (long area = 1; area <= 4; area++) {
-            cow.media().write((1 + area * 33) * 512, MemorySegment.ofArray(new byte[512]).fill((byte) 0x55));
+            cow.media()
+                    .write(
+                            (1 + area * 33) * 512,
+                            MemorySegment.ofArray(new byte[512]).fill((byte) 0x55));
         }
         try (PersistentExceptionStore s = store(cow, 1)) {
             long flushesBefore = cow.flushes();
@@ -156,7 +168,11 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         MemoryDevice media = (MemoryDevice) cow.media();
         for (long area = 0; area <= 3; area++) {
             long at = (1 + area * 33) * 512;
-            assertEquals(-1, oneByOne.contents().asSlice(at, 512).mismatch(media.contents().asSlice(at, 512)),
+            assertEquals(
+                    -1,
+                    oneByOne.contents()
+                            .asSlice(at, 512)
+                            .mismatch(media.contents().asSlice(at, 512)),
                     "area " + area + " as one round per area writes it");
         }
         List<Long> loaded = new ArrayList<>();
@@ -168,7 +184,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
 
     @Test
     void whileOthersAreOutstandingARoundTakesWholeAreasOnly() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10); PersistentExceptionStore s = store(cow, 1)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10);
+                PersistentExceptionStore s = store(cow, 1)) {
             List<PendingRemap> prepared = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
                 prepared.add(s.prepare(i));
@@ -188,7 +205,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void anAreaWhoseNextAreaIsPastTheEndOfTheCowFailsInARoundOfItsOwn() throws IOException {
         // header, area 0, 32 data chunks, area 1, 32 data chunks: no room for area 2.
-        try (MemoryDevice cow = new MemoryDevice("cow", 67 * 512); PersistentExceptionStore s = store(cow, 1)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 67 * 512);
+                PersistentExceptionStore s = store(cow, 1)) {
             List<Boolean> results = commitFirstLast(s, 64);
             assertEquals(List.of(true, false), List.of(results.get(31), results.get(32)));
             assertEquals(32, results.stream().filter(b -> b).count(), "area 0 committed as the kernel's first round");
@@ -214,7 +232,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void aCowEndingOnAnAreaBoundaryIsInvalidatedWhenTheAreaFills() throws IOException {
         // header + area 0 + 32 data chunks, no room for area 1.
-        try (MemoryDevice cow = new MemoryDevice("cow", 34 * 512); PersistentExceptionStore s = store(cow, 1)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 34 * 512);
+                PersistentExceptionStore s = store(cow, 1)) {
             List<Boolean> results = new ArrayList<>();
             for (int i = 0; i < 32; i++) {
                 PendingRemap r = s.prepare(i);
@@ -242,7 +261,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         cow.flush();
         assertEquals(0, cow.media() instanceof MemoryDevice m ? m.contents().get(LE32, 4) : -1, "header valid = 0");
         PersistentExceptionStore again = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-        assertEquals(LoadResult.INVALID, again.load((o, n) -> { }));
+        assertEquals(LoadResult.INVALID, again.load((o, n) -> {}));
         again.close();
     }
 
@@ -309,7 +328,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
             try (PersistentExceptionStore s = store(cow, 1)) {
                 for (int i = 0; i < 10; i++) {
                     PendingRemap r = s.prepare(i * 2L);
-                    s.commit(r, true, (x, ok) -> { });
+                    s.commit(r, true, (x, ok) -> {});
                 }
                 MergeRun run = s.prepareMerge();
                 assertEquals(1, run.count(), "old chunks 2 apart are not a run");
@@ -333,7 +352,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     private static void assertRefused(MemoryDevice cow, String message) {
         String before = KernelFixtures.sha256(cow.contents());
         PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-        CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> { }));
+        CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> {}));
         s.close();
         assertEquals(message, e.getMessage());
         assertEquals(before, KernelFixtures.sha256(cow.contents()), "the COW was not modified");
@@ -380,7 +399,9 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         }
         MemoryDevice huge = basicCow();
         poke32(huge, 12, 1 << 20);
-        assertRefused(huge, "the COW basic/cow.img (4194304 bytes) is too small for the header chunk with chunk size 1048576");
+        assertRefused(
+                huge,
+                "the COW basic/cow.img (4194304 bytes) is too small for the header chunk with chunk size 1048576");
         MemoryDevice tooHigh = basicCow();
         poke32(tooHigh, 12, 1 << 22);
         assertRefused(tooHigh, "invalid on-disk chunk size 4194304: Chunk size is too high.");
@@ -398,18 +419,23 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void truncatedCow() {
         MemoryDevice tiny = new MemoryDevice("tiny", 512);
-        tiny.write(0, MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 512));
+        tiny.write(
+                0,
+                MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 512));
         assertRefused(tiny, "the COW tiny (512 bytes) is too small for the header chunk with chunk size 8");
         // Header and a full area 0, but the COW ends before area 1: the list has no terminator.
         MemoryDevice cut = new MemoryDevice("cut", 3 * 4096);
-        cut.write(0, MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 3 * 4096));
+        cut.write(
+                0,
+                MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 3 * 4096));
         for (int i = 11; i < 256; i++) {
             poke64(cut, 4096 + i * 16L, 5000 + i);
             poke64(cut, 4096 + i * 16L + 8, 2);
         }
         PersistentExceptionStore s = new PersistentExceptionStore(cut, new ChunkSize(8), false, 512);
-        CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> { }));
-        assertEquals("exception 1 of area 0 (byte 4112) points at COW chunk 3, past the end of the COW (3 chunks)",
+        CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> {}));
+        assertEquals(
+                "exception 1 of area 0 (byte 4112) points at COW chunk 3, past the end of the COW (3 chunks)",
                 e.getMessage());
     }
 
@@ -417,25 +443,32 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     void areaWithoutTerminator() {
         // A COW of exactly header + area 0 + 256 data chunks whose area 0 is full: area 1 is missing.
         MemoryDevice cow = new MemoryDevice("cow", 258 * 4096L);
-        cow.write(0, MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 4096));
+        cow.write(
+                0,
+                MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 4096));
         for (int i = 0; i < 256; i++) {
             poke64(cow, 4096 + i * 16L, i);
             poke64(cow, 4096 + i * 16L + 8, 2 + i);
         }
-        assertRefused(cow, "area 1 (chunk 258) lies beyond the end of the COW (258 chunks): the exception list has no terminator");
+        assertRefused(
+                cow,
+                "area 1 (chunk 258) lies beyond the end of the COW (258 chunks): the exception list has no terminator");
     }
 
     @Test
     void entriesPointingPastTheEndOrIntoMetadata() {
         MemoryDevice past = basicCow();
         poke64(past, 4096 + 3 * 16 + 8, 1024);
-        assertRefused(past, "exception 3 of area 0 (byte 4144) points at COW chunk 1024, past the end of the COW (1024 chunks)");
+        assertRefused(
+                past,
+                "exception 3 of area 0 (byte 4144) points at COW chunk 1024, past the end of the COW (1024 chunks)");
         MemoryDevice meta = basicCow();
         poke64(meta, 4096 + 5 * 16 + 8, 258);
         assertRefused(meta, "exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata");
         MemoryDevice twice = basicCow();
         poke64(twice, 4096 + 6 * 16 + 8, 3);
-        assertRefused(twice, "exception 6 of area 0 (byte 4192) points at COW chunk 3, which an earlier exception uses too");
+        assertRefused(
+                twice, "exception 6 of area 0 (byte 4192) points at COW chunk 3, which an earlier exception uses too");
     }
 
     @Test
@@ -444,9 +477,10 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         poke64(cow, 4096 + 4 * 16, 0); // entry 4 maps origin chunk 0 again
         String before = KernelFixtures.sha256(cow.contents());
         try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-             dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
+                dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
             CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load(table.loadingSink()));
-            assertEquals("origin chunk 0 has a second exception (COW chunk 6; the first points at COW chunk 2)",
+            assertEquals(
+                    "origin chunk 0 has a second exception (COW chunk 6; the first points at COW chunk 2)",
                     e.getMessage());
         }
         assertEquals(before, KernelFixtures.sha256(cow.contents()));
@@ -463,10 +497,12 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
             poke64(cow, 4096 + 4 * 16, old);
             String before = KernelFixtures.sha256(cow.contents());
             try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
-                 dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
+                    dmsnap.store.ExceptionTable table = new dmsnap.store.ExceptionTable()) {
                 CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load(table.loadingSink()));
-                assertEquals("origin chunk " + old + " (COW chunk 6) is beyond what the exception table holds"
-                        + " (origin chunks up to 8796093022207, COW chunks up to 1099511627775)", e.getMessage());
+                assertEquals(
+                        "origin chunk " + old + " (COW chunk 6) is beyond what the exception table holds"
+                                + " (origin chunks up to 8796093022207, COW chunks up to 1099511627775)",
+                        e.getMessage());
             }
             assertEquals(before, KernelFixtures.sha256(cow.contents()));
         }
@@ -490,7 +526,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
 
     /** Whether every read or write of {@code requests} lies in the header chunk or area 0 (chunk 8: [0, 8192)). */
     private static boolean onlyHeaderAndAreaZero(List<FaultyDevice.Request> requests) {
-        return requests.stream().allMatch(r -> r.op() == FaultyDevice.Op.FLUSH || r.offsetBytes() + r.lengthBytes() <= 8192);
+        return requests.stream()
+                .allMatch(r -> r.op() == FaultyDevice.Op.FLUSH || r.offsetBytes() + r.lengthBytes() <= 8192);
     }
 
     @Test
@@ -498,7 +535,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         List<FaultyDevice.Request> requests = new ArrayList<>();
         FaultyDevice fresh = failingPastFirstMib(new MemoryDevice("cow", 4 << 20), requests);
         try (PersistentExceptionStore s = store(fresh, 8)) {
-            assertTrue(onlyHeaderAndAreaZero(requests), "a new COW: header and area 0 only, as the kernel: " + requests);
+            assertTrue(
+                    onlyHeaderAndAreaZero(requests), "a new COW: header and area 0 only, as the kernel: " + requests);
             assertEquals(new dmsnap.store.StoreUsage(16, 8192, 16), s.usage());
         }
         // A COW with three exceptions in area 0, activated again over the failing device.
@@ -510,8 +548,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         }
         requests.clear();
         Map<Long, Long> loaded = new HashMap<>();
-        try (PersistentExceptionStore s = new PersistentExceptionStore(failingPastFirstMib(media, requests),
-                new ChunkSize(8), false, 512)) {
+        try (PersistentExceptionStore s =
+                new PersistentExceptionStore(failingPastFirstMib(media, requests), new ChunkSize(8), false, 512)) {
             assertEquals(LoadResult.VALID, s.load(loaded::put));
             assertEquals(Map.of(0L, 2L, 1L, 3L, 2L, 4L), loaded);
             assertTrue(onlyHeaderAndAreaZero(requests), "an existing COW: header and area 0 only: " + requests);

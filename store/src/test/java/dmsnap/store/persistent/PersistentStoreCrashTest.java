@@ -1,12 +1,18 @@
 package dmsnap.store.persistent;
 
-import dmsnap.store.testing.Figures;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
 import dmsnap.store.StoreFullException;
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.FaultyDevice;
+import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.Seeds;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -21,12 +27,6 @@ import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * Crash consistency of the persistent store, against a model: seeded random prepare/commit
@@ -47,8 +47,7 @@ class PersistentStoreCrashTest {
         }
     }
 
-    private record Outcome(Map<Long, PendingRemap> acknowledged, Map<Long, PendingRemap> prepared, int flushes) {
-    }
+    private record Outcome(Map<Long, PendingRemap> acknowledged, Map<Long, PendingRemap> prepared, int flushes) {}
 
     /**
      * Runs sequence {@code seed} on {@code cow}; power fails when the store asks for flush number
@@ -73,7 +72,7 @@ class PersistentStoreCrashTest {
         Map<Long, PendingRemap> prepared = new HashMap<>();
         try (Arena arena = Arena.ofConfined()) {
             try {
-                if (store.load((o, n) -> { }) != LoadResult.VALID) {
+                if (store.load((o, n) -> {}) != LoadResult.VALID) {
                     return new Outcome(acknowledged, prepared, flushes[0]);
                 }
             } catch (IOException powerLostWhileFormatting) {
@@ -137,7 +136,9 @@ class PersistentStoreCrashTest {
         try (Arena arena = Arena.ofConfined()) {
             assertEquals(LoadResult.VALID, result, what);
             for (PendingRemap r : outcome.acknowledged().values()) {
-                assertEquals(Long.valueOf(r.newChunk()), loaded.get(r.oldChunk()),
+                assertEquals(
+                        Long.valueOf(r.newChunk()),
+                        loaded.get(r.oldChunk()),
                         what + ": acknowledged remap " + r + " is missing after the crash");
             }
             MemorySegment expected = arena.allocate(chunkSectors * 512, 4096);
@@ -145,7 +146,8 @@ class PersistentStoreCrashTest {
             long maxNew = 1;
             for (Map.Entry<Long, Long> e : loaded.entrySet()) {
                 PendingRemap r = outcome.prepared().get(e.getKey());
-                assertTrue(r != null && r.newChunk() == e.getValue(),
+                assertTrue(
+                        r != null && r.newChunk() == e.getValue(),
                         what + ": loaded remap " + e.getKey() + "->" + e.getValue() + " was never prepared");
                 fillFor(expected, r);
                 cow.read(r.newChunk() * chunkSectors * 512, actual);
@@ -194,15 +196,20 @@ class PersistentStoreCrashTest {
                 Outcome outcome = run(cow, chunkSectors, seed, crashAt);
                 cow.heal();
                 cow.crash(new Random(seed ^ crashAt));
-                verifyAfterReload(cow, chunkSectors, outcome, "seed " + seed + " crash at flush " + crashAt
-                        + " (chunk " + chunkSectors + ")");
+                verifyAfterReload(
+                        cow,
+                        chunkSectors,
+                        outcome,
+                        "seed " + seed + " crash at flush " + crashAt + " (chunk " + chunkSectors + ")");
                 cases++;
             }
         }
         System.out.println("persistent store crash matrix: " + SEQUENCES + " sequences, " + cases
                 + " power losses at flush boundaries, all consistent");
-        Figures.record("crash.persistent-store.cuts", cases + " power cuts at flush boundaries over " + SEQUENCES
-                + " commit sequences: every committed remap and its data back, 0 inconsistent");
+        Figures.record(
+                "crash.persistent-store.cuts",
+                cases + " power cuts at flush boundaries over " + SEQUENCES
+                        + " commit sequences: every committed remap and its data back, 0 inconsistent");
         assertTrue(cases > SEQUENCES, "expected several flush boundaries per sequence");
     }
 }

@@ -36,16 +36,15 @@ import java.util.Set;
 public final class CowMutator {
     /** The origin the store-written seeds' old chunks fit in: 8 MiB, as the kernel fixtures'. */
     public static final long ORIGIN_SECTORS = 16384;
+
     static final int SNAP_MAGIC = 0x70416e53;
     private static final ValueLayout.OfLong LE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final String[] KERNEL_SCENARIOS = {"basic", "handover", "overflow", "transient"};
 
-    private CowMutator() {
-    }
+    private CowMutator() {}
 
     /** A seed image. */
-    public record CowImage(String name, byte[] bytes) {
-    }
+    public record CowImage(String name, byte[] bytes) {}
 
     /** A mutated image and how it was made from its seed. */
     public record Mutant(CowImage seed, byte[] bytes, List<String> mutations) {
@@ -69,7 +68,8 @@ public final class CowMutator {
                 seeds.add(new CowImage("kernel " + scenario + "/" + image, bytes));
                 byte[] cut = cutAfterData(bytes);
                 if (cut.length < bytes.length) {
-                    seeds.add(new CowImage("kernel " + scenario + "/" + image + " cut to " + cut.length + " bytes", cut));
+                    seeds.add(
+                            new CowImage("kernel " + scenario + "/" + image + " cut to " + cut.length + " bytes", cut));
                 }
             }
         }
@@ -103,7 +103,7 @@ public final class CowMutator {
         }
         try (MemoryDevice cow = new MemoryDevice("seed", chunks * chunk * 512)) {
             PersistentExceptionStore store = new PersistentExceptionStore(cow, new ChunkSize(chunk), false, 512);
-            if (store.load((o, n) -> { }) != LoadResult.VALID) {
+            if (store.load((o, n) -> {}) != LoadResult.VALID) {
                 throw new IllegalStateException("a zeroed COW loads as new");
             }
             byte[] data = new byte[(int) (chunk * 512)];
@@ -121,8 +121,9 @@ public final class CowMutator {
                 store.invalidate();
             }
             store.close();
-            return new CowImage("written chunk " + chunk + ", " + count + " exceptions in " + areasUsed
-                    + (areasUsed == 1 ? " area" : " areas") + (invalidated ? ", invalidated" : ""),
+            return new CowImage(
+                    "written chunk " + chunk + ", " + count + " exceptions in " + areasUsed
+                            + (areasUsed == 1 ? " area" : " areas") + (invalidated ? ", invalidated" : ""),
                     cow.contents().toArray(ValueLayout.JAVA_BYTE));
         }
     }
@@ -158,10 +159,12 @@ public final class CowMutator {
     /** The layout a seed's header describes, and its exception slots up to and with the terminator. */
     record Geometry(long chunkBytes, long epa, List<Entry> entries, Entry terminator) {
         static Geometry of(byte[] b) {
-            if (b.length < 16 || ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(0) != SNAP_MAGIC) {
+            if (b.length < 16
+                    || ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(0) != SNAP_MAGIC) {
                 return null;
             }
-            long sectors = Integer.toUnsignedLong(ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(12));
+            long sectors = Integer.toUnsignedLong(
+                    ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(12));
             if (sectors == 0 || Long.bitCount(sectors) != 1 || sectors > 1024) {
                 return null;
             }
@@ -257,17 +260,27 @@ public final class CowMutator {
             case 4 -> { // truncation: anywhere, inside the header, at a chunk boundary or inside an area
                 long at = switch (r.nextInt(4)) {
                     case 0 -> r.nextInt(Math.min(b.length, 16) + 1);
-                    case 1 -> g == null ? r.nextInt(b.length + 1) : Math.min(b.length,
-                            g.chunkBytes * r.nextInt((int) Math.max(1, b.length / g.chunkBytes) + 1));
-                    case 2 -> g == null ? r.nextInt(b.length + 1) : Math.min(b.length,
-                            g.areaLocation(r.nextInt(3)) * g.chunkBytes + r.nextInt((int) g.chunkBytes));
+                    case 1 ->
+                        g == null
+                                ? r.nextInt(b.length + 1)
+                                : Math.min(
+                                        b.length,
+                                        g.chunkBytes * r.nextInt((int) Math.max(1, b.length / g.chunkBytes) + 1));
+                    case 2 ->
+                        g == null
+                                ? r.nextInt(b.length + 1)
+                                : Math.min(
+                                        b.length,
+                                        g.areaLocation(r.nextInt(3)) * g.chunkBytes + r.nextInt((int) g.chunkBytes));
                     default -> r.nextInt(b.length + 1);
                 };
                 b = Arrays.copyOf(b, (int) at);
                 done.add("truncated to " + at + " bytes");
             }
             case 5 -> { // extension
-                int more = r.nextBoolean() ? 1 + r.nextInt(4096) : (int) ((g == null ? 4096 : g.chunkBytes) * (1 + r.nextInt(300)));
+                int more = r.nextBoolean()
+                        ? 1 + r.nextInt(4096)
+                        : (int) ((g == null ? 4096 : g.chunkBytes) * (1 + r.nextInt(300)));
                 int old = b.length;
                 b = Arrays.copyOf(b, Math.min(old + more, 6 << 20));
                 if (r.nextBoolean()) {
@@ -321,10 +334,13 @@ public final class CowMutator {
                     return mutateOnce(b, g, r, done);
                 }
                 Entry from = g.entries.get(r.nextInt(g.entries.size()));
-                Entry to = r.nextBoolean() && g.terminator != null ? g.terminator : g.entries.get(r.nextInt(g.entries.size()));
+                Entry to = r.nextBoolean() && g.terminator != null
+                        ? g.terminator
+                        : g.entries.get(r.nextInt(g.entries.size()));
                 put(b, to.offset, from.oldChunk(b));
                 put(b, to.offset + 8, from.newChunk(b));
-                done.add("area " + from.area + " entry " + from.index + " copied to area " + to.area + " entry " + to.index);
+                done.add("area " + from.area + " entry " + from.index + " copied to area " + to.area + " entry "
+                        + to.index);
             }
             case 10 -> { // random bytes
                 long at = metadataOffset(b, g, r);
@@ -335,8 +351,11 @@ public final class CowMutator {
                 done.add(len + " random bytes at " + at);
             }
             case 11 -> { // a range zeroed: the header, an area or a few entries
-                long at = r.nextBoolean() || g == null ? metadataOffset(b, g, r) : g.areaLocation(r.nextInt(3)) * g.chunkBytes;
-                long len = Math.min(b.length - at, g != null && r.nextBoolean() ? g.chunkBytes : 16L * (1 + r.nextInt(8)));
+                long at = r.nextBoolean() || g == null
+                        ? metadataOffset(b, g, r)
+                        : g.areaLocation(r.nextInt(3)) * g.chunkBytes;
+                long len =
+                        Math.min(b.length - at, g != null && r.nextBoolean() ? g.chunkBytes : 16L * (1 + r.nextInt(8)));
                 if (at >= b.length) {
                     return mutateOnce(b, g, r, done);
                 }
@@ -350,7 +369,8 @@ public final class CowMutator {
                 int sectors = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getInt(12);
                 int value = r.nextBoolean() ? sectors << 1 : sectors >>> 1;
                 put32(b, 12, value);
-                done.add("header chunk_size " + Integer.toUnsignedString(sectors) + " -> " + Integer.toUnsignedString(value));
+                done.add("header chunk_size " + Integer.toUnsignedString(sectors) + " -> "
+                        + Integer.toUnsignedString(value));
             }
         }
         return b;

@@ -1,5 +1,11 @@
 package dmsnap.store.testing;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dmsnap.store.device.Device;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -14,12 +20,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * What every {@link Device} must do. A subclass supplies {@link #openDevice}: a fresh,
@@ -133,8 +133,8 @@ public abstract class DeviceContract {
     void readPastTheEndIsRefusedBeforeIo() {
         int block = device.logicalBlockBytes();
         MemorySegment b = buffer(2L * block);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> device.read(DEVICE_BYTES - block, b));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> device.read(DEVICE_BYTES - block, b));
         assertTrue(e.getMessage().contains("outside the device (size " + DEVICE_BYTES + " bytes)"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> device.write(DEVICE_BYTES, buffer(block)));
         assertThrows(IllegalArgumentException.class, () -> device.read(-block, buffer(block)));
@@ -143,8 +143,8 @@ public abstract class DeviceContract {
     @Test
     void misalignedOffsetAndLengthAreRefusedNamingTheBlockSize() {
         int block = device.logicalBlockBytes();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> device.read(100, buffer(block)));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> device.read(100, buffer(block)));
         assertTrue(e.getMessage().contains("logical block size (" + block + " bytes)"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> device.write(0, buffer(block + 100)));
     }
@@ -183,7 +183,8 @@ public abstract class DeviceContract {
         device.read(0, back);
         assertNull(Patterns.difference(data.asSlice(0, 64 << 10), back.asSlice(0, 64 << 10)));
         MemorySegment discarded = back.asSlice(64 << 10, 64 << 10);
-        assertTrue(Patterns.isZero(discarded) || Patterns.difference(data.asSlice(64 << 10, 64 << 10), discarded) == null,
+        assertTrue(
+                Patterns.isZero(discarded) || Patterns.difference(data.asSlice(64 << 10, 64 << 10), discarded) == null,
                 "a discarded range reads as zeroes or as its old data");
         assertNull(Patterns.difference(data.asSlice(128 << 10, 128 << 10), back.asSlice(128 << 10, 128 << 10)));
     }

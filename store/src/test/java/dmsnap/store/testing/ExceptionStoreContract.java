@@ -1,5 +1,10 @@
 package dmsnap.store.testing;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
@@ -17,11 +22,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
 /** What every {@link ExceptionStore} does; a subclass supplies the store over a COW device. */
 @ExtendWith(Seeds.class)
 public abstract class ExceptionStoreContract {
@@ -34,13 +34,14 @@ public abstract class ExceptionStoreContract {
 
     private ExceptionStore loadedStore(Device cow, long chunk) throws IOException {
         ExceptionStore store = newStore(cow, chunk);
-        assertEquals(LoadResult.VALID, store.load((o, n) -> { }));
+        assertEquals(LoadResult.VALID, store.load((o, n) -> {}));
         return store;
     }
 
     @Test
     void allocatesDistinctDataChunksInOrder() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
             Set<Long> seen = new HashSet<>();
             long previous = -1;
             for (int i = 0; i < 100; i++) {
@@ -57,7 +58,8 @@ public abstract class ExceptionStoreContract {
     @Test
     void callbacksRunInAllocationOrderWhateverTheCommitOrder() throws IOException {
         Random random = Seeds.random("commit-order");
-        try (MemoryDevice cow = new MemoryDevice("cow", 4 << 20); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 4 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
             List<PendingRemap> prepared = new ArrayList<>();
             for (int i = 0; i < 300; i++) {
                 prepared.add(store.prepare(i));
@@ -78,7 +80,8 @@ public abstract class ExceptionStoreContract {
 
     @Test
     void aFailedCopyInvalidatesTheStore() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
             PendingRemap a = store.prepare(1);
             boolean[] result = {true, true};
             store.commit(a, false, (r, ok) -> result[0] = ok);
@@ -92,7 +95,8 @@ public abstract class ExceptionStoreContract {
 
     @Test
     void aFullCowRefusesToAllocate() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 64 << 10); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 64 << 10);
+                ExceptionStore store = loadedStore(cow, 8)) {
             int allocated = 0;
             while (true) {
                 try {
@@ -110,7 +114,8 @@ public abstract class ExceptionStoreContract {
 
     @Test
     void usageCountsAllocatedAndTotalSectors() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
             long before = store.usage().allocatedSectors();
             store.prepare(5);
             assertEquals(before + 8, store.usage().allocatedSectors());
@@ -120,7 +125,8 @@ public abstract class ExceptionStoreContract {
 
     @Test
     void invalidateIsIdempotent() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); ExceptionStore store = loadedStore(cow, 8)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
             store.invalidate();
             store.invalidate();
             assertFalse(store.isValid());
@@ -129,7 +135,8 @@ public abstract class ExceptionStoreContract {
 
     @Test
     void tableArgsNameTypeAndChunk() throws IOException {
-        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20); ExceptionStore store = loadedStore(cow, 16)) {
+        try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
+                ExceptionStore store = loadedStore(cow, 16)) {
             assertEquals(store.typeLetter() + " 16", store.tableArgs());
         }
     }

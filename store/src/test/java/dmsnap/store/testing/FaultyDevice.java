@@ -36,14 +36,18 @@ import java.util.function.Predicate;
 public final class FaultyDevice implements Device {
 
     /** The operations faults can target. */
-    public enum Op { READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES }
+    public enum Op {
+        READ,
+        WRITE,
+        FLUSH,
+        DISCARD,
+        WRITE_ZEROES
+    }
 
     /** A request as faults see it; lengthBytes is 0 for a flush. */
-    public record Request(Op op, long offsetBytes, long lengthBytes) {
-    }
+    public record Request(Op op, long offsetBytes, long lengthBytes) {}
 
-    private record CachedWrite(long offsetBytes, MemorySegment data) {
-    }
+    private record CachedWrite(long offsetBytes, MemorySegment data) {}
 
     /**
      * Parks the requests that its predicate holds until {@link #releaseParked()} or
@@ -55,6 +59,7 @@ public final class FaultyDevice implements Device {
         private final Predicate<Request> holds;
         /** Guarded by this. */
         private boolean open;
+
         private long releases;
         private int parked;
         private long held;
@@ -301,6 +306,7 @@ public final class FaultyDevice implements Device {
         private final MemorySegment view;
         /** What the device has been given for this range (by sync or by emulated writeback). */
         private final MemorySegment synced;
+
         private boolean closed;
 
         EmulatedMap(long deviceOffset, MemorySegment view, MemorySegment synced) {
@@ -445,8 +451,8 @@ public final class FaultyDevice implements Device {
             corruptNextWrite = null;
             for (int i = 0; i < 3; i++) {
                 long at = r.nextLong(data.byteSize());
-                data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at,
-                        (byte) (data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) ^ (1 + r.nextInt(255))));
+                data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, at, (byte)
+                        (data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, at) ^ (1 + r.nextInt(255))));
             }
         }
     }
@@ -533,7 +539,9 @@ public final class FaultyDevice implements Device {
                 case DISCARD -> "discard";
                 case WRITE_ZEROES -> "writeZeroes";
             };
-            throw injected(call, request.op() == Op.FLUSH ? -1 : request.offsetBytes(),
+            throw injected(
+                    call,
+                    request.op() == Op.FLUSH ? -1 : request.offsetBytes(),
                     request.op() == Op.FLUSH ? -1 : request.lengthBytes());
         }
     }
@@ -544,7 +552,8 @@ public final class FaultyDevice implements Device {
 
     private ErrnoException injected(String call, long offsetBytes, long lengthBytes) {
         injectedFaults++;
-        return new ErrnoException(call, injectedErrno.value(), Path.of(name()), offsetBytes, lengthBytes, "injected fault");
+        return new ErrnoException(
+                call, injectedErrno.value(), Path.of(name()), offsetBytes, lengthBytes, "injected fault");
     }
 
     public synchronized long operations() {

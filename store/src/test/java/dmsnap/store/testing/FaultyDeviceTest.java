@@ -1,5 +1,12 @@
 package dmsnap.store.testing;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.store.device.Device;
@@ -10,13 +17,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Random;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
-
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class FaultyDeviceTest extends DeviceContract {
     @Override
@@ -75,7 +75,8 @@ class FaultyDeviceTest extends DeviceContract {
             device.write(0, filled(512, 1));
             ErrnoException e = assertThrows(ErrnoException.class, () -> device.write(512, filled(512, 2)));
             assertEquals(Errno.EIO, e.errno());
-            assertTrue(e.getMessage().contains("pwrite(path=faulty(media), offset=512, length=512) failed: EIO"),
+            assertTrue(
+                    e.getMessage().contains("pwrite(path=faulty(media), offset=512, length=512) failed: EIO"),
                     e.getMessage());
             device.write(1024, filled(512, 3));
             assertTrue(Patterns.isZero(read(512, 512)), "the failed write stored nothing");
@@ -131,12 +132,14 @@ class FaultyDeviceTest extends DeviceContract {
                 device.write(0, filled(512, 5)); // the device is not locked meanwhile
                 assertEquals(5, read(0, 512).get(JAVA_BYTE, 0), "a request the gate does not hold goes on");
                 gate.releaseParked();
-                assertEquals(4, first.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
+                assertEquals(
+                        4, first.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
                 var second = pool.submit(() -> read(8192, 512).get(JAVA_BYTE, 0));
                 gate.awaitParked(1);
                 assertEquals(false, second.isDone(), "held again after a release");
                 gate.open();
-                assertEquals(4, second.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
+                assertEquals(
+                        4, second.get(60, java.util.concurrent.TimeUnit.SECONDS).byteValue());
                 assertEquals(4, read(8192, 512).get(JAVA_BYTE, 0), "an open gate holds nothing");
                 assertEquals(0, gate.parked());
                 assertEquals(2, gate.held());

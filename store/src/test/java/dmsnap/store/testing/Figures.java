@@ -14,8 +14,7 @@ import java.nio.file.StandardOpenOption;
  * line per figure, {@code key<TAB>value}; a later line with the same key replaces an earlier one.
  */
 public final class Figures {
-    private Figures() {
-    }
+    private Figures() {}
 
     /** Records figure {@code key} (a dotted name such as {@code fuzz.cow-image.cases}) as {@code value}. */
     public static void record(String key, Object value) {
@@ -30,8 +29,12 @@ public final class Figures {
         }
         try {
             // One small O_APPEND write: lines of test JVMs running side by side do not interleave.
-            Files.write(Path.of(file), (key + "\t" + text + "\n").getBytes(StandardCharsets.UTF_8),
-                    StandardOpenOption.CREATE, StandardOpenOption.APPEND, StandardOpenOption.WRITE);
+            Files.write(
+                    Path.of(file),
+                    (key + "\t" + text + "\n").getBytes(StandardCharsets.UTF_8),
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.APPEND,
+                    StandardOpenOption.WRITE);
         } catch (IOException e) {
             throw new UncheckedIOException("recording figure " + key + " in " + file, e);
         }

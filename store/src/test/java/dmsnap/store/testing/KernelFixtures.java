@@ -26,17 +26,19 @@ public final class KernelFixtures {
     private static final String ROOT = "/kernel-cow/";
     private static final Pattern ENTRY = Pattern.compile("\\s*\\[(\\d+):(\\d+)] old_chunk=(\\d+) new_chunk=(\\d+)");
 
-    private KernelFixtures() {
-    }
+    private KernelFixtures() {}
 
     /** One exception as cowdump.txt lists it. */
-    public record DumpedException(int area, int index, long oldChunk, long newChunk) {
-    }
+    public record DumpedException(int area, int index, long oldChunk, long newChunk) {}
 
     /** A COW section of cowdump.txt. */
-    public record CowDump(String image, long sizeBytes, String header, List<DumpedException> exceptions,
-                          String usage, String snapshotSha256) {
-    }
+    public record CowDump(
+            String image,
+            long sizeBytes,
+            String header,
+            List<DumpedException> exceptions,
+            String usage,
+            String snapshotSha256) {}
 
     public static String text(String scenario, String file) {
         try (InputStream in = KernelFixtures.class.getResourceAsStream(ROOT + scenario + "/" + file)) {
@@ -101,12 +103,20 @@ public final class KernelFixtures {
             } else if (line.startsWith("header ")) {
                 header = line.substring("header ".length());
             } else if ((m = ENTRY.matcher(line)).matches()) {
-                exceptions.add(new DumpedException(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)),
-                        Long.parseLong(m.group(3)), Long.parseLong(m.group(4))));
+                exceptions.add(new DumpedException(
+                        Integer.parseInt(m.group(1)),
+                        Integer.parseInt(m.group(2)),
+                        Long.parseLong(m.group(3)),
+                        Long.parseLong(m.group(4))));
             } else if (line.startsWith("derived usage: ")) {
                 usage = line.substring("derived usage: ".length()).replaceAll(" \\(.*", "");
             } else if (line.startsWith("snapshot view sha256 ") && image != null) {
-                dumps.add(new CowDump(image, size, header, List.copyOf(exceptions), usage,
+                dumps.add(new CowDump(
+                        image,
+                        size,
+                        header,
+                        List.copyOf(exceptions),
+                        usage,
                         line.substring("snapshot view sha256 ".length()).trim()));
                 image = null;
             }

@@ -13,8 +13,7 @@ import java.util.concurrent.TimeUnit;
  * #unavailableReason()} says why not, for {@code assumeTrue} with a printed reason.
  */
 public final class LoopDevices {
-    private LoopDevices() {
-    }
+    private LoopDevices() {}
 
     /** Null when loop devices can be attached here, else why not. */
     public static String unavailableReason() {

@@ -1,14 +1,13 @@
 package dmsnap.store.testing;
 
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
 
-import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
-
 /** Recognisable test data: random bytes from a seed, and comparisons that say where they differ. */
 public final class Patterns {
-    private Patterns() {
-    }
+    private Patterns() {}
 
     /** Fills {@code segment} with bytes from {@code random}. */
     public static void fill(MemorySegment segment, Random random) {

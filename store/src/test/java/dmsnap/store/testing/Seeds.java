@@ -13,8 +13,7 @@ import org.junit.jupiter.api.extension.TestWatcher;
 public final class Seeds implements TestWatcher {
     private static final long SEED = pick();
 
-    public Seeds() {
-    }
+    public Seeds() {}
 
     private static long pick() {
         String given = System.getProperty("dmsnap.tests.seed", "");

@@ -10,8 +10,7 @@ import java.nio.file.Path;
 
 /** Backing files for device tests. */
 public final class TempFiles {
-    private TempFiles() {
-    }
+    private TempFiles() {}
 
     /** A sparse, zero-filled file of {@code sizeBytes}. */
     public static Path sparse(Path dir, String name, long sizeBytes) throws IOException {
