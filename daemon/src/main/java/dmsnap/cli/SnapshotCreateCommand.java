@@ -1,6 +1,7 @@
 package dmsnap.cli;
 
 import dmsnap.control.ControlRequest;
+import dmsnap.table.TableLine;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,16 +73,17 @@ final class SnapshotCreateCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         DaemonSteps steps = new DaemonSteps(spec, options);
         try {
-            String[] originTable = new DeviceTables(steps).tableOf(origin);
-            if (!originTable[2].equals("snapshot-origin")) {
+            TableLine originTable = new DeviceTables(steps).tableOf(origin);
+            if (!originTable.targetType().equals("snapshot-origin")) {
                 spec.commandLine()
                         .getErr()
-                        .println("dmsnap: " + origin + " is not an origin (its target is " + originTable[2] + ")");
+                        .println("dmsnap: " + origin + " is not an origin (its target is " + originTable.targetType()
+                                + ")");
                 return ExitCodes.FAILED;
             }
             prepareCow();
-            String table = "0 " + originTable[1] + " snapshot " + originTable[3] + " " + cow.toRealPath() + " " + store
-                    + " " + chunk;
+            String table = "0 " + originTable.lengthSectors() + " snapshot "
+                    + originTable.args().getFirst() + " " + cow.toRealPath() + " " + store + " " + chunk;
             steps.run("suspended origin " + origin, ControlRequest.of("suspend", origin));
             try {
                 steps.run(

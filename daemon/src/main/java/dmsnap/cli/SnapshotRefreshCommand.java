@@ -1,6 +1,7 @@
 package dmsnap.cli;
 
 import dmsnap.control.ControlRequest;
+import dmsnap.table.TableLine;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,24 +33,25 @@ final class SnapshotRefreshCommand implements Callable<Integer> {
         DaemonSteps steps = new DaemonSteps(spec, options);
         DeviceTables tables = new DeviceTables(steps);
         try {
-            String[] live = tables.tableOf(name);
-            String table = String.join(" ", live);
+            TableLine live = tables.tableOf(name);
+            String table = live.toString();
             steps.run(
                     "loaded " + name + ": " + table,
                     new ControlRequest("load", name, table, null, null, false, false, false, false, false));
-            if (!live[2].equals("snapshot") && !live[2].equals("snapshot-merge")) {
+            if (!live.targetType().equals("snapshot") && !live.targetType().equals("snapshot-merge")) {
                 steps.run("resumed " + name, ControlRequest.of("resume", name));
                 return ExitCodes.OK;
             }
             // Until its resume a handover destination has chunk size 0 (spec 6.2): the one sign
             // of whether the new table takes the live store over or has read the COW afresh.
-            if (!tables.tableOf(name, true)[6].equals("0")) {
+            if (!tables.tableOf(name, true).args().get(3).equals("0")) {
                 steps.run(null, ControlRequest.of("clear", name));
                 // Not a destination: no live instance on that origin has that COW any more.
                 spec.commandLine()
                         .getErr()
                         .println("dmsnap: " + name + ": the reloaded table did not take over the"
-                                + " live exception store: its origin " + live[3] + " or COW " + live[4] + " now names"
+                                + " live exception store: its origin "
+                                + live.args().get(0) + " or COW " + live.args().get(1) + " now names"
                                 + " another file than the live table's (was one replaced?); cleared the inactive table, "
                                 + name + " is unchanged");
                 return ExitCodes.FAILED;

@@ -1,6 +1,7 @@
 package dmsnap.cli;
 
 import dmsnap.control.ControlRequest;
+import dmsnap.table.TableLine;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -29,12 +30,12 @@ final class SnapshotRemoveCommand implements Callable<Integer> {
         DaemonSteps steps = new DaemonSteps(spec, options);
         DeviceTables tables = new DeviceTables(steps);
         try {
-            String[] table = tables.tableOf(name);
-            if (!table[2].equals("snapshot")) {
+            TableLine table = tables.tableOf(name);
+            if (!table.targetType().equals("snapshot")) {
                 spec.commandLine().getErr().println("dmsnap: " + name + " is not a snapshot");
                 return ExitCodes.FAILED;
             }
-            List<String> origins = tables.originsOf(table[3]);
+            List<String> origins = tables.originsOf(table.args().getFirst());
             for (String o : origins) {
                 steps.run("suspended origin " + o, ControlRequest.of("suspend", o));
             }
