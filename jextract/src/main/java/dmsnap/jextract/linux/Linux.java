@@ -396,6 +396,15 @@ public class Linux extends Linux$shared {
     public static int ETIMEDOUT() {
         return ETIMEDOUT;
     }
+    private static final int ECONNREFUSED = (int)111L;
+    /**
+     * {@snippet lang=c :
+     * #define ECONNREFUSED 111
+     * }
+     */
+    public static int ECONNREFUSED() {
+        return ECONNREFUSED;
+    }
     private static final int ESTALE = (int)116L;
     /**
      * {@snippet lang=c :
