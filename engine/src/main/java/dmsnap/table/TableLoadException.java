@@ -31,9 +31,4 @@ public final class TableLoadException extends Exception {
     public String target() {
         return target;
     }
-
-    /** The kernel's log line: {@code <device>: <target>: <message> (-EINVAL)}. */
-    public String kernelLogLine(String device) {
-        return device + ": " + (target == null ? "" : target + ": ") + getMessage() + " (-" + errno.name() + ")";
-    }
 }

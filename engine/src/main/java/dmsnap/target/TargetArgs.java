@@ -25,10 +25,6 @@ public final class TargetArgs {
         return args.size() - next;
     }
 
-    public List<String> all() {
-        return args;
-    }
-
     /** The next word. */
     public String next() {
         if (next >= args.size()) {

@@ -1953,15 +1953,6 @@ public class Linux extends Linux$shared {
     public static int BLKROGET() {
         return BLKROGET;
     }
-    private static final int BLKFLSBUF = (int)4705L;
-    /**
-     * {@snippet lang=c :
-     * #define BLKFLSBUF 4705
-     * }
-     */
-    public static int BLKFLSBUF() {
-        return BLKFLSBUF;
-    }
     private static final int BLKSSZGET = (int)4712L;
     /**
      * {@snippet lang=c :
