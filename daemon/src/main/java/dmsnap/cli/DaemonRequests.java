@@ -51,16 +51,16 @@ final class DaemonRequests {
      * user may not use is not helped by one.
      */
     static int cannotConnect(PrintWriter err, Path socket, Path runDir, IOException e) {
-        String errno = ExitCodes.errnoOf(e);
+        Errno errno = Errno.of(e);
         int status = ExitCodes.ofConnect(errno);
         if (status == ExitCodes.PERMISSION) {
-            err.println(refused(socket, errno));
-        } else if (Errno.ENOENT.name().equals(errno) || ExitCodes.ECONNREFUSED.equals(errno)) {
-            err.println("dmsnap: cannot reach the daemon at " + socket + ": " + ExitCodes.text(errno)
+            err.println(refused(socket, errno.text()));
+        } else if (errno == Errno.ENOENT || errno == Errno.ECONNREFUSED) {
+            err.println("dmsnap: cannot reach the daemon at " + socket + ": " + errno.text()
                     + " (start it with: dmsnap daemon --run-dir " + runDir + ")");
         } else {
             err.println("dmsnap: cannot reach the daemon at " + socket + ": "
-                    + (errno == null ? e.getMessage() : ExitCodes.text(errno)));
+                    + (errno == Errno.UNKNOWN ? e.getMessage() : errno.text()));
         }
         return status;
     }
@@ -70,20 +70,20 @@ final class DaemonRequests {
         if (CONNECT.equals(f.operation()) && ExitCodes.ofConnect(f.errno()) == ExitCodes.PERMISSION) {
             // The daemon refused this user (SO_PEERCRED) where the kernel let it connect (CAP_DAC_OVERRIDE):
             // the same words as the kernel's refusal; the daemon logs its own.
-            err.println(refused(socket, f.errno()));
+            err.println(refused(socket, f.errnoText()));
             return ExitCodes.PERMISSION;
         }
         err.println("dmsnap: " + f.operation() + (request.name() == null ? "" : " on " + request.name()) + " failed: "
-                + ExitCodes.text(f.errno()));
+                + f.errnoText());
         if (f.reason() != null && !f.reason().isEmpty()) {
             err.println("dmsnap: " + f.reason());
         }
         return ExitCodes.ofErrno(f.errno());
     }
 
-    private static String refused(Path socket, String errno) {
+    /** A connection this user may not make; {@code why} is the errno's text. */
+    private static String refused(Path socket, String why) {
         return "dmsnap: cannot use the daemon's control socket " + socket + " as user "
-                + System.getProperty("user.name") + ": " + ExitCodes.text(errno)
-                + " (only root and the daemon's user may)";
+                + System.getProperty("user.name") + ": " + why + " (only root and the daemon's user may)";
     }
 }

@@ -5,6 +5,7 @@ import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
@@ -90,7 +91,7 @@ public final class ControlHandler {
                 default ->
                     new ControlResponse.Failure(
                             r.verb(),
-                            "EINVAL",
+                            Errno.EINVAL,
                             "unknown request '" + dmsnap.device.DeviceManager.quoted(r.verb()) + "'");
             };
         } catch (TableLoadException e) {
@@ -100,18 +101,18 @@ public final class ControlHandler {
         } catch (DmException e) {
             return new ControlResponse.Failure(r.verb(), e.errno(), e.getMessage());
         } catch (IllegalArgumentException e) {
-            return new ControlResponse.Failure(r.verb(), "EINVAL", e.getMessage());
+            return new ControlResponse.Failure(r.verb(), Errno.EINVAL, e.getMessage());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return new ControlResponse.Failure(r.verb(), "EINTR", "interrupted");
+            return new ControlResponse.Failure(r.verb(), Errno.EINTR, "interrupted");
         } catch (IOException | RuntimeException e) {
             log.error("{} failed", r.verb(), e);
-            return new ControlResponse.Failure(r.verb(), "EIO", String.valueOf(e.getMessage()));
+            return new ControlResponse.Failure(r.verb(), Errno.EIO, String.valueOf(e.getMessage()));
         }
     }
 
     private static ControlResponse noMerges(ControlRequest r) {
-        return new ControlResponse.Failure(r.verb(), "EINVAL", "this daemon runs no merge flow");
+        return new ControlResponse.Failure(r.verb(), Errno.EINVAL, "this daemon runs no merge flow");
     }
 
     private static ControlResponse ok() {

@@ -1,12 +1,15 @@
 package dmsnap.control;
 
 import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.databind.JsonNode;
+import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * The answer to a request: output lines as dmsetup prints them, or a failure with errno and reason.
@@ -31,14 +34,38 @@ public sealed interface ControlResponse {
     }
 
     /**
-     * Failure: the ioctl-style operation that failed ("reload", "resume", "remove"...), the errno
-     * name, and the kernel's reason (target and sentence) when there is one.
+     * Failure: the ioctl-style operation that failed ("reload", "resume", "remove"...), the errno,
+     * and the kernel's reason (target and sentence) when there is one. On the wire the errno is its
+     * name ("EBUSY"). A name this build does not know (from a daemon of another version) is read as
+     * {@link Errno#UNKNOWN} and kept in {@code unknownErrno}, which is only ever set then, so that
+     * it is shown as it came ({@link #errnoText()}).
      */
     @JsonPropertyOrder({"ok", "operation", "errno", "reason"})
-    record Failure(String operation, String errno, String reason) implements ControlResponse {
+    record Failure(
+            String operation,
+            @JsonIgnore Errno errno,
+            String reason,
+            @JsonIgnore String unknownErrno) implements ControlResponse {
         /** A reason is one line whatever it quotes (a name or path with control characters). */
         public Failure {
+            Objects.requireNonNull(errno, "errno");
             reason = reason == null ? null : dmsnap.device.DeviceManager.printable(reason);
+            unknownErrno = errno == Errno.UNKNOWN ? unknownErrno : null;
+        }
+
+        public Failure(String operation, Errno errno, String reason) {
+            this(operation, errno, reason, null);
+        }
+
+        /** The errno's name on the wire ("EBUSY"), or a name this build does not know as it came. */
+        @JsonProperty("errno")
+        public String errnoName() {
+            return unknownErrno != null ? unknownErrno : errno.name();
+        }
+
+        /** The errno's text for people ("Device or resource busy"), or a name this build does not know as it came. */
+        public String errnoText() {
+            return unknownErrno != null ? unknownErrno : errno.text();
         }
 
         @Override
@@ -66,7 +93,8 @@ public sealed interface ControlResponse {
 
     /**
      * The reading side of the wire format, for {@link Json}: {@code ok} chooses the record; a
-     * missing {@code errno} is EIO, a missing reason empty.
+     * missing {@code errno} is EIO, one this build does not name {@link Errno#UNKNOWN} (keeping
+     * the name), a missing reason empty.
      */
     @JsonCreator
     static ControlResponse fromWire(
@@ -79,7 +107,7 @@ public sealed interface ControlResponse {
         if (ok) {
             return new Success(lines == null ? List.of() : lines, data);
         }
-        return new Failure(
-                operation == null ? "" : operation, errno == null ? "EIO" : errno, reason == null ? "" : reason);
+        Errno named = errno == null ? Errno.EIO : Errno.named(errno);
+        return new Failure(operation == null ? "" : operation, named, reason == null ? "" : reason, errno);
     }
 }

@@ -1,5 +1,6 @@
 package dmsnap.control;
 
+import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -113,14 +114,14 @@ public final class ControlServer implements AutoCloseable {
                         client,
                         new ControlResponse.Failure(
                                 "connect",
-                                "EACCES",
+                                Errno.EACCES,
                                 "permission denied: user " + user + " may not control this daemon"),
                         malformed);
                 return;
             }
             if (malformed != null) {
                 log.warn("bad control request: {}", malformed.getMessage());
-                answer(client, new ControlResponse.Failure("request", "EINVAL", malformed.getMessage()), malformed);
+                answer(client, new ControlResponse.Failure("request", Errno.EINVAL, malformed.getMessage()), malformed);
                 return;
             }
             timeout.cancel(false);
@@ -136,7 +137,7 @@ public final class ControlServer implements AutoCloseable {
                 }
             } catch (IOException e) {
                 log.warn("bad control request: {}", e.getMessage());
-                response = new ControlResponse.Failure("request", "EINVAL", e.getMessage());
+                response = new ControlResponse.Failure("request", Errno.EINVAL, e.getMessage());
             }
             write(client, response.toJson());
         } catch (IOException | RuntimeException e) {

@@ -8,6 +8,7 @@ import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
 import dmsnap.snapshot.SnapshotMergeTarget;
 import dmsnap.table.Table;
 import dmsnap.table.TableLine;
@@ -90,7 +91,7 @@ public final class MergeFlows implements MergeService {
         private static final long serialVersionUID = 1L;
         final transient ControlResponse.Failure failure;
 
-        StepFailed(String operation, String errno, String reason) {
+        StepFailed(String operation, Errno errno, String reason) {
             super(reason, null, false, false);
             this.failure = new ControlResponse.Failure(operation, errno, reason);
         }
@@ -122,7 +123,7 @@ public final class MergeFlows implements MergeService {
             MappedDevice snap = devices.get(snapshot);
             TableLine t = printedLine(snap);
             if (t == null || !t.targetType().equals("snapshot")) {
-                return new ControlResponse.Failure("merge", "EINVAL", snapshot + " is not a snapshot");
+                return new ControlResponse.Failure("merge", Errno.EINVAL, snapshot + " is not a snapshot");
             }
             for (Flow f : flows.values()) {
                 if (f.snapshot.equals(snapshot) && !f.started) {
@@ -141,20 +142,20 @@ public final class MergeFlows implements MergeService {
                     Flow other = flows.get(merging.getFirst().name());
                     return new ControlResponse.Failure(
                             "merge",
-                            "EBUSY",
+                            Errno.EBUSY,
                             "Cannot merge snapshot " + snapshot
                                     + " into the origin " + merging.getFirst().name() + " with merging snapshot "
                                     + (other == null ? "(loaded by hand)" : other.snapshot) + ".");
                 }
                 return new ControlResponse.Failure(
                         "merge",
-                        "ENXIO",
+                        Errno.ENXIO,
                         "no origin device of " + snapshot + " is active (a snapshot-origin over " + originArg + ")");
             }
             if (origins.size() > 1) {
                 return new ControlResponse.Failure(
                         "merge",
-                        "EINVAL",
+                        Errno.EINVAL,
                         "several origin devices over " + originArg + ": "
                                 + String.join(
                                         ", ",
@@ -190,7 +191,7 @@ public final class MergeFlows implements MergeService {
             return new ControlResponse.Failure("merge", e.errno(), e.getMessage());
         } catch (IOException | RuntimeException e) {
             log.error("merge of {} failed", snapshot, e);
-            return new ControlResponse.Failure("merge", "EIO", String.valueOf(e.getMessage()));
+            return new ControlResponse.Failure("merge", Errno.EIO, String.valueOf(e.getMessage()));
         }
     }
 
@@ -257,7 +258,7 @@ public final class MergeFlows implements MergeService {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new StepFailed("merge", "EINTR", "interrupted");
+            throw new StepFailed("merge", Errno.EINTR, "interrupted");
         }
         SnapshotMergeTarget.Progress p = progressOf(origin);
         f.started = true;
@@ -417,13 +418,13 @@ public final class MergeFlows implements MergeService {
                 }
             }
         } catch (IOException | RuntimeException e) {
-            return new ControlResponse.Failure("merge-status", "EIO", String.valueOf(e.getMessage()));
+            return new ControlResponse.Failure("merge-status", Errno.EIO, String.valueOf(e.getMessage()));
         }
         List<String> lines =
                 new ArrayList<>(reports.stream().map(MergeReport::line).toList());
         if (reports.isEmpty()) {
             if (name != null) {
-                return new ControlResponse.Failure("merge-status", "ENXIO", "no merge of " + name);
+                return new ControlResponse.Failure("merge-status", Errno.ENXIO, "no merge of " + name);
             }
             lines.add("No merges");
         }
@@ -460,7 +461,7 @@ public final class MergeFlows implements MergeService {
     private MappedDevice require(String name) throws StepFailed {
         MappedDevice d = devices.find(name);
         if (d == null) {
-            throw new StepFailed("merge", "ENXIO", "Device " + name + " not found");
+            throw new StepFailed("merge", Errno.ENXIO, "Device " + name + " not found");
         }
         return d;
     }

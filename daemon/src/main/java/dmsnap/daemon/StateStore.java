@@ -4,7 +4,6 @@ import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
 import dmsnap.ffm.Errno;
-import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.table.Table;
@@ -17,7 +16,6 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -112,18 +110,16 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
                 e);
     }
 
-    /** The errno name of a failed file operation (EIO when it does not say). */
-    static String errnoOf(IOException e) {
-        if (e instanceof ErrnoException n) {
-            return n.errno() == Errno.UNKNOWN ? "EIO" : n.errno().name();
+    /**
+     * The errno of a failed file operation, EIO when it does not say. A {@link FileChannel}'s
+     * calls (the directory's fsync) fail with a plain IOException whose message is strerror's text.
+     */
+    static Errno errnoOf(IOException e) {
+        Errno errno = Errno.of(e);
+        if (errno == Errno.UNKNOWN) {
+            errno = Errno.withText(e.getMessage());
         }
-        String reason = e instanceof FileSystemException f ? f.getReason() : e.getMessage();
-        for (Errno errno : Errno.values()) { // the JDK's reason is strerror's text
-            if (errno != Errno.UNKNOWN && errno.text().equals(reason)) {
-                return errno.name();
-            }
-        }
-        return "EIO";
+        return errno == Errno.UNKNOWN ? Errno.EIO : errno;
     }
 
     // ---- records ---------------------------------------------------------------------------------

@@ -44,16 +44,6 @@ final class NbdCodec {
                 Integer.toUnsignedLong(header.getInt()));
     }
 
-    /** Puts {@code r}'s header into {@code into} (a client's side of {@link #decodeRequest}); returns {@code into}. */
-    static ByteBuffer encodeRequest(NbdRequest r, ByteBuffer into) {
-        return into.putInt(NBD_REQUEST_MAGIC)
-                .putShort((short) r.flags())
-                .putShort((short) r.type())
-                .putLong(r.cookie())
-                .putLong(r.offset())
-                .putInt((int) r.length());
-    }
-
     /**
      * Whether the reply to {@code r} is a simple reply: always without structured replies; with
      * them, a success of anything but a read (a read's data goes in {@code OFFSET_DATA} chunks,

@@ -124,10 +124,6 @@ final class TlsSession {
         return engine.getSession().getProtocol() + " " + engine.getSession().getCipherSuite() + client;
     }
 
-    SSLEngine engine() {
-        return engine;
-    }
-
     /**
      * Reads plaintext into {@code dst}, blocking until there is some.
      *

@@ -77,6 +77,6 @@ class DaemonOptionsTest {
     }
 
     private static int connect(java.io.IOException e) {
-        return ExitCodes.ofConnect(ExitCodes.errnoOf(e));
+        return ExitCodes.ofConnect(dmsnap.ffm.Errno.of(e));
     }
 }

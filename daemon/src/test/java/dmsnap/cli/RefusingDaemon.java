@@ -1,6 +1,7 @@
 package dmsnap.cli;
 
 import dmsnap.control.ControlResponse;
+import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -17,7 +18,7 @@ import java.nio.file.Path;
  */
 final class RefusingDaemon implements AutoCloseable {
     static final ControlResponse.Failure REFUSAL = new ControlResponse.Failure(
-            "connect", "EACCES", "permission denied: user mallory may not control this daemon");
+            "connect", Errno.EACCES, "permission denied: user mallory may not control this daemon");
     private final ServerSocketChannel server;
     private final Thread acceptor;
 

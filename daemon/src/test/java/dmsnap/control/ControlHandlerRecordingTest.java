@@ -12,6 +12,7 @@ import dmsnap.device.DeviceManager;
 import dmsnap.device.DeviceRecorder;
 import dmsnap.device.DmException;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -54,7 +55,7 @@ class ControlHandlerRecordingTest {
             calls.add(call);
             if (full) {
                 throw new DmException(
-                        "ENOSPC", "cannot " + call + " in the state directory /state: No space left on device");
+                        Errno.ENOSPC, "cannot " + call + " in the state directory /state: No space left on device");
             }
         }
 
@@ -136,7 +137,7 @@ class ControlHandlerRecordingTest {
     void aCreateThatCannotBeRecordedFailsAndLeavesNoDevice() throws Exception {
         recorder.full = true;
         ControlResponse.Failure f = failure(request("create", "a", "0 100 zero", null));
-        assertEquals("ENOSPC", f.errno());
+        assertEquals(Errno.ENOSPC, f.errno());
         assertEquals("resume", f.operation());
         assertTrue(f.reason().contains("in the state directory /state"), f.reason());
         assertEquals(List.of("No devices found"), ((ControlResponse.Success) request("ls", null, null, null)).lines());
@@ -151,7 +152,7 @@ class ControlHandlerRecordingTest {
         request("create", "a", "0 100 zero", null);
         request("load", "a", "0 200 zero", null);
         recorder.full = true;
-        assertEquals("ENOSPC", failure(request("resume", "a", null, null)).errno());
+        assertEquals(Errno.ENOSPC, failure(request("resume", "a", null, null)).errno());
         DeviceInfo info = dm.get("a").info();
         assertFalse(info.suspended(), "not left suspended");
         assertTrue(info.inactiveTable(), "the new table is still loaded, for a resume once there is room");
@@ -167,9 +168,9 @@ class ControlHandlerRecordingTest {
     void aRenameOrRemoveThatCannotBeRecordedChangesNothing() throws Exception {
         request("create", "a", "0 100 zero", null);
         recorder.full = true;
-        assertEquals("ENOSPC", failure(request("rename", "a", null, "b")).errno());
+        assertEquals(Errno.ENOSPC, failure(request("rename", "a", null, "b")).errno());
         assertEquals(Map.of("a", "0 100 zero"), live());
-        assertEquals("ENOSPC", failure(request("remove", "a", null, null)).errno());
+        assertEquals(Errno.ENOSPC, failure(request("remove", "a", null, null)).errno());
         assertEquals(Map.of("a", "0 100 zero"), live());
         assertEquals(live(), recorder.records);
         recorder.full = false;
@@ -182,7 +183,7 @@ class ControlHandlerRecordingTest {
     void anOpenDeviceIsRefusedBeforeAnythingIsRecorded() throws Exception {
         request("create", "a", "0 100 zero", null);
         dm.get("a").open();
-        assertEquals("EBUSY", failure(request("remove", "a", null, null)).errno());
+        assertEquals(Errno.EBUSY, failure(request("remove", "a", null, null)).errno());
         assertEquals(Map.of("a", "0 100 zero"), recorder.records);
         assertEquals(List.of("live a"), recorder.calls);
         dm.get("a").close();

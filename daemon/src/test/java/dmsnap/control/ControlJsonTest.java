@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
 import dmsnap.table.TableParser;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;
@@ -65,10 +66,10 @@ class ControlJsonTest {
                 ControlResponse.success(List.of(), Map.of("x", List.of("1"))).toJson());
         assertEquals(
                 "{\"ok\":false,\"operation\":\"reload\",\"errno\":\"EINVAL\",\"reason\":\"linear: Invalid argument count\"}",
-                new ControlResponse.Failure("reload", "EINVAL", "linear: Invalid argument count").toJson());
+                new ControlResponse.Failure("reload", Errno.EINVAL, "linear: Invalid argument count").toJson());
         assertEquals(
                 "{\"ok\":false,\"operation\":\"remove\",\"errno\":\"EBUSY\",\"reason\":null}",
-                new ControlResponse.Failure("remove", "EBUSY", null).toJson());
+                new ControlResponse.Failure("remove", Errno.EBUSY, null).toJson());
 
         ControlResponse.Success s = assertInstanceOf(
                 ControlResponse.Success.class,
@@ -77,9 +78,32 @@ class ControlJsonTest {
         assertEquals(1, s.data().path("k").asInt());
         assertEquals(new ControlResponse.Success(List.of(), null), ControlResponse.fromJson("{\"ok\":true}"));
         assertEquals(
-                new ControlResponse.Failure("", "EIO", ""),
+                new ControlResponse.Failure("", Errno.EIO, ""),
                 ControlResponse.fromJson("{\"ok\":false}"),
                 "a failure without errno is EIO");
+        ControlResponse.Failure busy = assertInstanceOf(
+                ControlResponse.Failure.class,
+                ControlResponse.fromJson(
+                        "{\"ok\":false,\"operation\":\"remove\",\"errno\":\"EBUSY\",\"reason\":\"r\"}"));
+        assertEquals(new ControlResponse.Failure("remove", Errno.EBUSY, "r"), busy);
+        assertEquals("Device or resource busy", busy.errnoText());
+    }
+
+    @Test
+    void anErrnoNameThisBuildDoesNotKnowIsUnknownAndShownAsItCame() throws IOException {
+        String wire = "{\"ok\":false,\"operation\":\"merge\",\"errno\":\"ENEWTHING\",\"reason\":\"r\"}";
+        ControlResponse.Failure f = assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(wire));
+        assertEquals(Errno.UNKNOWN, f.errno());
+        assertEquals("ENEWTHING", f.errnoText(), "a daemon of another version may name more");
+        assertEquals(wire, f.toJson(), "and it is written back as it came");
+        assertEquals(
+                new ControlResponse.Failure("merge", Errno.EIO, "r"),
+                new ControlResponse.Failure("merge", Errno.EIO, "r", "ENEWTHING"),
+                "a name is kept only for an errno this build does not know");
+        assertEquals(
+                "{\"ok\":false,\"operation\":\"merge\",\"errno\":\"EINVAL\",\"reason\":\"x\"}",
+                ControlResponse.fromJson("{\"ok\":false,\"operation\":\"merge\",\"errno\":\"EINVAL\",\"reason\":\"x\"}")
+                        .toJson());
     }
 
     @Test
@@ -217,7 +241,7 @@ class ControlJsonTest {
                 ControlResponse.Failure f =
                         assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(answer));
                 assertEquals("request", f.operation());
-                assertEquals("EINVAL", f.errno());
+                assertEquals(Errno.EINVAL, f.errno());
                 assertTrue(f.reason().startsWith("malformed request: "), f.reason());
             }
             assertEquals(List.of(), dm.list(), "nothing was created");

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
+import dmsnap.ffm.Errno;
 import dmsnap.target.TargetTypes;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -75,7 +76,7 @@ class ControlServerTest {
         assertEquals("{}", ls.data().toString(), "and no device in the JSON");
         ControlResponse missing = client.send(ControlRequest.of("resume", "nope"));
         assertEquals(
-                "ENXIO",
+                Errno.ENXIO,
                 assertInstanceOf(ControlResponse.Failure.class, missing).errno());
         ControlResponse badTable = client.send(
                 new ControlRequest("create", "x", "0 10 linear", null, null, false, false, false, false, false));
@@ -83,7 +84,7 @@ class ControlServerTest {
         assertEquals("linear: Invalid argument count", ((ControlResponse.Failure) badTable).reason());
         ControlResponse badName =
                 client.send(new ControlRequest("create", "a/b", null, null, null, false, false, false, true, false));
-        assertEquals("EINVAL", ((ControlResponse.Failure) badName).errno());
+        assertEquals(Errno.EINVAL, ((ControlResponse.Failure) badName).errno());
         assertEquals(List.of(), dm.list());
     }
 
@@ -92,7 +93,7 @@ class ControlServerTest {
         String table = "0 8 zero" + " ".repeat(ControlServer.MAX_REQUEST_BYTES);
         ControlResponse big =
                 client.send(new ControlRequest("create", "big", table, null, null, false, false, false, false, false));
-        assertEquals(new ControlResponse.Failure("request", "EINVAL", "request longer than 1048576 bytes"), big);
+        assertEquals(new ControlResponse.Failure("request", Errno.EINVAL, "request longer than 1048576 bytes"), big);
         byte[] unterminated = new byte[ControlServer.MAX_REQUEST_BYTES + 1];
         java.util.Arrays.fill(unterminated, (byte) 'x');
         assertTrue(raw(unterminated).contains("request longer than 1048576 bytes"), "without a newline too");
@@ -107,7 +108,7 @@ class ControlServerTest {
         String reply = raw(request);
         ControlResponse.Failure f =
                 assertInstanceOf(ControlResponse.Failure.class, ControlResponse.fromJson(reply.strip()));
-        assertEquals("EINVAL", f.errno());
+        assertEquals(Errno.EINVAL, f.errno());
         assertEquals("malformed request: not valid UTF-8", f.reason());
         assertEquals(List.of(), dm.list());
     }

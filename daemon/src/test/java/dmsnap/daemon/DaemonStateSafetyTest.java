@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
 import dmsnap.control.ControlResponse;
+import dmsnap.ffm.Errno;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -238,7 +239,7 @@ class DaemonStateSafetyTest {
                 small.fill();
                 ControlResponse.Failure create =
                         assertInstanceOf(ControlResponse.Failure.class, send(d, "create", "lost", "0 100 zero", null));
-                assertEquals("ENOSPC", create.errno());
+                assertEquals(Errno.ENOSPC, create.errno());
                 assertTrue(
                         create.reason()
                                 .startsWith(
@@ -248,7 +249,7 @@ class DaemonStateSafetyTest {
                 assertEquals(List.of("kept\t(253:0)"), lines(d, "ls"));
                 assertInstanceOf(ControlResponse.Success.class, send(d, "load", "kept", "0 200 zero", null));
                 assertEquals(
-                        "ENOSPC",
+                        Errno.ENOSPC,
                         assertInstanceOf(ControlResponse.Failure.class, send(d, "resume", "kept", null, null))
                                 .errno());
                 assertEquals(List.of("kept: 0 100 zero "), lines(d, "table"));

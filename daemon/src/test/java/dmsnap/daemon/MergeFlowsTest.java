@@ -9,6 +9,7 @@ import dmsnap.control.ControlResponse;
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
 import dmsnap.device.MappedDevice;
+import dmsnap.ffm.Errno;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -91,8 +92,8 @@ class MergeFlowsTest {
     @Test
     void refusals() throws Exception {
         ControlResponse notSnapshot = flows.merge("vol");
-        assertEquals(new ControlResponse.Failure("merge", "EINVAL", "vol is not a snapshot"), notSnapshot);
-        assertEquals("ENXIO", ((ControlResponse.Failure) flows.merge("nosuch")).errno());
+        assertEquals(new ControlResponse.Failure("merge", Errno.EINVAL, "vol is not a snapshot"), notSnapshot);
+        assertEquals(Errno.ENXIO, ((ControlResponse.Failure) flows.merge("nosuch")).errno());
         snapshot("snap");
         dm.remove("vol", false);
         ControlResponse noOrigin = flows.merge("snap");

@@ -160,7 +160,7 @@ class StateStoreTest {
         MappedDevice a = dm.create("a", null, null);
         dm.load("a", TableParser.parse("0 100 zero"));
         DmException e = assertThrows(DmException.class, () -> a.resume(state));
-        assertEquals("EIO", e.errno());
+        assertEquals(Errno.EIO, e.errno());
         assertTrue(
                 e.getMessage().startsWith("cannot record the new table of a in the state directory " + stateDir + ": "),
                 e.getMessage());
@@ -170,9 +170,9 @@ class StateStoreTest {
 
     @Test
     void errnoOfAFileOperation() {
-        assertEquals("ENOSPC", StateStore.errnoOf(new ErrnoException("pwrite", Errno.ENOSPC, dir, 0, 10)));
-        assertEquals("ENOSPC", StateStore.errnoOf(new FileSystemException("a", "b", Errno.ENOSPC.text())));
-        assertEquals("EROFS", StateStore.errnoOf(new IOException(Errno.EROFS.text())));
-        assertEquals("EIO", StateStore.errnoOf(new IOException("something else")));
+        assertEquals(Errno.ENOSPC, StateStore.errnoOf(new ErrnoException("pwrite", Errno.ENOSPC, dir, 0, 10)));
+        assertEquals(Errno.ENOSPC, StateStore.errnoOf(new FileSystemException("a", "b", Errno.ENOSPC.text())));
+        assertEquals(Errno.EROFS, StateStore.errnoOf(new IOException(Errno.EROFS.text())));
+        assertEquals(Errno.EIO, StateStore.errnoOf(new IOException("something else")));
     }
 }

@@ -3,6 +3,7 @@ package dmsnap.nbd;
 import static dmsnap.nbd.NbdProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dmsnap.ffm.Errno;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -322,7 +323,7 @@ class NbdServerTest {
         try (NbdTestClient c = fx.open("lin", false)) {
             assertEquals(1, fx.dm.get("lin").info().openCount());
             var e = assertThrows(dmsnap.device.DmException.class, () -> fx.dm.remove("lin", false));
-            assertEquals("EBUSY", e.errno());
+            assertEquals(Errno.EBUSY, e.errno());
             assertEquals(0, c.write(0, new byte[512]));
         }
         // The server gives the device back after the client has gone: wait for it.

@@ -174,11 +174,6 @@ public final class BackingDevices implements DeviceResolver {
         }
     }
 
-    /** Opens (or shares) the device {@code argument} names, for writing. */
-    public Handle open(String argument) throws IOException {
-        return open(argument, Access.WRITE);
-    }
-
     /**
      * Opens (or shares) the device {@code argument} names. One open serves every user of a
      * device, so it is read-write whenever the device allows it; for {@link Access#READ} a device

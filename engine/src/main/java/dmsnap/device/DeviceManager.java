@@ -1,5 +1,6 @@
 package dmsnap.device;
 
+import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.TargetTypes;
@@ -58,17 +59,17 @@ public final class DeviceManager {
                 || name.equals("..")
                 || name.indexOf('/') >= 0
                 || !isPrintableText(name)) {
-            throw new DmException("EINVAL", "Invalid device name '" + (name == null ? "" : quoted(name)) + "'");
+            throw new DmException(Errno.EINVAL, "Invalid device name '" + (name == null ? "" : quoted(name)) + "'");
         }
         if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
-            throw new DmException("EINVAL", "Device name too long (at most " + MAX_NAME_BYTES + " bytes)");
+            throw new DmException(Errno.EINVAL, "Device name too long (at most " + MAX_NAME_BYTES + " bytes)");
         }
     }
 
     /** A uuid is saved and shown like a name: valid Unicode without control characters. */
     static void checkUuid(String uuid) throws DmException {
         if (uuid != null && !isPrintableText(uuid)) {
-            throw new DmException("EINVAL", "Invalid uuid '" + quoted(uuid) + "'");
+            throw new DmException(Errno.EINVAL, "Invalid uuid '" + quoted(uuid) + "'");
         }
     }
 
@@ -120,10 +121,10 @@ public final class DeviceManager {
         MappedDevice device;
         synchronized (this) {
             if (byName.containsKey(name)) {
-                throw new DmException("EBUSY", "Device " + name + " already exists");
+                throw new DmException(Errno.EBUSY, "Device " + name + " already exists");
             }
             if (uuid != null && !uuid.isEmpty() && byName.values().stream().anyMatch(d -> uuid.equals(d.uuid()))) {
-                throw new DmException("EBUSY", "A device with uuid " + uuid + " already exists");
+                throw new DmException(Errno.EBUSY, "A device with uuid " + uuid + " already exists");
             }
             int minor = minors.nextClearBit(0);
             minors.set(minor);
@@ -146,7 +147,7 @@ public final class DeviceManager {
     public MappedDevice get(String name) throws DmException {
         MappedDevice device = byName.get(name);
         if (device == null) {
-            throw new DmException("ENXIO", "Device " + quoted(name) + " not found");
+            throw new DmException(Errno.ENXIO, "Device " + quoted(name) + " not found");
         }
         return device;
     }
@@ -212,7 +213,7 @@ public final class DeviceManager {
         checkName(to);
         MappedDevice device = get(from);
         if (byName.containsKey(to)) {
-            throw new DmException("EBUSY", "Device " + to + " already exists");
+            throw new DmException(Errno.EBUSY, "Device " + to + " already exists");
         }
         String oldArgument = BackingDevices.mappedArgument(from);
         String newArgument = BackingDevices.mappedArgument(to);

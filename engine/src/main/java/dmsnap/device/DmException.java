@@ -1,24 +1,27 @@
 package dmsnap.device;
 
+import dmsnap.ffm.Errno;
+import java.util.Objects;
+
 /**
- * A device-mapper control operation that failed: the errno name the ioctl would return
- * ("EINVAL", "EBUSY", "ENXIO") and the kernel's reason.
+ * A device-mapper control operation that failed: the errno the ioctl would return (EINVAL,
+ * EBUSY, ENXIO) and the kernel's reason.
  */
 public final class DmException extends Exception {
     private static final long serialVersionUID = 1L;
-    private final String errno;
+    private final Errno errno;
 
-    public DmException(String errno, String message) {
+    public DmException(Errno errno, String message) {
         super(message);
-        this.errno = errno;
+        this.errno = Objects.requireNonNull(errno, "errno");
     }
 
-    public DmException(String errno, String message, Throwable cause) {
+    public DmException(Errno errno, String message, Throwable cause) {
         super(message, cause);
-        this.errno = errno;
+        this.errno = Objects.requireNonNull(errno, "errno");
     }
 
-    public String errno() {
+    public Errno errno() {
         return errno;
     }
 }

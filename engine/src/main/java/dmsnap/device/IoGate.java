@@ -106,13 +106,4 @@ public final class IoGate {
             lock.unlock();
         }
     }
-
-    public long inFlight() {
-        lock.lock();
-        try {
-            return inFlight;
-        } finally {
-            lock.unlock();
-        }
-    }
 }

@@ -1,5 +1,6 @@
 package dmsnap.device;
 
+import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
@@ -375,7 +376,7 @@ public final class MappedDevice {
             }
             try {
                 if (live == null) {
-                    throw new DmException("EINVAL", name + " has no table to resume");
+                    throw new DmException(Errno.EINVAL, name + " has no table to resume");
                 }
                 for (Target target : live.targets()) {
                     try {
@@ -404,7 +405,7 @@ public final class MappedDevice {
         try {
             requireNotRemoved();
             if (openCount > 0 && !force) {
-                throw new DmException("EBUSY", name + " is open (" + openCount + " users)");
+                throw new DmException(Errno.EBUSY, name + " is open (" + openCount + " users)");
             }
             recorder.beforeRemove(this);
             removed = true;

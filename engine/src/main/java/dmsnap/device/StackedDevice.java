@@ -36,20 +36,10 @@ final class StackedDevice implements Device {
         return 512;
     }
 
-    @Override
-    public int physicalBlockBytes() {
-        return 4096;
-    }
-
     /** The lower table may end in O_DIRECT files with 4 KiB rules: ask for the strictest. */
     @Override
     public int bufferAlignmentBytes() {
         return 4096;
-    }
-
-    @Override
-    public boolean readOnly() {
-        return false;
     }
 
     private void submit(IoRequest io) throws IOException {

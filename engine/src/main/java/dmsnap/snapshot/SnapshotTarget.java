@@ -1,5 +1,7 @@
 package dmsnap.snapshot;
 
+import dmsnap.ffm.Errno;
+import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
@@ -165,13 +167,16 @@ public final class SnapshotTarget implements Target {
                 }
             } catch (IOException e) {
                 // The kernel's order: the store's reason, then the constructor's error; the
-                // error carries the reason too, so a one-line error (the CLI's) says why.
+                // error carries the reason too, so a one-line error (the CLI's) says why. The
+                // errno is the store's: its own for metadata it refuses, EIO for one it cannot read.
                 log.error("{}: {}", context.deviceName(), e.getMessage());
                 registry.unregister(snapshot);
                 snapshot.close();
                 cow = null;
                 origin = null;
-                throw args.fail("Failed to read snapshot metadata: " + e.getMessage());
+                throw args.fail(
+                        "Failed to read snapshot metadata: " + e.getMessage(),
+                        e instanceof CorruptStoreException corrupt ? corrupt.errno() : Errno.EIO);
             }
             if (!store.chunkSize().isSet()) {
                 registry.unregister(snapshot);

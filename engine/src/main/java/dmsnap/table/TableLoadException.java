@@ -1,36 +1,34 @@
 package dmsnap.table;
 
+import dmsnap.ffm.Errno;
+import java.util.Objects;
+
 /**
- * A table that cannot be loaded, with the kernel's sentence and the errno name the load returns
+ * A table that cannot be loaded, with the kernel's sentence and the errno the load returns
  * (usually EINVAL). {@code target} names the target type whose constructor refused it, or is
  * null for a table-level error.
  */
 public final class TableLoadException extends Exception {
     private static final long serialVersionUID = 1L;
 
-    private final String errno;
+    private final Errno errno;
     private final String target;
 
-    public TableLoadException(String target, String message, String errno) {
+    public TableLoadException(String target, String message, Errno errno) {
         super(message);
         this.target = target;
-        this.errno = errno;
+        this.errno = Objects.requireNonNull(errno, "errno");
     }
 
     public TableLoadException(String target, String message) {
-        this(target, message, "EINVAL");
+        this(target, message, Errno.EINVAL);
     }
 
-    public String errno() {
+    public Errno errno() {
         return errno;
     }
 
     public String target() {
         return target;
-    }
-
-    /** The kernel's log line: {@code <device>: <target>: <message> (-EINVAL)}. */
-    public String kernelLogLine(String device) {
-        return device + ": " + (target == null ? "" : target + ": ") + getMessage() + " (-" + errno + ")";
     }
 }

@@ -25,10 +25,6 @@ public final class TargetArgs {
         return args.size() - next;
     }
 
-    public List<String> all() {
-        return args;
-    }
-
     /** The next word. */
     public String next() {
         if (next >= args.size()) {
@@ -58,7 +54,7 @@ public final class TargetArgs {
         return new TableLoadException(target, message);
     }
 
-    public TableLoadException fail(String message, String errno) {
+    public TableLoadException fail(String message, Errno errno) {
         return new TableLoadException(target, message, errno);
     }
 
@@ -68,7 +64,7 @@ public final class TargetArgs {
      * daemon running as a user without access to it); EINVAL otherwise.
      */
     public TableLoadException failDevice(String message, IOException cause) {
-        return fail(message, permissionDenied(cause) ? "EACCES" : "EINVAL");
+        return fail(message, permissionDenied(cause) ? Errno.EACCES : Errno.EINVAL);
     }
 
     private static boolean permissionDenied(Throwable e) {

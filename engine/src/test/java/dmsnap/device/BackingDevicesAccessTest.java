@@ -42,7 +42,8 @@ class BackingDevicesAccessTest {
         Path image = Files.write(dir.resolve("image"), new byte[4096]);
         List<String> opens = new ArrayList<>();
         BackingDevices devices = readOnlyMount(opens);
-        ErrnoException refused = assertThrows(ErrnoException.class, () -> devices.open(image.toString()));
+        ErrnoException refused =
+                assertThrows(ErrnoException.class, () -> devices.open(image.toString(), BackingDevices.Access.WRITE));
         assertEquals(Errno.EROFS, refused.errno(), "a writer on a device that refuses writes");
         try (BackingDevices.Handle reader = devices.open(image.toString(), BackingDevices.Access.READ)) {
             ErrnoException shared = assertThrows(

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dmsnap.ffm.Errno;
 import dmsnap.table.TableParser;
 import dmsnap.target.TargetTypes;
 import java.util.List;
@@ -26,7 +27,7 @@ class DeviceManagerNameTest {
         for (List<String> c : refused) {
             DmException e = assertThrows(
                     DmException.class, () -> dm.create(c.getFirst(), null, TableParser.parse("0 8 zero")), c.getLast());
-            assertEquals("EINVAL", e.errno());
+            assertEquals(Errno.EINVAL, e.errno());
             assertEquals("Invalid device name '" + c.getLast() + "'", e.getMessage(), "shown escaped, on one line");
             assertFalse(
                     e.getMessage().chars().anyMatch(ch -> Character.isSurrogate((char) ch)),
@@ -39,7 +40,7 @@ class DeviceManagerNameTest {
         assertEquals("Invalid device name 'x\\ud800'", rename.getMessage());
         DmException uuid =
                 assertThrows(DmException.class, () -> dm.create("u", "LVM-\uDFFF", TableParser.parse("0 8 zero")));
-        assertEquals("EINVAL", uuid.errno());
+        assertEquals(Errno.EINVAL, uuid.errno());
         assertEquals("Invalid uuid 'LVM-\\udfff'", uuid.getMessage());
         assertEquals(
                 List.of("smile-\uD83D\uDE00"),

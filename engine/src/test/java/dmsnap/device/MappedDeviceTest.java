@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.ffm.Errno;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
@@ -252,19 +253,19 @@ class MappedDeviceTest {
         MappedDevice a = dm.create("a", "uuid-a", null);
         assertEquals("None", a.info().tablesPresent());
         assertEquals(
-                "EBUSY",
+                Errno.EBUSY,
                 assertThrows(DmException.class, () -> dm.create("a", null, null))
                         .errno());
         assertEquals(
-                "EINVAL",
+                Errno.EINVAL,
                 assertThrows(DmException.class, () -> dm.create("x/y", null, null))
                         .errno());
         assertEquals(
-                "EINVAL",
+                Errno.EINVAL,
                 assertThrows(DmException.class, () -> dm.create("n".repeat(128), null, null))
                         .errno());
         assertEquals(
-                "ENXIO",
+                Errno.ENXIO,
                 assertThrows(DmException.class, () -> dm.remove("nope", false)).errno());
         MappedDevice b = dm.create("b", null, null);
         assertEquals(a.minor() + 1, b.minor());
@@ -276,7 +277,7 @@ class MappedDeviceTest {
         assertEquals(c, dm.get("c2"));
         c.open();
         assertEquals(
-                "EBUSY",
+                Errno.EBUSY,
                 assertThrows(DmException.class, () -> dm.remove("c2", false)).errno());
         dm.remove("c2", true);
         String info = b.info().dmsetupText();
@@ -291,8 +292,8 @@ class MappedDeviceTest {
     void aFileAndASymlinkToItAreOneDevice() throws Exception {
         Path link = dir.resolve("link.img");
         Files.createSymbolicLink(link, base);
-        try (BackingDevices.Handle h1 = backing.open(base.toString());
-                BackingDevices.Handle h2 = backing.open(link.toString())) {
+        try (BackingDevices.Handle h1 = backing.open(base.toString(), BackingDevices.Access.WRITE);
+                BackingDevices.Handle h2 = backing.open(link.toString(), BackingDevices.Access.WRITE)) {
             assertEquals(h1.identity(), h2.identity());
             assertEquals(1, backing.openCount());
             assertEquals(base.toRealPath().toString(), h2.canonicalName());

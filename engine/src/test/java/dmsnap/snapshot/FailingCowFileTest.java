@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dmsnap.ffm.Errno;
 import dmsnap.snapshot.FaultRig.LogCapture;
 import dmsnap.store.testing.Figures;
 import dmsnap.store.testing.Seeds;
@@ -202,6 +203,7 @@ class FailingCowFileTest {
                         "Failed to read snapshot metadata: the COW " + rig.victimCow.toRealPath()
                                 + " is too small to hold a header (0 bytes)",
                         e.getMessage());
+                assertEquals(Errno.EIO, e.errno(), "the kernel fails to read a header past the end");
             } finally {
                 rig.dm.get("origin").resume();
             }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dmsnap.device.DmException;
 import dmsnap.engine.testing.SnapshotEngine;
+import dmsnap.ffm.Errno;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.IoRequest;
@@ -54,7 +55,7 @@ class HandoverTest {
         TableLoadException x = assertThrows(
                 TableLoadException.class, () -> e.dm.load(device, TableParser.parse(e.snapshotTable("P", 8))));
         assertEquals("Snapshot cow pairing for exception table handover failed", x.getMessage());
-        assertEquals("EINVAL", x.errno());
+        assertEquals(Errno.EINVAL, x.errno());
         assertEquals(tables, e.dm.get(device).info().tablesPresent(), "the load changed nothing");
         assertEquals(live, e.table(device, false));
         assertEquals(inactive, e.table(device, true));

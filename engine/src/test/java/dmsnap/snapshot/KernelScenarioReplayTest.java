@@ -170,11 +170,11 @@ class KernelScenarioReplayTest {
             }
         } catch (TableLoadException e) {
             rc[0] = 1;
-            out.add(dmsnap.ffm.Errno.valueOf(e.errno()).text());
+            out.add(e.errno().text());
             out.add(e.getMessage());
         } catch (DmException e) {
             rc[0] = 1;
-            out.add(dmsnap.ffm.Errno.valueOf(e.errno()).text());
+            out.add(e.errno().text());
             out.add(e.getMessage());
         }
         return out;

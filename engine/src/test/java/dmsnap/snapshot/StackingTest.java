@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dmsnap.device.DmException;
 import dmsnap.engine.testing.SnapshotEngine;
+import dmsnap.ffm.Errno;
 import dmsnap.table.TableParser;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -29,7 +30,7 @@ class StackingTest {
             assertEquals("0 16384 snapshot dm:lower " + e.cow.toRealPath() + " P 8", e.table("snap", false));
             assertEquals("0 16384 snapshot-origin dm:lower", e.table("origin", false));
             DmException busy = assertThrows(DmException.class, () -> e.dm.remove("lower", false));
-            assertEquals("EBUSY", busy.errno());
+            assertEquals(Errno.EBUSY, busy.errno());
             e.dm.rename("lower", "lower2");
             assertEquals("0 16384 snapshot-origin dm:lower2", e.table("origin", false));
             e.dm.remove("snap", false);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.ffm.Errno;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -41,7 +42,8 @@ class TableParserTest {
                         .getMessage());
         TableLoadException zero = assertThrows(TableLoadException.class, () -> TableParser.parse("0 0 zero"));
         assertEquals("zero-length target", zero.getMessage());
-        assertEquals("dm-0: zero: zero-length target (-EINVAL)", zero.kernelLogLine("dm-0"));
+        assertEquals("zero", zero.target());
+        assertEquals(Errno.EINVAL, zero.errno());
         assertThrows(TableLoadException.class, () -> TableParser.parse(""));
         assertThrows(TableLoadException.class, () -> TableParser.parse("0 10"));
         assertThrows(TableLoadException.class, () -> TableParser.parse("0 -5 zero"));
@@ -89,7 +91,8 @@ class TableParserTest {
         }) {
             TableLoadException e = assertThrows(TableLoadException.class, () -> TableParser.parse(table), table);
             assertEquals("too large device", e.getMessage());
-            assertEquals("dm-0: too large device (-EINVAL)", e.kernelLogLine("dm-0"));
+            assertEquals(null, e.target(), "a table-level error");
+            assertEquals(Errno.EINVAL, e.errno());
         }
     }
 }

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
  * "Permission denied"), EINVAL for the rest.
  */
 class DeviceOpenErrnoTest {
-    private static String errno(IOException cause) {
+    private static Errno errno(IOException cause) {
         return new TargetArgs("linear", List.of("x", "0"))
                 .failDevice("Device lookup failed", cause)
                 .errno();
@@ -26,11 +26,12 @@ class DeviceOpenErrnoTest {
     @Test
     void permissionDeniedIsEaccesAndTheRestEinval() {
         Path p = Path.of("/dev/loop0");
-        assertEquals("EACCES", errno(new ErrnoException("open", Errno.EACCES, p, -1, -1)));
-        assertEquals("EACCES", errno(new ErrnoException("open", Errno.EPERM, p, -1, -1)));
-        assertEquals("EACCES", errno(new AccessDeniedException(p.toString())));
-        assertEquals("EACCES", errno(new IOException("wrapped", new ErrnoException("open", Errno.EACCES, p, -1, -1))));
-        assertEquals("EINVAL", errno(new NoSuchFileException(p.toString())));
-        assertEquals("EINVAL", errno(new ErrnoException("open", Errno.EBUSY, p, -1, -1)));
+        assertEquals(Errno.EACCES, errno(new ErrnoException("open", Errno.EACCES, p, -1, -1)));
+        assertEquals(Errno.EACCES, errno(new ErrnoException("open", Errno.EPERM, p, -1, -1)));
+        assertEquals(Errno.EACCES, errno(new AccessDeniedException(p.toString())));
+        assertEquals(
+                Errno.EACCES, errno(new IOException("wrapped", new ErrnoException("open", Errno.EACCES, p, -1, -1))));
+        assertEquals(Errno.EINVAL, errno(new NoSuchFileException(p.toString())));
+        assertEquals(Errno.EINVAL, errno(new ErrnoException("open", Errno.EBUSY, p, -1, -1)));
     }
 }

@@ -23,9 +23,4 @@ public final class BlockDevices {
     public static void zeroOut(NativeFile device, long offsetBytes, long lengthBytes) throws ErrnoException {
         device.ioctlRange("BLKZEROOUT", LinuxConstants.BLKZEROOUT, offsetBytes, lengthBytes);
     }
-
-    /** {@code BLKFLSBUF}: write back and drop the device's buffer cache. */
-    public static void flushBuffers(NativeFile device) throws ErrnoException {
-        device.ioctlNoArg("BLKFLSBUF", LinuxConstants.BLKFLSBUF);
-    }
 }

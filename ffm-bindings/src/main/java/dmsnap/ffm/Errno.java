@@ -3,6 +3,11 @@ package dmsnap.ffm;
 import dmsnap.ffm.internal.LinuxConstants;
 import dmsnap.ffm.internal.Syscalls;
 import dmsnap.jextract.linux.Linux;
+import java.io.IOException;
+import java.net.SocketException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.function.IntSupplier;
@@ -50,6 +55,7 @@ public enum Errno {
     EOPNOTSUPP(Linux::EOPNOTSUPP),
     ECONNRESET(Linux::ECONNRESET),
     ETIMEDOUT(Linux::ETIMEDOUT),
+    ECONNREFUSED(Linux::ECONNREFUSED),
     ESTALE(Linux::ESTALE),
     EDQUOT(Linux::EDQUOT),
     ENOMEDIUM(Linux::ENOMEDIUM),
@@ -90,6 +96,44 @@ public enum Errno {
 
     public static Errno of(int value) {
         return BY_VALUE.getOrDefault(value, UNKNOWN);
+    }
+
+    /** The errno called {@code name} ("EBUSY"); {@link #UNKNOWN} for a name this enum does not have. */
+    public static Errno named(String name) {
+        for (Errno e : values()) {
+            if (e.name().equals(name)) {
+                return e;
+            }
+        }
+        return UNKNOWN;
+    }
+
+    /** The errno whose C library text is {@code text} ("Device or resource busy"); {@link #UNKNOWN} for none. */
+    public static Errno withText(String text) {
+        for (Errno e : values()) {
+            if (e != UNKNOWN && e.text.equals(text)) {
+                return e;
+            }
+        }
+        return UNKNOWN;
+    }
+
+    /**
+     * The errno {@code e} carries, or {@link #UNKNOWN} when it names none: an {@link
+     * ErrnoException}'s own; the JDK's file and socket exceptions carry only strerror's text (a
+     * {@link FileSystemException}'s reason, or its type for a missing file or a refused access; a
+     * Unix socket's connect fails with a {@link SocketException} whose message is that text). Any
+     * other exception's message is its own words, not strerror's.
+     */
+    public static Errno of(IOException e) {
+        return switch (e) {
+            case ErrnoException n -> n.errno();
+            case AccessDeniedException a -> EACCES;
+            case NoSuchFileException n -> ENOENT;
+            case FileSystemException f -> withText(f.getReason());
+            case SocketException s -> withText(s.getMessage());
+            default -> UNKNOWN;
+        };
     }
 
     /** "EIO (Input/output error)"; for an unnamed value "errno 123 (its strerror text)". */

@@ -414,20 +414,6 @@ public final class NativeFile implements AutoCloseable {
         }
     }
 
-    /** An ioctl with no argument. */
-    void ioctlNoArg(String name, long request) throws ErrnoException {
-        acquire();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment capture = Syscalls.allocateCapture(arena);
-            int rc = Syscalls.ioctl(capture, fd, request, 0L);
-            if (rc < 0) {
-                throw new ErrnoException("ioctl " + name, Syscalls.errno(capture), path, -1, -1);
-            }
-        } finally {
-            release();
-        }
-    }
-
     /**
      * Maps {@code [offsetBytes, offsetBytes + lengthBytes)} shared and read-write (or read-only
      * for a read-only file). The offset must be a multiple of the page size. The mapping lives

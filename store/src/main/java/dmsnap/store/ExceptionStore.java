@@ -115,11 +115,6 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
         return typeLetter() + (overflowSupported() ? "O" : "");
     }
 
-    /** {@code P 8}, {@code PO 16}, {@code N 8}: the store part of table status. */
-    default String tableArgs() {
-        return typeArgument() + " " + chunkSize();
-    }
-
     /** Releases memory and mappings; writes nothing. Idempotent. */
     @Override
     void close();

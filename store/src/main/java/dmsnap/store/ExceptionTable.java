@@ -253,24 +253,6 @@ public final class ExceptionTable implements AutoCloseable {
         }
     }
 
-    /** The run holding {@code oldChunk}, or null. */
-    public ExceptionRun runOf(long oldChunk) {
-        long stamp = lock.readLock();
-        try {
-            requireOpen();
-            long micro = oldChunk >>> 4;
-            Segment s = segments[segmentOf(hash(micro))];
-            int slot = s == null ? -1 : findRun(s, micro, oldChunk);
-            if (slot < 0) {
-                return null;
-            }
-            long v = s.value(slot);
-            return new ExceptionRun(runOld(micro, v), runNew(v), runCount(v));
-        } finally {
-            lock.unlockRead(stamp);
-        }
-    }
-
     private long lookupUnlocked(long oldChunk) {
         if (closed) {
             throw new IllegalStateException("the exception table is closed");
@@ -668,24 +650,6 @@ public final class ExceptionTable implements AutoCloseable {
             exceptions += count;
             runs++;
             return true;
-        } finally {
-            lock.unlockWrite(stamp);
-        }
-    }
-
-    /** Forgets everything (the table stays usable). */
-    public void clear() {
-        long stamp = lock.writeLock();
-        try {
-            requireOpen();
-            for (int i = 0; i < SEGMENTS; i++) {
-                if (segments[i] != null) {
-                    free(segments[i]);
-                    segments[i] = null;
-                }
-            }
-            exceptions = 0;
-            runs = 0;
         } finally {
             lock.unlockWrite(stamp);
         }

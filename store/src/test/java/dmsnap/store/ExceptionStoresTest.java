@@ -1,5 +1,6 @@
 package dmsnap.store;
 
+import static dmsnap.store.testing.ExceptionStoreContract.tableArgs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -17,7 +18,7 @@ class ExceptionStoresTest {
     @ParameterizedTest
     @CsvSource({"p, P 8", "P, P 8", "PO, PO 8", "po, PO 8", "Po, PO 8", "POx, PO 8", "n, N 8", "N, N 8", "NX, N 8"})
     void acceptedStoreSpellings(String word, String tableArgs) {
-        assertEquals(tableArgs, ExceptionStores.create(word, "8", cow, origin).tableArgs());
+        assertEquals(tableArgs, tableArgs(ExceptionStores.create(word, "8", cow, origin)));
     }
 
     @ParameterizedTest
@@ -48,15 +49,14 @@ class ExceptionStoresTest {
 
     @Test
     void chunkSizeLimitsAndBlockSizes() {
-        assertEquals(
-                "P 2097152", ExceptionStores.create("P", "2097152", cow, origin).tableArgs());
-        assertEquals("P 1", ExceptionStores.create("P", "1", cow, origin).tableArgs());
-        assertEquals("P 8", ExceptionStores.create("P", "+8", cow, origin).tableArgs());
+        assertEquals("P 2097152", tableArgs(ExceptionStores.create("P", "2097152", cow, origin)));
+        assertEquals("P 1", tableArgs(ExceptionStores.create("P", "1", cow, origin)));
+        assertEquals("P 8", tableArgs(ExceptionStores.create("P", "+8", cow, origin)));
         IllegalArgumentException e =
                 assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create("P", "4", cow4k, origin));
         assertEquals("Chunk size is not a multiple of device blocksize", e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> ExceptionStores.create("P", "4", cow, cow4k));
-        assertEquals("P 8", ExceptionStores.create("P", "8", cow4k, origin).tableArgs());
-        assertEquals("P 0", ExceptionStores.create("P", "0", cow, origin).tableArgs(), "0: from the header later");
+        assertEquals("P 8", tableArgs(ExceptionStores.create("P", "8", cow4k, origin)));
+        assertEquals("P 0", tableArgs(ExceptionStores.create("P", "0", cow, origin)), "0: from the header later");
     }
 }

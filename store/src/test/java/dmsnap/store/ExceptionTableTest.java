@@ -2,7 +2,6 @@ package dmsnap.store;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -217,19 +216,6 @@ class ExceptionTableTest {
         t.close();
         assertThrows(IllegalStateException.class, () -> t.lookup(1));
         assertThrows(IllegalStateException.class, () -> t.insert(3, 4));
-    }
-
-    @Test
-    void clearForgetsEverything() {
-        try (ExceptionTable t = new ExceptionTable()) {
-            for (int i = 0; i < 1000; i++) {
-                t.insert(i * 7L, i);
-            }
-            t.clear();
-            assertEquals(0, t.size());
-            assertEquals(-1, t.lookup(7));
-            assertNull(t.runOf(7));
-        }
     }
 
     /** The kernel's algorithm on a sorted list of runs per group: the reference. */

@@ -1,5 +1,6 @@
 package dmsnap.store;
 
+import static dmsnap.store.testing.ExceptionStoreContract.tableArgs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -37,9 +38,9 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
                 MemoryDevice origin = new MemoryDevice("origin", 1 << 20)) {
             ExceptionStore store = ExceptionStores.create("NO", "8", cow, origin);
-            assertEquals("N 8", store.tableArgs());
+            assertEquals("N 8", tableArgs(store));
             store.setOverflowSupported(true);
-            assertEquals("N 8", store.tableArgs());
+            assertEquals("N 8", tableArgs(store));
         }
     }
 

@@ -45,12 +45,6 @@ final class LibC {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
             ERRNO,
             Linker.Option.firstVariadicArg(2));
-    /** {@code int ioctl(int fd, unsigned long request, ... unsigned long arg)}: BLKFLSBUF takes no pointer. */
-    static final MethodHandle IOCTL_LONG = link(
-            "ioctl",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG),
-            ERRNO,
-            Linker.Option.firstVariadicArg(2));
 
     static final MethodHandle MMAP = link("mmap", Linux.mmap$descriptor(), ERRNO);
     static final MethodHandle MSYNC = link("msync", Linux.msync$descriptor(), ERRNO);

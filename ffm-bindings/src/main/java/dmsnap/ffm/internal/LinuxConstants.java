@@ -29,7 +29,6 @@ public final class LinuxConstants {
     public static final long BLKPBSZGET = Linux.BLKPBSZGET();
     public static final long BLKDISCARD = Linux.BLKDISCARD();
     public static final long BLKZEROOUT = Linux.BLKZEROOUT();
-    public static final long BLKFLSBUF = Linux.BLKFLSBUF();
 
     public static final int PROT_READ = Linux.PROT_READ();
     public static final int PROT_WRITE = Linux.PROT_WRITE();

@@ -117,14 +117,6 @@ public final class Syscalls {
         }
     }
 
-    public static int ioctl(MemorySegment capture, int fd, long request, long arg) {
-        try {
-            return (int) LibC.IOCTL_LONG.invokeExact(capture, fd, request, arg);
-        } catch (Throwable t) {
-            throw bindingBug("ioctl", t);
-        }
-    }
-
     public static MemorySegment mmap(MemorySegment capture, long length, int prot, int flags, int fd, long offset) {
         try {
             return (MemorySegment) LibC.MMAP.invokeExact(capture, MemorySegment.NULL, length, prot, flags, fd, offset);

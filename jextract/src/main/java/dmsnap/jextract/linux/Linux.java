@@ -396,6 +396,15 @@ public class Linux extends Linux$shared {
     public static int ETIMEDOUT() {
         return ETIMEDOUT;
     }
+    private static final int ECONNREFUSED = (int)111L;
+    /**
+     * {@snippet lang=c :
+     * #define ECONNREFUSED 111
+     * }
+     */
+    public static int ECONNREFUSED() {
+        return ECONNREFUSED;
+    }
     private static final int ESTALE = (int)116L;
     /**
      * {@snippet lang=c :
@@ -1943,15 +1952,6 @@ public class Linux extends Linux$shared {
      */
     public static int BLKROGET() {
         return BLKROGET;
-    }
-    private static final int BLKFLSBUF = (int)4705L;
-    /**
-     * {@snippet lang=c :
-     * #define BLKFLSBUF 4705
-     * }
-     */
-    public static int BLKFLSBUF() {
-        return BLKFLSBUF;
     }
     private static final int BLKSSZGET = (int)4712L;
     /**

@@ -5,7 +5,6 @@ import dmsnap.ffm.IoMemory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -298,22 +297,5 @@ public final class ChunkCopier implements AutoCloseable {
         callerCopies.close(); // parks until every copy on a caller's thread has given its buffer back
         pool.awaitTermination(Long.MAX_VALUE, java.util.concurrent.TimeUnit.NANOSECONDS); // parks until drained
         memory.close();
-    }
-
-    /** Copies {@code ops} and waits for all of them (for callers that copy in batches). */
-    public List<CopyResult> copyAll(List<CopyOp> ops) throws InterruptedException {
-        List<CompletableFuture<CopyResult>> futures = new ArrayList<>();
-        for (CopyOp op : ops) {
-            futures.add(copy(op));
-        }
-        List<CopyResult> results = new ArrayList<>();
-        for (CompletableFuture<CopyResult> f : futures) {
-            try {
-                results.add(f.get());
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException("copy failed outside I/O", e.getCause());
-            }
-        }
-        return results;
     }
 }

@@ -16,8 +16,4 @@ public record CopyResult(Exception readError, List<Exception> writeErrors) {
     public boolean succeeded(int index) {
         return readError == null && writeErrors.get(index) == null;
     }
-
-    public boolean allSucceeded() {
-        return readError == null && writeErrors.stream().allMatch(e -> e == null);
-    }
 }

@@ -35,13 +35,8 @@ public interface Device extends AutoCloseable {
     /** The smallest addressable unit: offsets and lengths of I/O must be multiples of it. */
     int logicalBlockBytes();
 
-    /** The unit the device writes atomically (informational). */
-    int physicalBlockBytes();
-
     /** Alignment the buffer's address must have (1 when anything goes). */
     int bufferAlignmentBytes();
-
-    boolean readOnly();
 
     /** Reads {@code dst.byteSize()} bytes at {@code offsetBytes}; the range must lie inside the device. */
     void read(long offsetBytes, MemorySegment dst) throws IOException;

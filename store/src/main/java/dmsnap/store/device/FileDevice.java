@@ -47,7 +47,6 @@ public final class FileDevice implements Device {
     private final boolean blockDevice;
     private final boolean readOnly;
     private final int logicalBlockBytes;
-    private final int physicalBlockBytes;
     private final InFlight inFlight;
     /** Where metadata maps live: closed by the group, not one by one (see {@link MapArenas}). */
     private final MapArenas mapArenas = new MapArenas();
@@ -65,11 +64,9 @@ public final class FileDevice implements Device {
         if (blockDevice) {
             BlockGeometry geometry = BlockDevices.geometry(file);
             this.logicalBlockBytes = geometry.logicalBlockBytes();
-            this.physicalBlockBytes = geometry.physicalBlockBytes();
             this.sizeBytes = geometry.sizeBytes() - geometry.sizeBytes() % logicalBlockBytes;
         } else {
             this.logicalBlockBytes = Math.max(SECTOR, file.directOffsetAlignment());
-            this.physicalBlockBytes = Math.max(logicalBlockBytes, Math.max(SECTOR, stat.blockSizeBytes()));
             this.sizeBytes = stat.sizeBytes() - stat.sizeBytes() % logicalBlockBytes;
         }
         this.largestSizeBytes = sizeBytes;
@@ -172,10 +169,6 @@ public final class FileDevice implements Device {
         return stat;
     }
 
-    public boolean isBlockDevice() {
-        return blockDevice;
-    }
-
     public boolean isDirect() {
         return file.isDirect();
     }
@@ -206,18 +199,8 @@ public final class FileDevice implements Device {
     }
 
     @Override
-    public int physicalBlockBytes() {
-        return physicalBlockBytes;
-    }
-
-    @Override
     public int bufferAlignmentBytes() {
         return file.directMemoryAlignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return readOnly;
     }
 
     /**
@@ -379,11 +362,6 @@ public final class FileDevice implements Device {
                 @Override
                 public MemorySegment segment() {
                     return region.segment();
-                }
-
-                @Override
-                public long deviceOffsetBytes() {
-                    return offsetBytes;
                 }
 
                 @Override

@@ -54,18 +54,8 @@ public final class MemoryDevice implements Device {
     }
 
     @Override
-    public int physicalBlockBytes() {
-        return Math.max(logicalBlockBytes, ALIGNMENT);
-    }
-
-    @Override
     public int bufferAlignmentBytes() {
         return 1;
-    }
-
-    @Override
-    public boolean readOnly() {
-        return false;
     }
 
     @Override
@@ -121,11 +111,6 @@ public final class MemoryDevice implements Device {
             @Override
             public MemorySegment segment() {
                 return slice;
-            }
-
-            @Override
-            public long deviceOffsetBytes() {
-                return offsetBytes;
             }
 
             @Override

@@ -14,10 +14,8 @@ import java.lang.foreign.MemorySegment;
  */
 public interface MetadataMap extends AutoCloseable {
 
-    /** The mapped bytes; byte 0 is device offset {@link #deviceOffsetBytes()}. */
+    /** The mapped bytes, from the device offset the map was made at. */
     MemorySegment segment();
-
-    long deviceOffsetBytes();
 
     /** Writes {@code [offset, offset + length)} of the map to the device (msync), not yet durable. */
     void sync(long offsetBytes, long lengthBytes) throws IOException;

@@ -38,11 +38,6 @@ final class AreaEntries {
         return area.get(PersistentLayout.LE64, offsetBytes(index) + 8);
     }
 
-    /** Whether entry {@code index} ends the list (its new chunk is 0; its old chunk is not looked at). */
-    boolean isTerminator(long index) {
-        return newChunk(index) == 0;
-    }
-
     void set(long index, long oldChunk, long newChunk) {
         area.set(PersistentLayout.LE64, offsetBytes(index), oldChunk);
         area.set(PersistentLayout.LE64, offsetBytes(index) + 8, newChunk);

@@ -1,5 +1,6 @@
 package dmsnap.store.persistent;
 
+import dmsnap.ffm.Errno;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.CommitCallback;
 import dmsnap.store.CorruptStoreException;
@@ -154,7 +155,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 return LoadResult.VALID;
             }
             if (disk.magic() != PersistentLayout.SNAP_MAGIC) {
-                throw new CorruptStoreException("Invalid or corrupt snapshot");
+                throw new CorruptStoreException(Errno.ENXIO, "Invalid or corrupt snapshot");
             }
             if (disk.version() != PersistentLayout.SNAPSHOT_DISK_VERSION) {
                 throw new CorruptStoreException("unable to handle snapshot disk version " + disk.version());
@@ -191,6 +192,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
         int block = cow.logicalBlockBytes();
         if (cow.sizeBytes() < block) {
             throw new CorruptStoreException(
+                    Errno.EIO,
                     "the COW " + cow.name() + " is too small to hold a header (" + cow.sizeBytes() + " bytes)");
         }
         try (Arena arena = Arena.ofConfined()) {
@@ -241,7 +243,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private void checkFits(long chunks, String what) throws IOException {
         if (chunks * layout.chunkBytes() > cow.sizeBytes()) {
             throw new CorruptStoreException(
-                    CowDamage.tooSmallFor(cow.name(), cow.sizeBytes(), what, chunkSize.sectors()));
+                    Errno.EIO, CowDamage.tooSmallFor(cow.name(), cow.sizeBytes(), what, chunkSize.sectors()));
         }
     }
 
@@ -267,7 +269,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
             @Override
             public void damage(CowInspector.Problem problem) throws CorruptStoreException {
                 if (problem.kind().refusesLoad()) {
-                    throw new CorruptStoreException(problem.message());
+                    // An area past the end is one the kernel fails to read (EIO); the rest it would load.
+                    Errno errno = problem.kind() == CowDamage.NO_TERMINATOR ? Errno.EIO : Errno.EINVAL;
+                    throw new CorruptStoreException(errno, problem.message());
                 }
                 // Stale entries after the terminator: the kernel ignores them; they are zeroed
                 // before the first append (staleTail).

@@ -28,7 +28,6 @@ final class PersistentLayout {
     static final int SNAP_MAGIC = 0x70416e53;
 
     static final int SNAPSHOT_DISK_VERSION = 1;
-    static final int HEADER_BYTES = 16;
     /** The header's fields ({@code __le32}). */
     static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** An entry's fields ({@code __le64 old_chunk, new_chunk}). */

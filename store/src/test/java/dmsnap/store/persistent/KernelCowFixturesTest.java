@@ -1,5 +1,6 @@
 package dmsnap.store.persistent;
 
+import static dmsnap.store.testing.ExceptionStoreContract.tableArgs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -59,7 +60,7 @@ class KernelCowFixturesTest {
                     loaded.remaps().stream().map(r -> r[0] + "->" + r[1]).toList();
             assertEquals(expected, actual);
             assertEquals(dump.usage(), loaded.store().usage().statusString());
-            assertEquals("P 8", loaded.store().tableArgs());
+            assertEquals("P 8", tableArgs(loaded.store()));
             loaded.store().close();
         }
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.ffm.Errno;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
@@ -349,12 +350,14 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         return KernelFixtures.imageDevice("basic", "cow.img");
     }
 
-    private static void assertRefused(MemoryDevice cow, String message) {
+    /** The load refuses {@code cow} with {@code message}, and the kernel store's {@code errno} for it. */
+    private static void assertRefused(MemoryDevice cow, Errno errno, String message) {
         String before = KernelFixtures.sha256(cow.contents());
         PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(8), false, 512);
         CorruptStoreException e = assertThrows(CorruptStoreException.class, () -> s.load((o, n) -> {}));
         s.close();
         assertEquals(message, e.getMessage());
+        assertEquals(errno, e.errno(), message);
         assertEquals(before, KernelFixtures.sha256(cow.contents()), "the COW was not modified");
     }
 
@@ -380,14 +383,14 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     void wrongMagic() {
         MemoryDevice cow = basicCow();
         poke32(cow, 0, 0x12345678);
-        assertRefused(cow, "Invalid or corrupt snapshot");
+        assertRefused(cow, Errno.ENXIO, "Invalid or corrupt snapshot");
     }
 
     @Test
     void version2() {
         MemoryDevice cow = basicCow();
         poke32(cow, 8, 2);
-        assertRefused(cow, "unable to handle snapshot disk version 2");
+        assertRefused(cow, Errno.EINVAL, "unable to handle snapshot disk version 2");
     }
 
     @Test
@@ -395,16 +398,18 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         for (int chunk : new int[] {0, 3, 65}) {
             MemoryDevice cow = basicCow();
             poke32(cow, 12, chunk);
-            assertRefused(cow, "invalid on-disk chunk size " + chunk + ": Chunk size is not a power of 2.");
+            assertRefused(
+                    cow, Errno.EINVAL, "invalid on-disk chunk size " + chunk + ": Chunk size is not a power of 2.");
         }
         MemoryDevice huge = basicCow();
         poke32(huge, 12, 1 << 20);
         assertRefused(
                 huge,
+                Errno.EIO,
                 "the COW basic/cow.img (4194304 bytes) is too small for the header chunk with chunk size 1048576");
         MemoryDevice tooHigh = basicCow();
         poke32(tooHigh, 12, 1 << 22);
-        assertRefused(tooHigh, "invalid on-disk chunk size 4194304: Chunk size is too high.");
+        assertRefused(tooHigh, Errno.EINVAL, "invalid on-disk chunk size 4194304: Chunk size is too high.");
     }
 
     @Test
@@ -413,7 +418,8 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         MemoryDevice cow = new MemoryDevice("cow4k", image.length, 4096);
         cow.write(0, MemorySegment.ofArray(image));
         poke32(cow, 12, 1);
-        assertRefused(cow, "invalid on-disk chunk size 1: Chunk size is not a multiple of device blocksize.");
+        assertRefused(
+                cow, Errno.EINVAL, "invalid on-disk chunk size 1: Chunk size is not a multiple of device blocksize.");
     }
 
     @Test
@@ -422,7 +428,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         tiny.write(
                 0,
                 MemorySegment.ofArray(KernelFixtures.image("basic", "cow.img")).asSlice(0, 512));
-        assertRefused(tiny, "the COW tiny (512 bytes) is too small for the header chunk with chunk size 8");
+        assertRefused(tiny, Errno.EIO, "the COW tiny (512 bytes) is too small for the header chunk with chunk size 8");
         // Header and a full area 0, but the COW ends before area 1: the list has no terminator.
         MemoryDevice cut = new MemoryDevice("cut", 3 * 4096);
         cut.write(
@@ -452,6 +458,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         }
         assertRefused(
                 cow,
+                Errno.EIO,
                 "area 1 (chunk 258) lies beyond the end of the COW (258 chunks): the exception list has no terminator");
     }
 
@@ -461,14 +468,18 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
         poke64(past, 4096 + 3 * 16 + 8, 1024);
         assertRefused(
                 past,
+                Errno.EINVAL,
                 "exception 3 of area 0 (byte 4144) points at COW chunk 1024, past the end of the COW (1024 chunks)");
         MemoryDevice meta = basicCow();
         poke64(meta, 4096 + 5 * 16 + 8, 258);
-        assertRefused(meta, "exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata");
+        assertRefused(
+                meta, Errno.EINVAL, "exception 5 of area 0 (byte 4176) points at COW chunk 258, which holds metadata");
         MemoryDevice twice = basicCow();
         poke64(twice, 4096 + 6 * 16 + 8, 3);
         assertRefused(
-                twice, "exception 6 of area 0 (byte 4192) points at COW chunk 3, which an earlier exception uses too");
+                twice,
+                Errno.EINVAL,
+                "exception 6 of area 0 (byte 4192) points at COW chunk 3, which an earlier exception uses too");
     }
 
     @Test
@@ -511,7 +522,7 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     @Test
     void aTransientCowIsNotAPersistentOne() {
         // The kernel's transient COW holds only data: its first word is origin data ("ORG0").
-        assertRefused(KernelFixtures.imageDevice("transient", "cow.img"), "Invalid or corrupt snapshot");
+        assertRefused(KernelFixtures.imageDevice("transient", "cow.img"), Errno.ENXIO, "Invalid or corrupt snapshot");
     }
 
     /** A COW that fails every request reaching past its first MiB (a dm table of linear, then error). */

@@ -67,7 +67,6 @@ public abstract class DeviceContract {
         assertEquals(DEVICE_BYTES, device.sizeBytes());
         assertEquals(DEVICE_BYTES / 512, device.sizeSectors());
         assertTrue(logical >= 512 && Integer.bitCount(logical) == 1, "logical block " + logical);
-        assertTrue(device.physicalBlockBytes() >= logical, "physical >= logical");
         assertTrue(Integer.bitCount(device.bufferAlignmentBytes()) == 1, "alignment is a power of two");
         assertEquals(0, device.sizeBytes() % logical);
     }

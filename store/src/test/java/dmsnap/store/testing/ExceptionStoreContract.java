@@ -137,7 +137,12 @@ public abstract class ExceptionStoreContract {
     void tableArgsNameTypeAndChunk() throws IOException {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
                 ExceptionStore store = loadedStore(cow, 16)) {
-            assertEquals(store.typeLetter() + " 16", store.tableArgs());
+            assertEquals(store.typeLetter() + " 16", tableArgs(store));
         }
+    }
+
+    /** {@code P 8}, {@code PO 16}, {@code N 8}: the store part of a snapshot's table line, as the engine prints it. */
+    public static String tableArgs(ExceptionStore store) {
+        return store.typeArgument() + " " + store.chunkSize().sectors();
     }
 }

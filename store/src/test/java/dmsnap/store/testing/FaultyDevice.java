@@ -321,11 +321,6 @@ public final class FaultyDevice implements Device {
         }
 
         @Override
-        public long deviceOffsetBytes() {
-            return deviceOffset;
-        }
-
-        @Override
         public void sync(long offsetBytes, long lengthBytes) throws IOException {
             java.util.Objects.checkFromIndexSize(offsetBytes, lengthBytes, view.byteSize());
             int block = logicalBlockBytes();
@@ -387,18 +382,8 @@ public final class FaultyDevice implements Device {
     }
 
     @Override
-    public int physicalBlockBytes() {
-        return media.physicalBlockBytes();
-    }
-
-    @Override
     public int bufferAlignmentBytes() {
         return media.bufferAlignmentBytes();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return media.readOnly();
     }
 
     @Override
