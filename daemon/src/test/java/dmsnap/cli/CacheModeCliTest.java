@@ -111,6 +111,35 @@ class CacheModeCliTest {
     }
 
     @Test
+    void aStopCommitsWhatNoFlushDidAndTheRestartShowsIt() throws Exception {
+        Path base = Files.write(dir.resolve("base.img"), new byte[1 << 20]);
+        Path cow = Files.write(dir.resolve("snap.cow"), new byte[1 << 20]);
+        try (Daemon d = start(CacheMode.NONE);
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            ok("create", "vol", "--table", "0 2048 snapshot-origin " + base);
+            ok("suspend", "vol");
+            ok("create", "snap", "--table", "0 2048 snapshot " + base + " " + cow + " P 8");
+            ok("resume", "vol");
+            java.lang.foreign.MemorySegment data = arena.allocate(4096, 4096).fill((byte) 0x77);
+            d.devices().get("snap").submit(dmsnap.target.IoRequest.write(16, data, false));
+            // The exception is deferred: area 0 (chunk 1) is still empty on disk.
+            assertEquals(0, java.nio.ByteBuffer.wrap(Files.readAllBytes(cow)).getLong(4096 + 8));
+        }
+        assertEquals(
+                2,
+                java.nio.ByteBuffer.wrap(Files.readAllBytes(cow))
+                        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                        .getLong(4096 + 8),
+                "the stop committed it: area 0 entry 0 points at COW chunk 2");
+        try (Daemon d = start(CacheMode.NONE);
+                java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment back = arena.allocate(4096, 4096);
+            d.devices().get("snap").submit(dmsnap.target.IoRequest.read(16, back));
+            assertEquals(0x77, back.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 4095), "restored with the data");
+        }
+    }
+
+    @Test
     void snapshotCreateTakesAModeToo() throws Exception {
         Path base = Files.write(dir.resolve("base.img"), new byte[1 << 20]);
         try (Daemon d = start(CacheMode.NONE)) {

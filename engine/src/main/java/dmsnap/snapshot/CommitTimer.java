@@ -34,7 +34,7 @@ public interface CommitTimer {
      * snapshot of the process that was not given a timer of its own.
      */
     static CommitTimer shared() {
-        return Shared.TIMER;
+        return task -> Shared.TIMER.schedule(task); // the thread starts with the first deferred commit
     }
 
     /** Holds the shared scheduler, made on first use. */

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.engine.testing.SnapshotEngine;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.table.TableParser;
@@ -249,6 +250,56 @@ class CacheModeTest {
             e.dm.create("snap", null, TableParser.parse(e.snapshotTable("P", 8)), false, CacheMode.DIRECTSYNC);
             e.dm.get("origin").resume();
             assertEquals(0x42, e.readByte("snap", 16), "what writeback wrote, read again with O_DIRECT");
+        }
+    }
+
+    /** origin + snapshot the LVM way over files, the snapshot in {@code mode}. */
+    private static void originAndSnapshot(dmsnap.engine.testing.SnapshotEngine e, String store, CacheMode mode)
+            throws Exception {
+        e.dm.create("origin", null, TableParser.parse("0 " + e.sectors + " snapshot-origin " + e.base));
+        e.dm.get("origin").suspend();
+        e.dm.create("snap", null, TableParser.parse(e.snapshotTable(store, 8)), false, mode);
+        e.dm.get("origin").resume();
+    }
+
+    @Test
+    void aMergeStartedAfterDeferredWritesMergesThemAll() throws Exception {
+        try (dmsnap.engine.testing.SnapshotEngine e = new dmsnap.engine.testing.SnapshotEngine(dir, 1 << 20, 1 << 20)) {
+            originAndSnapshot(e, "P", CacheMode.NONE);
+            e.write("origin", 0, 8, 0x11); // a copy-out, committed at once
+            e.write("snap", 16, 8, 0x22); // deferred
+            e.write("snap", 33, 1, 0x33); // deferred, partial
+            String snapshotView = e.sha("snap");
+            e.startMerge("P", 8); // the snapshot's suspend commits; the merge takes over its store
+            MergeProbes.awaitMergeStopped(e);
+            assertEquals(snapshotView, e.sha("origin"), "the origin is the snapshot, deferred writes included");
+            assertEquals(0x22, e.readByte("origin", 16));
+            assertEquals(0x33, e.readByte("origin", 33));
+            assertEquals(SnapshotEngine.original(0), e.readByte("origin", 0));
+        }
+    }
+
+    @Test
+    void aFullCowOverflowsOrInvalidatesAsBeforeAndTheDeferredExceptionsBeforeItStay() throws Exception {
+        // chunk 8 on a COW of 5 chunks: header, area 0, room for 3 data chunks (the 4th does not fit).
+        for (String store : List.of("PO", "P")) {
+            Path where = java.nio.file.Files.createDirectories(dir.resolve(store));
+            try (CacheRig r = new CacheRig(where, 512, 5 * 4096, 8, CacheMode.NONE, copier, store)) {
+                r.write("snap", 0, 8, 1, false);
+                r.write("snap", 8, 8, 2, false);
+                r.write("snap", 16, 8, 3, false);
+                assertThrows(IOException.class, () -> r.write("snap", 24, 8, 4, false), store);
+                String status = String.join("", r.device("snap").statusLines(dmsnap.target.StatusType.INFO, false));
+                if (store.equals("PO")) {
+                    assertEquals("0 512 snapshot Overflow", status);
+                    assertEquals(2, r.read("snap")[8], "an overflowed snapshot still reads");
+                    r.flush("snap");
+                    assertEquals(Set.of(0L, 1L, 2L), r.durableRemaps().keySet(), "committed at the FLUSH");
+                } else {
+                    assertEquals("0 512 snapshot Invalid", status);
+                    assertTrue(r.durablyInvalid(), "the header says valid=0, as the kernel's");
+                }
+            }
         }
     }
 }

@@ -87,6 +87,12 @@ final class CacheRig implements AutoCloseable {
      */
     CacheRig(Path dir, long sectors, long cowBytes, long chunkSectors, CacheMode mode, ChunkCopier copier)
             throws Exception {
+        this(dir, sectors, cowBytes, chunkSectors, mode, copier, "P");
+    }
+
+    /** The same, the snapshot's store {@code store} ({@code P} or {@code PO}). */
+    CacheRig(Path dir, long sectors, long cowBytes, long chunkSectors, CacheMode mode, ChunkCopier copier, String store)
+            throws Exception {
         this.sectors = sectors;
         this.chunkSectors = chunkSectors;
         Path basePath = Files.write(dir.resolve("base.img"), new byte[0]);
@@ -115,7 +121,7 @@ final class CacheRig implements AutoCloseable {
                 devices,
                 mode);
         dm.create("origin", null, TableParser.parse("0 " + sectors + " snapshot-origin " + basePath));
-        snapshotTable = "0 " + sectors + " snapshot " + basePath + " " + cowPath + " P " + chunkSectors;
+        snapshotTable = "0 " + sectors + " snapshot " + basePath + " " + cowPath + " " + store + " " + chunkSectors;
         dm.get("origin").suspend();
         try {
             dm.create("snap", null, TableParser.parse(snapshotTable));
@@ -206,6 +212,14 @@ final class CacheRig implements AutoCloseable {
         MemoryDevice copy = new MemoryDevice("copy", media.sizeBytes());
         copy.write(0, media.contents());
         return copy;
+    }
+
+    /** Whether the COW's media load as an invalidated snapshot (header valid=0). */
+    boolean durablyInvalid() throws IOException {
+        try (PersistentExceptionStore s =
+                new PersistentExceptionStore(copyOfMedia(cow), new ChunkSize(chunkSectors), false, 512)) {
+            return s.load((o, n) -> {}) == LoadResult.INVALID;
+        }
     }
 
     private Map<Long, Long> remapsOf(MemoryDevice cowCopy) throws IOException {
