@@ -1,7 +1,6 @@
 package dmsnap.snapshot;
 
 import java.time.Duration;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
@@ -34,18 +33,6 @@ public interface CommitTimer {
      * snapshot of the process that was not given a timer of its own.
      */
     static CommitTimer shared() {
-        return task -> Shared.TIMER.schedule(task); // the thread starts with the first deferred commit
-    }
-
-    /** Holds the shared scheduler, made on first use. */
-    final class Shared {
-        private static final CommitTimer TIMER = over(
-                Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform()
-                        .name("dmsnap-commit-interval")
-                        .daemon(true)
-                        .unstarted(r)),
-                DEFAULT_INTERVAL);
-
-        private Shared() {}
+        return task -> SharedCommitTimer.TIMER.schedule(task); // its thread starts with the first deferred commit
     }
 }

@@ -47,7 +47,11 @@ final class DeferredCommits {
     /** An exception was committed deferred: the commit interval runs from now unless it runs already. */
     void deferred() {
         if (armed.compareAndSet(false, true)) {
-            timer.schedule(this::intervalPassed);
+            try {
+                timer.schedule(this::intervalPassed);
+            } catch (java.util.concurrent.RejectedExecutionException stopping) {
+                armed.set(false); // the daemon is stopping: its suspend of every device commits
+            }
         }
     }
 
