@@ -4,7 +4,9 @@
 # the same status and table lines; a device whose backing file vanished is reported and
 # skipped while the others come up; every write an NBD client had acknowledged (to the origin
 # and to the snapshot, none followed by a flush) reads back after the restart, and the snapshot
-# still shows the origin's old data where the origin was overwritten.
+# still shows the origin's old data where the origin was overwritten. The snapshot runs in
+# --cache directsync, the kernel's rule, which promises exactly that; the default (none) keeps
+# only what a FLUSH or FUA covered (README, "Durability and cache modes").
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
 RUN="$work/run"; STATE="$work/state"
@@ -20,7 +22,7 @@ start
 d create lower --table "0 16384 linear $base 0"
 d create origin --table "0 16384 snapshot-origin dm:lower"
 d suspend origin
-d create snap --table "0 16384 snapshot dm:lower $cow P 8"
+d create snap --cache directsync --table "0 16384 snapshot dm:lower $cow P 8"
 d resume origin
 d create doomed --table "0 100 linear $other 0"
 # Acknowledged writes, no flush: 64 random 4 KiB blocks into the origin, 64 into the snapshot.

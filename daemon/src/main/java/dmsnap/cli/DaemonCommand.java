@@ -4,7 +4,9 @@ import dmsnap.daemon.Daemon;
 import dmsnap.daemon.DaemonConfig;
 import dmsnap.nbd.NbdTls;
 import dmsnap.net.ListenAddress;
+import dmsnap.target.CacheMode;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -138,6 +140,28 @@ final class DaemonCommand implements Callable<Integer> {
                             + "any other address only when named, e.g. 0.0.0.0:9100 (no authentication: a trusted network only).")
     ListenAddress metrics;
 
+    @Option(
+            names = "--cache",
+            paramLabel = "MODE",
+            defaultValue = "none",
+            converter = CacheModeConverter.class,
+            description = {
+                "When a snapshot write is acknowledged, as qemu-nbd's --cache (a create or load may name another):",
+                "none (default): once its data is written (O_DIRECT); exceptions are committed at FLUSH, FUA,",
+                "suspend, remove and at the latest after --commit-interval; writeback: the same, the COW's data",
+                "through the page cache; directsync: once data and exception are durable (the kernel's rule)."
+            })
+    CacheMode cache;
+
+    @Option(
+            names = "--commit-interval",
+            paramLabel = "DURATION",
+            defaultValue = "5s",
+            converter = DurationConverter.class,
+            description =
+                    "Commit exceptions a FLUSH has not committed after at most DURATION (default 5s, as ext4): 500ms, 2s, 1m.")
+    Duration commitInterval;
+
     @Override
     public Integer call() throws Exception {
         int[] thresholds = usageWarn.clone();
@@ -147,7 +171,8 @@ final class DaemonCommand implements Callable<Integer> {
                 stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
                 new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()),
-                metrics);
+                metrics,
+                new DaemonConfig.Cache(cache, commitInterval));
         if (config.sameDirectories()) {
             throw usage(DaemonConfig.SAME_DIRECTORIES);
         }
@@ -189,6 +214,39 @@ final class DaemonCommand implements Callable<Integer> {
 
     private CommandLine.ParameterException usage(String message) {
         return new CommandLine.ParameterException(spec.commandLine(), message);
+    }
+
+    /** picocli: {@code none}, {@code writeback} or {@code directsync}. */
+    static final class CacheModeConverter implements CommandLine.ITypeConverter<CacheMode> {
+        @Override
+        public CacheMode convert(String value) {
+            try {
+                return CacheMode.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
+    /** picocli: a positive number with {@code ms}, {@code s} or {@code m} (seconds without a unit). */
+    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+        private static final java.util.regex.Pattern FORM = java.util.regex.Pattern.compile("(\\d{1,9})(ms|s|m)?");
+
+        @Override
+        public Duration convert(String value) {
+            java.util.regex.Matcher m = FORM.matcher(value.trim());
+            if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
+                throw new CommandLine.TypeConversionException(
+                        "'" + value + "' is not a duration longer than 0 (such as 500ms, 5s or 1m)");
+            }
+            long n = Long.parseLong(m.group(1));
+            String unit = m.group(2) == null ? "s" : m.group(2);
+            return switch (unit) {
+                case "ms" -> Duration.ofMillis(n);
+                case "m" -> Duration.ofMinutes(n);
+                default -> Duration.ofSeconds(n);
+            };
+        }
     }
 
     /** picocli: a malformed --metrics value is a usage error naming the option. */

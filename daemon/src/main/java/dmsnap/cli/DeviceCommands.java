@@ -1,6 +1,7 @@
 package dmsnap.cli;
 
 import dmsnap.control.ControlRequest;
+import dmsnap.target.CacheMode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -43,6 +44,11 @@ final class DeviceCommands {
             }
             return Files.readString(Path.of(file));
         }
+    }
+
+    /** A mode as the control request carries it; null for none given. */
+    private static String text(CacheMode mode) {
+        return mode == null ? null : mode.text();
     }
 
     private static ControlRequest request(String verb, String name) {
@@ -95,13 +101,24 @@ final class DeviceCommands {
                 description = "Make the table read-only: writes fail; NBD exports it read-only.")
         boolean readOnly;
 
+        @Option(
+                names = "--cache",
+                paramLabel = "MODE",
+                converter = DaemonCommand.CacheModeConverter.class,
+                description = {
+                    "When the table's snapshot writes are acknowledged: none, writeback or directsync (see",
+                    "dmsnap daemon --cache). Default: the device's mode, for a new device the daemon's."
+                })
+        CacheMode cache;
+
         @Override
         public Integer call() throws IOException {
             String text = notable ? null : (table == null ? new TableSource() : table).read();
             return DaemonRequests.run(
                     spec,
                     options,
-                    new ControlRequest("create", name, text, uuid, null, false, false, false, notable, readOnly));
+                    new ControlRequest(
+                            "create", name, text, uuid, null, false, false, false, notable, readOnly, text(cache)));
         }
     }
 
@@ -128,13 +145,24 @@ final class DeviceCommands {
                 description = "Make the table read-only: writes fail; NBD exports it read-only.")
         boolean readOnly;
 
+        @Option(
+                names = "--cache",
+                paramLabel = "MODE",
+                converter = DaemonCommand.CacheModeConverter.class,
+                description = {
+                    "When the table's snapshot writes are acknowledged: none, writeback or directsync (see",
+                    "dmsnap daemon --cache). Default: the device's mode, for a new device the daemon's."
+                })
+        CacheMode cache;
+
         @Override
         public Integer call() throws IOException {
             String text = (table == null ? new TableSource() : table).read();
             return DaemonRequests.run(
                     spec,
                     options,
-                    new ControlRequest("load", name, text, null, null, false, false, false, false, readOnly));
+                    new ControlRequest(
+                            "load", name, text, null, null, false, false, false, false, readOnly, text(cache)));
         }
     }
 

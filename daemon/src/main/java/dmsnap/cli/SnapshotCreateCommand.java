@@ -2,6 +2,7 @@ package dmsnap.cli;
 
 import dmsnap.control.ControlRequest;
 import dmsnap.table.TableLine;
+import dmsnap.target.CacheMode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -69,6 +70,14 @@ final class SnapshotCreateCommand implements Callable<Integer> {
             })
     String preallocation;
 
+    @Option(
+            names = "--cache",
+            paramLabel = "MODE",
+            converter = DaemonCommand.CacheModeConverter.class,
+            description =
+                    "When the snapshot's writes are acknowledged: none, writeback or directsync (default: the daemon's).")
+    CacheMode cache;
+
     @Override
     public Integer call() throws IOException {
         DaemonSteps steps = new DaemonSteps(spec, options);
@@ -88,7 +97,18 @@ final class SnapshotCreateCommand implements Callable<Integer> {
             try {
                 steps.run(
                         "created snapshot " + name + ": " + table,
-                        new ControlRequest("create", name, table, null, null, false, false, false, false, false));
+                        new ControlRequest(
+                                "create",
+                                name,
+                                table,
+                                null,
+                                null,
+                                false,
+                                false,
+                                false,
+                                false,
+                                false,
+                                cache == null ? null : cache.text()));
             } finally {
                 steps.run("resumed origin " + origin, ControlRequest.of("resume", origin));
             }

@@ -9,6 +9,7 @@ import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
+import dmsnap.target.CacheMode;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -55,7 +56,7 @@ public final class ControlHandler {
             return switch (r.verb()) {
                 case "create" -> create(r);
                 case "load" -> {
-                    dm.load(requireName(r), parse(r), r.readOnly());
+                    dm.load(requireName(r), parse(r), r.readOnly(), cacheMode(r));
                     yield ok();
                 }
                 case "clear" -> {
@@ -126,6 +127,11 @@ public final class ControlHandler {
         return r.name();
     }
 
+    /** The request's {@code --cache MODE}, or null (the device's mode, or the daemon's default). */
+    private static CacheMode cacheMode(ControlRequest r) {
+        return r.cache() == null ? null : CacheMode.parse(r.cache());
+    }
+
     private static Table parse(ControlRequest r) throws TableLoadException {
         if (r.table() == null) {
             throw new IllegalArgumentException(r.verb() + " needs a table");
@@ -140,13 +146,14 @@ public final class ControlHandler {
      */
     private ControlResponse create(ControlRequest r) throws DmException, TableLoadException, InterruptedException {
         Table table = r.notable() || r.table() == null ? null : parse(r);
+        CacheMode cache = cacheMode(r);
         String name = requireName(r);
         dm.create(name, r.uuid(), null);
         if (table == null) {
             return ok();
         }
         try {
-            dm.load(name, table, r.readOnly());
+            dm.load(name, table, r.readOnly(), cache);
         } catch (TableLoadException e) {
             dm.remove(name, true);
             throw e;
@@ -198,7 +205,12 @@ public final class ControlHandler {
                 lines.add("");
             }
             DeviceInfo info = d.info();
-            lines.addAll(List.of(info.dmsetupText().split("\n")));
+            for (String line : info.dmsetupText().split("\n")) {
+                lines.add(line);
+                if (line.startsWith("Number of targets:") && info.cacheMode() != null) {
+                    lines.add("Cache mode:        " + info.cacheMode().text()); // dmsnap's, after the table's line
+                }
+            }
             data.add(new ResponseData.Device(
                     info.name(),
                     info.uuid(),
@@ -209,7 +221,8 @@ public final class ControlHandler {
                     info.eventNumber(),
                     info.major(),
                     info.minor(),
-                    info.targets()));
+                    info.targets(),
+                    info.cacheMode() == null ? null : info.cacheMode().text()));
         }
         if (devices.isEmpty()) {
             lines.add("No devices found");

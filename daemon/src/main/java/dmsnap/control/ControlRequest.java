@@ -12,8 +12,9 @@ import java.util.List;
 /**
  * One control request: a dmsetup verb and its arguments ({@code name}, {@code table},
  * {@code uuid}, {@code newName}, flags; {@code readOnly} is dmsetup's {@code --readonly} for create
- * and load). On the wire: one line of JSON, this record bound by {@link Json}; arguments that are
- * not set are left out, flags are always there:
+ * and load; {@code cache} is dmsnap's {@code --cache MODE} for create and load, null for the
+ * device's mode or the daemon's default). On the wire: one line of JSON, this record bound by
+ * {@link Json}; arguments that are not set are left out, flags are always there:
  * {@code {"verb":"load","name":"snap","table":"0 8 zero","inactive":false,"noflush":false,"force":false,"notable":false,"readonly":false}}.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -27,7 +28,23 @@ public record ControlRequest(
         boolean noflush,
         boolean force,
         boolean notable,
-        @JsonProperty("readonly") boolean readOnly) {
+        @JsonProperty("readonly") boolean readOnly,
+        String cache) {
+
+    /** A request without a cache mode (every verb but create and load). */
+    public ControlRequest(
+            String verb,
+            String name,
+            String table,
+            String uuid,
+            String newName,
+            boolean inactive,
+            boolean noflush,
+            boolean force,
+            boolean notable,
+            boolean readOnly) {
+        this(verb, name, table, uuid, newName, inactive, noflush, force, notable, readOnly, null);
+    }
 
     public static ControlRequest of(String verb, String name) {
         return new ControlRequest(verb, name, null, null, null, false, false, false, false, false);

@@ -15,7 +15,11 @@ public final class ResponseData {
     /** {@code info}: {@code {"devices":[...]}}. */
     public record Info(List<Device> devices) {}
 
-    /** One device in {@code info}; {@code uuid} is null when it has none, {@code state} ACTIVE or SUSPENDED. */
+    /**
+     * One device in {@code info}; {@code uuid} is null when it has none, {@code state} ACTIVE or
+     * SUSPENDED; {@code cache} the live table's cache mode ({@code none}, {@code writeback},
+     * {@code directsync}), null without a live table.
+     */
     public record Device(
             String name,
             String uuid,
@@ -26,7 +30,8 @@ public final class ResponseData {
             long eventNumber,
             int major,
             int minor,
-            int targets) {}
+            int targets,
+            String cache) {}
 
     /** {@code merge}: the merge started ({@code merging}) or deferred ({@code waiting}). */
     public record MergeStarted(String origin, String snapshot, String state) {}

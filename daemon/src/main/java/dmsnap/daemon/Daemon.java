@@ -11,6 +11,8 @@ import dmsnap.metrics.DaemonMetrics;
 import dmsnap.nbd.NbdServer;
 import dmsnap.nbd.NbdTls;
 import dmsnap.snapshot.CommitObserver;
+import dmsnap.snapshot.CommitTimer;
+import dmsnap.snapshot.MergeSettings;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -60,6 +62,13 @@ public final class Daemon implements AutoCloseable {
     private final java.util.concurrent.ScheduledExecutorService monitor =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r ->
                     Thread.ofPlatform().name("dmsnap-cow-monitor").daemon(true).unstarted(r));
+    /** Runs the commit interval of deferred exceptions ({@code --commit-interval}); a task may run a commit round. */
+    private final java.util.concurrent.ScheduledExecutorService commitInterval =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform()
+                    .name("dmsnap-commit-interval")
+                    .daemon(true)
+                    .unstarted(r));
+
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final CountDownLatch done = new CountDownLatch(1);
 
@@ -76,8 +85,11 @@ public final class Daemon implements AutoCloseable {
                         TargetTypes.withBasicTargets(),
                         new Registry(),
                         copier,
-                        metrics == null ? CommitObserver.NONE : metrics.commits()),
-                new BackingDevices());
+                        metrics == null ? CommitObserver.NONE : metrics.commits(),
+                        MergeSettings.DEFAULTS,
+                        CommitTimer.over(commitInterval, config.cache().commitInterval())),
+                new BackingDevices(),
+                config.cache().mode());
         if (metrics != null) {
             metrics.serve(config.metrics(), devices); // before any device exists: a taken port changes nothing
         }
@@ -103,6 +115,7 @@ public final class Daemon implements AutoCloseable {
             ok = true;
         } finally {
             if (!ok) {
+                commitInterval.shutdownNow();
                 if (nbdServer != null) {
                     nbdServer.close();
                 }
@@ -148,7 +161,7 @@ public final class Daemon implements AutoCloseable {
             pending.remove(next);
             StateStore.Recorded r = next.recorded();
             try {
-                devices.create(r.name(), r.uuid(), TableParser.parse(r.table()), r.readOnly());
+                devices.create(r.name(), r.uuid(), TableParser.parse(r.table()), r.readOnly(), r.cacheMode());
                 restored++;
                 log.info("{}: restored", r.name());
             } catch (TableLoadException | DmException e) {
@@ -372,6 +385,9 @@ public final class Daemon implements AutoCloseable {
                 }
             }
         }
+        // Every device was suspended (its deferred exceptions committed) and removed: nothing is
+        // left for the commit interval.
+        commitInterval.shutdownNow();
         try {
             copier.close();
         } catch (InterruptedException e) {

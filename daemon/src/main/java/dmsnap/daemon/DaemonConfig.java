@@ -1,8 +1,11 @@
 package dmsnap.daemon;
 
 import dmsnap.net.ListenAddress;
+import dmsnap.snapshot.CommitTimer;
+import dmsnap.target.CacheMode;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * Where the daemon lives: the run directory (control socket, lock) and the state directory. Both
@@ -15,8 +18,32 @@ import java.nio.file.Path;
  * @param cowPolicy COW usage warnings and autoextend
  * @param nbd       the NBD server's listeners and default export
  * @param metrics   {@code --metrics}: where Prometheus text is served (null: nowhere)
+ * @param cache     {@code --cache} and {@code --commit-interval}: when snapshot writes are acknowledged
  */
-public record DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd, ListenAddress metrics) {
+public record DaemonConfig(
+        Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd, ListenAddress metrics, Cache cache) {
+
+    /**
+     * The default cache mode of devices (a create or load may name another) and how long a
+     * deferred exception may wait for its commit at most.
+     *
+     * @param mode           {@code --cache}; default {@code none}, the NBD contract
+     * @param commitInterval {@code --commit-interval}; default 5 s, as ext4's journal
+     */
+    public record Cache(CacheMode mode, Duration commitInterval) {
+        public static final Cache DEFAULTS = new Cache(CacheMode.NONE, CommitTimer.DEFAULT_INTERVAL);
+
+        public Cache {
+            java.util.Objects.requireNonNull(mode, "mode");
+            if (commitInterval.isNegative() || commitInterval.isZero()) {
+                throw new IllegalArgumentException("the commit interval must be longer than 0");
+            }
+        }
+    }
+
+    public DaemonConfig(Path runDir, Path stateDir, CowMonitor.Policy cowPolicy, Nbd nbd, ListenAddress metrics) {
+        this(runDir, stateDir, cowPolicy, nbd, metrics, Cache.DEFAULTS);
+    }
 
     /**
      * NBD: the Unix socket {@code RUN_DIR/nbd.sock} always.

@@ -224,7 +224,7 @@ public final class MergeFlows implements MergeService {
                 // the merge is decided (a restart restores it, and drops a snapshot record of its
                 // COW left by a crash or a failed unlink just below).
                 try {
-                    state.record(f.origin, origin.uuid(), mergeTable);
+                    state.record(f.origin, origin.uuid(), mergeTable, false, origin.cacheMode());
                 } catch (IOException e) {
                     recover(f, origin, snap, originTable, false);
                     throw new StepFailed("merge", StateStore.errnoOf(e), notRecorded(f, e));

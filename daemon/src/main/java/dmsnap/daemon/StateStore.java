@@ -7,6 +7,7 @@ import dmsnap.ffm.Errno;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.table.Table;
+import dmsnap.target.CacheMode;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -66,8 +67,11 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         this.uid = OwnedDirectory.effectiveUid();
     }
 
-    /** A recorded device; {@code readOnly}: its table was loaded read-only. */
-    public record Recorded(String name, String uuid, String table, boolean readOnly) {}
+    /**
+     * A recorded device; {@code readOnly}: its table was loaded read-only; {@code cacheMode}: its
+     * table's cache mode (null in a record written before there were modes: the daemon's default).
+     */
+    public record Recorded(String name, String uuid, String table, boolean readOnly, CacheMode cacheMode) {}
 
     public Path directory() {
         return dir;
@@ -76,9 +80,9 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
     // ---- the control path: recorded before the change takes effect --------------------------------
 
     @Override
-    public void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
+    public void beforeLive(MappedDevice device, Table table, boolean readOnly, CacheMode cacheMode) throws DmException {
         try {
-            record(device.name(), device.uuid(), table, readOnly);
+            record(device.name(), device.uuid(), table, readOnly, cacheMode);
         } catch (IOException e) {
             throw failure("record the new table of " + device.name(), e);
         }
@@ -130,7 +134,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             forget(device.name());
             return;
         }
-        record(device.name(), device.uuid(), table, device.isReadOnly());
+        record(device.name(), device.uuid(), table, device.isReadOnly(), device.cacheMode());
     }
 
     /**
@@ -139,19 +143,24 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
      * restores the merge (from the COW), never the snapshot and the merge at once.
      */
     public synchronized void record(String name, String uuid, Table table) throws IOException {
-        record(name, uuid, table, false);
+        record(name, uuid, table, false, null);
     }
 
-    private synchronized void record(String name, String uuid, Table table, boolean readOnly) throws IOException {
-        writeAtomically(name + SUFFIX, properties(name, uuid, table, readOnly), COMMENT);
+    /** The same, read-only when {@code readOnly}, in {@code cacheMode} (null: none recorded, the default's). */
+    public synchronized void record(String name, String uuid, Table table, boolean readOnly, CacheMode cacheMode)
+            throws IOException {
+        writeAtomically(name + SUFFIX, properties(name, uuid, table, readOnly, cacheMode), COMMENT);
     }
 
     private static final String COMMENT = "dmsnap device state";
 
-    private static Properties properties(String name, String uuid, Table table, boolean readOnly) {
+    private static Properties properties(String name, String uuid, Table table, boolean readOnly, CacheMode cacheMode) {
         Properties p = new Properties();
         if (readOnly) {
             p.setProperty("readonly", "true");
+        }
+        if (cacheMode != null) {
+            p.setProperty("cache", cacheMode.text());
         }
         p.setProperty("name", name);
         if (uuid != null) {
@@ -185,7 +194,10 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
                 MappedDevice user = d.device();
                 String file = user.name() + SUFFIX;
                 staged.add(new Path[] {
-                    stage(file, properties(user.name(), user.uuid(), d.liveTable(), user.isReadOnly()), COMMENT),
+                    stage(
+                            file,
+                            properties(user.name(), user.uuid(), d.liveTable(), user.isReadOnly(), user.cacheMode()),
+                            COMMENT),
                     dir.resolve(file)
                 });
             }
@@ -194,7 +206,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             } else if (device.liveTable() == null) {
                 forget(to);
             } else {
-                record(to, device.uuid(), device.liveTable(), device.isReadOnly());
+                record(to, device.uuid(), device.liveTable(), device.isReadOnly(), device.cacheMode());
             }
         } catch (IOException | RuntimeException e) {
             for (Path[] s : staged) {
@@ -225,7 +237,7 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
             syncDirectory();
             if (device.liveTable() != null) {
                 try {
-                    record(to, device.uuid(), device.liveTable(), device.isReadOnly());
+                    record(to, device.uuid(), device.liveTable(), device.isReadOnly(), device.cacheMode());
                 } catch (IOException e) {
                     log.warn(
                             "{}: renamed in {}, but its record still says name={} inside: {}",
@@ -246,13 +258,28 @@ public final class StateStore implements DeviceRecorder, AutoCloseable {
         for (Map.Entry<String, Properties> e : read(SUFFIX)) {
             String file = e.getKey();
             Properties p = e.getValue();
+            String name = file.substring(0, file.length() - SUFFIX.length());
             all.add(new Recorded(
-                    file.substring(0, file.length() - SUFFIX.length()),
+                    name,
                     p.getProperty("uuid"),
                     p.getProperty("table"),
-                    Boolean.parseBoolean(p.getProperty("readonly", "false"))));
+                    Boolean.parseBoolean(p.getProperty("readonly", "false")),
+                    cacheMode(name, p.getProperty("cache"))));
         }
         return all;
+    }
+
+    /** A recorded cache mode; an unknown one is reported and the default used (null). */
+    private CacheMode cacheMode(String name, String text) {
+        if (text == null) {
+            return null;
+        }
+        try {
+            return CacheMode.parse(text);
+        } catch (IllegalArgumentException e) {
+            log.warn("{}: its record in {} has {}: the default mode is used", name, dir, e.getMessage());
+            return null;
+        }
     }
 
     // ---- files -----------------------------------------------------------------------------------

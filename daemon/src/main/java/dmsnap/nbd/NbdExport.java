@@ -11,8 +11,9 @@ import java.lang.foreign.MemorySegment;
  * Holds the device open (its open count) until {@link #close()}.
  *
  * <p>Flags: {@code READ_ONLY} when the live table was loaded read-only (then no
- * {@code SEND_WRITE_ZEROES} or {@code SEND_TRIM}); {@code SEND_FLUSH} and {@code SEND_FUA} always (a flush reaches every target, and a
- * write completes only when its exceptions are committed); {@code SEND_WRITE_ZEROES} always,
+ * {@code SEND_WRITE_ZEROES} or {@code SEND_TRIM}); {@code SEND_FLUSH} and {@code SEND_FUA} always (a flush reaches every target,
+ * and a snapshot commits every exception it deferred in its cache mode, whichever connection
+ * wrote it; a FUA write is committed when it completes); {@code SEND_WRITE_ZEROES} always,
  * done as writes of zeroes so that an origin write of zeroes copies out like any other;
  * {@code SEND_TRIM} only when every target of the live table takes discards;
  * {@code CAN_MULTI_CONN} because no connection keeps a cache: every request goes to the same

@@ -60,7 +60,8 @@ class ControlHandlerRecordingTest {
         }
 
         @Override
-        public void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {
+        public void beforeLive(MappedDevice device, Table table, boolean readOnly, dmsnap.target.CacheMode cacheMode)
+                throws DmException {
             check("live " + device.name());
             records.put(device.name(), table.toString().strip());
         }

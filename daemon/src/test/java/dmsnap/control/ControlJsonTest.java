@@ -126,7 +126,8 @@ class ControlJsonTest {
                         "eventNumber",
                         "major",
                         "minor",
-                        "targets"),
+                        "targets",
+                        "cache"),
                 keys(device));
         assertEquals("z", device.get("name").textValue());
         assertTrue(device.get("uuid").isNull(), "no uuid: null, not left out");
@@ -137,6 +138,7 @@ class ControlJsonTest {
             assertTrue(device.get(number).isIntegralNumber(), number);
         }
         assertEquals(1, device.get("targets").intValue());
+        assertEquals("directsync", device.get("cache").textValue(), "the engine's default: the kernel's rule");
 
         assertEquals("{\"z\":\"253:" + z.minor() + "\"}", Json.write(data(handler, ControlRequest.of("ls", null))));
         String line = z.statusLines(dmsnap.target.StatusType.TABLE, false).getFirst();

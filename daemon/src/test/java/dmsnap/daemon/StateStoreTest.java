@@ -12,6 +12,7 @@ import dmsnap.device.MappedDevice;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.table.TableParser;
+import dmsnap.target.CacheMode;
 import dmsnap.target.StatusType;
 import dmsnap.target.TargetTypes;
 import java.io.IOException;
@@ -58,7 +59,8 @@ class StateStoreTest {
         Files.writeString(stateDir.resolve("b.device"), "table=0 1 error\n"); // a device that was not restored
         dm.rename("a", "b", state);
         assertFalse(Files.exists(stateDir.resolve("a.device")));
-        assertEquals(List.of(new StateStore.Recorded("b", null, "0 100 zero\n", false)), state.load());
+        assertEquals(
+                List.of(new StateStore.Recorded("b", null, "0 100 zero\n", false, CacheMode.DIRECTSYNC)), state.load());
         assertTrue(Files.readString(stateDir.resolve("b.device")).contains("name=b"));
     }
 
@@ -125,7 +127,7 @@ class StateStoreTest {
     void theFileNameIsTheDeviceName() throws Exception {
         // A crash between the rename(2) and the rewrite of the name line leaves the old name inside.
         Files.writeString(stateDir.resolve("new.device"), "name=old\ntable=0 100 zero\n");
-        assertEquals(List.of(new StateStore.Recorded("new", null, "0 100 zero", false)), state.load());
+        assertEquals(List.of(new StateStore.Recorded("new", null, "0 100 zero", false, null)), state.load());
     }
 
     @Test
@@ -133,7 +135,8 @@ class StateStoreTest {
         Files.writeString(stateDir.resolve(".a.device.tmp"), "half a rec");
         device("a", "0 100 zero");
         assertFalse(Files.exists(stateDir.resolve(".a.device.tmp")));
-        assertEquals(List.of(new StateStore.Recorded("a", null, "0 100 zero\n", false)), state.load());
+        assertEquals(
+                List.of(new StateStore.Recorded("a", null, "0 100 zero\n", false, CacheMode.DIRECTSYNC)), state.load());
     }
 
     @Test

@@ -7,6 +7,8 @@ package dmsnap.device;
  * @param readOnly      the live table is read-only ("(READ-ONLY)" after the state, as dmsetup prints it)
  * @param liveTable     a live table is present
  * @param inactiveTable an inactive table is present
+ * @param cacheMode     the live table's cache mode (null without one); dmsnap's, not printed by
+ *                      {@link #dmsetupText()}
  */
 public record DeviceInfo(
         String name,
@@ -19,7 +21,8 @@ public record DeviceInfo(
         long eventNumber,
         int major,
         int minor,
-        int targets) {
+        int targets,
+        dmsnap.target.CacheMode cacheMode) {
 
     /** "LIVE & INACTIVE", "LIVE", "INACTIVE" or "None". */
     public String tablesPresent() {

@@ -3,6 +3,7 @@ package dmsnap.device;
 import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.CacheMode;
 import dmsnap.target.TargetTypes;
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -32,11 +33,25 @@ public final class DeviceManager {
     private final Map<String, MappedDevice> byName = new ConcurrentSkipListMap<>();
 
     private final BitSet minors = new BitSet();
+    /** The mode of a device's first table when its load names none. */
+    private final CacheMode defaultCacheMode;
 
+    /** A device manager whose tables follow the kernel's rule unless a load says otherwise ({@link CacheMode#DIRECTSYNC}). */
     public DeviceManager(TargetTypes types, BackingDevices devices) {
+        this(types, devices, CacheMode.DIRECTSYNC);
+    }
+
+    /** The same, a device's first table in {@code defaultCacheMode} unless its load names one (the daemon's {@code --cache}). */
+    public DeviceManager(TargetTypes types, BackingDevices devices, CacheMode defaultCacheMode) {
         this.types = types;
         this.devices = devices;
+        this.defaultCacheMode = java.util.Objects.requireNonNull(defaultCacheMode, "defaultCacheMode");
         devices.useMappedDevices(this::find);
+    }
+
+    /** The mode of a device's first table when its load names none. */
+    public CacheMode defaultCacheMode() {
+        return defaultCacheMode;
     }
 
     public TargetTypes targetTypes() {
@@ -116,6 +131,12 @@ public final class DeviceManager {
     /** The same, the table read-only when {@code readOnly} ({@code dmsetup create --readonly}). */
     public MappedDevice create(String name, String uuid, Table table, boolean readOnly)
             throws DmException, TableLoadException, InterruptedException {
+        return create(name, uuid, table, readOnly, null);
+    }
+
+    /** The same, the table in {@code cacheMode} (null: the default mode). */
+    public MappedDevice create(String name, String uuid, Table table, boolean readOnly, CacheMode cacheMode)
+            throws DmException, TableLoadException, InterruptedException {
         checkName(name);
         checkUuid(uuid);
         MappedDevice device;
@@ -134,7 +155,7 @@ public final class DeviceManager {
         log.info("{}: created ({}:{})", name, DM_MAJOR, device.minor());
         if (table != null) {
             try {
-                device.load(table, types, devices, readOnly);
+                device.load(table, types, devices, readOnly, cacheMode != null ? cacheMode : defaultCacheMode);
                 device.resume();
             } catch (TableLoadException | DmException | InterruptedException e) {
                 forget(device);
@@ -167,7 +188,22 @@ public final class DeviceManager {
 
     /** {@code dmsetup load [--readonly]}. */
     public void load(String name, Table table, boolean readOnly) throws DmException, TableLoadException {
-        get(name).load(table, types, devices, readOnly);
+        load(name, table, readOnly, null);
+    }
+
+    /**
+     * {@code dmsnap load [--readonly] [--cache MODE]}: the table in {@code cacheMode}; null keeps
+     * the device's mode, or gives a device without a table the default one.
+     */
+    public void load(String name, Table table, boolean readOnly, CacheMode cacheMode)
+            throws DmException, TableLoadException {
+        MappedDevice device = get(name);
+        CacheMode mode = cacheMode;
+        if (mode == null) {
+            CacheMode current = device.cacheMode();
+            mode = current != null ? current : defaultCacheMode;
+        }
+        device.load(table, types, devices, readOnly, mode);
     }
 
     public void remove(String name, boolean force) throws DmException {

@@ -1,6 +1,7 @@
 package dmsnap.device;
 
 import dmsnap.table.Table;
+import dmsnap.target.CacheMode;
 import java.util.List;
 
 /**
@@ -13,8 +14,12 @@ public interface DeviceRecorder {
     /** Records nothing: tests, the embedded engine, and the daemon's own restore and shutdown. */
     DeviceRecorder NONE = new DeviceRecorder() {};
 
-    /** {@code table} is about to become the device's live table (resume swaps it in). */
-    default void beforeLive(MappedDevice device, Table table, boolean readOnly) throws DmException {}
+    /**
+     * {@code table} is about to become the device's live table (resume swaps it in), read-only
+     * when {@code readOnly}, its snapshot writes acknowledged as {@code cacheMode} says.
+     */
+    default void beforeLive(MappedDevice device, Table table, boolean readOnly, CacheMode cacheMode)
+            throws DmException {}
 
     /**
      * A device whose tables name a device being renamed ({@code dm:NAME}), and its live table

@@ -4,6 +4,7 @@ import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.CacheMode;
 import dmsnap.target.IoRequest;
 import dmsnap.target.StatusText;
 import dmsnap.target.StatusType;
@@ -34,8 +35,11 @@ import org.slf4j.LoggerFactory;
 public final class MappedDevice {
     private static final Logger log = LoggerFactory.getLogger(MappedDevice.class);
 
-    /** A constructed table: its lines and targets, in order; {@code readOnly}: dmsetup's --readonly. */
-    public record LiveTable(Table table, List<Target> targets, boolean readOnly) {
+    /**
+     * A constructed table: its lines and targets, in order; {@code readOnly}: dmsetup's
+     * --readonly; {@code cacheMode}: when its snapshot writes are acknowledged.
+     */
+    public record LiveTable(Table table, List<Target> targets, boolean readOnly, CacheMode cacheMode) {
         long lengthSectors() {
             return table.lengthSectors();
         }
@@ -86,11 +90,12 @@ public final class MappedDevice {
         try {
             LiveTable l = live;
             if (l != null && l.table().hasArgument(from)) {
-                live = new LiveTable(l.table().replacingArgument(from, to), l.targets(), l.readOnly());
+                live = new LiveTable(l.table().replacingArgument(from, to), l.targets(), l.readOnly(), l.cacheMode());
             }
             LiveTable i = inactive;
             if (i != null && i.table().hasArgument(from)) {
-                inactive = new LiveTable(i.table().replacingArgument(from, to), i.targets(), i.readOnly());
+                inactive =
+                        new LiveTable(i.table().replacingArgument(from, to), i.targets(), i.readOnly(), i.cacheMode());
             }
         } finally {
             control.unlock();
@@ -263,13 +268,26 @@ public final class MappedDevice {
 
     /**
      * The same, read-only ({@code dmsetup load --readonly}) when {@code readOnly}: once live,
-     * the device refuses writes, discards and write-zeroes, and NBD exports it read-only.
+     * the device refuses writes, discards and write-zeroes, and NBD exports it read-only. The
+     * table keeps the device's cache mode (see {@link #load(Table, TargetTypes, BackingDevices,
+     * boolean, CacheMode)}).
      */
     public void load(Table table, TargetTypes types, BackingDevices devices, boolean readOnly)
+            throws TableLoadException {
+        load(table, types, devices, readOnly, null);
+    }
+
+    /**
+     * The same, the table's snapshot writes acknowledged as {@code cacheMode} says; null: the
+     * device's current mode ({@link #cacheMode()}), or {@link CacheMode#DIRECTSYNC} (the
+     * kernel's rule) for a device that has no table yet.
+     */
+    public void load(Table table, TargetTypes types, BackingDevices devices, boolean readOnly, CacheMode cacheMode)
             throws TableLoadException {
         control.lock();
         try {
             requireNotRemoved();
+            CacheMode mode = cacheMode != null ? cacheMode : cacheModeOr(CacheMode.DIRECTSYNC);
             List<Target> built = new ArrayList<>();
             boolean ok = false;
             try {
@@ -282,22 +300,46 @@ public final class MappedDevice {
                                             line.lengthSectors(),
                                             this::event,
                                             this::isSuspended,
-                                            readOnly),
+                                            readOnly,
+                                            mode),
                                     new TargetArgs(line.targetType(), line.args())));
                 }
                 ok = true;
             } finally {
                 if (!ok) {
-                    destroy(new LiveTable(table, built, readOnly));
+                    destroy(new LiveTable(table, built, readOnly, mode));
                 }
             }
             LiveTable previous = inactive;
-            inactive = new LiveTable(table, List.copyOf(built), readOnly);
+            inactive = new LiveTable(table, List.copyOf(built), readOnly, mode);
             destroy(previous);
-            log.info("{}: table loaded ({} target{})", name, built.size(), built.size() == 1 ? "" : "s");
+            log.info(
+                    "{}: table loaded ({} target{}, cache {})",
+                    name,
+                    built.size(),
+                    built.size() == 1 ? "" : "s",
+                    mode.text());
         } finally {
             control.unlock();
         }
+    }
+
+    /**
+     * The cache mode of the live table, else of the inactive one; null without a table (the mode
+     * a load without one keeps).
+     */
+    public CacheMode cacheMode() {
+        control.lock();
+        try {
+            return cacheModeOr(null);
+        } finally {
+            control.unlock();
+        }
+    }
+
+    private CacheMode cacheModeOr(CacheMode none) {
+        LiveTable l = live;
+        return l != null ? l.cacheMode() : inactive != null ? inactive.cacheMode() : none;
     }
 
     /** Destroys the inactive table. */
@@ -366,7 +408,7 @@ public final class MappedDevice {
             requireNotRemoved();
             LiveTable old = null;
             if (inactive != null) {
-                recorder.beforeLive(this, inactive.table(), inactive.readOnly());
+                recorder.beforeLive(this, inactive.table(), inactive.readOnly(), inactive.cacheMode());
                 suspendLocked();
                 old = live;
                 live = inactive;
@@ -475,7 +517,8 @@ public final class MappedDevice {
                     eventNumber.get(),
                     major,
                     minor,
-                    t == null ? 0 : t.targets().size());
+                    t == null ? 0 : t.targets().size(),
+                    t == null ? null : t.cacheMode());
         } finally {
             control.unlock();
         }

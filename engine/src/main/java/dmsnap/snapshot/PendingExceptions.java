@@ -18,6 +18,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * (or whole-chunk write) and commit are in progress, and the snapshot reads of origin chunks that
  * completing one of them must wait for.
  *
+ * <p>In the cache modes that defer commits ({@link DeferredCommits}) an exception made by a
+ * snapshot write becomes visible (in the complete table: reads and writes of the chunk go to the
+ * COW) as soon as its data is written, and stays pending until its commit is durable: an origin
+ * write to its chunk waits for that ({@link #decideForOrigin}), so the origin is never written
+ * before the copy is safe. Exceptions made by origin writes are committed at once in every mode.
+ *
  * <p>Locks: {@link #pending} is guarded by the snapshot's lock ({@link SnapshotState}'s monitor);
  * the tracked reads by their own monitor, taken inside it.
  */
@@ -25,6 +31,7 @@ final class PendingExceptions {
     private final SnapshotState state;
     private final DeviceResolver.Handle origin;
     private final DeviceResolver.Handle cow;
+    private final DeferredCommits deferred;
     /**
      * The first copy (or whole-chunk write) that failed, for the invalidation line: set before its
      * commit, so whichever commit callback of that round invalidates (the first in allocation
@@ -36,13 +43,20 @@ final class PendingExceptions {
     /** Snapshot reads (and passed-down discards) of chunks on the origin, in flight. */
     private final InFlightChunks trackedReads = new InFlightChunks();
 
-    /** An exception being made: its copy (or full-chunk write) and commit are in progress. */
+    /**
+     * An exception being made: its copy (or full-chunk write) and commit are in progress.
+     * {@link #done}: it is in the complete table, or failed (what snapshot writes wait for);
+     * {@link #durable}: its commit is durable, or failed (what origin writes wait for). The same
+     * future unless commits are deferred.
+     */
     static final class Pending {
         final PendingRemap remap;
         final CompletableFuture<Boolean> done = new CompletableFuture<>();
+        final CompletableFuture<Boolean> durable;
 
-        Pending(PendingRemap remap) {
+        Pending(PendingRemap remap, boolean deferring) {
             this.remap = remap;
+            this.durable = deferring ? new CompletableFuture<>() : done;
         }
     }
 
@@ -52,8 +66,8 @@ final class PendingExceptions {
     /** The chunk has an exception: it lives in COW chunk {@code cowChunk}. */
     record Mapped(long cowChunk) implements Decision {}
 
-    /** Another write is making the exception: wait for it. */
-    record Waiting(CompletableFuture<Boolean> done) implements Decision {}
+    /** Another write is making the exception (remap {@code sequence}): wait for it. */
+    record Waiting(CompletableFuture<Boolean> done, long sequence) implements Decision {}
 
     /** This caller makes the exception (its COW chunk is allocated). */
     record Allocated(Pending pending) implements Decision {}
@@ -68,15 +82,17 @@ final class PendingExceptions {
      */
     record CowError(String reason) implements Decision {}
 
-    PendingExceptions(SnapshotState state, DeviceResolver.Handle origin, DeviceResolver.Handle cow) {
+    PendingExceptions(
+            SnapshotState state, DeviceResolver.Handle origin, DeviceResolver.Handle cow, DeferredCommits deferred) {
         this.state = state;
         this.origin = origin;
         this.cow = cow;
+        this.deferred = deferred;
     }
 
     /**
-     * Decides {@code chunk}; allocates its exception when it has none and none is being made. The
-     * caller holds the snapshot's lock (so a span's allocations are consecutive).
+     * Decides {@code chunk} for a snapshot write; allocates its exception when it has none and none
+     * is being made. The caller holds the snapshot's lock (so a span's allocations are consecutive).
      */
     Decision decide(long chunk) {
         assert Thread.holdsLock(state);
@@ -86,8 +102,30 @@ final class PendingExceptions {
         }
         Pending other = pending.get(chunk);
         if (other != null) {
-            return new Waiting(other.done);
+            return new Waiting(other.done, other.remap.sequence());
         }
+        return allocate(chunk);
+    }
+
+    /**
+     * Decides {@code chunk} for an origin write (dm-snap.c's {@code __origin_write}: the pending
+     * table first): an exception still pending, visible or not, is waited for until its commit is
+     * durable (and until the snapshot reads of the origin chunk it waits for have drained).
+     */
+    Decision decideForOrigin(long chunk) {
+        assert Thread.holdsLock(state);
+        Pending other = pending.get(chunk);
+        if (other != null) {
+            return new Waiting(other.durable, other.remap.sequence());
+        }
+        long mapped = state.complete().lookup(chunk);
+        if (mapped >= 0) {
+            return new Mapped(mapped);
+        }
+        return allocate(chunk);
+    }
+
+    private Decision allocate(long chunk) {
         PendingRemap remap;
         try {
             remap = state.store().prepare(chunk);
@@ -96,7 +134,7 @@ final class PendingExceptions {
         } catch (IOException e) {
             return new CowError("COW " + cow.device().name() + ": " + e.getMessage());
         }
-        Pending mine = new Pending(remap);
+        Pending mine = new Pending(remap, deferred.defers());
         pending.put(chunk, mine);
         return new Allocated(mine);
     }
@@ -114,8 +152,46 @@ final class PendingExceptions {
         return write == null ? null : "COW " + cow.device().name() + ": " + write.getMessage();
     }
 
-    /** Commits {@code p}, whose copy succeeded unless {@code failure} says why not. */
+    /**
+     * Commits {@code p}, made by a snapshot write, whose copy (or write) succeeded unless
+     * {@code failure} says why not. When commits are deferred, a good copy is visible at once
+     * and durable later; a failed one is committed at once, as in every mode (it invalidates).
+     */
     void commit(Pending p, String failure) {
+        if (failure != null || !deferred.defers() || !state.isValid()) {
+            commitNow(p, failure);
+            return;
+        }
+        long chunk = p.remap.oldChunk();
+        synchronized (state) {
+            state.complete().insert(chunk, p.remap.newChunk());
+        }
+        // Reads that start from now on find the exception and go to the COW; those of the origin
+        // chunk in flight must end before an origin write may overwrite it (it waits for durable).
+        trackedReads.awaitNoneUninterruptibly(chunk);
+        p.done.complete(true);
+        ExceptionStore s = state.store();
+        long deferredAt = System.nanoTime();
+        s.commitDeferred(p.remap, true, (remap, ok) -> {
+            state.commits().committed(s, System.nanoTime() - deferred.dueNanos(deferredAt), ok);
+            durable(p, ok, s);
+        });
+        deferred.deferred();
+    }
+
+    /**
+     * Commits {@code p}, made by an origin write's copy-out, at once in every mode (the origin
+     * write waits for it); when commits are deferred, the deferred ones before it go along.
+     */
+    void commitCopyOut(Pending p, String failure) {
+        commitNow(p, failure);
+        if (deferred.defers()) {
+            deferred.hurry(p.remap.sequence());
+        }
+    }
+
+    /** The kernel's commit: durable (group-committed) before the exception completes. */
+    private void commitNow(Pending p, String failure) {
         if (failure != null) {
             firstCopyFailure.compareAndSet(null, failure);
         }
@@ -132,16 +208,11 @@ final class PendingExceptions {
         long chunk = p.remap.oldChunk();
         if (!ok || !state.isValid()) {
             synchronized (state) {
-                pending.remove(chunk);
+                pending.remove(chunk, p);
             }
-            String storeFailure = committedBy.failure();
-            String copy = firstCopyFailure.get();
-            state.invalidate(
-                    InvalidationCause.IO_ERROR,
-                    copy != null
-                            ? copy
-                            : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
+            invalidateFor(committedBy);
             p.done.complete(false);
+            p.durable.complete(false);
             return;
         }
         synchronized (state) {
@@ -151,9 +222,32 @@ final class PendingExceptions {
         // reads that start from now on find the exception and go to the COW.
         trackedReads.awaitNoneUninterruptibly(chunk);
         synchronized (state) {
-            pending.remove(chunk);
+            pending.remove(chunk, p);
         }
         p.done.complete(true);
+        p.durable.complete(true);
+    }
+
+    /** A deferred commit of a visible exception is durable ({@code ok}) or failed: origin writes may go on. */
+    private void durable(Pending p, boolean ok, ExceptionStore committedBy) {
+        synchronized (state) {
+            pending.remove(p.remap.oldChunk(), p);
+        }
+        if (!ok) {
+            invalidateFor(committedBy);
+        }
+        p.durable.complete(ok && state.isValid());
+    }
+
+    /** A commit failed: the snapshot is invalidated with the first reason known. */
+    private void invalidateFor(ExceptionStore committedBy) {
+        String storeFailure = committedBy.failure();
+        String copy = firstCopyFailure.get();
+        state.invalidate(
+                InvalidationCause.IO_ERROR,
+                copy != null
+                        ? copy
+                        : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
     }
 
     /** A read of {@code chunk} on the origin starts; the caller holds the snapshot's lock. */

@@ -4,6 +4,8 @@ import dmsnap.store.CorruptStoreException;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
 import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.device.Device;
+import dmsnap.target.CacheMode;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
@@ -20,6 +22,8 @@ import java.util.function.BooleanSupplier;
  *   <li>{@link PendingExceptions}: the tracked chunks, exceptions being made and the snapshot
  *       reads their completion waits for;</li>
  *   <li>{@link SnapshotIo}: the copy-out an origin write needs, and the snapshot device's I/O;</li>
+ *   <li>{@link DeferredCommits}: in the cache modes {@code none} and {@code writeback}, when the
+ *       exceptions made by snapshot writes, visible before they are durable, are committed;</li>
  *   <li>{@link MergeSteps}: for a snapshot-merge instance, the merging device's I/O (spec 9.3) and
  *       the merge step's view of it (spec 9.2).</li>
  * </ul>
@@ -42,7 +46,16 @@ public final class Snapshot {
     private final PendingExceptions pending;
     private final SnapshotIo io;
     private final MergeSteps mergeSteps;
+    private final DeferredCommits deferred;
+    /** Where the snapshot's data goes in the COW: the COW device, or its page-cache view in {@code writeback}. */
+    private final Device cowData;
 
+    /**
+     * @param cacheMode when snapshot writes are acknowledged ({@code writeback}: the COW's data
+     *                  through {@link Device#buffered()}, which may open it a second time)
+     * @param timer     runs the commit interval of deferred commits
+     * @throws IOException the COW's page-cache view could not be opened
+     */
     Snapshot(
             String deviceName,
             DeviceResolver.Handle origin,
@@ -53,16 +66,21 @@ public final class Snapshot {
             Runnable event,
             BooleanSupplier deviceSuspended,
             CommitObserver commits,
-            boolean merging) {
+            boolean merging,
+            CacheMode cacheMode,
+            CommitTimer timer)
+            throws IOException {
         this.merging = merging;
         this.deviceSuspended = deviceSuspended;
         this.origin = origin;
         this.cow = cow;
         this.copier = copier;
         this.lengthSectors = lengthSectors;
+        this.cowData = cacheMode.usesPageCache() ? cow.device().buffered() : cow.device();
         this.state = new SnapshotState(deviceName, store, event, commits);
-        this.pending = new PendingExceptions(state, origin, cow);
-        this.io = new SnapshotIo(state, pending, origin, cow, copier, merging);
+        this.deferred = new DeferredCommits(state, cacheMode, timer);
+        this.pending = new PendingExceptions(state, origin, cow, deferred);
+        this.io = new SnapshotIo(state, pending, origin, cowData, deferred, copier, merging);
         this.mergeSteps = new MergeSteps(state, origin, cow);
     }
 
@@ -130,6 +148,24 @@ public final class Snapshot {
 
     ChunkCopier copier() {
         return copier;
+    }
+
+    /** When this instance's snapshot writes are acknowledged. */
+    CacheMode cacheMode() {
+        return deferred.mode();
+    }
+
+    /** The device the snapshot's data is read from and written to in the COW. */
+    Device cowData() {
+        return cowData;
+    }
+
+    /**
+     * Commits every exception made so far that is still deferred, and waits for it (suspend,
+     * handover, merge start, remove); nothing to do in {@code directsync}.
+     */
+    void commitDeferred() {
+        deferred.commitAll();
     }
 
     void markActive() {
@@ -242,9 +278,13 @@ public final class Snapshot {
                 Long.toString(store.chunkSize().sectors()));
     }
 
-    /** Releases the table and store (after waiting for pending exceptions) and the devices. */
+    /**
+     * Releases the table and store (after waiting for pending exceptions and committing the
+     * deferred ones) and the devices.
+     */
     void close() throws IOException {
         pending.awaitAll();
+        deferred.commitAll();
         state.store().close();
         state.complete().close();
         try {

@@ -26,6 +26,12 @@ import java.util.concurrent.ExecutionException;
  * part): the copy-out an origin write needs from this snapshot, and reads, writes and discards
  * of the snapshot device, mapped to the COW or the origin chunk by chunk.
  *
+ * <p>Cache modes ({@link DeferredCommits}): in {@code directsync} a write that makes an
+ * exception completes once the exception is durable, as the kernel's; in {@code none} and
+ * {@code writeback} once its data is written (the exception is visible and committed later), and
+ * a FLUSH or a FUA write commits what is deferred. {@code writeback} reads and writes the COW's
+ * data through the page cache ({@link #cowData}).
+ *
  * <p>Locks: decisions are made under the snapshot's lock ({@link SnapshotState}'s monitor); the
  * I/O and the waits for pending exceptions happen outside it.
  */
@@ -33,7 +39,10 @@ final class SnapshotIo {
     private final SnapshotState state;
     private final PendingExceptions pending;
     private final DeviceResolver.Handle origin;
-    private final DeviceResolver.Handle cow;
+    /** The COW for data: the COW device, or its page-cache view in {@code writeback}. */
+    private final Device cowData;
+
+    private final DeferredCommits deferred;
     private final ChunkCopier copier;
     /** A snapshot-merge instance: origin writes never copy into it (spec 5.1). */
     private final boolean merging;
@@ -42,13 +51,15 @@ final class SnapshotIo {
             SnapshotState state,
             PendingExceptions pending,
             DeviceResolver.Handle origin,
-            DeviceResolver.Handle cow,
+            Device cowData,
+            DeferredCommits deferred,
             ChunkCopier copier,
             boolean merging) {
         this.state = state;
         this.pending = pending;
         this.origin = origin;
-        this.cow = cow;
+        this.cowData = cowData;
+        this.deferred = deferred;
         this.copier = copier;
         this.merging = merging;
     }
@@ -66,7 +77,7 @@ final class SnapshotIo {
         /** Where the copy goes in this snapshot's COW. */
         CopyOp.Destination destination() {
             return new CopyOp.Destination(
-                    io.cow.device(),
+                    io.cowData,
                     pending.remap.newChunk() * io.state.store().chunkSize().bytes());
         }
 
@@ -80,7 +91,7 @@ final class SnapshotIo {
          * failure}: the copy itself broke): commit, then the exception completes.
          */
         void copied(CopyResult result, Throwable failure, int index) {
-            io.pending.commit(pending, io.pending.copyFailure(result, failure, index));
+            io.pending.commitCopyOut(pending, io.pending.copyFailure(result, failure, index));
         }
 
         CompletableFuture<Boolean> done() {
@@ -103,11 +114,16 @@ final class SnapshotIo {
             if (!state.isValid() || !state.isActive()) {
                 return null;
             }
-            d = pending.decide(chunk);
+            d = pending.decideForOrigin(chunk);
         }
         return switch (d) {
             case Mapped m -> null;
-            case Waiting w -> new Wait(w.done());
+            case Waiting w -> {
+                if (deferred.defers()) {
+                    deferred.hurry(w.sequence()); // it may be deferred: the origin write needs it durable
+                }
+                yield new Wait(w.done());
+            }
             case Allocated a -> new Copy(this, a.pending());
             case NoRoom n -> {
                 state.invalidate(InvalidationCause.NO_SPACE, n.reason());
@@ -135,7 +151,7 @@ final class SnapshotIo {
                 origin.device(),
                 start,
                 length,
-                List.of(new CopyOp.Destination(cow.device(), p.remap.newChunk() * chunkBytes)));
+                List.of(new CopyOp.Destination(cowData, p.remap.newChunk() * chunkBytes)));
         (here ? copier.copyHere(op) : copier.copy(op))
                 .whenComplete((result, failure) -> pending.commit(p, pending.copyFailure(result, failure, 0)));
     }
@@ -149,9 +165,12 @@ final class SnapshotIo {
      * both on the origin) move in one device I/O, as the block layer merges the clones' requests.
      */
     void map(IoRequest io) throws IOException, InterruptedException {
-        Device cowDevice = cow.device();
         if (io.op() == IoRequest.Op.FLUSH) {
-            cowDevice.flush(); // works even on an invalid snapshot
+            if (deferred.defers() && state.isValid()) {
+                deferred.flush(); // the deferred exceptions too: NBD's FLUSH promises every write before it
+            } else {
+                cowData.flush(); // works even on an invalid snapshot
+            }
             return;
         }
         if (!state.isValid()) {
@@ -207,9 +226,9 @@ final class SnapshotIo {
         }
         long at = mapped * chunkSize.bytes() + offsetInChunk;
         if (io.lengthSectors() == chunkSize.sectors()) {
-            cow.device().writeZeroes(at, chunkSize.bytes());
+            cowData.writeZeroes(at, chunkSize.bytes());
         } else {
-            cow.device().discard(at, io.lengthSectors() << 9);
+            cowData.discard(at, io.lengthSectors() << 9);
         }
     }
 
@@ -253,7 +272,7 @@ final class SnapshotIo {
                                 (first.sector() - io.sector()) << 9,
                                 (pieces.get(j - 1).endSector() - first.sector()) << 9);
                 if (mapped[i] >= 0) {
-                    cow.device().read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
+                    cowData.read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
                 } else {
                     origin.device().read(first.sector() << 9, into);
                 }
@@ -297,6 +316,18 @@ final class SnapshotIo {
         return new IOException(state.deviceName() + ": allocating the exception failed: " + failed.reason());
     }
 
+    /**
+     * The end of a write with FUA: its data durable, and when commits are deferred every
+     * exception made so far committed (the write's own among them).
+     */
+    private void fuaFlush() throws IOException, InterruptedException {
+        if (deferred.defers()) {
+            deferred.flush();
+        } else {
+            cowData.flush();
+        }
+    }
+
     /** A write inside one chunk. */
     private void write(IoRequest io, long chunk, long offsetInChunk, ChunkSize chunkSize)
             throws IOException, InterruptedException {
@@ -306,9 +337,9 @@ final class SnapshotIo {
         while (true) {
             switch (decideWrite(chunk)) {
                 case Mapped m -> {
-                    cow.device().write(m.cowChunk() * chunkSize.bytes() + offsetInChunk, io.buffer());
+                    cowData.write(m.cowChunk() * chunkSize.bytes() + offsetInChunk, io.buffer());
                     if (io.fua()) {
-                        cow.device().flush();
+                        fuaFlush();
                     }
                     return;
                 }
@@ -321,6 +352,9 @@ final class SnapshotIo {
                         writeExceptions(List.of(a.pending()), io.buffer(), chunkSize);
                         if (!awaitQuietly(a.pending().done)) {
                             throw new IOException(state.deviceName() + ": writing the exception failed");
+                        }
+                        if (io.fua() && deferred.defers()) {
+                            fuaFlush(); // directsync: the commit made it durable already
                         }
                         return;
                     }
@@ -341,9 +375,9 @@ final class SnapshotIo {
     private void writeExceptions(List<Pending> run, MemorySegment data, ChunkSize chunkSize) {
         String failure = null;
         try {
-            cow.device().write(run.getFirst().remap.newChunk() * chunkSize.bytes(), data);
+            cowData.write(run.getFirst().remap.newChunk() * chunkSize.bytes(), data);
         } catch (IOException e) {
-            failure = "COW " + cow.device().name() + ": " + e.getMessage();
+            failure = "COW " + cowData.name() + ": " + e.getMessage();
         }
         for (Pending p : run) {
             pending.commit(p, failure);
@@ -410,10 +444,9 @@ final class SnapshotIo {
                         j++;
                     }
                     try {
-                        cow.device()
-                                .write(
-                                        m.cowChunk() * chunkSize.bytes() + ((piece.sector() & chunkSize.mask()) << 9),
-                                        span(io, pieces, i, j));
+                        cowData.write(
+                                m.cowChunk() * chunkSize.bytes() + ((piece.sector() & chunkSize.mask()) << 9),
+                                span(io, pieces, i, j));
                     } catch (IOException e) {
                         failure = failure == null ? e : failure;
                     }
@@ -453,7 +486,7 @@ final class SnapshotIo {
             throw failure;
         }
         if (io.fua()) {
-            cow.device().flush();
+            fuaFlush();
         }
     }
 

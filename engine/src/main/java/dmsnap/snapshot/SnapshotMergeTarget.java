@@ -49,11 +49,17 @@ public final class SnapshotMergeTarget implements Target {
      */
     public static TargetType type(
             Registry registry, ChunkCopier copier, CommitObserver commits, MergeSettings settings) {
+        return type(registry, copier, commits, settings, CommitTimer.shared());
+    }
+
+    /** The same, deferred commits (none made while merging) on {@code timer}. */
+    static TargetType type(
+            Registry registry, ChunkCopier copier, CommitObserver commits, MergeSettings settings, CommitTimer timer) {
         return TargetType.of(
                 "snapshot-merge",
                 "1.5.0",
                 (context, args) -> new SnapshotMergeTarget(
-                        SnapshotTarget.construct(context, args, registry, copier, commits, true),
+                        SnapshotTarget.construct(context, args, registry, copier, commits, timer, true),
                         registry,
                         copier,
                         settings));
@@ -125,6 +131,9 @@ public final class SnapshotMergeTarget implements Target {
         SnapshotTarget.resume(snapshot, registry);
         long min = registry.minimumChunkSectors(snapshot.originIdentity());
         maxIoSectors = min > 0 ? min : snapshot.chunkSectors();
+        // The merge takes entries from the store's areas: every exception must be in them. The
+        // source's suspend committed its deferred ones; this makes sure of it.
+        snapshot.commitDeferred();
         snapshot.merger().start();
     }
 

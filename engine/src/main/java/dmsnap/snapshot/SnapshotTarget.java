@@ -43,14 +43,24 @@ public final class SnapshotTarget implements Target {
 
     /** The {@code snapshot} target type over a registry and a copier; commit times go to {@code commits}. */
     public static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits) {
+        return type(registry, copier, commits, CommitTimer.shared());
+    }
+
+    /** The same, deferred commits (cache modes none and writeback) made at the latest when {@code timer} says. */
+    static TargetType type(Registry registry, ChunkCopier copier, CommitObserver commits, CommitTimer timer) {
         return TargetType.of(
-                "snapshot", "1.16.0", (context, args) -> construct(context, args, registry, copier, commits));
+                "snapshot", "1.16.0", (context, args) -> construct(context, args, registry, copier, commits, timer));
     }
 
     private static Target construct(
-            TargetContext context, TargetArgs args, Registry registry, ChunkCopier copier, CommitObserver commits)
+            TargetContext context,
+            TargetArgs args,
+            Registry registry,
+            ChunkCopier copier,
+            CommitObserver commits,
+            CommitTimer timer)
             throws TableLoadException {
-        Constructed c = construct(context, args, registry, copier, commits, false);
+        Constructed c = construct(context, args, registry, copier, commits, timer, false);
         return new SnapshotTarget(c.snapshot(), registry, c.discardZeroesCow(), c.discardPassdownOrigin());
     }
 
@@ -68,6 +78,7 @@ public final class SnapshotTarget implements Target {
             Registry registry,
             ChunkCopier copier,
             CommitObserver commits,
+            CommitTimer timer,
             boolean merge)
             throws TableLoadException {
         if (args.size() < 4) {
@@ -132,17 +143,25 @@ public final class SnapshotTarget implements Target {
                         "Origin " + origin.canonicalName() + " too small for target: len=" + context.lengthSectors()
                                 + ", dev_size=" + origin.device().sizeSectors());
             }
-            Snapshot snapshot = new Snapshot(
-                    context.deviceName(),
-                    origin,
-                    cow,
-                    store,
-                    copier,
-                    context.lengthSectors(),
-                    context.event(),
-                    context.deviceSuspended(),
-                    commits,
-                    merge);
+            Snapshot snapshot;
+            try {
+                snapshot = new Snapshot(
+                        context.deviceName(),
+                        origin,
+                        cow,
+                        store,
+                        copier,
+                        context.lengthSectors(),
+                        context.event(),
+                        context.deviceSuspended(),
+                        commits,
+                        merge,
+                        context.cacheMode(),
+                        timer);
+            } catch (IOException e) {
+                store.close();
+                throw args.failDevice("Cannot get COW device", e); // its page-cache view (writeback)
+            }
             Registry.Role role;
             try {
                 role = registry.register(snapshot);
@@ -273,6 +292,15 @@ public final class SnapshotTarget implements Target {
             args.addAll(List.of("1", "discard_zeroes_cow"));
         }
         return args;
+    }
+
+    /**
+     * Suspend has drained the device's I/O: its deferred exceptions are committed now, so that a
+     * handover (table reload, {@code snapshot refresh}), a merge or a stop finds them in the store.
+     */
+    @Override
+    public void postsuspend() {
+        snapshot.commitDeferred();
     }
 
     @Override

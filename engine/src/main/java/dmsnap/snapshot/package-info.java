@@ -4,6 +4,9 @@
  * {@link dmsnap.snapshot.SnapshotMergeTarget} ({@code snapshot-merge}) with its background
  * {@link dmsnap.snapshot.Merger}, the per-origin {@link dmsnap.snapshot.Registry} of snapshots,
  * and copy-out through the chunk copier with pending exceptions ({@link dmsnap.snapshot.CopyOut}).
+ * In the cache modes {@code none} and {@code writeback} the exceptions of snapshot writes are
+ * committed later ({@code DeferredCommits}, {@link dmsnap.snapshot.CommitTimer}); origin writes
+ * keep the kernel's order in every mode.
  *
  * <p>Lock order: {@link dmsnap.snapshot.Registry} (read for origin writes, write for
  * registration and handover), then a snapshot's lock (its {@code SnapshotState}'s monitor), then

@@ -4,8 +4,9 @@ package dmsnap.target;
  * What a target constructor may use besides its arguments: the shared backing devices, the
  * name of the mapped device it is loaded into, the length of its line, how to raise a device
  * event (dm_table_event, e.g. when a snapshot is invalidated), whether that device is
- * suspended right now (a handover needs its source suspended), and whether the table is
- * read-only ({@code dmsetup --readonly}: its devices are opened for reading).
+ * suspended right now (a handover needs its source suspended), whether the table is
+ * read-only ({@code dmsetup --readonly}: its devices are opened for reading), and its
+ * {@link CacheMode} (when a snapshot write is acknowledged).
  */
 public record TargetContext(
         DeviceResolver devices,
@@ -13,7 +14,12 @@ public record TargetContext(
         long lengthSectors,
         Runnable event,
         java.util.function.BooleanSupplier deviceSuspended,
-        boolean readOnlyTable) {
+        boolean readOnlyTable,
+        CacheMode cacheMode) {
+
+    public TargetContext {
+        java.util.Objects.requireNonNull(cacheMode, "cacheMode");
+    }
 
     /**
      * Opens a device argument for this target ({@code dm_get_device}). A table may not name the

@@ -55,6 +55,37 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
     void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
 
     /**
+     * commit_exception, deferred (the cache modes {@code none} and {@code writeback}): as {@link
+     * #commit}, but the entry need not be written before others ask for a round: the next round
+     * a {@link #commit}, a full area, {@link #commitThrough}, {@link #sync} or too many deferred
+     * remaps start takes it along. The callback runs once it is durable (or never can be), in
+     * allocation order with every other commit.
+     */
+    void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
+
+    /**
+     * Asks for every remap with a sequence up to {@code sequence} to be written as soon as all of
+     * them have been committed; does not wait (the round may run on this thread when it can start
+     * at once). An origin write waiting for a deferred exception, and the commit interval, use it.
+     */
+    void commitThrough(long sequence);
+
+    /** The sequence the next {@link #prepare} hands out: every remap before it has been prepared. */
+    long nextSequence();
+
+    /**
+     * Waits until every remap prepared before this call is durable, writing those still deferred
+     * (NBD's FLUSH, a FUA write, suspend, remove). With {@code flushData} every COW write that
+     * completed before this call is durable too, by the round's own flush where one ran after the
+     * call, else by a flush here. Must not be called by a thread that has prepared remaps it has
+     * not committed yet (it would wait for itself).
+     *
+     * @throws IOException the store is invalid (a remap could not be committed, and its callback
+     *                     said so, or it was invalid before) or the flush failed
+     */
+    void sync(boolean flushData) throws IOException, InterruptedException;
+
+    /**
      * prepare_merge: the last run of consecutive entries (within one area) before the runs
      * already prepared and not yet committed, or null when nothing is left before them. With
      * nothing prepared (the kernel's one step at a time) that is the last run of the list.

@@ -15,6 +15,11 @@ public final class InOrderCommits<T> {
     private final TreeMap<Long, T> parked = new TreeMap<>();
     private long next;
 
+    /** The sequence number the next item in order has: every one before it has arrived. */
+    public long nextExpected() {
+        return next;
+    }
+
     /**
      * Accepts the item with {@code sequence}; returns the items (possibly none) that are now in
      * order, oldest first.

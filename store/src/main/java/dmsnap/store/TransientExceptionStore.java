@@ -79,6 +79,30 @@ public final class TransientExceptionStore implements ExceptionStore {
         }
     }
 
+    /** Nothing is written: a deferred commit completes as soon as it is in order, as any other. */
+    @Override
+    public void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
+        commit(remap, copySucceeded, callback);
+    }
+
+    @Override
+    public void commitThrough(long sequence) {
+        // Every commit completes as soon as it is in order: nothing waits for a round.
+    }
+
+    @Override
+    public synchronized long nextSequence() {
+        return nextSequence;
+    }
+
+    /** Nothing of the store's is ever durable; {@code flushData} still flushes what was written to the COW. */
+    @Override
+    public void sync(boolean flushData) throws IOException {
+        if (flushData) {
+            cow.flush();
+        }
+    }
+
     private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {}
 
     @Override

@@ -62,6 +62,19 @@ public interface Device extends AutoCloseable {
         return null;
     }
 
+    /**
+     * This device through the page cache (the {@code writeback} cache mode's COW data): the same
+     * data and size, read and written without O_DIRECT, made durable by the same {@link #flush()}.
+     * Owned by this device (closing it does nothing; it goes when this device is closed). This
+     * device itself when it has no page cache to go through (memory, a mapped device) or goes
+     * through it already.
+     *
+     * @throws IOException the second descriptor could not be opened
+     */
+    default Device buffered() throws IOException {
+        return this;
+    }
+
     /** Idempotent; waits for I/O in progress. */
     @Override
     void close() throws IOException;

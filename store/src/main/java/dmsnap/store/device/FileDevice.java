@@ -51,6 +51,9 @@ public final class FileDevice implements Device {
     /** Where metadata maps live: closed by the group, not one by one (see {@link MapArenas}). */
     private final MapArenas mapArenas = new MapArenas();
 
+    /** The page-cache view ({@link #buffered()}), opened on first use; guarded by this object's monitor. */
+    private BufferedView bufferedView;
+
     private volatile long sizeBytes;
     /** The largest {@link #sizeBytes} seen: I/O below it but past the current size is an I/O error. */
     private volatile long largestSizeBytes;
@@ -211,6 +214,13 @@ public final class FileDevice implements Device {
      */
     private void checkRequest(String op, String call, long offsetBytes, long lengthBytes, MemorySegment buffer)
             throws ErrnoException {
+        checkRequest(this, op, call, offsetBytes, lengthBytes, buffer);
+    }
+
+    /** The same for I/O through {@code via} (this device, or its page-cache view: no buffer alignment). */
+    private void checkRequest(
+            Device via, String op, String call, long offsetBytes, long lengthBytes, MemorySegment buffer)
+            throws ErrnoException {
         long size = sizeBytes;
         if (offsetBytes >= 0
                 && lengthBytes >= 0
@@ -224,12 +234,16 @@ public final class FileDevice implements Device {
                     lengthBytes,
                     "beyond the end of the device: it shrank to " + size + " bytes");
         }
-        Device.checkRequest(this, op, offsetBytes, lengthBytes, buffer);
+        Device.checkRequest(via, op, offsetBytes, lengthBytes, buffer);
     }
 
     @Override
     public void read(long offsetBytes, MemorySegment dst) throws IOException {
-        checkRequest("read", "pread", offsetBytes, dst.byteSize(), dst);
+        read(file, this, offsetBytes, dst);
+    }
+
+    private void read(NativeFile file, Device via, long offsetBytes, MemorySegment dst) throws IOException {
+        checkRequest(via, "read", "pread", offsetBytes, dst.byteSize(), dst);
         inFlight.acquire();
         try {
             long n = file.read(offsetBytes, dst);
@@ -249,8 +263,12 @@ public final class FileDevice implements Device {
 
     @Override
     public void write(long offsetBytes, MemorySegment src) throws IOException {
+        write(file, this, offsetBytes, src);
+    }
+
+    private void write(NativeFile file, Device via, long offsetBytes, MemorySegment src) throws IOException {
         checkWritable("write");
-        checkRequest("write", "pwrite", offsetBytes, src.byteSize(), src);
+        checkRequest(via, "write", "pwrite", offsetBytes, src.byteSize(), src);
         inFlight.acquire();
         try {
             file.write(offsetBytes, src);
@@ -400,12 +418,136 @@ public final class FileDevice implements Device {
         }
     }
 
-    /** Closes the descriptor (releasing the lock) once I/O in progress has finished. Idempotent. */
+    /**
+     * The same file through the page cache: a second descriptor opened through this one without
+     * O_DIRECT (and without O_EXCL: this one holds the device). Direct and buffered I/O of one
+     * file are coherent in Linux (a direct write drops the cached pages it covers, a direct read
+     * writes dirty ones back first), and fdatasync of either descriptor syncs the file's pages.
+     */
+    @Override
+    public synchronized Device buffered() throws IOException {
+        if (!file.isDirect()) {
+            return this;
+        }
+        if (bufferedView == null) {
+            inFlight.acquire();
+            try {
+                bufferedView =
+                        new BufferedView(file.reopen(EnumSet.of(readOnly ? OpenFlag.READ_ONLY : OpenFlag.READ_WRITE)));
+            } finally {
+                inFlight.release();
+            }
+        }
+        return bufferedView;
+    }
+
+    /** Closes the descriptors (releasing the lock) once I/O in progress has finished. Idempotent. */
     @Override
     public void close() throws IOException {
         if (inFlight.close()) {
             mapArenas.close();
-            file.close();
+            BufferedView view;
+            synchronized (this) {
+                view = bufferedView;
+            }
+            try {
+                if (view != null) {
+                    view.file.close();
+                }
+            } finally {
+                file.close();
+            }
+        }
+    }
+
+    /**
+     * {@link #buffered()}: reads and writes through its own descriptor, everything else (size,
+     * flush, discard, zeroes, metadata maps, in-flight accounting) through the device's.
+     */
+    private final class BufferedView implements Device {
+        private final NativeFile file;
+
+        BufferedView(NativeFile file) {
+            this.file = file;
+        }
+
+        @Override
+        public String name() {
+            return FileDevice.this.name();
+        }
+
+        @Override
+        public long sizeBytes() {
+            return FileDevice.this.sizeBytes();
+        }
+
+        @Override
+        public long refreshSize() throws IOException {
+            return FileDevice.this.refreshSize();
+        }
+
+        @Override
+        public int logicalBlockBytes() {
+            return FileDevice.this.logicalBlockBytes();
+        }
+
+        @Override
+        public int physicalBlockBytes() {
+            return FileDevice.this.physicalBlockBytes();
+        }
+
+        @Override
+        public int bufferAlignmentBytes() {
+            return 1;
+        }
+
+        @Override
+        public boolean readOnly() {
+            return FileDevice.this.readOnly();
+        }
+
+        @Override
+        public void read(long offsetBytes, MemorySegment dst) throws IOException {
+            FileDevice.this.read(file, this, offsetBytes, dst);
+        }
+
+        @Override
+        public void write(long offsetBytes, MemorySegment src) throws IOException {
+            FileDevice.this.write(file, this, offsetBytes, src);
+        }
+
+        @Override
+        public void flush() throws IOException {
+            FileDevice.this.flush();
+        }
+
+        @Override
+        public void discard(long offsetBytes, long lengthBytes) throws IOException {
+            FileDevice.this.discard(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
+            FileDevice.this.writeZeroes(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
+            return FileDevice.this.mapMetadata(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public Device buffered() {
+            return this;
+        }
+
+        /** The device owns this view: it goes when the device is closed. */
+        @Override
+        public void close() {}
+
+        @Override
+        public String toString() {
+            return "FileDevice[" + name() + ", page cache view]";
         }
     }
 

@@ -19,6 +19,8 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,6 +37,13 @@ import org.slf4j.LoggerFactory;
  * the current one, flushes the COW (the remaps' data and the zeroed area become durable), stores
  * the entries into the area, syncs it and flushes again, and only then runs the callbacks, in
  * order. A failed write makes the store invalid for good; later callbacks report failure.
+ *
+ * <p>Deferred commits (the cache modes {@code none} and {@code writeback}): a remap committed
+ * with {@link #commitDeferred} does not ask for a round of its own. It is written by the next
+ * round anything else starts: a commit with the kernel's rule, an area that fills, {@link
+ * #commitThrough} or {@link #sync} (a FLUSH, a FUA write, suspend, remove, the commit interval),
+ * or {@value #DEFERRED_LIMIT} deferred remaps waiting. Rounds are the same rounds, in the same
+ * allocation order, so the COW after a sync is byte for byte what the kernel would have written.
  *
  * <p>Locking: {@link #lock} guards every field below it. One committer at a time (the
  * "leader", {@link #flushing}) does a round's I/O without holding the lock; others stage their
@@ -87,9 +96,36 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private long nextSequence;
     private final InOrderCommits<Completion> inOrder = new InOrderCommits<>();
     private final ArrayDeque<Completion> staged = new ArrayDeque<>();
+    /** How many of {@link #staged} were committed with the kernel's rule (not deferred). */
+    private int eagerStaged;
+    /** Remaps up to this sequence are written as soon as all of them have arrived (-1: none asked for). */
+    private long demanded = -1;
+    /** Every remap up to this sequence has been answered (its round is over). */
+    private long answeredThrough = -1;
+    /** Rounds that have taken their batch so far: a round numbered above a sync's start flushed after it. */
+    private long roundsStarted;
+
+    private final List<SyncWaiter> waiters = new ArrayList<>();
     private boolean flushing;
 
-    private record Completion(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {}
+    /**
+     * At most this many deferred remaps wait for a round: un-flushed work stays bounded in memory
+     * and in what a crash can take back, whatever the chunk size (an area of 4 MiB chunks holds
+     * 2^17 entries).
+     */
+    public static final int DEFERRED_LIMIT = 1024;
+
+    private record Completion(PendingRemap remap, boolean copySucceeded, boolean deferred, CommitCallback callback) {}
+
+    /**
+     * A {@link #sync} waiting for every remap up to {@code target}; {@code roundsBefore}: rounds
+     * started before it asked. Completed with whether the store was still valid and whether the
+     * round that answered it started after it asked (its data flush then covers the caller's writes).
+     */
+    private record SyncWaiter(long target, long roundsBefore, CompletableFuture<Answer> answer) {}
+
+    /** {@code flushedAfterAsking}: the round that answered started after the sync asked. */
+    private record Answer(boolean valid, boolean flushedAfterAsking) {}
 
     /**
      * A store over {@code cow}. Nothing is read until {@link #load}; a handover destination is
@@ -327,29 +363,131 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     @Override
     public void commit(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
+        arrive(new Completion(remap, copySucceeded, false, callback));
+    }
+
+    @Override
+    public void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback) {
+        arrive(new Completion(remap, copySucceeded, true, callback));
+    }
+
+    private void arrive(Completion completion) {
         lock.lock();
         try {
-            for (Completion c : inOrder.arrive(remap.sequence(), new Completion(remap, copySucceeded, callback))) {
+            for (Completion c : inOrder.arrive(completion.remap().sequence(), completion)) {
                 pendingCount--;
                 if (!c.copySucceeded()) {
                     valid = false;
                 }
+                if (!c.deferred()) {
+                    eagerStaged++;
+                }
                 staged.add(c);
             }
-            if (flushing || !roundNeeded()) {
+            if (!becomeLeader()) {
                 return;
             }
-            flushing = true;
         } finally {
             lock.unlock();
         }
         flushRounds();
     }
 
-    /** The kernel's rule: write when nothing else is outstanding, or when the area is full. */
+    @Override
+    public void commitThrough(long sequence) {
+        lock.lock();
+        try {
+            demanded = Math.max(demanded, sequence);
+            if (!becomeLeader()) {
+                return;
+            }
+        } finally {
+            lock.unlock();
+        }
+        flushRounds();
+    }
+
+    @Override
+    public long nextSequence() {
+        lock.lock();
+        try {
+            return nextSequence;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void sync(boolean flushData) throws IOException, InterruptedException {
+        SyncWaiter waiter = null;
+        boolean lead = false;
+        lock.lock();
+        try {
+            long target = nextSequence - 1;
+            if (target > answeredThrough) {
+                waiter = new SyncWaiter(target, roundsStarted, new CompletableFuture<>());
+                waiters.add(waiter);
+                demanded = Math.max(demanded, target);
+                lead = becomeLeader();
+            }
+        } finally {
+            lock.unlock();
+        }
+        if (lead) {
+            flushRounds();
+        }
+        boolean covered = false;
+        if (waiter != null) {
+            try {
+                covered = waiter.answer().get().flushedAfterAsking();
+            } catch (ExecutionException e) {
+                throw new AssertionError("a sync is only ever answered", e);
+            }
+        }
+        // Invalid is for good: a valid store has committed every remap it answered.
+        lock.lock();
+        try {
+            if (!valid) {
+                throw new IOException("committing the exceptions of " + cow.name() + " failed"
+                        + (failure == null ? ": the store is invalid" : ": " + failure));
+            }
+        } finally {
+            lock.unlock();
+        }
+        if (flushData && !covered) {
+            cow.flush(); // no round flushed after every write the caller completed
+        }
+    }
+
+    /** Sets {@link #flushing} when a round is needed and nobody runs rounds; caller holds {@link #lock}. */
+    private boolean becomeLeader() {
+        if (flushing || !roundNeeded()) {
+            return false;
+        }
+        flushing = true;
+        return true;
+    }
+
+    /**
+     * Whether staged remaps must be written now: the kernel's rule for commits made with it
+     * (nothing else outstanding, or the area full), and for deferred ones an area that fills,
+     * {@value #DEFERRED_LIMIT} of them waiting, or a demand ({@link #commitThrough}, {@link #sync})
+     * whose remaps have all arrived. Caller holds {@link #lock}.
+     */
     private boolean roundNeeded() {
-        return !staged.isEmpty()
-                && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea());
+        if (staged.isEmpty()) {
+            return false;
+        }
+        if (currentCommitted + staged.size() >= layout.exceptionsPerArea()) {
+            return true;
+        }
+        if (eagerStaged > 0 && pendingCount == 0) {
+            return true;
+        }
+        if (staged.size() >= DEFERRED_LIMIT) {
+            return true;
+        }
+        return demanded >= staged.peekFirst().remap().sequence() && inOrder.nextExpected() > demanded;
     }
 
     /**
@@ -372,7 +510,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
                 rest.addAll(staged);
                 staged.clear();
+                eagerStaged = 0;
                 flushing = false;
+                answerWaiters(Long.MAX_VALUE, false, false);
             } finally {
                 lock.unlock();
             }
@@ -397,6 +537,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             int base;
             boolean writeIt;
             String lost;
+            long round;
             lock.lock();
             try {
                 if (!roundNeeded()) {
@@ -405,8 +546,13 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
                 int take = roundSize();
                 while (batch.size() < take) {
-                    batch.add(staged.poll());
+                    Completion c = staged.poll();
+                    if (!c.deferred()) {
+                        eagerStaged--;
+                    }
+                    batch.add(c);
                 }
+                round = ++roundsStarted;
                 areaIndex = currentArea;
                 base = currentCommitted;
                 writeIt = valid && !closed;
@@ -444,6 +590,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             } finally {
                 lock.unlock();
             }
+            long last = batch.getLast().remap().sequence();
             while (!batch.isEmpty()) {
                 Completion c = batch.removeFirst();
                 try {
@@ -452,7 +599,29 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     log.error("{}: commit callback for {} failed", cow.name(), c.remap(), e);
                 }
             }
+            lock.lock();
+            try {
+                answeredThrough = last;
+                answerWaiters(last, ok, true, round);
+            } finally {
+                lock.unlock();
+            }
         }
+    }
+
+    /** Answers the syncs waiting for remaps up to {@code through}; caller holds {@link #lock}. */
+    private void answerWaiters(long through, boolean ok, boolean roundFlushed, long round) {
+        for (java.util.Iterator<SyncWaiter> it = waiters.iterator(); it.hasNext(); ) {
+            SyncWaiter w = it.next();
+            if (w.target() <= through) {
+                it.remove();
+                w.answer().complete(new Answer(ok, roundFlushed && round > w.roundsBefore()));
+            }
+        }
+    }
+
+    private void answerWaiters(long through, boolean ok, boolean roundFlushed) {
+        answerWaiters(through, ok, roundFlushed, 0);
     }
 
     /**

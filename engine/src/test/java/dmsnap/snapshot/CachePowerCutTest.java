@@ -1,0 +1,238 @@
+package dmsnap.snapshot;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dmsnap.store.copy.ChunkCopier;
+import dmsnap.store.testing.FaultyDevice;
+import dmsnap.store.testing.Figures;
+import dmsnap.store.testing.Seeds;
+import dmsnap.target.CacheMode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Power cuts at every flush boundary of seeded sequences of origin and snapshot writes (whole
+ * and partial chunks, FUA), FLUSHes, suspends and commit intervals, in each cache mode. At the
+ * cut the power goes for both devices: from that flush on every request fails; the COW keeps
+ * only what was flushed, the base keeps every write that reached it (the worst case for the
+ * order of origin writes). Then, for every sector:
+ * <ul>
+ *   <li>the snapshot never shows an origin write: an origin write reached the origin only after
+ *       the copied-out chunk and its exception were durable;</li>
+ *   <li>each view holds its content as of the last completed FLUSH (or FUA write) covering it, or
+ *       that of a write issued later: never older, never garbage;</li>
+ *   <li>the COW loads.</li>
+ * </ul>
+ * Every run without a cut also reads both views through the engine after every step (read your
+ * writes on every path).
+ */
+@ExtendWith(Seeds.class)
+class CachePowerCutTest {
+    private static final int SEQUENCES = Integer.getInteger("dmsnap.tests.cacheCutSequences", 6);
+    private static final int STEPS = 40;
+    private static final long SECTORS = 256; // 32 chunks of 8 sectors
+    private static final long ORIGIN_TAGS = 1L << 20;
+    private static final ChunkCopier copier = new ChunkCopier(2, 1 << 20);
+
+    @TempDir
+    Path dir;
+
+    @AfterAll
+    static void closeCopier() throws InterruptedException {
+        copier.close();
+    }
+
+    /** The content history of one view: per sector, the tags written to it in order (0: the base's). */
+    private static final class History {
+        final List<List<Long>> tags = new ArrayList<>();
+        /** Per sector, the index in {@link #tags} a completed FLUSH or FUA write made durable. */
+        final int[] durable = new int[(int) SECTORS];
+
+        History() {
+            for (int s = 0; s < SECTORS; s++) {
+                tags.add(new ArrayList<>(List.of(0L)));
+            }
+        }
+
+        void written(long sector, long count, long tag) {
+            for (long s = sector; s < sector + count; s++) {
+                tags.get((int) s).add(tag);
+            }
+        }
+
+        long last(int s) {
+            return tags.get(s).getLast();
+        }
+
+        /** Everything written so far is durable (a completed FLUSH). */
+        void flushed() {
+            for (int s = 0; s < SECTORS; s++) {
+                durable[s] = tags.get(s).size() - 1;
+            }
+        }
+
+        /** The sectors of a completed FUA write are durable. */
+        void flushed(long sector, long count) {
+            for (long s = sector; s < sector + count; s++) {
+                durable[(int) s] = tags.get((int) s).size() - 1;
+            }
+        }
+
+        void check(long[] view, String what) {
+            for (int s = 0; s < SECTORS; s++) {
+                List<Long> h = tags.get(s);
+                int at = h.subList(durable[s], h.size()).indexOf(view[s]);
+                if (at < 0) {
+                    fail(what + ": sector " + s + " holds tag " + view[s] + ", not its durable content "
+                            + h.get(durable[s]) + " nor a later write's (history " + h + ")");
+                }
+            }
+        }
+    }
+
+    /** Power for both devices: goes at the {@code cutAt}-th flush (never when negative). */
+    private static final class Power {
+        final int cutAt;
+        final AtomicInteger flushes = new AtomicInteger();
+        final AtomicBoolean off = new AtomicBoolean();
+
+        Power(int cutAt) {
+            this.cutAt = cutAt;
+        }
+
+        boolean fails(FaultyDevice.Request r) {
+            if (off.get()) {
+                return true;
+            }
+            if (r.op() == FaultyDevice.Op.FLUSH && flushes.getAndIncrement() == cutAt) {
+                off.set(true);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    private record Outcome(int flushes, int steps) {}
+
+    /** One sequence: {@code seed}'s steps until the power goes; then the checks. */
+    private Outcome run(CacheMode mode, long seed, int cutAt, Path where) throws Exception {
+        Files.createDirectories(where);
+        Random random = new Random(seed);
+        Power power = new Power(cutAt);
+        History snap = new History();
+        History origin = new History();
+        long nextTag = 1;
+        int steps = 0;
+        // The power is switched on after the snapshot is made: its cut points are those of the steps.
+        try (CacheRig rig = new CacheRig(where, SECTORS, 1 << 20, 8, mode, copier)) {
+            rig.fail("base.img", power::fails);
+            rig.fail("cow.img", power::fails);
+            for (; steps < STEPS && !power.off.get(); steps++) {
+                int what = random.nextInt(20);
+                long chunk = random.nextInt((int) (SECTORS / 8));
+                boolean whole = random.nextBoolean();
+                long sector = whole ? chunk * 8 : chunk * 8 + random.nextInt(8);
+                long count = whole ? 8 : 1 + random.nextInt((int) (chunk * 8 + 8 - sector));
+                boolean fua = random.nextInt(6) == 0;
+                try {
+                    if (what < 9) {
+                        long tag = nextTag++;
+                        snap.written(sector, count, tag);
+                        rig.write("snap", sector, count, tag, fua);
+                        if (fua) {
+                            snap.flushed(sector, count);
+                        }
+                    } else if (what < 15) {
+                        long tag = ORIGIN_TAGS + nextTag++;
+                        origin.written(sector, count, tag);
+                        rig.write("origin", sector, count, tag, fua);
+                        if (fua) {
+                            origin.flushed(sector, count);
+                        }
+                    } else if (what < 17) {
+                        rig.flush("snap");
+                        snap.flushed();
+                    } else if (what < 18) {
+                        rig.flush("origin");
+                        origin.flushed();
+                    } else if (what < 19) {
+                        rig.device("snap").suspend(); // commits; a failure only invalidates
+                        rig.device("snap").resume();
+                    } else {
+                        rig.timer.intervalPasses();
+                    }
+                } catch (IOException e) {
+                    if (!power.off.get()) {
+                        throw e;
+                    }
+                }
+                if (!power.off.get() && cutAt < 0) {
+                    checkLive(rig, snap, origin, "seed " + seed + " step " + steps);
+                }
+            }
+            // The power is off (or the sequence ended: then it goes now): what reached the media stays.
+            power.off.set(true);
+            rig.fail("base.img", null);
+            rig.fail("cow.img", null);
+            rig.base.flush(); // every origin write that reached the base survives: the worst case
+            rig.cow.crash(); // the COW loses everything not flushed
+            String what = mode + " seed " + seed + (cutAt < 0 ? " at the end" : " cut at flush " + cutAt);
+            long[] snapshotView = rig.snapshotAfterPowerCut();
+            for (int s = 0; s < SECTORS; s++) {
+                if (snapshotView[s] >= ORIGIN_TAGS) {
+                    fail(what + ": the snapshot shows origin write " + snapshotView[s] + " at sector " + s);
+                }
+            }
+            snap.check(snapshotView, what + ", snapshot");
+            origin.check(rig.originAfterPowerCut(), what + ", origin");
+            rig.fail("cow.img", q -> true); // the rig's close must not write the COW again
+        }
+        return new Outcome(power.flushes.get(), steps);
+    }
+
+    /** Read your writes: both views, read through the engine, are the last writes. */
+    private static void checkLive(CacheRig rig, History snap, History origin, String what) throws Exception {
+        long[] expectedSnap = new long[(int) SECTORS];
+        long[] expectedOrigin = new long[(int) SECTORS];
+        for (int s = 0; s < SECTORS; s++) {
+            expectedSnap[s] = snap.last(s);
+            expectedOrigin[s] = origin.last(s);
+        }
+        assertArrayEquals(expectedSnap, rig.read("snap"), what + ": the snapshot reads its writes");
+        assertArrayEquals(expectedOrigin, rig.read("origin"), what + ": the origin reads its writes");
+    }
+
+    @ParameterizedTest
+    @EnumSource(CacheMode.class)
+    void aPowerCutAtAnyFlushBoundaryKeepsWhatFlushesCoveredAndNeverShowsAnOriginWriteInTheSnapshot(CacheMode mode)
+            throws Exception {
+        Random seeds = Seeds.random("cache-power-cut-" + mode.text());
+        int cuts = 0;
+        for (int i = 0; i < SEQUENCES; i++) {
+            long seed = seeds.nextLong();
+            Outcome clean = run(mode, seed, -1, dir.resolve(i + "-clean"));
+            for (int cut = 0; cut < clean.flushes(); cut++) {
+                run(mode, seed, cut, dir.resolve(i + "-cut-" + cut));
+                cuts++;
+            }
+        }
+        assertTrue(cuts > SEQUENCES, "several flush boundaries per sequence");
+        Figures.record(
+                "crash.cache-modes." + mode.text() + ".cuts",
+                cuts + " power cuts at flush boundaries over " + SEQUENCES + " sequences of " + STEPS
+                        + " steps: no origin write in the snapshot, every flushed write back");
+    }
+}
