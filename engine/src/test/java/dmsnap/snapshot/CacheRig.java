@@ -109,7 +109,7 @@ final class CacheRig implements AutoCloseable {
             String name = real.getFileName().toString();
             return name.equals("base.img") ? base : cow;
         });
-        cowHold = devices.open(cowPath.toString());
+        cowHold = devices.open(cowPath.toString(), BackingDevices.Access.WRITE);
         dm = new DeviceManager(
                 SnapshotTargets.register(
                         TargetTypes.withBasicTargets(),

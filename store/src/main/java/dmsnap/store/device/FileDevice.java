@@ -492,18 +492,8 @@ public final class FileDevice implements Device {
         }
 
         @Override
-        public int physicalBlockBytes() {
-            return FileDevice.this.physicalBlockBytes();
-        }
-
-        @Override
         public int bufferAlignmentBytes() {
             return 1;
-        }
-
-        @Override
-        public boolean readOnly() {
-            return FileDevice.this.readOnly();
         }
 
         @Override
