@@ -30,6 +30,7 @@ while [ $# -gt 0 ]; do
 done
 SIZE=$((8 << 20))
 RANDOM=$seed
+echo "crash: seed $seed; reproduce with: CRASH_CACHE_MODES=\"$modes\" tests/e2e/crash.sh --seed $seed --kills $kills"
 
 "$DMSNAP" --version >/dev/null
 if "$DMSNAP" daemon --help 2>&1 | grep -qE -- '--cache[= ]'; then
@@ -41,7 +42,6 @@ else
 fi
 read -ra mode_list <<<"$modes"
 per_mode=$(((kills + ${#mode_list[@]} - 1) / ${#mode_list[@]}))
-echo "crash: seed $seed; reproduce with: CRASH_CACHE_MODES=\"$modes\" tests/e2e/crash.sh --seed $seed --kills $kills"
 
 total_kills=0 total_issued=0 total_checked=0 total_blocks=0
 # crash_mode MODE INDEX: a fresh origin and snapshot, per_mode kills, the checks; adds to the totals.
