@@ -2,7 +2,7 @@
 # Regenerates the figures section of RELIABILITY.md: each promise's test, run and counted.
 #
 #   scripts/reliability-report.sh                 run the reliability tests (bounded) and write the figures
-#   scripts/reliability-report.sh --long          the same, longer: fuzzers x10, 100 kills, a 10-minute soak
+#   scripts/reliability-report.sh --long          the same, longer: fuzzers x10, 100 + 600 kills, a 10-minute soak
 #   scripts/reliability-report.sh --figures FILE  only write the figures the tests already recorded in FILE
 #                                                 (./test.sh does this after the whole suite)
 #
@@ -24,7 +24,7 @@ JAVA_TESTS=(
     DaemonRestoreTest DeviceManagerConcurrencyTest CowMonitorGrowTest PersistentExceptionStoreTest
     BackingDevicesOpenTest DeviceArgumentTest DeviceManagerNameTest
 )
-E2E_TESTS=(failing-devices cow-overflow restart soak state-safety state-dir-lock nbd-tls non-root daemon-restore merge)
+E2E_TESTS=(failing-devices cow-overflow restart crash soak state-safety state-dir-lock nbd-tls non-root daemon-restore merge)
 
 figures=""
 long=false
@@ -49,7 +49,7 @@ if [ -z "$figures" ]; then
     scale=1
     if $long; then
         scale=10
-        export SOAK_SECONDS=600 RESTART_KILLS=100
+        export SOAK_SECONDS=600 RESTART_KILLS=100 CRASH_KILLS=600
     fi
     tests=$(IFS=,; echo "${JAVA_TESTS[*]}")
     # -Dtest selects from every module; a class a module lacks is no failure there.

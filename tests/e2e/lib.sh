@@ -96,3 +96,94 @@ figure() {
         printf '%s\t%s\n' "$1" "$2" >>"$DMSNAP_FIGURES"
     fi
 }
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; fails after SECONDS.
+wait_until() {
+    local limit=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + limit))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || fail "$what: not within $limit s"
+        sleep 0.1
+    done
+}
+
+# random_pause MIN_MS MAX_MS: sleeps a random time drawn from $RANDOM (RANDOM=SEED makes the
+# sequence repeat): a random moment, for a kill; never a wait for something to happen.
+random_pause() {
+    local ms=$(($1 + RANDOM % ($2 - $1 + 1)))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+}
+
+# kill9_daemon: SIGKILL to this test's daemon, waits until it is gone.
+kill9_daemon() {
+    kill -9 "$daemon_pid"
+    wait "$daemon_pid" 2>/dev/null || true
+}
+
+# ---- libnbd writers with a durability model across daemon restarts (writers_driver.py) ------------
+# writers_start DIR DRIVER_ARGS...: starts the driver (its status lines in DIR/status.jsonl, its
+# output in DIR/driver.out) and waits until its load runs; one still running at exit is killed.
+writers_pid=""
+writers_start() {
+    writers_dir=$1
+    shift
+    [ -n "${writers_hooked:-}" ] || { on_exit writers_kill; writers_hooked=1; }
+    /usr/bin/python3 "$E2E_ROOT/tests/e2e/writers_driver.py" --status "$writers_dir/status.jsonl" "$@" \
+        >"$writers_dir/driver.out" 2>&1 &
+    writers_pid=$!
+    wait_until 60 "the writers started" writers_seen running 0
+}
+writers_kill() {
+    [ -z "$writers_pid" ] || kill -9 "$writers_pid"
+}
+
+# writers_seen EVENT CYCLE: the driver reported EVENT after its CYCLEth reconnect ("running": its load
+# runs again, after its check; "writing": a write of that cycle was acknowledged); fails if it ended.
+writers_seen() {
+    kill -0 "$writers_pid" 2>/dev/null || { cat "$writers_dir/driver.out" >&2; fail "the writers' driver ended"; }
+    grep -qs "\"event\": \"$1\", \"cycle\": $2}" "$writers_dir/status.jsonl"
+}
+
+# writers_writing CYCLE: waits until a write was acknowledged after the CYCLEth reconnect.
+writers_writing() {
+    wait_until 180 "a write acknowledged in cycle $1 of the writers" writers_seen writing "$1"
+}
+
+# writers_resumed CYCLE WHAT: waits until the writers reconnected after WHAT (a daemon stop or kill)
+# and checked both views: nothing durable lost.
+writers_resumed() {
+    wait_until 180 "the writers reconnected after $2" writers_seen running "$1"
+    local lost
+    lost=$(writers_field "$1" lost)
+    [ "$lost" = 0 ] || { grep -F "LOST after reconnect $1:" "$writers_dir/driver.out" >&2; fail "$2: $lost block(s) lost what was flushed or written with FUA (seen above)"; }
+}
+
+# writers_field CYCLE FIELD: a count of the check after the CYCLEth reconnect; "done" as CYCLE: the
+# totals the driver wrote when it ended.
+writers_field() {
+    /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    want = {"event": "done"} if sys.argv[2] == "done" else {"event": "verified", "cycle": int(sys.argv[2])}
+    if all(e.get(k) == v for k, v in want.items()):
+        print(e[sys.argv[3]])
+        break
+else:
+    sys.exit("no %s event in %s" % (sys.argv[2], sys.argv[1]))' "$writers_dir/status.jsonl" "$1" "$2"
+}
+
+# writers_stop: SIGTERM to the driver: it flushes, checks both views once more and ends; fails on a loss.
+writers_stop() {
+    kill -TERM "$writers_pid"
+    local rc=0
+    wait "$writers_pid" || rc=$?
+    writers_pid=""
+    [ $rc -eq 0 ] || { cat "$writers_dir/driver.out" >&2; fail "the writers found lost writes (exit $rc)"; }
+}
+
+# writers_summary: the driver's closing line of counts.
+writers_summary() {
+    tail -n 1 "$writers_dir/driver.out" | sed 's/^writers: //'
+}

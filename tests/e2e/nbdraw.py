@@ -212,11 +212,11 @@ def expected(model, base_id, first_block, count):
 
 
 def describe_block(data):
-    """What a 4 KiB block holds, for error messages."""
-    if data == ZERO_BLOCK:
+    """What a 4 KiB block (or a part of one, such as a sector) holds, for error messages."""
+    if data.count(0) == len(data):
         return "zeroes"
     dev_id, block, version = struct.unpack("<IIQ", data[:16])
-    if data == stamp(dev_id, block, version):
+    if data == stamp(dev_id, block, version)[:len(data)]:
         return "stamp(dev %d, block %d, version %d)" % (dev_id, block, version)
     return "unrecognised bytes %s..." % data[:16].hex()
 

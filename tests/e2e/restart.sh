@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Restart with clients attached (issue 16, point 5). A daemon with --state-dir, an origin and a
-# snapshot; libnbd writers on both (restart_driver.py: writes, FUA writes and FLUSHes, several in
+# snapshot; libnbd writers on both (writers_driver.py: writes, FUA writes and FLUSHes, several in
 # flight, a model of what is durable) keep writing while the daemon is
 #   (a) stopped with SIGTERM at a random moment: exit 0, "stopped"; restarted; the writers reconnect
 #       and read back every flushed or FUA write (and the counts say whether every acknowledged one
@@ -26,30 +26,10 @@ done
 d() { "$DMSNAP" "$@" --run-dir "$RUN"; }
 log() { cat "$work/daemon.log"; }
 
-# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; fails after SECONDS.
-wait_until() {
-    local limit=$1 what=$2; shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || fail "$what: not within $limit s"
-        sleep 0.1
-    done
-}
-
 # start_daemon waits for this daemon's own "started" line: nothing a killed daemon left (sockets,
 # lock file) is removed before a restart.
 start() { start_daemon "$RUN" --state-dir "$STATE"; }
-
-# The driver's progress: a "running" line per (re)connection, a "verified" line after each check.
-status() { cat "$work/status.jsonl" 2>/dev/null; }
-running() {
-    kill -0 "$driver_pid" 2>/dev/null || { cat "$work/driver.out" >&2; fail "the restart driver ended"; }
-    status | grep -q "\"event\": \"running\", \"cycle\": $1}"
-}
-verified_field() {   # verified_field CYCLE FIELD
-    status | grep "\"event\": \"verified\", \"cycle\": $1," | /usr/bin/python3 -c 'import sys, json; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$2"
-}
-pause() { sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0.3, 1.5), 2))')"; }
+pause() { random_pause 300 1500; }
 
 "$DMSNAP" --version >/dev/null
 /usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import nbdraw; nbdraw.write_base_image(sys.argv[2], 1, 32 << 20)' \
@@ -57,11 +37,8 @@ pause() { sleep "$(/usr/bin/python3 -c 'import random; print(round(random.unifor
 start
 d origin create vol "$work/base.img" >/dev/null
 d snapshot create vol snap --cow "$work/snap.cow" --cow-size 40M >/dev/null
-/usr/bin/python3 "$here/restart_driver.py" --sock "$SOCK" --status "$work/status.jsonl" >"$work/driver.out" 2>&1 &
-driver_pid=$!
-on_exit "kill -9 $driver_pid"
+writers_start "$work" --sock "$SOCK"
 cycle=0
-wait_until 60 "the writers started" running 0
 
 # ---- (a) SIGTERM under load, with a qemu-io client that reconnects -----------------------------------
 coproc QEMU { exec qemu-io --image-opts "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=$SOCK,file.export=vol,file.reconnect-delay=120" 2>&1; }
@@ -89,9 +66,8 @@ expect_eq "last log line after SIGTERM" "stopped" "$(log | tail -n 1 | sed 's/.*
 for f in control.sock nbd.sock; do [ ! -e "$RUN/$f" ] || fail "$f left after a clean stop"; done
 start
 cycle=1
-wait_until 180 "the writers reconnected after SIGTERM" running 1
-expect_eq "flushed/FUA writes lost across SIGTERM" 0 "$(verified_field 1 lost)"
-term_not_kept=$(verified_field 1 acked_not_kept)
+writers_resumed 1 SIGTERM
+term_not_kept=$(writers_field 1 acked_not_kept)
 qemu "read -P 0x5a 28M 64k" "read 65536/65536 bytes at offset 29360128"
 qemu "write -P 0x5b 29M 64k" "wrote 65536/65536 bytes at offset 30408704"
 qemu "flush"
@@ -103,19 +79,17 @@ h = nbd.NBD(); h.connect_uri("nbd+unix:///vol?socket=" + sys.argv[1])
 print("%02x %02x" % (h.pread(512, 28 << 20)[0], h.pread(512, 29 << 20)[0]))
 h.shutdown()' "$SOCK")"
 echo "  (a) SIGTERM under load: exit 0, 'stopped', its sockets gone; writers reconnected after" \
-    "$(verified_field 1 tries) refused tries: $(verified_field 1 verified) durable writes read back, lost 0," \
+    "$(writers_field 1 tries) refused tries: $(writers_field 1 verified) durable writes read back, lost 0," \
     "acknowledged but unflushed writes not kept: $term_not_kept; qemu-io (reconnect-delay) read its write and wrote again"
 
 # ---- (b)+(c) kill -9 at random moments, restarted over what the killed daemon left ---------------------
 for i in $(seq 1 "$kills"); do
     pause
-    kill -9 "$daemon_pid"
-    wait "$daemon_pid" 2>/dev/null || true
+    kill9_daemon
     for f in control.sock nbd.sock daemon.lock; do [ -e "$RUN/$f" ] || fail "kill -9 left no $f (the restart was to show it is replaced)"; done
     start
     cycle=$((cycle + 1))
-    wait_until 180 "the writers reconnected after kill $i" running "$cycle"
-    expect_eq "flushed/FUA writes lost after kill $i" 0 "$(verified_field "$cycle" lost)"
+    writers_resumed "$cycle" "kill $i"
 done
 expect_contains "status of the snapshot after the kills" "0 65536 snapshot " "$(d status snap)"
 echo "  (b)+(c) $kills kill -9 at random moments under load, restarted over the stale sockets and lock file each time"
@@ -132,19 +106,17 @@ expect_eq "the first daemon still serves (NBD)" 33554432 "$(nbdinfo --size "nbd+
 echo "  (d) a second daemon on the same run directory: exit 1, '$out'; the first goes on"
 
 # ---- the end: the writers stop and check everything once more; a clean stop; the COW checks clean --------
-kill -TERM "$driver_pid"
-rc=0; wait "$driver_pid" || rc=$?
-[ $rc -eq 0 ] || { cat "$work/driver.out" >&2; fail "the restart driver found lost writes (exit $rc)"; }
+writers_stop
 kill -TERM "$daemon_pid"
 rc=0; wait "$daemon_pid" || rc=$?
 daemon_pid=""
 expect_eq "exit status of the final SIGTERM" 0 "$rc"
 out=$("$DMSNAP" cow check "$work/snap.cow" --origin "$work/base.img" 2>&1) || fail "cow check: $out"
 not_kept=0
-for c in $(seq 2 "$cycle"); do not_kept=$((not_kept + $(verified_field "$c" acked_not_kept))); done
-echo "restart: kills $kills (+1 SIGTERM); $(tail -n 1 "$work/driver.out" | sed 's/^restart driver: //')"
+for c in $(seq 2 "$cycle"); do not_kept=$((not_kept + $(writers_field "$c" acked_not_kept))); done
+echo "restart: kills $kills (+1 SIGTERM); $(writers_summary)"
 echo "  the snapshot never showed an origin write; acknowledged writes not kept: $term_not_kept after SIGTERM, $not_kept after" \
     "the kills (0: a write is acknowledged only once durable); cow check clean"
-figure restart.kill9 "$kills kill -9 and 1 SIGTERM at random moments under load: $(tail -n 1 "$work/driver.out" | sed 's/^restart driver: //'); acknowledged writes not kept: $term_not_kept after SIGTERM, $not_kept after the kills"
+figure restart.kill9 "$kills kill -9 and 1 SIGTERM at random moments under load: $(writers_summary); acknowledged writes not kept: $term_not_kept after SIGTERM, $not_kept after the kills"
 figure restart.second-daemon "a second daemon on the same run directory: exit 1, one line; the first went on serving"
 echo "restart: ok"
