@@ -52,7 +52,9 @@ public final class FaultyDevice implements Device {
         WRITE,
         FLUSH,
         DISCARD,
-        WRITE_ZEROES
+        WRITE_ZEROES,
+        /** {@link #allocate}, once {@link #reservesBlocks()} asked for it. */
+        ALLOCATE
     }
 
     /** A request as faults see it; lengthBytes is 0 for a flush. */
@@ -150,9 +152,12 @@ public final class FaultyDevice implements Device {
 
     private final PageCacheView pageCacheView = new PageCacheView();
     private boolean mapsLikeFiles;
+    /** {@link #reservesBlocks()}: the ranges {@link #allocate} reserved, in order; null: it reserves nothing. */
+    private List<Request> reserved;
+
     private boolean powerCut;
     private final List<EmulatedMap> maps = new ArrayList<>();
-    private final long[] countdown = {-1, -1, -1, -1, -1};
+    private final long[] countdown = new long[Op.values().length];
     private long failAfterOps = -1;
     private Predicate<Request> failWhen;
     private int tearNextWriteSectors = -1;
@@ -167,6 +172,7 @@ public final class FaultyDevice implements Device {
 
     public FaultyDevice(Device media) {
         this.media = media;
+        java.util.Arrays.fill(countdown, -1);
     }
 
     // ---- fault injection -------------------------------------------------------------------
@@ -253,6 +259,24 @@ public final class FaultyDevice implements Device {
     public synchronized FaultyDevice mapsLikeFiles() {
         mapsLikeFiles = true;
         return this;
+    }
+
+    /**
+     * From now on {@link #allocate} acts as a sparse file's fallocate: it goes through the gate and
+     * the faults ({@link Op#ALLOCATE}; {@link #failWith} ENOSPC for a full file system), and the
+     * ranges it reserved are listed by {@link #reservedRanges()}. Otherwise it reserves nothing, as
+     * memory, and counts no operation (a background reservation must not shift a test's faults).
+     */
+    public synchronized FaultyDevice reservesBlocks() {
+        if (reserved == null) {
+            reserved = new ArrayList<>();
+        }
+        return this;
+    }
+
+    /** The ranges {@link #allocate} reserved so far, in order (empty unless {@link #reservesBlocks()}). */
+    public synchronized List<Request> reservedRanges() {
+        return reserved == null ? List.of() : List.copyOf(reserved);
     }
 
     /** Removes every pending fault. */
@@ -666,6 +690,23 @@ public final class FaultyDevice implements Device {
         }
     }
 
+    @Override
+    public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+        synchronized (this) {
+            if (reserved == null) {
+                return media.allocate(offsetBytes, lengthBytes);
+            }
+        }
+        Device.checkRequest(this, "allocate", offsetBytes, lengthBytes, null);
+        Request request = new Request(Op.ALLOCATE, offsetBytes, lengthBytes);
+        pass(request);
+        synchronized (this) {
+            maybeFail(request);
+            reserved.add(request);
+        }
+        return true;
+    }
+
     /** The page-cache view: one per device, owned by it. */
     @Override
     public Device buffered() {
@@ -744,6 +785,11 @@ public final class FaultyDevice implements Device {
         }
 
         @Override
+        public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+            return FaultyDevice.this.allocate(offsetBytes, lengthBytes);
+        }
+
+        @Override
         public Device buffered() {
             return this;
         }
@@ -783,6 +829,7 @@ public final class FaultyDevice implements Device {
                 case FLUSH -> "fdatasync";
                 case DISCARD -> "discard";
                 case WRITE_ZEROES -> "writeZeroes";
+                case ALLOCATE -> "fallocate";
             };
             throw injected(
                     call,
