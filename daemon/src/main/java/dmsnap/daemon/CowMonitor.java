@@ -6,6 +6,7 @@ import dmsnap.device.StatusLine;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.ffm.Fallocate;
+import dmsnap.ffm.FileStat;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import dmsnap.table.TableLine;
@@ -27,11 +28,16 @@ import org.slf4j.LoggerFactory;
  * file-backed COW by a percentage once usage reaches the threshold (100 turns it off). The
  * store re-reads the COW size on every status and allocation, so the new room shows at once.
  *
- * <p>The new room is allocated ({@code fallocate}), as {@code lvextend} allocates extents: a
- * sparse size would promise room a full file system does not have, and the snapshot would be
- * invalidated at its next copy instead. A growth that fails (ENOSPC) is said once, at ERROR, and
- * tried again only when the COW's file system has room for it and its free space changed since;
- * until then the checks say nothing more about it.
+ * <p>A COW grows as it was made. A thick one (every block allocated: an LV, or a file made with
+ * {@code --preallocation falloc|full}) gets its new room allocated ({@code fallocate}), as {@code
+ * lvextend} allocates extents: a sparse size would promise room a full file system does not have,
+ * and the snapshot would be invalidated at its next copy instead. A growth that fails (ENOSPC) is
+ * said once, at ERROR, and tried again only when the COW's file system has room for it and its
+ * free space changed since; until then the checks say nothing more about it. A sparse one (made
+ * with {@code truncate}, the default) grows sparse: its user chose space taken as it is used, and
+ * its store allocates ahead of the chunks it uses ({@code AllocateAhead}), in the new room too. A
+ * sparse COW whose store has allocated ahead to its end has no hole left and grows thick: its new
+ * room would be allocated as it is used anyway.
  */
 public final class CowMonitor {
     private static final Logger log = LoggerFactory.getLogger(CowMonitor.class);
@@ -119,15 +125,21 @@ public final class CowMonitor {
         // One descriptor for the whole step, opened without following a link: the size read, the
         // allocation and the new end are all of the same file.
         try (NativeFile file = NativeFile.open(cow, OpenFlag.READ_WRITE, OpenFlag.NO_FOLLOW)) {
-            long size = file.stat().sizeBytes();
+            FileStat stat = file.stat();
+            long size = stat.sizeBytes();
             long grown = size + Math.max(4096, size * policy.autoextendPercent() / 100 / 4096 * 4096);
+            boolean thick = stat.allocatedBytes() >= size; // no hole: made thick (or allocated to its end)
             long free = Files.getFileStore(cow).getUsableSpace();
             Long freeAtFailure = growthFailed.get(device);
-            if (freeAtFailure != null && (free < grown - size || free == freeAtFailure)) {
+            if (freeAtFailure != null && (free == freeAtFailure || thick && free < grown - size)) {
                 return; // no room yet: trying again would fail the same way
             }
             try {
-                grow(file, size, grown);
+                if (thick) {
+                    grow(file, size, grown);
+                } else {
+                    growSparse(file, grown);
+                }
             } catch (IOException e) {
                 growthFailed.put(device, free);
                 String message = String.format(
@@ -142,10 +154,17 @@ public final class CowMonitor {
             }
             growthFailed.remove(device);
             String message = String.format(
-                    "%s: extended COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
-                    device, cow, size, grown, percent, policy.autoextendThreshold());
+                    "%s: extended %s COW %s from %d to %d bytes (usage %.1f%% >= %d%%)",
+                    device, thick ? "thick" : "sparse", cow, size, grown, percent, policy.autoextendThreshold());
             log.info(message);
             events.add(new Event(device, "extend", message));
+        }
+    }
+
+    /** A sparse COW's new end: a hole, as {@code truncate} makes; never cut back (see {@link #grow}). */
+    static void growSparse(NativeFile file, long toBytes) throws IOException {
+        if (file.stat().sizeBytes() < toBytes) {
+            file.truncate(toBytes);
         }
     }
 

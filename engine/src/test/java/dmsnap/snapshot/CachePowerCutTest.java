@@ -26,15 +26,18 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * Power cuts at every flush boundary of seeded sequences of origin and snapshot writes (whole
  * and partial chunks, FUA), FLUSHes, suspends and commit intervals, in each cache mode. At the
- * cut the power goes for both devices: from that flush on every request fails; the COW keeps
- * only what was flushed, the base keeps every write that reached it (the worst case for the
- * order of origin writes). Then, for every sector:
+ * cut the power goes for both devices: from that flush on every request fails. The COW's
+ * unflushed writes, the device's write cache and (in {@code writeback}) the page cache of its
+ * data, are lost, once all of them and once a random subset (a partial write-back, pages and
+ * sectors torn); its metadata maps are msynced as real mappings are (durable for their range
+ * only). The base keeps every write that reached it (the worst case for the order of origin
+ * writes). Then, for every sector:
  * <ul>
  *   <li>the snapshot never shows an origin write: an origin write reached the origin only after
  *       the copied-out chunk and its exception were durable;</li>
  *   <li>each view holds its content as of the last completed FLUSH (or FUA write) covering it, or
  *       that of a write issued later: never older, never garbage;</li>
- *   <li>the COW loads.</li>
+ *   <li>the COW loads, and {@code cow check} finds it clean with the same exceptions.</li>
  * </ul>
  * Every run without a cut also reads both views through the engine after every step (read your
  * writes on every path).
@@ -108,6 +111,8 @@ class CachePowerCutTest {
         final int cutAt;
         final AtomicInteger flushes = new AtomicInteger();
         final AtomicBoolean off = new AtomicBoolean();
+        /** The COW, told when the power goes (its metadata maps take no more stores that could land). */
+        volatile FaultyDevice cow;
 
         Power(int cutAt) {
             this.cutAt = cutAt;
@@ -118,17 +123,27 @@ class CachePowerCutTest {
                 return true;
             }
             if (r.op() == FaultyDevice.Op.FLUSH && flushes.getAndIncrement() == cutAt) {
-                off.set(true);
+                goes();
                 return true;
             }
             return false;
         }
+
+        /** Called with the lock of the device whose request cut it at most: takes the COW's (never the base's). */
+        void goes() {
+            off.set(true);
+            cow.cutPower();
+        }
     }
 
-    private record Outcome(int flushes, int steps) {}
+    /** {@code writes}: origin and snapshot writes issued before the power went, each checked after it. */
+    private record Outcome(int flushes, int steps, int writes) {}
 
-    /** One sequence: {@code seed}'s steps until the power goes; then the checks. */
-    private Outcome run(CacheMode mode, long seed, int cutAt, Path where) throws Exception {
+    /**
+     * One sequence: {@code seed}'s steps until the power goes; then the checks. {@code writeBack}
+     * picks what of the COW's unflushed writes a random partial write-back keeps; null: none.
+     */
+    private Outcome run(CacheMode mode, long seed, int cutAt, Random writeBack, Path where) throws Exception {
         Files.createDirectories(where);
         Random random = new Random(seed);
         Power power = new Power(cutAt);
@@ -136,8 +151,10 @@ class CachePowerCutTest {
         History origin = new History();
         long nextTag = 1;
         int steps = 0;
+        int writes = 0;
         // The power is switched on after the snapshot is made: its cut points are those of the steps.
         try (CacheRig rig = new CacheRig(where, SECTORS, 1 << 20, 8, mode, copier)) {
+            power.cow = rig.cow;
             rig.fail("base.img", power::fails);
             rig.fail("cow.img", power::fails);
             for (; steps < STEPS && !power.off.get(); steps++) {
@@ -148,6 +165,9 @@ class CachePowerCutTest {
                 long count = whole ? 8 : 1 + random.nextInt((int) (chunk * 8 + 8 - sector));
                 boolean fua = random.nextInt(6) == 0;
                 try {
+                    if (what < 15) {
+                        writes++;
+                    }
                     if (what < 9) {
                         long tag = nextTag++;
                         snap.written(sector, count, tag);
@@ -184,13 +204,24 @@ class CachePowerCutTest {
                 }
             }
             // The power is off (or the sequence ended: then it goes now): what reached the media stays.
-            power.off.set(true);
+            power.goes();
             rig.fail("base.img", null);
             rig.fail("cow.img", null);
             rig.base.flush(); // every origin write that reached the base survives: the worst case
-            rig.cow.crash(); // the COW loses everything not flushed
-            String what = mode + " seed " + seed + (cutAt < 0 ? " at the end" : " cut at flush " + cutAt);
-            long[] snapshotView = rig.snapshotAfterPowerCut();
+            if (writeBack == null) {
+                rig.cow.crash(); // the COW loses everything not flushed, page cache included
+            } else {
+                rig.cow.crash(writeBack); // or keeps some of it
+            }
+            String what = mode + " seed " + seed + (cutAt < 0 ? " at the end" : " cut at flush " + cutAt)
+                    + (writeBack == null ? "" : ", partial write-back");
+            rig.checkCowMedia(what);
+            long[] snapshotView;
+            try {
+                snapshotView = rig.snapshotAfterPowerCut();
+            } catch (AssertionError garbage) {
+                throw new AssertionError(what + ": " + garbage.getMessage(), garbage);
+            }
             for (int s = 0; s < SECTORS; s++) {
                 if (snapshotView[s] >= ORIGIN_TAGS) {
                     fail(what + ": the snapshot shows origin write " + snapshotView[s] + " at sector " + s);
@@ -200,7 +231,7 @@ class CachePowerCutTest {
             origin.check(rig.originAfterPowerCut(), what + ", origin");
             rig.fail("cow.img", q -> true); // the rig's close must not write the COW again
         }
-        return new Outcome(power.flushes.get(), steps);
+        return new Outcome(power.flushes.get(), steps, writes);
     }
 
     /** Read your writes: both views, read through the engine, are the last writes. */
@@ -221,11 +252,15 @@ class CachePowerCutTest {
             throws Exception {
         Random seeds = Seeds.random("cache-power-cut-" + mode.text());
         int cuts = 0;
+        long writesChecked = 0;
         for (int i = 0; i < SEQUENCES; i++) {
             long seed = seeds.nextLong();
-            Outcome clean = run(mode, seed, -1, dir.resolve(i + "-clean"));
+            Outcome clean = run(mode, seed, -1, null, dir.resolve(i + "-clean"));
             for (int cut = 0; cut < clean.flushes(); cut++) {
-                run(mode, seed, cut, dir.resolve(i + "-cut-" + cut));
+                writesChecked += run(mode, seed, cut, null, dir.resolve(i + "-cut-" + cut))
+                        .writes();
+                writesChecked += run(mode, seed, cut, new Random(seed ^ cut), dir.resolve(i + "-cut-" + cut + "-some"))
+                        .writes();
                 cuts++;
             }
         }
@@ -233,6 +268,8 @@ class CachePowerCutTest {
         Figures.record(
                 "crash.cache-modes." + mode.text() + ".cuts",
                 cuts + " power cuts at flush boundaries over " + SEQUENCES + " sequences of " + STEPS
-                        + " steps: no origin write in the snapshot, every flushed write back");
+                        + " steps, each x {lose all unflushed" + (mode.usesPageCache() ? " (page cache included)" : "")
+                        + ", random partial write-back}: " + writesChecked
+                        + " writes checked, no origin write in the snapshot, every flushed write back, cow check clean");
     }
 }

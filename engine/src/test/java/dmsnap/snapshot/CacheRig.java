@@ -7,6 +7,7 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.MemoryDevice;
+import dmsnap.store.persistent.CowInspector;
 import dmsnap.store.persistent.PersistentExceptionStore;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.table.TableParser;
@@ -104,7 +105,9 @@ final class CacheRig implements AutoCloseable {
         }
         baseMedia.write(0, all);
         base = logged("base.img", new FaultyDevice(baseMedia));
-        cow = logged("cow.img", new FaultyDevice(new MemoryDevice("cow", cowBytes)));
+        // Metadata maps as FileDevice's: msync(MS_SYNC) durable for its range only, so that
+        // writeback's page-cache data is durable only through a flush of the file.
+        cow = logged("cow.img", new FaultyDevice(new MemoryDevice("cow", cowBytes)).mapsLikeFiles());
         BackingDevices devices = new BackingDevices(real -> {
             String name = real.getFileName().toString();
             return name.equals("base.img") ? base : cow;
@@ -212,6 +215,24 @@ final class CacheRig implements AutoCloseable {
         MemoryDevice copy = new MemoryDevice("copy", media.sizeBytes());
         copy.write(0, media.contents());
         return copy;
+    }
+
+    /**
+     * {@code dmsnap cow check} of the COW's media: fails with its problems unless it is clean, and
+     * unless the exceptions it reads are those the store loads.
+     */
+    void checkCowMedia(String what) throws IOException {
+        CowInspector.Report report = CowInspector.inspect(copyOfMedia(cow), SECTOR, sectors);
+        if (!report.clean()) {
+            throw new AssertionError(what + ": cow check finds " + report.problems());
+        }
+        if (!report.notes().isEmpty()) {
+            throw new AssertionError(what + ": cow check says " + report.notes());
+        }
+        if (!new TreeMap<>(report.remaps()).equals(durableRemaps())) {
+            throw new AssertionError(what + ": cow check reads " + new TreeMap<>(report.remaps()) + ", the store loads "
+                    + durableRemaps());
+        }
     }
 
     /** Whether the COW's media load as an invalidated snapshot (header valid=0). */

@@ -13,6 +13,8 @@ package dmsnap.ffm;
  * @param blockSizeBytes  preferred I/O size ({@code stx_blksize})
  * @param dioMemAlign     O_DIRECT buffer alignment from STATX_DIOALIGN, 0 when the kernel did not say
  * @param dioOffsetAlign  O_DIRECT offset/length alignment from STATX_DIOALIGN, 0 when unknown
+ * @param allocatedBytes  bytes the file system has allocated to the file ({@code stx_blocks} x 512):
+ *                        below {@code sizeBytes} for a sparse file
  */
 public record FileStat(
         FileType type,
@@ -24,4 +26,5 @@ public record FileStat(
         int rdevMinor,
         int blockSizeBytes,
         int dioMemAlign,
-        int dioOffsetAlign) {}
+        int dioOffsetAlign,
+        long allocatedBytes) {}

@@ -376,7 +376,8 @@ public final class NativeFile implements AutoCloseable {
                     dev ? statx.stx_rdev_minor(buf) : 0,
                     statx.stx_blksize(buf),
                     dio ? statx.stx_dio_mem_align(buf) : 0,
-                    dio ? statx.stx_dio_offset_align(buf) : 0);
+                    dio ? statx.stx_dio_offset_align(buf) : 0,
+                    statx.stx_blocks(buf) * 512);
         }
     }
 

@@ -154,6 +154,23 @@ class NativeFileTest {
     }
 
     @Test
+    void statSaysHowManyBytesTheFileSystemAllocated() throws IOException {
+        Path p = dir.resolve("sparse.img");
+        try (NativeFile f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.CREATE)) {
+            f.truncate(1 << 20);
+            assertEquals(0, f.stat().allocatedBytes(), "a truncated file is a hole");
+            try {
+                f.fallocate(Fallocate.KEEP_SIZE, 0, 256 << 10);
+            } catch (ErrnoException e) {
+                assumeTrue(e.errno() != Errno.EOPNOTSUPP, "no fallocate on " + dir);
+                throw e;
+            }
+            assertTrue(f.stat().allocatedBytes() >= 256 << 10, "fallocate allocates");
+            assertTrue(f.stat().allocatedBytes() < 1 << 20, "and only its range");
+        }
+    }
+
+    @Test
     void noFollowRefusesASymbolicLinkAndLeavesItsTargetAlone() throws IOException {
         Path target = sparse("target.img", 4096);
         Path link = Files.createSymbolicLink(dir.resolve("link.img"), target);

@@ -22,10 +22,14 @@ public final class TransientExceptionStore implements ExceptionStore {
     /** Never set by the table's options ("NO" is plain "N"); a handover copies the destination's flag. */
     private volatile boolean overflowSupported;
 
+    /** Reserves a sparse COW file's blocks ahead of {@link #nextFreeSector}. */
+    private final AllocateAhead ahead;
+
     /** A chunk size of 0 is only for a handover destination, which never allocates. */
     public TransientExceptionStore(Device cow, ChunkSize chunkSize) {
         this.cow = cow;
         this.chunkSize = chunkSize;
+        this.ahead = new AllocateAhead(cow, AllocateAhead.SHARED);
     }
 
     @Override
@@ -45,20 +49,27 @@ public final class TransientExceptionStore implements ExceptionStore {
     }
 
     @Override
-    public synchronized PendingRemap prepare(long oldChunk) throws IOException {
-        if (!chunkSize.isSet()) {
-            throw new IllegalStateException("Chunk size not set");
-        }
-        long cowSectors = cow.sizeSectors();
-        if (cowSectors < nextFreeSector + chunkSize.sectors()) {
-            cowSectors = cow.refreshSize() >>> 9;
-            if (cowSectors < nextFreeSector + chunkSize.sectors()) {
-                throw new StoreFullException("COW " + cow.name() + " is full (" + cowSectors + " sectors)");
+    public PendingRemap prepare(long oldChunk) throws IOException {
+        PendingRemap remap;
+        long newChunkBytes;
+        synchronized (this) {
+            if (!chunkSize.isSet()) {
+                throw new IllegalStateException("Chunk size not set");
             }
+            long cowSectors = cow.sizeSectors();
+            if (cowSectors < nextFreeSector + chunkSize.sectors()) {
+                cowSectors = cow.refreshSize() >>> 9;
+                if (cowSectors < nextFreeSector + chunkSize.sectors()) {
+                    throw new StoreFullException("COW " + cow.name() + " is full (" + cowSectors + " sectors)");
+                }
+            }
+            long newChunk = nextFreeSector >>> chunkSize.shift();
+            nextFreeSector += chunkSize.sectors();
+            remap = new PendingRemap(oldChunk, newChunk, nextSequence++);
+            newChunkBytes = (nextFreeSector - chunkSize.sectors()) << 9;
         }
-        long newChunk = nextFreeSector >>> chunkSize.shift();
-        nextFreeSector += chunkSize.sectors();
-        return new PendingRemap(oldChunk, newChunk, nextSequence++);
+        ahead.allocated(newChunkBytes);
+        return remap;
     }
 
     @Override
@@ -164,6 +175,7 @@ public final class TransientExceptionStore implements ExceptionStore {
 
     @Override
     public void close() {
-        // Nothing is held: the COW device belongs to the snapshot.
+        // Nothing else is held: the COW device belongs to the snapshot.
+        ahead.close();
     }
 }

@@ -54,6 +54,21 @@ public interface Device extends AutoCloseable {
     void writeZeroes(long offsetBytes, long lengthBytes) throws IOException;
 
     /**
+     * Reserves the file system's blocks for {@code [offsetBytes, offsetBytes + lengthBytes)}
+     * without changing the contents or the size ({@code fallocate} with FALLOC_FL_KEEP_SIZE of a
+     * sparse file), so that first writes there allocate nothing. The range must lie inside the
+     * device.
+     *
+     * @return false when this device has nothing to reserve (a block device, memory, a file that
+     *         has no holes): asking again later is pointless
+     * @throws IOException ENOSPC; EOPNOTSUPP from a file system without fallocate
+     */
+    default boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+        checkRequest(this, "allocate", offsetBytes, lengthBytes, null);
+        return false;
+    }
+
+    /**
      * Maps {@code [offsetBytes, offsetBytes + lengthBytes)} for metadata, or returns null when
      * this device cannot map that range (the caller then uses {@link #read}/{@link #write}). The
      * range must lie inside the device.

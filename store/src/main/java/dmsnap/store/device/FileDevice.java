@@ -341,6 +341,33 @@ public final class FileDevice implements Device {
         }
     }
 
+    /**
+     * fallocate(FALLOC_FL_KEEP_SIZE) of a sparse regular file: the blocks become allocated and
+     * unwritten (they read as zeroes, as the hole did), the size stays. A file allocated to its
+     * end (made thick) is left alone, without taking its inode lock: false.
+     */
+    @Override
+    public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+        checkWritable("allocate");
+        checkRequest("allocate", "fallocate", offsetBytes, lengthBytes, null);
+        if (blockDevice) {
+            return false;
+        }
+        inFlight.acquire();
+        try {
+            FileStat now = file.stat();
+            if (now.allocatedBytes() >= now.sizeBytes()) {
+                return false;
+            }
+            if (lengthBytes > 0) {
+                file.fallocate(Fallocate.KEEP_SIZE, offsetBytes, lengthBytes);
+            }
+            return true;
+        } finally {
+            inFlight.release();
+        }
+    }
+
     private void writeZeroBuffers(long offsetBytes, long lengthBytes) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             long chunk = Math.min(lengthBytes, ZERO_CHUNK_BYTES);
@@ -524,6 +551,11 @@ public final class FileDevice implements Device {
         @Override
         public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
             return FileDevice.this.mapMetadata(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+            return FileDevice.this.allocate(offsetBytes, lengthBytes);
         }
 
         @Override

@@ -1,6 +1,7 @@
 package dmsnap.store.persistent;
 
 import dmsnap.ffm.Errno;
+import dmsnap.store.AllocateAhead;
 import dmsnap.store.ChunkSize;
 import dmsnap.store.CommitCallback;
 import dmsnap.store.CorruptStoreException;
@@ -45,6 +46,9 @@ import org.slf4j.LoggerFactory;
  * or {@value #DEFERRED_LIMIT} deferred remaps waiting. Rounds are the same rounds, in the same
  * allocation order, so the COW after a sync is byte for byte what the kernel would have written.
  *
+ * <p>A sparse COW file's blocks are reserved ahead of the next free chunk ({@link AllocateAhead}),
+ * off the write path; that changes no byte of the COW and never its validity.
+ *
  * <p>Locking: {@link #lock} guards every field below it. One committer at a time (the
  * "leader", {@link #flushing}) does a round's I/O without holding the lock; others stage their
  * remaps and return. Merge and commit never run at once on one store (a merging snapshot takes
@@ -54,6 +58,9 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private static final Logger log = LoggerFactory.getLogger(PersistentExceptionStore.class);
 
     private final Device cow;
+    /** Reserves the COW file's blocks ahead of {@link #nextFree}. */
+    private final AllocateAhead ahead;
+
     private final int originBlockBytes;
     /** The table's chunk size; 0 means "take the header's, or the default for a new COW". */
     private final ChunkSize tableChunkSize;
@@ -138,6 +145,20 @@ public final class PersistentExceptionStore implements ExceptionStore {
      */
     public PersistentExceptionStore(
             Device cow, ChunkSize tableChunkSize, boolean overflowSupported, int originBlockBytes) {
+        this(cow, tableChunkSize, overflowSupported, originBlockBytes, AllocateAhead.SHARED);
+    }
+
+    /**
+     * The same, reserving a sparse COW's blocks ahead of the next free chunk on {@code
+     * allocateAhead} (null: never; see {@link AllocateAhead}).
+     */
+    public PersistentExceptionStore(
+            Device cow,
+            ChunkSize tableChunkSize,
+            boolean overflowSupported,
+            int originBlockBytes,
+            java.util.concurrent.Executor allocateAhead) {
+        this.ahead = new AllocateAhead(cow, allocateAhead);
         this.cow = cow;
         this.tableChunkSize = tableChunkSize;
         this.chunkSize = tableChunkSize;
@@ -328,6 +349,8 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     @Override
     public PendingRemap prepare(long oldChunk) throws IOException {
+        PendingRemap remap;
+        long newChunkBytes;
         lock.lock();
         try {
             requireReady();
@@ -345,10 +368,13 @@ public final class PersistentExceptionStore implements ExceptionStore {
             long newChunk = nextFree++;
             nextFree = layout.skipMetadata(nextFree);
             pendingCount++;
-            return new PendingRemap(oldChunk, newChunk, nextSequence++);
+            remap = new PendingRemap(oldChunk, newChunk, nextSequence++);
+            newChunkBytes = layout.chunkOffsetBytes(newChunk);
         } finally {
             lock.unlock();
         }
+        ahead.allocated(newChunkBytes);
+        return remap;
     }
 
     /** Remembers a size below the chunks in use (see {@link #shrank}); returns it. Caller holds {@link #lock}. */
@@ -976,6 +1002,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 return;
             }
             closed = true;
+            ahead.close();
             for (MetadataChunk c : new MetadataChunk[] {header, area}) {
                 if (c != null) {
                     c.close();

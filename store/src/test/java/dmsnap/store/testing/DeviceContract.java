@@ -114,6 +114,28 @@ public abstract class DeviceContract {
     }
 
     @Test
+    void allocatingChangesNoByteNorTheSize() throws IOException {
+        Random random = Seeds.random("allocate");
+        MemorySegment data = randomBuffer(1 << 20, random);
+        device.write(1L << 20, data);
+        try {
+            device.allocate(0, DEVICE_BYTES); // the written range, holes before and after it
+            device.allocate(DEVICE_BYTES / 2, DEVICE_BYTES / 2);
+        } catch (dmsnap.ffm.ErrnoException e) {
+            assumeTrue(e.errno() != dmsnap.ffm.Errno.EOPNOTSUPP, "no fallocate here");
+            throw e;
+        }
+        assertEquals(DEVICE_BYTES, device.sizeBytes());
+        assertEquals(DEVICE_BYTES, device.refreshSize());
+        MemorySegment back = buffer(3 << 20);
+        device.read(0, back);
+        assertTrue(Patterns.isZero(back.asSlice(0, 1 << 20)));
+        assertNull(Patterns.difference(data, back.asSlice(1 << 20, 1 << 20)));
+        assertTrue(Patterns.isZero(back.asSlice(2 << 20, 1 << 20)));
+        assertThrows(IllegalArgumentException.class, () -> device.allocate(DEVICE_BYTES, 4096));
+    }
+
+    @Test
     void overwriteReplacesOnlyItsRange() throws IOException {
         Random random = Seeds.random("overwrite");
         int block = device.logicalBlockBytes();

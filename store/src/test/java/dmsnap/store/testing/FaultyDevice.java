@@ -20,6 +20,17 @@ import java.util.function.Predicate;
  * {@link #crash(Random)} keeps a random subset, possibly torn at a sector boundary, as a disk
  * whose cache was partly written back.
  *
+ * <p>The page cache ({@link #buffered()}, the {@code writeback} cache mode's COW data): writes
+ * through that view sit in a second volatile cache, the file's dirty pages, which only this
+ * device's {@link #flush()} (fdatasync of the file) writes back; a power cut loses them, or
+ * keeps any subset of their pages ({@link #crash(Random)}: the kernel may have written some back
+ * in any order). Reads on either path see them. A write, discard or write-zeroes that bypasses the
+ * page cache first writes back the dirty pages it covers into the device's cache, as the kernel
+ * does before direct I/O or fallocate. With {@link #mapsLikeFiles()} the metadata maps behave as
+ * real shared mappings of a file: a sync is {@code msync(MS_SYNC)} (the range written and the
+ * device cache flushed, the file's other dirty pages not written back) and a flush writes back
+ * their unsynced stores.
+ *
  * <p>Faults, each consumed when it fires: fail the n-th read/write/flush from now, fail every
  * operation after n more, fail requests matching a predicate, tear the next write (its first k
  * sectors land, then EIO), drop the next write silently, corrupt the next write. Injected
@@ -41,7 +52,9 @@ public final class FaultyDevice implements Device {
         WRITE,
         FLUSH,
         DISCARD,
-        WRITE_ZEROES
+        WRITE_ZEROES,
+        /** {@link #allocate}, once {@link #reservesBlocks()} asked for it. */
+        ALLOCATE
     }
 
     /** A request as faults see it; lengthBytes is 0 for a flush. */
@@ -128,12 +141,23 @@ public final class FaultyDevice implements Device {
     }
 
     private static final int SECTOR = 512;
+    /** The page cache's unit of write-back. */
+    private static final int PAGE = 4096;
 
     private final Device media;
     private final Arena arena = Arena.ofAuto();
     private final List<CachedWrite> cache = new ArrayList<>();
+    /** Writes through {@link #buffered()} not yet written back, oldest first (the file's dirty pages). */
+    private final List<CachedWrite> pageCache = new ArrayList<>();
+
+    private final PageCacheView pageCacheView = new PageCacheView();
+    private boolean mapsLikeFiles;
+    /** {@link #reservesBlocks()}: the ranges {@link #allocate} reserved, in order; null: it reserves nothing. */
+    private List<Request> reserved;
+
+    private boolean powerCut;
     private final List<EmulatedMap> maps = new ArrayList<>();
-    private final long[] countdown = {-1, -1, -1, -1, -1};
+    private final long[] countdown = new long[Op.values().length];
     private long failAfterOps = -1;
     private Predicate<Request> failWhen;
     private int tearNextWriteSectors = -1;
@@ -148,6 +172,7 @@ public final class FaultyDevice implements Device {
 
     public FaultyDevice(Device media) {
         this.media = media;
+        java.util.Arrays.fill(countdown, -1);
     }
 
     // ---- fault injection -------------------------------------------------------------------
@@ -224,6 +249,36 @@ public final class FaultyDevice implements Device {
         }
     }
 
+    /**
+     * Metadata maps from now on behave as real shared mappings of a file, as {@code FileDevice}'s
+     * do: {@link MetadataMap#syncIsDurable()} ({@code msync(MS_SYNC)}: the synced range reaches
+     * the device, then the device's cache is flushed, as one more flush request, but the file's
+     * other dirty pages stay where they are) and {@link MetadataMap#flushWritesBack()} (this
+     * device's flush writes back stores never synced).
+     */
+    public synchronized FaultyDevice mapsLikeFiles() {
+        mapsLikeFiles = true;
+        return this;
+    }
+
+    /**
+     * From now on {@link #allocate} acts as a sparse file's fallocate: it goes through the gate and
+     * the faults ({@link Op#ALLOCATE}; {@link #failWith} ENOSPC for a full file system), and the
+     * ranges it reserved are listed by {@link #reservedRanges()}. Otherwise it reserves nothing, as
+     * memory, and counts no operation (a background reservation must not shift a test's faults).
+     */
+    public synchronized FaultyDevice reservesBlocks() {
+        if (reserved == null) {
+            reserved = new ArrayList<>();
+        }
+        return this;
+    }
+
+    /** The ranges {@link #allocate} reserved so far, in order (empty unless {@link #reservesBlocks()}). */
+    public synchronized List<Request> reservedRanges() {
+        return reserved == null ? List.of() : List.copyOf(reserved);
+    }
+
     /** Removes every pending fault. */
     public synchronized FaultyDevice heal() {
         java.util.Arrays.fill(countdown, -1);
@@ -236,9 +291,35 @@ public final class FaultyDevice implements Device {
         return this;
     }
 
-    /** Power loss: every write since the last completed flush is lost. Faults stay armed. */
+    /**
+     * The power goes now, before {@link #crash}: every request fails from now on (EIO), and
+     * stores into metadata maps made from now on can never reach the media (the machine stopped
+     * with the disk), whatever {@link #crash(Random)} writes back.
+     */
+    public synchronized void cutPower() {
+        if (!powerCut) {
+            powerCut = true;
+            for (EmulatedMap map : maps) {
+                map.freeze();
+            }
+        }
+    }
+
+    /**
+     * Power loss: every write since the last completed flush is lost, page cache included. Faults
+     * stay armed; the power is back ({@link #cutPower}).
+     */
     public synchronized void crash() {
         cache.clear();
+        pageCache.clear();
+        powerBack();
+    }
+
+    private void powerBack() {
+        powerCut = false;
+        for (EmulatedMap map : maps) {
+            map.frozen = null;
+        }
     }
 
     /**
@@ -256,17 +337,40 @@ public final class FaultyDevice implements Device {
             }
         }
         cache.clear();
+        // The kernel may have written back any of the dirty pages, in any order, the last one
+        // perhaps torn; the page cache is newer than the device's cache where both hold a range.
+        for (CachedWrite w : pageCache) {
+            long end = w.offsetBytes() + w.data().byteSize();
+            for (long at = w.offsetBytes(); at < end; ) {
+                long next = Math.min(end, (at / PAGE + 1) * PAGE);
+                if (random.nextBoolean()) {
+                    long sectors = (next - at) / SECTOR;
+                    long keep = random.nextInt(4) == 0 ? random.nextLong(sectors + 1) : sectors;
+                    if (keep > 0) {
+                        media.write(at, w.data().asSlice(at - w.offsetBytes(), keep * SECTOR));
+                    }
+                }
+                at = next;
+            }
+        }
+        pageCache.clear();
         // A real mmap may have written back stores that were never msynced: some sectors land,
         // with the newest contents.
         for (EmulatedMap map : maps) {
             map.writeBackSomeDirtySectors(random);
         }
+        powerBack();
         media.flush();
     }
 
-    /** Writes completed but not yet flushed. */
+    /** Writes completed but not yet flushed, page cache included. */
     public synchronized int unflushedWrites() {
-        return cache.size();
+        return cache.size() + pageCache.size();
+    }
+
+    /** Writes through {@link #buffered()} not yet written back to the device's cache. */
+    public synchronized int dirtyPageCacheWrites() {
+        return pageCache.size();
     }
 
     public synchronized long flushes() {
@@ -308,6 +412,13 @@ public final class FaultyDevice implements Device {
         private final MemorySegment synced;
 
         private boolean closed;
+        /** The stores as they were when the power went ({@link #cutPower}), or null. */
+        private MemorySegment frozen;
+
+        void freeze() {
+            frozen = arena.allocate(view.byteSize(), 8);
+            frozen.copyFrom(view);
+        }
 
         EmulatedMap(long deviceOffset, MemorySegment view, MemorySegment synced) {
             this.deviceOffset = deviceOffset;
@@ -327,9 +438,45 @@ public final class FaultyDevice implements Device {
             long from = offsetBytes - offsetBytes % block;
             long to = Math.min(view.byteSize(), (offsetBytes + lengthBytes + block - 1) / block * block);
             pass(new Request(Op.WRITE, deviceOffset + from, to - from));
+            boolean durable;
             synchronized (FaultyDevice.this) {
-                writeNow(deviceOffset + from, view.asSlice(from, to - from));
+                writeNow(deviceOffset + from, view.asSlice(from, to - from), false);
                 MemorySegment.copy(view, from, synced, from, to - from);
+                durable = mapsLikeFiles;
+            }
+            if (durable) {
+                // msync(MS_SYNC): fdatasync of the range, the device cache flush included.
+                Request flush = new Request(Op.FLUSH, 0, 0);
+                pass(flush);
+                flushDeviceCacheNow(flush);
+            }
+        }
+
+        @Override
+        public boolean syncIsDurable() {
+            synchronized (FaultyDevice.this) {
+                return mapsLikeFiles;
+            }
+        }
+
+        @Override
+        public boolean flushWritesBack() {
+            synchronized (FaultyDevice.this) {
+                return mapsLikeFiles;
+            }
+        }
+
+        /** A flush of the file writes back stores never synced (a real mapping's dirty pages). */
+        void writeBackDirtySectors() throws IOException {
+            if (closed) {
+                return;
+            }
+            for (long at = 0; at < view.byteSize(); at += SECTOR) {
+                MemorySegment now = view.asSlice(at, SECTOR);
+                if (now.mismatch(synced.asSlice(at, SECTOR)) >= 0) {
+                    media.write(deviceOffset + at, now);
+                    MemorySegment.copy(view, at, synced, at, SECTOR);
+                }
             }
         }
 
@@ -337,8 +484,9 @@ public final class FaultyDevice implements Device {
             if (closed) {
                 return;
             }
+            MemorySegment stores = frozen != null ? frozen : view;
             for (long at = 0; at < view.byteSize(); at += SECTOR) {
-                MemorySegment now = view.asSlice(at, SECTOR);
+                MemorySegment now = stores.asSlice(at, SECTOR);
                 if (now.mismatch(synced.asSlice(at, SECTOR)) >= 0 && random.nextBoolean()) {
                     media.write(deviceOffset + at, now);
                 }
@@ -393,12 +541,17 @@ public final class FaultyDevice implements Device {
         readNow(offsetBytes, dst);
     }
 
-    /** A read past the gate. */
+    /** A read past the gate, on either path: the page cache is newer than the device's cache. */
     private synchronized void readNow(long offsetBytes, MemorySegment dst) throws IOException {
         maybeFail(new Request(Op.READ, offsetBytes, dst.byteSize()));
         media.read(offsetBytes, dst);
+        overlay(cache, offsetBytes, dst);
+        overlay(pageCache, offsetBytes, dst);
+    }
+
+    private static void overlay(List<CachedWrite> writes, long offsetBytes, MemorySegment dst) {
         long end = offsetBytes + dst.byteSize();
-        for (CachedWrite w : cache) {
+        for (CachedWrite w : writes) {
             long from = Math.max(offsetBytes, w.offsetBytes());
             long to = Math.min(end, w.offsetBytes() + w.data().byteSize());
             if (from < to) {
@@ -411,26 +564,34 @@ public final class FaultyDevice implements Device {
     public void write(long offsetBytes, MemorySegment src) throws IOException {
         Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
         pass(new Request(Op.WRITE, offsetBytes, src.byteSize()));
-        writeNow(offsetBytes, src);
+        writeNow(offsetBytes, src, false);
     }
 
-    /** A write past the gate. */
-    private synchronized void writeNow(long offsetBytes, MemorySegment src) throws IOException {
+    /** A write past the gate, into the page cache or (bypassing it) into the device's cache. */
+    private synchronized void writeNow(long offsetBytes, MemorySegment src, boolean throughPageCache)
+            throws IOException {
+        List<CachedWrite> into = throughPageCache ? pageCache : cache;
         if (tearNextWriteSectors >= 0) {
             long keep = Math.min((long) tearNextWriteSectors * SECTOR, src.byteSize());
             tearNextWriteSectors = -1;
             countOp();
+            if (!throughPageCache) {
+                writeBackPages(offsetBytes, src.byteSize());
+            }
             if (keep > 0) {
-                cache(offsetBytes, src.asSlice(0, keep));
+                cache(into, offsetBytes, src.asSlice(0, keep));
             }
             throw injected("pwrite", offsetBytes, src.byteSize());
         }
         maybeFail(new Request(Op.WRITE, offsetBytes, src.byteSize()));
+        if (!throughPageCache) {
+            writeBackPages(offsetBytes, src.byteSize());
+        }
         if (dropNextWrite) {
             dropNextWrite = false;
             return;
         }
-        MemorySegment data = cache(offsetBytes, src);
+        MemorySegment data = cache(into, offsetBytes, src);
         if (corruptNextWrite != null) {
             Random r = corruptNextWrite;
             corruptNextWrite = null;
@@ -442,11 +603,27 @@ public final class FaultyDevice implements Device {
         }
     }
 
-    private MemorySegment cache(long offsetBytes, MemorySegment src) {
+    private MemorySegment cache(List<CachedWrite> into, long offsetBytes, MemorySegment src) {
         MemorySegment copy = arena.allocate(src.byteSize(), 8);
         copy.copyFrom(src);
-        cache.add(new CachedWrite(offsetBytes, copy));
+        into.add(new CachedWrite(offsetBytes, copy));
         return copy;
+    }
+
+    /**
+     * I/O that bypasses the page cache over {@code [offsetBytes, +lengthBytes)}: the dirty pages
+     * it covers are written back into the device's cache first (and dropped from the page cache),
+     * as the kernel does before direct I/O, hole punching or zeroing a range.
+     */
+    private void writeBackPages(long offsetBytes, long lengthBytes) {
+        for (var it = pageCache.iterator(); it.hasNext(); ) {
+            CachedWrite w = it.next();
+            if (w.offsetBytes() < offsetBytes + lengthBytes
+                    && offsetBytes < w.offsetBytes() + w.data().byteSize()) {
+                cache.add(w);
+                it.remove();
+            }
+        }
     }
 
     @Override
@@ -456,14 +633,34 @@ public final class FaultyDevice implements Device {
         flushNow(request);
     }
 
+    /** fdatasync of the file: its dirty pages (mapped ones too when they are real maps), then the device cache. */
     private synchronized void flushNow(Request request) throws IOException {
         maybeFail(request);
+        cache.addAll(pageCache);
+        pageCache.clear();
+        writeBackCache();
+        if (mapsLikeFiles) {
+            for (EmulatedMap map : maps) {
+                map.writeBackDirtySectors();
+            }
+        }
+        media.flush();
+        flushes++;
+    }
+
+    /** The device's cache flush alone (msync of a range, after its write): the page cache stays dirty. */
+    private synchronized void flushDeviceCacheNow(Request request) throws IOException {
+        maybeFail(request);
+        writeBackCache();
+        media.flush();
+        flushes++;
+    }
+
+    private void writeBackCache() throws IOException {
         for (CachedWrite w : cache) {
             media.write(w.offsetBytes(), w.data());
         }
         cache.clear();
-        media.flush();
-        flushes++;
     }
 
     @Override
@@ -488,19 +685,128 @@ public final class FaultyDevice implements Device {
         long lengthBytes = request.lengthBytes();
         maybeFail(request);
         if (lengthBytes > 0) {
+            writeBackPages(offsetBytes, lengthBytes);
             cache.add(new CachedWrite(offsetBytes, arena.allocate(lengthBytes, 8)));
         }
     }
 
     @Override
+    public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+        synchronized (this) {
+            if (reserved == null) {
+                return media.allocate(offsetBytes, lengthBytes);
+            }
+        }
+        Device.checkRequest(this, "allocate", offsetBytes, lengthBytes, null);
+        Request request = new Request(Op.ALLOCATE, offsetBytes, lengthBytes);
+        pass(request);
+        synchronized (this) {
+            maybeFail(request);
+            reserved.add(request);
+        }
+        return true;
+    }
+
+    /** The page-cache view: one per device, owned by it. */
+    @Override
+    public Device buffered() {
+        return pageCacheView;
+    }
+
+    @Override
     public synchronized void close() throws IOException {
         cache.clear();
+        pageCache.clear();
         media.close();
+    }
+
+    /**
+     * {@link #buffered()}: reads and writes through the page cache (the same faults and gate as
+     * the device's own I/O); flush, discard, zeroes and maps are the device's.
+     */
+    private final class PageCacheView implements Device {
+        @Override
+        public String name() {
+            return FaultyDevice.this.name();
+        }
+
+        @Override
+        public long sizeBytes() {
+            return FaultyDevice.this.sizeBytes();
+        }
+
+        @Override
+        public long refreshSize() throws IOException {
+            return FaultyDevice.this.refreshSize();
+        }
+
+        @Override
+        public int logicalBlockBytes() {
+            return FaultyDevice.this.logicalBlockBytes();
+        }
+
+        @Override
+        public int bufferAlignmentBytes() {
+            return 1;
+        }
+
+        @Override
+        public void read(long offsetBytes, MemorySegment dst) throws IOException {
+            Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+            pass(new Request(Op.READ, offsetBytes, dst.byteSize()));
+            readNow(offsetBytes, dst);
+        }
+
+        @Override
+        public void write(long offsetBytes, MemorySegment src) throws IOException {
+            Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);
+            pass(new Request(Op.WRITE, offsetBytes, src.byteSize()));
+            writeNow(offsetBytes, src, true);
+        }
+
+        @Override
+        public void flush() throws IOException {
+            FaultyDevice.this.flush();
+        }
+
+        @Override
+        public void discard(long offsetBytes, long lengthBytes) throws IOException {
+            FaultyDevice.this.discard(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
+            FaultyDevice.this.writeZeroes(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public MetadataMap mapMetadata(long offsetBytes, long lengthBytes) throws IOException {
+            return FaultyDevice.this.mapMetadata(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
+            return FaultyDevice.this.allocate(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public Device buffered() {
+            return this;
+        }
+
+        /** The device owns this view. */
+        @Override
+        public void close() {}
+
+        @Override
+        public String toString() {
+            return FaultyDevice.this.name() + " through its page cache";
+        }
     }
 
     private void maybeFail(Request request) throws ErrnoException {
         countOp();
-        boolean fail = false;
+        boolean fail = powerCut;
         int i = request.op().ordinal();
         if (countdown[i] > 0 && --countdown[i] == 0) {
             countdown[i] = -1;
@@ -523,6 +829,7 @@ public final class FaultyDevice implements Device {
                 case FLUSH -> "fdatasync";
                 case DISCARD -> "discard";
                 case WRITE_ZEROES -> "writeZeroes";
+                case ALLOCATE -> "fallocate";
             };
             throw injected(
                     call,

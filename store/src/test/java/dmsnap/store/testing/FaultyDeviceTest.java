@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -67,6 +68,84 @@ class FaultyDeviceTest extends DeviceContract {
                 d.read(0, outcomes[run]);
             }
             assertNull(Patterns.difference(outcomes[0], outcomes[1]));
+        }
+
+        @Test
+        void pageCacheWritesAreReadOnBothPathsAndLostAtAPowerCutUnlessTheFileWasFlushed() throws IOException {
+            Device pages = device.buffered();
+            assertSame(pages, device.buffered(), "one view per device");
+            assertSame(pages, pages.buffered());
+            pages.write(0, filled(4096, 1));
+            assertEquals(1, read(0, 4096).get(JAVA_BYTE, 0), "a direct read sees the page cache");
+            assertEquals(1, device.dirtyPageCacheWrites());
+            device.flush(); // fdatasync of the file writes its dirty pages back
+            pages.write(0, filled(4096, 2));
+            pages.write(8192, filled(4096, 3));
+            MemorySegment back = arena.allocate(4096);
+            pages.read(8192, back);
+            assertEquals(3, back.get(JAVA_BYTE, 0));
+            device.crash();
+            assertEquals(1, read(0, 4096).get(JAVA_BYTE, 0), "flushed");
+            assertTrue(Patterns.isZero(read(8192, 4096)), "lost with the page cache");
+        }
+
+        @Test
+        void directIoWritesBackTheDirtyPagesItCoversSoTheLaterWriteWins() throws IOException {
+            Device pages = device.buffered();
+            pages.write(0, filled(8192, 1));
+            device.write(4096, filled(4096, 2)); // the pages of [0, 8192) go to the device's cache first
+            assertEquals(0, device.dirtyPageCacheWrites());
+            assertEquals(2, read(4096, 512).get(JAVA_BYTE, 0));
+            pages.write(16384, filled(4096, 4));
+            device.writeZeroes(16384, 4096);
+            assertTrue(Patterns.isZero(read(16384, 4096)), "zeroes after the page they cover");
+            device.flush();
+            device.crash();
+            assertEquals(1, read(0, 512).get(JAVA_BYTE, 0));
+            assertEquals(2, read(4096, 512).get(JAVA_BYTE, 0));
+            assertTrue(Patterns.isZero(read(16384, 4096)));
+        }
+
+        @Test
+        void aPowerCutKeepsAnySubsetOfDirtyPagesAtPageGranularity() throws IOException {
+            Random seeds = new Random(Seeds.seed());
+            boolean someKept = false;
+            boolean someLost = false;
+            for (int run = 0; run < 16; run++) {
+                FaultyDevice d = new FaultyDevice(new MemoryDevice("media", 1 << 20));
+                d.buffered().write(0, filled(16 * 4096, 5));
+                d.crash(new Random(seeds.nextLong()));
+                MemorySegment all = arena.allocate(16 * 4096);
+                d.read(0, all);
+                for (int sector = 0; sector < 16 * 8; sector++) {
+                    byte b = all.get(JAVA_BYTE, sector * 512L);
+                    assertTrue(b == 0 || b == 5);
+                    assertEquals(b, all.get(JAVA_BYTE, sector * 512L + 511), "whole sectors");
+                    someKept |= b == 5;
+                    someLost |= b == 0;
+                }
+            }
+            assertTrue(someKept && someLost, "a subset of the pages");
+        }
+
+        @Test
+        void mapsLikeFilesMakeASyncDurableWithoutWritingBackOtherDirtyPages() throws IOException {
+            device.mapsLikeFiles();
+            device.buffered().write(8192, filled(4096, 6));
+            try (var map = device.mapMetadata(0, 4096)) {
+                assertTrue(map.syncIsDurable());
+                assertTrue(map.flushWritesBack());
+                map.segment().fill((byte) 7);
+                map.sync(0, 4096);
+                assertEquals(1, device.flushes(), "msync(MS_SYNC) flushes the device cache");
+                device.crash();
+                assertEquals(7, read(0, 512).get(JAVA_BYTE, 0), "the synced range is durable");
+                assertTrue(Patterns.isZero(read(8192, 4096)), "the file's other dirty pages are not");
+                map.segment().fill((byte) 8);
+                device.flush(); // writes back the map's unsynced stores, as fdatasync of the file
+                device.crash();
+                assertEquals(8, read(0, 512).get(JAVA_BYTE, 0));
+            }
         }
 
         @Test

@@ -1,6 +1,7 @@
 package dmsnap.store.testing;
 
 import dmsnap.ffm.ErrnoException;
+import dmsnap.ffm.Fallocate;
 import dmsnap.ffm.NativeFile;
 import dmsnap.ffm.OpenFlag;
 import java.io.IOException;
@@ -19,6 +20,30 @@ public final class TempFiles {
             raf.setLength(sizeBytes);
         }
         return file;
+    }
+
+    /** Bytes the file system has allocated to {@code file} ({@code st_blocks} x 512). */
+    public static long allocatedBytes(Path file) throws IOException {
+        try (NativeFile located = NativeFile.locate(file)) {
+            return located.stat().allocatedBytes();
+        }
+    }
+
+    /**
+     * Null when files in {@code dir} can be allocated ahead ({@code fallocate} with KEEP_SIZE),
+     * else why not (for assumeTrue).
+     */
+    public static String fallocateUnavailable(Path dir) throws IOException {
+        Path probe = Files.createTempFile(dir, "fallocate-probe", ".img");
+        try (NativeFile f = NativeFile.open(probe, OpenFlag.READ_WRITE)) {
+            f.truncate(1 << 20);
+            f.fallocate(Fallocate.KEEP_SIZE, 0, 1 << 20);
+            return null;
+        } catch (ErrnoException e) {
+            return dir + " cannot allocate ahead: " + e.getMessage();
+        } finally {
+            Files.deleteIfExists(probe);
+        }
     }
 
     /**
