@@ -643,7 +643,7 @@ class NbdHostileClientTest {
             c.write(ByteBuffer.wrap(filled(300_000, 0x44)));
             c.close();
         }
-        assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "the server let go of the connection");
+        awaitConnections(fx.server, 1, "the server let go of the connection");
         byte[] after = readVol(2 << 20, 1 << 20);
         boolean unchanged = true;
         for (int i = 0; i < after.length; i++) {
@@ -691,7 +691,7 @@ class NbdHostileClientTest {
                     fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES,
                     "the stalled connection still holds its share: " + fx.server.bufferBytesInUse());
             closedAfterTheTimeout(fx.server, clock, timeout, 1, "replies never read");
-            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 1), "the stalled connection is closed");
+            awaitConnections(fx.server, 1, "the stalled connection is closed");
             System.out.printf(
                     "non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms%n",
                     mib(held), mib(budget), checks, slowest);
@@ -741,7 +741,7 @@ class NbdHostileClientTest {
                                     : "served with " + connections + " connections, " + timedOut + " timed out");
             // Then the watchdog closes it (awaitClosed reads the replies: only once it is closed).
             closedAfterTheTimeout(fx.server, clock, timeout, 1, "the stalled client");
-            assertTrue(eventually(WAIT_MS, () -> fx.server.connectionCount() == 2), "the stalled connection is closed");
+            awaitConnections(fx.server, 2, "the stalled connection is closed");
             awaitClosed(c, WAIT_MS);
         }
     }

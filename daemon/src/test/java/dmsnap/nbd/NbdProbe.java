@@ -168,6 +168,27 @@ final class NbdProbe {
         assertEquals(before + stalled, server.timedOut(), what + ": connections the watchdog closed");
     }
 
+    /**
+     * Waits (at most {@link #WAIT_MS}) until {@code server} counts {@code n} connections; fails
+     * saying how many it counts and where the server's threads stand, so that a connection that
+     * never finishes closing shows what it waits for.
+     */
+    static void awaitConnections(NbdServer server, int n, String what) {
+        if (eventually(WAIT_MS, () -> server.connectionCount() == n)) {
+            return;
+        }
+        StringBuilder threads = new StringBuilder();
+        Thread.getAllStackTraces().forEach((thread, stack) -> {
+            if (thread.getName().startsWith("nbd") || thread.getName().startsWith("dmsnap")) {
+                threads.append('\n').append(thread.getName()).append(' ').append(thread.getState());
+                for (StackTraceElement frame : stack) {
+                    threads.append("\n    at ").append(frame);
+                }
+            }
+        });
+        fail(what + ": " + server.connectionCount() + " connections, not " + n + "; the server's threads:" + threads);
+    }
+
     /** Waits (at most {@code withinMs}) for {@code condition}; false if it never held. */
     static boolean eventually(long withinMs, BooleanSupplier condition) {
         long end = System.nanoTime() + withinMs * 1_000_000;
