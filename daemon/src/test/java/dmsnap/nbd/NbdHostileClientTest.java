@@ -710,10 +710,6 @@ class NbdHostileClientTest {
      * watchdog to close it.
      */
     @Test
-    @org.junit.jupiter.api.Disabled(
-            "open bug (issue 16 notes): in 2 of 4 fresh-clone runs the stalled connection's writer"
-                    + " stayed in writev after the watchdog's close, its reader waiting for the send lock in streamWhole,"
-                    + " so the connection never finished closing")
     void aClientHoldingTheSharedBudgetDelaysNoOne(TestInfo info) throws Exception {
         budget = 64L << 20; // 32 MiB shared: one stalled client's fair share takes all of it
         start(info);
