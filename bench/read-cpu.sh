@@ -6,7 +6,9 @@
 #   dmsnap: a 256 MiB base (random data) as origin `vol` and a snapshot `snap` with 64 KiB chunks on
 #     a sparse COW (the CLI's defaults, cache mode none: O_DIRECT), some chunks copied (64 KiB
 #     random writes to the origin), warmed up first (JIT); reads of each export;
-#   nbdkit file on a copy of the base, its page cache warm (it reads through it);
+#   nbdkit file on a copy of the base, its page cache warm (it reads through it), the peer the
+#     ratio column divides by; and nbdkit file cache=none fadvise=random, which reads every request
+#     from the disk as dmsnap does;
 #   --compare LAUNCHER: also another build's dmsnap (e.g. of main, in a clone) on its own copies,
 #     so a change is measured before/after in the same run.
 # Each round runs every server once per workload (4 KiB random reads at queue depth 1 and 16 of
@@ -74,14 +76,23 @@ if [ -n "$compare" ]; then
     servers+=(compare)
     start_dmsnap compare "$compare"
 fi
-cp "$base" "$work/nbdkit.img"
-cat "$work/nbdkit.img" >/dev/null # into the page cache, where nbdkit file reads it
-bench_start_server nbdkit-file "$work/nbdkit.sock" nbdkit -f -U "$work/nbdkit.sock" file "$work/nbdkit.img"
-pid[nbdkit-file]=$server_pid
-pids+=("$server_pid")
-servers+=(nbdkit-file)
-uri[nbdkit-file:origin]="nbd+unix:///?socket=$work/nbdkit.sock"
-uri[nbdkit-file:snapshot]=${uri[nbdkit-file:origin]}
+# start_nbdkit NAME FILE-PARAMS...: nbdkit file on its own copy of the base
+start_nbdkit() {
+    local name=$1
+    shift
+    cp "$base" "$work/$name.img"
+    bench_start_server "$name" "$work/$name.sock" nbdkit -f -U "$work/$name.sock" file "$work/$name.img" "$@"
+    pid[$name]=$server_pid
+    pids+=("$server_pid")
+    servers+=("$name")
+    uri[$name:origin]="nbd+unix:///?socket=$work/$name.sock"
+    uri[$name:snapshot]=${uri[$name:origin]}
+}
+start_nbdkit nbdkit-file
+cat "$work/nbdkit-file.img" >/dev/null # into the page cache, where nbdkit file reads it
+# The same device work as dmsnap's: every request read from the disk (pages dropped after each
+# request, no readahead).
+start_nbdkit nbdkit-file-nocache cache=none fadvise=random
 
 # measure SERVER EXPORT DEPTH -> "µs-per-request IOPS"
 measure() {
@@ -94,10 +105,11 @@ measure() {
     awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" -v iops="$(jq '.jobs[0].read.iops' "$work/fio.json")" \
         'BEGIN { printf "%.1f %.0f", t * 1e6 / hz / n, iops }'
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-table="| workload | server | CPU µs/request per round | median CPU µs/request | CPU / nbdkit file | median IOPS |
-|---|---|---|---|---|---|"
+table="| workload | server | CPU µs/request per round | median CPU µs/request | CPU / nbdkit file | CPU / nbdkit nocache | median IOPS |
+|---|---|---|---|---|---|---|"
 for export in origin snapshot; do
     for depth in 1 16; do
         declare -A cpu=() iops=()
@@ -112,10 +124,11 @@ for export in origin snapshot; do
             done
         done
         peer=$(median "${cpu[nbdkit-file]}")
+        nocache=$(median "${cpu[nbdkit-file-nocache]}")
         for s in "${servers[@]}"; do
             m=$(median "${cpu[$s]}")
             table="$table
-| 4k randread qd$depth $export | $s |${cpu[$s]} | $m | $(awk -v a="$m" -v b="$peer" 'BEGIN { printf "%.2f", a / b }') | $(median "${iops[$s]}") |"
+| 4k randread qd$depth $export | $s |${cpu[$s]} | $m | $(ratio "$m" "$peer") | $(ratio "$m" "$nocache") | $(median "${iops[$s]}") |"
         done
         unset cpu iops
     done
@@ -123,7 +136,7 @@ done
 
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 body="Machine: $(nproc) cores, $kernel, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'); $(date +%F).
-Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, cache mode none, O_DIRECT; nbdkit file through a warm page cache; the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare, on its own copies}).
+Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, cache mode none, O_DIRECT; nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare, on its own copies}).
 
 $table"
 echo "$body"
