@@ -49,6 +49,7 @@ fio --name=fill --filename="$base" --size="${size_mib}M" --rw=write --bs=1M --di
 start_dmsnap() {
     local name=$1 launcher=$2 run="$work/$1.run"
     cp "$base" "$work/$name.img"
+    sync "$work/$name.img"
     "$launcher" --version >/dev/null
     DMSNAP_JAVA_OPTS="${3:-}" bench_start_server "$name" "$run/control.sock" "$launcher" daemon --run-dir "$run"
     pid[$name]=$server_pid
@@ -81,6 +82,7 @@ start_nbdkit() {
     local name=$1
     shift
     cp "$base" "$work/$name.img"
+    sync "$work/$name.img" # clean pages, which cache=none can drop
     bench_start_server "$name" "$work/$name.sock" nbdkit -f -U "$work/$name.sock" file "$work/$name.img" "$@"
     pid[$name]=$server_pid
     pids+=("$server_pid")
@@ -93,6 +95,7 @@ cat "$work/nbdkit-file.img" >/dev/null # into the page cache, where nbdkit file 
 # The same device work as dmsnap's: every request read from the disk (pages dropped after each
 # request, no readahead).
 start_nbdkit nbdkit-file-nocache cache=none fadvise=random
+dd if="$work/nbdkit-file-nocache.img" iflag=nocache count=0 status=none # none of it cached to begin with
 
 # measure SERVER EXPORT DEPTH -> "µs-per-request IOPS"
 measure() {
@@ -134,10 +137,46 @@ for export in origin snapshot; do
     done
 done
 
+compare_commit=$([ -z "$compare" ] || git -C "$(dirname "$compare")" log -1 --format=%h 2>/dev/null || echo ?)
+# The device's own share: fio reading the base itself with O_DIRECT (no NBD, no server), its CPU
+# from its own report (usr_cpu + sys_cpu of its job runtime, summed over its threads).
+floor() { # ENGINE DEPTH JOBS -> µs per read
+    fio --name=floor --filename="$base" --size="${size_mib}M" --rw=randread --bs=4k --direct=1 \
+        --ioengine="$1" --iodepth="$2" --numjobs="$3" --group_reporting --time_based --runtime="$seconds" \
+        --randrepeat=0 --output-format=json --output="$work/floor.json" >/dev/null
+    jq -r '.jobs[0] | (.usr_cpu + .sys_cpu) / 100 * .job_runtime * 1000 / .read.total_ios | . * 10 | round / 10' \
+        "$work/floor.json"
+}
+floors="| device read, no NBD (fio on the base file, O_DIRECT) | CPU µs/read per round | median |
+|---|---|---|"
+for spec in "psync 1 1 qd1, one thread" "psync 1 16 qd16, 16 threads (dmsnap's model)" "io_uring 16 1 qd16, io_uring, one thread"; do
+    read -r engine depth jobs what <<<"$spec"
+    runs=""
+    for round in $(seq 1 "$rounds"); do
+        echo "  floor $what round $round" >&2
+        runs="$runs $(floor "$engine" "$depth" "$jobs")"
+    done
+    floors="$floors
+| $what |$runs | $(median "$runs") |"
+done
+
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 body="Machine: $(nproc) cores, $kernel, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'); $(date +%F).
-Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, cache mode none, O_DIRECT; nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare, on its own copies}).
+Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, cache mode none, O_DIRECT; nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare (commit $compare_commit), on its own copies}).
 
-$table"
+$table
+
+$floors
+
+What the rows compare. dmsnap reads with O_DIRECT (cache mode none): every request is a device read,
+whose kernel work (the block layer, the virtual disk's notification, a sleep until the interrupt)
+is most of a request's CPU; the floor table is that work without NBD. nbdkit file reads through the
+page cache: with the base cached (it fits), a request is a copy, no device read at all, so its CPU
+is below dmsnap's device floor. nbdkit-file-nocache (\`cache=none fadvise=random\`, nothing cached)
+does the same device work as dmsnap. At queue depth 1 dmsnap serves a request on the connection's
+thread (read the request, read the device, send the reply: no thread hand-off); at queue depth 16 a
+request goes from the connection's thread to an I/O thread (a blocking pread) and its reply through
+the connection's writer thread: the hand-offs (futex wake-ups, context switches) are the cost above
+the floor."
 echo "$body"
 bench_record "Read CPU per request vs nbdkit file" "$body"
