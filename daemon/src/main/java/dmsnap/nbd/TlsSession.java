@@ -325,7 +325,6 @@ final class TlsSession {
         }
     }
 
-    /** Under {@link #unwrapLock}: reads more records; false at EOF. */
     /**
      * Whether the client has sent anything not yet read as plaintext, without waiting: what the
      * socket has now is taken into the session (a later {@link #read} finds it).
@@ -357,6 +356,7 @@ final class TlsSession {
         }
     }
 
+    /** Under {@link #unwrapLock}: reads more records; false at EOF. */
     private boolean fill() throws IOException {
         netIn.compact();
         if (!netIn.hasRemaining()) {
