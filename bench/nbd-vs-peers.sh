@@ -43,9 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 RUN="$work/run"
-"$DMSNAP" daemon --run-dir "$RUN" 2>"$work/daemon.log" &
-pids+=($!)
-for _ in $(seq 1 100); do [ -S "$RUN/control.sock" ] && break; sleep 0.1; done
+bench_start_server daemon "$RUN/control.sock" "$DMSNAP" daemon --run-dir "$RUN"
+pids+=("$server_pid")
 d() { "$DMSNAP" "$@" --run-dir "$RUN" >/dev/null; }
 d create raw --table "0 $sectors linear $base 0"
 d origin create vol "$base"
@@ -53,22 +52,15 @@ d origin create vol "$base"
 # start_server NAME COMMAND...: runs a peer server on $work/NAME.sock and waits for it.
 start_server() {
     local name=$1; shift
-    rm -f "$work/$name.sock"
-    "$@" >"$work/$name.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 100); do [ -S "$work/$name.sock" ] && return 0; sleep 0.05; done
-    cat "$work/$name.log" >&2; exit 1
+    bench_start_server "$name" "$work/$name.sock" "$@"
 }
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-}
+stop_server() { bench_stop_server "$server_pid"; }
 
 # run_fio URI RW BS DEPTH -> IOPS. Random reads are timed; sequential reads read the base once
 # (time-based, they would come round again to what a page cache still holds); writes write a fixed
 # amount once into the first $write_mib MiB (first touch).
 run_fio() {
-    local uri=$1 rw=$2 bs=$3 depth=$4 key region amount json
+    local uri=$1 rw=$2 bs=$3 depth=$4 key region amount
     if [[ $rw == randread ]]; then
         key=read; region=$size_mib; amount=(--time_based --runtime="$seconds")
     elif [[ $rw == read ]]; then
@@ -77,11 +69,9 @@ run_fio() {
         key=write; region=$write_mib
         if [ "$bs" = 4k ]; then amount=(--io_size=64M); else amount=(--io_size=$((write_mib / 2))M); fi
     fi
-    json=$(fio --name=nbd --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" --iodepth="$depth" \
-        --size="${region}M" "${amount[@]}" --randrepeat=0 --output-format=json --output="$work/fio.json" \
-        >/dev/null 2>"$work/fio.err" && cat "$work/fio.json") || { cat "$work/fio.err" >&2; exit 1; }
-    [ "$(echo "$json" | jq '.jobs[0].error')" = 0 ] || { echo "fio error on $uri" >&2; exit 1; }
-    printf '%.0f' "$(echo "$json" | jq ".jobs[0].$key.iops")"
+    bench_fio "$work/fio.json" "$uri" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="${region}M" \
+        "${amount[@]}" --randrepeat=0
+    printf '%.0f' "$(jq ".jobs[0].$key.iops" "$work/fio.json")"
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 

@@ -98,6 +98,28 @@ final class NbdChannel implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Whether the client has sent more, without waiting: what the socket has now goes into
+     * {@code buffer} (the start of the next message, which {@link #readMessage} then completes)
+     * or, with TLS, into the session. Costs a few system calls (the socket is made non-blocking for
+     * one read), so it is for an occasional look, not for every request.
+     */
+    boolean inputWaiting(ByteBuffer buffer) throws IOException {
+        TlsSession session = tls;
+        if (session != null) {
+            return session.inputWaiting();
+        }
+        if (buffer.position() > 0) {
+            return true;
+        }
+        socket.configureBlocking(false);
+        try {
+            return socket.read(buffer) > 0;
+        } finally {
+            socket.configureBlocking(true);
+        }
+    }
+
     /** Skips {@code bytes} bytes of input (an option or payload that is refused) through {@code scratch}. */
     void skip(long bytes, ByteBuffer scratch) throws IOException {
         long left = bytes;

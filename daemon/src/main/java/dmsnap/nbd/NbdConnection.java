@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -15,7 +16,9 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,7 +28,9 @@ import org.slf4j.LoggerFactory;
  * off-heap buffer, which the device is then written from; a read's buffer is filled by the
  * device and sent from. Requests run concurrently on the server's I/O threads, and their
  * replies go out in completion order through the writer, a second thread, so a client
- * that does not read its replies never holds an I/O thread.
+ * that does not read its replies never holds an I/O thread; replies that wait together go out
+ * in one gathering write. A queue-depth-1 client's requests run on the reader's thread instead,
+ * replies sent from there: no thread hand-off at all (see {@link #readRequests}).
  *
  * <p>Bounds: at most {@value #MAX_IN_FLIGHT} requests per connection between being read and
  * their reply being sent; past that the reader waits. Buffers come from the connection's
@@ -60,11 +65,23 @@ final class NbdConnection {
 
     private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
     private final BlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
+    /**
+     * Requests the reader handed on (to the I/O threads or the writer) whose reply has not begun to
+     * go out: counted down before the reply's first byte is written, so that a queue-depth-1
+     * client's next request, which it sends only once it has that reply, always finds it zero.
+     * ({@link #inFlight} is given back only after the send, so it may still count the request the
+     * client has already had its reply to.)
+     */
+    private final AtomicInteger unanswered = new AtomicInteger();
+
     private final ByteBuffer requestHeader = ByteBuffer.allocateDirect(REQUEST_HEADER_BYTES);
     /** For skipping the payload of refused writes; made at the first one. */
     private ByteBuffer discard;
 
     private final AtomicLong unexpectedErrors;
+    /** Requests done on the reader's thread, of every connection of the server (for tests). */
+    private final LongAdder inlineRequests;
+
     private volatile boolean writerFailed;
     /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
     private final java.util.concurrent.locks.ReentrantLock sending = new java.util.concurrent.locks.ReentrantLock();
@@ -73,12 +90,20 @@ final class NbdConnection {
     static final long INLINE_MAX_BYTES = 1 << 20;
     /** Structured reads of twice this or more go out in chunks of this size (see {@link #inPieces}). */
     static final long READ_PIECE_BYTES = 256 << 10;
-    /** Less than this between an inline reply and the next request: it was already queued (a deeper queue). */
-    static final long ROUND_TRIP_NANOS = 10_000;
-    /** Reader-thread state for the inline decision. */
-    private boolean lastAlone;
+    /**
+     * Every this many requests done inline, the reader looks, before the reply goes out, whether
+     * the client has sent more already (see {@link #readRequests}).
+     */
+    static final int LOOK_AHEAD_EVERY = 32;
+    // Reader-thread state for the inline decision (see readRequests).
+    /** Requests in a row that came alone, and how many it takes before the next alone one runs inline. */
+    private int aloneInRow;
 
-    private long lastInlineReplyNanos;
+    private int aloneNeeded = 1;
+    /** The look ahead found the next request queued behind the one done inline: it did not come alone. */
+    private boolean queuedBehind;
+
+    private long inlineCount;
 
     /** Why a request, or a piece of it, failed: the protocol's error and a sentence for structured replies. */
     private record Refusal(int error, String message) {}
@@ -111,10 +136,12 @@ final class NbdConnection {
             Executor ioThreads,
             BufferPool buffers,
             AtomicLong unexpectedErrors,
+            LongAdder inlineRequests,
             Warnings warn) {
         this.warn = warn;
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
+        this.inlineRequests = inlineRequests;
         this.export = export;
         this.structured = structured;
         this.rules = NbdRequestRules.forExport(export, structured);
@@ -159,17 +186,17 @@ final class NbdConnection {
 
     private void readRequests() throws IOException, InterruptedException {
         while (!writerFailed) {
-            requestHeader.clear();
+            // The header buffer may hold the start of this request already (see the look ahead below).
             if (!channel.readMessage(requestHeader)) {
                 return; // the client hung up between requests
             }
-            long arrived = System.nanoTime();
             requestHeader.flip();
             // The header is in. Waiting for a slot or for buffer budget is the server's wait, not the
             // client's: no deadline runs then (else the watchdog drops clients the server is slow to
             // serve); a write's payload is a message of its own.
             channel.endMessage();
             NbdRequest r = NbdCodec.decodeRequest(requestHeader);
+            requestHeader.clear();
             Verdict verdict = rules.check(r);
             if (verdict instanceof Verdict.Disconnect) {
                 log.debug("{} on {}: disconnect", channel.peer(), export.name());
@@ -216,30 +243,39 @@ final class NbdConnection {
                 }
                 export.awaitResumed();
                 BufferPool.Buffer data = buffer;
-                boolean alone = inFlight.availablePermits() == MAX_IN_FLIGHT - 1 && replies.isEmpty();
-                boolean inline = alone
-                        && lastAlone
-                        && r.length() <= INLINE_MAX_BYTES
-                        && arrived - lastInlineReplyNanos > ROUND_TRIP_NANOS;
-                lastAlone = alone;
+                // Alone: every request before it has had its reply begun. A queue-depth-1 client
+                // sends its next request only once it has its reply, so each of its requests is
+                // alone; from the second of them on they run here and their replies go out from here,
+                // saving two thread hand-offs. A deeper client's requests may come alone for a while
+                // (each served here, its next one already waiting in the socket): the look ahead
+                // catches that, and from then on such a client needs a long run of requests that
+                // came alone (LOOK_AHEAD_EVERY) before one runs here again.
+                boolean alone = unanswered.get() == 0 && !queuedBehind;
+                queuedBehind = false;
+                boolean inline = alone && aloneInRow >= aloneNeeded && r.length() <= INLINE_MAX_BYTES;
+                aloneInRow = alone ? aloneInRow + 1 : 0;
                 if (inline) {
-                    // A queue-depth-1 client: this request and the one before it came alone, each a
-                    // round trip after the last reply, so nothing waits behind it in the socket. It runs
-                    // here and its reply goes out from here, saving two thread hand-offs.
+                    inlineRequests.increment();
                     handedOn = true;
                     buffer = null;
                     if (inPieces(r)) {
                         readInPieces(r, data);
                     } else {
-                        sendNow(perform(r, data));
+                        Reply reply = perform(r, data);
+                        if (++inlineCount % LOOK_AHEAD_EVERY == 0 && inputWaiting()) {
+                            queuedBehind = true;
+                            aloneNeeded = LOOK_AHEAD_EVERY;
+                        }
+                        sendNow(reply);
                     }
-                    lastInlineReplyNanos = System.nanoTime();
                     continue;
                 }
+                unanswered.incrementAndGet();
                 try {
-                    ioThreads.execute(() -> queue(perform(r, data)));
+                    ioThreads.execute(() -> replies.add(perform(r, data)));
                     handedOn = true;
                 } catch (RejectedExecutionException e) {
+                    unanswered.decrementAndGet();
                     buffer.release();
                     queue(new Reply(r, NBD_ESHUTDOWN, "the server is shutting down"));
                     handedOn = true;
@@ -268,7 +304,9 @@ final class NbdConnection {
                 case NBD_CMD_WRITE_ZEROES -> export.writeZeroes(r.offset(), r.length(), r.fua());
                 default -> throw new IllegalStateException("unchecked command " + r.type());
             }
-            io.trace("{} {} {}+{}: ok", export.name(), commandName(r.type()), r.offset(), r.length());
+            if (io.isTraceEnabled()) { // its arguments are boxed into an array on every call otherwise
+                io.trace("{} {} {}+{}: ok", export.name(), commandName(r.type()), r.offset(), r.length());
+            }
         } catch (IOException e) {
             error = NBD_EIO;
             message = e.getMessage();
@@ -538,8 +576,23 @@ final class NbdConnection {
         channel.close();
     }
 
+    /** Hands a reply to the writer from the reader's thread (counted in {@link #unanswered}). */
     private void queue(Reply reply) {
+        unanswered.incrementAndGet();
         replies.add(reply);
+    }
+
+    /**
+     * Whether the client has sent more while this thread served a request inline, before its reply
+     * went out: then it did not wait for the reply (a deeper queue). What came is kept as the start
+     * of the next request. A failure to look is left to the next read.
+     */
+    private boolean inputWaiting() {
+        try {
+            return channel.inputWaiting(requestHeader);
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** Sends a reply from the reader's thread (see {@link #readRequests}). */
@@ -552,9 +605,19 @@ final class NbdConnection {
         }
     }
 
-    /** The writer: sends replies as they come; after a failed write it only releases what they hold. */
+    /**
+     * The writer: sends replies as they come, those already waiting gathered into one socket write
+     * (up to {@link #BATCH_REPLIES}, or {@link #BATCH_DATA_BYTES} of data); after a failed write it
+     * only releases what they hold.
+     */
     private void writeReplies() {
         ByteBuffer head = ByteBuffer.allocateDirect(NbdCodec.REPLY_HEAD_BYTES);
+        ByteBuffer[] heads = new ByteBuffer[BATCH_REPLIES];
+        ByteBuffer all = ByteBuffer.allocateDirect(BATCH_REPLIES * BATCHED_HEAD_BYTES);
+        for (int i = 0; i < BATCH_REPLIES; i++) {
+            heads[i] = all.slice(i * BATCHED_HEAD_BYTES, BATCHED_HEAD_BYTES);
+        }
+        List<Reply> batch = new ArrayList<>(BATCH_REPLIES);
         while (true) {
             Reply reply;
             try {
@@ -563,15 +626,93 @@ final class NbdConnection {
                 Thread.currentThread().interrupt();
                 return;
             }
-            if (reply == Reply.END) {
-                return;
+            while (reply != null) {
+                if (reply == Reply.END) {
+                    return; // the reader queues it after every other reply is back
+                }
+                long dataBytes = 0;
+                while (reply != null && reply != Reply.END && batchable(reply)) {
+                    batch.add(reply);
+                    dataBytes += reply.dataBytes();
+                    reply = batch.size() < BATCH_REPLIES && dataBytes < BATCH_DATA_BYTES ? replies.poll() : null;
+                }
+                sending.lock();
+                try {
+                    if (!batch.isEmpty()) {
+                        sendBatch(batch, heads);
+                    }
+                    if (reply != null && reply != Reply.END) {
+                        unanswered.decrementAndGet();
+                        sendAndRelease(reply, head);
+                        reply = null;
+                    }
+                } finally {
+                    sending.unlock();
+                }
+                if (reply == null) {
+                    reply = replies.poll();
+                }
             }
-            sending.lock();
-            try {
-                sendAndRelease(reply, head);
-            } finally {
-                sending.unlock();
+        }
+    }
+
+    /** Replies gathered into one write: at most this many, each head at most {@link #BATCHED_HEAD_BYTES}. */
+    static final int BATCH_REPLIES = 16;
+
+    /** A batch is not extended once its data reaches this. */
+    static final long BATCH_DATA_BYTES = 1 << 20;
+
+    /** The largest head of a batched reply: an OFFSET_DATA chunk's. */
+    private static final int BATCHED_HEAD_BYTES = STRUCTURED_REPLY_HEADER_BYTES + 8;
+
+    /**
+     * Whether {@code reply} is one header and its data, if any: a simple reply, or a structured
+     * read's success in one chunk. Errors with messages and reads in pieces go out on their own.
+     */
+    private boolean batchable(Reply reply) {
+        NbdRequest r = reply.request();
+        return NbdCodec.simpleReply(structured, r, reply.error())
+                || reply.error() == 0 && r.type() == NBD_CMD_READ && !inPieces(r);
+    }
+
+    /**
+     * Sends the {@link #batchable} replies of {@code batch} in one gathering write (unless sending
+     * already failed), then gives back what they hold and empties it. Under {@link #sending}.
+     */
+    private void sendBatch(List<Reply> batch, ByteBuffer[] heads) {
+        unanswered.addAndGet(-batch.size());
+        try {
+            if (!writerFailed) {
+                ByteBuffer[] gather = new ByteBuffer[2 * batch.size()];
+                int n = 0;
+                for (int i = 0; i < batch.size(); i++) {
+                    Reply reply = batch.get(i);
+                    NbdRequest r = reply.request();
+                    gather[n++] = NbdCodec.simpleReply(structured, r, reply.error())
+                            ? NbdCodec.putSimpleReply(heads[i], reply.error(), r.cookie())
+                            : NbdCodec.putOffsetData(heads[i], true, r.cookie(), r.offset(), r.length());
+                    if (reply.data() != null) {
+                        gather[n++] = reply.data().segment().asByteBuffer();
+                    }
+                }
+                channel.writeFully(n == gather.length ? gather : Arrays.copyOf(gather, n));
             }
+        } catch (IOException e) {
+            sendFailed(e);
+        } catch (RuntimeException e) {
+            // A bug; the writer must go on releasing what replies hold, or the reader waits forever.
+            unexpectedErrors.incrementAndGet();
+            writerFailed = true;
+            log.error("{} on {}: sending replies failed", channel.peer(), export.name(), e);
+            channel.close();
+        } finally {
+            for (Reply reply : batch) {
+                if (reply.data() != null) {
+                    reply.data().release();
+                }
+                inFlight.release();
+            }
+            batch.clear();
         }
     }
 

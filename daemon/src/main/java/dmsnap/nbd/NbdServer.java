@@ -30,6 +30,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongSupplier;
 import jdk.net.ExtendedSocketOptions;
@@ -135,6 +136,8 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicInteger connectionCount = new AtomicInteger();
     private final AtomicLong accepted = new AtomicLong();
     private final AtomicLong unexpectedErrors = new AtomicLong();
+    /** Requests done on their connection's thread (see {@link NbdConnection}); for tests. */
+    private final LongAdder inlineRequests = new LongAdder();
     /** Connections the watchdog closed. */
     private final AtomicLong timedOut = new AtomicLong();
     /** Held for a watchdog pass: the scheduled passes and those tests run do not overlap. */
@@ -319,6 +322,11 @@ public final class NbdServer implements AutoCloseable {
         return unexpectedErrors.get();
     }
 
+    /** Requests done on their connection's thread, without a hand-off to an I/O thread (for tests). */
+    long inlineRequests() {
+        return inlineRequests.sum();
+    }
+
     /** Connections the watchdog has closed (for tests). */
     long timedOut() {
         return timedOut.get();
@@ -422,6 +430,7 @@ public final class NbdServer implements AutoCloseable {
                             ioThreads,
                             buffers,
                             unexpectedErrors,
+                            inlineRequests,
                             this::warn)
                     .serve();
             log.info("{}: done with {}", peer, result.export().name());

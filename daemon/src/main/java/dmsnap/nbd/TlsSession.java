@@ -325,6 +325,37 @@ final class TlsSession {
         }
     }
 
+    /**
+     * Whether the client has sent anything not yet read as plaintext, without waiting: what the
+     * socket has now is taken into the session (a later {@link #read} finds it).
+     */
+    boolean inputWaiting() throws IOException {
+        unwrapLock.lock();
+        try {
+            if (appIn.hasRemaining() || netIn.hasRemaining()) {
+                return true;
+            }
+            if (inboundDone) {
+                return false;
+            }
+            socket.configureBlocking(false);
+            try {
+                netIn.compact();
+                int n;
+                try {
+                    n = socket.read(netIn);
+                } finally {
+                    netIn.flip();
+                }
+                return n > 0;
+            } finally {
+                socket.configureBlocking(true);
+            }
+        } finally {
+            unwrapLock.unlock();
+        }
+    }
+
     /** Under {@link #unwrapLock}: reads more records; false at EOF. */
     private boolean fill() throws IOException {
         netIn.compact();

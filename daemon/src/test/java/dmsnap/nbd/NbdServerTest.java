@@ -59,6 +59,60 @@ class NbdServerTest {
         }
     }
 
+    /**
+     * A queue-depth-1 client (each request sent once the reply before it came) has every request
+     * after its first done on the connection's thread: its reply is begun before the client can
+     * send the next one, so the next one always comes alone, whatever the timing. Structured and
+     * simple replies, and past the look ahead, which finds nothing queued.
+     */
+    @Test
+    void queueDepthOneRequestsAreDoneInline() throws Exception {
+        byte[] base = NbdFixture.pattern(NbdFixture.SECTORS);
+        int requests = 3 * NbdConnection.LOOK_AHEAD_EVERY;
+        for (boolean structured : new boolean[] {true, false}) {
+            long before = fx.server.inlineRequests();
+            try (NbdTestClient c = fx.open("vol", structured)) {
+                for (int i = 0; i < requests; i++) {
+                    long offset = (i * 37L % NbdFixture.SECTORS) * 512;
+                    assertArrayEquals(
+                            Arrays.copyOfRange(base, (int) offset, (int) offset + 4096), c.read(offset, 4096));
+                }
+            }
+            assertEquals(requests - 1, fx.server.inlineRequests() - before, "structured " + structured);
+        }
+    }
+
+    /**
+     * A client with requests already queued behind the one done inline is caught by the look
+     * ahead: the queued one goes to the I/O threads. Queue-depth-1 requests until the next one
+     * done inline is a look-ahead one, then two reads in one socket write: the first inline, the
+     * second not; nor is any of a later pair: a client seen to queue needs a long run of requests
+     * that came alone before one is done inline again.
+     */
+    @Test
+    void requestsQueuedBehindAnInlineOneAreHandedOn() throws Exception {
+        byte[] base = NbdFixture.pattern(NbdFixture.SECTORS);
+        long before = fx.server.inlineRequests();
+        try (NbdTestClient c = fx.open("vol", true)) {
+            c.read(0, 4096); // the first request is handed on
+            while ((fx.server.inlineRequests() - before + 1) % NbdConnection.LOOK_AHEAD_EVERY != 0) {
+                c.read(4096, 4096);
+            }
+            long inline = fx.server.inlineRequests();
+            long[] offsets = {8192, 16384};
+            for (int round = 0; round < 2; round++) {
+                c.sendReads(100 + 2 * round, offsets, 4096);
+                for (int i = 0; i < offsets.length; i++) {
+                    NbdTestClient.Reply r = c.reply();
+                    assertEquals(0, r.error());
+                    int at = (int) offsets[(int) (r.cookie() - 100 - 2 * round)];
+                    assertArrayEquals(Arrays.copyOfRange(base, at, at + 4096), r.data());
+                }
+            }
+            assertEquals(inline + 1, fx.server.inlineRequests(), "only the first of the first pair is done inline");
+        }
+    }
+
     @Test
     void listInfoUnknownAndDefaultExport() throws Exception {
         try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
@@ -260,6 +314,55 @@ class NbdServerTest {
             }
             assertEquals(n, cookies.size());
         }
+    }
+
+    /**
+     * Replies of every shape queued at once, which the writer gathers into shared socket writes
+     * where it can (simple replies, one-chunk reads) and sends alone where not (error chunks with
+     * their message, reads in pieces): each request gets its one whole reply.
+     */
+    @Test
+    void queuedRepliesOfEveryShapeGoOutWhole() throws Exception {
+        byte[] base = NbdFixture.pattern(NbdFixture.SECTORS);
+        long end = NbdFixture.SECTORS * 512L;
+        for (boolean structured : new boolean[] {true, false}) {
+            try (NbdTestClient c = fx.open("snap", structured)) {
+                int n = 100;
+                for (int i = 0; i < n; i++) {
+                    long cookie = 1000 + i;
+                    switch (i % 5) {
+                        case 0, 1 -> c.sendRead(cookie, (long) i * 4096, 4096);
+                        case 2 -> c.sendRead(cookie, end, 4096); // beyond the end: refused
+                        case 3 -> c.sendWrite(cookie, end / 2 + (long) i * 4096, new byte[4096], false);
+                        default -> c.sendRead(cookie, (long) i * 4096, 1 << 20); // in pieces when structured
+                    }
+                }
+                Set<Long> cookies = new HashSet<>();
+                for (int i = 0; i < n; i++) {
+                    NbdTestClient.Reply r = c.reply();
+                    int at = (int) (r.cookie() - 1000);
+                    assertTrue(cookies.add(r.cookie()), "one reply for " + r.cookie());
+                    switch (at % 5) {
+                        case 2 -> {
+                            assertEquals(NBD_EINVAL, r.error(), "read beyond the end");
+                            assertEquals(structured, r.message() != null, "a message with structured replies");
+                        }
+                        case 3 -> assertEquals(0, r.error(), "write");
+                        default -> {
+                            assertEquals(0, r.error());
+                            int length = at % 5 == 4 ? 1 << 20 : 4096;
+                            assertArrayEquals(
+                                    Arrays.copyOfRange(base, at * 4096, at * 4096 + length), r.data(), "read " + at);
+                            if (structured && length == 1 << 20) {
+                                assertEquals(4, r.dataChunks(), "a 1 MiB read in four pieces");
+                            }
+                        }
+                    }
+                }
+                assertEquals(n, cookies.size());
+            }
+        }
+        assertEquals(0, fx.server.unexpectedErrors());
     }
 
     @Test

@@ -173,6 +173,26 @@ final class NbdTestClient implements AutoCloseable {
         request(0, NBD_CMD_READ, cookie, offset, length, null);
     }
 
+    /**
+     * Reads of {@code length} at each of {@code offsets}, cookies {@code firstCookie} on, in one
+     * socket write: the server finds them all queued at once.
+     */
+    void sendReads(long firstCookie, long[] offsets, int length) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(28 * offsets.length);
+        for (int i = 0; i < offsets.length; i++) {
+            long cookie = firstCookie + i;
+            b.putInt(NBD_REQUEST_MAGIC)
+                    .putShort((short) 0)
+                    .putShort((short) NBD_CMD_READ)
+                    .putLong(cookie)
+                    .putLong(offsets[i])
+                    .putInt(length);
+            readLengths.put(cookie, (long) length);
+            readOffsets.put(cookie, offsets[i]);
+        }
+        write(b.flip());
+    }
+
     void sendWrite(long cookie, long offset, byte[] data, boolean fua) throws IOException {
         request(fua ? NBD_CMD_FLAG_FUA : 0, NBD_CMD_WRITE, cookie, offset, data.length, data);
     }

@@ -147,6 +147,34 @@ class NbdTlsTest {
         }
     }
 
+    /**
+     * The reader's look ahead over TLS (see NbdServerTest): queue-depth-1 reads past a look ahead
+     * that finds nothing, then two reads sent together, which arrive in one record: the second,
+     * already in the session when the first is done inline, is handed on.
+     */
+    @Test
+    void requestsQueuedBehindAnInlineOneAreHandedOnOverTls() throws Exception {
+        InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);
+        try (TlsTestClient c = TlsTestClient.handshake(address)) {
+            c.startTls(pki.client(), "127.0.0.1");
+            assertEquals(NBD_REP_ACK, c.go(NBD_OPT_GO, "vol").type());
+            int every = NbdConnection.LOOK_AHEAD_EVERY;
+            long done;
+            do {
+                assertOriginal(c.read(4096, 4096), 4096);
+                done = server.inlineRequests();
+            } while (done < every || (done + 1) % every != 0);
+            c.sendReads(10, new long[] {8192, 16384}, 4096);
+            byte[] data = new byte[4096];
+            assertArrayEquals(new long[] {0, 10}, c.simpleReply(data), "the first, done inline, answered first");
+            assertOriginal(data, 8192);
+            assertArrayEquals(new long[] {0, 11}, c.simpleReply(data));
+            assertOriginal(data, 16384);
+            assertEquals(done + 1, server.inlineRequests(), "only the first of the two is done inline");
+        }
+        assertEquals(0, server.unexpectedErrors());
+    }
+
     @Test
     void exportNameWithoutTlsEndsTheConnectionWhereTlsIsRequired() throws Exception {
         InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);

@@ -133,6 +133,19 @@ final class TlsTestClient implements AutoCloseable {
         out.flush();
     }
 
+    /** Reads of {@code length} at each of {@code offsets}, cookies {@code firstCookie} on, sent together. */
+    void sendReads(long firstCookie, long[] offsets, int length) throws IOException {
+        for (int i = 0; i < offsets.length; i++) {
+            out.writeInt(NBD_REQUEST_MAGIC);
+            out.writeShort(0);
+            out.writeShort(NBD_CMD_READ);
+            out.writeLong(firstCookie + i);
+            out.writeLong(offsets[i]);
+            out.writeInt(length);
+        }
+        out.flush();
+    }
+
     /** A simple reply's magic, error and cookie; {@code data} (if not null) filled when the error is 0. */
     long[] simpleReply(byte[] data) throws IOException {
         int magic = in.readInt();
