@@ -132,6 +132,14 @@ final class DaemonCommand implements Callable<Integer> {
     String defaultExport;
 
     @Option(
+            names = "--nbd-dirty-bitmaps",
+            description = {
+                "Offer qemu's block-status contexts too: qemu:dirty-bitmap:S (the chunks changed since snapshot S,",
+                "as dmsnap:changed:S) and qemu:allocation-depth, for qemu-img and qemu's backup jobs."
+            })
+    boolean nbdDirtyBitmaps;
+
+    @Option(
             names = "--metrics",
             paramLabel = "[HOST:]PORT",
             converter = ListenAddressConverter.class,
@@ -170,7 +178,7 @@ final class DaemonCommand implements Callable<Integer> {
                 runDir != null ? runDir : DaemonConfig.defaultRunDir(),
                 stateDir,
                 new dmsnap.daemon.CowMonitor.Policy(thresholds, autoextendThreshold, autoextendPercent),
-                new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig()),
+                new DaemonConfig.Nbd(nbdListen, defaultExport, nbdGroup, tlsConfig(), nbdDirtyBitmaps),
                 metrics,
                 new DaemonConfig.Cache(cache, commitInterval));
         if (config.sameDirectories()) {

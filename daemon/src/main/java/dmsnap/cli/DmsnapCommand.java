@@ -36,6 +36,7 @@ import picocli.CommandLine.Option;
             DeviceCommands.Targets.class,
             OriginCommand.class,
             SnapshotCommand.class,
+            ChangedCommand.class,
             CowCommand.class,
             CompletionCommand.class
         },

@@ -10,12 +10,14 @@ import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.CacheMode;
+import dmsnap.target.Change;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -87,6 +89,7 @@ public final class ControlHandler {
                             List.of("Library version:   dmsnap " + version, "Driver version:    dmsnap " + version),
                             null);
                 case "targets" -> targets();
+                case "changed" -> changed(r);
                 case "merge" -> merges == null ? noMerges(r) : merges.merge(requireName(r));
                 case "merge-status" -> merges == null ? noMerges(r) : merges.status(r.name());
                 default ->
@@ -194,6 +197,53 @@ public final class ControlHandler {
             }
         }
         return ControlResponse.success(lines, data);
+    }
+
+    /**
+     * The extents of a device changed since a snapshot of its origin was taken, from the same map
+     * as NBD's {@code dmsnap:changed:S} block status: one line per changed extent, "OFFSET LENGTH"
+     * in bytes.
+     */
+    private ControlResponse changed(ControlRequest r) throws DmException, IOException, InterruptedException {
+        MappedDevice d = dm.get(requireName(r));
+        String since = r.since();
+        if (since == null || since.isEmpty()) {
+            throw new IllegalArgumentException("changed needs the snapshot to compare with");
+        }
+        Set<String> baselines = d.baselines();
+        if (!baselines.contains(since)) {
+            throw new DmException(
+                    Errno.EINVAL,
+                    d.name() + " cannot be compared with " + DeviceManager.quoted(since)
+                            + (baselines.isEmpty()
+                                    ? ": it is no origin or snapshot with another valid snapshot"
+                                    : ": not a valid snapshot of its origin (these are: " + String.join(", ", baselines)
+                                            + ")"));
+        }
+        long size = d.sizeSectors();
+        List<ResponseData.Extent> extents = new ArrayList<>();
+        long changedBytes = 0;
+        for (long at = 0; at < size; ) {
+            Change c = d.changedSince(since, at, size - at);
+            if (c.changed()) {
+                changedBytes += c.sectors() << 9;
+                ResponseData.Extent last = extents.isEmpty() ? null : extents.getLast();
+                if (last != null && last.offset() + last.length() == at << 9) {
+                    extents.set(
+                            extents.size() - 1,
+                            new ResponseData.Extent(last.offset(), last.length() + (c.sectors() << 9)));
+                } else {
+                    extents.add(new ResponseData.Extent(at << 9, c.sectors() << 9));
+                }
+            }
+            at += c.sectors();
+        }
+        List<String> lines = new ArrayList<>(extents.size());
+        for (ResponseData.Extent e : extents) {
+            lines.add(e.offset() + " " + e.length());
+        }
+        return ControlResponse.success(
+                lines, new ResponseData.Changed(d.name(), since, size << 9, changedBytes, extents));
     }
 
     private ControlResponse info(ControlRequest r) throws DmException {

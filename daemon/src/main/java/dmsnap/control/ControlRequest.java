@@ -13,7 +13,8 @@ import java.util.List;
  * One control request: a dmsetup verb and its arguments ({@code name}, {@code table},
  * {@code uuid}, {@code newName}, flags; {@code readOnly} is dmsetup's {@code --readonly} for create
  * and load; {@code cache} is dmsnap's {@code --cache MODE} for create and load, null for the
- * device's mode or the daemon's default). On the wire: one line of JSON, this record bound by
+ * device's mode or the daemon's default; {@code since} is the snapshot {@code changed} compares
+ * with). On the wire: one line of JSON, this record bound by
  * {@link Json}; arguments that are not set are left out, flags are always there:
  * {@code {"verb":"load","name":"snap","table":"0 8 zero","inactive":false,"noflush":false,"force":false,"notable":false,"readonly":false}}.
  */
@@ -29,7 +30,24 @@ public record ControlRequest(
         boolean force,
         boolean notable,
         @JsonProperty("readonly") boolean readOnly,
-        String cache) {
+        String cache,
+        String since) {
+
+    /** A request without a snapshot to compare with (every verb but changed). */
+    public ControlRequest(
+            String verb,
+            String name,
+            String table,
+            String uuid,
+            String newName,
+            boolean inactive,
+            boolean noflush,
+            boolean force,
+            boolean notable,
+            boolean readOnly,
+            String cache) {
+        this(verb, name, table, uuid, newName, inactive, noflush, force, notable, readOnly, cache, null);
+    }
 
     /** A request without a cache mode (every verb but create and load). */
     public ControlRequest(
@@ -44,6 +62,11 @@ public record ControlRequest(
             boolean notable,
             boolean readOnly) {
         this(verb, name, table, uuid, newName, inactive, noflush, force, notable, readOnly, null);
+    }
+
+    /** {@code changed}: the extents of {@code name} changed since snapshot {@code since} was taken. */
+    public static ControlRequest changed(String name, String since) {
+        return new ControlRequest("changed", name, null, null, null, false, false, false, false, false, null, since);
     }
 
     public static ControlRequest of(String verb, String name) {

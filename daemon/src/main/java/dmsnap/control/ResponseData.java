@@ -34,6 +34,15 @@ public final class ResponseData {
             String cache) {}
 
     /** {@code merge}: the merge started ({@code merging}) or deferred ({@code waiting}). */
+    /**
+     * {@code changed}: the byte ranges of {@code device} that changed since snapshot {@code since}
+     * was taken (a safe superset: see {@code dmsnap.snapshot.ChangeMap}), in order, merged.
+     */
+    public record Changed(String device, String since, long size, long changedBytes, List<Extent> extents) {}
+
+    /** A byte range of a device. */
+    public record Extent(long offset, long length) {}
+
     public record MergeStarted(String origin, String snapshot, String state) {}
 
     /** {@code merge-status}: {@code {"merges":[...]}}. */

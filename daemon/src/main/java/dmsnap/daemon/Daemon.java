@@ -106,7 +106,7 @@ public final class Daemon implements AutoCloseable {
                     config.nbdSocket(),
                     config.nbd().tcpSocketAddress(),
                     config.nbd().defaultExport(),
-                    NbdServer.Settings.defaults(),
+                    NbdServer.Settings.defaults().withQemuContexts(config.nbd().dirtyBitmaps()),
                     nbdAccess);
             this.nbd = nbdServer;
             this.control = new ControlServer(

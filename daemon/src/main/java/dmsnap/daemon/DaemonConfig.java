@@ -53,12 +53,18 @@ public record DaemonConfig(
      * @param group         {@code --nbd-group}: a group whose members may use the Unix socket too
      *                      (it gets mode 0660 and the group; the run directory 0710 and the group), or null
      * @param tls           {@code --tls-*}: TLS credentials and mode, or null
+     * @param dirtyBitmaps  {@code --nbd-dirty-bitmaps}: offer qemu's block-status contexts
+     *                      ({@code qemu:dirty-bitmap:S}, {@code qemu:allocation-depth}) too
      */
-    public record Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls) {
+    public record Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls, boolean dirtyBitmaps) {
         public static final Nbd UNIX_ONLY = new Nbd(null, null);
 
         public Nbd(ListenAddress tcp, String defaultExport) {
             this(tcp, defaultExport, null, null);
+        }
+
+        public Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls) {
+            this(tcp, defaultExport, group, tls, false);
         }
 
         /** The TCP address to bind, or null. */

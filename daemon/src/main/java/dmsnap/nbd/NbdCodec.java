@@ -46,11 +46,12 @@ final class NbdCodec {
 
     /**
      * Whether the reply to {@code r} is a simple reply: always without structured replies; with
-     * them, a success of anything but a read (a read's data goes in {@code OFFSET_DATA} chunks,
-     * and an error in an {@code ERROR} chunk, which carries its message).
+     * them, a success of anything but a read or block status (a read's data goes in {@code
+     * OFFSET_DATA} chunks, block status in {@code BLOCK_STATUS} ones, and an error in an {@code
+     * ERROR} chunk, which carries its message).
      */
     static boolean simpleReply(boolean structured, NbdRequest r, int error) {
-        return !structured || r.type() != NBD_CMD_READ && error == 0;
+        return !structured || r.type() != NBD_CMD_READ && r.type() != NBD_CMD_BLOCK_STATUS && error == 0;
     }
 
     /** A simple reply header; a successful read's data follows it. */
@@ -72,6 +73,23 @@ final class NbdCodec {
                 .putInt((int) (8 + dataBytes))
                 .putLong(offsetBytes)
                 .flip();
+    }
+
+    /**
+     * A {@code BLOCK_STATUS} chunk: the context's id, then {@code count} descriptors (length,
+     * status flags) from {@code descriptors} (two ints each); {@code done} when it is the reply's
+     * last chunk. Header and payload in one new buffer, flipped.
+     */
+    static ByteBuffer blockStatus(long cookie, boolean done, int contextId, int[] descriptors, int count) {
+        ByteBuffer b = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_BYTES + 4 + 8 * count);
+        b.putInt(NBD_STRUCTURED_REPLY_MAGIC)
+                .putShort((short) (done ? NBD_REPLY_FLAG_DONE : 0))
+                .putShort((short) NBD_REPLY_TYPE_BLOCK_STATUS)
+                .putLong(cookie)
+                .putInt(4 + 8 * count)
+                .putInt(contextId);
+        b.asIntBuffer().put(descriptors, 0, 2 * count);
+        return b.position(b.capacity()).flip();
     }
 
     /**

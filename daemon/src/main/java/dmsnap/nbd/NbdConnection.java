@@ -57,6 +57,8 @@ final class NbdConnection {
     private final NbdExport export;
     /** Structured replies were negotiated: the shape of read and error replies. */
     private final boolean structured;
+    /** The metadata contexts selected for block status; context id = index + 1. */
+    private final List<MetaContext> contexts;
 
     private final NbdRequestRules rules;
     private final Executor ioThreads;
@@ -113,11 +115,21 @@ final class NbdConnection {
      * structured read that failed in a later piece keeps its buffer for the pieces before it:
      * {@code dataBytes} of data, then the error.
      */
-    private record Reply(NbdRequest request, int error, String message, BufferPool.Buffer data, long dataBytes) {
+    private record Reply(
+            NbdRequest request,
+            int error,
+            String message,
+            BufferPool.Buffer data,
+            long dataBytes,
+            ByteBuffer[] blockStatus) {
         static final Reply END = new Reply(null, 0, null, null, 0);
 
         Reply(NbdRequest request, int error, String message) {
             this(request, error, message, null, 0);
+        }
+
+        Reply(NbdRequest request, int error, String message, BufferPool.Buffer data, long dataBytes) {
+            this(request, error, message, data, dataBytes, null);
         }
     }
 
@@ -131,8 +143,7 @@ final class NbdConnection {
 
     NbdConnection(
             NbdChannel channel,
-            NbdExport export,
-            boolean structured,
+            NbdHandshake.Result negotiated,
             Executor ioThreads,
             BufferPool buffers,
             AtomicLong unexpectedErrors,
@@ -142,9 +153,10 @@ final class NbdConnection {
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
         this.inlineRequests = inlineRequests;
-        this.export = export;
-        this.structured = structured;
-        this.rules = NbdRequestRules.forExport(export, structured);
+        this.export = negotiated.export();
+        this.structured = negotiated.structuredReplies();
+        this.contexts = negotiated.contexts();
+        this.rules = NbdRequestRules.forExport(export, structured, !contexts.isEmpty());
         this.ioThreads = ioThreads;
         this.share = buffers.openShare();
     }
@@ -295,8 +307,10 @@ final class NbdConnection {
     private Reply perform(NbdRequest r, BufferPool.Buffer buffer) {
         int error = 0;
         String message = null;
+        ByteBuffer[] status = null;
         try {
             switch (r.type()) {
+                case NBD_CMD_BLOCK_STATUS -> status = blockStatus(r);
                 case NBD_CMD_READ -> export.read(r.offset(), buffer.segment());
                 case NBD_CMD_WRITE -> export.write(r.offset(), buffer.segment(), r.fua());
                 case NBD_CMD_FLUSH -> export.flush();
@@ -328,7 +342,48 @@ final class NbdConnection {
         if (buffer != null && data == null) {
             buffer.release();
         }
-        return new Reply(r, error, message, data, data == null ? 0 : r.length());
+        return new Reply(r, error, message, data, data == null ? 0 : r.length(), error == 0 ? status : null);
+    }
+
+    /** The most extents one block status chunk describes (the protocol's limit). */
+    static final int MAX_EXTENTS = 1 << 20;
+
+    /**
+     * The reply to a BLOCK_STATUS: a chunk per selected context, in id order, each describing the
+     * range from the request's offset on in runs of one status (neighbours with the same status
+     * merged), up to its end or {@link #MAX_EXTENTS} runs, one with REQ_ONE.
+     */
+    private ByteBuffer[] blockStatus(NbdRequest r) throws IOException, InterruptedException {
+        long first = r.offset() >>> 9;
+        long end = first + (r.length() >>> 9);
+        int limit = r.reqOne() ? 1 : MAX_EXTENTS;
+        ByteBuffer[] chunks = new ByteBuffer[contexts.size()];
+        for (int i = 0; i < chunks.length; i++) {
+            MetaContext context = contexts.get(i);
+            int[] extents = new int[16];
+            int count = 0;
+            for (long at = first; at < end; ) {
+                MetaContext.Run run = context.run(export.device(), at, end - at);
+                long bytes = Math.min(run.sectors(), end - at) << 9;
+                if (count > 0
+                        && extents[2 * count - 1] == run.flags()
+                        && Integer.toUnsignedLong(extents[2 * count - 2]) + bytes <= 0xffff_ffffL) {
+                    extents[2 * count - 2] += (int) bytes;
+                } else if (count == limit) {
+                    break;
+                } else {
+                    if (2 * count == extents.length) {
+                        extents = java.util.Arrays.copyOf(extents, extents.length * 2);
+                    }
+                    extents[2 * count] = (int) bytes;
+                    extents[2 * count + 1] = run.flags();
+                    count++;
+                }
+                at += bytes >>> 9;
+            }
+            chunks[i] = NbdCodec.blockStatus(r.cookie(), i == chunks.length - 1, i + 1, extents, count);
+        }
+        return chunks;
     }
 
     /**
@@ -763,6 +818,10 @@ final class NbdConnection {
 
     private void send(Reply reply, ByteBuffer head) throws IOException {
         NbdRequest r = reply.request();
+        if (reply.blockStatus() != null) {
+            channel.writeFully(reply.blockStatus());
+            return;
+        }
         if (NbdCodec.simpleReply(structured, r, reply.error())) {
             NbdCodec.putSimpleReply(head, reply.error(), r.cookie());
             if (reply.data() != null) {

@@ -53,6 +53,11 @@ final class NbdExport implements AutoCloseable {
         return sizeBytes;
     }
 
+    /** The device exported, for block status. */
+    MappedDevice device() {
+        return device;
+    }
+
     int minimumBlockBytes() {
         return minimumBlockBytes;
     }

@@ -9,13 +9,16 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Fixed newstyle negotiation (proto.md "Handshake"): the greeting, the client flags, then
  * options until {@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME} selects an export, or the
- * client aborts. Supported: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY, and STARTTLS
+ * client aborts. Supported: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
+ * LIST_META_CONTEXT and SET_META_CONTEXT (see {@link MetaContext}), and STARTTLS
  * when the connection's {@link Policy} offers TLS (refused by policy otherwise); anything else is
  * answered {@code NBD_REP_ERR_UNSUP}.
  *
@@ -66,8 +69,11 @@ final class NbdHandshake {
         }
     }
 
-    /** The outcome: the export to serve and whether replies are structured. */
-    record Result(NbdExport export, boolean structuredReplies) {}
+    /**
+     * The outcome: the export to serve, whether replies are structured, and the metadata contexts
+     * selected for block status (by id: index + 1).
+     */
+    record Result(NbdExport export, boolean structuredReplies, List<MetaContext> contexts) {}
 
     private final NbdChannel channel;
     private final Exports exports;
@@ -78,12 +84,19 @@ final class NbdHandshake {
     private boolean noZeroes;
     private boolean structuredReplies;
     private boolean tlsStarted;
+    /** Whether the {@code qemu:} contexts are offered (the daemon's opt-in). */
+    private final boolean qemuContexts;
+    /** The last SET_META_CONTEXT: the device it named and what it selected (empty: nothing). */
+    private String contextsExport;
 
-    NbdHandshake(NbdChannel channel, Exports exports, MemorySegment zeroes, Policy policy) {
+    private List<MetaContext> contexts = List.of();
+
+    NbdHandshake(NbdChannel channel, Exports exports, MemorySegment zeroes, Policy policy, boolean qemuContexts) {
         this.channel = channel;
         this.exports = exports;
         this.zeroes = zeroes;
         this.policy = policy;
+        this.qemuContexts = qemuContexts;
     }
 
     /**
@@ -165,7 +178,7 @@ final class NbdHandshake {
                     export.close();
                     throw e;
                 }
-                return new Result(export, structuredReplies);
+                return new Result(export, structuredReplies, contextsFor(device));
             }
             case NBD_OPT_ABORT -> {
                 try {
@@ -212,6 +225,10 @@ final class NbdHandshake {
                     structuredReplies = true;
                     ack(option);
                 }
+                return null;
+            }
+            case NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT -> {
+                metaContexts(option, data);
                 return null;
             }
             default -> {
@@ -266,6 +283,8 @@ final class NbdHandshake {
             }
             // Negotiated in plain text, where anyone on the way could have chosen it: forgotten.
             structuredReplies = false;
+            contextsExport = null;
+            contexts = List.of();
             log.debug("{}: TLS {}", channel.peer(), channel.tls().describe());
         }
     }
@@ -331,7 +350,7 @@ final class NbdHandshake {
             ok = option == NBD_OPT_GO;
             if (ok) {
                 log.debug("{}: GO {} ({} bytes)", channel.peer(), export.name(), export.sizeBytes());
-                return new Result(export, structuredReplies);
+                return new Result(export, structuredReplies, contextsFor(device));
             }
             return null;
         } finally {
@@ -339,6 +358,87 @@ final class NbdHandshake {
                 export.close();
             }
         }
+    }
+
+    /**
+     * LIST_META_CONTEXT and SET_META_CONTEXT (proto.md): the export's name, then the queries. LIST
+     * answers every context the queries select (all of them for none) with id 0; SET selects them
+     * for the export, replacing any earlier selection, and answers each with its id. SET needs
+     * structured replies first, as block status replies are structured.
+     */
+    private void metaContexts(int option, ByteBuffer data) throws IOException {
+        boolean list = option == NBD_OPT_LIST_META_CONTEXT;
+        String name;
+        List<String> queries = new ArrayList<>();
+        try {
+            if (data.remaining() < 8) {
+                throw new InvalidStringException("too short");
+            }
+            long nameLength = Integer.toUnsignedLong(data.getInt());
+            if (nameLength > data.remaining() - 4) {
+                throw new InvalidStringException("export name length " + nameLength + " beyond the option data");
+            }
+            name = string(data, (int) nameLength);
+            long count = Integer.toUnsignedLong(data.getInt());
+            // Each query takes 4 bytes at least: a count the data cannot hold is refused before looping.
+            if (count > data.remaining() / 4) {
+                throw new InvalidStringException(count + " queries in " + data.remaining() + " bytes");
+            }
+            for (long i = 0; i < count; i++) {
+                if (data.remaining() < 4) {
+                    throw new InvalidStringException("query " + (i + 1) + " of " + count + " is missing");
+                }
+                long length = Integer.toUnsignedLong(data.getInt());
+                if (length > data.remaining()) {
+                    throw new InvalidStringException("query length " + length + " beyond the option data");
+                }
+                queries.add(string(data, (int) length));
+            }
+            if (data.hasRemaining()) {
+                throw new InvalidStringException(data.remaining() + " bytes after the last query");
+            }
+        } catch (InvalidStringException e) {
+            reply(
+                    option,
+                    e.tooBig ? NBD_REP_ERR_TOO_BIG : NBD_REP_ERR_INVALID,
+                    optionName(option) + ": " + e.getMessage());
+            return;
+        }
+        if (!list && !structuredReplies) {
+            reply(
+                    option,
+                    NBD_REP_ERR_INVALID,
+                    "SET_META_CONTEXT needs structured replies: send STRUCTURED_REPLY first");
+            return;
+        }
+        MappedDevice device;
+        try {
+            device = exports.resolve(name);
+        } catch (NoSuchExportException e) {
+            reply(option, NBD_REP_ERR_UNKNOWN, e.getMessage());
+            return;
+        }
+        List<MetaContext> chosen = MetaContext.select(MetaContext.offered(device, qemuContexts), queries, list);
+        for (int i = 0; i < chosen.size(); i++) {
+            byte[] contextName = chosen.get(i).name().getBytes(StandardCharsets.UTF_8);
+            reply(
+                    option,
+                    NBD_REP_META_CONTEXT,
+                    ByteBuffer.allocate(4 + contextName.length)
+                            .putInt(list ? 0 : i + 1)
+                            .put(contextName)
+                            .flip());
+        }
+        if (!list) {
+            contextsExport = device.name();
+            contexts = List.copyOf(chosen);
+        }
+        ack(option);
+    }
+
+    /** The contexts selected for {@code device}: none when the last SET named another export. */
+    private List<MetaContext> contextsFor(MappedDevice device) {
+        return device.name().equals(contextsExport) ? contexts : List.of();
     }
 
     private void replyInfoString(int option, int type, String value) throws IOException {
@@ -382,15 +482,23 @@ final class NbdHandshake {
 
     /** A malformed string or length in an option. */
     private static final class InvalidStringException extends Exception {
+        /** Longer than the protocol's strings may be: NBD_REP_ERR_TOO_BIG rather than INVALID. */
+        final boolean tooBig;
+
         InvalidStringException(String message) {
+            this(message, false);
+        }
+
+        InvalidStringException(String message, boolean tooBig) {
             super(message);
+            this.tooBig = tooBig;
         }
     }
 
     /** A UTF-8 string of {@code length} bytes, at most the spec's 4096. */
     private static String string(ByteBuffer data, int length) throws InvalidStringException {
         if (length > MAX_STRING_BYTES) {
-            throw new InvalidStringException("a name of " + length + " bytes (at most " + MAX_STRING_BYTES + ")");
+            throw new InvalidStringException("a name of " + length + " bytes (at most " + MAX_STRING_BYTES + ")", true);
         }
         ByteBuffer slice = data.slice(data.position(), length);
         data.position(data.position() + length);

@@ -24,10 +24,13 @@ final class NbdProtocol {
     static final int NBD_OPT_INFO = 6;
     static final int NBD_OPT_GO = 7;
     static final int NBD_OPT_STRUCTURED_REPLY = 8;
+    static final int NBD_OPT_LIST_META_CONTEXT = 9;
+    static final int NBD_OPT_SET_META_CONTEXT = 10;
 
     static final int NBD_REP_ACK = 1;
     static final int NBD_REP_SERVER = 2;
     static final int NBD_REP_INFO = 3;
+    static final int NBD_REP_META_CONTEXT = 4;
     static final int NBD_REP_FLAG_ERROR = 1 << 31;
     static final int NBD_REP_ERR_UNSUP = NBD_REP_FLAG_ERROR | 1;
     static final int NBD_REP_ERR_POLICY = NBD_REP_FLAG_ERROR | 2;
@@ -66,14 +69,17 @@ final class NbdProtocol {
     static final int NBD_CMD_FLUSH = 3;
     static final int NBD_CMD_TRIM = 4;
     static final int NBD_CMD_WRITE_ZEROES = 6;
+    static final int NBD_CMD_BLOCK_STATUS = 7;
 
     static final int NBD_CMD_FLAG_FUA = 1;
     static final int NBD_CMD_FLAG_NO_HOLE = 1 << 1;
     static final int NBD_CMD_FLAG_DF = 1 << 2;
+    static final int NBD_CMD_FLAG_REQ_ONE = 1 << 3;
 
     static final int NBD_REPLY_FLAG_DONE = 1;
     static final int NBD_REPLY_TYPE_NONE = 0;
     static final int NBD_REPLY_TYPE_OFFSET_DATA = 1;
+    static final int NBD_REPLY_TYPE_BLOCK_STATUS = 5;
     static final int NBD_REPLY_TYPE_ERROR = (1 << 15) + 1;
 
     static final int NBD_EPERM = 1;
@@ -95,6 +101,7 @@ final class NbdProtocol {
             case NBD_CMD_FLUSH -> "FLUSH";
             case NBD_CMD_TRIM -> "TRIM";
             case NBD_CMD_WRITE_ZEROES -> "WRITE_ZEROES";
+            case NBD_CMD_BLOCK_STATUS -> "BLOCK_STATUS";
             default -> "command " + type;
         };
     }
@@ -108,6 +115,8 @@ final class NbdProtocol {
             case NBD_OPT_INFO -> "INFO";
             case NBD_OPT_GO -> "GO";
             case NBD_OPT_STRUCTURED_REPLY -> "STRUCTURED_REPLY";
+            case NBD_OPT_LIST_META_CONTEXT -> "LIST_META_CONTEXT";
+            case NBD_OPT_SET_META_CONTEXT -> "SET_META_CONTEXT";
             default -> "option " + Integer.toUnsignedString(option);
         };
     }

@@ -16,6 +16,10 @@ record NbdRequest(int flags, int type, long cookie, long offset, long length) {
         return (flags & NBD_CMD_FLAG_DF) != 0;
     }
 
+    boolean reqOne() {
+        return (flags & NBD_CMD_FLAG_REQ_ONE) != 0;
+    }
+
     boolean noHole() {
         return (flags & NBD_CMD_FLAG_NO_HOLE) != 0;
     }

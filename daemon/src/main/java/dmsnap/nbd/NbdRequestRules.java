@@ -16,6 +16,7 @@ import static dmsnap.nbd.NbdProtocol.*;
  * @param readOnly the export was advertised {@code READ_ONLY}: only reads and flushes
  * @param canTrim the export was advertised {@code SEND_TRIM}
  * @param structured structured replies were negotiated: only then may a read carry {@code DF}
+ * @param blockStatus metadata contexts were selected: only then is {@code BLOCK_STATUS} served
  */
 record NbdRequestRules(
         String exportName,
@@ -23,8 +24,21 @@ record NbdRequestRules(
         long minimumBlockBytes,
         boolean readOnly,
         boolean canTrim,
-        boolean structured) {
-    private static final int KNOWN_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF;
+        boolean structured,
+        boolean blockStatus) {
+    private static final int KNOWN_FLAGS =
+            NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE;
+
+    /** Without block status (as before metadata contexts existed). */
+    NbdRequestRules(
+            String exportName,
+            long sizeBytes,
+            long minimumBlockBytes,
+            boolean readOnly,
+            boolean canTrim,
+            boolean structured) {
+        this(exportName, sizeBytes, minimumBlockBytes, readOnly, canTrim, structured, false);
+    }
 
     /** What to do with a request. */
     sealed interface Verdict {
@@ -42,14 +56,15 @@ record NbdRequestRules(
     }
 
     /** The rules for {@code export}'s client. */
-    static NbdRequestRules forExport(NbdExport export, boolean structured) {
+    static NbdRequestRules forExport(NbdExport export, boolean structured, boolean blockStatus) {
         return new NbdRequestRules(
                 export.name(),
                 export.sizeBytes(),
                 export.minimumBlockBytes(),
                 export.readOnly(),
                 export.canTrim(),
-                structured);
+                structured,
+                blockStatus);
     }
 
     /** The verdict on {@code r}; the first rule it breaks gives the refusal. */
@@ -59,6 +74,12 @@ record NbdRequestRules(
                 return Verdict.DISCONNECT;
             }
             case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_FLUSH -> {}
+            case NBD_CMD_BLOCK_STATUS -> {
+                if (!blockStatus) {
+                    return new Verdict.Refuse(
+                            NBD_EINVAL, "BLOCK_STATUS without a metadata context: send SET_META_CONTEXT first");
+                }
+            }
             default -> {
                 return new Verdict.Refuse(NBD_EINVAL, commandName(r.type()) + " is not supported");
             }
@@ -66,17 +87,22 @@ record NbdRequestRules(
         if ((r.flags() & ~KNOWN_FLAGS) != 0) {
             return new Verdict.Refuse(NBD_EINVAL, r.describe() + ": unknown flags 0x" + Integer.toHexString(r.flags()));
         }
-        if (r.df() && (r.type() != NBD_CMD_READ || !structured) || r.noHole() && r.type() != NBD_CMD_WRITE_ZEROES) {
+        if (r.df() && (r.type() != NBD_CMD_READ || !structured)
+                || r.noHole() && r.type() != NBD_CMD_WRITE_ZEROES
+                || r.reqOne() && r.type() != NBD_CMD_BLOCK_STATUS) {
             return new Verdict.Refuse(NBD_EINVAL, r.describe() + ": flag not valid for this command");
         }
         if (r.type() == NBD_CMD_FLUSH) {
             return Verdict.SERVE; // offset and length are reserved; clients send zeroes
         }
-        if (readOnly && r.type() != NBD_CMD_READ) {
+        if (readOnly && r.type() != NBD_CMD_READ && r.type() != NBD_CMD_BLOCK_STATUS) {
             return new Verdict.Refuse(NBD_EPERM, r.describe() + ": " + exportName + " is read-only");
         }
         if (r.type() == NBD_CMD_TRIM && !canTrim) {
             return new Verdict.Refuse(NBD_EINVAL, "TRIM is not supported by " + exportName);
+        }
+        if (r.type() == NBD_CMD_BLOCK_STATUS && r.length() == 0) {
+            return new Verdict.Refuse(NBD_EINVAL, r.describe() + ": length must not be 0");
         }
         if (r.hasPayload() && (r.length() > MAX_PAYLOAD_BYTES || r.length() == 0)) {
             return new Verdict.Refuse(NBD_EINVAL, r.describe() + ": length must be 1.." + MAX_PAYLOAD_BYTES + " bytes");

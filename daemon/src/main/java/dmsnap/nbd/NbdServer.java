@@ -66,11 +66,29 @@ public final class NbdServer implements AutoCloseable {
      *                  enforces them: {@code System::nanoTime}; tests give one that moves only when
      *                  they move it, so that a deadline passes when they say, never because the
      *                  machine is slow
+     * @param qemuContexts offer qemu's block-status contexts ({@code qemu:dirty-bitmap:S},
+     *                  {@code qemu:allocation-depth}) beside dmsnap's: the daemon's {@code
+     *                  --nbd-dirty-bitmaps}, off by default as the namespace is qemu's
      */
     public record Settings(
-            Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes, LongSupplier nanoClock) {
+            Duration timeout,
+            int maxConnections,
+            int ioThreads,
+            long bufferBudgetBytes,
+            LongSupplier nanoClock,
+            boolean qemuContexts) {
         public Settings {
             Objects.requireNonNull(nanoClock, "nanoClock");
+        }
+
+        public Settings(
+                Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes, LongSupplier nanoClock) {
+            this(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, false);
+        }
+
+        /** The same with the {@code qemu:} contexts offered or not. */
+        public Settings withQemuContexts(boolean offered) {
+            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, offered);
         }
 
         /** With the system's clock. */
@@ -412,7 +430,8 @@ public final class NbdServer implements AutoCloseable {
             if (closed.get()) {
                 return;
             }
-            NbdHandshake.Result result = new NbdHandshake(channel, exports(), zeroes, policy).negotiate();
+            NbdHandshake.Result result =
+                    new NbdHandshake(channel, exports(), zeroes, policy, settings.qemuContexts()).negotiate();
             if (result == null) {
                 return;
             }
@@ -423,15 +442,7 @@ public final class NbdServer implements AutoCloseable {
                     result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "",
                     channel.tls() == null ? "" : ", " + channel.tls().describe());
-            new NbdConnection(
-                            channel,
-                            result.export(),
-                            result.structuredReplies(),
-                            ioThreads,
-                            buffers,
-                            unexpectedErrors,
-                            inlineRequests,
-                            this::warn)
+            new NbdConnection(channel, result, ioThreads, buffers, unexpectedErrors, inlineRequests, this::warn)
                     .serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {

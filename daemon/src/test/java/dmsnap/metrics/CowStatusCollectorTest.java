@@ -53,6 +53,11 @@ class CowStatusCollectorTest {
                     public void map(IoRequest io) {}
 
                     @Override
+                    public dmsnap.target.Allocation allocation(long sector, long maxSectors) {
+                        return dmsnap.target.Allocation.data(maxSectors);
+                    }
+
+                    @Override
                     public TargetStatus status() {
                         return STATUS.get(key);
                     }

@@ -161,7 +161,8 @@ class NbdAccessTest {
                 try (SocketChannel client = listener.accept()) {
                     NbdChannel channel = new NbdChannel(
                             client, "refused", Duration.ofSeconds(60).toNanos(), new ManualClock());
-                    return new NbdHandshake(channel, none, arena.allocate(4096), NbdHandshake.Policy.refuse(REASON))
+                    return new NbdHandshake(
+                                    channel, none, arena.allocate(4096), NbdHandshake.Policy.refuse(REASON), false)
                             .negotiate();
                 } catch (IOException e) {
                     throw new java.util.concurrent.CompletionException(e);

@@ -4,7 +4,9 @@ import dmsnap.ffm.Errno;
 import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.Allocation;
 import dmsnap.target.CacheMode;
+import dmsnap.target.Change;
 import dmsnap.target.IoRequest;
 import dmsnap.target.StatusText;
 import dmsnap.target.StatusType;
@@ -176,6 +178,89 @@ public final class MappedDevice {
             stats.account(io, failed);
             gate.exit();
         }
+    }
+
+    /**
+     * Block status: what backs the device from {@code sector} on, for at most {@code maxSectors}
+     * (positive, inside the device), as the target there reports it; the first run only, never
+     * past the end of that table line. Waits while the device is suspended, as I/O does, so that
+     * it never sees a table or exception store in the middle of a swap.
+     *
+     * @throws IOException the target cannot tell (see {@link Target#allocation}), or no table
+     */
+    public Allocation allocation(long sector, long maxSectors) throws IOException, InterruptedException {
+        return atLine(sector, maxSectors, (target, relative, length) -> {
+            Allocation a = target.allocation(relative, length);
+            return a.sectors() > length ? a.withSectors(length) : a;
+        });
+    }
+
+    /** A block-status question to the target of one table line, in target-relative sectors. */
+    @FunctionalInterface
+    private interface LineQuery<T> {
+        T ask(Target target, long relativeSector, long sectors) throws IOException, InterruptedException;
+    }
+
+    /**
+     * Asks {@code query} of the line that holds {@code sector}, for at most {@code maxSectors}
+     * and never past that line's end, inside the gate (it waits while the device is suspended).
+     */
+    private <T> T atLine(long sector, long maxSectors, LineQuery<T> query) throws IOException, InterruptedException {
+        gate.enter();
+        try {
+            LiveTable t = live;
+            if (t == null) {
+                throw new IOException(name + " has no table");
+            }
+            if (sector < 0 || maxSectors <= 0 || sector + maxSectors > t.lengthSectors()) {
+                throw new IOException(name + ": block status at sector " + sector + "+" + maxSectors
+                        + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
+            }
+            List<TableLine> lines = t.table().lines();
+            int index = lineIndex(lines, sector);
+            TableLine line = lines.get(index);
+            return query.ask(
+                    t.targets().get(index),
+                    sector - line.startSector(),
+                    Math.min(maxSectors, line.endSector() - sector));
+        } finally {
+            gate.exit();
+        }
+    }
+
+    /**
+     * The snapshots whose changes this device can report ({@link #changedSince}): those every
+     * line of its live table can compare with, by device name; empty without a table.
+     */
+    public java.util.Set<String> baselines() {
+        LiveTable t = live;
+        if (t == null) {
+            return java.util.Set.of();
+        }
+        java.util.Set<String> common = null;
+        for (Target target : t.targets()) {
+            java.util.Set<String> names = target.baselines();
+            if (common == null) {
+                common = new java.util.TreeSet<>(names);
+            } else {
+                common.retainAll(names);
+            }
+        }
+        return common == null ? java.util.Set.of() : common;
+    }
+
+    /**
+     * Whether the device's sectors from {@code sector} on changed since snapshot {@code baseline}
+     * was taken: the first run, at most {@code maxSectors} and never past the end of that table
+     * line. Waits while the device is suspended, as {@link #allocation} does.
+     *
+     * @throws IOException {@code baseline} is not one of {@link #baselines()}, or no table
+     */
+    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException, InterruptedException {
+        return atLine(sector, maxSectors, (target, relative, length) -> {
+            Change c = target.changedSince(baseline, relative, length);
+            return c.sectors() > length ? new Change(length, c.changed()) : c;
+        });
     }
 
     /** One target's part of a request, in target-relative sectors. */

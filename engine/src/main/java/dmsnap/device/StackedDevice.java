@@ -1,6 +1,8 @@
 package dmsnap.device;
 
 import dmsnap.store.device.Device;
+import dmsnap.store.device.Extent;
+import dmsnap.target.Allocation;
 import dmsnap.target.IoRequest;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -78,6 +80,19 @@ final class StackedDevice implements Device {
     public void writeZeroes(long offsetBytes, long lengthBytes) throws IOException {
         Device.checkRequest(this, "writeZeroes", offsetBytes, lengthBytes, null);
         submit(new IoRequest(IoRequest.Op.WRITE_ZEROES, offsetBytes >>> 9, lengthBytes >>> 9, null, false));
+    }
+
+    /** The lower device's block status: holes pass through a stack of tables. */
+    @Override
+    public Extent extentAt(long offsetBytes, long maxBytes) throws IOException {
+        Device.checkRequest(this, "extentAt", offsetBytes, maxBytes, null);
+        try {
+            Allocation a = lower.allocation(offsetBytes >>> 9, maxBytes >>> 9);
+            return a.isHole() ? Extent.hole(a.sectors() << 9) : Extent.data(a.sectors() << 9);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for " + name());
+        }
     }
 
     @Override

@@ -2,6 +2,8 @@ package dmsnap.snapshot;
 
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
+import dmsnap.target.Allocation;
+import dmsnap.target.Change;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.Target;
@@ -68,6 +70,25 @@ public final class OriginTarget implements Target {
             case WRITE -> copyOut.write(io, splitBoundary);
             default -> throw new IOException("snapshot-origin does not support " + io.op());
         }
+    }
+
+    @Override
+    public Allocation allocation(long sector, long maxSectors) throws IOException {
+        return Allocation.of(origin.device().extentAt(sector << 9, maxSectors << 9));
+    }
+
+    @Override
+    public java.util.Set<String> baselines() {
+        return changes().baselines();
+    }
+
+    @Override
+    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
+        return changes().changedSince(baseline, sector, maxSectors);
+    }
+
+    private ChangeMap changes() {
+        return new ChangeMap(registry, origin.identity(), null);
     }
 
     /** The split boundary is computed here only, as the kernel's origin_resume does. */

@@ -5,6 +5,7 @@ import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionTable;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
+import dmsnap.target.Allocation;
 import dmsnap.target.CacheMode;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
@@ -116,6 +117,24 @@ public final class Snapshot {
         return state.store().chunkSize().sectors();
     }
 
+    /** Whether the chunk of {@code sector} has a completed exception. */
+    boolean hasException(long sector) {
+        return state.complete().lookup(state.store().chunkSize().chunkOf(sector)) >= 0;
+    }
+
+    /** The first sector's chunk in {@code [fromSector, toSector)} with an exception (its start, at least fromSector), or toSector. */
+    long nextExceptionSector(long fromSector, long toSector) {
+        var chunkSize = state.store().chunkSize();
+        long chunk = state.complete().nextException(chunkSize.chunkOf(fromSector), chunkSize.chunkOf(toSector - 1) + 1);
+        return Math.min(toSector, Math.max(fromSector, chunk * chunkSize.sectors()));
+    }
+
+    /** The first sector after the chunk of {@code sector}. */
+    long chunkEndSector(long sector) {
+        var chunkSize = state.store().chunkSize();
+        return (chunkSize.chunkOf(sector) + 1) * chunkSize.sectors();
+    }
+
     /** For the registry's order. */
     long sortChunkSectors() {
         return chunkSectors();
@@ -225,6 +244,11 @@ public final class Snapshot {
     }
 
     /** A discard with {@code discard_zeroes_cow} (spec 5.2); see {@link SnapshotIo#discard}. */
+    /** Block status of this snapshot's view; see {@link SnapshotIo#allocation}. */
+    Allocation allocation(long sector, long maxSectors) throws IOException {
+        return io.allocation(sector, maxSectors);
+    }
+
     void discard(IoRequest request, boolean passdown) throws IOException {
         io.discard(request, passdown);
     }

@@ -8,10 +8,12 @@ import dmsnap.snapshot.PendingExceptions.NoRoom;
 import dmsnap.snapshot.PendingExceptions.Pending;
 import dmsnap.snapshot.PendingExceptions.Waiting;
 import dmsnap.store.ChunkSize;
+import dmsnap.store.ExceptionTable;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
+import dmsnap.target.Allocation;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import java.io.IOException;
@@ -230,6 +232,33 @@ final class SnapshotIo {
         } else {
             cowData.discard(at, io.lengthSectors() << 9);
         }
+    }
+
+    /**
+     * Block status of the snapshot's view (and of the origin's while it merges this snapshot): a
+     * chunk with an exception is data, held by this device (depth 1); any other chunk is what
+     * the origin has there, one layer down. From the complete table, without the snapshot's lock:
+     * a chunk whose copy is in flight still reads from the origin, and says so.
+     */
+    Allocation allocation(long sector, long maxSectors) throws IOException {
+        if (!state.isValid()) {
+            throw new IOException(state.deviceName() + ": snapshot is invalid");
+        }
+        ChunkSize chunkSize = state.store().chunkSize();
+        ExceptionTable table = state.complete();
+        long end = sector + maxSectors;
+        long chunk = chunkSize.chunkOf(sector);
+        long lastChunk = chunkSize.chunkOf(end - 1);
+        if (table.lookup(chunk) >= 0) {
+            long next = chunk + 1;
+            while (next <= lastChunk && table.lookup(next) >= 0) {
+                next++;
+            }
+            return Allocation.data(Math.min(end, next * chunkSize.sectors()) - sector);
+        }
+        long until = Math.min(end, table.nextException(chunk + 1, lastChunk + 1) * chunkSize.sectors());
+        Allocation below = Allocation.of(origin.device().extentAt(sector << 9, (until - sector) << 9));
+        return merging ? below : below.below();
     }
 
     /** The parts of {@code io} that fall into each chunk, in order. */

@@ -2,6 +2,8 @@ package dmsnap.snapshot;
 
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.Allocation;
+import dmsnap.target.Change;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
 import dmsnap.target.Target;
@@ -89,6 +91,27 @@ public final class SnapshotMergeTarget implements Target {
             default ->
                 throw new IOException(snapshot.deviceName() + ": " + io.op() + " is not supported by snapshot-merge");
         }
+    }
+
+    /** What the merging device reads: the snapshot's exceptions not merged yet, the origin elsewhere. */
+    @Override
+    public Allocation allocation(long sector, long maxSectors) throws IOException {
+        return snapshot.allocation(sector, maxSectors);
+    }
+
+    @Override
+    public java.util.Set<String> baselines() {
+        return changes().baselines();
+    }
+
+    @Override
+    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
+        return changes().changedSince(baseline, sector, maxSectors);
+    }
+
+    /** The merged view: the merging snapshot's exceptions not merged yet are changes too. */
+    private ChangeMap changes() {
+        return new ChangeMap(registry, snapshot.originIdentity(), snapshot);
     }
 
     @Override

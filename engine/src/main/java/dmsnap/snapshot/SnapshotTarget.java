@@ -6,6 +6,8 @@ import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
+import dmsnap.target.Allocation;
+import dmsnap.target.Change;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
@@ -249,6 +251,25 @@ public final class SnapshotTarget implements Target {
     @Override
     public boolean supportsDiscard() {
         return discardZeroesCow;
+    }
+
+    @Override
+    public Allocation allocation(long sector, long maxSectors) throws IOException {
+        return snapshot.allocation(sector, maxSectors);
+    }
+
+    @Override
+    public java.util.Set<String> baselines() {
+        return changes().baselines();
+    }
+
+    @Override
+    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
+        return changes().changedSince(baseline, sector, maxSectors);
+    }
+
+    private ChangeMap changes() {
+        return new ChangeMap(registry, snapshot.originIdentity(), snapshot);
     }
 
     @Override

@@ -37,6 +37,12 @@ public final class ErrorTarget implements Target {
         throw new IOException("I/O error (error target)");
     }
 
+    /** As its reads: they fail. */
+    @Override
+    public Allocation allocation(long sector, long maxSectors) throws IOException {
+        throw new IOException("I/O error (error target)");
+    }
+
     @Override
     public boolean supportsDiscard() {
         return true;

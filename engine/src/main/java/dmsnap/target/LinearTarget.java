@@ -76,6 +76,11 @@ public final class LinearTarget implements Target {
     }
 
     @Override
+    public Allocation allocation(long sector, long maxSectors) throws IOException {
+        return Allocation.of(device.extentAt((offsetSectors + sector) << 9, maxSectors << 9));
+    }
+
+    @Override
     public int logicalBlockBytes() {
         return device.logicalBlockBytes();
     }

@@ -22,6 +22,36 @@ public interface Target extends AutoCloseable {
      */
     void map(IoRequest io) throws IOException, InterruptedException;
 
+    /**
+     * What backs this target's sectors from {@code sector} on (relative to the target), for at
+     * most {@code maxSectors} (positive, inside the target): the first run of data or hole, at
+     * least one sector long. Block status (NBD's {@code base:allocation}) asks it; it reads no
+     * data and takes no lock that an I/O waits for.
+     *
+     * @throws IOException the state cannot be told (a failing device; the error target, whose
+     *     reads fail; an invalid snapshot)
+     */
+    Allocation allocation(long sector, long maxSectors) throws IOException, InterruptedException;
+
+    /**
+     * The snapshots this target's data can be compared with ({@link #changedSince}), by device
+     * name: those of the origin it maps, when it maps one. Empty for the others.
+     */
+    default java.util.Set<String> baselines() {
+        return java.util.Set.of();
+    }
+
+    /**
+     * Whether this target's sectors from {@code sector} on changed since snapshot {@code baseline}
+     * was taken (one of {@link #baselines()}): the first run, for at most {@code maxSectors}.
+     *
+     * @throws IOException the baseline is not (or no longer) one of this target's: removed,
+     *     invalid, merging
+     */
+    default Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
+        throw new IOException("no snapshot " + baseline + " to compare " + typeName() + " with");
+    }
+
     /** The largest I/O this target takes, aligned: requests are split at multiples of it. 0: no limit. */
     default long maxIoSectors() {
         return 0;

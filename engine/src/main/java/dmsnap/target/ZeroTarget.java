@@ -37,6 +37,11 @@ public final class ZeroTarget implements Target {
     }
 
     @Override
+    public Allocation allocation(long sector, long maxSectors) {
+        return Allocation.hole(maxSectors);
+    }
+
+    @Override
     public boolean supportsDiscard() {
         return true;
     }

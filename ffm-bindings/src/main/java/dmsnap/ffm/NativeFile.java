@@ -267,6 +267,45 @@ public final class NativeFile implements AutoCloseable {
         }
     }
 
+    /**
+     * {@code lseek(offset, SEEK_DATA)}: the first offset at or after {@code offsetBytes} where the
+     * file has data, or -1 when only a hole follows (ENXIO). A file system that does not track
+     * holes reports data everywhere.
+     */
+    public long nextData(long offsetBytes) throws ErrnoException {
+        return seek("lseek(SEEK_DATA)", offsetBytes, LinuxConstants.SEEK_DATA);
+    }
+
+    /**
+     * {@code lseek(offset, SEEK_HOLE)}: the first offset at or after {@code offsetBytes} that is
+     * in a hole (the end of the file counts as one), or -1 when {@code offsetBytes} is at or past
+     * the end (ENXIO).
+     */
+    public long nextHole(long offsetBytes) throws ErrnoException {
+        return seek("lseek(SEEK_HOLE)", offsetBytes, LinuxConstants.SEEK_HOLE);
+    }
+
+    private long seek(String name, long offsetBytes, int whence) throws ErrnoException {
+        if (offsetBytes < 0) {
+            throw new IllegalArgumentException(name + ": negative offset " + offsetBytes);
+        }
+        acquire();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = Syscalls.allocateCapture(arena);
+            long at = Syscalls.lseek(capture, fd, offsetBytes, whence);
+            if (at >= 0) {
+                return at;
+            }
+            int errno = Syscalls.errno(capture);
+            if (errno == Errno.ENXIO.value()) {
+                return -1;
+            }
+            throw new ErrnoException(name, errno, path, offsetBytes, -1);
+        } finally {
+            release();
+        }
+    }
+
     /** {@code ftruncate(length)}: the file's size becomes {@code sizeBytes}, growing (with a hole) or shrinking it. */
     public void truncate(long sizeBytes) throws ErrnoException {
         checkRange("ftruncate", sizeBytes, 0);

@@ -308,6 +308,73 @@ public final class ExceptionTable implements AutoCloseable {
         return -1;
     }
 
+    /**
+     * The first chunk in {@code [fromChunk, toChunk)} that has a completed exception, or {@code
+     * toChunk} when none has: one probe per 16-chunk micro-group, so that block status walks a
+     * large, mostly unchanged origin without a lookup per chunk. Lock-free like {@link #lookup}.
+     */
+    public long nextException(long fromChunk, long toChunk) {
+        long from = Math.max(0, fromChunk);
+        long to = Math.min(toChunk, MAX_OLD_CHUNK + 1);
+        for (long micro = from >>> 4; from < to && micro <= (to - 1) >>> 4; micro++) {
+            long found = firstInMicroGroup(micro, Math.max(from, micro << 4), Math.min(to, (micro + 1) << 4));
+            if (found >= 0) {
+                return found;
+            }
+        }
+        return toChunk;
+    }
+
+    /** The first chunk in {@code [from, to)} (inside micro-group {@code micro}) with an exception, or -1. */
+    private long firstInMicroGroup(long micro, long from, long to) {
+        long stamp = lock.tryOptimisticRead();
+        if (stamp != 0) {
+            try {
+                long result = firstInMicroGroupUnlocked(micro, from, to);
+                if (lock.validate(stamp)) {
+                    return result;
+                }
+            } catch (IllegalStateException | IndexOutOfBoundsException raced) {
+                // A resize closed the slots under us: fall through to the read lock.
+            }
+        }
+        stamp = lock.readLock();
+        try {
+            return firstInMicroGroupUnlocked(micro, from, to);
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    private long firstInMicroGroupUnlocked(long micro, long from, long to) {
+        if (closed) {
+            throw new IllegalStateException("the exception table is closed");
+        }
+        Segment s = segments[segmentOf(hash(micro))];
+        if (s == null) {
+            return -1;
+        }
+        long first = -1;
+        int cap = s.capacity;
+        int i = s.home(hash(micro));
+        for (int probes = 0; probes < cap; probes++) {
+            long v = s.value(i);
+            if (v == 0) {
+                break;
+            }
+            if (matches(s.key(i), v, micro)) {
+                long start = Math.max(runOld(micro, v), from);
+                if (start <= runOld(micro, v) + runCount(v) && start < to && (first < 0 || start < first)) {
+                    first = start;
+                }
+            }
+            if (++i == cap) {
+                i = 0;
+            }
+        }
+        return first;
+    }
+
     /** Exceptions (chunks), not runs. */
     public long size() {
         long stamp = lock.readLock();

@@ -36,6 +36,7 @@ final class LibC {
     static final MethodHandle FSYNC = link("fsync", Linux.fsync$descriptor(), ERRNO);
     static final MethodHandle FDATASYNC = link("fdatasync", Linux.fdatasync$descriptor(), ERRNO);
     static final MethodHandle FALLOCATE = link("fallocate", Linux.fallocate$descriptor(), ERRNO);
+    static final MethodHandle LSEEK = link("lseek", Linux.lseek$descriptor(), ERRNO);
     static final MethodHandle FTRUNCATE = link("ftruncate", Linux.ftruncate$descriptor(), ERRNO);
     static final MethodHandle FLOCK = link("flock", Linux.flock$descriptor(), ERRNO);
     static final MethodHandle STATX = link("statx", Linux.statx$descriptor(), ERRNO);

@@ -48,6 +48,9 @@ public final class LinuxConstants {
     public static final int FALLOC_FL_PUNCH_HOLE = Linux.FALLOC_FL_PUNCH_HOLE();
     public static final int FALLOC_FL_ZERO_RANGE = Linux.FALLOC_FL_ZERO_RANGE();
 
+    public static final int SEEK_DATA = Linux.SEEK_DATA();
+    public static final int SEEK_HOLE = Linux.SEEK_HOLE();
+
     public static final int AT_FDCWD = Linux.AT_FDCWD();
     public static final int AT_EMPTY_PATH = Linux.AT_EMPTY_PATH();
     public static final int STATX_BASIC_STATS = Linux.STATX_BASIC_STATS();

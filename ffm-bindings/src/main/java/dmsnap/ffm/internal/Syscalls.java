@@ -84,6 +84,14 @@ public final class Syscalls {
         }
     }
 
+    public static long lseek(MemorySegment capture, int fd, long offset, int whence) {
+        try {
+            return (long) LibC.LSEEK.invokeExact(capture, fd, offset, whence);
+        } catch (Throwable t) {
+            throw bindingBug("lseek", t);
+        }
+    }
+
     public static int ftruncate(MemorySegment capture, int fd, long length) {
         try {
             return (int) LibC.FTRUNCATE.invokeExact(capture, fd, length);

@@ -603,6 +603,24 @@ public class Linux extends Linux$shared {
     public static int AT_STATX_SYNC_AS_STAT() {
         return AT_STATX_SYNC_AS_STAT;
     }
+    private static final int SEEK_DATA = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * #define SEEK_DATA 3
+     * }
+     */
+    public static int SEEK_DATA() {
+        return SEEK_DATA;
+    }
+    private static final int SEEK_HOLE = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * #define SEEK_HOLE 4
+     * }
+     */
+    public static int SEEK_HOLE() {
+        return SEEK_HOLE;
+    }
     private static final int MAP_POPULATE = (int)32768L;
     /**
      * {@snippet lang=c :
@@ -922,6 +940,68 @@ public class Linux extends Linux$shared {
      * }
      */
     public static final OfLong ssize_t = Linux.C_LONG;
+
+    private static class lseek {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Linux.C_LONG,
+            Linux.C_INT,
+            Linux.C_LONG,
+            Linux.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lseek");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern __off_t lseek(int __fd, __off_t __offset, int __whence)
+     * }
+     */
+    public static FunctionDescriptor lseek$descriptor() {
+        return lseek.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern __off_t lseek(int __fd, __off_t __offset, int __whence)
+     * }
+     */
+    public static MethodHandle lseek$handle() {
+        return lseek.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern __off_t lseek(int __fd, __off_t __offset, int __whence)
+     * }
+     */
+    public static MemorySegment lseek$address() {
+        return lseek.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern __off_t lseek(int __fd, __off_t __offset, int __whence)
+     * }
+     */
+    public static long lseek(int __fd, long __offset, int __whence) {
+        var mh$ = lseek.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lseek", __fd, __offset, __whence);
+            }
+            return (long)mh$.invokeExact(__fd, __offset, __whence);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 
     private static class close {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(

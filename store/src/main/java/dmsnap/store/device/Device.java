@@ -69,6 +69,17 @@ public interface Device extends AutoCloseable {
     }
 
     /**
+     * What lies at {@code offsetBytes}: data or a hole, and how far it goes, at most {@code
+     * maxBytes} (at least one logical block, or to the end). A device that cannot tell (a block
+     * device, memory) reports data. {@code [offsetBytes, offsetBytes + maxBytes)} must lie inside
+     * the device and {@code maxBytes} be positive.
+     */
+    default Extent extentAt(long offsetBytes, long maxBytes) throws IOException {
+        checkRequest(this, "extentAt", offsetBytes, maxBytes, null);
+        return Extent.data(maxBytes);
+    }
+
+    /**
      * Maps {@code [offsetBytes, offsetBytes + lengthBytes)} for metadata, or returns null when
      * this device cannot map that range (the caller then uses {@link #read}/{@link #write}). The
      * range must lie inside the device.

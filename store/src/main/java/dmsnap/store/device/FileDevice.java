@@ -368,6 +368,38 @@ public final class FileDevice implements Device {
         }
     }
 
+    /**
+     * SEEK_DATA and SEEK_HOLE on a regular file; a block device reports data. Ends are rounded
+     * out to the logical block (a hole edge inside one counts as data).
+     */
+    @Override
+    public Extent extentAt(long offsetBytes, long maxBytes) throws IOException {
+        checkRequest("extentAt", "lseek", offsetBytes, maxBytes, null);
+        if (blockDevice) {
+            return Extent.data(maxBytes);
+        }
+        inFlight.acquire();
+        try {
+            long data = file.nextData(offsetBytes);
+            if (data < 0 || data >= offsetBytes + maxBytes) {
+                return Extent.hole(maxBytes);
+            }
+            long holeEnd = data / logicalBlockBytes * logicalBlockBytes;
+            if (holeEnd > offsetBytes) {
+                return Extent.hole(holeEnd - offsetBytes);
+            }
+            long hole = file.nextHole(offsetBytes);
+            if (hole < 0) {
+                return Extent.data(maxBytes); // shrunk under us: what the read would say is not ours to guess
+            }
+            long dataEnd = (hole + logicalBlockBytes - 1) / logicalBlockBytes * logicalBlockBytes;
+            return Extent.data(
+                    Math.min(Math.max(dataEnd, offsetBytes + logicalBlockBytes), offsetBytes + maxBytes) - offsetBytes);
+        } finally {
+            inFlight.release();
+        }
+    }
+
     private void writeZeroBuffers(long offsetBytes, long lengthBytes) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             long chunk = Math.min(lengthBytes, ZERO_CHUNK_BYTES);
@@ -556,6 +588,11 @@ public final class FileDevice implements Device {
         @Override
         public boolean allocate(long offsetBytes, long lengthBytes) throws IOException {
             return FileDevice.this.allocate(offsetBytes, lengthBytes);
+        }
+
+        @Override
+        public Extent extentAt(long offsetBytes, long maxBytes) throws IOException {
+            return FileDevice.this.extentAt(offsetBytes, maxBytes);
         }
 
         @Override

@@ -1,0 +1,121 @@
+package dmsnap.nbd;
+
+import dmsnap.device.MappedDevice;
+import dmsnap.target.Allocation;
+import dmsnap.target.Change;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A block-status metadata context an export offers (proto.md "Metadata querying", qemu's
+ * docs/interop/nbd.rst for the {@code qemu:} namespace): its name, and the status of a run of
+ * the export's bytes in it.
+ *
+ * <ul>
+ *   <li>{@code base:allocation} on every export: a hole reads as zeroes ({@code HOLE|ZERO}),
+ *       anything else is data (0); see {@link MappedDevice#allocation}.
+ *   <li>{@code dmsnap:changed:S} on an origin or snapshot export, for every other valid snapshot
+ *       S of the same origin: dirty (1) where the export may differ from S; see {@link
+ *       MappedDevice#changedSince}. With the daemon's opt-in, the same map as {@code
+ *       qemu:dirty-bitmap:S} for qemu's clients.
+ *   <li>{@code qemu:allocation-depth}, with the opt-in: 0 a hole, 1 the export's own data (a
+ *       snapshot's exception), 2 its origin's.
+ * </ul>
+ */
+sealed interface MetaContext {
+    int NBD_STATE_HOLE = 1;
+    int NBD_STATE_ZERO = 2;
+    int NBD_STATE_DIRTY = 1;
+
+    String BASE_ALLOCATION = "base:allocation";
+    String ALLOCATION_DEPTH = "qemu:allocation-depth";
+    String CHANGED_PREFIX = "dmsnap:changed:";
+    String DIRTY_BITMAP_PREFIX = "qemu:dirty-bitmap:";
+
+    String name();
+
+    /**
+     * The first run from sector {@code sector} of {@code device}, at most {@code maxSectors}: its
+     * length and its status flags in this context.
+     *
+     * @throws IOException the status cannot be told (a failing device, a baseline gone)
+     */
+    Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException;
+
+    /** A run of sectors with one status. */
+    record Run(long sectors, int flags) {}
+
+    record BaseAllocation() implements MetaContext {
+        @Override
+        public String name() {
+            return BASE_ALLOCATION;
+        }
+
+        @Override
+        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
+            Allocation a = device.allocation(sector, maxSectors);
+            return new Run(a.sectors(), a.isHole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+        }
+    }
+
+    record AllocationDepth() implements MetaContext {
+        @Override
+        public String name() {
+            return ALLOCATION_DEPTH;
+        }
+
+        @Override
+        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
+            Allocation a = device.allocation(sector, maxSectors);
+            return new Run(a.sectors(), a.depth());
+        }
+    }
+
+    /** Changes since snapshot {@code baseline}, under {@code name} ({@code dmsnap:changed:} or {@code qemu:dirty-bitmap:}). */
+    record ChangedSince(String name, String baseline) implements MetaContext {
+        @Override
+        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
+            Change c = device.changedSince(baseline, sector, maxSectors);
+            return new Run(c.sectors(), c.changed() ? NBD_STATE_DIRTY : 0);
+        }
+    }
+
+    /** Every context {@code device} offers now; the {@code qemu:} ones only with {@code qemuContexts}. */
+    static List<MetaContext> offered(MappedDevice device, boolean qemuContexts) {
+        List<MetaContext> all = new ArrayList<>();
+        all.add(new BaseAllocation());
+        for (String baseline : device.baselines()) {
+            all.add(new ChangedSince(CHANGED_PREFIX + baseline, baseline));
+        }
+        if (qemuContexts) {
+            all.add(new AllocationDepth());
+            for (String baseline : device.baselines()) {
+                all.add(new ChangedSince(DIRTY_BITMAP_PREFIX + baseline, baseline));
+            }
+        }
+        return all;
+    }
+
+    /**
+     * The contexts of {@code offered} that {@code queries} select, in offered order: a query that
+     * ends in {@code :} selects every context whose name starts with it ({@code base:}, {@code
+     * qemu:dirty-bitmap:}), any other the context of that name; a query that selects nothing (an
+     * unknown namespace) is ignored. No queries: everything for LIST, nothing for SET.
+     */
+    static List<MetaContext> select(List<MetaContext> offered, List<String> queries, boolean list) {
+        if (queries.isEmpty()) {
+            return list ? offered : List.of();
+        }
+        List<MetaContext> chosen = new ArrayList<>();
+        for (MetaContext c : offered) {
+            for (String q : queries) {
+                if (q.endsWith(":") ? c.name().startsWith(q) : c.name().equals(q)) {
+                    chosen.add(c);
+                    break;
+                }
+            }
+        }
+        return chosen;
+    }
+}
