@@ -287,6 +287,34 @@ class NbdFuzzTest {
                 .array());
     }
 
+    private static final String[] QUERIES = {
+        "base:allocation", "base:", "dmsnap:changed:snap", "dmsnap:", "qemu:", "qemu:dirty-bitmap:snap", "x", ""
+    };
+
+    /** LIST/SET_META_CONTEXT data: mostly well formed with names and queries from a list, else broken. */
+    private static byte[] metaData(Random r) {
+        if (r.nextInt(6) == 0) {
+            byte[] b = new byte[r.nextInt(40)];
+            r.nextBytes(b);
+            return b;
+        }
+        byte[] name = name(r);
+        int n = r.nextInt(10) == 0 ? r.nextInt() : r.nextInt(4);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(ByteBuffer.allocate(4).putInt(name.length).array());
+        out.writeBytes(name);
+        out.writeBytes(ByteBuffer.allocate(4).putInt(n).array());
+        for (int i = 0; i < Math.min(n & 0xff, 4); i++) {
+            byte[] q = r.nextInt(20) == 0
+                    ? "base:".concat("a".repeat(4100)).getBytes(StandardCharsets.UTF_8)
+                    : QUERIES[r.nextInt(QUERIES.length)].getBytes(StandardCharsets.UTF_8);
+            int declared = r.nextInt(12) == 0 ? q.length + 1 + r.nextInt(100) : q.length;
+            out.writeBytes(ByteBuffer.allocate(4).putInt(declared).array());
+            out.writeBytes(q);
+        }
+        return out.toByteArray();
+    }
+
     private static byte[] infoData(byte[] name, Random r) {
         int n = r.nextInt(4);
         ByteBuffer b = ByteBuffer.allocate(6 + name.length + 2 * n)
@@ -303,8 +331,10 @@ class NbdFuzzTest {
     private static byte[] options(Random r, ByteArrayOutputStream out) {
         int count = 1 + r.nextInt(6);
         for (int i = 0; i < count; i++) {
-            switch (r.nextInt(7)) {
+            switch (r.nextInt(8)) {
                 case 0 -> option(out, NBD_OPT_LIST, new byte[0]);
+                case 6 ->
+                    option(out, r.nextBoolean() ? NBD_OPT_LIST_META_CONTEXT : NBD_OPT_SET_META_CONTEXT, metaData(r));
                 case 1 -> option(out, NBD_OPT_INFO, infoData(name(r), r));
                 case 2 -> option(out, NBD_OPT_STRUCTURED_REPLY, new byte[0]);
                 case 3 -> option(out, NBD_OPT_STARTTLS, new byte[0]);
@@ -358,6 +388,10 @@ class NbdFuzzTest {
         }
         String export = EXPORTS[r.nextInt(EXPORTS.length)];
         long size = export.equals("lin") ? LIN_SIZE : VOL_SIZE;
+        boolean blockStatus = structured && r.nextBoolean();
+        if (blockStatus) {
+            option(out, NBD_OPT_SET_META_CONTEXT, NbdTestClient.metaContextData(export, "base:allocation"));
+        }
         if (r.nextInt(4) == 0) {
             option(out, NBD_OPT_EXPORT_NAME, export.getBytes(StandardCharsets.UTF_8));
         } else {
@@ -372,7 +406,7 @@ class NbdFuzzTest {
         boolean answered = true; // false after a DISC: the server reads no further
         int requests = 1 + r.nextInt(12);
         for (int i = 0; i < requests; i++) {
-            Expected e = request(r, out, size, structured, TRIM.get(export));
+            Expected e = request(r, out, size, structured, TRIM.get(export), blockStatus);
             if (e == null) {
                 break; // a write whose payload is cut short ends the stream: it gets no reply
             }
@@ -396,7 +430,8 @@ class NbdFuzzTest {
      * Appends one request (and a write's payload); returns what the spec says it must get, or null
      * when the stream ends inside it (a write whose payload is cut short).
      */
-    private static Expected request(Random r, ByteArrayOutputStream out, long size, boolean structured, boolean trim) {
+    private static Expected request(
+            Random r, ByteArrayOutputStream out, long size, boolean structured, boolean trim, boolean blockStatus) {
         int pick = r.nextInt(100);
         int type;
         if (pick < 30) {
@@ -411,6 +446,8 @@ class NbdFuzzTest {
             type = NBD_CMD_WRITE_ZEROES;
         } else if (pick < 83) {
             type = NBD_CMD_DISC;
+        } else if (pick < 90) {
+            type = NBD_CMD_BLOCK_STATUS;
         } else {
             int[] odd = {5, 7, 8, 9, 100, 0xffff};
             type = r.nextInt(3) == 0 ? r.nextInt(65536) : odd[r.nextInt(odd.length)];
@@ -420,6 +457,7 @@ class NbdFuzzTest {
             case 1 -> NBD_CMD_FLAG_NO_HOLE;
             case 2 -> NBD_CMD_FLAG_DF;
             case 3 -> r.nextInt(65536);
+            case 4 -> NBD_CMD_FLAG_REQ_ONE;
             default -> 0;
         };
         long offset = switch (r.nextInt(12)) {
@@ -464,10 +502,10 @@ class NbdFuzzTest {
                 ? new Expected(
                         cookie,
                         type,
-                        expectedError(type, flags, offset, length, size, structured, trim),
+                        expectedError(type, flags, offset, length, size, structured, trim, blockStatus),
                         offset,
                         length,
-                        (flags & NBD_CMD_FLAG_DF) != 0)
+                        (flags & (NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE)) != 0)
                 : null;
     }
 
@@ -477,27 +515,44 @@ class NbdFuzzTest {
      * structured replies, NO_HOLE only on WRITE_ZEROES), TRIM the export does not offer, a READ or
      * WRITE of 0 or more than the advertised 32 MiB, an offset or length not a multiple of the
      * minimum block size (512), a READ or TRIM past the end; ENOSPC for a WRITE or WRITE_ZEROES
-     * past the end. Where a request breaks several rules the server reports the first of these.
+     * past the end; BLOCK_STATUS only after a metadata context was selected (REQ_ONE only on it), of
+     * a length not 0. Where a request breaks several rules the server reports the first of these.
      */
     static int expectedError(
-            int type, int flags, long offset, long length, long size, boolean structured, boolean trim) {
+            int type,
+            int flags,
+            long offset,
+            long length,
+            long size,
+            boolean structured,
+            boolean trim,
+            boolean blockStatus) {
         switch (type) {
             case NBD_CMD_READ, NBD_CMD_WRITE, NBD_CMD_FLUSH, NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_DISC -> {}
+            case NBD_CMD_BLOCK_STATUS -> {
+                if (!blockStatus) {
+                    return NBD_EINVAL;
+                }
+            }
             default -> {
                 return NBD_EINVAL;
             }
         }
-        if ((flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF)) != 0) {
+        if ((flags & ~(NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE)) != 0) {
             return NBD_EINVAL;
         }
         if ((flags & NBD_CMD_FLAG_DF) != 0 && (type != NBD_CMD_READ || !structured)
-                || (flags & NBD_CMD_FLAG_NO_HOLE) != 0 && type != NBD_CMD_WRITE_ZEROES) {
+                || (flags & NBD_CMD_FLAG_NO_HOLE) != 0 && type != NBD_CMD_WRITE_ZEROES
+                || (flags & NBD_CMD_FLAG_REQ_ONE) != 0 && type != NBD_CMD_BLOCK_STATUS) {
             return NBD_EINVAL;
         }
         if (type == NBD_CMD_FLUSH) {
             return 0;
         }
         if (type == NBD_CMD_TRIM && !trim) {
+            return NBD_EINVAL;
+        }
+        if (type == NBD_CMD_BLOCK_STATUS && length == 0) {
             return NBD_EINVAL;
         }
         if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && (length == 0 || length > MAX_PAYLOAD_BYTES)) {
@@ -575,6 +630,7 @@ class NbdFuzzTest {
             case NBD_REP_ACK,
                     NBD_REP_SERVER,
                     NBD_REP_INFO,
+                    NBD_REP_META_CONTEXT,
                     NBD_REP_ERR_UNSUP,
                     NBD_REP_ERR_POLICY,
                     NBD_REP_ERR_INVALID,
@@ -646,7 +702,9 @@ class NbdFuzzTest {
                     && type != NBD_REP_ACK
                     && option != NBD_OPT_LIST
                     && option != NBD_OPT_INFO
-                    && option != NBD_OPT_GO) {
+                    && option != NBD_OPT_GO
+                    && !(type == NBD_REP_META_CONTEXT
+                            && (option == NBD_OPT_LIST_META_CONTEXT || option == NBD_OPT_SET_META_CONTEXT))) {
                 return Validated.bad(rep(type) + " to option " + Integer.toUnsignedString(option));
             }
             b.position(b.position() + length);
@@ -761,6 +819,12 @@ class NbdFuzzTest {
                             return Validated.bad("an OFFSET_DATA chunk of " + length + " bytes");
                         }
                     }
+                    case NBD_REPLY_TYPE_BLOCK_STATUS -> {
+                        if (length < 12 || (length - 4) % 8 != 0 || b.getInt(b.position()) != 1) {
+                            return Validated.bad("a BLOCK_STATUS chunk of " + length + " bytes for context "
+                                    + b.getInt(b.position()));
+                        }
+                    }
                     case NBD_REPLY_TYPE_ERROR -> {
                         error = b.getInt(b.position());
                         int message = Short.toUnsignedInt(b.getShort(b.position() + 4));
@@ -795,6 +859,11 @@ class NbdFuzzTest {
                         dataSoFar.put(cookie, got);
                     } else if (got > 0 && type != NBD_REPLY_TYPE_ERROR) {
                         return Validated.bad("a chunk of type " + type + " after data chunks");
+                    } else if (type == NBD_REPLY_TYPE_BLOCK_STATUS) {
+                        String wrong = blockStatusProblem(b, length, e);
+                        if (wrong != null) {
+                            return Validated.bad(wrong);
+                        }
                     }
                     if (flags == NBD_REPLY_FLAG_DONE) {
                         open.remove(cookie);
@@ -822,6 +891,31 @@ class NbdFuzzTest {
                     + Long.toUnsignedString(e.offset()) + "+" + e.length());
         }
         return new Validated(null, true, modelled);
+    }
+
+    /**
+     * What is wrong with a BLOCK_STATUS chunk (at {@code b}'s position, {@code length} bytes) for
+     * {@code e}, or null: base:allocation's extents must be of whole sectors, HOLE|ZERO or data,
+     * within the request, one with REQ_ONE.
+     */
+    private static String blockStatusProblem(ByteBuffer b, int length, Expected e) {
+        if (e.type() != NBD_CMD_BLOCK_STATUS) {
+            return "a BLOCK_STATUS chunk for " + commandName(e.type());
+        }
+        int extents = (length - 4) / 8;
+        if (e.oneChunk() && extents != 1) {
+            return extents + " extents with REQ_ONE";
+        }
+        long total = 0;
+        for (int i = 0; i < extents; i++) {
+            long extent = Integer.toUnsignedLong(b.getInt(b.position() + 4 + 8 * i));
+            int flags = b.getInt(b.position() + 8 + 8 * i);
+            if (extent == 0 || extent % 512 != 0 || flags != 0 && flags != 3) {
+                return "a block status extent of " + extent + " bytes, flags " + flags;
+            }
+            total += extent;
+        }
+        return total > e.length() ? "extents of " + total + " bytes for BLOCK_STATUS of " + e.length() : null;
     }
 
     private static boolean startsWithReplyMagic(ByteBuffer b) {

@@ -157,7 +157,7 @@ class NbdHostileClientTest {
     @Test
     void optionErrorsAreAnsweredAndTheNegotiationGoesOn(TestInfo info) throws Exception {
         start(info);
-        int[] unknown = {0, 4, 9, 10, 11, 12, 100, 0x7fffffff, 0x80000000, 0xffffffff};
+        int[] unknown = {0, 4, 11, 12, 13, 14, 100, 0x7fffffff, 0x80000000, 0xffffffff}; // 9, 10: meta contexts
         try (NbdTestClient c = handshake()) {
             List<String> seen = new ArrayList<>();
             for (int option : unknown) {
@@ -530,10 +530,10 @@ class NbdHostileClientTest {
                 new Bad("TRIM unaligned", 0, NBD_CMD_TRIM, 512, 100, 0, NBD_EINVAL),
                 new Bad("WRITE_ZEROES unaligned", 0, NBD_CMD_WRITE_ZEROES, 100, 512, 0, NBD_EINVAL),
                 new Bad("command 5 (CACHE, not offered)", 0, 5, 0, 4096, 0, NBD_EINVAL),
-                new Bad("command 7 (BLOCK_STATUS, not offered)", 0, 7, 0, 4096, 0, NBD_EINVAL),
+                new Bad("BLOCK_STATUS without a metadata context", 0, 7, 0, 4096, 0, NBD_EINVAL),
                 new Bad("command 100", 0, 100, 0, 4096, 0, NBD_EINVAL),
                 new Bad("command 65535", 0, 0xffff, 0, 4096, 0, NBD_EINVAL),
-                new Bad("READ with unknown flag 1<<3", 1 << 3, NBD_CMD_READ, 0, 4096, 0, NBD_EINVAL),
+                new Bad("READ with REQ_ONE (a BLOCK_STATUS flag)", 1 << 3, NBD_CMD_READ, 0, 4096, 0, NBD_EINVAL),
                 new Bad("WRITE with unknown flag 1<<15", 1 << 15, NBD_CMD_WRITE, 0, 4096, 4096, NBD_EINVAL),
                 new Bad(
                         "WRITE_ZEROES with FAST_ZERO (not offered)",

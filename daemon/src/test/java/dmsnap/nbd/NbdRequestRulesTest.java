@@ -50,19 +50,24 @@ class NbdRequestRulesTest {
     void anUnknownCommandIsEinval() {
         assertRefused(RULES, request(5, 0, 0, 512), NBD_EINVAL, "command 5 is not supported");
         assertRefused(
-                RULES, request(7, 0, 0, 512), NBD_EINVAL, "command 7 is not supported"); // BLOCK_STATUS: not offered
+                RULES,
+                request(NBD_CMD_BLOCK_STATUS, 0, 0, 512),
+                NBD_EINVAL,
+                "BLOCK_STATUS without a metadata context: send SET_META_CONTEXT first");
         assertRefused(RULES, request(0xffff, 0xffff, 0, 0), NBD_EINVAL, "command 65535 is not supported");
     }
 
     @Test
     void unknownFlagsAreEinval() {
-        assertRefused(RULES, request(NBD_CMD_READ, 1 << 3, 0, 512), NBD_EINVAL, "READ at 0+512: unknown flags 0x8");
+        assertRefused(RULES, request(NBD_CMD_READ, 1 << 4, 0, 512), NBD_EINVAL, "READ at 0+512: unknown flags 0x10");
         assertRefused(RULES, request(NBD_CMD_FLUSH, 0x8001, 0, 0), NBD_EINVAL, "FLUSH at 0+0: unknown flags 0x8001");
     }
 
     @Test
     void aFlagOnACommandItIsNotForIsEinval() {
         String invalid = ": flag not valid for this command";
+        assertRefused(
+                RULES, request(NBD_CMD_READ, NBD_CMD_FLAG_REQ_ONE, 0, 512), NBD_EINVAL, "READ at 0+512" + invalid);
         assertRefused(RULES, request(NBD_CMD_WRITE, NBD_CMD_FLAG_DF, 0, 512), NBD_EINVAL, "WRITE at 0+512" + invalid);
         assertRefused(
                 RULES, request(NBD_CMD_WRITE, NBD_CMD_FLAG_NO_HOLE, 0, 512), NBD_EINVAL, "WRITE at 0+512" + invalid);

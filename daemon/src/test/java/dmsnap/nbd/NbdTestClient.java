@@ -10,7 +10,9 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -31,6 +33,7 @@ final class NbdTestClient implements AutoCloseable {
         int dataChunks;
         int error;
         String message;
+        final Map<Integer, int[]> blockStatus = new java.util.TreeMap<>();
     }
 
     boolean structured;
@@ -51,7 +54,18 @@ final class NbdTestClient implements AutoCloseable {
      * A transmission reply: error 0 means success; data for reads. A structured reply came in
      * {@code chunks} chunks, {@code dataChunks} of them data; a simple reply counts as one chunk.
      */
-    record Reply(long cookie, int error, byte[] data, String message, int chunks, int dataChunks) {}
+    record Reply(
+            long cookie,
+            int error,
+            byte[] data,
+            String message,
+            int chunks,
+            int dataChunks,
+            Map<Integer, int[]> blockStatus) {
+        Reply(long cookie, int error, byte[] data, String message, int chunks, int dataChunks) {
+            this(cookie, error, data, message, chunks, dataChunks, Map.of());
+        }
+    }
 
     private NbdTestClient(SocketChannel socket) {
         this.socket = socket;
@@ -149,6 +163,40 @@ final class NbdTestClient implements AutoCloseable {
         }
     }
 
+    /** LIST_META_CONTEXT or SET_META_CONTEXT's option data: the export name, then the queries. */
+    static byte[] metaContextData(String export, String... queries) {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        byte[] name = export.getBytes(StandardCharsets.UTF_8);
+        out.writeBytes(ByteBuffer.allocate(4).putInt(name.length).array());
+        out.writeBytes(name);
+        out.writeBytes(ByteBuffer.allocate(4).putInt(queries.length).array());
+        for (String q : queries) {
+            byte[] b = q.getBytes(StandardCharsets.UTF_8);
+            out.writeBytes(ByteBuffer.allocate(4).putInt(b.length).array());
+            out.writeBytes(b);
+        }
+        return out.toByteArray();
+    }
+
+    /**
+     * Sends a meta context option and reads its replies: "ID NAME" for each NBD_REP_META_CONTEXT,
+     * then the final reply's type as "ACK" or "ERROR 0x...".
+     */
+    List<String> metaContext(int option, byte[] data) throws IOException {
+        option(option, data);
+        List<String> out = new ArrayList<>();
+        while (true) {
+            OptionReply r = optionReply();
+            if (r.type() != NBD_REP_META_CONTEXT) {
+                out.add(r.type() == NBD_REP_ACK ? "ACK" : "ERROR 0x" + Integer.toHexString(r.type()));
+                return out;
+            }
+            ByteBuffer d = ByteBuffer.wrap(r.data());
+            int id = d.getInt();
+            out.add(id + " " + StandardCharsets.UTF_8.decode(d));
+        }
+    }
+
     // ---- transmission ------------------------------------------------------------------------------
 
     void request(int flags, int type, long cookie, long offset, long length, byte[] payload) throws IOException {
@@ -241,6 +289,14 @@ final class NbdTestClient implements AutoCloseable {
                     payload.get(p.data, (int) at, length - 8);
                 }
                 case NBD_REPLY_TYPE_NONE -> {}
+                case NBD_REPLY_TYPE_BLOCK_STATUS -> {
+                    int id = payload.getInt();
+                    int[] descriptors = new int[(length - 4) / 4];
+                    payload.asIntBuffer().get(descriptors);
+                    if (p.blockStatus.put(id, descriptors) != null) {
+                        throw new IOException("two block status chunks for context " + id);
+                    }
+                }
                 case NBD_REPLY_TYPE_ERROR -> {
                     p.error = payload.getInt();
                     byte[] message = new byte[Short.toUnsignedInt(payload.getShort())];
@@ -255,7 +311,8 @@ final class NbdTestClient implements AutoCloseable {
             partial.remove(cookie);
             readLengths.remove(cookie);
             readOffsets.remove(cookie);
-            return new Reply(cookie, p.error, p.error == 0 ? p.data : null, p.message, p.chunks, p.dataChunks);
+            return new Reply(
+                    cookie, p.error, p.error == 0 ? p.data : null, p.message, p.chunks, p.dataChunks, p.blockStatus);
         }
     }
 

@@ -338,6 +338,15 @@ class ExceptionTableTest {
                 for (long c = 0; c < Math.min(span + 100, 50_000); c++) {
                     assertEquals(model.lookup(c), t.lookup(c), "lookup " + c);
                 }
+                for (int q = 0; q < 200; q++) {
+                    long from = random.nextLong(span + 100);
+                    long to = from + random.nextLong(1, 5000);
+                    long expected = from;
+                    while (expected < to && model.lookup(expected) < 0) {
+                        expected++;
+                    }
+                    assertEquals(expected, t.nextException(from, to), "nextException(" + from + ", " + to + ")");
+                }
                 List<ExceptionRun> expected = model.runs();
                 assertEquals(expected, runs(t));
                 assertEquals(expected.size(), t.runCount());
