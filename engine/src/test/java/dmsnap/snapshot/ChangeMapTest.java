@@ -1,0 +1,114 @@
+package dmsnap.snapshot;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dmsnap.device.MappedDevice;
+import dmsnap.engine.testing.SnapshotEngine;
+import dmsnap.table.TableParser;
+import dmsnap.target.Allocation;
+import dmsnap.target.Change;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Changed blocks from snapshots (issue 19): an older snapshot's exceptions cover what its origin
+ * changed since, a newer snapshot's view differs from it where either has an exception, at any
+ * mix of chunk sizes; and block status of a snapshot (its exceptions are its own data, the rest
+ * its origin's).
+ */
+class ChangeMapTest {
+    private static final long SECTORS = 16384;
+
+    @TempDir
+    Path dir;
+
+    private static String snapTable(SnapshotEngine e, String cowName, int chunk) throws Exception {
+        Path cow = e.dir.resolve(cowName);
+        if (!Files.exists(cow)) {
+            Files.write(cow, new byte[4 << 20]);
+        }
+        return "0 " + SECTORS + " snapshot " + e.base + " " + cow + " P " + chunk;
+    }
+
+    private static void addSnapshot(SnapshotEngine e, String name, int chunk) throws Exception {
+        e.dm.get("origin").suspend();
+        e.dm.create(name, null, TableParser.parse(snapTable(e, name + ".cow", chunk)));
+        e.dm.get("origin").resume();
+    }
+
+    /** The dirty runs of {@code device} since {@code baseline}, as "start+length" in sectors. */
+    private static List<String> dirty(MappedDevice device, String baseline) throws Exception {
+        List<String> runs = new ArrayList<>();
+        for (long at = 0; at < SECTORS; ) {
+            Change c = device.changedSince(baseline, at, SECTORS - at);
+            if (c.changed()) {
+                runs.add(at + "+" + c.sectors());
+            }
+            at += c.sectors();
+        }
+        return runs;
+    }
+
+    @Test
+    void anOlderSnapshotsExceptionsAreTheChangesAtAnyMixOfChunkSizes() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 4 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            e.write("origin", 8, 8, 0x11); // a's chunk 1
+            addSnapshot(e, "c", 16);
+            e.write("origin", 40, 8, 0x12); // a's chunk 5, c's chunk 2 (sectors 32-47)
+            e.write("c", 100, 1, 0x13); // c itself: its chunk 6 (sectors 96-111)
+            MappedDevice origin = e.dm.get("origin");
+            assertEquals(Set.of("a", "c"), origin.baselines());
+            assertEquals(Set.of("c"), e.dm.get("a").baselines(), "not itself");
+            assertEquals(List.of("8+8", "40+8"), dirty(origin, "a"));
+            assertEquals(
+                    List.of("32+16", "96+16"),
+                    dirty(origin, "c"),
+                    "c's exceptions: the origin's copy-out and c's own write");
+            assertEquals(List.of("8+8", "32+16", "96+16"), dirty(e.dm.get("c"), "a"), "a's and c's own exceptions");
+            assertEquals(List.of("8+8", "32+16", "96+16"), dirty(e.dm.get("a"), "c"));
+            Change bounded = origin.changedSince("a", 10, 4);
+            assertEquals(new Change(4, true), bounded, "never past what was asked");
+        }
+    }
+
+    @Test
+    void aRemovedSnapshotIsNoLongerABaseline() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 4 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            e.write("origin", 0, 8, 0x21);
+            e.dm.get("origin").suspend();
+            e.dm.remove("a", false, dmsnap.device.DeviceRecorder.NONE);
+            e.dm.get("origin").resume();
+            MappedDevice origin = e.dm.get("origin");
+            assertEquals(Set.of(), origin.baselines());
+            IOException gone = assertThrows(IOException.class, () -> origin.changedSince("a", 0, SECTORS));
+            assertEquals("no valid snapshot a of this origin to compare with", gone.getMessage());
+        }
+    }
+
+    @Test
+    void aSnapshotsExceptionsAreItsOwnDataAndTheRestIsItsOrigins() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 4 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            e.write("origin", 16, 8, 0x31); // copied out: a's chunk 2
+            MappedDevice a = e.dm.get("a");
+            assertEquals(new Allocation(16, 2), a.allocation(0, SECTORS), "the origin's data, one layer down");
+            assertEquals(new Allocation(8, 1), a.allocation(16, SECTORS - 16), "the exception");
+            assertEquals(new Allocation(4, 1), a.allocation(18, 4), "bounded");
+            assertEquals(new Allocation(SECTORS - 24, 2), a.allocation(24, SECTORS - 24));
+            assertEquals(
+                    new Allocation(SECTORS, 1), e.dm.get("origin").allocation(0, SECTORS), "the origin's own file");
+        }
+    }
+}
