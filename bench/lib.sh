@@ -33,13 +33,14 @@ bench_parse_args() {
     done
 }
 
+# (bench_jar=0 bench_prepare ...: a script that runs no JMH benchmark, no jar)
 bench_prepare() { # tools...: checks tools, builds the jar if missing, makes $work
     local tool
     for tool in "$@"; do
         command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install $tool)" >&2; exit 1; }
     done
     jar="$ROOT/bench/target/benchmarks.jar"
-    if [ ! -f "$jar" ]; then
+    if [ "${bench_jar:-1}" = 1 ] && [ ! -f "$jar" ]; then
         dmsnap_find_maven
         (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
     fi
