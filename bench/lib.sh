@@ -45,10 +45,11 @@ bench_workdir() { # makes $work, removed on exit
     trap 'rm -rf "$work"' EXIT
 }
 
+# (bench_jar=0 bench_prepare ...: a script that runs no JMH benchmark, no jar)
 bench_prepare() { # tools...: checks tools, builds the jar if missing, makes $work
     bench_tools "$@"
     jar="$ROOT/bench/target/benchmarks.jar"
-    if [ ! -f "$jar" ]; then
+    if [ "${bench_jar:-1}" = 1 ] && [ ! -f "$jar" ]; then
         dmsnap_find_maven
         (cd "$ROOT" && dmsnap_mvn -q -DskipTests package -pl bench -am)
     fi
