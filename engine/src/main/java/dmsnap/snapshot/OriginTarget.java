@@ -3,10 +3,8 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
 import dmsnap.target.Allocation;
-import dmsnap.target.Change;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
-import dmsnap.target.Target;
 import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.List;
@@ -17,7 +15,7 @@ import java.util.List;
  * resume) and each piece waits until every valid, active snapshot that lacks its chunk has a
  * committed copy, then goes to the origin.
  */
-public final class OriginTarget implements Target {
+public final class OriginTarget implements OverOrigin {
     /** With no snapshots the kernel uses 2^31 sectors. */
     static final long NO_SPLIT = 1L << 31;
 
@@ -78,16 +76,7 @@ public final class OriginTarget implements Target {
     }
 
     @Override
-    public java.util.Set<String> baselines() {
-        return changes().baselines();
-    }
-
-    @Override
-    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        return changes().changedSince(baseline, sector, maxSectors);
-    }
-
-    private ChangeMap changes() {
+    public ChangeMap changes() {
         return new ChangeMap(registry, origin.identity(), null);
     }
 

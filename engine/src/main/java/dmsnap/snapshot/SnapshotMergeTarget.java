@@ -3,10 +3,8 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
-import dmsnap.target.Change;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
-import dmsnap.target.Target;
 import dmsnap.target.TargetType;
 import java.io.IOException;
 import java.util.List;
@@ -25,7 +23,7 @@ import java.util.List;
  * the COW (two flushes per flush); discards (only with {@code discard_zeroes_cow}) complete at
  * once and do nothing.
  */
-public final class SnapshotMergeTarget implements Target {
+public final class SnapshotMergeTarget implements OverOrigin {
     private final Snapshot snapshot;
     private final Registry registry;
     private final CopyOut copyOut;
@@ -99,18 +97,9 @@ public final class SnapshotMergeTarget implements Target {
         return snapshot.allocation(sector, maxSectors);
     }
 
-    @Override
-    public java.util.Set<String> baselines() {
-        return changes().baselines();
-    }
-
-    @Override
-    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        return changes().changedSince(baseline, sector, maxSectors);
-    }
-
     /** The merged view: the merging snapshot's exceptions not merged yet are changes too. */
-    private ChangeMap changes() {
+    @Override
+    public ChangeMap changes() {
         return new ChangeMap(registry, snapshot.originIdentity(), snapshot);
     }
 

@@ -7,7 +7,6 @@ import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
-import dmsnap.target.Change;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
@@ -28,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * unless a live instance already uses it: then this one is a handover destination (spec 8)
  * that reads nothing, shows chunk size 0, and takes the live store over at its resume.
  */
-public final class SnapshotTarget implements Target {
+public final class SnapshotTarget implements OverOrigin {
     private static final Logger log = LoggerFactory.getLogger(SnapshotTarget.class);
 
     private final Snapshot snapshot;
@@ -259,16 +258,7 @@ public final class SnapshotTarget implements Target {
     }
 
     @Override
-    public java.util.Set<String> baselines() {
-        return changes().baselines();
-    }
-
-    @Override
-    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        return changes().changedSince(baseline, sector, maxSectors);
-    }
-
-    private ChangeMap changes() {
+    public ChangeMap changes() {
         return new ChangeMap(registry, snapshot.originIdentity(), snapshot);
     }
 
