@@ -10,7 +10,6 @@ import dmsnap.table.Table;
 import dmsnap.table.TableLoadException;
 import dmsnap.table.TableParser;
 import dmsnap.target.CacheMode;
-import dmsnap.target.Change;
 import dmsnap.target.StatusType;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -222,22 +221,22 @@ public final class ControlHandler {
         }
         long size = d.sizeSectors();
         List<ResponseData.Extent> extents = new ArrayList<>();
-        long changedBytes = 0;
-        for (long at = 0; at < size; ) {
-            Change c = d.changedSince(since, at, size - at);
-            if (c.changed()) {
-                changedBytes += c.sectors() << 9;
+        long[] at = {0, 0}; // the next sector; the changed bytes so far
+        d.changedRuns(since, 0, size, (sectors, changed) -> {
+            if (changed) {
+                at[1] += sectors << 9;
                 ResponseData.Extent last = extents.isEmpty() ? null : extents.getLast();
-                if (last != null && last.offset() + last.length() == at << 9) {
+                if (last != null && last.offset() + last.length() == at[0] << 9) {
                     extents.set(
-                            extents.size() - 1,
-                            new ResponseData.Extent(last.offset(), last.length() + (c.sectors() << 9)));
+                            extents.size() - 1, new ResponseData.Extent(last.offset(), last.length() + (sectors << 9)));
                 } else {
-                    extents.add(new ResponseData.Extent(at << 9, c.sectors() << 9));
+                    extents.add(new ResponseData.Extent(at[0] << 9, sectors << 9));
                 }
             }
-            at += c.sectors();
-        }
+            at[0] += sectors;
+            return true;
+        });
+        long changedBytes = at[1];
         List<String> lines = new ArrayList<>(extents.size());
         for (ResponseData.Extent e : extents) {
             lines.add(e.offset() + " " + e.length());

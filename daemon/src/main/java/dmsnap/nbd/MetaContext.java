@@ -43,8 +43,30 @@ sealed interface MetaContext {
      */
     Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException;
 
+    /**
+     * The runs from {@code sector} on, in order, for at most {@code maxSectors} or until {@code
+     * sink} says stop (a whole BLOCK_STATUS reply in one walk).
+     */
+    default void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
+            throws IOException, InterruptedException {
+        for (long at = sector, end = sector + maxSectors; at < end; ) {
+            Run r = run(device, at, end - at);
+            long sectors = Math.min(r.sectors(), end - at);
+            if (!sink.accept(sectors, r.flags())) {
+                return;
+            }
+            at += sectors;
+        }
+    }
+
     /** A run of sectors with one status. */
     record Run(long sectors, int flags) {}
+
+    /** Takes runs in order; false stops the walk. */
+    @FunctionalInterface
+    interface RunSink {
+        boolean accept(long sectors, int flags);
+    }
 
     record BaseAllocation() implements MetaContext {
         @Override
@@ -78,6 +100,16 @@ sealed interface MetaContext {
         public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
             Change c = device.changedSince(baseline, sector, maxSectors);
             return new Run(c.sectors(), c.changed() ? NBD_STATE_DIRTY : 0);
+        }
+
+        @Override
+        public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
+                throws IOException, InterruptedException {
+            device.changedRuns(
+                    baseline,
+                    sector,
+                    maxSectors,
+                    (sectors, changed) -> sink.accept(sectors, changed ? NBD_STATE_DIRTY : 0));
         }
     }
 

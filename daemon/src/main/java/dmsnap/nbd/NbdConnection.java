@@ -345,6 +345,38 @@ final class NbdConnection {
         return new Reply(r, error, message, data, data == null ? 0 : r.length(), error == 0 ? status : null);
     }
 
+    /** A block status chunk's extents as they come: (length in bytes, flags) pairs, neighbours merged. */
+    private static final class Extents {
+        private final int limit;
+        int[] pairs = new int[16];
+        int count;
+
+        Extents(int limit) {
+            this.limit = limit;
+        }
+
+        /** Adds a run; false once the limit is reached and a run of another status comes. */
+        boolean add(long sectors, int flags) {
+            long bytes = sectors << 9;
+            if (count > 0
+                    && pairs[2 * count - 1] == flags
+                    && Integer.toUnsignedLong(pairs[2 * count - 2]) + bytes <= 0xffff_ffffL) {
+                pairs[2 * count - 2] += (int) bytes;
+                return true;
+            }
+            if (count == limit) {
+                return false;
+            }
+            if (2 * count == pairs.length) {
+                pairs = Arrays.copyOf(pairs, pairs.length * 2);
+            }
+            pairs[2 * count] = (int) bytes;
+            pairs[2 * count + 1] = flags;
+            count++;
+            return true;
+        }
+    }
+
     /** The most extents one block status chunk describes (the protocol's limit). */
     static final int MAX_EXTENTS = 1 << 20;
 
@@ -360,28 +392,9 @@ final class NbdConnection {
         ByteBuffer[] chunks = new ByteBuffer[contexts.size()];
         for (int i = 0; i < chunks.length; i++) {
             MetaContext context = contexts.get(i);
-            int[] extents = new int[16];
-            int count = 0;
-            for (long at = first; at < end; ) {
-                MetaContext.Run run = context.run(export.device(), at, end - at);
-                long bytes = Math.min(run.sectors(), end - at) << 9;
-                if (count > 0
-                        && extents[2 * count - 1] == run.flags()
-                        && Integer.toUnsignedLong(extents[2 * count - 2]) + bytes <= 0xffff_ffffL) {
-                    extents[2 * count - 2] += (int) bytes;
-                } else if (count == limit) {
-                    break;
-                } else {
-                    if (2 * count == extents.length) {
-                        extents = java.util.Arrays.copyOf(extents, extents.length * 2);
-                    }
-                    extents[2 * count] = (int) bytes;
-                    extents[2 * count + 1] = run.flags();
-                    count++;
-                }
-                at += bytes >>> 9;
-            }
-            chunks[i] = NbdCodec.blockStatus(r.cookie(), i == chunks.length - 1, i + 1, extents, count);
+            Extents extents = new Extents(limit);
+            context.runs(export.device(), first, end - first, extents::add);
+            chunks[i] = NbdCodec.blockStatus(r.cookie(), i == chunks.length - 1, i + 1, extents.pairs, extents.count);
         }
         return chunks;
     }

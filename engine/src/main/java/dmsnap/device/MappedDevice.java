@@ -7,6 +7,7 @@ import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
 import dmsnap.target.CacheMode;
 import dmsnap.target.Change;
+import dmsnap.target.ChangeSink;
 import dmsnap.target.IoRequest;
 import dmsnap.target.StatusText;
 import dmsnap.target.StatusType;
@@ -195,6 +196,19 @@ public final class MappedDevice {
         });
     }
 
+    /** The live table, for block status of {@code [sector, sector + maxSectors)}: there must be one, holding the range. */
+    private LiveTable liveFor(long sector, long maxSectors) throws IOException {
+        LiveTable t = live;
+        if (t == null) {
+            throw new IOException(name + " has no table");
+        }
+        if (sector < 0 || maxSectors <= 0 || sector + maxSectors > t.lengthSectors()) {
+            throw new IOException(name + ": block status at sector " + sector + "+" + maxSectors
+                    + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
+        }
+        return t;
+    }
+
     /** A block-status question to the target of one table line, in target-relative sectors. */
     @FunctionalInterface
     private interface LineQuery<T> {
@@ -208,14 +222,7 @@ public final class MappedDevice {
     private <T> T atLine(long sector, long maxSectors, LineQuery<T> query) throws IOException, InterruptedException {
         gate.enter();
         try {
-            LiveTable t = live;
-            if (t == null) {
-                throw new IOException(name + " has no table");
-            }
-            if (sector < 0 || maxSectors <= 0 || sector + maxSectors > t.lengthSectors()) {
-                throw new IOException(name + ": block status at sector " + sector + "+" + maxSectors
-                        + " is beyond the end of the device (" + t.lengthSectors() + " sectors)");
-            }
+            LiveTable t = liveFor(sector, maxSectors);
             List<TableLine> lines = t.table().lines();
             int index = lineIndex(lines, sector);
             TableLine line = lines.get(index);
@@ -261,6 +268,34 @@ public final class MappedDevice {
             Change c = target.changedSince(baseline, relative, length);
             return c.sectors() > length ? new Change(length, c.changed()) : c;
         });
+    }
+
+    /**
+     * The runs of {@link #changedSince} from {@code sector} on, in order, across table lines, for
+     * at most {@code maxSectors} or until {@code sink} says stop; one pass through the gate.
+     */
+    public void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink)
+            throws IOException, InterruptedException {
+        gate.enter();
+        try {
+            LiveTable t = liveFor(sector, maxSectors);
+            List<TableLine> lines = t.table().lines();
+            long end = sector + maxSectors;
+            boolean[] going = {true};
+            ChangeSink relay = (sectors, changed) -> going[0] = sink.accept(sectors, changed);
+            for (int i = lineIndex(lines, sector);
+                    going[0] && i < lines.size() && lines.get(i).startSector() < end;
+                    i++) {
+                TableLine line = lines.get(i);
+                long from = Math.max(sector, line.startSector());
+                t.targets()
+                        .get(i)
+                        .changedRuns(
+                                baseline, from - line.startSector(), Math.min(end, line.endSector()) - from, relay);
+            }
+        } finally {
+            gate.exit();
+        }
     }
 
     /** One target's part of a request, in target-relative sectors. */

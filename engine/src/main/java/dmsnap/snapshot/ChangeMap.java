@@ -1,6 +1,8 @@
 package dmsnap.snapshot;
 
+import dmsnap.store.ExceptionTable;
 import dmsnap.target.Change;
+import dmsnap.target.ChangeSink;
 import dmsnap.target.DeviceResolver;
 import java.io.IOException;
 import java.util.Set;
@@ -44,37 +46,76 @@ final class ChangeMap {
     }
 
     Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        Snapshot base = null;
+        return walk(baseline).run(sector, sector + maxSectors);
+    }
+
+    /** The runs from {@code sector} on, the baseline found once (see {@link dmsnap.target.Target#changedRuns}). */
+    void runs(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
+        Walk walk = walk(baseline);
+        for (long at = sector, end = sector + maxSectors; at < end; ) {
+            Change c = walk.run(at, end);
+            if (!sink.accept(c.sectors(), c.changed())) {
+                return;
+            }
+            at += c.sectors();
+        }
+    }
+
+    private Walk walk(String baseline) throws IOException {
         for (Snapshot s : registry.snapshotsOf(origin)) {
             if (usable(s) && s.deviceName().equals(baseline)) {
-                base = s;
+                return new Walk(new Exceptions(s), self == null ? null : new Exceptions(self));
             }
         }
-        if (base == null) {
-            throw new IOException("no valid snapshot " + baseline + " of this origin to compare with");
+        throw new IOException("no valid snapshot " + baseline + " of this origin to compare with");
+    }
+
+    /** One snapshot's completed exceptions in sectors, read through a cursor: for one walk. */
+    private static final class Exceptions {
+        private final long chunkSectors;
+        private final ExceptionTable.Cursor cursor;
+
+        Exceptions(Snapshot s) {
+            chunkSectors = s.chunkSectors();
+            cursor = s.completeTable().cursor();
         }
-        long end = sector + maxSectors;
-        if (changed(base, sector)) {
+
+        boolean has(long sector) {
+            return cursor.has(sector / chunkSectors);
+        }
+
+        /** The first sector in {@code [from, to)} whose chunk has an exception, or {@code to}. */
+        long next(long from, long to) {
+            long chunk = cursor.next(from / chunkSectors, (to - 1) / chunkSectors + 1);
+            return Math.min(to, Math.max(from, chunk * chunkSectors));
+        }
+
+        /** The end of the exceptions from {@code from} on (its chunk has one), at most {@code to}. */
+        long end(long from, long to) {
+            return Math.min(to, cursor.end(from / chunkSectors, (to - 1) / chunkSectors + 1) * chunkSectors);
+        }
+    }
+
+    /** The baseline's exceptions and, for a snapshot's view, its own: changed where either has one. */
+    private record Walk(Exceptions base, Exceptions self) {
+        Change run(long sector, long end) {
             long at = sector;
-            while (at < end && changed(base, at)) {
-                at = nextChunk(base, at);
+            while (at < end) {
+                boolean inBase = base.has(at);
+                boolean inSelf = self != null && self.has(at);
+                if (!inBase && !inSelf) {
+                    break;
+                }
+                at = Math.max(inBase ? base.end(at, end) : at, inSelf ? self.end(at, end) : at);
             }
-            return new Change(Math.min(at, end) - sector, true);
+            if (at > sector) {
+                return new Change(at - sector, true);
+            }
+            long next = base.next(sector, end);
+            if (self != null) {
+                next = Math.min(next, self.next(sector, end));
+            }
+            return new Change(next - sector, false);
         }
-        long next = base.nextExceptionSector(sector, end);
-        if (self != null) {
-            next = Math.min(next, self.nextExceptionSector(sector, end));
-        }
-        return new Change(next - sector, false);
-    }
-
-    private boolean changed(Snapshot base, long sector) {
-        return base.hasException(sector) || self != null && self.hasException(sector);
-    }
-
-    /** The next chunk boundary after {@code sector} of either snapshot. */
-    private long nextChunk(Snapshot base, long sector) {
-        long next = base.chunkEndSector(sector);
-        return self == null ? next : Math.min(next, self.chunkEndSector(sector));
     }
 }

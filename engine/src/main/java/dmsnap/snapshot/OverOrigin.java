@@ -1,6 +1,7 @@
 package dmsnap.snapshot;
 
 import dmsnap.target.Change;
+import dmsnap.target.ChangeSink;
 import dmsnap.target.Target;
 import java.io.IOException;
 import java.util.Set;
@@ -22,5 +23,10 @@ interface OverOrigin extends Target {
     @Override
     default Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
         return changes().changedSince(baseline, sector, maxSectors);
+    }
+
+    @Override
+    default void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
+        changes().runs(baseline, sector, maxSectors, sink);
     }
 }

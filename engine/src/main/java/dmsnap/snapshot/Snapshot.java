@@ -117,24 +117,6 @@ public final class Snapshot {
         return state.store().chunkSize().sectors();
     }
 
-    /** Whether the chunk of {@code sector} has a completed exception. */
-    boolean hasException(long sector) {
-        return state.complete().lookup(state.store().chunkSize().chunkOf(sector)) >= 0;
-    }
-
-    /** The first sector's chunk in {@code [fromSector, toSector)} with an exception (its start, at least fromSector), or toSector. */
-    long nextExceptionSector(long fromSector, long toSector) {
-        var chunkSize = state.store().chunkSize();
-        long chunk = state.complete().nextException(chunkSize.chunkOf(fromSector), chunkSize.chunkOf(toSector - 1) + 1);
-        return Math.min(toSector, Math.max(fromSector, chunk * chunkSize.sectors()));
-    }
-
-    /** The first sector after the chunk of {@code sector}. */
-    long chunkEndSector(long sector) {
-        var chunkSize = state.store().chunkSize();
-        return (chunkSize.chunkOf(sector) + 1) * chunkSize.sectors();
-    }
-
     /** For the registry's order. */
     long sortChunkSectors() {
         return chunkSectors();

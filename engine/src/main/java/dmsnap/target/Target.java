@@ -52,6 +52,21 @@ public interface Target extends AutoCloseable {
         throw new IOException("no snapshot " + baseline + " to compare " + typeName() + " with");
     }
 
+    /**
+     * The runs of {@link #changedSince} from {@code sector} on, in order, for at most {@code
+     * maxSectors} or until {@code sink} says stop: one walk for a whole block status reply, the
+     * baseline found once.
+     */
+    default void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
+        for (long at = sector, end = sector + maxSectors; at < end; ) {
+            Change c = changedSince(baseline, at, end - at);
+            if (!sink.accept(c.sectors(), c.changed())) {
+                return;
+            }
+            at += c.sectors();
+        }
+    }
+
     /** The largest I/O this target takes, aligned: requests are split at multiples of it. 0: no limit. */
     default long maxIoSectors() {
         return 0;

@@ -314,25 +314,95 @@ public final class ExceptionTable implements AutoCloseable {
      * large, mostly unchanged origin without a lookup per chunk. Lock-free like {@link #lookup}.
      */
     public long nextException(long fromChunk, long toChunk) {
-        long from = Math.max(0, fromChunk);
-        long to = Math.min(toChunk, MAX_OLD_CHUNK + 1);
-        for (long micro = from >>> 4; from < to && micro <= (to - 1) >>> 4; micro++) {
-            long found = firstInMicroGroup(micro, Math.max(from, micro << 4), Math.min(to, (micro + 1) << 4));
-            if (found >= 0) {
-                return found;
-            }
-        }
-        return toChunk;
+        return cursor().next(fromChunk, toChunk);
     }
 
-    /** The first chunk in {@code [from, to)} (inside micro-group {@code micro}) with an exception, or -1. */
-    private long firstInMicroGroup(long micro, long from, long to) {
+    /** A cursor for one walk over origin chunks in order (see {@link Cursor}). */
+    public Cursor cursor() {
+        return new Cursor();
+    }
+
+    /**
+     * A walk over origin chunks in order, for block status: it reads the runs of each 16-chunk
+     * micro-group once (one probe sequence, lock-free like {@link #lookup}) and answers from them,
+     * so that a walk costs a probe per micro-group however many questions it asks there. Not for
+     * concurrent use: one per walk. A change to the table after a micro-group was read is seen
+     * when the walk reaches the next one.
+     */
+    public final class Cursor {
+        private long micro = -1;
+        /** The runs touching {@link #micro}: first and last chunk (at most 16 disjoint runs). */
+        private final long[] starts = new long[16];
+
+        private final long[] ends = new long[16];
+        private int count;
+
+        private Cursor() {}
+
+        private void load(long m) {
+            if (m != micro) {
+                count = runsIn(m, starts, ends);
+                micro = m;
+            }
+        }
+
+        /** Whether {@code chunk} has a completed exception. */
+        public boolean has(long chunk) {
+            if (chunk < 0 || chunk > MAX_OLD_CHUNK) {
+                return false;
+            }
+            load(chunk >>> 4);
+            for (int i = 0; i < count; i++) {
+                if (starts[i] <= chunk && chunk <= ends[i]) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /** The first chunk in {@code [from, to)} with a completed exception, or {@code to}. */
+        public long next(long from, long to) {
+            long limit = Math.min(to, MAX_OLD_CHUNK + 1);
+            for (long c = Math.max(0, from); c < limit; c = ((c >>> 4) + 1) << 4) {
+                load(c >>> 4);
+                long first = -1;
+                for (int i = 0; i < count; i++) {
+                    long start = Math.max(starts[i], c);
+                    if (start <= ends[i] && (first < 0 || start < first)) {
+                        first = start;
+                    }
+                }
+                if (first >= 0) {
+                    return Math.min(first, to);
+                }
+            }
+            return to;
+        }
+
+        /** The first chunk in {@code [from, to)} without a completed exception, or {@code to}. */
+        public long end(long from, long to) {
+            long c = from;
+            while (c < to && has(c)) {
+                long runEnd = c;
+                for (int i = 0; i < count; i++) {
+                    if (starts[i] <= c && c <= ends[i]) {
+                        runEnd = Math.max(runEnd, ends[i]);
+                    }
+                }
+                c = runEnd + 1;
+            }
+            return Math.min(c, to);
+        }
+    }
+
+    /** The runs touching micro-group {@code micro} into {@code starts}/{@code ends}; their count. */
+    private int runsIn(long micro, long[] starts, long[] ends) {
         long stamp = lock.tryOptimisticRead();
         if (stamp != 0) {
             try {
-                long result = firstInMicroGroupUnlocked(micro, from, to);
+                int n = runsInUnlocked(micro, starts, ends);
                 if (lock.validate(stamp)) {
-                    return result;
+                    return n;
                 }
             } catch (IllegalStateException | IndexOutOfBoundsException raced) {
                 // A resize closed the slots under us: fall through to the read lock.
@@ -340,21 +410,21 @@ public final class ExceptionTable implements AutoCloseable {
         }
         stamp = lock.readLock();
         try {
-            return firstInMicroGroupUnlocked(micro, from, to);
+            return runsInUnlocked(micro, starts, ends);
         } finally {
             lock.unlockRead(stamp);
         }
     }
 
-    private long firstInMicroGroupUnlocked(long micro, long from, long to) {
+    private int runsInUnlocked(long micro, long[] starts, long[] ends) {
         if (closed) {
             throw new IllegalStateException("the exception table is closed");
         }
         Segment s = segments[segmentOf(hash(micro))];
         if (s == null) {
-            return -1;
+            return 0;
         }
-        long first = -1;
+        int n = 0;
         int cap = s.capacity;
         int i = s.home(hash(micro));
         for (int probes = 0; probes < cap; probes++) {
@@ -362,17 +432,16 @@ public final class ExceptionTable implements AutoCloseable {
             if (v == 0) {
                 break;
             }
-            if (matches(s.key(i), v, micro)) {
-                long start = Math.max(runOld(micro, v), from);
-                if (start <= runOld(micro, v) + runCount(v) && start < to && (first < 0 || start < first)) {
-                    first = start;
-                }
+            if (matches(s.key(i), v, micro) && n < starts.length) {
+                starts[n] = runOld(micro, v);
+                ends[n] = starts[n] + runCount(v);
+                n++;
             }
             if (++i == cap) {
                 i = 0;
             }
         }
-        return first;
+        return n;
     }
 
     /** Exceptions (chunks), not runs. */

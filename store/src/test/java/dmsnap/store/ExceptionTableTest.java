@@ -347,6 +347,24 @@ class ExceptionTableTest {
                     }
                     assertEquals(expected, t.nextException(from, to), "nextException(" + from + ", " + to + ")");
                 }
+                // One cursor walking up the table: has, next and end as the model says.
+                ExceptionTable.Cursor cursor = t.cursor();
+                for (long c = 0; c < Math.min(span + 100, 20_000); c += 1 + random.nextInt(40)) {
+                    assertEquals(model.lookup(c) >= 0, cursor.has(c), "has " + c);
+                    long to = c + 1 + random.nextInt(300);
+                    long end = c;
+                    while (end < to && model.lookup(end) >= 0) {
+                        end++;
+                    }
+                    if (model.lookup(c) >= 0) {
+                        assertEquals(end, cursor.end(c, to), "end(" + c + ", " + to + ")");
+                    }
+                    long next = c;
+                    while (next < to && model.lookup(next) < 0) {
+                        next++;
+                    }
+                    assertEquals(next, cursor.next(c, to), "next(" + c + ", " + to + ")");
+                }
                 List<ExceptionRun> expected = model.runs();
                 assertEquals(expected, runs(t));
                 assertEquals(expected.size(), t.runCount());
