@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dmsnap.device.MappedDevice;
 import dmsnap.engine.testing.SnapshotEngine;
@@ -77,6 +78,66 @@ class ChangeMapTest {
             assertEquals(List.of("8+8", "32+16", "96+16"), dirty(e.dm.get("a"), "c"));
             Change bounded = origin.changedSince("a", 10, 4);
             assertEquals(new Change(4, true), bounded, "never past what was asked");
+        }
+    }
+
+    /**
+     * Writers allocate exceptions (the table grows and resizes under the walks) while a mapper walks
+     * the whole origin: every write answered before a walk began is dirty in that walk, whatever
+     * the interleaving.
+     */
+    @Test
+    void aWriteIsDirtyInEveryMapThatStartsAfterItsReply() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 12 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            MappedDevice origin = e.dm.get("origin");
+            java.util.concurrent.ConcurrentLinkedQueue<Long> answered =
+                    new java.util.concurrent.ConcurrentLinkedQueue<>();
+            java.util.concurrent.atomic.AtomicBoolean writing = new java.util.concurrent.atomic.AtomicBoolean(true);
+            try (var pool = java.util.concurrent.Executors.newFixedThreadPool(3)) {
+                List<java.util.concurrent.Future<?>> writers = new ArrayList<>();
+                for (int w = 0; w < 2; w++) {
+                    int first = w;
+                    writers.add(pool.submit(() -> {
+                        for (long chunk = first; chunk < SECTORS / 8; chunk += 2 * 7) {
+                            e.write("origin", chunk * 8, 8, 0x40);
+                            answered.add(chunk);
+                        }
+                        return null;
+                    }));
+                }
+                java.util.concurrent.Future<?> mapper = pool.submit(() -> {
+                    do {
+                        assertDirty(origin, new ArrayList<>(answered));
+                    } while (writing.get());
+                    return null;
+                });
+                for (var w : writers) {
+                    w.get();
+                }
+                writing.set(false);
+                mapper.get();
+            }
+            assertEquals(2 * ((SECTORS / 8 + 13) / 14), answered.size());
+            assertDirty(origin, new ArrayList<>(answered));
+        }
+    }
+
+    /** One walk of the whole origin since {@code a}: every chunk of {@code answered} is dirty in it. */
+    private static void assertDirty(MappedDevice origin, List<Long> answered) throws Exception {
+        java.util.Set<Long> dirty = new java.util.HashSet<>();
+        long[] at = {0};
+        origin.changedRuns("a", 0, SECTORS, (sectors, changed) -> {
+            for (long s = at[0]; changed && s < at[0] + sectors; s += 8) {
+                dirty.add(s / 8);
+            }
+            at[0] += sectors;
+            return true;
+        });
+        assertEquals(SECTORS, at[0], "the walk covers the origin");
+        for (long chunk : answered) {
+            assertTrue(dirty.contains(chunk), "chunk " + chunk + " answered before the walk began");
         }
     }
 
