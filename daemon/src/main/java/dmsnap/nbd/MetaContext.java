@@ -2,10 +2,10 @@ package dmsnap.nbd;
 
 import dmsnap.device.MappedDevice;
 import dmsnap.target.Allocation;
-import dmsnap.target.Change;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.ToIntFunction;
 
 /**
  * A block-status metadata context an export offers (proto.md "Metadata querying", qemu's
@@ -17,7 +17,7 @@ import java.util.List;
  *       anything else is data (0); see {@link MappedDevice#allocation}.
  *   <li>{@code dmsnap:changed:S} on an origin or snapshot export, for every other valid snapshot
  *       S of the same origin: dirty (1) where the export may differ from S; see {@link
- *       MappedDevice#changedSince}. With the daemon's opt-in, the same map as {@code
+ *       MappedDevice#changedRuns}. With the daemon's opt-in, the same map as {@code
  *       qemu:dirty-bitmap:S} for qemu's clients.
  *   <li>{@code qemu:allocation-depth}, with the opt-in: 0 a hole, 1 the export's own data (a
  *       snapshot's exception), 2 its origin's.
@@ -36,36 +36,31 @@ sealed interface MetaContext {
     String name();
 
     /**
-     * The first run from sector {@code sector} of {@code device}, at most {@code maxSectors}: its
-     * length and its status flags in this context.
+     * The runs of {@code device} from sector {@code sector} on, each with its status flags in this
+     * context, in order, for at most {@code maxSectors} or until {@code sink} says stop (a whole
+     * BLOCK_STATUS reply in one walk).
      *
      * @throws IOException the status cannot be told (a failing device, a baseline gone)
      */
-    Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException;
-
-    /**
-     * The runs from {@code sector} on, in order, for at most {@code maxSectors} or until {@code
-     * sink} says stop (a whole BLOCK_STATUS reply in one walk).
-     */
-    default void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
-            throws IOException, InterruptedException {
-        for (long at = sector, end = sector + maxSectors; at < end; ) {
-            Run r = run(device, at, end - at);
-            long sectors = Math.min(r.sectors(), end - at);
-            if (!sink.accept(sectors, r.flags())) {
-                return;
-            }
-            at += sectors;
-        }
-    }
-
-    /** A run of sectors with one status. */
-    record Run(long sectors, int flags) {}
+    void runs(MappedDevice device, long sector, long maxSectors, RunSink sink) throws IOException, InterruptedException;
 
     /** Takes runs in order; false stops the walk. */
     @FunctionalInterface
     interface RunSink {
         boolean accept(long sectors, int flags);
+    }
+
+    /** The allocation runs of {@code device}, each with the flags {@code flags} gives it. */
+    private static void allocationRuns(
+            MappedDevice device, long sector, long maxSectors, RunSink sink, ToIntFunction<Allocation> flags)
+            throws IOException, InterruptedException {
+        for (long at = sector, end = sector + maxSectors; at < end; ) {
+            Allocation a = device.allocation(at, end - at);
+            if (!sink.accept(a.sectors(), flags.applyAsInt(a))) {
+                return;
+            }
+            at += a.sectors();
+        }
     }
 
     record BaseAllocation() implements MetaContext {
@@ -75,9 +70,9 @@ sealed interface MetaContext {
         }
 
         @Override
-        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
-            Allocation a = device.allocation(sector, maxSectors);
-            return new Run(a.sectors(), a.isHole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+        public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
+                throws IOException, InterruptedException {
+            allocationRuns(device, sector, maxSectors, sink, a -> a.isHole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
         }
     }
 
@@ -88,20 +83,14 @@ sealed interface MetaContext {
         }
 
         @Override
-        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
-            Allocation a = device.allocation(sector, maxSectors);
-            return new Run(a.sectors(), a.depth());
+        public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
+                throws IOException, InterruptedException {
+            allocationRuns(device, sector, maxSectors, sink, Allocation::depth);
         }
     }
 
     /** Changes since snapshot {@code baseline}, under {@code name} ({@code dmsnap:changed:} or {@code qemu:dirty-bitmap:}). */
     record ChangedSince(String name, String baseline) implements MetaContext {
-        @Override
-        public Run run(MappedDevice device, long sector, long maxSectors) throws IOException, InterruptedException {
-            Change c = device.changedSince(baseline, sector, maxSectors);
-            return new Run(c.sectors(), c.changed() ? NBD_STATE_DIRTY : 0);
-        }
-
         @Override
         public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
                 throws IOException, InterruptedException {

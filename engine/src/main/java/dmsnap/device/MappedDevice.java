@@ -6,7 +6,6 @@ import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
 import dmsnap.target.CacheMode;
-import dmsnap.target.Change;
 import dmsnap.target.ChangeSink;
 import dmsnap.target.IoRequest;
 import dmsnap.target.StatusText;
@@ -190,10 +189,18 @@ public final class MappedDevice {
      * @throws IOException the target cannot tell (see {@link Target#allocation}), or no table
      */
     public Allocation allocation(long sector, long maxSectors) throws IOException, InterruptedException {
-        return atLine(sector, maxSectors, (target, relative, length) -> {
-            Allocation a = target.allocation(relative, length);
+        gate.enter();
+        try {
+            LiveTable t = liveFor(sector, maxSectors);
+            List<TableLine> lines = t.table().lines();
+            int index = lineIndex(lines, sector);
+            TableLine line = lines.get(index);
+            long length = Math.min(maxSectors, line.endSector() - sector);
+            Allocation a = t.targets().get(index).allocation(sector - line.startSector(), length);
             return a.sectors() > length ? a.withSectors(length) : a;
-        });
+        } finally {
+            gate.exit();
+        }
     }
 
     /** The live table, for block status of {@code [sector, sector + maxSectors)}: there must be one, holding the range. */
@@ -209,34 +216,8 @@ public final class MappedDevice {
         return t;
     }
 
-    /** A block-status question to the target of one table line, in target-relative sectors. */
-    @FunctionalInterface
-    private interface LineQuery<T> {
-        T ask(Target target, long relativeSector, long sectors) throws IOException, InterruptedException;
-    }
-
     /**
-     * Asks {@code query} of the line that holds {@code sector}, for at most {@code maxSectors}
-     * and never past that line's end, inside the gate (it waits while the device is suspended).
-     */
-    private <T> T atLine(long sector, long maxSectors, LineQuery<T> query) throws IOException, InterruptedException {
-        gate.enter();
-        try {
-            LiveTable t = liveFor(sector, maxSectors);
-            List<TableLine> lines = t.table().lines();
-            int index = lineIndex(lines, sector);
-            TableLine line = lines.get(index);
-            return query.ask(
-                    t.targets().get(index),
-                    sector - line.startSector(),
-                    Math.min(maxSectors, line.endSector() - sector));
-        } finally {
-            gate.exit();
-        }
-    }
-
-    /**
-     * The snapshots whose changes this device can report ({@link #changedSince}): those every
+     * The snapshots whose changes this device can report ({@link #changedRuns}): those every
      * line of its live table can compare with, by device name; empty without a table.
      */
     public java.util.Set<String> baselines() {
@@ -258,21 +239,10 @@ public final class MappedDevice {
 
     /**
      * Whether the device's sectors from {@code sector} on changed since snapshot {@code baseline}
-     * was taken: the first run, at most {@code maxSectors} and never past the end of that table
-     * line. Waits while the device is suspended, as {@link #allocation} does.
+     * was taken: their runs in order, across table lines, for at most {@code maxSectors} or until
+     * {@code sink} says stop; one pass through the gate, which waits while the device is suspended.
      *
      * @throws IOException {@code baseline} is not one of {@link #baselines()}, or no table
-     */
-    public Change changedSince(String baseline, long sector, long maxSectors) throws IOException, InterruptedException {
-        return atLine(sector, maxSectors, (target, relative, length) -> {
-            Change c = target.changedSince(baseline, relative, length);
-            return c.sectors() > length ? new Change(length, c.changed()) : c;
-        });
-    }
-
-    /**
-     * The runs of {@link #changedSince} from {@code sector} on, in order, across table lines, for
-     * at most {@code maxSectors} or until {@code sink} says stop; one pass through the gate.
      */
     public void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink)
             throws IOException, InterruptedException {

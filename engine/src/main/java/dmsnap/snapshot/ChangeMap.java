@@ -45,10 +45,6 @@ final class ChangeMap {
         return s != self && s.isActive() && s.isValid() && !s.isMerging();
     }
 
-    Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        return walk(baseline).run(sector, sector + maxSectors);
-    }
-
     /** The runs from {@code sector} on, the baseline found once (see {@link dmsnap.target.Target#changedRuns}). */
     void runs(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
         Walk walk = walk(baseline);

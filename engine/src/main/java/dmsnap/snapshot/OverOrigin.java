@@ -1,6 +1,5 @@
 package dmsnap.snapshot;
 
-import dmsnap.target.Change;
 import dmsnap.target.ChangeSink;
 import dmsnap.target.Target;
 import java.io.IOException;
@@ -18,11 +17,6 @@ interface OverOrigin extends Target {
     @Override
     default Set<String> baselines() {
         return changes().baselines();
-    }
-
-    @Override
-    default Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        return changes().changedSince(baseline, sector, maxSectors);
     }
 
     @Override

@@ -34,7 +34,7 @@ public interface Target extends AutoCloseable {
     Allocation allocation(long sector, long maxSectors) throws IOException, InterruptedException;
 
     /**
-     * The snapshots this target's data can be compared with ({@link #changedSince}), by device
+     * The snapshots this target's data can be compared with ({@link #changedRuns}), by device
      * name: those of the origin it maps, when it maps one. Empty for the others.
      */
     default java.util.Set<String> baselines() {
@@ -43,28 +43,14 @@ public interface Target extends AutoCloseable {
 
     /**
      * Whether this target's sectors from {@code sector} on changed since snapshot {@code baseline}
-     * was taken (one of {@link #baselines()}): the first run, for at most {@code maxSectors}.
+     * was taken (one of {@link #baselines()}): their runs, changed or not, in order, for at most
+     * {@code maxSectors} or until {@code sink} says stop (a whole block status reply in one walk).
      *
      * @throws IOException the baseline is not (or no longer) one of this target's: removed,
      *     invalid, merging
      */
-    default Change changedSince(String baseline, long sector, long maxSectors) throws IOException {
-        throw new IOException("no snapshot " + baseline + " to compare " + typeName() + " with");
-    }
-
-    /**
-     * The runs of {@link #changedSince} from {@code sector} on, in order, for at most {@code
-     * maxSectors} or until {@code sink} says stop: one walk for a whole block status reply, the
-     * baseline found once.
-     */
     default void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
-        for (long at = sector, end = sector + maxSectors; at < end; ) {
-            Change c = changedSince(baseline, at, end - at);
-            if (!sink.accept(c.sectors(), c.changed())) {
-                return;
-            }
-            at += c.sectors();
-        }
+        throw new IOException("no snapshot " + baseline + " to compare " + typeName() + " with");
     }
 
     /** The largest I/O this target takes, aligned: requests are split at multiples of it. 0: no limit. */
