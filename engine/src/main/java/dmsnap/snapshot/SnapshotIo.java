@@ -245,18 +245,14 @@ final class SnapshotIo {
             throw new IOException(state.deviceName() + ": snapshot is invalid");
         }
         ChunkSize chunkSize = state.store().chunkSize();
-        ExceptionTable table = state.complete();
+        ExceptionTable.Cursor exceptions = state.complete().cursor();
         long end = sector + maxSectors;
         long chunk = chunkSize.chunkOf(sector);
         long lastChunk = chunkSize.chunkOf(end - 1);
-        if (table.lookup(chunk) >= 0) {
-            long next = chunk + 1;
-            while (next <= lastChunk && table.lookup(next) >= 0) {
-                next++;
-            }
-            return Allocation.data(Math.min(end, next * chunkSize.sectors()) - sector);
+        if (exceptions.has(chunk)) {
+            return Allocation.data(Math.min(end, exceptions.end(chunk, lastChunk + 1) * chunkSize.sectors()) - sector);
         }
-        long until = Math.min(end, table.nextException(chunk + 1, lastChunk + 1) * chunkSize.sectors());
+        long until = Math.min(end, exceptions.next(chunk + 1, lastChunk + 1) * chunkSize.sectors());
         Allocation below = Allocation.of(origin.device().extentAt(sector << 9, (until - sector) << 9));
         return merging ? below : below.below();
     }

@@ -308,15 +308,6 @@ public final class ExceptionTable implements AutoCloseable {
         return -1;
     }
 
-    /**
-     * The first chunk in {@code [fromChunk, toChunk)} that has a completed exception, or {@code
-     * toChunk} when none has: one probe per 16-chunk micro-group, so that block status walks a
-     * large, mostly unchanged origin without a lookup per chunk. Lock-free like {@link #lookup}.
-     */
-    public long nextException(long fromChunk, long toChunk) {
-        return cursor().next(fromChunk, toChunk);
-    }
-
     /** A cursor for one walk over origin chunks in order (see {@link Cursor}). */
     public Cursor cursor() {
         return new Cursor();

@@ -345,7 +345,7 @@ class ExceptionTableTest {
                     while (expected < to && model.lookup(expected) < 0) {
                         expected++;
                     }
-                    assertEquals(expected, t.nextException(from, to), "nextException(" + from + ", " + to + ")");
+                    assertEquals(expected, t.cursor().next(from, to), "next(" + from + ", " + to + ")");
                 }
                 // One cursor walking up the table: has, next and end as the model says.
                 ExceptionTable.Cursor cursor = t.cursor();
