@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
-# The NBD data path next to its peers, with the same client (fio's nbd engine) in one run:
-#   reads of the raw base image: dmsnap (a linear device over it, O_DIRECT) vs nbdkit file as it
-#     comes (page cache and readahead), with cache=none (pages dropped after each request) and with
-#     cache=none fadvise=random (no readahead either: the same device work as dmsnap's); page cache
-#     dropped before every run; sequential reads read the base once, random ones run time-based;
-#   first-touch writes into the first WRITE MiB, a fresh overlay each run: dmsnap snapshots P 8 on
-#     a thick COW (--preallocation full, as an LV), on a sparse one, and N 8 (transient, the peer of
-#     nbdkit's throwaway cow overlay); qemu-nbd on a qcow2 overlay (cache=none, aio=native; sparse,
-#     and preallocation=full; and cache=writethrough, as durable as dmsnap's P) and nbdkit --filter=cow;
-# each at 4 KiB random and 1 MiB sequential, iodepth 1 and 16. Rounds alternate the servers.
-# Prints a Markdown table; with --record it goes into bench/RESULTS.md ("NBD vs nbdkit and qemu-nbd").
-#   bench/nbd-vs-peers.sh [--record] [--dir DIR] [--size-mib N] [--write-mib N] [--seconds S] [--rounds R]
-size_mib=4096; write_mib=1024; seconds=8; rounds=2
-bench_extra_usage="[--size-mib N] [--write-mib N] [--seconds S] [--rounds R]"
+# dmsnap's NBD exports beside the servers users would pick instead (issue 18, point 7), with one
+# client (fio's nbd engine) in one run, rounds interleaved (each row runs every server in turn, the
+# order rotated per round), medians:
+#   writes into a fresh overlay of a base image: 4 KiB random and 1 MiB sequential first-touch
+#     writes, 4 KiB random rewrites of allocated chunks, 4 KiB random first-touch writes each
+#     followed by a FLUSH (durable); reads of the overlay: 4 KiB random and 1 MiB sequential;
+#   at queue depth 1 and 16, with the base in the page cache and read cold (caches dropped; the
+#     rewrites and the write+FLUSH rows run with the base in the page cache only);
+#   dmsnap: a long-lived daemon (warmed first), a snapshot per run on a COW made by `truncate`
+#     (--preallocation off, the default) with 4 KiB (LVM's default) and 64 KiB chunks, in each
+#     cache mode, plus a thick COW (--preallocation full) in the default mode for the first-touch
+#     rows (the allocate-ahead target: sparse >= 0.9x thick);
+#   peers at their defaults: qemu-nbd on a qcow2 overlay (--cache=writeback, its default;
+#     --cache=none; --cache=directsync), nbdkit --filter=cow file, and for reads nbdkit file.
+# The raw runs go to a TSV; bench/nbd-vs-peers.py prints the tables and target ratios and draws the
+# plot. With --record: bench/nbd-vs-peers.tsv, bench/nbd-vs-peers.svg and the RESULTS.md section.
+#   bench/nbd-vs-peers.sh [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R] [--only REGEX]
+size_mib=1024; seconds=3; rounds=3; only=.
+bench_extra_usage="[--size-mib N] [--seconds S] [--rounds R] [--only REGEX]"
 bench_option() {
     case "$1" in
         --size-mib) size_mib=$2 ;;
-        --write-mib) write_mib=$2 ;;
         --seconds) seconds=$2 ;;
         --rounds) rounds=$2 ;;
+        --only) only=$2 ;; # runs only the rows whose "workload qdN base" matches (a quick look)
         *) return 1 ;;
     esac
 }
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 bench_parse_args "$@"
-[ "$write_mib" -le "$size_mib" ] || { echo "--write-mib must not exceed --size-mib" >&2; exit 2; }
-bench_prepare fio jq nbdkit qemu-nbd qemu-img
-[ "$(id -u)" -eq 0 ] || { echo "run as root: the page cache is dropped before every read run" >&2; exit 1; }
+bench_jar=0 bench_prepare fio jq nbdkit qemu-nbd qemu-img
+[ "$(id -u)" -eq 0 ] || { echo "run as root: the page cache is dropped before the cold runs" >&2; exit 1; }
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || {
+    echo "python3-matplotlib is needed (apt-get install python3-matplotlib)" >&2
+    exit 1
+}
 DMSNAP="$ROOT/dmsnap"
 "$DMSNAP" --version >/dev/null
 base="$work/base.img"
@@ -34,11 +42,12 @@ echo "filling $base with $size_mib MiB of random data..." >&2
 fio --name=fill --filename="$base" --size="${size_mib}M" --rw=write --bs=1M --direct=1 --ioengine=psync \
     --refill_buffers --output-format=terse >/dev/null
 sectors=$((size_mib * 2048))
+rewrite_mib=$((size_mib / 4))
+cow_mib=$((size_mib + size_mib / 4))
 
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for p in "${pids[@]}"; do bench_stop_server "$p"; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,146 +55,131 @@ RUN="$work/run"
 bench_start_server daemon "$RUN/control.sock" "$DMSNAP" daemon --run-dir "$RUN"
 pids+=("$server_pid")
 d() { "$DMSNAP" "$@" --run-dir "$RUN" >/dev/null; }
-d create raw --table "0 $sectors linear $base 0"
 d origin create vol "$base"
+# The daemon's default cache mode, as a user who names none gets it: the report's "default" rows.
+d snapshot create vol probe --cow "$work/probe.cow" --cow-size 16M
+default_mode=$("$DMSNAP" info probe --json --run-dir "$RUN" | jq -r '.. | .cache? // empty' | head -n 1)
+d snapshot remove probe
+rm -f "$work/probe.cow"
+[ -n "$default_mode" ] || { echo "could not read the daemon's default cache mode" >&2; exit 1; }
 
-# start_server NAME COMMAND...: runs a peer server on $work/NAME.sock and waits for it.
-start_server() {
-    local name=$1; shift
-    bench_start_server "$name" "$work/$name.sock" "$@"
-}
-stop_server() { bench_stop_server "$server_pid"; }
-
-# run_fio URI RW BS DEPTH -> IOPS. Random reads are timed; sequential reads read the base once
-# (time-based, they would come round again to what a page cache still holds); writes write a fixed
-# amount once into the first $write_mib MiB (first touch).
-run_fio() {
-    local uri=$1 rw=$2 bs=$3 depth=$4 key region amount
-    if [[ $rw == randread ]]; then
-        key=read; region=$size_mib; amount=(--time_based --runtime="$seconds")
-    elif [[ $rw == read ]]; then
-        key=read; region=$size_mib; amount=()
-    else
-        key=write; region=$write_mib
-        if [ "$bs" = 4k ]; then amount=(--io_size=64M); else amount=(--io_size=$((write_mib / 2))M); fi
-    fi
-    bench_fio "$work/fio.json" "$uri" --rw="$rw" --bs="$bs" --iodepth="$depth" --size="${region}M" \
-        "${amount[@]}" --randrepeat=0
-    printf '%.0f' "$(jq ".jobs[0].$key.iops" "$work/fio.json")"
-}
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# nbdkit_file NAME PARAMS... -> IOPS of the current read spec ($rw $bs $depth) through nbdkit file
-nbdkit_file() {
-    local name=$1; shift
-    start_server "$name" nbdkit -f -U "$work/$name.sock" file "$base" "$@"
-    iops=$(run_fio "nbd+unix:///?socket=$work/$name.sock" "$rw" "$bs" "$depth"); stop_server
-}
-
-# one_read SERVER RW BS DEPTH -> IOPS
-one_read() {
-    local server=$1 rw=$2 bs=$3 depth=$4 iops
-    drop_caches
-    case "$server" in
-        dmsnap) iops=$(run_fio "nbd+unix:///raw?socket=$RUN/nbd.sock" "$rw" "$bs" "$depth") ;;
-        nbdkit-file) nbdkit_file nbdkit-file ;;
-        nbdkit-file-nocache) nbdkit_file nbdkit-nc cache=none ;;
-        nbdkit-file-nocache-random) nbdkit_file nbdkit-ncr cache=none fadvise=random ;;
+# fio_args WORKLOAD QD: the fio options of one row (the amount: a time limit, or the region once).
+fio_args() {
+    local common=(--iodepth="$2" --runtime="$seconds" --randrepeat=0)
+    case "$1" in
+        write-4k) echo --rw=randwrite --bs=4k --size="${size_mib}M" "${common[@]}" ;;
+        write-1m) echo --rw=write --bs=1m --size="${size_mib}M" "${common[@]}" ;;
+        rewrite-4k) echo --rw=randwrite --bs=4k --size="${rewrite_mib}M" --time_based --norandommap "${common[@]}" ;;
+        write-flush-4k) echo --rw=randwrite --bs=4k --size="${size_mib}M" --fsync=1 "${common[@]}" ;;
+        read-4k) echo --rw=randread --bs=4k --size="${size_mib}M" --time_based --norandommap "${common[@]}" ;;
+        read-1m) echo --rw=read --bs=1m --size="${size_mib}M" "${common[@]}" ;;
     esac
-    echo "$iops"
 }
 
-cow_mib=$((write_mib + write_mib / 8))
-# dmsnap_write STORE PREALLOCATION -> IOPS of the current write spec into a fresh snapshot
-dmsnap_write() {
-    rm -f "$work/snap.cow"
-    d snapshot create vol snap --cow "$work/snap.cow" --cow-size "${cow_mib}M" --store "$1" --preallocation "$2"
-    drop_caches
-    iops=$(run_fio "nbd+unix:///snap?socket=$RUN/nbd.sock" "$rw" "$bs" "$depth")
-    d snapshot remove snap
-}
-# qemu_write NAME QEMU-IMG-OPTIONS QEMU-NBD-OPTIONS... -> IOPS into a fresh qcow2 overlay of $write_mib MiB
-qemu_write() {
-    local name=$1 create=$2; shift 2
-    rm -f "$work/overlay.qcow2"
-    qemu-img create -q -f qcow2 -b "$base" -F raw ${create:+-o "$create"} "$work/overlay.qcow2" "${write_mib}M"
-    drop_caches
-    start_server "$name" qemu-nbd -t -k "$work/$name.sock" "$@" -f qcow2 "$work/overlay.qcow2"
-    iops=$(run_fio "nbd+unix:///?socket=$work/$name.sock" "$rw" "$bs" "$depth"); stop_server
-}
-
-# one_write SERVER RW BS DEPTH -> IOPS, each on a fresh overlay
-one_write() {
-    local server=$1 rw=$2 bs=$3 depth=$4 iops
+# open_overlay SERVER: a fresh writable view of the base on SERVER; its URI in $uri.
+open_overlay() {
+    local server=$1
     case "$server" in
-        dmsnap) dmsnap_write P full ;;
-        dmsnap-sparse) dmsnap_write P off ;;
-        dmsnap-N) dmsnap_write N full ;;
-        qemu-nbd) qemu_write qemu "" --cache=none --aio=native ;;
-        qemu-nbd-prealloc) qemu_write qemu-pa preallocation=full,extended_l2=on --cache=none --aio=native ;;
-        qemu-nbd-wt) qemu_write qemu-wt "" --cache=writethrough ;; # each write flushed before its reply
+        dmsnap-*)
+            local mode chunk prealloc=off
+            IFS=- read -r _ mode chunk thick <<<"$server"
+            [ "${thick:-}" = thick ] && prealloc=full
+            rm -f "$work/snap.cow"
+            d snapshot create vol snap --cow "$work/snap.cow" --cow-size "${cow_mib}M" --cache "$mode" \
+                --chunk-size $((${chunk%k} * 2)) --preallocation "$prealloc"
+            uri="nbd+unix:///snap?socket=$RUN/nbd.sock" ;;
+        qemu-nbd-*)
+            rm -f "$work/overlay.qcow2"
+            qemu-img create -q -f qcow2 -b "$base" -F raw "$work/overlay.qcow2" "${size_mib}M"
+            bench_start_server qemu "$work/qemu.sock" qemu-nbd -t -k "$work/qemu.sock" \
+                --cache="${server#qemu-nbd-}" -f qcow2 "$work/overlay.qcow2"
+            uri="nbd+unix:///?socket=$work/qemu.sock" ;;
         nbdkit-cow)
-            drop_caches
-            start_server nbdkit-cow nbdkit -f -U "$work/nbdkit-cow.sock" --filter=cow file "$base"
-            iops=$(run_fio "nbd+unix:///?socket=$work/nbdkit-cow.sock" "$rw" "$bs" "$depth"); stop_server ;;
+            bench_start_server nbdkit "$work/nbdkit.sock" nbdkit -f -U "$work/nbdkit.sock" --filter=cow file "$base"
+            uri="nbd+unix:///?socket=$work/nbdkit.sock" ;;
+        nbdkit-file) # reads only: it serves the base itself
+            bench_start_server nbdkit "$work/nbdkit.sock" nbdkit -f -U "$work/nbdkit.sock" file "$base"
+            uri="nbd+unix:///?socket=$work/nbdkit.sock" ;;
     esac
-    echo "$iops"
+}
+close_overlay() {
+    case "$1" in
+        dmsnap-*) d snapshot remove snap ;;
+        *) bench_stop_server "$server_pid" ;;
+    esac
 }
 
-mean() { awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.0f", s / NF }' <<<"$1"; }
-mibs() { awk -v i="$1" -v b="$2" 'BEGIN { printf "%.1f", i * (b == "4k" ? 4096 : 1048576) / 1048576 }'; }
+# one_run SERVER WORKLOAD QD BASE -> IOPS of that row on a fresh overlay
+one_run() {
+    local server=$1 workload=$2 qd=$3 where=$4 args
+    open_overlay "$server"
+    if [ "$workload" = rewrite-4k ]; then # allocates the region first, untimed
+        bench_fio "$work/fill.json" "$uri" --rw=write --bs=1m --size="${rewrite_mib}M" --iodepth=4 --end_fsync=1
+    fi
+    drop_caches
+    [ "$where" = cache ] && cat "$base" >/dev/null
+    read -ra args <<<"$(fio_args "$workload" "$qd")"
+    bench_fio "$work/fio.json" "$uri" "${args[@]}"
+    close_overlay "$server"
+    local key=write
+    [[ $workload == read-* ]] && key=read
+    printf '%.0f' "$(jq ".jobs[0].$key.iops" "$work/fio.json")"
+}
 
-table="| workload | server | IOPS per round | mean IOPS | MiB/s | dmsnap / this |
-|---|---|---|---|---|---|"
-run_group() { # kind servers... ; reads "read" patterns, writes "write" patterns
-    local kind=$1; shift
-    local servers=("$@") rw bs depth
-    for spec in "rand${kind} 4k 1" "rand${kind} 4k 16" "${kind} 1m 1" "${kind} 1m 16"; do
-        read -r rw bs depth <<<"$spec"
-        declare -A runs=()
-        for round in $(seq 1 "$rounds"); do
-            for s in "${servers[@]}"; do
-                echo "  $rw $bs qd$depth $s round $round" >&2
-                iops=$("one_$kind" "$s" "$rw" "$bs" "$depth") && [ -n "$iops" ] \
-                    || { echo "$s failed on $rw $bs qd$depth" >&2; exit 1; }
-                runs[$s]="${runs[$s]:-} $iops"
-            done
+dmsnap_all=(dmsnap-none-4k dmsnap-none-64k dmsnap-writeback-4k dmsnap-writeback-64k dmsnap-directsync-4k
+    dmsnap-directsync-64k)
+peers=(qemu-nbd-writeback qemu-nbd-none qemu-nbd-directsync nbdkit-cow)
+rows=() # "workload qd base|servers..."
+for qd in 1 16; do
+    for where in cache cold; do
+        for w in write-4k write-1m; do
+            rows+=("$w $qd $where|${dmsnap_all[*]} dmsnap-$default_mode-4k-thick dmsnap-$default_mode-64k-thick ${peers[*]}")
         done
-        local own
-        own=$(mean "${runs[dmsnap]}")
-        for s in "${servers[@]}"; do
-            local m
-            m=$(mean "${runs[$s]}")
-            table="$table
-| $rw $bs qd$depth | $s |${runs[$s]} | $m | $(mibs "$m" "$bs") | $(awk -v a="$own" -v b="$m" 'BEGIN { printf "%.2f", a / b }') |"
-        done
-        unset runs
+        rows+=("read-4k $qd $where|dmsnap-none-4k dmsnap-writeback-4k ${peers[*]} nbdkit-file")
+        rows+=("read-1m $qd $where|dmsnap-none-4k dmsnap-writeback-4k ${peers[*]} nbdkit-file")
     done
-}
-run_group read dmsnap nbdkit-file nbdkit-file-nocache nbdkit-file-nocache-random
-run_group write dmsnap dmsnap-sparse dmsnap-N qemu-nbd qemu-nbd-prealloc qemu-nbd-wt nbdkit-cow
+    for w in rewrite-4k write-flush-4k; do
+        rows+=("$w $qd cache|${dmsnap_all[*]} ${peers[*]}")
+    done
+done
+
+tsv="$work/runs.tsv"
+printf 'round\tworkload\tqd\tbase\tserver\tiops\n' >"$tsv"
+echo "warming the daemon..." >&2
+for w in write-4k write-1m rewrite-4k write-flush-4k read-4k read-1m; do
+    one_run dmsnap-none-4k "$w" 16 cache >/dev/null
+    one_run dmsnap-writeback-64k "$w" 1 cache >/dev/null
+done
+started=$(date +%s)
+for round in $(seq 1 "$rounds"); do
+    for row in "${rows[@]}"; do
+        spec=${row%%|*}
+        [[ $spec =~ $only ]] || continue
+        read -ra servers <<<"${row#*|}"
+        read -r w qd where <<<"$spec"
+        n=${#servers[@]}
+        for i in $(seq 0 $((n - 1))); do
+            s=${servers[$(((i + round - 1) % n))]}
+            echo "  round $round: $spec $s" >&2
+            iops=$(one_run "$s" "$w" "$qd" "$where") && [ -n "$iops" ] || { echo "$s failed on $spec" >&2; exit 1; }
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$qd" "$where" "$s" "$iops" >>"$tsv"
+        done
+    done
+done
+echo "measured in $(($(date +%s) - started)) s" >&2
 
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 fs=$(df -T "$work" | awk 'NR == 2 { print $2 " on " $1 }')
-body="Machine: $(nproc) cores, $kernel; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F).
-Command: \`bench/nbd-vs-peers.sh --size-mib $size_mib --write-mib $write_mib --seconds $seconds --rounds $rounds\` (fio --ioengine=nbd over each server's Unix socket; a $size_mib MiB base of random data; page cache dropped before each run. Reads: 4 KiB random ${seconds} s time-based, 1 MiB sequential the whole base once. Writes: 64 MiB of 4 KiB random or $((write_mib / 2)) MiB of 1 MiB sequential writes into the first $write_mib MiB, each block written once, into a fresh overlay each run: dmsnap snapshot \`P 8\` on a new ${cow_mib} MiB COW written full of zeroes first (\`--preallocation full\`, thick as an LV) or sparse (dmsnap-sparse), dmsnap-N \`N 8\` on a thick COW; qemu-nbd \`-t --cache=none --aio=native\` on a new $write_mib MiB qcow2 over the base, sparse or \`-o preallocation=full,extended_l2=on\` (qemu-nbd-prealloc); qemu-nbd-wt: \`--cache=writethrough\`, every write flushed before its reply; nbdkit \`--filter=cow\`).
-
-$table
-
-What the write rows compare. dmsnap's P store completes a first-touch write only when its exception is
-committed (the data, then the area entries, each flushed; spec 2.8 and checklist 30, as the kernel's
-persistent store), so at queue depth 1 every reply costs two device flushes; deeper queues share them
-(a commit round spans every area the staged entries fill). qemu-nbd with cache=none and nbdkit's cow
-filter flush nothing until the client sends FLUSH; qemu-nbd-wt is the qcow2 peer at P's durability. The
-N store commits nothing (as the kernel's transient store), like nbdkit's cow overlay, a temporary file
-that is gone when nbdkit exits; nbdkit writes it through the page cache, dmsnap writes with O_DIRECT.
-A sparse COW file costs dmsnap twice: each first write of a chunk allocates blocks (ext4 then commits
-its journal on the next flush) and takes the inode lock, so concurrent first writes run one at a time;
-a thick COW is what dm-snapshot has on an LV. The reads: dmsnap reads with O_DIRECT into request buffers
-in huge pages from 64 KiB on, large queue-depth-1 reads in 256 KiB pieces sent as they complete; nbdkit
-file reads through the page cache: the kernel's readahead (read_ahead_kb $(cat /sys/block/"$(basename "$(df --output=source "$work" | tail -1)")"/queue/read_ahead_kb 2>/dev/null || echo ?)
-here) prefetches the sequential reads and brings in neighbours of each random 4 KiB miss, which later
-random reads hit (cache=none drops only the pages a request read); nocache-random turns readahead off,
-so every request is one device read, as dmsnap's."
+machine="Machine: $(nproc) cores, $kernel; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); files on $fs; $(date +%F)."
+command="bench/nbd-vs-peers.sh --size-mib $size_mib --seconds $seconds --rounds $rounds"
+svg="$work/nbd-vs-peers.svg"
+body=$(/usr/bin/python3 "$ROOT/bench/nbd-vs-peers.py" "$tsv" --svg "$svg" --size-mib "$size_mib" --seconds "$seconds" \
+    --command "$command" --machine "$machine" --default-mode "$default_mode")
 echo "$body"
+if [ "$record" -eq 1 ]; then
+    cp "$tsv" "$ROOT/bench/nbd-vs-peers.tsv"
+    cp "$svg" "$ROOT/bench/nbd-vs-peers.svg"
+fi
 bench_record "NBD vs nbdkit and qemu-nbd" "$body"

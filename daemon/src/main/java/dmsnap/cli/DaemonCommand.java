@@ -151,13 +151,14 @@ final class DaemonCommand implements Callable<Integer> {
     @Option(
             names = "--cache",
             paramLabel = "MODE",
-            defaultValue = "none",
+            defaultValue = "writeback",
             converter = CacheModeConverter.class,
             description = {
                 "When a snapshot write is acknowledged, as qemu-nbd's --cache (a create or load may name another):",
-                "none (default): once its data is written (O_DIRECT); exceptions are committed at FLUSH, FUA,",
-                "suspend, remove and at the latest after --commit-interval; writeback: the same, the COW's data",
-                "through the page cache; directsync: once data and exception are durable (the kernel's rule)."
+                "writeback (default, as qemu-nbd's): once its data is in the page cache, the origin read through",
+                "it too; exceptions are committed at FLUSH (which writes the page cache back first), FUA, suspend,",
+                "remove and at the latest after --commit-interval; none: the same with O_DIRECT;",
+                "directsync: once data and exception are durable (the kernel's rule)."
             })
     CacheMode cache;
 

@@ -27,11 +27,11 @@ public record DaemonConfig(
      * The default cache mode of devices (a create or load may name another) and how long a
      * deferred exception may wait for its commit at most.
      *
-     * @param mode           {@code --cache}; default {@code none}, the NBD contract
+     * @param mode           {@code --cache}; default {@code writeback}, the NBD contract (as qemu-nbd)
      * @param commitInterval {@code --commit-interval}; default 5 s, as ext4's journal
      */
     public record Cache(CacheMode mode, Duration commitInterval) {
-        public static final Cache DEFAULTS = new Cache(CacheMode.NONE, CommitTimer.DEFAULT_INTERVAL);
+        public static final Cache DEFAULTS = new Cache(CacheMode.WRITEBACK, CommitTimer.DEFAULT_INTERVAL);
 
         public Cache {
             java.util.Objects.requireNonNull(mode, "mode");

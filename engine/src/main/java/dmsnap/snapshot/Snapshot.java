@@ -50,12 +50,15 @@ public final class Snapshot {
     private final DeferredCommits deferred;
     /** Where the snapshot's data goes in the COW: the COW device, or its page-cache view in {@code writeback}. */
     private final Device cowData;
+    /** Where the snapshot reads the origin: the origin device, or its page-cache view in {@code writeback}. */
+    private final Device originData;
 
     /**
      * @param cacheMode when snapshot writes are acknowledged ({@code writeback}: the COW's data
-     *                  through {@link Device#buffered()}, which may open it a second time)
+     *                  and the origin's reads through {@link Device#buffered()}, which may open
+     *                  them a second time)
      * @param timer     runs the commit interval of deferred commits
-     * @throws IOException the COW's page-cache view could not be opened
+     * @throws IOException the COW's or the origin's page-cache view could not be opened
      */
     Snapshot(
             String deviceName,
@@ -78,10 +81,11 @@ public final class Snapshot {
         this.copier = copier;
         this.lengthSectors = lengthSectors;
         this.cowData = cacheMode.usesPageCache() ? cow.device().buffered() : cow.device();
+        this.originData = cacheMode.usesPageCache() ? origin.device().buffered() : origin.device();
         this.state = new SnapshotState(deviceName, store, event, commits);
         this.deferred = new DeferredCommits(state, cacheMode, timer);
         this.pending = new PendingExceptions(state, origin, cow, deferred);
-        this.io = new SnapshotIo(state, pending, origin, cowData, deferred, copier, merging);
+        this.io = new SnapshotIo(state, pending, origin, originData, cowData, deferred, copier, merging);
         this.mergeSteps = new MergeSteps(state, origin, cow);
     }
 
@@ -159,6 +163,11 @@ public final class Snapshot {
     /** The device the snapshot's data is read from and written to in the COW. */
     Device cowData() {
         return cowData;
+    }
+
+    /** The device the snapshot reads origin chunks from (its reads and its own copies). */
+    Device originData() {
+        return originData;
     }
 
     /**

@@ -32,7 +32,11 @@ import java.util.concurrent.ExecutionException;
  * exception completes once the exception is durable, as the kernel's; in {@code none} and
  * {@code writeback} once its data is written (the exception is visible and committed later), and
  * a FLUSH or a FUA write commits what is deferred. {@code writeback} reads and writes the COW's
- * data through the page cache ({@link #cowData}).
+ * data through the page cache ({@link #cowData}), and reads the origin through it ({@link
+ * #originData}), as qemu-nbd's writeback reads its backing file: a chunk of a cached origin is
+ * then a copy, not a device read. Origin writes stay O_DIRECT (the origin target's, and a
+ * merge's), and Linux drops the cached pages of a range an O_DIRECT write wrote, so the cache
+ * never holds an overwritten origin chunk.
  *
  * <p>Locks: decisions are made under the snapshot's lock ({@link SnapshotState}'s monitor); the
  * I/O and the waits for pending exceptions happen outside it.
@@ -41,6 +45,8 @@ final class SnapshotIo {
     private final SnapshotState state;
     private final PendingExceptions pending;
     private final DeviceResolver.Handle origin;
+    /** The origin for reads: the origin device, or its page-cache view in {@code writeback}. */
+    private final Device originData;
     /** The COW for data: the COW device, or its page-cache view in {@code writeback}. */
     private final Device cowData;
 
@@ -53,6 +59,7 @@ final class SnapshotIo {
             SnapshotState state,
             PendingExceptions pending,
             DeviceResolver.Handle origin,
+            Device originData,
             Device cowData,
             DeferredCommits deferred,
             ChunkCopier copier,
@@ -60,6 +67,7 @@ final class SnapshotIo {
         this.state = state;
         this.pending = pending;
         this.origin = origin;
+        this.originData = originData;
         this.cowData = cowData;
         this.deferred = deferred;
         this.copier = copier;
@@ -150,10 +158,7 @@ final class SnapshotIo {
         long start = p.remap.oldChunk() * chunkBytes;
         long length = Math.min(chunkBytes, origin.device().sizeBytes() - start);
         CopyOp op = new CopyOp(
-                origin.device(),
-                start,
-                length,
-                List.of(new CopyOp.Destination(cowData, p.remap.newChunk() * chunkBytes)));
+                originData, start, length, List.of(new CopyOp.Destination(cowData, p.remap.newChunk() * chunkBytes)));
         (here ? copier.copyHere(op) : copier.copy(op))
                 .whenComplete((result, failure) -> pending.commit(p, pending.copyFailure(result, failure, 0)));
     }
@@ -299,7 +304,7 @@ final class SnapshotIo {
                 if (mapped[i] >= 0) {
                     cowData.read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
                 } else {
-                    origin.device().read(first.sector() << 9, into);
+                    originData.read(first.sector() << 9, into);
                 }
                 i = j;
             }

@@ -220,15 +220,17 @@ class CacheModeTest {
 
     @ParameterizedTest
     @EnumSource(CacheMode.class)
-    void writebackPutsTheCowsDataThroughThePageCacheAndTheOthersDoNot(CacheMode mode) throws Exception {
+    void writebackPutsTheCowsDataAndOriginReadsThroughThePageCacheAndTheOthersDoNot(CacheMode mode) throws Exception {
         try (CacheRig r = rig(mode)) {
             Snapshot s = ((SnapshotTarget) r.device("snap").liveTargets().getFirst()).snapshot();
             assertEquals(mode, s.cacheMode());
             // The rig's devices have no page cache of their own: check the choice on a real one.
             if (mode.usesPageCache()) {
                 assertSame(s.cowHandle().device().buffered(), s.cowData());
+                assertSame(s.originHandle().device().buffered(), s.originData());
             } else {
                 assertSame(s.cowHandle().device(), s.cowData());
+                assertSame(s.originHandle().device(), s.originData());
             }
         }
     }
@@ -250,6 +252,32 @@ class CacheModeTest {
             e.dm.create("snap", null, TableParser.parse(e.snapshotTable("P", 8)), false, CacheMode.DIRECTSYNC);
             e.dm.get("origin").resume();
             assertEquals(0x42, e.readByte("snap", 16), "what writeback wrote, read again with O_DIRECT");
+        }
+    }
+
+    @Test
+    void writebackReadsTheOriginThroughItsPageCacheAndNeverSeesAnOverwrittenChunk() throws Exception {
+        try (dmsnap.engine.testing.SnapshotEngine e = new dmsnap.engine.testing.SnapshotEngine(dir, 1 << 20, 1 << 20)) {
+            originAndSnapshot(e, "P", CacheMode.WRITEBACK);
+            Snapshot s = ((SnapshotTarget) e.dm.get("snap").liveTargets().getFirst()).snapshot();
+            assertNotSame(s.originHandle().device(), s.originData(), "a second descriptor, without O_DIRECT");
+            byte before = e.readByte("snap", 16); // the origin's chunk, now in the page cache
+            assertEquals(before, e.readByte("origin", 16));
+            e.write("origin", 16, 8, 0x5a); // O_DIRECT, after copying the chunk out to snap
+            assertEquals(before, e.readByte("snap", 16), "snap keeps the chunk as it was");
+            e.write("snap", 64, 1, 0x11); // a partial chunk: the copy reads the origin's cached chunk
+            assertEquals(0x11, e.readByte("snap", 64));
+            assertEquals(e.readByte("origin", 65), e.readByte("snap", 65));
+            java.nio.file.Path cow2 = java.nio.file.Files.write(dir.resolve("snap2.cow"), new byte[1 << 20]);
+            e.dm.get("origin").suspend();
+            e.dm.create(
+                    "snap2",
+                    null,
+                    TableParser.parse(e.snapshotTable("P", 8).replace(e.cow.toString(), cow2.toString())),
+                    false,
+                    CacheMode.WRITEBACK);
+            e.dm.get("origin").resume();
+            assertEquals(0x5a, e.readByte("snap2", 16), "the origin write dropped the cached pages");
         }
     }
 
