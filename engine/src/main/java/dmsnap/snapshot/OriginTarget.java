@@ -13,20 +13,26 @@ import java.util.List;
  * {@code snapshot-origin <origin>} (spec 1.1, 5.1): reads pass through; a write is split at the
  * split boundary (the smallest chunk size of the origin's snapshots, computed at this target's
  * resume) and each piece waits until every valid, active snapshot that lacks its chunk has a
- * committed copy, then goes to the origin.
+ * committed copy, then goes to the origin. In the {@code writeback} cache mode reads go through
+ * the origin's page cache, as a writeback snapshot's do; writes stay O_DIRECT, and Linux drops
+ * the cached pages of what they overwrite.
  */
 public final class OriginTarget implements OverOrigin {
     /** With no snapshots the kernel uses 2^31 sectors. */
     static final long NO_SPLIT = 1L << 31;
 
     private final DeviceResolver.Handle origin;
+    /** Where reads go: the origin device, or its page-cache view in {@code writeback}. */
+    private final Device reads;
+
     private final Registry registry;
     private final CopyOut copyOut;
     /** Written only at resume (the device is suspended then), read by writes. */
     private volatile long splitBoundary = NO_SPLIT;
 
-    private OriginTarget(DeviceResolver.Handle origin, Registry registry, ChunkCopier copier) {
+    private OriginTarget(DeviceResolver.Handle origin, Device reads, Registry registry, ChunkCopier copier) {
         this.origin = origin;
+        this.reads = reads;
         this.registry = registry;
         this.copyOut = new CopyOut(registry, origin, copier);
     }
@@ -50,8 +56,28 @@ public final class OriginTarget implements OverOrigin {
                 }
                 throw args.fail("Device " + handle.canonicalName() + " too small for target");
             }
-            return new OriginTarget(handle, registry, copier);
+            Device reads;
+            try {
+                reads = context.cacheMode().usesPageCache() ? handle.device().buffered() : handle.device();
+            } catch (IOException e) {
+                try {
+                    handle.close();
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw args.failDevice("Cannot get target device", e);
+            }
+            return new OriginTarget(handle, reads, registry, copier);
         });
+    }
+
+    /** Where reads go (for tests). */
+    Device reads() {
+        return reads;
+    }
+
+    DeviceResolver.Handle originHandle() {
+        return origin;
     }
 
     @Override
@@ -61,10 +87,9 @@ public final class OriginTarget implements OverOrigin {
 
     @Override
     public void map(IoRequest io) throws IOException, InterruptedException {
-        Device device = origin.device();
         switch (io.op()) {
-            case READ -> device.read(io.sector() << 9, io.buffer());
-            case FLUSH -> device.flush();
+            case READ -> reads.read(io.sector() << 9, io.buffer());
+            case FLUSH -> origin.device().flush();
             case WRITE -> copyOut.write(io, splitBoundary);
             default -> throw new IOException("snapshot-origin does not support " + io.op());
         }

@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -278,6 +279,23 @@ class CacheModeTest {
                     CacheMode.WRITEBACK);
             e.dm.get("origin").resume();
             assertEquals(0x5a, e.readByte("snap2", 16), "the origin write dropped the cached pages");
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(CacheMode.class)
+    void aWritebackOriginReadsThroughItsPageCacheAndReadsBackItsOwnWrites(CacheMode mode) throws Exception {
+        try (dmsnap.engine.testing.SnapshotEngine e = new dmsnap.engine.testing.SnapshotEngine(dir, 1 << 20, 1 << 20)) {
+            e.dm.create(
+                    "origin", null, TableParser.parse("0 " + e.sectors + " snapshot-origin " + e.base), false, mode);
+            OriginTarget origin =
+                    (OriginTarget) e.dm.get("origin").liveTargets().getFirst();
+            dmsnap.store.device.Device device = origin.originHandle().device();
+            assertSame(mode.usesPageCache() ? device.buffered() : device, origin.reads());
+            byte before = e.readByte("origin", 16); // now in the page cache in writeback
+            e.write("origin", 16, 8, 0x33);
+            assertEquals(0x33, e.readByte("origin", 16), "the O_DIRECT write dropped the cached page");
+            assertNotEquals(before, e.readByte("origin", 16));
         }
     }
 
