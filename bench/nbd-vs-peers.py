@@ -115,9 +115,10 @@ def main():
     say("| target | rows met | worst (row) | misses |")
     say("|---|---|---|---|")
     checks = targets(args.default_mode)
-    for chunk in ("4k", "64k"):
-        checks.append((f"sparse vs thick COW, {args.default_mode} {chunk.upper()} (allocate ahead)",
-                       [f"dmsnap-{args.default_mode}-{chunk}"], f"dmsnap-{args.default_mode}-{chunk}-thick", 0.9))
+    for name in dict.fromkeys([args.default_mode, "none"]):
+        for chunk in ("4k", "64k"):
+            checks.append((f"sparse vs thick COW, {name} {chunk.upper()} (allocate ahead)",
+                           [f"dmsnap-{name}-{chunk}"], f"dmsnap-{name}-{chunk}-thick", 0.9))
     for what, ours, theirs, minimum in checks:
         ratios = []
         for (workload, qd, base, server), value in med.items():
@@ -145,6 +146,7 @@ COLOURS = {
     "dmsnap-none-4k": "#08306b", "dmsnap-none-64k": "#2171b5", "dmsnap-writeback-4k": "#4292c6",
     "dmsnap-writeback-64k": "#6baed6", "dmsnap-directsync-4k": "#9ecae1", "dmsnap-directsync-64k": "#c6dbef",
     "dmsnap-none-4k-thick": "#54278f", "dmsnap-none-64k-thick": "#9e9ac8",
+    "dmsnap-writeback-4k-thick": "#756bb1", "dmsnap-writeback-64k-thick": "#bcbddc",
     "qemu-nbd-writeback": "#a63603", "qemu-nbd-none": "#e6550d", "qemu-nbd-directsync": "#fdae6b",
     "nbdkit-cow": "#006d2c", "nbdkit-file": "#74c476",
 }

@@ -9,8 +9,8 @@
 #     rewrites and the write+FLUSH rows run with the base in the page cache only);
 #   dmsnap: a long-lived daemon (warmed first), a snapshot per run on a COW made by `truncate`
 #     (--preallocation off, the default) with 4 KiB (LVM's default) and 64 KiB chunks, in each
-#     cache mode, plus a thick COW (--preallocation full) in the default mode for the first-touch
-#     rows (the allocate-ahead target: sparse >= 0.9x thick);
+#     cache mode, plus a thick COW (--preallocation full) in the default mode and in none for the
+#     first-touch rows (the allocate-ahead target: sparse >= 0.9x thick);
 #   peers at their defaults: qemu-nbd on a qcow2 overlay (--cache=writeback, its default;
 #     --cache=none; --cache=directsync), nbdkit --filter=cow file, and for reads nbdkit file.
 # The raw runs go to a TSV; bench/nbd-vs-peers.py prints the tables and target ratios and draws the
@@ -130,12 +130,15 @@ one_run() {
 
 dmsnap_all=(dmsnap-none-4k dmsnap-none-64k dmsnap-writeback-4k dmsnap-writeback-64k dmsnap-directsync-4k
     dmsnap-directsync-64k)
+# thick COWs in the default mode and in none (O_DIRECT, where a sparse file costs most)
+thick=(dmsnap-none-4k-thick dmsnap-none-64k-thick)
+[ "$default_mode" = none ] || thick+=("dmsnap-$default_mode-4k-thick" "dmsnap-$default_mode-64k-thick")
 peers=(qemu-nbd-writeback qemu-nbd-none qemu-nbd-directsync nbdkit-cow)
 rows=() # "workload qd base|servers..."
 for qd in 1 16; do
     for where in cache cold; do
         for w in write-4k write-1m; do
-            rows+=("$w $qd $where|${dmsnap_all[*]} dmsnap-$default_mode-4k-thick dmsnap-$default_mode-64k-thick ${peers[*]}")
+            rows+=("$w $qd $where|${dmsnap_all[*]} ${thick[*]} ${peers[*]}")
         done
         rows+=("read-4k $qd $where|dmsnap-none-4k dmsnap-writeback-4k ${peers[*]} nbdkit-file")
         rows+=("read-1m $qd $where|dmsnap-none-4k dmsnap-writeback-4k ${peers[*]} nbdkit-file")

@@ -4,8 +4,9 @@
 # (nbd engine, time-based), divided by the requests fio completed. CPU per request depends far
 # less on other load than IOPS do, so this is the measure on a busy machine; IOPS are printed too.
 #   dmsnap: a 256 MiB base (random data) as origin `vol` and a snapshot `snap` with 64 KiB chunks on
-#     a sparse COW (the CLI's defaults, cache mode none: O_DIRECT), some chunks copied (64 KiB
-#     random writes to the origin), warmed up first (JIT); reads of each export;
+#     a sparse COW, the daemon in cache mode --cache (default writeback, the daemon's default: the
+#     base and COW read through the page cache, warm as nbdkit's; none: O_DIRECT), some chunks
+#     copied (64 KiB random writes to the origin), warmed up first (JIT); reads of each export;
 #   nbdkit file on a copy of the base, its page cache warm (it reads through it), the peer the
 #     ratio column divides by; and nbdkit file cache=none fadvise=random, which reads every request
 #     from the disk as dmsnap does;
@@ -14,13 +15,14 @@
 # Each round runs every server once per workload (4 KiB random reads at queue depth 1 and 16 of
 # the origin and of the snapshot), in an order that turns each round; medians over the rounds.
 # --jfr FILE: this tree's daemon records a JFR profile (settings=profile) into FILE.
-#   bench/read-cpu.sh [--record] [--dir DIR] [--seconds S] [--rounds R] [--compare LAUNCHER] [--jfr FILE]
-seconds=10; rounds=3; size_mib=256; compare=""; jfr=""
-bench_extra_usage="[--seconds S] [--rounds R] [--compare LAUNCHER] [--jfr FILE]"
+#   bench/read-cpu.sh [--record] [--dir DIR] [--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER] [--jfr FILE]
+seconds=10; rounds=3; size_mib=256; compare=""; jfr=""; cache=writeback
+bench_extra_usage="[--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER] [--jfr FILE]"
 bench_option() {
     case "$1" in
         --seconds) seconds=$2 ;;
         --rounds) rounds=$2 ;;
+        --cache) cache=$2 ;;
         --compare) compare=$(readlink -f "$2") ;;
         --jfr) jfr=$(readlink -f "$2") ;;
         *) return 1 ;;
@@ -51,7 +53,8 @@ start_dmsnap() {
     cp "$base" "$work/$name.img"
     sync "$work/$name.img"
     "$launcher" --version >/dev/null
-    DMSNAP_JAVA_OPTS="${3:-}" bench_start_server "$name" "$run/control.sock" "$launcher" daemon --run-dir "$run"
+    DMSNAP_JAVA_OPTS="${3:-}" bench_start_server "$name" "$run/control.sock" "$launcher" daemon --run-dir "$run" \
+        --cache "$cache"
     pid[$name]=$server_pid
     pids+=("$server_pid")
     "$launcher" origin create vol "$work/$name.img" --run-dir "$run" >/dev/null
@@ -62,6 +65,7 @@ start_dmsnap() {
         --size="${size_mib}M" --io_size="$((size_mib / 10))M"
     uri[$name:origin]="nbd+unix:///vol?socket=$run/nbd.sock"
     uri[$name:snapshot]="nbd+unix:///snap?socket=$run/nbd.sock"
+    cat "$work/$name.img" "$work/$name.cow" >/dev/null # writeback reads them through the page cache
     echo "warming $name up..." >&2
     for export in origin snapshot; do
         for depth in 16 1; do
@@ -162,13 +166,14 @@ done
 
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 body="Machine: $(nproc) cores, $kernel, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'); $(date +%F).
-Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, cache mode none, O_DIRECT; nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare (commit $compare_commit), on its own copies}).
+Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds --cache $cache${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, the daemon's cache mode \`$cache\` (writeback: base and COW read through the page cache, warm as nbdkit's; none: O_DIRECT); nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare (commit $compare_commit), on its own copies}).
 
 $table
 
 $floors
 
-What the rows compare. dmsnap reads with O_DIRECT (cache mode none): every request is a device read,
+What the rows compare. In cache mode writeback (the default) dmsnap reads through the page cache as
+nbdkit file does: a request is a copy. In cache mode none dmsnap reads with O_DIRECT: every request is a device read,
 whose kernel work (the block layer, the virtual disk's notification, a sleep until the interrupt)
 is most of a request's CPU; the floor table is that work without NBD. nbdkit file reads through the
 page cache: with the base cached (it fits), a request is a copy, no device read at all, so its CPU
