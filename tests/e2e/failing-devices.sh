@@ -19,6 +19,9 @@
 # unrelated linear device writes and reads back all along without an error; an invalidated COW
 # is not written again (its checksum or size stays); no stack trace in the log; SIGTERM stops
 # the daemon at the end.
+# The daemon runs with --cache none, so that every fault meets the I/O that hits the device: in
+# writeback (the default) the page cache answers reads of what it holds and takes writes whose
+# errors come at the next FLUSH or commit (fdatasync), which CacheModeTest covers in the engine.
 . "$(dirname "$0")/lib.sh"
 work=$E2E_WORK
 RUN="$work/run"
@@ -77,7 +80,7 @@ for _ in $(seq 1 1200); do # nbdfuse mounts in the background; a loaded machine 
 done
 [ -f "$work/fuse/cow.img" ] && [ -f "$work/fuse2/origin.img" ] || fail "nbdfuse did not mount its files"
 
-start_daemon "$RUN" --metrics "127.0.0.1:$port" --autoextend-threshold 50 --autoextend-percent 50
+start_daemon "$RUN" --cache none --metrics "127.0.0.1:$port" --autoextend-threshold 50 --autoextend-percent 50
 stop_now() { if [ -n "$daemon_pid" ]; then kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=""; fi; }
 on_exit stop_now # first: the daemon lets go of the files before they are unmounted
 

@@ -204,9 +204,13 @@ class CacheModeTest {
         }
     }
 
-    @Test
-    void aCommitThatFailsInvalidatesTheSnapshotAndTheFlushReportsIt() throws Exception {
-        try (CacheRig r = rig(CacheMode.NONE)) {
+    /** In writeback a COW write's error comes here too: at the FLUSH that writes the page cache back. */
+    @ParameterizedTest
+    @EnumSource(
+            value = CacheMode.class,
+            names = {"NONE", "WRITEBACK"})
+    void aCommitThatFailsInvalidatesTheSnapshotAndTheFlushReportsIt(CacheMode mode) throws Exception {
+        try (CacheRig r = rig(mode)) {
             r.write("snap", 16, 8, 1, false);
             r.fail("cow.img", q -> q.op() == FaultyDevice.Op.FLUSH);
             assertThrows(IOException.class, () -> r.flush("snap"));
