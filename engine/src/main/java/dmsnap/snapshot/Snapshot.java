@@ -109,6 +109,11 @@ public final class Snapshot {
         return state.complete();
     }
 
+    /** The complete table for a change-map walk, held until released; null once this instance is destroyed. */
+    HeldTable holdCompleteTable() {
+        return state.holdComplete();
+    }
+
     long lengthSectors() {
         return lengthSectors;
     }
@@ -292,7 +297,7 @@ public final class Snapshot {
         pending.awaitAll();
         deferred.commitAll();
         state.store().close();
-        state.complete().close();
+        state.releaseComplete();
         try {
             cow.close();
         } finally {
