@@ -118,6 +118,59 @@ class ChangedCommandTest {
                 """, cli("changed", "snap", "--json").out());
     }
 
+    /**
+     * A control socket in {@code runDir} that answers one request with {@code answer}, as written,
+     * and hangs up: an answer the real daemon gives only when things go wrong mid-way.
+     */
+    private static Thread scripted(Path runDir, String answer) throws Exception {
+        java.nio.file.Files.createDirectories(runDir);
+        var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX);
+        server.bind(java.net.UnixDomainSocketAddress.of(runDir.resolve("control.sock")));
+        return Thread.ofPlatform().start(() -> {
+            try (server;
+                    var client = server.accept()) {
+                var in = java.nio.ByteBuffer.allocate(4096);
+                while (client.read(in) >= 0 && in.get(in.position() - 1) != '\n') {
+                    // the request line
+                }
+                client.write(java.nio.ByteBuffer.wrap(answer.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    @Test
+    void aFailureMidAnswerFollowsTheLinesPrintedSoFarAndABrokenAnswerIsAnError() throws Exception {
+        String start = "{\"ok\":true,\"lines\":[],\"data\":{\"device\":\"vol\",\"since\":\"snap\",\"size\":8388608}}\n";
+        Path elsewhere = dir.resolve("scripted");
+        Thread daemon = scripted(
+                elsewhere,
+                start + "4096 8192\n40960 4096\n"
+                        + new dmsnap.control.ControlResponse.Failure(
+                                        "changed",
+                                        dmsnap.ffm.Errno.EIO,
+                                        "no valid snapshot snap of this origin to compare with")
+                                .toJson()
+                        + "\n");
+        CliRunner failed = CliRunner.run("changed", "snap", "vol", "--run-dir", elsewhere.toString());
+        daemon.join();
+        assertEquals(ExitCodes.ofErrno(dmsnap.ffm.Errno.EIO), failed.exitCode());
+        assertEquals("4096 8192\n40960 4096\n", failed.out());
+        assertEquals(
+                "dmsnap: changed on vol failed: Input/output error\n"
+                        + "dmsnap: no valid snapshot snap of this origin to compare with\n",
+                failed.err());
+
+        java.nio.file.Files.delete(elsewhere.resolve("control.sock"));
+        daemon = scripted(elsewhere, start + "4096 8192\n");
+        CliRunner broken = CliRunner.run("changed", "--json", "snap", "vol", "--run-dir", elsewhere.toString());
+        daemon.join();
+        assertEquals(ExitCodes.FAILED, broken.exitCode());
+        assertEquals("", broken.out(), "no half document");
+        assertEquals("dmsnap: changed on vol failed: the daemon's answer to changed broke off\n", broken.err());
+    }
+
     @Test
     void aRefusalIsOneErrorAndItsExitCode() {
         for (String json : new String[] {"--json", "--verbose"}) {
