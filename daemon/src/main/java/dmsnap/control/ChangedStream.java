@@ -24,7 +24,7 @@ import java.util.Map;
  *
  * A refusal (no such device, not a baseline) is the first line alone, the one-line error every
  * verb gives. A failure during the walk (the baseline removed between two parts of it) takes the
- * last line's place, after the extents found so far. A million extents are some 20 MB of lines,
+ * last line's place, after the extents found so far. A million extents are some 17 MB of lines,
  * which neither side holds at once. (A daemon before this stream answered in one line, its data
  * a {@link ResponseData.Changed} with every extent: {@link #read} takes that too.)
  */
