@@ -1,7 +1,12 @@
 package dmsnap.cli;
 
+import dmsnap.control.ControlClient;
 import dmsnap.control.ControlRequest;
+import dmsnap.control.ControlResponse;
+import dmsnap.daemon.DaemonConfig;
 import dmsnap.table.TableLine;
+import java.io.IOException;
+import java.io.PrintWriter;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -13,7 +18,8 @@ import picocli.CommandLine.Spec;
 /**
  * {@code dmsnap changed SNAP [DEVICE]}: the byte ranges of DEVICE (by default SNAP's origin)
  * that changed since SNAP was taken, from the map NBD clients read as {@code dmsnap:changed:SNAP}
- * (see README, "Incremental backup").
+ * (see README, "Incremental backup"). The lines are printed as the daemon sends them; the
+ * {@code --json} document, whose total comes before its extents, when the last has come.
  */
 @Command(
         name = "changed",
@@ -55,7 +61,32 @@ final class ChangedCommand implements Callable<Integer> {
                 return ExitCodes.FAILED;
             }
         }
-        return DaemonRequests.run(spec, options, ControlRequest.changed(of, snapshot));
+        return print(ControlRequest.changed(of, snapshot));
+    }
+
+    /** Sends the request and prints the answer as it comes: lines, or the --json document at its end. */
+    private int print(ControlRequest request) {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        ControlClient client = new ControlClient(new DaemonConfig(options.runDir(), null).controlSocket());
+        ChangedPrinter printer = options.json ? new ChangedDocument(out) : new ChangedLines(out);
+        ControlResponse.Failure failure;
+        try {
+            failure = client.changed(request, printer);
+        } catch (IOException e) {
+            if (!printer.started()) {
+                return DaemonRequests.cannotConnect(err, client.socketPath(), options.runDir(), e);
+            }
+            printer.cutShort();
+            out.flush();
+            err.println("dmsnap: changed on " + request.name() + " failed: " + e.getMessage());
+            return ExitCodes.FAILED;
+        }
+        if (failure != null) {
+            printer.cutShort();
+        }
+        out.flush();
+        return failure == null ? ExitCodes.OK : DaemonRequests.failed(err, client.socketPath(), request, failure);
     }
 
     /** The one origin device over SNAP's origin, or null (said why). */

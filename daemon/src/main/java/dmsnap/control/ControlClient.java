@@ -4,11 +4,12 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
-/** Sends one request to a daemon's control socket and returns its response. */
+/** Sends one request to a daemon's control socket and returns its response (for {@code changed}: reads it as it comes). */
 public final class ControlClient {
     private final Path socketPath;
 
@@ -50,6 +51,22 @@ public final class ControlClient {
                         : new IOException("the daemon at " + socketPath + " closed the connection without an answer");
             }
             return ControlResponse.fromJson(text);
+        }
+    }
+
+    /**
+     * Sends a {@code changed} request: its answer goes to {@code into} as it comes ({@link
+     * ChangedStream}), the extents never all in memory.
+     *
+     * @return the daemon's failure (a refusal, before anything went to {@code into}; or one that
+     *     ended the walk, after the extents found until then), or null when the answer ended well
+     * @throws IOException the daemon cannot be reached, or its answer broke off
+     */
+    public ControlResponse.Failure changed(ControlRequest request, ChangedExtents into) throws IOException {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(socketPath));
+            ControlServer.write(channel, request.toJson());
+            return ChangedStream.read(Channels.newInputStream(channel), into);
         }
     }
 }

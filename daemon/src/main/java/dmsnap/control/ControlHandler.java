@@ -12,6 +12,8 @@ import dmsnap.table.TableParser;
 import dmsnap.target.CacheMode;
 import dmsnap.target.StatusType;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -88,7 +90,11 @@ public final class ControlHandler {
                             List.of("Library version:   dmsnap " + version, "Driver version:    dmsnap " + version),
                             null);
                 case "targets" -> targets();
-                case "changed" -> changed(r);
+                case "changed" -> {
+                    Collected all = new Collected();
+                    changed(r, all);
+                    yield all.response();
+                }
                 case "merge" -> merges == null ? noMerges(r) : merges.merge(requireName(r));
                 case "merge-status" -> merges == null ? noMerges(r) : merges.status(r.name());
                 default ->
@@ -97,20 +103,56 @@ public final class ControlHandler {
                             Errno.EINVAL,
                             "unknown request '" + dmsnap.device.DeviceManager.quoted(r.verb()) + "'");
             };
-        } catch (TableLoadException e) {
-            String operation = r.verb().equals("create") || r.verb().equals("load") ? "reload" : r.verb();
-            return new ControlResponse.Failure(
-                    operation, e.errno(), (e.target() == null ? "" : e.target() + ": ") + e.getMessage());
-        } catch (DmException e) {
-            return new ControlResponse.Failure(r.verb(), e.errno(), e.getMessage());
-        } catch (IllegalArgumentException e) {
-            return new ControlResponse.Failure(r.verb(), Errno.EINVAL, e.getMessage());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return new ControlResponse.Failure(r.verb(), Errno.EINTR, "interrupted");
-        } catch (IOException | RuntimeException e) {
-            log.error("{} failed", r.verb(), e);
-            return new ControlResponse.Failure(r.verb(), Errno.EIO, String.valueOf(e.getMessage()));
+        } catch (TableLoadException | DmException | InterruptedException | IOException | RuntimeException e) {
+            return failure(r, e);
+        }
+    }
+
+    /** The failure answering {@code r} that {@code e} ended: its errno and reason. */
+    private static ControlResponse.Failure failure(ControlRequest r, Exception e) {
+        return switch (e) {
+            case TableLoadException t -> {
+                String operation = r.verb().equals("create") || r.verb().equals("load") ? "reload" : r.verb();
+                yield new ControlResponse.Failure(
+                        operation, t.errno(), (t.target() == null ? "" : t.target() + ": ") + t.getMessage());
+            }
+            case DmException d -> new ControlResponse.Failure(r.verb(), d.errno(), d.getMessage());
+            case IllegalArgumentException i -> new ControlResponse.Failure(r.verb(), Errno.EINVAL, i.getMessage());
+            case InterruptedException i -> {
+                Thread.currentThread().interrupt();
+                yield new ControlResponse.Failure(r.verb(), Errno.EINTR, "interrupted");
+            }
+            default -> {
+                log.error("{} failed", r.verb(), e);
+                yield new ControlResponse.Failure(r.verb(), Errno.EIO, String.valueOf(e.getMessage()));
+            }
+        };
+    }
+
+    /**
+     * Answers {@code r} on {@code out}: its response line, or for {@code changed} the answer as the
+     * walk makes it ({@link ChangedStream}), which no reply of a million extents is built for.
+     *
+     * @return the failure answered, if any (for the log)
+     * @throws IOException writing to {@code out} failed: the client went away
+     */
+    public ControlResponse.Failure answer(ControlRequest r, OutputStream out) throws IOException {
+        if (!r.verb().equals("changed")) {
+            ControlResponse response = handle(r);
+            out.write((response.toJson() + "\n").getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            return response instanceof ControlResponse.Failure f ? f : null;
+        }
+        ChangedStream.Writer writer = new ChangedStream.Writer(out);
+        try {
+            changed(r, writer);
+            return null;
+        } catch (ChangedStream.WriteFailed e) {
+            throw e;
+        } catch (DmException | InterruptedException | IOException | RuntimeException e) {
+            ControlResponse.Failure f = failure(r, e);
+            writer.fail(f);
+            return f;
         }
     }
 
@@ -200,10 +242,10 @@ public final class ControlHandler {
 
     /**
      * The extents of a device changed since a snapshot of its origin was taken, from the same map
-     * as NBD's {@code dmsnap:changed:S} block status: one line per changed extent, "OFFSET LENGTH"
-     * in bytes.
+     * as NBD's {@code dmsnap:changed:S} block status, into {@code out} as the walk finds them
+     * ({@link ChangedWalk}); a refusal is thrown before anything goes out.
      */
-    private ControlResponse changed(ControlRequest r) throws DmException, IOException, InterruptedException {
+    private void changed(ControlRequest r, ChangedExtents out) throws DmException, IOException, InterruptedException {
         MappedDevice d = dm.get(requireName(r));
         String since = r.since();
         if (since == null || since.isEmpty()) {
@@ -219,30 +261,43 @@ public final class ControlHandler {
                                     : ": not a valid snapshot of its origin (these are: " + String.join(", ", baselines)
                                             + ")"));
         }
-        long size = d.sizeSectors();
-        List<ResponseData.Extent> extents = new ArrayList<>();
-        long[] at = {0, 0}; // the next sector; the changed bytes so far
-        d.changedRuns(since, 0, size, (sectors, changed) -> {
-            if (changed) {
-                at[1] += sectors << 9;
-                ResponseData.Extent last = extents.isEmpty() ? null : extents.getLast();
-                if (last != null && last.offset() + last.length() == at[0] << 9) {
-                    extents.set(
-                            extents.size() - 1, new ResponseData.Extent(last.offset(), last.length() + (sectors << 9)));
-                } else {
-                    extents.add(new ResponseData.Extent(at[0] << 9, sectors << 9));
-                }
-            }
-            at[0] += sectors;
-            return true;
-        });
-        long changedBytes = at[1];
-        List<String> lines = new ArrayList<>(extents.size());
-        for (ResponseData.Extent e : extents) {
-            lines.add(e.offset() + " " + e.length());
+        ChangedWalk.walk(d, since, out);
+    }
+
+    /**
+     * A {@code changed} answer in memory, for a caller in the daemon's process ({@link #handle}):
+     * one line per changed extent, "OFFSET LENGTH" in bytes, and {@link ResponseData.Changed}.
+     */
+    private static final class Collected implements ChangedExtents {
+        private final List<String> lines = new ArrayList<>();
+        private final List<ResponseData.Extent> extents = new ArrayList<>();
+        private String device;
+        private String since;
+        private long sizeBytes;
+        private long changedBytes;
+
+        @Override
+        public void start(String device, String since, long sizeBytes) {
+            this.device = device;
+            this.since = since;
+            this.sizeBytes = sizeBytes;
         }
-        return ControlResponse.success(
-                lines, new ResponseData.Changed(d.name(), since, size << 9, changedBytes, extents));
+
+        @Override
+        public void extent(long offsetBytes, long lengthBytes) {
+            lines.add(offsetBytes + " " + lengthBytes);
+            extents.add(new ResponseData.Extent(offsetBytes, lengthBytes));
+        }
+
+        @Override
+        public void end(long changedBytes) {
+            this.changedBytes = changedBytes;
+        }
+
+        ControlResponse response() {
+            return ControlResponse.success(
+                    lines, new ResponseData.Changed(device, since, sizeBytes, changedBytes, extents));
+        }
     }
 
     private ControlResponse info(ControlRequest r) throws DmException {

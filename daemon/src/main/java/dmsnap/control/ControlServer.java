@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
@@ -22,7 +23,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Listens on {@code control.sock} (mode 0600): each connection sends one request line and gets
- * one response line. A peer that is neither root nor the daemon's user is refused (SO_PEERCRED)
+ * one response line ({@code changed}: its extents between two, as the walk finds them; see
+ * {@link ChangedStream}). A peer that is neither root nor the daemon's user is refused (SO_PEERCRED)
  * and logged; a request over {@value #MAX_REQUEST_BYTES} bytes, not UTF-8, or garbage gets a
  * one-line error; a client that hangs up or stalls mid-request is dropped; nothing else is
  * affected. One virtual thread per connection.
@@ -128,18 +130,18 @@ public final class ControlServer implements AutoCloseable {
             if (line == null) {
                 return; // the client hung up before sending a whole request
             }
-            ControlResponse response;
+            ControlRequest request;
             try {
-                ControlRequest request = ControlRequest.fromJson(line);
-                response = handler.handle(request);
-                if (response instanceof ControlResponse.Failure f) {
-                    log.info("{} {}: {} {}", request.verb(), request.name(), f.errno(), f.reason());
-                }
+                request = ControlRequest.fromJson(line);
             } catch (IOException e) {
                 log.warn("bad control request: {}", e.getMessage());
-                response = new ControlResponse.Failure("request", Errno.EINVAL, e.getMessage());
+                write(client, new ControlResponse.Failure("request", Errno.EINVAL, e.getMessage()).toJson());
+                return;
             }
-            write(client, response.toJson());
+            ControlResponse.Failure f = handler.answer(request, Channels.newOutputStream(client));
+            if (f != null) {
+                log.info("{} {}: {} {}", request.verb(), request.name(), f.errno(), f.reason());
+            }
         } catch (IOException | RuntimeException e) {
             log.debug("control connection ended: {}", e.getMessage());
         } finally {

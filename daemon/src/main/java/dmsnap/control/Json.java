@@ -1,6 +1,7 @@
 package dmsnap.control;
 
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.exc.StreamConstraintsException;
@@ -10,10 +11,13 @@ import com.fasterxml.jackson.databind.cfg.CoercionAction;
 import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.type.LogicalType;
+import java.io.IOException;
+import java.io.Writer;
 
 /**
  * The daemon's one JSON configuration: control requests and responses, the CLI's {@code --json}
- * output, {@code cow dump --json}. Values are records bound by Jackson; nothing is written by hand.
+ * output, {@code cow dump --json}. Values are records bound by Jackson; nothing is written by hand
+ * but the {@code changed --json} document, token by token through {@link #prettyGenerator}.
  *
  * <p>Reading is bounded, whoever sent the text (a control client may be hostile): nesting
  * deeper than {@value #MAX_NESTING_DEPTH} levels (dmsnap's own messages are 4 deep), a string
@@ -70,6 +74,17 @@ public final class Json {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("cannot write " + value.getClass().getName() + " as JSON", e);
         }
+    }
+
+    /**
+     * A generator of indented JSON into {@code out}, laid out as {@link #writePretty} lays out a
+     * value, for a document too long to build first ({@code changed --json}: a million extents).
+     * Closing it flushes {@code out} and leaves it open.
+     */
+    public static JsonGenerator prettyGenerator(Writer out) throws IOException {
+        JsonGenerator generator = MAPPER.writerWithDefaultPrettyPrinter().createGenerator(out);
+        generator.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+        return generator;
     }
 
     /** {@code value} as a tree (the data of a {@link ControlResponse.Success}); null stays null. */

@@ -61,6 +61,95 @@ class ControlChangedTest {
         return assertInstanceOf(ControlResponse.Failure.class, handler.handle(r));
     }
 
+    /** Writes a chunk (8 sectors) of vol at each of {@code chunks}: each copied out to snap. */
+    private void writeChunks(long... chunks) throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(4096, 4096);
+            for (long chunk : chunks) {
+                dm.get("vol").submit(IoRequest.write(chunk * 8, data, false));
+            }
+        }
+    }
+
+    /** A walk's output, one string each; at its first extent it calls {@code first}. */
+    private record Recording(List<String> seen, java.util.concurrent.Callable<?> first) implements ChangedExtents {
+        Recording(java.util.concurrent.Callable<?> first) {
+            this(java.util.Collections.synchronizedList(new java.util.ArrayList<>()), first);
+        }
+
+        @Override
+        public void start(String device, String since, long sizeBytes) {
+            seen.add("start " + device + " " + since + " " + sizeBytes);
+        }
+
+        @Override
+        public void extent(long offsetBytes, long lengthBytes) throws java.io.IOException {
+            seen.add(offsetBytes + " " + lengthBytes);
+            if (seen.size() == 2) {
+                try {
+                    first.call();
+                } catch (Exception e) {
+                    throw new java.io.IOException(e);
+                }
+            }
+        }
+
+        @Override
+        public void end(long changedBytes) {
+            seen.add("end " + changedBytes);
+        }
+    }
+
+    /**
+     * A long answer goes out in parts, each one pass through the device's gate, handed on outside
+     * it: a client reading slowly does not hold up a suspend of the device, and the walk's next
+     * pass waits for the resume as I/O does.
+     */
+    @Test
+    @org.junit.jupiter.api.Timeout(60) // a walk that held the gate while handing on would hang the suspend
+    void aLongAnswerGoesOutInPartsOutsideTheDevicesGate() throws Exception {
+        writeChunks(1, 3, 5, 7);
+        MappedDevice vol = dm.get("vol");
+        java.util.concurrent.CountDownLatch reached = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+        Recording out = new Recording(() -> {
+            reached.countDown();
+            go.await();
+            return null;
+        });
+        try (var pool = java.util.concurrent.Executors.newSingleThreadExecutor()) {
+            var walk = pool.submit(() -> {
+                ChangedWalk.walk(vol, "snap", out, 2);
+                return null;
+            });
+            reached.await();
+            vol.suspend(); // the walk is between two passes: nothing to drain
+            go.countDown();
+            while (vol.parkedIo() == 0) {
+                Thread.onSpinWait(); // the next pass waits for the resume
+            }
+            assertEquals(false, walk.isDone());
+            vol.resume();
+            walk.get();
+        }
+        assertEquals(
+                List.of("start vol snap 1048576", "4096 4096", "12288 4096", "20480 4096", "28672 4096", "end 16384"),
+                out.seen());
+    }
+
+    @Test
+    void aBaselineRemovedBetweenPartsEndsTheWalkAfterTheExtentsFoundUntilThen() throws Exception {
+        writeChunks(1, 3, 5);
+        Recording out = new Recording(() -> {
+            dm.remove("snap", false);
+            return null;
+        });
+        java.io.IOException gone = org.junit.jupiter.api.Assertions.assertThrows(
+                java.io.IOException.class, () -> ChangedWalk.walk(dm.get("vol"), "snap", out, 2));
+        assertEquals("no valid snapshot snap of this origin to compare with", gone.getMessage());
+        assertEquals(List.of("start vol snap 1048576", "4096 4096"), out.seen());
+    }
+
     @Test
     void theChangedExtentsAreListedAndTheRefusalsSayWhy() throws Exception {
         try (Arena arena = Arena.ofConfined()) {

@@ -129,6 +129,44 @@ class NbdBlockStatusTest {
         }
     }
 
+    /**
+     * Refreshes of the baseline (its table reloaded on the same COW: the live store handed over)
+     * while a client maps the origin's changes since it: every reply is the map, never EIO, and
+     * a client negotiating meanwhile is offered the baseline. Each handover's critical section is
+     * where a walk used to find no valid baseline (or the source's new, empty table); the refresh
+     * count makes many walks meet one.
+     */
+    @Test
+    void theMapStaysRightWhileItsBaselineIsRefreshed() throws Exception {
+        start(false);
+        String table = "0 " + NbdFixture.SECTORS + " snapshot " + fx.base + " " + fx.cow + " P 8";
+        try (NbdTestClient vol = open("vol", "dmsnap:changed:snap");
+                var refresher = java.util.concurrent.Executors.newSingleThreadExecutor()) {
+            assertEquals(0, vol.write(10 * 4096, new byte[4096]));
+            assertEquals(0, vol.write(1000 * 4096, new byte[4096]));
+            int[] map = {40960, 0, 4096, 1, 4050944, 0, 4096, 1, (int) SIZE - 4100096, 0};
+            java.util.concurrent.Future<?> refreshes = refresher.submit(() -> {
+                for (int i = 0; i < 500; i++) {
+                    fx.dm.load("snap", TableParser.parse(table));
+                    fx.dm.get("snap").resume();
+                }
+                return null;
+            });
+            int maps = 0;
+            while (!refreshes.isDone() || maps == 0) {
+                NbdTestClient.Reply r = blockStatus(vol, 0, 0, SIZE);
+                assertEquals(0, r.error(), "map " + maps + ": " + r.message());
+                assertArrayEquals(map, r.blockStatus().get(1), "map " + maps);
+                if (maps++ % 16 == 0) {
+                    try (NbdTestClient other = handshake()) {
+                        assertEquals(List.of("0 dmsnap:changed:snap", "ACK"), list(other, "vol", "dmsnap:changed:"));
+                    }
+                }
+            }
+            refreshes.get();
+        }
+    }
+
     @Test
     void holesAreReportedThroughLinearZeroAndStackedTablesAndAnErrorTargetFails() throws Exception {
         start(false);

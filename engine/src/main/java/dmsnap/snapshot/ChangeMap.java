@@ -17,6 +17,13 @@ import java.util.TreeSet;
  * which is where either has an exception. Answered from the complete tables, which hold a
  * chunk before the write that changed it is replied to; the lookups take no lock a write waits
  * for.
+ *
+ * <p>A walk holds the tables it reads ({@link HeldTable}) from its start to its end. It finds
+ * the baseline and takes hold of its table under the origin's I/O lock, shared as an origin
+ * write takes it: a handover swaps tables under that lock exclusively, so a walk sees the
+ * baseline either before the handover (and goes on reading the table the destination takes
+ * over) or after it, never between. A baseline removed mid-walk leaves the walk its table,
+ * freed when the walk ends.
  */
 final class ChangeMap {
     private final Registry registry;
@@ -33,10 +40,16 @@ final class ChangeMap {
     /** Every valid, resumed, non-merging snapshot of the origin but this one, by device name. */
     Set<String> baselines() {
         Set<String> names = new TreeSet<>();
-        for (Snapshot s : registry.snapshotsOf(origin)) {
-            if (usable(s)) {
-                names.add(s.deviceName());
+        var io = registry.originIoLock(origin).readLock(); // not in the middle of a handover
+        io.lock();
+        try {
+            for (Snapshot s : registry.snapshotsOf(origin)) {
+                if (usable(s)) {
+                    names.add(s.deviceName());
+                }
             }
+        } finally {
+            io.unlock();
         }
         return names;
     }
@@ -48,32 +61,64 @@ final class ChangeMap {
     /** The runs from {@code sector} on, the baseline found once (see {@link dmsnap.target.Target#changedRuns}). */
     void runs(String baseline, long sector, long maxSectors, ChangeSink sink) throws IOException {
         Walk walk = walk(baseline);
-        for (long at = sector, end = sector + maxSectors; at < end; ) {
-            Change c = walk.run(at, end);
-            if (!sink.accept(c.sectors(), c.changed())) {
-                return;
+        try {
+            for (long at = sector, end = sector + maxSectors; at < end; ) {
+                Change c = walk.run(at, end);
+                if (!sink.accept(c.sectors(), c.changed())) {
+                    return;
+                }
+                at += c.sectors();
             }
-            at += c.sectors();
+        } finally {
+            walk.release();
         }
     }
 
+    /** The walk's tables, held: the baseline's and this view's own. */
     private Walk walk(String baseline) throws IOException {
-        for (Snapshot s : registry.snapshotsOf(origin)) {
-            if (usable(s) && s.deviceName().equals(baseline)) {
-                return new Walk(new Exceptions(s), self == null ? null : new Exceptions(self));
+        var io = registry.originIoLock(origin).readLock();
+        io.lock();
+        try {
+            for (Snapshot s : registry.snapshotsOf(origin)) {
+                if (usable(s) && s.deviceName().equals(baseline)) {
+                    Exceptions base = Exceptions.hold(s);
+                    if (base == null) {
+                        break; // destroyed since the list was read
+                    }
+                    Exceptions mine = self == null ? null : Exceptions.hold(self);
+                    if (self != null && mine == null) {
+                        base.release();
+                        throw new IOException(self.deviceName() + " is gone");
+                    }
+                    return new Walk(base, mine);
+                }
             }
+        } finally {
+            io.unlock();
         }
         throw new IOException("no valid snapshot " + baseline + " of this origin to compare with");
     }
 
-    /** One snapshot's completed exceptions in sectors, read through a cursor: for one walk. */
+    /** One snapshot's completed exceptions in sectors, read through a cursor: for one walk, which holds the table. */
     private static final class Exceptions {
         private final long chunkSectors;
+        private final HeldTable table;
         private final ExceptionTable.Cursor cursor;
 
-        Exceptions(Snapshot s) {
-            chunkSectors = s.chunkSectors();
-            cursor = s.completeTable().cursor();
+        private Exceptions(long chunkSectors, HeldTable table) {
+            this.chunkSectors = chunkSectors;
+            this.table = table;
+            this.cursor = table.table().cursor();
+        }
+
+        /** {@code s}'s table, held; null when {@code s} is destroyed. */
+        static Exceptions hold(Snapshot s) {
+            HeldTable t = s.holdCompleteTable();
+            return t == null ? null : new Exceptions(s.chunkSectors(), t);
+        }
+
+        void release() {
+            table.release();
         }
 
         boolean has(long sector) {
@@ -94,6 +139,13 @@ final class ChangeMap {
 
     /** The baseline's exceptions and, for a snapshot's view, its own: changed where either has one. */
     private record Walk(Exceptions base, Exceptions self) {
+        void release() {
+            base.release();
+            if (self != null) {
+                self.release();
+            }
+        }
+
         Change run(long sector, long end) {
             long at = sector;
             while (at < end) {

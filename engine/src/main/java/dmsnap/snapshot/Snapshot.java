@@ -113,6 +113,11 @@ public final class Snapshot {
         return state.complete();
     }
 
+    /** The complete table for a change-map walk, held until released; null once this instance is destroyed. */
+    HeldTable holdCompleteTable() {
+        return state.holdComplete();
+    }
+
     long lengthSectors() {
         return lengthSectors;
     }
@@ -301,7 +306,7 @@ public final class Snapshot {
         pending.awaitAll();
         deferred.commitAll();
         state.store().close();
-        state.complete().close();
+        state.releaseComplete();
         try {
             cow.close();
         } finally {

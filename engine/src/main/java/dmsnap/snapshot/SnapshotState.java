@@ -31,7 +31,9 @@ final class SnapshotState {
     /** Swapped by a handover, under the origin's I/O lock with this device suspended. */
     private volatile ExceptionStore store;
 
-    private volatile ExceptionTable complete;
+    /** Swapped by a handover, as the store; held by change-map walks too ({@link HeldTable}). */
+    private volatile HeldTable complete;
+
     private volatile boolean valid = true;
     private volatile boolean overflowed;
     private volatile boolean active;
@@ -44,7 +46,7 @@ final class SnapshotState {
         this.event = event;
         this.commits = commits;
         this.tableOverflow = store.overflowSupported();
-        this.complete = new ExceptionTable();
+        this.complete = new HeldTable(new ExceptionTable());
     }
 
     String deviceName() {
@@ -60,7 +62,22 @@ final class SnapshotState {
     }
 
     ExceptionTable complete() {
-        return complete;
+        return complete.table();
+    }
+
+    /**
+     * The complete table for a change-map walk, held until the walk releases it; null when this
+     * instance is destroyed. A walk finds the instance and holds its table under the origin's I/O
+     * lock (shared), so that no handover swaps the table in between.
+     */
+    HeldTable holdComplete() {
+        HeldTable t = complete;
+        return t.hold() ? t : null;
+    }
+
+    /** This instance is destroyed: it lets go of its complete table (freed once no walk holds it). */
+    void releaseComplete() {
+        complete.releaseOwner();
     }
 
     boolean isValid() {
@@ -96,7 +113,7 @@ final class SnapshotState {
      */
     void takeOver(SnapshotState source) {
         ExceptionStore myStore = store;
-        ExceptionTable myTable = complete;
+        HeldTable myTable = complete;
         store = source.store;
         complete = source.complete;
         source.store = myStore;
@@ -109,7 +126,7 @@ final class SnapshotState {
                 "{}: took over the exception store of {} ({} exceptions)",
                 deviceName,
                 source.deviceName,
-                complete.size());
+                complete.table().size());
     }
 
     /** A destination gives back the store it was built with for one of chunk size 0 (spec 8.2, step 6). */

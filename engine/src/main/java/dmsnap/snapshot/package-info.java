@@ -14,6 +14,8 @@
  * tracked I/O to drain (which parks on the tracked chunks' monitor), never happens while holding
  * the registry's or the snapshot's lock. A resume that must pause the origin's merge stops
  * the {@link dmsnap.snapshot.Merger} (waiting for its step) before it takes the origin's I/O lock
- * exclusively; the merge step takes that lock only shared, like an origin write.
+ * exclusively; the merge step takes that lock only shared, like an origin write. So does a
+ * change-map walk while it finds its baseline and takes hold of its table ({@code HeldTable},
+ * whose monitor is taken last and guards only its holders): never in the middle of a handover.
  */
 package dmsnap.snapshot;
