@@ -10,9 +10,16 @@
 #     `nbdcopy URI null:` of dmsnap's snapshot export (a fresh snapshot: every chunk is the
 #     origin's, holes and all) against nbdkit file on the same base, caches dropped before each
 #     (the daemon reads with O_DIRECT), R interleaved rounds, medians; the target: ≥ 1.0× nbdkit.
-#   bench/block-status.sh [--record] [--dir DIR] [--rounds R]
+# --map-only: part 1's map times only (the libnbd loop, nbdinfo, dmsnap changed), without reading
+# the changed data and without part 2, for a quick run; nothing is recorded.
+#   bench/block-status.sh [--record] [--dir DIR] [--rounds R] [--map-only]
 rounds=3
-bench_extra_usage="[--rounds R]"
+map_only=0
+args=()
+for a in "$@"; do
+    if [ "$a" = --map-only ]; then map_only=1; else args+=("$a"); fi
+done
+bench_extra_usage="[--rounds R] [--map-only]"
 bench_option() {
     case "$1" in
         --rounds) rounds=$2 ;;
@@ -20,7 +27,11 @@ bench_option() {
     esac
 }
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
-bench_parse_args "$@"
+bench_parse_args ${args[@]+"${args[@]}"}
+if [ "$map_only" = 1 ] && [ "$record" = 1 ]; then
+    echo "--map-only runs are not recorded: drop --record" >&2
+    exit 2
+fi
 bench_tools nbdinfo nbdcopy nbdkit jq
 bench_workdir
 DMSNAP="$ROOT/dmsnap"
@@ -46,9 +57,9 @@ uri() { echo "nbd+unix:///$1?socket=$SOCK"; }
 # ---- 1. the map -------------------------------------------------------------------------------
 exceptions=$((1 << 20))
 truncate -s 64G "$work/base64.img"
-$py - "$work/s0.cow" "$exceptions" $((64 << 30)) "$work/base64.img" <<'PY'
+$py - "$work/s0.cow" "$exceptions" $((64 << 30)) "$work/base64.img" "$map_only" <<'PY'
 import os, random, struct, sys
-path, count, origin_bytes, base = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+path, count, origin_bytes, base, map_only = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 chunk = 4096
 epa = chunk // 16
 stride = epa + 1
@@ -62,12 +73,14 @@ with open(path, "wb") as f:
         area = 1 + k * stride
         f.seek(area * chunk)
         f.write(b"".join(struct.pack("<QQ", o, area + 1 + i) for i, o in enumerate(entries)))
-# The origin has data where it changed, as a written origin would: reading the changes reads the disk.
-block = os.urandom(chunk)
-with open(base, "r+b") as f:
-    for o in sorted(olds):
-        f.seek(o * chunk)
-        f.write(block)
+# The origin has data where it changed, as a written origin would: reading the changes reads the disk
+# (the map does not read it: not with --map-only).
+if not map_only:
+    block = os.urandom(chunk)
+    with open(base, "r+b") as f:
+        for o in sorted(olds):
+            f.seek(o * chunk)
+            f.write(block)
 PY
 sync
 d origin create big "$work/base64.img" >/dev/null
@@ -109,6 +122,13 @@ d changed --json s0 >"$work/changed.json"
 cli_ms=$(ms "$start")
 cli_extents=$(jq '.extents | length' "$work/changed.json")
 rm -f "$work/map.json" "$work/changed.json"
+if [ "$map_only" = 1 ]; then
+    echo "Map of dmsnap:changed:s0 (64 GiB origin, $exceptions random exceptions, 4 KiB chunks; COW load $load_ms ms):"
+    echo "  libnbd BLOCK_STATUS loop: $map_extents extents ($rate M extents/s), median of 3 $map_ms ms (the first: $first_map_ms ms)"
+    echo "  nbdinfo --json --map: $nbdinfo_extents extents, $nbdinfo_ms ms"
+    echo "  dmsnap changed --json: $cli_extents extents, $cli_ms ms"
+    exit 0
+fi
 echo 3 >/proc/sys/vm/drop_caches
 read_ms=$($py - "$(uri big)" <<'PY'
 import sys, time, nbd

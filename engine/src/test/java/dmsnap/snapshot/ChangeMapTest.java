@@ -88,6 +88,26 @@ class ChangeMapTest {
     }
 
     /**
+     * A newer snapshot's view against an older one: where either has exceptions, as one run where
+     * the two tables' exceptions adjoin (the walk goes from one table's run to the other's).
+     */
+    @Test
+    void adjoiningExceptionsOfBothSnapshotsAreOneChangedRun() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 4 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            e.write("origin", 48, 8, 0x51); // a's chunk 6 (48-55)
+            e.write("origin", 96, 8, 0x52); // a's chunk 12 (96-103)
+            addSnapshot(e, "c", 16);
+            e.write("c", 32, 1, 0x53); // c's own chunk 2 (32-47), just before a's 48-55
+            e.write("c", 104, 1, 0x55); // c's chunk 6 (96-111): a's 96-103 and on
+            assertEquals(List.of("32+24", "96+16"), dirty(e.dm.get("c"), "a"));
+            assertEquals(List.of("32+24", "96+16"), dirty(e.dm.get("a"), "c"));
+            assertEquals(List.of(new Change(8, false), new Change(24, true)), runs(e.dm.get("c"), "a", 24, 32));
+        }
+    }
+
+    /**
      * Writers allocate exceptions (the table grows and resizes under the walks) while a mapper walks
      * the whole origin: every write answered before a walk began is dirty in that walk, whatever
      * the interleaving.
