@@ -211,6 +211,22 @@ public final class ExceptionTable implements AutoCloseable {
             size++;
         }
 
+        /**
+         * Puts an entry homed at or after every entry here into the first empty slot from its
+         * home, unless that is around the end of the table (then false, and nothing changed).
+         */
+        boolean append(int key, long value, long hash) {
+            int i = home(hash);
+            while (value(i) != 0) {
+                if (++i == capacity) {
+                    return false;
+                }
+            }
+            set(i, key, value);
+            size++;
+            return true;
+        }
+
         /** Moves the entries from {@code slot} to the next empty slot one slot up (around the end). */
         private void shiftUp(int slot) {
             int empty = slot;
@@ -373,7 +389,7 @@ public final class ExceptionTable implements AutoCloseable {
         long stamp = lock.tryOptimisticRead();
         if (stamp != 0) {
             try {
-                long result = lookupUnlocked(oldChunk);
+                long result = lookupUnlocked(oldChunk, true);
                 if (lock.validate(stamp)) {
                     return result;
                 }
@@ -383,20 +399,21 @@ public final class ExceptionTable implements AutoCloseable {
         }
         stamp = lock.readLock();
         try {
-            return lookupUnlocked(oldChunk);
+            return lookupUnlocked(oldChunk, true);
         } finally {
             lock.unlockRead(stamp);
         }
     }
 
-    private long lookupUnlocked(long oldChunk) {
+    /** {@code near}: for a read, where the chunk is likely found (see {@link #nearRun}); a write's checks likely miss. */
+    private long lookupUnlocked(long oldChunk, boolean near) {
         if (closed) {
             throw new IllegalStateException("the exception table is closed");
         }
         long micro = oldChunk >>> 4;
         long h = hash(micro);
         Segment s = segments[segmentOf(h)];
-        int slot = s == null ? -1 : findRun(s, h, micro, oldChunk);
+        int slot = s == null ? -1 : findRun(s, h, micro, oldChunk, near);
         if (slot < 0) {
             return -1;
         }
@@ -407,11 +424,18 @@ public final class ExceptionTable implements AutoCloseable {
     /**
      * The slot of the run in micro-group {@code micro} that contains {@code chunk}, or -1. The
      * probe stops at an empty slot or at an entry homed after {@code micro}'s home (Robin Hood
-     * order: none of {@code micro}'s runs comes after it).
+     * order: none of {@code micro}'s runs comes after it). {@code near}: look at the first slots
+     * at once first ({@link #nearRun}), for a read, where the chunk is likely found.
      */
-    private static int findRun(Segment s, long hash, long micro, long chunk) {
+    private static int findRun(Segment s, long hash, long micro, long chunk, boolean near) {
         int cap = s.capacity;
         int i = s.home(hash);
+        if (near && i + NEAR <= cap) {
+            int found = nearRun(s, i, hash, micro, chunk);
+            if (found != 0) {
+                return i + Integer.numberOfTrailingZeros(found);
+            }
+        }
         for (int d = 0; d < cap; d++) {
             long v = s.value(i);
             if (v == 0) {
@@ -430,6 +454,35 @@ public final class ExceptionTable implements AutoCloseable {
             }
         }
         return -1;
+    }
+
+    /** Slots from the home slot on that {@link #nearRun} looks at without a branch per slot. */
+    private static final int NEAR = 4;
+
+    /**
+     * Which of the {@value #NEAR} slots from {@code home} hold the run of micro-group {@code
+     * micro} (of hash {@code hash}) that contains {@code chunk}: a bit each. Computed without a
+     * branch per slot, because in Robin Hood order a run is usually among the first few slots
+     * from its home but at no predictable one: a loop's exit there is a branch mispredicted per
+     * lookup, and the processor then does not overlap one lookup's cache miss with the next's.
+     * The slots after an empty one or after the micro-group's entries may hold anything: none
+     * of them is {@code micro}'s and contains {@code chunk}.
+     */
+    private static int nearRun(Segment s, int home, long hash, long micro, long chunk) {
+        long low = hash & 0xffffffffL;
+        long top = OCCUPIED >>> 56 | hash >>> 32;
+        long base = (micro >>> 4) << 8;
+        int near = 0;
+        for (int j = 0; j < NEAR; j++) {
+            long v = s.value(home + j);
+            long key = Integer.toUnsignedLong(s.key(home + j)) ^ low;
+            long other = (v >>> 56) ^ top | key;
+            long offset = chunk - (base | ((v >>> 8) & 0xff));
+            // 1 when the slot is another micro-group's or its run does not hold chunk, else 0
+            long miss = ((other | -other) | offset | ((v & 0xff) - offset)) >>> 63;
+            near |= (int) (miss ^ 1) << j;
+        }
+        return near;
     }
 
     /** The slot in micro-group {@code micro} (of hash {@code hash}) holding the run that starts at {@code runStart}, or -1. */
@@ -774,7 +827,7 @@ public final class ExceptionTable implements AutoCloseable {
         long stamp = lock.writeLock();
         try {
             requireOpen();
-            if (lookupUnlocked(oldChunk) >= 0) {
+            if (lookupUnlocked(oldChunk, false) >= 0) {
                 return false;
             }
             long group = oldChunk >>> 8;
@@ -1029,7 +1082,7 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             requireOpen();
             for (long c = oldChunk; c <= lastOld; c++) {
-                if (lookupUnlocked(c) >= 0) {
+                if (lookupUnlocked(c, false) >= 0) {
                     return false;
                 }
             }
@@ -1086,7 +1139,7 @@ public final class ExceptionTable implements AutoCloseable {
         long micro = chunk >>> 4;
         long h = hash(micro);
         Segment s = segments[segmentOf(h)];
-        int slot = s == null ? -1 : findRun(s, h, micro, chunk);
+        int slot = s == null ? -1 : findRun(s, h, micro, chunk, false);
         if (slot < 0) {
             return null;
         }
@@ -1225,7 +1278,10 @@ public final class ExceptionTable implements AutoCloseable {
 
     /**
      * Puts every slot of {@code from} into the empty {@code to}, from the start of a cluster on:
-     * in home order, which is nearly {@code to}'s, so that few entries have to shift.
+     * in home order, which is {@code to}'s too but for entries of one home in {@code from} (homes
+     * grow with the key, the hash's low 32 bits, at any capacity). An entry whose key is the
+     * highest yet goes to the first empty slot from its home, after every entry there (Robin Hood
+     * order without looking at them); the others are placed as an insert places them.
      */
     private static void rehash(Segment from, Segment to) {
         int cap = from.capacity;
@@ -1233,12 +1289,16 @@ public final class ExceptionTable implements AutoCloseable {
         while (start < cap && from.value(start) != 0) {
             start++;
         }
-        for (int k = 0; k < cap; k++) {
-            int i = (int) ((start + (long) k) % cap);
+        long highest = -1;
+        for (int k = 0, i = start == cap ? 0 : start; k < cap; k++, i = i + 1 == cap ? 0 : i + 1) {
             long v = from.value(i);
             if (v != 0) {
                 int key = from.key(i);
-                to.place(key, v, hashOf(key, v));
+                long unsigned = Integer.toUnsignedLong(key);
+                if (unsigned < highest || !to.append(key, v, hashOf(key, v))) {
+                    to.place(key, v, hashOf(key, v));
+                }
+                highest = Math.max(highest, unsigned);
             }
         }
     }
