@@ -680,8 +680,9 @@ class ExceptionTableTest {
                 } while (!random.insert(o, 2 + i));
                 sequential.insert(i, 2 + i);
             }
-            double perRandom = (double) random.memoryBytes() / random.size();
-            double perSequential = (double) sequential.memoryBytes() / sequential.size();
+            double perRandom = (double) (random.memoryBytes() + random.occupancyBytes()) / random.size();
+            double perSequential =
+                    (double) (sequential.memoryBytes() + sequential.occupancyBytes()) / sequential.size();
             System.out.printf(
                     "exception table: %.2f bytes per random exception, %.3f per sequential one (1M each)%n",
                     perRandom, perSequential);
