@@ -87,7 +87,7 @@ public final class ExceptionTable implements AutoCloseable {
 
     private static final long MIN_OCCUPANCY_BITS = 1 << 16;
     /** The most micro-groups a walk reads at once (see {@link Cursor}): under one optimistic read, or the read lock. */
-    private static final int WINDOW = 16;
+    private static final int WINDOW = 32;
 
     private final StampedLock lock = new StampedLock();
     private final Segment[] segments = new Segment[SEGMENTS];
@@ -520,7 +520,7 @@ public final class ExceptionTable implements AutoCloseable {
      * #window} of them, their home slots touched first and all at once (a probe is a cache miss
      * at random in the table, and these overlap), then each probed; and answers from the runs it
      * read, sorted, however many questions it asks there. The window doubles with every read up
-     * to {@value #WINDOW}: a cursor asked once reads one micro-group, a long walk 16 at a time.
+     * to {@value #WINDOW}: a cursor asked once reads one micro-group, a long walk 32 at a time.
      * Not for concurrent use: one per walk. Each window is read once, after the walk began: a
      * change to a part the walk has read is not seen (a question before it reads again).
      */
