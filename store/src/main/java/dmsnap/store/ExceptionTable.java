@@ -457,7 +457,7 @@ public final class ExceptionTable implements AutoCloseable {
     }
 
     /** Slots from the home slot on that {@link #nearRun} looks at without a branch per slot. */
-    private static final int NEAR = 4;
+    private static final int NEAR = 3;
 
     /**
      * Which of the {@value #NEAR} slots from {@code home} hold the run of micro-group {@code
