@@ -31,9 +31,11 @@ public final class ExceptionTableFootprint {
         }
     }
 
+    /** Slots off-heap, and the occupancy bitmap walks read (on the heap): both count. */
     private static void report(String what, ExceptionTable t) {
+        long bytes = t.memoryBytes() + t.occupancyBytes();
         System.out.printf(
-                "%s: %d exceptions, %d runs, %d bytes off-heap, %.3f bytes per exception%n",
-                what, t.size(), t.runCount(), t.memoryBytes(), (double) t.memoryBytes() / t.size());
+                "%s: %d exceptions, %d runs, %d bytes off-heap + %d of occupancy bitmap, %.3f bytes per exception%n",
+                what, t.size(), t.runCount(), t.memoryBytes(), t.occupancyBytes(), (double) bytes / t.size());
     }
 }

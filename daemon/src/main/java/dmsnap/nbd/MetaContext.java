@@ -1,11 +1,10 @@
 package dmsnap.nbd;
 
 import dmsnap.device.MappedDevice;
-import dmsnap.target.Allocation;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.ToIntFunction;
+import java.util.function.IntUnaryOperator;
 
 /**
  * A block-status metadata context an export offers (proto.md "Metadata querying", qemu's
@@ -50,17 +49,11 @@ sealed interface MetaContext {
         boolean accept(long sectors, int flags);
     }
 
-    /** The allocation runs of {@code device}, each with the flags {@code flags} gives it. */
+    /** The allocation runs of {@code device} in one walk, each with the flags {@code flags} gives its depth. */
     private static void allocationRuns(
-            MappedDevice device, long sector, long maxSectors, RunSink sink, ToIntFunction<Allocation> flags)
+            MappedDevice device, long sector, long maxSectors, RunSink sink, IntUnaryOperator flags)
             throws IOException, InterruptedException {
-        for (long at = sector, end = sector + maxSectors; at < end; ) {
-            Allocation a = device.allocation(at, end - at);
-            if (!sink.accept(a.sectors(), flags.applyAsInt(a))) {
-                return;
-            }
-            at += a.sectors();
-        }
+        device.allocationRuns(sector, maxSectors, (sectors, depth) -> sink.accept(sectors, flags.applyAsInt(depth)));
     }
 
     record BaseAllocation() implements MetaContext {
@@ -72,7 +65,7 @@ sealed interface MetaContext {
         @Override
         public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
                 throws IOException, InterruptedException {
-            allocationRuns(device, sector, maxSectors, sink, a -> a.isHole() ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+            allocationRuns(device, sector, maxSectors, sink, depth -> depth == 0 ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
         }
     }
 
@@ -85,7 +78,7 @@ sealed interface MetaContext {
         @Override
         public void runs(MappedDevice device, long sector, long maxSectors, RunSink sink)
                 throws IOException, InterruptedException {
-            allocationRuns(device, sector, maxSectors, sink, Allocation::depth);
+            allocationRuns(device, sector, maxSectors, sink, depth -> depth);
         }
     }
 

@@ -75,21 +75,24 @@ final class NbdCodec {
                 .flip();
     }
 
+    /** Bytes of a {@code BLOCK_STATUS} chunk before its descriptors: the reply header and the context id. */
+    static final int BLOCK_STATUS_HEAD_BYTES = STRUCTURED_REPLY_HEADER_BYTES + 4;
+
     /**
      * A {@code BLOCK_STATUS} chunk: the context's id, then {@code count} descriptors (length,
-     * status flags) from {@code descriptors} (two ints each); {@code done} when it is the reply's
-     * last chunk. Header and payload in one new buffer, flipped.
+     * status flags; big-endian ints) that {@code chunk} holds from {@link #BLOCK_STATUS_HEAD_BYTES}
+     * on; {@code done} when it is the reply's last chunk. The header goes into the bytes before
+     * them, and the chunk is sent from that array as it is (a buffer over it, flipped).
      */
-    static ByteBuffer blockStatus(long cookie, boolean done, int contextId, int[] descriptors, int count) {
-        ByteBuffer b = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_BYTES + 4 + 8 * count);
+    static ByteBuffer blockStatus(long cookie, boolean done, int contextId, byte[] chunk, int count) {
+        ByteBuffer b = ByteBuffer.wrap(chunk, 0, BLOCK_STATUS_HEAD_BYTES + 8 * count);
         b.putInt(NBD_STRUCTURED_REPLY_MAGIC)
                 .putShort((short) (done ? NBD_REPLY_FLAG_DONE : 0))
                 .putShort((short) NBD_REPLY_TYPE_BLOCK_STATUS)
                 .putLong(cookie)
                 .putInt(4 + 8 * count)
                 .putInt(contextId);
-        b.asIntBuffer().put(descriptors, 0, 2 * count);
-        return b.position(b.capacity()).flip();
+        return b.position(0);
     }
 
     /**

@@ -6,7 +6,10 @@ import dmsnap.nbd.NbdRequestRules.Verdict;
 import java.io.EOFException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -345,11 +348,21 @@ final class NbdConnection {
         return new Reply(r, error, message, data, data == null ? 0 : r.length(), error == 0 ? status : null);
     }
 
-    /** A block status chunk's extents as they come: (length in bytes, flags) pairs, neighbours merged. */
+    /**
+     * A block status chunk's extents as they come, (length in bytes, flags) pairs with neighbours
+     * merged, written in place into the chunk's bytes after room for its header (see {@link
+     * NbdCodec#blockStatus}): no copy between the walk and the socket.
+     */
     private static final class Extents {
+        private static final VarHandle INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.BIG_ENDIAN);
+
         private final int limit;
-        int[] pairs = new int[16];
+        byte[] chunk = new byte[NbdCodec.BLOCK_STATUS_HEAD_BYTES + 8 * 16];
         int count;
+        /** The last extent's length and flags (also in {@link #chunk}). */
+        private long lastBytes;
+
+        private int lastFlags;
 
         Extents(int limit) {
             this.limit = limit;
@@ -358,20 +371,24 @@ final class NbdConnection {
         /** Adds a run; false once the limit is reached and a run of another status comes. */
         boolean add(long sectors, int flags) {
             long bytes = sectors << 9;
-            if (count > 0
-                    && pairs[2 * count - 1] == flags
-                    && Integer.toUnsignedLong(pairs[2 * count - 2]) + bytes <= 0xffff_ffffL) {
-                pairs[2 * count - 2] += (int) bytes;
+            int at = NbdCodec.BLOCK_STATUS_HEAD_BYTES + 8 * count;
+            if (count > 0 && lastFlags == flags && lastBytes + bytes <= 0xffff_ffffL) {
+                lastBytes += bytes;
+                INT.set(chunk, at - 8, (int) lastBytes);
                 return true;
             }
             if (count == limit) {
                 return false;
             }
-            if (2 * count == pairs.length) {
-                pairs = Arrays.copyOf(pairs, pairs.length * 2);
+            if (at + 8 > chunk.length) {
+                chunk = Arrays.copyOf(
+                        chunk,
+                        NbdCodec.BLOCK_STATUS_HEAD_BYTES + 2 * (chunk.length - NbdCodec.BLOCK_STATUS_HEAD_BYTES));
             }
-            pairs[2 * count] = (int) bytes;
-            pairs[2 * count + 1] = flags;
+            INT.set(chunk, at, (int) bytes);
+            INT.set(chunk, at + 4, flags);
+            lastBytes = bytes;
+            lastFlags = flags;
             count++;
             return true;
         }
@@ -394,7 +411,7 @@ final class NbdConnection {
             MetaContext context = contexts.get(i);
             Extents extents = new Extents(limit);
             context.runs(export.device(), first, end - first, extents::add);
-            chunks[i] = NbdCodec.blockStatus(r.cookie(), i == chunks.length - 1, i + 1, extents.pairs, extents.count);
+            chunks[i] = NbdCodec.blockStatus(r.cookie(), i == chunks.length - 1, i + 1, extents.chunk, extents.count);
         }
         return chunks;
     }

@@ -5,6 +5,7 @@ import dmsnap.table.Table;
 import dmsnap.table.TableLine;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
+import dmsnap.target.AllocationSink;
 import dmsnap.target.CacheMode;
 import dmsnap.target.ChangeSink;
 import dmsnap.target.IoRequest;
@@ -198,6 +199,36 @@ public final class MappedDevice {
             long length = Math.min(maxSectors, line.endSector() - sector);
             Allocation a = t.targets().get(index).allocation(sector - line.startSector(), length);
             return a.sectors() > length ? a.withSectors(length) : a;
+        } finally {
+            gate.exit();
+        }
+    }
+
+    /**
+     * Block status as {@link #allocation} gives it, run after run from {@code sector} on, across
+     * table lines, for at most {@code maxSectors} or until {@code sink} says stop: one pass
+     * through the gate, and each target walks its part at once ({@link Target#allocationRuns}).
+     *
+     * @throws IOException a target cannot tell (see {@link Target#allocation}), or no table
+     */
+    public void allocationRuns(long sector, long maxSectors, AllocationSink sink)
+            throws IOException, InterruptedException {
+        gate.enter();
+        try {
+            LiveTable t = liveFor(sector, maxSectors);
+            List<TableLine> lines = t.table().lines();
+            long end = sector + maxSectors;
+            boolean[] going = {true};
+            AllocationSink relay = (sectors, depth) -> going[0] = sink.accept(sectors, depth);
+            for (int i = lineIndex(lines, sector);
+                    going[0] && i < lines.size() && lines.get(i).startSector() < end;
+                    i++) {
+                TableLine line = lines.get(i);
+                long from = Math.max(sector, line.startSector());
+                t.targets()
+                        .get(i)
+                        .allocationRuns(from - line.startSector(), Math.min(end, line.endSector()) - from, relay);
+            }
         } finally {
             gate.exit();
         }

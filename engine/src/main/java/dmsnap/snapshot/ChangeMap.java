@@ -1,7 +1,6 @@
 package dmsnap.snapshot;
 
 import dmsnap.store.ExceptionTable;
-import dmsnap.target.Change;
 import dmsnap.target.ChangeSink;
 import dmsnap.target.DeviceResolver;
 import java.io.IOException;
@@ -63,11 +62,12 @@ final class ChangeMap {
         Walk walk = walk(baseline);
         try {
             for (long at = sector, end = sector + maxSectors; at < end; ) {
-                Change c = walk.run(at, end);
-                if (!sink.accept(c.sectors(), c.changed())) {
+                long run = walk.run(at, end);
+                long sectors = Math.abs(run);
+                if (!sink.accept(sectors, run > 0)) {
                     return;
                 }
-                at += c.sectors();
+                at += sectors;
             }
         } finally {
             walk.release();
@@ -101,12 +101,14 @@ final class ChangeMap {
 
     /** One snapshot's completed exceptions in sectors, read through a cursor: for one walk, which holds the table. */
     private static final class Exceptions {
-        private final long chunkSectors;
+        /** Sectors per chunk: {@code 1 << shift} (a power of two; shifts, not divisions, per run). */
+        private final int shift;
+
         private final HeldTable table;
         private final ExceptionTable.Cursor cursor;
 
         private Exceptions(long chunkSectors, HeldTable table) {
-            this.chunkSectors = chunkSectors;
+            this.shift = Long.numberOfTrailingZeros(chunkSectors);
             this.table = table;
             this.cursor = table.table().cursor();
         }
@@ -121,19 +123,16 @@ final class ChangeMap {
             table.release();
         }
 
-        boolean has(long sector) {
-            return cursor.has(sector / chunkSectors);
-        }
-
         /** The first sector in {@code [from, to)} whose chunk has an exception, or {@code to}. */
         long next(long from, long to) {
-            long chunk = cursor.next(from / chunkSectors, (to - 1) / chunkSectors + 1);
-            return Math.min(to, Math.max(from, chunk * chunkSectors));
+            long chunk = cursor.next(from >>> shift, ((to - 1) >>> shift) + 1);
+            return Math.min(to, Math.max(from, chunk << shift));
         }
 
-        /** The end of the exceptions from {@code from} on (its chunk has one), at most {@code to}. */
+        /** The end of the exceptions from {@code from} on, at most {@code to}: {@code from} when its chunk has none. */
         long end(long from, long to) {
-            return Math.min(to, cursor.end(from / chunkSectors, (to - 1) / chunkSectors + 1) * chunkSectors);
+            long chunk = cursor.end(from >>> shift, ((to - 1) >>> shift) + 1);
+            return Math.min(to, Math.max(from, chunk << shift));
         }
     }
 
@@ -146,24 +145,27 @@ final class ChangeMap {
             }
         }
 
-        Change run(long sector, long end) {
-            long at = sector;
-            while (at < end) {
-                boolean inBase = base.has(at);
-                boolean inSelf = self != null && self.has(at);
-                if (!inBase && !inSelf) {
+        /** The run from {@code sector} on, up to {@code end}: its sectors, negated when unchanged (no object per run). */
+        long run(long sector, long end) {
+            long at = base.end(sector, end);
+            while (self != null) { // where either has exceptions: each one's, in turn, until neither goes on
+                long after = self.end(at, end);
+                if (after == at) {
                     break;
                 }
-                at = Math.max(inBase ? base.end(at, end) : at, inSelf ? self.end(at, end) : at);
+                at = base.end(after, end);
+                if (at == after) {
+                    break;
+                }
             }
             if (at > sector) {
-                return new Change(at - sector, true);
+                return at - sector;
             }
             long next = base.next(sector, end);
             if (self != null) {
                 next = Math.min(next, self.next(sector, end));
             }
-            return new Change(next - sector, false);
+            return sector - next;
         }
     }
 }

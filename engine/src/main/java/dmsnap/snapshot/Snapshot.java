@@ -6,6 +6,7 @@ import dmsnap.store.ExceptionTable;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.device.Device;
 import dmsnap.target.Allocation;
+import dmsnap.target.AllocationSink;
 import dmsnap.target.CacheMode;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
@@ -243,6 +244,11 @@ public final class Snapshot {
     /** Block status of this snapshot's view; see {@link SnapshotIo#allocation}. */
     Allocation allocation(long sector, long maxSectors) throws IOException {
         return io.allocation(sector, maxSectors);
+    }
+
+    /** Block status of this snapshot's view in one walk; see {@link SnapshotIo#allocationRuns}. */
+    void allocationRuns(long sector, long maxSectors, AllocationSink sink) throws IOException {
+        io.allocationRuns(sector, maxSectors, sink);
     }
 
     void discard(IoRequest request, boolean passdown) throws IOException {

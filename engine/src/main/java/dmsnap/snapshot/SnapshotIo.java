@@ -13,7 +13,9 @@ import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.copy.CopyOp;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.store.device.Device;
+import dmsnap.store.device.Extent;
 import dmsnap.target.Allocation;
+import dmsnap.target.AllocationSink;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import java.io.IOException;
@@ -260,6 +262,48 @@ final class SnapshotIo {
         long until = Math.min(end, exceptions.next(chunk + 1, lastChunk + 1) * chunkSize.sectors());
         Allocation below = Allocation.of(origin.device().extentAt(sector << 9, (until - sector) << 9));
         return merging ? below : below.below();
+    }
+
+    /**
+     * The runs {@link #allocation} gives from {@code sector} on, in one walk: one cursor over the
+     * exceptions, and each extent of the origin read once (an origin hole under many gaps between
+     * exceptions is one question to the origin's device, not one per gap).
+     */
+    void allocationRuns(long sector, long maxSectors, AllocationSink sink) throws IOException {
+        if (!state.isValid()) {
+            throw new IOException(state.deviceName() + ": snapshot is invalid");
+        }
+        int shift = Long.numberOfTrailingZeros(state.store().chunkSize().sectors());
+        ExceptionTable.Cursor exceptions = state.complete().cursor();
+        long end = sector + maxSectors;
+        long chunkLimit = ((end - 1) >>> shift) + 1;
+        long originFrom = 0; // the origin's extent read last: [originFrom, originTo), at originDepth
+        long originTo = 0;
+        int originDepth = 0;
+        for (long at = sector; at < end; ) {
+            long chunk = at >>> shift;
+            long own = Math.min(end, exceptions.end(chunk, chunkLimit) << shift);
+            long sectors;
+            int depth;
+            if (own > at) {
+                sectors = own - at;
+                depth = 1;
+            } else {
+                if (at < originFrom || at >= originTo) {
+                    Extent extent = origin.device().extentAt(at << 9, (end - at) << 9);
+                    originFrom = at;
+                    originTo = at + Math.max(1, extent.lengthBytes() >>> 9);
+                    originDepth = extent.hole() ? 0 : merging ? 1 : 2;
+                }
+                long until = Math.min(end, exceptions.next(chunk + 1, chunkLimit) << shift);
+                sectors = Math.min(until, originTo) - at;
+                depth = originDepth;
+            }
+            if (!sink.accept(sectors, depth)) {
+                return;
+            }
+            at += sectors;
+        }
     }
 
     /** The parts of {@code io} that fall into each chunk, in order. */

@@ -3,6 +3,7 @@ package dmsnap.snapshot;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
+import dmsnap.target.AllocationSink;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
 import dmsnap.target.TargetType;
@@ -95,6 +96,11 @@ public final class SnapshotMergeTarget implements OverOrigin {
     @Override
     public Allocation allocation(long sector, long maxSectors) throws IOException {
         return snapshot.allocation(sector, maxSectors);
+    }
+
+    @Override
+    public void allocationRuns(long sector, long maxSectors, AllocationSink sink) throws IOException {
+        snapshot.allocationRuns(sector, maxSectors, sink);
     }
 
     /** The merged view: the merging snapshot's exceptions not merged yet are changes too. */

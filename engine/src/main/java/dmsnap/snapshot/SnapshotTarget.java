@@ -7,6 +7,7 @@ import dmsnap.store.ExceptionStores;
 import dmsnap.store.copy.ChunkCopier;
 import dmsnap.table.TableLoadException;
 import dmsnap.target.Allocation;
+import dmsnap.target.AllocationSink;
 import dmsnap.target.DeviceResolver;
 import dmsnap.target.IoRequest;
 import dmsnap.target.SnapshotStatus;
@@ -255,6 +256,11 @@ public final class SnapshotTarget implements OverOrigin {
     @Override
     public Allocation allocation(long sector, long maxSectors) throws IOException {
         return snapshot.allocation(sector, maxSectors);
+    }
+
+    @Override
+    public void allocationRuns(long sector, long maxSectors, AllocationSink sink) throws IOException {
+        snapshot.allocationRuns(sector, maxSectors, sink);
     }
 
     @Override

@@ -34,6 +34,22 @@ public interface Target extends AutoCloseable {
     Allocation allocation(long sector, long maxSectors) throws IOException, InterruptedException;
 
     /**
+     * The runs {@link #allocation} gives from {@code sector} on, one after the other, for at most
+     * {@code maxSectors} or until {@code sink} says stop (a whole block status reply in one walk).
+     * A target that walks them for less than a call each (a snapshot) does so.
+     */
+    default void allocationRuns(long sector, long maxSectors, AllocationSink sink)
+            throws IOException, InterruptedException {
+        for (long at = sector, end = sector + maxSectors; at < end; ) {
+            Allocation a = allocation(at, end - at);
+            if (!sink.accept(a.sectors(), a.depth())) {
+                return;
+            }
+            at += a.sectors();
+        }
+    }
+
+    /**
      * The snapshots this target's data can be compared with ({@link #changedRuns}), by device
      * name: those of the origin it maps, when it maps one. Empty for the others.
      */

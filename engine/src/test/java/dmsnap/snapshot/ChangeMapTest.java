@@ -88,6 +88,26 @@ class ChangeMapTest {
     }
 
     /**
+     * A newer snapshot's view against an older one: where either has exceptions, as one run where
+     * the two tables' exceptions adjoin (the walk goes from one table's run to the other's).
+     */
+    @Test
+    void adjoiningExceptionsOfBothSnapshotsAreOneChangedRun() throws Exception {
+        try (SnapshotEngine e = new SnapshotEngine(dir, 8 << 20, 4 << 20)) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            e.write("origin", 48, 8, 0x51); // a's chunk 6 (48-55)
+            e.write("origin", 96, 8, 0x52); // a's chunk 12 (96-103)
+            addSnapshot(e, "c", 16);
+            e.write("c", 32, 1, 0x53); // c's own chunk 2 (32-47), just before a's 48-55
+            e.write("c", 104, 1, 0x55); // c's chunk 6 (96-111): a's 96-103 and on
+            assertEquals(List.of("32+24", "96+16"), dirty(e.dm.get("c"), "a"));
+            assertEquals(List.of("32+24", "96+16"), dirty(e.dm.get("a"), "c"));
+            assertEquals(List.of(new Change(8, false), new Change(24, true)), runs(e.dm.get("c"), "a", 24, 32));
+        }
+    }
+
+    /**
      * Writers allocate exceptions (the table grows and resizes under the walks) while a mapper walks
      * the whole origin: every write answered before a walk began is dirty in that walk, whatever
      * the interleaving.
@@ -160,6 +180,67 @@ class ChangeMapTest {
             assertEquals(Set.of(), origin.baselines());
             IOException gone = assertThrows(IOException.class, () -> runs(origin, "a", 0, SECTORS));
             assertEquals("no valid snapshot a of this origin to compare with", gone.getMessage());
+        }
+    }
+
+    /** Adjacent runs of one depth as one, so that walks that cut runs differently compare equal. */
+    private static List<Allocation> joined(List<Allocation> runs) {
+        List<Allocation> joined = new ArrayList<>();
+        for (Allocation a : runs) {
+            Allocation last = joined.isEmpty() ? null : joined.getLast();
+            if (last != null && last.depth() == a.depth()) {
+                joined.set(joined.size() - 1, last.withSectors(last.sectors() + a.sectors()));
+            } else {
+                joined.add(a);
+            }
+        }
+        return joined;
+    }
+
+    /**
+     * A snapshot's block status in one walk (one cursor over its exceptions, each extent of the
+     * origin read once however many gaps between exceptions it lies under) gives what its runs
+     * one by one give, over an origin of holes and data, for any range, and stops when told.
+     */
+    @Test
+    void aSnapshotsAllocationWalkIsItsRunsOneByOne() throws Exception {
+        Path base = dir.resolve("sparse.img");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(base.toFile(), "rw")) {
+            f.setLength(SECTORS << 9);
+            byte[] data = new byte[64 << 10];
+            java.util.Arrays.fill(data, (byte) 7);
+            for (long at : new long[] {0, 1 << 20, (3 << 20) + (12 << 10), 6 << 20}) {
+                f.seek(at);
+                f.write(data);
+            }
+        }
+        Path cow = dir.resolve("cow.img");
+        Files.write(cow, new byte[4 << 20]);
+        try (SnapshotEngine e = new SnapshotEngine(dir, base, cow, new dmsnap.device.BackingDevices())) {
+            e.dm.create("origin", null, TableParser.parse("0 " + SECTORS + " snapshot-origin " + e.base));
+            addSnapshot(e, "a", 8);
+            java.util.Random random = new java.util.Random(19);
+            for (int i = 0; i < 80; i++) {
+                long sector = random.nextLong(SECTORS / 8) * 8;
+                e.write(i % 3 == 0 ? "a" : "origin", sector, 1 + random.nextInt(24), 0x60 + i % 16);
+            }
+            MappedDevice a = e.dm.get("a");
+            long[][] ranges = {{0, SECTORS}, {3, 1000}, {4096, 333}, {2047, 6000}, {SECTORS - 9, 9}};
+            for (long[] range : ranges) {
+                List<Allocation> walked = new ArrayList<>();
+                a.allocationRuns(range[0], range[1], (sectors, depth) -> walked.add(new Allocation(sectors, depth)));
+                List<Allocation> oneByOne = new ArrayList<>();
+                for (long at = range[0]; at < range[0] + range[1]; ) {
+                    Allocation next = a.allocation(at, range[0] + range[1] - at);
+                    oneByOne.add(next);
+                    at += next.sectors();
+                }
+                assertEquals(joined(oneByOne), joined(walked), "from " + range[0] + " for " + range[1]);
+            }
+            List<Allocation> three = new ArrayList<>();
+            a.allocationRuns(
+                    0, SECTORS, (sectors, depth) -> three.add(new Allocation(sectors, depth)) && three.size() < 3);
+            assertEquals(3, three.size(), "stopped when told");
         }
     }
 

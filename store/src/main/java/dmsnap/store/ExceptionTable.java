@@ -5,6 +5,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.locks.StampedLock;
@@ -27,11 +28,28 @@ import java.util.function.Consumer;
  * random exception, ~1 byte per sequential one). A slot is
  * keyed by a 16-chunk "micro-group" ({@code chunk >> 4}); a run is stored once in every
  * micro-group it touches (at most 16), so a lookup probes one micro-group's key and finds at
- * most 16 runs there, wherever the exceptions are: expected O(1). Slot = int key (the micro-group's
- * low 32 bits) + long value: bit 63 occupied, bits 56-62 the micro-group's high bits, bits 16-55
- * the run's first COW chunk, bits 8-15 the run's first chunk within its 256-group, bits 0-7
- * count. Limits: origin chunks below 2^43, COW chunks below 2^40 (with 512-byte chunks: 4 PiB
- * and 512 TiB).
+ * most 16 runs there, wherever the exceptions are: expected O(1). Slot = long value + int key,
+ * side by side (one cache miss per probe), keyed by the micro-group's 39-bit hash (a bijection,
+ * {@link #hash}): the key its low 32 bits, value bit 63 occupied, bits 56-62 the hash's high
+ * bits, bits 16-55 the run's first COW chunk, bits 8-15 the run's first chunk within its
+ * 256-group, bits 0-7 count; an entry's segment and home slot are read off its slot. Limits:
+ * origin chunks below 2^43, COW chunks below 2^40 (with 512-byte chunks: 4 PiB and 512 TiB).
+ *
+ * <p><b>Robin Hood order.</b> The slots of a cluster are kept in the order of their home slots
+ * (an insert shifts the entries homed later one slot up, a removal shifts them back), so a
+ * probe stops at the first entry homed after its own: a miss, or reading all of a micro-group's
+ * runs (which must look at every candidate), costs a few slots rather than a scan to the next
+ * empty one (8 to 26 slots at 75-86% load).
+ *
+ * <p><b>Walks.</b> A {@link Cursor} walks origin chunks in order (block status, change maps). It
+ * skips micro-groups without runs by an {@link Occupancy} bitmap (a bit per micro-group, or per
+ * stretch of them when the table is sparse over a large origin: at most
+ * {@value #OCCUPANCY_BITS_PER_SLOT} bits per slot, about 2% of the slots' bytes) and probes only
+ * the others. The bitmap grows with the highest micro-group, coarser if the budget says so;
+ * when the table's growth allows a finer one, a finer bitmap is filled from every insert and
+ * from each segment as it grows (it visits its slots anyway), and replaces the coarse one once
+ * all segments were through: no pass over the whole table under the write lock. A load builds
+ * it once at the end.
  *
  * <p><b>Arenas.</b> A settled segment's slots have a shared arena of their own, closed when the
  * segment grows: a close is a handshake with every thread, affordable for growth spread over a
@@ -60,7 +78,16 @@ public final class ExceptionTable implements AutoCloseable {
     public static final long MAX_NEW_CHUNK = (1L << 40) - 1;
 
     private static final long OCCUPIED = 1L << 63;
+    /** Micro-groups are below 2^39 (origin chunks below 2^43): their hash has as many bits. */
+    private static final int HASH_BITS = 39;
+
     private static final long SLOT_BYTES = 12;
+    /** The occupancy bitmap's budget: bits per slot of the table, and at least {@link #MIN_OCCUPANCY_BITS}. */
+    static final int OCCUPANCY_BITS_PER_SLOT = 2;
+
+    private static final long MIN_OCCUPANCY_BITS = 1 << 16;
+    /** The most micro-groups a walk reads at once (see {@link Cursor}): under one optimistic read, or the read lock. */
+    private static final int WINDOW = 32;
 
     private final StampedLock lock = new StampedLock();
     private final Segment[] segments = new Segment[SEGMENTS];
@@ -73,6 +100,16 @@ public final class ExceptionTable implements AutoCloseable {
     private final Level[] levels = new Level[64];
     /** Shared arenas closed so far (each close is a handshake with every thread). */
     private long arenaCloses;
+    /** Slots of all segments: the occupancy's budget. */
+    private long slotCapacity;
+    /** The highest micro-group a slot was ever put in (-1: none). */
+    private long highestMicro = -1;
+    /** Micro-groups that may hold runs, for walks; null while loading (a walk then probes each). */
+    private Occupancy occupancy = new Occupancy(0, 0);
+    /** A finer occupancy being filled (see the class comment), or null. */
+    private Occupancy refining;
+    /** The segments (a bit each) whose slots are not in {@link #refining} yet. */
+    private long refiningMissing;
 
     /**
      * The slots of every segment at one doubling level while loading, in one shared arena: the
@@ -90,14 +127,15 @@ public final class ExceptionTable implements AutoCloseable {
         }
     }
 
-    /** One open-addressing table: keys and values in parallel off-heap arrays. */
+    /** One open-addressing table in Robin Hood order: slots of a value and a key, off-heap. */
     private static final class Segment {
         /** The segment's own arena, or null while its slots are in {@link #level}'s. */
         final Arena arena;
 
         final Level level;
-        final MemorySegment keys;
-        final MemorySegment values;
+        /** {@link #capacity} slots of {@link #SLOT_BYTES}: the value (a long, unaligned), then the key (an int). */
+        final MemorySegment slots;
+
         final int capacity;
         int size;
 
@@ -106,8 +144,7 @@ public final class ExceptionTable implements AutoCloseable {
             this.capacity = capacity;
             this.arena = Arena.ofShared();
             this.level = null;
-            this.keys = arena.allocate(ValueLayout.JAVA_INT, capacity);
-            this.values = arena.allocate(ValueLayout.JAVA_LONG, capacity);
+            this.slots = arena.allocate(SLOT_BYTES * capacity, 8);
         }
 
         /** Slots in the arena of a doubling level (while loading). */
@@ -116,8 +153,7 @@ public final class ExceptionTable implements AutoCloseable {
             this.arena = null;
             this.level = level;
             level.segments++;
-            this.keys = level.arena.allocate(ValueLayout.JAVA_INT, capacity);
-            this.values = level.arena.allocate(ValueLayout.JAVA_LONG, capacity);
+            this.slots = level.arena.allocate(SLOT_BYTES * capacity, 8);
         }
 
         int depth() {
@@ -129,16 +165,99 @@ public final class ExceptionTable implements AutoCloseable {
         }
 
         long value(int slot) {
-            return values.getAtIndex(ValueLayout.JAVA_LONG, slot);
+            return slots.get(ValueLayout.JAVA_LONG_UNALIGNED, SLOT_BYTES * slot);
         }
 
         int key(int slot) {
-            return keys.getAtIndex(ValueLayout.JAVA_INT, slot);
+            return slots.get(ValueLayout.JAVA_INT, SLOT_BYTES * slot + 8);
         }
 
         void set(int slot, int key, long value) {
-            keys.setAtIndex(ValueLayout.JAVA_INT, slot, key);
-            values.setAtIndex(ValueLayout.JAVA_LONG, slot, value);
+            slots.set(ValueLayout.JAVA_LONG_UNALIGNED, SLOT_BYTES * slot, value);
+            slots.set(ValueLayout.JAVA_INT, SLOT_BYTES * slot + 8, key);
+        }
+
+        /** How many slots past its home the entry in {@code slot} (of value {@code value}) is. */
+        int distance(int slot, long value) {
+            int d = slot - home(hashOf(key(slot), value));
+            return d < 0 ? d + capacity : d;
+        }
+
+        /** Copies {@code count} slots from {@code from} to {@code to} (overlapping or not). */
+        void move(int from, int to, int count) {
+            MemorySegment.copy(slots, SLOT_BYTES * from, slots, SLOT_BYTES * to, SLOT_BYTES * count);
+        }
+
+        /**
+         * Puts an entry where Robin Hood order wants it: after the entries homed at or before its
+         * home, the ones homed later shifted one slot up. Under the write lock, with room.
+         */
+        void place(int key, long value, long hash) {
+            int i = home(hash);
+            for (int d = 0; ; d++) {
+                long v = value(i);
+                if (v == 0) {
+                    break;
+                }
+                if (distance(i, v) < d) {
+                    shiftUp(i);
+                    break;
+                }
+                if (++i == capacity) {
+                    i = 0;
+                }
+            }
+            set(i, key, value);
+            size++;
+        }
+
+        /**
+         * Puts an entry homed at or after every entry here into the first empty slot from its
+         * home, unless that is around the end of the table (then false, and nothing changed).
+         */
+        boolean append(int key, long value, long hash) {
+            int i = home(hash);
+            while (value(i) != 0) {
+                if (++i == capacity) {
+                    return false;
+                }
+            }
+            set(i, key, value);
+            size++;
+            return true;
+        }
+
+        /** Moves the entries from {@code slot} to the next empty slot one slot up (around the end). */
+        private void shiftUp(int slot) {
+            int empty = slot;
+            do {
+                if (++empty == capacity) {
+                    empty = 0;
+                }
+            } while (value(empty) != 0);
+            if (empty > slot) {
+                move(slot, slot + 1, empty - slot);
+            } else {
+                move(0, 1, empty);
+                move(capacity - 1, 0, 1);
+                move(slot, slot + 1, capacity - 1 - slot);
+            }
+        }
+
+        /** Empties {@code slot}, shifting the entries after it that are not at home one slot down. */
+        void remove(int slot) {
+            int hole = slot;
+            while (true) {
+                int next = hole + 1 == capacity ? 0 : hole + 1;
+                long v = value(next);
+                if (v == 0 || distance(next, v) == 0) {
+                    break;
+                }
+                move(next, hole, 1);
+                hole = next;
+            }
+            set(hole, 0, 0);
+            size--;
         }
     }
 
@@ -196,23 +315,56 @@ public final class ExceptionTable implements AutoCloseable {
 
     // ---- encoding ----------------------------------------------------------------------------
 
-    private static long hash(long micro) {
-        long h = micro * 0x9E3779B97F4A7C15L;
-        h ^= h >>> 29;
-        h *= 0xBF58476D1CE4E5B9L;
-        return h ^ (h >>> 32);
+    private static final long HASH_MASK = (1L << HASH_BITS) - 1;
+    private static final long MIX1 = 0x9E3779B97F4A7C15L & HASH_MASK;
+    private static final long MIX2 = 0xBF58476D1CE4E5B9L & HASH_MASK;
+    private static final long UNMIX1 = inverse(MIX1);
+    private static final long UNMIX2 = inverse(MIX2);
+
+    /**
+     * A micro-group's hash: a bijection of the {@value #HASH_BITS}-bit micro-groups (odd
+     * multipliers and xor-shifts modulo 2^39), so that a slot keeps the hash in place of the
+     * micro-group and its segment (the top bits) and home (the low 32) are read off the slot
+     * without hashing again; {@link #unhash} tells the micro-group back.
+     */
+    static long hash(long micro) {
+        long h = (micro * MIX1) & HASH_MASK;
+        h ^= h >>> 20;
+        h = (h * MIX2) & HASH_MASK;
+        return h ^ (h >>> 20);
+    }
+
+    static long unhash(long hash) {
+        long h = hash ^ (hash >>> 20); // a shift by more than half the bits is its own inverse
+        h = (h * UNMIX2) & HASH_MASK;
+        h ^= h >>> 20;
+        return (h * UNMIX1) & HASH_MASK;
+    }
+
+    /** The inverse of an odd number modulo 2^{@value #HASH_BITS} (Newton's iteration). */
+    private static long inverse(long odd) {
+        long x = odd;
+        for (int i = 0; i < 6; i++) {
+            x *= 2 - odd * x;
+        }
+        return x & HASH_MASK;
     }
 
     private static int segmentOf(long hash) {
-        return (int) (hash >>> (64 - SEGMENT_BITS));
+        return (int) (hash >>> (HASH_BITS - SEGMENT_BITS));
     }
 
-    private static long encode(long micro, long runOld, long runNew, int count) {
-        return OCCUPIED | (micro >>> 32) << 56 | runNew << 16 | (runOld & 0xff) << 8 | count;
+    private static long encode(long hash, long runOld, long runNew, int count) {
+        return OCCUPIED | (hash >>> 32) << 56 | runNew << 16 | (runOld & 0xff) << 8 | count;
     }
 
-    private static boolean matches(int key, long value, long micro) {
-        return value < 0 && key == (int) micro && ((value >>> 56) & 0x7f) == (micro >>> 32);
+    private static boolean matches(int key, long value, long hash) {
+        return value < 0 && key == (int) hash && ((value >>> 56) & 0x7f) == (hash >>> 32);
+    }
+
+    /** The hash a slot of {@code key} and {@code value} keeps. */
+    private static long hashOf(int key, long value) {
+        return ((value >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(key);
     }
 
     private static long runOld(long micro, long value) {
@@ -237,7 +389,7 @@ public final class ExceptionTable implements AutoCloseable {
         long stamp = lock.tryOptimisticRead();
         if (stamp != 0) {
             try {
-                long result = lookupUnlocked(oldChunk);
+                long result = lookupUnlocked(oldChunk, true);
                 if (lock.validate(stamp)) {
                     return result;
                 }
@@ -247,19 +399,21 @@ public final class ExceptionTable implements AutoCloseable {
         }
         stamp = lock.readLock();
         try {
-            return lookupUnlocked(oldChunk);
+            return lookupUnlocked(oldChunk, true);
         } finally {
             lock.unlockRead(stamp);
         }
     }
 
-    private long lookupUnlocked(long oldChunk) {
+    /** {@code near}: for a read, where the chunk is likely found (see {@link #nearRun}); a write's checks likely miss. */
+    private long lookupUnlocked(long oldChunk, boolean near) {
         if (closed) {
             throw new IllegalStateException("the exception table is closed");
         }
         long micro = oldChunk >>> 4;
-        Segment s = segments[segmentOf(hash(micro))];
-        int slot = s == null ? -1 : findRun(s, micro, oldChunk);
+        long h = hash(micro);
+        Segment s = segments[segmentOf(h)];
+        int slot = s == null ? -1 : findRun(s, h, micro, oldChunk, near);
         if (slot < 0) {
             return -1;
         }
@@ -267,20 +421,33 @@ public final class ExceptionTable implements AutoCloseable {
         return runNew(v) + (oldChunk - runOld(micro, v));
     }
 
-    /** The slot of the run in micro-group {@code micro} that contains {@code chunk}, or -1. */
-    private static int findRun(Segment s, long micro, long chunk) {
+    /**
+     * The slot of the run in micro-group {@code micro} that contains {@code chunk}, or -1. The
+     * probe stops at an empty slot or at an entry homed after {@code micro}'s home (Robin Hood
+     * order: none of {@code micro}'s runs comes after it). {@code near}: look at the first slots
+     * at once first ({@link #nearRun}), for a read, where the chunk is likely found.
+     */
+    private static int findRun(Segment s, long hash, long micro, long chunk, boolean near) {
         int cap = s.capacity;
-        int i = s.home(hash(micro));
-        for (int probes = 0; probes < cap; probes++) {
+        int i = s.home(hash);
+        if (near && i + NEAR <= cap) {
+            int found = nearRun(s, i, hash, micro, chunk);
+            if (found != 0) {
+                return i + Integer.numberOfTrailingZeros(found);
+            }
+        }
+        for (int d = 0; d < cap; d++) {
             long v = s.value(i);
             if (v == 0) {
                 return -1;
             }
-            if (matches(s.key(i), v, micro)) {
+            if (matches(s.key(i), v, hash)) {
                 long start = runOld(micro, v);
                 if (chunk >= start && chunk <= start + runCount(v)) {
                     return i;
                 }
+            } else if (s.distance(i, v) < d) {
+                return -1;
             }
             if (++i == cap) {
                 i = 0;
@@ -289,17 +456,50 @@ public final class ExceptionTable implements AutoCloseable {
         return -1;
     }
 
-    /** The slot in micro-group {@code micro} holding the run that starts at {@code runStart}, or -1. */
-    private static int findRunStartingAt(Segment s, long micro, long runStart) {
+    /** Slots from the home slot on that {@link #nearRun} looks at without a branch per slot. */
+    private static final int NEAR = 3;
+
+    /**
+     * Which of the {@value #NEAR} slots from {@code home} hold the run of micro-group {@code
+     * micro} (of hash {@code hash}) that contains {@code chunk}: a bit each. Computed without a
+     * branch per slot, because in Robin Hood order a run is usually among the first few slots
+     * from its home but at no predictable one: a loop's exit there is a branch mispredicted per
+     * lookup, and the processor then does not overlap one lookup's cache miss with the next's.
+     * The slots after an empty one or after the micro-group's entries may hold anything: none
+     * of them is {@code micro}'s and contains {@code chunk}.
+     */
+    private static int nearRun(Segment s, int home, long hash, long micro, long chunk) {
+        long low = hash & 0xffffffffL;
+        long top = OCCUPIED >>> 56 | hash >>> 32;
+        long base = (micro >>> 4) << 8;
+        int near = 0;
+        for (int j = 0; j < NEAR; j++) {
+            long v = s.value(home + j);
+            long key = Integer.toUnsignedLong(s.key(home + j)) ^ low;
+            long other = (v >>> 56) ^ top | key;
+            long offset = chunk - (base | ((v >>> 8) & 0xff));
+            // 1 when the slot is another micro-group's or its run does not hold chunk, else 0
+            long miss = ((other | -other) | offset | ((v & 0xff) - offset)) >>> 63;
+            near |= (int) (miss ^ 1) << j;
+        }
+        return near;
+    }
+
+    /** The slot in micro-group {@code micro} (of hash {@code hash}) holding the run that starts at {@code runStart}, or -1. */
+    private static int findRunStartingAt(Segment s, long hash, long micro, long runStart) {
         int cap = s.capacity;
-        int i = s.home(hash(micro));
-        for (int probes = 0; probes < cap; probes++) {
+        int i = s.home(hash);
+        for (int d = 0; d < cap; d++) {
             long v = s.value(i);
             if (v == 0) {
                 return -1;
             }
-            if (matches(s.key(i), v, micro) && runOld(micro, v) == runStart) {
-                return i;
+            if (matches(s.key(i), v, hash)) {
+                if (runOld(micro, v) == runStart) {
+                    return i;
+                }
+            } else if (s.distance(i, v) < d) {
+                return -1;
             }
             if (++i == cap) {
                 i = 0;
@@ -314,27 +514,52 @@ public final class ExceptionTable implements AutoCloseable {
     }
 
     /**
-     * A walk over origin chunks in order, for block status: it reads the runs of each 16-chunk
-     * micro-group once (one probe sequence, lock-free like {@link #lookup}) and answers from them,
-     * so that a walk costs a probe per micro-group however many questions it asks there. Not for
-     * concurrent use: one per walk. A change to the table after a micro-group was read is seen
-     * when the walk reaches the next one.
+     * A walk over origin chunks in order, for block status and change maps. It reads the table
+     * forward a window at a time, lock-free like {@link #lookup}: from a micro-group on, the next
+     * ones the occupancy bitmap marks (the others have no runs and cost nothing), at most {@link
+     * #window} of them, their home slots touched first and all at once (a probe is a cache miss
+     * at random in the table, and these overlap), then each probed; and answers from the runs it
+     * read, sorted, however many questions it asks there. The window doubles with every read up
+     * to {@value #WINDOW}: a cursor asked once reads one micro-group, a long walk 32 at a time.
+     * Not for concurrent use: one per walk. Each window is read once, after the walk began: a
+     * change to a part the walk has read is not seen (a question before it reads again).
      */
     public final class Cursor {
-        private long micro = -1;
-        /** The runs touching {@link #micro}: first and last chunk (at most 16 disjoint runs). */
-        private final long[] starts = new long[16];
+        /** The micro-groups read: {@code [first, last]}; every run touching them is in {@link #starts}/{@link #ends}. */
+        private long first = 1;
 
-        private final long[] ends = new long[16];
-        private int count;
+        private long last;
+        /** First and last chunk of the runs read: sorted, disjoint. */
+        private long[] starts = new long[16];
+
+        private long[] ends = new long[16];
+        private int runs;
+        /** Where the last search stopped: walks go forward, so the next one starts here. */
+        private int at;
+        /** How many marked micro-groups the next read takes at most. */
+        private int window = 1;
+
+        private final long[] micros = new long[WINDOW];
+        /** What the touches read: kept so that they are not optimized away. */
+        private long touched;
 
         private Cursor() {}
 
-        private void load(long m) {
-            if (m != micro) {
-                count = runsIn(m, starts, ends);
-                micro = m;
+        /** Reads from micro-group {@code m} on (before {@code limit}) unless it was read: then {@code first <= m <= last}. */
+        private void read(long m, long limit) {
+            if (m < first || m > last) {
+                seek(m, limit);
             }
+        }
+
+        /** The first run read that ends at or after {@code chunk}, or {@link #runs}. */
+        private int search(long chunk) {
+            int i = at <= runs && (at == 0 || ends[at - 1] < chunk) ? at : 0;
+            while (i < runs && ends[i] < chunk) {
+                i++;
+            }
+            at = i;
+            return i;
         }
 
         /** Whether {@code chunk} has a completed exception. */
@@ -342,29 +567,22 @@ public final class ExceptionTable implements AutoCloseable {
             if (chunk < 0 || chunk > MAX_OLD_CHUNK) {
                 return false;
             }
-            load(chunk >>> 4);
-            for (int i = 0; i < count; i++) {
-                if (starts[i] <= chunk && chunk <= ends[i]) {
-                    return true;
-                }
-            }
-            return false;
+            long m = chunk >>> 4;
+            read(m, m + 1);
+            int i = search(chunk);
+            return i < runs && starts[i] <= chunk;
         }
 
         /** The first chunk in {@code [from, to)} with a completed exception, or {@code to}. */
         public long next(long from, long to) {
             long limit = Math.min(to, MAX_OLD_CHUNK + 1);
-            for (long c = Math.max(0, from); c < limit; c = ((c >>> 4) + 1) << 4) {
-                load(c >>> 4);
-                long first = -1;
-                for (int i = 0; i < count; i++) {
-                    long start = Math.max(starts[i], c);
-                    if (start <= ends[i] && (first < 0 || start < first)) {
-                        first = start;
-                    }
-                }
-                if (first >= 0) {
-                    return Math.min(first, to);
+            long limitMicro = ((limit - 1) >>> 4) + 1;
+            for (long c = Math.max(0, from); c < limit; c = (last + 1) << 4) {
+                read(c >>> 4, limitMicro);
+                // A run not read starts after the micro-groups read, so after every run read.
+                int i = search(c);
+                if (i < runs) {
+                    return Math.min(Math.max(c, starts[i]), to);
                 }
             }
             return to;
@@ -374,59 +592,136 @@ public final class ExceptionTable implements AutoCloseable {
         public long end(long from, long to) {
             long c = from;
             while (c < to && has(c)) {
-                long runEnd = c;
-                for (int i = 0; i < count; i++) {
-                    if (starts[i] <= c && c <= ends[i]) {
-                        runEnd = Math.max(runEnd, ends[i]);
-                    }
-                }
-                c = runEnd + 1;
+                c = ends[at] + 1; // has left at on the run holding c; the next may adjoin it
             }
             return Math.min(c, to);
         }
-    }
 
-    /** The runs touching micro-group {@code micro} into {@code starts}/{@code ends}; their count. */
-    private int runsIn(long micro, long[] starts, long[] ends) {
-        long stamp = lock.tryOptimisticRead();
-        if (stamp != 0) {
-            try {
-                int n = runsInUnlocked(micro, starts, ends);
-                if (lock.validate(stamp)) {
-                    return n;
+        private void seek(long m, long limit) {
+            long stamp = lock.tryOptimisticRead();
+            boolean read = false;
+            if (stamp != 0) {
+                try {
+                    seekUnlocked(m, limit);
+                    read = lock.validate(stamp);
+                } catch (IllegalStateException | IndexOutOfBoundsException raced) {
+                    // A resize closed the slots under us: fall through to the read lock.
                 }
-            } catch (IllegalStateException | IndexOutOfBoundsException raced) {
-                // A resize closed the slots under us: fall through to the read lock.
+            }
+            if (!read) {
+                stamp = lock.readLock();
+                try {
+                    seekUnlocked(m, limit);
+                } finally {
+                    lock.unlockRead(stamp);
+                }
+            }
+            window = Math.min(WINDOW, 2 * window);
+        }
+
+        /**
+         * Reads the window from micro-group {@code m} on: the marked micro-groups before {@code
+         * limit}, at most {@link #window} of them; {@code [first, last]} is then what it read.
+         */
+        private void seekUnlocked(long m, long limit) {
+            if (closed) {
+                throw new IllegalStateException("the exception table is closed");
+            }
+            Occupancy marked = occupancy;
+            first = m;
+            runs = 0;
+            at = 0;
+            int count = 0;
+            long sum = touched;
+            for (long g = m; count < window; g++) {
+                g = marked == null ? g : marked.next(g, limit);
+                if (g >= limit) {
+                    break;
+                }
+                micros[count++] = g;
+                long h = hash(g);
+                Segment s = segments[segmentOf(h)];
+                if (s != null) {
+                    sum += s.value(s.home(h));
+                }
+            }
+            touched = sum;
+            last = count < window ? limit - 1 : micros[count - 1];
+            for (int j = 0; j < count; j++) {
+                if (starts.length - runs < 16) {
+                    starts = Arrays.copyOf(starts, 2 * starts.length);
+                    ends = Arrays.copyOf(ends, 2 * ends.length);
+                }
+                int from = runs;
+                runs = runsInUnlocked(micros[j], starts, ends, runs);
+                sortRuns(from, j == 0 ? Long.MIN_VALUE : micros[j] << 4);
             }
         }
-        stamp = lock.readLock();
-        try {
-            return runsInUnlocked(micro, starts, ends);
-        } finally {
-            lock.unlockRead(stamp);
+
+        /**
+         * Sorts the runs from {@code from} on (one micro-group's, at most 16) by their first
+         * chunk, dropping those that start before {@code keepFrom}: a run that began in an
+         * earlier micro-group of the window was read there.
+         */
+        private void sortRuns(int from, long keepFrom) {
+            int n = from;
+            for (int i = from; i < runs; i++) {
+                long start = starts[i];
+                long end = ends[i];
+                if (start < keepFrom) {
+                    continue;
+                }
+                int j = n++;
+                while (j > from && starts[j - 1] > start) {
+                    starts[j] = starts[j - 1];
+                    ends[j] = ends[j - 1];
+                    j--;
+                }
+                starts[j] = start;
+                ends[j] = end;
+            }
+            runs = n;
         }
     }
 
-    private int runsInUnlocked(long micro, long[] starts, long[] ends) {
-        if (closed) {
-            throw new IllegalStateException("the exception table is closed");
-        }
-        Segment s = segments[segmentOf(hash(micro))];
+    /**
+     * Appends the runs touching micro-group {@code micro} to {@code starts}/{@code ends} from
+     * {@code n} on (room for 16 needed), first and last chunk each; returns the new count. The
+     * probe stops at an entry homed after the micro-group's home (Robin Hood order), told by the
+     * entry's key alone: the low 32 bits of the hash it keeps, from which its home is computed.
+     */
+    private int runsInUnlocked(long micro, long[] starts, long[] ends, int n) {
+        long h = hash(micro);
+        Segment s = segments[segmentOf(h)];
         if (s == null) {
-            return 0;
+            return n;
         }
-        int n = 0;
-        int cap = s.capacity;
-        int i = s.home(hash(micro));
-        for (int probes = 0; probes < cap; probes++) {
-            long v = s.value(i);
+        MemorySegment slots = s.slots;
+        long cap = s.capacity;
+        long low = h & 0xffffffffL;
+        long top = OCCUPIED >>> 56 | h >>> 32; // bits 56-63 of a matching value
+        long base = (micro >>> 4) << 8;
+        long limit = n + 16;
+        long i = (low * cap) >>> 32;
+        for (long d = 0; d < cap; d++) {
+            long offset = i * SLOT_BYTES;
+            long v = slots.get(ValueLayout.JAVA_LONG_UNALIGNED, offset);
             if (v == 0) {
                 break;
             }
-            if (matches(s.key(i), v, micro) && n < starts.length) {
-                starts[n] = runOld(micro, v);
-                ends[n] = starts[n] + runCount(v);
-                n++;
+            long key = Integer.toUnsignedLong(slots.get(ValueLayout.JAVA_INT, offset + 8));
+            if (key == low) {
+                if (v >>> 56 == top && n < limit) {
+                    long start = base | ((v >>> 8) & 0xff);
+                    starts[n] = start;
+                    ends[n] = start + (v & 0xff);
+                    n++;
+                }
+            } else {
+                long distance = i - ((key * cap) >>> 32);
+                if ((distance < 0 ? distance + cap : distance) < d) {
+                    break;
+                }
             }
             if (++i == cap) {
                 i = 0;
@@ -468,6 +763,26 @@ public final class ExceptionTable implements AutoCloseable {
         }
     }
 
+    /** Heap bytes of the occupancy bitmaps walks read (the finer one being filled included). */
+    public long occupancyBytes() {
+        long stamp = lock.readLock();
+        try {
+            return (occupancy == null ? 0 : occupancy.bytes()) + (refining == null ? 0 : refining.bytes());
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    /** The occupancy walks read now, for tests: null while loading. */
+    Occupancy occupancy() {
+        long stamp = lock.readLock();
+        try {
+            return occupancy;
+        } finally {
+            lock.unlockRead(stamp);
+        }
+    }
+
     /** Every run, highest origin chunk first (a sorted copy: O(n log n)). */
     public void forEachRunDescending(Consumer<ExceptionRun> visitor) {
         List<ExceptionRun> all = new ArrayList<>();
@@ -478,7 +793,7 @@ public final class ExceptionTable implements AutoCloseable {
                 for (int i = 0; s != null && i < s.capacity; i++) {
                     long v = s.value(i);
                     if (v != 0) {
-                        long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(s.key(i));
+                        long micro = unhash(hashOf(s.key(i), v));
                         long start = runOld(micro, v);
                         if (start >>> 4 == micro) { // the run's first micro-group: report it once
                             all.add(new ExceptionRun(start, runNew(v), runCount(v)));
@@ -512,7 +827,7 @@ public final class ExceptionTable implements AutoCloseable {
         long stamp = lock.writeLock();
         try {
             requireOpen();
-            if (lookupUnlocked(oldChunk) >= 0) {
+            if (lookupUnlocked(oldChunk, false) >= 0) {
                 return false;
             }
             long group = oldChunk >>> 8;
@@ -632,6 +947,8 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             requireOpen();
             loading = true;
+            occupancy = null; // built once at the end
+            refining = null;
         } finally {
             lock.unlockWrite(stamp);
         }
@@ -685,7 +1002,8 @@ public final class ExceptionTable implements AutoCloseable {
     /**
      * Ends loading: each segment moves from its level's arena into one of its own, at the
      * capacity it would have reached by one-by-one inserts (so the settled table's footprint is
-     * the same however it was filled), and the level arenas are closed as they empty.
+     * the same however it was filled), and the level arenas are closed as they empty; then the
+     * occupancy bitmap is built, as fine as the settled table's budget allows.
      */
     private void settle() {
         long stamp = lock.writeLock();
@@ -700,9 +1018,17 @@ public final class ExceptionTable implements AutoCloseable {
                     Segment own = new Segment(settledCapacity(i, s.size));
                     rehash(s, own);
                     segments[i] = own;
+                    slotCapacity += own.capacity - s.capacity;
                     free(s);
                 }
             }
+            Occupancy built = highestMicro < 0 ? new Occupancy(0, 0) : Occupancy.covering(highestMicro, budget());
+            for (Segment s : segments) {
+                if (s != null) {
+                    markAll(s, built);
+                }
+            }
+            occupancy = built;
         } finally {
             lock.unlockWrite(stamp);
         }
@@ -756,7 +1082,7 @@ public final class ExceptionTable implements AutoCloseable {
         try {
             requireOpen();
             for (long c = oldChunk; c <= lastOld; c++) {
-                if (lookupUnlocked(c) >= 0) {
+                if (lookupUnlocked(c, false) >= 0) {
                     return false;
                 }
             }
@@ -811,8 +1137,9 @@ public final class ExceptionTable implements AutoCloseable {
 
     private ExceptionRun runContaining(long chunk) {
         long micro = chunk >>> 4;
-        Segment s = segments[segmentOf(hash(micro))];
-        int slot = s == null ? -1 : findRun(s, micro, chunk);
+        long h = hash(micro);
+        Segment s = segments[segmentOf(h)];
+        int slot = s == null ? -1 : findRun(s, h, micro, chunk, false);
         if (slot < 0) {
             return null;
         }
@@ -822,7 +1149,7 @@ public final class ExceptionTable implements AutoCloseable {
 
     private void addRun(ExceptionRun run) {
         for (long micro = run.oldChunk() >>> 4; micro <= run.lastOld() >>> 4; micro++) {
-            putSlot(micro, encode(micro, run.oldChunk(), run.newChunk(), run.count()));
+            putSlot(micro, run);
         }
     }
 
@@ -842,72 +1169,79 @@ public final class ExceptionTable implements AutoCloseable {
             if (micro < toFirst || micro > toLast) {
                 deleteSlot(micro, from.oldChunk());
             } else {
-                Segment s = segments[segmentOf(hash(micro))];
-                int slot = findRunStartingAt(s, micro, from.oldChunk());
-                s.set(slot, (int) micro, encode(micro, to.oldChunk(), to.newChunk(), to.count()));
+                long h = hash(micro);
+                Segment s = segments[segmentOf(h)];
+                int slot = findRunStartingAt(s, h, micro, from.oldChunk());
+                s.set(slot, (int) h, encode(h, to.oldChunk(), to.newChunk(), to.count()));
             }
         }
         for (long micro = toFirst; micro <= toLast; micro++) {
             if (micro < fromFirst || micro > fromLast) {
-                putSlot(micro, encode(micro, to.oldChunk(), to.newChunk(), to.count()));
+                putSlot(micro, to);
             }
         }
     }
 
-    private void putSlot(long micro, long value) {
+    /** Stores {@code run} in micro-group {@code micro}'s slots. */
+    private void putSlot(long micro, ExceptionRun run) {
         long h = hash(micro);
         int index = segmentOf(h);
         Segment s = segments[index];
         if (s == null) {
             s = segments[index] = newSegment(initialCapacity(index), 0);
+            slotCapacity += s.capacity;
         }
         if (s.size + 1 > s.capacity * MAX_LOAD) {
             s = grow(index);
         }
-        int i = s.home(h);
-        while (s.value(i) != 0) {
-            if (++i == s.capacity) {
-                i = 0;
-            }
-        }
-        s.set(i, (int) micro, value);
-        s.size++;
+        s.place((int) h, encode(h, run.oldChunk(), run.newChunk(), run.count()), h);
+        mark(micro);
     }
 
-    /** Deletes the slot of the run starting at {@code runStart} in {@code micro}, shifting back followers. */
+    /** Marks {@code micro} in the occupancy bitmaps (a finer one being filled is dropped if it must coarsen). */
+    private void mark(long micro) {
+        highestMicro = Math.max(highestMicro, micro);
+        if (occupancy != null) {
+            occupancy = occupancy.mark(micro, budget());
+        }
+        if (refining != null) {
+            Occupancy marked = refining.mark(micro, budget());
+            refining = marked.shift == refining.shift ? marked : null;
+        }
+    }
+
+    /** The occupancy bitmap's most bits at the table's present size. */
+    private long budget() {
+        return Math.max(MIN_OCCUPANCY_BITS, OCCUPANCY_BITS_PER_SLOT * slotCapacity);
+    }
+
+    /** Marks the micro-group of every slot of {@code s} in {@code marks}, which covers them all. */
+    private static void markAll(Segment s, Occupancy marks) {
+        for (int i = 0; i < s.capacity; i++) {
+            long v = s.value(i);
+            if (v != 0) {
+                marks.set(unhash(hashOf(s.key(i), v)));
+            }
+        }
+    }
+
+    /** Deletes the slot of the run starting at {@code runStart} in {@code micro} (its bit stays marked). */
     private void deleteSlot(long micro, long runStart) {
-        Segment s = segments[segmentOf(hash(micro))];
-        int hole = findRunStartingAt(s, micro, runStart);
+        long h = hash(micro);
+        Segment s = segments[segmentOf(h)];
+        int hole = findRunStartingAt(s, h, micro, runStart);
         if (hole < 0) {
             throw new IllegalStateException(
                     "exception table slot for run " + runStart + " in micro-group " + micro + " is missing");
         }
-        int cap = s.capacity;
-        int j = hole;
-        while (true) {
-            if (++j == cap) {
-                j = 0;
-            }
-            long v = s.value(j);
-            if (v == 0) {
-                break;
-            }
-            long m = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(s.key(j));
-            int home = s.home(hash(m));
-            // j may move into the hole when its home is not cyclically inside (hole, j].
-            boolean stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-            if (!stays) {
-                s.set(hole, s.key(j), v);
-                hole = j;
-            }
-        }
-        s.set(hole, 0, 0);
-        s.size--;
+        s.remove(hole);
     }
 
     /**
      * Replaces segment {@code index} by a larger one: by {@link #GROWTH} when settled, doubled
      * while loading (fewer rehashes, and its level's arena is freed once all segments left it).
+     * Settled, it also brings the occupancy towards a finer one when the larger table's budget
+     * allows it (see the class comment): this segment's slots go into it as they move.
      */
     private Segment grow(int index) {
         Segment old = segments[index];
@@ -915,25 +1249,56 @@ public final class ExceptionTable implements AutoCloseable {
         Segment bigger = newSegment(capacity, old.depth() + 1);
         rehash(old, bigger);
         segments[index] = bigger;
+        slotCapacity += bigger.capacity - old.capacity;
         free(old);
+        if (!loading) {
+            refine(index, bigger);
+        }
         return bigger;
     }
 
-    /** Puts every slot of {@code from} into the empty {@code to}. */
+    /** Starts a finer occupancy when the budget allows one, and puts segment {@code index}'s slots into it. */
+    private void refine(int index, Segment s) {
+        if (refining == null && occupancy != null && Occupancy.finestShift(highestMicro, budget()) < occupancy.shift) {
+            refining = Occupancy.covering(highestMicro, budget());
+            refiningMissing = 0;
+            for (int i = 0; i < SEGMENTS; i++) {
+                refiningMissing |= segments[i] == null ? 0 : 1L << i;
+            }
+        }
+        if (refining != null && (refiningMissing & (1L << index)) != 0) {
+            markAll(s, refining);
+            refiningMissing &= ~(1L << index);
+            if (refiningMissing == 0) {
+                occupancy = refining;
+                refining = null;
+            }
+        }
+    }
+
+    /**
+     * Puts every slot of {@code from} into the empty {@code to}, from the start of a cluster on:
+     * in home order, which is {@code to}'s too but for entries of one home in {@code from} (homes
+     * grow with the key, the hash's low 32 bits, at any capacity). An entry whose key is the
+     * highest yet goes to the first empty slot from its home, after every entry there (Robin Hood
+     * order without looking at them); the others are placed as an insert places them.
+     */
     private static void rehash(Segment from, Segment to) {
-        for (int i = 0; i < from.capacity; i++) {
+        int cap = from.capacity;
+        int start = 0;
+        while (start < cap && from.value(start) != 0) {
+            start++;
+        }
+        long highest = -1;
+        for (int k = 0, i = start == cap ? 0 : start; k < cap; k++, i = i + 1 == cap ? 0 : i + 1) {
             long v = from.value(i);
             if (v != 0) {
                 int key = from.key(i);
-                long micro = ((v >>> 56) & 0x7f) << 32 | Integer.toUnsignedLong(key);
-                int j = to.home(hash(micro));
-                while (to.value(j) != 0) {
-                    if (++j == to.capacity) {
-                        j = 0;
-                    }
+                long unsigned = Integer.toUnsignedLong(key);
+                if (unsigned < highest || !to.append(key, v, hashOf(key, v))) {
+                    to.place(key, v, hashOf(key, v));
                 }
-                to.set(j, key, v);
-                to.size++;
+                highest = Math.max(highest, unsigned);
             }
         }
     }

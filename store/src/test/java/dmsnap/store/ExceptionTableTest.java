@@ -373,6 +373,191 @@ class ExceptionTableTest {
         }
     }
 
+    /** The chunks with an exception a walk of {@code cursor} reports in {@code [0, limit)}, as has/end/next tell them. */
+    private static java.util.TreeSet<Long> walk(ExceptionTable.Cursor cursor, long limit) {
+        java.util.TreeSet<Long> found = new java.util.TreeSet<>();
+        for (long at = 0; at < limit; ) {
+            if (cursor.has(at)) {
+                long end = cursor.end(at, limit);
+                assertTrue(end > at, "end(" + at + ") = " + end);
+                for (long c = at; c < end; c++) {
+                    found.add(c);
+                }
+                at = end;
+            } else {
+                long next = cursor.next(at, limit);
+                assertTrue(next > at, "next(" + at + ") = " + next);
+                at = next;
+            }
+        }
+        return found;
+    }
+
+    /**
+     * Over an origin large for the table, the occupancy bitmap starts coarse (a bit per stretch of
+     * micro-groups) and gets finer as the table grows (filled segment by segment as they grow):
+     * at every stage a walk reports exactly the model's chunks, and so does one cursor walking on
+     * while the table grows under it, for what it reads after the inserts.
+     */
+    @Test
+    void walksMatchTheModelWhileTheOccupancyGetsFiner() {
+        Random random = Seeds.random("occupancy-walks");
+        long origin = 1L << 24; // 2^20 micro-groups: a bit for 16 of them at first
+        try (ExceptionTable t = new ExceptionTable()) {
+            java.util.TreeSet<Long> model = new java.util.TreeSet<>();
+            int firstShift = -1;
+            long nextNew = 2;
+            for (int stage = 0; stage < 9; stage++) {
+                int count = 400 << stage;
+                for (int i = 0; i < count; i++) {
+                    long o = random.nextLong(origin);
+                    if (random.nextInt(8) == 0) { // some runs too
+                        for (int k = 0; k < 1 + random.nextInt(40) && o + k < origin && model.add(o + k); k++) {
+                            assertTrue(t.insert(o + k, nextNew++));
+                        }
+                    } else if (model.add(o)) {
+                        assertTrue(t.insert(o, nextNew++));
+                    }
+                }
+                firstShift = firstShift < 0 ? t.occupancy().shift : firstShift;
+                assertEquals(model, walk(t.cursor(), origin), "stage " + stage + ", " + t.occupancy());
+            }
+            assertTrue(
+                    t.occupancy().shift < firstShift,
+                    "the bitmap got finer: from a bit per " + (1 << firstShift) + " micro-groups to " + t.occupancy());
+            // A cursor half-way through its walk while inserts (and growths) go on: what it reads
+            // afterwards it reads from the grown table.
+            ExceptionTable.Cursor cursor = t.cursor();
+            long half = origin / 2;
+            for (long at = 0; at < half; ) {
+                at = cursor.has(at) ? cursor.end(at, half) : cursor.next(at, half);
+            }
+            for (int i = 0; i < 50_000; i++) {
+                long o = half + (1L << 20) + random.nextLong(origin / 2 - (1L << 20));
+                if (model.add(o)) {
+                    assertTrue(t.insert(o, nextNew++));
+                }
+            }
+            java.util.TreeSet<Long> secondHalf = new java.util.TreeSet<>();
+            for (long at = half + (1L << 20); at < origin; ) {
+                if (cursor.has(at)) {
+                    secondHalf.add(at);
+                    at++;
+                } else {
+                    at = cursor.next(at, origin);
+                }
+            }
+            assertEquals(model.tailSet(half + (1L << 20)), secondHalf);
+            assertEquals(model, walk(t.cursor(), origin));
+        }
+    }
+
+    /** A walk while the table loads (no occupancy bitmap yet: every micro-group probed) and after. */
+    @Test
+    void aLoadingTableWalksAsTheModel() throws Exception {
+        Random random = Seeds.random("loading-walks");
+        long origin = 1L << 22;
+        try (ExceptionTable t = new ExceptionTable()) {
+            java.util.TreeSet<Long> model = new java.util.TreeSet<>();
+            RemapSink sink = t.loadingSink();
+            long nextNew = 2;
+            for (int i = 1; i <= 30_000; i++) {
+                long o = random.nextLong(origin);
+                int length = random.nextInt(4) == 0 ? 1 + random.nextInt(300) : 1;
+                for (int k = 0; k < length && o + k < origin && model.add(o + k); k++) {
+                    sink.remap(o + k, nextNew++);
+                }
+                if (i % 10_000 == 0) {
+                    // A remap that does not continue the ones the sink gathers adds them; it is the one gathered now.
+                    long pending;
+                    do {
+                        pending = random.nextLong(origin);
+                    } while (!model.add(pending));
+                    nextNew += 7;
+                    sink.remap(pending, nextNew++);
+                    assertEquals(null, t.occupancy(), "no bitmap while loading");
+                    java.util.TreeSet<Long> seen = walk(t.cursor(), origin);
+                    seen.add(pending);
+                    assertEquals(model, seen, "while loading");
+                }
+            }
+            sink.endOfList();
+            assertEquals(model, walk(t.cursor(), origin));
+            assertTrue(t.occupancy() != null, "built at the end of the list");
+        }
+    }
+
+    /**
+     * A writer inserts (growing segments and refining the occupancy bitmap) while a walker walks
+     * the whole origin, in phases: a walk sees every exception inserted before it began, and
+     * never one that was not inserted (the writer is at most one batch ahead of it).
+     */
+    @Test
+    void aWalkDuringInsertsSeesEveryEarlierOneAndNoneThatWasNot() throws Exception {
+        Random random = Seeds.random("walk-while-inserting");
+        long origin = 1L << 26;
+        int batches = 14;
+        List<long[]> planned = new ArrayList<>();
+        java.util.Set<Long> distinct = new java.util.HashSet<>();
+        for (int b = 0; b < batches; b++) {
+            long[] batch = new long[200 << Math.min(b, 8)];
+            for (int i = 0; i < batch.length; i++) {
+                long o;
+                do {
+                    o = random.nextLong(origin);
+                } while (!distinct.add(o));
+                batch[i] = o;
+            }
+            planned.add(batch);
+        }
+        java.util.concurrent.Phaser phases = new java.util.concurrent.Phaser(2);
+        try (ExceptionTable t = new ExceptionTable();
+                ExecutorService pool = Executors.newSingleThreadExecutor()) {
+            Future<?> writer = pool.submit(() -> {
+                long nextNew = 2;
+                for (long[] batch : planned) {
+                    for (long o : batch) {
+                        assertTrue(t.insert(o, nextNew++));
+                    }
+                    phases.arriveAndAwaitAdvance(); // batch b in; then b + 1 goes in during walk b
+                }
+                phases.arriveAndDeregister();
+                return null;
+            });
+            try {
+                java.util.TreeSet<Long> before = new java.util.TreeSet<>();
+                java.util.TreeSet<Long> upToNext = new java.util.TreeSet<>();
+                for (int b = 0; b < batches; b++) {
+                    phases.arriveAndAwaitAdvance();
+                    for (long o : planned.get(b)) {
+                        before.add(o);
+                    }
+                    upToNext.clear();
+                    upToNext.addAll(before);
+                    if (b + 1 < batches) {
+                        for (long o : planned.get(b + 1)) {
+                            upToNext.add(o);
+                        }
+                    }
+                    java.util.TreeSet<Long> seen = walk(t.cursor(), origin);
+                    assertTrue(seen.containsAll(before), "walk " + b + " missed " + missing(before, seen));
+                    assertTrue(upToNext.containsAll(seen), "walk " + b + " saw " + missing(seen, upToNext));
+                }
+                phases.arriveAndDeregister();
+                writer.get();
+                assertEquals(before, walk(t.cursor(), origin));
+            } finally {
+                phases.forceTermination(); // a failed walk must not leave the writer waiting
+            }
+        }
+    }
+
+    private static java.util.Set<Long> missing(java.util.Set<Long> expected, java.util.Set<Long> actual) {
+        java.util.Set<Long> missing = new java.util.TreeSet<>(expected);
+        missing.removeAll(actual);
+        return missing.size() > 5 ? java.util.Set.copyOf(new ArrayList<>(missing).subList(0, 5)) : missing;
+    }
+
     @Test
     void readersNeverSeeAWrongMappingWhileAWriterInsertsAndGrows() throws Exception {
         try (ExceptionTable t = new ExceptionTable()) {
@@ -495,8 +680,9 @@ class ExceptionTableTest {
                 } while (!random.insert(o, 2 + i));
                 sequential.insert(i, 2 + i);
             }
-            double perRandom = (double) random.memoryBytes() / random.size();
-            double perSequential = (double) sequential.memoryBytes() / sequential.size();
+            double perRandom = (double) (random.memoryBytes() + random.occupancyBytes()) / random.size();
+            double perSequential =
+                    (double) (sequential.memoryBytes() + sequential.occupancyBytes()) / sequential.size();
             System.out.printf(
                     "exception table: %.2f bytes per random exception, %.3f per sequential one (1M each)%n",
                     perRandom, perSequential);
