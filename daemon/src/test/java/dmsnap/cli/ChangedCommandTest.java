@@ -2,10 +2,7 @@ package dmsnap.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import dmsnap.daemon.Daemon;
-import dmsnap.daemon.DaemonConfig;
 import dmsnap.target.IoRequest;
-import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -22,51 +19,27 @@ class ChangedCommandTest {
     @TempDir
     Path dir;
 
-    private Daemon daemon;
-    private Path run;
+    private VolSnapDaemon rig;
 
     private CliRunner cli(String... args) {
-        String[] all = java.util.Arrays.copyOf(args, args.length + 2);
-        all[args.length] = "--run-dir";
-        all[args.length + 1] = run.toString();
-        return CliRunner.run(all);
-    }
-
-    private static void sparse(Path file, long bytes) throws Exception {
-        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
-            f.setLength(bytes);
-        }
+        return rig.cli(args);
     }
 
     @BeforeEach
     void start() throws Exception {
-        run = dir.resolve("run");
-        daemon = Daemon.start(new DaemonConfig(run, null), "test");
-        Path base = dir.resolve("base.img");
-        sparse(base, 8 << 20);
-        assertEquals(0, cli("origin", "create", "vol", base.toString()).exitCode());
-        CliRunner created = cli(
-                "snapshot",
-                "create",
-                "vol",
-                "snap",
-                "--cow",
-                dir.resolve("snap.cow").toString(),
-                "--cow-size",
-                "4M");
-        assertEquals(0, created.exitCode(), created.err());
+        rig = VolSnapDaemon.start(dir);
     }
 
     @AfterEach
     void stop() {
-        daemon.close();
+        rig.close();
     }
 
     /** Writes {@code bytes} at {@code offset} of the origin device. */
     private void write(long offset, int bytes) throws Exception {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(bytes, 4096).fill((byte) 0x42);
-            daemon.devices().get("vol").submit(IoRequest.write(offset >>> 9, data, false));
+            rig.daemon.devices().get("vol").submit(IoRequest.write(offset >>> 9, data, false));
         }
     }
 

@@ -4,9 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dmsnap.daemon.Daemon;
-import dmsnap.daemon.DaemonConfig;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.AfterEach;
@@ -19,38 +16,20 @@ class SnapshotRefreshTest {
     @TempDir
     Path dir;
 
-    private Daemon daemon;
-    private Path run;
-    private Path cow;
+    private VolSnapDaemon rig;
 
     private CliRunner cli(String... args) {
-        String[] all = java.util.Arrays.copyOf(args, args.length + 2);
-        all[args.length] = "--run-dir";
-        all[args.length + 1] = run.toString();
-        return CliRunner.run(all);
-    }
-
-    private static void sparse(Path file, long bytes) throws Exception {
-        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
-            f.setLength(bytes);
-        }
+        return rig.cli(args);
     }
 
     @BeforeEach
     void start() throws Exception {
-        run = dir.resolve("run");
-        daemon = Daemon.start(new DaemonConfig(run, null), "test");
-        Path base = dir.resolve("base.img");
-        sparse(base, 8 << 20);
-        cow = dir.resolve("snap.cow");
-        assertEquals(0, cli("origin", "create", "vol", base.toString()).exitCode());
-        CliRunner created = cli("snapshot", "create", "vol", "snap", "--cow", cow.toString(), "--cow-size", "4M");
-        assertEquals(0, created.exitCode(), created.err());
+        rig = VolSnapDaemon.start(dir);
     }
 
     @AfterEach
     void stop() {
-        daemon.close();
+        rig.close();
     }
 
     @Test
@@ -66,14 +45,14 @@ class SnapshotRefreshTest {
         String statusBefore = cli("status", "snap").out();
         // The COW path is swapped to a new file: a reload of the same table would read that one
         // afresh instead of taking over the live store.
-        Files.move(cow, dir.resolve("snap.cow.old"));
-        sparse(cow, 4 << 20);
+        Files.move(rig.cow, dir.resolve("snap.cow.old"));
+        VolSnapDaemon.sparse(rig.cow, 4 << 20);
         CliRunner r = cli("snapshot", "refresh", "snap");
         assertEquals(ExitCodes.FAILED, r.exitCode(), r.out());
         assertFalse(r.out().contains("handed over"), r.out());
         assertEquals(
                 "dmsnap: snap: the reloaded table did not take over the live exception store: its origin "
-                        + dir.resolve("base.img").toRealPath() + " or COW " + cow.toRealPath()
+                        + dir.resolve("base.img").toRealPath() + " or COW " + rig.cow.toRealPath()
                         + " now names another file than"
                         + " the live table's (was one replaced?); cleared the inactive table, snap is unchanged\n",
                 r.err());

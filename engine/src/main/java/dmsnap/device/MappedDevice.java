@@ -18,6 +18,8 @@ import dmsnap.target.TargetTypes;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
@@ -213,21 +215,38 @@ public final class MappedDevice {
      */
     public void allocationRuns(long sector, long maxSectors, AllocationSink sink)
             throws IOException, InterruptedException {
+        boolean[] going = {true};
+        AllocationSink relay = (sectors, depth) -> going[0] = sink.accept(sectors, depth);
+        acrossLines(sector, maxSectors, (target, from, sectors) -> {
+            target.allocationRuns(from, sectors, relay);
+            return going[0];
+        });
+    }
+
+    /** One target's part of a walk across table lines ({@link #acrossLines}): false to stop. */
+    @FunctionalInterface
+    private interface LineWalk {
+        boolean walk(Target target, long sector, long maxSectors) throws IOException, InterruptedException;
+    }
+
+    /**
+     * Walks {@code [sector, sector + maxSectors)} line by line through one pass of the gate (which
+     * waits while the device is suspended), each line's part in its target's own sectors.
+     */
+    private void acrossLines(long sector, long maxSectors, LineWalk walk) throws IOException, InterruptedException {
         gate.enter();
         try {
             LiveTable t = liveFor(sector, maxSectors);
             List<TableLine> lines = t.table().lines();
             long end = sector + maxSectors;
-            boolean[] going = {true};
-            AllocationSink relay = (sectors, depth) -> going[0] = sink.accept(sectors, depth);
             for (int i = lineIndex(lines, sector);
-                    going[0] && i < lines.size() && lines.get(i).startSector() < end;
+                    i < lines.size() && lines.get(i).startSector() < end;
                     i++) {
                 TableLine line = lines.get(i);
                 long from = Math.max(sector, line.startSector());
-                t.targets()
-                        .get(i)
-                        .allocationRuns(from - line.startSector(), Math.min(end, line.endSector()) - from, relay);
+                if (!walk.walk(t.targets().get(i), from - line.startSector(), Math.min(end, line.endSector()) - from)) {
+                    return;
+                }
             }
         } finally {
             gate.exit();
@@ -251,21 +270,21 @@ public final class MappedDevice {
      * The snapshots whose changes this device can report ({@link #changedRuns}): those every
      * line of its live table can compare with, by device name; empty without a table.
      */
-    public java.util.Set<String> baselines() {
+    public Set<String> baselines() {
         LiveTable t = live;
         if (t == null) {
-            return java.util.Set.of();
+            return Set.of();
         }
-        java.util.Set<String> common = null;
+        Set<String> common = null;
         for (Target target : t.targets()) {
-            java.util.Set<String> names = target.baselines();
+            Set<String> names = target.baselines();
             if (common == null) {
-                common = new java.util.TreeSet<>(names);
+                common = new TreeSet<>(names);
             } else {
                 common.retainAll(names);
             }
         }
-        return common == null ? java.util.Set.of() : common;
+        return common == null ? Set.of() : common;
     }
 
     /**
@@ -277,26 +296,12 @@ public final class MappedDevice {
      */
     public void changedRuns(String baseline, long sector, long maxSectors, ChangeSink sink)
             throws IOException, InterruptedException {
-        gate.enter();
-        try {
-            LiveTable t = liveFor(sector, maxSectors);
-            List<TableLine> lines = t.table().lines();
-            long end = sector + maxSectors;
-            boolean[] going = {true};
-            ChangeSink relay = (sectors, changed) -> going[0] = sink.accept(sectors, changed);
-            for (int i = lineIndex(lines, sector);
-                    going[0] && i < lines.size() && lines.get(i).startSector() < end;
-                    i++) {
-                TableLine line = lines.get(i);
-                long from = Math.max(sector, line.startSector());
-                t.targets()
-                        .get(i)
-                        .changedRuns(
-                                baseline, from - line.startSector(), Math.min(end, line.endSector()) - from, relay);
-            }
-        } finally {
-            gate.exit();
-        }
+        boolean[] going = {true};
+        ChangeSink relay = (sectors, changed) -> going[0] = sink.accept(sectors, changed);
+        acrossLines(sector, maxSectors, (target, from, sectors) -> {
+            target.changedRuns(baseline, from, sectors, relay);
+            return going[0];
+        });
     }
 
     /** One target's part of a request, in target-relative sectors. */

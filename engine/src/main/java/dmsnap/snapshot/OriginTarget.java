@@ -58,7 +58,7 @@ public final class OriginTarget implements OverOrigin {
             }
             Device reads;
             try {
-                reads = context.cacheMode().usesPageCache() ? handle.device().buffered() : handle.device();
+                reads = context.cacheMode().dataView(handle.device());
             } catch (IOException e) {
                 try {
                     handle.close();

@@ -81,8 +81,8 @@ public final class Snapshot {
         this.cow = cow;
         this.copier = copier;
         this.lengthSectors = lengthSectors;
-        this.cowData = cacheMode.usesPageCache() ? cow.device().buffered() : cow.device();
-        this.originData = cacheMode.usesPageCache() ? origin.device().buffered() : origin.device();
+        this.cowData = cacheMode.dataView(cow.device());
+        this.originData = cacheMode.dataView(origin.device());
         this.state = new SnapshotState(deviceName, store, event, commits);
         this.deferred = new DeferredCommits(state, cacheMode, timer);
         this.pending = new PendingExceptions(state, origin, cow, deferred);

@@ -1,5 +1,7 @@
 package dmsnap.target;
 
+import dmsnap.store.device.Device;
+import java.io.IOException;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
@@ -18,7 +20,10 @@ public enum CacheMode {
      * handover, merge start, remove or daemon stop, or after the commit interval.
      */
     NONE("none"),
-    /** As {@link #NONE}, with the COW's data written and read through the page cache. */
+    /**
+     * As {@link #NONE}, with the COW's data written and read through the page cache, and the
+     * origin read through it (its writes stay O_DIRECT, which drops the pages they overwrite).
+     */
     WRITEBACK("writeback"),
     /** The kernel's rule (spec 2.8, checklist 30): acknowledged once data and exception are durable. */
     DIRECTSYNC("directsync");
@@ -42,6 +47,16 @@ public enum CacheMode {
     /** Whether the COW's data goes through the page cache. */
     public boolean usesPageCache() {
         return this == WRITEBACK;
+    }
+
+    /**
+     * The view of {@code device} that data goes through in this mode: its page-cache view
+     * ({@link Device#buffered()}) in {@link #WRITEBACK}, else the device itself (O_DIRECT).
+     *
+     * @throws IOException the page-cache view could not be opened
+     */
+    public Device dataView(Device device) throws IOException {
+        return usesPageCache() ? device.buffered() : device;
     }
 
     /**
