@@ -104,6 +104,11 @@ public final class SnapshotMergeTarget implements OverOrigin {
     }
 
     @Override
+    public boolean readsThroughPageCache() {
+        return snapshot.readsThroughPageCache();
+    }
+
+    @Override
     public boolean supportsDiscard() {
         return discardZeroesCow;
     }
