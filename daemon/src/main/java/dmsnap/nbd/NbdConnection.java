@@ -436,8 +436,9 @@ final class NbdConnection {
      * its own data chunk as soon as it and the ones before it are in, so that the socket transfer
      * of the first pieces overlaps the device reads of the rest. Not through the page cache: pieces
      * read at once reach the file out of order, and one read of the whole request, as nbdkit's file
-     * plugin does, measured faster there (bench/RESULTS.md, issue 18). A failed piece ends the reply with an error chunk
-     * (the client sees the read fail); the buffer is given back only when every piece is done.
+     * plugin does, measured faster there (bench/RESULTS.md, issue 18). A failed piece ends the
+     * reply with an error chunk (the client sees the read fail); the buffer is given back only when
+     * every piece is done.
      */
     private void readInPieces(NbdRequest r, BufferPool.Buffer buffer) {
         MemorySegment whole = buffer.segment();
