@@ -16,14 +16,16 @@
 # The raw runs go to a TSV; bench/nbd-vs-peers.py prints the tables and target ratios and draws the
 # plot. With --record: bench/nbd-vs-peers.tsv, bench/nbd-vs-peers.svg and the RESULTS.md section.
 #   bench/nbd-vs-peers.sh [--record] [--dir DIR] [--size-mib N] [--seconds S] [--rounds R] [--only REGEX]
-size_mib=1024; seconds=3; rounds=3; only=.
-bench_extra_usage="[--size-mib N] [--seconds S] [--rounds R] [--only REGEX]"
+#     [--servers REGEX]
+size_mib=1024; seconds=3; rounds=3; only=.; servers_only=.
+bench_extra_usage="[--size-mib N] [--seconds S] [--rounds R] [--only REGEX] [--servers REGEX]"
 bench_option() {
     case "$1" in
         --size-mib) size_mib=$2 ;;
         --seconds) seconds=$2 ;;
         --rounds) rounds=$2 ;;
         --only) only=$2 ;; # runs only the rows whose "workload qdN base" matches (a quick look)
+        --servers) servers_only=$2 ;; # and in them only the servers whose name matches
         *) return 1 ;;
     esac
 }
@@ -161,6 +163,8 @@ for round in $(seq 1 "$rounds"); do
         spec=${row%%|*}
         [[ $spec =~ $only ]] || continue
         read -ra servers <<<"${row#*|}"
+        for i in "${!servers[@]}"; do [[ ${servers[$i]} =~ $servers_only ]] || unset "servers[$i]"; done
+        servers=("${servers[@]}")
         read -r w qd where <<<"$spec"
         n=${#servers[@]}
         for i in $(seq 0 $((n - 1))); do

@@ -33,7 +33,10 @@ import org.slf4j.LoggerFactory;
  * replies go out in completion order through the writer, a second thread, so a client
  * that does not read its replies never holds an I/O thread; replies that wait together go out
  * in one gathering write. A queue-depth-1 client's requests run on the reader's thread instead,
- * replies sent from there: no thread hand-off at all (see {@link #readRequests}).
+ * replies sent from there: no thread hand-off at all (see {@link #readRequests}). Its large reads
+ * of a device that reads through the page cache are one read, as large as the request, so that
+ * the kernel's readahead sees one sequential stream; of a device read with O_DIRECT, pieces read
+ * at once whose reply streams ({@link #readInPieces}).
  *
  * <p>Bounds: at most {@value #MAX_IN_FLIGHT} requests per connection between being read and
  * their reply being sent; past that the reader waits. Buffers come from the connection's
@@ -273,7 +276,7 @@ final class NbdConnection {
                     inlineRequests.increment();
                     handedOn = true;
                     buffer = null;
-                    if (inPieces(r)) {
+                    if (inPieces(r) && !export.readsThroughPageCache()) {
                         readInPieces(r, data);
                     } else {
                         Reply reply = perform(r, data);
@@ -445,11 +448,14 @@ final class NbdConnection {
     }
 
     /**
-     * A large read for a queue-depth-1 client, with structured replies: read in pieces, all
-     * started at once (the later ones on I/O threads), each sent as its own data chunk as soon
-     * as it and the ones before it are in, so that the socket transfer of the first pieces
-     * overlaps the device reads of the rest. A failed piece ends the reply with an error chunk
-     * (the client sees the read fail); the buffer is given back only when every piece is done.
+     * A large read for a queue-depth-1 client, with structured replies, of a device read with
+     * O_DIRECT: read in pieces, all started at once (the later ones on I/O threads), each sent as
+     * its own data chunk as soon as it and the ones before it are in, so that the socket transfer
+     * of the first pieces overlaps the device reads of the rest. Not through the page cache: pieces
+     * read at once reach the file out of order, and one read of the whole request, as nbdkit's file
+     * plugin does, measured faster there (bench/RESULTS.md, issue 18). A failed piece ends the
+     * reply with an error chunk (the client sees the read fail); the buffer is given back only when
+     * every piece is done.
      */
     private void readInPieces(NbdRequest r, BufferPool.Buffer buffer) {
         MemorySegment whole = buffer.segment();

@@ -109,6 +109,11 @@ final class NbdExport implements AutoCloseable {
         return sb.toString();
     }
 
+    /** Whether the device reads through the page cache: a large read is then read whole, not in pieces at once. */
+    boolean readsThroughPageCache() {
+        return device.readsThroughPageCache();
+    }
+
     /** Waits while the device is suspended, so that I/O threads are not parked on it. */
     void awaitResumed() throws InterruptedException {
         device.awaitResumed();

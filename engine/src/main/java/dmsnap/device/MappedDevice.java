@@ -348,6 +348,19 @@ public final class MappedDevice {
     }
 
     /** The largest logical block size of the live table's devices (512 without a table). */
+    /** Whether a target of the live table reads through the page cache ({@link Target#readsThroughPageCache}). */
+    public boolean readsThroughPageCache() {
+        LiveTable t = live;
+        if (t != null) {
+            for (Target target : t.targets()) {
+                if (target.readsThroughPageCache()) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     public int logicalBlockBytes() {
         LiveTable t = live;
         int block = 512;

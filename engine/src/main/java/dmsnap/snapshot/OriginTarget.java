@@ -76,6 +76,11 @@ public final class OriginTarget implements OverOrigin {
         return reads;
     }
 
+    @Override
+    public boolean readsThroughPageCache() {
+        return reads != origin.device();
+    }
+
     DeviceResolver.Handle originHandle() {
         return origin;
     }

@@ -171,6 +171,11 @@ public final class Snapshot {
         return cowData;
     }
 
+    /** Whether its reads go through the page cache: the origin's or the COW's buffered view. */
+    boolean readsThroughPageCache() {
+        return originData != origin.device() || cowData != cow.device();
+    }
+
     /** The device the snapshot reads origin chunks from (its reads and its own copies). */
     Device originData() {
         return originData;

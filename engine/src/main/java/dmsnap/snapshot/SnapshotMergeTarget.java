@@ -110,6 +110,11 @@ public final class SnapshotMergeTarget implements OverOrigin {
     }
 
     @Override
+    public boolean readsThroughPageCache() {
+        return snapshot.readsThroughPageCache();
+    }
+
+    @Override
     public boolean supportsDiscard() {
         return discardZeroesCow;
     }

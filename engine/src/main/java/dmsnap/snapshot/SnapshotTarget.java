@@ -249,6 +249,11 @@ public final class SnapshotTarget implements OverOrigin {
 
     /** Discards reach this target only with {@code discard_zeroes_cow} (spec 1.2). */
     @Override
+    public boolean readsThroughPageCache() {
+        return snapshot.readsThroughPageCache();
+    }
+
+    @Override
     public boolean supportsDiscard() {
         return discardZeroesCow;
     }

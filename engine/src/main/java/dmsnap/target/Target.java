@@ -82,6 +82,15 @@ public interface Target extends AutoCloseable {
         return maxIoSectors();
     }
 
+    /**
+     * Whether this target reads through the page cache (the {@code writeback} cache mode's
+     * buffered views). A reader that would split a large read into pieces read at once then reads
+     * it whole: such pieces reach the file out of order, which costs the kernel's readahead.
+     */
+    default boolean readsThroughPageCache() {
+        return false;
+    }
+
     /** Whether a discard/write-zeroes may be sent to it (else the request fails as unsupported). */
     default boolean supportsDiscard() {
         return false;

@@ -2,6 +2,7 @@ package dmsnap.snapshot;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -249,6 +250,7 @@ class CacheModeTest {
             e.dm.get("origin").resume();
             Snapshot s = ((SnapshotTarget) e.dm.get("snap").liveTargets().getFirst()).snapshot();
             assertNotSame(s.cowHandle().device(), s.cowData(), "a second descriptor, without O_DIRECT");
+            assertTrue(e.dm.get("snap").readsThroughPageCache(), "a large read's pieces are then read in order");
             e.write("snap", 16, 8, 0x42);
             assertEquals(0x42, e.readByte("snap", 16));
             e.dm.get("snap").submit(dmsnap.target.IoRequest.flush());
@@ -257,6 +259,7 @@ class CacheModeTest {
             e.dm.create("snap", null, TableParser.parse(e.snapshotTable("P", 8)), false, CacheMode.DIRECTSYNC);
             e.dm.get("origin").resume();
             assertEquals(0x42, e.readByte("snap", 16), "what writeback wrote, read again with O_DIRECT");
+            assertFalse(e.dm.get("snap").readsThroughPageCache());
         }
     }
 
@@ -266,6 +269,7 @@ class CacheModeTest {
             originAndSnapshot(e, "P", CacheMode.WRITEBACK);
             Snapshot s = ((SnapshotTarget) e.dm.get("snap").liveTargets().getFirst()).snapshot();
             assertNotSame(s.originHandle().device(), s.originData(), "a second descriptor, without O_DIRECT");
+            assertFalse(e.dm.get("origin").readsThroughPageCache(), "the origin's own table is directsync");
             byte before = e.readByte("snap", 16); // the origin's chunk, now in the page cache
             assertEquals(before, e.readByte("origin", 16));
             e.write("origin", 16, 8, 0x5a); // O_DIRECT, after copying the chunk out to snap
