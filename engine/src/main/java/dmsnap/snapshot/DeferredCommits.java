@@ -12,9 +12,10 @@ import org.slf4j.LoggerFactory;
  * {@code writeback}; nothing is deferred in {@code directsync}): a snapshot write made visible
  * before its exception is durable waits in the store ({@link ExceptionStore#commitDeferred})
  * until a FLUSH or FUA write ({@link #flush}), suspend, remove or merge start ({@link
- * #commitAll}), an origin write that needs the chunk ({@link #hurry}), a full area or the store's
- * limit, or the commit interval ({@link CommitTimer}) asks for a round. The kernel has no such
- * part: it commits every exception at once (spec 2.8).
+ * #commitAll}), an origin write that needs the chunk ({@link #hurry}), the store's limit (full
+ * areas wait too: see {@code PersistentExceptionStore.deferredLimit}), or the commit interval
+ * ({@link CommitTimer}) asks for a round. The kernel has no such part: it commits every
+ * exception at once (spec 2.8).
  *
  * <p>Always works on the snapshot's store of the moment: a handover swaps it.
  */

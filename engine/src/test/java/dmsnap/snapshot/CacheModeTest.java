@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * The cache modes on a snapshot (DESIGN.md, "When a write is acknowledged"): in {@code none} a
  * snapshot write is acknowledged with its exception visible but not durable, and each trigger
- * commits it (FLUSH, FUA, a full area, suspend, handover, remove, the commit interval, an origin
+ * commits it (FLUSH, FUA, suspend, handover, remove, the commit interval, an origin
  * write to its chunk); {@code directsync} is the kernel's rule. "Durable" is what a power cut
  * would leave: the COW's media, which only flushes reach. No timing: the interval is run by hand.
  */
@@ -109,16 +109,44 @@ class CacheModeTest {
         }
     }
 
-    @Test
-    void anAreaThatFillsIsCommittedWithoutBeingAsked() throws Exception {
-        // chunk 1 sector: 32 entries per area.
-        try (CacheRig r = new CacheRig(dir, 128, 256 << 10, 1, CacheMode.NONE, copier)) {
-            for (int s = 0; s < 31; s++) {
-                r.write("snap", s, 1, 1, false);
+    @ParameterizedTest
+    @EnumSource(
+            value = CacheMode.class,
+            names = {"NONE", "WRITEBACK"})
+    void fullAreasWaitForAFlushAsAPartialOneDoes(CacheMode mode) throws Exception {
+        // chunk 1 sector: 32 entries per area; writes of 16 sectors (16 exceptions) fill areas 0-2.
+        try (CacheRig r = new CacheRig(dir, 128, 256 << 10, 1, mode, copier)) {
+            long flushes = r.cow.flushes();
+            for (int s = 0; s < 112; s += 16) {
+                r.write("snap", s, 16, 1 + s, false);
             }
-            assertEquals(0, r.durableRemaps().size());
-            r.write("snap", 31, 1, 1, false);
-            assertEquals(32, r.durableRemaps().size(), "the write that filled area 0 committed it");
+            assertEquals(0, r.durableRemaps().size(), "no area committed when it filled");
+            assertEquals(flushes, r.cow.flushes(), "nothing flushed");
+            assertEquals(
+                    "0 128 snapshot 117/512 5",
+                    String.join("\n", r.device("snap").statusLines(dmsnap.target.StatusType.INFO, false)),
+                    "the kernel's counts: 112 chunks and 3 areas past area 0, the header");
+            long[] snap = r.read("snap");
+            for (int s = 0; s < 112; s++) {
+                assertEquals(1 + s / 16 * 16, snap[s], "sector " + s + " reads what was written");
+            }
+            r.flush("snap");
+            assertEquals(112, r.durableRemaps().size(), "the FLUSH committed the four areas");
+            assertEquals(flushes + 2, r.cow.flushes(), "one round: the data flush, then the four areas' flush");
+            long[] afterCut = r.snapshotAfterPowerCut();
+            for (int s = 0; s < 112; s++) {
+                assertEquals(1 + s / 16 * 16, afterCut[s], "sector " + s + ": the data replied before the FLUSH");
+            }
+        }
+    }
+
+    @Test
+    void directsyncCommitsEveryWriteThatFillsAreasBeforeItsReply() throws Exception {
+        try (CacheRig r = new CacheRig(dir, 128, 256 << 10, 1, CacheMode.DIRECTSYNC, copier)) {
+            for (int s = 0; s < 112; s += 16) {
+                r.write("snap", s, 16, 1 + s, false);
+                assertEquals(s + 16, r.durableRemaps().size(), "the kernel's rule: durable before the reply");
+            }
         }
     }
 

@@ -56,9 +56,9 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
 
     /**
      * commit_exception, deferred (the cache modes {@code none} and {@code writeback}): as {@link
-     * #commit}, but the entry need not be written before others ask for a round: the next round
-     * a {@link #commit}, a full area, {@link #commitThrough}, {@link #sync} or too many deferred
-     * remaps start takes it along. The callback runs once it is durable (or never can be), in
+     * #commit}, but the entry need not be written before others ask for a round, even when it
+     * fills an area: the next round a {@link #commit}, {@link #commitThrough}, {@link #sync} or
+     * too many deferred remaps start takes it along. The callback runs once it is durable (or never can be), in
      * allocation order with every other commit.
      */
     void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback);

@@ -40,11 +40,13 @@ import org.slf4j.LoggerFactory;
  * order. A failed write makes the store invalid for good; later callbacks report failure.
  *
  * <p>Deferred commits (the cache modes {@code none} and {@code writeback}): a remap committed
- * with {@link #commitDeferred} does not ask for a round of its own. It is written by the next
- * round anything else starts: a commit with the kernel's rule, an area that fills, {@link
- * #commitThrough} or {@link #sync} (a FLUSH, a FUA write, suspend, remove, the commit interval),
- * or {@value #DEFERRED_LIMIT} deferred remaps waiting. Rounds are the same rounds, in the same
- * allocation order, so the COW after a sync is byte for byte what the kernel would have written.
+ * with {@link #commitDeferred} does not ask for a round of its own, not even when it fills an
+ * area: deferred remaps may fill several areas while they wait. They are written by the next
+ * round anything else starts: a commit with the kernel's rule, {@link #commitThrough} or {@link
+ * #sync} (a FLUSH, a FUA write, suspend, remove, the commit interval), or the deferred limit
+ * ({@link #deferredLimit}) reached. Such a round writes all the areas it fills with one data
+ * flush before them and one flush after them (see {@link #writeRound}), in allocation order, so
+ * the COW after a sync is byte for byte what the kernel would have written.
  *
  * <p>A sparse COW file's blocks are reserved ahead of the next free chunk ({@link AllocateAhead}),
  * off the write path; that changes no byte of the COW and never its validity.
@@ -111,16 +113,33 @@ public final class PersistentExceptionStore implements ExceptionStore {
     private long answeredThrough = -1;
     /** Rounds that have taken their batch so far: a round numbered above a sync's start flushed after it. */
     private long roundsStarted;
+    /** Entries the round running now took from {@link #staged} and has not yet added to its areas. */
+    private int inRound;
 
     private final List<SyncWaiter> waiters = new ArrayList<>();
     private boolean flushing;
 
     /**
-     * At most this many deferred remaps wait for a round: un-flushed work stays bounded in memory
-     * and in what a crash can take back, whatever the chunk size (an area of 4 MiB chunks holds
-     * 2^17 entries).
+     * At most this many deferred remaps wait for a round, over as many areas as they fill: each
+     * holds a few hundred bytes of heap here and in the snapshot's pending table until its
+     * round. 16384 are 64 areas of 4 KiB chunks (LVM's default), as many as one round writes
+     * ({@link #MAX_AREAS_PER_ROUND}), so a 1 MiB write (256 exceptions, a whole area) is
+     * committed once per 64 of them, not once per write.
      */
-    public static final int DEFERRED_LIMIT = 1024;
+    public static final int DEFERRED_LIMIT = 16384;
+
+    /**
+     * And at most this much chunk data waits for a round: what the round's data flush must write
+     * back (writeback's page cache) and what a crash can take back stay bounded whatever the
+     * chunk size. 64 MiB is 16384 chunks of 4 KiB, 1024 of 64 KiB (the limit before areas could
+     * wait), 16 of 4 MiB (an area of 4 MiB chunks holds 2^18 entries).
+     */
+    public static final long DEFERRED_DATA_BYTES = 64L << 20;
+
+    /** How many deferred remaps may wait with chunks of {@code chunkBytes}: both limits above, at least 1. */
+    public static int deferredLimit(long chunkBytes) {
+        return (int) Math.max(1, Math.min(DEFERRED_LIMIT, DEFERRED_DATA_BYTES / chunkBytes));
+    }
 
     private record Completion(PendingRemap remap, boolean copySucceeded, boolean deferred, CommitCallback callback) {}
 
@@ -495,24 +514,26 @@ public final class PersistentExceptionStore implements ExceptionStore {
     }
 
     /**
-     * Whether staged remaps must be written now: the kernel's rule for commits made with it
-     * (nothing else outstanding, or the area full), and for deferred ones an area that fills,
-     * {@value #DEFERRED_LIMIT} of them waiting, or a demand ({@link #commitThrough}, {@link #sync})
-     * whose remaps have all arrived. Caller holds {@link #lock}.
+     * Whether staged remaps must be written now: the kernel's rule when a commit made with it is
+     * staged (nothing else outstanding, or the area full); for deferred ones only the deferred
+     * limit or a demand ({@link #commitThrough}, {@link #sync}) whose remaps have all arrived,
+     * however many areas they fill. Caller holds {@link #lock}.
      */
     private boolean roundNeeded() {
         if (staged.isEmpty()) {
             return false;
         }
-        if (currentCommitted + staged.size() >= layout.exceptionsPerArea()) {
+        if (eagerStaged > 0 && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea())) {
             return true;
         }
-        if (eagerStaged > 0 && pendingCount == 0) {
+        if (staged.size() >= deferredLimit(layout.chunkBytes())) {
             return true;
         }
-        if (staged.size() >= DEFERRED_LIMIT) {
-            return true;
-        }
+        return demandMet();
+    }
+
+    /** A demand covers the first staged remap and every remap it asks for has arrived; caller holds {@link #lock}. */
+    private boolean demandMet() {
         return demanded >= staged.peekFirst().remap().sequence() && inOrder.nextExpected() > demanded;
     }
 
@@ -537,6 +558,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 rest.addAll(staged);
                 staged.clear();
                 eagerStaged = 0;
+                inRound = 0;
                 flushing = false;
                 answerWaiters(Long.MAX_VALUE, false, false);
             } finally {
@@ -579,6 +601,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                     batch.add(c);
                 }
                 round = ++roundsStarted;
+                inRound = batch.size();
                 areaIndex = currentArea;
                 base = currentCommitted;
                 writeIt = valid && !closed;
@@ -592,6 +615,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             boolean ok;
             lock.lock();
             try {
+                inRound = 0;
                 if (writeFailure != null && failure == null) {
                     failure = writeFailure;
                 }
@@ -653,10 +677,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
     /**
      * How many staged entries the next round writes: those that fill the current area (or all,
      * when they do not), then - past a filled area - whole areas more, and the rest when nothing
-     * else is outstanding (the kernel would write that now too). Entries staged while a round's
-     * flushes run would otherwise wait for one round per area; here one pair of flushes serves
-     * them all. An area whose zeroing of the next one would fall past the end of the COW is left
-     * to a round of its own, which fails as the kernel's does. Caller holds {@link #lock}.
+     * else is outstanding (the kernel would write that now too) or a demand asks for it (a FLUSH
+     * would otherwise wait for a second round). Entries staged while a round's flushes run, or
+     * deferred ones that filled several areas, would otherwise wait for one round per area; here
+     * one pair of flushes serves them all. An area whose zeroing of the next one would fall past
+     * the end of the COW is left to a round of its own, which fails as the kernel's does. Caller
+     * holds {@link #lock}.
      */
     private int roundSize() {
         int epa = (int) layout.exceptionsPerArea();
@@ -667,7 +693,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
         for (int areas = 1; areas < MAX_AREAS_PER_ROUND && staged.size() > take; areas++) {
             int more = Math.min(epa, staged.size() - take);
             if (more < epa) {
-                return pendingCount == 0 ? take + more : take;
+                return pendingCount == 0 || demandMet() ? take + more : take;
             }
             if (!fitsQuietly(layout.areaLocation(currentArea + areas + 1))) {
                 return take;
@@ -749,9 +775,14 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 return null;
             }
             // Several areas: each written back, then one flush makes them all durable. Until it
-            // returns, any of them may be on disk without the others: a filled area followed by
-            // the old state of the next one (zeroes, or a prefix of the list) loads as a shorter
-            // list, and none of this round's remaps has been acknowledged yet.
+            // returns, any of them may be on disk without the others, and that is safe without a
+            // flush between them: every chunk they point at, and every area after a filled one
+            // (zeroed above), was made durable by the data flush; the loader walks areas in order
+            // and stops at the first entry that is zero, so a later area on disk behind an earlier
+            // one that is not (still ending in zeroes) is never read, and a filled area followed
+            // by the old state of the next one loads as a shorter list, a prefix in allocation
+            // order. The next round that fills that area zeroes its successor again before any of
+            // its entries. None of this round's remaps has been acknowledged yet.
             area.writeBack(AreaEntries.offsetBytes(base), AreaEntries.lengthBytes(epa - base));
             for (int j = 1; j <= filled; j++) {
                 int count = Math.min(epa, total - j * epa);
@@ -988,10 +1019,20 @@ public final class PersistentExceptionStore implements ExceptionStore {
             if (layout != null && area != null) {
                 noteSize(total << 9);
             }
-            return new StoreUsage(nextFree * sectors, total, (currentArea + 2) * sectors);
+            return new StoreUsage(nextFree * sectors, total, (listArea() + 2) * sectors);
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * The area the kernel's {@code current_area} would be: the one after the last the list fills,
+     * counting the entries staged or being written (the kernel writes a full area at once, so
+     * deferred entries that fill areas count as if it had). Caller holds {@link #lock}.
+     */
+    private long listArea() {
+        long unwritten = inRound + staged.size();
+        return unwritten == 0 ? currentArea : currentArea + (currentCommitted + unwritten) / layout.exceptionsPerArea();
     }
 
     @Override

@@ -18,12 +18,16 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Deferred commits (the cache modes none and writeback) in the persistent store: a deferred
- * remap is written by the next round something else starts, never by a round of its own, and
- * each trigger starts one: an eager commit, a full area, the deferred limit, {@code
- * commitThrough} and {@code sync}. No timing: the rounds run on the calling threads.
+ * remap is written by the next round something else starts, never by a round of its own (not
+ * even when it fills an area: several full areas may wait), and each trigger starts one: an
+ * eager commit, the deferred limit, {@code commitThrough} and {@code sync}; a round writes every
+ * area it fills with one data flush before them. No timing: the rounds run on the calling
+ * threads.
  */
 class DeferredCommitTest {
 
@@ -98,32 +102,156 @@ class DeferredCommitTest {
         }
     }
 
+    /** Area {@code k}'s byte offset with 1-sector chunks (32 entries per area: chunk 1 + 33 k). */
+    private static long area1(long k) {
+        return (1 + 33 * k) * 512;
+    }
+
     @Test
-    void anAreaThatFillsIsWrittenWithoutBeingAsked() throws Exception {
-        // chunk 1 sector: 32 entries per area.
+    void fullAreasWaitForTheSyncWhichWritesThemAllWithOneDataFlushBeforeThem() throws Exception {
+        // chunk 1 sector: 32 entries per area; 100 remaps fill areas 0, 1 and 2 and start area 3.
         FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
         try (PersistentExceptionStore s = store(cow, 1)) {
+            long flushes = cow.flushes();
+            List<FaultyDevice.Request> requests = new ArrayList<>();
+            cow.failWhen(r -> {
+                requests.add(r);
+                return false;
+            });
             List<PendingRemap> remaps = new ArrayList<>();
-            List<String> answers = deferred(s, 31, remaps);
-            assertEquals(0, answers.size());
-            answers.addAll(deferred(s, 1, remaps));
-            assertEquals(32, answers.size(), "the 32nd filled area 0: the round zeroes area 1 and writes area 0");
-            assertEquals("35/512 3", s.usage().statusString());
+            List<String> answers = deferred(s, 100, remaps);
+            assertEquals(List.of(), answers, "a full area waits as a partial one does");
+            assertEquals(List.of(), requests, "no area written, nothing flushed");
+            assertEquals("105/512 5", s.usage().statusString(), "the kernel's count: areas 0-3 and the header");
+            s.sync(false);
+            assertEquals(100, answers.size());
+            assertEquals("1000 true", answers.getFirst());
+            assertEquals("1099 true", answers.getLast());
+            assertEquals(2, cow.flushes() - flushes, "one round: one data flush, one flush of the four areas");
+            int dataFlush = requests.indexOf(new FaultyDevice.Request(FaultyDevice.Op.FLUSH, 0, 0));
+            for (long k = 1; k <= 3; k++) {
+                long at = area1(k);
+                List<Integer> writes = new ArrayList<>();
+                for (int i = 0; i < requests.size(); i++) {
+                    FaultyDevice.Request r = requests.get(i);
+                    if (r.op() == FaultyDevice.Op.WRITE
+                            && r.offsetBytes() <= at
+                            && at < r.offsetBytes() + r.lengthBytes()) {
+                        writes.add(i);
+                    }
+                }
+                assertEquals(2, writes.size(), "area " + k + ": zeroed, then its entries: " + requests);
+                assertTrue(writes.get(0) < dataFlush && dataFlush < writes.get(1), "area " + k + ": " + requests);
+            }
+            assertEquals("105/512 5", s.usage().statusString());
             cow.crash();
-            assertEquals(32, loaded(cow, 1).size());
+            List<Long> expected = new ArrayList<>();
+            for (long i = 0; i < 100; i++) {
+                expected.add(1000 + i);
+            }
+            assertEquals(expected, loaded(cow, 1));
         }
     }
 
     @Test
-    void atMostTheDeferredLimitWaits() throws Exception {
-        // chunk 64 sectors: 2048 entries per area, more than the limit.
-        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 64L << 20));
-        try (PersistentExceptionStore s = store(cow, 64)) {
+    void aPowerCutAtEitherFlushOfARoundOverSeveralAreasLeavesAPrefixWithItsData() throws Exception {
+        for (int cut = 0; cut < 2; cut++) {
+            for (long partial = -1; partial < 8; partial++) {
+                String what = "cut at flush " + cut + (partial < 0 ? "" : ", partial write-back " + partial);
+                FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
+                List<PendingRemap> remaps = new ArrayList<>();
+                try (PersistentExceptionStore s = store(cow, 1)) {
+                    deferred(s, 100, remaps);
+                    for (PendingRemap r : remaps) {
+                        cow.write(
+                                r.newChunk() * 512,
+                                MemorySegment.ofArray(new byte[512]).fill((byte) r.oldChunk()));
+                    }
+                    long flushesBefore = cow.flushes();
+                    int failing = cut;
+                    cow.failWhen(r -> cow.flushes() - flushesBefore >= failing && r.op() == FaultyDevice.Op.FLUSH);
+                    assertThrows(IOException.class, () -> s.sync(false), what);
+                    cow.failWhen(r -> true); // the power is off
+                }
+                cow.failWhen(null);
+                if (partial < 0) {
+                    cow.crash();
+                } else {
+                    cow.crash(new java.util.Random(partial));
+                }
+                List<Long> back = loaded(cow, 1);
+                for (int i = 0; i < back.size(); i++) {
+                    assertEquals(1000L + i, back.get(i), what + ": a prefix in allocation order");
+                    MemorySegment data = MemorySegment.ofArray(new byte[512]);
+                    cow.read(remaps.get(i).newChunk() * 512, data);
+                    assertEquals(
+                            -1,
+                            data.mismatch(MemorySegment.ofArray(new byte[512]).fill((byte) (1000 + i))),
+                            what + ": remap " + i + " loads with its data");
+                }
+                if (cut == 0) {
+                    assertEquals(List.of(), back, what + ": no entry before the data flush");
+                }
+            }
+        }
+    }
+
+    @Test
+    void anEagerCommitThatFillsAnAreaIsWrittenAtOnceAsTheKernels() throws Exception {
+        // directsync, and an origin write's copy-out: chunk 1 sector, 32 entries per area.
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
+        try (PersistentExceptionStore s = store(cow, 1)) {
             List<PendingRemap> remaps = new ArrayList<>();
-            List<String> answers = deferred(s, PersistentExceptionStore.DEFERRED_LIMIT - 1, remaps);
+            for (int i = 0; i < 33; i++) {
+                remaps.add(s.prepare(i));
+            }
+            List<String> answers = new ArrayList<>();
+            for (int i = 0; i < 32; i++) {
+                s.commit(remaps.get(i), true, (r, ok) -> answers.add(r.oldChunk() + " " + ok));
+            }
+            assertEquals(32, answers.size(), "the area filled: written while the 33rd is still outstanding");
+            s.commit(remaps.get(32), true, (r, ok) -> answers.add(r.oldChunk() + " " + ok));
+            assertEquals(33, answers.size());
+        }
+    }
+
+    @Test
+    void aDemandWithWritesOutstandingWritesFullAreasAndTheRestInOneRound() throws Exception {
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 256 << 10));
+        try (PersistentExceptionStore s = store(cow, 1)) {
+            List<PendingRemap> remaps = new ArrayList<>();
+            List<String> answers = deferred(s, 70, remaps); // areas 0 and 1 full, 6 in area 2
+            PendingRemap outstanding = s.prepare(7);
+            long flushes = cow.flushes();
+            s.commitThrough(remaps.getLast().sequence()); // an origin write, or the commit interval
+            assertEquals(70, answers.size());
+            assertEquals(2, cow.flushes() - flushes, "one round, not one for the full areas and one for the rest");
+            s.commitDeferred(outstanding, true, (r, ok) -> answers.add("last " + ok));
+            s.sync(false);
+            assertEquals("last true", answers.getLast());
+            assertEquals(71, loaded(cow, 1).size());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(longs = {8, 128})
+    void atMostTheDeferredLimitWaitsOverAsManyAreasAsItFills(long chunkSectors) throws Exception {
+        // 4 KiB chunks: 16384 = 64 areas of 256 entries, one round; 64 KiB chunks: 1024 (64 MiB).
+        int limit = PersistentExceptionStore.deferredLimit(chunkSectors * 512);
+        assertEquals(chunkSectors == 8 ? PersistentExceptionStore.DEFERRED_LIMIT : 1024, limit);
+        long cowBytes = (limit + limit / (chunkSectors * 512 / 16) + 4) * chunkSectors * 512;
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", cowBytes));
+        try (PersistentExceptionStore s = store(cow, chunkSectors)) {
+            long flushes = cow.flushes();
+            List<PendingRemap> remaps = new ArrayList<>();
+            List<String> answers = deferred(s, limit - 1, remaps);
             assertEquals(0, answers.size());
+            assertEquals(flushes, cow.flushes());
             answers.addAll(deferred(s, 1, remaps));
-            assertEquals(PersistentExceptionStore.DEFERRED_LIMIT, answers.size());
+            assertEquals(limit, answers.size());
+            assertEquals(2, cow.flushes() - flushes, "one round");
+            cow.crash();
+            assertEquals(limit, loaded(cow, chunkSectors).size());
         }
     }
 
