@@ -106,7 +106,9 @@ public final class Daemon implements AutoCloseable {
                     config.nbdSocket(),
                     config.nbd().tcpSocketAddress(),
                     config.nbd().defaultExport(),
-                    NbdServer.Settings.defaults().withQemuContexts(config.nbd().dirtyBitmaps()),
+                    NbdServer.Settings.defaults()
+                            .withQemuContexts(config.nbd().dirtyBitmaps())
+                            .withPollNanos(config.nbd().pollNanos()),
                     nbdAccess);
             this.nbd = nbdServer;
             this.control = new ControlServer(

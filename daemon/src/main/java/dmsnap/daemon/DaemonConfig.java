@@ -1,5 +1,6 @@
 package dmsnap.daemon;
 
+import dmsnap.nbd.NbdServer;
 import dmsnap.net.ListenAddress;
 import dmsnap.snapshot.CommitTimer;
 import dmsnap.target.CacheMode;
@@ -55,8 +56,11 @@ public record DaemonConfig(
      * @param tls           {@code --tls-*}: TLS credentials and mode, or null
      * @param dirtyBitmaps  {@code --nbd-dirty-bitmaps}: offer qemu's block-status contexts
      *                      ({@code qemu:dirty-bitmap:S}, {@code qemu:allocation-depth}) too
+     * @param pollNanos     {@code --nbd-poll-max-ns}: how long a connection polls for a queue-depth-1
+     *                      client's next request before it sleeps; 0: never
      */
-    public record Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls, boolean dirtyBitmaps) {
+    public record Nbd(
+            ListenAddress tcp, String defaultExport, String group, Tls tls, boolean dirtyBitmaps, long pollNanos) {
         public static final Nbd UNIX_ONLY = new Nbd(null, null);
 
         public Nbd(ListenAddress tcp, String defaultExport) {
@@ -64,7 +68,7 @@ public record DaemonConfig(
         }
 
         public Nbd(ListenAddress tcp, String defaultExport, String group, Tls tls) {
-            this(tcp, defaultExport, group, tls, false);
+            this(tcp, defaultExport, group, tls, false, NbdServer.Settings.DEFAULT_POLL_NANOS);
         }
 
         /** The TCP address to bind, or null. */

@@ -3,6 +3,7 @@ package dmsnap.nbd;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.function.LongSupplier;
 
@@ -117,6 +118,38 @@ final class NbdChannel implements AutoCloseable {
             return socket.read(buffer) > 0;
         } finally {
             socket.configureBlocking(true);
+        }
+    }
+
+    /**
+     * Polls for the first bytes of the next message for up to {@code windowNanos}, without
+     * sleeping (see {@link RequestPolling}): what arrives goes into {@code buffer}, which {@link
+     * #readMessage} then completes. The socket is non-blocking meanwhile, so the caller must keep
+     * every writer out (a blocking write would spin). Not with TLS (its session reads ahead).
+     *
+     * @return whether some of the message arrived; false at end of input too (the read after says so)
+     */
+    boolean pollMessage(ByteBuffer buffer, long windowNanos) throws IOException {
+        if (tls != null || buffer.position() > 0) {
+            return buffer.position() > 0;
+        }
+        socket.configureBlocking(false);
+        try {
+            long until = System.nanoTime() + windowNanos;
+            do {
+                int n = socket.read(buffer);
+                if (n != 0) {
+                    return n > 0;
+                }
+                Thread.onSpinWait();
+            } while (System.nanoTime() - until < 0);
+            return false;
+        } finally {
+            try {
+                socket.configureBlocking(true);
+            } catch (ClosedChannelException e) {
+                // Closed meanwhile (the watchdog, a stop): the read after ends the connection.
+            }
         }
     }
 

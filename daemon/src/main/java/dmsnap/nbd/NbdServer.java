@@ -76,19 +76,41 @@ public final class NbdServer implements AutoCloseable {
             int ioThreads,
             long bufferBudgetBytes,
             LongSupplier nanoClock,
-            boolean qemuContexts) {
+            boolean qemuContexts,
+            long pollNanos) {
+        /** See {@link RequestPolling#DEFAULT_WINDOW_NANOS}. */
+        public static final long DEFAULT_POLL_NANOS = RequestPolling.DEFAULT_WINDOW_NANOS;
+
         public Settings {
             Objects.requireNonNull(nanoClock, "nanoClock");
+            if (pollNanos < 0) {
+                throw new IllegalArgumentException("a poll window cannot be negative: " + pollNanos);
+            }
         }
 
         public Settings(
                 Duration timeout, int maxConnections, int ioThreads, long bufferBudgetBytes, LongSupplier nanoClock) {
-            this(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, false);
+            this(
+                    timeout,
+                    maxConnections,
+                    ioThreads,
+                    bufferBudgetBytes,
+                    nanoClock,
+                    false,
+                    RequestPolling.DEFAULT_WINDOW_NANOS);
         }
 
         /** The same with the {@code qemu:} contexts offered or not. */
         public Settings withQemuContexts(boolean offered) {
-            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, offered);
+            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, offered, pollNanos);
+        }
+
+        /**
+         * The same with another poll window: how long a connection's thread polls for a queue-depth-1
+         * client's next request before it sleeps (see {@link RequestPolling}); 0: never.
+         */
+        public Settings withPollNanos(long nanos) {
+            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, qemuContexts, nanos);
         }
 
         /** With the system's clock. */
@@ -156,6 +178,8 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicLong unexpectedErrors = new AtomicLong();
     /** Requests done on their connection's thread (see {@link NbdConnection}); for tests. */
     private final LongAdder inlineRequests = new LongAdder();
+
+    private final RequestPolling polling;
     /** Connections the watchdog closed. */
     private final AtomicLong timedOut = new AtomicLong();
     /** Held for a watchdog pass: the scheduled passes and those tests run do not overlap. */
@@ -197,6 +221,8 @@ public final class NbdServer implements AutoCloseable {
         this.peers = new PeerAccess(System.getProperty("user.name"), access.group(), PeerAccess.GROUP_FILE);
         this.defaultExport = defaultExport;
         this.settings = settings;
+        this.polling = RequestPolling.forCpus(
+                settings.pollNanos(), Runtime.getRuntime().availableProcessors());
         this.socketPath = socketPath;
         this.buffers = new BufferPool(
                 settings.bufferBudgetBytes(),
@@ -345,6 +371,16 @@ public final class NbdServer implements AutoCloseable {
         return inlineRequests.sum();
     }
 
+    /** Requests whose first bytes a poll found (see {@link RequestPolling}; for tests). */
+    long polledRequests() {
+        return polling.caught();
+    }
+
+    /** Connections polling for their next request now (for tests). */
+    int pollingNow() {
+        return polling.polling();
+    }
+
     /** Connections the watchdog has closed (for tests). */
     long timedOut() {
         return timedOut.get();
@@ -442,7 +478,8 @@ public final class NbdServer implements AutoCloseable {
                     result.export().sizeBytes(),
                     result.structuredReplies() ? ", structured replies" : "",
                     channel.tls() == null ? "" : ", " + channel.tls().describe());
-            new NbdConnection(channel, result, ioThreads, buffers, unexpectedErrors, inlineRequests, this::warn)
+            new NbdConnection(
+                            channel, result, ioThreads, buffers, unexpectedErrors, inlineRequests, polling, this::warn)
                     .serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {
