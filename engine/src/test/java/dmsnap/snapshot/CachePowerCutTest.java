@@ -145,17 +145,49 @@ class CachePowerCutTest {
     private record Outcome(int flushes, int steps, int writes, long mostDeferred) {}
 
     /**
-     * One sequence: {@code seed}'s steps until the power goes; then the checks. {@code writeBack}
-     * picks what of the COW's unflushed writes a random partial write-back keeps; null: none.
+     * {@code cuts}: the flush boundaries cut at (each run twice: losing all unflushed writes, then
+     * a partial write-back); {@code writesChecked}: the writes their runs checked;
+     * {@code mostDeferred}: the most of any run without a cut.
      */
-    private Outcome run(CacheMode mode, long seed, int cutAt, Random writeBack, Path where) throws Exception {
-        return run(mode, 8, seed, cutAt, writeBack, where);
+    private record Cuts(int cuts, long writesChecked, long mostDeferred) {}
+
+    /**
+     * {@link #SEQUENCES} sequences seeded from {@code seedName}, each run once without a cut to
+     * count its flushes, then cut at each of them: once losing the COW's unflushed writes, once
+     * keeping a random part of them.
+     */
+    private Cuts cutAtEveryFlush(CacheMode mode, long chunkSectors, String seedName) throws Exception {
+        Random seeds = Seeds.random(seedName);
+        int cuts = 0;
+        long writesChecked = 0;
+        long mostDeferred = 0;
+        for (int i = 0; i < SEQUENCES; i++) {
+            long seed = seeds.nextLong();
+            Outcome clean = run(mode, chunkSectors, seed, -1, null, dir.resolve(i + "-clean"));
+            mostDeferred = Math.max(mostDeferred, clean.mostDeferred());
+            for (int cut = 0; cut < clean.flushes(); cut++) {
+                writesChecked += run(mode, chunkSectors, seed, cut, null, dir.resolve(i + "-cut-" + cut))
+                        .writes();
+                writesChecked += run(
+                                mode,
+                                chunkSectors,
+                                seed,
+                                cut,
+                                new Random(seed ^ cut),
+                                dir.resolve(i + "-cut-" + cut + "-some"))
+                        .writes();
+                cuts++;
+            }
+        }
+        return new Cuts(cuts, writesChecked, mostDeferred);
     }
 
     /**
-     * The same with chunks of {@code chunkSectors}: with 8 (4 KiB) a write covers at most one
-     * chunk, with 1 (32 entries per area) whole writes span up to 32 sectors, so a few of them
-     * fill areas, and several full areas wait for a FLUSH in the modes that defer commits.
+     * One sequence with chunks of {@code chunkSectors}: {@code seed}'s steps until the power goes;
+     * then the checks. {@code writeBack} picks what of the COW's unflushed writes a random partial
+     * write-back keeps; null: none. With 8 (4 KiB) chunks a write covers at most one chunk, with 1
+     * (32 entries per area) whole writes span up to 32 sectors, so a few of them fill areas, and
+     * several full areas wait for a FLUSH in the modes that defer commits.
      */
     private Outcome run(CacheMode mode, long chunkSectors, long seed, int cutAt, Random writeBack, Path where)
             throws Exception {
@@ -289,26 +321,13 @@ class CachePowerCutTest {
     @EnumSource(CacheMode.class)
     void aPowerCutAtAnyFlushBoundaryKeepsWhatFlushesCoveredAndNeverShowsAnOriginWriteInTheSnapshot(CacheMode mode)
             throws Exception {
-        Random seeds = Seeds.random("cache-power-cut-" + mode.text());
-        int cuts = 0;
-        long writesChecked = 0;
-        for (int i = 0; i < SEQUENCES; i++) {
-            long seed = seeds.nextLong();
-            Outcome clean = run(mode, seed, -1, null, dir.resolve(i + "-clean"));
-            for (int cut = 0; cut < clean.flushes(); cut++) {
-                writesChecked += run(mode, seed, cut, null, dir.resolve(i + "-cut-" + cut))
-                        .writes();
-                writesChecked += run(mode, seed, cut, new Random(seed ^ cut), dir.resolve(i + "-cut-" + cut + "-some"))
-                        .writes();
-                cuts++;
-            }
-        }
-        assertTrue(cuts > SEQUENCES, "several flush boundaries per sequence");
+        Cuts made = cutAtEveryFlush(mode, 8, "cache-power-cut-" + mode.text());
+        assertTrue(made.cuts() > SEQUENCES, "several flush boundaries per sequence");
         Figures.record(
                 "crash.cache-modes." + mode.text() + ".cuts",
-                cuts + " power cuts at flush boundaries over " + SEQUENCES + " sequences of " + STEPS
+                made.cuts() + " power cuts at flush boundaries over " + SEQUENCES + " sequences of " + STEPS
                         + " steps, each x {lose all unflushed" + (mode.usesPageCache() ? " (page cache included)" : "")
-                        + ", random partial write-back}: " + writesChecked
+                        + ", random partial write-back}: " + made.writesChecked()
                         + " writes checked, no origin write in the snapshot, every flushed write back, cow check clean");
     }
 
@@ -316,23 +335,8 @@ class CachePowerCutTest {
     @EnumSource(CacheMode.class)
     void aPowerCutAtAnyFlushBoundaryWithSeveralFullAreasPendingKeepsWhatFlushesCovered(CacheMode mode)
             throws Exception {
-        Random seeds = Seeds.random("cache-power-cut-areas-" + mode.text());
-        int cuts = 0;
-        long writesChecked = 0;
-        long mostDeferred = 0;
-        for (int i = 0; i < SEQUENCES; i++) {
-            long seed = seeds.nextLong();
-            Outcome clean = run(mode, 1, seed, -1, null, dir.resolve(i + "-clean"));
-            mostDeferred = Math.max(mostDeferred, clean.mostDeferred());
-            for (int cut = 0; cut < clean.flushes(); cut++) {
-                writesChecked += run(mode, 1, seed, cut, null, dir.resolve(i + "-cut-" + cut))
-                        .writes();
-                writesChecked += run(
-                                mode, 1, seed, cut, new Random(seed ^ cut), dir.resolve(i + "-cut-" + cut + "-some"))
-                        .writes();
-                cuts++;
-            }
-        }
+        Cuts made = cutAtEveryFlush(mode, 1, "cache-power-cut-areas-" + mode.text());
+        long mostDeferred = made.mostDeferred();
         if (mode.defersCommits()) {
             assertTrue(mostDeferred >= 64, "two full areas (32 entries each) waited at once: " + mostDeferred);
         } else {
@@ -340,8 +344,8 @@ class CachePowerCutTest {
         }
         Figures.record(
                 "crash.cache-modes." + mode.text() + ".area-cuts",
-                cuts + " power cuts at flush boundaries over " + SEQUENCES + " sequences with 1-sector chunks (up to "
-                        + mostDeferred + " exceptions, " + mostDeferred / 32 + " full areas, waiting for a FLUSH): "
-                        + writesChecked + " writes checked");
+                made.cuts() + " power cuts at flush boundaries over " + SEQUENCES
+                        + " sequences with 1-sector chunks (up to " + mostDeferred + " exceptions, " + mostDeferred / 32
+                        + " full areas, waiting for a FLUSH): " + made.writesChecked() + " writes checked");
     }
 }

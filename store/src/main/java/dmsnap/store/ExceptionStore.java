@@ -59,7 +59,9 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
      * #commit}, but the entry need not be written before others ask for a round, even when it
      * fills an area: the next round a {@link #commit}, {@link #commitThrough}, {@link #sync} or
      * too many deferred remaps start takes it along. The callback runs once it is durable (or never can be), in
-     * allocation order with every other commit.
+     * allocation order with every other commit. Does not wait for the round that too many
+     * deferred remaps start (the store runs it on a thread of its own), unless far more wait
+     * while one runs: then it waits for that round to end (backpressure).
      */
     void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
 

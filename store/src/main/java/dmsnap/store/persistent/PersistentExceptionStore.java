@@ -22,6 +22,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -46,7 +51,12 @@ import org.slf4j.LoggerFactory;
  * #sync} (a FLUSH, a FUA write, suspend, remove, the commit interval), or the deferred limit
  * ({@link #deferredLimit}) reached. Such a round writes all the areas it fills with one data
  * flush before them and one flush after them (see {@link #writeRound}), in allocation order, so
- * the COW after a sync is byte for byte what the kernel would have written.
+ * the COW after a sync is byte for byte what the kernel would have written. The round the limit
+ * starts runs on the store's own thread ({@link #rounds}), not on the writer's: the write that
+ * reached the limit is answered as every deferred one (a writeback round's data flush may have
+ * 64 MiB of page cache to write). Writers go on deferring while it runs, up to {@link
+ * #deferredBound}; a writer that finds that many waiting for a round waits for the round
+ * (backpressure), so memory and what a crash can take back stay bounded.
  *
  * <p>A sparse COW file's blocks are reserved ahead of the next free chunk ({@link AllocateAhead}),
  * off the write path; that changes no byte of the COW and never its validity.
@@ -54,7 +64,7 @@ import org.slf4j.LoggerFactory;
  * <p>Locking: {@link #lock} guards every field below it. One committer at a time (the
  * "leader", {@link #flushing}) does a round's I/O without holding the lock; others stage their
  * remaps and return. Merge and commit never run at once on one store (a merging snapshot takes
- * no new exceptions).
+ * no new exceptions). {@link #close} waits for rounds that other threads run before it unmaps.
  */
 public final class PersistentExceptionStore implements ExceptionStore {
     private static final Logger log = LoggerFactory.getLogger(PersistentExceptionStore.class);
@@ -69,7 +79,18 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     private volatile boolean overflowSupported;
 
+    /**
+     * Runs the rounds the deferred limit starts, one at a time; owned by this store ({@link
+     * #close} shuts it down and waits for it). Its one thread is gone when idle.
+     */
+    private final ThreadPoolExecutor rounds;
+    /** The last thread {@link #rounds} made, for close to join (earlier ones have timed out). */
+    private volatile Thread roundThread;
+
     private final ReentrantLock lock = new ReentrantLock();
+    /** Signalled when a round ends and when nobody leads any more (writers held back, close). */
+    private final Condition roundEnded = lock.newCondition();
+
     private ChunkSize chunkSize;
     private PersistentLayout layout;
     private MetadataChunk header;
@@ -118,6 +139,10 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     private final List<SyncWaiter> waiters = new ArrayList<>();
     private boolean flushing;
+    /** The thread running rounds while {@link #flushing}; null while a round handed to {@link #rounds} has not started. */
+    private Thread leader;
+    /** Threads waiting for a round: writers held back by {@link #deferredBound}, and close. */
+    private int waitingForRound;
 
     /**
      * At most this many deferred remaps wait for a round, over as many areas as they fill: each
@@ -139,6 +164,14 @@ public final class PersistentExceptionStore implements ExceptionStore {
     /** How many deferred remaps may wait with chunks of {@code chunkBytes}: both limits above, at least 1. */
     public static int deferredLimit(long chunkBytes) {
         return (int) Math.max(1, Math.min(DEFERRED_LIMIT, DEFERRED_DATA_BYTES / chunkBytes));
+    }
+
+    /**
+     * While a round runs, writers defer up to twice the limit (the round's remaps and as many
+     * more); one that finds this many waiting for a round waits for the round to end.
+     */
+    public static int deferredBound(long chunkBytes) {
+        return 2 * deferredLimit(chunkBytes);
     }
 
     private record Completion(PendingRemap remap, boolean copySucceeded, boolean deferred, CommitCallback callback) {}
@@ -178,11 +211,27 @@ public final class PersistentExceptionStore implements ExceptionStore {
             int originBlockBytes,
             java.util.concurrent.Executor allocateAhead) {
         this.ahead = new AllocateAhead(cow, allocateAhead);
+        this.rounds = roundExecutor(cow.name());
         this.cow = cow;
         this.tableChunkSize = tableChunkSize;
         this.chunkSize = tableChunkSize;
         this.overflowSupported = overflowSupported;
         this.originBlockBytes = originBlockBytes;
+    }
+
+    /**
+     * One platform thread (the rounds do blocking I/O), started when a round is handed over, gone
+     * after 10 s idle; the latest is kept in {@link #roundThread} for close to join.
+     */
+    private ThreadPoolExecutor roundExecutor(String cowName) {
+        ThreadPoolExecutor pool = new ThreadPoolExecutor(1, 1, 10, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
+            Thread t = new Thread(r, "dmsnap-commit-" + cowName);
+            t.setDaemon(true);
+            roundThread = t;
+            return t;
+        });
+        pool.allowCoreThreadTimeOut(true);
+        return pool;
     }
 
     @Override
@@ -417,6 +466,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
     }
 
     private void arrive(Completion completion) {
+        boolean lead = false;
         lock.lock();
         try {
             for (Completion c : inOrder.arrive(completion.remap().sequence(), completion)) {
@@ -429,13 +479,87 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 }
                 staged.add(c);
             }
-            if (!becomeLeader()) {
-                return;
+            if (becomeLeader()) {
+                // Only the deferred limit asks: nobody waits for this round, so the writer does not.
+                lead = eagerDue() || demandMet() || !handOver();
+            }
+            if (!lead && completion.deferred()) {
+                holdBack();
             }
         } finally {
             lock.unlock();
         }
-        flushRounds();
+        if (lead) {
+            flushRounds();
+        }
+    }
+
+    /**
+     * Hands the rounds this thread was to lead to {@link #rounds}; false when it takes no more
+     * work (the store is closing), then the caller leads. Caller holds {@link #lock} and leads.
+     */
+    private boolean handOver() {
+        if (closed) {
+            return false;
+        }
+        try {
+            rounds.execute(this::leadHandedOverRounds);
+        } catch (RejectedExecutionException shutDown) {
+            return false; // closed meanwhile: the caller runs the round, which writes nothing
+        }
+        leader = null; // until the round's thread takes over
+        return true;
+    }
+
+    /** The root of the thread of {@link #rounds}. */
+    private void leadHandedOverRounds() {
+        lock.lock();
+        try {
+            leader = Thread.currentThread();
+        } finally {
+            lock.unlock();
+        }
+        try {
+            flushRounds();
+        } catch (Throwable t) {
+            // flushRounds has logged it, invalidated the store and answered every commit: there
+            // is nobody to throw it to on this thread.
+        }
+    }
+
+    /**
+     * Backpressure: while another thread runs a round and {@link #deferredBound} remaps wait for
+     * rounds (the running one's included), the writer waits for a round to end. Caller holds
+     * {@link #lock}.
+     */
+    private void holdBack() {
+        if (!overBound()) {
+            return;
+        }
+        waitingForRound++;
+        try {
+            while (overBound()) {
+                roundEnded.awaitUninterruptibly();
+            }
+        } finally {
+            waitingForRound--;
+        }
+    }
+
+    private boolean overBound() {
+        return flushing
+                && leader != Thread.currentThread()
+                && staged.size() + inRound >= deferredBound(layout.chunkBytes());
+    }
+
+    /** Threads waiting for a round to end now: writers held back, a close (tests). */
+    int waitingForRound() {
+        lock.lock();
+        try {
+            return waitingForRound;
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override
@@ -510,7 +634,15 @@ public final class PersistentExceptionStore implements ExceptionStore {
             return false;
         }
         flushing = true;
+        leader = Thread.currentThread();
         return true;
+    }
+
+    /** Nobody runs rounds from now on; caller holds {@link #lock}. */
+    private void stopLeading() {
+        flushing = false;
+        leader = null;
+        roundEnded.signalAll();
     }
 
     /**
@@ -523,13 +655,12 @@ public final class PersistentExceptionStore implements ExceptionStore {
         if (staged.isEmpty()) {
             return false;
         }
-        if (eagerStaged > 0 && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea())) {
-            return true;
-        }
-        if (staged.size() >= deferredLimit(layout.chunkBytes())) {
-            return true;
-        }
-        return demandMet();
+        return eagerDue() || staged.size() >= deferredLimit(layout.chunkBytes()) || demandMet();
+    }
+
+    /** The kernel's rule asks for a round: an eager commit is staged and nothing else is outstanding, or its area is full. */
+    private boolean eagerDue() {
+        return eagerStaged > 0 && (pendingCount == 0 || currentCommitted + staged.size() >= layout.exceptionsPerArea());
     }
 
     /** A demand covers the first staged remap and every remap it asks for has arrived; caller holds {@link #lock}. */
@@ -559,7 +690,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 staged.clear();
                 eagerStaged = 0;
                 inRound = 0;
-                flushing = false;
+                stopLeading();
                 answerWaiters(Long.MAX_VALUE, false, false);
             } finally {
                 lock.unlock();
@@ -589,7 +720,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             lock.lock();
             try {
                 if (!roundNeeded()) {
-                    flushing = false;
+                    stopLeading();
                     return;
                 }
                 int take = roundSize();
@@ -616,6 +747,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
             lock.lock();
             try {
                 inRound = 0;
+                roundEnded.signalAll(); // writers held back: the next round has room for them
                 if (writeFailure != null && failure == null) {
                     failure = writeFailure;
                 }
@@ -1035,14 +1167,34 @@ public final class PersistentExceptionStore implements ExceptionStore {
         return unwritten == 0 ? currentArea : currentArea + (currentCommitted + unwritten) / layout.exceptionsPerArea();
     }
 
+    /**
+     * Waits for rounds other threads run (the one the deferred limit handed to {@link #rounds}
+     * writes its remaps rather than failing them), then unmaps; the thread of {@link #rounds} is
+     * gone on return (unless this is called from it, by a commit callback).
+     */
     @Override
     public void close() {
+        boolean fromRound;
         lock.lock();
         try {
             if (closed) {
                 return;
             }
+            waitingForRound++;
+            try {
+                while (flushing && leader != Thread.currentThread()) {
+                    roundEnded.awaitUninterruptibly(); // a half-done close is not a state
+                }
+            } finally {
+                waitingForRound--;
+            }
+            if (closed) {
+                return; // another close ran meanwhile
+            }
+            // Led by this thread (a commit callback closes), or on the thread of the rounds.
+            fromRound = flushing || Thread.currentThread() == roundThread;
             closed = true;
+            rounds.shutdown(); // no round was handed over and not yet started: nobody leads
             ahead.close();
             for (MetadataChunk c : new MetadataChunk[] {header, area}) {
                 if (c != null) {
@@ -1055,6 +1207,28 @@ public final class PersistentExceptionStore implements ExceptionStore {
             area = null;
         } finally {
             lock.unlock();
+        }
+        if (!fromRound) {
+            // Outside the lock: a failed round's callbacks take it after the round has ended.
+            joinUninterruptibly(roundThread);
+        }
+    }
+
+    private static void joinUninterruptibly(Thread thread) {
+        if (thread == null) {
+            return;
+        }
+        boolean interrupted = false;
+        while (true) {
+            try {
+                thread.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
         }
     }
 

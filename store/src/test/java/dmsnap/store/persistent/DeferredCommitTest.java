@@ -9,15 +9,22 @@ import dmsnap.store.ChunkSize;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
 import dmsnap.store.TransientExceptionStore;
+import dmsnap.store.device.FileDevice;
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.FaultyDevice;
+import dmsnap.store.testing.TempFiles;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -27,7 +34,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * even when it fills an area: several full areas may wait), and each trigger starts one: an
  * eager commit, the deferred limit, {@code commitThrough} and {@code sync}; a round writes every
  * area it fills with one data flush before them. No timing: the rounds run on the calling
- * threads.
+ * threads, except the one the deferred limit starts, which runs on the store's own thread and
+ * is stopped at a {@link FaultyDevice.Gate} where a test looks at it.
  */
 class DeferredCommitTest {
 
@@ -40,7 +48,13 @@ class DeferredCommitTest {
     /** Prepares {@code count} remaps and commits them deferred; returns what their callbacks said, in order. */
     private static List<String> deferred(PersistentExceptionStore s, int count, List<PendingRemap> into)
             throws IOException {
-        List<String> answers = new ArrayList<>();
+        // A round the deferred limit starts answers on the store's thread.
+        return deferred(s, count, into, Collections.synchronizedList(new ArrayList<>()));
+    }
+
+    /** The same, the callbacks adding to {@code answers}. */
+    private static List<String> deferred(
+            PersistentExceptionStore s, int count, List<PendingRemap> into, List<String> answers) throws IOException {
         for (int i = 0; i < count; i++) {
             PendingRemap r = s.prepare(1000 + into.size());
             into.add(r);
@@ -247,11 +261,143 @@ class DeferredCommitTest {
             List<String> answers = deferred(s, limit - 1, remaps);
             assertEquals(0, answers.size());
             assertEquals(flushes, cow.flushes());
-            answers.addAll(deferred(s, 1, remaps));
+            deferred(s, 1, remaps, answers); // starts the round, on the store's thread
+            s.sync(false);
             assertEquals(limit, answers.size());
             assertEquals(2, cow.flushes() - flushes, "one round");
             cow.crash();
             assertEquals(limit, loaded(cow, chunkSectors).size());
+        }
+    }
+
+    /** 64 KiB chunks: the limit is 1024 remaps, and twice as many still fit in area 0 (4096 entries). */
+    private static final long CHUNK_64K = 128;
+
+    private static final int LIMIT_64K = PersistentExceptionStore.deferredLimit(CHUNK_64K * 512);
+
+    /**
+     * A COW of room for three times the limit of 64 KiB chunks, a sparse file (a memory device
+     * would hold 200 MiB), behind a fault-injecting cache.
+     */
+    private static FaultyDevice sparseCow(Path dir) throws IOException {
+        Path file = TempFiles.sparse(dir, "cow", (3L * LIMIT_64K + 8) * CHUNK_64K * 512);
+        return new FaultyDevice(FileDevice.open(file, FileDevice.Option.BUFFERED));
+    }
+
+    /** As {@link #store}, without reserving the sparse file's blocks. */
+    private static PersistentExceptionStore sparseStore(FaultyDevice cow) throws IOException {
+        PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(CHUNK_64K), false, 512, null);
+        assertEquals(LoadResult.VALID, s.load((o, n) -> {}));
+        return s;
+    }
+
+    /** Holds the flushes of every thread but this one: those of a round that runs elsewhere. */
+    private static FaultyDevice.Gate holdFlushesElsewhere(FaultyDevice cow) {
+        Thread writer = Thread.currentThread();
+        return cow.hold(r -> r.op() == FaultyDevice.Op.FLUSH && Thread.currentThread() != writer);
+    }
+
+    /** Waits until {@code n} threads wait for a round in {@code s}, failing when {@code thread} ends first. */
+    private static void awaitWaitingForRound(PersistentExceptionStore s, int n, Thread thread) {
+        while (s.waitingForRound() < n) {
+            assertTrue(thread.isAlive(), thread.getName() + " returned without waiting for the round");
+            Thread.yield();
+        }
+    }
+
+    private static void assertAllCommitted(List<String> answers, int count) {
+        List<String> expected = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            expected.add((1000 + i) + " true");
+        }
+        assertEquals(expected, answers);
+    }
+
+    @Test
+    void theWriteThatReachesTheLimitReturnsWhileItsRoundRunsAndAFlushWaitsForIt(@TempDir Path dir) throws Exception {
+        try (FaultyDevice cow = sparseCow(dir);
+                PersistentExceptionStore s = sparseStore(cow)) {
+            FaultyDevice.Gate flushes = holdFlushesElsewhere(cow);
+            long flushesBefore = cow.flushes();
+            List<PendingRemap> remaps = new ArrayList<>();
+            List<String> answers = deferred(s, LIMIT_64K, remaps);
+            assertEquals(List.of(), answers, "the write that reached the limit returned before its round");
+            flushes.awaitParked(1); // the round runs on the store's thread, held at its data flush
+            deferred(s, 2, remaps, answers); // writes go on meanwhile, deferred
+            AtomicInteger answeredAtFlush = new AtomicInteger(-1);
+            Thread flush = Thread.ofPlatform().name("flush").start(() -> {
+                try {
+                    s.sync(true); // NBD_CMD_FLUSH
+                    answeredAtFlush.set(answers.size());
+                } catch (IOException | InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            });
+            assertEquals(-1, answeredAtFlush.get(), "the round is held: the FLUSH cannot have returned");
+            flushes.open();
+            flush.join();
+            assertEquals(LIMIT_64K + 2, answeredAtFlush.get(), "the FLUSH waited for everything deferred before it");
+            assertAllCommitted(answers, LIMIT_64K + 2);
+            assertEquals(
+                    4, cow.flushes() - flushesBefore, "the limit's round, then the FLUSH's (its data flush covers it)");
+            cow.crash();
+            assertEquals(LIMIT_64K + 2, loaded(cow, CHUNK_64K).size());
+        }
+    }
+
+    @Test
+    void aWriterThatFindsTwiceTheLimitWaitingWaitsForTheRound(@TempDir Path dir) throws Exception {
+        try (FaultyDevice cow = sparseCow(dir);
+                PersistentExceptionStore s = sparseStore(cow)) {
+            assertEquals(2 * LIMIT_64K, PersistentExceptionStore.deferredBound(CHUNK_64K * 512));
+            FaultyDevice.Gate flushes = holdFlushesElsewhere(cow);
+            List<PendingRemap> remaps = new ArrayList<>();
+            List<String> answers = deferred(s, LIMIT_64K, remaps);
+            assertEquals(List.of(), answers, "the round runs on the store's thread");
+            flushes.awaitParked(1);
+            deferred(s, LIMIT_64K - 1, remaps, answers); // below the bound: no writer waits
+            assertEquals(0, s.waitingForRound());
+            PendingRemap last = s.prepare(1000 + remaps.size());
+            remaps.add(last);
+            AtomicBoolean returned = new AtomicBoolean();
+            Thread writer = Thread.ofPlatform().name("writer").start(() -> {
+                s.commitDeferred(last, true, (r, ok) -> answers.add(r.oldChunk() + " " + ok));
+                returned.set(true);
+            });
+            awaitWaitingForRound(s, 1, writer);
+            assertFalse(returned.get(), "the write that reached the bound waits for the round");
+            assertEquals(List.of(), answers);
+            flushes.open();
+            writer.join();
+            assertTrue(returned.get());
+            s.sync(false);
+            assertAllCommitted(answers, 2 * LIMIT_64K);
+            cow.crash();
+            assertEquals(2 * LIMIT_64K, loaded(cow, CHUNK_64K).size());
+        }
+    }
+
+    @Test
+    void closeWaitsForTheRoundTheLimitStartedAndItsThreadEnds(@TempDir Path dir) throws Exception {
+        try (FaultyDevice cow = sparseCow(dir)) {
+            PersistentExceptionStore s = sparseStore(cow);
+            FaultyDevice.Gate flushes = holdFlushesElsewhere(cow);
+            List<PendingRemap> remaps = new ArrayList<>();
+            List<String> answers = deferred(s, LIMIT_64K, remaps);
+            assertEquals(List.of(), answers, "the round runs on the store's thread");
+            flushes.awaitParked(1);
+            Thread closer = Thread.ofPlatform().name("closer").start(s::close);
+            awaitWaitingForRound(s, 1, closer);
+            flushes.open();
+            closer.join();
+            assertAllCommitted(answers, LIMIT_64K); // written, not failed by an unmapped area
+            String roundThread = "dmsnap-commit-" + cow.name();
+            assertTrue(
+                    Thread.getAllStackTraces().keySet().stream()
+                            .noneMatch(t -> t.getName().equals(roundThread)),
+                    "the round's thread is gone");
+            cow.crash();
+            assertEquals(LIMIT_64K, loaded(cow, CHUNK_64K).size());
         }
     }
 

@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 
 /**
@@ -37,6 +38,9 @@ import java.util.function.Predicate;
  * failures are {@link ErrnoException}s with EIO (or the errno set by {@link #failWith}) and the
  * detail "injected fault".
  *
+ * <p>Reads through the page cache can be recorded ({@link #recordsPageCacheReads()}): where, how
+ * long, on which thread, and how many were in progress at once.
+ *
  * <p>Interleavings: {@link #hold} puts a {@link Gate} before the device that parks matching
  * requests until the test releases them, and counts them, so that a test can stop a background
  * operation at a known point (a merge between two copies) and act while it is parked there.
@@ -61,6 +65,9 @@ public final class FaultyDevice implements Device {
     public record Request(Op op, long offsetBytes, long lengthBytes) {}
 
     private record CachedWrite(long offsetBytes, MemorySegment data) {}
+
+    /** A read through {@link #buffered()}: its range, its thread, the page-cache reads in progress when it began. */
+    public record PageCacheRead(long offsetBytes, long lengthBytes, String thread, int inProgress) {}
 
     /**
      * Parks the requests that its predicate holds until {@link #releaseParked()} or
@@ -154,6 +161,11 @@ public final class FaultyDevice implements Device {
     private boolean mapsLikeFiles;
     /** {@link #reservesBlocks()}: the ranges {@link #allocate} reserved, in order; null: it reserves nothing. */
     private List<Request> reserved;
+
+    /** {@link #recordsPageCacheReads()}: the reads through the page cache, in order; null: none recorded. */
+    private List<PageCacheRead> pageCacheReads;
+    /** Counted outside the lock: reads that arrive together, even if they then wait for it. */
+    private final AtomicInteger pageCacheReadsInProgress = new AtomicInteger();
 
     private boolean powerCut;
     private final List<EmulatedMap> maps = new ArrayList<>();
@@ -277,6 +289,31 @@ public final class FaultyDevice implements Device {
     /** The ranges {@link #allocate} reserved so far, in order (empty unless {@link #reservesBlocks()}). */
     public synchronized List<Request> reservedRanges() {
         return reserved == null ? List.of() : List.copyOf(reserved);
+    }
+
+    /** From now on each read through {@link #buffered()} is recorded as it arrives, before the gate and faults. */
+    public synchronized FaultyDevice recordsPageCacheReads() {
+        if (pageCacheReads == null) {
+            pageCacheReads = new ArrayList<>();
+        }
+        return this;
+    }
+
+    /** The page-cache reads recorded since the last call, in order (empty unless {@link #recordsPageCacheReads()}). */
+    public synchronized List<PageCacheRead> takePageCacheReads() {
+        if (pageCacheReads == null) {
+            return List.of();
+        }
+        List<PageCacheRead> taken = List.copyOf(pageCacheReads);
+        pageCacheReads.clear();
+        return taken;
+    }
+
+    private synchronized void recordPageCacheRead(long offsetBytes, long lengthBytes, int inProgress) {
+        if (pageCacheReads != null) {
+            pageCacheReads.add(new PageCacheRead(
+                    offsetBytes, lengthBytes, Thread.currentThread().getName(), inProgress));
+        }
     }
 
     /** Removes every pending fault. */
@@ -753,8 +790,14 @@ public final class FaultyDevice implements Device {
         @Override
         public void read(long offsetBytes, MemorySegment dst) throws IOException {
             Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
-            pass(new Request(Op.READ, offsetBytes, dst.byteSize()));
-            readNow(offsetBytes, dst);
+            int inProgress = pageCacheReadsInProgress.incrementAndGet();
+            try {
+                recordPageCacheRead(offsetBytes, dst.byteSize(), inProgress);
+                pass(new Request(Op.READ, offsetBytes, dst.byteSize()));
+                readNow(offsetBytes, dst);
+            } finally {
+                pageCacheReadsInProgress.decrementAndGet();
+            }
         }
 
         @Override
