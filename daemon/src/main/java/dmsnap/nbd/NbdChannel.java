@@ -121,29 +121,46 @@ final class NbdChannel implements AutoCloseable {
         }
     }
 
+    /** How a {@link #pollMessage} ended. */
+    enum Poll {
+        /** The first bytes of the next message are in the buffer. */
+        ARRIVED,
+        /** Nothing came within the window (or the input ended: the read after says so). */
+        NOTHING,
+        /** Another thread wanted this CPU: polling would only delay it (and this reader). */
+        CPU_WANTED
+    }
+
     /**
      * Polls for the first bytes of the next message for up to {@code windowNanos}, without
      * sleeping (see {@link RequestPolling}): what arrives goes into {@code buffer}, which {@link
-     * #readMessage} then completes. The socket is non-blocking meanwhile, so the caller must keep
-     * every writer out (a blocking write would spin). Not with TLS (its session reads ahead).
-     *
-     * @return whether some of the message arrived; false at end of input too (the read after says so)
+     * #readMessage} then completes. Between two looks the thread yields its CPU; a yield that
+     * took longer than {@code busyNanos} ran another thread, and the poll ends: on a busy CPU a
+     * sleeping reader is woken at once anyway, and polling would only take turns with the work
+     * (the client's among it). The socket is non-blocking meanwhile, so the caller must keep every
+     * writer out (a blocking write would spin). Not with TLS (its session reads ahead).
      */
-    boolean pollMessage(ByteBuffer buffer, long windowNanos) throws IOException {
+    Poll pollMessage(ByteBuffer buffer, long windowNanos, long busyNanos) throws IOException {
         if (tls != null || buffer.position() > 0) {
-            return buffer.position() > 0;
+            return buffer.position() > 0 ? Poll.ARRIVED : Poll.NOTHING;
         }
         socket.configureBlocking(false);
         try {
-            long until = System.nanoTime() + windowNanos;
+            long now = System.nanoTime();
+            long until = now + windowNanos;
             do {
                 int n = socket.read(buffer);
                 if (n != 0) {
-                    return n > 0;
+                    return n > 0 ? Poll.ARRIVED : Poll.NOTHING;
                 }
-                Thread.onSpinWait();
-            } while (System.nanoTime() - until < 0);
-            return false;
+                long before = System.nanoTime();
+                Thread.yield();
+                now = System.nanoTime();
+                if (now - before > busyNanos) {
+                    return Poll.CPU_WANTED;
+                }
+            } while (now - until < 0);
+            return Poll.NOTHING;
         } finally {
             try {
                 socket.configureBlocking(true);

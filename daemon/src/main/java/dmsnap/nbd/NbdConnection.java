@@ -113,11 +113,9 @@ final class NbdConnection {
 
     private long inlineCount;
 
-    private final RequestPolling polling;
+    private final RequestPolling.Reader polling;
     /** The last request ran on this thread: the client may be at queue depth 1, its next wait is timed. */
     private boolean afterInline;
-    /** How long the last timed wait for a request took (see {@link RequestPolling#worthPolling}). */
-    private long lastWaitNanos;
 
     /** Why a request, or a piece of it, failed: the protocol's error and a sentence for structured replies. */
     private record Refusal(int error, String message) {}
@@ -162,7 +160,7 @@ final class NbdConnection {
             LongAdder inlineRequests,
             RequestPolling polling,
             Warnings warn) {
-        this.polling = polling;
+        this.polling = polling.reader();
         this.warn = warn;
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
@@ -215,15 +213,15 @@ final class NbdConnection {
             boolean timed = afterInline;
             afterInline = false;
             long waitStart = timed ? System.nanoTime() : 0;
-            if (timed && polling.worthPolling(lastWaitNanos)) {
-                pollForRequest();
+            if (timed && polling.shouldPoll()) {
+                polling.poll(channel, requestHeader, sending);
             }
             // The header buffer may hold the start of this request already (see the look ahead below).
             if (!channel.readMessage(requestHeader)) {
                 return; // the client hung up between requests
             }
             if (timed) {
-                lastWaitNanos = System.nanoTime() - waitStart;
+                polling.waited(System.nanoTime() - waitStart);
             }
             requestHeader.flip();
             // The header is in. Waiting for a slot or for buffer budget is the server's wait, not the
@@ -324,29 +322,6 @@ final class NbdConnection {
                     inFlight.release();
                 }
             }
-        }
-    }
-
-    /**
-     * Polls for the next request of a client that seems to be at queue depth 1 (see {@link
-     * RequestPolling}), holding the send lock so that no reply is written while the socket is
-     * non-blocking: the writer, which has no reply of such a client to send, waits at most a window.
-     */
-    private void pollForRequest() throws IOException {
-        if (!polling.tryStart()) {
-            return;
-        }
-        boolean found = false;
-        try {
-            if (sending.tryLock()) {
-                try {
-                    found = channel.pollMessage(requestHeader, polling.windowNanos());
-                } finally {
-                    sending.unlock();
-                }
-            }
-        } finally {
-            polling.end(found);
         }
     }
 

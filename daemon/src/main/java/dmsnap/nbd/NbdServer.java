@@ -77,14 +77,16 @@ public final class NbdServer implements AutoCloseable {
             long bufferBudgetBytes,
             LongSupplier nanoClock,
             boolean qemuContexts,
-            long pollNanos) {
+            long pollNanos,
+            long pollBusyNanos) {
         /** See {@link RequestPolling#DEFAULT_WINDOW_NANOS}. */
         public static final long DEFAULT_POLL_NANOS = RequestPolling.DEFAULT_WINDOW_NANOS;
 
         public Settings {
             Objects.requireNonNull(nanoClock, "nanoClock");
-            if (pollNanos < 0) {
-                throw new IllegalArgumentException("a poll window cannot be negative: " + pollNanos);
+            if (pollNanos < 0 || pollBusyNanos < 0) {
+                throw new IllegalArgumentException(
+                        "a poll window cannot be negative: " + pollNanos + ", " + pollBusyNanos);
             }
         }
 
@@ -97,12 +99,21 @@ public final class NbdServer implements AutoCloseable {
                     bufferBudgetBytes,
                     nanoClock,
                     false,
-                    RequestPolling.DEFAULT_WINDOW_NANOS);
+                    RequestPolling.DEFAULT_WINDOW_NANOS,
+                    RequestPolling.BUSY_YIELD_NANOS);
         }
 
         /** The same with the {@code qemu:} contexts offered or not. */
         public Settings withQemuContexts(boolean offered) {
-            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, offered, pollNanos);
+            return new Settings(
+                    timeout,
+                    maxConnections,
+                    ioThreads,
+                    bufferBudgetBytes,
+                    nanoClock,
+                    offered,
+                    pollNanos,
+                    pollBusyNanos);
         }
 
         /**
@@ -110,7 +121,23 @@ public final class NbdServer implements AutoCloseable {
          * client's next request before it sleeps (see {@link RequestPolling}); 0: never.
          */
         public Settings withPollNanos(long nanos) {
-            return new Settings(timeout, maxConnections, ioThreads, bufferBudgetBytes, nanoClock, qemuContexts, nanos);
+            return withPolling(nanos, pollBusyNanos);
+        }
+
+        /**
+         * The same with another poll window and another yield that counts as the CPU wanted by
+         * another thread (see {@link NbdChannel#pollMessage}; tests poll on whatever the load).
+         */
+        public Settings withPolling(long windowNanos, long busyNanos) {
+            return new Settings(
+                    timeout,
+                    maxConnections,
+                    ioThreads,
+                    bufferBudgetBytes,
+                    nanoClock,
+                    qemuContexts,
+                    windowNanos,
+                    busyNanos);
         }
 
         /** With the system's clock. */
@@ -222,7 +249,9 @@ public final class NbdServer implements AutoCloseable {
         this.defaultExport = defaultExport;
         this.settings = settings;
         this.polling = RequestPolling.forCpus(
-                settings.pollNanos(), Runtime.getRuntime().availableProcessors());
+                settings.pollNanos(),
+                settings.pollBusyNanos(),
+                Runtime.getRuntime().availableProcessors());
         this.socketPath = socketPath;
         this.buffers = new BufferPool(
                 settings.bufferBudgetBytes(),

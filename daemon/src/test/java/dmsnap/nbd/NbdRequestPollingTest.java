@@ -14,13 +14,16 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Polling for a queue-depth-1 client's next request ({@link RequestPolling}). The server-level
- * tests use a window of an hour, so that whether a poll finds the next request never depends on
- * how quick the client or the machine is: after a request done inline the reader polls until the
- * next one comes or the connection ends.
+ * tests use a window of an hour and never let a poll end because another thread wants the CPU,
+ * so that whether a poll finds the next request never depends on how quick the client or the
+ * machine is: after a request done inline the reader polls until the next one comes or the
+ * connection ends.
  */
 @Timeout(120)
 class NbdRequestPollingTest {
     private static final long HOUR = TimeUnit.HOURS.toNanos(1);
+    /** A yield never counts as the CPU wanted: a poll lasts its window whatever else runs. */
+    private static final long NEVER_BUSY = Long.MAX_VALUE;
 
     @TempDir
     Path dir;
@@ -38,9 +41,16 @@ class NbdRequestPollingTest {
         fx = new NbdFixture(
                 dir,
                 new NbdServer.Settings(Duration.ofMinutes(1), 1024, 16, 64L << 20, new ManualClock())
-                        .withPollNanos(pollNanos),
+                        .withPolling(pollNanos, NEVER_BUSY),
                 null);
         return fx;
+    }
+
+    /** Waits until {@code n} connections poll (each polls until its client sends or leaves). */
+    private void awaitPolling(int n) throws InterruptedException {
+        while (fx.server.pollingNow() < n) {
+            Thread.sleep(1);
+        }
     }
 
     private static void assumeTwoCpus() {
@@ -103,9 +113,7 @@ class NbdRequestPollingTest {
         NbdTestClient c = fx.open("vol", true);
         c.read(0, 4096); // handed on
         c.read(4096, 4096); // inline: the reader then polls
-        while (fx.server.pollingNow() == 0) {
-            Thread.onSpinWait();
-        }
+        awaitPolling(1);
         fx.server.close();
         assertTrue(c.closedByServer());
         assertEquals(0, fx.server.pollingNow());
@@ -140,23 +148,81 @@ class NbdRequestPollingTest {
 
     @Test
     void pollingRules() {
-        RequestPolling p = new RequestPolling(100_000, 1);
-        assertTrue(p.worthPolling(0), "nothing measured yet");
-        assertTrue(p.worthPolling(100_000));
-        assertFalse(p.worthPolling(100_001), "a client slower than the window is not polled for");
-        assertTrue(p.tryStart());
-        assertFalse(p.tryStart(), "one poller at a time");
-        assertEquals(1, p.polling());
-        p.end(true);
+        RequestPolling p = new RequestPolling(100_000, 20_000, 1);
+        RequestPolling.Reader r = p.reader();
+        assertTrue(r.shouldPoll(), "nothing measured yet");
+        r.waited(100_000);
+        assertTrue(r.shouldPoll());
+        r.waited(100_001);
+        assertFalse(r.shouldPoll(), "a client slower than the window is not polled for");
+        r.waited(20_000);
+        assertTrue(r.shouldPoll(), "nor again once it is quick");
+        r.polled(NbdChannel.Poll.ARRIVED);
         assertEquals(1, p.caught());
-        assertTrue(p.tryStart());
-        p.end(false);
+        r.polled(NbdChannel.Poll.NOTHING);
         assertEquals(1, p.caught());
-        assertFalse(new RequestPolling(0, 4).worthPolling(0), "a window of 0: never");
-        assertFalse(RequestPolling.forCpus(100_000, 1).worthPolling(0), "one CPU: never");
-        RequestPolling four = RequestPolling.forCpus(100_000, 4);
-        assertTrue(four.tryStart() && four.tryStart() && four.tryStart());
-        assertFalse(four.tryStart(), "one CPU of four left unpolled");
-        assertThrows(IllegalArgumentException.class, () -> new RequestPolling(-1, 1));
+        r.polled(NbdChannel.Poll.CPU_WANTED);
+        for (int i = 0; i < RequestPolling.BUSY_SKIPS; i++) {
+            assertFalse(r.shouldPoll(), "the CPU was wanted: skip " + i);
+        }
+        assertTrue(r.shouldPoll(), "then try again");
+        assertTrue(p.reader().shouldPoll(), "another connection's polls are its own");
+        assertFalse(new RequestPolling(0, 20_000, 4).reader().shouldPoll(), "a window of 0: never");
+        assertFalse(RequestPolling.forCpus(100_000, 20_000, 1).reader().shouldPoll(), "one CPU: never");
+        assertThrows(IllegalArgumentException.class, () -> new RequestPolling(-1, 20_000, 1));
+    }
+
+    /** At most maxPollers connections poll at once; the others block at once (the poll is skipped). */
+    @Test
+    void pollersAreBounded() throws Exception {
+        assumeTwoCpus();
+        serve(HOUR);
+        int max = Runtime.getRuntime().availableProcessors() - 1;
+        java.util.List<NbdTestClient> clients = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i <= max; i++) {
+                NbdTestClient c = fx.open("vol", true);
+                clients.add(c);
+                c.read(0, 4096);
+                c.read(4096, 4096); // inline: its reader polls now, unless max others do
+                if (i < max) {
+                    awaitPolling(i + 1);
+                }
+            }
+            byte[] base = NbdFixture.pattern(NbdFixture.SECTORS);
+            // The last client's reader found no place and blocks; it is still served.
+            assertArrayEquals(
+                    Arrays.copyOfRange(base, 8192, 12288), clients.getLast().read(8192, 4096));
+            assertEquals(max, fx.server.pollingNow());
+        } finally {
+            for (NbdTestClient c : clients) {
+                c.close();
+            }
+        }
+    }
+
+    /** A poll on a raw socket: what came, nothing within the window, the end of input, a wanted CPU. */
+    @Test
+    void aPollSaysWhatItFound() throws Exception {
+        java.nio.channels.ServerSocketChannel listener =
+                java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX);
+        listener.bind(java.net.UnixDomainSocketAddress.of(dir.resolve("poll.sock")));
+        try (listener;
+                java.nio.channels.SocketChannel client =
+                        java.nio.channels.SocketChannel.open(listener.getLocalAddress());
+                java.nio.channels.SocketChannel accepted = listener.accept()) {
+            NbdChannel channel = new NbdChannel(accepted, "test", HOUR, new ManualClock());
+            java.nio.ByteBuffer header = java.nio.ByteBuffer.allocateDirect(32);
+            assertEquals(NbdChannel.Poll.NOTHING, channel.pollMessage(header, 0, NEVER_BUSY), "nothing sent");
+            assertEquals(NbdChannel.Poll.CPU_WANTED, channel.pollMessage(header, HOUR, 0), "every yield too long");
+            client.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3}));
+            assertEquals(NbdChannel.Poll.ARRIVED, channel.pollMessage(header, HOUR, NEVER_BUSY));
+            assertEquals(3, header.position());
+            assertTrue(accepted.isBlocking(), "blocking again for the rest of the message");
+            header.clear();
+            client.close();
+            assertEquals(NbdChannel.Poll.NOTHING, channel.pollMessage(header, HOUR, NEVER_BUSY), "end of input");
+            assertFalse(channel.readMessage(header), "the read after sees the end");
+        }
     }
 }
