@@ -27,10 +27,13 @@ final class RequestPolling {
     static final long DEFAULT_WINDOW_NANOS = 100_000;
 
     /**
-     * A yield longer than this ran another thread. A yield with nothing else to run takes about a
-     * microsecond on a VM; a thread given the CPU runs for a scheduler slice (milliseconds).
+     * A yield longer than this gave the CPU to a thread that wanted it for a while. A yield with
+     * nothing else to run takes about a microsecond; one that runs a thread that soon sleeps again
+     * (the client's own, on this CPU) a few more, which polling does not mind; a CPU-bound thread
+     * runs for a scheduler slice (0.75 ms and more). Measured on the 2-CPU VM of bench/RESULTS.md,
+     * idle: 1 yield in 11,000 took over 20 µs (interrupts, the host), 1 in 300,000 over 100 µs.
      */
-    static final long BUSY_YIELD_NANOS = 20_000;
+    static final long BUSY_YIELD_NANOS = 250_000;
 
     /** Polls a connection skips after its CPU was wanted: the machine is busy, try again later. */
     static final int BUSY_SKIPS = 1024;
