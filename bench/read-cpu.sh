@@ -11,19 +11,23 @@
 #     ratio column divides by; and nbdkit file cache=none fadvise=random, which reads every request
 #     from the disk as dmsnap does;
 #   --compare LAUNCHER: also another build's dmsnap (e.g. of main, in a clone) on its own copies,
+#     its daemon started with --compare-args ARGS (e.g. --compare ./dmsnap --compare-args
+#     '--nbd-poll-max-ns 0': this build without polling);
 #     so a change is measured before/after in the same run.
 # Each round runs every server once per workload (4 KiB random reads at queue depth 1 and 16 of
 # the origin and of the snapshot), in an order that turns each round; medians over the rounds.
 # --jfr FILE: this tree's daemon records a JFR profile (settings=profile) into FILE.
-#   bench/read-cpu.sh [--record] [--dir DIR] [--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER] [--jfr FILE]
-seconds=10; rounds=3; size_mib=256; compare=""; jfr=""; cache=writeback
-bench_extra_usage="[--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER] [--jfr FILE]"
+#   bench/read-cpu.sh [--record] [--dir DIR] [--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER]
+#     [--compare-args ARGS] [--jfr FILE]
+seconds=10; rounds=3; size_mib=256; compare=""; compare_args=""; jfr=""; cache=writeback
+bench_extra_usage="[--seconds S] [--rounds R] [--cache MODE] [--compare LAUNCHER] [--compare-args ARGS] [--jfr FILE]"
 bench_option() {
     case "$1" in
         --seconds) seconds=$2 ;;
         --rounds) rounds=$2 ;;
         --cache) cache=$2 ;;
         --compare) compare=$(readlink -f "$2") ;;
+        --compare-args) compare_args=$2 ;;
         --jfr) jfr=$(readlink -f "$2") ;;
         *) return 1 ;;
     esac
@@ -47,14 +51,16 @@ echo "filling $base with $size_mib MiB of random data..." >&2
 fio --name=fill --filename="$base" --size="${size_mib}M" --rw=write --bs=1M --direct=1 --ioengine=psync \
     --refill_buffers --output-format=terse >/dev/null
 
-# start_dmsnap NAME LAUNCHER [JAVA-OPTIONS]: a daemon on its own copy of the base with `vol` and `snap`
+# start_dmsnap NAME LAUNCHER [JAVA-OPTIONS [DAEMON-ARGS]]: a daemon on its own copy of the base with
+# `vol` and `snap`
 start_dmsnap() {
-    local name=$1 launcher=$2 run="$work/$1.run"
+    local name=$1 launcher=$2 run="$work/$1.run" daemon_args
+    read -ra daemon_args <<<"${4:-}"
     cp "$base" "$work/$name.img"
     sync "$work/$name.img"
     "$launcher" --version >/dev/null
     DMSNAP_JAVA_OPTS="${3:-}" bench_start_server "$name" "$run/control.sock" "$launcher" daemon --run-dir "$run" \
-        --cache "$cache"
+        --cache "$cache" "${daemon_args[@]}"
     pid[$name]=$server_pid
     pids+=("$server_pid")
     "$launcher" origin create vol "$work/$name.img" --run-dir "$run" >/dev/null
@@ -79,7 +85,7 @@ servers=(dmsnap)
 start_dmsnap dmsnap "$ROOT/dmsnap" "${jfr:+-XX:StartFlightRecording=filename=$jfr,dumponexit=true,settings=profile}"
 if [ -n "$compare" ]; then
     servers+=(compare)
-    start_dmsnap compare "$compare"
+    start_dmsnap compare "$compare" "" "$compare_args"
 fi
 # start_nbdkit NAME FILE-PARAMS...: nbdkit file on its own copy of the base
 start_nbdkit() {
@@ -166,7 +172,7 @@ done
 
 kernel=$(uname -r); jdk=$("$DMSNAP_JAVA_HOME/bin/java" -version 2>&1 | head -n 1)
 body="Machine: $(nproc) cores, $kernel, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; JDK: $jdk; $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'); $(date +%F).
-Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds --cache $cache${compare:+ --compare $compare}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, the daemon's cache mode \`$cache\` (writeback: base and COW read through the page cache, warm as nbdkit's; none: O_DIRECT); nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare (commit $compare_commit), on its own copies}).
+Command: \`bench/read-cpu.sh --seconds $seconds --rounds $rounds --cache $cache${compare:+ --compare $compare}${compare_args:+ --compare-args '$compare_args'}\` (server CPU = utime + stime of the server process from /proc/PID/stat across one fio job of ${seconds} s, nbd engine over the Unix socket, over the requests completed; ${size_mib} MiB base; dmsnap: origin \`vol\` and snapshot \`snap\`, 64 KiB chunks, a tenth copied out, the daemon's cache mode \`$cache\` (writeback: base and COW read through the page cache, warm as nbdkit's; none: O_DIRECT); nbdkit file through a warm page cache (the ratio's peer), nbdkit-file-nocache with \`cache=none fadvise=random\` (every request a disk read); the nbdkit rows are the same server for both exports${compare:+; compare: the build of $compare (commit $compare_commit)${compare_args:+, its daemon run with \`$compare_args\`}, on its own copies}).
 
 $table
 
@@ -179,7 +185,11 @@ is most of a request's CPU; the floor table is that work without NBD. nbdkit fil
 page cache: with the base cached (it fits), a request is a copy, no device read at all, so its CPU
 is below dmsnap's device floor. nbdkit-file-nocache (\`cache=none fadvise=random\`, nothing cached)
 does the same device work as dmsnap. At queue depth 1 dmsnap serves a request on the connection's
-thread (read the request, read the device, send the reply: no thread hand-off); at queue depth 16 a
+thread (read the request, read the device, send the reply: no thread hand-off), and then polls
+the socket for the next request up to \`--nbd-poll-max-ns\` (100 µs) before it sleeps: on an idle
+machine the CPU it polls on stays awake, and polling is CPU spent while waiting, so CPU per request
+is about the time between requests there (nbdkit sleeps, and each wake-up of an idle VM CPU costs
+both servers CPU too); at queue depth 16 a
 request goes from the connection's thread to an I/O thread (a blocking pread) and its reply through
 the connection's writer thread: the hand-offs (futex wake-ups, context switches) are the cost above
 the floor."
