@@ -230,6 +230,9 @@ public final class ChunkCopier implements AutoCloseable {
         private final List<MemorySegment> laneBuffers;
         private CompletableFuture<Void> lastWrite = CompletableFuture.completedFuture(null);
         private CompletableFuture<Void> writeBeforeLast = CompletableFuture.completedFuture(null);
+        /** The future the last copy() returned: close() waits for it, not for the last write, whose dependents may not have run yet. */
+        private CompletableFuture<CopyResult> lastCopy = CompletableFuture.completedFuture(null);
+
         private long piecesStarted;
 
         private Lane() throws IOException {
@@ -260,15 +263,17 @@ public final class ChunkCopier implements AutoCloseable {
                 writeBeforeLast = lastWrite;
                 lastWrite = write;
             }
-            return lastWrite.thenApply(v -> pieces.result());
+            // Copies complete in the order they were started, so once the last one has, all have.
+            lastCopy = lastWrite.thenCombine(lastCopy.handle((r, e) -> null), (v, earlier) -> pieces.result());
+            return lastCopy;
         }
 
-        /** Waits for the lane's copies, then frees its buffers. Idempotent. */
+        /** Waits for the lane's copies (every future copy() returned is complete), then frees its buffers. Idempotent. */
         @Override
         public void close() {
-            CompletableFuture<Void> last;
+            CompletableFuture<CopyResult> last;
             synchronized (this) {
-                last = lastWrite;
+                last = lastCopy;
             }
             try {
                 last.exceptionally(e -> null).join();
