@@ -105,15 +105,7 @@ public final class NbdServer implements AutoCloseable {
 
         /** The same with the {@code qemu:} contexts offered or not. */
         public Settings withQemuContexts(boolean offered) {
-            return new Settings(
-                    timeout,
-                    maxConnections,
-                    ioThreads,
-                    bufferBudgetBytes,
-                    nanoClock,
-                    offered,
-                    pollNanos,
-                    pollBusyNanos);
+            return with(offered, pollNanos, pollBusyNanos);
         }
 
         /**
@@ -129,6 +121,11 @@ public final class NbdServer implements AutoCloseable {
          * another thread (see {@link NbdChannel#pollMessage}; tests poll on whatever the load).
          */
         public Settings withPolling(long windowNanos, long busyNanos) {
+            return with(qemuContexts, windowNanos, busyNanos);
+        }
+
+        /** The same limits and clock with other protocol options (what the withers change). */
+        private Settings with(boolean qemuContexts, long pollNanos, long pollBusyNanos) {
             return new Settings(
                     timeout,
                     maxConnections,
@@ -136,8 +133,8 @@ public final class NbdServer implements AutoCloseable {
                     bufferBudgetBytes,
                     nanoClock,
                     qemuContexts,
-                    windowNanos,
-                    busyNanos);
+                    pollNanos,
+                    pollBusyNanos);
         }
 
         /** With the system's clock. */
