@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import dmsnap.ffm.internal.LinuxConstants;
 import dmsnap.ffm.internal.Syscalls;
+import dmsnap.jextract.linux.iovec;
 import dmsnap.jextract.linux.statx;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -32,6 +33,9 @@ public final class NativeFile implements AutoCloseable {
     private static final int CREATE_MODE = 0644;
     private static final int DEFAULT_DIRECT_ALIGNMENT = 4096;
 
+    /** What {@link #readIfCached} returns when the read would have to wait. */
+    public static final long WOULD_BLOCK = -1;
+
     private final Path path;
     private final Set<OpenFlag> flags;
     private final int fd;
@@ -40,6 +44,8 @@ public final class NativeFile implements AutoCloseable {
     private final int offsetAlign;
     /** Calls in progress; close() parks until they have returned. */
     private final InFlight inFlight;
+    /** The file system said EOPNOTSUPP to RWF_NOWAIT: {@link #readIfCached} no longer asks. */
+    private volatile boolean nowaitUnsupported;
 
     private NativeFile(Path path, Set<OpenFlag> flags, int fd) throws ErrnoException {
         this.path = path;
@@ -187,6 +193,51 @@ public final class NativeFile implements AutoCloseable {
                 done += n;
             }
             return done;
+        } finally {
+            Reference.reachabilityFence(dst);
+            release();
+        }
+    }
+
+    /**
+     * Reads {@code dst.byteSize()} bytes at {@code offsetBytes} only if the page cache holds all
+     * of them: one {@code preadv2} with {@code RWF_NOWAIT}, which never waits for the device (it may
+     * start readahead of what is missing, as a normal read would).
+     *
+     * @return {@code dst.byteSize()}, or {@link #WOULD_BLOCK} when some of it is not cached (EAGAIN,
+     *     or a short read: a part was, or the end of the file came), when the file system cannot
+     *     read without waiting (EOPNOTSUPP, remembered: this file never asks again), when the file
+     *     is O_DIRECT (no page cache to look in) or the call was interrupted. The caller then reads
+     *     the normal way; {@code dst} may hold part of the data meanwhile.
+     */
+    public long readIfCached(long offsetBytes, MemorySegment dst) throws ErrnoException {
+        checkTransfer("preadv2", offsetBytes, dst);
+        if (isDirect() || nowaitUnsupported) {
+            return WOULD_BLOCK;
+        }
+        long total = dst.byteSize();
+        acquire();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = Syscalls.allocateCapture(arena);
+            MemorySegment iov = iovec.allocate(arena);
+            iovec.iov_base(iov, dst);
+            iovec.iov_len(iov, total);
+            long n = Syscalls.preadv2(capture, fd, iov, 1, offsetBytes, LinuxConstants.RWF_NOWAIT);
+            if (n == total) {
+                return total;
+            }
+            if (n >= 0) {
+                return WOULD_BLOCK;
+            }
+            int errno = Syscalls.errno(capture);
+            if (errno == Errno.EOPNOTSUPP.value()) {
+                nowaitUnsupported = true;
+                return WOULD_BLOCK;
+            }
+            if (errno == Errno.EAGAIN.value() || errno == Errno.EINTR.value()) {
+                return WOULD_BLOCK;
+            }
+            throw new ErrnoException("preadv2", errno, path, offsetBytes, total);
         } finally {
             Reference.reachabilityFence(dst);
             release();

@@ -61,6 +61,45 @@ class NativeFileTest {
     }
 
     @Test
+    void readIfCachedServesWhatThePageCacheHoldsAndWouldBlockOtherwise() throws IOException {
+        Path p = sparse("nowait.img", 1 << 20);
+        try (NativeFile buffered = NativeFile.open(p, OpenFlag.READ_WRITE);
+                Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(8192);
+            data.fill((byte) 0x5a);
+            buffered.write(65536, data); // its pages are in the page cache now (dirty)
+            MemorySegment back = arena.allocate(8192);
+            long n = buffered.readIfCached(65536, back);
+            assumeTrue(n != NativeFile.WOULD_BLOCK, "this file system has no nowait buffered reads");
+            assertEquals(8192, n);
+            assertEquals(-1, back.mismatch(data));
+            // Across the end: a short read is "would block"; the caller's normal read decides.
+            assertEquals(NativeFile.WOULD_BLOCK, buffered.readIfCached((1 << 20) - 4096, back));
+            assertEquals(NativeFile.WOULD_BLOCK, buffered.readIfCached(1 << 20, back.asSlice(0, 4096)));
+            assertEquals(8192, buffered.readIfCached(65536, back), "a failed try changes nothing");
+        }
+    }
+
+    @Test
+    void readIfCachedNeverTriesOnAnODirectFile() throws IOException {
+        Path p = sparse("direct-nowait.img", 1 << 20);
+        NativeFile direct;
+        try {
+            direct = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DIRECT);
+        } catch (ErrnoException e) {
+            assumeTrue(false, "no O_DIRECT here: " + e.getMessage());
+            return;
+        }
+        try (direct;
+                NativeFile buffered = NativeFile.open(p, OpenFlag.READ_ONLY);
+                Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(4096, 4096);
+            assertEquals(4096, buffered.read(0, data)); // cached now, through the other descriptor
+            assertEquals(NativeFile.WOULD_BLOCK, direct.readIfCached(0, data));
+        }
+    }
+
+    @Test
     void readStopsShortOnlyAtEndOfFile() throws IOException {
         Path p = sparse("short.img", 6000);
         try (NativeFile f = NativeFile.open(p, OpenFlag.READ_ONLY);

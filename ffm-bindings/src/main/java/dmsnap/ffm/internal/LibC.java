@@ -33,6 +33,7 @@ final class LibC {
     static final MethodHandle CLOSE = link("close", Linux.close$descriptor(), ERRNO);
     static final MethodHandle PREAD = link("pread", Linux.pread$descriptor(), ERRNO);
     static final MethodHandle PWRITE = link("pwrite", Linux.pwrite$descriptor(), ERRNO);
+    static final MethodHandle PREADV2 = link("preadv2", Linux.preadv2$descriptor(), ERRNO);
     static final MethodHandle FSYNC = link("fsync", Linux.fsync$descriptor(), ERRNO);
     static final MethodHandle FDATASYNC = link("fdatasync", Linux.fdatasync$descriptor(), ERRNO);
     static final MethodHandle FALLOCATE = link("fallocate", Linux.fallocate$descriptor(), ERRNO);

@@ -51,6 +51,8 @@ public final class LinuxConstants {
     public static final int SEEK_DATA = Linux.SEEK_DATA();
     public static final int SEEK_HOLE = Linux.SEEK_HOLE();
 
+    public static final int RWF_NOWAIT = Linux.RWF_NOWAIT();
+
     public static final int AT_FDCWD = Linux.AT_FDCWD();
     public static final int AT_EMPTY_PATH = Linux.AT_EMPTY_PATH();
     public static final int STATX_BASIC_STATS = Linux.STATX_BASIC_STATS();

@@ -60,6 +60,15 @@ public final class Syscalls {
         }
     }
 
+    /** {@code preadv2(fd, iov, iovcnt, offset, flags)}; {@code iov} is an array of {@code struct iovec}. */
+    public static long preadv2(MemorySegment capture, int fd, MemorySegment iov, int iovcnt, long offset, int flags) {
+        try {
+            return (long) LibC.PREADV2.invokeExact(capture, fd, iov, iovcnt, offset, flags);
+        } catch (Throwable t) {
+            throw bindingBug("preadv2", t);
+        }
+    }
+
     public static int fsync(MemorySegment capture, int fd) {
         try {
             return (int) LibC.FSYNC.invokeExact(capture, fd);

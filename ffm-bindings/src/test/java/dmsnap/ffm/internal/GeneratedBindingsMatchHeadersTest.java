@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dmsnap.jextract.linux.Linux;
+import dmsnap.jextract.linux.iovec;
 import dmsnap.jextract.linux.statx;
 import dmsnap.jextract.linux.statx_timestamp;
 import java.io.IOException;
@@ -35,6 +36,7 @@ class GeneratedBindingsMatchHeadersTest {
     static {
         STRUCTS.put("statx", statx.layout());
         STRUCTS.put("statx_timestamp", statx_timestamp.layout());
+        STRUCTS.put("iovec", iovec.layout());
     }
 
     @TempDir

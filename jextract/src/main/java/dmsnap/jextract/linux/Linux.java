@@ -720,6 +720,15 @@ public class Linux extends Linux$shared {
     public static int MADV_HUGEPAGE() {
         return MADV_HUGEPAGE;
     }
+    private static final int RWF_NOWAIT = (int)8L;
+    /**
+     * {@snippet lang=c :
+     * #define RWF_NOWAIT 8
+     * }
+     */
+    public static int RWF_NOWAIT() {
+        return RWF_NOWAIT;
+    }
     /**
      * {@snippet lang=c :
      * typedef unsigned long size_t
@@ -1811,6 +1820,70 @@ public class Linux extends Linux$shared {
                 traceDowncall("statx", __dirfd, __path, __flags, __mask, __buf);
             }
             return (int)mh$.invokeExact(__dirfd, __path, __flags, __mask, __buf);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class preadv2 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Linux.C_LONG,
+            Linux.C_INT,
+            Linux.C_POINTER,
+            Linux.C_INT,
+            Linux.C_LONG,
+            Linux.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("preadv2");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern ssize_t preadv2(int __fp, const struct iovec *__iovec, int __count, __off_t __offset, int ___flags)
+     * }
+     */
+    public static FunctionDescriptor preadv2$descriptor() {
+        return preadv2.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern ssize_t preadv2(int __fp, const struct iovec *__iovec, int __count, __off_t __offset, int ___flags)
+     * }
+     */
+    public static MethodHandle preadv2$handle() {
+        return preadv2.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern ssize_t preadv2(int __fp, const struct iovec *__iovec, int __count, __off_t __offset, int ___flags)
+     * }
+     */
+    public static MemorySegment preadv2$address() {
+        return preadv2.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern ssize_t preadv2(int __fp, const struct iovec *__iovec, int __count, __off_t __offset, int ___flags)
+     * }
+     */
+    public static long preadv2(int __fp, MemorySegment __iovec, int __count, long __offset, int ___flags) {
+        var mh$ = preadv2.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("preadv2", __fp, __iovec, __count, __offset, ___flags);
+            }
+            return (long)mh$.invokeExact(__fp, __iovec, __count, __offset, ___flags);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
