@@ -41,6 +41,32 @@ public interface Device extends AutoCloseable {
     /** Reads {@code dst.byteSize()} bytes at {@code offsetBytes}; the range must lie inside the device. */
     void read(long offsetBytes, MemorySegment dst) throws IOException;
 
+    /**
+     * Reads as {@link #read} does, but only if that needs no wait for the device: the page cache
+     * holds every byte (the kernel's {@code RWF_NOWAIT}, {@code REQ_NOWAIT}). A device that cannot
+     * tell without waiting, or reads around the page cache (O_DIRECT, memory), says false (the
+     * default) without trying.
+     *
+     * @return false when the read would wait: the caller reads the normal way; {@code dst} may
+     *     hold part of the data meanwhile
+     * @throws IOException the read failed, as {@link #read} would have
+     */
+    default boolean readIfCached(long offsetBytes, MemorySegment dst) throws IOException {
+        return false;
+    }
+
+    /**
+     * {@link #readIfCached} when {@code nowait}, else {@link #read} (then true): for callers with
+     * one read path for both.
+     */
+    default boolean read(long offsetBytes, MemorySegment dst, boolean nowait) throws IOException {
+        if (nowait) {
+            return readIfCached(offsetBytes, dst);
+        }
+        read(offsetBytes, dst);
+        return true;
+    }
+
     /** Writes all of {@code src} at {@code offsetBytes}; durable only after {@link #flush()}. */
     void write(long offsetBytes, MemorySegment src) throws IOException;
 

@@ -239,14 +239,31 @@ public final class FileDevice implements Device {
 
     @Override
     public void read(long offsetBytes, MemorySegment dst) throws IOException {
-        read(file, this, offsetBytes, dst);
+        read(file, this, offsetBytes, dst, false);
     }
 
-    private void read(NativeFile file, Device via, long offsetBytes, MemorySegment dst) throws IOException {
-        checkRequest(via, "read", "pread", offsetBytes, dst.byteSize(), dst);
+    /** Opened without O_DIRECT ({@link Option#BUFFERED}): {@code preadv2(RWF_NOWAIT)}; else false. */
+    @Override
+    public boolean readIfCached(long offsetBytes, MemorySegment dst) throws IOException {
+        return read(file, this, offsetBytes, dst, true);
+    }
+
+    /**
+     * A read through {@code file}; {@code nowait}: only from the page cache ({@link
+     * NativeFile#readIfCached}), false when it would wait or {@code file} is O_DIRECT.
+     */
+    private boolean read(NativeFile file, Device via, long offsetBytes, MemorySegment dst, boolean nowait)
+            throws IOException {
+        if (nowait && file.isDirect()) {
+            return false;
+        }
+        checkRequest(via, "read", nowait ? "preadv2" : "pread", offsetBytes, dst.byteSize(), dst);
         inFlight.acquire();
         try {
-            long n = file.read(offsetBytes, dst);
+            long n = nowait ? file.readIfCached(offsetBytes, dst) : file.read(offsetBytes, dst);
+            if (n == NativeFile.WOULD_BLOCK) {
+                return false;
+            }
             if (n != dst.byteSize()) {
                 throw new ErrnoException(
                         "pread",
@@ -256,6 +273,7 @@ public final class FileDevice implements Device {
                         dst.byteSize() - n,
                         "end of file: the file is shorter than the device size " + sizeBytes);
             }
+            return true;
         } finally {
             inFlight.release();
         }
@@ -557,7 +575,13 @@ public final class FileDevice implements Device {
 
         @Override
         public void read(long offsetBytes, MemorySegment dst) throws IOException {
-            FileDevice.this.read(file, this, offsetBytes, dst);
+            FileDevice.this.read(file, this, offsetBytes, dst, false);
+        }
+
+        /** {@code preadv2(RWF_NOWAIT)}: served only from the page cache. */
+        @Override
+        public boolean readIfCached(long offsetBytes, MemorySegment dst) throws IOException {
+            return FileDevice.this.read(file, this, offsetBytes, dst, true);
         }
 
         @Override

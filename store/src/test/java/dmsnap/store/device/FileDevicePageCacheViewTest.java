@@ -1,8 +1,10 @@
 package dmsnap.store.device;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dmsnap.store.testing.TempFiles;
@@ -62,6 +64,27 @@ class FileDevicePageCacheViewTest {
         view.write(0, sector);
         device.close();
         assertThrows(IllegalStateException.class, () -> view.write(0, sector));
+    }
+
+    @Test
+    void theViewReadsWhatThePageCacheHoldsWithoutWaitingAndTheDirectDeviceNeverTries() throws IOException {
+        try (FileDevice device = direct(1 << 20);
+                Arena arena = Arena.ofConfined()) {
+            Device view = device.buffered();
+            view.write(16384, arena.allocate(8192).fill((byte) 7)); // its pages are cached (dirty)
+            MemorySegment back = arena.allocate(8192);
+            assertTrue(view.readIfCached(16384, back));
+            assertEquals(7, back.get(ValueLayout.JAVA_BYTE, 8191));
+            assertTrue(view.read(16384, back, true), "the nowait read path");
+            MemorySegment aligned = arena.allocate(8192, 4096);
+            assertFalse(device.readIfCached(16384, aligned), "O_DIRECT: never tried");
+            // The same range rules as read.
+            assertThrows(IllegalArgumentException.class, () -> view.readIfCached(1 << 20, back));
+        }
+        try (MemoryDevice memory = new MemoryDevice("m", 1 << 20);
+                Arena arena = Arena.ofConfined()) {
+            assertFalse(memory.readIfCached(0, arena.allocate(512)), "no page cache: the default");
+        }
     }
 
     @Test

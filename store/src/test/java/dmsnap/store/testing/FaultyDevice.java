@@ -39,7 +39,9 @@ import java.util.function.Predicate;
  * detail "injected fault".
  *
  * <p>Reads through the page cache can be recorded ({@link #recordsPageCacheReads()}): where, how
- * long, on which thread, and how many were in progress at once.
+ * long, on which thread, and how many were in progress at once. Which of them the page cache
+ * holds is the test's to say ({@link #pageCacheHolds}): those {@link Device#readIfCached} serves
+ * through the view (with the same faults as any read); it counts its tries and what it served.
  *
  * <p>Interleavings: {@link #hold} puts a {@link Gate} before the device that parks matching
  * requests until the test releases them, and counts them, so that a test can stop a background
@@ -86,6 +88,11 @@ public final class FaultyDevice implements Device {
 
         private Gate(Predicate<Request> holds) {
             this.holds = holds;
+        }
+
+        /** Whether {@link #pass} would park {@code request} now (a read that must not wait asks). */
+        private synchronized boolean wouldHold(Request request) {
+            return !open && holds.test(request);
         }
 
         private synchronized void pass(Request request) throws java.io.InterruptedIOException {
@@ -166,6 +173,12 @@ public final class FaultyDevice implements Device {
     private List<PageCacheRead> pageCacheReads;
     /** Counted outside the lock: reads that arrive together, even if they then wait for it. */
     private final AtomicInteger pageCacheReadsInProgress = new AtomicInteger();
+    /** {@link #pageCacheHolds}: the reads through the page cache it holds; null: none. */
+    private Predicate<Request> pageCacheHolds;
+
+    private long cachedReadTries;
+    private long cachedReadsServed;
+    private volatile String lastCachedReadThread;
 
     private boolean powerCut;
     private final List<EmulatedMap> maps = new ArrayList<>();
@@ -307,6 +320,43 @@ public final class FaultyDevice implements Device {
         List<PageCacheRead> taken = List.copyOf(pageCacheReads);
         pageCacheReads.clear();
         return taken;
+    }
+
+    /**
+     * From now on the page cache holds the reads through {@link #buffered()} that {@code holds}
+     * matches: {@link Device#readIfCached} serves them (unless a {@link #hold gate} would park
+     * them: they would wait), the others would wait. Null (the default): it holds none.
+     */
+    public synchronized FaultyDevice pageCacheHolds(Predicate<Request> holds) {
+        pageCacheHolds = holds;
+        return this;
+    }
+
+    /** {@link Device#readIfCached} calls on the page-cache view so far, served or not. */
+    public synchronized long cachedReadTries() {
+        return cachedReadTries;
+    }
+
+    /** The reads {@link Device#readIfCached} served (failed ones included: the fault applied). */
+    public synchronized long cachedReadsServed() {
+        return cachedReadsServed;
+    }
+
+    /** The thread the last read {@link Device#readIfCached} served ran on; null before one. */
+    public String lastCachedReadThread() {
+        return lastCachedReadThread;
+    }
+
+    /** Counts a try; whether the page cache holds {@code read} and no gate would park it. */
+    private synchronized boolean cachedNow(Request read) {
+        cachedReadTries++;
+        Gate g = gate;
+        if (pageCacheHolds == null || !pageCacheHolds.test(read) || g != null && g.wouldHold(read)) {
+            return false;
+        }
+        cachedReadsServed++;
+        lastCachedReadThread = Thread.currentThread().getName();
+        return true;
     }
 
     private synchronized void recordPageCacheRead(long offsetBytes, long lengthBytes, int inProgress) {
@@ -789,12 +839,30 @@ public final class FaultyDevice implements Device {
 
         @Override
         public void read(long offsetBytes, MemorySegment dst) throws IOException {
+            read(offsetBytes, dst, false);
+        }
+
+        /** Served when the test said the page cache holds it ({@link #pageCacheHolds}); faults apply. */
+        @Override
+        public boolean readIfCached(long offsetBytes, MemorySegment dst) throws IOException {
+            return read(offsetBytes, dst, true);
+        }
+
+        @Override
+        public boolean read(long offsetBytes, MemorySegment dst, boolean nowait) throws IOException {
             Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+            Request request = new Request(Op.READ, offsetBytes, dst.byteSize());
+            if (nowait && !cachedNow(request)) {
+                return false;
+            }
             int inProgress = pageCacheReadsInProgress.incrementAndGet();
             try {
                 recordPageCacheRead(offsetBytes, dst.byteSize(), inProgress);
-                pass(new Request(Op.READ, offsetBytes, dst.byteSize()));
+                if (!nowait) {
+                    pass(request);
+                }
                 readNow(offsetBytes, dst);
+                return true;
             } finally {
                 pageCacheReadsInProgress.decrementAndGet();
             }

@@ -2,6 +2,7 @@ package dmsnap.store.testing;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -40,6 +41,31 @@ class FaultyDeviceTest extends DeviceContract {
             MemorySegment s = arena.allocate(bytes, 4096);
             device.read(offset, s);
             return s;
+        }
+
+        @Test
+        void cachedReadsAreServedOnlyWhereTheTestSaysAndKeepTheirFaults() throws IOException {
+            Device view = device.buffered();
+            view.write(4096, filled(4096, 9));
+            MemorySegment into = arena.allocate(4096);
+            assertFalse(view.readIfCached(4096, into), "nothing is cached by default");
+            assertFalse(device.readIfCached(4096, into), "the device itself reads around the page cache");
+            device.pageCacheHolds(r -> r.offsetBytes() < 65536);
+            assertTrue(view.readIfCached(4096, into));
+            assertEquals(9, into.get(JAVA_BYTE, 4095));
+            assertEquals(Thread.currentThread().getName(), device.lastCachedReadThread());
+            assertFalse(view.readIfCached(65536, into), "not cached");
+            device.failWhen(r -> r.op() == FaultyDevice.Op.READ && r.offsetBytes() == 4096);
+            ErrnoException e = assertThrows(ErrnoException.class, () -> view.readIfCached(4096, into));
+            assertEquals(Errno.EIO, e.errno());
+            device.heal();
+            FaultyDevice.Gate gate = device.hold(r -> r.op() == FaultyDevice.Op.READ && r.offsetBytes() == 8192);
+            assertFalse(view.readIfCached(8192, into), "a read the gate would park would wait");
+            assertEquals(0, gate.held());
+            gate.open();
+            assertTrue(view.readIfCached(8192, into));
+            assertEquals(6, device.cachedReadTries());
+            assertEquals(3, device.cachedReadsServed());
         }
 
         @Test
