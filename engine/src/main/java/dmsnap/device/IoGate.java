@@ -29,6 +29,25 @@ public final class IoGate {
         }
     }
 
+    /**
+     * Enters unless that would wait: false while the device is suspended, or while another thread
+     * holds the gate's lock (a suspend may be under way). Pair a true with {@link #exit()}.
+     */
+    public boolean tryEnter() {
+        if (!lock.tryLock()) {
+            return false;
+        }
+        try {
+            if (suspended) {
+                return false;
+            }
+            inFlight++;
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Waits while the device is suspended (without entering). */
     public void awaitResumed() throws InterruptedException {
         lock.lock();

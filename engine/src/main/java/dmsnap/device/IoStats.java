@@ -22,11 +22,14 @@ public final class IoStats {
     private final LongAdder discards = new LongAdder();
     private final LongAdder discardedBytes = new LongAdder();
     private final LongAdder errors = new LongAdder();
+    private final LongAdder cachedReads = new LongAdder();
 
     /**
      * The totals at one moment (each exact; the set is not one atomic snapshot).
      *
      * @param errors requests that failed (the caller got an error)
+     * @param cachedReads reads answered without waiting ({@link MappedDevice#readIfCached}),
+     *     failed ones included; also counted in {@code reads}
      */
     public record Totals(
             long reads,
@@ -36,10 +39,14 @@ public final class IoStats {
             long flushes,
             long discards,
             long discardedBytes,
-            long errors) {}
+            long errors,
+            long cachedReads) {}
 
-    /** Counts one completed request. */
-    void account(IoRequest io, boolean failed) {
+    /** Counts one completed request; {@code cached}: a read answered without waiting. */
+    void account(IoRequest io, boolean failed, boolean cached) {
+        if (cached) {
+            cachedReads.increment();
+        }
         long bytes = io.lengthSectors() << 9;
         switch (io.op()) {
             case READ -> {
@@ -70,6 +77,7 @@ public final class IoStats {
                 flushes.sum(),
                 discards.sum(),
                 discardedBytes.sum(),
-                errors.sum());
+                errors.sum(),
+                cachedReads.sum());
     }
 }

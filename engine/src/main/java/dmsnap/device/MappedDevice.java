@@ -146,7 +146,40 @@ public final class MappedDevice {
      */
     public void submit(IoRequest io) throws IOException, InterruptedException {
         gate.enter();
+        perform(io, false);
+    }
+
+    /**
+     * Performs READ {@code io} as {@link #submit} does, but only if it completes without waiting
+     * (the kernel's {@code REQ_NOWAIT} bio): the device is not suspended, and every target it
+     * touches serves its part at once ({@link Target#readIfCached}). Counted in {@link #ioStats()}
+     * when it is served (as a cached read too) or fails, not when it would wait.
+     *
+     * @return false when it would wait: submit it; the buffer may hold part of the data meanwhile
+     * @throws IOException the read failed, as {@link #submit} would have failed it
+     */
+    public boolean readIfCached(IoRequest io) throws IOException {
+        if (io.op() != IoRequest.Op.READ) {
+            throw new IllegalArgumentException("only a READ can be served without waiting, not " + io.op());
+        }
+        if (!gate.tryEnter()) {
+            return false;
+        }
+        try {
+            return perform(io, true);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt(); // a read that does not wait is never interrupted in a wait
+            return false;
+        }
+    }
+
+    /**
+     * {@link #submit}'s work once the gate is entered (exits it); {@code nowait}: a READ that
+     * returns false, uncounted, where a target would wait.
+     */
+    private boolean perform(IoRequest io, boolean nowait) throws IOException, InterruptedException {
         boolean failed = true;
+        boolean wouldWait = false;
         try {
             LiveTable t = live;
             if (t == null) {
@@ -157,7 +190,7 @@ public final class MappedDevice {
                     target.map(io);
                 }
                 failed = false;
-                return;
+                return true;
             }
             if (t.readOnly() && io.isWrite()) {
                 throw new IOException(name + ": " + io.op() + " refused: the device is read-only");
@@ -168,7 +201,10 @@ public final class MappedDevice {
             }
             List<Piece> pieces = split(t, io);
             for (Piece p : pieces) {
-                p.run();
+                if (!p.run(nowait)) {
+                    wouldWait = true;
+                    return false;
+                }
             }
             if (pieces.size() > 1 && io.fua()) {
                 for (Target target :
@@ -177,8 +213,11 @@ public final class MappedDevice {
                 }
             }
             failed = false;
+            return true;
         } finally {
-            stats.account(io, failed);
+            if (!wouldWait) {
+                stats.account(io, failed, nowait);
+            }
             gate.exit();
         }
     }
@@ -306,8 +345,13 @@ public final class MappedDevice {
 
     /** One target's part of a request, in target-relative sectors. */
     private record Piece(Target target, IoRequest io) {
-        void run() throws IOException, InterruptedException {
+        /** Maps it; {@code nowait}: only if that does not wait (else false, see {@link Target#readIfCached}). */
+        boolean run(boolean nowait) throws IOException, InterruptedException {
+            if (nowait) {
+                return target.readIfCached(io);
+            }
             target.map(io);
+            return true;
         }
     }
 

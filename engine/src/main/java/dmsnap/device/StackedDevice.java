@@ -59,6 +59,13 @@ final class StackedDevice implements Device {
         submit(IoRequest.read(offsetBytes >>> 9, dst));
     }
 
+    /** Through the lower device's table, without waiting ({@link MappedDevice#readIfCached}). */
+    @Override
+    public boolean readIfCached(long offsetBytes, MemorySegment dst) throws IOException {
+        Device.checkRequest(this, "read", offsetBytes, dst.byteSize(), dst);
+        return lower.readIfCached(IoRequest.read(offsetBytes >>> 9, dst));
+    }
+
     @Override
     public void write(long offsetBytes, MemorySegment src) throws IOException {
         Device.checkRequest(this, "write", offsetBytes, src.byteSize(), src);

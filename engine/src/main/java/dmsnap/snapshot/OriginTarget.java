@@ -100,6 +100,12 @@ public final class OriginTarget implements OverOrigin {
         }
     }
 
+    /** Reads pass through, as {@link #map}'s: from the page cache when it holds them. */
+    @Override
+    public boolean readIfCached(IoRequest io) throws IOException {
+        return reads.readIfCached(io.sector() << 9, io.buffer());
+    }
+
     @Override
     public Allocation allocation(long sector, long maxSectors) throws IOException {
         return Allocation.of(origin.device().extentAt(sector << 9, maxSectors << 9));

@@ -250,6 +250,15 @@ final class PendingExceptions {
                         : storeFailure != null ? "COW " + cow.device().name() + ": " + storeFailure : null);
     }
 
+    /**
+     * Whether an exception of {@code chunk} is being made (its copy or commit in flight); the
+     * caller holds the snapshot's lock. Looks only when some is: most reads box no chunk number.
+     */
+    boolean isPending(long chunk) {
+        assert Thread.holdsLock(state);
+        return !pending.isEmpty() && pending.containsKey(chunk);
+    }
+
     /** A read of {@code chunk} on the origin starts; the caller holds the snapshot's lock. */
     void trackRead(long chunk) {
         trackedReads.track(chunk);

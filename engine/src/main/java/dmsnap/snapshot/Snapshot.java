@@ -245,7 +245,11 @@ public final class Snapshot {
         io.map(request);
     }
 
-    /** A discard with {@code discard_zeroes_cow} (spec 5.2); see {@link SnapshotIo#discard}. */
+    /** A read of the snapshot device that must not wait; see {@link SnapshotIo#readIfCached}. */
+    boolean readIfCached(IoRequest request) throws IOException {
+        return io.readIfCached(request);
+    }
+
     /** Block status of this snapshot's view; see {@link SnapshotIo#allocation}. */
     Allocation allocation(long sector, long maxSectors) throws IOException {
         return io.allocation(sector, maxSectors);
@@ -256,6 +260,7 @@ public final class Snapshot {
         io.allocationRuns(sector, maxSectors, sink);
     }
 
+    /** A discard with {@code discard_zeroes_cow} (spec 5.2); see {@link SnapshotIo#discard}. */
     void discard(IoRequest request, boolean passdown) throws IOException {
         io.discard(request, passdown);
     }

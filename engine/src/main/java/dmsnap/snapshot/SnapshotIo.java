@@ -190,7 +190,7 @@ final class SnapshotIo {
         long offsetInChunk = (io.sector() & chunkSize.mask()) << 9;
         boolean oneChunk = chunkSize.chunkOf(io.endSector() - 1) == chunk;
         switch (io.op()) {
-            case READ -> read(io, chunkSize);
+            case READ -> read(io, chunkSize, false);
             case WRITE -> {
                 if (oneChunk) {
                     write(io, chunk, offsetInChunk, chunkSize);
@@ -200,6 +200,21 @@ final class SnapshotIo {
             }
             default -> throw new IOException(state.deviceName() + ": " + io.op() + " is not supported here");
         }
+    }
+
+    /**
+     * A read of the snapshot device that must not wait (the kernel's {@code REQ_NOWAIT}): {@link
+     * #map}'s read, each run of chunks from the page cache only. False (the caller maps it the
+     * normal way) when the snapshot is invalid (that read fails), a snapshot-merge instance's, a
+     * chunk's exception is being made and not yet visible (its copy is in flight), or a run is not
+     * cached. A chunk written under an exception not yet committed reads the new data from the
+     * COW, as {@link #map}'s read does.
+     */
+    boolean readIfCached(IoRequest io) throws IOException {
+        if (merging || !state.isValid()) {
+            return false;
+        }
+        return read(io, state.store().chunkSize(), true);
     }
 
     /**
@@ -321,16 +336,23 @@ final class SnapshotIo {
     /**
      * Reads: chunks with an exception from the COW, the others from the origin, tracked until the
      * read is done (an origin write releasing a new exception for one of them waits for it).
+     * {@code nowait} ({@link #readIfCached}): false, before anything is tracked, when a chunk's
+     * exception is being made and not yet visible, and false when a run is not in the page cache.
      */
-    private void read(IoRequest io, ChunkSize chunkSize) throws IOException {
+    private boolean read(IoRequest io, ChunkSize chunkSize, boolean nowait) throws IOException {
         List<IoRequest> pieces = pieces(io, chunkSize);
         long[] mapped = new long[pieces.size()];
         synchronized (state) {
             for (int i = 0; i < mapped.length; i++) {
                 long chunk = chunkSize.chunkOf(pieces.get(i).sector());
                 mapped[i] = state.complete().lookup(chunk);
+                if (nowait && mapped[i] < 0 && pending.isPending(chunk)) {
+                    return false;
+                }
+            }
+            for (int i = 0; i < mapped.length; i++) {
                 if (mapped[i] < 0) {
-                    pending.trackRead(chunk);
+                    pending.trackRead(chunkSize.chunkOf(pieces.get(i).sector()));
                 }
             }
         }
@@ -345,13 +367,18 @@ final class SnapshotIo {
                         .asSlice(
                                 (first.sector() - io.sector()) << 9,
                                 (pieces.get(j - 1).endSector() - first.sector()) << 9);
-                if (mapped[i] >= 0) {
-                    cowData.read(mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9), into);
-                } else {
-                    originData.read(first.sector() << 9, into);
+                boolean done = mapped[i] >= 0
+                        ? cowData.read(
+                                mapped[i] * chunkSize.bytes() + ((first.sector() & chunkSize.mask()) << 9),
+                                into,
+                                nowait)
+                        : originData.read(first.sector() << 9, into, nowait);
+                if (!done) {
+                    return false;
                 }
                 i = j;
             }
+            return true;
         } finally {
             for (int i = 0; i < mapped.length; i++) {
                 if (mapped[i] < 0) {

@@ -247,12 +247,17 @@ public final class SnapshotTarget implements OverOrigin {
         snapshot.map(io);
     }
 
-    /** Discards reach this target only with {@code discard_zeroes_cow} (spec 1.2). */
+    @Override
+    public boolean readIfCached(IoRequest io) throws IOException {
+        return snapshot.readIfCached(io);
+    }
+
     @Override
     public boolean readsThroughPageCache() {
         return snapshot.readsThroughPageCache();
     }
 
+    /** Discards reach this target only with {@code discard_zeroes_cow} (spec 1.2). */
     @Override
     public boolean supportsDiscard() {
         return discardZeroesCow;

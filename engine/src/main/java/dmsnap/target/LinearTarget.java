@@ -76,6 +76,11 @@ public final class LinearTarget implements Target {
     }
 
     @Override
+    public boolean readIfCached(IoRequest io) throws IOException {
+        return device.readIfCached((offsetSectors + io.sector()) << 9, io.buffer());
+    }
+
+    @Override
     public Allocation allocation(long sector, long maxSectors) throws IOException {
         return Allocation.of(device.extentAt((offsetSectors + sector) << 9, maxSectors << 9));
     }

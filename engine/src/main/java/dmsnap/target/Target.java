@@ -23,6 +23,19 @@ public interface Target extends AutoCloseable {
     void map(IoRequest io) throws IOException, InterruptedException;
 
     /**
+     * Performs READ {@code io} as {@link #map} does, but only if it completes without waiting (the
+     * kernel's {@code REQ_NOWAIT} bio): its data from a page cache that holds it, no wait for the
+     * device, a copy in flight or a lock held across I/O. Short locks held for no I/O are taken.
+     *
+     * @return false when it would wait (the default: a target that cannot tell); the caller then
+     *     maps it the normal way, and the buffer may hold part of the data meanwhile
+     * @throws IOException the read failed, as {@link #map} would have failed it
+     */
+    default boolean readIfCached(IoRequest io) throws IOException {
+        return false;
+    }
+
+    /**
      * What backs this target's sectors from {@code sector} on (relative to the target), for at
      * most {@code maxSectors} (positive, inside the target): the first run of data or hole, at
      * least one sector long. Block status (NBD's {@code base:allocation}) asks it; it reads no

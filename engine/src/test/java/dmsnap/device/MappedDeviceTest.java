@@ -103,14 +103,14 @@ class MappedDeviceTest {
     @Test
     void ioIsCountedWhenItCompletesAsTheKernelsDiskStatsCountIt() throws Exception {
         MappedDevice d = dm.create("mix", null, TableParser.parse("0 64 zero\n64 8 error\n"));
-        assertEquals(new IoStats.Totals(0, 0, 0, 0, 0, 0, 0, 0), d.ioStats().totals());
+        assertEquals(new IoStats.Totals(0, 0, 0, 0, 0, 0, 0, 0, 0), d.ioStats().totals());
         d.submit(IoRequest.read(0, buffer(8)));
         d.submit(IoRequest.read(8, buffer(1)));
         d.submit(IoRequest.write(0, buffer(2), true));
         d.submit(new IoRequest(IoRequest.Op.WRITE_ZEROES, 16, 8, null, false));
         d.submit(new IoRequest(IoRequest.Op.DISCARD, 32, 16, null, false));
         assertEquals(
-                new IoStats.Totals(2, 9 * 512, 2, 10 * 512, 0, 1, 16 * 512, 0),
+                new IoStats.Totals(2, 9 * 512, 2, 10 * 512, 0, 1, 16 * 512, 0, 0),
                 d.ioStats().totals());
         // Failed requests count too, and as errors: the error target, a discard reaching it, the
         // end. A flush does not reach the error target (it gets none, as in the kernel) and succeeds.
@@ -119,13 +119,38 @@ class MappedDeviceTest {
         assertThrows(IOException.class, () -> d.submit(IoRequest.write(72, buffer(1), false)));
         d.submit(IoRequest.flush());
         assertEquals(
-                new IoStats.Totals(3, 17 * 512, 3, 11 * 512, 1, 2, 24 * 512, 3),
+                new IoStats.Totals(3, 17 * 512, 3, 11 * 512, 1, 2, 24 * 512, 3, 0),
                 d.ioStats().totals());
         // A stacked device's I/O is counted by both devices, as dm-N stats are.
         MappedDevice upper = dm.create("upper", null, TableParser.parse("0 8 linear dm:mix 0"));
         upper.submit(IoRequest.read(0, buffer(8)));
         assertEquals(1, upper.ioStats().totals().reads());
         assertEquals(4, d.ioStats().totals().reads());
+    }
+
+    @Test
+    void aReadThatMustNotWaitIsServedOnlyWhereNothingWouldWait() throws Exception {
+        MappedDevice d =
+                dm.create("mix", null, TableParser.parse("0 64 zero\n64 64 linear " + base + " 0\n128 8 error\n"));
+        MemorySegment b = buffer(64).fill((byte) 1);
+        assertTrue(d.readIfCached(IoRequest.read(0, b)), "zeroes never wait");
+        assertEquals(0, b.get(JAVA_BYTE, 63 * 512L));
+        assertFalse(
+                d.readIfCached(IoRequest.read(32, buffer(64))), "the linear line reads with O_DIRECT: it would wait");
+        assertThrows(IllegalArgumentException.class, () -> d.readIfCached(IoRequest.write(0, buffer(1), false)));
+        d.suspend();
+        assertFalse(d.readIfCached(IoRequest.read(0, buffer(8))), "suspended: it would wait");
+        d.resume();
+        assertEquals(1, d.ioStats().totals().reads(), "a read that would wait is not counted");
+        assertEquals(1, d.ioStats().totals().cachedReads());
+        // A read beyond the end fails as a submitted one would; the error target cannot tell (it would wait).
+        assertFalse(d.readIfCached(IoRequest.read(128, buffer(8))));
+        assertThrows(IOException.class, () -> d.readIfCached(IoRequest.read(130, buffer(8))));
+        assertEquals(1, d.ioStats().totals().errors());
+        // Through a stacked device: the lower table's answer.
+        MappedDevice upper = dm.create("upper", null, TableParser.parse("0 64 linear dm:mix 0"));
+        assertTrue(upper.readIfCached(IoRequest.read(0, buffer(8))));
+        assertEquals(1, upper.ioStats().totals().cachedReads());
     }
 
     @Test
