@@ -33,7 +33,9 @@ import org.slf4j.LoggerFactory;
  * replies go out in completion order through the writer, a second thread, so a client
  * that does not read its replies never holds an I/O thread; replies that wait together go out
  * in one gathering write. A queue-depth-1 client's requests run on the reader's thread instead,
- * replies sent from there: no thread hand-off at all (see {@link #readRequests}). Its large reads
+ * replies sent from there: no thread hand-off at all (see {@link #readRequests}). A deeper
+ * client's read that the page cache holds is served on the reader's thread too, its reply sent by
+ * the writer: one hand-off instead of two (see {@link NowaitReads}). Its large reads
  * of a device that reads through the page cache are one read, as large as the request, so that
  * the kernel's readahead sees one sequential stream; of a device read with O_DIRECT, pieces read
  * at once whose reply streams ({@link #readInPieces}).
@@ -89,6 +91,10 @@ final class NbdConnection {
     private final AtomicLong unexpectedErrors;
     /** Requests done on the reader's thread, of every connection of the server (for tests). */
     private final LongAdder inlineRequests;
+    /** Reads the reader served from the page cache instead of handing them off, of every connection. */
+    private final LongAdder cachedReads;
+    /** Whether the reader tries the next read from the page cache first (see {@link #readRequests}). */
+    private final NowaitReads nowaitReads = new NowaitReads();
 
     private volatile boolean writerFailed;
     /** Held while a reply is being sent: by the writer, or by the reader for an inline request. */
@@ -158,6 +164,7 @@ final class NbdConnection {
             BufferPool buffers,
             AtomicLong unexpectedErrors,
             LongAdder inlineRequests,
+            LongAdder cachedReads,
             RequestPolling polling,
             Warnings warn) {
         this.polling = polling.reader();
@@ -165,6 +172,7 @@ final class NbdConnection {
         this.channel = channel;
         this.unexpectedErrors = unexpectedErrors;
         this.inlineRequests = inlineRequests;
+        this.cachedReads = cachedReads;
         this.export = negotiated.export();
         this.structured = negotiated.structuredReplies();
         this.contexts = negotiated.contexts();
@@ -304,6 +312,19 @@ final class NbdConnection {
                     }
                     continue;
                 }
+                // A read the page cache holds is served here, its reply queued for the writer as an
+                // I/O thread's would be: one hand-off instead of two (see NowaitReads).
+                if (r.type() == NBD_CMD_READ && nowaitReads.shouldTry(r.length()) && export.readsThroughPageCache()) {
+                    Reply reply = perform(r, data, true);
+                    if (reply != null) {
+                        nowaitReads.served();
+                        cachedReads.increment();
+                        queue(reply);
+                        handedOn = true;
+                        continue;
+                    }
+                    nowaitReads.missed();
+                }
                 unanswered.incrementAndGet();
                 try {
                     ioThreads.execute(() -> replies.add(perform(r, data)));
@@ -327,13 +348,28 @@ final class NbdConnection {
 
     /** Performs a checked request (on an I/O thread, or inline); returns its reply. */
     private Reply perform(NbdRequest r, BufferPool.Buffer buffer) {
+        return perform(r, buffer, false);
+    }
+
+    /**
+     * The same; {@code nowait}: a READ served only if that needs no wait ({@link
+     * NbdExport#readIfCached}), else null, the buffer kept for the normal read. A try that fails
+     * gets the reply a normal read's failure gets.
+     */
+    private Reply perform(NbdRequest r, BufferPool.Buffer buffer, boolean nowait) {
         int error = 0;
         String message = null;
         ByteBuffer[] status = null;
         try {
             switch (r.type()) {
                 case NBD_CMD_BLOCK_STATUS -> status = blockStatus(r);
-                case NBD_CMD_READ -> export.read(r.offset(), buffer.segment());
+                case NBD_CMD_READ -> {
+                    if (!nowait) {
+                        export.read(r.offset(), buffer.segment());
+                    } else if (!export.readIfCached(r.offset(), buffer.segment())) {
+                        return null;
+                    }
+                }
                 case NBD_CMD_WRITE -> export.write(r.offset(), buffer.segment(), r.fua());
                 case NBD_CMD_FLUSH -> export.flush();
                 case NBD_CMD_TRIM -> export.trim(r.offset(), r.length(), r.fua());

@@ -123,6 +123,15 @@ final class NbdExport implements AutoCloseable {
         device.submit(IoRequest.read(offsetBytes >>> 9, into));
     }
 
+    /**
+     * Reads only if that needs no wait ({@link MappedDevice#readIfCached}: the page cache holds
+     * the data, the device is not suspended, no copy of it is in flight); false: read it the
+     * normal way.
+     */
+    boolean readIfCached(long offsetBytes, MemorySegment into) throws IOException {
+        return device.readIfCached(IoRequest.read(offsetBytes >>> 9, into));
+    }
+
     void write(long offsetBytes, MemorySegment from, boolean fua) throws IOException, InterruptedException {
         device.submit(IoRequest.write(offsetBytes >>> 9, from, fua));
     }

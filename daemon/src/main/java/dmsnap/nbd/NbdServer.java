@@ -203,6 +203,8 @@ public final class NbdServer implements AutoCloseable {
     /** Requests done on their connection's thread (see {@link NbdConnection}); for tests. */
     private final LongAdder inlineRequests = new LongAdder();
 
+    private final LongAdder cachedReads = new LongAdder();
+
     private final RequestPolling polling;
     /** Connections the watchdog closed. */
     private final AtomicLong timedOut = new AtomicLong();
@@ -397,6 +399,14 @@ public final class NbdServer implements AutoCloseable {
         return inlineRequests.sum();
     }
 
+    /**
+     * Reads served on their connection's thread from the page cache, without a hand-off to an I/O
+     * thread (see {@link NowaitReads}; for tests and metrics).
+     */
+    long cachedReads() {
+        return cachedReads.sum();
+    }
+
     /** Requests whose first bytes a poll found (see {@link RequestPolling}; for tests). */
     long polledRequests() {
         return polling.caught();
@@ -505,7 +515,15 @@ public final class NbdServer implements AutoCloseable {
                     result.structuredReplies() ? ", structured replies" : "",
                     channel.tls() == null ? "" : ", " + channel.tls().describe());
             new NbdConnection(
-                            channel, result, ioThreads, buffers, unexpectedErrors, inlineRequests, polling, this::warn)
+                            channel,
+                            result,
+                            ioThreads,
+                            buffers,
+                            unexpectedErrors,
+                            inlineRequests,
+                            cachedReads,
+                            polling,
+                            this::warn)
                     .serve();
             log.info("{}: done with {}", peer, result.export().name());
         } catch (IOException e) {

@@ -77,6 +77,13 @@ final class CacheRig implements AutoCloseable {
     private final Map<String, Predicate<FaultyDevice.Request>> failing = new ConcurrentHashMap<>();
     /** Keeps the COW open when the snapshot is removed, so that its media can still be read. */
     private final BackingDevices.Handle cowHold;
+    /** A copier this rig made for itself and closes; null when the test shares one. */
+    private final ChunkCopier ownCopier;
+
+    /** The same with a {@code P} store and a copier of its own, closed with the rig. */
+    CacheRig(Path dir, long sectors, long cowBytes, long chunkSectors, CacheMode mode) throws Exception {
+        this(dir, sectors, cowBytes, chunkSectors, mode, new ChunkCopier(2, 1 << 20), "P", true);
+    }
 
     /**
      * @param dir          where the placeholder files are (the devices are named by them)
@@ -94,8 +101,22 @@ final class CacheRig implements AutoCloseable {
     /** The same, the snapshot's store {@code store} ({@code P} or {@code PO}). */
     CacheRig(Path dir, long sectors, long cowBytes, long chunkSectors, CacheMode mode, ChunkCopier copier, String store)
             throws Exception {
+        this(dir, sectors, cowBytes, chunkSectors, mode, copier, store, false);
+    }
+
+    private CacheRig(
+            Path dir,
+            long sectors,
+            long cowBytes,
+            long chunkSectors,
+            CacheMode mode,
+            ChunkCopier copier,
+            String store,
+            boolean ownsCopier)
+            throws Exception {
         this.sectors = sectors;
         this.chunkSectors = chunkSectors;
+        this.ownCopier = ownsCopier ? copier : null;
         Path basePath = Files.write(dir.resolve("base.img"), new byte[0]);
         Path cowPath = Files.write(dir.resolve("cow.img"), new byte[0]);
         MemoryDevice baseMedia = new MemoryDevice("base", sectors * SECTOR);
@@ -315,5 +336,12 @@ final class CacheRig implements AutoCloseable {
             // Memory: nothing to report.
         }
         arena.close();
+        if (ownCopier != null) {
+            try {
+                ownCopier.close();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 }

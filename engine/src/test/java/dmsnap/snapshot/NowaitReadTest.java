@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dmsnap.device.MappedDevice;
-import dmsnap.store.copy.ChunkCopier;
 import dmsnap.store.testing.FaultyDevice;
 import dmsnap.target.CacheMode;
 import dmsnap.target.IoRequest;
@@ -16,7 +15,6 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,19 +25,12 @@ import org.junit.jupiter.api.io.TempDir;
  * copy in flight, a suspended device, an invalid snapshot, data not cached), never a wrong answer.
  */
 class NowaitReadTest {
-    private static final ChunkCopier copier = new ChunkCopier(2, 1 << 20);
-
     @TempDir
     Path dir;
 
-    @AfterAll
-    static void closeCopier() throws InterruptedException {
-        copier.close();
-    }
-
     /** 64 chunks of 4 KiB (chunk 8), everything cached unless a test says otherwise. */
     private CacheRig rig() throws Exception {
-        CacheRig r = new CacheRig(dir, 512, 1 << 20, 8, CacheMode.WRITEBACK, copier);
+        CacheRig r = new CacheRig(dir, 512, 1 << 20, 8, CacheMode.WRITEBACK);
         r.base.pageCacheHolds(request -> true);
         r.cow.pageCacheHolds(request -> true);
         return r;

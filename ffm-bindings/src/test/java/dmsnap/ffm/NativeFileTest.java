@@ -30,6 +30,16 @@ class NativeFileTest {
         return p;
     }
 
+    /** {@code p} opened read-write with O_DIRECT; the test is skipped where the file system has none. */
+    private NativeFile openDirectOrSkip(Path p) throws ErrnoException {
+        try {
+            return NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DIRECT);
+        } catch (ErrnoException e) {
+            assumeTrue(false, "O_DIRECT unsupported in " + dir + ": " + e.getMessage());
+            throw e;
+        }
+    }
+
     @Test
     void createWriteReadRoundTrip() throws IOException {
         Path p = dir.resolve("new.img");
@@ -83,14 +93,7 @@ class NativeFileTest {
     @Test
     void readIfCachedNeverTriesOnAnODirectFile() throws IOException {
         Path p = sparse("direct-nowait.img", 1 << 20);
-        NativeFile direct;
-        try {
-            direct = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DIRECT);
-        } catch (ErrnoException e) {
-            assumeTrue(false, "no O_DIRECT here: " + e.getMessage());
-            return;
-        }
-        try (direct;
+        try (NativeFile direct = openDirectOrSkip(p);
                 NativeFile buffered = NativeFile.open(p, OpenFlag.READ_ONLY);
                 Arena arena = Arena.ofConfined()) {
             MemorySegment data = arena.allocate(4096, 4096);
@@ -113,14 +116,7 @@ class NativeFileTest {
     @Test
     void directIoOnExt4NeedsAlignmentAndSaysWhich() throws IOException {
         Path p = sparse("direct.img", 1 << 20);
-        NativeFile f;
-        try {
-            f = NativeFile.open(p, OpenFlag.READ_WRITE, OpenFlag.DIRECT);
-        } catch (ErrnoException e) {
-            assumeTrue(false, "O_DIRECT unsupported in " + dir + ": " + e.getMessage());
-            return;
-        }
-        try (f;
+        try (NativeFile f = openDirectOrSkip(p);
                 Arena arena = Arena.ofConfined()) {
             int align = f.directOffsetAlignment();
             assertTrue(align >= 512 && Integer.bitCount(align) == 1, "alignment " + align);
