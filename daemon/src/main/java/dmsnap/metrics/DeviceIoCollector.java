@@ -32,6 +32,11 @@ final class DeviceIoCollector implements MultiCollector {
                     Unit.BYTES,
                     IoStats.Totals::readBytes),
             new Series(
+                    "dmsnap_device_cached_reads",
+                    "Read requests served from the page cache without waiting (RWF_NOWAIT, on the NBD connection's thread).",
+                    null,
+                    IoStats.Totals::cachedReads),
+            new Series(
                     "dmsnap_device_writes",
                     "Write and write-zeroes requests completed (failed ones included).",
                     null,

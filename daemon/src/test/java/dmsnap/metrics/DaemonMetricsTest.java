@@ -92,6 +92,7 @@ class DaemonMetricsTest {
             s.expect("dmsnap_device_reads_total{device=\"origin\"}", 0);
             s.expect("dmsnap_device_reads_total{device=\"snap\"}", 1);
             s.expect("dmsnap_device_read_bytes_total{device=\"snap\"}", 512);
+            s.expect("dmsnap_device_cached_reads_total{device=\"snap\"}", 0); // O_DIRECT (none): never
             s.expect("dmsnap_device_writes_total{device=\"snap\"}", 1);
             s.expect("dmsnap_device_written_bytes_total{device=\"snap\"}", 512);
             s.expect("dmsnap_device_io_errors_total{device=\"snap\"}", 0);
