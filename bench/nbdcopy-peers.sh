@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # nbdcopy into and out of a snapshot, dmsnap against its peers (issue 18, point 6), in one run:
 # a base of random data; for each server a fresh overlay over it: dmsnap's snapshot (`P`, 64 KiB
-# chunks, a COW made with truncate, the daemon's default cache mode none), qemu-nbd on a qcow2
+# chunks, a COW made with truncate, the daemon's default cache mode writeback), qemu-nbd on a qcow2
 # overlay at its default (writeback) and with --cache=none (each `-e 4`, so nbdcopy may open its
 # 4 connections), and nbdkit --filter=cow. "in": nbdcopy of another file of random data into the
 # overlay (every chunk first-touch; nbdcopy flushes at the end, so the data is durable where the
@@ -114,7 +114,7 @@ for s in "${servers[@]}"; do
 | $s | $i <small>(${in_ms[$s]% })</small> | $(ratio "$dm_in" "$i")× | $o <small>(${out_ms[$s]% })</small> | $(ratio "$dm_out" "$o")× |"
 done
 body="Machine: $(nproc) cores, $(uname -r); nbdcopy $(nbdcopy --version | head -n 1 | awk '{print $2}'), nbdkit $(nbdkit --version | awk '{print $2}'), $(qemu-nbd --version | head -n 1); $(date +%F).
-Command: \`bench/nbdcopy-peers.sh --size-mib $size_mib --rounds $rounds\`: a ${size_mib} MiB base of random data; per copy a fresh overlay: dmsnap snapshot \`P\` with 64 KiB chunks on a COW made with truncate (cache mode none, the default), qemu-nbd \`-t -e 4\` on a qcow2 overlay at its default (writeback) and with \`--cache=none --aio=native\`, nbdkit \`--filter=cow\` on the file; \`nbdcopy\` at its defaults (4 connections where the server allows several, 4 requests in flight on each). In: ${half} MiB of new random data into the overlay's first half (first-touch; nbdcopy ends with a flush). Out: the whole overlay to \`null:\`. Caches dropped before each copy; medians of $rounds rounds in turned order (each round's values in small type).
+Command: \`bench/nbdcopy-peers.sh --size-mib $size_mib --rounds $rounds\`: a ${size_mib} MiB base of random data; per copy a fresh overlay: dmsnap snapshot \`P\` with 64 KiB chunks on a COW made with truncate (cache mode writeback, the daemon's default), qemu-nbd \`-t -e 4\` on a qcow2 overlay at its default (writeback) and with \`--cache=none --aio=native\`, nbdkit \`--filter=cow\` on the file; \`nbdcopy\` at its defaults (4 connections where the server allows several, 4 requests in flight on each). In: ${half} MiB of new random data into the overlay's first half (first-touch; nbdcopy ends with a flush). Out: the whole overlay to \`null:\`. Caches dropped before each copy; medians of $rounds rounds in turned order (each round's values in small type).
 
 $table"
 echo "$body"

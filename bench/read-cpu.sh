@@ -189,9 +189,11 @@ thread (read the request, read the device, send the reply: no thread hand-off), 
 the socket for the next request up to \`--nbd-poll-max-ns\` (100 µs) before it sleeps: on an idle
 machine the CPU it polls on stays awake, and polling is CPU spent while waiting, so CPU per request
 is about the time between requests there (nbdkit sleeps, and each wake-up of an idle VM CPU costs
-both servers CPU too); at queue depth 16 a
-request goes from the connection's thread to an I/O thread (a blocking pread) and its reply through
-the connection's writer thread: the hand-offs (futex wake-ups, context switches) are the cost above
-the floor."
+both servers CPU too). At queue depth 16 a read is first tried on the connection's thread with
+\`preadv2(RWF_NOWAIT)\` (writeback only: the page cache holds it or it would wait), its reply
+handed to the connection's writer thread, which gathers the replies that wait into one write; a
+read that would wait goes to an I/O thread (a blocking pread) and then to the writer: each hand-off
+(a futex wake-up, a context switch) is CPU above the floor. compare (its own build, when given)
+shows the same rows before a change."
 echo "$body"
 bench_record "Read CPU per request vs nbdkit file" "$body"
