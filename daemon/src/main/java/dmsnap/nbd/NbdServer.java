@@ -427,11 +427,27 @@ public final class NbdServer implements AutoCloseable {
      * test waits until only the stalled ones have one before it moves the clock past the timeout.
      */
     int deadlinesRunning() {
-        int running = 0;
+        return deadlinePeers().size();
+    }
+
+    /** The peers ({@code nbd#N}) of the connections with a deadline running now (see {@link #deadlinesRunning}). */
+    List<String> deadlinePeers() {
+        List<String> peers = new ArrayList<>();
         for (NbdChannel c : open) {
-            running += c.deadlineRunning() ? 1 : 0;
+            if (c.deadlineRunning()) {
+                peers.add(c.peer());
+            }
         }
-        return running;
+        return peers;
+    }
+
+    /** The peers of the open connections, in no particular order (for tests that say which stayed). */
+    List<String> openPeers() {
+        List<String> peers = new ArrayList<>();
+        for (NbdChannel c : open) {
+            peers.add(c.peer());
+        }
+        return peers;
     }
 
     private void acceptLoop(ServerSocketChannel listener, boolean unix) {

@@ -148,6 +148,8 @@ final class NbdProbe {
         assertTrue(
                 eventually(WAIT_MS, () -> server.deadlinesRunning() == stalled),
                 what + ": " + server.deadlinesRunning() + " connections with a deadline running, not " + stalled);
+        // Named in the output, so that a connection that stays open after the close can be told apart.
+        System.out.println(what + ": the watchdog is to close " + server.deadlinePeers());
         long before = server.timedOut();
         clock.advance(timeout);
         server.closeOverdue();
@@ -186,7 +188,8 @@ final class NbdProbe {
                 }
             }
         });
-        fail(what + ": " + server.connectionCount() + " connections, not " + n + "; the server's threads:" + threads);
+        fail(what + ": " + server.connectionCount() + " connections, not " + n + " (open: " + server.openPeers()
+                + ", with a deadline: " + server.deadlinePeers() + "); the server's threads:" + threads);
     }
 
     /** Waits (at most {@code withinMs}) for {@code condition}; false if it never held. */
