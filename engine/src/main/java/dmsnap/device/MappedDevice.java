@@ -391,7 +391,6 @@ public final class MappedDevice {
         gate.awaitResumed();
     }
 
-    /** The largest logical block size of the live table's devices (512 without a table). */
     /** Whether a target of the live table reads through the page cache ({@link Target#readsThroughPageCache}). */
     public boolean readsThroughPageCache() {
         LiveTable t = live;
@@ -405,6 +404,7 @@ public final class MappedDevice {
         return false;
     }
 
+    /** The largest logical block size of the live table's devices (512 without a table). */
     public int logicalBlockBytes() {
         LiveTable t = live;
         int block = 512;
