@@ -422,15 +422,16 @@ public final class NbdServer implements AutoCloseable {
         return timedOut.get();
     }
 
-    /**
-     * Connections with a deadline running now: a message has begun or a reply is being sent. A
-     * test waits until only the stalled ones have one before it moves the clock past the timeout.
-     */
+    /** How many connections have a deadline running now (see {@link #deadlinePeers}). */
     int deadlinesRunning() {
         return deadlinePeers().size();
     }
 
-    /** The peers ({@code nbd#N}) of the connections with a deadline running now (see {@link #deadlinesRunning}). */
+    /**
+     * The peers ({@code nbd#N ...}) of the connections with a deadline running now: a message has
+     * begun or a reply is being sent. A test waits until only the stalled one has one before it
+     * moves the clock past the timeout.
+     */
     List<String> deadlinePeers() {
         List<String> peers = new ArrayList<>();
         for (NbdChannel c : open) {
@@ -441,11 +442,16 @@ public final class NbdServer implements AutoCloseable {
         return peers;
     }
 
-    /** The peers of the open connections, in no particular order (for tests that say which stayed). */
+    /**
+     * The peers of the connections whose socket is open, in no particular order (for tests that
+     * name a connection, or say which stayed).
+     */
     List<String> openPeers() {
         List<String> peers = new ArrayList<>();
         for (NbdChannel c : open) {
-            peers.add(c.peer());
+            if (c.isOpen()) {
+                peers.add(c.peer());
+            }
         }
         return peers;
     }

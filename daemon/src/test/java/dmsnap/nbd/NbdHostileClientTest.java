@@ -447,13 +447,15 @@ class NbdHostileClientTest {
                                 .put(new byte[10])
                                 .array()));
         for (Stall s : stalls) {
+            List<String> before = fx.server.openPeers();
             try (NbdTestClient c = NbdTestClient.connect(fx.server.socketPath())) {
                 c.greeting(); // the handshake's deadline runs from before the greeting
+                String peer = newPeer(fx.server, before);
                 if (s.flags()) {
                     c.clientFlags(NBD_FLAG_C_FIXED_NEWSTYLE);
                 }
                 c.write(ByteBuffer.wrap(s.sent()));
-                stalledWhileOthersWork("handshake stall: " + s.what(), c);
+                stalledWhileOthersWork("handshake stall: " + s.what(), c, peer);
             }
         }
         try (idle) {
@@ -476,9 +478,9 @@ class NbdHostileClientTest {
      * is timed out meanwhile, and {@code c} still has its deadline running afterwards), then that
      * the watchdog closes {@code c} once the clock is past the timeout, not before.
      */
-    private void stalledWhileOthersWork(String name, NbdTestClient c) {
+    private void stalledWhileOthersWork(String name, NbdTestClient c, String peer) {
         good.check(name + " (during the stall)");
-        closedAfterTheTimeout(fx.server, clock, timeout, 1, name);
+        closedAfterTheTimeout(fx.server, clock, timeout, peer, name);
         Closed closed = awaitClosed(c, WAIT_MS);
         outcome(
                 name,
@@ -611,7 +613,9 @@ class NbdHostileClientTest {
                     .flip());
             outcome("a reply's magic as request magic (structured)", "closed", closed(c));
         }
+        List<String> peers = fx.server.openPeers();
         try (NbdTestClient c = fx.open("vol", false)) {
+            String peer = newPeer(fx.server, peers);
             // (The good client's last read buffer may take a moment to be given back after its reply.)
             assertTrue(
                     eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0),
@@ -623,17 +627,19 @@ class NbdHostileClientTest {
                     .putInt(0)
                     .flip());
             assertEquals(0, fx.server.bufferBytesInUse(), "no buffer for half a header");
-            stalledWhileOthersWork("half a request header, then a stall", c);
+            stalledWhileOthersWork("half a request header, then a stall", c, peer);
         }
         // A write's header and half its payload, then a stall: its buffer is held, then given back.
         byte[] before = readVol(1 << 20, 65536);
+        peers = fx.server.openPeers();
         try (NbdTestClient c = fx.open("vol", false)) {
+            String peer = newPeer(fx.server, peers);
             c.request(0, NBD_CMD_WRITE, 5, 1 << 20, 65536, null);
             c.write(ByteBuffer.wrap(filled(32768, 0x33)));
             assertTrue(
                     eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 65536),
                     "the write's 64 KiB buffer is in use: " + fx.server.bufferBytesInUse());
-            stalledWhileOthersWork("a WRITE with half its payload, then a stall", c);
+            stalledWhileOthersWork("a WRITE with half its payload, then a stall", c, peer);
             assertTrue(eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() == 0), "the buffer is given back");
         }
         assertArrayEquals(before, readVol(1 << 20, 65536), "the half-sent write did not reach the device");
@@ -671,7 +677,9 @@ class NbdHostileClientTest {
         start(info);
         int reads = 16;
         int length = 8 << 20;
+        List<String> peers = fx.server.openPeers();
         try (NbdTestClient c = fx.open("snap", false)) {
+            String peer = newPeer(fx.server, peers);
             for (int i = 0; i < reads; i++) {
                 c.sendRead(i, 0, length);
             }
@@ -690,7 +698,7 @@ class NbdHostileClientTest {
             assertTrue(
                     fx.server.bufferBytesInUse() >= MAX_PAYLOAD_BYTES,
                     "the stalled connection still holds its share: " + fx.server.bufferBytesInUse());
-            closedAfterTheTimeout(fx.server, clock, timeout, 1, "replies never read");
+            closedAfterTheTimeout(fx.server, clock, timeout, peer, "replies never read");
             awaitConnections(fx.server, 1, "the stalled connection is closed");
             System.out.printf(
                     "non-reading client: held %s of buffers (budget %s); %d good checks meanwhile, slowest %d ms%n",
@@ -717,32 +725,35 @@ class NbdHostileClientTest {
         assertTrue(
                 eventually(WAIT_MS, () -> fx.server.connectionCount() == 1),
                 "connections: " + fx.server.connectionCount());
-        try (NbdTestClient c = fx.open("snap", false);
-                NbdTestClient other = fx.open("vol", true)) {
-            for (int i = 0; i < 9; i++) {
-                c.sendRead(i, 0, 8 << 20);
+        List<String> peers = fx.server.openPeers();
+        try (NbdTestClient c = fx.open("snap", false)) {
+            String peer = newPeer(fx.server, peers);
+            try (NbdTestClient other = fx.open("vol", true)) {
+                for (int i = 0; i < 9; i++) {
+                    c.sendRead(i, 0, 8 << 20);
+                }
+                assertTrue(
+                        eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= budget / 2),
+                        "the shared budget is spent");
+                byte[] data = other.read(4096, 4096);
+                byte[] large = other.read(0, 1 << 20); // larger than its reserve: in pieces of it
+                boolean right = data[0] == NbdFixture.original(4096)
+                        && large[(1 << 20) - 1] == NbdFixture.original((1 << 20) - 1);
+                int connections = fx.server.connectionCount(); // the good client's, the stalled one's, other's
+                long timedOut = fx.server.timedOut(); // none: the clock stands still
+                outcome(
+                        "reads while a stalled client holds the shared budget",
+                        "served while it is connected",
+                        !right
+                                ? "wrong data"
+                                : connections == 3 && timedOut == 0
+                                        ? "served while it is connected"
+                                        : "served with " + connections + " connections, " + timedOut + " timed out");
+                // Then the watchdog closes it (awaitClosed reads the replies: only once it is closed).
+                closedAfterTheTimeout(fx.server, clock, timeout, peer, "the stalled client");
+                awaitConnections(fx.server, 2, "the stalled connection is closed");
+                awaitClosed(c, WAIT_MS);
             }
-            assertTrue(
-                    eventually(WAIT_MS, () -> fx.server.bufferBytesInUse() >= budget / 2),
-                    "the shared budget is spent");
-            byte[] data = other.read(4096, 4096);
-            byte[] large = other.read(0, 1 << 20); // larger than its reserve: in pieces of it
-            boolean right =
-                    data[0] == NbdFixture.original(4096) && large[(1 << 20) - 1] == NbdFixture.original((1 << 20) - 1);
-            int connections = fx.server.connectionCount(); // the good client's, the stalled one's, other's
-            long timedOut = fx.server.timedOut(); // none: the clock stands still
-            outcome(
-                    "reads while a stalled client holds the shared budget",
-                    "served while it is connected",
-                    !right
-                            ? "wrong data"
-                            : connections == 3 && timedOut == 0
-                                    ? "served while it is connected"
-                                    : "served with " + connections + " connections, " + timedOut + " timed out");
-            // Then the watchdog closes it (awaitClosed reads the replies: only once it is closed).
-            closedAfterTheTimeout(fx.server, clock, timeout, 1, "the stalled client");
-            awaitConnections(fx.server, 2, "the stalled connection is closed");
-            awaitClosed(c, WAIT_MS);
         }
     }
 

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
@@ -285,13 +286,17 @@ class NbdTlsTest {
     @Test
     void theWatchdogClosesTlsClientsThatStall() throws Exception {
         InetSocketAddress address = serve(NbdTls.Mode.REQUIRE, null);
+        List<String> peers = server.openPeers();
         try (TlsTestClient silent = TlsTestClient.handshake(address)) {
+            String peer = NbdProbe.newPeer(server, peers);
             assertEquals(NBD_REP_ACK, silent.ask(NBD_OPT_STARTTLS).type());
-            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, 1, "no ClientHello");
+            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, peer, "no ClientHello");
             assertTrue(silent.closedByServer(), "no ClientHello: closed when the handshake is overdue");
         }
         // A small receive buffer that does not grow: the server's writes block after a few MiB.
+        peers = server.openPeers();
         try (TlsTestClient deaf = TlsTestClient.handshake(address, 64 << 10)) {
+            String peer = NbdProbe.newPeer(server, peers);
             deaf.startTls(pki.client(), "127.0.0.1");
             assertEquals(NBD_REP_ACK, deaf.go(NBD_OPT_GO, "vol").type());
             for (int i = 0; i < 48; i++) {
@@ -303,7 +308,7 @@ class NbdTlsTest {
                 assertOriginal(other.read(0, 4096), 0);
             }
             // Replies not taken: closed when a write is overdue (reading now would take them).
-            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, 1, "replies not taken over TLS");
+            NbdProbe.closedAfterTheTimeout(server, clock, TIMEOUT, peer, "replies not taken over TLS");
             awaitNoConnections();
             assertTrue(deaf.closedByServer());
         }
