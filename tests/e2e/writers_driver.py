@@ -215,7 +215,9 @@ class Driver:
         else:
             return
         n = 1
-        limit = self.rnd.choice((1, 1, 2, 4))
+        # Now and then a long run (384 KiB: whole new chunks of at least 256 KiB at every chunk size
+        # drawn), which writeback writes around the page cache (PageCacheBypass).
+        limit = 96 if self.rnd.random() < 0.02 else self.rnd.choice((1, 1, 2, 4))
         while n < limit and first + n in e.write_blocks and first + n not in e.busy:
             n += 1
         e.version += 1

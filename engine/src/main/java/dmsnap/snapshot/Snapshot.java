@@ -81,12 +81,13 @@ public final class Snapshot {
         this.cow = cow;
         this.copier = copier;
         this.lengthSectors = lengthSectors;
-        this.cowData = cacheMode.dataView(cow.device());
+        PageCacheBypass cowPath = PageCacheBypass.of(cacheMode, cow.device());
+        this.cowData = cowPath.view();
         this.originData = cacheMode.dataView(origin.device());
         this.state = new SnapshotState(deviceName, store, event, commits);
         this.deferred = new DeferredCommits(state, cacheMode, timer);
         this.pending = new PendingExceptions(state, origin, cow, deferred);
-        this.io = new SnapshotIo(state, pending, origin, originData, cowData, deferred, copier, merging);
+        this.io = new SnapshotIo(state, pending, origin, originData, cowPath, deferred, copier, merging);
         this.mergeSteps = new MergeSteps(state, origin, cow);
     }
 

@@ -51,6 +51,8 @@ final class SnapshotIo {
     private final Device originData;
     /** The COW for data: the COW device, or its page-cache view in {@code writeback}. */
     private final Device cowData;
+    /** And where runs of new chunks go (around the page cache when they are long). */
+    private final PageCacheBypass cowPath;
 
     private final DeferredCommits deferred;
     private final ChunkCopier copier;
@@ -62,7 +64,7 @@ final class SnapshotIo {
             PendingExceptions pending,
             DeviceResolver.Handle origin,
             Device originData,
-            Device cowData,
+            PageCacheBypass cowPath,
             DeferredCommits deferred,
             ChunkCopier copier,
             boolean merging) {
@@ -70,7 +72,8 @@ final class SnapshotIo {
         this.pending = pending;
         this.origin = origin;
         this.originData = originData;
-        this.cowData = cowData;
+        this.cowData = cowPath.view();
+        this.cowPath = cowPath;
         this.deferred = deferred;
         this.copier = copier;
         this.merging = merging;
@@ -475,10 +478,12 @@ final class SnapshotIo {
      */
     private void writeExceptions(List<Pending> run, MemorySegment data, ChunkSize chunkSize) {
         String failure = null;
+        long at = run.getFirst().remap.newChunk() * chunkSize.bytes();
+        Device to = cowPath.forNewChunks(at, data);
         try {
-            cowData.write(run.getFirst().remap.newChunk() * chunkSize.bytes(), data);
+            to.write(at, data);
         } catch (IOException e) {
-            failure = "COW " + cowData.name() + ": " + e.getMessage();
+            failure = "COW " + to.name() + ": " + e.getMessage();
         }
         for (Pending p : run) {
             pending.commit(p, failure);

@@ -269,6 +269,40 @@ class CacheModeTest {
         }
     }
 
+    /**
+     * In writeback a run of new chunks of at least PageCacheBypass.DIRECT_RUN_BYTES goes to the
+     * COW device itself, not its page cache; shorter runs and rewrites go through the page cache.
+     * Every write reads back at once, and the flush makes them all durable.
+     */
+    @Test
+    void writebackWritesLongRunsOfNewChunksAroundThePageCache() throws Exception {
+        assertEquals(256 << 10, PageCacheBypass.DIRECT_RUN_BYTES, "64 chunks of 4 KiB below");
+        try (CacheRig r = new CacheRig(dir, 2048, 4 << 20, 8, CacheMode.WRITEBACK, copier)) {
+            int dirty = r.cow.dirtyPageCacheWrites();
+            long unflushed = r.cow.unflushedWrites();
+            r.write("snap", 0, 8, 1, false); // one new chunk
+            assertEquals(dirty + 1, r.cow.dirtyPageCacheWrites(), "one new chunk: through the page cache");
+            r.write("snap", 8, 504, 2, false); // 63 new chunks, one short of the run
+            assertEquals(dirty + 2, r.cow.dirtyPageCacheWrites(), "63 new chunks: through the page cache");
+            r.write("snap", 512, 512, 3, false); // 64 new chunks
+            assertEquals(dirty + 2, r.cow.dirtyPageCacheWrites(), "64 new chunks: around the page cache");
+            assertEquals(unflushed + 3, r.cow.unflushedWrites(), "and into the device's cache, as in none");
+            r.write("snap", 520, 8, 4, false); // a chunk of that run, rewritten
+            assertEquals(dirty + 3, r.cow.dirtyPageCacheWrites(), "a rewrite: through the page cache");
+            long[] expected = new long[2048];
+            java.util.Arrays.fill(expected, 0, 8, 1);
+            java.util.Arrays.fill(expected, 8, 512, 2);
+            java.util.Arrays.fill(expected, 512, 1024, 3);
+            java.util.Arrays.fill(expected, 520, 528, 4);
+            assertArrayEquals(expected, r.read("snap"), "every write reads back before the flush");
+            assertEquals(Map.of(), r.durableRemaps(), "nothing committed before the flush");
+            r.flush("snap");
+            assertEquals(128, r.durableRemaps().size());
+            assertArrayEquals(expected, r.snapshotAfterPowerCut(), "the flush made every write durable");
+            r.checkCowMedia("after the flush");
+        }
+    }
+
     @Test
     void writebackOnAFileReadsAndWritesTheCowThroughItsPageCacheView() throws Exception {
         try (dmsnap.engine.testing.SnapshotEngine e = new dmsnap.engine.testing.SnapshotEngine(dir, 1 << 20, 1 << 20)) {
