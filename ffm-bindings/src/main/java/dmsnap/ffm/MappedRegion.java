@@ -68,6 +68,16 @@ public final class MappedRegion implements AutoCloseable {
         }
     }
 
+    /**
+     * Asks the kernel to read the mapping's pages now ({@code madvise(MADV_WILLNEED)}), so that the
+     * first store into them later does not wait for the disk. A hint: a refusal changes nothing.
+     */
+    public void willNeed() {
+        try (Arena call = Arena.ofConfined()) {
+            Syscalls.madvise(Syscalls.allocateCapture(call), segment, segment.byteSize(), LinuxConstants.MADV_WILLNEED);
+        }
+    }
+
     /** msync of the whole mapping. */
     public void sync() throws ErrnoException {
         sync(0, segment.byteSize());

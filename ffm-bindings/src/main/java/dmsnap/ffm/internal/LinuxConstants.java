@@ -37,6 +37,7 @@ public final class LinuxConstants {
     public static final int MAP_ANONYMOUS = Linux.MAP_ANONYMOUS();
     public static final int MADV_HUGEPAGE = Linux.MADV_HUGEPAGE();
     public static final int MADV_RANDOM = Linux.MADV_RANDOM();
+    public static final int MADV_WILLNEED = Linux.MADV_WILLNEED();
     public static final int MS_SYNC = Linux.MS_SYNC();
 
     public static final int LOCK_SH = Linux.LOCK_SH();

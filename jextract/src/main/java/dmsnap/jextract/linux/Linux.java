@@ -711,6 +711,15 @@ public class Linux extends Linux$shared {
     public static int MADV_RANDOM() {
         return MADV_RANDOM;
     }
+    private static final int MADV_WILLNEED = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * #define MADV_WILLNEED 3
+     * }
+     */
+    public static int MADV_WILLNEED() {
+        return MADV_WILLNEED;
+    }
     private static final int MADV_HUGEPAGE = (int)14L;
     /**
      * {@snippet lang=c :

@@ -464,6 +464,12 @@ public final class FileDevice implements Device {
                     region.sync(offset, length);
                 }
 
+                /** madvise(MADV_WILLNEED): the pages are read now, not at the first store. */
+                @Override
+                public void prefetch() {
+                    region.willNeed();
+                }
+
                 /** msync(MS_SYNC) is vfs_fsync_range(datasync): written back and the device cache flushed. */
                 @Override
                 public boolean syncIsDurable() {

@@ -38,6 +38,12 @@ public interface MetadataMap extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Starts reading the mapped range in the background when a first touch would wait for the
+     * device (a real mapping of pages not in the page cache); a hint, nothing by default.
+     */
+    default void prefetch() {}
+
     /** Unmaps; stores not yet synced may or may not reach the device. Idempotent. */
     @Override
     void close();

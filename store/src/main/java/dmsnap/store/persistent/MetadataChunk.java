@@ -50,6 +50,13 @@ final class MetadataChunk implements AreaWalker.Area {
         return entries;
     }
 
+    /** Starts reading a mapped chunk's pages in the background (see {@link MetadataMap#prefetch}). */
+    void prefetch() {
+        if (map != null) {
+            map.prefetch();
+        }
+    }
+
     /** Writes {@code [offset, offset + length)} of the chunk to the device (not yet durable). */
     void sync(long offset, long length) throws IOException {
         if (map != null) {
