@@ -6,7 +6,8 @@
  * and copy-out through the chunk copier with pending exceptions ({@link dmsnap.snapshot.CopyOut}).
  * In the cache modes {@code none} and {@code writeback} the exceptions of snapshot writes are
  * committed later ({@code DeferredCommits}, {@link dmsnap.snapshot.CommitTimer}); origin writes
- * keep the kernel's order in every mode.
+ * keep the kernel's order in every mode. In {@code writeback} long runs of new chunks go around
+ * the page cache ({@code PageCacheBypass}).
  *
  * <p>Lock order: {@link dmsnap.snapshot.Registry} (read for origin writes, write for
  * registration and handover), then a snapshot's lock (its {@code SnapshotState}'s monitor), then
