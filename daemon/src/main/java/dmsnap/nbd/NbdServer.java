@@ -33,6 +33,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongSupplier;
+import java.util.function.Predicate;
 import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
@@ -433,13 +434,7 @@ public final class NbdServer implements AutoCloseable {
      * moves the clock past the timeout.
      */
     List<String> deadlinePeers() {
-        List<String> peers = new ArrayList<>();
-        for (NbdChannel c : open) {
-            if (c.deadlineRunning()) {
-                peers.add(c.peer());
-            }
-        }
-        return peers;
+        return peersOf(NbdChannel::deadlineRunning);
     }
 
     /**
@@ -447,9 +442,13 @@ public final class NbdServer implements AutoCloseable {
      * name a connection, or say which stayed).
      */
     List<String> openPeers() {
+        return peersOf(NbdChannel::isOpen);
+    }
+
+    private List<String> peersOf(Predicate<NbdChannel> which) {
         List<String> peers = new ArrayList<>();
         for (NbdChannel c : open) {
-            if (c.isOpen()) {
+            if (which.test(c)) {
                 peers.add(c.peer());
             }
         }
