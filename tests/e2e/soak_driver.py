@@ -420,7 +420,9 @@ class Soak:
                 self.merge.update(seconds=self.now() - self.merge["started_at"], bytes=row["totalBytes"],
                                   table=row["table"])
                 return
-            if row["state"] not in ("merging", "waiting"):
+            # As `snapshot merge` follows it: "complete" (the table is being replaced) and a short
+            # "stopped" come before "finished"; only a failed or invalid merge is an error.
+            if row["state"] in ("failed", "invalid"):
                 self.error("merge of mvol-s0: %s" % out)
                 return
             await asyncio.sleep(0.5)
