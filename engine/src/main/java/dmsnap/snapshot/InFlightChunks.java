@@ -29,21 +29,19 @@ final class InFlightChunks {
     }
 
     /** Parks until no I/O on {@code chunk} is in flight. */
-    synchronized void awaitNone(long chunk) throws InterruptedException {
-        while (counts.containsKey(chunk)) {
-            wait();
-        }
+    void awaitNone(long chunk) throws InterruptedException {
+        awaitNoneIn(chunk, 1);
     }
 
     /**
-     * {@link #awaitNone} for a caller that cannot stop half way (a commit callback completing an
-     * exception); an interrupt does not cut the wait short and is kept for the caller.
+     * {@link #awaitNoneIn} for a caller that cannot stop half way (completing exceptions); an
+     * interrupt does not cut the wait short and is kept for the caller.
      */
-    void awaitNoneUninterruptibly(long chunk) {
+    void awaitNoneUninterruptibly(long first, long count) {
         boolean interrupted = false;
         while (true) {
             try {
-                awaitNone(chunk);
+                awaitNoneIn(first, count);
                 break;
             } catch (InterruptedException e) {
                 interrupted = true;
@@ -56,8 +54,24 @@ final class InFlightChunks {
 
     /** Parks until no I/O on a chunk of {@code [first, first + count)} is in flight. */
     synchronized void awaitNoneIn(long first, long count) throws InterruptedException {
-        while (counts.keySet().stream().anyMatch(c -> c >= first && c < first + count)) {
+        while (anyIn(first, count)) {
             wait();
         }
+    }
+
+    /** Looks up each chunk of a short range, walks the counts for a long one; caller holds the monitor. */
+    private boolean anyIn(long first, long count) {
+        if (counts.isEmpty()) {
+            return false;
+        }
+        if (count <= counts.size()) {
+            for (long c = first; c < first + count; c++) {
+                if (counts.containsKey(c)) {
+                    return true;
+                }
+            }
+            return false;
+        }
+        return counts.keySet().stream().anyMatch(c -> c >= first && c < first + count);
     }
 }

@@ -6,6 +6,7 @@ import dmsnap.store.StoreFullException;
 import dmsnap.store.copy.CopyResult;
 import dmsnap.target.DeviceResolver;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -95,16 +96,49 @@ final class PendingExceptions {
      * is being made. The caller holds the snapshot's lock (so a span's allocations are consecutive).
      */
     Decision decide(long chunk) {
+        List<Decision> out = new ArrayList<>(1);
+        decide(chunk, 1, out);
+        return out.getFirst();
+    }
+
+    /**
+     * {@link #decide} of the chunks {@code first .. first + count - 1} in order, into {@code out};
+     * a row of chunks with no exception, made or being made, is allocated in one store call (one
+     * reading of the COW's size for a write's new chunks). Stops after a {@link NoRoom} or
+     * {@link CowError}, the last decision then. The caller holds the snapshot's lock.
+     */
+    void decide(long first, int count, List<Decision> out) {
         assert Thread.holdsLock(state);
-        long mapped = state.complete().lookup(chunk);
-        if (mapped >= 0) {
-            return new Mapped(mapped);
+        long end = first + count;
+        for (long chunk = first; chunk < end; ) {
+            long mapped = state.complete().lookup(chunk);
+            Pending other = mapped >= 0 ? null : pending.get(chunk);
+            if (mapped >= 0 || other != null) {
+                out.add(mapped >= 0 ? new Mapped(mapped) : new Waiting(other.done, other.remap.sequence()));
+                chunk++;
+                continue;
+            }
+            long rowEnd = chunk + 1;
+            while (rowEnd < end && state.complete().lookup(rowEnd) < 0 && !isPending(rowEnd)) {
+                rowEnd++;
+            }
+            List<PendingRemap> remaps;
+            try {
+                remaps = state.store().prepare(chunk, (int) (rowEnd - chunk));
+            } catch (StoreFullException full) {
+                out.add(new NoRoom(full.getMessage()));
+                return;
+            } catch (IOException e) {
+                out.add(new CowError("COW " + cow.device().name() + ": " + e.getMessage()));
+                return;
+            }
+            for (PendingRemap remap : remaps) {
+                Pending mine = new Pending(remap, deferred.defers());
+                pending.put(remap.oldChunk(), mine);
+                out.add(new Allocated(mine));
+            }
+            chunk += remaps.size();
         }
-        Pending other = pending.get(chunk);
-        if (other != null) {
-            return new Waiting(other.done, other.remap.sequence());
-        }
-        return allocate(chunk);
     }
 
     /**
@@ -158,23 +192,38 @@ final class PendingExceptions {
      * and durable later; a failed one is committed at once, as in every mode (it invalidates).
      */
     void commit(Pending p, String failure) {
+        commit(List.of(p), failure);
+    }
+
+    /**
+     * {@link #commit(Pending, String)} of {@code run}: the exceptions of consecutive chunks one
+     * snapshot write made with one device write of their data (consecutive sequence numbers), in
+     * one hold of each lock: a 1 MiB write of 4 KiB chunks makes 256 of them.
+     */
+    void commit(List<Pending> run, String failure) {
         if (failure != null || !deferred.defers() || !state.isValid()) {
-            commitNow(p, failure);
+            commitNow(run, failure);
             return;
         }
-        long chunk = p.remap.oldChunk();
+        long firstChunk = run.getFirst().remap.oldChunk();
+        assert run.getLast().remap.oldChunk() == firstChunk + run.size() - 1 : "a run of consecutive chunks";
         synchronized (state) {
-            state.complete().insert(chunk, p.remap.newChunk());
+            for (Pending p : run) {
+                state.complete().insert(p.remap.oldChunk(), p.remap.newChunk());
+            }
         }
-        // Reads that start from now on find the exception and go to the COW; those of the origin
-        // chunk in flight must end before an origin write may overwrite it (it waits for durable).
-        trackedReads.awaitNoneUninterruptibly(chunk);
-        p.done.complete(true);
+        // Reads that start from now on find the exceptions and go to the COW; those of the origin
+        // chunks in flight must end before an origin write may overwrite them (it waits for durable).
+        trackedReads.awaitNoneUninterruptibly(firstChunk, run.size());
+        for (Pending p : run) {
+            p.done.complete(true);
+        }
         ExceptionStore s = state.store();
         long deferredAt = System.nanoTime();
-        s.commitDeferred(p.remap, true, (remap, ok) -> {
+        long firstSequence = run.getFirst().remap.sequence();
+        s.commitDeferred(remaps(run), true, (remap, ok) -> {
             state.commits().committed(s, System.nanoTime() - deferred.dueNanos(deferredAt), ok);
-            durable(p, ok, s);
+            durable(run.get((int) (remap.sequence() - firstSequence)), ok, s);
         });
         deferred.deferred();
     }
@@ -184,23 +233,32 @@ final class PendingExceptions {
      * write waits for it); when commits are deferred, the deferred ones before it go along.
      */
     void commitCopyOut(Pending p, String failure) {
-        commitNow(p, failure);
+        commitNow(List.of(p), failure);
         if (deferred.defers()) {
             deferred.hurry(p.remap.sequence());
         }
     }
 
-    /** The kernel's commit: durable (group-committed) before the exception completes. */
-    private void commitNow(Pending p, String failure) {
+    /** The kernel's commit of {@code run}: durable (group-committed) before each exception completes. */
+    private void commitNow(List<Pending> run, String failure) {
         if (failure != null) {
             firstCopyFailure.compareAndSet(null, failure);
         }
         ExceptionStore s = state.store();
         long requested = System.nanoTime();
-        s.commit(p.remap, failure == null, (remap, ok) -> {
+        long firstSequence = run.getFirst().remap.sequence();
+        s.commit(remaps(run), failure == null, (remap, ok) -> {
             state.commits().committed(s, System.nanoTime() - requested, ok);
-            finish(p, ok, s);
+            finish(run.get((int) (remap.sequence() - firstSequence)), ok, s);
         });
+    }
+
+    private static List<PendingRemap> remaps(List<Pending> run) {
+        List<PendingRemap> remaps = new ArrayList<>(run.size());
+        for (Pending p : run) {
+            remaps.add(p.remap);
+        }
+        return remaps;
     }
 
     /** pending_complete: on success the remap becomes visible, after reads of the chunk drain. */
@@ -220,7 +278,7 @@ final class PendingExceptions {
         }
         // An origin write released now could overwrite data a snapshot read is still fetching;
         // reads that start from now on find the exception and go to the COW.
-        trackedReads.awaitNoneUninterruptibly(chunk);
+        trackedReads.awaitNoneUninterruptibly(chunk, 1);
         synchronized (state) {
             pending.remove(chunk, p);
         }

@@ -326,7 +326,8 @@ final class SnapshotIo {
 
     /** The parts of {@code io} that fall into each chunk, in order. */
     private static List<IoRequest> pieces(IoRequest io, ChunkSize chunkSize) {
-        List<IoRequest> pieces = new ArrayList<>();
+        List<IoRequest> pieces =
+                new ArrayList<>((int) (chunkSize.chunkOf(io.endSector() - 1) - chunkSize.chunkOf(io.sector()) + 1));
         long at = io.sector();
         while (at < io.endSector()) {
             long end = Math.min(io.endSector(), (chunkSize.chunkOf(at) + 1) * chunkSize.sectors());
@@ -485,9 +486,7 @@ final class SnapshotIo {
         } catch (IOException e) {
             failure = "COW " + to.name() + ": " + e.getMessage();
         }
-        for (Pending p : run) {
-            pending.commit(p, failure);
-        }
+        pending.commit(run, failure);
     }
 
     /**
@@ -507,13 +506,12 @@ final class SnapshotIo {
         // One hold of the snapshot's lock for the whole span: concurrent writes cannot interleave
         // their allocations, so a span's new exceptions get consecutive COW chunks (one device write).
         synchronized (state) {
-            for (IoRequest piece : pieces) {
-                Decision d = decideWrite(chunkSize.chunkOf(piece.sector()));
-                if (d instanceof NoRoom || d instanceof CowError) {
-                    refused = d;
-                    break;
-                }
-                decisions.add(d);
+            if (!state.isValid()) {
+                throw new IOException(state.deviceName() + ": snapshot is invalid");
+            }
+            pending.decide(chunkSize.chunkOf(io.sector()), pieces.size(), decisions);
+            if (decisions.getLast() instanceof NoRoom || decisions.getLast() instanceof CowError) {
+                refused = decisions.removeLast();
             }
         }
         if (refused != null) {

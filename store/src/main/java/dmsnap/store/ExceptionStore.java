@@ -2,6 +2,8 @@ package dmsnap.store;
 
 import dmsnap.store.persistent.PersistentExceptionStore;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Where a snapshot keeps its exceptions: the kernel's {@code dm_exception_store_type} ops
@@ -47,6 +49,27 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
     PendingRemap prepare(long oldChunk) throws IOException;
 
     /**
+     * prepare_exception of the origin chunks {@code firstOldChunk}, {@code firstOldChunk + 1}, ...
+     * ({@code count} of them, one write's), in that order and with consecutive sequence numbers:
+     * as many as fit, at least the first. A store may read the COW's size once for all of them
+     * (a 1 MiB write of 4 KiB chunks allocates 256).
+     *
+     * @throws StoreFullException when not even the first fits
+     */
+    default List<PendingRemap> prepare(long firstOldChunk, int count) throws IOException {
+        List<PendingRemap> remaps = new ArrayList<>(count);
+        remaps.add(prepare(firstOldChunk));
+        try {
+            while (remaps.size() < count) {
+                remaps.add(prepare(firstOldChunk + remaps.size()));
+            }
+        } catch (StoreFullException full) {
+            // the rest does not fit: the caller's next prepare says so
+        }
+        return remaps;
+    }
+
+    /**
      * commit_exception: records {@code remap} once its copy has finished ({@code copySucceeded}
      * false invalidates the store). May be called in any order; remaps are committed and
      * {@code callback}s run in allocation order, each only after its entry is durable, several
@@ -64,6 +87,23 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
      * while one runs: then it waits for that round to end (backpressure).
      */
     void commitDeferred(PendingRemap remap, boolean copySucceeded, CommitCallback callback);
+
+    /**
+     * {@link #commit} of {@code run}, remaps with consecutive sequence numbers (one write's new
+     * exceptions), each answered through {@code callback}; a store may take them in at once.
+     */
+    default void commit(List<PendingRemap> run, boolean copySucceeded, CommitCallback callback) {
+        for (PendingRemap remap : run) {
+            commit(remap, copySucceeded, callback);
+        }
+    }
+
+    /** {@link #commitDeferred} of {@code run}, as {@link #commit(List, boolean, CommitCallback)}. */
+    default void commitDeferred(List<PendingRemap> run, boolean copySucceeded, CommitCallback callback) {
+        for (PendingRemap remap : run) {
+            commitDeferred(remap, copySucceeded, callback);
+        }
+    }
 
     /**
      * Asks for every remap with a sequence up to {@code sequence} to be written as soon as all of

@@ -417,32 +417,38 @@ public final class PersistentExceptionStore implements ExceptionStore {
 
     @Override
     public PendingRemap prepare(long oldChunk) throws IOException {
-        PendingRemap remap;
-        long newChunkBytes;
+        return prepare(oldChunk, 1).getFirst();
+    }
+
+    @Override
+    public List<PendingRemap> prepare(long firstOldChunk, int count) throws IOException {
+        List<PendingRemap> remaps = new ArrayList<>(count);
+        long lastChunkBytes;
         lock.lock();
         try {
             requireReady();
-            // The size is read again on every allocation, as the kernel's get_dev_size: the COW may
-            // have grown (autoextend), or shrunk under us (a truncated file): then the chunks in use
-            // are gone, and no new exception may be made on top of them.
-            long needSectors = (nextFree + 1) * chunkSize.sectors();
+            // The size is read again for every write that allocates, as the kernel's get_dev_size
+            // for each chunk: the COW may have grown (autoextend), or shrunk under us (a truncated
+            // file): then the chunks in use are gone, and no new exception may be made on top of them.
             long sizeSectors = noteSize(cow.refreshSize()) >>> 9;
             if (shrank != null) {
                 throw new StoreFullException(shrank);
             }
-            if (sizeSectors < needSectors) {
+            while (remaps.size() < count && (nextFree + 1) * chunkSize.sectors() <= sizeSectors) {
+                long newChunk = nextFree++;
+                nextFree = layout.skipMetadata(nextFree);
+                pendingCount++;
+                remaps.add(new PendingRemap(firstOldChunk + remaps.size(), newChunk, nextSequence++));
+            }
+            if (remaps.isEmpty()) {
                 throw new StoreFullException("COW " + cow.name() + " is full (" + sizeSectors + " sectors)");
             }
-            long newChunk = nextFree++;
-            nextFree = layout.skipMetadata(nextFree);
-            pendingCount++;
-            remap = new PendingRemap(oldChunk, newChunk, nextSequence++);
-            newChunkBytes = layout.chunkOffsetBytes(newChunk);
+            lastChunkBytes = layout.chunkOffsetBytes(remaps.getLast().newChunk());
         } finally {
             lock.unlock();
         }
-        ahead.allocated(newChunkBytes);
-        return remap;
+        ahead.allocated(lastChunkBytes);
+        return remaps;
     }
 
     /** Remembers a size below the chunks in use (see {@link #shrank}); returns it. Caller holds {@link #lock}. */
@@ -465,11 +471,44 @@ public final class PersistentExceptionStore implements ExceptionStore {
         arrive(new Completion(remap, copySucceeded, true, callback));
     }
 
+    @Override
+    public void commit(List<PendingRemap> run, boolean copySucceeded, CommitCallback callback) {
+        arrive(completions(run, copySucceeded, false, callback));
+    }
+
+    @Override
+    public void commitDeferred(List<PendingRemap> run, boolean copySucceeded, CommitCallback callback) {
+        arrive(completions(run, copySucceeded, true, callback));
+    }
+
+    private static List<Completion> completions(
+            List<PendingRemap> run, boolean copySucceeded, boolean deferred, CommitCallback callback) {
+        List<Completion> completions = new ArrayList<>(run.size());
+        for (PendingRemap remap : run) {
+            completions.add(new Completion(remap, copySucceeded, deferred, callback));
+        }
+        return completions;
+    }
+
     private void arrive(Completion completion) {
+        arrive(List.of(completion));
+    }
+
+    /** Takes in {@code run} (consecutive sequence numbers) under one hold of {@link #lock}. */
+    private void arrive(List<Completion> run) {
+        if (run.isEmpty()) {
+            return;
+        }
+        long first = run.getFirst().remap().sequence();
+        for (int i = 1; i < run.size(); i++) {
+            if (run.get(i).remap().sequence() != first + i) {
+                throw new IllegalArgumentException("a run of commits with a gap at sequence " + (first + i));
+            }
+        }
         boolean lead = false;
         lock.lock();
         try {
-            for (Completion c : inOrder.arrive(completion.remap().sequence(), completion)) {
+            for (Completion c : inOrder.arrive(first, run)) {
                 pendingCount--;
                 if (!c.copySucceeded()) {
                     valid = false;
@@ -483,7 +522,7 @@ public final class PersistentExceptionStore implements ExceptionStore {
                 // Only the deferred limit asks: nobody waits for this round, so the writer does not.
                 lead = eagerDue() || demandMet() || !handOver();
             }
-            if (!lead && completion.deferred()) {
+            if (!lead && run.getFirst().deferred()) {
                 holdBack();
             }
         } finally {

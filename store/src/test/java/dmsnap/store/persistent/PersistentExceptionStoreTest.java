@@ -99,6 +99,30 @@ class PersistentExceptionStoreTest extends ExceptionStoreContract {
     }
 
     @Test
+    void aRunSkipsTheNextAreaAndReloadsAsItsEntriesOneByOne() throws IOException {
+        // chunk 1 sector: 32 entries per area; a run of 40 steps over area 1 (chunk 34).
+        try (MemoryDevice cow = new MemoryDevice("cow", 256 << 10)) {
+            List<PendingRemap> run;
+            try (PersistentExceptionStore s = store(cow, 1)) {
+                run = s.prepare(500, 40);
+                assertEquals(40, run.size());
+                assertEquals(33, run.get(31).newChunk());
+                assertEquals(35, run.get(32).newChunk(), "chunk 34 is area 1");
+                AtomicInteger acked = new AtomicInteger();
+                s.commit(run, true, (r, ok) -> acked.incrementAndGet());
+                assertEquals(40, acked.get());
+            }
+            Map<Long, Long> reloaded = new HashMap<>();
+            try (PersistentExceptionStore s = new PersistentExceptionStore(cow, new ChunkSize(1), false, 512)) {
+                assertEquals(LoadResult.VALID, s.load(reloaded::put));
+            }
+            Map<Long, Long> expected = new HashMap<>();
+            run.forEach(r -> expected.put(r.oldChunk(), r.newChunk()));
+            assertEquals(expected, reloaded);
+        }
+    }
+
+    @Test
     void anErrorInACommitCallbackFailsTheStoreInsteadOfLeavingLaterCommitsWaiting() throws IOException {
         try (MemoryDevice cow = new MemoryDevice("cow", 1 << 20);
                 PersistentExceptionStore s = store(cow, 8)) {

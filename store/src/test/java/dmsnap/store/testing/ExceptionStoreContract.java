@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dmsnap.store.CommitCallback;
 import dmsnap.store.ExceptionStore;
 import dmsnap.store.ExceptionStore.LoadResult;
 import dmsnap.store.PendingRemap;
@@ -109,6 +110,63 @@ public abstract class ExceptionStoreContract {
             assertEquals(16 - firstDataChunk(), allocated, "every data chunk of a 16-chunk COW");
             assertThrows(StoreFullException.class, () -> store.prepare(999));
             assertTrue(store.isValid(), "running out of room alone does not invalidate");
+        }
+    }
+
+    @Test
+    void aRunAllocatesAsManyChunksAsFitInOrder() throws IOException {
+        try (MemoryDevice cow = new MemoryDevice("cow", 64 << 10);
+                ExceptionStore store = loadedStore(cow, 8)) {
+            List<PendingRemap> first = store.prepare(100, 5);
+            assertEquals(5, first.size());
+            List<PendingRemap> rest = store.prepare(200, 100);
+            assertEquals(16 - firstDataChunk() - 5, rest.size(), "the rest of a 16-chunk COW");
+            List<PendingRemap> all = new ArrayList<>(first);
+            all.addAll(rest);
+            for (int i = 0; i < all.size(); i++) {
+                PendingRemap r = all.get(i);
+                assertEquals(i < 5 ? 100 + i : 200 + i - 5, r.oldChunk());
+                assertEquals(i, r.sequence());
+                assertEquals(firstDataChunk() + i, r.newChunk());
+            }
+            assertThrows(StoreFullException.class, () -> store.prepare(300, 3));
+            assertTrue(store.isValid(), "running out of room alone does not invalidate");
+        }
+    }
+
+    @Test
+    void runsCommittedInAnyOrderAreAnsweredInAllocationOrderOnce() throws IOException, InterruptedException {
+        Random random = Seeds.random("commit-runs");
+        try (MemoryDevice cow = new MemoryDevice("cow", 4 << 20);
+                ExceptionStore store = loadedStore(cow, 8)) {
+            List<List<PendingRemap>> runs = new ArrayList<>();
+            int total = 0;
+            while (total < 300) {
+                List<PendingRemap> run = store.prepare(1000L * runs.size(), 1 + random.nextInt(40));
+                runs.add(run);
+                total += run.size();
+            }
+            List<List<PendingRemap>> order = new ArrayList<>(runs);
+            Collections.shuffle(order, random);
+            List<Long> called = new CopyOnWriteArrayList<>();
+            for (List<PendingRemap> run : order) {
+                CommitCallback answer = (remap, ok) -> {
+                    assertTrue(ok);
+                    called.add(remap.sequence());
+                };
+                if (random.nextBoolean()) {
+                    store.commitDeferred(run, true, answer);
+                } else {
+                    store.commit(run, true, answer);
+                }
+            }
+            store.sync(false);
+            List<Long> expected = runs.stream()
+                    .flatMap(List::stream)
+                    .map(PendingRemap::sequence)
+                    .toList();
+            assertEquals(expected, called);
+            assertEquals(total, expected.size());
         }
     }
 
