@@ -51,10 +51,13 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
     /**
      * prepare_exception of the origin chunks {@code firstOldChunk}, {@code firstOldChunk + 1}, ...
      * ({@code count} of them, one write's), in that order and with consecutive sequence numbers:
-     * as many as fit, at least the first. A store may read the COW's size once for all of them
-     * (a 1 MiB write of 4 KiB chunks allocates 256).
+     * as many as can be made, at least the first. When a later one fails (no room, or an I/O
+     * error reading the COW's size) those made are returned: they are the caller's to commit,
+     * and its next prepare meets the failure. A store may read the COW's size once for all of
+     * them (a 1 MiB write of 4 KiB chunks allocates 256).
      *
      * @throws StoreFullException when not even the first fits
+     * @throws IOException        the first could not be made for another reason
      */
     default List<PendingRemap> prepare(long firstOldChunk, int count) throws IOException {
         List<PendingRemap> remaps = new ArrayList<>(count);
@@ -63,8 +66,8 @@ public sealed interface ExceptionStore extends AutoCloseable permits PersistentE
             while (remaps.size() < count) {
                 remaps.add(prepare(firstOldChunk + remaps.size()));
             }
-        } catch (StoreFullException full) {
-            // the rest does not fit: the caller's next prepare says so
+        } catch (IOException rest) {
+            // The remaps made are the caller's to commit; its next prepare says why the rest was not made.
         }
         return remaps;
     }

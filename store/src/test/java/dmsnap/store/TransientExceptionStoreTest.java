@@ -8,7 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dmsnap.store.device.Device;
 import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.testing.ExceptionStoreContract;
+import dmsnap.store.testing.FaultyDevice;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 
 class TransientExceptionStoreTest extends ExceptionStoreContract {
@@ -30,6 +34,23 @@ class TransientExceptionStoreTest extends ExceptionStoreContract {
             assertEquals(0, store.prepare(7).newChunk());
             assertEquals("8/8192 0", store.usage().statusString());
             assertTrue(dmsnap.store.testing.Patterns.isZero(cow.contents()), "nothing but data is ever written");
+        }
+    }
+
+    @Test
+    void aRunWhoseSizeQueryFailsHalfWayReturnsTheRemapsItMade() throws IOException {
+        FaultyDevice cow = new FaultyDevice(new MemoryDevice("cow", 64 << 10)); // 16 chunks of 4 KiB
+        try (TransientExceptionStore store = new TransientExceptionStore(cow, new ChunkSize(8))) {
+            List<PendingRemap> before = store.prepare(0, 15);
+            assertEquals(15, before.size());
+            cow.failNextSizeQuery(); // the second of the run finds the COW full and asks for its size
+            List<PendingRemap> run = store.prepare(100, 3);
+            assertEquals(List.of(new PendingRemap(100, 15, 15)), run, "the first was made and is the caller's");
+            assertThrows(StoreFullException.class, () -> store.prepare(101), "the next prepare meets the full COW");
+            List<Long> answered = new ArrayList<>();
+            store.commit(run, true, (r, ok) -> answered.add(ok ? r.sequence() : -1));
+            store.commit(before, true, (r, ok) -> answered.add(ok ? r.sequence() : -1));
+            assertEquals(LongStream.rangeClosed(0, 15).boxed().toList(), answered, "no gap: all 16 in order");
         }
     }
 
