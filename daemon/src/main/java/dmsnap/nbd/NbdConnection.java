@@ -319,7 +319,7 @@ final class NbdConnection {
                     if (reply != null) {
                         nowaitReads.served();
                         cachedReads.increment();
-                        sendOrQueue(reply);
+                        queue(reply);
                         handedOn = true;
                         continue;
                     }
@@ -736,23 +736,6 @@ final class NbdConnection {
         } catch (IOException e) {
             return false;
         }
-    }
-
-    /**
-     * A reply made on the reader's thread (a read the page cache held): sent from here when the
-     * writer has nothing queued and is not sending, which saves waking it (a thread hand-off per
-     * cached read); else queued for it. Replies may go out in any order.
-     */
-    private void sendOrQueue(Reply reply) {
-        if (replies.isEmpty() && sending.tryLock()) {
-            try {
-                sendAndRelease(reply, inlineHead);
-            } finally {
-                sending.unlock();
-            }
-            return;
-        }
-        queue(reply);
     }
 
     /** Sends a reply from the reader's thread (see {@link #readRequests}). */
