@@ -122,22 +122,11 @@ final class PendingExceptions {
             while (rowEnd < end && state.complete().lookup(rowEnd) < 0 && !isPending(rowEnd)) {
                 rowEnd++;
             }
-            List<PendingRemap> remaps;
-            try {
-                remaps = state.store().prepare(chunk, (int) (rowEnd - chunk));
-            } catch (StoreFullException full) {
-                out.add(new NoRoom(full.getMessage()));
-                return;
-            } catch (IOException e) {
-                out.add(new CowError("COW " + cow.device().name() + ": " + e.getMessage()));
+            int made = allocate(chunk, (int) (rowEnd - chunk), out);
+            if (made == 0) {
                 return;
             }
-            for (PendingRemap remap : remaps) {
-                Pending mine = new Pending(remap, deferred.defers());
-                pending.put(remap.oldChunk(), mine);
-                out.add(new Allocated(mine));
-            }
-            chunk += remaps.size();
+            chunk += made;
         }
     }
 
@@ -160,17 +149,33 @@ final class PendingExceptions {
     }
 
     private Decision allocate(long chunk) {
-        PendingRemap remap;
+        List<Decision> out = new ArrayList<>(1);
+        allocate(chunk, 1, out);
+        return out.getFirst();
+    }
+
+    /**
+     * Allocates exceptions for up to {@code count} chunks from {@code first} (none of them has one)
+     * in one store call, adding an {@link Allocated} for each made, or else one {@link NoRoom} or
+     * {@link CowError}, to {@code out}; returns how many were made (0 after a failure).
+     */
+    private int allocate(long first, int count, List<Decision> out) {
+        List<PendingRemap> remaps;
         try {
-            remap = state.store().prepare(chunk);
+            remaps = state.store().prepare(first, count);
         } catch (StoreFullException full) {
-            return new NoRoom(full.getMessage());
+            out.add(new NoRoom(full.getMessage()));
+            return 0;
         } catch (IOException e) {
-            return new CowError("COW " + cow.device().name() + ": " + e.getMessage());
+            out.add(new CowError("COW " + cow.device().name() + ": " + e.getMessage()));
+            return 0;
         }
-        Pending mine = new Pending(remap, deferred.defers());
-        pending.put(chunk, mine);
-        return new Allocated(mine);
+        for (PendingRemap remap : remaps) {
+            Pending mine = new Pending(remap, deferred.defers());
+            pending.put(remap.oldChunk(), mine);
+            out.add(new Allocated(mine));
+        }
+        return remaps.size();
     }
 
     /** Why destination {@code index} of a copy did not get its data, naming the device; null when it did. */
