@@ -5,34 +5,67 @@
 
 DMSNAP_MIN_JDK=25
 
+# sets dmsnap_feature to the feature version (e.g. 25) of the JDK or JRE at $1, or to nothing. Its
+# release file says it without starting a JVM (a start costs about 0.1 s, and every launch of
+# ./dmsnap looks at each JDK installed), read with builtins: a fork costs about 10 ms on a slow VM;
+# a JDK without one (or a 1.x one) is asked.
+dmsnap_jdk_feature() {
+    local line
+    dmsnap_feature=""
+    if [ -r "$1/release" ]; then
+        while IFS= read -r line; do
+            case "$line" in
+                JAVA_VERSION=\"[1-9]*)
+                    line=${line#JAVA_VERSION=\"}
+                    dmsnap_feature=${line%%[!0-9]*}
+                    break
+                    ;;
+            esac
+        done <"$1/release"
+    fi
+    case "$dmsnap_feature" in "" | 1)
+        dmsnap_feature=$("$1/bin/java" -XshowSettings:properties -version 2>&1 \
+            | sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -n 1) ;;
+    esac
+}
+
 # prints the feature version of the java binary $1 (e.g. 25), or nothing
 dmsnap_java_feature() {
-    "$1" -XshowSettings:properties -version 2>&1 \
-        | sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -n 1
+    local dmsnap_feature
+    dmsnap_jdk_feature "$(dirname "$(dirname "$(readlink -f "$1")")")"
+    echo "$dmsnap_feature"
 }
 
 # sets DMSNAP_JAVA_HOME or prints what is missing and returns 1
 dmsnap_find_jdk() {
-    local candidates=() seen="" c v best="" bestv=0 found_list=""
-    [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
+    local candidates=() seen="" c v best="" bestv=0 found_list="" dmsnap_feature java java_home="" jre
+    if [ -n "${JAVA_HOME:-}" ]; then
+        java_home=$(readlink -f "$JAVA_HOME")
+        candidates+=("$java_home")
+    fi
     local jvmdir
     for jvmdir in /usr/lib/jvm/*; do
         [ -d "$jvmdir" ] && candidates+=("$jvmdir")
     done
-    if command -v java >/dev/null 2>&1; then
-        candidates+=("$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")")
+    if java=$(command -v java); then
+        java=$(readlink -f "$java")
+        candidates+=("${java%/bin/java}")
     fi
     for c in "${candidates[@]}"; do
-        c=$(readlink -f "$c")
+        # symbolic links (Debian's java-1.17.0-openjdk-amd64) name a JDK already seen
+        [ ! -L "$c" ] || c=$(readlink -f "$c")
         case " $seen " in *" $c "*) continue ;; esac
         seen="$seen $c"
         [ -x "$c/bin/java" ] || continue
-        v=$(dmsnap_java_feature "$c/bin/java")
+        dmsnap_jdk_feature "$c"
+        v=$dmsnap_feature
         [ -n "$v" ] || continue
-        found_list="$found_list  - Java $v at $c$( [ -x "$c/bin/javac" ] || echo ' (no javac: a JRE, not a JDK)')"$'\n'
+        jre=""
+        [ -x "$c/bin/javac" ] || jre=" (no javac: a JRE, not a JDK)"
+        found_list="$found_list  - Java $v at $c$jre"$'\n'
         # JAVA_HOME wins when it is new enough; otherwise the newest full JDK.
         if [ "$v" -ge "$DMSNAP_MIN_JDK" ] && [ -x "$c/bin/javac" ]; then
-            if [ -n "${JAVA_HOME:-}" ] && [ "$c" = "$(readlink -f "$JAVA_HOME")" ]; then
+            if [ "$c" = "$java_home" ]; then
                 best="$c"; bestv=$v; break
             fi
             if [ "$v" -gt "$bestv" ]; then best="$c"; bestv=$v; fi

@@ -4,6 +4,7 @@ import dmsnap.ffm.Platform;
 import java.io.PrintWriter;
 import java.util.List;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.ParameterException;
@@ -38,13 +39,53 @@ public final class Main {
             err.println("dmsnap: " + e.getMessage());
             return ExitCodes.UNSUPPORTED_PLATFORM;
         }
-        return commandLine(out, err).execute(args);
+        return commandLine(out, err, verbsFor(args)).execute(args);
     }
 
-    /** The command line {@link #run} executes: its streams, exit codes and one-line error handlers. */
+    /**
+     * The verbs {@code args} needs: the one it names, after the global options, or all of them
+     * (the usage, completion, a misspelt verb, a verb given as the value of --run-dir): anything
+     * picocli must see whole to answer as it would with every verb.
+     */
+    static List<Class<?>> verbsFor(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            Class<?> verb = verbNamed(args[i]);
+            if (verb != null) {
+                return verb == CompletionCommand.class ? DmsnapCommand.VERBS : List.of(verb);
+            }
+            if (args[i].equals("--run-dir")) {
+                if (++i < args.length && verbNamed(args[i]) != null) {
+                    break;
+                }
+            } else if (!args[i].startsWith("-") || args[i].equals("-") || args[i].equals("--")) {
+                break;
+            }
+        }
+        return DmsnapCommand.VERBS;
+    }
+
+    private static Class<?> verbNamed(String arg) {
+        for (Class<?> verb : DmsnapCommand.VERBS) {
+            Command command = verb.getAnnotation(Command.class);
+            if (command.name().equals(arg) || List.of(command.aliases()).contains(arg)) {
+                return verb;
+            }
+        }
+        return null;
+    }
+
+    /** The whole command line, every verb: for the docs and the tests that run many commands. */
     static CommandLine commandLine(PrintWriter out, PrintWriter err) {
-        CommandLine cli =
-                new CommandLine(new DmsnapCommand()).setOut(out).setErr(err).setExitCodeExceptionMapper(ExitCodes::of);
+        return commandLine(out, err, DmsnapCommand.VERBS);
+    }
+
+    /** The command line {@link #run} executes: its verbs, streams, exit codes and one-line error handlers. */
+    static CommandLine commandLine(PrintWriter out, PrintWriter err, List<Class<?>> verbs) {
+        CommandLine cli = new CommandLine(new DmsnapCommand());
+        for (Class<?> verb : verbs) {
+            cli.addSubcommand(verb); // before the settings below, which reach only the subcommands there
+        }
+        cli.setOut(out).setErr(err).setExitCodeExceptionMapper(ExitCodes::of);
         addHelpOptions(cli);
         cli.setExecutionStrategy(parseResult -> {
             Integer help = CommandLine.executeHelpRequest(parseResult);

@@ -99,4 +99,48 @@ class MainTest {
                     r.out().contains("Example:") || r.out().contains("Examples:"), command + " --help has an example");
         }
     }
+
+    @Test
+    void aCommandLineBuildsTheVerbItNamesAndEveryVerbWhenItNamesNone() {
+        assertEquals(java.util.List.of(CowCommand.class), Main.verbsFor(new String[] {"cow", "check", "/x"}));
+        assertEquals(
+                java.util.List.of(DeviceCommands.Ls.class),
+                Main.verbsFor(new String[] {"--run-dir", "/r", "-v", "--json", "ls"}));
+        assertEquals(java.util.List.of(DaemonCommand.class), Main.verbsFor(new String[] {"--run-dir=/r", "daemon"}));
+        for (String[] whole : new String[][] {
+            {}, {"--help"}, {"nosuch", "ls"}, {"completion"}, {"--run-dir", "status"}, {"--", "ls"}, {"-", "ls"}
+        }) {
+            assertEquals(DmsnapCommand.VERBS, Main.verbsFor(whole), String.join(" ", whole));
+        }
+    }
+
+    /** What a command line prints and returns with only its verb built, as with every verb. */
+    @Test
+    void aCommandLineWithItsVerbAloneAnswersAsTheWholeOne() {
+        String[][] lines = {
+            {"cow", "--help"},
+            {"cow", "check", "--help"},
+            {"cow", "chek"},
+            {"--json", "cow", "check"},
+            {"snapshot", "create", "--bogus"},
+            {"-v", "status", "a", "b", "c"},
+            {"--run-dir", "status"},
+            {"daemon", "--cache", "sometimes"},
+            {"--bogus", "ls"},
+            {"ls", "--help"},
+            {"--version", "ls"},
+            {"origin"},
+        };
+        for (String[] args : lines) {
+            java.io.StringWriter out = new java.io.StringWriter();
+            java.io.StringWriter err = new java.io.StringWriter();
+            int code = Main.commandLine(new java.io.PrintWriter(out, true), new java.io.PrintWriter(err, true))
+                    .execute(args);
+            CliRunner alone = CliRunner.run(args);
+            String line = String.join(" ", args);
+            assertEquals(code, alone.exitCode(), line);
+            assertEquals(out.toString(), alone.out(), line);
+            assertEquals(err.toString(), alone.err(), line);
+        }
+    }
 }

@@ -30,7 +30,7 @@ public final class Syscalls {
 
     public static int open(MemorySegment capture, MemorySegment path, int flags, int mode) {
         try {
-            return (int) LibC.OPEN.invokeExact(capture, path, flags, mode);
+            return (int) LibC.Open.H.invokeExact(capture, path, flags, mode);
         } catch (Throwable t) {
             throw bindingBug("open", t);
         }
@@ -38,7 +38,7 @@ public final class Syscalls {
 
     public static int close(MemorySegment capture, int fd) {
         try {
-            return (int) LibC.CLOSE.invokeExact(capture, fd);
+            return (int) LibC.Close.H.invokeExact(capture, fd);
         } catch (Throwable t) {
             throw bindingBug("close", t);
         }
@@ -46,7 +46,7 @@ public final class Syscalls {
 
     public static long pread(MemorySegment capture, int fd, MemorySegment buf, long count, long offset) {
         try {
-            return (long) LibC.PREAD.invokeExact(capture, fd, buf, count, offset);
+            return (long) LibC.Pread.H.invokeExact(capture, fd, buf, count, offset);
         } catch (Throwable t) {
             throw bindingBug("pread", t);
         }
@@ -54,7 +54,7 @@ public final class Syscalls {
 
     public static long pwrite(MemorySegment capture, int fd, MemorySegment buf, long count, long offset) {
         try {
-            return (long) LibC.PWRITE.invokeExact(capture, fd, buf, count, offset);
+            return (long) LibC.Pwrite.H.invokeExact(capture, fd, buf, count, offset);
         } catch (Throwable t) {
             throw bindingBug("pwrite", t);
         }
@@ -63,7 +63,7 @@ public final class Syscalls {
     /** {@code preadv2(fd, iov, iovcnt, offset, flags)}; {@code iov} is an array of {@code struct iovec}. */
     public static long preadv2(MemorySegment capture, int fd, MemorySegment iov, int iovcnt, long offset, int flags) {
         try {
-            return (long) LibC.PREADV2.invokeExact(capture, fd, iov, iovcnt, offset, flags);
+            return (long) LibC.Preadv2.H.invokeExact(capture, fd, iov, iovcnt, offset, flags);
         } catch (Throwable t) {
             throw bindingBug("preadv2", t);
         }
@@ -71,7 +71,7 @@ public final class Syscalls {
 
     public static int fsync(MemorySegment capture, int fd) {
         try {
-            return (int) LibC.FSYNC.invokeExact(capture, fd);
+            return (int) LibC.Fsync.H.invokeExact(capture, fd);
         } catch (Throwable t) {
             throw bindingBug("fsync", t);
         }
@@ -79,7 +79,7 @@ public final class Syscalls {
 
     public static int fdatasync(MemorySegment capture, int fd) {
         try {
-            return (int) LibC.FDATASYNC.invokeExact(capture, fd);
+            return (int) LibC.Fdatasync.H.invokeExact(capture, fd);
         } catch (Throwable t) {
             throw bindingBug("fdatasync", t);
         }
@@ -87,7 +87,7 @@ public final class Syscalls {
 
     public static int fallocate(MemorySegment capture, int fd, int mode, long offset, long length) {
         try {
-            return (int) LibC.FALLOCATE.invokeExact(capture, fd, mode, offset, length);
+            return (int) LibC.Fallocate.H.invokeExact(capture, fd, mode, offset, length);
         } catch (Throwable t) {
             throw bindingBug("fallocate", t);
         }
@@ -95,7 +95,7 @@ public final class Syscalls {
 
     public static long lseek(MemorySegment capture, int fd, long offset, int whence) {
         try {
-            return (long) LibC.LSEEK.invokeExact(capture, fd, offset, whence);
+            return (long) LibC.Lseek.H.invokeExact(capture, fd, offset, whence);
         } catch (Throwable t) {
             throw bindingBug("lseek", t);
         }
@@ -103,7 +103,7 @@ public final class Syscalls {
 
     public static int ftruncate(MemorySegment capture, int fd, long length) {
         try {
-            return (int) LibC.FTRUNCATE.invokeExact(capture, fd, length);
+            return (int) LibC.Ftruncate.H.invokeExact(capture, fd, length);
         } catch (Throwable t) {
             throw bindingBug("ftruncate", t);
         }
@@ -111,7 +111,7 @@ public final class Syscalls {
 
     public static int flock(MemorySegment capture, int fd, int operation) {
         try {
-            return (int) LibC.FLOCK.invokeExact(capture, fd, operation);
+            return (int) LibC.Flock.H.invokeExact(capture, fd, operation);
         } catch (Throwable t) {
             throw bindingBug("flock", t);
         }
@@ -120,7 +120,7 @@ public final class Syscalls {
     public static int statx(
             MemorySegment capture, int dirfd, MemorySegment path, int flags, int mask, MemorySegment statx) {
         try {
-            return (int) LibC.STATX.invokeExact(capture, dirfd, path, flags, mask, statx);
+            return (int) LibC.Statx.H.invokeExact(capture, dirfd, path, flags, mask, statx);
         } catch (Throwable t) {
             throw bindingBug("statx", t);
         }
@@ -128,7 +128,7 @@ public final class Syscalls {
 
     public static int ioctl(MemorySegment capture, int fd, long request, MemorySegment arg) {
         try {
-            return (int) LibC.IOCTL_PTR.invokeExact(capture, fd, request, arg);
+            return (int) LibC.IoctlPtr.H.invokeExact(capture, fd, request, arg);
         } catch (Throwable t) {
             throw bindingBug("ioctl", t);
         }
@@ -136,7 +136,8 @@ public final class Syscalls {
 
     public static MemorySegment mmap(MemorySegment capture, long length, int prot, int flags, int fd, long offset) {
         try {
-            return (MemorySegment) LibC.MMAP.invokeExact(capture, MemorySegment.NULL, length, prot, flags, fd, offset);
+            return (MemorySegment)
+                    LibC.Mmap.H.invokeExact(capture, MemorySegment.NULL, length, prot, flags, fd, offset);
         } catch (Throwable t) {
             throw bindingBug("mmap", t);
         }
@@ -144,7 +145,7 @@ public final class Syscalls {
 
     public static int msync(MemorySegment capture, MemorySegment address, long length, int flags) {
         try {
-            return (int) LibC.MSYNC.invokeExact(capture, address, length, flags);
+            return (int) LibC.Msync.H.invokeExact(capture, address, length, flags);
         } catch (Throwable t) {
             throw bindingBug("msync", t);
         }
@@ -152,7 +153,7 @@ public final class Syscalls {
 
     public static int madvise(MemorySegment capture, MemorySegment address, long length, int advice) {
         try {
-            return (int) LibC.MADVISE.invokeExact(capture, address, length, advice);
+            return (int) LibC.Madvise.H.invokeExact(capture, address, length, advice);
         } catch (Throwable t) {
             throw bindingBug("madvise", t);
         }
@@ -160,7 +161,7 @@ public final class Syscalls {
 
     public static int munmap(MemorySegment capture, MemorySegment address, long length) {
         try {
-            return (int) LibC.MUNMAP.invokeExact(capture, address, length);
+            return (int) LibC.Munmap.H.invokeExact(capture, address, length);
         } catch (Throwable t) {
             throw bindingBug("munmap", t);
         }
@@ -169,7 +170,7 @@ public final class Syscalls {
     /** The C library's text for an errno value ("Input/output error"). */
     public static String strerror(int errno) {
         try {
-            MemorySegment text = (MemorySegment) LibC.STRERROR.invokeExact(errno);
+            MemorySegment text = (MemorySegment) LibC.Strerror.H.invokeExact(errno);
             return text.reinterpret(Integer.MAX_VALUE).getString(0);
         } catch (Throwable t) {
             throw bindingBug("strerror", t);
