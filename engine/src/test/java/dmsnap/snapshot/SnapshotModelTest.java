@@ -37,9 +37,6 @@ import org.junit.jupiter.api.io.TempDir;
 class SnapshotModelTest {
     /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
-    /** Thousands of cases where flushes are free: 2000 or two minutes (x fuzzScale), at least 50 on a busy machine. */
-    private static final dmsnap.store.testing.FuzzBudget TMPFS_CASES =
-            dmsnap.store.testing.FuzzBudget.of("modelTmpfs", 2000, 120_000);
 
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB
 
@@ -114,29 +111,7 @@ class SnapshotModelTest {
                 dmsnap.device.BackingDevices::new);
     }
 
-    /**
-     * The same on tmpfs ({@code /dev/shm}), where a flush costs nothing, so that thousands of
-     * cases fit in CI; the files are opened buffered (tmpfs has no cache to bypass).
-     */
-    @Test
-    void randomOperationsMatchTheModelOnTmpfs() throws Exception {
-        Path shm = Path.of("/dev/shm");
-        org.junit.jupiter.api.Assumptions.assumeTrue(
-                Files.isDirectory(shm) && Files.isWritable(shm), "no writable /dev/shm");
-        Path root = Files.createTempDirectory(shm, "dmsnap-model");
-        try {
-            randomCases(
-                    "snapshot model on tmpfs",
-                    root,
-                    TMPFS_CASES,
-                    () -> new dmsnap.device.BackingDevices(real ->
-                            dmsnap.store.device.FileDevice.open(real, dmsnap.store.device.FileDevice.Option.BUFFERED)));
-        } finally {
-            deleteTree(root);
-        }
-    }
-
-    private static void deleteTree(Path root) throws java.io.IOException {
+    static void deleteTree(Path root) throws java.io.IOException {
         try (var files = Files.walk(root)) {
             for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
                 Files.delete(p);
@@ -144,7 +119,7 @@ class SnapshotModelTest {
         }
     }
 
-    private void randomCases(
+    static void randomCases(
             String label,
             Path root,
             dmsnap.store.testing.FuzzBudget budget,
