@@ -64,10 +64,11 @@ crash_mode() {
         writers_writing $((i - 1))
         random_pause 0 800
         kill9_daemon
-        # `cow check` reads a copy of the COW as the kill left it, beside the restart (both start a
-        # JVM; the restarted daemon writes to the COW at once); the origin's size does not change.
+        # `cow check` reads copies of the COW as the kill left it and of the origin, beside the
+        # restart (both start a JVM; the restarted daemon writes to the COW at once and locks both).
         cp --sparse=always "$cow" "$dir/killed.cow"
-        "$DMSNAP" cow check "$dir/killed.cow" --origin "$base" >"$dir/check.out" 2>&1 &
+        cp --sparse=always "$base" "$dir/killed.img"
+        "$DMSNAP" cow check "$dir/killed.cow" --origin "$dir/killed.img" >"$dir/check.out" 2>&1 &
         check_pid=$!
         start_daemon "$run" "${daemon_args[@]}"
         wait "$check_pid" || fail "cow check after kill $i ($label): $(cat "$dir/check.out")"
