@@ -312,14 +312,14 @@ final class NbdConnection {
                     }
                     continue;
                 }
-                // A read the page cache holds is served here, its reply queued for the writer as an
-                // I/O thread's would be: one hand-off instead of two (see NowaitReads).
+                // A read the page cache holds is served here, its reply sent from here or queued for
+                // the writer: one hand-off instead of two, or none (see NowaitReads, sendOrQueue).
                 if (r.type() == NBD_CMD_READ && nowaitReads.shouldTry(r.length()) && export.readsThroughPageCache()) {
                     Reply reply = perform(r, data, true);
                     if (reply != null) {
                         nowaitReads.served();
                         cachedReads.increment();
-                        queue(reply);
+                        sendOrQueue(reply, alone);
                         handedOn = true;
                         continue;
                     }
@@ -735,6 +735,32 @@ final class NbdConnection {
             return channel.inputWaiting(requestHeader);
         } catch (IOException e) {
             return false;
+        }
+    }
+
+    /**
+     * A reply made on the reader's thread (a read the page cache held): sent from here when the
+     * writer has nothing queued and is not sending, which saves waking it; else queued for it.
+     * Sent at once, it leaves nothing unanswered, so the next request would look alone even when
+     * the client did not wait for this reply: the next one inherits this request's standing (a
+     * deep client's stays not alone), and after one that came alone a look at the socket tells a
+     * client that sent more meanwhile, as the look ahead of inline requests does.
+     */
+    private void sendOrQueue(Reply reply, boolean alone) {
+        if (!replies.isEmpty() || !sending.tryLock()) {
+            queue(reply);
+            return;
+        }
+        try {
+            sendAndRelease(reply, inlineHead);
+        } finally {
+            sending.unlock();
+        }
+        if (!alone) {
+            queuedBehind = true;
+        } else if (inputWaiting()) {
+            queuedBehind = true;
+            aloneNeeded = LOOK_AHEAD_EVERY;
         }
     }
 

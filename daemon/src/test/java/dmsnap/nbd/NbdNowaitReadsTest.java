@@ -1,5 +1,7 @@
 package dmsnap.nbd;
 
+import static dmsnap.nbd.NbdProtocol.NBD_CMD_READ;
+import static dmsnap.nbd.NbdProtocol.NBD_CMD_WRITE;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -16,7 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A read the reader would hand to an I/O thread is first tried from the page cache on the
  * reader's thread ({@link NowaitReads}): served there when the page cache holds it (its reply
- * queued for the writer, {@link NbdServer#cachedReads()} counts it), else handed on as before,
+ * sent from there, or queued for the writer when it has replies to send; {@link
+ * NbdServer#cachedReads()} counts it), else handed on as before,
  * with the same data and errors either way. The origin's base is a {@link FaultyDevice} whose
  * page cache holds what a test says; the first request of a connection is never done inline, so
  * it is the one whose path is certain. No timing: which later requests of a burst go inline
@@ -103,6 +106,42 @@ class NbdNowaitReadsTest {
                 assertTrue(onReader <= offsets.length, "each read is served once");
                 assertArrayEquals(base(4096, 4096), c.read(4096, 4096), "the connection goes on");
             }
+        }
+    }
+
+    /**
+     * A deep client's cached reads have their replies sent at once from the reader's thread, which
+     * leaves nothing unanswered; its later requests must still not count as come alone, or one
+     * would be done inline and hold the reader (a write, here). The burst is one socket write, so
+     * the look at the socket after the first reply finds the rest whatever the timing: every read
+     * is served from the page cache, none of the burst inline.
+     */
+    @Test
+    void aDeepClientsBurstOfCachedReadsAndAWriteIsNotDoneInline() throws Exception {
+        try (NbdFixture fx = fixture();
+                NbdTestClient c = fx.open("vol", true)) {
+            origin.pageCacheHolds(r -> true);
+            long inline = fx.server.inlineRequests();
+            byte[] written = new byte[4096];
+            Arrays.fill(written, (byte) 0x3c);
+            long[] reads = {0, 8192, 16384, 24576, 32768, 40960};
+            java.nio.ByteBuffer[] burst = new java.nio.ByteBuffer[reads.length + 1];
+            for (int i = 0; i < reads.length; i++) {
+                burst[i < 3 ? i : i + 1] = c.encoded(0, NBD_CMD_READ, 100 + i, reads[i], 4096, null);
+            }
+            burst[3] = c.encoded(0, NBD_CMD_WRITE, 99, 65536, 4096, written);
+            c.sendTogether(burst);
+            for (int i = 0; i < burst.length; i++) {
+                NbdTestClient.Reply r = c.reply();
+                assertEquals(0, r.error());
+                if (r.cookie() != 99) {
+                    long offset = reads[(int) (r.cookie() - 100)];
+                    assertArrayEquals(base(offset, 4096), r.data(), "read at " + offset);
+                }
+            }
+            assertEquals(inline, fx.server.inlineRequests(), "none of the burst is done inline");
+            assertEquals(reads.length, fx.server.cachedReads(), "every read is served from the page cache");
+            assertArrayEquals(written, c.read(65536, 4096), "the write is there");
         }
     }
 

@@ -200,6 +200,22 @@ final class NbdTestClient implements AutoCloseable {
     // ---- transmission ------------------------------------------------------------------------------
 
     void request(int flags, int type, long cookie, long offset, long length, byte[] payload) throws IOException {
+        write(encoded(flags, type, cookie, offset, length, payload));
+    }
+
+    /** Requests made by {@link #encoded}, in one socket write: the server finds them all queued at once. */
+    void sendTogether(ByteBuffer... requests) throws IOException {
+        ByteBuffer all = ByteBuffer.allocate(java.util.Arrays.stream(requests)
+                .mapToInt(ByteBuffer::remaining)
+                .sum());
+        for (ByteBuffer r : requests) {
+            all.put(r);
+        }
+        write(all.flip());
+    }
+
+    /** A request, its payload after it, ready to send (a read's reply is then expected). */
+    ByteBuffer encoded(int flags, int type, long cookie, long offset, long length, byte[] payload) {
         ByteBuffer b = ByteBuffer.allocate(28 + (payload == null ? 0 : payload.length));
         b.putInt(NBD_REQUEST_MAGIC)
                 .putShort((short) flags)
@@ -214,7 +230,7 @@ final class NbdTestClient implements AutoCloseable {
             readLengths.put(cookie, length);
             readOffsets.put(cookie, offset);
         }
-        write(b.flip());
+        return b.flip();
     }
 
     void sendRead(long cookie, long offset, int length) throws IOException {
