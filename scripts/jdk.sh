@@ -8,7 +8,7 @@ DMSNAP_MIN_JDK=25
 # sets dmsnap_feature to the feature version (e.g. 25) of the JDK or JRE at $1, or to nothing. Its
 # release file says it without starting a JVM (a start costs about 0.1 s, and every launch of
 # ./dmsnap looks at each JDK installed), read with builtins: a fork costs about 10 ms on a slow VM;
-# a JDK without one (or a 1.x one) is asked.
+# a JDK without one is asked.
 dmsnap_jdk_feature() {
     local line
     dmsnap_feature=""
@@ -17,13 +17,14 @@ dmsnap_jdk_feature() {
             case "$line" in
                 JAVA_VERSION=\"[1-9]*)
                     line=${line#JAVA_VERSION=\"}
+                    line=${line#1.} # 1.8.0_402 is Java 8
                     dmsnap_feature=${line%%[!0-9]*}
                     break
                     ;;
             esac
         done <"$1/release"
     fi
-    case "$dmsnap_feature" in "" | 1)
+    case "$dmsnap_feature" in "")
         dmsnap_feature=$("$1/bin/java" -XshowSettings:properties -version 2>&1 \
             | sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -n 1) ;;
     esac
@@ -49,7 +50,8 @@ dmsnap_find_jdk() {
     done
     if java=$(command -v java); then
         java=$(readlink -f "$java")
-        candidates+=("${java%/bin/java}")
+        java=${java%/*}
+        candidates+=("${java%/*}")
     fi
     for c in "${candidates[@]}"; do
         # symbolic links (Debian's java-1.17.0-openjdk-amd64) name a JDK already seen

@@ -19,7 +19,7 @@ JAVA_TESTS=(
     NbdHostileClientTest NbdFairnessTest NbdTlsTest NbdAccessTest DaemonAccessTest
     FailingDevicesTest FailingCowFileTest FailingDeviceNbdTest CowMonitorFullFileSystemTest
     InvalidationLogTest InvalidationMetricsTest PartlyFailingCowTest FileDeviceBadInputTest FileDeviceShrinkTest
-    PersistentStoreCrashTest MergeCrashTest SnapshotModelTest KernelScenarioReplayTest
+    PersistentStoreCrashTest MergeCrashTest SnapshotModelTest SnapshotModelOnTmpfsTest KernelScenarioReplayTest
     DaemonStateSafetyTest StateStoreTest ControlHandlerRecordingTest MergeFlowsTest ControlServerTest DaemonRequestsTest
     DaemonRestoreTest DeviceManagerConcurrencyTest CowMonitorGrowTest PersistentExceptionStoreTest
     BackingDevicesOpenTest DeviceArgumentTest DeviceManagerNameTest

@@ -14,6 +14,8 @@ import picocli.CommandLine.ParseResult;
 public final class Main {
     /** Options of the top-level command that the verb declares and uses (see {@link DmsnapCommand}). */
     static final List<String> GLOBAL_OPTIONS = List.of("--run-dir", "--json");
+    /** Set (true) by the launcher for the JVM that records the AOT cache: every verb is built. */
+    static final String ALL_VERBS_PROPERTY = "dmsnap.cli.allVerbs";
 
     private Main() {}
 
@@ -44,11 +46,19 @@ public final class Main {
 
     /**
      * The verbs {@code args} needs: the one it names, after the global options, or all of them
-     * (the usage, completion, a misspelt verb, a verb given as the value of --run-dir): anything
-     * picocli must see whole to answer as it would with every verb.
+     * (the usage, help asked before the verb, completion, a misspelt verb, a verb given as the
+     * value of --run-dir): anything picocli must see whole to answer as it would with every verb.
+     * The AOT cache's training daemon builds every verb too ({@value #ALL_VERBS_PROPERTY}), so
+     * that their classes are in the cache.
      */
     static List<Class<?>> verbsFor(String[] args) {
+        if (Boolean.getBoolean(ALL_VERBS_PROPERTY)) {
+            return DmsnapCommand.VERBS;
+        }
         for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--help") || args[i].matches("-[a-zA-Z]*h[a-zA-Z]*")) {
+                break; // the top-level usage, which lists every verb
+            }
             Class<?> verb = verbNamed(args[i]);
             if (verb != null) {
                 return verb == CompletionCommand.class ? DmsnapCommand.VERBS : List.of(verb);

@@ -34,8 +34,9 @@ import org.slf4j.LoggerFactory;
  * that does not read its replies never holds an I/O thread; replies that wait together go out
  * in one gathering write. A queue-depth-1 client's requests run on the reader's thread instead,
  * replies sent from there: no thread hand-off at all (see {@link #readRequests}). A deeper
- * client's read that the page cache holds is served on the reader's thread too, its reply sent by
- * the writer: one hand-off instead of two (see {@link NowaitReads}). Its large reads
+ * client's read that the page cache holds is served on the reader's thread too, its reply sent
+ * from there when the writer is idle, else by the writer: no hand-off, or one instead of two (see
+ * {@link NowaitReads}, {@link #sendOrQueue}). Its large reads
  * of a device that reads through the page cache are one read, as large as the request, so that
  * the kernel's readahead sees one sequential stream; of a device read with O_DIRECT, pieces read
  * at once whose reply streams ({@link #readInPieces}).
@@ -744,7 +745,8 @@ final class NbdConnection {
      * Sent at once, it leaves nothing unanswered, so the next request would look alone even when
      * the client did not wait for this reply: the next one inherits this request's standing (a
      * deep client's stays not alone), and after one that came alone a look at the socket tells a
-     * client that sent more meanwhile, as the look ahead of inline requests does.
+     * client that sent more meanwhile, as the look ahead of inline requests does. Like that look,
+     * it sees only what is in the socket: a request sent just after it may still count as alone.
      */
     private void sendOrQueue(Reply reply, boolean alone) {
         if (!replies.isEmpty() || !sending.tryLock()) {

@@ -108,7 +108,16 @@ class MainTest {
                 Main.verbsFor(new String[] {"--run-dir", "/r", "-v", "--json", "ls"}));
         assertEquals(java.util.List.of(DaemonCommand.class), Main.verbsFor(new String[] {"--run-dir=/r", "daemon"}));
         for (String[] whole : new String[][] {
-            {}, {"--help"}, {"nosuch", "ls"}, {"completion"}, {"--run-dir", "status"}, {"--", "ls"}, {"-", "ls"}
+            {},
+            {"--help"},
+            {"nosuch", "ls"},
+            {"completion"},
+            {"--run-dir", "status"},
+            {"--", "ls"},
+            {"-", "ls"},
+            {"--help", "ls"},
+            {"-h", "cow"},
+            {"-vh", "daemon"}
         }) {
             assertEquals(DmsnapCommand.VERBS, Main.verbsFor(whole), String.join(" ", whole));
         }
@@ -130,6 +139,9 @@ class MainTest {
             {"ls", "--help"},
             {"--version", "ls"},
             {"origin"},
+            {"--help", "ls"},
+            {"-vh", "daemon"},
+            {"-v", "--json", "-h", "cow", "check"},
         };
         for (String[] args : lines) {
             java.io.StringWriter out = new java.io.StringWriter();

@@ -35,7 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(Seeds.class)
 class SnapshotModelTest {
-    /** Cases on the disk (O_DIRECT files, real flushes) and, where there is one, on tmpfs (cheap flushes). */
+    /** The full-COW cases run a third of this many (at least 5), on the disk (O_DIRECT files, real flushes). */
     private static final int CASES = Integer.getInteger("dmsnap.tests.modelCases", 60);
 
     private static final long ORIGIN_SECTORS = 4096; // 2 MiB

@@ -14,11 +14,11 @@ import java.lang.invoke.MethodHandle;
 /**
  * Downcall handles for the libc functions dmsnap uses, each linked once, on first use: one holder
  * class per function, so a start links only what it calls (linking costs about 10 ms a function
- * on a cold JVM, and the AOT cache does not keep it) while a call still sees a constant handle. Every fallible function is
- * linked with {@code captureCallState("errno")}: the generated bindings do not capture errno,
- * and reading it after the call is unreliable. Descriptors come from the generated bindings
- * except for the variadic {@code open} and {@code ioctl}, whose variadic argument is spelled
- * here.
+ * on a cold JVM, and the AOT cache does not keep it) while a call still sees a constant handle.
+ * Every fallible function is linked with {@code captureCallState("errno")}: the generated
+ * bindings do not capture errno, and reading it after the call is unreliable. Descriptors come
+ * from the generated bindings except for the variadic {@code open} and {@code ioctl}, whose
+ * variadic argument is spelled here.
  */
 final class LibC {
     private static final Linker LINKER = Linker.nativeLinker();
