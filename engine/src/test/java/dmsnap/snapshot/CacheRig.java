@@ -287,10 +287,20 @@ final class CacheRig implements AutoCloseable {
         for (int s = 0; s < sectors; s++) {
             long chunk = s / chunkSectors;
             Long mapped = remaps.get(chunk);
+            long at = mapped == null ? -1 : (mapped * chunkSectors + s % chunkSectors) * SECTOR;
             MemorySegment sector = mapped == null
                     ? baseMedia.contents().asSlice((long) s * SECTOR, SECTOR)
-                    : cowCopy.contents().asSlice((mapped * chunkSectors + s % chunkSectors) * SECTOR, SECTOR);
-            tags[s] = tagOf(sector, s, "the snapshot after the power cut");
+                    : cowCopy.contents().asSlice(at, SECTOR);
+            try {
+                tags[s] = tagOf(sector, s, "the snapshot after the power cut");
+            } catch (AssertionError e) {
+                throw new AssertionError(
+                        e.getMessage()
+                                + (mapped == null
+                                        ? " (read from the base)"
+                                        : " (COW chunk " + mapped + "; " + history("cow.img", at, SECTOR) + ")"),
+                        e);
+            }
         }
         return tags;
     }
@@ -304,6 +314,48 @@ final class CacheRig implements AutoCloseable {
                     tagOf(baseMedia.contents().asSlice((long) s * SECTOR, SECTOR), s, "the origin after the power cut");
         }
         return tags;
+    }
+
+    /**
+     * What {@link #log} holds for {@code device}'s bytes {@code [offset, offset + length)}: each
+     * request that touched them, its index in the log and the device's flushes before it, for a
+     * failure's message (an interleaving that is rare needs its history in the report).
+     */
+    String history(String device, long offset, long length) {
+        StringBuilder out = new StringBuilder("requests on those bytes, as #index op after n flushes:");
+        int flushes = 0;
+        int shown = 0;
+        synchronized (log) {
+            for (int i = 0; i < log.size(); i++) {
+                Logged l = log.get(i);
+                if (!l.device().equals(device)) {
+                    continue;
+                }
+                FaultyDevice.Request r = l.request();
+                if (r.op() == FaultyDevice.Op.FLUSH) {
+                    flushes++;
+                } else if (r.offsetBytes() < offset + length && offset < r.offsetBytes() + r.lengthBytes()) {
+                    if (shown++ < 40) {
+                        out.append(" #")
+                                .append(i)
+                                .append(' ')
+                                .append(r.op())
+                                .append(' ')
+                                .append(r.offsetBytes())
+                                .append('+')
+                                .append(r.lengthBytes())
+                                .append(" after ")
+                                .append(flushes);
+                    }
+                }
+            }
+            out.append("; ")
+                    .append(flushes)
+                    .append(" flushes of ")
+                    .append(device)
+                    .append(" in all");
+        }
+        return out.toString();
     }
 
     /** Index in {@link #log} of the last request of {@code device} matching {@code which}, or -1. */
