@@ -306,8 +306,7 @@ final class NbdConnection {
                     } else {
                         Reply reply = perform(r, data);
                         if (++inlineCount % LOOK_AHEAD_EVERY == 0 && inputWaiting()) {
-                            queuedBehind = true;
-                            aloneNeeded = LOOK_AHEAD_EVERY;
+                            sentMoreMeanwhile();
                         }
                         sendNow(reply);
                     }
@@ -761,9 +760,18 @@ final class NbdConnection {
         if (!alone) {
             queuedBehind = true;
         } else if (inputWaiting()) {
-            queuedBehind = true;
-            aloneNeeded = LOOK_AHEAD_EVERY;
+            sentMoreMeanwhile();
         }
+    }
+
+    /**
+     * A look found the client's next request already in the socket before this thread's reply
+     * went out: it did not wait for the reply (a deeper queue), so that request is not alone and
+     * from now on a long run of requests that came alone must pass before one runs here again.
+     */
+    private void sentMoreMeanwhile() {
+        queuedBehind = true;
+        aloneNeeded = LOOK_AHEAD_EVERY;
     }
 
     /** Sends a reply from the reader's thread (see {@link #readRequests}). */
