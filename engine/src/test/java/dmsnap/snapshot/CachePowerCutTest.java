@@ -277,9 +277,10 @@ class CachePowerCutTest {
             // The power is off (or the sequence ended: then it goes now): what reached the media stays.
             power.goes();
             rig.fail("base.img", null);
-            // The COW stays off: the engine's threads live on after the cut (a round the deferred
-            // limit started runs on the store's own thread), and a round that ran after crash()
-            // below would write areas whose data the crash took: media no real power cut leaves.
+            // The COW stays off: the engine's threads live on after the cut (a copier that leads a
+            // commit round also runs the rounds asked for while it leads, such as the interval's,
+            // after the test has moved on), and a round that ran after crash() below would write
+            // areas whose data the crash took: media no real power cut leaves.
             rig.base.flush(); // every origin write that reached the base survives: the worst case
             if (writeBack == null) {
                 rig.cow.crash(); // the COW loses everything not flushed, page cache included

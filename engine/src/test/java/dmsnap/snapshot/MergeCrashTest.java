@@ -60,6 +60,8 @@ class MergeCrashTest {
         volatile long cutAt = Long.MAX_VALUE;
         /** Only operation cutAt fails (an I/O error), not the ones after it. */
         volatile boolean single;
+        /** The COW's device: its metadata maps stop taking stores once the power is off. */
+        volatile FaultyDevice cow;
 
         final List<String> labels = new CopyOnWriteArrayList<>();
 
@@ -77,7 +79,11 @@ class MergeCrashTest {
                     return n == cutAt;
                 }
                 if (n >= cutAt) {
-                    failed.set(true);
+                    // Takes the COW's lock under the origin's at most (never the other way round).
+                    FaultyDevice c = cow;
+                    if (failed.compareAndSet(false, true) && c != null) {
+                        c.cutPower(); // stores made after the cut never reach the media, whatever crash() writes back
+                    }
                     return true;
                 }
                 return false;
@@ -166,6 +172,9 @@ class MergeCrashTest {
                     return m;
                 }
                 FaultyDevice f = new FaultyDevice(m);
+                if (!isBase) {
+                    power.cow = f;
+                }
                 f.failWhen(power.on(isBase ? "origin" : "cow", 33));
                 faulty.add(f);
                 return f;

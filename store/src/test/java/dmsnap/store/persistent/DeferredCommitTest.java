@@ -187,12 +187,12 @@ class DeferredCommitTest {
                     assertThrows(IOException.class, () -> s.sync(false), what);
                     cow.failWhen(r -> true); // the power is off
                 }
-                cow.failWhen(null);
                 if (partial < 0) {
                     cow.crash();
                 } else {
                     cow.crash(new java.util.Random(partial));
                 }
+                cow.failWhen(null); // the power is back only after the crash
                 List<Long> back = loaded(cow, 1);
                 for (int i = 0; i < back.size(); i++) {
                     assertEquals(1000L + i, back.get(i), what + ": a prefix in allocation order");

@@ -243,8 +243,8 @@ class PersistentStoreCrashTest {
             for (int crashAt = 0; crashAt < clean.flushes(); crashAt++) {
                 FaultyDevice cow = new FaultyDevice(staleCow(cowBytes, chunkSectors, seed));
                 Outcome outcome = run(cow, chunkSectors, seed, crashAt, commits);
+                cow.crash(new Random(seed ^ crashAt)); // the power is off until then: nothing more reaches the media
                 cow.heal();
-                cow.crash(new Random(seed ^ crashAt));
                 verifyAfterReload(
                         cow,
                         chunkSectors,

@@ -30,7 +30,8 @@ import java.util.function.Predicate;
  * does before direct I/O or fallocate. With {@link #mapsLikeFiles()} the metadata maps behave as
  * real shared mappings of a file: a sync is {@code msync(MS_SYNC)} (the range written and the
  * device cache flushed, the file's other dirty pages not written back) and a flush writes back
- * their unsynced stores.
+ * their unsynced stores. Closing a map (munmap) leaves its unsynced stores as dirty pages of the
+ * file, in either case.
  *
  * <p>Faults, each consumed when it fires: fail the n-th read/write/flush from now, fail every
  * operation after n more, fail requests matching a predicate, tear the next write (its first k
@@ -580,11 +581,26 @@ public final class FaultyDevice implements Device {
             }
         }
 
+        /**
+         * munmap: stores never synced stay dirty pages of the file, which a flush writes back, a
+         * crash loses or keeps in part, and the next map of the range reads.
+         */
         @Override
         public void close() {
             synchronized (FaultyDevice.this) {
                 closed = true;
                 maps.remove(this);
+                MemorySegment stores = frozen != null ? frozen : view;
+                long end = view.byteSize();
+                for (long at = 0; at < end; at += SECTOR) {
+                    long from = at;
+                    while (at < end && stores.asSlice(at, SECTOR).mismatch(synced.asSlice(at, SECTOR)) >= 0) {
+                        at += SECTOR;
+                    }
+                    if (at > from) {
+                        cache(pageCache, deviceOffset + from, stores.asSlice(from, at - from));
+                    }
+                }
             }
         }
     }
