@@ -49,6 +49,9 @@ cp -a "$E2E_ROOT/daemon/target/dmsnap.jar" "$E2E_ROOT/daemon/target/lib" "$tree/
 caches() { (cd "$tree/daemon/target" && ls -A | grep '^dmsnap.*\.aot' || true); }
 leftovers() { ls -A "$E2E_WORK/tmp"; }
 export TMPDIR=$E2E_WORK/tmp
+# Trainings run two at a time below, each a daemon and a client JVM: a busy machine may take longer
+# than the launcher's 120 s per JVM, and a killed training leaves no cache, which this test asserts.
+export DMSNAP_AOT_TRAIN_SECONDS=900
 
 # Two first launches at once: each trains (in its own directory); one cache is left, nothing else.
 DMSNAP_DEBUG=1 "$tree/dmsnap" --version >"$E2E_WORK/v1" 2>"$E2E_WORK/d1" &

@@ -105,13 +105,20 @@ while [ "$SECONDS" -lt "$deadline" ]; do
                 kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=""
                 killed="$s"; break
             fi ;;
-        *"snapshot-origin"*) break ;;   # finished before a status showed it under way
+        *"snapshot-origin"*)
+            # Also what it shows until the daemon's next tick starts the merge: finished only after that.
+            grep -q "vol: merging vol-snap" "$work/daemon.log" && break ;;
     esac
 done
 [ -n "$killed" ] || fail "did not catch the merge in progress (last status: $s)"
 echo "  killed the daemon at: $killed"
 start
-expect_contains "restored as snapshot-merge" "snapshot-merge" "$(d table vol)"
+table=$(d table vol)
+case "$table" in
+    *snapshot-merge*) ;;
+    # the restored merge may have finished before this call on a fast disk and a slow CPU
+    *) expect_contains "restored as snapshot-merge (finished since)" "finished" "$(d snapshot merge --status vol)" ;;
+esac
 expect_contains "the merge was taken up" "vol: taking up the merge of vol-snap (started)" "$(cat "$work/daemon.log")"
 json=$(d snapshot merge --status vol --json)
 expect_contains "status json" '"snapshot" : "vol-snap"' "$json"

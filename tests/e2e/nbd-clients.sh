@@ -183,7 +183,7 @@ d snapshot create vol snap --cow "$work/snap.cow" --cow-size 48M >/dev/null
 writes0=$(ios writes vol)
 reads0=$(ios reads snap)
 fio --name=origin --ioengine=nbd --uri="$(uri vol)" --rw=randwrite --bs=4k --size=32M --iodepth=16 \
-    --verify=crc32c --verify_backlog=64 --verify_fatal=1 --randseed=7 --time_based --runtime=600 \
+    --verify=crc32c --verify_backlog=64 --verify_fatal=1 --randseed=7 --time_based --runtime=86400 \
     >"$work/origin-load.txt" 2>&1 &
 origin_fio=$!
 on_exit "kill -INT $origin_fio"

@@ -43,7 +43,7 @@ writers_start "$work" --sock "$SOCK"
 cycle=0
 
 # ---- (a) SIGTERM under load, with a qemu-io client that reconnects -----------------------------------
-coproc QEMU { exec qemu-io --image-opts "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=$SOCK,file.export=vol,file.reconnect-delay=120" 2>&1; }
+coproc QEMU { exec qemu-io --image-opts "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=$SOCK,file.export=vol,file.reconnect-delay=600" 2>&1; }
 # bash unsets QEMU_PID as soon as the coprocess has exited: keep it for the wait after "quit".
 qemu_pid=$QEMU_PID
 on_exit "kill -9 $qemu_pid"

@@ -684,7 +684,7 @@ def main():
     p.add_argument("--slow", type=int, default=10)
     p.add_argument("--hangups", type=int, default=20)
     p.add_argument("--think-ms", type=float, default=100, help="mean pause of a normal client between requests")
-    p.add_argument("--stuck-seconds", type=int, default=20)
+    p.add_argument("--stuck-seconds", type=int, default=60)
     p.add_argument("--rss-slack-mib", type=int, default=64)
     p.add_argument("--io-threads", type=int, default=64, help="the daemon's NBD I/O pool (made on demand, kept)")
     p.add_argument("--idle-fd-slack", type=int, default=8)

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dmsnap.device.BackingDevices;
 import dmsnap.device.DeviceManager;
+import dmsnap.snapshot.CommitObserver;
+import dmsnap.snapshot.MergeSettings;
 import dmsnap.snapshot.Registry;
 import dmsnap.snapshot.SnapshotTargets;
 import dmsnap.store.copy.ChunkCopier;
@@ -42,7 +44,14 @@ class NbdCacheModeTest {
         Path cow = Files.write(dir.resolve("cow.img"), new byte[1 << 20]);
         try (ChunkCopier copier = new ChunkCopier(2, 1 << 20)) {
             DeviceManager dm = new DeviceManager(
-                    SnapshotTargets.register(TargetTypes.withBasicTargets(), new Registry(), copier),
+                    // A commit timer that never fires: "replied, not committed" holds however slow the machine.
+                    SnapshotTargets.register(
+                            TargetTypes.withBasicTargets(),
+                            new Registry(),
+                            copier,
+                            CommitObserver.NONE,
+                            MergeSettings.DEFAULTS,
+                            task -> {}),
                     new BackingDevices(),
                     CacheMode.NONE);
             dm.create("vol", null, TableParser.parse("0 2048 snapshot-origin " + base));

@@ -19,13 +19,16 @@ final class MergeProbes {
         return null;
     }
 
-    /** Waits until the merge loop has stopped (finished, failed, or stopped by a suspend). */
+    /**
+     * Waits until the merge loop has stopped (finished, failed, or stopped by a suspend). The bound
+     * only keeps a hung merge from hanging the suite: a million exceptions merge in about 5 s idle.
+     */
     static void awaitMergeStopped(SnapshotEngine e) throws InterruptedException {
-        long deadline = System.nanoTime() + 60_000_000_000L;
+        long deadline = System.nanoTime() + 600_000_000_000L;
         Snapshot m;
         while ((m = merging(e)) != null && m.merger().isRunning()) {
             if (System.nanoTime() > deadline) {
-                throw new AssertionError("the merge did not stop within 60 s");
+                throw new AssertionError("the merge did not stop within 600 s");
             }
             Thread.sleep(1);
         }

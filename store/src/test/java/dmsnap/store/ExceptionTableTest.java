@@ -564,6 +564,7 @@ class ExceptionTableTest {
             int total = 200_000;
             AtomicLong inserted = new AtomicLong();
             AtomicBoolean done = new AtomicBoolean();
+            AtomicLong seen = new AtomicLong(); // the readers' checks so far
             ExecutorService pool = Executors.newFixedThreadPool(4);
             try {
                 List<Future<Long>> readers = new ArrayList<>();
@@ -587,6 +588,7 @@ class ExceptionTableTest {
                                 throw new AssertionError("chunk " + (chunk + 1) + " was never inserted");
                             }
                             checks++;
+                            seen.incrementAndGet();
                         }
                         return checks;
                     }));
@@ -594,6 +596,13 @@ class ExceptionTableTest {
                 for (long i = 0; i < total; i++) {
                     t.insert(i * 3, 10 + i);
                     inserted.set(i + 1);
+                    if (i == total / 2) {
+                        // Halfway, the readers look while the table goes on growing, however late a
+                        // busy machine starts them (a reader that failed has ended: no wait then).
+                        while (seen.get() <= 1000 && readers.stream().noneMatch(Future::isDone)) {
+                            Thread.yield();
+                        }
+                    }
                 }
                 done.set(true);
                 long checks = 0;
