@@ -508,6 +508,11 @@ public final class FaultyDevice implements Device {
             frozen.copyFrom(view);
         }
 
+        /** The stores that can still reach the media: all of them, or those before the power went. */
+        private MemorySegment stores() {
+            return frozen != null ? frozen : view;
+        }
+
         EmulatedMap(long deviceOffset, MemorySegment view, MemorySegment synced) {
             this.deviceOffset = deviceOffset;
             this.view = view;
@@ -572,7 +577,7 @@ public final class FaultyDevice implements Device {
             if (closed) {
                 return;
             }
-            MemorySegment stores = frozen != null ? frozen : view;
+            MemorySegment stores = stores();
             for (long at = 0; at < view.byteSize(); at += SECTOR) {
                 MemorySegment now = stores.asSlice(at, SECTOR);
                 if (now.mismatch(synced.asSlice(at, SECTOR)) >= 0 && random.nextBoolean()) {
@@ -590,7 +595,7 @@ public final class FaultyDevice implements Device {
             synchronized (FaultyDevice.this) {
                 closed = true;
                 maps.remove(this);
-                MemorySegment stores = frozen != null ? frozen : view;
+                MemorySegment stores = stores();
                 long end = view.byteSize();
                 for (long at = 0; at < end; at += SECTOR) {
                     long from = at;
