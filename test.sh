@@ -10,7 +10,7 @@ cd "$ROOT"
 . "$ROOT/scripts/jdk.sh"
 
 # nbdfuse comes with libnbd-bin on Debian 12.
-PACKAGES=(maven gcc libc6-dev util-linux mount e2fsprogs fio jq curl nbdkit libnbd-bin python3-libnbd qemu-utils openssl asciidoctor)
+PACKAGES=(maven gcc libc6-dev util-linux mount e2fsprogs fio jq curl nbdkit libnbd-bin python3-libnbd nbdkit-plugin-python qemu-utils openssl asciidoctor)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
