@@ -228,14 +228,7 @@ final class CacheRig implements AutoCloseable {
 
     /** The COW as it would load now from what its media hold (only flushed writes): origin chunk to COW chunk. */
     Map<Long, Long> durableRemaps() throws IOException {
-        return remapsOf(copyOfMedia(cow));
-    }
-
-    private static MemoryDevice copyOfMedia(FaultyDevice device) {
-        MemoryDevice media = (MemoryDevice) device.media();
-        MemoryDevice copy = new MemoryDevice("copy", media.sizeBytes());
-        copy.write(0, media.contents());
-        return copy;
+        return remapsOf(cow.copyOfMedia());
     }
 
     /**
@@ -243,7 +236,7 @@ final class CacheRig implements AutoCloseable {
      * unless the exceptions it reads are those the store loads.
      */
     void checkCowMedia(String what) throws IOException {
-        CowInspector.Report report = CowInspector.inspect(copyOfMedia(cow), SECTOR, sectors);
+        CowInspector.Report report = CowInspector.inspect(cow.copyOfMedia(), SECTOR, sectors);
         if (!report.clean()) {
             throw new AssertionError(what + ": cow check finds " + report.problems());
         }
@@ -259,7 +252,7 @@ final class CacheRig implements AutoCloseable {
     /** Whether the COW's media load as an invalidated snapshot (header valid=0). */
     boolean durablyInvalid() throws IOException {
         try (PersistentExceptionStore s =
-                new PersistentExceptionStore(copyOfMedia(cow), new ChunkSize(chunkSectors), false, 512)) {
+                new PersistentExceptionStore(cow.copyOfMedia(), new ChunkSize(chunkSectors), false, 512)) {
             return s.load((o, n) -> {}) == LoadResult.INVALID;
         }
     }
@@ -280,7 +273,7 @@ final class CacheRig implements AutoCloseable {
      * COW's and the base's media (what reached them), as tags.
      */
     long[] snapshotAfterPowerCut() throws IOException {
-        MemoryDevice cowCopy = copyOfMedia(cow);
+        MemoryDevice cowCopy = cow.copyOfMedia();
         Map<Long, Long> remaps = remapsOf(cowCopy);
         MemoryDevice baseMedia = (MemoryDevice) base.media();
         long[] tags = new long[(int) sectors];

@@ -3,6 +3,7 @@ package dmsnap.store.testing;
 import dmsnap.ffm.Errno;
 import dmsnap.ffm.ErrnoException;
 import dmsnap.store.device.Device;
+import dmsnap.store.device.MemoryDevice;
 import dmsnap.store.device.MetadataMap;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -471,6 +472,21 @@ public final class FaultyDevice implements Device {
 
     public Device media() {
         return media;
+    }
+
+    /**
+     * A copy of the media taken under this device's lock, so between two of its writes to them:
+     * what a power cut could leave. Reading {@link #media()} itself while another thread flushes
+     * (a commit round the engine runs on its own) could see a write half done.
+     */
+    public synchronized MemoryDevice copyOfMedia() throws IOException {
+        MemoryDevice copy = new MemoryDevice("copy of " + media, media.sizeBytes());
+        try (Arena scratch = Arena.ofConfined()) {
+            MemorySegment bytes = scratch.allocate(media.sizeBytes(), media.bufferAlignmentBytes());
+            media.read(0, bytes);
+            copy.write(0, bytes);
+        }
+        return copy;
     }
 
     // ---- metadata maps ---------------------------------------------------------------------
