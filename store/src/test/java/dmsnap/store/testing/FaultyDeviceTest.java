@@ -175,6 +175,31 @@ class FaultyDeviceTest extends DeviceContract {
         }
 
         @Test
+        void aClosedMapLeavesItsUnsyncedStoresAsDirtyPagesThatAFlushKeepsAndACrashLoses() throws IOException {
+            try (var map = device.mapMetadata(0, 4096)) {
+                map.segment().asSlice(0, 512).fill((byte) 1);
+                map.sync(0, 512);
+                device.flush();
+                map.segment().asSlice(512, 512).fill((byte) 2); // never synced: munmap keeps it dirty
+            }
+            assertEquals(1, device.dirtyPageCacheWrites(), "one run of unsynced sectors");
+            try (var again = device.mapMetadata(0, 4096)) {
+                assertEquals(2, again.segment().get(JAVA_BYTE, 512), "the next map reads the dirty page");
+            }
+            assertEquals(2, read(512, 512).get(JAVA_BYTE, 0), "and so does a read");
+            device.crash();
+            assertEquals(1, read(0, 512).get(JAVA_BYTE, 0), "the synced store is durable");
+            assertTrue(Patterns.isZero(read(512, 512)), "the unsynced one went with the power");
+
+            try (var map = device.mapMetadata(0, 4096)) {
+                map.segment().asSlice(512, 512).fill((byte) 3);
+            }
+            device.flush(); // fdatasync of the file writes the dirty pages back
+            device.crash();
+            assertEquals(3, read(512, 512).get(JAVA_BYTE, 0), "flushed after the map was closed");
+        }
+
+        @Test
         void failNthFailsExactlyThatOperationWithEio() throws IOException {
             device.failNth(FaultyDevice.Op.WRITE, 2);
             device.write(0, filled(512, 1));
