@@ -275,7 +275,7 @@ final class CacheRig implements AutoCloseable {
     long[] snapshotAfterPowerCut() throws IOException {
         MemoryDevice cowCopy = cow.copyOfMedia();
         Map<Long, Long> remaps = remapsOf(cowCopy);
-        MemoryDevice baseMedia = (MemoryDevice) base.media();
+        MemoryDevice baseMedia = base.copyOfMedia();
         long[] tags = new long[(int) sectors];
         for (int s = 0; s < sectors; s++) {
             long chunk = s / chunkSectors;
@@ -299,8 +299,8 @@ final class CacheRig implements AutoCloseable {
     }
 
     /** The origin's sectors on the base's media, as tags. */
-    long[] originAfterPowerCut() {
-        MemoryDevice baseMedia = (MemoryDevice) base.media();
+    long[] originAfterPowerCut() throws IOException {
+        MemoryDevice baseMedia = base.copyOfMedia();
         long[] tags = new long[(int) sectors];
         for (int s = 0; s < sectors; s++) {
             tags[s] =
