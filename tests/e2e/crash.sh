@@ -70,7 +70,7 @@ crash_mode() {
         cp --sparse=always "$base" "$dir/killed.img"
         "$DMSNAP" cow check "$dir/killed.cow" --origin "$dir/killed.img" >"$dir/check.out" 2>&1 &
         check_pid=$!
-        on_exit "kill $check_pid"
+        on_exit "kill_job $check_pid"
         start_daemon "$run" "${daemon_args[@]}"
         wait "$check_pid" || fail "cow check after kill $i ($label): $(cat "$dir/check.out")"
         writers_resumed "$i" "kill $i ($label)"

@@ -29,6 +29,20 @@ e2e_hooks=()
 on_exit() {
     e2e_hooks+=("$*")
 }
+# kill_job [-SIGNAL] PID: signals PID (SIGTERM by default) only while it is a running background
+# job of this shell. A pid a hook names may have ended long before the exit, and once the machine
+# has gone round pid_max (32768 in CI, where every JVM thread takes a pid too) that number may be
+# another process's: a job bash still lists as running has not been reaped, so it is still ours.
+kill_job() {
+    local sig=-TERM p
+    case "$1" in -*) sig=$1; shift ;; esac
+    for p in $(jobs -pr); do
+        if [ "$p" = "$1" ]; then
+            kill "$sig" "$1" 2>/dev/null || true
+            return 0
+        fi
+    done
+}
 e2e_cleanup() {
     local rc=$?
     local i
@@ -36,7 +50,7 @@ e2e_cleanup() {
         eval "${e2e_hooks[$i]}" >/dev/null 2>&1 || true
     done
     if [ -n "$daemon_pid" ]; then
-        kill "-${E2E_KILL:-TERM}" "$daemon_pid" 2>/dev/null || true
+        kill_job "-${E2E_KILL:-TERM}" "$daemon_pid"
         wait "$daemon_pid" 2>/dev/null || true
     fi
     rm -rf "$E2E_WORK"
@@ -135,7 +149,7 @@ writers_start() {
     wait_until 60 "the writers started" writers_seen running 0
 }
 writers_kill() {
-    [ -z "$writers_pid" ] || kill -9 "$writers_pid"
+    [ -z "$writers_pid" ] || kill_job -9 "$writers_pid"
 }
 
 # writers_seen EVENT CYCLE: the driver reported EVENT after its CYCLEth reconnect ("running": its load

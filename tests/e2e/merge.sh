@@ -100,7 +100,7 @@ else
     nbdkit_pid=$!
     on_exit "umount -l '$work/fuse'"
     # On a failure with the gate shut, nbdkit goes first: the daemon's write then fails, not waits.
-    on_exit "kill -9 $nbdkit_pid"
+    on_exit "kill_job -9 $nbdkit_pid"
     for _ in $(seq 1 1200); do # a loaded machine may take long to start nbdkit and Python
         [ -S "$gate/sock" ] && break
         kill -0 "$nbdkit_pid" 2>/dev/null || fail "nbdkit did not start: $(cat "$work/nbdkit.log")"

@@ -186,11 +186,11 @@ fio --name=origin --ioengine=nbd --uri="$(uri vol)" --rw=randwrite --bs=4k --siz
     --verify=crc32c --verify_backlog=64 --verify_fatal=1 --randseed=7 --time_based --runtime=86400 \
     >"$work/origin-load.txt" 2>&1 &
 origin_fio=$!
-on_exit "kill -INT $origin_fio"
+on_exit "kill_job -INT $origin_fio"
 fio --name=seed --ioengine=nbd --uri="$(uri snap)" --rw=write --bs=64k --size=32M --verify=crc32c --verify_only \
     --verify_fatal=1 --iodepth=8 --loops=100000 >"$work/snap-load.txt" 2>&1 &
 snap_fio=$!
-on_exit "kill -INT $snap_fio"
+on_exit "kill_job -INT $snap_fio"
 # Both loads are under way once the daemon has completed I/O of each (60 s at most).
 for _ in $(seq 1 600); do
     [ "$(ios writes vol)" -gt "$writes0" ] && [ "$(ios reads snap)" -gt "$reads0" ] && break

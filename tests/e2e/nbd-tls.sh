@@ -126,7 +126,7 @@ while True:
     threading.Thread(target=pump, args=(b, a), daemon=True).start()
 PY
     proxy_pid=$!
-    on_exit "kill $proxy_pid"
+    on_exit "kill_job $proxy_pid"
     local _
     for _ in $(seq 1 1200); do [ -f "$work/proxy.port" ] && break; sleep 0.1; done
     proxy_port=$(cat "$work/proxy.port")

@@ -69,7 +69,7 @@ setpriv --reuid="$DAEMON" --regid="$DAEMON" --init-groups env HOME=/nonexistent 
 daemon_pid=$!
 await_daemon "$LOG" "$RUN" "$daemon_pid"
 # Before its user is removed (userdel refuses a user with processes), whatever happens.
-on_exit 'if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid"; daemon_pid=""; fi'
+on_exit 'if [ -n "$daemon_pid" ]; then kill_job "$daemon_pid"; wait "$daemon_pid"; daemon_pid=""; fi'
 expect_eq "the daemon's user" "$DAEMON" "$(ps -o user= -p "$daemon_pid")"
 expect_eq "run directory mode and group" "710 $DAEMON $GROUP" "$(stat -c '%a %U %G' "$RUN")"
 expect_eq "control.sock" "600 $DAEMON" "$(stat -c '%a %U' "$RUN/control.sock")"

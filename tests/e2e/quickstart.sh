@@ -17,7 +17,7 @@ echo "  quickstart ran and cleaned up in $ms ms"
 
 "$DMSNAP" quickstart "$work/qs" --serve >"$work/serve.txt" 2>"$work/serve.log" &
 qs=$!
-on_exit "kill $qs"
+on_exit "kill_job $qs"
 for _ in $(seq 1 1200); do grep -q "serving until Ctrl-C" "$work/serve.txt" 2>/dev/null && break; sleep 0.1; done
 grep -q "serving until Ctrl-C" "$work/serve.txt" || { cat "$work/serve.txt" "$work/serve.log"; fail "quickstart --serve did not come up"; }
 uri=$(sed -n 's/^  snap    \(nbd+unix:.*\)$/\1/p' "$work/serve.txt")

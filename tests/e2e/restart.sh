@@ -46,7 +46,7 @@ cycle=0
 coproc QEMU { exec qemu-io --image-opts "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=$SOCK,file.export=vol,file.reconnect-delay=600" 2>&1; }
 # bash unsets QEMU_PID as soon as the coprocess has exited: keep it for the wait after "quit".
 qemu_pid=$QEMU_PID
-on_exit "kill -9 $qemu_pid"
+on_exit "kill_job -9 $qemu_pid"
 # qemu-io reads one command per wake-up of its stdin: send the next only after the prompt ("qemu-io> ")
 # that follows the last one's output.
 qemu_prompt() {

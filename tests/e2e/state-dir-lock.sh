@@ -20,7 +20,7 @@ before=$(states)
 # The second daemon either ends (refused) or says it started: whichever comes first (deadline 120 s).
 "$DMSNAP" daemon --run-dir "$RUN2" --state-dir "$STATE" >"$work/second.log" 2>&1 &
 second=$!
-on_exit "kill -9 $second"
+on_exit "kill_job -9 $second"
 for _ in $(seq 1 1200); do
     kill -0 "$second" 2>/dev/null || break
     grep -q "daemon started" "$work/second.log" && fail "a second daemon on the same state directory started: $(cat "$work/second.log")"
