@@ -121,7 +121,7 @@ expect_eq "nothing changed by garbage" "$before" "$(d ls)"
 PATH="/usr/bin:$PATH" nbdsh -u "nbd+unix:///snap?socket=$RUN/nbd.sock" \
     -c "import os, time; [time.sleep(0.1) for _ in range(6000) if not os.path.exists('$work/release')]" &
 holder=$!
-on_exit "touch '$work/release'"
+on_exit "touch '$work/release'; kill_job $holder"
 for _ in $(seq 1 600); do d info snap | grep -q "Open count:        1" && break; sleep 0.1; done
 expect_contains "open count while an NBD client is connected" "Open count:        1" "$(d info snap)"
 bad 4 "snap is open (1 users)" remove snap
@@ -143,7 +143,7 @@ echo "  bad input refused (operation + reason); 20 concurrent CLI clients; an op
 
 # A second daemon on the same run directory is refused.
 set +e
-err=$("$DMSNAP" daemon --run-dir "$RUN" 2>&1); rc=$?
+err=$(timeout 120 "$DMSNAP" daemon --run-dir "$RUN" 2>&1); rc=$?   # bounded: it must not start
 set -e
 [ "$rc" -ne 0 ] || fail "a second daemon started"
 expect_contains "second daemon" "another dmsnap daemon (pid $daemon_pid) is running with run directory $RUN" "$err"
@@ -153,7 +153,7 @@ expect_contains "second daemon" "another dmsnap daemon (pid $daemon_pid) is runn
 # image is untouched; a snapshot-origin table on it, which needs writes, is refused.
 mkdir -p "$work/rw" "$work/ro"
 if [ "$(id -u)" -eq 0 ] && mount --bind "$work/rw" "$work/ro" 2>/dev/null; then
-    on_exit "umount '$work/ro' 2>/dev/null || true"
+    on_exit "umount -l '$work/ro' 2>/dev/null || true"
     mount -o remount,bind,ro "$work/ro"
     head -c 8388608 /dev/urandom >"$work/rw/ro.img"
     before_sha=$(sha256sum <"$work/rw/ro.img" | cut -d' ' -f1)

@@ -34,14 +34,19 @@ on_exit() {
 # has gone round pid_max (32768 in CI, where every JVM thread takes a pid too) that number may be
 # another process's: a job bash still lists as running has not been reaped, so it is still ours.
 kill_job() {
-    local sig=-TERM p
+    local sig=-TERM
     case "$1" in -*) sig=$1; shift ;; esac
+    if running_job "$1"; then
+        kill "$sig" "$1" 2>/dev/null || true
+    fi
+}
+# running_job PID: whether PID is a running background job of this shell (see kill_job).
+running_job() {
+    local p
     for p in $(jobs -pr); do
-        if [ "$p" = "$1" ]; then
-            kill "$sig" "$1" 2>/dev/null || true
-            return 0
-        fi
+        [ "$p" != "$1" ] || return 0
     done
+    return 1
 }
 e2e_cleanup() {
     local rc=$?

@@ -52,6 +52,7 @@ expect_contains "unknown preallocation" "--preallocation thick: expected off, fa
 # Everything is read before the small file system goes, the checks come after.
 if [ "$(id -u)" -eq 0 ]; then
     mkdir "$work/small"
+    on_exit "umount -l '$work/small'"
     mount -t tmpfs -o size=2M tmpfs "$work/small"
     set +e
     err_new=$(d snapshot create vol nospace --cow "$work/small/n.cow" --cow-size 4M --preallocation full 2>&1); rc_new=$?

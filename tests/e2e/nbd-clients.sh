@@ -147,7 +147,7 @@ if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ]; then
     nbdfuse "$work/fuse/disk.img" "$(uri snap)" &
     fuse_pid=$!
     for _ in $(seq 1 600); do [ -f "$work/fuse/disk.img" ] && break; sleep 0.1; done
-    on_exit "umount '$work/fuse'; kill $fuse_pid"
+    on_exit "umount -l '$work/fuse'; kill_job $fuse_pid"
     [ -f "$work/fuse/disk.img" ] || fail "nbdfuse did not show the snapshot within 60 s"
     loop_attach "$work/fuse/disk.img" || fail "cannot attach a loop device"
     loop=$LOOP
@@ -216,9 +216,10 @@ while :; do
     [ $refreshed -lt 5000 ] || fail "no I/O completed during $refreshed refreshes (origin writes $writes1 -> $writes2, snapshot reads $reads1 -> $reads2)"
 done
 elapsed=$(( $(date +%s) - started ))
-kill -0 "$origin_fio" 2>/dev/null || { cat "$work/origin-load.txt"; fail "the origin fio ended before the refreshes did"; }
-kill -0 "$snap_fio" 2>/dev/null || { cat "$work/snap-load.txt"; fail "the snapshot fio ended before the refreshes did"; }
-kill -INT "$origin_fio" "$snap_fio"
+running_job "$origin_fio" || { cat "$work/origin-load.txt"; fail "the origin fio ended before the refreshes did"; }
+running_job "$snap_fio" || { cat "$work/snap-load.txt"; fail "the snapshot fio ended before the refreshes did"; }
+kill_job -INT "$origin_fio"
+kill_job -INT "$snap_fio"
 wait "$origin_fio" || true
 wait "$snap_fio" || true
 for f in origin-load snap-load; do

@@ -100,7 +100,7 @@ echo "  (b)+(c) $kills kill -9 at random moments under load, restarted over the 
 
 # ---- (d) a second daemon on the same run directory ----------------------------------------------------
 rc=0
-out=$("$DMSNAP" daemon --run-dir "$RUN" --state-dir "$work/state2" 2>&1) || rc=$?
+out=$(timeout 120 "$DMSNAP" daemon --run-dir "$RUN" --state-dir "$work/state2" 2>&1) || rc=$?   # bounded: it must not start
 expect_eq "exit status of a second daemon on the same run directory" 1 "$rc"
 expect_contains "second daemon's message" "dmsnap: another dmsnap daemon (pid $daemon_pid) is running with run directory $RUN" "$out"
 expect_eq "the second daemon said one line" 1 "$(echo "$out" | wc -l)"
