@@ -49,7 +49,7 @@ failures=()
 # every test must pass on a busy machine; its output is shown when it ends.
 # Its exit status goes to a file, not to `wait PID`: bash forgets a finished child's status once a
 # later child of its own gets the same pid, and the suite allocates pids past pid_max (32768 on the
-# CI machine: threads count), which made one CI run say "pid ... is not a child of this shell".
+# CI machine: threads count); one CI run said "pid ... is not a child of this shell" of a passed run.
 beside=crash
 beside_log=$(mktemp)
 beside_status=$(mktemp)

@@ -103,7 +103,7 @@ else
     on_exit "kill_job -9 $nbdkit_pid"
     for _ in $(seq 1 1200); do # a loaded machine may take long to start nbdkit and Python
         [ -S "$gate/sock" ] && break
-        kill -0 "$nbdkit_pid" 2>/dev/null || fail "nbdkit did not start: $(cat "$work/nbdkit.log")"
+        running_job "$nbdkit_pid" || fail "nbdkit did not start: $(cat "$work/nbdkit.log")"
         sleep 0.1
     done
     nbdfuse "$work/fuse/origin.img" "nbd+unix:///?socket=$gate/sock" 2>>"$work/nbdfuse.log" &
@@ -132,7 +132,7 @@ gated_logs() { tail -n 20 "$work/daemon.log" "$work/nbdkit.log" "$work/nbdfuse.l
 if [ -n "$gated" ]; then
     for _ in $(seq 1 6000); do # until the merge's write number $HOLD waits at the gate
         [ -e "$gate/held" ] && break
-        kill -0 "$daemon_pid" 2>/dev/null && kill -0 "$nbdkit_pid" 2>/dev/null ||
+        running_job "$daemon_pid" && running_job "$nbdkit_pid" ||
             fail "the daemon or nbdkit ended before the merge's write number $HOLD: $(gated_logs)"
         ! grep -q "shutting down merge" "$work/daemon.log" || fail "the merge failed: $(gated_logs)"
         sleep 0.1
